@@ -1,0 +1,637 @@
+//! The zero-copy parser: a [`Message`] borrows every slice from the input.
+
+use super::values::{CSeq, NameAddr, Via, is_lws, trim_lws};
+use super::{HeaderName, is_token};
+
+/// Bounds on what the parser accepts, so that a hostile peer cannot make it
+/// do unbounded work or keep unbounded state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most header lines (folded continuations count with their header).
+    pub max_headers: usize,
+    /// Longest header, in bytes, continuations included.
+    pub max_header_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_headers: 128,
+            max_header_len: 16 * 1024,
+        }
+    }
+}
+
+/// Why a message was refused. The `Display` text is written to be the reason
+/// phrase of a `400 Bad Request` (RFC 3261 §21.4.1 suggests saying which
+/// header is wrong).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Nothing but whitespace.
+    #[error("Empty message")]
+    Empty,
+    /// The header section never ends with an empty line.
+    #[error("Truncated message: no end of headers")]
+    Truncated,
+    /// The start line or a header is not UTF-8.
+    #[error("Headers are not valid UTF-8")]
+    NotUtf8,
+    /// The first line is neither a request line nor a status line.
+    #[error("Malformed start line")]
+    BadStartLine,
+    /// The method is not a token.
+    #[error("Malformed method")]
+    BadMethod,
+    /// The Request-URI is empty or holds characters a URI cannot.
+    #[error("Malformed Request-URI")]
+    BadRequestUri,
+    /// A SIP version other than 2.0.
+    #[error("Unsupported SIP version")]
+    BadVersion,
+    /// A status code that is not three digits from 100 to 699.
+    #[error("Malformed status code")]
+    BadStatusCode,
+    /// A header line with no colon.
+    #[error("Header line without a colon")]
+    MissingColon,
+    /// A header name that is not a token.
+    #[error("Malformed header name")]
+    BadHeaderName,
+    /// A header longer than [`Limits::max_header_len`].
+    #[error("Header too long")]
+    HeaderTooLong,
+    /// More headers than [`Limits::max_headers`].
+    #[error("Too many headers")]
+    TooManyHeaders,
+    /// A header every request and response must carry is absent.
+    #[error("Missing {0} header")]
+    MissingHeader(&'static str),
+    /// A header that may appear once appears more often.
+    #[error("Duplicate {0} header")]
+    DuplicateHeader(&'static str),
+    /// Content-Length is not a number, or is too large.
+    #[error("Malformed Content-Length")]
+    BadContentLength,
+    /// Fewer body bytes than Content-Length says.
+    #[error("Body shorter than Content-Length")]
+    BodyTruncated,
+    /// CSeq is not "number method".
+    #[error("Malformed CSeq")]
+    BadCSeq,
+    /// The CSeq method differs from the request method.
+    #[error("CSeq method does not match the request method")]
+    CSeqMismatch,
+    /// A header the stack relies on could not be parsed.
+    #[error("Malformed {0} header")]
+    BadHeader(&'static str),
+}
+
+/// The first line of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    /// `METHOD Request-URI SIP/2.0`.
+    Request {
+        /// The method, case preserved (methods are case-sensitive).
+        method: &'a str,
+        /// The Request-URI as received.
+        uri: &'a str,
+    },
+    /// `SIP/2.0 code reason`.
+    Response {
+        /// The status code, 100..=699.
+        code: u16,
+        /// The reason phrase, possibly empty.
+        reason: &'a str,
+    },
+}
+
+/// One header line: a resolved name and its raw value.
+///
+/// The value is trimmed but otherwise untouched: a folded header keeps its
+/// CRLF + whitespace, which every value parser here treats as whitespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    /// The header's name.
+    pub name: HeaderName<'a>,
+    /// The header's value as received, without surrounding whitespace.
+    pub value: &'a str,
+}
+
+/// A parsed SIP message that borrows from the bytes it was parsed from.
+///
+/// Construction validates the start line, header syntax, Content-Length,
+/// and the headers that identify a transaction and a dialog (Via, From,
+/// To, Call-ID, CSeq), so that code holding a `Message` may rely on them.
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    start: StartLine<'a>,
+    headers: Vec<Header<'a>>,
+    body: &'a [u8],
+    call_id: &'a str,
+    cseq: CSeq<'a>,
+    from: NameAddr<'a>,
+    to: NameAddr<'a>,
+    via: Via<'a>,
+}
+
+impl<'a> Message<'a> {
+    /// Parses one message (one WebSocket frame or one UDP datagram) with the
+    /// default [`Limits`].
+    pub fn parse(input: &'a [u8]) -> Result<Self, ParseError> {
+        Self::parse_with(input, &Limits::default())
+    }
+
+    /// Parses one message with explicit limits.
+    pub fn parse_with(input: &'a [u8], limits: &Limits) -> Result<Self, ParseError> {
+        // RFC 3261 §7.5: ignore CRLFs before the start line.
+        let start = input
+            .iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .ok_or(ParseError::Empty)?;
+        let input = &input[start..];
+        let (head_len, body_start) = find_head_end(input).ok_or(ParseError::Truncated)?;
+        let head = core::str::from_utf8(&input[..head_len]).map_err(|_| ParseError::NotUtf8)?;
+        let rest = &input[body_start..];
+
+        let mut lines = Lines { rest: head };
+        let first = lines.next_line().ok_or(ParseError::Empty)?;
+        let start = parse_start_line(first)?;
+
+        let mut headers = Vec::with_capacity(16);
+        while let Some(line_start) = lines.next_line() {
+            // Swallow folded continuation lines into this header.
+            let mut end = line_start.len();
+            let base = line_start.as_ptr() as usize - head.as_ptr() as usize;
+            while lines.rest.starts_with([' ', '\t']) {
+                let cont = lines.next_line().unwrap_or("");
+                end = cont.as_ptr() as usize - line_start.as_ptr() as usize + cont.len();
+            }
+            if end > limits.max_header_len {
+                return Err(ParseError::HeaderTooLong);
+            }
+            if headers.len() == limits.max_headers {
+                return Err(ParseError::TooManyHeaders);
+            }
+            let line = &head[base..base + end];
+            let colon = line.find(':').ok_or(ParseError::MissingColon)?;
+            let name = line[..colon].trim_end_matches([' ', '\t']);
+            if !is_token(name) {
+                return Err(ParseError::BadHeaderName);
+            }
+            headers.push(Header {
+                name: HeaderName::parse(name),
+                value: trim_lws(&line[colon + 1..]),
+            });
+        }
+
+        let body = match single(&headers, HeaderName::ContentLength, "Content-Length")? {
+            Some(value) => {
+                let len = parse_content_length(value)?;
+                // On a message transport, bytes past Content-Length are
+                // discarded (RFC 3261 §18.3); fewer bytes are an error.
+                rest.get(..len).ok_or(ParseError::BodyTruncated)?
+            }
+            None => rest,
+        };
+
+        let call_id = single(&headers, HeaderName::CallId, "Call-ID")?
+            .filter(|v| !v.is_empty() && !v.contains(is_lws))
+            .ok_or(ParseError::MissingHeader("Call-ID"))?;
+        let cseq = CSeq::parse(
+            single(&headers, HeaderName::CSeq, "CSeq")?.ok_or(ParseError::MissingHeader("CSeq"))?,
+        )
+        .ok_or(ParseError::BadCSeq)?;
+        if let StartLine::Request { method, .. } = start
+            && cseq.method != method
+        {
+            return Err(ParseError::CSeqMismatch);
+        }
+        let from = single(&headers, HeaderName::From, "From")?
+            .ok_or(ParseError::MissingHeader("From"))
+            .and_then(|v| NameAddr::parse(v).ok_or(ParseError::BadHeader("From")))?;
+        let to = single(&headers, HeaderName::To, "To")?
+            .ok_or(ParseError::MissingHeader("To"))
+            .and_then(|v| NameAddr::parse(v).ok_or(ParseError::BadHeader("To")))?;
+        let via = headers
+            .iter()
+            .find(|h| h.name == HeaderName::Via)
+            .ok_or(ParseError::MissingHeader("Via"))
+            .and_then(|h| {
+                super::split_commas(h.value)
+                    .next()
+                    .and_then(Via::parse)
+                    .ok_or(ParseError::BadHeader("Via"))
+            })?;
+        if let Some(mf) = single(&headers, HeaderName::MaxForwards, "Max-Forwards")? {
+            // 1*DIGIT (leading zeros allowed, RFC 4475 §3.1.1.1), at most 255.
+            if parse_delta_seconds(mf).is_none_or(|hops| hops > 255) {
+                return Err(ParseError::BadHeader("Max-Forwards"));
+            }
+        }
+        if let Some(exp) = single(&headers, HeaderName::Expires, "Expires")?
+            && parse_delta_seconds(exp).is_none()
+        {
+            return Err(ParseError::BadHeader("Expires"));
+        }
+
+        Ok(Message {
+            start,
+            headers,
+            body,
+            call_id,
+            cseq,
+            from,
+            to,
+            via,
+        })
+    }
+
+    /// The request or status line.
+    pub fn start_line(&self) -> StartLine<'a> {
+        self.start
+    }
+
+    /// The method of a request, `None` for a response.
+    pub fn method(&self) -> Option<&'a str> {
+        match self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI of a request, `None` for a response.
+    pub fn request_uri(&self) -> Option<&'a str> {
+        match self.start {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code of a response, `None` for a request.
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The reason phrase of a response (empty for a request).
+    pub fn reason(&self) -> &'a str {
+        match self.start {
+            StartLine::Response { reason, .. } => reason,
+            StartLine::Request { .. } => "",
+        }
+    }
+
+    /// Whether this is a request.
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// Every header line, in order.
+    pub fn headers(&self) -> &[Header<'a>] {
+        &self.headers
+    }
+
+    /// The value of the first header line called `name`.
+    pub fn header(&self, name: HeaderName<'_>) -> Option<&'a str> {
+        self.header_lines(name).next()
+    }
+
+    /// The values of every header line called `name`, in order.
+    pub fn header_lines<'s>(&'s self, name: HeaderName<'s>) -> impl Iterator<Item = &'a str> + 's {
+        self.headers
+            .iter()
+            .filter(move |h| h.name.matches(&name))
+            .map(|h| h.value)
+    }
+
+    /// Every value of a list header (Via, Contact, Route…): all lines, each
+    /// split at the commas that are not inside quotes or angle brackets.
+    pub fn header_values<'s>(&'s self, name: HeaderName<'s>) -> impl Iterator<Item = &'a str> + 's {
+        self.header_lines(name).flat_map(super::split_commas)
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> &'a str {
+        self.call_id
+    }
+
+    /// The parsed CSeq.
+    pub fn cseq(&self) -> CSeq<'a> {
+        self.cseq
+    }
+
+    /// The parsed From.
+    pub fn from(&self) -> &NameAddr<'a> {
+        &self.from
+    }
+
+    /// The parsed To.
+    pub fn to(&self) -> &NameAddr<'a> {
+        &self.to
+    }
+
+    /// The topmost Via: the one that names the transaction.
+    pub fn via(&self) -> &Via<'a> {
+        &self.via
+    }
+
+    /// The `Expires` header as seconds, if present.
+    pub fn expires(&self) -> Option<u32> {
+        self.header(HeaderName::Expires)
+            .and_then(parse_delta_seconds)
+    }
+
+    /// The body (exactly Content-Length bytes when that header is present).
+    pub fn body(&self) -> &'a [u8] {
+        self.body
+    }
+}
+
+/// `delta-seconds` (RFC 3261 §25.1), saturating at `u32::MAX` as the RFC
+/// asks for overlarge values.
+pub(crate) fn parse_delta_seconds(s: &str) -> Option<u32> {
+    let s = trim_lws(s);
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.parse::<u32>().unwrap_or(u32::MAX))
+}
+
+/// Content-Length with a sanity bound: no SIP message is anywhere near 16 MB,
+/// and RFC 4475's huge values must not be taken at face value.
+fn parse_content_length(s: &str) -> Result<usize, ParseError> {
+    if s.is_empty() || s.len() > 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ParseError::BadContentLength);
+    }
+    s.parse().map_err(|_| ParseError::BadContentLength)
+}
+
+/// The value of a header that may appear at most once.
+fn single<'a>(
+    headers: &[Header<'a>],
+    name: HeaderName<'static>,
+    label: &'static str,
+) -> Result<Option<&'a str>, ParseError> {
+    let mut found = headers.iter().filter(|h| h.name == name);
+    let first = found.next().map(|h| h.value);
+    if found.next().is_some() {
+        return Err(ParseError::DuplicateHeader(label));
+    }
+    Ok(first)
+}
+
+/// Where the header section ends: its length (without the empty line) and
+/// the offset of the body. Accepts CRLF and, leniently, bare LF endings.
+fn find_head_end(input: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while let Some(off) = input[i..].iter().position(|&b| b == b'\n') {
+        let nl = i + off;
+        let next = &input[nl + 1..];
+        if next.starts_with(b"\r\n") {
+            return Some((nl + 1, nl + 3));
+        }
+        if next.starts_with(b"\n") {
+            return Some((nl + 1, nl + 2));
+        }
+        i = nl + 1;
+    }
+    None
+}
+
+/// Splits the header section into lines, dropping the line ending.
+struct Lines<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Lines<'a> {
+    fn next_line(&mut self) -> Option<&'a str> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (line, rest) = match self.rest.find('\n') {
+            Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+            None => (self.rest, ""),
+        };
+        self.rest = rest;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+}
+
+fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
+    if let Some(rest) = strip_version(line) {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let rest = rest.strip_prefix(' ').ok_or(ParseError::BadStartLine)?;
+        let (code, reason) = rest.split_once(' ').ok_or(ParseError::BadStatusCode)?;
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseError::BadStatusCode);
+        }
+        let code: u16 = code.parse().map_err(|_| ParseError::BadStatusCode)?;
+        if !(100..=699).contains(&code) {
+            return Err(ParseError::BadStatusCode);
+        }
+        if reason.bytes().any(|b| b < 0x20 && b != b'\t') {
+            return Err(ParseError::BadStartLine);
+        }
+        return Ok(StartLine::Response { code, reason });
+    }
+    if line.starts_with("SIP/") || line.starts_with("sip/") {
+        return Err(ParseError::BadVersion);
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version: single spaces.
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseError::BadStartLine);
+    };
+    if !is_token(method) {
+        return Err(ParseError::BadMethod);
+    }
+    match strip_version(version) {
+        Some("") => {}
+        Some(_) => return Err(ParseError::BadStartLine),
+        None if version.len() > 4 && version[..4].eq_ignore_ascii_case("SIP/") => {
+            return Err(ParseError::BadVersion);
+        }
+        None => return Err(ParseError::BadStartLine),
+    }
+    let scheme_ok = uri.find(':').is_some_and(|i| {
+        i > 0
+            && uri.as_bytes()[0].is_ascii_alphabetic()
+            && uri[..i]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    });
+    if !scheme_ok
+        || uri
+            .bytes()
+            .any(|b| b <= 0x20 || b == b'<' || b == b'>' || b == 0x7f)
+    {
+        return Err(ParseError::BadRequestUri);
+    }
+    Ok(StartLine::Request { method, uri })
+}
+
+/// `Some(rest)` if `s` starts with `SIP/2.0` (case-insensitive, as ABNF
+/// literals are).
+fn strip_version(s: &str) -> Option<&str> {
+    let v = s.get(..7)?;
+    v.eq_ignore_ascii_case("SIP/2.0").then(|| &s[7..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REGISTER: &str = "REGISTER sip:sipline.test SIP/2.0\r\n\
+Via: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bKasudf\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:alice@sipline.test>\r\n\
+From: \"Alice\" <sip:alice@sipline.test>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710\r\n\
+CSeq: 1 REGISTER\r\n\
+Contact: <sip:x@df7jal23ls0d.invalid;transport=ws;ob>;reg-id=1\r\n\
+Expires: 600\r\n\
+Content-Length: 0\r\n\r\n";
+
+    fn parse(s: &str) -> Result<Message<'_>, ParseError> {
+        Message::parse(s.as_bytes())
+    }
+
+    #[test]
+    fn parses_a_register() {
+        let m = parse(REGISTER).expect("valid REGISTER");
+        assert_eq!(m.method(), Some("REGISTER"));
+        assert_eq!(m.request_uri(), Some("sip:sipline.test"));
+        assert_eq!(m.call_id(), "a84b4c76e66710");
+        assert_eq!(m.cseq().seq, 1);
+        assert_eq!(m.from().tag(), Some("1928301774"));
+        assert_eq!(m.to().tag(), None);
+        assert_eq!(m.via().branch(), Some("z9hG4bKasudf"));
+        assert_eq!(m.via().transport, "WSS");
+        assert_eq!(m.expires(), Some(600));
+        assert_eq!(m.body(), b"");
+        assert_eq!(m.header_values(HeaderName::Contact).count(), 1);
+    }
+
+    #[test]
+    fn response_with_body_and_compact_headers() {
+        let msg = "SIP/2.0 200 OK\r\nv: SIP/2.0/UDP a.example;branch=z9hG4bK1, SIP/2.0/UDP b.example;branch=z9hG4bK2\r\n\
+f: <sip:a@x>;tag=1\r\nt: <sip:b@x>;tag=2\r\ni: abc\r\nCSeq: 7 INVITE\r\nc: text/plain\r\nl: 5\r\n\r\nhelloEXTRA";
+        let m = parse(msg).expect("valid response");
+        assert_eq!(m.status(), Some(200));
+        assert_eq!(m.reason(), "OK");
+        assert_eq!(m.body(), b"hello");
+        assert_eq!(m.via().host, "a.example");
+        assert_eq!(m.header_values(HeaderName::Via).count(), 2);
+        assert_eq!(m.header(HeaderName::ContentType), Some("text/plain"));
+    }
+
+    #[test]
+    fn folded_header_and_leading_crlf() {
+        let msg = "\r\n\r\nOPTIONS sip:x@y SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKa\r\nSubject: one\r\n two\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n";
+        let m = parse(msg).expect("valid OPTIONS");
+        assert_eq!(m.header(HeaderName::Subject), Some("one\r\n two"));
+    }
+
+    #[test]
+    fn rejections_name_the_problem() {
+        let cases: &[(&str, ParseError)] = &[
+            ("", ParseError::Empty),
+            ("\r\n\r\n", ParseError::Empty),
+            ("REGISTER sip:x SIP/2.0", ParseError::Truncated),
+            (
+                "REGISTER sip:x SIP/2.0\r\nVia: x\r\n",
+                ParseError::Truncated,
+            ),
+            ("REGISTER  sip:x SIP/2.0\r\n\r\n", ParseError::BadStartLine),
+            ("REGISTER sip:x SIP/7.0\r\n\r\n", ParseError::BadVersion),
+            ("SIP/7.0 200 OK\r\n\r\n", ParseError::BadVersion),
+            ("SIP/2.0 2000 OK\r\n\r\n", ParseError::BadStatusCode),
+            ("SIP/2.0 20 OK\r\n\r\n", ParseError::BadStatusCode),
+            ("SIP/2.0 200\r\n\r\n", ParseError::BadStatusCode),
+            ("REG@STER sip:x SIP/2.0\r\n\r\n", ParseError::BadMethod),
+            (
+                "REGISTER <sip:x> SIP/2.0\r\n\r\n",
+                ParseError::BadRequestUri,
+            ),
+            (
+                "REGISTER sip:x SIP/2.0\r\nNoColon\r\n\r\n",
+                ParseError::MissingColon,
+            ),
+            (
+                "REGISTER sip:x SIP/2.0\r\nBad Name: x\r\n\r\n",
+                ParseError::BadHeaderName,
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse(input).err().as_ref(), Some(want), "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_cseq_and_missing_headers() {
+        let bad_cseq = REGISTER.replace("CSeq: 1 REGISTER", "CSeq: abc REGISTER");
+        assert_eq!(parse(&bad_cseq).err(), Some(ParseError::BadCSeq));
+        let no_method = REGISTER.replace("CSeq: 1 REGISTER", "CSeq: 1");
+        assert_eq!(parse(&no_method).err(), Some(ParseError::BadCSeq));
+        let mismatch = REGISTER.replace("CSeq: 1 REGISTER", "CSeq: 1 INVITE");
+        assert_eq!(parse(&mismatch).err(), Some(ParseError::CSeqMismatch));
+        let no_call_id = REGISTER.replace("Call-ID: a84b4c76e66710\r\n", "");
+        assert_eq!(
+            parse(&no_call_id).err(),
+            Some(ParseError::MissingHeader("Call-ID"))
+        );
+        let two_to = REGISTER.replace("To:", "To: <sip:b@c>\r\nTo:");
+        assert_eq!(
+            parse(&two_to).err(),
+            Some(ParseError::DuplicateHeader("To"))
+        );
+        let bad_len = REGISTER.replace("Content-Length: 0", "Content-Length: 10");
+        assert_eq!(parse(&bad_len).err(), Some(ParseError::BodyTruncated));
+        let neg_len = REGISTER.replace("Content-Length: 0", "Content-Length: -1");
+        assert_eq!(parse(&neg_len).err(), Some(ParseError::BadContentLength));
+        let bad_mf = REGISTER.replace("Max-Forwards: 70", "Max-Forwards: seventy");
+        assert_eq!(
+            parse(&bad_mf).err(),
+            Some(ParseError::BadHeader("Max-Forwards"))
+        );
+        let big_mf = REGISTER.replace("Max-Forwards: 70", "Max-Forwards: 300");
+        assert_eq!(
+            parse(&big_mf).err(),
+            Some(ParseError::BadHeader("Max-Forwards"))
+        );
+        let zeros = REGISTER.replace("Max-Forwards: 70", "Max-Forwards: 0068");
+        assert!(parse(&zeros).is_ok());
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let huge = REGISTER.replace("Expires: 600", &format!("X-Big: {}", "a".repeat(100_000)));
+        assert_eq!(parse(&huge).err(), Some(ParseError::HeaderTooLong));
+        let many: String = (0..200).map(|i| format!("X-{i}: v\r\n")).collect();
+        let too_many = REGISTER.replace("Expires: 600\r\n", &many);
+        assert_eq!(parse(&too_many).err(), Some(ParseError::TooManyHeaders));
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(Message::parse(&[0xff, 0xfe, 0x00, 0x13, b'\n', b'\n']).is_err());
+        assert!(Message::parse(b"\x00\x01\x02").is_err());
+    }
+
+    #[test]
+    fn error_texts_read_as_reason_phrases() {
+        assert_eq!(
+            ParseError::MissingHeader("Call-ID").to_string(),
+            "Missing Call-ID header"
+        );
+        assert_eq!(
+            ParseError::BadHeader("Via").to_string(),
+            "Malformed Via header"
+        );
+    }
+}

@@ -1,0 +1,482 @@
+//! The user agent: the one object a shell drives.
+//!
+//! Inputs: [`UserAgent::transport_connected`], [`UserAgent::handle_message`],
+//! [`UserAgent::transport_closed`], [`UserAgent::handle_timeout`] and the
+//! application's requests ([`UserAgent::register`],
+//! [`UserAgent::unregister`]). Outputs: [`UserAgent::poll_transmit`],
+//! [`UserAgent::poll_timeout`], [`UserAgent::poll_event`]. A shell loops:
+//! feed an input, then drain all three outputs.
+
+use core::fmt;
+use core::time::Duration;
+
+use crate::Instant;
+use crate::auth::DigestClient;
+use crate::rand::Rng;
+use crate::registration::{Ctx, Identity, Registration, RegistrationState};
+use crate::sip::{Message, ParseError, Uri, response_to};
+use crate::time::earliest;
+use crate::transaction::{Expiry, RequestVerdict, ResponseVerdict, TimerConfig, Transactions};
+
+/// A password that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The secret itself, for the digest computation only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How the user agent presents itself and registers.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address of record, e.g. `sip:alice@pbx.example`.
+    pub uri: String,
+    /// Display name for From.
+    pub display_name: Option<String>,
+    /// Digest user name when it differs from the AoR user part.
+    pub auth_username: Option<String>,
+    /// Digest password; `None` means challenges cannot be answered.
+    pub password: Option<Secret>,
+    /// Request-URI of REGISTER; defaults to `sip:<AoR domain>`.
+    pub registrar: Option<String>,
+    /// Register when the transport comes up. `false` is guest mode: calls
+    /// without a binding.
+    pub register: bool,
+    /// Interval asked for in REGISTER, in seconds.
+    pub register_expires: u32,
+    /// RFC 5626 instance id (`urn:uuid:…`); keep it stable per device so that
+    /// re-registration replaces the old flow. Generated when `None`.
+    pub instance_id: Option<String>,
+    /// Use RFC 5626 outbound (`+sip.instance`, `reg-id`, `;ob`).
+    pub outbound: bool,
+    /// CRLF keep-alive period; a registrar's `Flow-Timer` overrides it.
+    /// `None` disables pings.
+    pub keepalive_interval: Option<Duration>,
+    /// `User-Agent` header.
+    pub user_agent: String,
+    /// Transaction timers (T1, application request timeout).
+    pub timers: TimerConfig,
+}
+
+impl Config {
+    /// A configuration for `uri` with the defaults of a browser softphone.
+    pub fn new(uri: impl Into<String>) -> Self {
+        Self {
+            uri: uri.into(),
+            display_name: None,
+            auth_username: None,
+            password: None,
+            registrar: None,
+            register: true,
+            register_expires: 600,
+            instance_id: None,
+            outbound: true,
+            keepalive_interval: Some(Duration::from_secs(30)),
+            user_agent: String::from(concat!("sipline/", env!("CARGO_PKG_VERSION"))),
+            timers: TimerConfig::default(),
+        }
+    }
+}
+
+/// Why a [`Config`] was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The AoR is not a SIP URI with a user part.
+    #[error("invalid SIP URI {0:?}: expected sip:user@domain")]
+    BadUri(String),
+    /// The registrar is not a SIP URI.
+    #[error("invalid registrar URI {0:?}")]
+    BadRegistrar(String),
+    /// A register interval of zero would unregister.
+    #[error("register_expires must be at least 1 second")]
+    BadExpires,
+}
+
+/// What the application is told. The names follow the events users of
+/// JsSIP, SIP.js and the Janus SIP plugin know (see [`Event::name`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A REGISTER for a new binding is on its way.
+    Registering,
+    /// The registrar holds the binding for `expires` seconds (sent again on
+    /// every refresh).
+    Registered {
+        /// Seconds granted.
+        expires: u32,
+    },
+    /// Registration failed. `code` is the SIP status received, or 408 when
+    /// the registrar did not answer in time, or 503 when the transport
+    /// closed. A retry is scheduled when `retry_in` is set.
+    RegistrationFailed {
+        /// SIP status code.
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+        /// When the next automatic attempt happens.
+        retry_in: Option<Duration>,
+    },
+    /// A REGISTER with expires 0 is on its way.
+    Unregistering,
+    /// No binding any more: asked for, refused (`code`), or the transport
+    /// closed under it.
+    Unregistered {
+        /// The error status if the unregistration itself failed.
+        code: Option<u16>,
+        /// Why.
+        reason: String,
+    },
+    /// The server stopped answering CRLF keep-alives (RFC 5626 §4.4.1): the
+    /// flow is dead even if the socket looks open. The shell should close
+    /// and reconnect.
+    KeepAliveTimeout,
+}
+
+impl Event {
+    /// The event's conventional name (`registered`, `registration_failed`…).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Registering => "registering",
+            Event::Registered { .. } => "registered",
+            Event::RegistrationFailed { .. } => "registration_failed",
+            Event::Unregistering => "unregistering",
+            Event::Unregistered { .. } => "unregistered",
+            Event::KeepAliveTimeout => "keepalive_timeout",
+        }
+    }
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Registered { expires } => write!(f, "registered for {expires} s"),
+            Event::RegistrationFailed { code, reason, .. } => {
+                write!(f, "registration failed: {code} {reason}")
+            }
+            Event::Unregistered { reason, .. } => write!(f, "unregistered: {reason}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+/// How long to wait for the pong of a CRLF ping (RFC 5626 §4.4.1).
+const PONG_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Methods this user agent answers today.
+const ALLOW: &str = "OPTIONS";
+
+/// The sans-IO SIP user agent.
+#[derive(Debug)]
+pub struct UserAgent {
+    config: Config,
+    id: Identity,
+    rng: Rng,
+    txs: Transactions,
+    digest: Option<DigestClient>,
+    registration: Registration,
+    connected: bool,
+    next_ping: Option<Instant>,
+    pong_deadline: Option<Instant>,
+    to_tag: String,
+    transmit: Vec<Vec<u8>>,
+    events: Vec<Event>,
+}
+
+impl UserAgent {
+    /// Creates a user agent. `seed` must come from a CSPRNG: it makes the
+    /// tags, branches, Call-IDs and cnonces.
+    pub fn new(config: Config, seed: [u8; 32]) -> Result<Self, ConfigError> {
+        let aor = Uri::parse(&config.uri)
+            .filter(|u| {
+                (u.scheme.eq_ignore_ascii_case("sip") || u.scheme.eq_ignore_ascii_case("sips"))
+                    && u.user.is_some()
+            })
+            .ok_or_else(|| ConfigError::BadUri(config.uri.clone()))?;
+        let registrar = match &config.registrar {
+            Some(r) => {
+                Uri::parse(r)
+                    .filter(|u| !u.host.is_empty())
+                    .ok_or_else(|| ConfigError::BadRegistrar(r.clone()))?;
+                r.clone()
+            }
+            None => {
+                let mut r = String::from(aor.scheme);
+                r.push(':');
+                r.push_str(aor.host);
+                r
+            }
+        };
+        if config.register_expires == 0 {
+            return Err(ConfigError::BadExpires);
+        }
+        let mut rng = Rng::from_seed(seed);
+        let user = aor.user.unwrap_or_default().to_owned();
+        let digest = config.password.clone().map(|pw| {
+            DigestClient::new(
+                config.auth_username.clone().unwrap_or_else(|| user.clone()),
+                pw,
+            )
+        });
+        let via_host = rng.token(12) + ".invalid";
+        let mut contact_uri = String::from("sip:");
+        contact_uri.push_str(&rng.token(8));
+        contact_uri.push('@');
+        contact_uri.push_str(&via_host);
+        contact_uri.push_str(";transport=ws");
+        let instance = config.outbound.then(|| match &config.instance_id {
+            Some(id) => id.clone(),
+            None => String::from("urn:uuid:") + &rng.uuid(),
+        });
+        if instance.is_some() {
+            contact_uri.push_str(";ob");
+        }
+        let id = Identity {
+            aor: config.uri.clone(),
+            display_name: config.display_name.clone(),
+            registrar,
+            contact_uri,
+            instance,
+            via_host,
+            user_agent: config.user_agent.clone(),
+        };
+        let registration = Registration::new(&mut rng, config.register_expires);
+        let to_tag = rng.token(10);
+        Ok(Self {
+            txs: Transactions::new(config.timers),
+            config,
+            id,
+            rng,
+            digest,
+            registration,
+            connected: false,
+            next_ping: None,
+            pong_deadline: None,
+            to_tag,
+            transmit: Vec::new(),
+            events: Vec::new(),
+        })
+    }
+
+    /// The registration's current state.
+    pub fn registration_state(&self) -> RegistrationState {
+        self.registration.state()
+    }
+
+    /// The Contact URI this agent registers (with its `.invalid` host).
+    pub fn contact_uri(&self) -> &str {
+        &self.id.contact_uri
+    }
+
+    fn ctx(&mut self, now: Instant) -> (&mut Registration, Ctx<'_>) {
+        (
+            &mut self.registration,
+            Ctx {
+                now,
+                id: &self.id,
+                txs: &mut self.txs,
+                digest: self.digest.as_mut(),
+                rng: &mut self.rng,
+                transmit: &mut self.transmit,
+                events: &mut self.events,
+            },
+        )
+    }
+
+    /// The WebSocket is open: register if configured (or if a binding was
+    /// held before the transport dropped) and start keep-alives.
+    pub fn transport_connected(&mut self, now: Instant) {
+        self.connected = true;
+        self.schedule_ping(now);
+        if self.config.register || self.registration.wanted() {
+            let (reg, mut cx) = self.ctx(now);
+            reg.register(&mut cx);
+        }
+    }
+
+    /// The WebSocket closed: pending requests fail, the binding is reported
+    /// lost, and everything resumes at the next `transport_connected`.
+    pub fn transport_closed(&mut self, now: Instant) {
+        self.connected = false;
+        self.next_ping = None;
+        self.pong_deadline = None;
+        self.transmit.clear();
+        let wanted = self.registration.wanted() || self.config.register;
+        self.txs.transport_closed();
+        let (reg, mut cx) = self.ctx(now);
+        reg.transport_closed(&mut cx);
+        // Keep the intent: the next transport_connected registers again.
+        self.config.register = wanted;
+    }
+
+    /// The application asks to register (again).
+    pub fn register(&mut self, now: Instant) {
+        self.config.register = true;
+        if self.connected {
+            let (reg, mut cx) = self.ctx(now);
+            reg.register(&mut cx);
+        }
+    }
+
+    /// The application asks to remove the binding.
+    pub fn unregister(&mut self, now: Instant) {
+        self.config.register = false;
+        let connected = self.connected;
+        let (reg, mut cx) = self.ctx(now);
+        if connected {
+            reg.unregister(&mut cx);
+        } else {
+            reg.unregister_offline(&mut cx);
+        }
+    }
+
+    /// One message (one WebSocket frame) arrived. A malformed message is
+    /// dropped and its error returned for the shell to log; keep-alive
+    /// CRLFs are handled here.
+    pub fn handle_message(&mut self, now: Instant, bytes: &[u8]) -> Result<(), ParseError> {
+        if !bytes.is_empty() && bytes.iter().all(|&b| b == b'\r' || b == b'\n') {
+            if bytes == b"\r\n" {
+                self.pong_deadline = None; // pong (RFC 5626 §3.5.1)
+            } else {
+                self.transmit.push(b"\r\n".to_vec()); // a ping from the server
+            }
+            return Ok(());
+        }
+        let msg = Message::parse(bytes)?;
+        // Any traffic proves the flow alive.
+        self.pong_deadline = None;
+        if msg.is_request() {
+            self.on_request(now, &msg, bytes);
+        } else {
+            match self.txs.on_response(now, &msg) {
+                ResponseVerdict::Deliver(tx) => self.deliver(now, tx, Some(&msg)),
+                ResponseVerdict::DeliverAndAck(tx, ack) => {
+                    self.transmit.push(ack);
+                    self.deliver(now, tx, Some(&msg));
+                }
+                ResponseVerdict::Stray => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver(
+        &mut self,
+        now: Instant,
+        tx: crate::transaction::TransactionId,
+        msg: Option<&Message<'_>>,
+    ) {
+        if self.registration.owns(tx) {
+            let (reg, mut cx) = self.ctx(now);
+            reg.on_response(&mut cx, msg);
+            if reg.state() == RegistrationState::Registered {
+                let flow = reg.flow;
+                if flow.flow_timer.is_some() || flow.outbound {
+                    self.schedule_ping(now);
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, msg: &Message<'_>, raw: &[u8]) {
+        let tx = match self.txs.on_request(now, msg, raw) {
+            RequestVerdict::New(tx) => tx,
+            RequestVerdict::Retransmission(Some(resp)) => {
+                self.transmit.push(resp);
+                return;
+            }
+            _ => return,
+        };
+        let (code, reason) = match msg.method() {
+            Some("OPTIONS") => (200, "OK"),
+            Some("CANCEL") => (481, "Call/Transaction Does Not Exist"),
+            _ => (501, "Not Implemented"),
+        };
+        let mut b = response_to(msg, code, reason, Some(&self.to_tag));
+        b.header("Allow", ALLOW);
+        if code == 200 {
+            b.header("Accept", "application/sdp");
+            b.header("Supported", "path, outbound");
+        }
+        b.header("User-Agent", &self.id.user_agent);
+        let resp = b.finish(None, b"");
+        if self.txs.respond(now, tx, code, &resp) {
+            self.transmit.push(resp);
+        }
+    }
+
+    /// Time has reached `now`: run whatever timers are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for expiry in self.txs.handle_timeout(now) {
+            if let Expiry::Timeout(tx) = expiry {
+                self.deliver(now, tx, None);
+            }
+        }
+        while let Some(bytes) = self.txs.poll_transmit() {
+            self.transmit.push(bytes);
+        }
+        {
+            let (reg, mut cx) = self.ctx(now);
+            reg.handle_timeout(&mut cx);
+        }
+        if self.pong_deadline.is_some_and(|t| t <= now) {
+            self.pong_deadline = None;
+            self.next_ping = None;
+            self.events.push(Event::KeepAliveTimeout);
+        }
+        if self.connected && self.next_ping.is_some_and(|t| t <= now) {
+            self.transmit.push(b"\r\n\r\n".to_vec());
+            if self.registration.flow.outbound && self.pong_deadline.is_none() {
+                self.pong_deadline = Some(now + PONG_TIMEOUT);
+            }
+            self.schedule_ping(now);
+        }
+    }
+
+    /// Arms the next CRLF ping at 80–100 % of the interval (RFC 5626 §4.4.1),
+    /// taking the registrar's Flow-Timer when it sent one.
+    fn schedule_ping(&mut self, now: Instant) {
+        let interval = match self.registration.flow.flow_timer {
+            Some(secs) => Some(Duration::from_secs(u64::from(secs.max(1)))),
+            None => self.config.keepalive_interval,
+        };
+        self.next_ping = interval.map(|i| {
+            let ms = i.as_millis() as u64;
+            now + Duration::from_millis(ms - self.rng.below(ms / 5 + 1))
+        });
+    }
+
+    /// Next bytes to send on the transport, one SIP message (or keep-alive)
+    /// per WebSocket frame.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        (!self.transmit.is_empty()).then(|| self.transmit.remove(0))
+    }
+
+    /// When to call [`Self::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let t = earliest(self.txs.poll_timeout(), self.registration.poll_timeout());
+        let t = earliest(t, self.pong_deadline);
+        if self.connected {
+            earliest(t, self.next_ping)
+        } else {
+            t
+        }
+    }
+
+    /// Next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        (!self.events.is_empty()).then(|| self.events.remove(0))
+    }
+}

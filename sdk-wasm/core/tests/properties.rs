@@ -1,0 +1,211 @@
+//! Property tests: messages built from random parts read back the same in
+//! the lean parser and in rsip, and no input, however broken, panics the
+//! parser or the user agent.
+
+use proptest::prelude::*;
+use rsip::headers::ToTypedHeader;
+use rsip::prelude::{HeadersExt, UntypedHeader};
+use sipline_core::sip::{HeaderName, Message, MessageBuilder};
+use sipline_core::{Config, Instant, Secret, UserAgent};
+
+const METHODS: &[&str] = &[
+    "INVITE",
+    "REGISTER",
+    "OPTIONS",
+    "BYE",
+    "MESSAGE",
+    "NOTIFY",
+    "SUBSCRIBE",
+    "INFO",
+];
+
+fn token() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9][a-zA-Z0-9.!%*_+`'~-]{0,23}"
+}
+
+fn host() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z][a-z0-9-]{0,12}(\\.[a-z][a-z0-9-]{0,12}){0,3}",
+        (1u8..=254, 0u8..=255, 0u8..=255, 1u8..=254)
+            .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Parts {
+    request: bool,
+    method: &'static str,
+    code: u16,
+    user: String,
+    host: String,
+    port: Option<u16>,
+    from_tag: String,
+    to_tag: Option<String>,
+    call_id: String,
+    seq: u32,
+    branch: String,
+    extra: Vec<(String, String)>,
+    body: Vec<u8>,
+    compact: bool,
+}
+
+fn parts() -> impl Strategy<Value = Parts> {
+    (
+        (
+            any::<bool>(),
+            prop::sample::select(METHODS),
+            100u16..=699,
+            "[a-z0-9]{1,12}",
+            host(),
+            prop::option::of(1u16..),
+        ),
+        (
+            token(),
+            prop::option::of(token()),
+            "[a-zA-Z0-9]{1,30}(@[a-z0-9.]{1,20})?",
+            0u32..(1 << 31),
+            "[a-zA-Z0-9]{1,20}",
+        ),
+        prop::collection::vec(("X-[A-Za-z]{1,10}", "[ -~]{0,40}"), 0..6),
+        prop::collection::vec(any::<u8>(), 0..300),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(
+                (request, method, code, user, host, port),
+                (from_tag, to_tag, call_id, seq, branch),
+                extra,
+                body,
+                compact,
+            )| Parts {
+                request,
+                method,
+                code,
+                user,
+                host,
+                port,
+                from_tag,
+                to_tag,
+                call_id,
+                seq,
+                branch,
+                extra,
+                body,
+                compact,
+            },
+        )
+}
+
+fn build(p: &Parts) -> Vec<u8> {
+    let uri = match p.port {
+        Some(port) => format!("sip:{}@{}:{port}", p.user, p.host),
+        None => format!("sip:{}@{}", p.user, p.host),
+    };
+    let mut b = if p.request {
+        MessageBuilder::request(p.method, &uri)
+    } else {
+        MessageBuilder::response(p.code, "Some Reason")
+    };
+    let name = |long: &'static str, short: &'static str| if p.compact { short } else { long };
+    b.header(
+        name("Via", "v"),
+        &format!("SIP/2.0/UDP {}:5060;branch=z9hG4bK{}", p.host, p.branch),
+    );
+    b.header("Max-Forwards", "70");
+    b.header(
+        name("From", "f"),
+        &format!("\"Caller\" <sip:caller@example.com>;tag={}", p.from_tag),
+    );
+    match &p.to_tag {
+        Some(tag) => b.header(name("To", "t"), &format!("<{uri}>;tag={tag}")),
+        None => b.header(name("To", "t"), &format!("<{uri}>")),
+    };
+    b.header(name("Call-ID", "i"), &p.call_id);
+    b.header("CSeq", &format!("{} {}", p.seq, p.method));
+    for (n, v) in &p.extra {
+        b.header(n, v.trim());
+    }
+    b.finish(Some("application/octet-stream"), &p.body)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Whatever we build, we read back exactly; so does rsip when it can
+    /// (it does not know compact header names).
+    #[test]
+    fn built_messages_read_back_in_both_parsers(p in parts()) {
+        let bytes = build(&p);
+        let m = Message::parse(&bytes).map_err(|e| TestCaseError::fail(format!("{e}: {}", String::from_utf8_lossy(&bytes))))?;
+        prop_assert_eq!(m.method(), p.request.then_some(p.method));
+        prop_assert_eq!(m.status(), (!p.request).then_some(p.code));
+        prop_assert_eq!(m.call_id(), p.call_id.as_str());
+        prop_assert_eq!(m.cseq().seq, p.seq);
+        prop_assert_eq!(m.from().tag(), Some(p.from_tag.as_str()));
+        prop_assert_eq!(m.to().tag(), p.to_tag.as_deref());
+        let branch = format!("z9hG4bK{}", p.branch);
+        prop_assert_eq!(m.via().branch(), Some(branch.as_str()));
+        prop_assert_eq!(m.body(), &p.body[..]);
+        for (n, v) in &p.extra {
+            prop_assert!(m.header_lines(HeaderName::parse(n)).any(|got| got == v.trim()));
+        }
+        if p.compact {
+            return Ok(());
+        }
+        let r = rsip::SipMessage::try_from(&bytes[..]).map_err(|e| TestCaseError::fail(format!("rsip: {e}")))?;
+        match &r {
+            rsip::SipMessage::Request(req) => {
+                prop_assert_eq!(req.method().to_string(), p.method);
+                prop_assert_eq!(req.uri().host_with_port.host.to_string(), p.host.clone());
+                prop_assert_eq!(req.uri().auth.as_ref().map(|a| a.user.clone()), Some(p.user.clone()));
+            }
+            rsip::SipMessage::Response(resp) => prop_assert_eq!(resp.status_code().code(), p.code),
+        }
+        prop_assert_eq!(r.call_id_header().map(|h| h.value().to_owned()).ok(), Some(p.call_id.clone()));
+        prop_assert_eq!(r.cseq_header().ok().and_then(|h| h.seq().ok()), Some(p.seq));
+        let rsip_branch = r.via_header().ok().and_then(|v| v.typed().ok()).and_then(|v| v.branch().map(|b| b.to_string()));
+        prop_assert_eq!(rsip_branch, Some(branch));
+        prop_assert_eq!(r.body(), &p.body);
+    }
+
+    /// Random bytes: an error or a message, never a panic.
+    #[test]
+    fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = Message::parse(&bytes);
+    }
+
+    /// Valid messages cut short or with bytes changed: never a panic, and a
+    /// cut inside the headers is always an error.
+    #[test]
+    fn mutated_messages_never_panic(p in parts(), cut in any::<prop::sample::Index>(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let bytes = build(&p);
+        let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(bytes.len());
+        let at = cut.index(bytes.len());
+        let truncated = Message::parse(&bytes[..at]);
+        if at < head_end {
+            prop_assert!(truncated.is_err(), "cut at {} inside headers parsed", at);
+        }
+        let mut mutated = bytes.clone();
+        for (i, b) in flips {
+            let i = i.index(mutated.len());
+            mutated[i] = b;
+        }
+        let _ = Message::parse(&mutated);
+    }
+
+    /// The user agent takes any frame without panicking, registered or not.
+    #[test]
+    fn user_agent_survives_any_frame(frames in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..600), 1..6), p in parts()) {
+        let mut c = Config::new("sip:alice@sipline.test");
+        c.password = Some(Secret::new("pw"));
+        let mut ua = UserAgent::new(c, [5; 32]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        ua.transport_connected(Instant::from_millis(0));
+        for (i, f) in frames.iter().enumerate() {
+            let _ = ua.handle_message(Instant::from_millis(i as u64), f);
+        }
+        let _ = ua.handle_message(Instant::from_millis(10), &build(&p));
+        ua.handle_timeout(Instant::from_millis(40_000));
+        while ua.poll_transmit().is_some() {}
+        while ua.poll_event().is_some() {}
+    }
+}

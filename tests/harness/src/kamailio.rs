@@ -1,0 +1,195 @@
+//! Kamailio from Debian as the SIP server of the tests: registrar with digest
+//! auth, proxy, and WebSocket server (config in `tests/kamailio/`).
+
+use std::fs;
+use std::io;
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Why Kamailio could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The binary is not installed.
+    #[error("kamailio not found (looked in PATH, /usr/sbin): `bash tests/run.sh` installs it")]
+    NotInstalled,
+    /// Spawning or preparing its directory failed.
+    #[error("starting kamailio: {0}")]
+    Io(#[from] io::Error),
+    /// It exited or never opened its WebSocket port.
+    #[error("kamailio did not come up on 127.0.0.1:{port} within {waited:?}; its log:\n{log}")]
+    NotReady {
+        /// The WebSocket port it was told to open.
+        port: u16,
+        /// How long we waited.
+        waited: Duration,
+        /// The end of its log.
+        log: String,
+    },
+}
+
+/// Which digest algorithm Kamailio challenges with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Digest {
+    /// MD5 (RFC 2617), Kamailio's default.
+    Md5,
+    /// SHA-256 (RFC 7616 / RFC 8760).
+    Sha256,
+}
+
+/// How to run Kamailio.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Challenge algorithm.
+    pub digest: Digest,
+    /// Nonce lifetime in seconds (short values provoke `stale=true`).
+    pub nonce_expire: u32,
+    /// Registrar minimum interval; lower requests get `423`.
+    pub min_expires: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            digest: Digest::Md5,
+            nonce_expire: 30,
+            min_expires: 60,
+        }
+    }
+}
+
+/// The test users in `tests/kamailio/kamailio.cfg`: (user, password).
+pub const USERS: [(&str, &str); 3] = [
+    ("alice", "alice-secret"),
+    ("bob", "bob-secret"),
+    ("carol", "carol-secret"),
+];
+
+/// The realm and domain of the test users.
+pub const DOMAIN: &str = "sipline.test";
+
+/// A running Kamailio; stopped (with all its workers) when dropped.
+pub struct Kamailio {
+    child: Child,
+    dir: PathBuf,
+    /// UDP SIP port on 127.0.0.1.
+    pub udp_port: u16,
+    /// WebSocket port on 127.0.0.1.
+    pub ws_port: u16,
+}
+
+fn binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|d| d.join("kamailio"))
+        .find(|p| p.is_file())
+}
+
+/// The config kept in `tests/kamailio/`.
+pub fn config_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../kamailio/kamailio.cfg")
+}
+
+impl Kamailio {
+    /// Starts Kamailio on fresh ports and waits until its WebSocket port
+    /// accepts connections.
+    pub fn start(opts: &Options) -> Result<Kamailio, Error> {
+        let bin = binary().ok_or(Error::NotInstalled)?;
+        let udp_port = crate::free_port()?;
+        let ws_port = crate::free_port()?;
+        let dir =
+            std::env::temp_dir().join(format!("sipline-kamailio-{}-{ws_port}", std::process::id()));
+        fs::create_dir_all(&dir)?;
+        let log = fs::File::create(dir.join("kamailio.log"))?;
+        let mut cmd = Command::new(bin);
+        cmd.arg("-f")
+            .arg(config_path())
+            .args(["-DD", "-E", "-n", "1"])
+            .arg("-Y")
+            .arg(dir.join("run"))
+            .arg("-P")
+            .arg(dir.join("kamailio.pid"))
+            .arg("-w")
+            .arg(&dir)
+            .arg("-A")
+            .arg(format!("UDP_PORT={udp_port}"))
+            .arg("-A")
+            .arg(format!("WS_PORT={ws_port}"))
+            .arg("-A")
+            .arg(format!("NONCE_EXPIRE={}", opts.nonce_expire))
+            .arg("-A")
+            .arg(format!("MIN_EXPIRES={}", opts.min_expires));
+        if opts.digest == Digest::Sha256 {
+            cmd.args(["-A", "WITH_SHA256"]);
+        }
+        // Its own process group: Kamailio forks workers that would outlive
+        // a killed main process and hold the ports.
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = cmd.spawn()?;
+        let mut k = Kamailio {
+            child,
+            dir,
+            udp_port,
+            ws_port,
+        };
+        let waited = Duration::from_secs(10);
+        let deadline = Instant::now() + waited;
+        loop {
+            if TcpStream::connect(("127.0.0.1", ws_port)).is_ok() {
+                return Ok(k);
+            }
+            let exited = matches!(k.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() > deadline {
+                return Err(Error::NotReady {
+                    port: ws_port,
+                    waited,
+                    log: k.log_tail(),
+                });
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `ws://127.0.0.1:<port>/` for clients.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/", self.ws_port)
+    }
+
+    /// The last lines Kamailio logged, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    fn signal_group(&self, signal: &str) {
+        // `kill -SIG -- -PGID`: the whole group, workers included.
+        let _ = Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        self.signal_group("-TERM");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        self.signal_group("-KILL");
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,23 @@
+//! Real servers for the end-to-end tests, started and stopped by the tests.
+//!
+//! Everything binds 127.0.0.1 on ports picked at run time, so tests run in
+//! parallel and never collide with a service on the machine.
+
+pub mod kamailio;
+
+use std::net::{TcpListener, UdpSocket};
+
+/// A port that is free for both UDP and TCP on 127.0.0.1 right now.
+///
+/// There is a window between this check and the server's bind; with ports
+/// from the ephemeral range that race is rare, and a server that loses it
+/// fails to start with a clear error rather than silently.
+pub fn free_port() -> std::io::Result<u16> {
+    loop {
+        let tcp = TcpListener::bind("127.0.0.1:0")?;
+        let port = tcp.local_addr()?.port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+}
