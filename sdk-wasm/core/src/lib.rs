@@ -15,6 +15,33 @@
 //! - [`auth`]: HTTP digest (RFC 2617/7616/8760) for SIP;
 //! - [`registration`]: the REGISTER client (refresh, 423, outbound);
 //! - [`ua`]: the user agent that ties them together.
+//!
+//! A shell's whole job, in miniature (here the "server" is a canned 200):
+//!
+//! ```
+//! use sipline_core::{Config, Event, Instant, Secret, UserAgent};
+//! use sipline_core::sip::{response_to, Message};
+//!
+//! let mut config = Config::new("sip:alice@sipline.test");
+//! config.password = Some(Secret::new("alice-secret"));
+//! let mut ua = UserAgent::new(config, [7; 32]).expect("valid config");
+//!
+//! let now = Instant::from_millis(0);
+//! ua.transport_connected(now); // the WebSocket opened
+//! let register = ua.poll_transmit().expect("a REGISTER to send");
+//! let request = Message::parse(&register).expect("valid SIP");
+//! assert_eq!(request.method(), Some("REGISTER"));
+//!
+//! // The registrar's answer arrives as one WebSocket frame.
+//! let ok = response_to(&request, 200, "OK", Some("srv")).finish(None, b"");
+//! ua.handle_message(now, &ok).expect("well-formed");
+//! assert_eq!(ua.poll_event(), Some(Event::Registering));
+//! assert_eq!(ua.poll_event(), Some(Event::Registered { expires: 600 }));
+//!
+//! // The shell sleeps until the core's next deadline (a keep-alive or
+//! // the refresh at 90 % of 600 s), then calls handle_timeout.
+//! assert!(ua.poll_timeout().is_some());
+//! ```
 
 pub mod auth;
 pub mod rand;
