@@ -68,40 +68,6 @@ pub enum HeaderName<'a> {
     Other(&'a str),
 }
 
-/// Long forms, in the canonical spelling used when building messages.
-const LONG: &[(&str, HeaderName<'static>)] = &[
-    ("Via", HeaderName::Via),
-    ("From", HeaderName::From),
-    ("To", HeaderName::To),
-    ("Call-ID", HeaderName::CallId),
-    ("CSeq", HeaderName::CSeq),
-    ("Contact", HeaderName::Contact),
-    ("Max-Forwards", HeaderName::MaxForwards),
-    ("Expires", HeaderName::Expires),
-    ("Min-Expires", HeaderName::MinExpires),
-    ("Content-Type", HeaderName::ContentType),
-    ("Content-Length", HeaderName::ContentLength),
-    ("Content-Encoding", HeaderName::ContentEncoding),
-    ("WWW-Authenticate", HeaderName::WwwAuthenticate),
-    ("Proxy-Authenticate", HeaderName::ProxyAuthenticate),
-    ("Authorization", HeaderName::Authorization),
-    ("Proxy-Authorization", HeaderName::ProxyAuthorization),
-    ("Route", HeaderName::Route),
-    ("Record-Route", HeaderName::RecordRoute),
-    ("Path", HeaderName::Path),
-    ("Supported", HeaderName::Supported),
-    ("Require", HeaderName::Require),
-    ("Allow", HeaderName::Allow),
-    ("User-Agent", HeaderName::UserAgent),
-    ("Server", HeaderName::Server),
-    ("Retry-After", HeaderName::RetryAfter),
-    ("Flow-Timer", HeaderName::FlowTimer),
-    ("Subject", HeaderName::Subject),
-    ("Event", HeaderName::Event),
-    ("Refer-To", HeaderName::ReferTo),
-    ("Session-Expires", HeaderName::SessionExpires),
-];
-
 impl<'a> HeaderName<'a> {
     /// Resolves a header name as received: case-insensitive, compact forms
     /// included.
@@ -125,21 +91,90 @@ impl<'a> HeaderName<'a> {
             };
             return compact.unwrap_or(HeaderName::Other(name));
         }
-        LONG.iter()
-            .find(|(long, _)| long.len() == name.len() && long.eq_ignore_ascii_case(name))
-            .map(|(_, known)| *known)
-            .unwrap_or(HeaderName::Other(name))
+        // (length, first, last) is unique among the known names: one match
+        // picks the only candidate, one compare confirms it.
+        let b = name.as_bytes();
+        let (Some(first), Some(last)) = (b.first(), b.last()) else {
+            return HeaderName::Other(name);
+        };
+        let candidate = match (
+            b.len(),
+            first.to_ascii_lowercase(),
+            last.to_ascii_lowercase(),
+        ) {
+            (2, b't', b'o') => HeaderName::To,
+            (3, b'v', b'a') => HeaderName::Via,
+            (4, b'c', b'q') => HeaderName::CSeq,
+            (4, b'f', b'm') => HeaderName::From,
+            (4, b'p', b'h') => HeaderName::Path,
+            (5, b'a', b'w') => HeaderName::Allow,
+            (5, b'e', b't') => HeaderName::Event,
+            (5, b'r', b'e') => HeaderName::Route,
+            (6, b's', b'r') => HeaderName::Server,
+            (7, b'c', b'd') => HeaderName::CallId,
+            (7, b'c', b't') => HeaderName::Contact,
+            (7, b'e', b's') => HeaderName::Expires,
+            (7, b'r', b'e') => HeaderName::Require,
+            (7, b's', b't') => HeaderName::Subject,
+            (8, b'r', b'o') => HeaderName::ReferTo,
+            (9, b's', b'd') => HeaderName::Supported,
+            (10, b'f', b'r') => HeaderName::FlowTimer,
+            (10, b'u', b't') => HeaderName::UserAgent,
+            (11, b'm', b's') => HeaderName::MinExpires,
+            (11, b'r', b'r') => HeaderName::RetryAfter,
+            (12, b'c', b'e') => HeaderName::ContentType,
+            (12, b'm', b's') => HeaderName::MaxForwards,
+            (12, b'r', b'e') => HeaderName::RecordRoute,
+            (13, b'a', b'n') => HeaderName::Authorization,
+            (14, b'c', b'h') => HeaderName::ContentLength,
+            (15, b's', b's') => HeaderName::SessionExpires,
+            (16, b'c', b'g') => HeaderName::ContentEncoding,
+            (16, b'w', b'e') => HeaderName::WwwAuthenticate,
+            (18, b'p', b'e') => HeaderName::ProxyAuthenticate,
+            (19, b'p', b'n') => HeaderName::ProxyAuthorization,
+            _ => return HeaderName::Other(name),
+        };
+        if candidate.as_str().eq_ignore_ascii_case(name) {
+            candidate
+        } else {
+            HeaderName::Other(name)
+        }
     }
 
     /// The canonical spelling, for building messages and for error texts.
     pub fn as_str(&self) -> &'a str {
         match self {
+            HeaderName::To => "To",
+            HeaderName::Via => "Via",
+            HeaderName::CSeq => "CSeq",
+            HeaderName::From => "From",
+            HeaderName::Path => "Path",
+            HeaderName::Allow => "Allow",
+            HeaderName::Event => "Event",
+            HeaderName::Route => "Route",
+            HeaderName::Server => "Server",
+            HeaderName::CallId => "Call-ID",
+            HeaderName::Contact => "Contact",
+            HeaderName::Expires => "Expires",
+            HeaderName::Require => "Require",
+            HeaderName::Subject => "Subject",
+            HeaderName::ReferTo => "Refer-To",
+            HeaderName::Supported => "Supported",
+            HeaderName::FlowTimer => "Flow-Timer",
+            HeaderName::UserAgent => "User-Agent",
+            HeaderName::MinExpires => "Min-Expires",
+            HeaderName::RetryAfter => "Retry-After",
+            HeaderName::ContentType => "Content-Type",
+            HeaderName::MaxForwards => "Max-Forwards",
+            HeaderName::RecordRoute => "Record-Route",
+            HeaderName::Authorization => "Authorization",
+            HeaderName::ContentLength => "Content-Length",
+            HeaderName::SessionExpires => "Session-Expires",
+            HeaderName::ContentEncoding => "Content-Encoding",
+            HeaderName::WwwAuthenticate => "WWW-Authenticate",
+            HeaderName::ProxyAuthenticate => "Proxy-Authenticate",
+            HeaderName::ProxyAuthorization => "Proxy-Authorization",
             HeaderName::Other(name) => name,
-            known => LONG
-                .iter()
-                .find(|(_, k)| k == known)
-                .map(|(long, _)| *long)
-                .unwrap_or(""),
         }
     }
 
@@ -173,6 +208,52 @@ impl<'a> HeaderName<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KNOWN: [HeaderName<'static>; 30] = [
+        HeaderName::To,
+        HeaderName::Via,
+        HeaderName::CSeq,
+        HeaderName::From,
+        HeaderName::Path,
+        HeaderName::Allow,
+        HeaderName::Event,
+        HeaderName::Route,
+        HeaderName::Server,
+        HeaderName::CallId,
+        HeaderName::Contact,
+        HeaderName::Expires,
+        HeaderName::Require,
+        HeaderName::Subject,
+        HeaderName::ReferTo,
+        HeaderName::Supported,
+        HeaderName::FlowTimer,
+        HeaderName::UserAgent,
+        HeaderName::MinExpires,
+        HeaderName::RetryAfter,
+        HeaderName::ContentType,
+        HeaderName::MaxForwards,
+        HeaderName::RecordRoute,
+        HeaderName::Authorization,
+        HeaderName::ContentLength,
+        HeaderName::SessionExpires,
+        HeaderName::ContentEncoding,
+        HeaderName::WwwAuthenticate,
+        HeaderName::ProxyAuthenticate,
+        HeaderName::ProxyAuthorization,
+    ];
+
+    #[test]
+    fn every_known_name_round_trips_in_any_case() {
+        for known in KNOWN {
+            let long = known.as_str();
+            assert_eq!(HeaderName::parse(long), known);
+            assert_eq!(HeaderName::parse(&long.to_ascii_uppercase()), known);
+            assert_eq!(HeaderName::parse(&long.to_ascii_lowercase()), known);
+        }
+        // Same length, first and last letters as a known name, yet another.
+        assert_eq!(HeaderName::parse("Cxxxxxd"), HeaderName::Other("Cxxxxxd"));
+        assert_eq!(HeaderName::parse(""), HeaderName::Other(""));
+    }
 
     #[test]
     fn long_compact_and_odd_case() {

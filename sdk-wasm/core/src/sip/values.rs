@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::is_token;
+use super::{find_byte, is_token, split_at_byte};
 
 /// Linear whitespace as it may appear in a raw (possibly folded) value.
 pub(crate) fn is_lws(c: char) -> bool {
@@ -105,7 +105,7 @@ impl<'a> Params<'a> {
         split_outside(self.0, b';')
             .map(trim_lws)
             .filter(|p| !p.is_empty())
-            .map(|p| match p.split_once('=') {
+            .map(|p| match split_at_byte(p, b'=') {
                 Some((n, v)) => (trim_lws(n), Some(trim_lws(v))),
                 None => (p, None),
             })
@@ -127,16 +127,19 @@ impl<'a> Params<'a> {
     /// Whether the list is syntactically sound: every name a token and
     /// every value a token, a host or a quoted string.
     fn is_well_formed(&self) -> bool {
-        let trimmed = trim_lws(self.0);
-        let empty_param = split_outside(trimmed.strip_prefix(';').unwrap_or(trimmed), b';')
-            .any(|p| trim_lws(p).is_empty());
-        if !trimmed.is_empty() && empty_param {
-            return false;
+        let list = trim_lws(self.0);
+        let list = list.strip_prefix(';').unwrap_or(list);
+        if list.is_empty() {
+            return self.0.trim_matches(is_lws).is_empty();
         }
-        self.iter().all(|(n, v)| {
+        split_outside(list, b';').all(|p| {
+            let (n, v) = match split_at_byte(p, b'=') {
+                Some((n, v)) => (trim_lws(n), Some(trim_lws(v))),
+                None => (trim_lws(p), None),
+            };
             is_token(n)
                 && v.is_none_or(|v| {
-                    (v.starts_with('"') && v.ends_with('"') && v.len() >= 2)
+                    (v.len() >= 2 && v.starts_with('"') && v.ends_with('"'))
                         || (!v.is_empty() && !v.contains(|c: char| is_lws(c) || c == '"'))
                 })
         })
@@ -164,7 +167,7 @@ pub struct Uri<'a> {
 impl<'a> Uri<'a> {
     /// Parses an absolute URI; SIP and SIPS URIs are split into parts.
     pub fn parse(s: &'a str) -> Option<Uri<'a>> {
-        let (scheme, rest) = s.split_once(':')?;
+        let (scheme, rest) = split_at_byte(s, b':')?;
         if scheme.is_empty()
             || !scheme.as_bytes()[0].is_ascii_alphabetic()
             || !scheme
@@ -193,15 +196,18 @@ impl<'a> Uri<'a> {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
-        let (hostpart, headers) = after_user.split_once('?').unwrap_or((after_user, ""));
+        let (hostpart, headers) = split_at_byte(after_user, b'?').unwrap_or((after_user, ""));
         if user.is_some_and(|u| u.is_empty()) {
             return None;
         }
         let (host, after) = if hostpart.starts_with('[') {
-            let end = hostpart.find(']')?;
+            let end = find_byte(hostpart, b']')?;
             (&hostpart[..=end], &hostpart[end + 1..])
         } else {
-            let end = hostpart.find([':', ';']).unwrap_or(hostpart.len());
+            let end = hostpart
+                .bytes()
+                .position(|c| c == b':' || c == b';')
+                .unwrap_or(hostpart.len());
             (&hostpart[..end], &hostpart[end..])
         };
         if host.is_empty()
@@ -213,7 +219,7 @@ impl<'a> Uri<'a> {
         }
         let (port, params) = match after.strip_prefix(':') {
             Some(p) => {
-                let end = p.find(';').unwrap_or(p.len());
+                let end = find_byte(p, b';').unwrap_or(p.len());
                 let digits = &p[..end];
                 if digits.is_empty()
                     || digits.len() > 5
@@ -267,16 +273,16 @@ impl<'a> NameAddr<'a> {
             let display = &rest[..end];
             let after = trim_lws(&rest[end + 1..]);
             let inner = after.strip_prefix('<')?;
-            let close = inner.find('>')?;
+            let close = find_byte(inner, b'>')?;
             (Some(display), &inner[..close], &inner[close + 1..])
-        } else if let Some(open) = s.find('<') {
+        } else if let Some(open) = find_byte(s, b'<') {
             let display = trim_lws(&s[..open]);
             // An unquoted display name is a sequence of tokens.
             if !display.split(is_lws).all(|t| t.is_empty() || is_token(t)) {
                 return None;
             }
             let inner = &s[open + 1..];
-            let close = inner.find('>')?;
+            let close = find_byte(inner, b'>')?;
             let display = (!display.is_empty()).then_some(display);
             (display, &inner[..close], &inner[close + 1..])
         } else {
@@ -285,7 +291,7 @@ impl<'a> NameAddr<'a> {
             if s.contains(['>', '"', '?']) {
                 return None;
             }
-            let end = s.find(';').unwrap_or(s.len());
+            let end = find_byte(s, b';').unwrap_or(s.len());
             (None, trim_lws(&s[..end]), &s[end..])
         };
         let params = trim_lws(params);
@@ -352,7 +358,7 @@ impl<'a> Via<'a> {
         let t_end = rest.find(is_lws)?;
         let transport = &rest[..t_end];
         let rest = trim_lws(&rest[t_end..]);
-        let sb_end = rest.find(';').unwrap_or(rest.len());
+        let sb_end = find_byte(rest, b';').unwrap_or(rest.len());
         let sent_by = trim_lws(&rest[..sb_end]);
         let params = Params(&rest[sb_end..]);
         if !is_token(transport) || !params.is_well_formed() {
@@ -377,10 +383,10 @@ impl Uri<'_> {
     /// Parses `host[:port]`, as in a Via sent-by.
     fn parse_host_port(s: &str) -> Option<(&str, Option<u16>)> {
         let (host, port) = if s.starts_with('[') {
-            let end = s.find(']')?;
+            let end = find_byte(s, b']')?;
             (&s[..=end], s[end + 1..].strip_prefix(':'))
         } else {
-            match s.split_once(':') {
+            match split_at_byte(s, b':') {
                 Some((h, p)) => (h, Some(p)),
                 None => (s, None),
             }
@@ -446,7 +452,7 @@ impl<'a> AuthParams<'a> {
         }
         let params = trim_lws(&s[end..]);
         let mut rest = params;
-        while let Some(open) = rest.find('"') {
+        while let Some(open) = find_byte(rest, b'"') {
             let close = closing_quote(&rest[open + 1..])?;
             rest = &rest[open + 1 + close + 1..];
         }
@@ -456,7 +462,7 @@ impl<'a> AuthParams<'a> {
     /// A parameter's value, quotes removed. Names compare case-insensitively.
     pub fn get(&self, name: &str) -> Option<Cow<'a, str>> {
         split_commas(self.params).find_map(|p| {
-            let (n, v) = p.split_once('=')?;
+            let (n, v) = split_at_byte(p, b'=')?;
             trim_lws(n).eq_ignore_ascii_case(name).then(|| unquote(v))
         })
     }
