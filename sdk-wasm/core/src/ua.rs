@@ -96,10 +96,10 @@ impl Config {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The AoR is not a SIP URI with a user part.
-    #[error("invalid SIP URI {0:?}: expected sip:user@domain")]
+    #[error("invalid SIP URI \"{0}\": expected sip:user@domain")]
     BadUri(String),
     /// The registrar is not a SIP URI.
-    #[error("invalid registrar URI {0:?}")]
+    #[error("invalid registrar URI \"{0}\"")]
     BadRegistrar(String),
     /// A register interval of zero would unregister.
     #[error("register_expires must be at least 1 second")]
