@@ -1,0 +1,11 @@
+//! The sipline relay: lets browsers speaking SIP over WebSocket (RFC 7118)
+//! reach a PBX that speaks SIP over UDP, and nothing else.
+//!
+//! - [`signalling`]: the sans-IO proxy (flow tokens, Via, Record-Route,
+//!   routing policy, transactions toward the PBX);
+//! - [`net`]: the thin tokio shells (axum WebSocket, UDP);
+//! - [`ops`]: configuration and metrics.
+
+pub mod net;
+pub mod ops;
+pub mod signalling;

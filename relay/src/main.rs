@@ -1,0 +1,102 @@
+//! `sipline-relay`: SIP over WebSocket for browsers, SIP over UDP to the PBX.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use sipline_relay::net::Relay;
+use sipline_relay::ops::config::Config;
+use tracing_subscriber::EnvFilter;
+
+/// Lets browsers speaking SIP over WebSocket (RFC 7118) reach one PBX over
+/// UDP, and nothing else. Flags override the config file; each flag can also
+/// come from the environment variable named beside it.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// TOML config file (see the README for every key).
+    #[arg(long, env = "SIPLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// PBX address (IP:port); repeat or comma-separate for several.
+    #[arg(long, env = "SIPLINE_PBX", value_delimiter = ',')]
+    pbx: Vec<SocketAddr>,
+    /// Where browsers connect: WebSocket on /sip, plus /healthz and /metrics.
+    #[arg(long, env = "SIPLINE_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// The relay's host name as browsers know it (Via, Record-Route).
+    #[arg(long, env = "SIPLINE_PUBLIC_HOST")]
+    public_host: Option<String>,
+    /// UDP address toward the PBX.
+    #[arg(long, env = "SIPLINE_SIP_LISTEN")]
+    sip_listen: Option<SocketAddr>,
+    /// The UDP address the PBX should use to reach the relay, if not the
+    /// listen address.
+    #[arg(long, env = "SIPLINE_SIP_ADVERTISE")]
+    sip_advertise: Option<SocketAddr>,
+    /// Largest WebSocket message accepted, in bytes (bigger: close 1009).
+    #[arg(long, env = "SIPLINE_MAX_MESSAGE_BYTES")]
+    max_message_bytes: Option<usize>,
+    /// How long the PBX may take to answer before the browser gets 408, ms.
+    #[arg(long, env = "SIPLINE_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
+}
+
+impl Args {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if !self.pbx.is_empty() {
+            c.pbx.addresses = self.pbx.clone();
+        }
+        if let Some(v) = self.http_listen {
+            c.http.listen = v;
+        }
+        if let Some(v) = &self.public_host {
+            c.http.public_host = v.clone();
+        }
+        if let Some(v) = self.sip_listen {
+            c.sip.listen = v;
+        }
+        if self.sip_advertise.is_some() {
+            c.sip.advertise = self.sip_advertise;
+        }
+        if let Some(v) = self.max_message_bytes {
+            c.limits.max_message_bytes = v;
+        }
+        if let Some(v) = self.request_timeout_ms {
+            c.sip.request_timeout_ms = v;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let config = Args::parse().config()?;
+    let relay = Relay::start(&config).await.context("starting the relay")?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    relay.stop().await.context("stopping")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,209 @@
+//! The thin tokio shells around the sans-IO proxy: axum for browsers, UDP
+//! for the PBX, and one task that owns the proxy and moves bytes. No SIP
+//! logic lives here.
+
+mod udp;
+mod ws;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use sipline_core::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::ops::config::Config;
+use crate::signalling::{ConnId, FlowKey, Output, Proxy};
+
+/// What the shells tell the proxy task.
+enum Input {
+    Opened {
+        conn: ConnId,
+        tx: mpsc::Sender<ws::Out>,
+    },
+    Frame {
+        conn: ConnId,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    Datagram {
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Unreachable {
+        pbx: SocketAddr,
+    },
+    Metrics {
+        reply: oneshot::Sender<String>,
+    },
+}
+
+/// State shared by the HTTP handlers: a way to reach the proxy task.
+#[derive(Clone)]
+struct Shared {
+    inputs: mpsc::Sender<Input>,
+    next_conn: Arc<AtomicU64>,
+    max_message: usize,
+}
+
+/// A running relay.
+pub struct Relay {
+    /// Where browsers connect (`ws://<http_addr>/sip`).
+    pub http_addr: SocketAddr,
+    /// The relay's UDP address toward the PBX.
+    pub sip_addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<io::Result<()>>,
+}
+
+impl Relay {
+    /// Binds every socket and starts serving. Fails if an address is taken.
+    pub async fn start(cfg: &Config) -> io::Result<Relay> {
+        let sockets = udp::Sockets::bind(cfg.sip.listen, &cfg.pbx.addresses)?;
+        let sip_addr = sockets.local_addr()?;
+        let listener = tokio::net::TcpListener::bind(cfg.http.listen).await?;
+        let http_addr = listener.local_addr()?;
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
+        let proxy = Proxy::new(cfg.proxy(sip_addr), FlowKey::new(secret));
+        let (inputs, rx) = mpsc::channel(4096);
+        spawn_receivers(&sockets, &inputs);
+        tokio::spawn(run_proxy(proxy, rx, sockets));
+        let shared = Shared {
+            inputs,
+            next_conn: Arc::new(AtomicU64::new(1)),
+            max_message: cfg.limits.max_message_bytes,
+        };
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let app = ws::router(shared);
+        let server = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stop.await;
+            })
+            .await
+        });
+        info!(%http_addr, %sip_addr, pbx = ?cfg.pbx.addresses, "relay listening: ws://{http_addr}/sip");
+        Ok(Relay {
+            http_addr,
+            sip_addr,
+            shutdown: Some(shutdown),
+            server,
+        })
+    }
+
+    /// Stops accepting and waits for the HTTP server to finish.
+    pub async fn stop(mut self) -> io::Result<()> {
+        if let Some(s) = self.shutdown.take() {
+            let _ = s.send(());
+        }
+        (&mut self.server).await.map_err(io::Error::other)?
+    }
+}
+
+fn spawn_receivers(sockets: &udp::Sockets, inputs: &mpsc::Sender<Input>) {
+    let mut all = vec![(None, sockets.any.clone())];
+    all.extend(sockets.pbx.iter().map(|(a, s)| (Some(*a), s.clone())));
+    for (pbx, sock) in all {
+        let inputs = inputs.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_536];
+            loop {
+                match sock.recv_from(&mut buf).await {
+                    Ok((n, from)) => {
+                        let bytes = buf[..n].to_vec();
+                        if inputs.send(Input::Datagram { from, bytes }).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                        if let Some(pbx) = pbx {
+                            warn!(%pbx, "PBX unreachable (ICMP)");
+                            if inputs.send(Input::Unreachable { pbx }).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "UDP receive failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The one task that owns the proxy: inputs in, outputs out, timers.
+async fn run_proxy(mut proxy: Proxy, mut rx: mpsc::Receiver<Input>, sockets: udp::Sockets) {
+    let epoch = tokio::time::Instant::now();
+    let now = || Instant::from_millis(epoch.elapsed().as_millis() as u64);
+    let mut conns: std::collections::HashMap<ConnId, mpsc::Sender<ws::Out>> = Default::default();
+    loop {
+        let wake = proxy
+            .poll_timeout()
+            .map(|t| epoch + Duration::from_millis(t.as_millis()));
+        let input = tokio::select! {
+            input = rx.recv() => match input {
+                Some(i) => Some(i),
+                None => return,
+            },
+            _ = sleep_or_never(wake) => None,
+        };
+        match input {
+            None => proxy.handle_timeout(now()),
+            Some(Input::Opened { conn, tx }) => {
+                conns.insert(conn, tx);
+                proxy.ws_opened(conn);
+            }
+            Some(Input::Frame { conn, bytes }) => proxy.handle_ws(now(), conn, &bytes),
+            Some(Input::Closed { conn }) => {
+                conns.remove(&conn);
+                proxy.ws_closed(conn);
+            }
+            Some(Input::Datagram { from, bytes }) => proxy.handle_udp(now(), from, &bytes),
+            Some(Input::Unreachable { pbx }) => proxy.pbx_unreachable(now(), pbx),
+            Some(Input::Metrics { reply }) => {
+                let _ = reply.send(proxy.metrics.render());
+            }
+        }
+        while let Some(out) = proxy.poll_output() {
+            match out {
+                Output::Ws { conn, frame } => {
+                    if let Some(tx) = conns.get(&conn)
+                        && tx.try_send(ws::Out::Frame(frame)).is_err()
+                    {
+                        warn!(?conn, "browser not reading: frame dropped");
+                    }
+                }
+                Output::Udp { to, datagram } => match sockets.for_pbx(to) {
+                    Some(sock) => {
+                        if let Err(e) = sock.send(&datagram).await {
+                            debug!(%to, error = %e, "send to PBX failed");
+                            if e.kind() == io::ErrorKind::ConnectionRefused {
+                                proxy.pbx_unreachable(now(), to);
+                            }
+                        }
+                    }
+                    None => warn!(%to, "refusing to send to a non-PBX address"),
+                },
+            }
+        }
+    }
+}
+
+async fn sleep_or_never(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,156 @@
+//! The browser side: axum routes for the WebSocket (`/sip`), `/healthz` and
+//! `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message as Frame, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info};
+
+use super::{Input, Shared};
+use crate::signalling::ConnId;
+
+/// What a connection's writer sends.
+pub(super) enum Out {
+    Frame(Vec<u8>),
+    Close(u16, &'static str),
+}
+
+/// WebSocket close code for a message that is too big (RFC 6455 §7.4.1).
+const MESSAGE_TOO_BIG: u16 = 1009;
+
+pub(super) fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/sip", get(sip))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .with_state(shared)
+}
+
+/// Whether the client offered the `sip` subprotocol (RFC 7118 §4.1).
+fn offers_sip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("sip"))
+}
+
+async fn sip(
+    State(shared): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !offers_sip(&headers) {
+        return (
+            StatusCode::BAD_REQUEST,
+            "WebSocket subprotocol \"sip\" is required (RFC 7118)\n",
+        )
+            .into_response();
+    }
+    // The library's own limit sits above ours, so that an oversized message
+    // is read and refused with 1009 here rather than cut off in the parser.
+    let hard_limit = shared.max_message * 4;
+    ws.protocols(["sip"])
+        .max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| connection(shared, socket, peer))
+}
+
+async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
+    let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+    let (tx, mut rx) = mpsc::channel::<Out>(256);
+    if shared
+        .inputs
+        .send(Input::Opened {
+            conn,
+            tx: tx.clone(),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    info!(?conn, %peer, "browser connected");
+    let (mut sink, mut stream) = socket.split();
+    let writer = tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            let frame = match out {
+                Out::Frame(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => Frame::Text(text.into()),
+                    Err(e) => Frame::Binary(e.into_bytes().into()),
+                },
+                Out::Close(code, reason) => {
+                    let _ = sink
+                        .send(Frame::Close(Some(CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        })))
+                        .await;
+                    break;
+                }
+            };
+            if sink.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(frame) = stream.next().await {
+        let bytes = match frame {
+            Ok(Frame::Text(t)) => t.as_bytes().to_vec(),
+            Ok(Frame::Binary(b)) => b.to_vec(),
+            Ok(Frame::Close(_)) => break,
+            Ok(_) => continue, // ping/pong: answered by the library
+            Err(e) => {
+                debug!(?conn, error = %e, "WebSocket read failed");
+                let _ = tx
+                    .send(Out::Close(MESSAGE_TOO_BIG, "message too big"))
+                    .await;
+                break;
+            }
+        };
+        if bytes.len() > shared.max_message {
+            info!(
+                ?conn,
+                len = bytes.len(),
+                "message too big: closing with 1009"
+            );
+            let _ = tx
+                .send(Out::Close(MESSAGE_TOO_BIG, "message too big"))
+                .await;
+            break;
+        }
+        if shared
+            .inputs
+            .send(Input::Frame { conn, bytes })
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = shared.inputs.send(Input::Closed { conn }).await;
+    drop(tx);
+    let _ = writer.await;
+    info!(?conn, %peer, "browser disconnected");
+}
+
+async fn metrics(State(shared): State<Shared>) -> Response {
+    let (reply, answer) = oneshot::channel();
+    if shared.inputs.send(Input::Metrics { reply }).await.is_err() {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    match answer.await {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
+}

@@ -1,0 +1,257 @@
+//! The relay's configuration: one TOML file, overridden by command-line
+//! flags, which may also come from `SIPLINE_*` environment variables.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::signalling::ProxyConfig;
+
+/// Why the configuration was refused. Each message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (unknown key, wrong type).
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml says, with line, column and key.
+        source: Box<toml::de::Error>,
+    },
+    /// A value is out of range or missing.
+    #[error("config key `{key}`: {problem}")]
+    Invalid {
+        /// The dotted key.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The browser side: HTTP and WebSocket.
+    pub http: Http,
+    /// The PBX side: SIP over UDP.
+    pub sip: Sip,
+    /// The PBX the relay serves.
+    pub pbx: Pbx,
+    /// Limits that protect the relay.
+    pub limits: Limits,
+}
+
+/// `[http]`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Where to listen for browsers (WebSocket on `/sip`, `/healthz`,
+    /// `/metrics`).
+    pub listen: SocketAddr,
+    /// The relay's name as browsers know it, used in the Via and
+    /// Record-Route entries on their side.
+    pub public_host: String,
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_host: String::from("relay.invalid"),
+        }
+    }
+}
+
+/// `[sip]`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sip {
+    /// The UDP address to send from and receive on.
+    pub listen: SocketAddr,
+    /// The address the PBX must use to reach the relay, when `listen` is a
+    /// wildcard or behind NAT.
+    pub advertise: Option<SocketAddr>,
+    /// RFC 3261 T1 in milliseconds.
+    pub t1_ms: u64,
+    /// How long a request may go unanswered by the PBX before the browser
+    /// gets `408`, in milliseconds (at most 64*T1).
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Sip {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 5070)),
+            advertise: None,
+            t1_ms: 500,
+            request_timeout_ms: 32_000,
+        }
+    }
+}
+
+/// `[pbx]`
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pbx {
+    /// PBX addresses (IP:port): the first that answers takes the traffic;
+    /// UDP from any other address is dropped.
+    pub addresses: Vec<SocketAddr>,
+}
+
+/// `[limits]`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest WebSocket message accepted; bigger ones close the connection
+    /// with code 1009.
+    pub max_message_bytes: usize,
+    /// Requests in flight toward the PBX; beyond, browsers get `503`.
+    pub max_pending: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            max_pending: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses TOML text; `path` only names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.pbx.addresses.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "pbx.addresses",
+                problem: "at least one PBX address (IP:port) is required".into(),
+            });
+        }
+        if self.sip.advertise.is_none() && self.sip.listen.ip().is_unspecified() {
+            return Err(ConfigError::Invalid {
+                key: "sip.advertise",
+                problem: format!(
+                    "required when sip.listen is a wildcard ({})",
+                    self.sip.listen
+                ),
+            });
+        }
+        if !(10..=10_000).contains(&self.sip.t1_ms) {
+            return Err(ConfigError::Invalid {
+                key: "sip.t1_ms",
+                problem: format!("{} is outside 10..=10000", self.sip.t1_ms),
+            });
+        }
+        if self.limits.max_message_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_message_bytes",
+                problem: "below 1024 no real SIP message fits".into(),
+            });
+        }
+        if self.http.public_host.is_empty()
+            || self
+                .http
+                .public_host
+                .contains(|c: char| c.is_whitespace() || c == '@')
+        {
+            return Err(ConfigError::Invalid {
+                key: "http.public_host",
+                problem: format!("{:?} is not a host name", self.http.public_host),
+            });
+        }
+        Ok(())
+    }
+
+    /// The proxy's view, once the UDP socket's real address is known.
+    pub fn proxy(&self, bound: SocketAddr) -> ProxyConfig {
+        let mut p = ProxyConfig::new(
+            self.pbx.addresses.clone(),
+            self.sip.advertise.unwrap_or(bound),
+        );
+        p.ws_host = self.http.public_host.clone();
+        p.t1 = Duration::from_millis(self.sip.t1_ms);
+        p.request_timeout = Duration::from_millis(self.sip.request_timeout_ms);
+        p.max_pending = self.limits.max_pending;
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_file_parses() {
+        let text = r#"
+            [http]
+            listen = "0.0.0.0:8443"
+            public_host = "relay.example.com"
+            [sip]
+            listen = "10.0.0.2:5070"
+            [pbx]
+            addresses = ["10.0.0.5:5060", "10.0.0.6:5060"]
+            [limits]
+            max_message_bytes = 32768
+        "#;
+        let c = Config::parse(Path::new("relay.toml"), text).expect("valid");
+        assert_eq!(c.pbx.addresses.len(), 2);
+        assert_eq!(c.limits.max_message_bytes, 32768);
+        assert_eq!(c.sip.t1_ms, 500, "defaults fill the rest");
+        c.validate().expect("valid");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = Config::parse(Path::new("r.toml"), "[pbx]\naddress = \"1.2.3.4:5060\"\n")
+            .expect_err("unknown key");
+        assert!(err.to_string().contains("unknown field `address`"), "{err}");
+        let err = Config::parse(
+            Path::new("r.toml"),
+            "[pbx]\naddresses = [\"pbx.example\"]\n",
+        )
+        .expect_err("bad value");
+        assert!(err.to_string().contains("addresses"), "{err}");
+        let err = Config::default().validate().expect_err("no PBX");
+        assert_eq!(
+            err.to_string(),
+            "config key `pbx.addresses`: at least one PBX address (IP:port) is required"
+        );
+        let mut c = Config::default();
+        c.pbx.addresses = vec!["10.0.0.5:5060".parse().expect("addr")];
+        c.sip.listen = "0.0.0.0:5070".parse().expect("addr");
+        assert!(
+            c.validate()
+                .expect_err("wildcard")
+                .to_string()
+                .starts_with("config key `sip.advertise`")
+        );
+    }
+}

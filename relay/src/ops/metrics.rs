@@ -1,0 +1,192 @@
+//! Counters for `/metrics`, kept by the proxy itself (one task owns the
+//! proxy, so plain integers suffice: no atomics, no locks), rendered in the
+//! Prometheus text format.
+
+use std::fmt::Write as _;
+
+use sipline_core::sip::{Message, Method};
+
+/// Why a message was refused or dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// Did not parse.
+    Malformed,
+    /// A datagram or destination that is not a configured PBX.
+    NotPbx,
+    /// A response whose top Via is not ours.
+    NotOurs,
+    /// A request from the PBX naming no browser.
+    NoFlow,
+    /// A valid flow token whose WebSocket is gone.
+    FlowGone,
+    /// A flow token this relay did not sign.
+    FlowForged,
+    /// The PBX did not answer in time.
+    PbxTimeout,
+    /// Too many requests in flight.
+    Overload,
+}
+
+impl Reject {
+    const ALL: [Reject; 8] = [
+        Reject::Malformed,
+        Reject::NotPbx,
+        Reject::NotOurs,
+        Reject::NoFlow,
+        Reject::FlowGone,
+        Reject::FlowForged,
+        Reject::PbxTimeout,
+        Reject::Overload,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Reject::Malformed => "malformed",
+            Reject::NotPbx => "not_pbx",
+            Reject::NotOurs => "not_ours",
+            Reject::NoFlow => "no_flow",
+            Reject::FlowGone => "flow_gone",
+            Reject::FlowForged => "flow_forged",
+            Reject::PbxTimeout => "pbx_timeout",
+            Reject::Overload => "overload",
+        }
+    }
+}
+
+/// Methods counted by name; the rest as "other".
+const METHODS: [Method; 14] = [
+    Method::Invite,
+    Method::Ack,
+    Method::Bye,
+    Method::Cancel,
+    Method::Register,
+    Method::Options,
+    Method::Info,
+    Method::Update,
+    Method::Prack,
+    Method::Subscribe,
+    Method::Notify,
+    Method::Refer,
+    Method::Message,
+    Method::Publish,
+];
+
+/// Per-direction message counts: requests by method, responses by class.
+#[derive(Clone, Debug, Default)]
+pub struct Counts {
+    requests: [u64; METHODS.len() + 1],
+    responses: [u64; 6],
+}
+
+impl Counts {
+    fn add(&mut self, msg: &Message<'_>) {
+        match (msg.method(), msg.status()) {
+            (Some(m), _) => {
+                let i = METHODS
+                    .iter()
+                    .position(|k| k.as_str() == m)
+                    .unwrap_or(METHODS.len());
+                self.requests[i] += 1;
+            }
+            (None, Some(code)) => self.responses[usize::from(code / 100) % 6] += 1,
+            (None, None) => {}
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str) {
+        for (i, n) in self.requests.iter().enumerate() {
+            let method = METHODS.get(i).map_or("other", |m| m.as_str());
+            let _ = writeln!(out, "{name}{{kind=\"request\",method=\"{method}\"}} {n}");
+        }
+        for (class, n) in self.responses.iter().enumerate().skip(1) {
+            let _ = writeln!(out, "{name}{{kind=\"response\",class=\"{class}xx\"}} {n}");
+        }
+    }
+}
+
+/// The relay's signalling counters.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    /// Browser WebSocket connections open now.
+    pub connections_open: i64,
+    /// Messages received, by method / class.
+    pub messages_in: Counts,
+    /// Messages forwarded, by method / class.
+    pub messages_out: Counts,
+    /// Refused or dropped, by reason.
+    rejected: [u64; Reject::ALL.len()],
+    /// Requests retransmitted toward the PBX.
+    pub retransmissions: u64,
+    /// Responses the relay made itself (408, 430, 503…).
+    pub local_responses: u64,
+}
+
+impl Metrics {
+    pub(crate) fn count_in(&mut self, msg: &Message<'_>) {
+        self.messages_in.add(msg);
+    }
+
+    pub(crate) fn count_out(&mut self, msg: &Message<'_>) {
+        self.messages_out.add(msg);
+    }
+
+    pub(crate) fn reject(&mut self, why: Reject) {
+        if let Some(i) = Reject::ALL.iter().position(|r| *r == why) {
+            self.rejected[i] += 1;
+        }
+    }
+
+    /// How many messages were refused for `why`.
+    pub fn rejected(&self, why: Reject) -> u64 {
+        Reject::ALL
+            .iter()
+            .position(|r| *r == why)
+            .map_or(0, |i| self.rejected[i])
+    }
+
+    /// The Prometheus text exposition of every counter.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP sipline_ws_connections Browser WebSocket connections open now.\n");
+        out.push_str("# TYPE sipline_ws_connections gauge\n");
+        let _ = writeln!(out, "sipline_ws_connections {}", self.connections_open);
+        out.push_str("# HELP sipline_sip_messages_in_total SIP messages received.\n");
+        out.push_str("# TYPE sipline_sip_messages_in_total counter\n");
+        self.messages_in
+            .render(&mut out, "sipline_sip_messages_in_total");
+        out.push_str("# HELP sipline_sip_messages_out_total SIP messages forwarded.\n");
+        out.push_str("# TYPE sipline_sip_messages_out_total counter\n");
+        self.messages_out
+            .render(&mut out, "sipline_sip_messages_out_total");
+        out.push_str(
+            "# HELP sipline_sip_rejected_total SIP messages refused or dropped, by reason.\n",
+        );
+        out.push_str("# TYPE sipline_sip_rejected_total counter\n");
+        for (r, n) in Reject::ALL.iter().zip(self.rejected) {
+            let _ = writeln!(
+                out,
+                "sipline_sip_rejected_total{{reason=\"{}\"}} {n}",
+                r.label()
+            );
+        }
+        out.push_str(
+            "# HELP sipline_sip_retransmissions_total Requests retransmitted toward the PBX.\n",
+        );
+        out.push_str("# TYPE sipline_sip_retransmissions_total counter\n");
+        let _ = writeln!(
+            out,
+            "sipline_sip_retransmissions_total {}",
+            self.retransmissions
+        );
+        out.push_str(
+            "# HELP sipline_sip_local_responses_total Responses made by the relay itself.\n",
+        );
+        out.push_str("# TYPE sipline_sip_local_responses_total counter\n");
+        let _ = writeln!(
+            out,
+            "sipline_sip_local_responses_total {}",
+            self.local_responses
+        );
+        out
+    }
+}

@@ -1,0 +1,4 @@
+//! Operations: configuration, metrics.
+
+pub mod config;
+pub mod metrics;

@@ -1,0 +1,708 @@
+//! The relay's SIP proxy, sans-IO: WebSocket frames, UDP datagrams and time
+//! in; frames, datagrams and deadlines out. The tokio shell in `net` only
+//! moves bytes.
+//!
+//! What it does to each message (RFC 3261 §16, RFC 5626, RFC 5658, RFC 7118):
+//! - browser → PBX requests: checked and decremented Max-Forwards, our own
+//!   Route entries popped, our Via added (its branch derived from the
+//!   browser's, so CANCEL and the ACK of an error match), a double
+//!   Record-Route on dialog-creating requests, and the `.invalid` Contact
+//!   rewritten onto the relay's UDP address with a signed flow token. It
+//!   always goes to the configured PBX, whatever the Request-URI and Route
+//!   say: never an open relay.
+//! - PBX → browser requests: routed by the flow token in our Record-Route
+//!   or in the Request-URI (the rewritten Contact); a token we did not sign,
+//!   or whose WebSocket is gone, gets `430 Flow Failed`.
+//! - responses: our Via popped; they follow the next Via, which toward UDP
+//!   must name a PBX address.
+//!
+//! The browser side is reliable and never retransmits, so toward the PBX
+//! (UDP) the relay keeps each request's client transaction: it retransmits
+//! (Timers A/E) and, when the PBX stays silent (Timer B/F) or is
+//! unreachable (ICMP), answers the browser `408` or `503` itself.
+
+mod edit;
+pub mod flow;
+mod pending;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use sipline_core::Instant;
+use sipline_core::sip::{
+    Header, HeaderName, Message, NameAddr, Uri, Via, response_to, split_commas,
+};
+
+use self::edit::{Action, bad_request, rewrite, without_first};
+pub use self::flow::{ConnId, FlowKey, TokenError};
+use self::pending::Pending;
+use crate::ops::metrics::{Metrics, Reject};
+
+/// URI parameter that carries the flow token in a rewritten Contact.
+const FLOW_PARAM: &str = "sl-flow";
+
+/// What the proxy needs to know about its surroundings.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// The PBX addresses: browser requests go to the first one that is not
+    /// known to be down, and UDP is accepted from these only.
+    pub pbx: Vec<SocketAddr>,
+    /// The relay's UDP address as the PBX reaches it (Via, Record-Route,
+    /// Contact).
+    pub sip_addr: SocketAddr,
+    /// The relay's host name as browsers see it (their side's Via and
+    /// Record-Route).
+    pub ws_host: String,
+    /// RFC 3261 T1.
+    pub t1: Duration,
+    /// How long a request toward the PBX may go unanswered (Timer B/F)
+    /// before the browser gets `408`.
+    pub request_timeout: Duration,
+    /// Most requests in flight toward the PBX; more get `503`.
+    pub max_pending: usize,
+    /// Most Contacts remembered per connection.
+    pub max_contacts_per_conn: usize,
+}
+
+impl ProxyConfig {
+    /// Defaults around the given PBX and the relay's own UDP address.
+    pub fn new(pbx: Vec<SocketAddr>, sip_addr: SocketAddr) -> Self {
+        Self {
+            pbx,
+            sip_addr,
+            ws_host: String::from("relay.invalid"),
+            t1: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(32),
+            max_pending: 10_000,
+            max_contacts_per_conn: 8,
+        }
+    }
+}
+
+/// Something for the shell to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// One WebSocket frame to one connection.
+    Ws {
+        /// Which connection.
+        conn: ConnId,
+        /// The SIP message (or keep-alive).
+        frame: Vec<u8>,
+    },
+    /// One UDP datagram to the PBX.
+    Udp {
+        /// A PBX address.
+        to: SocketAddr,
+        /// The SIP message.
+        datagram: Vec<u8>,
+    },
+}
+
+/// One browser connection.
+#[derive(Debug, Default)]
+struct Conn {
+    /// Contacts rewritten for this connection: the token-bearing user part
+    /// and the original URI, to restore Request-URIs and REGISTER answers.
+    contacts: VecDeque<(String, String)>,
+}
+
+/// The proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    cfg: ProxyConfig,
+    key: FlowKey,
+    conns: HashMap<ConnId, Conn>,
+    pending: HashMap<String, Pending>,
+    /// PBX addresses that sent ICMP unreachable, until when to avoid them.
+    down: HashMap<SocketAddr, Instant>,
+    out: VecDeque<Output>,
+    /// Counters for `/metrics`.
+    pub metrics: Metrics,
+}
+
+impl Proxy {
+    /// A proxy whose flow tokens are signed with `key`.
+    pub fn new(cfg: ProxyConfig, key: FlowKey) -> Self {
+        Self {
+            cfg,
+            key,
+            conns: HashMap::new(),
+            pending: HashMap::new(),
+            down: HashMap::new(),
+            out: VecDeque::new(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.cfg
+    }
+
+    /// The flow token for a connection (what its rewritten Contact carries).
+    pub fn token(&self, conn: ConnId) -> String {
+        self.key.token(conn)
+    }
+
+    /// A browser connected.
+    pub fn ws_opened(&mut self, conn: ConnId) {
+        self.conns.insert(conn, Conn::default());
+        self.metrics.connections_open += 1;
+    }
+
+    /// A browser's WebSocket closed: its flow is gone, and so are the
+    /// requests it had in flight.
+    pub fn ws_closed(&mut self, conn: ConnId) {
+        if self.conns.remove(&conn).is_some() {
+            self.metrics.connections_open -= 1;
+        }
+        self.pending.retain(|_, p| p.conn != conn);
+    }
+
+    /// Number of live browser connections.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Next thing to send.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] must next run.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.pending.values().map(Pending::next_deadline).min()
+    }
+
+    fn ws(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.out.push_back(Output::Ws { conn, frame });
+    }
+
+    fn udp(&mut self, to: SocketAddr, datagram: Vec<u8>) {
+        self.out.push_back(Output::Udp { to, datagram });
+    }
+
+    /// One frame from a browser.
+    pub fn handle_ws(&mut self, now: Instant, conn: ConnId, frame: &[u8]) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        if !frame.is_empty() && frame.iter().all(|&b| b == b'\r' || b == b'\n') {
+            if frame.len() >= 4 {
+                self.ws(conn, b"\r\n".to_vec()); // RFC 5626 §3.5.1 pong
+            }
+            return;
+        }
+        let msg = match Message::parse(frame) {
+            Ok(m) => m,
+            Err(e) => {
+                self.metrics.reject(Reject::Malformed);
+                if let Some(resp) = bad_request(frame, &e.to_string()) {
+                    self.ws(conn, resp);
+                }
+                return;
+            }
+        };
+        self.metrics.count_in(&msg);
+        if msg.is_request() {
+            self.browser_request(now, conn, &msg, frame);
+        } else {
+            self.browser_response(conn, &msg);
+        }
+    }
+
+    /// One datagram on the SIP port.
+    pub fn handle_udp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if !self.cfg.pbx.contains(&from) {
+            self.metrics.reject(Reject::NotPbx);
+            return;
+        }
+        self.down.remove(&from);
+        if datagram.iter().all(|&b| b == b'\r' || b == b'\n') {
+            return; // keep-alive
+        }
+        let Ok(msg) = Message::parse(datagram) else {
+            self.metrics.reject(Reject::Malformed);
+            return; // RFC 3261 §18.3: a bad datagram is discarded
+        };
+        self.metrics.count_in(&msg);
+        if msg.is_request() {
+            self.pbx_request(from, &msg);
+        } else {
+            self.pbx_response(now, &msg);
+        }
+    }
+
+    /// The PBX at `addr` is unreachable (ICMP port/host unreachable): fail
+    /// what is in flight toward it at once with `503` rather than making
+    /// browsers wait for the timeout, and prefer another PBX for a while.
+    pub fn pbx_unreachable(&mut self, now: Instant, addr: SocketAddr) {
+        self.down.insert(addr, now + Duration::from_secs(30));
+        let failed: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.to == addr)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in failed {
+            if let Some(p) = self.pending.remove(&key) {
+                self.answer_locally(&p, 503, "Service Unavailable");
+            }
+        }
+    }
+
+    /// Time has reached `now`: retransmit, and time out what must.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut expired = Vec::new();
+        let mut resend = Vec::new();
+        for (key, p) in &mut self.pending {
+            if p.deadline <= now {
+                expired.push(key.clone());
+            } else if let Some(datagram) = p.retransmit_due(now, self.cfg.t1) {
+                resend.push((p.to, datagram));
+            }
+        }
+        for (to, datagram) in resend {
+            self.metrics.retransmissions += 1;
+            self.udp(to, datagram);
+        }
+        for key in expired {
+            if let Some(p) = self.pending.remove(&key) {
+                self.metrics.reject(Reject::PbxTimeout);
+                self.answer_locally(&p, 408, "Request Timeout");
+            }
+        }
+        self.down.retain(|_, until| *until > now);
+    }
+
+    /// Sends the browser a response the relay makes itself for a request it
+    /// forwarded (timeout, unreachable PBX).
+    fn answer_locally(&mut self, p: &Pending, code: u16, reason: &str) {
+        if p.method == "ACK" || !self.conns.contains_key(&p.conn) {
+            return;
+        }
+        if let Ok(req) = Message::parse(&p.browser_request) {
+            let resp = response_to(&req, code, reason, Some("sl")).finish(None, b"");
+            self.metrics.local_responses += 1;
+            self.ws(p.conn, resp);
+        }
+    }
+
+    fn pick_pbx(&self) -> Option<SocketAddr> {
+        let up = self.cfg.pbx.iter().find(|a| !self.down.contains_key(a));
+        up.or(self.cfg.pbx.first()).copied()
+    }
+
+    /// Whether a Route value names this relay (either of our Record-Route
+    /// entries), and the flow token it carries if any.
+    fn own_route(&self, value: &str) -> Option<Option<String>> {
+        let na = NameAddr::parse(value)?;
+        let uri = na.uri;
+        let ours_udp = host_port_is(&uri, self.cfg.sip_addr);
+        let ours_ws = uri.host.eq_ignore_ascii_case(&self.cfg.ws_host);
+        (ours_udp || ours_ws).then(|| uri.user.filter(|_| ours_ws).map(str::to_owned))
+    }
+
+    fn browser_request(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>, raw: &[u8]) {
+        let method = msg.method().unwrap_or_default();
+        let Some(hops) = self.check_max_forwards(msg) else {
+            self.reply_ws(conn, msg, 483, "Too Many Hops");
+            return;
+        };
+        let Some(pbx) = self.pick_pbx() else {
+            self.reply_ws(conn, msg, 503, "No PBX Configured");
+            return;
+        };
+        let is_ack = method == "ACK";
+        if !is_ack && self.pending.len() >= self.cfg.max_pending {
+            self.metrics.reject(Reject::Overload);
+            self.reply_ws(conn, msg, 503, "Relay Overloaded");
+            return;
+        }
+        let token = self.key.token(conn);
+        let browser_branch = msg.via().branch().unwrap_or_default();
+        let branch = self.branch(&token, browser_branch);
+        let via = format!(
+            "SIP/2.0/UDP {};branch={branch};rport;sl={token}",
+            self.cfg.sip_addr
+        );
+        let record_route = needs_record_route(msg).then(|| {
+            format!(
+                "<sip:{};lr;r2=on>, <sip:{token}@{};transport=ws;lr;r2=on>",
+                self.cfg.sip_addr, self.cfg.ws_host
+            )
+        });
+        let mut top: Vec<(&str, &str)> = vec![("Via", &via)];
+        if let Some(rr) = &record_route {
+            top.push(("Record-Route", rr));
+        }
+        let mf = hops.to_string();
+        let mut routes_to_pop = self.leading_own_routes(msg);
+        let mut rewritten = Vec::new();
+        let datagram = rewrite(msg, None, &top, |h| match h.name {
+            HeaderName::MaxForwards => Action::Replace(mf.clone()),
+            HeaderName::Route if routes_to_pop > 0 => {
+                let n = split_commas(h.value).count().min(routes_to_pop);
+                routes_to_pop -= n;
+                without_first(h.value, n).map_or(Action::Drop, Action::Replace)
+            }
+            HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
+            _ => Action::Keep,
+        });
+        let datagram = if msg.header(HeaderName::MaxForwards).is_none() {
+            insert_after_first_line(&datagram, "Max-Forwards: 69")
+        } else {
+            datagram
+        };
+        self.remember_contacts(conn, rewritten);
+        if !is_ack {
+            let key = pending::key(&branch, method);
+            let p = Pending::new(
+                now,
+                conn,
+                pbx,
+                method,
+                datagram.clone(),
+                raw.to_vec(),
+                &self.cfg,
+            );
+            self.pending.insert(key, p);
+        }
+        self.metrics.count_out(msg);
+        self.udp(pbx, datagram);
+    }
+
+    fn browser_response(&mut self, conn: ConnId, msg: &Message<'_>) {
+        // Our Via on top, the PBX's next: that is where it goes.
+        let mut vias = msg.header_values(HeaderName::Via);
+        let ours = vias.next().and_then(Via::parse);
+        if !ours.is_some_and(|v| v.host.eq_ignore_ascii_case(&self.cfg.ws_host)) {
+            self.metrics.reject(Reject::NotOurs);
+            return;
+        }
+        let Some(to) = vias
+            .next()
+            .and_then(Via::parse)
+            .and_then(|v| via_address(&v))
+        else {
+            self.metrics.reject(Reject::NotOurs);
+            return;
+        };
+        if !self.cfg.pbx.contains(&to) {
+            self.metrics.reject(Reject::NotPbx);
+            return;
+        }
+        let token = self.key.token(conn);
+        let mut popped = false;
+        let mut rewritten = Vec::new();
+        let datagram = rewrite(msg, None, &[], |h| match h.name {
+            HeaderName::Via if !popped => {
+                popped = true;
+                without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
+            }
+            HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
+            _ => Action::Keep,
+        });
+        self.remember_contacts(conn, rewritten);
+        self.metrics.count_out(msg);
+        self.udp(to, datagram);
+    }
+
+    fn pbx_request(&mut self, from: SocketAddr, msg: &Message<'_>) {
+        let Some(hops) = self.check_max_forwards(msg) else {
+            self.reply_udp(from, msg, 483, "Too Many Hops");
+            return;
+        };
+        // Which browser: the token in our Record-Route entry, else the one
+        // in the Request-URI (our rewritten Contact).
+        let mut token = None;
+        let mut routes_to_pop = 0;
+        for value in msg.header_values(HeaderName::Route) {
+            match self.own_route(value) {
+                Some(t) => {
+                    routes_to_pop += 1;
+                    token = token.or(t);
+                }
+                None => break,
+            }
+        }
+        let ruri = msg.request_uri().and_then(Uri::parse);
+        let token = token.or_else(|| {
+            ruri.and_then(|u| u.params.value(FLOW_PARAM))
+                .map(str::to_owned)
+        });
+        let Some(token) = token else {
+            self.metrics.reject(Reject::NoFlow);
+            self.reply_udp(from, msg, 404, "Not Found");
+            return;
+        };
+        let conn = match self.key.verify(&token) {
+            Ok(conn) if self.conns.contains_key(&conn) => conn,
+            Ok(_) => {
+                self.metrics.reject(Reject::FlowGone);
+                self.reply_udp(from, msg, 430, "Flow Failed");
+                return;
+            }
+            Err(_) => {
+                self.metrics.reject(Reject::FlowForged);
+                self.reply_udp(from, msg, 430, "Flow Failed");
+                return;
+            }
+        };
+        let restored = ruri
+            .filter(|u| u.params.value(FLOW_PARAM).is_some())
+            .and_then(|u| self.original_contact(conn, u.user.unwrap_or_default()));
+        let branch = self.branch(&token, msg.via().branch().unwrap_or_default());
+        let via = format!("SIP/2.0/WSS {};branch={branch}", self.cfg.ws_host);
+        let record_route = needs_record_route(msg).then(|| {
+            format!(
+                "<sip:{token}@{};transport=ws;lr;r2=on>, <sip:{};lr;r2=on>",
+                self.cfg.ws_host, self.cfg.sip_addr
+            )
+        });
+        let mut top: Vec<(&str, &str)> = vec![("Via", &via)];
+        if let Some(rr) = &record_route {
+            top.push(("Record-Route", rr));
+        }
+        let mf = hops.to_string();
+        let frame = rewrite(msg, restored.as_deref(), &top, |h| match h.name {
+            HeaderName::MaxForwards => Action::Replace(mf.clone()),
+            HeaderName::Route if routes_to_pop > 0 => {
+                let n = split_commas(h.value).count().min(routes_to_pop);
+                routes_to_pop -= n;
+                without_first(h.value, n).map_or(Action::Drop, Action::Replace)
+            }
+            _ => Action::Keep,
+        });
+        self.metrics.count_out(msg);
+        self.ws(conn, frame);
+    }
+
+    fn pbx_response(&mut self, now: Instant, msg: &Message<'_>) {
+        let via = msg.via();
+        let token = via.params.value("sl");
+        let ours = host_port_matches(via.host, via.port, self.cfg.sip_addr) && token.is_some();
+        let conn = token.and_then(|t| self.key.verify(t).ok());
+        let (Some(conn), true) = (conn, ours) else {
+            self.metrics.reject(Reject::NotOurs);
+            return;
+        };
+        let code = msg.status().unwrap_or(500);
+        let key = pending::key(via.branch().unwrap_or_default(), msg.cseq().method);
+        if let Some(p) = self.pending.get_mut(&key) {
+            // A final answer ends our transaction; a provisional one ends
+            // INVITE retransmissions (Timer A) and keeps Timer F running for
+            // the others, as RFC 3261 §17.1 does.
+            if code >= 200 || p.method == "INVITE" {
+                self.pending.remove(&key);
+            } else {
+                p.proceeding(now, self.cfg.t1);
+            }
+        }
+        if !self.conns.contains_key(&conn) {
+            return; // the browser left; nothing to deliver to
+        }
+        let mut popped = false;
+        let is_register = msg.cseq().method == "REGISTER";
+        let frame = rewrite(msg, None, &[], |h| match h.name {
+            HeaderName::Via if !popped => {
+                popped = true;
+                without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
+            }
+            HeaderName::Contact if is_register => self.restore_contacts(conn, h),
+            _ => Action::Keep,
+        });
+        self.metrics.count_out(msg);
+        self.ws(conn, frame);
+    }
+
+    /// The count of Route values at the top that are ours (at most our two
+    /// Record-Route entries).
+    fn leading_own_routes(&self, msg: &Message<'_>) -> usize {
+        msg.header_values(HeaderName::Route)
+            .take(2)
+            .take_while(|v| self.own_route(v).is_some())
+            .count()
+    }
+
+    /// Max-Forwards after this hop, `None` when it is exhausted (RFC 3261
+    /// §16.3 step 3).
+    fn check_max_forwards(&self, msg: &Message<'_>) -> Option<u32> {
+        match msg
+            .header(HeaderName::MaxForwards)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            Some(0) => None,
+            Some(n) => Some(n - 1),
+            None => Some(69),
+        }
+    }
+
+    /// The Via branch toward the other side: a keyed hash of the flow and
+    /// the incoming branch, so that a CANCEL or the ACK of an error (same
+    /// incoming branch) gets the same outgoing one (RFC 3261 §16.11).
+    fn branch(&self, token: &str, incoming: &str) -> String {
+        let mut b = String::from("z9hG4bK");
+        b.push_str(
+            &self
+                .key
+                .digest(&[token.as_bytes(), b"|", incoming.as_bytes()]),
+        );
+        b
+    }
+
+    /// Rewrites every browser Contact of a header line onto the relay.
+    fn rewrite_contacts(
+        &self,
+        h: &Header<'_>,
+        token: &str,
+        rewritten: &mut Vec<(String, String)>,
+    ) -> Action {
+        let mut values = Vec::new();
+        let mut changed = false;
+        for value in split_commas(h.value) {
+            match NameAddr::parse(value) {
+                Some(na) if is_browser_contact(&na.uri) => {
+                    let user = na.uri.user.unwrap_or("ws");
+                    let params = na.params.0;
+                    values.push(format!(
+                        "<sip:{user}@{};{FLOW_PARAM}={token}>{params}",
+                        self.cfg.sip_addr
+                    ));
+                    rewritten.push((user.to_owned(), na.uri_text.to_owned()));
+                    changed = true;
+                }
+                _ => values.push(value.to_owned()),
+            }
+        }
+        if changed {
+            Action::Replace(values.join(", "))
+        } else {
+            Action::Keep
+        }
+    }
+
+    fn remember_contacts(&mut self, conn: ConnId, rewritten: Vec<(String, String)>) {
+        let max = self.cfg.max_contacts_per_conn;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            for (user, original) in rewritten {
+                c.contacts.retain(|(u, _)| *u != user);
+                c.contacts.push_back((user, original));
+                while c.contacts.len() > max {
+                    c.contacts.pop_front();
+                }
+            }
+        }
+    }
+
+    fn original_contact(&self, conn: ConnId, user: &str) -> Option<String> {
+        let c = self.conns.get(&conn)?;
+        c.contacts
+            .iter()
+            .find(|(u, _)| u == user)
+            .map(|(_, orig)| orig.clone())
+    }
+
+    /// In a REGISTER answer, puts back the browser's own Contact URIs so
+    /// that it recognises its binding (RFC 3261 §10.2.4).
+    fn restore_contacts(&self, conn: ConnId, h: &Header<'_>) -> Action {
+        let mut values = Vec::new();
+        let mut changed = false;
+        for value in split_commas(h.value) {
+            let restored = NameAddr::parse(value).and_then(|na| {
+                na.uri.params.value(FLOW_PARAM)?;
+                let orig = self.original_contact(conn, na.uri.user.unwrap_or("ws"))?;
+                Some(format!("<{orig}>{}", na.params.0))
+            });
+            changed |= restored.is_some();
+            values.push(restored.unwrap_or_else(|| value.to_owned()));
+        }
+        if changed {
+            Action::Replace(values.join(", "))
+        } else {
+            Action::Keep
+        }
+    }
+
+    fn reply_ws(&mut self, conn: ConnId, msg: &Message<'_>, code: u16, reason: &str) {
+        if msg.method() == Some("ACK") {
+            return;
+        }
+        self.metrics.local_responses += 1;
+        let resp = response_to(msg, code, reason, Some("sl")).finish(None, b"");
+        self.ws(conn, resp);
+    }
+
+    fn reply_udp(&mut self, to: SocketAddr, msg: &Message<'_>, code: u16, reason: &str) {
+        if msg.method() == Some("ACK") {
+            return;
+        }
+        self.metrics.local_responses += 1;
+        let resp = response_to(msg, code, reason, Some("sl")).finish(None, b"");
+        self.udp(to, resp);
+    }
+}
+
+/// Dialog-creating requests get our Record-Route (RFC 3261 §16.6 step 4);
+/// REGISTER must not, and in-dialog requests already follow the route set.
+fn needs_record_route(msg: &Message<'_>) -> bool {
+    matches!(
+        msg.method(),
+        Some("INVITE" | "SUBSCRIBE" | "REFER" | "NOTIFY")
+    ) && msg.to().tag().is_none()
+}
+
+/// A Contact only a WebSocket can reach: `.invalid` host or `transport=ws`.
+fn is_browser_contact(uri: &Uri<'_>) -> bool {
+    uri.host.to_ascii_lowercase().ends_with(".invalid")
+        || uri
+            .transport()
+            .is_some_and(|t| t.eq_ignore_ascii_case("ws") || t.eq_ignore_ascii_case("wss"))
+}
+
+fn host_port_is(uri: &Uri<'_>, addr: SocketAddr) -> bool {
+    host_port_matches(uri.host, uri.port, addr)
+}
+
+fn host_port_matches(host: &str, port: Option<u16>, addr: SocketAddr) -> bool {
+    let host = host.trim_matches(['[', ']']);
+    host.parse::<IpAddr>().is_ok_and(|ip| ip == addr.ip()) && port.unwrap_or(5060) == addr.port()
+}
+
+/// Where a response goes per a Via (RFC 3261 §18.2.2, RFC 3581): `received`
+/// and `rport` when present, else the sent-by. IP literals only: the relay
+/// never resolves names on behalf of the network.
+fn via_address(via: &Via<'_>) -> Option<SocketAddr> {
+    let ip = via
+        .params
+        .value("received")
+        .unwrap_or(via.host)
+        .trim_matches(['[', ']'])
+        .parse::<IpAddr>()
+        .ok()?;
+    let port = via
+        .params
+        .value("rport")
+        .and_then(|p| p.parse().ok())
+        .or(via.port)
+        .unwrap_or(5060);
+    Some(SocketAddr::new(ip, port))
+}
+
+/// Inserts a header line after the start line of a message we built.
+fn insert_after_first_line(msg: &[u8], line: &str) -> Vec<u8> {
+    let cut = msg
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(msg.len(), |i| i + 1);
+    let mut out = Vec::with_capacity(msg.len() + line.len() + 2);
+    out.extend_from_slice(&msg[..cut]);
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&msg[cut..]);
+    out
+}
+
+#[cfg(test)]
+mod tests;

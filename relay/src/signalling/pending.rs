@@ -1,0 +1,87 @@
+//! A request the relay forwarded to the PBX over UDP and has not seen
+//! answered: the client half of an RFC 3261 §17.1 transaction, kept because
+//! the browser, on a reliable transport, will not retransmit.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sipline_core::Instant;
+
+use super::{ConnId, ProxyConfig};
+
+/// RFC 3261 T2: the cap on non-INVITE retransmission intervals.
+const T2: Duration = Duration::from_secs(4);
+
+/// The key of a pending request: our branch and the method (a CANCEL shares
+/// its INVITE's branch but is its own transaction).
+pub(crate) fn key(branch: &str, method: &str) -> String {
+    let mut k = String::with_capacity(branch.len() + 1 + method.len());
+    k.push_str(branch);
+    k.push(' ');
+    k.push_str(method);
+    k
+}
+
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub conn: ConnId,
+    pub to: SocketAddr,
+    pub method: String,
+    datagram: Vec<u8>,
+    /// The browser's request as it arrived, to answer it ourselves.
+    pub browser_request: Vec<u8>,
+    next_retransmit: Instant,
+    interval: Duration,
+    /// Timer B / F.
+    pub deadline: Instant,
+}
+
+impl Pending {
+    pub fn new(
+        now: Instant,
+        conn: ConnId,
+        to: SocketAddr,
+        method: &str,
+        datagram: Vec<u8>,
+        browser_request: Vec<u8>,
+        cfg: &ProxyConfig,
+    ) -> Self {
+        Self {
+            conn,
+            to,
+            method: method.to_owned(),
+            datagram,
+            browser_request,
+            next_retransmit: now + cfg.t1,
+            interval: cfg.t1,
+            deadline: now + cfg.request_timeout.min(cfg.t1 * 64),
+        }
+    }
+
+    pub fn next_deadline(&self) -> Instant {
+        self.next_retransmit.min(self.deadline)
+    }
+
+    /// The datagram again if Timer A/E fired; doubles the interval (capped
+    /// at T2 for non-INVITE, RFC 3261 §17.1.2.2).
+    pub fn retransmit_due(&mut self, now: Instant, t1: Duration) -> Option<Vec<u8>> {
+        if self.next_retransmit > now {
+            return None;
+        }
+        let doubled = self.interval.max(t1) * 2;
+        self.interval = if self.method == "INVITE" {
+            doubled
+        } else {
+            doubled.min(T2)
+        };
+        self.next_retransmit = now + self.interval;
+        Some(self.datagram.clone())
+    }
+
+    /// A provisional response arrived for a non-INVITE request: keep
+    /// retransmitting, every T2 (RFC 3261 §17.1.2.2, Proceeding state).
+    pub fn proceeding(&mut self, now: Instant, _t1: Duration) {
+        self.interval = T2;
+        self.next_retransmit = now + T2;
+    }
+}

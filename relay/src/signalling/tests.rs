@@ -1,0 +1,303 @@
+//! The proxy, driven with explicit time and canned messages.
+
+use super::*;
+
+const PBX: &str = "10.0.0.5:5060";
+const RELAY: &str = "192.0.2.10:5070";
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+fn proxy() -> Proxy {
+    let mut cfg = ProxyConfig::new(vec![addr(PBX)], addr(RELAY));
+    cfg.ws_host = "relay.example".into();
+    let mut p = Proxy::new(cfg, FlowKey::new([9; 32]));
+    p.ws_opened(ConnId(1));
+    p
+}
+
+fn outputs(p: &mut Proxy) -> Vec<Output> {
+    std::iter::from_fn(|| p.poll_output()).collect()
+}
+
+fn only_udp(p: &mut Proxy) -> (SocketAddr, Vec<u8>) {
+    match outputs(p).as_slice() {
+        [Output::Udp { to, datagram }] => (*to, datagram.clone()),
+        other => panic!("expected one datagram, got {other:?}"),
+    }
+}
+
+fn only_ws(p: &mut Proxy) -> (ConnId, Vec<u8>) {
+    match outputs(p).as_slice() {
+        [Output::Ws { conn, frame }] => (*conn, frame.clone()),
+        other => panic!("expected one frame, got {other:?}"),
+    }
+}
+
+const REGISTER: &str = "REGISTER sip:sipline.test SIP/2.0\r\n\
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbrowser1\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:alice@sipline.test>\r\n\
+From: <sip:alice@sipline.test>;tag=f1\r\n\
+Call-ID: reg-1\r\n\
+CSeq: 1 REGISTER\r\n\
+Contact: <sip:x7@abc.invalid;transport=ws;ob>;+sip.instance=\"<urn:uuid:1>\";reg-id=1;expires=600\r\n\
+Expires: 600\r\n\
+Content-Length: 0\r\n\r\n";
+
+fn invite(to_host: &str) -> String {
+    format!(
+        "INVITE sip:bob@{to_host} SIP/2.0\r\n\
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKinv1\r\n\
+Max-Forwards: 70\r\n\
+Route: <sip:evil.example;lr>\r\n\
+To: <sip:bob@{to_host}>\r\n\
+From: <sip:alice@sipline.test>;tag=f2\r\n\
+Call-ID: call-1\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:x7@abc.invalid;transport=ws;ob>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\r\nv=0\n"
+    )
+}
+
+fn parse(bytes: &[u8]) -> Message<'_> {
+    Message::parse(bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
+}
+
+#[test]
+fn register_goes_to_the_pbx_with_our_via_and_a_flow_contact() {
+    let mut p = proxy();
+    p.handle_ws(t(0), ConnId(1), REGISTER.as_bytes());
+    let (to, dgram) = only_udp(&mut p);
+    assert_eq!(to, addr(PBX));
+    let m = parse(&dgram);
+    let vias: Vec<&str> = m.header_values(HeaderName::Via).collect();
+    assert_eq!(vias.len(), 2);
+    assert!(
+        vias[0].starts_with("SIP/2.0/UDP 192.0.2.10:5070;branch=z9hG4bK"),
+        "{}",
+        vias[0]
+    );
+    assert!(vias[1].contains("abc.invalid"));
+    assert_eq!(m.header(HeaderName::MaxForwards), Some("69"));
+    assert!(
+        m.header(HeaderName::RecordRoute).is_none(),
+        "REGISTER is never record-routed"
+    );
+    let contact = NameAddr::parse(m.header(HeaderName::Contact).expect("Contact")).expect("parses");
+    assert_eq!(
+        (contact.uri.host, contact.uri.port),
+        ("192.0.2.10", Some(5070))
+    );
+    assert_eq!(contact.uri.user, Some("x7"));
+    let token = contact.uri.params.value(FLOW_PARAM).expect("flow token");
+    assert_eq!(p.key.verify(token), Ok(ConnId(1)));
+    assert_eq!(
+        contact.params.value("reg-id"),
+        Some("1"),
+        "header params kept"
+    );
+    assert_eq!(m.body(), b"");
+}
+
+#[test]
+fn pbx_answer_returns_to_the_browser_with_its_own_contact_restored() {
+    let mut p = proxy();
+    p.handle_ws(t(0), ConnId(1), REGISTER.as_bytes());
+    let (_, dgram) = only_udp(&mut p);
+    let req = parse(&dgram);
+    let rewritten = req.header(HeaderName::Contact).expect("Contact");
+    let mut ok = response_to(&req, 200, "OK", Some("k1"));
+    ok.header("Contact", rewritten);
+    p.handle_udp(t(10), addr(PBX), &ok.finish(None, b""));
+    let (conn, frame) = only_ws(&mut p);
+    assert_eq!(conn, ConnId(1));
+    let m = parse(&frame);
+    assert_eq!(m.status(), Some(200));
+    assert_eq!(
+        m.header_values(HeaderName::Via).count(),
+        1,
+        "our Via popped"
+    );
+    assert_eq!(m.via().branch(), Some("z9hG4bKbrowser1"));
+    let c = NameAddr::parse(m.header(HeaderName::Contact).expect("Contact")).expect("parses");
+    assert_eq!(c.uri_text, "sip:x7@abc.invalid;transport=ws;ob");
+    assert_eq!(c.params.value("expires"), Some("600"));
+    assert_eq!(p.poll_timeout(), None, "transaction done");
+}
+
+#[test]
+fn invite_goes_to_the_pbx_whatever_its_uri_and_route_say() {
+    let mut p = proxy();
+    p.handle_ws(t(0), ConnId(1), invite("evil.example").as_bytes());
+    let (to, dgram) = only_udp(&mut p);
+    assert_eq!(to, addr(PBX), "never an open relay");
+    let m = parse(&dgram);
+    let rr: Vec<&str> = m.header_values(HeaderName::RecordRoute).collect();
+    assert_eq!(rr.len(), 2, "double Record-Route (RFC 5658)");
+    assert!(rr[0].starts_with("<sip:192.0.2.10:5070;lr;r2=on>"));
+    assert!(rr[1].contains("@relay.example;transport=ws;lr;r2=on"));
+    assert_eq!(
+        m.header(HeaderName::Route),
+        Some("<sip:evil.example;lr>"),
+        "foreign routes are left for the PBX to judge"
+    );
+    assert_eq!(m.body(), b"v=0\n");
+    assert_eq!(m.header(HeaderName::ContentLength), Some("4"));
+}
+
+#[test]
+fn requests_are_retransmitted_on_udp_and_time_out_with_408() {
+    let mut p = proxy();
+    p.handle_ws(t(0), ConnId(1), invite("sipline.test").as_bytes());
+    let (_, first) = only_udp(&mut p);
+    // Timer A: 500 ms, 1 s, 2 s…
+    let mut sent_at = Vec::new();
+    while let Some(at) = p.poll_timeout() {
+        p.handle_timeout(at);
+        for o in outputs(&mut p) {
+            match o {
+                Output::Udp { datagram, .. } => {
+                    assert_eq!(datagram, first);
+                    sent_at.push(at.as_millis());
+                }
+                Output::Ws { frame, .. } => {
+                    let m = parse(&frame);
+                    assert_eq!((m.status(), m.reason()), (Some(408), "Request Timeout"));
+                    assert_eq!(at, t(32_000), "Timer B = 64*T1");
+                    assert_eq!(sent_at, [500, 1_500, 3_500, 7_500, 15_500, 31_500]);
+                    return;
+                }
+            }
+        }
+    }
+    panic!("no 408");
+}
+
+#[test]
+fn provisional_answer_stops_invite_retransmissions() {
+    let mut p = proxy();
+    p.handle_ws(t(0), ConnId(1), invite("sipline.test").as_bytes());
+    let (_, dgram) = only_udp(&mut p);
+    let req = parse(&dgram);
+    p.handle_udp(
+        t(100),
+        addr(PBX),
+        &response_to(&req, 100, "Trying", None).finish(None, b""),
+    );
+    let (_, frame) = only_ws(&mut p);
+    assert_eq!(parse(&frame).status(), Some(100));
+    assert_eq!(p.poll_timeout(), None);
+}
+
+#[test]
+fn unreachable_pbx_gives_503_at_once() {
+    let mut p = proxy();
+    p.handle_ws(t(0), ConnId(1), REGISTER.as_bytes());
+    only_udp(&mut p);
+    p.pbx_unreachable(t(5), addr(PBX));
+    let (_, frame) = only_ws(&mut p);
+    assert_eq!(parse(&frame).status(), Some(503));
+}
+
+#[test]
+fn pbx_request_reaches_the_right_browser_by_flow_token() {
+    let mut p = proxy();
+    p.ws_opened(ConnId(2));
+    p.handle_ws(t(0), ConnId(1), REGISTER.as_bytes());
+    let (_, dgram) = only_udp(&mut p);
+    let contact =
+        NameAddr::parse(parse(&dgram).header(HeaderName::Contact).expect("c")).expect("na");
+    let target = contact.uri_text.to_owned();
+    let options = format!(
+        "OPTIONS {target} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKpbx1\r\nMax-Forwards: 70\r\n\
+From: <sip:pbx@sipline.test>;tag=p1\r\nTo: <sip:alice@sipline.test>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    p.handle_udp(t(1), addr(PBX), options.as_bytes());
+    let (conn, frame) = only_ws(&mut p);
+    assert_eq!(conn, ConnId(1));
+    let m = parse(&frame);
+    assert_eq!(
+        m.request_uri(),
+        Some("sip:x7@abc.invalid;transport=ws;ob"),
+        "Request-URI restored"
+    );
+    assert!(m.via().host == "relay.example" && m.via().transport == "WSS");
+    // The browser answers; the answer goes back to the PBX only.
+    let ok = response_to(&m, 200, "OK", Some("b1")).finish(None, b"");
+    p.handle_ws(t(2), ConnId(1), &ok);
+    let (to, back) = only_udp(&mut p);
+    assert_eq!(to, addr(PBX));
+    assert_eq!(parse(&back).via().branch(), Some("z9hG4bKpbx1"));
+}
+
+#[test]
+fn forged_or_stale_tokens_get_430_and_strangers_are_ignored() {
+    let mut p = proxy();
+    let forged = FlowKey::new([1; 32]).token(ConnId(1));
+    let options = |token: &str| {
+        format!(
+            "OPTIONS sip:x@192.0.2.10:5070;sl-flow={token} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKf\r\n\
+From: <sip:pbx@sipline.test>;tag=p1\r\nTo: <sip:x@sipline.test>\r\nCall-ID: f1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    p.handle_udp(t(0), addr(PBX), options(&forged).as_bytes());
+    let (to, resp) = only_udp(&mut p);
+    assert_eq!((to, parse(&resp).status()), (addr(PBX), Some(430)));
+    assert_eq!(p.metrics.rejected(Reject::FlowForged), 1);
+    let gone = p.token(ConnId(7));
+    p.handle_udp(t(0), addr(PBX), options(&gone).as_bytes());
+    let (_, resp) = only_udp(&mut p);
+    assert_eq!(parse(&resp).status(), Some(430));
+    // Not from the PBX: not even answered.
+    p.handle_udp(t(0), addr("203.0.113.9:5060"), options(&gone).as_bytes());
+    assert!(outputs(&mut p).is_empty());
+    assert_eq!(p.metrics.rejected(Reject::NotPbx), 1);
+}
+
+#[test]
+fn malformed_browser_message_gets_400_with_a_reason() {
+    let mut p = proxy();
+    let bad = REGISTER.replace("CSeq: 1 REGISTER", "CSeq: one REGISTER");
+    p.handle_ws(t(0), ConnId(1), bad.as_bytes());
+    let (_, frame) = only_ws(&mut p);
+    let m = parse(&frame);
+    assert_eq!((m.status(), m.reason()), (Some(400), "Malformed CSeq"));
+    p.handle_ws(t(0), ConnId(1), b"\x16\x03\x01\x00garbage");
+    assert!(
+        outputs(&mut p).is_empty(),
+        "binary garbage has nothing to answer"
+    );
+    assert_eq!(p.metrics.rejected(Reject::Malformed), 2);
+}
+
+#[test]
+fn exhausted_max_forwards_is_483_and_keepalive_is_answered() {
+    let mut p = proxy();
+    p.handle_ws(
+        t(0),
+        ConnId(1),
+        REGISTER
+            .replace("Max-Forwards: 70", "Max-Forwards: 0")
+            .as_bytes(),
+    );
+    assert_eq!(parse(&only_ws(&mut p).1).status(), Some(483));
+    p.handle_ws(t(0), ConnId(1), b"\r\n\r\n");
+    assert_eq!(only_ws(&mut p).1, b"\r\n");
+}
+
+#[test]
+fn closed_connection_drops_its_transactions() {
+    let mut p = proxy();
+    p.handle_ws(t(0), ConnId(1), REGISTER.as_bytes());
+    only_udp(&mut p);
+    p.ws_closed(ConnId(1));
+    assert_eq!(p.poll_timeout(), None);
+    assert_eq!(p.connections(), 0);
+}
