@@ -1,0 +1,138 @@
+//! The real relay binary, started and stopped by the tests, and a raw
+//! WebSocket client for what the user agent would never send.
+
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use sipline_test_harness::free_port;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Message as Frame};
+
+/// A running `sipline-relay` process; killed when dropped.
+pub struct RelayProcess {
+    child: Child,
+    /// Browser side: `ws://127.0.0.1:<http_port>/sip`.
+    pub http_port: u16,
+    /// PBX side UDP port.
+    pub sip_port: u16,
+}
+
+impl RelayProcess {
+    /// Starts the relay in front of `pbx` with extra flags, and waits until
+    /// it accepts connections.
+    pub fn start(pbx: SocketAddr, extra: &[&str]) -> RelayProcess {
+        let http_port = free_port().expect("free port");
+        let sip_port = free_port().expect("free port");
+        let child = Command::new(env!("CARGO_BIN_EXE_sipline-relay"))
+            .arg("--pbx")
+            .arg(pbx.to_string())
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .arg("--sip-listen")
+            .arg(format!("127.0.0.1:{sip_port}"))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("relay binary starts");
+        let relay = RelayProcess {
+            child,
+            http_port,
+            sip_port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "relay did not listen on {http_port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        relay
+    }
+
+    /// The WebSocket URL browsers use.
+    pub fn ws_url(&self) -> String {
+        format!("ws://127.0.0.1:{}/sip", self.http_port)
+    }
+
+    /// Whether the process is still running (it must never crash).
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// `GET /metrics`, as text.
+    pub fn metrics(&self) -> String {
+        http_get(self.http_port, "/metrics")
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET, enough for /healthz and /metrics.
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw WebSocket client speaking subprotocol `sip`.
+pub async fn raw_ws(url: &str) -> Ws {
+    let mut req = url.into_client_request().expect("request");
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+    tokio_tungstenite::connect_async(req)
+        .await
+        .expect("handshake")
+        .0
+}
+
+/// Sends one text frame.
+pub async fn send(ws: &mut Ws, text: &str) {
+    ws.send(Frame::text(text.to_owned())).await.expect("send");
+}
+
+/// Sends one binary frame.
+pub async fn send_binary(ws: &mut Ws, bytes: Vec<u8>) {
+    ws.send(Frame::Binary(Bytes::from(bytes)))
+        .await
+        .expect("send");
+}
+
+/// What the server sent next: a SIP message as text, or how it closed.
+#[derive(Debug)]
+pub enum Received {
+    Text(String),
+    Closed(Option<CloseFrame>),
+    Nothing,
+}
+
+pub async fn receive(ws: &mut Ws, within: Duration) -> Received {
+    match tokio::time::timeout(within, ws.next()).await {
+        Ok(Some(Ok(Frame::Text(t)))) => Received::Text(t.to_string()),
+        Ok(Some(Ok(Frame::Binary(b)))) => Received::Text(String::from_utf8_lossy(&b).into_owned()),
+        Ok(Some(Ok(Frame::Close(c)))) => Received::Closed(c),
+        Ok(Some(Ok(_))) => Box::pin(receive(ws, within)).await,
+        Ok(Some(Err(_))) | Ok(None) => Received::Closed(None),
+        Err(_) => Received::Nothing,
+    }
+}

@@ -1,0 +1,356 @@
+//! The real relay binary between the native user agent (over WebSocket) and
+//! a real Kamailio acting as the PBX (over UDP), all on 127.0.0.1. The tests
+//! start and stop every process themselves.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::{Received, RelayProcess, raw_ws, receive, send, send_binary};
+use sipline_core::{Config, Event, Secret};
+use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options};
+use sipline_ua_shell::{Backoff, Phone, ShellEvent};
+use tokio::time::timeout;
+
+fn kamailio(opts: Options) -> Kamailio {
+    Kamailio::start(&opts).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn pbx_addr(k: &Kamailio) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], k.udp_port))
+}
+
+fn config(user: &str, password: &str) -> Config {
+    let mut c = Config::new(format!("sip:{user}@{DOMAIN}"));
+    c.password = Some(Secret::new(password));
+    c
+}
+
+async fn outcome(phone: &mut Phone, within: Duration) -> Event {
+    let mut seen = Vec::new();
+    let got = timeout(within, async {
+        while let Some(ev) = phone.next_event().await {
+            match ev {
+                ShellEvent::Ua(
+                    e @ (Event::Registered { .. } | Event::RegistrationFailed { .. }),
+                ) => return Some(e),
+                other => seen.push(other),
+            }
+        }
+        None
+    })
+    .await;
+    got.ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("no registration outcome within {within:?}; saw {seen:#?}"))
+}
+
+/// A UDP socket standing in for a SIP peer the test controls.
+fn udp_peer() -> (UdpSocket, SocketAddr) {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let a = s.local_addr().expect("addr");
+    (s, a)
+}
+
+/// Final response to a request sent from `sock` to `to`, skipping 1xx.
+fn request_over_udp(
+    sock: &UdpSocket,
+    to: SocketAddr,
+    request: &str,
+    within: Duration,
+) -> Option<String> {
+    sock.send_to(request.as_bytes(), to).expect("send");
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 65_536];
+    while Instant::now() < deadline {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("SIP/2.0 1") {
+                continue;
+            }
+            return Some(text);
+        }
+    }
+    None
+}
+
+fn options(ruri: &str, from: SocketAddr, call_id: &str) -> String {
+    format!(
+        "OPTIONS {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK{call_id};rport\r\nMax-Forwards: 70\r\n\
+From: <sip:tester@{DOMAIN}>;tag=t1\r\nTo: <{ruri}>\r\nCall-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn registers_refreshes_and_unregisters_through_the_relay() {
+    let k = kamailio(Options {
+        min_expires: 1,
+        ..Options::default()
+    });
+    let mut relay = RelayProcess::start(pbx_addr(&k), &[]);
+    let mut c = config("alice", "alice-secret");
+    c.register_expires = 5;
+    let mut phone = Phone::spawn(&relay.ws_url(), c, Backoff::default()).expect("shell");
+    assert_eq!(
+        outcome(&mut phone, Duration::from_secs(5)).await,
+        Event::Registered { expires: 5 },
+        "{}",
+        k.log_tail()
+    );
+    // The refresh at 4.5 s goes through the relay too.
+    assert_eq!(
+        outcome(&mut phone, Duration::from_secs(8)).await,
+        Event::Registered { expires: 5 }
+    );
+    phone.unregister();
+    let gone = timeout(Duration::from_secs(5), async {
+        loop {
+            if let Some(ShellEvent::Ua(Event::Unregistered { code, .. })) = phone.next_event().await
+            {
+                return code;
+            }
+        }
+    })
+    .await
+    .expect("unregistered");
+    assert_eq!(gone, None, "unregistration accepted");
+    let m = relay.metrics();
+    assert!(
+        m.contains("sipline_sip_messages_out_total{kind=\"request\",method=\"REGISTER\"}"),
+        "{m}"
+    );
+    phone.shutdown().await;
+    assert!(relay.alive());
+}
+
+#[tokio::test]
+async fn wrong_password_gives_the_pbxs_403() {
+    let k = kamailio(Options::default());
+    let relay = RelayProcess::start(pbx_addr(&k), &[]);
+    let mut phone =
+        Phone::spawn(&relay.ws_url(), config("bob", "wrong"), Backoff::default()).expect("shell");
+    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
+    assert_eq!(ev.to_string(), "registration failed: 403 Forbidden");
+    phone.shutdown().await;
+}
+
+// Multi-threaded: the test blocks on a UDP socket while the user agent's
+// task must keep running to answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pbx_requests_reach_the_registered_browser_and_forged_tokens_get_430() {
+    let k = kamailio(Options::default());
+    let relay = RelayProcess::start(pbx_addr(&k), &[]);
+    let mut phone = Phone::spawn(
+        &relay.ws_url(),
+        config("carol", "carol-secret"),
+        Backoff::default(),
+    )
+    .expect("shell");
+    assert!(matches!(
+        outcome(&mut phone, Duration::from_secs(5)).await,
+        Event::Registered { .. }
+    ));
+
+    // Someone asks the PBX for carol: Kamailio finds her binding (the
+    // relay's flow Contact), the relay finds her WebSocket, her UA answers.
+    let (sock, me) = udp_peer();
+    let pbx = pbx_addr(&k);
+    let req = options(&format!("sip:carol@{DOMAIN}"), me, "opt-carol");
+    let answer = request_over_udp(&sock, pbx, &req, Duration::from_secs(5)).expect("an answer");
+    assert!(answer.starts_with("SIP/2.0 200 OK"), "{answer}");
+    assert!(
+        answer.contains("User-Agent: sipline/"),
+        "answered by the user agent: {answer}"
+    );
+
+    // A token this relay never signed, routed by the PBX to the relay.
+    let forged = format!(
+        "sip:x@127.0.0.1:{};sl-flow={}",
+        relay.sip_port,
+        "0".repeat(36)
+    );
+    let req = options(&forged, me, "opt-forged");
+    let answer = request_over_udp(&sock, pbx, &req, Duration::from_secs(5)).expect("an answer");
+    assert!(answer.starts_with("SIP/2.0 430 Flow Failed"), "{answer}");
+    phone.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stopped_pbx_gives_503_within_two_seconds() {
+    // Nothing listens on this port: the kernel answers ICMP unreachable.
+    let dead = SocketAddr::from((
+        [127, 0, 0, 1],
+        sipline_test_harness::free_port().expect("port"),
+    ));
+    let relay = RelayProcess::start(dead, &[]);
+    let started = Instant::now();
+    let mut phone = Phone::spawn(
+        &relay.ws_url(),
+        config("alice", "alice-secret"),
+        Backoff::default(),
+    )
+    .expect("shell");
+    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
+    assert!(
+        matches!(ev, Event::RegistrationFailed { code: 503, .. }),
+        "{ev:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    phone.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_silent_pbx_gets_retransmissions_and_the_browser_a_408() {
+    let (pbx, addr) = udp_peer();
+    let relay = RelayProcess::start(addr, &["--request-timeout-ms", "2000"]);
+    let started = Instant::now();
+    let mut phone = Phone::spawn(
+        &relay.ws_url(),
+        config("alice", "alice-secret"),
+        Backoff::default(),
+    )
+    .expect("shell");
+    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
+    assert!(
+        matches!(ev, Event::RegistrationFailed { code: 408, .. }),
+        "{ev:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+    // Timer E: the same REGISTER arrived more than once (0, 0.5, 1.5 s).
+    let mut buf = [0u8; 65_536];
+    let mut registers = 0;
+    while let Ok((n, _)) = pbx.recv_from(&mut buf) {
+        registers += usize::from(buf[..n].starts_with(b"REGISTER "));
+    }
+    assert!(registers >= 3, "only {registers} REGISTER datagrams");
+    phone.shutdown().await;
+}
+
+fn invite(target: SocketAddr) -> String {
+    format!(
+        "INVITE sip:bob@{target} SIP/2.0\r\nVia: SIP/2.0/WSS x.invalid;branch=z9hG4bKopen1\r\nMax-Forwards: 70\r\n\
+Route: <sip:{target};lr>\r\nFrom: <sip:alice@{DOMAIN}>;tag=a\r\nTo: <sip:bob@{target}>\r\nCall-ID: open-1\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:a@x.invalid;transport=ws>\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn requests_aimed_elsewhere_still_go_only_to_the_pbx() {
+    let (pbx, pbx_addr) = udp_peer();
+    let (elsewhere, target) = udp_peer();
+    let relay = RelayProcess::start(pbx_addr, &[]);
+    let mut ws = raw_ws(&relay.ws_url()).await;
+    send(&mut ws, &invite(target)).await;
+    let mut buf = [0u8; 65_536];
+    let (n, _) = (0..10)
+        .find_map(|_| pbx.recv_from(&mut buf).ok())
+        .expect("the PBX gets the INVITE");
+    assert!(buf[..n].starts_with(b"INVITE sip:bob@"));
+    assert!(
+        elsewhere.recv_from(&mut buf).is_err(),
+        "nothing may reach the other host"
+    );
+}
+
+#[tokio::test]
+async fn malformed_messages_get_400_and_the_relay_lives_on() {
+    let (pbx, pbx_addr) = udp_peer();
+    let mut relay = RelayProcess::start(pbx_addr, &[]);
+    let mut ws = raw_ws(&relay.ws_url()).await;
+    send(&mut ws, "REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/WSS a.invalid;branch=z9hG4bK1\r\nCall-ID: c\r\nCSeq: one REGISTER\r\n\r\n").await;
+    match receive(&mut ws, Duration::from_secs(2)).await {
+        Received::Text(t) => assert!(t.starts_with("SIP/2.0 400 Malformed CSeq\r\n"), "{t}"),
+        other => panic!("expected a 400, got {other:?}"),
+    }
+    // The RFC 4475 torture messages and friends: each answered with 400 or
+    // dropped, never a crash.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sdk-wasm/core/tests/corpus/invalid");
+    let mut sent = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        if bytes.is_empty() || bytes.len() > 60_000 {
+            continue;
+        }
+        send_binary(&mut ws, bytes).await;
+        sent += 1;
+        while let Received::Text(t) = receive(&mut ws, Duration::from_millis(50)).await {
+            assert!(
+                t.starts_with("SIP/2.0 400 ") || t.starts_with("SIP/2.0 483"),
+                "{t}"
+            );
+        }
+    }
+    assert!(sent > 30);
+    assert!(relay.alive(), "relay survived the torture corpus");
+    // Some torture messages are valid enough to forward; drain those, then
+    // a sound request still goes through.
+    let mut buf = [0u8; 65_536];
+    while pbx.recv_from(&mut buf).is_ok() {}
+    send(&mut ws, &invite(pbx_addr)).await;
+    let got = (0..10).find_map(|_| pbx.recv_from(&mut buf).ok());
+    assert!(
+        got.is_some_and(|(n, _)| buf[..n].starts_with(b"INVITE ")),
+        "still forwarding"
+    );
+    let m = relay.metrics();
+    assert!(
+        !m.contains("sipline_sip_rejected_total{reason=\"malformed\"} 0"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_message_closes_with_1009() {
+    let (_pbx, pbx_addr) = udp_peer();
+    let relay = RelayProcess::start(pbx_addr, &["--max-message-bytes", "2048"]);
+    let mut ws = raw_ws(&relay.ws_url()).await;
+    send(
+        &mut ws,
+        &format!(
+            "OPTIONS sip:x SIP/2.0\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(4000)
+        ),
+    )
+    .await;
+    match receive(&mut ws, Duration::from_secs(2)).await {
+        Received::Closed(Some(close)) => assert_eq!(u16::from(close.code), 1009),
+        other => panic!("expected close 1009, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn handshake_without_the_sip_subprotocol_is_refused() {
+    let (_pbx, pbx_addr) = udp_peer();
+    let relay = RelayProcess::start(pbx_addr, &[]);
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", relay.http_port)).expect("connect");
+    // The refusal keeps the connection alive: read what comes, then stop.
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /sip HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    .expect("write");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("subprotocol \"sip\" is required"), "{out}");
+    assert_eq!(
+        common::http_get(relay.http_port, "/healthz").lines().last(),
+        Some("ok")
+    );
+}
