@@ -113,9 +113,13 @@ impl Challenge {
             return None;
         }
         let alg = p.get("algorithm").unwrap_or(Cow::Borrowed("MD5"));
-        let (base, session) = match alg.len().checked_sub(5) {
-            Some(i) if alg[i..].eq_ignore_ascii_case("-sess") => (&alg[..i], true),
-            _ => (&alg[..], false),
+        // Compare bytes: the value is the network's, and may hold any UTF-8.
+        let session =
+            alg.len() >= 5 && alg.as_bytes()[alg.len() - 5..].eq_ignore_ascii_case(b"-sess");
+        let base = if session {
+            alg.get(..alg.len() - 5)?
+        } else {
+            &alg[..]
         };
         let algorithm = if base.eq_ignore_ascii_case("MD5") {
             Algorithm::Md5
@@ -127,6 +131,8 @@ impl Challenge {
             return None;
         };
         let qop = match p.get("qop") {
+            // -sess needs a cnonce, which RFC 2617 forbids without qop.
+            None if session => return None,
             None => Qop::None,
             Some(list) => {
                 let offered =
@@ -264,6 +270,17 @@ fn response_hash(
 struct Session {
     challenge: Challenge,
     nc: u32,
+    /// For `-sess` algorithms: the cnonce of the first request under this
+    /// nonce, which H(A1) is computed with (RFC 2617 §3.2.2.2).
+    first_cnonce: Option<String>,
+}
+
+/// What one request has been through: the challenges answered for it, so
+/// that a refusal of our answer ends the exchange instead of looping.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthRound {
+    answered: Vec<(ChallengeKind, String)>,
+    stale_retries: u8,
 }
 
 /// Digest credentials and the challenges they answer, kept across requests.
@@ -284,29 +301,43 @@ impl DigestClient {
         }
     }
 
-    /// Takes the challenges of a 401/407. Returns `false` when nothing new
-    /// can be tried: no supported challenge, or the realm already failed
-    /// with a fresh nonce (wrong credentials), unless the server marked the
-    /// old nonce stale.
-    pub fn on_challenges(&mut self, challenges: &[Challenge], already_tried: bool) -> bool {
+    fn position(&self, kind: ChallengeKind, realm: &str) -> Option<usize> {
+        self.sessions
+            .iter()
+            .position(|s| s.challenge.kind == kind && s.challenge.realm == realm)
+    }
+
+    /// Takes the challenges of a 401/407 for a request that went through
+    /// `round`. Returns whether to send the request again with credentials.
+    ///
+    /// Each realm (per header kind: a proxy's 407 and a registrar's 401 are
+    /// answered together, RFC 3261 §22.3) is answered once per request. A
+    /// second challenge for a realm already answered means our credentials
+    /// were refused, unless the server says the nonce was merely `stale`,
+    /// which is honoured once, and only with a new nonce.
+    pub fn on_challenges(&mut self, challenges: &[Challenge], round: &mut AuthRound) -> bool {
         let Some(chosen) = choose(challenges) else {
             return false;
         };
-        let known = self
-            .sessions
-            .iter()
-            .position(|s| s.challenge.realm == chosen.realm);
-        if already_tried && !chosen.stale {
-            // Our credentials were computed for a challenge of this very
-            // request and refused: retrying would loop.
-            if let Some(i) = known {
-                self.sessions.remove(i);
+        let key = (chosen.kind, chosen.realm.clone());
+        let known = self.position(chosen.kind, &chosen.realm);
+        let same_nonce = known.is_some_and(|i| self.sessions[i].challenge.nonce == chosen.nonce);
+        if round.answered.contains(&key) {
+            let stale_ok = chosen.stale && !same_nonce && round.stale_retries == 0;
+            if !stale_ok {
+                if let Some(i) = known {
+                    self.sessions.remove(i);
+                }
+                return false;
             }
-            return false;
+            round.stale_retries += 1;
+        } else {
+            round.answered.push(key);
         }
         let session = Session {
             challenge: chosen.clone(),
             nc: 0,
+            first_cnonce: None,
         };
         match known {
             Some(i) => self.sessions[i] = session,
@@ -315,7 +346,7 @@ impl DigestClient {
         true
     }
 
-    /// Forgets every cached challenge (after a refusal, or on reconnection).
+    /// Forgets every cached challenge (after a refusal).
     pub fn forget(&mut self) {
         self.sessions.clear();
     }
@@ -331,7 +362,13 @@ impl DigestClient {
         for s in &mut self.sessions {
             s.nc = s.nc.wrapping_add(1);
             let c = &s.challenge;
-            let cnonce = rng.token(16);
+            let cnonce = match &s.first_cnonce {
+                Some(first) if c.session => first.clone(),
+                _ => rng.token(16),
+            };
+            if c.session && s.first_cnonce.is_none() {
+                s.first_cnonce = Some(cnonce.clone());
+            }
             let nc = nonce_count(s.nc);
             let response =
                 response_hash(c, &self.username, self.password.expose(), req, &cnonce, &nc);
@@ -367,10 +404,6 @@ impl DigestClient {
                 v.push_str(", cnonce=\"");
                 v.push_str(&cnonce);
                 v.push('"');
-            } else if c.session {
-                v.push_str(", cnonce=\"");
-                v.push_str(&cnonce);
-                v.push('"');
             }
             out.push((c.kind.credentials_header(), v));
         }
@@ -387,8 +420,8 @@ fn nonce_count(n: u32) -> String {
     s
 }
 
-/// Appends `s` escaped for a quoted-string.
-fn push_escaped(out: &mut String, s: &str) {
+/// Appends `s` escaped for a quoted-string (RFC 3261 §25.1 quoted-pair).
+pub(crate) fn push_escaped(out: &mut String, s: &str) {
     for c in s.chars() {
         if c == '"' || c == '\\' {
             out.push('\\');
@@ -508,7 +541,8 @@ mod tests {
             ChallengeKind::Www,
             "Digest realm=\"r\", nonce=\"n1\", qop=\"auth\", opaque=\"o\"",
         );
-        assert!(client.on_challenges(std::slice::from_ref(&c), false));
+        let mut round = AuthRound::default();
+        assert!(client.on_challenges(std::slice::from_ref(&c), &mut round));
         let req = RequestInfo {
             method: "REGISTER",
             uri: "sip:r",
@@ -522,15 +556,113 @@ mod tests {
         assert!(first[0].1.contains("opaque=\"o\""));
         assert!(first[0].1.contains("algorithm=MD5"));
         // Refused with a fresh challenge after we answered: stop.
-        assert!(!client.on_challenges(std::slice::from_ref(&c), true));
+        assert!(!client.on_challenges(std::slice::from_ref(&c), &mut round));
         assert!(client.credentials(&req, &mut rng).is_empty());
-        // Stale: retry with the new nonce, count restarts.
-        let stale = challenge(
+    }
+
+    #[test]
+    fn stale_is_honoured_once_and_only_with_a_new_nonce() {
+        let mut client = DigestClient::new("alice".into(), Secret::new("pw"));
+        let mut rng = Rng::from_seed([9; 32]);
+        let req = RequestInfo {
+            method: "REGISTER",
+            uri: "sip:r",
+            body: b"",
+        };
+        let mut round = AuthRound::default();
+        let first = challenge(
+            ChallengeKind::Www,
+            "Digest realm=\"r\", nonce=\"n1\", qop=auth",
+        );
+        assert!(client.on_challenges(std::slice::from_ref(&first), &mut round));
+        let stale_same = challenge(
+            ChallengeKind::Www,
+            "Digest realm=\"r\", nonce=\"n1\", qop=auth, stale=true",
+        );
+        let stale_new = challenge(
             ChallengeKind::Www,
             "Digest realm=\"r\", nonce=\"n2\", qop=auth, stale=true",
         );
-        assert!(client.on_challenges(std::slice::from_ref(&stale), true));
-        let third = client.credentials(&req, &mut rng);
-        assert!(third[0].1.contains("nonce=\"n2\"") && third[0].1.contains("nc=00000001"));
+        let stale_newer = challenge(
+            ChallengeKind::Www,
+            "Digest realm=\"r\", nonce=\"n3\", qop=auth, stale=true",
+        );
+        let (mut c2, mut r2) = (client.clone(), round.clone());
+        assert!(
+            !c2.on_challenges(std::slice::from_ref(&stale_same), &mut r2),
+            "same nonce: a loop"
+        );
+        assert!(client.on_challenges(std::slice::from_ref(&stale_new), &mut round));
+        let creds = client.credentials(&req, &mut rng);
+        assert!(creds[0].1.contains("nonce=\"n2\"") && creds[0].1.contains("nc=00000001"));
+        assert!(
+            !client.on_challenges(std::slice::from_ref(&stale_newer), &mut round),
+            "stale only once"
+        );
+    }
+
+    #[test]
+    fn proxy_and_registrar_challenges_are_answered_together() {
+        let mut client = DigestClient::new("alice".into(), Secret::new("pw"));
+        let mut rng = Rng::from_seed([9; 32]);
+        let req = RequestInfo {
+            method: "REGISTER",
+            uri: "sip:r",
+            body: b"",
+        };
+        let mut round = AuthRound::default();
+        let proxy = challenge(
+            ChallengeKind::Proxy,
+            "Digest realm=\"edge\", nonce=\"p1\", qop=auth",
+        );
+        let registrar = challenge(
+            ChallengeKind::Www,
+            "Digest realm=\"home\", nonce=\"r1\", qop=auth",
+        );
+        assert!(client.on_challenges(std::slice::from_ref(&proxy), &mut round));
+        assert!(
+            client.on_challenges(std::slice::from_ref(&registrar), &mut round),
+            "a new realm in the same round"
+        );
+        let creds = client.credentials(&req, &mut rng);
+        let names: Vec<&str> = creds.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["Proxy-Authorization", "Authorization"]);
+    }
+
+    #[test]
+    fn sess_keeps_its_first_cnonce_and_needs_qop() {
+        assert!(
+            Challenge::parse(
+                ChallengeKind::Www,
+                "Digest realm=\"r\", nonce=\"n\", algorithm=MD5-sess"
+            )
+            .is_none()
+        );
+        let odd = "Digest realm=\"r\", nonce=\"n\", algorithm=\u{e9}\u{e9}\u{e9}";
+        assert!(
+            Challenge::parse(ChallengeKind::Www, odd).is_none(),
+            "multi-byte algorithm: refused, no panic"
+        );
+        let mut client = DigestClient::new("alice".into(), Secret::new("pw"));
+        let mut rng = Rng::from_seed([9; 32]);
+        let req = RequestInfo {
+            method: "REGISTER",
+            uri: "sip:r",
+            body: b"",
+        };
+        let c = challenge(
+            ChallengeKind::Www,
+            "Digest realm=\"r\", nonce=\"n\", algorithm=MD5-sess, qop=auth",
+        );
+        assert!(client.on_challenges(std::slice::from_ref(&c), &mut AuthRound::default()));
+        let cnonce = |v: &str| {
+            v.split("cnonce=\"")
+                .nth(1)
+                .and_then(|r| r.get(..16))
+                .map(str::to_owned)
+        };
+        let a = client.credentials(&req, &mut rng);
+        let b = client.credentials(&req, &mut rng);
+        assert_eq!(cnonce(&a[0].1), cnonce(&b[0].1));
     }
 }

@@ -9,7 +9,7 @@
 use core::time::Duration;
 
 use crate::Instant;
-use crate::auth::{Challenge, ChallengeKind, DigestClient, RequestInfo};
+use crate::auth::{AuthRound, Challenge, ChallengeKind, DigestClient, RequestInfo, push_escaped};
 use crate::rand::Rng;
 use crate::sip::{HeaderName, Message, MessageBuilder, NameAddr, push_decimal, unquote};
 use crate::time::earliest;
@@ -43,6 +43,8 @@ pub(crate) struct Identity {
     pub instance: Option<String>,
     /// Via sent-by host, `<rand>.invalid` (RFC 7118 §5.2).
     pub via_host: String,
+    /// `WSS` on a secure WebSocket, `WS` on a plain one (RFC 7118 §5.1).
+    pub via_transport: &'static str,
     pub user_agent: String,
 }
 
@@ -58,16 +60,16 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// What kind of REGISTER is on its way, and what it already went through.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Attempt {
     unregister: bool,
-    /// A challenge of this attempt was already answered.
-    auth_answered: bool,
+    /// The challenges answered for this attempt.
+    auth: AuthRound,
     /// 423 was already answered once.
     interval_raised: bool,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Pending {
     tx: TransactionId,
     attempt: Attempt,
@@ -105,7 +107,8 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    pub fn new(rng: &mut Rng, expires: u32) -> Self {
+    /// A registration that registers on the first transport if `wanted`.
+    pub fn new(rng: &mut Rng, expires: u32, wanted: bool) -> Self {
         Self {
             state: RegistrationState::Unregistered,
             call_id: rng.token(22),
@@ -116,7 +119,7 @@ impl Registration {
             refresh_at: None,
             retry_at: None,
             failures: 0,
-            wanted: false,
+            wanted,
             flow: FlowInfo::default(),
         }
     }
@@ -129,6 +132,11 @@ impl Registration {
         self.wanted
     }
 
+    /// The application wants a binding, with no transport to ask on yet.
+    pub fn want(&mut self) {
+        self.wanted = true;
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         earliest(self.refresh_at, self.retry_at)
     }
@@ -137,7 +145,7 @@ impl Registration {
     pub fn register(&mut self, cx: &mut Ctx<'_>) {
         self.wanted = true;
         self.retry_at = None;
-        if self.pending.is_some_and(|p| !p.attempt.unregister) {
+        if self.pending.as_ref().is_some_and(|p| !p.attempt.unregister) {
             return; // already on its way
         }
         if self.state != RegistrationState::Registered {
@@ -203,7 +211,7 @@ impl Registration {
 
     /// Whether `tx` is this registration's transaction.
     pub fn owns(&self, tx: TransactionId) -> bool {
-        self.pending.is_some_and(|p| p.tx == tx)
+        self.pending.as_ref().is_some_and(|p| p.tx == tx)
     }
 
     /// The transport went away. A binding on the old flow is as good as gone
@@ -249,7 +257,33 @@ impl Registration {
             self.pending = Some(pending);
             return;
         }
-        let attempt = pending.attempt;
+        let mut attempt = pending.attempt;
+        if let (401 | 407, Some(r)) = (code, response) {
+            let kind = if code == 401 {
+                ChallengeKind::Www
+            } else {
+                ChallengeKind::Proxy
+            };
+            let name = if code == 401 {
+                HeaderName::WwwAuthenticate
+            } else {
+                HeaderName::ProxyAuthenticate
+            };
+            let challenges: Vec<Challenge> = r
+                .header_lines(name)
+                .filter_map(|v| Challenge::parse(kind, v))
+                .collect();
+            let retry = match cx.digest.as_deref_mut() {
+                Some(d) => d.on_challenges(&challenges, &mut attempt.auth),
+                None => false,
+            };
+            if retry {
+                // Unregistering is authenticated like registering (RFC 3261
+                // §22.2): a stale nonce must not leave the binding behind.
+                self.send_with(cx, attempt);
+                return;
+            }
+        }
         if attempt.unregister {
             self.state = RegistrationState::Unregistered;
             self.flow = FlowInfo::default();
@@ -262,37 +296,7 @@ impl Registration {
         }
         match (code, response) {
             (200..=299, Some(r)) => self.on_success(cx, r),
-            (401 | 407, Some(r)) => {
-                let kind = if code == 401 {
-                    ChallengeKind::Www
-                } else {
-                    ChallengeKind::Proxy
-                };
-                let name = if code == 401 {
-                    HeaderName::WwwAuthenticate
-                } else {
-                    HeaderName::ProxyAuthenticate
-                };
-                let challenges: Vec<Challenge> = r
-                    .header_lines(name)
-                    .filter_map(|v| Challenge::parse(kind, v))
-                    .collect();
-                let retry = match cx.digest.as_deref_mut() {
-                    Some(d) => d.on_challenges(&challenges, attempt.auth_answered),
-                    None => false,
-                };
-                if retry {
-                    self.send_with(
-                        cx,
-                        Attempt {
-                            auth_answered: true,
-                            ..attempt
-                        },
-                    );
-                } else {
-                    self.fail(cx, code, reason, None);
-                }
-            }
+            (401 | 407, _) => self.fail(cx, code, reason, None),
             (423, Some(r)) => {
                 let min = r
                     .header(HeaderName::MinExpires)
@@ -319,7 +323,12 @@ impl Registration {
                     .map(|s| Duration::from_secs(s.min(3600)));
                 let transient =
                     matches!(code, 408 | 480 | 500 | 502 | 503 | 504) || retry_after.is_some();
-                let delay = transient.then(|| retry_after.unwrap_or_else(|| self.backoff(cx.rng)));
+                // The server's Retry-After is honoured, but never below our
+                // own backoff: `Retry-After: 0` must not become a busy loop.
+                let delay = transient.then(|| {
+                    let backoff = self.backoff(cx.rng);
+                    retry_after.map_or(backoff, |r| r.max(backoff))
+                });
                 self.fail(cx, code, reason, delay);
             }
         }
@@ -440,17 +449,28 @@ impl Registration {
         let branch = cx.rng.token(16);
         b.header_parts(
             "Via",
-            &["SIP/2.0/WSS ", &id.via_host, ";branch=z9hG4bK", &branch],
+            &[
+                "SIP/2.0/",
+                id.via_transport,
+                " ",
+                &id.via_host,
+                ";branch=z9hG4bK",
+                &branch,
+            ],
         );
         b.header("Max-Forwards", "70");
         b.header_parts("To", &["<", &id.aor, ">"]);
-        match &id.display_name {
-            Some(name) => b.header_parts(
-                "From",
-                &["\"", name, "\" <", &id.aor, ">;tag=", &self.from_tag],
-            ),
-            None => b.header_parts("From", &["<", &id.aor, ">;tag=", &self.from_tag]),
-        };
+        let mut from = String::with_capacity(96);
+        if let Some(name) = &id.display_name {
+            from.push('"');
+            push_escaped(&mut from, name);
+            from.push_str("\" ");
+        }
+        from.push('<');
+        from.push_str(&id.aor);
+        from.push_str(">;tag=");
+        from.push_str(&self.from_tag);
+        b.header("From", &from);
         b.header("Call-ID", &self.call_id);
         let mut cseq = String::with_capacity(20);
         push_decimal(&mut cseq, u64::from(self.cseq));

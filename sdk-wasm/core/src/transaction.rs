@@ -277,14 +277,25 @@ impl Transactions {
         } else {
             method
         };
+        // Only RFC 3261 branches (magic cookie) identify a transaction; the
+        // RFC 2543 matching rules are not implemented, so such requests are
+        // never taken for retransmissions of one another.
+        let rfc3261 = branch.starts_with("z9hG4bK");
         let found = self.servers.iter_mut().find(|s| {
-            s.branch == branch
+            rfc3261
+                && s.branch == branch
                 && s.method == wanted
                 && sent_by_matches(&s.sent_by, via.host, via.port)
         });
         if let Some(tx) = found {
             if !is_ack {
-                return RequestVerdict::Retransmission(tx.last_response.clone());
+                // RFC 6026 §7.1: in Accepted, a retransmitted INVITE is
+                // absorbed; the TU retransmits its 2xx itself.
+                let resend = match tx.state {
+                    ServerState::Accepted => None,
+                    _ => tx.last_response.clone(),
+                };
+                return RequestVerdict::Retransmission(resend);
             }
             return match tx.state {
                 ServerState::Completed => {
@@ -344,6 +355,12 @@ impl Transactions {
         let Some(tx) = self.servers.iter_mut().find(|s| s.id == id) else {
             return false;
         };
+        let accepted_2xx = tx.state == ServerState::Accepted && (200..300).contains(&code);
+        if accepted_2xx {
+            // RFC 6026 §8.5: the TU's 2xx retransmissions pass through.
+            tx.last_response = Some(raw.to_vec());
+            return true;
+        }
         if !matches!(tx.state, ServerState::Trying | ServerState::Proceeding) {
             return false;
         }
@@ -696,7 +713,12 @@ mod tests {
         assert_eq!(txs.server_state(id2), Some(ServerState::Accepted));
         assert_eq!(
             txs.on_request(t(20), &m2, &inv2),
-            RequestVerdict::Retransmission(Some(response_for(&inv2, 200)))
+            RequestVerdict::Retransmission(None),
+            "absorbed in Accepted (RFC 6026)"
+        );
+        assert!(
+            txs.respond(t(25), id2, 200, &response_for(&inv2, 200)),
+            "the TU may resend its 2xx"
         );
         // The 2xx ACK has its own branch: it is the dialog's business.
         let ack2 = request("ACK", "z9hG4bKnew");
@@ -709,6 +731,21 @@ mod tests {
             "Timer L ends it silently"
         );
         assert_eq!(txs.server_state(id2), None);
+    }
+
+    #[test]
+    fn requests_without_the_magic_cookie_are_never_matched() {
+        let mut txs = Transactions::new(TimerConfig::default());
+        let old = request("OPTIONS", "legacy1");
+        let m = Message::parse(&old).expect("parses");
+        assert!(matches!(
+            txs.on_request(t(0), &m, &old),
+            RequestVerdict::New(_)
+        ));
+        assert!(matches!(
+            txs.on_request(t(1), &m, &old),
+            RequestVerdict::New(_)
+        ));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::Instant;
 use crate::auth::DigestClient;
 use crate::rand::Rng;
 use crate::registration::{Ctx, Identity, Registration, RegistrationState};
-use crate::sip::{Message, ParseError, Uri, response_to};
+use crate::sip::{HeaderName, Message, ParseError, Uri, response_to};
 use crate::time::earliest;
 use crate::transaction::{Expiry, RequestVerdict, ResponseVerdict, TimerConfig, Transactions};
 
@@ -68,6 +68,9 @@ pub struct Config {
     pub keepalive_interval: Option<Duration>,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// The WebSocket is secure (`wss://`): the Via says `WSS`, else `WS`
+    /// (RFC 7118 §5.1).
+    pub secure: bool,
     /// Transaction timers (T1, application request timeout).
     pub timers: TimerConfig,
 }
@@ -87,6 +90,7 @@ impl Config {
             outbound: true,
             keepalive_interval: Some(Duration::from_secs(30)),
             user_agent: String::from(concat!("sipline/", env!("CARGO_PKG_VERSION"))),
+            secure: true,
             timers: TimerConfig::default(),
         }
     }
@@ -104,6 +108,58 @@ pub enum ConfigError {
     /// A register interval of zero would unregister.
     #[error("register_expires must be at least 1 second")]
     BadExpires,
+    /// A field that goes into SIP messages holds what they cannot carry.
+    #[error("invalid {field}: {problem}")]
+    BadField {
+        /// The field's name.
+        field: &'static str,
+        /// What is wrong.
+        problem: &'static str,
+    },
+}
+
+/// Checks the free-text fields that are written into messages, so that no
+/// configuration can break a header or inject one.
+fn validate_fields(config: &Config) -> Result<(), ConfigError> {
+    let no_controls = |field, value: &str| {
+        if value.chars().any(char::is_control) {
+            return Err(ConfigError::BadField {
+                field,
+                problem: "control characters are not allowed",
+            });
+        }
+        Ok(())
+    };
+    if let Some(name) = &config.display_name {
+        no_controls("display_name", name)?;
+    }
+    if let Some(user) = &config.auth_username {
+        no_controls("auth_username", user)?;
+    }
+    no_controls("user_agent", &config.user_agent)?;
+    if let Some(id) = &config.instance_id {
+        let urn = id.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
+        if !urn
+            || id
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+        {
+            return Err(ConfigError::BadField {
+                field: "instance_id",
+                problem: "expected a URN such as urn:uuid:…",
+            });
+        }
+    }
+    if config
+        .keepalive_interval
+        .is_some_and(|i| i < Duration::from_secs(1))
+    {
+        return Err(ConfigError::BadField {
+            field: "keepalive_interval",
+            problem: "must be at least 1 second",
+        });
+    }
+    Ok(())
 }
 
 /// What the application is told. The names follow the events users of
@@ -179,7 +235,6 @@ const PONG_TIMEOUT: Duration = Duration::from_secs(10);
 const ALLOW: &str = "OPTIONS";
 
 /// The sans-IO SIP user agent.
-#[derive(Debug)]
 pub struct UserAgent {
     config: Config,
     id: Identity,
@@ -193,6 +248,20 @@ pub struct UserAgent {
     to_tag: String,
     transmit: Vec<Vec<u8>>,
     events: Vec<Event>,
+}
+
+/// Shows state, never the outgoing queue: a queued REGISTER carries digest
+/// material (response, nonce, cnonce) that would allow offline guessing.
+impl fmt::Debug for UserAgent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserAgent")
+            .field("aor", &self.id.aor)
+            .field("contact", &self.id.contact_uri)
+            .field("connected", &self.connected)
+            .field("registration", &self.registration.state())
+            .field("queued_frames", &self.transmit.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl UserAgent {
@@ -222,6 +291,7 @@ impl UserAgent {
         if config.register_expires == 0 {
             return Err(ConfigError::BadExpires);
         }
+        validate_fields(&config)?;
         let mut rng = Rng::from_seed(seed);
         let user = aor.user.unwrap_or_default().to_owned();
         let digest = config.password.clone().map(|pw| {
@@ -250,9 +320,10 @@ impl UserAgent {
             contact_uri,
             instance,
             via_host,
+            via_transport: if config.secure { "WSS" } else { "WS" },
             user_agent: config.user_agent.clone(),
         };
-        let registration = Registration::new(&mut rng, config.register_expires);
+        let registration = Registration::new(&mut rng, config.register_expires, config.register);
         let to_tag = rng.token(10);
         Ok(Self {
             txs: Transactions::new(config.timers),
@@ -300,7 +371,7 @@ impl UserAgent {
     pub fn transport_connected(&mut self, now: Instant) {
         self.connected = true;
         self.schedule_ping(now);
-        if self.config.register || self.registration.wanted() {
+        if self.registration.wanted() {
             let (reg, mut cx) = self.ctx(now);
             reg.register(&mut cx);
         }
@@ -313,26 +384,25 @@ impl UserAgent {
         self.next_ping = None;
         self.pong_deadline = None;
         self.transmit.clear();
-        let wanted = self.registration.wanted() || self.config.register;
         self.txs.transport_closed();
+        // The registration keeps its intent: if a binding is still wanted,
+        // the next transport_connected registers again.
         let (reg, mut cx) = self.ctx(now);
         reg.transport_closed(&mut cx);
-        // Keep the intent: the next transport_connected registers again.
-        self.config.register = wanted;
     }
 
     /// The application asks to register (again).
     pub fn register(&mut self, now: Instant) {
-        self.config.register = true;
         if self.connected {
             let (reg, mut cx) = self.ctx(now);
             reg.register(&mut cx);
+        } else {
+            self.registration.want();
         }
     }
 
     /// The application asks to remove the binding.
     pub fn unregister(&mut self, now: Instant) {
-        self.config.register = false;
         let connected = self.connected;
         let (reg, mut cx) = self.ctx(now);
         if connected {
@@ -359,6 +429,12 @@ impl UserAgent {
         self.pong_deadline = None;
         if msg.is_request() {
             self.on_request(now, &msg, bytes);
+        } else if msg.header_values(HeaderName::Via).count() != 1
+            || !msg.via().host.eq_ignore_ascii_case(&self.id.via_host)
+        {
+            // RFC 3261 §8.1.3.3 and §18.1.2: a response with more than one
+            // Via, or whose Via is not ours, was misrouted; drop it.
+            return Err(ParseError::BadHeader("Via"));
         } else {
             match self.txs.on_response(now, &msg) {
                 ResponseVerdict::Deliver(tx) => self.deliver(now, tx, Some(&msg)),

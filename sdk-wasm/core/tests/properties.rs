@@ -209,3 +209,79 @@ proptest! {
         while ua.poll_event().is_some() {}
     }
 }
+
+/// Text a fuzzer would not produce by flipping bytes: valid UTF-8, multi-byte
+/// characters included, so that it gets past the UTF-8 check and reaches the
+/// code that slices strings.
+fn unicode() -> impl Strategy<Value = String> {
+    "\\PC{0,12}"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(600))]
+
+    /// Multi-byte text spliced into the start line and the headers the
+    /// parser reads: an error or a message, never a panic.
+    #[test]
+    fn unicode_in_any_field_never_panics(
+        method in unicode(), uri in unicode(), version in unicode(), code in unicode(),
+        via in unicode(), from in unicode(), cseq in unicode(), mf in unicode(), expires in unicode(),
+    ) {
+        let req = format!(
+            "{method} {uri} {version}\r\nVia: SIP/2.0/{via}\r\nFrom: {from}\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 {cseq}\r\nMax-Forwards: {mf}\r\nExpires: {expires}\r\n\r\n"
+        );
+        let _ = Message::parse(req.as_bytes());
+        let resp = format!("SIP/2.0 {code} {uri}\r\nVia: SIP/2.0/WSS h.invalid;{via}\r\nFrom: <sip:a@b>;tag={from}\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: {cseq}\r\n\r\n");
+        let _ = Message::parse(resp.as_bytes());
+    }
+
+    /// Whatever the registrar answers to the REGISTER actually pending
+    /// (random codes, challenges, Contacts, Min-Expires, Retry-After,
+    /// Flow-Timer), the user agent neither panics nor loops: a bounded
+    /// number of REGISTERs per answer, and time moving on.
+    #[test]
+    fn registration_survives_any_answer(
+        answers in prop::collection::vec(
+            (100u16..700, prop::option::of(unicode()), prop::option::of(unicode()), prop::option::of("[0-9]{0,12}"),
+             prop::option::of("[0-9]{0,6}"), prop::option::of("[0-9]{0,6}"), any::<bool>()),
+            1..12),
+    ) {
+        let mut c = Config::new("sip:alice@sipline.test");
+        c.password = Some(Secret::new("pw"));
+        let mut ua = UserAgent::new(c, [8; 32]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut now = 0u64;
+                ua.transport_connected(Instant::from_millis(now));
+        let mut queued: Option<Vec<u8>> = None;
+        for (code, challenge, contact, min_expires, retry_after, flow_timer, stale) in answers {
+            let next = queued.take().or_else(|| std::iter::from_fn(|| ua.poll_transmit()).find(|f| f.starts_with(b"REGISTER")));
+            let Some(req) = next else {
+                now += 600_000;
+                ua.handle_timeout(Instant::from_millis(now));
+                continue;
+            };
+            let m = Message::parse(&req).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut b = sipline_core::sip::response_to(&m, code, "Whatever", Some("srv"));
+            if let Some(ch) = challenge {
+                let stale = if stale { ", stale=true" } else { "" };
+                b.header("WWW-Authenticate", &format!("Digest realm=\"r\", nonce=\"{ch}\", qop=auth{stale}, algorithm={ch}"));
+                b.header("Proxy-Authenticate", &format!("Digest realm=\"{ch}\", nonce=\"n\", qop=auth"));
+            }
+            if let Some(ct) = contact {
+                b.header("Contact", &format!("<sip:{ct}@h>;expires={ct}"));
+            }
+            if let Some(v) = min_expires { b.header("Min-Expires", &v); }
+            if let Some(v) = retry_after { b.header("Retry-After", &v); }
+            if let Some(v) = flow_timer { b.header("Flow-Timer", &v); }
+            let _ = ua.handle_message(Instant::from_millis(now), &b.finish(None, b""));
+                        let mut burst: Vec<Vec<u8>> = std::iter::from_fn(|| ua.poll_transmit()).filter(|f| f.starts_with(b"REGISTER")).collect();
+            prop_assert!(burst.len() <= 1, "{} REGISTERs in answer to one response", burst.len());
+            queued = burst.pop();
+            while ua.poll_event().is_some() {}
+            now += 1_000;
+            ua.handle_timeout(Instant::from_millis(now));
+            if let Some(next) = ua.poll_timeout() {
+                prop_assert!(next.as_millis() >= now, "a deadline in the past would spin the shell");
+            }
+        }
+    }
+}

@@ -206,8 +206,7 @@ fn refreshes_at_ninety_percent_with_cached_credentials() {
     ua.transport_connected(at(0.0));
     exchange(&mut ua, &mut reg, at(0.0));
     events(&mut ua);
-    let due = ua.poll_timeout().expect("a refresh is scheduled");
-    // Refresh at 540 s of 600, not before; keep-alives may come earlier.
+    // Refresh at 540 s of 600, not before; keep-alives come earlier.
     let mut now = at(0.0);
     while now < at(540.0) {
         now = ua.poll_timeout().expect("timer");
@@ -231,8 +230,7 @@ fn refreshes_at_ninety_percent_with_cached_credentials() {
             ua.handle_message(now, &resp).expect("200");
         }
     }
-    assert!(due <= at(540.0));
-    assert_eq!(now, at(540.0));
+    assert_eq!(now, at(540.0), "the refresh went out at 90 % of 600 s");
     assert_eq!(events(&mut ua), vec![Event::Registered { expires: 600 }]);
 }
 
@@ -257,10 +255,19 @@ fn wrong_password_fails_with_the_servers_403() {
         Some("registration failed: 403 Forbidden")
     );
     assert_eq!(ua.registration_state(), RegistrationState::Failed);
-    assert_eq!(
-        ua.poll_timeout().filter(|t| *t < at(25.0)),
-        None,
-        "no retry after a refusal"
+    // No retry after a refusal: run the clock for an hour.
+    while let Some(next) = ua.poll_timeout().filter(|t| *t < at(3600.0)) {
+        ua.handle_timeout(next);
+        for frame in sent(&mut ua) {
+            assert_eq!(frame, b"\r\n\r\n", "only keep-alives after a refusal");
+        }
+    }
+    // Nor after the transport comes back: the credentials are still bad.
+    ua.transport_closed(at(3600.0));
+    ua.transport_connected(at(3601.0));
+    assert!(
+        sent(&mut ua).is_empty(),
+        "no REGISTER with refused credentials"
     );
 }
 
@@ -507,4 +514,150 @@ fn bad_configs_are_refused() {
     c.register_expires = 0;
     assert!(UserAgent::new(c, [0; 32]).is_err());
     assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+}
+
+#[test]
+fn challenged_unregister_is_authenticated_not_abandoned() {
+    let mut ua = ua(config());
+    let mut reg = Registrar::new();
+    ua.transport_connected(at(0.0));
+    exchange(&mut ua, &mut reg, at(0.0));
+    events(&mut ua);
+    // By now the nonce has expired: the de-REGISTER meets a stale challenge.
+    reg.stale_next = true;
+    ua.unregister(at(400.0));
+    let seen = exchange(&mut ua, &mut reg, at(400.0));
+    assert_eq!(
+        seen.len(),
+        2,
+        "de-REGISTER, stale 401, de-REGISTER with the new nonce, 200"
+    );
+    assert!(
+        seen.iter()
+            .all(|r| Message::parse(r).ok().and_then(|m| m.expires()) == Some(0))
+    );
+    assert_eq!(
+        events(&mut ua),
+        vec![
+            Event::Unregistering,
+            Event::Unregistered {
+                code: None,
+                reason: "OK".into()
+            }
+        ]
+    );
+}
+
+#[test]
+fn endless_stale_challenges_are_cut_short() {
+    let mut ua = ua(config());
+    ua.transport_connected(at(0.0));
+    let mut count = 0;
+    while let Some(req) = ua.poll_transmit() {
+        count += 1;
+        assert!(count <= 3, "REGISTER loop");
+        let m = Message::parse(&req).expect("parses");
+        let stale = if m.header(HeaderName::Authorization).is_some() {
+            ", stale=true"
+        } else {
+            ""
+        };
+        let mut b = response_to(&m, 401, "Unauthorized", Some("r"));
+        b.header(
+            "WWW-Authenticate",
+            &format!("Digest realm=\"{REALM}\", nonce=\"n{count}\", qop=auth{stale}"),
+        );
+        ua.handle_message(at(0.0), &b.finish(None, b""))
+            .expect("401");
+    }
+    assert_eq!(count, 3, "fresh, answered, one stale retry");
+    assert!(matches!(
+        events(&mut ua).last(),
+        Some(Event::RegistrationFailed { code: 401, .. })
+    ));
+}
+
+#[test]
+fn proxy_407_then_registrar_401_are_both_answered() {
+    let mut ua = ua(config());
+    ua.transport_connected(at(0.0));
+    let first = one(&mut ua);
+    let m = Message::parse(&first).expect("parses");
+    let mut b = response_to(&m, 407, "Proxy Authentication Required", Some("p"));
+    b.header(
+        "Proxy-Authenticate",
+        "Digest realm=\"edge\", nonce=\"p1\", qop=auth",
+    );
+    ua.handle_message(at(0.0), &b.finish(None, b""))
+        .expect("407");
+    let second = one(&mut ua);
+    let m = Message::parse(&second).expect("parses");
+    assert!(m.header(HeaderName::ProxyAuthorization).is_some());
+    let mut b = response_to(&m, 401, "Unauthorized", Some("r"));
+    b.header(
+        "WWW-Authenticate",
+        &format!("Digest realm=\"{REALM}\", nonce=\"r1\", qop=auth"),
+    );
+    ua.handle_message(at(0.0), &b.finish(None, b""))
+        .expect("401");
+    let third = one(&mut ua);
+    let m = Message::parse(&third).expect("parses");
+    assert!(
+        m.header(HeaderName::ProxyAuthorization)
+            .is_some_and(|v| v.contains("realm=\"edge\""))
+    );
+    assert!(
+        m.header(HeaderName::Authorization)
+            .is_some_and(|v| v.contains("realm=\"sipline.test\""))
+    );
+    let ok = response_to(&m, 200, "OK", Some("r")).finish(None, b"");
+    ua.handle_message(at(0.0), &ok).expect("200");
+    assert_eq!(
+        events(&mut ua).last(),
+        Some(&Event::Registered { expires: 600 })
+    );
+}
+
+#[test]
+fn via_names_the_websocket_flavour_and_display_names_are_escaped() {
+    let mut c = config();
+    c.secure = false;
+    c.display_name = Some("Alice \"Al\" \\ Smith".into());
+    let mut ua = ua(c);
+    ua.transport_connected(at(0.0));
+    let req = one(&mut ua);
+    let m = Message::parse(&req).expect("parses");
+    assert_eq!(m.via().transport, "WS", "plain ws:// is WS (RFC 7118 §5.1)");
+    assert_eq!(m.from().display_name, Some("Alice \\\"Al\\\" \\\\ Smith"));
+}
+
+#[test]
+fn misrouted_responses_are_dropped() {
+    let mut ua = ua(config());
+    ua.transport_connected(at(0.0));
+    let req = one(&mut ua);
+    let m = Message::parse(&req).expect("parses");
+    let mut b = response_to(&m, 200, "OK", Some("x"));
+    b.header("Via", "SIP/2.0/UDP extra.example;branch=z9hG4bKx");
+    assert!(
+        ua.handle_message(at(0.0), &b.finish(None, b"")).is_err(),
+        "two Vias: RFC 3261 §8.1.3.3"
+    );
+    assert!(events(&mut ua).iter().all(|e| *e == Event::Registering));
+}
+
+#[test]
+fn config_fields_cannot_inject_headers() {
+    let mut c = config();
+    c.display_name = Some("Alice\r\nX-Injected: 1".into());
+    assert!(UserAgent::new(c, [0; 32]).is_err());
+    let mut c = config();
+    c.user_agent = "x\r\ny".into();
+    assert!(UserAgent::new(c, [0; 32]).is_err());
+    let mut c = config();
+    c.instance_id = Some("<urn:uuid:1>".into());
+    assert!(UserAgent::new(c, [0; 32]).is_err());
+    let mut c = config();
+    c.keepalive_interval = Some(Duration::ZERO);
+    assert!(UserAgent::new(c, [0; 32]).is_err());
 }

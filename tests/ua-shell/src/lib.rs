@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use sipline_core::rand::Rng;
 use sipline_core::{Config, Event, Instant, UserAgent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -48,7 +49,8 @@ pub enum ShellEvent {
     Ua(Event),
 }
 
-/// Reconnection backoff: doubling from `min` to `max`.
+/// Reconnection backoff: a step doubling from `min` to `max`, each wait a
+/// random 50-100 % of the step.
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
     /// First delay.
@@ -82,16 +84,20 @@ pub struct Phone {
 
 impl Phone {
     /// Starts the user agent against `url` (`ws://` or `wss://`).
-    pub fn spawn(url: &str, config: Config, backoff: Backoff) -> Result<Phone, ShellError> {
+    pub fn spawn(url: &str, mut config: Config, backoff: Backoff) -> Result<Phone, ShellError> {
         if !(url.starts_with("ws://") || url.starts_with("wss://")) {
             return Err(ShellError::Url(url.to_owned()));
         }
+        // The Via says WS or WSS after the socket's real kind (RFC 7118).
+        config.secure = url.starts_with("wss://");
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(ShellError::Random)?;
         let ua = UserAgent::new(config, seed)?;
+        getrandom::fill(&mut seed).map_err(ShellError::Random)?;
+        let jitter = Rng::from_seed(seed);
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(url.to_owned(), ua, backoff, cmd_rx, ev_tx));
+        let task = tokio::spawn(run(url.to_owned(), ua, backoff, jitter, cmd_rx, ev_tx));
         Ok(Phone {
             commands: cmd_tx,
             events: ev_rx,
@@ -156,6 +162,7 @@ async fn run(
     url: String,
     mut ua: UserAgent,
     backoff: Backoff,
+    mut jitter: Rng,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<ShellEvent>,
 ) {
@@ -178,9 +185,10 @@ async fn run(
             Ended::Shutdown => return,
             Ended::Closed(reason) => reason,
         };
-        // Jitter so that a crowd of clients does not reconnect in step.
-        let jitter = Duration::from_millis(u64::from(clock.now().as_millis() as u32 % 250));
-        let retry_in = delay + jitter;
+        // Wait a random 50-100 % of the step (as RFC 5626 §4.5 does), so that
+        // clients that lost the server together do not come back together.
+        let step = delay.as_millis() as u64;
+        let retry_in = Duration::from_millis(step - jitter.below(step / 2 + 1));
         warn!(%reason, ?retry_in, "disconnected");
         let _ = events.send(ShellEvent::Disconnected { reason, retry_in });
         let wake = TokioInstant::now() + retry_in;

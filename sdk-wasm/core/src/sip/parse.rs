@@ -491,7 +491,10 @@ fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
     match strip_version(version) {
         Some("") => {}
         Some(_) => return Err(ParseError::BadStartLine),
-        None if version.len() > 4 && version[..4].eq_ignore_ascii_case("SIP/") => {
+        None if version
+            .get(..4)
+            .is_some_and(|v| v.eq_ignore_ascii_case("SIP/")) =>
+        {
             return Err(ParseError::BadVersion);
         }
         None => return Err(ParseError::BadStartLine),
@@ -669,6 +672,21 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
                 );
             }
         }
+    }
+
+    #[test]
+    fn multibyte_text_where_ascii_is_expected_is_an_error_not_a_panic() {
+        // Byte 4 of the version falls inside 'é': slicing there would panic.
+        assert_eq!(
+            parse("A sip:x abc\u{e9}\r\n\r\n").err(),
+            Some(ParseError::BadStartLine)
+        );
+        assert_eq!(
+            parse("A sip:x SI\u{e9}\r\n\r\n").err(),
+            Some(ParseError::BadStartLine)
+        );
+        assert!(parse("\u{e9}\u{e9} sip:x SIP/2.0\r\n\r\n").is_err());
+        assert!(parse("SIP/2.0 2\u{e9} OK\r\n\r\n").is_err());
     }
 
     #[test]

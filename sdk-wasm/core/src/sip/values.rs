@@ -384,7 +384,12 @@ impl Uri<'_> {
     fn parse_host_port(s: &str) -> Option<(&str, Option<u16>)> {
         let (host, port) = if s.starts_with('[') {
             let end = find_byte(s, b']')?;
-            (&s[..=end], s[end + 1..].strip_prefix(':'))
+            let after = &s[end + 1..];
+            // After the bracket: nothing, or ":port".
+            if !after.is_empty() && !after.starts_with(':') {
+                return None;
+            }
+            (&s[..=end], after.strip_prefix(':'))
         } else {
             match split_at_byte(s, b':') {
                 Some((h, p)) => (h, Some(p)),
@@ -398,8 +403,11 @@ impl Uri<'_> {
         {
             return None;
         }
-        let port = match port {
-            Some(p) => Some(trim_lws(p).parse().ok()?),
+        let port = match port.map(trim_lws) {
+            Some(p) if (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(p.parse().ok()?)
+            }
+            Some(_) => return None,
             None => None,
         };
         Some((host, port))
@@ -556,7 +564,15 @@ mod tests {
         );
         let v = Via::parse("SIP/2.0/UDP [2001:db8::9]:5070;branch=z9hG4bKy").expect("v6");
         assert_eq!((v.host, v.port), ("[2001:db8::9]", Some(5070)));
-        for bad in ["SIP/3.0/UDP h", "SIP/2.0/UDP", "SIP/2.0/UDP h:port", "junk"] {
+        for bad in [
+            "SIP/3.0/UDP h",
+            "SIP/2.0/UDP",
+            "SIP/2.0/UDP h:port",
+            "junk",
+            "SIP/2.0/UDP [::1]junk",
+            "SIP/2.0/UDP h:+5060",
+            "SIP/2.0/UDP h:123456",
+        ] {
             assert_eq!(Via::parse(bad), None, "{bad}");
         }
     }
