@@ -40,8 +40,16 @@ struct Args {
     /// How long the PBX may take to answer before the browser gets 408, ms.
     #[arg(long, env = "SIPLINE_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
+    /// WebSocket connections allowed from one IP address.
+    #[arg(long, env = "SIPLINE_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Sustained SIP messages per second per connection.
+    #[arg(long, env = "SIPLINE_MESSAGES_PER_SECOND")]
+    messages_per_second: Option<u32>,
+    /// Messages a connection may send in a burst.
+    #[arg(long, env = "SIPLINE_MESSAGE_BURST")]
+    message_burst: Option<u32>,
 }
-
 impl Args {
     fn config(&self) -> anyhow::Result<Config> {
         let mut c = match &self.config {
@@ -68,6 +76,15 @@ impl Args {
         }
         if let Some(v) = self.request_timeout_ms {
             c.sip.request_timeout_ms = v;
+        }
+        if let Some(v) = self.max_connections_per_ip {
+            c.limits.max_connections_per_ip = v;
+        }
+        if let Some(v) = self.messages_per_second {
+            c.limits.messages_per_second = v;
+        }
+        if let Some(v) = self.message_burst {
+            c.limits.message_burst = v;
         }
         c.validate()?;
         Ok(c)

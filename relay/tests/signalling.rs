@@ -354,3 +354,66 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
         Some("ok")
     );
 }
+
+#[tokio::test]
+async fn rate_and_connection_limits_answer_503_with_retry_after() {
+    let (pbx, pbx_addr) = udp_peer();
+    let relay = RelayProcess::start(
+        pbx_addr,
+        &[
+            "--messages-per-second",
+            "1",
+            "--message-burst",
+            "2",
+            "--max-connections-per-ip",
+            "2",
+        ],
+    );
+    let mut ws = raw_ws(&relay.ws_url()).await;
+    for i in 0..3 {
+        send(
+            &mut ws,
+            &invite(pbx_addr).replace("z9hG4bKopen1", &format!("z9hG4bKrate{i}")),
+        )
+        .await;
+    }
+    match receive(&mut ws, Duration::from_secs(2)).await {
+        Received::Text(t) => {
+            assert!(t.starts_with("SIP/2.0 503 Rate Limit Exceeded\r\n"), "{t}");
+            assert!(t.contains("\r\nRetry-After: 1\r\n"), "{t}");
+        }
+        other => panic!("expected a 503, got {other:?}"),
+    }
+    let mut buf = [0u8; 65_536];
+    let forwarded = std::iter::from_fn(|| pbx.recv_from(&mut buf).ok()).count();
+    assert!(
+        forwarded >= 2,
+        "the burst went through ({forwarded} datagrams)"
+    );
+
+    let _second = raw_ws(&relay.ws_url()).await;
+    match common::try_raw_ws(&relay.ws_url()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            assert_eq!(resp.status().as_u16(), 503);
+            assert_eq!(
+                resp.headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
+                Some("30")
+            );
+        }
+        other => panic!(
+            "a third connection from one address must be refused, got {:?}",
+            other.map(|_| "a socket")
+        ),
+    }
+    let m = relay.metrics();
+    assert!(
+        m.contains("sipline_sip_rejected_total{reason=\"rate_limited\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("sipline_sip_rejected_total{reason=\"too_many_connections\"} 1"),
+        "{m}"
+    );
+}

@@ -6,7 +6,7 @@
 # a file or dpkg lookup, so a warm machine pays well under a second.
 
 # Debian packages the tests and the demo use.
-SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules)
+SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules sip-tester)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 

@@ -21,8 +21,13 @@ use crate::signalling::{ConnId, FlowKey, Output, Proxy};
 
 /// What the shells tell the proxy task.
 enum Input {
+    Admit {
+        ip: std::net::IpAddr,
+        reply: oneshot::Sender<bool>,
+    },
     Opened {
         conn: ConnId,
+        ip: std::net::IpAddr,
         tx: mpsc::Sender<ws::Out>,
     },
     Frame {
@@ -161,9 +166,12 @@ async fn run_proxy(mut proxy: Proxy, mut rx: mpsc::Receiver<Input>, sockets: udp
         };
         match input {
             None => proxy.handle_timeout(now()),
-            Some(Input::Opened { conn, tx }) => {
+            Some(Input::Admit { ip, reply }) => {
+                let _ = reply.send(proxy.admit(ip));
+            }
+            Some(Input::Opened { conn, ip, tx }) => {
                 conns.insert(conn, tx);
-                proxy.ws_opened(conn);
+                proxy.ws_opened(now(), conn, ip);
             }
             Some(Input::Frame { conn, bytes }) => proxy.handle_ws(now(), conn, &bytes),
             Some(Input::Closed { conn }) => {

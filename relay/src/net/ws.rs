@@ -57,7 +57,23 @@ async fn sip(
         )
             .into_response();
     }
-    // The library's own limit sits above ours, so that an oversized message
+    let (reply, admitted) = oneshot::channel();
+    let asked = shared
+        .inputs
+        .send(Input::Admit {
+            ip: peer.ip(),
+            reply,
+        })
+        .await
+        .is_ok();
+    if !asked || !admitted.await.unwrap_or(false) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "30")],
+            "too many connections from this address\n",
+        )
+            .into_response();
+    } // The library's own limit sits above ours, so that an oversized message
     // is read and refused with 1009 here rather than cut off in the parser.
     let hard_limit = shared.max_message * 4;
     ws.protocols(["sip"])
@@ -73,6 +89,7 @@ async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
         .inputs
         .send(Input::Opened {
             conn,
+            ip: peer.ip(),
             tx: tx.clone(),
         })
         .await

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::signalling::ProxyConfig;
-
+use crate::signalling::limits::RateLimit;
 /// Why the configuration was refused. Each message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -118,13 +118,23 @@ pub struct Limits {
     pub max_message_bytes: usize,
     /// Requests in flight toward the PBX; beyond, browsers get `503`.
     pub max_pending: usize,
+    /// WebSocket connections from one IP address; beyond, the handshake
+    /// gets HTTP `503` with `Retry-After`.
+    pub max_connections_per_ip: usize,
+    /// Sustained SIP messages per second per connection; beyond, requests
+    /// get `503` with `Retry-After`.
+    pub messages_per_second: u32,
+    /// Messages a connection may send in a burst before the rate applies.
+    pub message_burst: u32,
 }
-
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_bytes: 64 * 1024,
             max_pending: 10_000,
+            max_connections_per_ip: 50,
+            messages_per_second: 20,
+            message_burst: 100,
         }
     }
 }
@@ -170,6 +180,12 @@ impl Config {
                 problem: format!("{} is outside 10..=10000", self.sip.t1_ms),
             });
         }
+        if self.limits.messages_per_second == 0 || self.limits.message_burst == 0 {
+            return Err(ConfigError::Invalid {
+                key: "limits.messages_per_second",
+                problem: "the rate and the burst must both be at least 1".into(),
+            });
+        }
         if self.limits.max_message_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 key: "limits.max_message_bytes",
@@ -200,6 +216,11 @@ impl Config {
         p.t1 = Duration::from_millis(self.sip.t1_ms);
         p.request_timeout = Duration::from_millis(self.sip.request_timeout_ms);
         p.max_pending = self.limits.max_pending;
+        p.max_connections_per_ip = self.limits.max_connections_per_ip;
+        p.rate = RateLimit {
+            per_second: self.limits.messages_per_second,
+            burst: self.limits.message_burst,
+        };
         p
     }
 }

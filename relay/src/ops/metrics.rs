@@ -25,10 +25,14 @@ pub enum Reject {
     PbxTimeout,
     /// Too many requests in flight.
     Overload,
+    /// A connection sent faster than its rate limit.
+    RateLimited,
+    /// An address opened more connections than allowed.
+    TooManyConnections,
 }
 
 impl Reject {
-    const ALL: [Reject; 8] = [
+    const ALL: [Reject; 10] = [
         Reject::Malformed,
         Reject::NotPbx,
         Reject::NotOurs,
@@ -37,6 +41,8 @@ impl Reject {
         Reject::FlowForged,
         Reject::PbxTimeout,
         Reject::Overload,
+        Reject::RateLimited,
+        Reject::TooManyConnections,
     ];
 
     fn label(self) -> &'static str {
@@ -49,6 +55,8 @@ impl Reject {
             Reject::FlowForged => "flow_forged",
             Reject::PbxTimeout => "pbx_timeout",
             Reject::Overload => "overload",
+            Reject::RateLimited => "rate_limited",
+            Reject::TooManyConnections => "too_many_connections",
         }
     }
 }

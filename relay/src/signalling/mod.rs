@@ -23,6 +23,7 @@
 
 mod edit;
 pub mod flow;
+pub mod limits;
 mod pending;
 
 use std::collections::{HashMap, VecDeque};
@@ -36,6 +37,7 @@ use sipline_core::sip::{
 
 use self::edit::{Action, bad_request, rewrite, without_first};
 pub use self::flow::{ConnId, FlowKey, TokenError};
+use self::limits::{Bucket, RateLimit};
 use self::pending::Pending;
 use crate::ops::metrics::{Metrics, Reject};
 
@@ -63,6 +65,10 @@ pub struct ProxyConfig {
     pub max_pending: usize,
     /// Most Contacts remembered per connection.
     pub max_contacts_per_conn: usize,
+    /// Most WebSocket connections from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Messages per connection.
+    pub rate: RateLimit,
 }
 
 impl ProxyConfig {
@@ -76,6 +82,8 @@ impl ProxyConfig {
             request_timeout: Duration::from_secs(32),
             max_pending: 10_000,
             max_contacts_per_conn: 8,
+            max_connections_per_ip: 50,
+            rate: RateLimit::default(),
         }
     }
 }
@@ -100,8 +108,12 @@ pub enum Output {
 }
 
 /// One browser connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Conn {
+    /// Where it comes from, for the per-address limit.
+    ip: IpAddr,
+    /// Its message budget.
+    bucket: Bucket,
     /// Contacts rewritten for this connection: the token-bearing user part
     /// and the original URI, to restore Request-URIs and REGISTER answers.
     contacts: VecDeque<(String, String)>,
@@ -146,8 +158,25 @@ impl Proxy {
     }
 
     /// A browser connected.
-    pub fn ws_opened(&mut self, conn: ConnId) {
-        self.conns.insert(conn, Conn::default());
+    /// Whether another connection from `ip` may open (checked before the
+    /// WebSocket handshake, which is refused with HTTP 503 otherwise).
+    pub fn admit(&mut self, ip: IpAddr) -> bool {
+        let open = self.conns.values().filter(|c| c.ip == ip).count();
+        let ok = open < self.cfg.max_connections_per_ip;
+        if !ok {
+            self.metrics.reject(Reject::TooManyConnections);
+        }
+        ok
+    }
+
+    /// A browser connected from `ip`.
+    pub fn ws_opened(&mut self, now: Instant, conn: ConnId, ip: IpAddr) {
+        let conn_state = Conn {
+            ip,
+            bucket: Bucket::new(now, self.cfg.rate),
+            contacts: VecDeque::new(),
+        };
+        self.conns.insert(conn, conn_state);
         self.metrics.connections_open += 1;
     }
 
@@ -185,7 +214,23 @@ impl Proxy {
 
     /// One frame from a browser.
     pub fn handle_ws(&mut self, now: Instant, conn: ConnId, frame: &[u8]) {
-        if !self.conns.contains_key(&conn) {
+        let rate = self.cfg.rate;
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        if let Err(wait) = c.bucket.take(now, rate) {
+            self.metrics.reject(Reject::RateLimited);
+            // Requests learn when to come back; anything else is dropped.
+            if let Ok(msg) = Message::parse(frame)
+                && msg.is_request()
+                && msg.method() != Some("ACK")
+            {
+                let secs = wait.as_secs().max(1).to_string();
+                let mut b = response_to(&msg, 503, "Rate Limit Exceeded", Some("sl"));
+                b.header("Retry-After", &secs);
+                self.metrics.local_responses += 1;
+                self.ws(conn, b.finish(None, b""));
+            }
             return;
         }
         if !frame.is_empty() && frame.iter().all(|&b| b == b'\r' || b == b'\n') {

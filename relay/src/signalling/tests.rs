@@ -4,6 +4,7 @@ use super::*;
 
 const PBX: &str = "10.0.0.5:5060";
 const RELAY: &str = "192.0.2.10:5070";
+const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 fn t(ms: u64) -> Instant {
     Instant::from_millis(ms)
@@ -17,7 +18,7 @@ fn proxy() -> Proxy {
     let mut cfg = ProxyConfig::new(vec![addr(PBX)], addr(RELAY));
     cfg.ws_host = "relay.example".into();
     let mut p = Proxy::new(cfg, FlowKey::new([9; 32]));
-    p.ws_opened(ConnId(1));
+    p.ws_opened(t(0), ConnId(1), LOCAL);
     p
 }
 
@@ -209,7 +210,7 @@ fn unreachable_pbx_gives_503_at_once() {
 #[test]
 fn pbx_request_reaches_the_right_browser_by_flow_token() {
     let mut p = proxy();
-    p.ws_opened(ConnId(2));
+    p.ws_opened(t(0), ConnId(2), LOCAL);
     p.handle_ws(t(0), ConnId(1), REGISTER.as_bytes());
     let (_, dgram) = only_udp(&mut p);
     let contact =
@@ -300,4 +301,47 @@ fn closed_connection_drops_its_transactions() {
     p.ws_closed(ConnId(1));
     assert_eq!(p.poll_timeout(), None);
     assert_eq!(p.connections(), 0);
+}
+
+#[test]
+fn a_chatty_connection_gets_503_with_retry_after() {
+    let mut p = proxy();
+    let mut answered = Vec::new();
+    for i in 0..150 {
+        let msg = REGISTER.replace("z9hG4bKbrowser1", &format!("z9hG4bKb{i}"));
+        p.handle_ws(t(0), ConnId(1), msg.as_bytes());
+        answered.extend(outputs(&mut p));
+    }
+    let refused: Vec<_> = answered
+        .iter()
+        .filter_map(|o| match o {
+            Output::Ws { frame, .. } => Some(frame.clone()),
+            Output::Udp { .. } => None,
+        })
+        .collect();
+    assert_eq!(
+        refused.len(),
+        50,
+        "burst of 100 forwarded, the rest refused"
+    );
+    let m = parse(&refused[0]);
+    assert_eq!(
+        (m.status(), m.header(HeaderName::RetryAfter)),
+        (Some(503), Some("1"))
+    );
+    assert_eq!(p.metrics.rejected(Reject::RateLimited), 50);
+}
+
+#[test]
+fn connections_per_address_are_capped() {
+    let mut p = proxy();
+    let ip: IpAddr = "198.51.100.7".parse().expect("ip");
+    for i in 0..p.config().max_connections_per_ip {
+        assert!(p.admit(ip));
+        p.ws_opened(t(0), ConnId(100 + i as u64), ip);
+    }
+    assert!(!p.admit(ip));
+    assert!(p.admit(LOCAL), "other addresses are not affected");
+    p.ws_closed(ConnId(100));
+    assert!(p.admit(ip));
 }

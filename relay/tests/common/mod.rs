@@ -1,6 +1,10 @@
 //! The real relay binary, started and stopped by the tests, and a raw
 //! WebSocket client for what the user agent would never send.
 
+#![allow(dead_code)] // each test file uses its own part of this module
+
+pub mod browser;
+
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -97,15 +101,16 @@ pub type Ws =
 
 /// A raw WebSocket client speaking subprotocol `sip`.
 pub async fn raw_ws(url: &str) -> Ws {
-    let mut req = url.into_client_request().expect("request");
-    req.headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
-    tokio_tungstenite::connect_async(req)
-        .await
-        .expect("handshake")
-        .0
+    try_raw_ws(url).await.expect("handshake")
 }
 
+/// The same, returning the refusal (e.g. HTTP 503) instead of panicking.
+pub async fn try_raw_ws(url: &str) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut req = url.into_client_request()?;
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+    Ok(tokio_tungstenite::connect_async(req).await?.0)
+}
 /// Sends one text frame.
 pub async fn send(ws: &mut Ws, text: &str) {
     ws.send(Frame::text(text.to_owned())).await.expect("send");
