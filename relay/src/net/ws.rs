@@ -26,6 +26,8 @@ pub(super) enum Out {
 /// WebSocket close code for a message that is too big (RFC 6455 §7.4.1).
 const MESSAGE_TOO_BIG: u16 = 1009;
 
+/// Bytes read from a browser's socket at a time.
+const READ_BUFFER: usize = 4096;
 pub(super) fn router(shared: Shared) -> Router {
     Router::new()
         .route("/sip", get(sip))
@@ -76,7 +78,12 @@ async fn sip(
     } // The library's own limit sits above ours, so that an oversized message
     // is read and refused with 1009 here rather than cut off in the parser.
     let hard_limit = shared.max_message * 4;
+    // Small buffers: an idle browser must cost little. tungstenite's
+    // defaults (128 KiB to read, 128 KiB to write) cost 137 KiB per idle
+    // connection; SIP messages are a few KiB and arrive a few per second.
     ws.protocols(["sip"])
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         .on_upgrade(move |socket| connection(shared, socket, peer))
