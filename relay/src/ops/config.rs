@@ -249,9 +249,18 @@ mod tests {
         c.validate().expect("valid");
     }
 
+        #[test]
+    fn the_documented_example_is_the_defaults() {
+        let text = include_str!("../../relay.example.toml");
+        let c = Config::parse(Path::new("relay.example.toml"), text).expect("example parses");
+        c.validate().expect("example is valid");
+        let mut defaults = Config::default();
+        defaults.pbx.addresses = vec!["127.0.0.1:5060".parse().expect("addr")];
+        assert_eq!(c, defaults, "relay.example.toml must show the real defaults");
+    }
+
     #[test]
-    fn errors_name_the_key() {
-        let err = Config::parse(Path::new("r.toml"), "[pbx]\naddress = \"1.2.3.4:5060\"\n")
+    fn errors_name_the_key() {let err = Config::parse(Path::new("r.toml"), "[pbx]\naddress = \"1.2.3.4:5060\"\n")
             .expect_err("unknown key");
         assert!(err.to_string().contains("unknown field `address`"), "{err}");
         let err = Config::parse(
