@@ -49,6 +49,15 @@ struct Args {
     /// Messages a connection may send in a burst.
     #[arg(long, env = "SIPLINE_MESSAGE_BURST")]
     message_burst: Option<u32>,
+    /// Bearer token for GET /admin/events (the admin event stream).
+    #[arg(long, env = "SIPLINE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// On SIGTERM, how long to wait for calls in progress to end, seconds.
+    #[arg(long, env = "SIPLINE_SHUTDOWN_GRACE_SECS")]
+    shutdown_grace_secs: Option<u64>,
+    /// SIP domain that /api/config tells phone pages.
+    #[arg(long, env = "SIPLINE_DOMAIN")]
+    domain: Option<String>,
 }
 impl Args {
     fn config(&self) -> anyhow::Result<Config> {
@@ -86,6 +95,15 @@ impl Args {
         if let Some(v) = self.message_burst {
             c.limits.message_burst = v;
         }
+        if self.admin_token.is_some() {
+            c.admin.token = self.admin_token.clone();
+        }
+        if let Some(v) = self.shutdown_grace_secs {
+            c.admin.shutdown_grace_secs = v;
+        }
+        if let Some(v) = &self.domain {
+            c.client.domain = v.clone();
+        }
         c.validate()?;
         Ok(c)
     }
@@ -101,8 +119,9 @@ async fn main() -> anyhow::Result<()> {
     let config = Args::parse().config()?;
     let relay = Relay::start(&config).await.context("starting the relay")?;
     shutdown_signal().await;
-    tracing::info!("shutting down");
-    relay.stop().await.context("stopping")?;
+    let grace = std::time::Duration::from_secs(config.admin.shutdown_grace_secs);
+    tracing::info!(?grace, "shutting down: no new connections");
+    relay.stop(grace).await.context("stopping")?;
     Ok(())
 }
 

@@ -54,16 +54,20 @@ async fn sipp_ok(mut child: tokio::process::Child) {
     assert!(status.success(), "sipp scenario failed: {status}");
 }
 
+const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
 fn setup() -> (Kamailio, RelayProcess, SocketAddr) {
     let k = Kamailio::start(&Options::default()).unwrap_or_else(|e| panic!("{e}"));
     let pbx = SocketAddr::from(([127, 0, 0, 1], k.udp_port));
-    let relay = RelayProcess::start(pbx, &[]);
+    let relay = RelayProcess::start(pbx, &["--admin-token", ADMIN_TOKEN]);
     (k, relay, pbx)
 }
 
 #[tokio::test]
 async fn pbx_caller_reaches_the_right_browser_and_hangs_up_through_the_record_route() {
     let (_k, relay, pbx) = setup();
+    let mut admin = common::AdminStream::open(relay.http_port, Some(ADMIN_TOKEN)).await;
+    assert!(admin.status.starts_with("HTTP/1.1 200"), "{}", admin.status);
     let mut alice = Browser::register(&relay.ws_url(), "alice", "alice-secret", 1).await;
     let mut bob = Browser::register(&relay.ws_url(), "bob", "bob-secret", 2).await;
     let caller = sipp(pbx, "uac_bye.xml", "bob").await;
@@ -94,6 +98,33 @@ async fn pbx_caller_reaches_the_right_browser_and_hangs_up_through_the_record_ro
     assert!(bye.starts_with("BYE "), "{bye}");
     bob.answer(&bye, 200, "OK", "bobtag").await;
     sipp_ok(caller).await;
+
+    // The dashboard saw it all, with the call's details.
+    let events = admin
+        .until("hangup", Duration::from_secs(5))
+        .await
+        .expect("events through hangup");
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    let from_calling = &names[names.iter().position(|n| *n == "calling").expect("calling")..];
+    assert_eq!(
+        from_calling,
+        ["calling", "ringing", "answered", "hangup"],
+        "{events:?}"
+    );
+    assert!(
+        names.iter().filter(|n| **n == "registered").count() >= 2,
+        "{names:?}"
+    );
+    let (_, calling) = &events[names.iter().position(|n| *n == "calling").expect("calling")];
+    assert!(
+        calling.contains("\"callee\":\"sip:bob@sipline.test\""),
+        "{calling}"
+    );
+    assert!(
+        calling.contains("\"caller\":\"sip:sipp@127.0.0.1:"),
+        "{calling}"
+    );
+    assert!(calling.contains("\"call_id\":\""), "{calling}");
 }
 
 #[tokio::test]

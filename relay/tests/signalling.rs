@@ -417,3 +417,92 @@ async fn rate_and_connection_limits_answer_503_with_retry_after() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn admin_stream_needs_its_token_and_api_config_serves_defaults() {
+    let (_pbx, pbx_addr) = udp_peer();
+    let token = "admin-token-for-tests-0001";
+    let relay = RelayProcess::start(
+        pbx_addr,
+        &["--admin-token", token, "--domain", "pbx.example"],
+    );
+    let refused = common::AdminStream::open(relay.http_port, None).await;
+    assert!(
+        refused.status.starts_with("HTTP/1.1 401"),
+        "{}",
+        refused.status
+    );
+    let wrong =
+        common::AdminStream::open(relay.http_port, Some("admin-token-for-tests-0002")).await;
+    assert!(wrong.status.starts_with("HTTP/1.1 401"), "{}", wrong.status);
+    let mut admin = common::AdminStream::open(relay.http_port, Some(token)).await;
+    assert!(admin.status.starts_with("HTTP/1.1 200"), "{}", admin.status);
+    let ws = raw_ws(&relay.ws_url()).await;
+    let (name, data) = admin.next(Duration::from_secs(3)).await.expect("an event");
+    assert_eq!(name, "connected");
+    assert!(
+        data.starts_with("{\"event\":\"connected\",\"session\":"),
+        "{data}"
+    );
+    drop(ws);
+    assert_eq!(
+        admin
+            .next(Duration::from_secs(3))
+            .await
+            .map(|e| e.0)
+            .as_deref(),
+        Some("disconnected")
+    );
+
+    let config = common::http_get(relay.http_port, "/api/config");
+    let body = config.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert!(
+        body.contains(&format!(
+            "\"server\":\"ws://127.0.0.1:{}/sip\"",
+            relay.http_port
+        )),
+        "{body}"
+    );
+    assert!(body.contains("\"domain\":\"pbx.example\""), "{body}");
+    assert!(body.contains("\"iceServers\":[]"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_accepting_but_lets_the_call_in_progress_finish() {
+    // A PBX stand-in that answers the INVITE: the call is then in progress.
+    let (pbx, pbx_addr) = udp_peer();
+    let mut relay = RelayProcess::start(pbx_addr, &["--shutdown-grace-secs", "3"]);
+    let mut ws = raw_ws(&relay.ws_url()).await;
+    send(&mut ws, &invite(pbx_addr)).await;
+    let mut buf = [0u8; 65_536];
+    let (n, from) = (0..10)
+        .find_map(|_| pbx.recv_from(&mut buf).ok())
+        .expect("INVITE at the PBX");
+    let inv = sipline_core::sip::Message::parse(&buf[..n]).expect("parses");
+    let ok = sipline_core::sip::response_to(&inv, 200, "OK", Some("pbx")).finish(None, b"");
+    pbx.send_to(&ok, from).expect("send");
+    assert!(
+        matches!(receive(&mut ws, Duration::from_secs(2)).await, Received::Text(t) if t.starts_with("SIP/2.0 200"))
+    );
+
+    let stopped_at = Instant::now();
+    relay.terminate();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(relay.alive(), "a call is in progress: the relay waits");
+    assert!(
+        common::try_raw_ws(&relay.ws_url()).await.is_err(),
+        "no new browsers once stopping"
+    );
+    // The grace period ends it even though the call never hung up.
+    while relay.alive() {
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(6),
+            "relay did not stop after its grace period"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stopped_at.elapsed() >= Duration::from_secs(3),
+        "stopped before the grace period"
+    );
+}

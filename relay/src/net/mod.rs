@@ -2,6 +2,7 @@
 //! for the PBX, and one task that owns the proxy and moves bytes. No SIP
 //! logic lives here.
 
+mod admin;
 mod udp;
 mod ws;
 
@@ -12,11 +13,11 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use sipline_core::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::ops::config::Config;
+use crate::ops::config::{Client, Config};
 use crate::signalling::{ConnId, FlowKey, Output, Proxy};
 
 /// What the shells tell the proxy task.
@@ -47,6 +48,9 @@ enum Input {
     Metrics {
         reply: oneshot::Sender<String>,
     },
+    ActiveCalls {
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 /// State shared by the HTTP handlers: a way to reach the proxy task.
@@ -55,6 +59,10 @@ struct Shared {
     inputs: mpsc::Sender<Input>,
     next_conn: Arc<AtomicU64>,
     max_message: usize,
+    /// Relay events as (name, JSON), for the admin stream's subscribers.
+    admin: broadcast::Sender<(&'static str, String)>,
+    admin_token: Option<Arc<str>>,
+    client: Arc<Client>,
 }
 
 /// A running relay.
@@ -63,6 +71,7 @@ pub struct Relay {
     pub http_addr: SocketAddr,
     /// The relay's UDP address toward the PBX.
     pub sip_addr: SocketAddr,
+    inputs: mpsc::Sender<Input>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<io::Result<()>>,
 }
@@ -78,12 +87,16 @@ impl Relay {
         getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
         let proxy = Proxy::new(cfg.proxy(sip_addr), FlowKey::new(secret));
         let (inputs, rx) = mpsc::channel(4096);
+        let (admin, _) = broadcast::channel(1024);
         spawn_receivers(&sockets, &inputs);
-        tokio::spawn(run_proxy(proxy, rx, sockets));
+        tokio::spawn(run_proxy(proxy, rx, sockets, admin.clone()));
         let shared = Shared {
-            inputs,
+            inputs: inputs.clone(),
             next_conn: Arc::new(AtomicU64::new(1)),
             max_message: cfg.limits.max_message_bytes,
+            admin,
+            admin_token: cfg.admin.token.as_deref().map(Arc::from),
+            client: Arc::new(cfg.client.clone()),
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let app = ws::router(shared);
@@ -101,15 +114,44 @@ impl Relay {
         Ok(Relay {
             http_addr,
             sip_addr,
+            inputs,
             shutdown: Some(shutdown),
             server,
         })
     }
 
-    /// Stops accepting and waits for the HTTP server to finish.
-    pub async fn stop(mut self) -> io::Result<()> {
+    /// Calls being set up or in progress.
+    pub async fn active_calls(&self) -> usize {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .inputs
+            .send(Input::ActiveCalls { reply })
+            .await
+            .is_err()
+        {
+            return 0;
+        }
+        answer.await.unwrap_or(0)
+    }
+
+    /// Graceful shutdown: stop accepting new browsers at once, then give the
+    /// calls in progress up to `grace` to end before returning.
+    pub async fn stop(mut self, grace: Duration) -> io::Result<()> {
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let calls = self.active_calls().await;
+            if calls == 0 {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                warn!(calls, "shutdown grace over: ending calls in progress");
+                break;
+            }
+            info!(calls, "waiting for calls to end before stopping");
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         (&mut self.server).await.map_err(io::Error::other)?
     }
@@ -149,7 +191,12 @@ fn spawn_receivers(sockets: &udp::Sockets, inputs: &mpsc::Sender<Input>) {
 }
 
 /// The one task that owns the proxy: inputs in, outputs out, timers.
-async fn run_proxy(mut proxy: Proxy, mut rx: mpsc::Receiver<Input>, sockets: udp::Sockets) {
+async fn run_proxy(
+    mut proxy: Proxy,
+    mut rx: mpsc::Receiver<Input>,
+    sockets: udp::Sockets,
+    admin: broadcast::Sender<(&'static str, String)>,
+) {
     let epoch = tokio::time::Instant::now();
     let now = || Instant::from_millis(epoch.elapsed().as_millis() as u64);
     let mut conns: std::collections::HashMap<ConnId, mpsc::Sender<ws::Out>> = Default::default();
@@ -183,6 +230,14 @@ async fn run_proxy(mut proxy: Proxy, mut rx: mpsc::Receiver<Input>, sockets: udp
             Some(Input::Metrics { reply }) => {
                 let _ = reply.send(proxy.metrics.render());
             }
+            Some(Input::ActiveCalls { reply }) => {
+                let _ = reply.send(proxy.active_calls());
+            }
+        }
+        for event in proxy.drain_events() {
+            debug!(event = event.name(), "{}", event.to_json());
+            // No subscriber is fine: the event is simply not kept.
+            let _ = admin.send((event.name(), event.to_json()));
         }
         while let Some(out) = proxy.poll_output() {
             match out {

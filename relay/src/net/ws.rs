@@ -33,6 +33,8 @@ pub(super) fn router(shared: Shared) -> Router {
         .route("/sip", get(sip))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/admin/events", get(super::admin::events))
+        .route("/api/config", get(super::admin::client_config))
         .with_state(shared)
 }
 

@@ -50,6 +50,55 @@ pub struct Config {
     pub pbx: Pbx,
     /// Limits that protect the relay.
     pub limits: Limits,
+    /// Operations: the admin event stream, shutdown.
+    pub admin: Admin,
+    /// What `/api/config` tells phone pages.
+    pub client: Client,
+}
+
+/// `[admin]`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// Bearer token for `GET /admin/events`; without one the stream is off.
+    pub token: Option<String>,
+    /// On SIGTERM: stop accepting, then wait this long for calls to end.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            token: None,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// `[client]`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Client {
+    /// The WebSocket URL pages should use; derived from the request's Host
+    /// (and `X-Forwarded-Proto`) when absent.
+    pub server_url: Option<String>,
+    /// The SIP domain of the users' addresses.
+    pub domain: String,
+    /// Whether pages should register (false: guest calls only).
+    pub register: bool,
+    /// STUN/TURN URLs for the browser's RTCPeerConnection.
+    pub ice_servers: Vec<String>,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self {
+            server_url: None,
+            domain: String::from("sipline.invalid"),
+            register: true,
+            ice_servers: Vec::new(),
+        }
+    }
 }
 
 /// `[http]`
@@ -180,6 +229,12 @@ impl Config {
                 problem: format!("{} is outside 10..=10000", self.sip.t1_ms),
             });
         }
+        if self.admin.token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(ConfigError::Invalid {
+                key: "admin.token",
+                problem: "use at least 16 characters".into(),
+            });
+        }
         if self.limits.messages_per_second == 0 || self.limits.message_burst == 0 {
             return Err(ConfigError::Invalid {
                 key: "limits.messages_per_second",
@@ -249,18 +304,22 @@ mod tests {
         c.validate().expect("valid");
     }
 
-        #[test]
+    #[test]
     fn the_documented_example_is_the_defaults() {
         let text = include_str!("../../relay.example.toml");
         let c = Config::parse(Path::new("relay.example.toml"), text).expect("example parses");
         c.validate().expect("example is valid");
         let mut defaults = Config::default();
         defaults.pbx.addresses = vec!["127.0.0.1:5060".parse().expect("addr")];
-        assert_eq!(c, defaults, "relay.example.toml must show the real defaults");
+        assert_eq!(
+            c, defaults,
+            "relay.example.toml must show the real defaults"
+        );
     }
 
     #[test]
-    fn errors_name_the_key() {let err = Config::parse(Path::new("r.toml"), "[pbx]\naddress = \"1.2.3.4:5060\"\n")
+    fn errors_name_the_key() {
+        let err = Config::parse(Path::new("r.toml"), "[pbx]\naddress = \"1.2.3.4:5060\"\n")
             .expect_err("unknown key");
         assert!(err.to_string().contains("unknown field `address`"), "{err}");
         let err = Config::parse(

@@ -127,7 +127,15 @@ pub struct Metrics {
     pub retransmissions: u64,
     /// Responses the relay made itself (408, 430, 503…).
     pub local_responses: u64,
+    /// PBX round trips: counts per bucket of [`RTT_BUCKETS_MS`], then the
+    /// overflow.
+    rtt_buckets: [u64; RTT_BUCKETS_MS.len() + 1],
+    rtt_sum_ms: f64,
+    rtt_count: u64,
 }
+
+/// Upper bounds of the PBX round-trip histogram, in milliseconds.
+pub const RTT_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
 
 impl Metrics {
     pub(crate) fn count_in(&mut self, msg: &Message<'_>) {
@@ -142,6 +150,17 @@ impl Metrics {
         if let Some(i) = Reject::ALL.iter().position(|r| *r == why) {
             self.rejected[i] += 1;
         }
+    }
+
+    pub(crate) fn observe_pbx_rtt(&mut self, rtt: std::time::Duration) {
+        let ms = rtt.as_secs_f64() * 1000.0;
+        let i = RTT_BUCKETS_MS
+            .iter()
+            .position(|&b| ms <= b as f64)
+            .unwrap_or(RTT_BUCKETS_MS.len());
+        self.rtt_buckets[i] += 1;
+        self.rtt_sum_ms += ms;
+        self.rtt_count += 1;
     }
 
     /// How many messages were refused for `why`.
@@ -195,6 +214,28 @@ impl Metrics {
             "sipline_sip_local_responses_total {}",
             self.local_responses
         );
+        out.push_str("# HELP sipline_pbx_rtt_seconds Time from forwarding a request to the PBX to its first answer.\n");
+        out.push_str("# TYPE sipline_pbx_rtt_seconds histogram\n");
+        let mut cumulative = 0;
+        for (bound, n) in RTT_BUCKETS_MS.iter().zip(self.rtt_buckets) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "sipline_pbx_rtt_seconds_bucket{{le=\"{}\"}} {cumulative}",
+                *bound as f64 / 1000.0
+            );
+        }
+        let _ = writeln!(
+            out,
+            "sipline_pbx_rtt_seconds_bucket{{le=\"+Inf\"}} {}",
+            self.rtt_count
+        );
+        let _ = writeln!(
+            out,
+            "sipline_pbx_rtt_seconds_sum {}",
+            self.rtt_sum_ms / 1000.0
+        );
+        let _ = writeln!(out, "sipline_pbx_rtt_seconds_count {}", self.rtt_count);
         out
     }
 }

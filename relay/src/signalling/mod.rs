@@ -22,6 +22,7 @@
 //! unreachable (ICMP), answers the browser `408` or `503` itself.
 
 mod edit;
+pub mod events;
 pub mod flow;
 pub mod limits;
 mod pending;
@@ -36,6 +37,7 @@ use sipline_core::sip::{
 };
 
 use self::edit::{Action, bad_request, rewrite, without_first};
+use self::events::{AdminEvent, CallTracker};
 pub use self::flow::{ConnId, FlowKey, TokenError};
 use self::limits::{Bucket, RateLimit};
 use self::pending::Pending;
@@ -129,10 +131,11 @@ pub struct Proxy {
     /// PBX addresses that sent ICMP unreachable, until when to avoid them.
     down: HashMap<SocketAddr, Instant>,
     out: VecDeque<Output>,
+    calls: CallTracker,
+    events: Vec<AdminEvent>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
 }
-
 impl Proxy {
     /// A proxy whose flow tokens are signed with `key`.
     pub fn new(cfg: ProxyConfig, key: FlowKey) -> Self {
@@ -143,6 +146,8 @@ impl Proxy {
             pending: HashMap::new(),
             down: HashMap::new(),
             out: VecDeque::new(),
+            calls: CallTracker::default(),
+            events: Vec::new(),
             metrics: Metrics::default(),
         }
     }
@@ -178,13 +183,15 @@ impl Proxy {
         };
         self.conns.insert(conn, conn_state);
         self.metrics.connections_open += 1;
+        self.events.push(AdminEvent::Connected { session: conn });
     }
-
     /// A browser's WebSocket closed: its flow is gone, and so are the
     /// requests it had in flight.
     pub fn ws_closed(&mut self, conn: ConnId) {
         if self.conns.remove(&conn).is_some() {
             self.metrics.connections_open -= 1;
+            self.calls.connection_closed(conn, &mut self.events);
+            self.events.push(AdminEvent::Disconnected { session: conn });
         }
         self.pending.retain(|_, p| p.conn != conn);
     }
@@ -199,6 +206,16 @@ impl Proxy {
         self.out.pop_front()
     }
 
+    /// Everything that happened since the last call, for the admin stream.
+    pub fn drain_events(&mut self) -> Vec<AdminEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Calls being set up or in progress (a graceful shutdown waits for
+    /// them).
+    pub fn active_calls(&self) -> usize {
+        self.calls.active()
+    }
     /// When [`Self::handle_timeout`] must next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.pending.values().map(Pending::next_deadline).min()
@@ -253,7 +270,7 @@ impl Proxy {
         if msg.is_request() {
             self.browser_request(now, conn, &msg, frame);
         } else {
-            self.browser_response(conn, &msg);
+            self.browser_response(now, conn, &msg);
         }
     }
 
@@ -273,7 +290,7 @@ impl Proxy {
         };
         self.metrics.count_in(&msg);
         if msg.is_request() {
-            self.pbx_request(from, &msg);
+            self.pbx_request(now, from, &msg);
         } else {
             self.pbx_response(now, &msg);
         }
@@ -319,8 +336,8 @@ impl Proxy {
             }
         }
         self.down.retain(|_, until| *until > now);
+        self.calls.expire(now);
     }
-
     /// Sends the browser a response the relay makes itself for a request it
     /// forwarded (timeout, unreachable PBX).
     fn answer_locally(&mut self, p: &Pending, code: u16, reason: &str) {
@@ -401,6 +418,7 @@ impl Proxy {
             datagram
         };
         self.remember_contacts(conn, rewritten);
+        self.calls.observe(now, conn, msg, &mut self.events);
         if !is_ack {
             let key = pending::key(&branch, method);
             let p = Pending::new(
@@ -418,7 +436,7 @@ impl Proxy {
         self.udp(pbx, datagram);
     }
 
-    fn browser_response(&mut self, conn: ConnId, msg: &Message<'_>) {
+    fn browser_response(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>) {
         // Our Via on top, the PBX's next: that is where it goes.
         let mut vias = msg.header_values(HeaderName::Via);
         let ours = vias.next().and_then(Via::parse);
@@ -450,11 +468,12 @@ impl Proxy {
             _ => Action::Keep,
         });
         self.remember_contacts(conn, rewritten);
+        self.calls.observe(now, conn, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.udp(to, datagram);
     }
 
-    fn pbx_request(&mut self, from: SocketAddr, msg: &Message<'_>) {
+    fn pbx_request(&mut self, now: Instant, from: SocketAddr, msg: &Message<'_>) {
         let Some(hops) = self.check_max_forwards(msg) else {
             self.reply_udp(from, msg, 483, "Too Many Hops");
             return;
@@ -520,6 +539,7 @@ impl Proxy {
             }
             _ => Action::Keep,
         });
+        self.calls.observe(now, conn, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.ws(conn, frame);
     }
@@ -536,7 +556,9 @@ impl Proxy {
         let code = msg.status().unwrap_or(500);
         let key = pending::key(via.branch().unwrap_or_default(), msg.cseq().method);
         if let Some(p) = self.pending.get_mut(&key) {
-            // A final answer ends our transaction; a provisional one ends
+            if let Some(rtt) = p.first_answer(now) {
+                self.metrics.observe_pbx_rtt(rtt);
+            } // A final answer ends our transaction; a provisional one ends
             // INVITE retransmissions (Timer A) and keeps Timer F running for
             // the others, as RFC 3261 §17.1 does.
             if code >= 200 || p.method == "INVITE" {
@@ -550,14 +572,23 @@ impl Proxy {
         }
         let mut popped = false;
         let is_register = msg.cseq().method == "REGISTER";
+        let mut ours_bound = false;
         let frame = rewrite(msg, None, &[], |h| match h.name {
             HeaderName::Via if !popped => {
                 popped = true;
                 without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
             }
-            HeaderName::Contact if is_register => self.restore_contacts(conn, h),
+            HeaderName::Contact if is_register => {
+                let action = self.restore_contacts(conn, h);
+                ours_bound |= matches!(action, Action::Replace(_));
+                action
+            }
             _ => Action::Keep,
         });
+        if is_register {
+            CallTracker::observe_register(conn, msg, !ours_bound, &mut self.events);
+        }
+        self.calls.observe(now, conn, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.ws(conn, frame);
     }

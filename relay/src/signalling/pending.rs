@@ -34,8 +34,11 @@ pub(crate) struct Pending {
     interval: Duration,
     /// Timer B / F.
     pub deadline: Instant,
+    sent_at: Instant,
+    /// Retransmitted, or already answered: its round trip is not measured
+    /// (Karn's rule: an answer to a retransmission is ambiguous).
+    rtt_done: bool,
 }
-
 impl Pending {
     pub fn new(
         now: Instant,
@@ -55,9 +58,17 @@ impl Pending {
             next_retransmit: now + cfg.t1,
             interval: cfg.t1,
             deadline: now + cfg.request_timeout.min(cfg.t1 * 64),
+            sent_at: now,
+            rtt_done: false,
         }
     }
 
+    /// The round trip to the PBX, on the first answer to a request that was
+    /// sent only once.
+    pub fn first_answer(&mut self, now: Instant) -> Option<Duration> {
+        let first = !std::mem::replace(&mut self.rtt_done, true);
+        first.then(|| now - self.sent_at)
+    }
     pub fn next_deadline(&self) -> Instant {
         self.next_retransmit.min(self.deadline)
     }
@@ -68,6 +79,7 @@ impl Pending {
         if self.next_retransmit > now {
             return None;
         }
+        self.rtt_done = true;
         let doubled = self.interval.max(t1) * 2;
         self.interval = if self.method == "INVITE" {
             doubled

@@ -64,6 +64,13 @@ impl RelayProcess {
         format!("ws://127.0.0.1:{}/sip", self.http_port)
     }
 
+    /// Sends SIGTERM, as an init system stopping the service would.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
     /// Whether the process is still running (it must never crash).
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -88,7 +95,7 @@ pub fn http_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
     )
     .expect("write");
     let mut out = String::new();
@@ -139,5 +146,68 @@ pub async fn receive(ws: &mut Ws, within: Duration) -> Received {
         Ok(Some(Ok(_))) => Box::pin(receive(ws, within)).await,
         Ok(Some(Err(_))) | Ok(None) => Received::Closed(None),
         Err(_) => Received::Nothing,
+    }
+}
+
+/// A reader of the relay's admin event stream (server-sent events), with
+/// plain HTTP so that the test depends on nothing but the wire format.
+pub struct AdminStream {
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::net::TcpStream>>,
+    /// The HTTP status line.
+    pub status: String,
+}
+
+impl AdminStream {
+    /// Opens `GET /admin/events` with `token` (or none).
+    pub async fn open(port: u16, token: Option<&str>) -> AdminStream {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let req = format!(
+            "GET /admin/events HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Accept: text/event-stream\r\n\r\n"
+        );
+        tcp.write_all(req.as_bytes()).await.expect("write");
+        let mut lines = tokio::io::BufReader::new(tcp).lines();
+        let status = lines.next_line().await.ok().flatten().unwrap_or_default();
+        AdminStream { lines, status }
+    }
+
+    /// The next event as (name, JSON data), waiting up to `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<(String, String)> {
+        let mut name = None;
+        tokio::time::timeout(within, async {
+            while let Ok(Some(line)) = self.lines.next_line().await {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = Some(n.to_owned());
+                } else if let (Some(data), Some(n)) = (line.strip_prefix("data: "), name.take()) {
+                    return Some((n, data.to_owned()));
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Events until one named `last` (inclusive), or `None` on timeout.
+    pub async fn until(&mut self, last: &str, within: Duration) -> Option<Vec<(String, String)>> {
+        let mut seen = Vec::new();
+        let deadline = tokio::time::Instant::now() + within;
+        while let Some(ev) = self
+            .next(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            let done = ev.0 == last;
+            seen.push(ev);
+            if done {
+                return Some(seen);
+            }
+        }
+        None
     }
 }

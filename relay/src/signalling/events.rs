@@ -1,0 +1,321 @@
+//! What the relay sees happen, for dashboards (the admin event stream) and
+//! for a graceful shutdown (which waits for calls in progress).
+//!
+//! The proxy stays stateless about dialogs for routing; this tracker only
+//! watches the messages that pass: a bounded map from Call-ID to a call's
+//! state, forgotten when the call ends or goes stale.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use sipline_core::Instant;
+use sipline_core::sip::Message;
+
+use super::ConnId;
+
+/// One thing that happened, in the names the Janus SIP plugin and gateway
+/// dashboards use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdminEvent {
+    /// A browser opened a WebSocket.
+    Connected {
+        /// The connection (session) id.
+        session: ConnId,
+    },
+    /// A browser's WebSocket closed.
+    Disconnected {
+        /// The connection (session) id.
+        session: ConnId,
+    },
+    /// The registrar accepted a binding.
+    Registered {
+        /// The connection.
+        session: ConnId,
+        /// The address of record (`sip:alice@…`).
+        client: String,
+    },
+    /// A binding was removed.
+    Unregistered {
+        /// The connection.
+        session: ConnId,
+        /// The address of record.
+        client: String,
+    },
+    /// A call is being set up.
+    Calling(CallInfo),
+    /// The callee is ringing (180/183).
+    Ringing(CallInfo),
+    /// The callee answered.
+    Answered(CallInfo),
+    /// The call ended, or failed with `code`.
+    Hangup {
+        /// Which call.
+        call: CallInfo,
+        /// SIP status for a failed or refused call; `None` for a BYE/CANCEL.
+        code: Option<u16>,
+    },
+}
+
+/// The details of a call that every call event carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The browser connection the call involves.
+    pub session: ConnId,
+    /// The Call-ID.
+    pub call_id: String,
+    /// From URI.
+    pub caller: String,
+    /// To URI.
+    pub callee: String,
+}
+
+impl AdminEvent {
+    /// The event's name on the stream.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminEvent::Connected { .. } => "connected",
+            AdminEvent::Disconnected { .. } => "disconnected",
+            AdminEvent::Registered { .. } => "registered",
+            AdminEvent::Unregistered { .. } => "unregistered",
+            AdminEvent::Calling(_) => "calling",
+            AdminEvent::Ringing(_) => "ringing",
+            AdminEvent::Answered(_) => "answered",
+            AdminEvent::Hangup { .. } => "hangup",
+        }
+    }
+
+    /// The event as one line of JSON.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(160);
+        let _ = write!(out, "{{\"event\":\"{}\"", self.name());
+        match self {
+            AdminEvent::Connected { session } | AdminEvent::Disconnected { session } => {
+                let _ = write!(out, ",\"session\":{}", session.0);
+            }
+            AdminEvent::Registered { session, client }
+            | AdminEvent::Unregistered { session, client } => {
+                let _ = write!(out, ",\"session\":{},\"client\":", session.0);
+                push_json_string(&mut out, client);
+            }
+            AdminEvent::Calling(c) | AdminEvent::Ringing(c) | AdminEvent::Answered(c) => {
+                push_call(&mut out, c)
+            }
+            AdminEvent::Hangup { call, code } => {
+                push_call(&mut out, call);
+                if let Some(code) = code {
+                    let _ = write!(out, ",\"code\":{code}");
+                }
+            }
+        }
+        out.push('}');
+        out
+    }
+}
+
+fn push_call(out: &mut String, c: &CallInfo) {
+    let _ = write!(out, ",\"session\":{},\"call_id\":", c.session.0);
+    push_json_string(out, &c.call_id);
+    out.push_str(",\"caller\":");
+    push_json_string(out, &c.caller);
+    out.push_str(",\"callee\":");
+    push_json_string(out, &c.callee);
+}
+
+/// Appends `s` as a JSON string (RFC 8259 escaping).
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c < ' ' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallState {
+    Calling,
+    Ringing,
+    Answered,
+}
+
+#[derive(Debug)]
+struct Call {
+    info: CallInfo,
+    state: CallState,
+    touched: Instant,
+}
+
+/// Calls older than this without a message are forgotten (a BYE lost with
+/// a crashed browser must not hold a shutdown or leak memory).
+const STALE: Duration = Duration::from_secs(4 * 3600);
+
+/// Most calls tracked at once; beyond, new calls are not tracked (they are
+/// still relayed).
+const MAX_CALLS: usize = 100_000;
+
+/// Watches INVITE dialogs as their messages pass.
+#[derive(Debug, Default)]
+pub(crate) struct CallTracker {
+    calls: HashMap<String, Call>,
+}
+
+impl CallTracker {
+    /// Calls set up or in progress.
+    pub fn active(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Looks at one message relayed for browser connection `session`.
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        session: ConnId,
+        msg: &Message<'_>,
+        out: &mut Vec<AdminEvent>,
+    ) {
+        let call_id = msg.call_id();
+        let cseq = msg.cseq().method;
+        match (msg.method(), msg.status()) {
+            (Some("INVITE"), _) if msg.to().tag().is_none() => {
+                if self.calls.contains_key(call_id) || self.calls.len() >= MAX_CALLS {
+                    return;
+                }
+                let info = CallInfo {
+                    session,
+                    call_id: call_id.to_owned(),
+                    caller: msg.from().uri_text.to_owned(),
+                    callee: msg.to().uri_text.to_owned(),
+                };
+                out.push(AdminEvent::Calling(info.clone()));
+                self.calls.insert(
+                    call_id.to_owned(),
+                    Call {
+                        info,
+                        state: CallState::Calling,
+                        touched: now,
+                    },
+                );
+            }
+            (Some("BYE" | "CANCEL"), _) => {
+                if let Some(call) = self.calls.remove(call_id) {
+                    out.push(AdminEvent::Hangup {
+                        call: call.info,
+                        code: None,
+                    });
+                }
+            }
+            (None, Some(code)) if cseq == "INVITE" => {
+                let Some(call) = self.calls.get_mut(call_id) else {
+                    return;
+                };
+                call.touched = now;
+                match code {
+                    180 | 183 if call.state == CallState::Calling => {
+                        call.state = CallState::Ringing;
+                        out.push(AdminEvent::Ringing(call.info.clone()));
+                    }
+                    200..=299 if call.state != CallState::Answered => {
+                        call.state = CallState::Answered;
+                        out.push(AdminEvent::Answered(call.info.clone()));
+                    }
+                    300..=699 if call.state != CallState::Answered => {
+                        if let Some(call) = self.calls.remove(call_id) {
+                            out.push(AdminEvent::Hangup {
+                                call: call.info,
+                                code: Some(code),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ => {
+                if let Some(call) = self.calls.get_mut(call_id) {
+                    call.touched = now;
+                }
+            }
+        }
+    }
+
+    /// Registration outcomes, from the 2xx answers to REGISTER: registered
+    /// when the answer still lists this connection's binding.
+    pub fn observe_register(
+        session: ConnId,
+        msg: &Message<'_>,
+        binding_gone: bool,
+        out: &mut Vec<AdminEvent>,
+    ) {
+        if msg.cseq().method != "REGISTER" || !msg.status().is_some_and(|c| (200..300).contains(&c))
+        {
+            return;
+        }
+        let client = msg.to().uri_text.to_owned();
+        let gone = binding_gone;
+        out.push(if gone {
+            AdminEvent::Unregistered { session, client }
+        } else {
+            AdminEvent::Registered { session, client }
+        });
+    }
+
+    /// A browser went away: its calls end with it.
+    pub fn connection_closed(&mut self, session: ConnId, out: &mut Vec<AdminEvent>) {
+        let ended: Vec<String> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.info.session == session)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in ended {
+            if let Some(call) = self.calls.remove(&key) {
+                out.push(AdminEvent::Hangup {
+                    call: call.info,
+                    code: None,
+                });
+            }
+        }
+    }
+
+    /// Forgets calls that have been silent for hours.
+    pub fn expire(&mut self, now: Instant) {
+        self.calls.retain(|_, c| now - c.touched < STALE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_escaped() {
+        let e = AdminEvent::Registered {
+            session: ConnId(7),
+            client: "sip:a\"b\\c\u{1}@x".into(),
+        };
+        assert_eq!(
+            e.to_json(),
+            r#"{"event":"registered","session":7,"client":"sip:a\"b\\c\u0001@x"}"#
+        );
+        let call = CallInfo {
+            session: ConnId(1),
+            call_id: "c".into(),
+            caller: "sip:a@x".into(),
+            callee: "sip:b@x".into(),
+        };
+        assert_eq!(
+            AdminEvent::Hangup {
+                call,
+                code: Some(486)
+            }
+            .to_json(),
+            r#"{"event":"hangup","session":1,"call_id":"c","caller":"sip:a@x","callee":"sip:b@x","code":486}"#
+        );
+    }
+}
