@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use sipline_relay::net::Relay;
-use sipline_relay::ops::config::Config;
+use sipline_relay::ops::config::{Config, User};
+use sipline_relay::signalling::pbx::Password;
 use tracing_subscriber::EnvFilter;
 
 /// Lets browsers speaking SIP over WebSocket (RFC 7118) reach one PBX over
@@ -55,9 +56,24 @@ struct Args {
     /// On SIGTERM, how long to wait for calls in progress to end, seconds.
     #[arg(long, env = "SIPLINE_SHUTDOWN_GRACE_SECS")]
     shutdown_grace_secs: Option<u64>,
-    /// SIP domain that /api/config tells phone pages.
+    /// SIP domain of the users: the embedded PBX's domain and realm, and
+    /// what /api/config tells phone pages.
     #[arg(long, env = "SIPLINE_DOMAIN")]
     domain: Option<String>,
+    /// Run the embedded mini PBX (a registrar for --user accounts that
+    /// connects its browsers to each other) instead of fronting a PBX.
+    #[arg(long, env = "SIPLINE_EMBEDDED_PBX")]
+    embedded_pbx: bool,
+    /// An embedded PBX user as NAME:PASSWORD; repeat, or comma-separate in
+    /// SIPLINE_USERS (prefer the environment or the config file: command
+    /// lines are visible to other local users).
+    #[arg(
+        long = "user",
+        env = "SIPLINE_USERS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    users: Vec<String>,
 }
 impl Args {
     fn config(&self) -> anyhow::Result<Config> {
@@ -103,6 +119,22 @@ impl Args {
         }
         if let Some(v) = &self.domain {
             c.client.domain = v.clone();
+            c.pbx.domain = v.clone();
+        }
+        if self.embedded_pbx {
+            c.pbx.embedded = true;
+            if self.domain.is_none() {
+                c.client.domain = c.pbx.domain.clone();
+            }
+        }
+        for spec in &self.users {
+            let Some((name, password)) = spec.split_once(':') else {
+                anyhow::bail!("--user wants NAME:PASSWORD (the value is not shown here)");
+            };
+            c.pbx.users.push(User {
+                name: name.to_owned(),
+                password: Password(password.to_owned()),
+            });
         }
         c.validate()?;
         Ok(c)

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::signalling::ProxyConfig;
 use crate::signalling::limits::RateLimit;
+use crate::signalling::pbx::{ECHO_EXTENSION, EmbeddedPbx, Password};
 /// Why the configuration was refused. Each message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -149,13 +150,41 @@ impl Default for Sip {
     }
 }
 
-/// `[pbx]`
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+/// `[pbx]`: either an external PBX (`addresses`) or the embedded one.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pbx {
     /// PBX addresses (IP:port): the first that answers takes the traffic;
     /// UDP from any other address is dropped.
     pub addresses: Vec<SocketAddr>,
+    /// Run the embedded mini PBX instead: a registrar for `users` that
+    /// connects its registered browsers to each other.
+    pub embedded: bool,
+    /// The embedded PBX's SIP domain and digest realm.
+    pub domain: String,
+    /// The embedded PBX's users.
+    pub users: Vec<User>,
+}
+
+impl Default for Pbx {
+    fn default() -> Self {
+        Self {
+            addresses: Vec::new(),
+            embedded: false,
+            domain: String::from("sipline.local"),
+            users: Vec::new(),
+        }
+    }
+}
+
+/// `[[pbx.users]]`: one user of the embedded PBX.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// The user part of the address (`alice` in `sip:alice@domain`).
+    pub name: String,
+    /// The digest password (never logged).
+    pub password: Password,
 }
 
 /// `[limits]`
@@ -208,11 +237,25 @@ impl Config {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.pbx.addresses.is_empty() {
-            return Err(ConfigError::Invalid {
-                key: "pbx.addresses",
-                problem: "at least one PBX address (IP:port) is required".into(),
-            });
+        match (self.pbx.embedded, self.pbx.addresses.is_empty()) {
+            (false, true) => {
+                return Err(ConfigError::Invalid {
+                    key: "pbx.addresses",
+                    problem:
+                        "at least one PBX address (IP:port) is required, or pbx.embedded = true"
+                            .into(),
+                });
+            }
+            (true, false) => {
+                return Err(ConfigError::Invalid {
+                    key: "pbx.embedded",
+                    problem: "an embedded PBX and pbx.addresses exclude each other".into(),
+                });
+            }
+            _ => {}
+        }
+        if self.pbx.embedded {
+            self.validate_users()?;
         }
         if self.sip.advertise.is_none() && self.sip.listen.ip().is_unspecified() {
             return Err(ConfigError::Invalid {
@@ -261,6 +304,52 @@ impl Config {
         Ok(())
     }
 
+    fn validate_users(&self) -> Result<(), ConfigError> {
+        let invalid = |problem: String| ConfigError::Invalid {
+            key: "pbx.users",
+            problem,
+        };
+        if self.pbx.users.is_empty() {
+            return Err(invalid("the embedded PBX needs at least one user".into()));
+        }
+        let domain_ok = !self.pbx.domain.is_empty()
+            && self
+                .pbx
+                .domain
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !domain_ok {
+            return Err(ConfigError::Invalid {
+                key: "pbx.domain",
+                problem: format!("{:?} is not a domain name", self.pbx.domain),
+            });
+        }
+        for (i, u) in self.pbx.users.iter().enumerate() {
+            let name_ok = !u.name.is_empty()
+                && u.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !name_ok {
+                return Err(invalid(format!(
+                    "{:?}: use letters, digits, '-', '_' or '.'",
+                    u.name
+                )));
+            }
+            if u.name == ECHO_EXTENSION {
+                return Err(invalid(format!(
+                    "{ECHO_EXTENSION:?} is a reserved extension"
+                )));
+            }
+            if u.password.0.is_empty() {
+                return Err(invalid(format!("{}: empty password", u.name)));
+            }
+            if self.pbx.users[..i].iter().any(|o| o.name == u.name) {
+                return Err(invalid(format!("{}: listed twice", u.name)));
+            }
+        }
+        Ok(())
+    }
+
     /// The proxy's view, once the UDP socket's real address is known.
     pub fn proxy(&self, bound: SocketAddr) -> ProxyConfig {
         let mut p = ProxyConfig::new(
@@ -276,6 +365,15 @@ impl Config {
             per_second: self.limits.messages_per_second,
             burst: self.limits.message_burst,
         };
+        p.embedded = self.pbx.embedded.then(|| EmbeddedPbx {
+            domain: self.pbx.domain.clone(),
+            users: self
+                .pbx
+                .users
+                .iter()
+                .map(|u| (u.name.clone(), u.password.clone()))
+                .collect(),
+        });
         p
     }
 }
@@ -329,9 +427,34 @@ mod tests {
         .expect_err("bad value");
         assert!(err.to_string().contains("addresses"), "{err}");
         let err = Config::default().validate().expect_err("no PBX");
-        assert_eq!(
-            err.to_string(),
-            "config key `pbx.addresses`: at least one PBX address (IP:port) is required"
+        assert!(
+            err.to_string()
+                .starts_with("config key `pbx.addresses`: at least one PBX address"),
+            "{err}"
+        );
+        let embedded = Config::parse(
+            Path::new("r.toml"),
+            "[pbx]\nembedded = true\nusers = [{ name = \"echo\", password = \"x\" }]\n",
+        )
+        .expect("parses");
+        assert!(
+            embedded
+                .validate()
+                .expect_err("reserved")
+                .to_string()
+                .contains("reserved")
+        );
+        let dup = "[pbx]\nembedded = true\nusers = [{ name = \"a\", password = \"x\" }, { name = \"a\", password = \"y\" }]\n";
+        let dup = Config::parse(Path::new("r.toml"), dup).expect("parses");
+        assert!(
+            dup.validate()
+                .expect_err("duplicate")
+                .to_string()
+                .contains("listed twice")
+        );
+        assert!(
+            !format!("{dup:?}").contains("\"x\""),
+            "passwords never in Debug output"
         );
         let mut c = Config::default();
         c.pbx.addresses = vec!["10.0.0.5:5060".parse().expect("addr")];

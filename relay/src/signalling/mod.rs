@@ -25,6 +25,7 @@ mod edit;
 pub mod events;
 pub mod flow;
 pub mod limits;
+pub mod pbx;
 mod pending;
 
 use std::collections::{HashMap, VecDeque};
@@ -40,6 +41,7 @@ use self::edit::{Action, bad_request, rewrite, without_first};
 use self::events::{AdminEvent, CallTracker};
 pub use self::flow::{ConnId, FlowKey, TokenError};
 use self::limits::{Bucket, RateLimit};
+use self::pbx::{EmbeddedPbx, MiniPbx, RegisterOutcome, Route};
 use self::pending::Pending;
 use crate::ops::metrics::{Metrics, Reject};
 
@@ -71,6 +73,9 @@ pub struct ProxyConfig {
     pub max_connections_per_ip: usize,
     /// Messages per connection.
     pub rate: RateLimit,
+    /// The embedded mini PBX, when the relay serves browsers on its own
+    /// instead of fronting a PBX.
+    pub embedded: Option<EmbeddedPbx>,
 }
 
 impl ProxyConfig {
@@ -86,6 +91,7 @@ impl ProxyConfig {
             max_contacts_per_conn: 8,
             max_connections_per_ip: 50,
             rate: RateLimit::default(),
+            embedded: None,
         }
     }
 }
@@ -133,13 +139,16 @@ pub struct Proxy {
     out: VecDeque<Output>,
     calls: CallTracker,
     events: Vec<AdminEvent>,
+    pbx: Option<MiniPbx>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
 }
 impl Proxy {
     /// A proxy whose flow tokens are signed with `key`.
     pub fn new(cfg: ProxyConfig, key: FlowKey) -> Self {
+        let pbx = cfg.embedded.clone().map(MiniPbx::new);
         Self {
+            pbx,
             cfg,
             key,
             conns: HashMap::new(),
@@ -191,6 +200,9 @@ impl Proxy {
         if self.conns.remove(&conn).is_some() {
             self.metrics.connections_open -= 1;
             self.calls.connection_closed(conn, &mut self.events);
+            if let Some(pbx) = &mut self.pbx {
+                pbx.connection_closed(conn);
+            }
             self.events.push(AdminEvent::Disconnected { session: conn });
         }
         self.pending.retain(|_, p| p.conn != conn);
@@ -372,6 +384,10 @@ impl Proxy {
             self.reply_ws(conn, msg, 483, "Too Many Hops");
             return;
         };
+        if self.pbx.is_some() {
+            self.embedded_request(now, conn, msg, hops);
+            return;
+        }
         let Some(pbx) = self.pick_pbx() else {
             self.reply_ws(conn, msg, 503, "No PBX Configured");
             return;
@@ -437,6 +453,29 @@ impl Proxy {
     }
 
     fn browser_response(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>) {
+        // Between two browsers (embedded PBX), our Via names the sender.
+        let top = msg.via();
+        if top.host.eq_ignore_ascii_case(&self.cfg.ws_host)
+            && let Some(token) = top.params.value("sl")
+        {
+            match self.key.verify(token) {
+                Ok(to) if self.conns.contains_key(&to) => {
+                    let mut popped = false;
+                    let frame = rewrite(msg, None, &[], |h| match h.name {
+                        HeaderName::Via if !popped => {
+                            popped = true;
+                            without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
+                        }
+                        _ => Action::Keep,
+                    });
+                    self.calls.observe(now, conn, msg, &mut self.events);
+                    self.metrics.count_out(msg);
+                    self.ws(to, frame);
+                }
+                _ => self.metrics.reject(Reject::FlowGone),
+            }
+            return;
+        }
         // Our Via on top, the PBX's next: that is where it goes.
         let mut vias = msg.header_values(HeaderName::Via);
         let ours = vias.next().and_then(Via::parse);
@@ -591,6 +630,123 @@ impl Proxy {
         self.calls.observe(now, conn, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.ws(conn, frame);
+    }
+
+    /// A browser request when the relay is the PBX: in-dialog requests
+    /// follow the flow token of our Record-Route; REGISTER goes to the
+    /// registrar; anything else is admitted (RFC 3261 §22.3) and routed to
+    /// the callee's WebSocket.
+    fn embedded_request(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>, hops: u32) {
+        let own: Vec<Option<String>> = msg
+            .header_values(HeaderName::Route)
+            .take(2)
+            .map_while(|v| self.own_route(v))
+            .collect();
+        if !own.is_empty() {
+            // RFC 5658: of our two entries, the last one names the far side.
+            let target = own
+                .iter()
+                .rev()
+                .find_map(|t| t.as_deref().and_then(|t| self.key.verify(t).ok()));
+            match target.filter(|c| self.conns.contains_key(c)) {
+                Some(to) => self.forward_ws(now, conn, to, msg, None, own.len(), None, hops),
+                None => {
+                    self.metrics.reject(Reject::FlowGone);
+                    self.reply_ws(conn, msg, 430, "Flow Failed");
+                }
+            }
+            return;
+        }
+        let key = &self.key;
+        let Some(pbx) = self.pbx.as_mut() else { return };
+        if msg.method() == Some("REGISTER") {
+            let (resp, outcome) = pbx.register(key, now, conn, msg);
+            match outcome {
+                RegisterOutcome::Registered(client) => self.events.push(AdminEvent::Registered {
+                    session: conn,
+                    client,
+                }),
+                RegisterOutcome::Unregistered(client) => {
+                    self.events.push(AdminEvent::Unregistered {
+                        session: conn,
+                        client,
+                    })
+                }
+                RegisterOutcome::Refused => {}
+            }
+            self.metrics.local_responses += 1;
+            self.ws(conn, resp);
+            return;
+        }
+        if let Some(refusal) = pbx.admit(key, now, conn, msg) {
+            self.metrics.local_responses += 1;
+            self.ws(conn, refusal);
+            return;
+        }
+        match pbx.route(now, msg) {
+            Route::Reply { code, reason } => {
+                if msg.method() != Some("ACK") {
+                    self.metrics.local_responses += 1;
+                    self.ws(conn, pbx::reply(msg, code, reason));
+                }
+            }
+            Route::Browser { conn: to, uri } => {
+                let record_route = needs_record_route(msg).then(|| {
+                    let host = &self.cfg.ws_host;
+                    format!(
+                        "<sip:{}@{host};transport=ws;lr;r2=on>, <sip:{}@{host};transport=ws;lr;r2=on>",
+                        self.key.token(to),
+                        self.key.token(conn)
+                    )
+                });
+                self.forward_ws(now, conn, to, msg, Some(&uri), 0, record_route, hops);
+            }
+        }
+    }
+
+    /// Sends a browser's request to another browser: our Via (naming the
+    /// sender, so the answer finds its way back), our Route entries popped,
+    /// Max-Forwards decremented.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_ws(
+        &mut self,
+        now: Instant,
+        from: ConnId,
+        to: ConnId,
+        msg: &Message<'_>,
+        uri: Option<&str>,
+        mut routes_to_pop: usize,
+        record_route: Option<String>,
+        hops: u32,
+    ) {
+        let from_token = self.key.token(from);
+        let branch = self.branch(&from_token, msg.via().branch().unwrap_or_default());
+        let via = format!(
+            "SIP/2.0/WSS {};branch={branch};sl={from_token}",
+            self.cfg.ws_host
+        );
+        let mut top: Vec<(&str, &str)> = vec![("Via", &via)];
+        if let Some(rr) = &record_route {
+            top.push(("Record-Route", rr));
+        }
+        let mf = hops.to_string();
+        let frame = rewrite(msg, uri, &top, |h| match h.name {
+            HeaderName::MaxForwards => Action::Replace(mf.clone()),
+            HeaderName::Route if routes_to_pop > 0 => {
+                let n = split_commas(h.value).count().min(routes_to_pop);
+                routes_to_pop -= n;
+                without_first(h.value, n).map_or(Action::Drop, Action::Replace)
+            }
+            _ => Action::Keep,
+        });
+        let frame = if msg.header(HeaderName::MaxForwards).is_none() {
+            insert_after_first_line(&frame, "Max-Forwards: 69")
+        } else {
+            frame
+        };
+        self.calls.observe(now, from, msg, &mut self.events);
+        self.metrics.count_out(msg);
+        self.ws(to, frame);
     }
 
     /// The count of Route values at the top that are ours (at most our two

@@ -184,3 +184,64 @@ impl Browser {
         .await;
     }
 }
+
+impl Browser {
+    /// Sends an INVITE (fake SDP) to `sip:<to>@<domain>`; returns it.
+    pub async fn invite(&mut self, to: &str, domain: &str, call_id: &str) -> String {
+        let mut b = MessageBuilder::request("INVITE", &format!("sip:{to}@{domain}"));
+        b.header("Via", &self.via());
+        b.header("Max-Forwards", "70");
+        b.header(
+            "From",
+            &format!("<sip:{}@{domain}>;tag={}tag", self.user, self.user),
+        );
+        b.header("To", &format!("<sip:{to}@{domain}>"));
+        b.header("Call-ID", call_id);
+        b.header("CSeq", "1 INVITE");
+        b.header("Contact", &format!("<{}>", self.contact()));
+        let sdp = b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n";
+        let text = String::from_utf8(b.finish(Some("application/sdp"), sdp)).expect("utf8");
+        send(&mut self.ws, &text).await;
+        text
+    }
+
+    /// The next response, provisional ones included.
+    pub async fn any_response(&mut self, within: Duration) -> Option<String> {
+        loop {
+            match receive(&mut self.ws, within).await {
+                Received::Text(t) if t.starts_with("SIP/2.0 ") => return Some(t),
+                Received::Text(_) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    /// A request inside the dialog that `invite` (sent by us) and its 2xx
+    /// `ok` set up, as the caller (RFC 3261 §12.1.2: the route set is the
+    /// Record-Route of the 2xx, reversed; the target its Contact).
+    pub async fn in_dialog(&mut self, method: &str, invite: &str, ok: &str) {
+        let inv = Message::parse(invite.as_bytes()).expect("INVITE parses");
+        let ok = Message::parse(ok.as_bytes()).expect("2xx parses");
+        let target = ok
+            .header(HeaderName::Contact)
+            .and_then(sipline_core::sip::NameAddr::parse)
+            .map(|c| c.uri_text.to_owned())
+            .expect("callee Contact");
+        let mut b = MessageBuilder::request(method, &target);
+        b.header("Via", &self.via());
+        let routes: Vec<&str> = ok.header_values(HeaderName::RecordRoute).collect();
+        for r in routes.iter().rev() {
+            b.header("Route", r);
+        }
+        b.header("Max-Forwards", "70");
+        b.header("From", inv.header(HeaderName::From).expect("From"));
+        b.header("To", ok.header(HeaderName::To).expect("To"));
+        b.header("Call-ID", inv.call_id());
+        b.header("CSeq", if method == "ACK" { "1 ACK" } else { "2 BYE" });
+        send(
+            &mut self.ws,
+            &String::from_utf8(b.finish(None, b"")).expect("utf8"),
+        )
+        .await;
+    }
+}

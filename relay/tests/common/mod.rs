@@ -59,6 +59,39 @@ impl RelayProcess {
         relay
     }
 
+    /// Starts the relay with its embedded PBX and `users` (NAME:PASSWORD,
+    /// comma-separated, passed through the environment as in production).
+    pub fn start_embedded(extra: &[&str], users: &str) -> RelayProcess {
+        let http_port = free_port().expect("free port");
+        let sip_port = free_port().expect("free port");
+        let child = Command::new(env!("CARGO_BIN_EXE_sipline-relay"))
+            .arg("--embedded-pbx")
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .arg("--sip-listen")
+            .arg(format!("127.0.0.1:{sip_port}"))
+            .args(extra)
+            .env("SIPLINE_USERS", users)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("relay binary starts");
+        let relay = RelayProcess {
+            child,
+            http_port,
+            sip_port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "relay did not listen on {http_port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        relay
+    }
+
     /// The WebSocket URL browsers use.
     pub fn ws_url(&self) -> String {
         format!("ws://127.0.0.1:{}/sip", self.http_port)

@@ -1,0 +1,173 @@
+//! The relay with its embedded mini PBX: no external PBX at all. The real
+//! binary, the native user agent and scripted browsers, on 127.0.0.1.
+
+mod common;
+
+use std::time::Duration;
+
+use common::RelayProcess;
+use common::browser::Browser;
+use sipline_core::{Config, Event, Secret};
+use sipline_ua_shell::{Backoff, Phone, ShellEvent};
+use tokio::time::timeout;
+
+const USERS: &str = "alice:alice-pw,bob:bob-pw,carol:carol-pw";
+
+fn relay() -> RelayProcess {
+    // No PBX: the embedded one, with three users in the realm sipline.test.
+    RelayProcess::start_embedded(&["--domain", "sipline.test"], USERS)
+}
+
+async fn outcome(phone: &mut Phone) -> Event {
+    timeout(Duration::from_secs(5), async {
+        loop {
+            match phone.next_event().await {
+                Some(ShellEvent::Ua(
+                    e @ (Event::Registered { .. } | Event::RegistrationFailed { .. }),
+                )) => return e,
+                Some(_) => {}
+                None => panic!("shell stopped"),
+            }
+        }
+    })
+    .await
+    .expect("a registration outcome")
+}
+
+fn ua(user: &str, password: &str, expires: u32) -> Config {
+    let mut c = Config::new(format!("sip:{user}@sipline.test"));
+    c.password = Some(Secret::new(password));
+    c.register_expires = expires;
+    c
+}
+
+#[tokio::test]
+async fn the_user_agent_registers_with_the_embedded_registrar() {
+    let relay = relay();
+    let mut phone = Phone::spawn(
+        &relay.ws_url(),
+        ua("alice", "alice-pw", 600),
+        Backoff::default(),
+    )
+    .expect("shell");
+    assert_eq!(
+        outcome(&mut phone).await,
+        Event::Registered { expires: 600 }
+    );
+    phone.shutdown().await;
+
+    let mut wrong =
+        Phone::spawn(&relay.ws_url(), ua("bob", "nope", 600), Backoff::default()).expect("shell");
+    assert_eq!(
+        outcome(&mut wrong).await.to_string(),
+        "registration failed: 403 Forbidden"
+    );
+    wrong.shutdown().await;
+
+    let mut brief = Phone::spawn(
+        &relay.ws_url(),
+        ua("carol", "carol-pw", 20),
+        Backoff::default(),
+    )
+    .expect("shell");
+    assert_eq!(
+        outcome(&mut brief).await,
+        Event::Registered { expires: 60 },
+        "423 then Min-Expires"
+    );
+    brief.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_browsers_call_each_other_and_either_can_hang_up() {
+    let relay = relay();
+    let url = relay.ws_url();
+    let mut alice = Browser::register(&url, "alice", "alice-pw", 11).await;
+    let mut bob = Browser::register(&url, "bob", "bob-pw", 12).await;
+    let wait = Duration::from_secs(5);
+
+    for (call, callee_hangs_up) in [("call-1", false), ("call-2", true)] {
+        let invite = alice.invite("bob", "sipline.test", call).await;
+        let incoming = bob.next_request(wait).await.expect("INVITE at bob");
+        assert!(
+            incoming.starts_with(&format!("INVITE {} SIP/2.0", bob.contact())),
+            "{incoming}"
+        );
+        bob.answer(&incoming, 180, "Ringing", "bobtag").await;
+        bob.answer(&incoming, 200, "OK", "bobtag").await;
+        let ringing = alice.any_response(wait).await.expect("180");
+        assert!(ringing.starts_with("SIP/2.0 180"), "{ringing}");
+        let ok = alice.any_response(wait).await.expect("200");
+        assert!(
+            ok.starts_with("SIP/2.0 200") && ok.contains("application/sdp"),
+            "{ok}"
+        );
+        alice.in_dialog("ACK", &invite, &ok).await;
+        assert!(
+            bob.next_request(wait)
+                .await
+                .expect("ACK")
+                .starts_with("ACK ")
+        );
+        if callee_hangs_up {
+            bob.hang_up(&incoming, "bobtag").await;
+            let bye = alice.next_request(wait).await.expect("BYE at alice");
+            assert!(bye.starts_with("BYE "), "{bye}");
+            alice.answer(&bye, 200, "OK", "alicetag").await;
+            assert!(bob.final_response().await.starts_with("SIP/2.0 200"));
+        } else {
+            alice.in_dialog("BYE", &invite, &ok).await;
+            let bye = bob.next_request(wait).await.expect("BYE at bob");
+            assert!(bye.starts_with("BYE "), "{bye}");
+            bob.answer(&bye, 200, "OK", "bobtag").await;
+            assert!(alice.final_response().await.starts_with("SIP/2.0 200"));
+        }
+    }
+}
+
+#[tokio::test]
+async fn calls_to_nobody_offline_users_echo_and_strangers_are_answered_clearly() {
+    let relay = relay();
+    let url = relay.ws_url();
+    let mut alice = Browser::register(&url, "alice", "alice-pw", 21).await;
+    let wait = Duration::from_secs(5);
+    let status = |resp: Option<String>| resp.and_then(|r| r.split(' ').nth(1).map(str::to_owned));
+    alice.invite("nobody", "sipline.test", "c-404").await;
+    assert_eq!(
+        status(alice.any_response(wait).await).as_deref(),
+        Some("404")
+    );
+    alice.invite("carol", "sipline.test", "c-480").await;
+    assert_eq!(
+        status(alice.any_response(wait).await).as_deref(),
+        Some("480"),
+        "carol is not registered"
+    );
+    alice.invite("echo", "sipline.test", "c-echo").await;
+    let echo = alice.any_response(wait).await.expect("an answer");
+    assert!(echo.starts_with("SIP/2.0 480 Echo Extension"), "{echo}");
+
+    // A connection that never registered must prove who it is.
+    let mut stranger = common::raw_ws(&url).await;
+    let invite = "INVITE sip:alice@sipline.test SIP/2.0\r\nVia: SIP/2.0/WS s.invalid;branch=z9hG4bKs1\r\nMax-Forwards: 70\r\n\
+From: <sip:bob@sipline.test>;tag=s\r\nTo: <sip:alice@sipline.test>\r\nCall-ID: stranger\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    common::send(&mut stranger, invite).await;
+    match common::receive(&mut stranger, wait).await {
+        common::Received::Text(t) => {
+            assert!(t.starts_with("SIP/2.0 407"), "{t}");
+            assert!(
+                t.contains("Proxy-Authenticate: Digest realm=\"sipline.test\""),
+                "{t}"
+            );
+            assert!(t.contains("algorithm=SHA-256"), "{t}");
+        }
+        other => panic!("expected a 407, got {other:?}"),
+    }
+    assert!(
+        alice
+            .next_request(Duration::from_millis(300))
+            .await
+            .is_none(),
+        "nothing reached alice"
+    );
+}
