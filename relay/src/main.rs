@@ -28,6 +28,12 @@ struct Args {
     /// The relay's host name as browsers know it (Via, Record-Route).
     #[arg(long, env = "SIPLINE_PUBLIC_HOST")]
     public_host: Option<String>,
+    /// PEM certificate chain for wss:// (with --tls-key).
+    #[arg(long, env = "SIPLINE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "SIPLINE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// UDP address toward the PBX.
     #[arg(long, env = "SIPLINE_SIP_LISTEN")]
     sip_listen: Option<SocketAddr>,
@@ -89,6 +95,12 @@ impl Args {
         }
         if let Some(v) = &self.public_host {
             c.http.public_host = v.clone();
+        }
+        if self.tls_cert.is_some() {
+            c.http.tls_cert = self.tls_cert.clone();
+        }
+        if self.tls_key.is_some() {
+            c.http.tls_key = self.tls_key.clone();
         }
         if let Some(v) = self.sip_listen {
             c.sip.listen = v;

@@ -54,6 +54,11 @@ async fn the_user_agent_registers_with_the_embedded_registrar() {
         outcome(&mut phone).await,
         Event::Registered { expires: 600 }
     );
+    assert!(
+        relay.metrics().contains("\nsipline_registrations 1\n"),
+        "{}",
+        relay.metrics()
+    );
     phone.shutdown().await;
 
     let mut wrong =

@@ -3,6 +3,7 @@
 //! logic lives here.
 
 mod admin;
+mod tls;
 mod udp;
 mod ws;
 
@@ -81,6 +82,12 @@ impl Relay {
     pub async fn start(cfg: &Config) -> io::Result<Relay> {
         let sockets = udp::Sockets::bind(cfg.sip.listen, &cfg.pbx.addresses)?;
         let sip_addr = sockets.local_addr()?;
+        // Load the certificate before binding anything: a bad path must stop
+        // the start with its name, not leave a half-started relay.
+        let tls = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind(cfg.http.listen).await?;
         let http_addr = listener.local_addr()?;
         let mut secret = [0u8; 32];
@@ -100,17 +107,30 @@ impl Relay {
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let app = ws::router(shared);
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async {
-                let _ = stop.await;
-            })
-            .await
-        });
-        info!(%http_addr, %sip_addr, pbx = ?cfg.pbx.addresses, "relay listening: ws://{http_addr}/sip");
+        let stop = async {
+            let _ = stop.await;
+        };
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
+        let server = match tls {
+            Some(config) => {
+                let listener = tls::TlsListener::new(listener, config)?;
+                let service = app.into_make_service_with_connect_info::<tls::Peer>();
+                tokio::spawn(async move {
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(stop)
+                        .await
+                })
+            }
+            None => {
+                let service = app.into_make_service_with_connect_info::<tls::Peer>();
+                tokio::spawn(async move {
+                    axum::serve(listener, service)
+                        .with_graceful_shutdown(stop)
+                        .await
+                })
+            }
+        };
+        info!(%http_addr, %sip_addr, pbx = ?cfg.pbx.addresses, "relay listening: {scheme}://{http_addr}/sip");
         Ok(Relay {
             http_addr,
             sip_addr,

@@ -50,7 +50,7 @@ fn offers_sip(headers: &HeaderMap) -> bool {
 
 async fn sip(
     State(shared): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(super::tls::Peer(peer)): ConnectInfo<super::tls::Peer>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {

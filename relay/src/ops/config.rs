@@ -112,6 +112,11 @@ pub struct Http {
     /// The relay's name as browsers know it, used in the Via and
     /// Record-Route entries on their side.
     pub public_host: String,
+    /// PEM certificate chain: with `tls_key`, browsers connect with
+    /// `wss://` (required by browsers outside localhost).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Http {
@@ -119,6 +124,8 @@ impl Default for Http {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_host: String::from("relay.invalid"),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -270,6 +277,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "sip.t1_ms",
                 problem: format!("{} is outside 10..=10000", self.sip.t1_ms),
+            });
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "http.tls_cert",
+                problem: "http.tls_cert and http.tls_key go together".into(),
             });
         }
         if self.admin.token.as_ref().is_some_and(|t| t.len() < 16) {

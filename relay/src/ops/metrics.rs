@@ -117,6 +117,8 @@ impl Counts {
 pub struct Metrics {
     /// Browser WebSocket connections open now.
     pub connections_open: i64,
+    /// Registered bindings (connection and address of record) now.
+    pub registrations: usize,
     /// Messages received, by method / class.
     pub messages_in: Counts,
     /// Messages forwarded, by method / class.
@@ -177,6 +179,9 @@ impl Metrics {
         out.push_str("# HELP sipline_ws_connections Browser WebSocket connections open now.\n");
         out.push_str("# TYPE sipline_ws_connections gauge\n");
         let _ = writeln!(out, "sipline_ws_connections {}", self.connections_open);
+        out.push_str("# HELP sipline_registrations Browsers registered through the relay now.\n");
+        out.push_str("# TYPE sipline_registrations gauge\n");
+        let _ = writeln!(out, "sipline_registrations {}", self.registrations);
         out.push_str("# HELP sipline_sip_messages_in_total SIP messages received.\n");
         out.push_str("# TYPE sipline_sip_messages_in_total counter\n");
         self.messages_in

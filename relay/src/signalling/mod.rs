@@ -140,6 +140,8 @@ pub struct Proxy {
     calls: CallTracker,
     events: Vec<AdminEvent>,
     pbx: Option<MiniPbx>,
+    /// (connection, address of record) pairs with a binding.
+    registered: std::collections::HashSet<(ConnId, String)>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
 }
@@ -149,6 +151,7 @@ impl Proxy {
         let pbx = cfg.embedded.clone().map(MiniPbx::new);
         Self {
             pbx,
+            registered: Default::default(),
             cfg,
             key,
             conns: HashMap::new(),
@@ -219,8 +222,25 @@ impl Proxy {
     }
 
     /// Everything that happened since the last call, for the admin stream.
+    /// Registration events also keep the registrations gauge.
     pub fn drain_events(&mut self) -> Vec<AdminEvent> {
-        std::mem::take(&mut self.events)
+        let events = std::mem::take(&mut self.events);
+        for e in &events {
+            match e {
+                AdminEvent::Registered { session, client } => {
+                    self.registered.insert((*session, client.clone()));
+                }
+                AdminEvent::Unregistered { session, client } => {
+                    self.registered.remove(&(*session, client.clone()));
+                }
+                AdminEvent::Disconnected { session } => {
+                    self.registered.retain(|(c, _)| c != session)
+                }
+                _ => {}
+            }
+        }
+        self.metrics.registrations = self.registered.len();
+        events
     }
 
     /// Calls being set up or in progress (a graceful shutdown waits for

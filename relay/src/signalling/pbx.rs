@@ -303,6 +303,14 @@ impl MiniPbx {
         if matches!(msg.method(), Some("ACK" | "CANCEL")) {
             return None;
         }
+        // OPTIONS to the domain itself is a keep-alive probe: open to all.
+        let to_domain = msg
+            .request_uri()
+            .and_then(Uri::parse)
+            .is_some_and(|u| u.user.is_none());
+        if to_domain && msg.method() == Some("OPTIONS") {
+            return None;
+        }
         let user = msg.from().uri.user.unwrap_or_default();
         if self.live(user, now).any(|b| b.conn == conn) {
             return None;
