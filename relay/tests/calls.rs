@@ -125,6 +125,10 @@ async fn pbx_caller_reaches_the_right_browser_and_hangs_up_through_the_record_ro
         "{calling}"
     );
     assert!(calling.contains("\"call_id\":\""), "{calling}");
+    assert!(
+        calling.contains("\"client\":\"sip:bob@sipline.test\""),
+        "the browser's side: {calling}"
+    );
 }
 
 #[tokio::test]

@@ -62,6 +62,9 @@ pub enum AdminEvent {
 pub struct CallInfo {
     /// The browser connection the call involves.
     pub session: ConnId,
+    /// The browser's own address: the caller when it calls, the callee
+    /// when it is called.
+    pub client: String,
     /// The Call-ID.
     pub call_id: String,
     /// From URI.
@@ -114,7 +117,9 @@ impl AdminEvent {
 }
 
 fn push_call(out: &mut String, c: &CallInfo) {
-    let _ = write!(out, ",\"session\":{},\"call_id\":", c.session.0);
+    let _ = write!(out, ",\"session\":{},\"client\":", c.session.0);
+    push_json_string(out, &c.client);
+    out.push_str(",\"call_id\":");
     push_json_string(out, &c.call_id);
     out.push_str(",\"caller\":");
     push_json_string(out, &c.caller);
@@ -160,6 +165,15 @@ const STALE: Duration = Duration::from_secs(4 * 3600);
 /// still relayed).
 const MAX_CALLS: usize = 100_000;
 
+/// Who sent a message the tracker sees.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sender {
+    /// The browser on the session.
+    Browser,
+    /// The PBX (or, with the embedded PBX, another browser).
+    Far,
+}
+
 /// Watches INVITE dialogs as their messages pass.
 #[derive(Debug, Default)]
 pub(crate) struct CallTracker {
@@ -177,6 +191,7 @@ impl CallTracker {
         &mut self,
         now: Instant,
         session: ConnId,
+        sender: Sender,
         msg: &Message<'_>,
         out: &mut Vec<AdminEvent>,
     ) {
@@ -187,8 +202,14 @@ impl CallTracker {
                 if self.calls.contains_key(call_id) || self.calls.len() >= MAX_CALLS {
                     return;
                 }
+                let own = if sender == Sender::Browser {
+                    msg.from()
+                } else {
+                    msg.to()
+                };
                 let info = CallInfo {
                     session,
+                    client: own.uri_text.to_owned(),
                     call_id: call_id.to_owned(),
                     caller: msg.from().uri_text.to_owned(),
                     callee: msg.to().uri_text.to_owned(),
@@ -305,6 +326,7 @@ mod tests {
         );
         let call = CallInfo {
             session: ConnId(1),
+            client: "sip:a@x".into(),
             call_id: "c".into(),
             caller: "sip:a@x".into(),
             callee: "sip:b@x".into(),
@@ -315,7 +337,7 @@ mod tests {
                 code: Some(486)
             }
             .to_json(),
-            r#"{"event":"hangup","session":1,"call_id":"c","caller":"sip:a@x","callee":"sip:b@x","code":486}"#
+            r#"{"event":"hangup","session":1,"client":"sip:a@x","call_id":"c","caller":"sip:a@x","callee":"sip:b@x","code":486}"#
         );
     }
 }

@@ -38,7 +38,7 @@ use sipline_core::sip::{
 };
 
 use self::edit::{Action, bad_request, rewrite, without_first};
-use self::events::{AdminEvent, CallTracker};
+use self::events::{AdminEvent, CallTracker, Sender};
 pub use self::flow::{ConnId, FlowKey, TokenError};
 use self::limits::{Bucket, RateLimit};
 use self::pbx::{EmbeddedPbx, MiniPbx, RegisterOutcome, Route};
@@ -454,7 +454,8 @@ impl Proxy {
             datagram
         };
         self.remember_contacts(conn, rewritten);
-        self.calls.observe(now, conn, msg, &mut self.events);
+        self.calls
+            .observe(now, conn, Sender::Browser, msg, &mut self.events);
         if !is_ack {
             let key = pending::key(&branch, method);
             let p = Pending::new(
@@ -488,7 +489,8 @@ impl Proxy {
                         }
                         _ => Action::Keep,
                     });
-                    self.calls.observe(now, conn, msg, &mut self.events);
+                    self.calls
+                        .observe(now, conn, Sender::Browser, msg, &mut self.events);
                     self.metrics.count_out(msg);
                     self.ws(to, frame);
                 }
@@ -527,7 +529,8 @@ impl Proxy {
             _ => Action::Keep,
         });
         self.remember_contacts(conn, rewritten);
-        self.calls.observe(now, conn, msg, &mut self.events);
+        self.calls
+            .observe(now, conn, Sender::Browser, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.udp(to, datagram);
     }
@@ -598,7 +601,8 @@ impl Proxy {
             }
             _ => Action::Keep,
         });
-        self.calls.observe(now, conn, msg, &mut self.events);
+        self.calls
+            .observe(now, conn, Sender::Far, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.ws(conn, frame);
     }
@@ -647,7 +651,8 @@ impl Proxy {
         if is_register {
             CallTracker::observe_register(conn, msg, !ours_bound, &mut self.events);
         }
-        self.calls.observe(now, conn, msg, &mut self.events);
+        self.calls
+            .observe(now, conn, Sender::Far, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.ws(conn, frame);
     }
@@ -764,7 +769,8 @@ impl Proxy {
         } else {
             frame
         };
-        self.calls.observe(now, from, msg, &mut self.events);
+        self.calls
+            .observe(now, from, Sender::Browser, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.ws(to, frame);
     }
