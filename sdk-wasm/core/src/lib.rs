@@ -14,6 +14,7 @@
 //! - [`transaction`]: RFC 3261 transactions for reliable transports;
 //! - [`auth`]: HTTP digest (RFC 2617/7616/8760) for SIP;
 //! - [`registration`]: the REGISTER client (refresh, 423, outbound);
+//! - [`sdp`]: the offer/answer bodies, parsed and rewritten;
 //! - [`ua`]: the user agent that ties them together.
 //!
 //! A shell's whole job, in miniature (here the "server" is a canned 200):
@@ -46,6 +47,7 @@
 pub mod auth;
 pub mod rand;
 pub mod registration;
+pub mod sdp;
 pub mod sip;
 pub mod time;
 pub mod transaction;
