@@ -3,9 +3,11 @@
 //!
 //! - [`signalling`]: the sans-IO proxy (flow tokens, Via, Record-Route,
 //!   routing policy, transactions toward the PBX);
+//! - [`media`]: the sans-IO media half (SDP rewriting so far, issue 5);
 //! - [`net`]: the thin tokio shells (axum WebSocket, UDP);
 //! - [`ops`]: configuration and metrics.
 
+pub mod media;
 pub mod net;
 pub mod ops;
 pub mod signalling;
