@@ -176,3 +176,59 @@ From: <sip:bob@sipline.test>;tag=s\r\nTo: <sip:alice@sipline.test>\r\nCall-ID: s
         "nothing reached alice"
     );
 }
+
+#[tokio::test]
+async fn a_browser_that_stops_reading_is_disconnected_not_silently_starved() {
+    let relay = common::RelayProcess::start_embedded(
+        &[
+            "--domain",
+            "sipline.test",
+            "--messages-per-second",
+            "1000000",
+            "--message-burst",
+            "1000000",
+        ],
+        USERS,
+    );
+    let mut ws = common::raw_ws(&relay.ws_url()).await;
+    // Every OPTIONS to the domain is answered; this client never reads, so
+    // the answers pile up in the kernel's buffers and then in the relay's
+    // queue for it, until the relay gives up on it.
+    let mut sent = 0;
+    let flood = async {
+        loop {
+            let msg = format!(
+                "OPTIONS sip:sipline.test SIP/2.0\r\nVia: SIP/2.0/WS f.invalid;branch=z9hG4bKf{sent}\r\nMax-Forwards: 70\r\n\
+From: <sip:f@sipline.test>;tag=f\r\nTo: <sip:sipline.test>\r\nCall-ID: flood-{sent}\r\nCSeq: 1 OPTIONS\r\nX-Pad: {}\r\n\r\n",
+                "p".repeat(900)
+            );
+            if futures_util::SinkExt::send(
+                &mut ws,
+                tokio_tungstenite::tungstenite::Message::text(msg),
+            )
+            .await
+            .is_err()
+            {
+                return;
+            }
+            sent += 1;
+        }
+    };
+    let ended = tokio::time::timeout(Duration::from_secs(30), flood).await;
+    assert!(
+        ended.is_ok(),
+        "the relay never cut off a client that does not read ({sent} sent)"
+    );
+    // Others are served as before.
+    let mut phone = Phone::spawn(
+        &relay.ws_url(),
+        ua("alice", "alice-pw", 600),
+        Backoff::default(),
+    )
+    .expect("shell");
+    assert_eq!(
+        outcome(&mut phone).await,
+        Event::Registered { expires: 600 }
+    );
+    phone.shutdown().await;
+}

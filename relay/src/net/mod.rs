@@ -31,6 +31,8 @@ enum Input {
         conn: ConnId,
         ip: std::net::IpAddr,
         tx: mpsc::Sender<ws::Out>,
+        /// Tells the connection to close (it stopped reading).
+        kill: Arc<tokio::sync::Notify>,
     },
     Frame {
         conn: ConnId,
@@ -219,7 +221,10 @@ async fn run_proxy(
 ) {
     let epoch = tokio::time::Instant::now();
     let now = || Instant::from_millis(epoch.elapsed().as_millis() as u64);
-    let mut conns: std::collections::HashMap<ConnId, mpsc::Sender<ws::Out>> = Default::default();
+    let mut conns: std::collections::HashMap<
+        ConnId,
+        (mpsc::Sender<ws::Out>, Arc<tokio::sync::Notify>),
+    > = Default::default();
     loop {
         let wake = proxy
             .poll_timeout()
@@ -236,8 +241,8 @@ async fn run_proxy(
             Some(Input::Admit { ip, reply }) => {
                 let _ = reply.send(proxy.admit(ip));
             }
-            Some(Input::Opened { conn, ip, tx }) => {
-                conns.insert(conn, tx);
+            Some(Input::Opened { conn, ip, tx, kill }) => {
+                conns.insert(conn, (tx, kill));
                 proxy.ws_opened(now(), conn, ip);
             }
             Some(Input::Frame { conn, bytes }) => proxy.handle_ws(now(), conn, &bytes),
@@ -262,10 +267,15 @@ async fn run_proxy(
         while let Some(out) = proxy.poll_output() {
             match out {
                 Output::Ws { conn, frame } => {
-                    if let Some(tx) = conns.get(&conn)
+                    if let Some((tx, kill)) = conns.get(&conn)
                         && tx.try_send(ws::Out::Frame(frame)).is_err()
                     {
-                        warn!(?conn, "browser not reading: frame dropped");
+                        // Never lose a SIP message quietly: a browser that
+                        // stops reading is disconnected, and reconnects.
+                        warn!(?conn, "browser not reading: closing its connection");
+                        kill.notify_one();
+                        conns.remove(&conn);
+                        proxy.ws_closed(conn);
                     }
                 }
                 Output::Udp { to, datagram } => match sockets.for_pbx(to) {

@@ -2,6 +2,7 @@
 //! `/metrics`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Router;
@@ -94,16 +95,14 @@ async fn sip(
 async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
     let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
     let (tx, mut rx) = mpsc::channel::<Out>(256);
-    if shared
-        .inputs
-        .send(Input::Opened {
-            conn,
-            ip: peer.ip(),
-            tx: tx.clone(),
-        })
-        .await
-        .is_err()
-    {
+    let kill = Arc::new(tokio::sync::Notify::new());
+    let opened = Input::Opened {
+        conn,
+        ip: peer.ip(),
+        tx: tx.clone(),
+        kill: kill.clone(),
+    };
+    if shared.inputs.send(opened).await.is_err() {
         return;
     }
     info!(?conn, %peer, "browser connected");
@@ -130,7 +129,18 @@ async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
             }
         }
     });
-    while let Some(frame) = stream.next().await {
+    loop {
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+                        _ = kill.notified() => {
+                // Its queue is full and the writer is stuck on a peer that
+                // does not read: drop the socket; the browser reconnects.
+                writer.abort();
+                info!(?conn, %peer, "browser not reading: disconnected");
+                return;
+            }
+        };
+        let Some(frame) = frame else { break };
         let bytes = match frame {
             Ok(Frame::Text(t)) => t.as_bytes().to_vec(),
             Ok(Frame::Binary(b)) => b.to_vec(),
