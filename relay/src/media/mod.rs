@@ -1,7 +1,9 @@
 //! The media half of the relay (issue 5), sans-IO like the signalling:
-//! so far, the SDP rewriting between WebRTC and plain RTP.
+//! so far, the SDP rewriting between WebRTC and plain RTP, and SRTP in
+//! place.
 
 pub mod sdp;
+pub mod srtp;
 
 #[cfg(test)]
 mod tests;
