@@ -1,7 +1,8 @@
 //! The media half of the relay (issue 5), sans-IO like the signalling:
-//! so far, the SDP rewriting between WebRTC and plain RTP, and SRTP in
-//! place.
+//! so far, the SDP rewriting between WebRTC and plain RTP, ICE-lite, and
+//! SRTP in place.
 
+pub mod ice;
 pub mod sdp;
 pub mod srtp;
 
