@@ -2,6 +2,7 @@
 //! so far, the SDP rewriting between WebRTC and plain RTP, ICE-lite, and
 //! SRTP in place.
 
+pub mod dtls;
 pub mod ice;
 pub mod sdp;
 pub mod srtp;
