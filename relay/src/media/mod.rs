@@ -1,10 +1,12 @@
 //! The media half of the relay (issue 5), sans-IO like the signalling:
-//! so far, the SDP rewriting between WebRTC and plain RTP, ICE-lite, and
-//! SRTP in place.
+//! SDP rewriting between WebRTC and plain RTP, ICE-lite, DTLS-SRTP, SRTP in
+//! place, and the per-call session that joins them. The sockets, port range
+//! and signalling hooks come next.
 
 pub mod dtls;
 pub mod ice;
 pub mod sdp;
+pub mod session;
 pub mod srtp;
 
 #[cfg(test)]

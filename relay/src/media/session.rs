@@ -1,0 +1,268 @@
+//! One call's media through the relay, sans-IO: datagrams in (from the
+//! browser on the call's WebRTC port, from the PBX on its RTP/RTCP ports),
+//! datagrams out, in the caller's buffer.
+//!
+//! Browser side: ICE-lite checks, DTLS handshake, then SRTP/SRTCP,
+//! demultiplexed by the first byte (RFC 7983), accepted only from the
+//! ICE-verified address. PBX side: plain RTP and RTCP, accepted only from
+//! the address the PBX's SDP gave. Codecs and payloads pass through: a
+//! packet is decrypted or encrypted in place and sent on, nothing more.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::dtls::{DtlsError, DtlsServer, SrtpKeys};
+use super::ice::{IceLite, MAX_ANSWER};
+use super::srtp::SrtpError;
+
+/// What to do with the buffer after a datagram was handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forward {
+    /// Send the buffer's first `len` bytes to the browser.
+    ToBrowser {
+        /// The browser's ICE-verified address.
+        to: SocketAddr,
+        /// Bytes of the buffer to send.
+        len: usize,
+    },
+    /// Send the buffer's first `len` bytes to the PBX.
+    ToPbx {
+        /// The PBX's RTP or RTCP address, from its SDP.
+        to: SocketAddr,
+        /// Bytes of the buffer to send.
+        len: usize,
+    },
+    /// Nothing to send (a handshake step, or a dropped packet, counted).
+    Nothing,
+}
+
+/// Why a datagram was dropped, for the metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Drop {
+    /// The DTLS handshake failed: the call must end (see [`Session::failure`]).
+    Dtls(DtlsError),
+    /// From an address that is neither ICE-verified nor the PBX's.
+    UnknownSource,
+    /// Not STUN, DTLS, RTP or RTCP.
+    Unrecognised,
+    /// Media before the keys exist.
+    NoKeys,
+    /// SRTP that failed authentication or replay checks.
+    Srtp(SrtpError),
+    /// A STUN check that failed.
+    Ice,
+    /// The PBX's address is not known yet.
+    NoPbxAddress,
+    /// The browser has not been verified yet.
+    NoBrowserAddress,
+}
+
+/// Counters of one call (summed into the relay's metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Media packets browser → PBX.
+    pub to_pbx: u64,
+    /// Media packets PBX → browser.
+    pub to_browser: u64,
+    /// SRTP packets refused (authentication, replay).
+    pub srtp_failures: u64,
+    /// Datagrams dropped for any reason.
+    pub dropped: u64,
+}
+
+/// One call's media state.
+#[derive(Debug)]
+pub struct Session {
+    ice: IceLite,
+    dtls: DtlsServer,
+    keys: Option<SrtpKeys>,
+    /// The PBX's RTP and RTCP addresses (from its SDP).
+    pbx_rtp: Option<SocketAddr>,
+    pbx_rtcp: Option<SocketAddr>,
+    failed: Option<DtlsError>,
+    /// Counters for the metrics.
+    pub counters: Counters,
+}
+
+/// RFC 7983 demultiplexing by the first byte.
+fn is_dtls(b: u8) -> bool {
+    (20..=63).contains(&b)
+}
+
+fn is_rtp_or_rtcp(b: u8) -> bool {
+    (128..=191).contains(&b)
+}
+
+/// With rtcp-mux, RTCP is told from RTP by its packet type (RFC 5761 §4).
+fn is_rtcp(packet: &[u8]) -> bool {
+    packet.get(1).is_some_and(|pt| (192..=223).contains(pt))
+}
+
+impl Session {
+    /// A session with its ICE credentials and DTLS server ready; the PBX's
+    /// address comes from its SDP, later.
+    pub fn new(ice: IceLite, dtls: DtlsServer) -> Self {
+        Self {
+            ice,
+            dtls,
+            keys: None,
+            pbx_rtp: None,
+            pbx_rtcp: None,
+            failed: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Where the PBX receives RTP (RTCP on `rtcp`, its port+1 unless it
+    /// muxes), from its SDP.
+    pub fn set_pbx(&mut self, rtp: SocketAddr, rtcp: SocketAddr) {
+        self.pbx_rtp = Some(rtp);
+        self.pbx_rtcp = Some(rtcp);
+    }
+
+    /// Why the browser side failed, if it did: the call must then end
+    /// with a clear event (a fingerprint mismatch means someone other than
+    /// the SDP's peer answered).
+    pub fn failure(&self) -> Option<&DtlsError> {
+        self.failed.as_ref()
+    }
+
+    /// Whether SRTP keys exist (the browser side is up).
+    pub fn is_connected(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    fn drop(&mut self, why: Drop) -> Result<Forward, Drop> {
+        self.counters.dropped += 1;
+        if let Drop::Srtp(_) = why {
+            self.counters.srtp_failures += 1;
+        }
+        Err(why)
+    }
+
+    /// A datagram on the call's WebRTC port, `buf[..len]`; `buf` must have
+    /// room for a STUN answer ([`MAX_ANSWER`]). The answer or the decrypted
+    /// packet is left in `buf`.
+    pub fn from_browser(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Forward, Drop> {
+        let Some(&first) = buf.first() else {
+            return self.drop(Drop::Unrecognised);
+        };
+        if super::ice::is_stun(&buf[..len]) {
+            let mut answer = [0u8; MAX_ANSWER];
+            return match self.ice.handle(&buf[..len], from, &mut answer) {
+                Ok(v) => {
+                    buf[..v.answer_len].copy_from_slice(&answer[..v.answer_len]);
+                    Ok(Forward::ToBrowser {
+                        to: from,
+                        len: v.answer_len,
+                    })
+                }
+                Err(_) => self.drop(Drop::Ice),
+            };
+        }
+        if !self.ice.is_verified(from) {
+            return self.drop(Drop::UnknownSource);
+        }
+        if is_dtls(first) {
+            return match self.dtls.handle(now, from, &buf[..len]) {
+                Ok(Some(keys)) => {
+                    self.keys = Some(keys);
+                    Ok(Forward::Nothing)
+                }
+                Ok(None) => Ok(Forward::Nothing),
+                Err(e) => {
+                    self.failed = Some(e.clone());
+                    self.drop(Drop::Dtls(e))
+                }
+            };
+        }
+        if !is_rtp_or_rtcp(first) {
+            return self.drop(Drop::Unrecognised);
+        }
+        let rtcp = is_rtcp(&buf[..len]);
+        let Some(keys) = self.keys.as_mut() else {
+            return self.drop(Drop::NoKeys);
+        };
+        let result = if rtcp {
+            keys.inbound.unprotect_rtcp(&mut buf[..len])
+        } else {
+            keys.inbound.unprotect_rtp(&mut buf[..len])
+        };
+        let plain = match result {
+            Ok(n) => n,
+            Err(e) => return self.drop(Drop::Srtp(e)),
+        };
+        let to = if rtcp { self.pbx_rtcp } else { self.pbx_rtp };
+        let Some(to) = to else {
+            return self.drop(Drop::NoPbxAddress);
+        };
+        self.counters.to_pbx += 1;
+        Ok(Forward::ToPbx { to, len: plain })
+    }
+
+    /// A datagram from the PBX on the call's RTP (or, `rtcp`, RTCP) port,
+    /// `buf[..len]`; `buf` must have room for the SRTP overhead. The
+    /// encrypted packet is left in `buf`.
+    pub fn from_pbx(
+        &mut self,
+        from: SocketAddr,
+        rtcp: bool,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Forward, Drop> {
+        let expected = if rtcp { self.pbx_rtcp } else { self.pbx_rtp };
+        if expected != Some(from) {
+            return self.drop(if expected.is_none() {
+                Drop::NoPbxAddress
+            } else {
+                Drop::UnknownSource
+            });
+        }
+        if !buf.first().is_some_and(|b| is_rtp_or_rtcp(*b)) {
+            return self.drop(Drop::Unrecognised);
+        }
+        let Some(to) = self.ice.selected() else {
+            return self.drop(Drop::NoBrowserAddress);
+        };
+        let Some(keys) = self.keys.as_mut() else {
+            return self.drop(Drop::NoKeys);
+        };
+        let result = if rtcp {
+            keys.outbound.protect_rtcp(buf, len)
+        } else {
+            keys.outbound.protect_rtp(buf, len)
+        };
+        match result {
+            Ok(n) => {
+                self.counters.to_browser += 1;
+                Ok(Forward::ToBrowser { to, len: n })
+            }
+            Err(e) => self.drop(Drop::Srtp(e)),
+        }
+    }
+
+    /// DTLS datagrams the handshake wants sent (flights, retransmissions).
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.dtls.poll_transmit()
+    }
+
+    /// When the DTLS handshake needs its timer.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.keys.is_some() {
+            None
+        } else {
+            self.dtls.poll_timeout()
+        }
+    }
+
+    /// Runs the DTLS retransmission timer.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsError> {
+        self.dtls.handle_timeout(now)
+    }
+}

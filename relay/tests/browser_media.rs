@@ -1,0 +1,385 @@
+//! The browser side of the relay's media, in memory, against webrtc-rs
+//! playing the browser (its STUN and DTLS crates): the DTLS server alone
+//! (the handshake completes, both sides export the same SRTP keys per RFC
+//! 5764, a certificate not in the SDP fails the call), then a whole call's
+//! session (ICE check, DTLS, SRTP ⇄ plain RTP both ways, RTCP, and the
+//! packets it must refuse).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rtc_dtls::config::ConfigBuilder;
+use rtc_dtls::crypto::Certificate;
+use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc_shared::TransportProtocol;
+use sipline_relay::media::dtls::{DtlsError, DtlsServer, Identity, fingerprint};
+use sipline_relay::media::srtp::{Context, Profile};
+
+const RELAY: &str = "127.0.0.1:40000";
+const BROWSER: &str = "127.0.0.1:50000";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("addr")
+}
+
+/// A browser-like DTLS client with its own certificate, offering `profiles`.
+fn browser(
+    profiles: Vec<SrtpProtectionProfile>,
+) -> (Endpoint, String, Arc<rtc_dtls::config::HandshakeConfig>) {
+    let provider = rtc_crypto::default_provider().expect("provider");
+    let cert = Certificate::generate_self_signed(vec!["browser".to_owned()], provider.crypto())
+        .expect("cert");
+    let fp = fingerprint(cert.certificate[0].as_ref());
+    let config = ConfigBuilder::default()
+        .with_crypto_provider(provider)
+        .with_certificates(vec![cert])
+        .with_srtp_protection_profiles(profiles)
+        .with_insecure_skip_verify(true)
+        .build(true, None)
+        .expect("client config");
+    (
+        Endpoint::new(addr(BROWSER), TransportProtocol::UDP, None),
+        fp,
+        Arc::new(config),
+    )
+}
+
+/// Runs the handshake to its end; returns the relay's keys and the client.
+fn handshake(
+    server: &mut DtlsServer,
+    client: &mut Endpoint,
+    config: Arc<rtc_dtls::config::HandshakeConfig>,
+) -> Result<sipline_relay::media::dtls::SrtpKeys, DtlsError> {
+    client
+        .connect(Instant::now(), addr(RELAY), config, None)
+        .expect("connect");
+    let mut keys = None;
+    let mut client_done = false;
+    for _ in 0..32 {
+        while let Some(t) = client.poll_transmit() {
+            if let Some(k) = server.handle(Instant::now(), addr(BROWSER), &t.message)? {
+                keys = Some(k);
+            }
+        }
+        while let Some((to, datagram)) = server.poll_transmit() {
+            assert_eq!(to, addr(BROWSER));
+            let events = client
+                .read(
+                    Instant::now(),
+                    addr(RELAY),
+                    None,
+                    datagram.as_slice().into(),
+                )
+                .expect("client reads");
+            client_done |= events
+                .iter()
+                .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+        }
+        if keys.is_some() && client_done {
+            break;
+        }
+    }
+    assert!(client_done, "the browser side completed too");
+    keys.ok_or_else(|| DtlsError::Handshake("did not complete".into()))
+}
+
+fn rtp(seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 160, 0x11, 0x22, 0x33, 0x44];
+    p[2..4].copy_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&[0xd5; 160]);
+    p
+}
+
+#[test]
+fn handshake_exports_matching_srtp_keys_for_both_profiles() {
+    let identity = Identity::generate().expect("identity");
+    assert!(
+        identity.fingerprint().starts_with("sha-256 ") && identity.fingerprint().len() == 8 + 95
+    );
+    for (offered, want) in [
+        (
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            Profile::Aes128CmHmacSha1_80,
+        ),
+        (
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+            Profile::AeadAes128Gcm,
+        ),
+    ] {
+        let (mut client, fp, config) = browser(vec![offered]);
+        let mut server = DtlsServer::new(&identity, addr(RELAY), &fp).expect("server");
+        let mut keys = handshake(&mut server, &mut client, config).expect("handshake");
+        assert_eq!(keys.profile, want);
+        assert!(server.is_done());
+
+        // The browser's side of the keys, exported the same way.
+        let state = client
+            .get_connection_state(addr(RELAY))
+            .expect("client state");
+        let (k, s) = (want.key_len(), want.salt_len());
+        let m = state
+            .export_keying_material("EXTRACTOR-dtls_srtp", &[], 2 * (k + s))
+            .expect("export");
+        let m: &[u8] = m.as_ref();
+        let mut browser_out =
+            Context::new(want, &m[..k], &m[2 * k..2 * k + s]).expect("client write");
+        let mut browser_in =
+            Context::new(want, &m[k..2 * k], &m[2 * k + s..]).expect("server write");
+
+        // Browser → relay.
+        let plain = rtp(7);
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + want.rtp_overhead(), 0);
+        let n = browser_out
+            .protect_rtp(&mut buf, plain.len())
+            .expect("protect");
+        let n = keys
+            .inbound
+            .unprotect_rtp(&mut buf[..n])
+            .expect("the relay decrypts the browser");
+        assert_eq!(&buf[..n], &plain[..]);
+        // Relay → browser.
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + want.rtp_overhead(), 0);
+        let n = keys
+            .outbound
+            .protect_rtp(&mut buf, plain.len())
+            .expect("protect");
+        let n = browser_in
+            .unprotect_rtp(&mut buf[..n])
+            .expect("the browser decrypts the relay");
+        assert_eq!(&buf[..n], &plain[..]);
+    }
+}
+
+#[test]
+fn a_certificate_not_in_the_sdp_fails_the_call() {
+    let identity = Identity::generate().expect("identity");
+    let (mut client, _real, config) =
+        browser(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]);
+    let other = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+    let mut server = DtlsServer::new(&identity, addr(RELAY), other).expect("server");
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        handshake(&mut server, &mut client, config)
+    }));
+    match result {
+        Ok(Err(e)) => assert_eq!(e, DtlsError::FingerprintMismatch),
+        Ok(Ok(_)) => panic!("a foreign certificate must not complete the handshake"),
+        Err(_) => panic!("handshake helper panicked instead of reporting the mismatch"),
+    }
+    assert!(!server.is_done());
+}
+
+mod session {
+    use super::*;
+    use sipline_relay::media::ice::IceLite;
+    use sipline_relay::media::session::{Drop, Forward, Session};
+    use sipline_relay::media::srtp::SrtpError;
+    use stun::agent::TransactionId;
+    use stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
+    use stun::fingerprint::FINGERPRINT;
+    use stun::integrity::MessageIntegrity;
+    use stun::message::{BINDING_REQUEST, Message, Setter};
+    use stun::textattrs::TextAttribute;
+
+    const PBX_RTP: &str = "10.0.0.5:16384";
+    const PBX_RTCP: &str = "10.0.0.5:16385";
+
+    fn check() -> Vec<u8> {
+        let mut m = Message::new();
+        m.build(&[
+            Box::new(BINDING_REQUEST),
+            Box::new(TransactionId::new()),
+            Box::new(TextAttribute::new(ATTR_USERNAME, "rlyU:brwU".to_owned())),
+        ])
+        .expect("build");
+        m.add(ATTR_USE_CANDIDATE, &[]);
+        MessageIntegrity::new_short_term_integrity("relaypassword0123456789a".to_owned())
+            .add_to(&mut m)
+            .expect("integrity");
+        FINGERPRINT.add_to(&mut m).expect("fingerprint");
+        m.raw
+    }
+
+    fn feed(session: &mut Session, from: &str, bytes: &[u8]) -> Result<(Forward, Vec<u8>), Drop> {
+        let mut buf = bytes.to_vec();
+        buf.resize(bytes.len().max(100) + 64, 0);
+        let fwd = session.from_browser(Instant::now(), addr(from), &mut buf, bytes.len())?;
+        Ok((fwd, buf))
+    }
+
+    #[test]
+    fn a_call_s_media_crosses_both_ways_and_strangers_are_refused() {
+        let identity = Identity::generate().expect("identity");
+        let (mut client, fp, config) =
+            browser(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]);
+        let mut ice = IceLite::new("rlyU", "relaypassword0123456789a");
+        ice.set_remote_ufrag("brwU");
+        let dtls = DtlsServer::new(&identity, addr(RELAY), &fp).expect("server");
+        let mut session = Session::new(ice, dtls);
+        session.set_pbx(addr(PBX_RTP), addr(PBX_RTCP));
+
+        // Before any check, the browser's address is unknown.
+        assert_eq!(
+            feed(&mut session, BROWSER, &rtp(1)).err(),
+            Some(Drop::UnknownSource)
+        );
+        // The ICE check is answered, to where it came from.
+        let (fwd, _) = feed(&mut session, BROWSER, &check()).expect("answered");
+        assert!(matches!(fwd, Forward::ToBrowser { to, .. } if to == addr(BROWSER)));
+        // Media before the handshake has no keys.
+        assert_eq!(
+            feed(&mut session, BROWSER, &rtp(1)).err(),
+            Some(Drop::NoKeys)
+        );
+
+        // DTLS, through the session.
+        client
+            .connect(Instant::now(), addr(RELAY), config, None)
+            .expect("connect");
+        for _ in 0..32 {
+            while let Some(t) = client.poll_transmit() {
+                let (fwd, _) = feed(&mut session, BROWSER, &t.message).expect("handshake datagram");
+                assert_eq!(fwd, Forward::Nothing);
+            }
+            while let Some((to, d)) = session.poll_transmit() {
+                assert_eq!(to, addr(BROWSER));
+                client
+                    .read(Instant::now(), addr(RELAY), None, d.as_slice().into())
+                    .expect("client reads");
+            }
+            if session.is_connected() {
+                break;
+            }
+        }
+        assert!(session.is_connected(), "DTLS completed through the session");
+        let state = client.get_connection_state(addr(RELAY)).expect("state");
+        let m = state
+            .export_keying_material("EXTRACTOR-dtls_srtp", &[], 60)
+            .expect("export");
+        let m: &[u8] = m.as_ref();
+        let profile = Profile::Aes128CmHmacSha1_80;
+        let mut browser_out = Context::new(profile, &m[..16], &m[32..46]).expect("keys");
+        let mut browser_in = Context::new(profile, &m[16..32], &m[46..60]).expect("keys");
+
+        // Browser → PBX: SRTP in, plain RTP out to the PBX's RTP port.
+        let plain = rtp(2);
+        let mut srtp = plain.clone();
+        srtp.resize(plain.len() + 10, 0);
+        let n = browser_out
+            .protect_rtp(&mut srtp, plain.len())
+            .expect("protect");
+        let (fwd, buf) = feed(&mut session, BROWSER, &srtp[..n]).expect("forwarded");
+        assert_eq!(
+            fwd,
+            Forward::ToPbx {
+                to: addr(PBX_RTP),
+                len: plain.len()
+            }
+        );
+        assert_eq!(&buf[..plain.len()], &plain[..]);
+        // RTCP (muxed on the browser side) goes to the PBX's RTCP port.
+        let sr = [
+            0x80u8, 200, 0, 6, 0x11, 0x22, 0x33, 0x44, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
+            14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
+        ];
+        let mut srtcp = sr.to_vec();
+        srtcp.resize(sr.len() + 14, 0);
+        let n = browser_out
+            .protect_rtcp(&mut srtcp, sr.len())
+            .expect("protect");
+        let (fwd, buf) = feed(&mut session, BROWSER, &srtcp[..n]).expect("forwarded");
+        assert_eq!(
+            fwd,
+            Forward::ToPbx {
+                to: addr(PBX_RTCP),
+                len: sr.len()
+            }
+        );
+        assert_eq!(&buf[..sr.len()], &sr[..]);
+
+        // PBX → browser: plain RTP in, SRTP out to the verified address.
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + 10, 0);
+        let fwd = session
+            .from_pbx(addr(PBX_RTP), false, &mut buf, plain.len())
+            .expect("forwarded");
+        let Forward::ToBrowser { to, len } = fwd else {
+            panic!("{fwd:?}")
+        };
+        assert_eq!(to, addr(BROWSER));
+        let n = browser_in
+            .unprotect_rtp(&mut buf[..len])
+            .expect("the browser decrypts it");
+        assert_eq!(&buf[..n], &plain[..]);
+
+        // Refused: a forged SRTP packet, a replay, RTP from a stranger
+        // pretending to be the PBX, media from an unchecked address.
+        let mut forged = srtp.clone();
+        forged[20] ^= 0xff;
+        let mut forged = forged[..plain.len() + 10].to_vec();
+        forged[2..4].copy_from_slice(&9u16.to_be_bytes());
+        assert!(matches!(
+            feed(&mut session, BROWSER, &forged).err(),
+            Some(Drop::Srtp(SrtpError::AuthFailed))
+        ));
+        let mut again = rtp(2); // the browser's earlier packet, once more
+        again.resize(plain.len() + 10, 0);
+        let n = Context::new(profile, &m[..16], &m[32..46])
+            .expect("keys")
+            .protect_rtp(&mut again, plain.len())
+            .expect("protect");
+        assert!(matches!(
+            feed(&mut session, BROWSER, &again[..n]).err(),
+            Some(Drop::Srtp(SrtpError::Replay))
+        ));
+        let mut buf = plain.clone();
+        buf.resize(plain.len() + 10, 0);
+        assert_eq!(
+            session.from_pbx(addr("10.0.0.66:16384"), false, &mut buf, plain.len()),
+            Err(Drop::UnknownSource)
+        );
+        assert_eq!(
+            feed(&mut session, "127.0.0.1:50001", &srtp[..n]).err(),
+            Some(Drop::UnknownSource)
+        );
+        assert_eq!(session.counters.to_pbx, 2);
+        assert_eq!(session.counters.to_browser, 1);
+        assert_eq!(session.counters.srtp_failures, 2);
+    }
+
+    #[test]
+    fn a_dtls_fingerprint_mismatch_is_the_session_s_failure() {
+        let identity = Identity::generate().expect("identity");
+        let (mut client, _fp, config) =
+            browser(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]);
+        let mut ice = IceLite::new("rlyU", "relaypassword0123456789a");
+        ice.set_remote_ufrag("brwU");
+        let wrong = "sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF";
+        let mut session = Session::new(
+            ice,
+            DtlsServer::new(&identity, addr(RELAY), wrong).expect("server"),
+        );
+        feed(&mut session, BROWSER, &check()).expect("answered");
+        client
+            .connect(Instant::now(), addr(RELAY), config, None)
+            .expect("connect");
+        let mut failed = false;
+        for _ in 0..16 {
+            while let Some(t) = client.poll_transmit() {
+                failed |= matches!(
+                    feed(&mut session, BROWSER, &t.message),
+                    Err(Drop::Dtls(DtlsError::FingerprintMismatch))
+                );
+            }
+            while let Some((_, d)) = session.poll_transmit() {
+                let _ = client.read(Instant::now(), addr(RELAY), None, d.as_slice().into());
+            }
+        }
+        assert!(failed, "the mismatch is reported");
+        assert_eq!(session.failure(), Some(&DtlsError::FingerprintMismatch));
+        assert!(!session.is_connected());
+    }
+}
