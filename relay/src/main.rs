@@ -123,8 +123,8 @@ impl Args {
         if let Some(v) = self.message_burst {
             c.limits.message_burst = v;
         }
-        if self.admin_token.is_some() {
-            c.admin.token = self.admin_token.clone();
+        if let Some(t) = &self.admin_token {
+            c.admin.token = Some(Password(t.clone()));
         }
         if let Some(v) = self.shutdown_grace_secs {
             c.admin.shutdown_grace_secs = v;

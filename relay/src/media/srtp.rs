@@ -81,7 +81,14 @@ pub enum SrtpError {
     /// A packet already received (or too old to tell).
     #[error("SRTP replay")]
     Replay,
+    /// More SSRCs than a call has: state is not made for more.
+    #[error("too many SRTP streams")]
+    TooManyStreams,
 }
+
+/// Most SSRCs one context tracks (audio, video, retransmission, FEC, and
+/// changes of SSRC mid-call fit well within).
+const MAX_STREAMS: usize = 16;
 
 /// Key-derivation labels (RFC 3711 §4.3.2).
 const LABEL_RTP_KEY: u8 = 0;
@@ -228,7 +235,9 @@ impl Stream {
         }
         if self.s_l < 0x8000 {
             if u32::from(seq) > u32::from(self.s_l) + 0x8000 {
-                return self.roc.wrapping_sub(1);
+                // Before the first wrap there is nothing earlier: never
+                // below zero (a wrapped u32 would desynchronise the stream).
+                return self.roc.saturating_sub(1);
             }
         } else if u32::from(seq) + 0x8000 < u32::from(self.s_l) {
             return self.roc.wrapping_add(1);
@@ -323,15 +332,28 @@ impl Context {
         self.profile
     }
 
-    fn stream(&mut self, ssrc: u32) -> &mut Stream {
+    /// The state of `ssrc`, made if new and room is left.
+    fn stream(&mut self, ssrc: u32) -> Result<&mut Stream, SrtpError> {
         let i = match self.streams.iter().position(|s| s.ssrc == ssrc) {
             Some(i) => i,
-            None => {
+            None if self.streams.len() < MAX_STREAMS => {
                 self.streams.push(Stream::new(ssrc));
                 self.streams.len() - 1
             }
+            None => return Err(SrtpError::TooManyStreams),
         };
-        &mut self.streams[i]
+        Ok(&mut self.streams[i])
+    }
+
+    /// The state of `ssrc` for a check, without keeping anything: an
+    /// unauthenticated packet must not make state (a flood of random SSRCs
+    /// would grow it without bound).
+    fn peek(&self, ssrc: u32) -> Stream {
+        self.streams
+            .iter()
+            .find(|s| s.ssrc == ssrc)
+            .cloned()
+            .unwrap_or_else(|| Stream::new(ssrc))
     }
 
     /// Encrypts and authenticates the RTP packet in `buf[..len]`; `buf` must
@@ -345,7 +367,7 @@ impl Context {
         let header = rtp_header_len(&buf[..len])?;
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
         let ssrc = be32(&buf[8..12]);
-        let stream = self.stream(ssrc);
+        let stream = self.stream(ssrc)?;
         let roc = stream.estimate_roc(seq);
         stream.update(roc, seq);
         match &self.rtp {
@@ -383,7 +405,7 @@ impl Context {
         let seq = u16::from_be_bytes([buf[2], buf[3]]);
         let ssrc = be32(&buf[8..12]);
         let (roc, index) = {
-            let stream = self.stream(ssrc);
+            let stream = self.peek(ssrc);
             let roc = stream.estimate_roc(seq);
             let index = (u64::from(roc) << 16) | u64::from(seq);
             stream.rtp.check(index)?;
@@ -410,7 +432,7 @@ impl Context {
                     .map_err(|_| SrtpError::AuthFailed)?;
             }
         }
-        let stream = self.stream(ssrc);
+        let stream = self.stream(ssrc)?;
         stream.rtp.accept(index);
         stream.update(roc, seq);
         Ok(len)
@@ -427,7 +449,7 @@ impl Context {
             return Err(SrtpError::Malformed);
         }
         let ssrc = be32(&buf[4..8]);
-        let stream = self.stream(ssrc);
+        let stream = self.stream(ssrc)?;
         stream.rtcp_out = stream.rtcp_out.wrapping_add(1) & 0x7fff_ffff;
         let index = stream.rtcp_out;
         let e_index = (index | 0x8000_0000).to_be_bytes();
@@ -475,7 +497,7 @@ impl Context {
         };
         let encrypted = e_index & 0x8000_0000 != 0;
         let index = e_index & 0x7fff_ffff;
-        self.stream(ssrc).rtcp.check(u64::from(index))?;
+        self.peek(ssrc).rtcp.check(u64::from(index))?;
         match &self.rtcp {
             Keys::Cm { aes, auth, salt } => {
                 let mut mac = auth.clone();
@@ -507,7 +529,7 @@ impl Context {
                     .map_err(|_| SrtpError::AuthFailed)?;
             }
         }
-        self.stream(ssrc).rtcp.accept(u64::from(index));
+        self.stream(ssrc)?.rtcp.accept(u64::from(index));
         Ok(len)
     }
 }
@@ -588,6 +610,36 @@ mod tests {
         r.accept(200);
         assert_eq!(r.check(100), Err(SrtpError::Replay), "too old to tell");
         assert!(r.check(199).is_ok());
+    }
+
+    #[test]
+    fn before_the_first_wrap_the_rollover_never_goes_below_zero() {
+        let mut s = Stream::new(1);
+        s.update(0, 100);
+        assert_eq!(s.estimate_roc(100 + 0x8001), 0);
+    }
+
+    #[test]
+    fn forged_packets_make_no_state_and_streams_are_capped() {
+        let mut rx = Context::new(Profile::Aes128CmHmacSha1_80, &[1; 16], &[2; 14]).expect("keys");
+        for ssrc in 0..100u32 {
+            let mut p = vec![0x80, 0, 0, 1, 0, 0, 0, 0];
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p.extend_from_slice(&[0; 30]);
+            assert_eq!(rx.unprotect_rtp(&mut p), Err(SrtpError::AuthFailed));
+        }
+        assert!(
+            rx.streams.is_empty(),
+            "nothing kept for packets that failed"
+        );
+        let mut tx = Context::new(Profile::Aes128CmHmacSha1_80, &[1; 16], &[2; 14]).expect("keys");
+        for ssrc in 0..MAX_STREAMS as u32 + 1 {
+            let mut p = vec![0x80, 0, 0, 1, 0, 0, 0, 0];
+            p.extend_from_slice(&ssrc.to_be_bytes());
+            p.resize(12 + 20 + 10, 0);
+            let result = tx.protect_rtp(&mut p, 32);
+            assert_eq!(result.is_err(), ssrc as usize == MAX_STREAMS, "{ssrc}");
+        }
     }
 
     #[test]

@@ -54,8 +54,13 @@ pub(super) async fn events(State(shared): State<Shared>, headers: HeaderMap) -> 
             .into_response();
     }
     let rx = shared.admin.subscribe();
-    let events = stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
+    let stopping = shared.stopping.clone();
+    let events = stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
+        let received = tokio::select! {
+            r = rx.recv() => r,
+            _ = stopping.wait_for(|s| *s) => return None,
+        };
+        let event = match received {
             Ok((name, json)) => Event::default().event(name).data(json),
             // A slow reader missed events: say so, and go on.
             Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
@@ -63,7 +68,7 @@ pub(super) async fn events(State(shared): State<Shared>, headers: HeaderMap) -> 
                 .data(format!("{{\"missed\":{n}}}")),
             Err(broadcast::error::RecvError::Closed) => return None,
         };
-        Some((Ok::<Event, Infallible>(event), rx))
+        Some((Ok::<Event, Infallible>(event), (rx, stopping)))
     });
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

@@ -66,6 +66,9 @@ struct Shared {
     admin: broadcast::Sender<(&'static str, String)>,
     admin_token: Option<Arc<str>>,
     client: Arc<Client>,
+    /// Turns true when the relay stops: long-lived responses (the admin
+    /// event stream) end then, so that shutdown is not held up.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A running relay.
@@ -74,6 +77,7 @@ pub struct Relay {
     pub http_addr: SocketAddr,
     /// The relay's UDP address toward the PBX.
     pub sip_addr: SocketAddr,
+    stopping: tokio::sync::watch::Sender<bool>,
     inputs: mpsc::Sender<Input>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<io::Result<()>>,
@@ -97,6 +101,7 @@ impl Relay {
         let proxy = Proxy::new(cfg.proxy(sip_addr), FlowKey::new(secret));
         let (inputs, rx) = mpsc::channel(4096);
         let (admin, _) = broadcast::channel(1024);
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         spawn_receivers(&sockets, &inputs);
         tokio::spawn(run_proxy(proxy, rx, sockets, admin.clone()));
         let shared = Shared {
@@ -104,8 +109,9 @@ impl Relay {
             next_conn: Arc::new(AtomicU64::new(1)),
             max_message: cfg.limits.max_message_bytes,
             admin,
-            admin_token: cfg.admin.token.as_deref().map(Arc::from),
+            admin_token: cfg.admin.token.as_ref().map(|t| Arc::from(t.0.as_str())),
             client: Arc::new(cfg.client.clone()),
+            stopping,
         };
         let (shutdown, stop) = oneshot::channel::<()>();
         let app = ws::router(shared);
@@ -136,6 +142,7 @@ impl Relay {
         Ok(Relay {
             http_addr,
             sip_addr,
+            stopping: stopping_tx,
             inputs,
             shutdown: Some(shutdown),
             server,
@@ -162,6 +169,7 @@ impl Relay {
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
         }
+        let _ = self.stopping.send(true);
         let deadline = tokio::time::Instant::now() + grace;
         loop {
             let calls = self.active_calls().await;
@@ -175,7 +183,16 @@ impl Relay {
             info!(calls, "waiting for calls to end before stopping");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        (&mut self.server).await.map_err(io::Error::other)?
+        // A client that never lets go of its HTTP connection must not hold
+        // the process: the server gets five more seconds, then it is left.
+        match tokio::time::timeout(Duration::from_secs(5), &mut self.server).await {
+            Ok(result) => result.map_err(io::Error::other)?,
+            Err(_) => {
+                warn!("HTTP connections still open at shutdown: closing them");
+                self.server.abort();
+                Ok(())
+            }
+        }
     }
 }
 
@@ -239,7 +256,7 @@ async fn run_proxy(
         match input {
             None => proxy.handle_timeout(now()),
             Some(Input::Admit { ip, reply }) => {
-                let _ = reply.send(proxy.admit(ip));
+                let _ = reply.send(proxy.admit(now(), ip));
             }
             Some(Input::Opened { conn, ip, tx, kill }) => {
                 conns.insert(conn, (tx, kill));

@@ -20,6 +20,9 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
+/// TLS handshakes in progress at once.
+const MAX_HANDSHAKES: usize = 1024;
+
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,14 +60,21 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 let Ok((stream, peer)) = tcp.accept().await else {
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 };
+                // Handshakes are bounded: beyond, new sockets are closed.
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    debug!(%peer, "too many TLS handshakes in progress: closing");
+                    continue;
+                };
                 let (acceptor, done) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = done.send((tls, peer)).await;

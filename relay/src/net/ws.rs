@@ -148,9 +148,11 @@ async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
             Ok(_) => continue, // ping/pong: answered by the library
             Err(e) => {
                 debug!(?conn, error = %e, "WebSocket read failed");
-                let _ = tx
-                    .send(Out::Close(MESSAGE_TOO_BIG, "message too big"))
-                    .await;
+                // Only a size limit earns 1009; anything else ends quietly.
+                let text = e.to_string();
+                if text.contains("too long") || text.contains("limit") {
+                    let _ = tx.try_send(Out::Close(MESSAGE_TOO_BIG, "message too big"));
+                }
                 break;
             }
         };
@@ -160,9 +162,7 @@ async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
                 len = bytes.len(),
                 "message too big: closing with 1009"
             );
-            let _ = tx
-                .send(Out::Close(MESSAGE_TOO_BIG, "message too big"))
-                .await;
+            let _ = tx.try_send(Out::Close(MESSAGE_TOO_BIG, "message too big"));
             break;
         }
         if shared
@@ -176,7 +176,14 @@ async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
     }
     let _ = shared.inputs.send(Input::Closed { conn }).await;
     drop(tx);
-    let _ = writer.await;
+    // A peer that stopped reading would hold the writer forever.
+    let mut writer = writer;
+    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
     info!(?conn, %peer, "browser disconnected");
 }
 

@@ -22,12 +22,17 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML for this schema (unknown key, wrong type).
-    #[error("{path}: {source}")]
+    /// The line and key are named, the value never: it may be a password.
+    #[error("{path}: line {line}, key `{key}`: {message}")]
     Parse {
         /// The file.
         path: PathBuf,
-        /// What toml says, with line, column and key.
-        source: Box<toml::de::Error>,
+        /// The line of the error.
+        line: usize,
+        /// The key on that line.
+        key: String,
+        /// What toml says.
+        message: String,
     },
     /// A value is out of range or missing.
     #[error("config key `{key}`: {problem}")]
@@ -62,7 +67,8 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct Admin {
     /// Bearer token for `GET /admin/events`; without one the stream is off.
-    pub token: Option<String>,
+    /// Never shown by `Debug`.
+    pub token: Option<Password>,
     /// On SIGTERM: stop accepting, then wait this long for calls to end.
     pub shutdown_grace_secs: u64,
 }
@@ -224,6 +230,30 @@ impl Default for Limits {
     }
 }
 
+/// toml's message with whatever it quotes (the offending value, which may
+/// be a password) blanked out.
+fn without_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut inside: Option<char> = None;
+    for c in message.chars() {
+        match inside {
+            Some(q) if c == q => {
+                inside = None;
+                out.push(c);
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '`' || c == '"' {
+                    inside = Some(c);
+                    out.push('…');
+                }
+            }
+        }
+    }
+    out
+}
+
 impl Config {
     /// Reads a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -236,9 +266,21 @@ impl Config {
 
     /// Parses TOML text; `path` only names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(source),
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start.min(text.len()));
+            let line = text[..at].matches('\n').count() + 1;
+            let key = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.split_once('='))
+                .map_or("", |(k, _)| k.trim())
+                .to_owned();
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                key,
+                message: without_quoted(e.message()),
+            }
         })
     }
 
@@ -273,10 +315,17 @@ impl Config {
                 ),
             });
         }
-        if !(10..=10_000).contains(&self.sip.t1_ms) {
+        // T1 must stay below T2 (4 s), which caps non-INVITE retransmissions.
+        if !(10..=4_000).contains(&self.sip.t1_ms) {
             return Err(ConfigError::Invalid {
                 key: "sip.t1_ms",
-                problem: format!("{} is outside 10..=10000", self.sip.t1_ms),
+                problem: format!("{} is outside 10..=4000", self.sip.t1_ms),
+            });
+        }
+        if self.sip.request_timeout_ms < 1_000 {
+            return Err(ConfigError::Invalid {
+                key: "sip.request_timeout_ms",
+                problem: "below one second a PBX cannot answer".into(),
             });
         }
         if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
@@ -285,7 +334,7 @@ impl Config {
                 problem: "http.tls_cert and http.tls_key go together".into(),
             });
         }
-        if self.admin.token.as_ref().is_some_and(|t| t.len() < 16) {
+        if self.admin.token.as_ref().is_some_and(|t| t.0.len() < 16) {
             return Err(ConfigError::Invalid {
                 key: "admin.token",
                 problem: "use at least 16 characters".into(),
@@ -432,7 +481,10 @@ mod tests {
     fn errors_name_the_key() {
         let err = Config::parse(Path::new("r.toml"), "[pbx]\naddress = \"1.2.3.4:5060\"\n")
             .expect_err("unknown key");
-        assert!(err.to_string().contains("unknown field `address`"), "{err}");
+        assert!(
+            err.to_string().contains("key `address`: unknown field"),
+            "{err}"
+        );
         let err = Config::parse(
             Path::new("r.toml"),
             "[pbx]\naddresses = [\"pbx.example\"]\n",
@@ -468,6 +520,25 @@ mod tests {
         assert!(
             !format!("{dup:?}").contains("\"x\""),
             "passwords never in Debug output"
+        );
+        let secret = Config::parse(
+            Path::new("r.toml"),
+            "[pbx]\nembedded = true\nusers = [{ name = \"a\", password = 42 }]\n",
+        )
+        .expect_err("wrong type");
+        assert!(secret.to_string().contains("line 3"), "{secret}");
+        assert!(
+            !secret.to_string().contains("42"),
+            "the value is never quoted: {secret}"
+        );
+        let token = Config::parse(
+            Path::new("r.toml"),
+            "[admin]\ntoken = \"0123456789abcdefXYZ\"\n",
+        )
+        .expect("parses");
+        assert!(
+            !format!("{token:?}").contains("0123456789abcdefXYZ"),
+            "the admin token is never in Debug output"
         );
         let mut c = Config::default();
         c.pbx.addresses = vec!["10.0.0.5:5060".parse().expect("addr")];

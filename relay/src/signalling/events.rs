@@ -161,9 +161,22 @@ struct Call {
 /// a crashed browser must not hold a shutdown or leak memory).
 const STALE: Duration = Duration::from_secs(4 * 3600);
 
-/// Most calls tracked at once; beyond, new calls are not tracked (they are
-/// still relayed).
+/// Most calls tracked at once, and per connection; beyond, new calls are
+/// not tracked (they are still relayed).
 const MAX_CALLS: usize = 100_000;
+const MAX_CALLS_PER_SESSION: usize = 64;
+
+/// Longest text kept from a message (URIs, Call-ID): dashboards need no
+/// more, and memory stays bounded.
+const MAX_TEXT: usize = 256;
+
+fn bounded(s: &str) -> String {
+    let mut end = s.len().min(MAX_TEXT);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
 
 /// Who sent a message the tracker sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +212,15 @@ impl CallTracker {
         let cseq = msg.cseq().method;
         match (msg.method(), msg.status()) {
             (Some("INVITE"), _) if msg.to().tag().is_none() => {
-                if self.calls.contains_key(call_id) || self.calls.len() >= MAX_CALLS {
+                let per_session = self
+                    .calls
+                    .values()
+                    .filter(|c| c.info.session == session)
+                    .count();
+                if self.calls.contains_key(call_id)
+                    || self.calls.len() >= MAX_CALLS
+                    || per_session >= MAX_CALLS_PER_SESSION
+                {
                     return;
                 }
                 let own = if sender == Sender::Browser {
@@ -209,10 +230,10 @@ impl CallTracker {
                 };
                 let info = CallInfo {
                     session,
-                    client: own.uri_text.to_owned(),
-                    call_id: call_id.to_owned(),
-                    caller: msg.from().uri_text.to_owned(),
-                    callee: msg.to().uri_text.to_owned(),
+                    client: bounded(own.uri_text),
+                    call_id: bounded(call_id),
+                    caller: bounded(msg.from().uri_text),
+                    callee: bounded(msg.to().uri_text),
                 };
                 out.push(AdminEvent::Calling(info.clone()));
                 self.calls.insert(
@@ -302,6 +323,11 @@ impl CallTracker {
                 });
             }
         }
+    }
+
+    /// When the oldest call goes stale, for the owner's timer.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.calls.values().map(|c| c.touched + STALE).min()
     }
 
     /// Forgets calls that have been silent for hours.

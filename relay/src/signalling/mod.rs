@@ -48,6 +48,10 @@ use crate::ops::metrics::{Metrics, Reject};
 /// URI parameter that carries the flow token in a rewritten Contact.
 const FLOW_PARAM: &str = "sl-flow";
 
+/// Requests one connection may have in flight toward the PBX: one browser
+/// must not fill the relay's table for everyone.
+const MAX_PENDING_PER_CONN: usize = 64;
+
 /// What the proxy needs to know about its surroundings.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
@@ -140,6 +144,8 @@ pub struct Proxy {
     calls: CallTracker,
     events: Vec<AdminEvent>,
     pbx: Option<MiniPbx>,
+    /// Handshakes admitted and not yet opened, per address, until when.
+    reserved: HashMap<IpAddr, Vec<Instant>>,
     /// (connection, address of record) pairs with a binding.
     registered: std::collections::HashSet<(ConnId, String)>,
     /// Counters for `/metrics`.
@@ -152,6 +158,7 @@ impl Proxy {
         Self {
             pbx,
             registered: Default::default(),
+            reserved: HashMap::new(),
             cfg,
             key,
             conns: HashMap::new(),
@@ -176,18 +183,34 @@ impl Proxy {
 
     /// A browser connected.
     /// Whether another connection from `ip` may open (checked before the
-    /// WebSocket handshake, which is refused with HTTP 503 otherwise).
-    pub fn admit(&mut self, ip: IpAddr) -> bool {
+    /// WebSocket handshake, which is refused with HTTP 503 otherwise). An
+    /// admitted handshake holds its slot until it opens or ten seconds
+    /// pass, so that parallel handshakes cannot exceed the limit.
+    pub fn admit(&mut self, now: Instant, ip: IpAddr) -> bool {
+        let slots = self.reserved.entry(ip).or_default();
+        slots.retain(|until| *until > now);
+        let held = slots.len();
         let open = self.conns.values().filter(|c| c.ip == ip).count();
-        let ok = open < self.cfg.max_connections_per_ip;
-        if !ok {
+        let ok = open + held < self.cfg.max_connections_per_ip;
+        if ok {
+            slots.push(now + Duration::from_secs(10));
+        } else {
             self.metrics.reject(Reject::TooManyConnections);
+        }
+        if held == 0 && !ok {
+            self.reserved.remove(&ip);
         }
         ok
     }
 
     /// A browser connected from `ip`.
     pub fn ws_opened(&mut self, now: Instant, conn: ConnId, ip: IpAddr) {
+        if let Some(slots) = self.reserved.get_mut(&ip) {
+            slots.pop();
+            if slots.is_empty() {
+                self.reserved.remove(&ip);
+            }
+        }
         let conn_state = Conn {
             ip,
             bucket: Bucket::new(now, self.cfg.rate),
@@ -250,7 +273,11 @@ impl Proxy {
     }
     /// When [`Self::handle_timeout`] must next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.pending.values().map(Pending::next_deadline).min()
+        let pending = self.pending.values().map(Pending::next_deadline).min();
+        match (pending, self.calls.next_expiry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn ws(&mut self, conn: ConnId, frame: Vec<u8>) {
@@ -341,7 +368,7 @@ impl Proxy {
             .collect();
         for key in failed {
             if let Some(p) = self.pending.remove(&key) {
-                self.answer_locally(&p, 503, "Service Unavailable");
+                self.answer_locally(now, &p, 503, "Service Unavailable");
             }
         }
     }
@@ -364,7 +391,7 @@ impl Proxy {
         for key in expired {
             if let Some(p) = self.pending.remove(&key) {
                 self.metrics.reject(Reject::PbxTimeout);
-                self.answer_locally(&p, 408, "Request Timeout");
+                self.answer_locally(now, &p, 408, "Request Timeout");
             }
         }
         self.down.retain(|_, until| *until > now);
@@ -372,12 +399,17 @@ impl Proxy {
     }
     /// Sends the browser a response the relay makes itself for a request it
     /// forwarded (timeout, unreachable PBX).
-    fn answer_locally(&mut self, p: &Pending, code: u16, reason: &str) {
+    fn answer_locally(&mut self, now: Instant, p: &Pending, code: u16, reason: &str) {
         if p.method == "ACK" || !self.conns.contains_key(&p.conn) {
             return;
         }
         if let Ok(req) = Message::parse(&p.browser_request) {
             let resp = response_to(&req, code, reason, Some("sl")).finish(None, b"");
+            // A call that fails here ends for the dashboards too.
+            if let Ok(answer) = Message::parse(&resp) {
+                self.calls
+                    .observe(now, p.conn, Sender::Far, &answer, &mut self.events);
+            }
             self.metrics.local_responses += 1;
             self.ws(p.conn, resp);
         }
@@ -413,7 +445,14 @@ impl Proxy {
             return;
         };
         let is_ack = method == "ACK";
-        if !is_ack && self.pending.len() >= self.cfg.max_pending {
+        if !contacts_sound(msg) {
+            self.reply_ws(conn, msg, 400, "Malformed Contact");
+            return;
+        }
+        let in_flight = self.pending.values().filter(|p| p.conn == conn).count();
+        if !is_ack
+            && (self.pending.len() >= self.cfg.max_pending || in_flight >= MAX_PENDING_PER_CONN)
+        {
             self.metrics.reject(Reject::Overload);
             self.reply_ws(conn, msg, 503, "Relay Overloaded");
             return;
@@ -446,6 +485,7 @@ impl Proxy {
                 without_first(h.value, n).map_or(Action::Drop, Action::Replace)
             }
             HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
+            ref n if is_asserted_identity(n) => Action::Drop,
             _ => Action::Keep,
         });
         let datagram = if msg.header(HeaderName::MaxForwards).is_none() {
@@ -476,11 +516,17 @@ impl Proxy {
     fn browser_response(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>) {
         // Between two browsers (embedded PBX), our Via names the sender.
         let top = msg.via();
-        if top.host.eq_ignore_ascii_case(&self.cfg.ws_host)
+        if self.pbx.is_some()
+            && top.host.eq_ignore_ascii_case(&self.cfg.ws_host)
             && let Some(token) = top.params.value("sl")
         {
+            let branch = top.branch().unwrap_or_default();
+            let sealed = top
+                .params
+                .value("sr")
+                .is_some_and(|sr| sr == self.response_seal(token, conn, branch));
             match self.key.verify(token) {
-                Ok(to) if self.conns.contains_key(&to) => {
+                Ok(to) if sealed && self.conns.contains_key(&to) => {
                     let mut popped = false;
                     let frame = rewrite(msg, None, &[], |h| match h.name {
                         HeaderName::Via if !popped => {
@@ -498,23 +544,31 @@ impl Proxy {
             }
             return;
         }
-        // Our Via on top, the PBX's next: that is where it goes.
+        // Our Via on top names the PBX; else the PBX's Via below it says.
         let mut vias = msg.header_values(HeaderName::Via);
         let ours = vias.next().and_then(Via::parse);
         if !ours.is_some_and(|v| v.host.eq_ignore_ascii_case(&self.cfg.ws_host)) {
             self.metrics.reject(Reject::NotOurs);
             return;
         }
-        let Some(to) = vias
-            .next()
-            .and_then(Via::parse)
-            .and_then(|v| via_address(&v))
-        else {
+        let named = ours
+            .and_then(|v| v.params.value("px"))
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| self.cfg.pbx.get(i).copied());
+        let Some(to) = named.or_else(|| {
+            vias.next()
+                .and_then(Via::parse)
+                .and_then(|v| via_address(&v))
+        }) else {
             self.metrics.reject(Reject::NotOurs);
             return;
         };
         if !self.cfg.pbx.contains(&to) {
             self.metrics.reject(Reject::NotPbx);
+            return;
+        }
+        if !contacts_sound(msg) {
+            self.metrics.reject(Reject::Malformed);
             return;
         }
         let token = self.key.token(conn);
@@ -526,6 +580,7 @@ impl Proxy {
                 without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
             }
             HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
+            ref n if is_asserted_identity(n) => Action::Drop,
             _ => Action::Keep,
         });
         self.remember_contacts(conn, rewritten);
@@ -580,7 +635,10 @@ impl Proxy {
             .filter(|u| u.params.value(FLOW_PARAM).is_some())
             .and_then(|u| self.original_contact(conn, u.user.unwrap_or_default()));
         let branch = self.branch(&token, msg.via().branch().unwrap_or_default());
-        let via = format!("SIP/2.0/WSS {};branch={branch}", self.cfg.ws_host);
+        // Name the PBX the request came from, so that the answer goes back
+        // to it even when its own Via names a host or a NATed address.
+        let px = self.cfg.pbx.iter().position(|a| *a == from).unwrap_or(0);
+        let via = format!("SIP/2.0/WSS {};branch={branch};px={px}", self.cfg.ws_host);
         let record_route = needs_record_route(msg).then(|| {
             format!(
                 "<sip:{token}@{};transport=ws;lr;r2=on>, <sip:{};lr;r2=on>",
@@ -667,13 +725,18 @@ impl Proxy {
             .take(2)
             .map_while(|v| self.own_route(v))
             .collect();
-        if !own.is_empty() {
-            // RFC 5658: of our two entries, the last one names the far side.
-            let target = own
-                .iter()
-                .rev()
-                .find_map(|t| t.as_deref().and_then(|t| self.key.verify(t).ok()));
-            match target.filter(|c| self.conns.contains_key(c)) {
+        let parties: Vec<ConnId> = own
+            .iter()
+            .filter_map(|t| t.as_deref().and_then(|t| self.key.verify(t).ok()))
+            .collect();
+        if !parties.is_empty() {
+            // In-dialog only, and only between the dialog's two parties:
+            // a token seen in an earlier call must not let anyone reach
+            // that browser without the PBX's admission (RFC 5658: of our
+            // two entries, the one that is not the sender names the peer).
+            let target = parties.iter().copied().find(|p| *p != conn);
+            let in_dialog = msg.to().tag().is_some() && parties.contains(&conn);
+            match target.filter(|c| in_dialog && self.conns.contains_key(c)) {
                 Some(to) => self.forward_ws(now, conn, to, msg, None, own.len(), None, hops),
                 None => {
                     self.metrics.reject(Reject::FlowGone);
@@ -682,6 +745,9 @@ impl Proxy {
             }
             return;
         }
+        // A Route naming the relay without a token (a preloaded outbound
+        // proxy) is popped; the request is then an initial one.
+        let preloaded = own.len();
         let key = &self.key;
         let Some(pbx) = self.pbx.as_mut() else { return };
         if msg.method() == Some("REGISTER") {
@@ -724,7 +790,16 @@ impl Proxy {
                         self.key.token(conn)
                     )
                 });
-                self.forward_ws(now, conn, to, msg, Some(&uri), 0, record_route, hops);
+                self.forward_ws(
+                    now,
+                    conn,
+                    to,
+                    msg,
+                    Some(&uri),
+                    preloaded,
+                    record_route,
+                    hops,
+                );
             }
         }
     }
@@ -746,8 +821,12 @@ impl Proxy {
     ) {
         let from_token = self.key.token(from);
         let branch = self.branch(&from_token, msg.via().branch().unwrap_or_default());
+        // The answer must come from `to` and go back to `from`: both are
+        // bound to this branch by a MAC, so a Via copied from one call
+        // cannot send responses anywhere else.
+        let seal = self.response_seal(&from_token, to, &branch);
         let via = format!(
-            "SIP/2.0/WSS {};branch={branch};sl={from_token}",
+            "SIP/2.0/WSS {};branch={branch};sl={from_token};sr={seal}",
             self.cfg.ws_host
         );
         let mut top: Vec<(&str, &str)> = vec![("Via", &via)];
@@ -762,6 +841,9 @@ impl Proxy {
                 routes_to_pop -= n;
                 without_first(h.value, n).map_or(Action::Drop, Action::Replace)
             }
+            // Credentials were for the relay's own PBX: consumed here, never
+            // shown to the callee (RFC 3261 §22.3).
+            HeaderName::Authorization | HeaderName::ProxyAuthorization => Action::Drop,
             _ => Action::Keep,
         });
         let frame = if msg.header(HeaderName::MaxForwards).is_none() {
@@ -773,6 +855,20 @@ impl Proxy {
             .observe(now, from, Sender::Browser, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.ws(to, frame);
+    }
+
+    /// The MAC that binds a browser-to-browser Via to its sender, its
+    /// recipient and its branch.
+    fn response_seal(&self, sender_token: &str, recipient: ConnId, branch: &str) -> String {
+        let recipient = self.key.token(recipient);
+        self.key.digest(&[
+            b"resp|",
+            sender_token.as_bytes(),
+            b"|",
+            recipient.as_bytes(),
+            b"|",
+            branch.as_bytes(),
+        ])
     }
 
     /// The count of Route values at the top that are ours (at most our two
@@ -821,7 +917,9 @@ impl Proxy {
         let mut changed = false;
         for value in split_commas(h.value) {
             match NameAddr::parse(value) {
-                Some(na) if is_browser_contact(&na.uri) => {
+                // Every Contact from a browser is reachable only through its
+                // WebSocket: none may point the PBX elsewhere.
+                Some(na) => {
                     let user = na.uri.user.unwrap_or("ws");
                     let params = na.params.0;
                     values.push(format!(
@@ -869,7 +967,12 @@ impl Proxy {
         let mut changed = false;
         for value in split_commas(h.value) {
             let restored = NameAddr::parse(value).and_then(|na| {
-                na.uri.params.value(FLOW_PARAM)?;
+                // Only this connection's own bindings are shown as its own.
+                let ours = na.uri.params.value(FLOW_PARAM) == Some(self.key.token(conn).as_str())
+                    && host_port_is(&na.uri, self.cfg.sip_addr);
+                if !ours {
+                    return None;
+                }
                 let orig = self.original_contact(conn, na.uri.user.unwrap_or("ws"))?;
                 Some(format!("<{orig}>{}", na.params.0))
             });
@@ -905,18 +1008,21 @@ impl Proxy {
 /// Dialog-creating requests get our Record-Route (RFC 3261 §16.6 step 4);
 /// REGISTER must not, and in-dialog requests already follow the route set.
 fn needs_record_route(msg: &Message<'_>) -> bool {
-    matches!(
-        msg.method(),
-        Some("INVITE" | "SUBSCRIBE" | "REFER" | "NOTIFY")
-    ) && msg.to().tag().is_none()
+    matches!(msg.method(), Some("INVITE" | "SUBSCRIBE" | "REFER")) && msg.to().tag().is_none()
 }
 
-/// A Contact only a WebSocket can reach: `.invalid` host or `transport=ws`.
-fn is_browser_contact(uri: &Uri<'_>) -> bool {
-    uri.host.to_ascii_lowercase().ends_with(".invalid")
-        || uri
-            .transport()
-            .is_some_and(|t| t.eq_ignore_ascii_case("ws") || t.eq_ignore_ascii_case("wss"))
+/// Whether every Contact value is `*` or parses: a value the relay cannot
+/// read, it cannot rewrite, so it must not reach the PBX.
+fn contacts_sound(msg: &Message<'_>) -> bool {
+    msg.header_values(HeaderName::Contact)
+        .all(|v| v == "*" || NameAddr::parse(v).is_some())
+}
+
+/// Identity headers a PBX trusts from its peers (RFC 3325 §5): a browser
+/// must not be able to set them through the relay.
+fn is_asserted_identity(name: &HeaderName<'_>) -> bool {
+    matches!(name, HeaderName::Other(n) if n.eq_ignore_ascii_case("P-Asserted-Identity")
+        || n.eq_ignore_ascii_case("Remote-Party-ID"))
 }
 
 fn host_port_is(uri: &Uri<'_>, addr: SocketAddr) -> bool {

@@ -111,16 +111,34 @@ impl MiniPbx {
 
     /// A nonce that carries its own time and a MAC over it, so that the
     /// registrar keeps no nonce state: `<seconds in hex>.<mac>`.
-    fn nonce(&self, key: &FlowKey, now: Instant) -> String {
+    ///
+    /// The MAC also covers the connection: a nonce answered on one
+    /// WebSocket is worthless on another, so credentials that leak (to a
+    /// callee, or off an unencrypted socket) cannot be replayed elsewhere.
+    fn nonce(&self, key: &FlowKey, now: Instant, conn: ConnId) -> String {
         let secs = format!("{:x}", now.as_millis() / 1000);
-        let mac = key.digest(&[b"nonce|", secs.as_bytes()]);
+        let mac = key.digest(&[b"nonce|", secs.as_bytes(), b"|", key.token(conn).as_bytes()]);
         format!("{secs}.{mac}")
     }
 
-    /// `Ok(true)` fresh, `Ok(false)` stale, `Err` forged.
-    fn nonce_fresh(&self, key: &FlowKey, now: Instant, nonce: &str) -> Result<bool, ()> {
+    /// `Ok(true)` fresh, `Ok(false)` stale, `Err` forged or another
+    /// connection's.
+    fn nonce_fresh(
+        &self,
+        key: &FlowKey,
+        now: Instant,
+        conn: ConnId,
+        nonce: &str,
+    ) -> Result<bool, ()> {
         let (secs, mac) = nonce.split_once('.').ok_or(())?;
-        if key.digest(&[b"nonce|", secs.as_bytes()]) != mac {
+        let expected = key.digest(&[b"nonce|", secs.as_bytes(), b"|", key.token(conn).as_bytes()]);
+        let same = expected.len() == mac.len()
+            && expected
+                .bytes()
+                .zip(mac.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if !same {
             return Err(());
         }
         let issued = u64::from_str_radix(secs, 16).map_err(|_| ())?;
@@ -133,6 +151,7 @@ impl MiniPbx {
         &self,
         key: &FlowKey,
         now: Instant,
+        conn: ConnId,
         msg: &Message<'_>,
         header: HeaderName<'static>,
         user: &str,
@@ -145,7 +164,7 @@ impl MiniPbx {
             return Err(AuthFailure::Challenge { stale: false });
         };
         let nonce = params.get("nonce").unwrap_or_default();
-        match self.nonce_fresh(key, now, &nonce) {
+        match self.nonce_fresh(key, now, conn, &nonce) {
             Err(()) => return Err(AuthFailure::Challenge { stale: false }),
             Ok(false) => return Err(AuthFailure::Challenge { stale: true }),
             Ok(true) => {}
@@ -155,7 +174,15 @@ impl MiniPbx {
             return Err(AuthFailure::Forbidden);
         };
         let method = msg.method().unwrap_or_default();
-        if username != user || !verify(&params, method, password, msg.body()) {
+        // The answer must be for this very request (RFC 7616 §3.4.6) and
+        // use qop, which brings the client nonce (no downgrade to RFC 2069).
+        let for_this_request = params.get("uri").as_deref() == msg.request_uri();
+        let with_qop = params.get("qop").is_some();
+        if username != user
+            || !for_this_request
+            || !with_qop
+            || !verify(&params, method, password, msg.body())
+        {
             return Err(AuthFailure::Forbidden);
         }
         Ok(())
@@ -167,6 +194,7 @@ impl MiniPbx {
         &self,
         key: &FlowKey,
         now: Instant,
+        conn: ConnId,
         msg: &Message<'_>,
         proxy: bool,
         stale: bool,
@@ -177,7 +205,7 @@ impl MiniPbx {
             (401, "Unauthorized", "WWW-Authenticate")
         };
         let mut b = response_to(msg, code, reason, Some("pbx"));
-        let nonce = self.nonce(key, now);
+        let nonce = self.nonce(key, now, conn);
         let stale = if stale { ", stale=true" } else { "" };
         for alg in ["SHA-256", "MD5"] {
             b.header(
@@ -215,14 +243,16 @@ impl MiniPbx {
                 RegisterOutcome::Refused,
             )
         };
-        if !aor.host.eq_ignore_ascii_case(&self.cfg.domain) || self.password(&user).is_none() {
+        // Unknown users are challenged like known ones and then refused,
+        // so that the registrar does not tell who exists.
+        if !aor.host.eq_ignore_ascii_case(&self.cfg.domain) {
             return refuse(404, "Not Found");
         }
-        match self.authenticate(key, now, msg, HeaderName::Authorization, &user) {
+        match self.authenticate(key, now, conn, msg, HeaderName::Authorization, &user) {
             Ok(()) => {}
             Err(AuthFailure::Challenge { stale }) => {
                 return (
-                    self.challenge(key, now, msg, false, stale),
+                    self.challenge(key, now, conn, msg, false, stale),
                     RegisterOutcome::Refused,
                 );
             }
@@ -315,10 +345,10 @@ impl MiniPbx {
         if self.live(user, now).any(|b| b.conn == conn) {
             return None;
         }
-        match self.authenticate(key, now, msg, HeaderName::ProxyAuthorization, user) {
+        match self.authenticate(key, now, conn, msg, HeaderName::ProxyAuthorization, user) {
             Ok(()) => None,
             Err(AuthFailure::Challenge { stale }) => {
-                Some(self.challenge(key, now, msg, true, stale))
+                Some(self.challenge(key, now, conn, msg, true, stale))
             }
             Err(AuthFailure::Forbidden) => {
                 Some(response_to(msg, 403, "Forbidden", Some("pbx")).finish(None, b""))

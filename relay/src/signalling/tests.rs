@@ -1,5 +1,6 @@
 //! The proxy, driven with explicit time and canned messages.
 
+use super::limits::RateLimit;
 use super::*;
 
 const PBX: &str = "10.0.0.5:5060";
@@ -194,7 +195,13 @@ fn provisional_answer_stops_invite_retransmissions() {
     );
     let (_, frame) = only_ws(&mut p);
     assert_eq!(parse(&frame).status(), Some(100));
-    assert_eq!(p.poll_timeout(), None);
+    // No retransmission is due any more: the only timer left is the call
+    // tracker's hours-long expiry.
+    assert!(
+        p.poll_timeout().is_none_or(|d| d >= t(3_600_000)),
+        "{:?}",
+        p.poll_timeout()
+    );
 }
 
 #[test]
@@ -305,7 +312,13 @@ fn closed_connection_drops_its_transactions() {
 
 #[test]
 fn a_chatty_connection_gets_503_with_retry_after() {
-    let mut p = proxy();
+    let mut cfg = ProxyConfig::new(vec![addr(PBX)], addr(RELAY));
+    cfg.rate = RateLimit {
+        per_second: 20,
+        burst: 50,
+    };
+    let mut p = Proxy::new(cfg, FlowKey::new([9; 32]));
+    p.ws_opened(t(0), ConnId(1), LOCAL);
     let mut answered = Vec::new();
     for i in 0..150 {
         let msg = REGISTER.replace("z9hG4bKbrowser1", &format!("z9hG4bKb{i}"));
@@ -321,27 +334,144 @@ fn a_chatty_connection_gets_503_with_retry_after() {
         .collect();
     assert_eq!(
         refused.len(),
-        50,
-        "burst of 100 forwarded, the rest refused"
+        100,
+        "a burst of 50 forwarded, the rest refused"
     );
     let m = parse(&refused[0]);
     assert_eq!(
         (m.status(), m.header(HeaderName::RetryAfter)),
         (Some(503), Some("1"))
     );
-    assert_eq!(p.metrics.rejected(Reject::RateLimited), 50);
+    assert_eq!(p.metrics.rejected(Reject::RateLimited), 100);
 }
 
 #[test]
 fn connections_per_address_are_capped() {
     let mut p = proxy();
     let ip: IpAddr = "198.51.100.7".parse().expect("ip");
-    for i in 0..p.config().max_connections_per_ip {
-        assert!(p.admit(ip));
-        p.ws_opened(t(0), ConnId(100 + i as u64), ip);
+    let max = p.config().max_connections_per_ip;
+    // Handshakes in parallel: each admission holds a slot before it opens.
+    for _ in 0..max {
+        assert!(p.admit(t(0), ip));
     }
-    assert!(!p.admit(ip));
-    assert!(p.admit(LOCAL), "other addresses are not affected");
+    assert!(
+        !p.admit(t(0), ip),
+        "no more than the limit, even before any opened"
+    );
+    for i in 0..max {
+        p.ws_opened(t(1), ConnId(100 + i as u64), ip);
+    }
+    assert!(!p.admit(t(2), ip));
+    assert!(p.admit(t(2), LOCAL), "other addresses are not affected");
     p.ws_closed(ConnId(100));
-    assert!(p.admit(ip));
+    assert!(p.admit(t(3), ip));
+    // A handshake that never completes frees its slot after ten seconds.
+    assert!(!p.admit(t(4), ip));
+    assert!(p.admit(t(10_004), ip));
+}
+
+#[test]
+fn one_connection_cannot_fill_the_pending_table() {
+    let mut p = proxy();
+    let mut overloaded = 0;
+    for i in 0..80 {
+        let msg = REGISTER.replace("z9hG4bKbrowser1", &format!("z9hG4bKp{i}"));
+        p.handle_ws(t(0), ConnId(1), msg.as_bytes());
+        for o in outputs(&mut p) {
+            if let Output::Ws { frame, .. } = o {
+                let m = parse(&frame);
+                overloaded += usize::from(m.status() == Some(503));
+            }
+        }
+    }
+    assert_eq!(overloaded, 80 - MAX_PENDING_PER_CONN);
+    // Another browser is not affected.
+    p.ws_opened(t(0), ConnId(2), LOCAL);
+    p.handle_ws(t(0), ConnId(2), REGISTER.as_bytes());
+    assert!(matches!(outputs(&mut p).as_slice(), [Output::Udp { .. }]));
+}
+
+#[test]
+fn browser_contacts_always_point_at_the_relay_and_asserted_identity_is_stripped() {
+    let mut p = proxy();
+    let msg = REGISTER
+        .replace(
+            "<sip:x7@abc.invalid;transport=ws;ob>",
+            "<sip:x7@198.51.100.7:5060>",
+        )
+        .replace(
+            "Expires: 600",
+            "Expires: 600\r\nP-Asserted-Identity: <sip:ceo@sipline.test>",
+        );
+    p.handle_ws(t(0), ConnId(1), msg.as_bytes());
+    let (_, dgram) = only_udp(&mut p);
+    let m = parse(&dgram);
+    let c = NameAddr::parse(m.header(HeaderName::Contact).expect("Contact")).expect("parses");
+    assert_eq!(
+        (c.uri.host, c.uri.port),
+        ("192.0.2.10", Some(5070)),
+        "never the browser's chosen host"
+    );
+    assert!(m.header(HeaderName::Other("P-Asserted-Identity")).is_none());
+    let bad = REGISTER.replace(
+        "<sip:x7@abc.invalid;transport=ws;ob>",
+        "<sip:x7@abc.invalid",
+    );
+    p.handle_ws(t(0), ConnId(1), bad.as_bytes());
+    assert_eq!(parse(&only_ws(&mut p).1).status(), Some(400));
+}
+
+/// A proxy with the embedded PBX and three browsers.
+fn embedded() -> Proxy {
+    let mut cfg = ProxyConfig::new(vec![], addr(RELAY));
+    cfg.ws_host = "relay.example".into();
+    cfg.embedded = Some(pbx::EmbeddedPbx {
+        domain: "sipline.test".into(),
+        users: vec![
+            ("alice".into(), pbx::Password("a".into())),
+            ("bob".into(), pbx::Password("b".into())),
+        ],
+    });
+    let mut p = Proxy::new(cfg, FlowKey::new([9; 32]));
+    for c in 1..=3 {
+        p.ws_opened(t(0), ConnId(c), LOCAL);
+    }
+    p
+}
+
+#[test]
+fn a_leaked_flow_token_opens_no_door() {
+    let mut p = embedded();
+    let bob = p.token(ConnId(2));
+    // Connection 3 knows bob's token (say, from an earlier call) and tries
+    // to reach bob directly, as a new call or as someone else's dialog.
+    let direct = format!(
+        "INVITE sip:bob@sipline.test SIP/2.0\r\nVia: SIP/2.0/WS c.invalid;branch=z9hG4bKc1\r\nMax-Forwards: 70\r\n\
+Route: <sip:{bob}@relay.example;transport=ws;lr;r2=on>\r\nFrom: <sip:alice@sipline.test>;tag=x\r\nTo: <sip:bob@sipline.test>\r\n\
+Call-ID: leak-1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    );
+    p.handle_ws(t(0), ConnId(3), direct.as_bytes());
+    assert_eq!(
+        parse(&only_ws(&mut p).1).status(),
+        Some(430),
+        "not in a dialog"
+    );
+    let in_dialog = direct.replace(
+        "To: <sip:bob@sipline.test>",
+        "To: <sip:bob@sipline.test>;tag=b",
+    );
+    p.handle_ws(t(0), ConnId(3), in_dialog.as_bytes());
+    assert_eq!(
+        parse(&only_ws(&mut p).1).status(),
+        Some(430),
+        "not a party to it"
+    );
+    // A response with a Via naming bob as the sender, but not sealed for
+    // connection 3, goes nowhere.
+    let forged = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKx;sl={bob};sr=0000000000000000\r\n\
+From: <sip:bob@sipline.test>;tag=b\r\nTo: <sip:x@sipline.test>;tag=c\r\nCall-ID: leak-2\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    );
+    p.handle_ws(t(0), ConnId(3), forged.as_bytes());
+    assert!(outputs(&mut p).is_empty());
 }

@@ -54,6 +54,10 @@ pub enum ParseError {
     /// A header line with no colon.
     #[error("Header line without a colon")]
     MissingColon,
+    /// A carriage return inside a line: some stacks end lines there, so a
+    /// proxy must not pass it on (header smuggling).
+    #[error("Bare CR in a header line")]
+    BareCr,
     /// A header name that is not a token.
     #[error("Malformed header name")]
     BadHeaderName,
@@ -424,8 +428,17 @@ impl<'a> Lines<'a> {
         let nl = find_newline(rest).ok_or(ParseError::Truncated)?;
         self.pos += nl + 1;
         let line = &rest[..nl];
-        Ok(line.strip_suffix(b"\r").unwrap_or(line))
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if find_byte_bytes(line, b'\r') {
+            return Err(ParseError::BareCr);
+        }
+        Ok(line)
     }
+}
+
+/// Whether `b` occurs in `bytes` (a short scan, per line).
+fn find_byte_bytes(bytes: &[u8], b: u8) -> bool {
+    bytes.contains(&b)
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, ParseError> {
@@ -687,6 +700,14 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
         );
         assert!(parse("\u{e9}\u{e9} sip:x SIP/2.0\r\n\r\n").is_err());
         assert!(parse("SIP/2.0 2\u{e9} OK\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn a_bare_cr_cannot_smuggle_a_header() {
+        let smuggled = REGISTER.replace("Expires: 600", "Subject: x\rContact: <sip:a@203.0.113.9>");
+        assert_eq!(parse(&smuggled).err(), Some(ParseError::BareCr));
+        let in_start = REGISTER.replace("REGISTER sip:sipline.test", "REGISTER sip:sipline.test\r");
+        assert!(parse(&in_start).is_err());
     }
 
     #[test]
