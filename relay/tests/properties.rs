@@ -47,6 +47,9 @@ fn sipish() -> impl Strategy<Value = Vec<u8>> {
         Just("10.0.0.2:5070".to_owned()),
         Just("10.0.0.5:5060".to_owned()),
         "[0-9a-f]{36}",
+        // Real tokens of the three connections, so that routing by token
+        // and in-dialog routing between browsers run too.
+        (1u64..=3).prop_map(|c| FlowKey::new([3; 32]).token(ConnId(c))),
         "[a-z]{1,8}\\.invalid",
         "\\PC{0,10}",
     ];
@@ -64,7 +67,10 @@ fn sipish() -> impl Strategy<Value = Vec<u8>> {
     let header = prop_oneof![
         token.clone().prop_map(|t| format!("Via: SIP/2.0/WSS {t};branch=z9hG4bK{t};sl={t}")),
         token.clone().prop_map(|t| format!("Via: SIP/2.0/UDP {t};received={t};rport={t}")),
-        token.clone().prop_map(|t| format!("Route: <sip:{t}@relay.example;lr>, <sip:{t};lr>")),
+                token.clone().prop_map(|t| format!("Route: <sip:{t}@relay.example;lr>, <sip:{t};lr>")),
+        (token.clone(), token.clone()).prop_map(|(a, b)| format!("Route: <sip:{a}@relay.example;transport=ws;lr;r2=on>, <sip:{b}@relay.example;transport=ws;lr;r2=on>")),
+        Just("To: <sip:bob@sipline.test>;tag=b".to_owned()),
+        Just("CSeq: 2 BYE".to_owned()),
         token.clone().prop_map(|t| format!("Record-Route: <sip:{t};lr>")),
         token.clone().prop_map(|t| format!("Contact: <sip:a@{t};transport=ws>;expires={t}")),
         token.clone().prop_map(|t| format!("Authorization: Digest username=\"alice\", realm=\"sipline.test\", nonce=\"{t}\", uri=\"sip:x\", response=\"{t}\"")),

@@ -278,6 +278,7 @@ async fn malformed_messages_get_400_and_the_relay_lives_on() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../sdk-wasm/core/tests/corpus/invalid");
     let mut sent = 0;
+    let mut refused = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus") {
         let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
         if bytes.is_empty() || bytes.len() > 60_000 {
@@ -290,9 +291,14 @@ async fn malformed_messages_get_400_and_the_relay_lives_on() {
                 t.starts_with("SIP/2.0 400 ") || t.starts_with("SIP/2.0 483"),
                 "{t}"
             );
+            refused += 1;
         }
     }
     assert!(sent > 30);
+    assert!(
+        refused >= 15,
+        "only {refused} of {sent} torture messages got a 400"
+    );
     assert!(relay.alive(), "relay survived the torture corpus");
     // Some torture messages are valid enough to forward; drain those, then
     // a sound request still goes through.

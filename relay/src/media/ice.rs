@@ -26,6 +26,9 @@ const ATTR_USE_CANDIDATE: u16 = 0x0025;
 const ATTR_FINGERPRINT: u16 = 0x8028;
 /// XORed into the CRC-32 of FINGERPRINT (RFC 8489 §14.7).
 const FINGERPRINT_XOR: u32 = 0x5354_554E;
+/// Largest connectivity check handled (Chromium's are about 100 bytes).
+const MAX_REQUEST: usize = 548;
+
 /// Room an answer needs: header, XOR-MAPPED-ADDRESS (IPv6),
 /// MESSAGE-INTEGRITY, FINGERPRINT.
 pub const MAX_ANSWER: usize = 20 + 24 + 24 + 8;
@@ -119,7 +122,8 @@ impl IceLite {
             return Err(IceError::Malformed);
         }
         let body_len = usize::from(u16::from_be_bytes([request[2], request[3]]));
-        if body_len % 4 != 0 || request.len() != 20 + body_len {
+        // Connectivity checks are small; a big one is not worth hashing.
+        if body_len % 4 != 0 || request.len() != 20 + body_len || request.len() > MAX_REQUEST {
             return Err(IceError::Malformed);
         }
         let mut username = None;
@@ -147,6 +151,14 @@ impl IceLite {
             }
             at += 4 + len.div_ceil(4) * 4;
         }
+        // The cheap check first: a check for another agent costs no hashing.
+        let user = username
+            .and_then(|u| std::str::from_utf8(u).ok())
+            .ok_or(IceError::WrongUsername)?;
+        let (ours, theirs) = user.split_once(':').ok_or(IceError::WrongUsername)?;
+        if ours != self.local_ufrag || self.remote_ufrag.as_deref().is_some_and(|r| r != theirs) {
+            return Err(IceError::WrongUsername);
+        }
         if let Some(fp) = fingerprint_at {
             let want = u32::from_be_bytes([
                 request[fp + 4],
@@ -157,13 +169,6 @@ impl IceLite {
             if crc32(&request[..fp]) ^ FINGERPRINT_XOR != want {
                 return Err(IceError::BadFingerprint);
             }
-        }
-        let user = username
-            .and_then(|u| std::str::from_utf8(u).ok())
-            .ok_or(IceError::WrongUsername)?;
-        let (ours, theirs) = user.split_once(':').ok_or(IceError::WrongUsername)?;
-        if ours != self.local_ufrag || self.remote_ufrag.as_deref().is_some_and(|r| r != theirs) {
-            return Err(IceError::WrongUsername);
         }
         let mi = integrity_at.ok_or(IceError::BadIntegrity)?;
         // The HMAC covers the message up to MESSAGE-INTEGRITY, with the

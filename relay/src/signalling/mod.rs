@@ -420,6 +420,38 @@ impl Proxy {
         up.or(self.cfg.pbx.first()).copied()
     }
 
+    /// Which PBX a browser request goes to. A CANCEL (and the ACK of an
+    /// error) follows its INVITE (RFC 3261 §9.1); a request whose route set
+    /// or Request-URI names one of the configured PBXs goes to that one, so
+    /// that a dialog stays with the PBX that holds it; anything else goes
+    /// to the first PBX that is up. Never anywhere but a configured PBX.
+    fn destination(&self, conn: ConnId, msg: &Message<'_>) -> Option<SocketAddr> {
+        if matches!(msg.method(), Some("CANCEL" | "ACK")) {
+            let branch = self.branch(
+                &self.key.token(conn),
+                msg.via().branch().unwrap_or_default(),
+            );
+            if let Some(p) = self.pending.get(&pending::key(&branch, "INVITE")) {
+                return Some(p.to);
+            }
+        }
+        let named = |uri: Uri<'_>| {
+            self.cfg
+                .pbx
+                .iter()
+                .copied()
+                .find(|a| host_port_is(&uri, *a))
+        };
+        let next_route = msg
+            .header_values(HeaderName::Route)
+            .filter(|v| self.own_route(v).is_none())
+            .find_map(|v| NameAddr::parse(v).map(|na| na.uri));
+        next_route
+            .and_then(named)
+            .or_else(|| msg.request_uri().and_then(Uri::parse).and_then(named))
+            .or_else(|| self.pick_pbx())
+    }
+
     /// Whether a Route value names this relay (either of our Record-Route
     /// entries), and the flow token it carries if any.
     fn own_route(&self, value: &str) -> Option<Option<String>> {
@@ -440,7 +472,7 @@ impl Proxy {
             self.embedded_request(now, conn, msg, hops);
             return;
         }
-        let Some(pbx) = self.pick_pbx() else {
+        let Some(pbx) = self.destination(conn, msg) else {
             self.reply_ws(conn, msg, 503, "No PBX Configured");
             return;
         };

@@ -260,6 +260,9 @@ impl MiniPbx {
         }
         let default_expires = msg.expires().unwrap_or(MAX_EXPIRES);
         let contacts: Vec<&str> = msg.header_values(HeaderName::Contact).collect();
+        if contacts.len() > 1 && contacts.contains(&"*") {
+            return refuse(400, "Wildcard Contact Must Stand Alone");
+        }
         if contacts == ["*"] {
             if default_expires != 0 {
                 return refuse(400, "Wildcard Contact Needs Expires 0");

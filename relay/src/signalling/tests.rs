@@ -475,3 +475,33 @@ From: <sip:bob@sipline.test>;tag=b\r\nTo: <sip:x@sipline.test>;tag=c\r\nCall-ID:
     p.handle_ws(t(0), ConnId(3), forged.as_bytes());
     assert!(outputs(&mut p).is_empty());
 }
+
+#[test]
+fn a_dialog_stays_with_its_pbx_and_cancel_follows_its_invite() {
+    let second: SocketAddr = "10.0.0.6:5060".parse().expect("addr");
+    let mut cfg = ProxyConfig::new(vec![addr(PBX), second], addr(RELAY));
+    cfg.ws_host = "relay.example".into();
+    let mut p = Proxy::new(cfg, FlowKey::new([9; 32]));
+    p.ws_opened(t(0), ConnId(1), LOCAL);
+    // An in-dialog BYE whose route set names the second PBX goes there.
+    let bye = "BYE sip:bob@10.0.0.9 SIP/2.0\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye1\r\nMax-Forwards: 70\r\n\
+Route: <sip:10.0.0.6:5060;lr>\r\nFrom: <sip:alice@sipline.test>;tag=a\r\nTo: <sip:bob@sipline.test>;tag=b\r\n\
+Call-ID: d1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
+    p.handle_ws(t(0), ConnId(1), bye.as_bytes());
+    assert_eq!(only_udp(&mut p).0, second);
+    // The first PBX goes down; an INVITE goes to the second; its CANCEL
+    // follows it even once the first is back.
+    p.pbx_unreachable(t(0), addr(PBX));
+    p.handle_ws(t(1), ConnId(1), invite("sipline.test").as_bytes());
+    assert_eq!(only_udp(&mut p).0, second);
+    p.handle_udp(t(2), addr(PBX), b"\r\n\r\n"); // the first PBX is heard from again
+    let cancel = invite("sipline.test")
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    p.handle_ws(t(3), ConnId(1), cancel.as_bytes());
+    assert_eq!(
+        only_udp(&mut p).0,
+        second,
+        "CANCEL goes where its INVITE went"
+    );
+}
