@@ -506,25 +506,16 @@ impl Proxy {
         if let Some(rr) = &record_route {
             top.push(("Record-Route", rr));
         }
-        let mf = hops.to_string();
-        let mut routes_to_pop = self.leading_own_routes(msg);
+        let mut hop = HopEdits::new(hops, self.leading_own_routes(msg));
         let mut rewritten = Vec::new();
-        let datagram = rewrite(msg, None, &top, |h| match h.name {
-            HeaderName::MaxForwards => Action::Replace(mf.clone()),
-            HeaderName::Route if routes_to_pop > 0 => {
-                let n = split_commas(h.value).count().min(routes_to_pop);
-                routes_to_pop -= n;
-                without_first(h.value, n).map_or(Action::Drop, Action::Replace)
-            }
-            HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
-            ref n if is_asserted_identity(n) => Action::Drop,
-            _ => Action::Keep,
+        let datagram = rewrite(msg, None, &top, |h| {
+            hop.apply(h).unwrap_or_else(|| match h.name {
+                HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
+                ref n if is_asserted_identity(n) => Action::Drop,
+                _ => Action::Keep,
+            })
         });
-        let datagram = if msg.header(HeaderName::MaxForwards).is_none() {
-            insert_after_first_line(&datagram, "Max-Forwards: 69")
-        } else {
-            datagram
-        };
+        let datagram = with_max_forwards(msg, datagram);
         self.remember_contacts(conn, rewritten);
         self.calls
             .observe(now, conn, Sender::Browser, msg, &mut self.events);
@@ -630,7 +621,7 @@ impl Proxy {
         // Which browser: the token in our Record-Route entry, else the one
         // in the Request-URI (our rewritten Contact).
         let mut token = None;
-        let mut routes_to_pop = 0;
+        let mut routes_to_pop = 0usize;
         for value in msg.header_values(HeaderName::Route) {
             match self.own_route(value) {
                 Some(t) => {
@@ -681,15 +672,9 @@ impl Proxy {
         if let Some(rr) = &record_route {
             top.push(("Record-Route", rr));
         }
-        let mf = hops.to_string();
-        let frame = rewrite(msg, restored.as_deref(), &top, |h| match h.name {
-            HeaderName::MaxForwards => Action::Replace(mf.clone()),
-            HeaderName::Route if routes_to_pop > 0 => {
-                let n = split_commas(h.value).count().min(routes_to_pop);
-                routes_to_pop -= n;
-                without_first(h.value, n).map_or(Action::Drop, Action::Replace)
-            }
-            _ => Action::Keep,
+        let mut hop = HopEdits::new(hops, routes_to_pop);
+        let frame = rewrite(msg, restored.as_deref(), &top, |h| {
+            hop.apply(h).unwrap_or(Action::Keep)
         });
         self.calls
             .observe(now, conn, Sender::Far, msg, &mut self.events);
@@ -847,7 +832,7 @@ impl Proxy {
         to: ConnId,
         msg: &Message<'_>,
         uri: Option<&str>,
-        mut routes_to_pop: usize,
+        routes_to_pop: usize,
         record_route: Option<String>,
         hops: u32,
     ) {
@@ -865,24 +850,21 @@ impl Proxy {
         if let Some(rr) = &record_route {
             top.push(("Record-Route", rr));
         }
-        let mf = hops.to_string();
-        let frame = rewrite(msg, uri, &top, |h| match h.name {
-            HeaderName::MaxForwards => Action::Replace(mf.clone()),
-            HeaderName::Route if routes_to_pop > 0 => {
-                let n = split_commas(h.value).count().min(routes_to_pop);
-                routes_to_pop -= n;
-                without_first(h.value, n).map_or(Action::Drop, Action::Replace)
-            }
+        let mut hop = HopEdits::new(hops, routes_to_pop);
+        let frame = rewrite(msg, uri, &top, |h| {
             // Credentials were for the relay's own PBX: consumed here, never
             // shown to the callee (RFC 3261 §22.3).
-            HeaderName::Authorization | HeaderName::ProxyAuthorization => Action::Drop,
-            _ => Action::Keep,
+            let credentials = matches!(
+                h.name,
+                HeaderName::Authorization | HeaderName::ProxyAuthorization
+            );
+            hop.apply(h).unwrap_or(if credentials {
+                Action::Drop
+            } else {
+                Action::Keep
+            })
         });
-        let frame = if msg.header(HeaderName::MaxForwards).is_none() {
-            insert_after_first_line(&frame, "Max-Forwards: 69")
-        } else {
-            frame
-        };
+        let frame = with_max_forwards(msg, frame);
         self.calls
             .observe(now, from, Sender::Browser, msg, &mut self.events);
         self.metrics.count_out(msg);
@@ -1084,6 +1066,44 @@ fn via_address(via: &Via<'_>) -> Option<SocketAddr> {
         .or(via.port)
         .unwrap_or(5060);
     Some(SocketAddr::new(ip, port))
+}
+
+/// The per-hop edits every forwarded request gets (RFC 3261 §16.6):
+/// Max-Forwards decremented, and the relay's own Route entries popped.
+struct HopEdits {
+    max_forwards: String,
+    routes_to_pop: usize,
+}
+
+impl HopEdits {
+    fn new(hops: u32, routes_to_pop: usize) -> Self {
+        Self {
+            max_forwards: hops.to_string(),
+            routes_to_pop,
+        }
+    }
+
+    /// The edit for `h`, if it is one of these headers.
+    fn apply(&mut self, h: &Header<'_>) -> Option<Action> {
+        match h.name {
+            HeaderName::MaxForwards => Some(Action::Replace(self.max_forwards.clone())),
+            HeaderName::Route if self.routes_to_pop > 0 => {
+                let n = split_commas(h.value).count().min(self.routes_to_pop);
+                self.routes_to_pop -= n;
+                Some(without_first(h.value, n).map_or(Action::Drop, Action::Replace))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A forwarded request without Max-Forwards gets one (RFC 3261 §16.6
+/// step 3: 70, less this hop).
+fn with_max_forwards(msg: &Message<'_>, out: Vec<u8>) -> Vec<u8> {
+    if msg.header(HeaderName::MaxForwards).is_some() {
+        return out;
+    }
+    insert_after_first_line(&out, "Max-Forwards: 69")
 }
 
 /// Inserts a header line after the start line of a message we built.

@@ -29,53 +29,35 @@ impl RelayProcess {
     /// Starts the relay in front of `pbx` with extra flags, and waits until
     /// it accepts connections.
     pub fn start(pbx: SocketAddr, extra: &[&str]) -> RelayProcess {
-        let http_port = free_port().expect("free port");
-        let sip_port = free_port().expect("free port");
-        let child = Command::new(env!("CARGO_BIN_EXE_sipline-relay"))
-            .arg("--pbx")
-            .arg(pbx.to_string())
-            .arg("--http-listen")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .arg("--sip-listen")
-            .arg(format!("127.0.0.1:{sip_port}"))
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("relay binary starts");
-        let relay = RelayProcess {
-            child,
-            http_port,
-            sip_port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "relay did not listen on {http_port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        relay
+        let pbx = pbx.to_string();
+        let mut args = vec!["--pbx", pbx.as_str()];
+        args.extend_from_slice(extra);
+        Self::spawn(&args, None)
     }
 
     /// Starts the relay with its embedded PBX and `users` (NAME:PASSWORD,
     /// comma-separated, passed through the environment as in production).
     pub fn start_embedded(extra: &[&str], users: &str) -> RelayProcess {
+        let mut args = vec!["--embedded-pbx"];
+        args.extend_from_slice(extra);
+        Self::spawn(&args, Some(users))
+    }
+
+    fn spawn(args: &[&str], users: Option<&str>) -> RelayProcess {
         let http_port = free_port().expect("free port");
         let sip_port = free_port().expect("free port");
-        let child = Command::new(env!("CARGO_BIN_EXE_sipline-relay"))
-            .arg("--embedded-pbx")
-            .arg("--http-listen")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipline-relay"));
+        cmd.arg("--http-listen")
             .arg(format!("127.0.0.1:{http_port}"))
             .arg("--sip-listen")
             .arg(format!("127.0.0.1:{sip_port}"))
-            .args(extra)
-            .env("SIPLINE_USERS", users)
+            .args(args)
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("relay binary starts");
+            .stdin(Stdio::null());
+        if let Some(users) = users {
+            cmd.env("SIPLINE_USERS", users);
+        }
+        let child = cmd.spawn().expect("relay binary starts");
         let relay = RelayProcess {
             child,
             http_port,

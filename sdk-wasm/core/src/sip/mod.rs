@@ -55,7 +55,8 @@ pub enum Method {
 }
 
 impl Method {
-    const ALL: [Method; 14] = [
+    /// Every known method, for tables indexed by method.
+    pub const ALL: [Method; 14] = [
         Method::Invite,
         Method::Ack,
         Method::Bye,
