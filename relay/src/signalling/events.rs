@@ -191,7 +191,12 @@ pub(crate) enum Sender {
 #[derive(Debug, Default)]
 pub(crate) struct CallTracker {
     calls: HashMap<String, Call>,
+    /// When the next sweep for stale calls is due (none without calls).
+    next_sweep: Option<Instant>,
 }
+
+/// How often stale calls are looked for.
+const SWEEP: Duration = Duration::from_secs(60);
 
 impl CallTracker {
     /// Calls set up or in progress.
@@ -244,6 +249,7 @@ impl CallTracker {
                         touched: now,
                     },
                 );
+                self.next_sweep.get_or_insert(now + SWEEP);
             }
             (Some("BYE" | "CANCEL"), _) => {
                 if let Some(call) = self.calls.remove(call_id) {
@@ -325,14 +331,18 @@ impl CallTracker {
         }
     }
 
-    /// When the oldest call goes stale, for the owner's timer.
+    /// When the next sweep for stale calls is due, for the owner's timer.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.calls.values().map(|c| c.touched + STALE).min()
+        self.next_sweep
     }
 
-    /// Forgets calls that have been silent for hours.
+    /// Forgets calls that have been silent for hours (at most once a
+    /// minute: a sweep visits every call).
     pub fn expire(&mut self, now: Instant) {
-        self.calls.retain(|_, c| now - c.touched < STALE);
+        if self.next_sweep.is_some_and(|t| t <= now) {
+            self.calls.retain(|_, c| now - c.touched < STALE);
+            self.next_sweep = (!self.calls.is_empty()).then(|| now + SWEEP);
+        }
     }
 }
 

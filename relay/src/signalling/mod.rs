@@ -126,6 +126,8 @@ struct Conn {
     ip: IpAddr,
     /// Its message budget.
     bucket: Bucket,
+    /// Its requests in flight toward the PBX.
+    in_flight: usize,
     /// Contacts rewritten for this connection: the token-bearing user part
     /// and the original URI, to restore Request-URIs and REGISTER answers.
     contacts: VecDeque<(String, String)>,
@@ -138,6 +140,9 @@ pub struct Proxy {
     key: FlowKey,
     conns: HashMap<ConnId, Conn>,
     pending: HashMap<String, Pending>,
+    /// When each pending request next needs attention, in order, kept in
+    /// step with `pending`: no event scans the whole table.
+    deadlines: std::collections::BTreeSet<(Instant, String)>,
     /// PBX addresses that sent ICMP unreachable, until when to avoid them.
     down: HashMap<SocketAddr, Instant>,
     out: VecDeque<Output>,
@@ -163,6 +168,7 @@ impl Proxy {
             key,
             conns: HashMap::new(),
             pending: HashMap::new(),
+            deadlines: std::collections::BTreeSet::new(),
             down: HashMap::new(),
             out: VecDeque::new(),
             calls: CallTracker::default(),
@@ -214,6 +220,7 @@ impl Proxy {
         let conn_state = Conn {
             ip,
             bucket: Bucket::new(now, self.cfg.rate),
+            in_flight: 0,
             contacts: VecDeque::new(),
         };
         self.conns.insert(conn, conn_state);
@@ -231,7 +238,15 @@ impl Proxy {
             }
             self.events.push(AdminEvent::Disconnected { session: conn });
         }
-        self.pending.retain(|_, p| p.conn != conn);
+        let gone: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.conn == conn)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            self.take_pending(&key);
+        }
     }
 
     /// Number of live browser connections.
@@ -273,7 +288,7 @@ impl Proxy {
     }
     /// When [`Self::handle_timeout`] must next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let pending = self.pending.values().map(Pending::next_deadline).min();
+        let pending = self.deadlines.first().map(|(t, _)| *t);
         match (pending, self.calls.next_expiry()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -367,7 +382,7 @@ impl Proxy {
             .map(|(k, _)| k.clone())
             .collect();
         for key in failed {
-            if let Some(p) = self.pending.remove(&key) {
+            if let Some(p) = self.take_pending(&key) {
                 self.answer_locally(now, &p, 503, "Service Unavailable");
             }
         }
@@ -375,28 +390,43 @@ impl Proxy {
 
     /// Time has reached `now`: retransmit, and time out what must.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let mut expired = Vec::new();
-        let mut resend = Vec::new();
-        for (key, p) in &mut self.pending {
-            if p.deadline <= now {
-                expired.push(key.clone());
-            } else if let Some(datagram) = p.retransmit_due(now, self.cfg.t1) {
-                resend.push((p.to, datagram));
+        // Only what is due is visited: the deadline set is ordered.
+        while let Some((due, key)) = self.deadlines.first().cloned() {
+            if due > now {
+                break;
             }
-        }
-        for (to, datagram) in resend {
-            self.metrics.retransmissions += 1;
-            self.udp(to, datagram);
-        }
-        for key in expired {
-            if let Some(p) = self.pending.remove(&key) {
-                self.metrics.reject(Reject::PbxTimeout);
-                self.answer_locally(now, &p, 408, "Request Timeout");
+            let timed_out = self.pending.get(&key).is_some_and(|p| p.deadline <= now);
+            if timed_out {
+                if let Some(p) = self.take_pending(&key) {
+                    self.metrics.reject(Reject::PbxTimeout);
+                    self.answer_locally(now, &p, 408, "Request Timeout");
+                }
+                continue;
+            }
+            self.deadlines.remove(&(due, key.clone()));
+            let Some(p) = self.pending.get_mut(&key) else {
+                continue;
+            };
+            if let Some(datagram) = p.retransmit_due(now, self.cfg.t1) {
+                let to = p.to;
+                self.deadlines.insert((p.next_deadline(), key));
+                self.metrics.retransmissions += 1;
+                self.udp(to, datagram);
             }
         }
         self.down.retain(|_, until| *until > now);
         self.calls.expire(now);
     }
+    /// Removes a pending request and its deadline.
+    fn take_pending(&mut self, key: &str) -> Option<Pending> {
+        let p = self.pending.remove(key)?;
+        self.deadlines.remove(&(p.next_deadline(), key.to_owned()));
+        if let Some(c) = self.conns.get_mut(&p.conn) {
+            c.in_flight = c.in_flight.saturating_sub(1);
+        }
+        Some(p)
+    }
+
     /// Sends the browser a response the relay makes itself for a request it
     /// forwarded (timeout, unreachable PBX).
     fn answer_locally(&mut self, now: Instant, p: &Pending, code: u16, reason: &str) {
@@ -481,7 +511,7 @@ impl Proxy {
             self.reply_ws(conn, msg, 400, "Malformed Contact");
             return;
         }
-        let in_flight = self.pending.values().filter(|p| p.conn == conn).count();
+        let in_flight = self.conns.get(&conn).map_or(0, |c| c.in_flight);
         if !is_ack
             && (self.pending.len() >= self.cfg.max_pending || in_flight >= MAX_PENDING_PER_CONN)
         {
@@ -530,7 +560,13 @@ impl Proxy {
                 raw.to_vec(),
                 &self.cfg,
             );
+            // A repeated request replaces its earlier entry.
+            self.take_pending(&key);
+            self.deadlines.insert((p.next_deadline(), key.clone()));
             self.pending.insert(key, p);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.in_flight += 1;
+            }
         }
         self.metrics.count_out(msg);
         self.udp(pbx, datagram);
@@ -700,9 +736,13 @@ impl Proxy {
             // INVITE retransmissions (Timer A) and keeps Timer F running for
             // the others, as RFC 3261 §17.1 does.
             if code >= 200 || p.method == "INVITE" {
-                self.pending.remove(&key);
+                self.take_pending(&key);
             } else {
+                let before = p.next_deadline();
                 p.proceeding(now, self.cfg.t1);
+                let after = p.next_deadline();
+                self.deadlines.remove(&(before, key.clone()));
+                self.deadlines.insert((after, key.clone()));
             }
         }
         if !self.conns.contains_key(&conn) {
