@@ -712,6 +712,7 @@ impl Proxy {
         let frame = rewrite(msg, restored.as_deref(), &top, |h| {
             hop.apply(h).unwrap_or(Action::Keep)
         });
+        let frame = with_max_forwards(msg, frame);
         self.calls
             .observe(now, conn, Sender::Far, msg, &mut self.events);
         self.metrics.count_out(msg);

@@ -237,6 +237,18 @@ From: <sip:pbx@sipline.test>;tag=p1\r\nTo: <sip:alice@sipline.test>\r\nCall-ID: 
         "Request-URI restored"
     );
     assert!(m.via().host == "relay.example" && m.via().transport == "WSS");
+    assert_eq!(m.header(HeaderName::MaxForwards), Some("69"));
+    // A PBX that sends no Max-Forwards still gets one added (§16.6).
+    p.handle_udp(
+        t(1),
+        addr(PBX),
+        options
+            .replace("Max-Forwards: 70\r\n", "")
+            .replace("pbx1", "pbx2")
+            .as_bytes(),
+    );
+    let (_, frame) = only_ws(&mut p);
+    assert_eq!(parse(&frame).header(HeaderName::MaxForwards), Some("69"));
     // The browser answers; the answer goes back to the PBX only.
     let ok = response_to(&m, 200, "OK", Some("b1")).finish(None, b"");
     p.handle_ws(t(2), ConnId(1), &ok);
