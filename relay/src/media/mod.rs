@@ -1,10 +1,11 @@
 //! The media half of the relay (issue 5), sans-IO like the signalling:
 //! SDP rewriting between WebRTC and plain RTP, ICE-lite, DTLS-SRTP, SRTP in
-//! place, and the per-call session that joins them. The sockets, port range
-//! and signalling hooks come next.
+//! place, the media port range, and the per-call session that joins them.
+//! The sockets and signalling hooks come next.
 
 pub mod dtls;
 pub mod ice;
+pub mod ports;
 pub mod sdp;
 pub mod session;
 pub mod srtp;
