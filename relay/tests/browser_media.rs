@@ -345,7 +345,34 @@ mod session {
             feed(&mut session, "127.0.0.1:50001", &srtp[..n]).err(),
             Some(Drop::UnknownSource)
         );
-        assert_eq!(session.counters.to_pbx, 2);
+        // Empty datagrams and junk DTLS records from the browser's own
+        // address are dropped; the established call goes on.
+        let mut junk = vec![23u8, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 4];
+        junk.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        for bad in [&[][..], &[22u8][..], &junk[..]] {
+            let outcome = feed(&mut session, BROWSER, bad).map(|(fwd, _)| fwd);
+            assert!(
+                matches!(outcome, Err(_) | Ok(Forward::Nothing)),
+                "{bad:?}: {outcome:?}"
+            );
+        }
+        assert_eq!(session.failure(), None);
+        let plain = rtp(3);
+        let mut srtp = plain.clone();
+        srtp.resize(plain.len() + 10, 0);
+        let n = browser_out
+            .protect_rtp(&mut srtp, plain.len())
+            .expect("protect");
+        let (fwd, _) = feed(&mut session, BROWSER, &srtp[..n]).expect("still forwarded");
+        assert!(matches!(fwd, Forward::ToPbx { .. }));
+        let mut empty = vec![0x80u8; 64];
+        assert_eq!(
+            session.from_pbx(addr(PBX_RTP), false, &mut empty, 0),
+            Err(Drop::Unrecognised),
+            "an empty datagram from the PBX"
+        );
+
+        assert_eq!(session.counters.to_pbx, 3);
         assert_eq!(session.counters.to_browser, 1);
         assert_eq!(session.counters.srtp_failures, 2);
     }

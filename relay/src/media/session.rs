@@ -39,7 +39,8 @@ pub enum Forward {
 /// Why a datagram was dropped, for the metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Drop {
-    /// The DTLS handshake failed: the call must end (see [`Session::failure`]).
+    /// A DTLS record failed: before the keys exist the call must end (see
+    /// [`Session::failure`]); after, the record is only dropped.
     Dtls(DtlsError),
     /// From an address that is neither ICE-verified nor the PBX's.
     UnknownSource,
@@ -150,7 +151,8 @@ impl Session {
         buf: &mut [u8],
         len: usize,
     ) -> Result<Forward, Drop> {
-        let Some(&first) = buf.first() else {
+        let len = len.min(buf.len());
+        let Some(&first) = buf[..len].first() else {
             return self.drop(Drop::Unrecognised);
         };
         if super::ice::is_stun(&buf[..len]) {
@@ -176,6 +178,9 @@ impl Session {
                     Ok(Forward::Nothing)
                 }
                 Ok(None) => Ok(Forward::Nothing),
+                // Once the keys exist, a bad DTLS record (stray, or forged
+                // from the browser's address) is dropped: the call goes on.
+                Err(e) if self.keys.is_some() => self.drop(Drop::Dtls(e)),
                 Err(e) => {
                     self.failed = Some(e.clone());
                     self.drop(Drop::Dtls(e))
@@ -224,7 +229,10 @@ impl Session {
                 Drop::UnknownSource
             });
         }
-        if !buf.first().is_some_and(|b| is_rtp_or_rtcp(*b)) {
+        if !buf[..len.min(buf.len())]
+            .first()
+            .is_some_and(|b| is_rtp_or_rtcp(*b))
+        {
             return self.drop(Drop::Unrecognised);
         }
         let Some(to) = self.ice.selected() else {
