@@ -3,8 +3,10 @@
 //!
 //! - [`signalling`]: the sans-IO proxy (flow tokens, Via, Record-Route,
 //!   routing policy, transactions toward the PBX);
-//! - [`media`]: the sans-IO media half (SDP rewriting so far, issue 5);
-//! - [`net`]: the thin tokio shells (axum WebSocket, UDP);
+//! - [`media`]: the sans-IO media half (SDP rewriting, ICE-lite, DTLS-SRTP,
+//!   SRTP, the port pool and the per-call session; issue 5);
+//! - [`net`]: the thin tokio shells (axum WebSocket, UDP, a call's media
+//!   sockets);
 //! - [`ops`]: configuration and metrics.
 
 pub mod media;

@@ -3,7 +3,8 @@
 //! (the handshake completes, both sides export the same SRTP keys per RFC
 //! 5764, a certificate not in the SDP fails the call), then a whole call's
 //! session (ICE check, DTLS, SRTP ⇄ plain RTP both ways, RTCP, and the
-//! packets it must refuse).
+//! packets it must refuse), and at last the same call through the relay's
+//! real media sockets on 127.0.0.1 (ports from the pool, RTP timeout).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -276,7 +277,8 @@ mod session {
             fwd,
             Forward::ToPbx {
                 to: addr(PBX_RTP),
-                len: plain.len()
+                len: plain.len(),
+                rtcp: false
             }
         );
         assert_eq!(&buf[..plain.len()], &plain[..]);
@@ -295,7 +297,8 @@ mod session {
             fwd,
             Forward::ToPbx {
                 to: addr(PBX_RTCP),
-                len: sr.len()
+                len: sr.len(),
+                rtcp: true
             }
         );
         assert_eq!(&buf[..sr.len()], &sr[..]);
@@ -408,5 +411,189 @@ mod session {
         assert!(failed, "the mismatch is reported");
         assert_eq!(session.failure(), Some(&DtlsError::FingerprintMismatch));
         assert!(!session.is_connected());
+    }
+
+    /// The same call through its real sockets on 127.0.0.1: the shell
+    /// binds the ports from the pool, answers the check, completes DTLS,
+    /// carries RTP and RTCP both ways, and gives the ports back.
+    mod sockets {
+        use super::*;
+        use std::net::{IpAddr, Ipv4Addr};
+        use std::sync::Mutex;
+        use std::time::Duration;
+
+        use sipline_relay::media::ports::{PortError, PortPool};
+        use sipline_relay::net::media::{BindError, Ended, MediaSockets};
+        use tokio::net::UdpSocket;
+        use tokio::sync::oneshot;
+
+        const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+        async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+            let mut buf = vec![0u8; 2048];
+            let (n, from) =
+                tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
+                    .await
+                    .expect("a datagram within 2 s")
+                    .expect("recv");
+            buf.truncate(n);
+            (buf, from)
+        }
+
+        #[tokio::test]
+        async fn a_call_s_media_crosses_real_sockets_and_its_ports_come_back() {
+            let pool = Arc::new(Mutex::new(PortPool::new(47000, 47099).expect("range")));
+            let sockets = MediaSockets::bind(&pool, LO, LO).await.expect("bind");
+            assert_eq!(pool.lock().expect("pool").in_use(), 2, "a pair per side");
+            let relay_browser = sockets.browser_addr().expect("addr");
+            let relay_rtp = sockets.pbx_addr().expect("addr");
+            assert_eq!(relay_rtp.port() % 2, 0, "RTP on an even port");
+
+            let browser = UdpSocket::bind((LO, 0)).await.expect("bind");
+            let pbx_rtp = UdpSocket::bind((LO, 0)).await.expect("bind");
+            let pbx_rtcp = UdpSocket::bind((LO, 0)).await.expect("bind");
+            let identity = Identity::generate().expect("identity");
+            let (mut client, fp, config) =
+                super::super::browser(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+            let mut ice = IceLite::new("rlyU", "relaypassword0123456789a");
+            ice.set_remote_ufrag("brwU");
+            let dtls = DtlsServer::new(&identity, relay_browser, &fp).expect("server");
+            let mut session = Session::new(ice, dtls);
+            session.set_pbx(
+                pbx_rtp.local_addr().expect("addr"),
+                pbx_rtcp.local_addr().expect("addr"),
+            );
+            let (stop, stopped) = oneshot::channel();
+            let call = tokio::spawn(async move {
+                let ended = sockets
+                    .run(&mut session, Duration::from_secs(10), stopped)
+                    .await;
+                (ended, session.counters, sockets)
+            });
+
+            // ICE check, answered from the WebRTC port.
+            browser
+                .send_to(&check(), relay_browser)
+                .await
+                .expect("send");
+            let (answer, from) = recv(&browser).await;
+            assert_eq!((from, &answer[..2]), (relay_browser, &[0x01u8, 0x01][..]));
+
+            // DTLS over the wire.
+            client
+                .connect(Instant::now(), relay_browser, config, None)
+                .expect("connect");
+            let mut done = false;
+            for _ in 0..16 {
+                while let Some(t) = client.poll_transmit() {
+                    browser
+                        .send_to(&t.message, relay_browser)
+                        .await
+                        .expect("send");
+                }
+                if done {
+                    break;
+                }
+                let (datagram, _) = recv(&browser).await;
+                let events = client
+                    .read(
+                        Instant::now(),
+                        relay_browser,
+                        None,
+                        datagram.as_slice().into(),
+                    )
+                    .expect("client reads");
+                done |= events
+                    .iter()
+                    .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+            }
+            assert!(done, "DTLS completed over UDP");
+            let state = client.get_connection_state(relay_browser).expect("state");
+            let m = state
+                .export_keying_material("EXTRACTOR-dtls_srtp", &[], 56)
+                .expect("export");
+            let m: &[u8] = m.as_ref();
+            let profile = Profile::AeadAes128Gcm;
+            let mut out = Context::new(profile, &m[..16], &m[32..44]).expect("keys");
+            let mut inb = Context::new(profile, &m[16..32], &m[44..56]).expect("keys");
+
+            // Browser → PBX: SRTP in, plain RTP out of the even port.
+            let plain = rtp(7);
+            let mut srtp = plain.clone();
+            srtp.resize(plain.len() + 16, 0);
+            let n = out.protect_rtp(&mut srtp, plain.len()).expect("protect");
+            browser
+                .send_to(&srtp[..n], relay_browser)
+                .await
+                .expect("send");
+            let (got, from) = recv(&pbx_rtp).await;
+            assert_eq!((got, from), (plain.clone(), relay_rtp));
+            // SRTCP in, RTCP out of the odd port to the PBX's RTCP port.
+            let sr = [
+                0x80u8, 200, 0, 6, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0, 0,
+            ];
+            let mut srtcp = sr.to_vec();
+            srtcp.resize(sr.len() + 20, 0);
+            let n = out.protect_rtcp(&mut srtcp, sr.len()).expect("protect");
+            browser
+                .send_to(&srtcp[..n], relay_browser)
+                .await
+                .expect("send");
+            let (got, from) = recv(&pbx_rtcp).await;
+            assert_eq!(got, sr.to_vec());
+            assert_eq!(from.port(), relay_rtp.port() + 1);
+
+            // PBX → browser: plain RTP and RTCP in, SRTP and SRTCP out.
+            pbx_rtp.send_to(&plain, relay_rtp).await.expect("send");
+            let (mut got, from) = recv(&browser).await;
+            assert_eq!(from, relay_browser);
+            let n = inb
+                .unprotect_rtp(&mut got)
+                .expect("the browser decrypts it");
+            assert_eq!(&got[..n], &plain[..]);
+            let rtcp_port = SocketAddr::new(LO, relay_rtp.port() + 1);
+            pbx_rtcp.send_to(&sr, rtcp_port).await.expect("send");
+            let (mut got, _) = recv(&browser).await;
+            let n = inb
+                .unprotect_rtcp(&mut got)
+                .expect("the browser decrypts it");
+            assert_eq!(&got[..n], &sr[..]);
+
+            stop.send(()).expect("the call is running");
+            let (ended, counters, sockets) = call.await.expect("call task");
+            assert!(matches!(ended, Ended::Stopped), "{ended:?}");
+            assert_eq!((counters.to_pbx, counters.to_browser), (2, 2));
+            drop(sockets);
+            assert_eq!(pool.lock().expect("pool").in_use(), 0, "ports given back");
+        }
+
+        #[tokio::test]
+        async fn silence_ends_the_call_and_a_full_range_refuses_the_next() {
+            let pool = Arc::new(Mutex::new(PortPool::new(47100, 47103).expect("range")));
+            let sockets = MediaSockets::bind(&pool, LO, LO).await.expect("bind");
+            assert!(matches!(
+                MediaSockets::bind(&pool, LO, LO).await,
+                Err(BindError::Ports(PortError::Exhausted { blocks: 2 }))
+            ));
+            let identity = Identity::generate().expect("identity");
+            let dtls = DtlsServer::new(
+                &identity,
+                sockets.browser_addr().expect("addr"),
+                "sha-256 00",
+            )
+            .expect("server");
+            let mut session = Session::new(IceLite::new("rlyU", "relaypassword0123456789a"), dtls);
+            let (_stop, stopped) = oneshot::channel();
+            let ended = tokio::time::timeout(
+                Duration::from_secs(5),
+                sockets.run(&mut session, Duration::from_millis(300), stopped),
+            )
+            .await
+            .expect("ended by the RTP timeout");
+            assert!(matches!(ended, Ended::MediaTimeout), "{ended:?}");
+            drop(sockets);
+            assert_eq!(pool.lock().expect("pool").in_use(), 0);
+        }
     }
 }

@@ -31,6 +31,8 @@ pub enum Forward {
         to: SocketAddr,
         /// Bytes of the buffer to send.
         len: usize,
+        /// RTCP: sent from the call's RTCP port, as the PBX expects.
+        rtcp: bool,
     },
     /// Nothing to send (a handshake step, or a dropped packet, counted).
     Nothing,
@@ -208,7 +210,11 @@ impl Session {
             return self.drop(Drop::NoPbxAddress);
         };
         self.counters.to_pbx += 1;
-        Ok(Forward::ToPbx { to, len: plain })
+        Ok(Forward::ToPbx {
+            to,
+            len: plain,
+            rtcp,
+        })
     }
 
     /// A datagram from the PBX on the call's RTP (or, `rtcp`, RTCP) port,

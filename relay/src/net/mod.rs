@@ -3,6 +3,7 @@
 //! logic lives here.
 
 mod admin;
+pub mod media;
 mod tls;
 mod udp;
 mod ws;
