@@ -560,10 +560,22 @@ mod session {
                 .expect("the browser decrypts it");
             assert_eq!(&got[..n], &sr[..]);
 
+            // An oversized datagram is dropped whole, never cut short.
+            let mut big = rtp(8);
+            big.resize(2000, 0xd5);
+            pbx_rtp.send_to(&big, relay_rtp).await.expect("send");
+            let next = rtp(9);
+            pbx_rtp.send_to(&next, relay_rtp).await.expect("send");
+            let (mut got, _) = recv(&browser).await;
+            let n = inb
+                .unprotect_rtp(&mut got)
+                .expect("the browser decrypts it");
+            assert_eq!(&got[..n], &next[..]);
+
             stop.send(()).expect("the call is running");
             let (ended, counters, sockets) = call.await.expect("call task");
             assert!(matches!(ended, Ended::Stopped), "{ended:?}");
-            assert_eq!((counters.to_pbx, counters.to_browser), (2, 2));
+            assert_eq!((counters.to_pbx, counters.to_browser), (2, 3));
             drop(sockets);
             assert_eq!(pool.lock().expect("pool").in_use(), 0, "ports given back");
         }

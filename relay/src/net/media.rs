@@ -19,7 +19,8 @@ use crate::media::dtls::DtlsError;
 use crate::media::ports::{PortError, PortPair, PortPool};
 use crate::media::session::{Forward, Session};
 
-/// Biggest datagram read; RTP over UDP stays well under it.
+/// Biggest datagram carried; RTP over UDP stays under it. A bigger one
+/// (read one byte longer, to see it) is dropped rather than cut short.
 const MAX_DATAGRAM: usize = 1500;
 /// Room after a read for what protecting adds (SRTCP with GCM: 20 bytes)
 /// and for a STUN answer longer than its request.
@@ -137,12 +138,16 @@ impl MediaSockets {
                 .map_or(idle_at, |t| idle_at.min(Instant::from_std(t)));
             tokio::select! {
                 _ = &mut stop => return Ended::Stopped,
-                read = self.browser.recv_from(&mut from_browser[..MAX_DATAGRAM]) => {
+                read = self.browser.recv_from(&mut from_browser[..=MAX_DATAGRAM]) => {
                     let (len, from) = match read {
                         Ok(read) => read,
                         Err(e) if transient(&e) => continue,
                         Err(e) => return Ended::Io(e),
                     };
+                    if len > MAX_DATAGRAM {
+                        debug!(%from, "oversized browser datagram dropped");
+                        continue;
+                    }
                     let now = Instant::now();
                     match session.from_browser(now.into_std(), from, &mut from_browser, len) {
                         Ok(Forward::ToPbx { to, len, rtcp }) => {
@@ -160,12 +165,16 @@ impl MediaSockets {
                         return Ended::Dtls(e.clone());
                     }
                 }
-                read = recv_either(&self.pbx_rtp, &self.pbx_rtcp, &mut from_pbx[..MAX_DATAGRAM]) => {
+                read = recv_either(&self.pbx_rtp, &self.pbx_rtcp, &mut from_pbx[..=MAX_DATAGRAM]) => {
                     let (len, from, rtcp) = match read {
                         Ok(read) => read,
                         Err(e) if transient(&e) => continue,
                         Err(e) => return Ended::Io(e),
                     };
+                    if len > MAX_DATAGRAM {
+                        debug!(%from, "oversized PBX datagram dropped");
+                        continue;
+                    }
                     match session.from_pbx(from, rtcp, &mut from_pbx, len) {
                         Ok(Forward::ToBrowser { to, len }) => {
                             last_media = Instant::now();
