@@ -88,7 +88,9 @@ pub struct MediaSockets {
 
 impl MediaSockets {
     /// Binds a call's ports: one pair on `browser_ip` (the address in the
-    /// browser's SDP), one on `pbx_ip` (the address in the PBX's).
+    /// browser's SDP; only its even port is bound, since WebRTC muxes RTCP),
+    /// one on `pbx_ip` (the address in the PBX's). A call thus takes two
+    /// pairs of the range.
     pub async fn bind(
         pool: &Arc<Mutex<PortPool>>,
         browser_ip: IpAddr,
