@@ -581,6 +581,20 @@ mod session {
         }
 
         #[tokio::test]
+        async fn a_port_another_program_holds_is_skipped() {
+            let pool = Arc::new(Mutex::new(PortPool::new(47200, 47207).expect("range")));
+            let _squatter = UdpSocket::bind((LO, 47200)).await.expect("bind 47200");
+            let sockets = MediaSockets::bind(&pool, LO, LO).await.expect("bind");
+            assert_eq!(sockets.browser_addr().expect("addr").port(), 47202);
+            assert_eq!(sockets.pbx_addr().expect("addr").port(), 47204);
+            assert_eq!(
+                pool.lock().expect("pool").in_use(),
+                2,
+                "the held pair went back"
+            );
+        }
+
+        #[tokio::test]
         async fn silence_ends_the_call_and_a_full_range_refuses_the_next() {
             let pool = Arc::new(Mutex::new(PortPool::new(47100, 47103).expect("range")));
             let sockets = MediaSockets::bind(&pool, LO, LO).await.expect("bind");

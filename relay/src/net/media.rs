@@ -96,12 +96,15 @@ impl MediaSockets {
         browser_ip: IpAddr,
         pbx_ip: IpAddr,
     ) -> Result<Self, BindError> {
-        let (browser, _, browser_held) = bind_pair(pool, browser_ip, false).await?;
-        let (pbx_rtp, pbx_rtcp, pbx_held) = bind_pair(pool, pbx_ip, true).await?;
-        let pbx_rtcp = pbx_rtcp.ok_or_else(|| BindError::Io {
-            ip: pbx_ip,
-            source: io::Error::other("no RTCP socket"),
-        })?;
+        let (browser, browser_held) = bind_from_pool(pool, browser_ip, async |p| {
+            UdpSocket::bind((browser_ip, p.rtp)).await
+        })
+        .await?;
+        let ((pbx_rtp, pbx_rtcp), pbx_held) = bind_from_pool(pool, pbx_ip, async |p| {
+            let rtp = UdpSocket::bind((pbx_ip, p.rtp)).await?;
+            Ok((rtp, UdpSocket::bind((pbx_ip, p.rtcp())).await?))
+        })
+        .await?;
         Ok(Self {
             browser,
             pbx_rtp,
@@ -204,13 +207,13 @@ impl MediaSockets {
     }
 }
 
-/// Binds an even port (and, `with_rtcp`, the next) from the pool, trying
-/// further pairs when another program holds one.
-async fn bind_pair(
+/// Takes pairs from the pool until `bind` succeeds on one, trying further
+/// pairs when another program holds a port.
+async fn bind_from_pool<T>(
     pool: &Arc<Mutex<PortPool>>,
     ip: IpAddr,
-    with_rtcp: bool,
-) -> Result<(UdpSocket, Option<UdpSocket>, Held), BindError> {
+    bind: impl AsyncFn(PortPair) -> io::Result<T>,
+) -> Result<(T, Held), BindError> {
     let mut last = io::Error::other("no attempt");
     for _ in 0..BIND_ATTEMPTS {
         let pair = pool
@@ -222,19 +225,9 @@ async fn bind_pair(
             pair,
             pool: Arc::clone(pool),
         };
-        let rtp = match UdpSocket::bind((ip, pair.rtp)).await {
-            Ok(s) => s,
-            Err(e) => {
-                last = e;
-                continue;
-            }
-        };
-        if !with_rtcp {
-            return Ok((rtp, None, held));
-        }
-        match UdpSocket::bind((ip, pair.rtcp())).await {
-            Ok(rtcp) => return Ok((rtp, Some(rtcp), held)),
-            Err(e) => last = e,
+        match bind(pair).await {
+            Ok(bound) => return Ok((bound, held)),
+            Err(e) => last = e, // `held` gives the pair back
         }
     }
     Err(BindError::Io { ip, source: last })
