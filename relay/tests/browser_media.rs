@@ -93,6 +93,36 @@ fn rtp(seq: u16) -> Vec<u8> {
     p
 }
 
+/// The browser's SRTP contexts (outbound, inbound), from its side of the
+/// DTLS export laid out as RFC 5764 §4.2 says: client key, server key,
+/// client salt, server salt.
+fn browser_contexts(client: &Endpoint, relay: SocketAddr, profile: Profile) -> (Context, Context) {
+    let state = client.get_connection_state(relay).expect("client state");
+    let (k, s) = (profile.key_len(), profile.salt_len());
+    let m = state
+        .export_keying_material("EXTRACTOR-dtls_srtp", &[], 2 * (k + s))
+        .expect("export");
+    let m: &[u8] = m.as_ref();
+    (
+        Context::new(profile, &m[..k], &m[2 * k..2 * k + s]).expect("client write"),
+        Context::new(profile, &m[k..2 * k], &m[2 * k + s..]).expect("server write"),
+    )
+}
+
+/// `plain` protected by `ctx`, as SRTCP when `rtcp`, else as SRTP.
+fn sealed(ctx: &mut Context, plain: &[u8], rtcp: bool) -> Vec<u8> {
+    let mut buf = plain.to_vec();
+    buf.resize(plain.len() + 32, 0);
+    let n = if rtcp {
+        ctx.protect_rtcp(&mut buf, plain.len())
+    } else {
+        ctx.protect_rtp(&mut buf, plain.len())
+    }
+    .expect("protect");
+    buf.truncate(n);
+    buf
+}
+
 #[test]
 fn handshake_exports_matching_srtp_keys_for_both_profiles() {
     let identity = Identity::generate().expect("identity");
@@ -116,29 +146,15 @@ fn handshake_exports_matching_srtp_keys_for_both_profiles() {
         assert!(server.is_done());
 
         // The browser's side of the keys, exported the same way.
-        let state = client
-            .get_connection_state(addr(RELAY))
-            .expect("client state");
-        let (k, s) = (want.key_len(), want.salt_len());
-        let m = state
-            .export_keying_material("EXTRACTOR-dtls_srtp", &[], 2 * (k + s))
-            .expect("export");
-        let m: &[u8] = m.as_ref();
-        let mut browser_out =
-            Context::new(want, &m[..k], &m[2 * k..2 * k + s]).expect("client write");
-        let mut browser_in =
-            Context::new(want, &m[k..2 * k], &m[2 * k + s..]).expect("server write");
+        let (mut browser_out, mut browser_in) = browser_contexts(&client, addr(RELAY), want);
 
         // Browser → relay.
         let plain = rtp(7);
-        let mut buf = plain.clone();
-        buf.resize(plain.len() + want.rtp_overhead(), 0);
-        let n = browser_out
-            .protect_rtp(&mut buf, plain.len())
-            .expect("protect");
+        let mut buf = sealed(&mut browser_out, &plain, false);
+        assert_eq!(buf.len(), plain.len() + want.rtp_overhead());
         let n = keys
             .inbound
-            .unprotect_rtp(&mut buf[..n])
+            .unprotect_rtp(&mut buf)
             .expect("the relay decrypts the browser");
         assert_eq!(&buf[..n], &plain[..]);
         // Relay → browser.
@@ -256,23 +272,13 @@ mod session {
             }
         }
         assert!(session.is_connected(), "DTLS completed through the session");
-        let state = client.get_connection_state(addr(RELAY)).expect("state");
-        let m = state
-            .export_keying_material("EXTRACTOR-dtls_srtp", &[], 60)
-            .expect("export");
-        let m: &[u8] = m.as_ref();
         let profile = Profile::Aes128CmHmacSha1_80;
-        let mut browser_out = Context::new(profile, &m[..16], &m[32..46]).expect("keys");
-        let mut browser_in = Context::new(profile, &m[16..32], &m[46..60]).expect("keys");
+        let (mut browser_out, mut browser_in) = browser_contexts(&client, addr(RELAY), profile);
 
         // Browser → PBX: SRTP in, plain RTP out to the PBX's RTP port.
         let plain = rtp(2);
-        let mut srtp = plain.clone();
-        srtp.resize(plain.len() + 10, 0);
-        let n = browser_out
-            .protect_rtp(&mut srtp, plain.len())
-            .expect("protect");
-        let (fwd, buf) = feed(&mut session, BROWSER, &srtp[..n]).expect("forwarded");
+        let srtp = sealed(&mut browser_out, &plain, false);
+        let (fwd, buf) = feed(&mut session, BROWSER, &srtp).expect("forwarded");
         assert_eq!(
             fwd,
             Forward::ToPbx {
@@ -287,12 +293,8 @@ mod session {
             0x80u8, 200, 0, 6, 0x11, 0x22, 0x33, 0x44, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13,
             14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24,
         ];
-        let mut srtcp = sr.to_vec();
-        srtcp.resize(sr.len() + 14, 0);
-        let n = browser_out
-            .protect_rtcp(&mut srtcp, sr.len())
-            .expect("protect");
-        let (fwd, buf) = feed(&mut session, BROWSER, &srtcp[..n]).expect("forwarded");
+        let srtcp = sealed(&mut browser_out, &sr, true);
+        let (fwd, buf) = feed(&mut session, BROWSER, &srtcp).expect("forwarded");
         assert_eq!(
             fwd,
             Forward::ToPbx {
@@ -322,20 +324,16 @@ mod session {
         // pretending to be the PBX, media from an unchecked address.
         let mut forged = srtp.clone();
         forged[20] ^= 0xff;
-        let mut forged = forged[..plain.len() + 10].to_vec();
         forged[2..4].copy_from_slice(&9u16.to_be_bytes());
         assert!(matches!(
             feed(&mut session, BROWSER, &forged).err(),
             Some(Drop::Srtp(SrtpError::AuthFailed))
         ));
-        let mut again = rtp(2); // the browser's earlier packet, once more
-        again.resize(plain.len() + 10, 0);
-        let n = Context::new(profile, &m[..16], &m[32..46])
-            .expect("keys")
-            .protect_rtp(&mut again, plain.len())
-            .expect("protect");
+        // The browser's earlier packet, once more.
+        let (mut fresh, _) = browser_contexts(&client, addr(RELAY), profile);
+        let again = sealed(&mut fresh, &rtp(2), false);
         assert!(matches!(
-            feed(&mut session, BROWSER, &again[..n]).err(),
+            feed(&mut session, BROWSER, &again).err(),
             Some(Drop::Srtp(SrtpError::Replay))
         ));
         let mut buf = plain.clone();
@@ -345,7 +343,7 @@ mod session {
             Err(Drop::UnknownSource)
         );
         assert_eq!(
-            feed(&mut session, "127.0.0.1:50001", &srtp[..n]).err(),
+            feed(&mut session, "127.0.0.1:50001", &srtp).err(),
             Some(Drop::UnknownSource)
         );
         // Empty datagrams and junk DTLS records from the browser's own
@@ -360,13 +358,8 @@ mod session {
             );
         }
         assert_eq!(session.failure(), None);
-        let plain = rtp(3);
-        let mut srtp = plain.clone();
-        srtp.resize(plain.len() + 10, 0);
-        let n = browser_out
-            .protect_rtp(&mut srtp, plain.len())
-            .expect("protect");
-        let (fwd, _) = feed(&mut session, BROWSER, &srtp[..n]).expect("still forwarded");
+        let srtp = sealed(&mut browser_out, &rtp(3), false);
+        let (fwd, _) = feed(&mut session, BROWSER, &srtp).expect("still forwarded");
         assert!(matches!(fwd, Forward::ToPbx { .. }));
         let mut empty = vec![0x80u8; 64];
         assert_eq!(
@@ -508,22 +501,13 @@ mod session {
                     .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
             }
             assert!(done, "DTLS completed over UDP");
-            let state = client.get_connection_state(relay_browser).expect("state");
-            let m = state
-                .export_keying_material("EXTRACTOR-dtls_srtp", &[], 56)
-                .expect("export");
-            let m: &[u8] = m.as_ref();
-            let profile = Profile::AeadAes128Gcm;
-            let mut out = Context::new(profile, &m[..16], &m[32..44]).expect("keys");
-            let mut inb = Context::new(profile, &m[16..32], &m[44..56]).expect("keys");
+            let (mut out, mut inb) =
+                browser_contexts(&client, relay_browser, Profile::AeadAes128Gcm);
 
             // Browser → PBX: SRTP in, plain RTP out of the even port.
             let plain = rtp(7);
-            let mut srtp = plain.clone();
-            srtp.resize(plain.len() + 16, 0);
-            let n = out.protect_rtp(&mut srtp, plain.len()).expect("protect");
             browser
-                .send_to(&srtp[..n], relay_browser)
+                .send_to(&sealed(&mut out, &plain, false), relay_browser)
                 .await
                 .expect("send");
             let (got, from) = recv(&pbx_rtp).await;
@@ -533,11 +517,8 @@ mod session {
                 0x80u8, 200, 0, 6, 1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                 0, 0, 0,
             ];
-            let mut srtcp = sr.to_vec();
-            srtcp.resize(sr.len() + 20, 0);
-            let n = out.protect_rtcp(&mut srtcp, sr.len()).expect("protect");
             browser
-                .send_to(&srtcp[..n], relay_browser)
+                .send_to(&sealed(&mut out, &sr, true), relay_browser)
                 .await
                 .expect("send");
             let (got, from) = recv(&pbx_rtcp).await;
