@@ -4,7 +4,7 @@
 //! 5764, a certificate not in the SDP fails the call), then a whole call's
 //! session (ICE check, DTLS, SRTP ⇄ plain RTP both ways, RTCP, and the
 //! packets it must refuse), and at last the same call through the relay's
-//! real media sockets on 127.0.0.1 (ports from the pool, RTP timeout).
+//! real media sockets on 127.0.0.1 (bound as the relay binds them, the RTP timeout).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -412,13 +412,15 @@ mod session {
     mod sockets {
         use super::*;
         use std::net::{IpAddr, Ipv4Addr};
-        use std::sync::Mutex;
         use std::time::Duration;
 
-        use sipline_relay::media::ports::{PortError, PortPool};
-        use sipline_relay::net::media::{BindError, Ended, MediaSockets};
+        use sipline_relay::media::calls::{
+            Carrier, Command, MediaCalls, MediaConfig, PortBinder, Side,
+        };
+        use sipline_relay::net::media::{Control, Ended, MediaFigures, MediaSockets, SocketStash};
+        use sipline_relay::signalling::ConnId;
         use tokio::net::UdpSocket;
-        use tokio::sync::oneshot;
+        use tokio::sync::mpsc;
 
         const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -433,11 +435,18 @@ mod session {
             (buf, from)
         }
 
+        /// A call's sockets, bound the way the relay binds them.
+        fn sockets(browser: u16, pbx: u16) -> MediaSockets {
+            let mut stash = SocketStash::default();
+            let (browser, pbx) = (SocketAddr::new(LO, browser), SocketAddr::new(LO, pbx));
+            stash.bind(browser, false).expect("bind");
+            stash.bind(pbx, true).expect("bind");
+            MediaSockets::take(&stash, browser, pbx).expect("take")
+        }
+
         #[tokio::test]
-        async fn a_call_s_media_crosses_real_sockets_and_its_ports_come_back() {
-            let pool = Arc::new(Mutex::new(PortPool::new(47000, 47099).expect("range")));
-            let sockets = MediaSockets::bind(&pool, LO, LO).await.expect("bind");
-            assert_eq!(pool.lock().expect("pool").in_use(), 2, "a pair per side");
+        async fn a_call_s_media_crosses_real_sockets() {
+            let sockets = sockets(47000, 47002);
             let relay_browser = sockets.browser_addr().expect("addr");
             let relay_rtp = sockets.pbx_addr().expect("addr");
             assert_eq!(relay_rtp.port() % 2, 0, "RTP on an even port");
@@ -451,17 +460,23 @@ mod session {
             let mut ice = IceLite::new("rlyU", "relaypassword0123456789a");
             ice.set_remote_ufrag("brwU");
             let dtls = DtlsServer::new(&identity, relay_browser, &fp).expect("server");
-            let mut session = Session::new(ice, dtls);
-            session.set_pbx(
-                pbx_rtp.local_addr().expect("addr"),
-                pbx_rtcp.local_addr().expect("addr"),
-            );
-            let (stop, stopped) = oneshot::channel();
+            let (control, commands) = mpsc::unbounded_channel();
+            // The PBX's address may come first (an incoming call).
+            control
+                .send(Control::Pbx {
+                    rtp: pbx_rtp.local_addr().expect("addr"),
+                    rtcp: pbx_rtcp.local_addr().expect("addr"),
+                })
+                .expect("running");
+            control
+                .send(Control::Browser(Box::new(Session::new(ice, dtls))))
+                .expect("running");
+            let figures = MediaFigures::default();
+            let published = figures.clone();
             let call = tokio::spawn(async move {
-                let ended = sockets
-                    .run(&mut session, Duration::from_secs(10), stopped)
-                    .await;
-                (ended, session.counters, sockets)
+                sockets
+                    .run(commands, Duration::from_secs(10), &published, 1)
+                    .await
             });
 
             // ICE check, answered from the WebRTC port.
@@ -553,36 +568,56 @@ mod session {
                 .expect("the browser decrypts it");
             assert_eq!(&got[..n], &next[..]);
 
-            stop.send(()).expect("the call is running");
-            let (ended, counters, sockets) = call.await.expect("call task");
+            drop(control); // the signalling ends the call
+            let ended = call.await.expect("call task");
             assert!(matches!(ended, Ended::Stopped), "{ended:?}");
-            assert_eq!((counters.to_pbx, counters.to_browser), (2, 3));
-            drop(sockets);
-            assert_eq!(pool.lock().expect("pool").in_use(), 0, "ports given back");
-        }
-
-        #[tokio::test]
-        async fn a_port_another_program_holds_is_skipped() {
-            let pool = Arc::new(Mutex::new(PortPool::new(47200, 47207).expect("range")));
-            let _squatter = UdpSocket::bind((LO, 47200)).await.expect("bind 47200");
-            let sockets = MediaSockets::bind(&pool, LO, LO).await.expect("bind");
-            assert_eq!(sockets.browser_addr().expect("addr").port(), 47202);
-            assert_eq!(sockets.pbx_addr().expect("addr").port(), 47204);
+            let total = figures.total();
             assert_eq!(
-                pool.lock().expect("pool").in_use(),
-                2,
-                "the held pair went back"
+                (total.to_pbx, total.to_browser),
+                (2, 3),
+                "published at the end"
             );
+            assert_eq!(total.bytes_to_pbx, (plain.len() + sr.len()) as u64);
         }
 
         #[tokio::test]
-        async fn silence_ends_the_call_and_a_full_range_refuses_the_next() {
-            let pool = Arc::new(Mutex::new(PortPool::new(47100, 47103).expect("range")));
-            let sockets = MediaSockets::bind(&pool, LO, LO).await.expect("bind");
-            assert!(matches!(
-                MediaSockets::bind(&pool, LO, LO).await,
-                Err(BindError::Ports(PortError::Exhausted { blocks: 2 }))
-            ));
+        async fn a_port_another_program_holds_is_passed_over() {
+            let _squatter = UdpSocket::bind((LO, 47200)).await.expect("bind 47200");
+            let stash = SocketStash::default();
+            let cfg = MediaConfig {
+                port_min: 47200,
+                port_max: 47209,
+                ..MediaConfig::default()
+            };
+            let identity = Arc::new(Identity::generate().expect("identity"));
+            let mut calls = MediaCalls::new(cfg, identity, [1; 32])
+                .expect("range")
+                .with_binder(Box::new(stash.clone()));
+            let offer = include_str!(
+                "../../sdk-wasm/core/tests/corpus/valid/invite_chromium_webrtc_sdp.sip"
+            );
+            let body = offer.split("\r\n\r\n").nth(1).expect("a body");
+            calls
+                .sdp(
+                    ConnId(1),
+                    "c",
+                    Side::Browser,
+                    Carrier::Request("INVITE"),
+                    body.as_bytes(),
+                )
+                .expect("carried");
+            let Some(Command::Open { browser, pbx, .. }) = calls.poll_command() else {
+                panic!("the call opens first")
+            };
+            assert_eq!((browser.port(), pbx.port()), (47202, 47204));
+            let sockets = MediaSockets::take(&stash, browser, pbx).expect("bound already");
+            assert_eq!(sockets.pbx_addr().expect("addr"), pbx);
+            assert_eq!(calls.ports().0, 2, "the squatted pair went back");
+        }
+
+        #[tokio::test]
+        async fn silence_after_the_answer_ends_the_call() {
+            let sockets = sockets(47100, 47102);
             let identity = Identity::generate().expect("identity");
             let dtls = DtlsServer::new(
                 &identity,
@@ -590,17 +625,26 @@ mod session {
                 "sha-256 00",
             )
             .expect("server");
-            let mut session = Session::new(IceLite::new("rlyU", "relaypassword0123456789a"), dtls);
-            let (_stop, stopped) = oneshot::channel();
-            let ended = tokio::time::timeout(
-                Duration::from_secs(5),
-                sockets.run(&mut session, Duration::from_millis(300), stopped),
-            )
-            .await
-            .expect("ended by the RTP timeout");
+            let session = Session::new(IceLite::new("rlyU", "relaypassword0123456789a"), dtls);
+            let (control, commands) = mpsc::unbounded_channel();
+            control
+                .send(Control::Browser(Box::new(session)))
+                .expect("running");
+            let figures = MediaFigures::default();
+            let run = sockets.run(commands, Duration::from_millis(300), &figures, 1);
+            tokio::pin!(run);
+            // Ringing is silent: no timeout before the answer.
+            assert!(
+                tokio::time::timeout(Duration::from_millis(600), &mut run)
+                    .await
+                    .is_err(),
+                "still running while unanswered"
+            );
+            control.send(Control::Answered).expect("running");
+            let ended = tokio::time::timeout(Duration::from_secs(5), run)
+                .await
+                .expect("ended by the RTP timeout");
             assert!(matches!(ended, Ended::MediaTimeout), "{ended:?}");
-            drop(sockets);
-            assert_eq!(pool.lock().expect("pool").in_use(), 0);
         }
     }
 }

@@ -67,6 +67,10 @@ pub struct Counters {
     pub to_pbx: u64,
     /// Media packets PBX → browser.
     pub to_browser: u64,
+    /// Bytes sent to the PBX (plain RTP/RTCP).
+    pub bytes_to_pbx: u64,
+    /// Bytes sent to the browser (SRTP/SRTCP).
+    pub bytes_to_browser: u64,
     /// SRTP packets refused (authentication, replay).
     pub srtp_failures: u64,
     /// Datagrams dropped for any reason.
@@ -121,6 +125,12 @@ impl Session {
     pub fn set_pbx(&mut self, rtp: SocketAddr, rtcp: SocketAddr) {
         self.pbx_rtp = Some(rtp);
         self.pbx_rtcp = Some(rtcp);
+    }
+
+    /// An ICE restart (RFC 8445 §9): new credentials, and the browser's
+    /// address verified again; the DTLS association and its keys stay.
+    pub fn restart_ice(&mut self, ice: IceLite) {
+        self.ice = ice;
     }
 
     /// Why the browser side failed, if it did: the call must then end
@@ -210,6 +220,7 @@ impl Session {
             return self.drop(Drop::NoPbxAddress);
         };
         self.counters.to_pbx += 1;
+        self.counters.bytes_to_pbx += plain as u64;
         Ok(Forward::ToPbx {
             to,
             len: plain,
@@ -255,6 +266,7 @@ impl Session {
         match result {
             Ok(n) => {
                 self.counters.to_browser += 1;
+                self.counters.bytes_to_browser += n as u64;
                 Ok(Forward::ToBrowser { to, len: n })
             }
             Err(e) => self.drop(Drop::Srtp(e)),

@@ -1,23 +1,27 @@
-//! One call's media sockets: the thin tokio shell around the sans-IO
-//! [`Session`]. It binds the call's ports from the [`PortPool`], moves
-//! datagrams through the session in buffers allocated once per call, runs
-//! the DTLS timer, and ends the call when media stops (the RTP timeout) or
-//! the browser side fails.
+//! The calls' media sockets: the thin tokio shell around the sans-IO
+//! [`Session`]. Ports are bound the moment the media table takes them
+//! ([`SocketStash`]), then each call runs as one task that moves datagrams
+//! through its session in buffers allocated once per call, runs the DTLS
+//! timer, and ends the call when media stops (the RTP timeout) or the
+//! browser side fails. Nothing is shared between calls on the packet path:
+//! the figures are published once a second.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use thiserror::Error;
 use tokio::net::UdpSocket;
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::media::calls::{MediaEnd, PortBinder};
 use crate::media::dtls::DtlsError;
-use crate::media::ports::{PortError, PortPair, PortPool};
-use crate::media::session::{Forward, Session};
+use crate::media::ice::IceLite;
+use crate::media::session::{Counters, Forward, Session};
 
 /// Biggest datagram carried; RTP over UDP stays under it. A bigger one
 /// (read one byte longer, to see it) is dropped rather than cut short.
@@ -25,24 +29,48 @@ const MAX_DATAGRAM: usize = 1500;
 /// Room after a read for what protecting adds (SRTCP with GCM: 20 bytes)
 /// and for a STUN answer longer than its request.
 const HEADROOM: usize = 128;
-/// How many pairs to try when ports of the range are taken by others.
-const BIND_ATTEMPTS: usize = 8;
+/// How often a call publishes its figures for `/metrics`.
+const PUBLISH: Duration = Duration::from_secs(1);
 
-/// Why a call got no media sockets.
-#[derive(Debug, Error)]
-pub enum BindError {
-    /// The range is full: the call is refused with 503.
-    #[error(transparent)]
-    Ports(#[from] PortError),
-    /// The ports of the range could not be bound (taken by another program,
-    /// or an address this host does not have).
-    #[error("could not bind media ports on {ip}: {source}")]
-    Io {
-        /// The address binding failed on.
-        ip: IpAddr,
-        /// The last failure.
-        source: io::Error,
-    },
+/// Sockets bound for pairs the media table took, until the call's task
+/// takes them. Touched at call setup only.
+#[derive(Clone, Debug, Default)]
+pub struct SocketStash {
+    bound: Arc<Mutex<HashMap<SocketAddr, Vec<std::net::UdpSocket>>>>,
+}
+
+impl SocketStash {
+    fn take(&self, addr: SocketAddr) -> Option<Vec<std::net::UdpSocket>> {
+        self.bound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&addr)
+    }
+}
+
+fn bind_nonblocking(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+impl PortBinder for SocketStash {
+    fn bind(&mut self, addr: SocketAddr, rtcp: bool) -> io::Result<()> {
+        let mut sockets = vec![bind_nonblocking(addr)?];
+        if rtcp {
+            let next = SocketAddr::new(addr.ip(), addr.port().saturating_add(1));
+            sockets.push(bind_nonblocking(next)?);
+        }
+        self.bound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(addr, sockets);
+        Ok(())
+    }
+
+    fn unbind(&mut self, addr: SocketAddr) {
+        self.take(addr);
+    }
 }
 
 /// How a call's media ended, for the signalling (which hangs up) and the
@@ -60,94 +88,228 @@ pub enum Ended {
     Io(io::Error),
 }
 
-/// A pair bound to sockets and given back to the pool when dropped.
-#[derive(Debug)]
-struct Held {
-    pair: PortPair,
-    pool: Arc<Mutex<PortPool>>,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        if let Ok(mut pool) = self.pool.lock() {
-            pool.release(self.pair);
+impl Ended {
+    /// Why the relay must end the call itself; `None` when the signalling
+    /// already did.
+    pub fn cause(&self) -> Option<MediaEnd> {
+        match self {
+            Ended::Stopped => None,
+            Ended::MediaTimeout => Some(MediaEnd::Timeout),
+            Ended::Dtls(_) => Some(MediaEnd::Dtls),
+            Ended::Io(_) => Some(MediaEnd::Io),
         }
     }
 }
 
+/// What the signalling tells a running call.
+#[derive(Debug)]
+pub enum Control {
+    /// The browser side's state (its SDP was seen).
+    Browser(Box<Session>),
+    /// An ICE restart.
+    IceRestart(IceLite),
+    /// Where the PBX receives RTP and RTCP.
+    Pbx {
+        /// RTP.
+        rtp: SocketAddr,
+        /// RTCP (the same address with rtcp-mux).
+        rtcp: SocketAddr,
+    },
+    /// The call was answered: the RTP timeout runs from now.
+    Answered,
+}
+
+/// The calls' figures for `/metrics`: the latest of each live call, and
+/// the sum of the ended ones.
+#[derive(Clone, Debug, Default)]
+pub struct MediaFigures {
+    inner: Arc<Mutex<Figures>>,
+}
+
+#[derive(Debug, Default)]
+struct Figures {
+    live: HashMap<u64, Counters>,
+    ended: Counters,
+}
+
+fn add(sum: &mut Counters, c: &Counters) {
+    sum.to_pbx += c.to_pbx;
+    sum.to_browser += c.to_browser;
+    sum.bytes_to_pbx += c.bytes_to_pbx;
+    sum.bytes_to_browser += c.bytes_to_browser;
+    sum.srtp_failures += c.srtp_failures;
+    sum.dropped += c.dropped;
+}
+
+impl MediaFigures {
+    fn publish(&self, call: u64, c: Counters, ended: bool) {
+        let mut f = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        if ended {
+            f.live.remove(&call);
+            add(&mut f.ended, &c);
+        } else {
+            f.live.insert(call, c);
+        }
+    }
+
+    /// Every call's figures summed: ended calls and live ones.
+    pub fn total(&self) -> Counters {
+        let f = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut sum = f.ended;
+        for c in f.live.values() {
+            add(&mut sum, c);
+        }
+        sum
+    }
+
+    /// The Prometheus text for the packet counters.
+    pub fn render(&self, out: &mut String) {
+        let t = self.total();
+        out.push_str(
+            "# HELP sipline_media_packets_total RTP and RTCP packets carried, by direction.\n",
+        );
+        out.push_str("# TYPE sipline_media_packets_total counter\n");
+        let _ = writeln!(
+            out,
+            "sipline_media_packets_total{{direction=\"to_pbx\"}} {}\nsipline_media_packets_total{{direction=\"to_browser\"}} {}",
+            t.to_pbx, t.to_browser
+        );
+        out.push_str("# HELP sipline_media_bytes_total RTP and RTCP bytes carried (as sent), by direction.\n");
+        out.push_str("# TYPE sipline_media_bytes_total counter\n");
+        let _ = writeln!(
+            out,
+            "sipline_media_bytes_total{{direction=\"to_pbx\"}} {}\nsipline_media_bytes_total{{direction=\"to_browser\"}} {}",
+            t.bytes_to_pbx, t.bytes_to_browser
+        );
+        out.push_str("# HELP sipline_media_srtp_failures_total SRTP/SRTCP packets refused (authentication, replay).\n");
+        out.push_str("# TYPE sipline_media_srtp_failures_total counter\n");
+        let _ = writeln!(out, "sipline_media_srtp_failures_total {}", t.srtp_failures);
+        out.push_str("# HELP sipline_media_dropped_total Media datagrams dropped (unknown source, no keys yet, malformed, SRTP failures).\n");
+        out.push_str("# TYPE sipline_media_dropped_total counter\n");
+        let _ = writeln!(out, "sipline_media_dropped_total {}", t.dropped);
+    }
+}
+
 /// One call's three sockets: the browser's WebRTC port (RTP and RTCP
-/// multiplexed, RFC 5761), and RTP and RTCP toward the PBX. Dropping it
-/// gives the ports back.
+/// multiplexed, RFC 5761), and RTP and RTCP toward the PBX.
 #[derive(Debug)]
 pub struct MediaSockets {
     browser: UdpSocket,
     pbx_rtp: UdpSocket,
     pbx_rtcp: UdpSocket,
-    _held: [Held; 2],
+}
+
+fn from_std(socket: Option<std::net::UdpSocket>, addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = socket
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr} was not bound")))?;
+    UdpSocket::from_std(socket)
 }
 
 impl MediaSockets {
-    /// Binds a call's ports: one pair on `browser_ip` (the address in the
-    /// browser's SDP; only its even port is bound, since WebRTC muxes RTCP),
-    /// one on `pbx_ip` (the address in the PBX's). A call thus takes two
-    /// pairs of the range.
-    pub async fn bind(
-        pool: &Arc<Mutex<PortPool>>,
-        browser_ip: IpAddr,
-        pbx_ip: IpAddr,
-    ) -> Result<Self, BindError> {
-        let (browser, browser_held) = bind_from_pool(pool, browser_ip, async |p| {
-            UdpSocket::bind((browser_ip, p.rtp)).await
-        })
-        .await?;
-        let ((pbx_rtp, pbx_rtcp), pbx_held) = bind_from_pool(pool, pbx_ip, async |p| {
-            let rtp = UdpSocket::bind((pbx_ip, p.rtp)).await?;
-            Ok((rtp, UdpSocket::bind((pbx_ip, p.rtcp())).await?))
-        })
-        .await?;
+    /// Takes a call's sockets from the stash: the browser's at `browser`,
+    /// the PBX's RTP at `pbx` and its RTCP on the next port.
+    pub fn take(stash: &SocketStash, browser: SocketAddr, pbx: SocketAddr) -> io::Result<Self> {
+        let b = stash.take(browser).and_then(|mut s| s.pop());
+        let mut p = stash.take(pbx).unwrap_or_default().into_iter();
+        let (rtp, rtcp) = (p.next(), p.next());
         Ok(Self {
-            browser,
-            pbx_rtp,
-            pbx_rtcp,
-            _held: [browser_held, pbx_held],
+            browser: from_std(b, browser)?,
+            pbx_rtp: from_std(rtp, pbx)?,
+            pbx_rtcp: from_std(rtcp, pbx)?,
         })
     }
 
-    /// The browser's WebRTC port, for the SDP answer to the browser.
+    /// The browser's WebRTC port.
     pub fn browser_addr(&self) -> io::Result<SocketAddr> {
         self.browser.local_addr()
     }
 
-    /// The RTP port toward the PBX (its RTCP port is the next one), for the
-    /// SDP offer to the PBX.
+    /// The RTP port toward the PBX (its RTCP port is the next one).
     pub fn pbx_addr(&self) -> io::Result<SocketAddr> {
         self.pbx_rtp.local_addr()
     }
 
-    /// Moves the call's media until `stop` fires (or its sender is
-    /// dropped), the media stops for `idle`, or the browser side fails.
-    /// The session's counters then hold the call's figures.
+    /// Moves the call's media until `control` closes (the signalling ended
+    /// the call), the media stops for `idle` once answered, or the browser
+    /// side fails. Publishes its figures to `figures` as call `call`.
     pub async fn run(
         &self,
-        session: &mut Session,
+        mut control: mpsc::UnboundedReceiver<Control>,
         idle: Duration,
-        mut stop: oneshot::Receiver<()>,
+        figures: &MediaFigures,
+        call: u64,
+    ) -> Ended {
+        let mut state = Call::default();
+        let ended = self
+            .run_inner(&mut control, idle, figures, call, &mut state)
+            .await;
+        let counters = state
+            .session
+            .as_ref()
+            .map(|s| s.counters)
+            .unwrap_or_default();
+        figures.publish(call, counters, true);
+        ended
+    }
+
+    async fn run_inner(
+        &self,
+        control: &mut mpsc::UnboundedReceiver<Control>,
+        idle: Duration,
+        figures: &MediaFigures,
+        call: u64,
+        state: &mut Call,
     ) -> Ended {
         let mut from_browser = vec![0u8; MAX_DATAGRAM + HEADROOM];
         let mut from_pbx = vec![0u8; MAX_DATAGRAM + HEADROOM];
         let mut last_media = Instant::now();
+        let mut answered = false;
+        let mut next_publish = Instant::now() + PUBLISH;
         loop {
-            let idle_at = last_media + idle;
-            let deadline = session
-                .poll_timeout()
-                .map_or(idle_at, |t| idle_at.min(Instant::from_std(t)));
+            let idle_at = answered.then_some(last_media + idle);
+            let dtls_at = state
+                .session
+                .as_ref()
+                .and_then(|s| s.poll_timeout())
+                .map(Instant::from_std);
+            let deadline = [idle_at, dtls_at, Some(next_publish)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(next_publish);
             tokio::select! {
-                _ = &mut stop => return Ended::Stopped,
+                command = control.recv() => match command {
+                    None => return Ended::Stopped,
+                    Some(Control::Browser(mut session)) => {
+                        if let Some((rtp, rtcp)) = state.pbx {
+                            session.set_pbx(rtp, rtcp);
+                        }
+                        state.session = Some(session);
+                    }
+                    Some(Control::IceRestart(ice)) => {
+                        if let Some(s) = state.session.as_mut() {
+                            s.restart_ice(ice);
+                        }
+                    }
+                    Some(Control::Pbx { rtp, rtcp }) => {
+                        state.pbx = Some((rtp, rtcp));
+                        if let Some(s) = state.session.as_mut() {
+                            s.set_pbx(rtp, rtcp);
+                        }
+                    }
+                    Some(Control::Answered) => {
+                        answered = true;
+                        last_media = Instant::now();
+                    }
+                },
                 read = self.browser.recv_from(&mut from_browser[..=MAX_DATAGRAM]) => {
                     let (len, from) = match read {
                         Ok(read) => read,
                         Err(e) if transient(&e) => continue,
                         Err(e) => return Ended::Io(e),
+                    };
+                    let Some(session) = state.session.as_mut() else {
+                        continue; // the browser's SDP is not known yet
                     };
                     if len > MAX_DATAGRAM {
                         debug!(%from, "oversized browser datagram dropped");
@@ -176,6 +338,9 @@ impl MediaSockets {
                         Err(e) if transient(&e) => continue,
                         Err(e) => return Ended::Io(e),
                     };
+                    let Some(session) = state.session.as_mut() else {
+                        continue;
+                    };
                     if len > MAX_DATAGRAM {
                         debug!(%from, "oversized PBX datagram dropped");
                         continue;
@@ -191,46 +356,38 @@ impl MediaSockets {
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     let now = Instant::now();
-                    if now >= idle_at {
+                    if idle_at.is_some_and(|at| now >= at) {
                         return Ended::MediaTimeout;
                     }
-                    if let Err(e) = session.handle_timeout(now.into_std()) {
+                    if now >= next_publish {
+                        next_publish = now + PUBLISH;
+                        if let Some(s) = &state.session {
+                            figures.publish(call, s.counters, false);
+                        }
+                    }
+                    if let Some(s) = state.session.as_mut()
+                        && let Err(e) = s.handle_timeout(now.into_std())
+                    {
                         return Ended::Dtls(e);
                     }
                 }
             }
             // Handshake flights and retransmissions (not on the media path).
-            while let Some((to, datagram)) = session.poll_transmit() {
-                send(&self.browser, &datagram, to).await;
+            if let Some(session) = state.session.as_mut() {
+                while let Some((to, datagram)) = session.poll_transmit() {
+                    send(&self.browser, &datagram, to).await;
+                }
             }
         }
     }
 }
 
-/// Takes pairs from the pool until `bind` succeeds on one, trying further
-/// pairs when another program holds a port.
-async fn bind_from_pool<T>(
-    pool: &Arc<Mutex<PortPool>>,
-    ip: IpAddr,
-    bind: impl AsyncFn(PortPair) -> io::Result<T>,
-) -> Result<(T, Held), BindError> {
-    let mut last = io::Error::other("no attempt");
-    for _ in 0..BIND_ATTEMPTS {
-        let pair = pool
-            .lock()
-            .map_err(|_| io::Error::other("port pool poisoned"))
-            .map_err(|source| BindError::Io { ip, source })?
-            .allocate()?;
-        let held = Held {
-            pair,
-            pool: Arc::clone(pool),
-        };
-        match bind(pair).await {
-            Ok(bound) => return Ok((bound, held)),
-            Err(e) => last = e, // `held` gives the pair back
-        }
-    }
-    Err(BindError::Io { ip, source: last })
+/// A running call's state in its task.
+#[derive(Debug, Default)]
+struct Call {
+    session: Option<Box<Session>>,
+    /// The PBX's addresses, when they come before the browser side.
+    pbx: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// A read from the PBX's RTP or RTCP socket, whichever has one.

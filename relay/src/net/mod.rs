@@ -8,6 +8,7 @@ mod tls;
 mod udp;
 mod ws;
 
+use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::media::calls::{Command, MediaCalls, MediaId};
+use crate::media::dtls::Identity;
 use crate::ops::config::{Client, Config};
 use crate::signalling::{ConnId, FlowKey, Output, Proxy};
 
@@ -54,6 +57,11 @@ enum Input {
     },
     ActiveCalls {
         reply: oneshot::Sender<usize>,
+    },
+    /// A call's media task ended.
+    MediaEnded {
+        id: MediaId,
+        ended: media::Ended,
     },
 }
 
@@ -97,14 +105,32 @@ impl Relay {
         };
         let listener = tokio::net::TcpListener::bind(cfg.http.listen).await?;
         let http_addr = listener.local_addr()?;
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
-        let proxy = Proxy::new(cfg.proxy(sip_addr), FlowKey::new(secret));
+        let random = || {
+            let mut secret = [0u8; 32];
+            getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
+            Ok::<_, io::Error>(secret)
+        };
+        let media_cfg = cfg.media(sip_addr.ip());
+        // The DTLS certificate is made once per start (its fingerprint goes
+        // in every SDP to browsers).
+        let identity = Identity::generate().map_err(|e| io::Error::other(e.to_string()))?;
+        let stash = media::SocketStash::default();
+        let calls = MediaCalls::new(media_cfg.clone(), Arc::new(identity), random()?)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
+            .with_binder(Box::new(stash.clone()));
+        let proxy = Proxy::new(cfg.proxy(sip_addr), FlowKey::new(random()?)).with_media(calls);
         let (inputs, rx) = mpsc::channel(4096);
         let (admin, _) = broadcast::channel(1024);
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         spawn_receivers(&sockets, &inputs);
-        tokio::spawn(run_proxy(proxy, rx, sockets, admin.clone()));
+        let media_shell = MediaShell {
+            stash,
+            calls: HashMap::new(),
+            figures: media::MediaFigures::default(),
+            rtp_timeout: media_cfg.rtp_timeout,
+            inputs: inputs.clone(),
+        };
+        tokio::spawn(run_proxy(proxy, rx, sockets, admin.clone(), media_shell));
         let shared = Shared {
             inputs: inputs.clone(),
             next_conn: Arc::new(AtomicU64::new(1)),
@@ -230,19 +256,71 @@ fn spawn_receivers(sockets: &udp::Sockets, inputs: &mpsc::Sender<Input>) {
     }
 }
 
+/// The calls' media tasks, driven by the proxy's media commands.
+struct MediaShell {
+    stash: media::SocketStash,
+    calls: HashMap<MediaId, mpsc::UnboundedSender<media::Control>>,
+    figures: media::MediaFigures,
+    rtp_timeout: Duration,
+    /// Where a call's task reports its end.
+    inputs: mpsc::Sender<Input>,
+}
+
+impl MediaShell {
+    /// Carries out one command; `Err` is a call whose sockets are gone
+    /// (the proxy then ends it).
+    fn command(&mut self, command: Command) -> Result<(), (MediaId, media::Ended)> {
+        let control = |calls: &HashMap<MediaId, _>, id, c| {
+            if let Some(tx) = calls.get(&id) {
+                let tx: &mpsc::UnboundedSender<media::Control> = tx;
+                let _ = tx.send(c);
+            }
+        };
+        match command {
+            Command::Open { id, browser, pbx } => {
+                let sockets = media::MediaSockets::take(&self.stash, browser, pbx)
+                    .map_err(|e| (id, media::Ended::Io(e)))?;
+                let (tx, rx) = mpsc::unbounded_channel();
+                self.calls.insert(id, tx);
+                let (idle, figures, inputs) =
+                    (self.rtp_timeout, self.figures.clone(), self.inputs.clone());
+                tokio::spawn(async move {
+                    let ended = sockets.run(rx, idle, &figures, id.0).await;
+                    debug!(call = id.0, ?ended, "media ended");
+                    let _ = inputs.send(Input::MediaEnded { id, ended }).await;
+                });
+            }
+            Command::Browser { id, session } => {
+                control(&self.calls, id, media::Control::Browser(session))
+            }
+            Command::IceRestart { id, ice } => {
+                control(&self.calls, id, media::Control::IceRestart(ice))
+            }
+            Command::Pbx { id, rtp, rtcp } => {
+                control(&self.calls, id, media::Control::Pbx { rtp, rtcp })
+            }
+            Command::Answered { id } => control(&self.calls, id, media::Control::Answered),
+            Command::Close { id } => {
+                // Dropping the sender stops the task, which closes the sockets.
+                self.calls.remove(&id);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The one task that owns the proxy: inputs in, outputs out, timers.
 async fn run_proxy(
     mut proxy: Proxy,
     mut rx: mpsc::Receiver<Input>,
     sockets: udp::Sockets,
     admin: broadcast::Sender<(&'static str, String)>,
+    mut media: MediaShell,
 ) {
     let epoch = tokio::time::Instant::now();
     let now = || Instant::from_millis(epoch.elapsed().as_millis() as u64);
-    let mut conns: std::collections::HashMap<
-        ConnId,
-        (mpsc::Sender<ws::Out>, Arc<tokio::sync::Notify>),
-    > = Default::default();
+    let mut conns: HashMap<ConnId, (mpsc::Sender<ws::Out>, Arc<tokio::sync::Notify>)> =
+        Default::default();
     loop {
         let wake = proxy
             .poll_timeout()
@@ -271,7 +349,16 @@ async fn run_proxy(
             Some(Input::Datagram { from, bytes }) => proxy.handle_udp(now(), from, &bytes),
             Some(Input::Unreachable { pbx }) => proxy.pbx_unreachable(now(), pbx),
             Some(Input::Metrics { reply }) => {
-                let _ = reply.send(proxy.metrics.render());
+                let mut text = proxy.render_metrics();
+                media.figures.render(&mut text);
+                let _ = reply.send(text);
+            }
+            Some(Input::MediaEnded { id, ended }) => {
+                media.calls.remove(&id);
+                if let Some(why) = ended.cause() {
+                    warn!(call = id.0, ?ended, "media ended: ending the call");
+                    proxy.media_ended(now(), id, why);
+                }
             }
             Some(Input::ActiveCalls { reply }) => {
                 let _ = reply.send(proxy.active_calls());
@@ -307,6 +394,18 @@ async fn run_proxy(
                     }
                     None => warn!(%to, "refusing to send to a non-PBX address"),
                 },
+                Output::Media(command) => {
+                    if let Err((id, ended)) = media.command(command) {
+                        warn!(
+                            call = id.0,
+                            ?ended,
+                            "media sockets missing: ending the call"
+                        );
+                        if let Some(why) = ended.cause() {
+                            proxy.media_ended(now(), id, why);
+                        }
+                    }
+                }
             }
         }
     }

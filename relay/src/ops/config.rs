@@ -1,12 +1,13 @@
 //! The relay's configuration: one TOML file, overridden by command-line
 //! flags, which may also come from `SIPLINE_*` environment variables.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::media::calls::MediaConfig;
 use crate::signalling::ProxyConfig;
 use crate::signalling::limits::RateLimit;
 use crate::signalling::pbx::{ECHO_EXTENSION, EmbeddedPbx, Password};
@@ -60,6 +61,47 @@ pub struct Config {
     pub admin: Admin,
     /// What `/api/config` tells phone pages.
     pub client: Client,
+    /// The calls' media: ports, addresses, the RTP timeout.
+    pub media: MediaSection,
+}
+
+/// `[media]`
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSection {
+    /// First UDP port of the media range; each call takes two pairs (the
+    /// browser's WebRTC port, the PBX's RTP and RTCP).
+    pub port_min: u16,
+    /// Last UDP port of the range.
+    pub port_max: u16,
+    /// The address browsers' media (ICE, DTLS-SRTP) arrives on.
+    pub listen_browser: IpAddr,
+    /// The address written in the SDP to browsers, when they reach the
+    /// relay by another (1:1 NAT, a public address).
+    pub advertise_browser: Option<IpAddr>,
+    /// The address the PBX's RTP arrives on; `sip.listen`'s by default.
+    pub listen_pbx: Option<IpAddr>,
+    /// The address written in the SDP to the PBX; `sip.advertise`'s, else
+    /// `listen_pbx`, by default.
+    pub advertise_pbx: Option<IpAddr>,
+    /// An answered call with no RTP or RTCP either way for this long is
+    /// ended with a BYE each way.
+    pub rtp_timeout_secs: u64,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        let d = MediaConfig::default();
+        Self {
+            port_min: d.port_min,
+            port_max: d.port_max,
+            listen_browser: d.browser_bind,
+            advertise_browser: None,
+            listen_pbx: None,
+            advertise_pbx: None,
+            rtp_timeout_secs: d.rtp_timeout.as_secs(),
+        }
+    }
 }
 
 /// `[admin]`
@@ -306,6 +348,7 @@ impl Config {
         if self.pbx.embedded {
             self.validate_users()?;
         }
+        self.validate_media()?;
         if self.sip.advertise.is_none() && self.sip.listen.ip().is_unspecified() {
             return Err(ConfigError::Invalid {
                 key: "sip.advertise",
@@ -408,6 +451,53 @@ impl Config {
             if self.pbx.users[..i].iter().any(|o| o.name == u.name) {
                 return Err(invalid(format!("{}: listed twice", u.name)));
             }
+        }
+        Ok(())
+    }
+
+    /// The media table's view, once the SIP socket's address is known.
+    pub fn media(&self, sip_bound: IpAddr) -> MediaConfig {
+        let m = &self.media;
+        let pbx_bind = m.listen_pbx.unwrap_or(sip_bound);
+        MediaConfig {
+            port_min: m.port_min,
+            port_max: m.port_max,
+            browser_bind: m.listen_browser,
+            browser_advertised: m.advertise_browser.unwrap_or(m.listen_browser),
+            pbx_bind,
+            pbx_advertised: m
+                .advertise_pbx
+                .or(self.sip.advertise.map(|a| a.ip()))
+                .unwrap_or(pbx_bind),
+            rtp_timeout: Duration::from_secs(m.rtp_timeout_secs),
+        }
+    }
+
+    fn validate_media(&self) -> Result<(), ConfigError> {
+        let m = &self.media;
+        if m.port_min < 1024 || m.port_min > m.port_max || m.port_max - m.port_min < 3 {
+            return Err(ConfigError::Invalid {
+                key: "media.port_min",
+                problem: format!(
+                    "{}..={} must lie above 1023 and hold at least 4 ports (one call)",
+                    m.port_min, m.port_max
+                ),
+            });
+        }
+        if m.advertise_browser.is_none() && m.listen_browser.is_unspecified() {
+            return Err(ConfigError::Invalid {
+                key: "media.advertise_browser",
+                problem: format!(
+                    "required when media.listen_browser is a wildcard ({})",
+                    m.listen_browser
+                ),
+            });
+        }
+        if m.rtp_timeout_secs < 5 {
+            return Err(ConfigError::Invalid {
+                key: "media.rtp_timeout_secs",
+                problem: "below 5 s, a pause in RTP would end calls".into(),
+            });
         }
         Ok(())
     }

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use sipline_core::sip::{Message, Method};
 
+use crate::media::calls::{MediaEnd, MediaError};
+
 /// Why a message was refused or dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reject {
@@ -119,6 +121,28 @@ pub struct Metrics {
     rtt_buckets: [u64; RTT_BUCKETS_MS.len() + 1],
     rtt_sum_ms: f64,
     rtt_count: u64,
+    /// Calls with media now, and the range's port pairs in use and in all.
+    pub media_calls: usize,
+    /// Port pairs of the media range in use.
+    pub media_ports_in_use: usize,
+    /// Port pairs of the media range.
+    pub media_ports_capacity: usize,
+    /// SDP refused: the range full, unreadable or unmappable SDP, DTLS
+    /// setup.
+    media_refused: [u64; 3],
+    /// Calls ended by the relay for their media: timeout, DTLS, socket.
+    media_ended: [u64; 3],
+}
+
+const MEDIA_REFUSED: [&str; 3] = ["ports_exhausted", "sdp", "dtls"];
+const MEDIA_ENDED: [MediaEnd; 3] = [MediaEnd::Timeout, MediaEnd::Dtls, MediaEnd::Io];
+
+fn media_end_label(why: MediaEnd) -> &'static str {
+    match why {
+        MediaEnd::Timeout => "rtp_timeout",
+        MediaEnd::Dtls => "dtls_failed",
+        MediaEnd::Io => "socket",
+    }
 }
 
 /// Upper bounds of the PBX round-trip histogram, in milliseconds.
@@ -148,6 +172,29 @@ impl Metrics {
         self.rtt_buckets[i] += 1;
         self.rtt_sum_ms += ms;
         self.rtt_count += 1;
+    }
+
+    pub(crate) fn media_refused(&mut self, e: &MediaError) {
+        let i = match e {
+            MediaError::Ports(_) => 0,
+            MediaError::Dtls(_) => 2,
+            _ => 1,
+        };
+        self.media_refused[i] += 1;
+    }
+
+    pub(crate) fn media_ended(&mut self, why: MediaEnd) {
+        if let Some(i) = MEDIA_ENDED.iter().position(|w| *w == why) {
+            self.media_ended[i] += 1;
+        }
+    }
+
+    /// Calls the relay ended because their media ended for `why`.
+    pub fn media_ended_count(&self, why: MediaEnd) -> u64 {
+        MEDIA_ENDED
+            .iter()
+            .position(|w| *w == why)
+            .map_or(0, |i| self.media_ended[i])
     }
 
     /// How many messages were refused for `why`.
@@ -226,6 +273,41 @@ impl Metrics {
             self.rtt_sum_ms / 1000.0
         );
         let _ = writeln!(out, "sipline_pbx_rtt_seconds_count {}", self.rtt_count);
+        self.render_media(&mut out);
         out
+    }
+
+    fn render_media(&self, out: &mut String) {
+        out.push_str("# HELP sipline_media_calls Calls whose media the relay carries now.\n");
+        out.push_str("# TYPE sipline_media_calls gauge\n");
+        let _ = writeln!(out, "sipline_media_calls {}", self.media_calls);
+        out.push_str(
+            "# HELP sipline_media_port_pairs Port pairs of the media range, in use and in all.\n",
+        );
+        out.push_str("# TYPE sipline_media_port_pairs gauge\n");
+        let _ = writeln!(
+            out,
+            "sipline_media_port_pairs{{state=\"in_use\"}} {}",
+            self.media_ports_in_use
+        );
+        let _ = writeln!(
+            out,
+            "sipline_media_port_pairs{{state=\"capacity\"}} {}",
+            self.media_ports_capacity
+        );
+        out.push_str("# HELP sipline_media_refused_total SDP the relay could not carry, by reason (the request got 503 or 488).\n");
+        out.push_str("# TYPE sipline_media_refused_total counter\n");
+        for (label, n) in MEDIA_REFUSED.iter().zip(self.media_refused) {
+            let _ = writeln!(out, "sipline_media_refused_total{{reason=\"{label}\"}} {n}");
+        }
+        out.push_str("# HELP sipline_media_calls_ended_total Calls the relay ended with a BYE each way because their media ended, by reason.\n");
+        out.push_str("# TYPE sipline_media_calls_ended_total counter\n");
+        for (why, n) in MEDIA_ENDED.iter().zip(self.media_ended) {
+            let _ = writeln!(
+                out,
+                "sipline_media_calls_ended_total{{reason=\"{}\"}} {n}",
+                media_end_label(*why)
+            );
+        }
     }
 }

@@ -23,7 +23,18 @@ pub(crate) fn rewrite(
     msg: &Message<'_>,
     uri: Option<&str>,
     top: &[(&str, &str)],
+    edit: impl FnMut(&Header<'_>) -> Action,
+) -> Vec<u8> {
+    rewrite_body(msg, uri, top, edit, msg.body())
+}
+
+/// [`rewrite`] with another body (a rewritten SDP).
+pub(crate) fn rewrite_body(
+    msg: &Message<'_>,
+    uri: Option<&str>,
+    top: &[(&str, &str)],
     mut edit: impl FnMut(&Header<'_>) -> Action,
+    body: &[u8],
 ) -> Vec<u8> {
     let mut b = match msg.start_line() {
         StartLine::Request { method, uri: old } => {
@@ -44,7 +55,7 @@ pub(crate) fn rewrite(
             Action::Replace(v) => b.header(h.name.as_str(), &v),
         };
     }
-    b.finish(None, msg.body())
+    b.finish(None, body)
 }
 
 /// The values of a list header line after dropping its first `n`, joined

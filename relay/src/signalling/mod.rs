@@ -24,6 +24,7 @@
 mod edit;
 pub mod events;
 pub mod flow;
+mod hangup;
 pub mod limits;
 pub mod pbx;
 mod pending;
@@ -37,16 +38,22 @@ use sipline_core::sip::{
     Header, HeaderName, Message, NameAddr, Uri, Via, response_to, split_commas,
 };
 
-use self::edit::{Action, bad_request, rewrite, without_first};
+use self::edit::{Action, bad_request, rewrite, rewrite_body, without_first};
 use self::events::{AdminEvent, CallTracker, Sender};
 pub use self::flow::{ConnId, FlowKey, TokenError};
+use self::hangup::{Caller, Dialog};
 use self::limits::{Bucket, RateLimit};
 use self::pbx::{EmbeddedPbx, MiniPbx, RegisterOutcome, Route};
 use self::pending::Pending;
+use crate::media::calls::{Carrier, Command, MediaCalls, MediaEnd, MediaError, MediaId, Side};
 use crate::ops::metrics::{Metrics, Reject};
 
 /// URI parameter that carries the flow token in a rewritten Contact.
 const FLOW_PARAM: &str = "sl-flow";
+
+/// Via parameter that marks a request the relay made itself toward a
+/// browser (a BYE ending a call): the answer stops here.
+const LOCAL_PARAM: &str = "sl-local";
 
 /// Requests one connection may have in flight toward the PBX: one browser
 /// must not fill the relay's table for everyone.
@@ -101,7 +108,7 @@ impl ProxyConfig {
 }
 
 /// Something for the shell to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Output {
     /// One WebSocket frame to one connection.
     Ws {
@@ -117,7 +124,13 @@ pub enum Output {
         /// The SIP message.
         datagram: Vec<u8>,
     },
+    /// Work for the media shell; it comes before the message whose SDP
+    /// names the ports, so that they are bound when the peer learns them.
+    Media(Command),
 }
+
+/// Most dialogs remembered for ending calls on media failure.
+const MAX_DIALOGS: usize = 100_000;
 
 /// One browser connection.
 #[derive(Debug)]
@@ -153,6 +166,13 @@ pub struct Proxy {
     reserved: HashMap<IpAddr, Vec<Instant>>,
     /// (connection, address of record) pairs with a binding.
     registered: std::collections::HashSet<(ConnId, String)>,
+    /// The calls' media, when the relay carries it.
+    media: Option<MediaCalls>,
+    /// Dialogs of calls with media, to end them with a BYE each way.
+    dialogs: HashMap<(ConnId, String), Dialog>,
+    /// Calls whose media failed before they were answered: ended with
+    /// BYEs once the ACK of their 2xx passes. The value says why.
+    doomed: HashMap<(ConnId, String), &'static str>,
     /// Counters for `/metrics`.
     pub metrics: Metrics,
 }
@@ -173,8 +193,29 @@ impl Proxy {
             out: VecDeque::new(),
             calls: CallTracker::default(),
             events: Vec::new(),
+            media: None,
+            dialogs: HashMap::new(),
+            doomed: HashMap::new(),
             metrics: Metrics::default(),
         }
+    }
+
+    /// The proxy carrying the calls' media: their SDP is rewritten and
+    /// their ports come from `media`'s range.
+    pub fn with_media(mut self, media: MediaCalls) -> Self {
+        self.media = Some(media);
+        self
+    }
+
+    /// The `/metrics` text, with the media gauges brought up to date.
+    pub fn render_metrics(&mut self) -> String {
+        if let Some(m) = &self.media {
+            let (used, capacity) = m.ports();
+            self.metrics.media_calls = m.active();
+            self.metrics.media_ports_in_use = used;
+            self.metrics.media_ports_capacity = capacity;
+        }
+        self.metrics.render()
     }
 
     /// The configuration in use.
@@ -366,7 +407,7 @@ impl Proxy {
         if msg.is_request() {
             self.pbx_request(now, from, &msg);
         } else {
-            self.pbx_response(now, &msg);
+            self.pbx_response(now, from, &msg);
         }
     }
 
@@ -421,7 +462,7 @@ impl Proxy {
     fn take_pending(&mut self, key: &str) -> Option<Pending> {
         let p = self.pending.remove(key)?;
         self.deadlines.remove(&(p.next_deadline(), key.to_owned()));
-        if let Some(c) = self.conns.get_mut(&p.conn) {
+        if let Some(c) = self.conns.get_mut(&p.conn).filter(|_| !p.local) {
             c.in_flight = c.in_flight.saturating_sub(1);
         }
         Some(p)
@@ -430,7 +471,7 @@ impl Proxy {
     /// Sends the browser a response the relay makes itself for a request it
     /// forwarded (timeout, unreachable PBX).
     fn answer_locally(&mut self, now: Instant, p: &Pending, code: u16, reason: &str) {
-        if p.method == "ACK" || !self.conns.contains_key(&p.conn) {
+        if p.local || p.method == "ACK" || !self.conns.contains_key(&p.conn) {
             return;
         }
         if let Ok(req) = Message::parse(&p.browser_request) {
@@ -485,11 +526,7 @@ impl Proxy {
     /// Whether a Route value names this relay (either of our Record-Route
     /// entries), and the flow token it carries if any.
     fn own_route(&self, value: &str) -> Option<Option<String>> {
-        let na = NameAddr::parse(value)?;
-        let uri = na.uri;
-        let ours_udp = host_port_is(&uri, self.cfg.sip_addr);
-        let ours_ws = uri.host.eq_ignore_ascii_case(&self.cfg.ws_host);
-        (ours_udp || ours_ws).then(|| uri.user.filter(|_| ours_ws).map(str::to_owned))
+        is_own_route(value, self.cfg.sip_addr, &self.cfg.ws_host)
     }
 
     fn browser_request(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>, raw: &[u8]) {
@@ -519,6 +556,16 @@ impl Proxy {
             self.reply_ws(conn, msg, 503, "Relay Overloaded");
             return;
         }
+        let body = match self.media_body(conn, msg, Side::Browser) {
+            Ok(body) => body,
+            Err(e) if !is_ack => {
+                let (code, reason) = e.status();
+                self.reply_ws(conn, msg, code, reason);
+                return;
+            }
+            // An ACK cannot be refused: its unusable answer is left out.
+            Err(_) => Some(String::new()),
+        };
         let token = self.key.token(conn);
         let browser_branch = msg.via().branch().unwrap_or_default();
         let branch = self.branch(&token, browser_branch);
@@ -538,13 +585,14 @@ impl Proxy {
         }
         let mut hop = HopEdits::new(hops, self.leading_own_routes(msg));
         let mut rewritten = Vec::new();
-        let datagram = rewrite(msg, None, &top, |h| {
+        let edit = |h: &Header<'_>| {
             hop.apply(h).unwrap_or_else(|| match h.name {
                 HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
                 ref n if is_asserted_identity(n) => Action::Drop,
                 _ => Action::Keep,
             })
-        });
+        };
+        let datagram = rewrite_body(msg, None, &top, edit, body_of(msg, &body));
         let datagram = with_max_forwards(msg, datagram);
         self.remember_contacts(conn, rewritten);
         self.calls
@@ -570,9 +618,13 @@ impl Proxy {
         }
         self.metrics.count_out(msg);
         self.udp(pbx, datagram);
+        self.media_lifecycle(now, conn, msg, Side::Browser, pbx);
     }
 
     fn browser_response(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>) {
+        if msg.via().params.value(LOCAL_PARAM).is_some() {
+            return; // the answer to a BYE the relay sent: nothing to relay
+        }
         // Between two browsers (embedded PBX), our Via names the sender.
         let top = msg.via();
         if self.pbx.is_some()
@@ -630,10 +682,14 @@ impl Proxy {
             self.metrics.reject(Reject::Malformed);
             return;
         }
+        // A response cannot be refused: an unusable answer is left out.
+        let body = self
+            .media_body(conn, msg, Side::Browser)
+            .unwrap_or_else(|_| Some(String::new()));
         let token = self.key.token(conn);
         let mut popped = false;
         let mut rewritten = Vec::new();
-        let datagram = rewrite(msg, None, &[], |h| match h.name {
+        let edit = |h: &Header<'_>| match h.name {
             HeaderName::Via if !popped => {
                 popped = true;
                 without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
@@ -641,12 +697,14 @@ impl Proxy {
             HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
             ref n if is_asserted_identity(n) => Action::Drop,
             _ => Action::Keep,
-        });
+        };
+        let datagram = rewrite_body(msg, None, &[], edit, body_of(msg, &body));
         self.remember_contacts(conn, rewritten);
         self.calls
             .observe(now, conn, Sender::Browser, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.udp(to, datagram);
+        self.media_lifecycle(now, conn, msg, Side::Browser, to);
     }
 
     fn pbx_request(&mut self, now: Instant, from: SocketAddr, msg: &Message<'_>) {
@@ -690,6 +748,15 @@ impl Proxy {
                 return;
             }
         };
+        let body = match self.media_body(conn, msg, Side::Pbx) {
+            Ok(body) => body,
+            Err(e) if msg.method() != Some("ACK") => {
+                let (code, reason) = e.status();
+                self.reply_udp(from, msg, code, reason);
+                return;
+            }
+            Err(_) => Some(String::new()),
+        };
         let restored = ruri
             .filter(|u| u.params.value(FLOW_PARAM).is_some())
             .and_then(|u| self.original_contact(conn, u.user.unwrap_or_default()));
@@ -709,17 +776,17 @@ impl Proxy {
             top.push(("Record-Route", rr));
         }
         let mut hop = HopEdits::new(hops, routes_to_pop);
-        let frame = rewrite(msg, restored.as_deref(), &top, |h| {
-            hop.apply(h).unwrap_or(Action::Keep)
-        });
+        let edit = |h: &Header<'_>| hop.apply(h).unwrap_or(Action::Keep);
+        let frame = rewrite_body(msg, restored.as_deref(), &top, edit, body_of(msg, &body));
         let frame = with_max_forwards(msg, frame);
         self.calls
             .observe(now, conn, Sender::Far, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.ws(conn, frame);
+        self.media_lifecycle(now, conn, msg, Side::Pbx, from);
     }
 
-    fn pbx_response(&mut self, now: Instant, msg: &Message<'_>) {
+    fn pbx_response(&mut self, now: Instant, from: SocketAddr, msg: &Message<'_>) {
         let via = msg.via();
         let token = via.params.value("sl");
         let ours = host_port_matches(via.host, via.port, self.cfg.sip_addr) && token.is_some();
@@ -730,6 +797,13 @@ impl Proxy {
         };
         let code = msg.status().unwrap_or(500);
         let key = pending::key(via.branch().unwrap_or_default(), msg.cseq().method);
+        if self.pending.get(&key).is_some_and(|p| p.local) {
+            // The answer to a BYE the relay sent: it ends the transaction.
+            if code >= 200 {
+                self.take_pending(&key);
+            }
+            return;
+        }
         if let Some(p) = self.pending.get_mut(&key) {
             if let Some(rtt) = p.first_answer(now) {
                 self.metrics.observe_pbx_rtt(rtt);
@@ -749,10 +823,13 @@ impl Proxy {
         if !self.conns.contains_key(&conn) {
             return; // the browser left; nothing to deliver to
         }
+        let body = self
+            .media_body(conn, msg, Side::Pbx)
+            .unwrap_or_else(|_| Some(String::new()));
         let mut popped = false;
         let is_register = msg.cseq().method == "REGISTER";
         let mut ours_bound = false;
-        let frame = rewrite(msg, None, &[], |h| match h.name {
+        let edit = |h: &Header<'_>| match h.name {
             HeaderName::Via if !popped => {
                 popped = true;
                 without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
@@ -763,7 +840,8 @@ impl Proxy {
                 action
             }
             _ => Action::Keep,
-        });
+        };
+        let frame = rewrite_body(msg, None, &[], edit, body_of(msg, &body));
         if is_register {
             CallTracker::observe_register(conn, msg, !ours_bound, &mut self.events);
         }
@@ -771,6 +849,7 @@ impl Proxy {
             .observe(now, conn, Sender::Far, msg, &mut self.events);
         self.metrics.count_out(msg);
         self.ws(conn, frame);
+        self.media_lifecycle(now, conn, msg, Side::Pbx, from);
     }
 
     /// A browser request when the relay is the PBX: in-dialog requests
@@ -1041,6 +1120,173 @@ impl Proxy {
         }
     }
 
+    /// Hands a message's SDP to the media table: `Ok(Some(body))` is the
+    /// body to forward instead, `Ok(None)` keeps the message's own (no SDP,
+    /// or no media carried), `Err` says why the SDP cannot be carried.
+    fn media_body(
+        &mut self,
+        conn: ConnId,
+        msg: &Message<'_>,
+        from: Side,
+    ) -> Result<Option<String>, MediaError> {
+        let Some(media) = self.media.as_mut() else {
+            return Ok(None);
+        };
+        let call_id = msg.call_id();
+        if !is_sdp(msg) {
+            if msg.method() == Some("INVITE") && msg.body().is_empty() {
+                media.offerless(conn, call_id);
+            }
+            return Ok(None);
+        }
+        let carrier = match msg.method() {
+            Some(method) => Carrier::Request(method),
+            None => Carrier::Response(msg.cseq().method),
+        };
+        let out = media.sdp(conn, call_id, from, carrier, msg.body());
+        if let Err(e) = &out {
+            tracing::warn!(call_id, error = %e, "SDP not carried");
+            self.metrics.media_refused(e);
+        }
+        self.flush_media();
+        out.map(Some)
+    }
+
+    /// Queues the media table's commands for the shell.
+    fn flush_media(&mut self) {
+        if let Some(media) = self.media.as_mut() {
+            while let Some(c) = media.poll_command() {
+                self.out.push_back(Output::Media(c));
+            }
+        }
+    }
+
+    /// Follows a call's life as its messages pass (`from` sent `msg`;
+    /// `pbx` is the PBX on the other end): the dialog is learnt for a
+    /// later BYE, the RTP timeout is armed on the answer, and the media is
+    /// given back when the call ends.
+    fn media_lifecycle(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        msg: &Message<'_>,
+        from: Side,
+        pbx: SocketAddr,
+    ) {
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        let key = (conn, msg.call_id().to_owned());
+        match (msg.method(), msg.status()) {
+            (Some("INVITE"), _) if msg.to().tag().is_none() && self.dialogs.len() < MAX_DIALOGS => {
+                let caller = match from {
+                    Side::Browser => Caller::Browser,
+                    Side::Pbx => Caller::Pbx,
+                };
+                self.dialogs
+                    .insert(key, Dialog::from_invite(msg, caller, pbx));
+            }
+            (Some("BYE"), _) => {
+                media.close(conn, &key.1);
+                self.dialogs.remove(&key);
+                self.doomed.remove(&key);
+            }
+            (Some("ACK"), _) => {
+                if let Some(reason) = self.doomed.remove(&key) {
+                    self.hang_up(now, conn, &key.1, reason);
+                }
+            }
+            (Some(_), _) => {
+                if let Some(d) = self.dialogs.get_mut(&key) {
+                    d.request(msg, from == Side::Browser);
+                }
+            }
+            (None, Some(code)) if msg.cseq().method == "INVITE" => {
+                if (200..300).contains(&code) {
+                    media.answered(conn, &key.1);
+                    let (sip_addr, ws_host) = (self.cfg.sip_addr, &self.cfg.ws_host);
+                    if let Some(d) = self.dialogs.get_mut(&key) {
+                        d.answered(msg, |v| is_own_route(v, sip_addr, ws_host).is_some());
+                    }
+                } else if code >= 300 && !media.is_answered(conn, &key.1) {
+                    media.close(conn, &key.1);
+                    self.dialogs.remove(&key);
+                    self.doomed.remove(&key);
+                }
+            }
+            _ => {}
+        }
+        self.flush_media();
+    }
+
+    /// A call's media ended in the shell without the signalling asking
+    /// (RTP timeout, failed DTLS, a socket error): the call is ended with a
+    /// BYE each way, at once if it was answered, else once the ACK of its
+    /// 2xx passes (a failed INVITE ends it anyway).
+    pub fn media_ended(&mut self, now: Instant, id: MediaId, why: MediaEnd) {
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        let Some((conn, call_id)) = media.call_of(id) else {
+            return; // already closed by the signalling
+        };
+        self.metrics.media_ended(why);
+        tracing::info!(%call_id, reason = why.reason(), "ending the call: its media ended");
+        if media.is_answered(conn, &call_id) {
+            self.hang_up(now, conn, &call_id, why.reason());
+        } else {
+            media.close(conn, &call_id);
+            self.flush_media();
+            let key = (conn, call_id);
+            if self.dialogs.contains_key(&key) {
+                self.doomed.insert(key, why.reason());
+            }
+        }
+    }
+
+    /// Ends a call with a BYE to each side (with a Reason header) and
+    /// gives its media back.
+    fn hang_up(&mut self, now: Instant, conn: ConnId, call_id: &str, reason: &'static str) {
+        if let Some(media) = self.media.as_mut() {
+            media.close(conn, call_id);
+        }
+        self.flush_media();
+        let key = (conn, call_id.to_owned());
+        self.doomed.remove(&key);
+        let Some(dialog) = self.dialogs.remove(&key) else {
+            return;
+        };
+        let token = self.key.token(conn);
+        let tag = self
+            .key
+            .digest(&[b"bye|", token.as_bytes(), b"|", call_id.as_bytes()]);
+        let browser_via = format!(
+            "SIP/2.0/WSS {};branch=z9hG4bK{tag};{LOCAL_PARAM}",
+            self.cfg.ws_host
+        );
+        let pbx_via = format!(
+            "SIP/2.0/UDP {};branch=z9hG4bK{tag};rport;sl={token}",
+            self.cfg.sip_addr
+        );
+        let Some(byes) = dialog.byes(&browser_via, &pbx_via, reason) else {
+            return;
+        };
+        if let Ok(bye) = Message::parse(&byes.to_pbx) {
+            self.calls
+                .observe(now, conn, Sender::Browser, &bye, &mut self.events);
+            self.metrics.count_out(&bye);
+        }
+        if self.conns.contains_key(&conn) {
+            self.ws(conn, byes.to_browser);
+        }
+        let pending_key = pending::key(&byes.pbx_branch, "BYE");
+        let p = Pending::local(now, conn, dialog.pbx, "BYE", byes.to_pbx.clone(), &self.cfg);
+        self.deadlines
+            .insert((p.next_deadline(), pending_key.clone()));
+        self.pending.insert(pending_key, p);
+        self.udp(dialog.pbx, byes.to_pbx);
+    }
+
     fn reply_ws(&mut self, conn: ConnId, msg: &Message<'_>, code: u16, reason: &str) {
         if msg.method() == Some("ACK") {
             return;
@@ -1058,6 +1304,22 @@ impl Proxy {
         let resp = response_to(msg, code, reason, Some("sl")).finish(None, b"");
         self.udp(to, resp);
     }
+}
+
+/// The body to forward: the rewritten SDP, else the message's own.
+fn body_of<'m>(msg: &'m Message<'_>, rewritten: &'m Option<String>) -> &'m [u8] {
+    rewritten.as_deref().map_or(msg.body(), str::as_bytes)
+}
+
+/// Whether a message carries SDP (RFC 3264): `application/sdp`, with or
+/// without parameters.
+fn is_sdp(msg: &Message<'_>) -> bool {
+    !msg.body().is_empty()
+        && msg.header(HeaderName::ContentType).is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/sdp"))
+        })
 }
 
 /// Dialog-creating requests get our Record-Route (RFC 3261 §16.6 step 4);
@@ -1078,6 +1340,16 @@ fn contacts_sound(msg: &Message<'_>) -> bool {
 fn is_asserted_identity(name: &HeaderName<'_>) -> bool {
     matches!(name, HeaderName::Other(n) if n.eq_ignore_ascii_case("P-Asserted-Identity")
         || n.eq_ignore_ascii_case("Remote-Party-ID"))
+}
+
+/// Whether a Route or Record-Route value names the relay (its UDP address
+/// or its WebSocket host), and the flow token it carries if any.
+fn is_own_route(value: &str, sip_addr: SocketAddr, ws_host: &str) -> Option<Option<String>> {
+    let na = NameAddr::parse(value)?;
+    let uri = na.uri;
+    let ours_udp = host_port_is(&uri, sip_addr);
+    let ours_ws = uri.host.eq_ignore_ascii_case(ws_host);
+    (ours_udp || ours_ws).then(|| uri.user.filter(|_| ours_ws).map(str::to_owned))
 }
 
 fn host_port_is(uri: &Uri<'_>, addr: SocketAddr) -> bool {
@@ -1161,5 +1433,7 @@ fn insert_after_first_line(msg: &[u8], line: &str) -> Vec<u8> {
     out
 }
 
+#[cfg(test)]
+mod media_tests;
 #[cfg(test)]
 mod tests;

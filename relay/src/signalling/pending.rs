@@ -38,6 +38,9 @@ pub(crate) struct Pending {
     /// Retransmitted, or already answered: its round trip is not measured
     /// (Karn's rule: an answer to a retransmission is ambiguous).
     rtt_done: bool,
+    /// Made by the relay itself (a BYE ending a call): its answer is
+    /// consumed here, and no browser waits for it.
+    pub local: bool,
 }
 impl Pending {
     pub fn new(
@@ -60,6 +63,22 @@ impl Pending {
             deadline: now + cfg.request_timeout.min(cfg.t1 * 64),
             sent_at: now,
             rtt_done: false,
+            local: false,
+        }
+    }
+
+    /// A request the relay makes itself, on behalf of `conn`'s call.
+    pub fn local(
+        now: Instant,
+        conn: ConnId,
+        to: SocketAddr,
+        method: &str,
+        datagram: Vec<u8>,
+        cfg: &ProxyConfig,
+    ) -> Self {
+        Self {
+            local: true,
+            ..Self::new(now, conn, to, method, datagram, Vec::new(), cfg)
         }
     }
 

@@ -1,0 +1,682 @@
+//! The calls whose media the relay carries, sans-IO: the signalling hands
+//! over every SDP body that passes, and gets back the body to forward and
+//! commands for the media shell (bind these ports, here is the browser
+//! side's state, the PBX now receives there, close).
+//!
+//! Offer or answer is read from where a body travels (RFC 3261 §13.2.1,
+//! RFC 3262, RFC 3311): a body in INVITE or UPDATE is an offer; in ACK or
+//! PRACK, or in a response to a request that carried an offer, an answer;
+//! in a response to an offerless INVITE, an offer. Each call keeps the
+//! last offer's text, since the answer is rewritten against it.
+//!
+//! A call holds two pairs of the port range: the browser's WebRTC port
+//! (ICE, DTLS and SRTP muxed) and the PBX's RTP/RTCP pair. It carries the
+//! first audio section; other sections are rejected toward the PBX (port
+//! 0), so both ends see the same answer.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use sipline_core::sdp::{Media, Sdp};
+
+use super::dtls::{DtlsError, DtlsServer, Identity};
+use super::ice::IceLite;
+use super::ports::{PortError, PortPair, PortPool};
+use super::sdp::{
+    BrowserTransport, RewriteError, answer_to_browser, answer_to_pbx, offer_to_browser,
+    offer_to_pbx,
+};
+use super::session::Session;
+use crate::signalling::ConnId;
+
+/// Where the relay's media lives and what it tells each side.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaConfig {
+    /// First port of the range (RTP on even ports, RTCP on the odd next).
+    pub port_min: u16,
+    /// Last port of the range.
+    pub port_max: u16,
+    /// The address the browser-side sockets bind to.
+    pub browser_bind: IpAddr,
+    /// The address written into the browser's SDP (a public address when
+    /// the relay is behind 1:1 NAT); `browser_bind` when the same.
+    pub browser_advertised: IpAddr,
+    /// The address the PBX-side sockets bind to.
+    pub pbx_bind: IpAddr,
+    /// The address written into the PBX's SDP.
+    pub pbx_advertised: IpAddr,
+    /// No RTP or RTCP either way for this long, once answered, ends the
+    /// call (a browser that vanished without a BYE).
+    pub rtp_timeout: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        let local = IpAddr::from([127, 0, 0, 1]);
+        Self {
+            port_min: 20_000,
+            port_max: 29_999,
+            browser_bind: local,
+            browser_advertised: local,
+            pbx_bind: local,
+            pbx_advertised: local,
+            rtp_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a call's media ended without the signalling asking; the call is
+/// then ended with a BYE each way, carrying [`MediaEnd::reason`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaEnd {
+    /// No RTP or RTCP either way for the configured time.
+    Timeout,
+    /// The DTLS handshake failed (a certificate whose fingerprint is not
+    /// the SDP's, or no handshake at all).
+    Dtls,
+    /// A media socket failed (its port could not be bound, or it broke).
+    Io,
+}
+
+impl MediaEnd {
+    /// The words for the BYE's Reason header and the log.
+    pub fn reason(self) -> &'static str {
+        match self {
+            MediaEnd::Timeout => "RTP timeout",
+            MediaEnd::Dtls => "DTLS handshake failed",
+            MediaEnd::Io => "media socket failed",
+        }
+    }
+}
+
+/// Binds a pair's sockets the moment it is taken from the range, so that
+/// a port another program holds is skipped before any SDP names it. The
+/// shell's binder keeps the sockets for [`Command::Open`]; a table without
+/// one only counts ports.
+pub trait PortBinder: std::fmt::Debug + Send {
+    /// Binds `addr` (and the next port too, for RTCP, when `rtcp`).
+    fn bind(&mut self, addr: SocketAddr, rtcp: bool) -> std::io::Result<()>;
+    /// Closes what was bound at `addr` that no [`Command::Open`] took.
+    fn unbind(&mut self, addr: SocketAddr);
+}
+
+/// How many pairs to try when ports of the range are held by others.
+const BIND_ATTEMPTS: usize = 8;
+
+/// Names one call's media, between the signalling and the shell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaId(pub u64);
+
+/// Which side sent a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The browser, over its WebSocket.
+    Browser,
+    /// The PBX, over UDP.
+    Pbx,
+}
+
+/// What carried a body, which says whether it is an offer or an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Carrier<'a> {
+    /// A request with this method.
+    Request(&'a str),
+    /// A response (any status) to a request with this method.
+    Response(&'a str),
+}
+
+/// What the media shell must do, in order.
+#[derive(Debug)]
+pub enum Command {
+    /// Bind the call's sockets: the browser's WebRTC port at `browser`, the
+    /// PBX's RTP at `pbx` (RTCP on the next port).
+    Open {
+        /// The call.
+        id: MediaId,
+        /// The browser-side socket address.
+        browser: SocketAddr,
+        /// The PBX-side RTP socket address.
+        pbx: SocketAddr,
+    },
+    /// The browser side is known (its SDP was seen): start ICE and DTLS.
+    Browser {
+        /// The call.
+        id: MediaId,
+        /// The call's browser-side state.
+        session: Box<Session>,
+    },
+    /// The browser restarted ICE: new credentials, the DTLS association
+    /// stays (RFC 8445 §9).
+    IceRestart {
+        /// The call.
+        id: MediaId,
+        /// The agent with the new credentials.
+        ice: IceLite,
+    },
+    /// Where the PBX now receives RTP and RTCP (its SDP said so).
+    Pbx {
+        /// The call.
+        id: MediaId,
+        /// The PBX's RTP address.
+        rtp: SocketAddr,
+        /// The PBX's RTCP address (the same with rtcp-mux).
+        rtcp: SocketAddr,
+    },
+    /// The call was answered: the RTP timeout runs from now on (ringing is
+    /// silent).
+    Answered {
+        /// The call.
+        id: MediaId,
+    },
+    /// The call ended: stop and give the ports back.
+    Close {
+        /// The call.
+        id: MediaId,
+    },
+}
+
+/// Why a body could not be carried; the message is answered with the
+/// given status instead of being forwarded, when it is a request.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The media port range is full.
+    #[error(transparent)]
+    Ports(#[from] PortError),
+    /// The range's ports could not be bound (held by another program, or
+    /// an address this host does not have).
+    #[error("could not bind media ports on {addr}: {source}")]
+    Bind {
+        /// The last address tried.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The body is not SDP the relay can read.
+    #[error("unreadable SDP: {0}")]
+    Sdp(String),
+    /// The SDP cannot be mapped (see the error).
+    #[error(transparent)]
+    Rewrite(#[from] RewriteError),
+    /// No section the relay can carry (an audio section with a port).
+    #[error("no audio section to carry")]
+    NoAudio,
+    /// The browser's SDP has no DTLS fingerprint.
+    #[error("the browser's SDP has no fingerprint")]
+    NoFingerprint,
+    /// The DTLS side could not be set up.
+    #[error(transparent)]
+    Dtls(#[from] DtlsError),
+    /// An answer with no offer before it.
+    #[error("an SDP answer without an offer")]
+    NoOffer,
+}
+
+impl MediaError {
+    /// The SIP status that refuses a request for this reason.
+    pub fn status(&self) -> (u16, &'static str) {
+        match self {
+            MediaError::Ports(_) | MediaError::Bind { .. } => (503, "Media Ports Exhausted"),
+            MediaError::Dtls(_) => (500, "Media Setup Failed"),
+            _ => (488, "Not Acceptable Here"),
+        }
+    }
+}
+
+/// One call's media state as the signalling sees it.
+#[derive(Debug)]
+struct Call {
+    id: MediaId,
+    browser: PortPair,
+    pbx: PortPair,
+    /// Our ICE credentials toward the browser.
+    ufrag: String,
+    pwd: String,
+    /// The browser's ICE username fragment, once known.
+    remote_ufrag: Option<String>,
+    /// Whether the shell has the browser side.
+    has_session: bool,
+    /// The section carried (index into both SDPs).
+    audio: Option<usize>,
+    /// The last offer, who made it, and its text.
+    offer: Option<(Side, String)>,
+    answered: bool,
+}
+
+/// Every call's media, keyed by browser connection and Call-ID.
+#[derive(Debug)]
+pub struct MediaCalls {
+    cfg: MediaConfig,
+    pool: PortPool,
+    identity: Arc<Identity>,
+    /// Seeds the ICE credentials: unpredictable, yet no randomness here.
+    secret: [u8; 32],
+    calls: HashMap<(ConnId, String), Call>,
+    next: u64,
+    commands: VecDeque<Command>,
+    binder: Option<Box<dyn PortBinder>>,
+}
+
+/// Characters of ICE credentials (RFC 8445 §5.3: ice-char).
+const ICE_CHARS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+impl MediaCalls {
+    /// The calls' table over `cfg`'s port range; `secret` must be random.
+    pub fn new(
+        cfg: MediaConfig,
+        identity: Arc<Identity>,
+        secret: [u8; 32],
+    ) -> Result<Self, PortError> {
+        Ok(Self {
+            pool: PortPool::new(cfg.port_min, cfg.port_max)?,
+            cfg,
+            identity,
+            secret,
+            calls: HashMap::new(),
+            next: 1,
+            commands: VecDeque::new(),
+            binder: None,
+        })
+    }
+
+    /// Binds every pair as it is taken (see [`PortBinder`]).
+    pub fn with_binder(mut self, binder: Box<dyn PortBinder>) -> Self {
+        self.binder = Some(binder);
+        self
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &MediaConfig {
+        &self.cfg
+    }
+
+    /// Calls with media.
+    pub fn active(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Port pairs in use and the range's size, for the metrics.
+    pub fn ports(&self) -> (usize, usize) {
+        (self.pool.in_use(), self.pool.capacity())
+    }
+
+    /// The next command for the media shell.
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.commands.pop_front()
+    }
+
+    /// The media of a call, if it has any.
+    pub fn id(&self, conn: ConnId, call_id: &str) -> Option<MediaId> {
+        self.calls.get(&(conn, call_id.to_owned())).map(|c| c.id)
+    }
+
+    /// A body of `application/sdp` sent by `from` in `carrier`; returns the
+    /// body to forward instead.
+    pub fn sdp(
+        &mut self,
+        conn: ConnId,
+        call_id: &str,
+        from: Side,
+        carrier: Carrier<'_>,
+        body: &[u8],
+    ) -> Result<String, MediaError> {
+        let sdp = Sdp::parse(body).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        let key = (conn, call_id.to_owned());
+        let pending_from_other = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.offer.as_ref())
+            .is_some_and(|(side, _)| *side != from);
+        let is_offer = match carrier {
+            Carrier::Request("ACK" | "PRACK") => false,
+            Carrier::Request(_) => true,
+            Carrier::Response(_) => !pending_from_other,
+        };
+        if is_offer {
+            self.offer(key, from, &sdp, body)
+        } else if pending_from_other {
+            self.answer(key, from, &sdp)
+        } else {
+            Err(MediaError::NoOffer)
+        }
+    }
+
+    /// A request without a body that may start an offer/answer exchange
+    /// (an offerless INVITE): the offer will come in its answer.
+    pub fn offerless(&mut self, conn: ConnId, call_id: &str) {
+        if let Some(c) = self.calls.get_mut(&(conn, call_id.to_owned())) {
+            c.offer = None;
+        }
+    }
+
+    /// The INVITE was answered with a 2xx: the call is up.
+    pub fn answered(&mut self, conn: ConnId, call_id: &str) {
+        if let Some(c) = self.calls.get_mut(&(conn, call_id.to_owned()))
+            && !std::mem::replace(&mut c.answered, true)
+        {
+            self.commands.push_back(Command::Answered { id: c.id });
+        }
+    }
+
+    /// Whether the call was answered (a failure then needs a BYE; before,
+    /// the INVITE's final answer ends it).
+    pub fn is_answered(&self, conn: ConnId, call_id: &str) -> bool {
+        self.calls
+            .get(&(conn, call_id.to_owned()))
+            .is_some_and(|c| c.answered)
+    }
+
+    /// The call ended (BYE, a failed INVITE, media failure): its ports go
+    /// back to the range. Returns its id if it had media.
+    pub fn close(&mut self, conn: ConnId, call_id: &str) -> Option<MediaId> {
+        let call = self.calls.remove(&(conn, call_id.to_owned()))?;
+        self.pool.release(call.browser);
+        self.pool.release(call.pbx);
+        self.commands.push_back(Command::Close { id: call.id });
+        Some(call.id)
+    }
+
+    /// The call a media id belongs to (its connection and Call-ID).
+    pub fn call_of(&self, id: MediaId) -> Option<(ConnId, String)> {
+        self.calls
+            .iter()
+            .find(|(_, c)| c.id == id)
+            .map(|(k, _)| k.clone())
+    }
+
+    fn credentials(&mut self) -> (String, String) {
+        let n = self.next;
+        self.next += 1;
+        let digest = Sha256::new()
+            .chain_update(self.secret)
+            .chain_update(n.to_be_bytes())
+            .finalize();
+        let chars: String = digest
+            .iter()
+            .map(|b| char::from(ICE_CHARS[usize::from(b & 63)]))
+            .collect();
+        (chars[..8].to_owned(), chars[8..32].to_owned())
+    }
+
+    /// A pair from the range, bound on `ip` when there is a binder;
+    /// pairs whose ports another program holds are passed over.
+    fn take_pair(&mut self, ip: IpAddr, rtcp: bool) -> Result<PortPair, MediaError> {
+        let mut attempts = 0;
+        loop {
+            let pair = self.pool.allocate()?;
+            let Some(binder) = self.binder.as_mut() else {
+                return Ok(pair);
+            };
+            let addr = SocketAddr::new(ip, pair.rtp);
+            match binder.bind(addr, rtcp) {
+                Ok(()) => return Ok(pair),
+                Err(source) => {
+                    self.pool.release(pair);
+                    attempts += 1;
+                    if attempts == BIND_ATTEMPTS {
+                        return Err(MediaError::Bind { addr, source });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The call for `key`, made (ports and all) if new.
+    fn call(&mut self, key: (ConnId, String)) -> Result<&mut Call, MediaError> {
+        if !self.calls.contains_key(&key) {
+            // WebRTC muxes RTCP: only the browser pair's even port is bound.
+            let browser = self.take_pair(self.cfg.browser_bind, false)?;
+            let pbx = match self.take_pair(self.cfg.pbx_bind, true) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.pool.release(browser);
+                    if let Some(binder) = self.binder.as_mut() {
+                        binder.unbind(SocketAddr::new(self.cfg.browser_bind, browser.rtp));
+                    }
+                    return Err(e);
+                }
+            };
+            let (ufrag, pwd) = self.credentials();
+            let id = MediaId(self.next);
+            self.next += 1;
+            self.commands.push_back(Command::Open {
+                id,
+                browser: SocketAddr::new(self.cfg.browser_bind, browser.rtp),
+                pbx: SocketAddr::new(self.cfg.pbx_bind, pbx.rtp),
+            });
+            self.calls.insert(
+                key.clone(),
+                Call {
+                    id,
+                    browser,
+                    pbx,
+                    ufrag,
+                    pwd,
+                    remote_ufrag: None,
+                    has_session: false,
+                    audio: None,
+                    offer: None,
+                    answered: false,
+                },
+            );
+        }
+        self.calls
+            .get_mut(&key)
+            .ok_or_else(|| MediaError::Sdp("call vanished".into()))
+    }
+
+    fn offer(
+        &mut self,
+        key: (ConnId, String),
+        from: Side,
+        sdp: &Sdp<'_>,
+        body: &[u8],
+    ) -> Result<String, MediaError> {
+        let audio = first_audio(sdp).ok_or(MediaError::NoAudio)?;
+        let new = !self.calls.contains_key(&key);
+        let out = self.offer_inner(&key, from, sdp, audio);
+        if out.is_err() && new {
+            // A refused first offer leaves nothing behind.
+            let _ = self.close(key.0, &key.1);
+        } else if out.is_ok()
+            && let Some(c) = self.calls.get_mut(&key)
+        {
+            c.offer = Some((from, String::from_utf8_lossy(body).into_owned()));
+            c.audio = Some(audio);
+        }
+        out
+    }
+
+    fn offer_inner(
+        &mut self,
+        key: &(ConnId, String),
+        from: Side,
+        sdp: &Sdp<'_>,
+        audio: usize,
+    ) -> Result<String, MediaError> {
+        let cfg = self.cfg.clone();
+        self.call(key.clone())?;
+        match from {
+            Side::Browser => {
+                self.browser_sdp(key, sdp, true)?;
+                let c = &self.calls[key];
+                let ports = carried_ports(sdp.media.len(), audio, cfg.pbx_advertised, c.pbx.rtp);
+                Ok(offer_to_pbx(sdp, &ports, cfg.pbx_advertised))
+            }
+            Side::Pbx => {
+                self.pbx_sdp(key, sdp, audio, false);
+                let c = &self.calls[key];
+                let t = transport(&cfg, c, self.identity.fingerprint());
+                Ok(offer_to_browser(&only(sdp, audio), &t))
+            }
+        }
+    }
+
+    fn answer(
+        &mut self,
+        key: (ConnId, String),
+        from: Side,
+        sdp: &Sdp<'_>,
+    ) -> Result<String, MediaError> {
+        let cfg = self.cfg.clone();
+        let c = self.calls.get(&key).ok_or(MediaError::NoOffer)?;
+        let audio = c.audio.ok_or(MediaError::NoAudio)?;
+        let offer_text = c
+            .offer
+            .as_ref()
+            .map(|(_, t)| t.clone())
+            .ok_or(MediaError::NoOffer)?;
+        let offer =
+            Sdp::parse(offer_text.as_bytes()).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        match from {
+            Side::Pbx => {
+                self.pbx_sdp(&key, sdp, audio, true);
+                let c = &self.calls[&key];
+                let t = transport(&cfg, c, self.identity.fingerprint());
+                Ok(answer_to_browser(&offer, &only(sdp, audio), &t)?)
+            }
+            Side::Browser => {
+                self.browser_sdp(&key, sdp, false)?;
+                let c = &self.calls[&key];
+                let ports = carried_ports(sdp.media.len(), audio, cfg.pbx_advertised, c.pbx.rtp);
+                Ok(answer_to_pbx(
+                    &only(&offer, audio),
+                    sdp,
+                    &ports,
+                    cfg.pbx_advertised,
+                )?)
+            }
+        }
+    }
+
+    /// Reads the browser's ICE and DTLS parameters: the first SDP starts
+    /// the browser side, a new ufrag in an offer restarts ICE.
+    fn browser_sdp(
+        &mut self,
+        key: &(ConnId, String),
+        sdp: &Sdp<'_>,
+        is_offer: bool,
+    ) -> Result<(), MediaError> {
+        let ufrag = browser_attribute(sdp, "ice-ufrag").ok_or(RewriteError::NoIce)?;
+        let fingerprint = browser_attribute(sdp, "fingerprint").ok_or(MediaError::NoFingerprint)?;
+        let restart = self.calls[key]
+            .remote_ufrag
+            .as_deref()
+            .is_some_and(|old| old != ufrag);
+        if restart && is_offer {
+            let (u, p) = self.credentials();
+            let c = self.calls.get_mut(key).ok_or(MediaError::NoOffer)?;
+            (c.ufrag, c.pwd) = (u, p);
+        }
+        let c = self.calls.get_mut(key).ok_or(MediaError::NoOffer)?;
+        let mut ice = IceLite::new(&c.ufrag, &c.pwd);
+        ice.set_remote_ufrag(ufrag);
+        c.remote_ufrag = Some(ufrag.to_owned());
+        let id = c.id;
+        if !c.has_session {
+            let local = SocketAddr::new(self.cfg.browser_bind, c.browser.rtp);
+            let dtls = DtlsServer::new(&self.identity, local, fingerprint)?;
+            c.has_session = true;
+            self.commands.push_back(Command::Browser {
+                id,
+                session: Box::new(Session::new(ice, dtls)),
+            });
+        } else if restart {
+            self.commands.push_back(Command::IceRestart { id, ice });
+        }
+        Ok(())
+    }
+
+    /// Reads where the PBX receives media. An address of `0.0.0.0` (the
+    /// old way to hold, RFC 2543) keeps the one known.
+    fn pbx_sdp(&mut self, key: &(ConnId, String), sdp: &Sdp<'_>, audio: usize, answer: bool) {
+        let Some(c) = self.calls.get(key) else { return };
+        let Some(m) = sdp.media.get(audio).filter(|m| !m.is_rejected()) else {
+            return;
+        };
+        let Some(ip) = m
+            .connection()
+            .or_else(|| sdp.connection())
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .filter(|ip| !ip.is_unspecified())
+        else {
+            return;
+        };
+        let rtp = SocketAddr::new(ip, m.port);
+        // rtcp-mux toward the PBX only when it offered it (an answer to our
+        // offer cannot: we never offer mux to the PBX).
+        let mux = !answer && m.attribute("rtcp-mux").is_some();
+        let rtcp = if mux { rtp } else { rtcp_address(m, ip) };
+        self.commands.push_back(Command::Pbx {
+            id: c.id,
+            rtp,
+            rtcp,
+        });
+    }
+}
+
+/// The first audio section with a port: the one the relay carries.
+fn first_audio(sdp: &Sdp<'_>) -> Option<usize> {
+    sdp.media
+        .iter()
+        .position(|m| m.kind == "audio" && !m.is_rejected())
+}
+
+/// The relay's PBX-side address per section: the carried one gets the
+/// call's pair, the others are rejected.
+fn carried_ports(sections: usize, audio: usize, ip: IpAddr, port: u16) -> Vec<Option<SocketAddr>> {
+    (0..sections)
+        .map(|i| (i == audio).then_some(SocketAddr::new(ip, port)))
+        .collect()
+}
+
+/// `sdp` with every section but `keep` rejected (port 0): the browser is
+/// then offered, or answered, only what the relay carries.
+fn only<'a>(sdp: &Sdp<'a>, keep: usize) -> Sdp<'a> {
+    let mut out = sdp.clone();
+    for (i, m) in out.media.iter_mut().enumerate() {
+        if i != keep {
+            *m = Media {
+                port: 0,
+                port_field: "0",
+                ..m.clone()
+            };
+        }
+    }
+    out
+}
+
+/// The RTCP address of a plain-RTP section: `a=rtcp` (RFC 3605), else the
+/// next port.
+fn rtcp_address(m: &Media<'_>, ip: IpAddr) -> SocketAddr {
+    let attr = m.attribute("rtcp").flatten().unwrap_or_default();
+    let mut fields = attr.split_ascii_whitespace();
+    let port = fields.next().and_then(|p| p.parse::<u16>().ok());
+    let addr = fields.nth(2).and_then(|a| a.parse::<IpAddr>().ok());
+    SocketAddr::new(
+        addr.unwrap_or(ip),
+        port.unwrap_or_else(|| m.port.saturating_add(1)),
+    )
+}
+
+/// A browser SDP attribute, at session level or in the first section that
+/// has it (browsers write them per section).
+fn browser_attribute<'a>(sdp: &Sdp<'a>, name: &'a str) -> Option<&'a str> {
+    sdp.attribute(name)
+        .flatten()
+        .or_else(|| sdp.media.iter().find_map(|m| m.attribute(name).flatten()))
+}
+
+fn transport<'a>(cfg: &MediaConfig, c: &'a Call, fingerprint: &'a str) -> BrowserTransport<'a> {
+    BrowserTransport {
+        addr: SocketAddr::new(cfg.browser_advertised, c.browser.rtp),
+        ice_ufrag: &c.ufrag,
+        ice_pwd: &c.pwd,
+        fingerprint,
+    }
+}
+
+#[cfg(test)]
+mod tests;

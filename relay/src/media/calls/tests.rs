@@ -1,0 +1,441 @@
+//! The media table through every offer/answer case, on Chromium's SDP and
+//! the plain SDP that Asterisk and FreeSWITCH write: what each side is
+//! sent, and what the shell is told.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use sipline_core::sdp::{Direction, Sdp};
+use sipline_core::sip::Message;
+
+use super::*;
+
+const CALL: &str = "call-1@browser";
+const CONN: ConnId = ConnId(7);
+
+fn chromium_offer() -> String {
+    let raw = include_bytes!(
+        "../../../../sdk-wasm/core/tests/corpus/valid/invite_chromium_webrtc_sdp.sip"
+    );
+    let body = Message::parse(raw).expect("corpus INVITE parses").body();
+    String::from_utf8(body.to_vec()).expect("utf8")
+}
+
+/// Chromium's answer to an audio offer (`setup:active`, as it answers an
+/// `actpass` offer).
+const CHROMIUM_ANSWER: &str = "v=0\r\no=- 2381913526154937133 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\nm=audio 9 UDP/TLS/RTP/SAVPF 8 101\r\nc=IN IP4 0.0.0.0\r\n\
+a=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:Br0w\r\na=ice-pwd:browserpassword012345678\r\na=ice-options:trickle\r\n\
+a=fingerprint:sha-256 0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9:0A:1B:2C:3D:4E:5F:60:71:82:93:A4:B5:C6:D7:E8:F9\r\n\
+a=setup:active\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+const ASTERISK_ANSWER: &str = "v=0\r\no=- 1938 1940 IN IP4 10.0.0.5\r\ns=Asterisk\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+m=audio 16384 RTP/AVP 0 126\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:126 telephone-event/8000\r\na=fmtp:126 0-16\r\n\
+a=ptime:20\r\na=sendrecv\r\n";
+
+const FREESWITCH_HOLD_OFFER: &str = "v=0\r\no=FreeSWITCH 1700000000 1700000001 IN IP4 10.0.0.6\r\ns=FreeSWITCH\r\n\
+c=IN IP4 10.0.0.6\r\nt=0 0\r\nm=audio 24000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendonly\r\na=rtcp:24001 IN IP4 10.0.0.6\r\n";
+
+fn table(min: u16, max: u16) -> MediaCalls {
+    let local = IpAddr::from([127, 0, 0, 1]);
+    let cfg = MediaConfig {
+        port_min: min,
+        port_max: max,
+        browser_bind: local,
+        browser_advertised: IpAddr::from([192, 0, 2, 10]),
+        pbx_bind: local,
+        pbx_advertised: IpAddr::from([10, 0, 0, 2]),
+        ..MediaConfig::default()
+    };
+    let identity = Identity::generate().expect("identity");
+    MediaCalls::new(cfg, Arc::new(identity), [3; 32]).expect("range")
+}
+
+fn commands(t: &mut MediaCalls) -> Vec<Command> {
+    std::iter::from_fn(|| t.poll_command()).collect()
+}
+
+fn names(cs: &[Command]) -> Vec<&'static str> {
+    cs.iter()
+        .map(|c| match c {
+            Command::Open { .. } => "open",
+            Command::Browser { .. } => "browser",
+            Command::IceRestart { .. } => "ice-restart",
+            Command::Pbx { .. } => "pbx",
+            Command::Answered { .. } => "answered",
+            Command::Close { .. } => "close",
+        })
+        .collect()
+}
+
+fn pbx_target(cs: &[Command]) -> Option<(SocketAddr, SocketAddr)> {
+    cs.iter().find_map(|c| match c {
+        Command::Pbx { rtp, rtcp, .. } => Some((*rtp, *rtcp)),
+        _ => None,
+    })
+}
+
+fn sdp(text: &str) -> Sdp<'_> {
+    Sdp::parse(text.as_bytes()).expect("our SDP parses")
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+fn browser_offer(t: &mut MediaCalls, body: &str) -> Result<String, MediaError> {
+    t.sdp(
+        CONN,
+        CALL,
+        Side::Browser,
+        Carrier::Request("INVITE"),
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn browser_offer_then_early_media_then_answer() {
+    let mut t = table(30_000, 30_099);
+    let to_pbx = browser_offer(&mut t, &chromium_offer()).expect("carried");
+    let cs = commands(&mut t);
+    assert_eq!(names(&cs), ["open", "browser"]);
+    let Command::Open { browser, pbx, .. } = cs[0] else {
+        unreachable!("checked above")
+    };
+    let offer = sdp(&to_pbx);
+    assert_eq!(
+        offer.connection(),
+        Some("10.0.0.2"),
+        "the advertised address"
+    );
+    assert_eq!(offer.media[0].port, pbx.port());
+    assert_eq!(offer.media[0].proto, "RTP/AVP");
+    assert_eq!(t.ports(), (2, 50), "a pair per side");
+
+    // 183 with the answer: early media; then the 200 repeats it.
+    for carrier in ["183", "200"] {
+        let to_browser = t
+            .sdp(
+                CONN,
+                CALL,
+                Side::Pbx,
+                Carrier::Response("INVITE"),
+                ASTERISK_ANSWER.as_bytes(),
+            )
+            .unwrap_or_else(|e| panic!("{carrier}: {e}"));
+        let answer = sdp(&to_browser);
+        assert_eq!(answer.attribute("ice-lite"), Some(None));
+        let audio = &answer.media[0];
+        assert_eq!(audio.port, browser.port(), "{carrier}");
+        assert_eq!(audio.connection(), Some("192.0.2.10"));
+        assert_eq!(audio.attribute("setup"), Some(Some("passive")));
+        assert_eq!(audio.formats, "0 126", "the PBX's codecs, untouched");
+        assert_eq!(
+            pbx_target(&commands(&mut t)),
+            Some((addr("10.0.0.5:16384"), addr("10.0.0.5:16385"))),
+            "{carrier}: RTCP on port+1"
+        );
+    }
+    t.answered(CONN, CALL);
+    t.answered(CONN, CALL);
+    assert_eq!(names(&commands(&mut t)), ["answered"], "armed once");
+    assert!(t.is_answered(CONN, CALL));
+    assert!(t.close(CONN, CALL).is_some());
+    assert_eq!(names(&commands(&mut t)), ["close"]);
+    assert_eq!(t.ports(), (0, 50), "every port given back");
+    assert_eq!(t.close(CONN, CALL), None, "closing twice is harmless");
+}
+
+#[test]
+fn pbx_offer_gets_the_browser_s_answer() {
+    let mut t = table(30_000, 30_099);
+    let to_browser = t
+        .sdp(
+            CONN,
+            CALL,
+            Side::Pbx,
+            Carrier::Request("INVITE"),
+            FREESWITCH_HOLD_OFFER.as_bytes(),
+        )
+        .expect("carried");
+    let cs = commands(&mut t);
+    assert_eq!(names(&cs), ["open", "pbx"]);
+    assert_eq!(
+        pbx_target(&cs),
+        Some((addr("10.0.0.6:24000"), addr("10.0.0.6:24001"))),
+        "a=rtcp (RFC 3605) names RTCP"
+    );
+    let offer = sdp(&to_browser);
+    assert_eq!(offer.media[0].attribute("setup"), Some(Some("actpass")));
+    assert_eq!(offer.direction(0), Direction::SendOnly);
+    assert_eq!(offer.media[0].formats, "8 101");
+
+    let to_pbx = t
+        .sdp(
+            CONN,
+            CALL,
+            Side::Browser,
+            Carrier::Response("INVITE"),
+            CHROMIUM_ANSWER.as_bytes(),
+        )
+        .expect("carried");
+    assert_eq!(names(&commands(&mut t)), ["browser"], "DTLS starts now");
+    let answer = sdp(&to_pbx);
+    assert_eq!(answer.direction(0), Direction::RecvOnly);
+    assert_eq!(answer.media[0].proto, "RTP/AVP");
+    assert_eq!(answer.media[0].formats, "8 101");
+    assert!(answer.media[0].attribute("fingerprint").is_none());
+}
+
+#[test]
+fn offerless_invite_takes_the_offer_in_the_200_and_the_answer_in_the_ack() {
+    let mut t = table(30_000, 30_099);
+    t.offerless(CONN, CALL); // unknown call: nothing to forget
+    let to_pbx = t
+        .sdp(
+            CONN,
+            CALL,
+            Side::Browser,
+            Carrier::Response("INVITE"),
+            chromium_offer().as_bytes(),
+        )
+        .expect("the 200's offer");
+    assert_eq!(sdp(&to_pbx).media[0].proto, "RTP/AVP");
+    let to_browser = t
+        .sdp(
+            CONN,
+            CALL,
+            Side::Pbx,
+            Carrier::Request("ACK"),
+            ASTERISK_ANSWER.as_bytes(),
+        )
+        .expect("the ACK's answer");
+    let answer = sdp(&to_browser);
+    assert_eq!(answer.media[0].attribute("setup"), Some(Some("passive")));
+    assert_eq!(answer.attribute("group"), Some(Some("BUNDLE 0")));
+}
+
+#[test]
+fn hold_and_unhold_both_ways_keep_the_ports() {
+    let mut t = table(30_000, 30_099);
+    browser_offer(&mut t, &chromium_offer()).expect("offer");
+    t.sdp(
+        CONN,
+        CALL,
+        Side::Pbx,
+        Carrier::Response("INVITE"),
+        ASTERISK_ANSWER.as_bytes(),
+    )
+    .expect("answer");
+    commands(&mut t);
+
+    // The browser holds: re-INVITE with sendonly; the PBX answers recvonly.
+    let hold = chromium_offer().replace("a=sendrecv", "a=sendonly");
+    let to_pbx = browser_offer(&mut t, &hold).expect("re-offer");
+    assert_eq!(sdp(&to_pbx).direction(0), Direction::SendOnly);
+    let held = ASTERISK_ANSWER.replace("a=sendrecv", "a=recvonly");
+    let to_browser = t
+        .sdp(
+            CONN,
+            CALL,
+            Side::Pbx,
+            Carrier::Response("INVITE"),
+            held.as_bytes(),
+        )
+        .expect("answer");
+    assert_eq!(sdp(&to_browser).direction(0), Direction::RecvOnly);
+    // The PBX holds the other way (UPDATE), then resumes with inactive
+    // lifted: the browser is offered each direction.
+    for (dir, expect) in [
+        ("a=sendonly", Direction::SendOnly),
+        ("a=inactive", Direction::Inactive),
+        ("a=sendrecv", Direction::SendRecv),
+    ] {
+        let offer = ASTERISK_ANSWER.replace("a=sendrecv", dir);
+        let to_browser = t
+            .sdp(
+                CONN,
+                CALL,
+                Side::Pbx,
+                Carrier::Request("UPDATE"),
+                offer.as_bytes(),
+            )
+            .expect("offer");
+        assert_eq!(sdp(&to_browser).direction(0), expect, "{dir}");
+        let answer =
+            CHROMIUM_ANSWER.replace("a=recvonly", &format!("a={}", expect.answer().as_str()));
+        t.sdp(
+            CONN,
+            CALL,
+            Side::Browser,
+            Carrier::Response("UPDATE"),
+            answer.as_bytes(),
+        )
+        .expect("answer");
+    }
+    let cs = commands(&mut t);
+    assert!(
+        !names(&cs).contains(&"open") && !names(&cs).contains(&"browser"),
+        "no new ports, no new DTLS: {:?}",
+        names(&cs)
+    );
+    assert_eq!(t.ports().0, 2);
+}
+
+#[test]
+fn an_ice_restart_gets_new_credentials_and_keeps_dtls() {
+    let mut t = table(30_000, 30_099);
+    browser_offer(&mut t, &chromium_offer()).expect("offer");
+    let first = t
+        .sdp(
+            CONN,
+            CALL,
+            Side::Pbx,
+            Carrier::Response("INVITE"),
+            ASTERISK_ANSWER.as_bytes(),
+        )
+        .expect("answer");
+    commands(&mut t);
+    let restart = chromium_offer()
+        .replace("a=ice-ufrag:Kx3f", "a=ice-ufrag:New1")
+        .replace("9Jq2mXo1hVb8s7PzR4tYw3nL", "newpasswordnewpassword12");
+    browser_offer(&mut t, &restart).expect("re-offer");
+    let second = t
+        .sdp(
+            CONN,
+            CALL,
+            Side::Pbx,
+            Carrier::Response("INVITE"),
+            ASTERISK_ANSWER.as_bytes(),
+        )
+        .expect("answer");
+    let ufrag = |s: &str| {
+        sdp(s).media[0]
+            .attribute("ice-ufrag")
+            .flatten()
+            .map(str::to_owned)
+    };
+    assert_ne!(ufrag(&first), ufrag(&second), "new local credentials");
+    assert_eq!(
+        sdp(&first).media[0].port,
+        sdp(&second).media[0].port,
+        "same port"
+    );
+    assert_eq!(names(&commands(&mut t)), ["ice-restart", "pbx"]);
+}
+
+#[test]
+fn video_and_data_sections_are_rejected_on_both_sides() {
+    let mut t = table(30_000, 30_099);
+    let av = chromium_offer().replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1 2")
+        + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n";
+    let to_pbx = browser_offer(&mut t, &av).expect("offer");
+    let offer = sdp(&to_pbx);
+    assert_eq!(
+        offer.media.iter().map(|m| m.port == 0).collect::<Vec<_>>(),
+        [false, true, true],
+        "only audio is carried"
+    );
+    let pbx_answer =
+        ASTERISK_ANSWER.to_owned() + "m=video 0 RTP/AVP 96\r\nm=application 0 RTP/AVP 0\r\n";
+    let to_browser = t
+        .sdp(
+            CONN,
+            CALL,
+            Side::Pbx,
+            Carrier::Response("INVITE"),
+            pbx_answer.as_bytes(),
+        )
+        .expect("answer");
+    let answer = sdp(&to_browser);
+    assert_eq!(answer.media.len(), 3, "every offered section answered");
+    assert_eq!(answer.attribute("group"), Some(Some("BUNDLE 0")));
+    assert!(answer.media[1].is_rejected() && answer.media[2].is_rejected());
+}
+
+#[test]
+fn a_full_range_refuses_with_503_and_nothing_leaks() {
+    let mut t = table(30_000, 30_003); // two pairs: one call
+    browser_offer(&mut t, &chromium_offer()).expect("the first call fits");
+    let e = t
+        .sdp(
+            CONN,
+            "call-2",
+            Side::Browser,
+            Carrier::Request("INVITE"),
+            chromium_offer().as_bytes(),
+        )
+        .expect_err("no ports left");
+    assert_eq!(e.status(), (503, "Media Ports Exhausted"));
+    assert_eq!(t.active(), 1);
+    assert_eq!(t.ports(), (2, 2), "the refused call holds nothing");
+    commands(&mut t);
+    t.close(CONN, CALL);
+    browser_offer(&mut t, &chromium_offer()).expect("ports came back");
+}
+
+#[test]
+fn sdp_the_relay_cannot_carry_is_refused_with_488() {
+    let mut t = table(30_000, 30_099);
+    for (body, why) in [
+        ("not sdp at all", "garbage"),
+        (
+            "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+            "no audio",
+        ),
+        (
+            "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+            "no ICE",
+        ),
+    ] {
+        let e = browser_offer(&mut t, body).expect_err(why);
+        assert_eq!(e.status().0, 488, "{why}: {e}");
+        assert_eq!(t.ports(), (0, 50), "{why}: nothing held");
+    }
+    let e = t
+        .sdp(
+            CONN,
+            "other",
+            Side::Pbx,
+            Carrier::Request("ACK"),
+            ASTERISK_ANSWER.as_bytes(),
+        )
+        .expect_err("an answer to nothing");
+    assert!(matches!(e, MediaError::NoOffer), "{e}");
+}
+
+/// A binder that refuses the first ports it is given, as when another
+/// program holds them.
+#[derive(Debug, Default)]
+struct Squatted {
+    refused: Vec<SocketAddr>,
+    bound: Vec<SocketAddr>,
+}
+
+impl PortBinder for Squatted {
+    fn bind(&mut self, addr: SocketAddr, _rtcp: bool) -> std::io::Result<()> {
+        if addr.port() < 30_004 {
+            self.refused.push(addr);
+            return Err(std::io::ErrorKind::AddrInUse.into());
+        }
+        self.bound.push(addr);
+        Ok(())
+    }
+
+    fn unbind(&mut self, addr: SocketAddr) {
+        self.bound.retain(|a| *a != addr);
+    }
+}
+
+#[test]
+fn ports_another_program_holds_are_passed_over() {
+    let mut t = table(30_000, 30_099).with_binder(Box::<Squatted>::default());
+    browser_offer(&mut t, &chromium_offer()).expect("carried");
+    let Command::Open { browser, pbx, .. } = commands(&mut t).remove(0) else {
+        panic!("open first")
+    };
+    assert_eq!((browser.port(), pbx.port()), (30_004, 30_006));
+    assert_eq!(t.ports().0, 2, "the squatted pairs went back to the range");
+}

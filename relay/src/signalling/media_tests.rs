@@ -1,0 +1,283 @@
+//! The proxy with the media table: SDP rewritten as calls pass, ports
+//! refused with 503 when the range is full, media closed when calls end,
+//! and a call whose media died ended with a BYE each way.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::media::calls::MediaConfig;
+use crate::media::dtls::Identity;
+
+const PBX: &str = "10.0.0.5:5060";
+const RELAY: &str = "192.0.2.10:5070";
+const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+const BROWSER: ConnId = ConnId(1);
+
+fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+fn proxy(port_max: u16) -> Proxy {
+    let mut cfg = ProxyConfig::new(vec![addr(PBX)], addr(RELAY));
+    cfg.ws_host = "relay.example".into();
+    let media = MediaConfig {
+        port_min: 40_000,
+        port_max,
+        ..MediaConfig::default()
+    };
+    let identity = Arc::new(Identity::generate().expect("identity"));
+    let calls = MediaCalls::new(media, identity, [5; 32]).expect("range");
+    let mut p = Proxy::new(cfg, FlowKey::new([9; 32])).with_media(calls);
+    p.ws_opened(t(0), BROWSER, LOCAL);
+    p
+}
+
+/// Outputs, with the media commands counted apart.
+fn outputs(p: &mut Proxy) -> (Vec<Output>, usize) {
+    let all: Vec<Output> = std::iter::from_fn(|| p.poll_output()).collect();
+    let media = all.iter().filter(|o| matches!(o, Output::Media(_))).count();
+    let rest = all
+        .into_iter()
+        .filter(|o| !matches!(o, Output::Media(_)))
+        .collect();
+    (rest, media)
+}
+
+fn text(o: &Output) -> String {
+    match o {
+        Output::Ws { frame, .. } => String::from_utf8_lossy(frame).into_owned(),
+        Output::Udp { datagram, .. } => String::from_utf8_lossy(datagram).into_owned(),
+        Output::Media(c) => format!("{c:?}"),
+    }
+}
+
+fn chromium_sdp() -> String {
+    let raw =
+        include_bytes!("../../../sdk-wasm/core/tests/corpus/valid/invite_chromium_webrtc_sdp.sip");
+    let body = Message::parse(raw).expect("corpus INVITE parses").body();
+    String::from_utf8(body.to_vec()).expect("utf8")
+}
+
+fn invite(call_id: &str) -> String {
+    let sdp = chromium_sdp();
+    format!(
+        "INVITE sip:bob@pbx.example SIP/2.0\r\n\
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bK{call_id}\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:bob@pbx.example>\r\n\
+From: <sip:alice@pbx.example>;tag=a1\r\n\
+Call-ID: {call_id}\r\n\
+CSeq: 3 INVITE\r\n\
+Contact: <sip:x7@abc.invalid;transport=ws;ob>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+const ASTERISK_SDP: &str = "v=0\r\no=- 1938 1940 IN IP4 10.0.0.5\r\ns=Asterisk\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+m=audio 16384 RTP/AVP 0 126\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:126 telephone-event/8000\r\na=sendrecv\r\n";
+
+/// The PBX's 200 to the INVITE as it went out (our Via and Record-Route
+/// copied), with Kamailio's Record-Route above ours.
+fn pbx_ok(forwarded: &str) -> String {
+    let m = Message::parse(forwarded.as_bytes()).expect("forwarded INVITE");
+    let vias: Vec<&str> = m.header_values(HeaderName::Via).collect();
+    let rr = m.header(HeaderName::RecordRoute).expect("our Record-Route");
+    format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nRecord-Route: <sip:10.0.0.9;lr>, {rr}\r\n\
+To: <sip:bob@pbx.example>;tag=b9\r\nFrom: <sip:alice@pbx.example>;tag=a1\r\nCall-ID: {}\r\n\
+CSeq: 3 INVITE\r\nContact: <sip:bob@10.0.0.7:5062>\r\nContent-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{ASTERISK_SDP}",
+        vias.join(", "),
+        m.call_id(),
+        ASTERISK_SDP.len()
+    )
+}
+
+/// Runs a browser-made call up to its ACK; returns the forwarded INVITE.
+fn answered_call(p: &mut Proxy) -> String {
+    p.handle_ws(t(0), BROWSER, invite("c1").as_bytes());
+    let (out, media) = outputs(p);
+    assert_eq!(
+        media, 2,
+        "ports opened, DTLS ready, before the INVITE leaves"
+    );
+    let forwarded = text(&out[0]);
+    assert!(
+        forwarded.contains("m=audio 40002 RTP/AVP 111"),
+        "{forwarded}"
+    );
+    assert!(!forwarded.contains("fingerprint"), "{forwarded}");
+
+    p.handle_udp(t(50), addr(PBX), pbx_ok(&forwarded).as_bytes());
+    let (out, media) = outputs(p);
+    assert_eq!(
+        media, 2,
+        "the PBX's address, and the answer arms the timeout"
+    );
+    let to_browser = text(&out[0]);
+    assert!(to_browser.starts_with("SIP/2.0 200 OK"), "{to_browser}");
+    assert!(to_browser.contains("a=ice-lite"), "{to_browser}");
+    assert!(to_browser.contains("a=setup:passive"), "{to_browser}");
+    assert!(!to_browser.contains("10.0.0.5"), "no PBX address leaks");
+
+    let ack = "ACK sip:bob@10.0.0.7:5062 SIP/2.0\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKack\r\n\
+Max-Forwards: 70\r\nRoute: <sip:x@relay.example;transport=ws;lr>\r\nTo: <sip:bob@pbx.example>;tag=b9\r\n\
+From: <sip:alice@pbx.example>;tag=a1\r\nCall-ID: c1\r\nCSeq: 3 ACK\r\nContent-Length: 0\r\n\r\n";
+    p.handle_ws(t(60), BROWSER, ack.as_bytes());
+    outputs(p);
+    forwarded
+}
+
+#[test]
+fn a_dead_call_is_ended_with_a_bye_each_way() {
+    let mut p = proxy(40_099);
+    answered_call(&mut p);
+    let id = p
+        .media
+        .as_ref()
+        .and_then(|m| m.id(BROWSER, "c1"))
+        .expect("media");
+    p.media_ended(t(60_000), id, MediaEnd::Timeout);
+    let (out, media) = outputs(&mut p);
+    assert_eq!(media, 1, "the media closed");
+    let [to_browser, to_pbx] = &out[..] else {
+        panic!("two BYEs: {out:?}")
+    };
+    let b = text(to_browser);
+    assert!(matches!(to_browser, Output::Ws { conn: BROWSER, .. }));
+    assert!(
+        b.starts_with("BYE sip:x7@abc.invalid;transport=ws;ob SIP/2.0\r\n"),
+        "{b}"
+    );
+    for line in [
+        "From: <sip:bob@pbx.example>;tag=b9",
+        "To: <sip:alice@pbx.example>;tag=a1",
+        "Call-ID: c1",
+        "Reason: SIP;cause=200;text=\"RTP timeout\"",
+    ] {
+        assert!(b.contains(line), "{line} in\n{b}");
+    }
+    let u = text(to_pbx);
+    assert!(matches!(to_pbx, Output::Udp { to, .. } if *to == addr(PBX)));
+    assert!(
+        u.starts_with("BYE sip:bob@10.0.0.7:5062 SIP/2.0\r\n"),
+        "{u}"
+    );
+    for line in [
+        "Route: <sip:10.0.0.9;lr>",
+        "From: <sip:alice@pbx.example>;tag=a1",
+        "To: <sip:bob@pbx.example>;tag=b9",
+        "CSeq: 4 BYE",
+    ] {
+        assert!(u.contains(line), "{line} in\n{u}");
+    }
+    assert!(!u.contains("relay.example;"), "our own route is not in it");
+    assert_eq!(p.metrics.media_ended_count(MediaEnd::Timeout), 1);
+    assert_eq!(p.active_calls(), 0, "the dashboards saw the hangup");
+
+    // Both answers stop at the relay.
+    let bye = Message::parse(u.as_bytes()).expect("our BYE parses");
+    let ok = response_to(&bye, 200, "OK", Some("b9")).finish(None, b"");
+    p.handle_udp(t(60_010), addr(PBX), &ok);
+    let bye = Message::parse(b.as_bytes()).expect("our BYE parses");
+    let ok = response_to(&bye, 200, "OK", Some("a1")).finish(None, b"");
+    p.handle_ws(t(60_020), BROWSER, &ok);
+    assert!(outputs(&mut p).0.is_empty(), "nothing relayed");
+    assert!(p.pending.is_empty(), "the BYE transaction is over");
+}
+
+#[test]
+fn a_bye_closes_the_media_and_a_full_range_gets_503() {
+    let mut p = proxy(40_003); // one call's worth of ports
+    answered_call(&mut p);
+    p.handle_ws(t(100), BROWSER, invite("c2").as_bytes());
+    let (out, media) = outputs(&mut p);
+    assert_eq!(media, 0, "nothing opened");
+    let [refusal] = &out[..] else {
+        panic!("one answer: {out:?}")
+    };
+    assert!(
+        text(refusal).starts_with("SIP/2.0 503 Media Ports Exhausted\r\n"),
+        "{}",
+        text(refusal)
+    );
+    assert!(
+        p.render_metrics()
+            .contains("sipline_media_refused_total{reason=\"ports_exhausted\"} 1")
+    );
+
+    let bye = "BYE sip:bob@10.0.0.7:5062 SIP/2.0\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye\r\n\
+Max-Forwards: 70\r\nTo: <sip:bob@pbx.example>;tag=b9\r\nFrom: <sip:alice@pbx.example>;tag=a1\r\n\
+Call-ID: c1\r\nCSeq: 4 BYE\r\nContent-Length: 0\r\n\r\n";
+    p.handle_ws(t(200), BROWSER, bye.as_bytes());
+    let (_, media) = outputs(&mut p);
+    assert_eq!(media, 1, "closed");
+    assert!(p.render_metrics().contains("sipline_media_calls 0"));
+    p.handle_ws(t(300), BROWSER, invite("c3").as_bytes());
+    let (out, media) = outputs(&mut p);
+    assert_eq!((media, out.len()), (2, 1), "the ports came back");
+}
+
+#[test]
+fn a_failed_invite_gives_its_ports_back() {
+    let mut p = proxy(40_099);
+    p.handle_ws(t(0), BROWSER, invite("c1").as_bytes());
+    let (out, _) = outputs(&mut p);
+    let forwarded = text(&out[0]);
+    let busy = pbx_ok(&forwarded)
+        .replace("SIP/2.0 200 OK", "SIP/2.0 486 Busy Here")
+        .replace("Content-Type: application/sdp\r\n", "");
+    let busy = busy[..busy.find("Content-Length").expect("length")].to_owned()
+        + "Content-Length: 0\r\n\r\n";
+    p.handle_udp(t(50), addr(PBX), busy.as_bytes());
+    let (out, media) = outputs(&mut p);
+    assert_eq!(media, 1, "closed");
+    assert!(text(&out[0]).starts_with("SIP/2.0 486"));
+    assert_eq!(
+        p.render_metrics()
+            .matches("sipline_media_port_pairs{state=\"in_use\"} 0")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn media_failing_before_the_answer_ends_the_call_after_its_ack() {
+    let mut p = proxy(40_099);
+    p.handle_ws(t(0), BROWSER, invite("c1").as_bytes());
+    let (out, _) = outputs(&mut p);
+    let forwarded = text(&out[0]);
+    let id = p
+        .media
+        .as_ref()
+        .and_then(|m| m.id(BROWSER, "c1"))
+        .expect("media");
+    p.media_ended(t(10), id, MediaEnd::Dtls);
+    let (out, media) = outputs(&mut p);
+    assert_eq!((out.len(), media), (0, 1), "closed, nothing sent yet");
+    p.handle_udp(t(50), addr(PBX), pbx_ok(&forwarded).as_bytes());
+    let (out, _) = outputs(&mut p);
+    assert!(text(&out[0]).starts_with("SIP/2.0 200 OK"));
+    let ack = "ACK sip:bob@10.0.0.7:5062 SIP/2.0\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKack\r\n\
+Max-Forwards: 70\r\nTo: <sip:bob@pbx.example>;tag=b9\r\n\
+From: <sip:alice@pbx.example>;tag=a1\r\nCall-ID: c1\r\nCSeq: 3 ACK\r\nContent-Length: 0\r\n\r\n";
+    p.handle_ws(t(60), BROWSER, ack.as_bytes());
+    let (out, _) = outputs(&mut p);
+    let byes: Vec<String> = out
+        .iter()
+        .map(text)
+        .filter(|t| t.starts_with("BYE "))
+        .collect();
+    assert_eq!(byes.len(), 2, "{out:?}");
+    assert!(
+        byes[0].contains("text=\"DTLS handshake failed\""),
+        "{}",
+        byes[0]
+    );
+}
