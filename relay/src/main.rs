@@ -80,6 +80,15 @@ struct Args {
         hide_env_values = true
     )]
     users: Vec<String>,
+    /// The media port range as MIN-MAX (each call takes four ports).
+    #[arg(long, env = "SIPLINE_MEDIA_PORTS")]
+    media_ports: Option<String>,
+    /// The address written in the SDP to browsers (behind NAT).
+    #[arg(long, env = "SIPLINE_MEDIA_ADVERTISE")]
+    media_advertise: Option<std::net::IpAddr>,
+    /// End an answered call after this many seconds without RTP.
+    #[arg(long, env = "SIPLINE_RTP_TIMEOUT_SECS")]
+    rtp_timeout_secs: Option<u64>,
 }
 impl Args {
     fn config(&self) -> anyhow::Result<Config> {
@@ -147,6 +156,21 @@ impl Args {
                 name: name.to_owned(),
                 password: Password(password.to_owned()),
             });
+        }
+        if let Some(range) = &self.media_ports {
+            let parsed = range
+                .split_once('-')
+                .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
+            let Some((min, max)) = parsed else {
+                anyhow::bail!("--media-ports wants MIN-MAX, e.g. 20000-29999, not {range:?}");
+            };
+            (c.media.port_min, c.media.port_max) = (min, max);
+        }
+        if self.media_advertise.is_some() {
+            c.media.advertise_browser = self.media_advertise;
+        }
+        if let Some(v) = self.rtp_timeout_secs {
+            c.media.rtp_timeout_secs = v;
         }
         c.validate()?;
         Ok(c)

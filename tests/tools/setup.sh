@@ -5,8 +5,9 @@
 # Debian 12 packages come from apt; the Rust target from rustup. Each check is
 # a file or dpkg lookup, so a warm machine pays well under a second.
 
-# Debian packages the tests and the demo use.
-SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules sip-tester)
+# Debian packages the tests use: the SIP server, the far ends (SIPp and
+# baresip), and the browser (Chromium, driven by playwright-core from npm).
+SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules sip-tester baresip-core chromium)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -52,7 +53,21 @@ ensure_rust() {
 # Kamailio lives in /usr/sbin, which a non-root PATH may lack.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
+# Node (Debian 12's nodejs 18, or a newer one already installed) and the
+# browser tests' npm packages, installed from the lock file. playwright-core
+# never downloads a browser: the tests use /usr/bin/chromium.
+ensure_node() {
+    command -v node >/dev/null && command -v npm >/dev/null || ensure_apt_packages nodejs npm
+    local dir=tests/browser
+    local stamp="$dir/node_modules/.package-lock.json"
+    if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
+        step "installing the browser tests' npm packages"
+        (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
+
 ensure_all() {
     ensure_rust
     ensure_apt_packages "${SIPLINE_APT_PACKAGES[@]}"
+    ensure_node
 }

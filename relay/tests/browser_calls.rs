@@ -1,0 +1,177 @@
+//! Calls with every part real, on 127.0.0.1, started and stopped here:
+//! Debian's headless Chromium (a fake microphone playing 1 kHz, a plain
+//! page using RTCPeerConnection with a small SIP shim), the relay binary,
+//! Kamailio, and baresip registered to it as the far end, playing 440 Hz
+//! and recording what it hears. The audio is measured both ways: its
+//! strongest frequency and the RTP packets that carried it.
+
+mod common;
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+use sipline_test_harness::audio::{read_wav, write_tone};
+use sipline_test_harness::baresip::{self, Baresip};
+use sipline_test_harness::browser;
+use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
+
+use common::RelayProcess;
+
+/// The browser's microphone tone and the far end's.
+const MIC_HZ: f64 = 1000.0;
+const FAR_HZ: f64 = 440.0;
+
+/// Packets in a 2 s listening window at 50 per second, with room for the
+/// window's edges and scheduling on a loaded machine.
+const WINDOW_PACKETS: std::ops::RangeInclusive<u64> = 80..=120;
+
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn number(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// A counter's value from the relay's /metrics text.
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
+fn assert_hears(step: &Value, what: &str) {
+    let hz = number(step, "peakHz");
+    assert!(
+        (hz - FAR_HZ).abs() < 12.0,
+        "{what}: the browser hears {hz:.0} Hz, not the far end's {FAR_HZ} Hz: {step}"
+    );
+    assert!(
+        number(step, "peakOverMedianDb") > 30.0,
+        "{what}: no clear peak: {step}"
+    );
+    let received = number(step, "received") as u64;
+    assert!(
+        WINDOW_PACKETS.contains(&received),
+        "{what}: {received} RTP packets in 2 s: {step}"
+    );
+}
+
+#[test]
+fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_stops_media() {
+    let dir = std::env::temp_dir().join(format!("sipline-call-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let scratch = Scratch(dir);
+    let mic = scratch.0.join("mic-1khz.wav");
+    let far_tone = scratch.0.join("far-440hz.wav");
+    write_tone(&mic, MIC_HZ, 48_000, 30).expect("mic tone");
+    write_tone(&far_tone, FAR_HZ, 8_000, 30).expect("far tone");
+
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    let (user, password) = USERS[1];
+    let far = Baresip::start(&baresip::Options {
+        user: user.into(),
+        password: password.into(),
+        domain: DOMAIN.into(),
+        registrar: registrar.parse().expect("address"),
+        tone: far_tone,
+    })
+    .expect("baresip registers");
+    let mut relay = RelayProcess::start(
+        registrar.parse().expect("address"),
+        &["--media-ports", "33000-33099"],
+    );
+
+    let config = serde_json::json!({
+        "ws": relay.ws_url(),
+        "target": format!("sip:{user}@{DOMAIN}"),
+        "domain": DOMAIN,
+        "mic": mic,
+        "hold": true,
+    });
+    let out = browser::call(&config.to_string()).expect("the browser ran");
+    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
+    assert!(
+        v["error"].is_null(),
+        "{}\nfar end:\n{}",
+        v["error"],
+        far.log_tail()
+    );
+
+    // The browser hears the far end, and sends its own tone.
+    let talk = &v["steps"]["talk"];
+    assert_hears(talk, "talking");
+    let sent = number(talk, "sent") as u64;
+    assert!(
+        WINDOW_PACKETS.contains(&sent),
+        "{sent} packets sent: {talk}"
+    );
+    assert!(
+        v["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains("a=ice-lite") && a.contains("a=setup:passive")),
+        "the relay answers as ICE-lite DTLS server: {}",
+        v["answer"]
+    );
+
+    // Hold: the far end gets a re-INVITE with sendonly and stops sending;
+    // the browser keeps sending. Resume brings its audio back.
+    let held = &v["steps"]["held"];
+    assert!(
+        number(held, "received") <= 3.0,
+        "media stops while held: {held}"
+    );
+    assert!(
+        WINDOW_PACKETS.contains(&(number(held, "sent") as u64)),
+        "{held}"
+    );
+    assert!(
+        v["holdAnswer"]
+            .as_str()
+            .is_some_and(|a| a.contains("a=recvonly")),
+        "{}",
+        v["holdAnswer"]
+    );
+    assert_hears(&v["steps"]["resumed"], "resumed");
+    let log = far.log();
+    let hold_at = log.find("a=sendonly").unwrap_or_else(|| {
+        panic!(
+            "the far end never saw a sendonly re-INVITE:\n{}",
+            far.log_tail()
+        )
+    });
+    assert!(
+        log[hold_at..].contains("a=sendrecv"),
+        "the far end never saw the resuming re-INVITE"
+    );
+    assert_eq!(v["bye"], 200, "{}", v["events"]);
+
+    // The far end heard the browser's tone.
+    let recordings = far.received();
+    let recording = recordings
+        .last()
+        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", far.log_tail()));
+    let rec = read_wav(recording).expect("the recording reads");
+    let (hz, ratio) = rec.dominant();
+    assert!(rec.seconds() > 1.0, "{:.1} s recorded", rec.seconds());
+    assert!(
+        (hz - MIC_HZ).abs() <= 10.0 && ratio > 100.0,
+        "the far end hears {hz} Hz ({ratio:.0}× the median), not {MIC_HZ} Hz"
+    );
+
+    // The relay carried it, and let everything go at the BYE.
+    let m = relay.metrics();
+    assert!(metric(&m, "sipline_media_packets_total{direction=\"to_pbx\"}") > 300);
+    assert!(metric(&m, "sipline_media_packets_total{direction=\"to_browser\"}") > 200);
+    assert_eq!(metric(&m, "sipline_media_srtp_failures_total"), 0);
+    assert_eq!(metric(&m, "sipline_media_calls"), 0, "{m}");
+    assert_eq!(metric(&m, "sipline_media_port_pairs{state=\"in_use\"}"), 0);
+    assert!(relay.alive());
+}

@@ -1,0 +1,80 @@
+// Drives one call from Debian's headless Chromium (never a downloaded
+// browser) through the relay, and prints what was measured as one JSON
+// line. The page is phone.html, served here on 127.0.0.1; the fake
+// microphone plays the WAV file given.
+//
+//   node call.mjs '{"ws":"ws://127.0.0.1:8080/sip","target":"sip:bob@sipline.test",
+//                   "domain":"sipline.test","mic":"/tmp/tone.wav","hold":true}'
+//
+// Steps: call and listen; with "hold", a re-INVITE sendonly, listen, a
+// re-INVITE sendrecv, listen; then BYE. Each listening step reports the
+// remote audio's strongest frequency and the RTP packets each way.
+
+import { readFile, mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const cfg = JSON.parse(process.argv[2]);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const page_html = await readFile(path.join(here, "phone.html"));
+
+const server = http.createServer((_req, res) => {
+  res.writeHead(200, { "content-type": "text/html" });
+  res.end(page_html);
+});
+await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+const origin = `http://127.0.0.1:${server.address().port}/`;
+
+const profile = await mkdtemp(path.join(tmpdir(), "sipline-chromium-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: cfg.chromium || "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    `--use-file-for-fake-audio-capture=${cfg.mic}`,
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+  ],
+});
+const result = { steps: {} };
+try {
+  const page = await context.newPage();
+  page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
+  await page.goto(origin);
+  await page.waitForFunction(() => window.ready === true);
+  await page.evaluate((c) => window.phone.call(c), cfg);
+  const listen = async (name) => {
+    await page.waitForTimeout(1500); // let the direction change settle
+    result.steps[name] = await page.evaluate(() => window.phone.measure(2000));
+  };
+  await listen("talk");
+  if (cfg.hold) {
+    result.holdAnswer = await page.evaluate(() => window.phone.reinvite("sendonly"));
+    await listen("held");
+    result.resumeAnswer = await page.evaluate(() => window.phone.reinvite("sendrecv"));
+    await listen("resumed");
+  }
+  result.offer = await page.evaluate(() => window.phone.offeredSdp);
+  result.answer = await page.evaluate(() => window.phone.answerSdp);
+  result.bye = await page.evaluate(() => window.phone.hangup());
+  result.events = await page.evaluate(() => window.phone.events);
+} catch (e) {
+  result.error = String(e && e.stack ? e.stack : e);
+} finally {
+  await context.close();
+  server.close();
+  await rm(profile, { recursive: true, force: true });
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);

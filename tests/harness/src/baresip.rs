@@ -1,0 +1,162 @@
+//! baresip from Debian as the far end of the tests: a SIP phone registered
+//! to the test Kamailio that answers every call, plays a tone file and
+//! records what it receives (`sndfile`), with its SIP traffic in its log.
+
+use std::fs;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Why baresip could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The binary is not installed.
+    #[error("baresip not found: `bash tests/run.sh` installs Debian's baresip-core")]
+    NotInstalled,
+    /// Spawning or preparing its directory failed.
+    #[error("starting baresip: {0}")]
+    Io(#[from] io::Error),
+    /// It exited or never registered.
+    #[error("baresip did not register within {waited:?}; its log:\n{log}")]
+    NotRegistered {
+        /// How long we waited.
+        waited: Duration,
+        /// The end of its log.
+        log: String,
+    },
+}
+
+/// How to run baresip.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The user it registers as (`bob`).
+    pub user: String,
+    /// Its password.
+    pub password: String,
+    /// The SIP domain of the user.
+    pub domain: String,
+    /// The registrar (and outbound proxy) to use.
+    pub registrar: SocketAddr,
+    /// The 8 kHz mono WAV it plays into every call.
+    pub tone: PathBuf,
+}
+
+/// A running baresip; stopped when dropped.
+pub struct Baresip {
+    child: Child,
+    dir: PathBuf,
+    /// Its SIP port on 127.0.0.1.
+    pub sip_port: u16,
+}
+
+impl Baresip {
+    /// Starts baresip and waits until the registrar accepted it.
+    pub fn start(opts: &Options) -> Result<Baresip, Error> {
+        let bin = ["/usr/bin/baresip", "/usr/local/bin/baresip"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .ok_or(Error::NotInstalled)?;
+        let sip_port = crate::free_port()?;
+        let rtp = crate::free_port()?;
+        let dir =
+            std::env::temp_dir().join(format!("sipline-baresip-{}-{sip_port}", std::process::id()));
+        let recordings = dir.join("recordings");
+        fs::create_dir_all(&recordings)?;
+        // Only what a measuring far end needs: G.711, the tone file as the
+        // microphone, no sound card (aubridge,nil), and sndfile to record.
+        let config = format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
+audio_source aufile,{tone}\naudio_player aubridge,nil\naudio_alert aubridge,nil\n\
+audio_srate 8000\naudio_channels 1\nrtp_ports {rtp}-{rtp_max}\n\
+module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\nmodule aufile.so\n\
+module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
+            tone = opts.tone.display(),
+            rtp_max = rtp.saturating_add(99),
+            rec = recordings.display(),
+        );
+        fs::write(dir.join("config"), config)?;
+        fs::write(
+            dir.join("accounts"),
+            format!(
+                "<sip:{}@{}>;auth_pass={};outbound=\"sip:{}\";regint=600;answermode=auto;audio_codecs=PCMU,PCMA\n",
+                opts.user, opts.domain, opts.password, opts.registrar
+            ),
+        )?;
+        let log = fs::File::create(dir.join("baresip.log"))?;
+        let mut cmd = Command::new(bin);
+        // -s: the SIP trace goes to the log, so tests can read what the
+        // far end received.
+        cmd.arg("-f").arg(&dir).arg("-s").current_dir(&dir);
+        cmd.process_group(0)
+            .stdin(Stdio::piped()) // stdio.so reads its keys from here
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = cmd.spawn()?;
+        let mut b = Baresip {
+            child,
+            dir,
+            sip_port,
+        };
+        let waited = Duration::from_secs(10);
+        let deadline = Instant::now() + waited;
+        loop {
+            if b.log().contains("200 OK") && b.log().contains("binding]") {
+                return Ok(b);
+            }
+            let exited = matches!(b.child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() > deadline {
+                return Err(Error::NotRegistered {
+                    waited,
+                    log: b.log_tail(),
+                });
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything it logged (the SIP trace included).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("baresip.log")).unwrap_or_default()
+    }
+
+    /// The last lines it logged, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let text = self.log();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// The recordings of what it received, one per call (`*-dec.wav`).
+    pub fn received(&self) -> Vec<PathBuf> {
+        recordings(&self.dir.join("recordings"), "-dec.wav")
+    }
+}
+
+fn recordings(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.to_string_lossy().ends_with(suffix))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
