@@ -181,7 +181,10 @@ impl Args {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // webrtc-rs's DTLS warns about every TLS extension it does
+            // not know, on every call: only its errors are worth a line.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,rtc_dtls=error")),
         )
         .init();
     let config = Args::parse().config()?;

@@ -46,11 +46,11 @@ fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
 }
 
-fn assert_hears(step: &Value, what: &str) {
+fn assert_hears(step: &Value, expected_hz: f64, what: &str) {
     let hz = number(step, "peakHz");
     assert!(
-        (hz - FAR_HZ).abs() < 12.0,
-        "{what}: the browser hears {hz:.0} Hz, not the far end's {FAR_HZ} Hz: {step}"
+        (hz - expected_hz).abs() < 12.0,
+        "{what}: the browser hears {hz:.0} Hz, not {expected_hz} Hz: {step}"
     );
     assert!(
         number(step, "peakOverMedianDb") > 30.0,
@@ -63,14 +63,53 @@ fn assert_hears(step: &Value, what: &str) {
     );
 }
 
+/// A scratch folder with the browser's microphone tone in it.
+fn mic_tone() -> (Scratch, PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "sipline-call-{}-{}",
+        std::process::id(),
+        sipline_test_harness::free_port().expect("a unique name")
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let mic = dir.join("mic-1khz.wav");
+    write_tone(&mic, MIC_HZ, 48_000, 30).expect("mic tone");
+    (Scratch(dir), mic)
+}
+
+#[test]
+fn the_embedded_pbx_s_echo_extension_sends_the_browser_its_own_voice() {
+    let (_scratch, mic) = mic_tone();
+    let relay = RelayProcess::start_embedded(
+        &["--domain", "sipline.local", "--media-ports", "33100-33199"],
+        "alice:alice-e2e",
+    );
+    let config = serde_json::json!({
+        "ws": relay.ws_url(),
+        "target": "sip:echo@sipline.local",
+        "domain": "sipline.local",
+        "user": "alice",
+        "password": "alice-e2e",
+        "mic": mic,
+    });
+    let out = browser::call(&config.to_string()).expect("the browser ran");
+    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    assert_hears(&v["steps"]["talk"], MIC_HZ, "echo");
+    assert_eq!(v["bye"], 200, "{}", v["events"]);
+    let m = relay.metrics();
+    assert_eq!(metric(&m, "sipline_media_calls"), 0, "{m}");
+    assert_eq!(
+        metric(&m, "sipline_media_packets_total{direction=\"to_pbx\"}"),
+        0
+    );
+    // 3.5 s of listening at 50 packets a second, all of them echoed.
+    assert!(metric(&m, "sipline_media_packets_total{direction=\"to_browser\"}") > 120);
+}
+
 #[test]
 fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_stops_media() {
-    let dir = std::env::temp_dir().join(format!("sipline-call-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let scratch = Scratch(dir);
-    let mic = scratch.0.join("mic-1khz.wav");
+    let (scratch, mic) = mic_tone();
     let far_tone = scratch.0.join("far-440hz.wav");
-    write_tone(&mic, MIC_HZ, 48_000, 30).expect("mic tone");
     write_tone(&far_tone, FAR_HZ, 8_000, 30).expect("far tone");
 
     let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
@@ -107,7 +146,7 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
 
     // The browser hears the far end, and sends its own tone.
     let talk = &v["steps"]["talk"];
-    assert_hears(talk, "talking");
+    assert_hears(talk, FAR_HZ, "talking");
     let sent = number(talk, "sent") as u64;
     assert!(
         WINDOW_PACKETS.contains(&sent),
@@ -139,7 +178,7 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
         "{}",
         v["holdAnswer"]
     );
-    assert_hears(&v["steps"]["resumed"], "resumed");
+    assert_hears(&v["steps"]["resumed"], FAR_HZ, "resumed");
     let log = far.log();
     let hold_at = log.find("a=sendonly").unwrap_or_else(|| {
         panic!(

@@ -516,3 +516,80 @@ async fn sigterm_stops_accepting_but_lets_the_call_in_progress_finish() {
         "stopped before the grace period"
     );
 }
+
+/// An INVITE carrying Chromium's offer (from the SIP corpus).
+fn webrtc_invite(call_id: &str) -> String {
+    let raw = include_str!("../../sdk-wasm/core/tests/corpus/valid/invite_chromium_webrtc_sdp.sip");
+    let sdp = raw.split("\r\n\r\n").nth(1).expect("a body");
+    format!(
+        "INVITE sip:bob@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/WSS x.invalid;branch=z9hG4bK{call_id}\r\nMax-Forwards: 70\r\n\
+From: <sip:alice@{DOMAIN}>;tag=a\r\nTo: <sip:bob@{DOMAIN}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
+Contact: <sip:a@x.invalid;transport=ws>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+#[tokio::test]
+async fn a_full_media_range_refuses_with_503_and_a_failed_call_gives_its_ports_back() {
+    let (pbx, pbx_addr) = udp_peer();
+    // Four ports: one call's two pairs.
+    let relay = RelayProcess::start(pbx_addr, &["--media-ports", "34000-34003"]);
+    let mut ws = raw_ws(&relay.ws_url()).await;
+    let mut buf = [0u8; 65_536];
+
+    send(&mut ws, &webrtc_invite("first")).await;
+    let (n, from) = (0..10)
+        .find_map(|_| pbx.recv_from(&mut buf).ok())
+        .expect("the PBX gets the first INVITE");
+    let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        first.contains("m=audio 34002 RTP/AVP 111") && first.contains("c=IN IP4 127.0.0.1"),
+        "plain RTP on the relay's port toward the PBX:\n{first}"
+    );
+    assert!(!first.contains("a=fingerprint"), "{first}");
+
+    send(&mut ws, &webrtc_invite("second")).await;
+    match receive(&mut ws, Duration::from_secs(2)).await {
+        Received::Text(t) => assert!(
+            t.starts_with("SIP/2.0 503 Media Ports Exhausted\r\n"),
+            "{t}"
+        ),
+        other => panic!("expected a 503, got {other:?}"),
+    }
+    assert!(
+        pbx.recv_from(&mut buf).is_err(),
+        "the refused call never reached the PBX"
+    );
+    let m = relay.metrics();
+    assert!(
+        m.contains("sipline_media_port_pairs{state=\"in_use\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("sipline_media_refused_total{reason=\"ports_exhausted\"} 1"),
+        "{m}"
+    );
+
+    // The PBX refuses the first call: its ports come back, and the next
+    // call gets them.
+    let invite = sipline_core::sip::Message::parse(first.as_bytes()).expect("INVITE parses");
+    let busy =
+        sipline_core::sip::response_to(&invite, 486, "Busy Here", Some("pbx")).finish(None, b"");
+    pbx.send_to(&busy, from).expect("send");
+    match receive(&mut ws, Duration::from_secs(2)).await {
+        Received::Text(t) => assert!(t.starts_with("SIP/2.0 486 Busy Here\r\n"), "{t}"),
+        other => panic!("expected the 486, got {other:?}"),
+    }
+    assert!(
+        relay
+            .metrics()
+            .contains("sipline_media_port_pairs{state=\"in_use\"} 0")
+    );
+    send(&mut ws, &webrtc_invite("third")).await;
+    assert!(
+        (0..10).any(|_| pbx
+            .recv_from(&mut buf)
+            .is_ok_and(|(n, _)| buf[..n].starts_with(b"INVITE"))),
+        "the third call goes through"
+    );
+}

@@ -238,6 +238,8 @@ struct Call {
     remote_ufrag: Option<String>,
     /// Whether the shell has the browser side.
     has_session: bool,
+    /// The echo extension's call: the browser's media comes back to it.
+    echo: bool,
     /// The section carried (index into both SDPs).
     audio: Option<usize>,
     /// The last offer, who made it, and its text.
@@ -341,6 +343,38 @@ impl MediaCalls {
         } else {
             Err(MediaError::NoOffer)
         }
+    }
+
+    /// The echo extension answers the browser's offer itself: the first
+    /// audio codec offered (and its telephone-event), sent back as it
+    /// comes. Returns the answer for the browser.
+    pub fn echo(&mut self, conn: ConnId, call_id: &str, body: &[u8]) -> Result<String, MediaError> {
+        let sdp = Sdp::parse(body).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        let audio = first_audio(&sdp).ok_or(MediaError::NoAudio)?;
+        let key = (conn, call_id.to_owned());
+        let new = !self.calls.contains_key(&key);
+        let out = self.echo_inner(&key, &sdp, audio);
+        if out.is_err() && new {
+            let _ = self.close(conn, call_id);
+        }
+        out
+    }
+
+    fn echo_inner(
+        &mut self,
+        key: &(ConnId, String),
+        sdp: &Sdp<'_>,
+        audio: usize,
+    ) -> Result<String, MediaError> {
+        self.call(key.clone())?.echo = true;
+        self.browser_sdp(key, sdp, true)?;
+        let answer = echo_answer(sdp, audio, self.cfg.browser_advertised);
+        let answer = Sdp::parse(answer.as_bytes()).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        let c = &self.calls[key];
+        let t = transport(&self.cfg, c, self.identity.fingerprint());
+        let out = answer_to_browser(sdp, &answer, &t)?;
+        self.answered(key.0, &key.1);
+        Ok(out)
     }
 
     /// A request without a body that may start an offer/answer exchange
@@ -456,6 +490,7 @@ impl MediaCalls {
                     pwd,
                     remote_ufrag: None,
                     has_session: false,
+                    echo: false,
                     audio: None,
                     offer: None,
                     answered: false,
@@ -579,9 +614,14 @@ impl MediaCalls {
             let local = SocketAddr::new(self.cfg.browser_bind, c.browser.rtp);
             let dtls = DtlsServer::new(&self.identity, local, fingerprint)?;
             c.has_session = true;
+            let session = if c.echo {
+                Session::echo(ice, dtls)
+            } else {
+                Session::new(ice, dtls)
+            };
             self.commands.push_back(Command::Browser {
                 id,
-                session: Box::new(Session::new(ice, dtls)),
+                session: Box::new(session),
             });
         } else if restart {
             self.commands.push_back(Command::IceRestart { id, ice });
@@ -615,6 +655,52 @@ impl MediaCalls {
             rtcp,
         });
     }
+}
+
+/// What the echo extension answers, in the PBX's plain dialect (the
+/// browser's transport is added as for any PBX answer): the offer's first
+/// audio codec and the telephone-event of its clock rate, the answering
+/// direction; other sections rejected.
+fn echo_answer(offer: &Sdp<'_>, audio: usize, ip: IpAddr) -> String {
+    let mut w = sipline_core::sdp::SdpWriter::new();
+    let c = format!("IN {} {ip}", if ip.is_ipv4() { "IP4" } else { "IP6" });
+    w.line(b'v', "0")
+        .line(b'o', &format!("- 1 1 {c}"))
+        .line(b's', "echo")
+        .line(b'c', &c)
+        .line(b't', "0 0");
+    for (i, m) in offer.media.iter().enumerate() {
+        if i != audio {
+            w.media(m.kind, 0, "RTP/AVP", m.formats);
+            continue;
+        }
+        let rtpmaps: Vec<(&str, &str)> = m.rtpmaps().collect();
+        let codec = m.payload_types().next().unwrap_or("0");
+        let clock = rtpmaps
+            .iter()
+            .find(|(pt, _)| *pt == codec)
+            .and_then(|(_, enc)| enc.split('/').nth(1))
+            .unwrap_or("8000");
+        let events = rtpmaps
+            .iter()
+            .find(|(_, enc)| enc.eq_ignore_ascii_case(&format!("telephone-event/{clock}")));
+        let mut formats = vec![codec];
+        formats.extend(events.map(|(pt, _)| *pt));
+        w.media("audio", 9, "RTP/AVP", &formats.join(" "));
+        for line in &m.lines {
+            let keep = line.attribute().is_some_and(|(name, value)| {
+                matches!(name, "rtpmap" | "fmtp")
+                    && value
+                        .and_then(|v| v.split(' ').next())
+                        .is_some_and(|pt| formats.contains(&pt))
+            });
+            if keep {
+                w.copy(line);
+            }
+        }
+        w.attribute(offer.direction(audio).answer().as_str(), None);
+    }
+    w.finish()
 }
 
 /// The first audio section with a port: the one the relay carries.

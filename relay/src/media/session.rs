@@ -87,6 +87,8 @@ pub struct Session {
     pbx_rtp: Option<SocketAddr>,
     pbx_rtcp: Option<SocketAddr>,
     failed: Option<DtlsError>,
+    /// The echo extension: the browser's RTP goes back to it.
+    echo: bool,
     /// Counters for the metrics.
     pub counters: Counters,
 }
@@ -116,7 +118,18 @@ impl Session {
             pbx_rtp: None,
             pbx_rtcp: None,
             failed: None,
+            echo: false,
             counters: Counters::default(),
+        }
+    }
+
+    /// The echo extension's session: the browser's RTP is decrypted and
+    /// sent back to it encrypted again (its RTCP, which describes its own
+    /// streams, is not).
+    pub fn echo(ice: IceLite, dtls: DtlsServer) -> Self {
+        Self {
+            echo: true,
+            ..Self::new(ice, dtls)
         }
     }
 
@@ -215,6 +228,9 @@ impl Session {
             Ok(n) => n,
             Err(e) => return self.drop(Drop::Srtp(e)),
         };
+        if self.echo {
+            return self.echo_back(from, rtcp, buf, plain);
+        }
         let to = if rtcp { self.pbx_rtcp } else { self.pbx_rtp };
         let Some(to) = to else {
             return self.drop(Drop::NoPbxAddress);
@@ -226,6 +242,31 @@ impl Session {
             len: plain,
             rtcp,
         })
+    }
+
+    /// The echo extension's turn: RTP back to the browser, protected with
+    /// the outbound keys.
+    fn echo_back(
+        &mut self,
+        to: SocketAddr,
+        rtcp: bool,
+        buf: &mut [u8],
+        len: usize,
+    ) -> Result<Forward, Drop> {
+        if rtcp {
+            return Ok(Forward::Nothing);
+        }
+        let Some(keys) = self.keys.as_mut() else {
+            return self.drop(Drop::NoKeys);
+        };
+        match keys.outbound.protect_rtp(buf, len) {
+            Ok(n) => {
+                self.counters.to_browser += 1;
+                self.counters.bytes_to_browser += n as u64;
+                Ok(Forward::ToBrowser { to, len: n })
+            }
+            Err(e) => self.drop(Drop::Srtp(e)),
+        }
     }
 
     /// A datagram from the PBX on the call's RTP (or, `rtcp`, RTCP) port,

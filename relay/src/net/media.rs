@@ -316,6 +316,7 @@ impl MediaSockets {
                         continue;
                     }
                     let now = Instant::now();
+                    let echoed = session.counters.to_browser;
                     match session.from_browser(now.into_std(), from, &mut from_browser, len) {
                         Ok(Forward::ToPbx { to, len, rtcp }) => {
                             last_media = now;
@@ -323,6 +324,10 @@ impl MediaSockets {
                             send(socket, &from_browser[..len], to).await;
                         }
                         Ok(Forward::ToBrowser { to, len }) => {
+                            // A STUN answer, or media (the echo extension's).
+                            if session.counters.to_browser != echoed {
+                                last_media = now;
+                            }
                             send(&self.browser, &from_browser[..len], to).await;
                         }
                         Ok(Forward::Nothing) => {}

@@ -54,6 +54,9 @@ pub enum AdminEvent {
         call: CallInfo,
         /// SIP status for a failed or refused call; `None` for a BYE/CANCEL.
         code: Option<u16>,
+        /// Why, from the BYE's Reason header (RFC 3326), e.g. the relay's
+        /// own "RTP timeout" or "DTLS handshake failed".
+        reason: Option<String>,
     },
 }
 
@@ -104,16 +107,27 @@ impl AdminEvent {
             AdminEvent::Calling(c) | AdminEvent::Ringing(c) | AdminEvent::Answered(c) => {
                 push_call(&mut out, c)
             }
-            AdminEvent::Hangup { call, code } => {
+            AdminEvent::Hangup { call, code, reason } => {
                 push_call(&mut out, call);
                 if let Some(code) = code {
                     let _ = write!(out, ",\"code\":{code}");
+                }
+                if let Some(reason) = reason {
+                    out.push_str(",\"reason\":");
+                    push_json_string(&mut out, reason);
                 }
             }
         }
         out.push('}');
         out
     }
+}
+
+/// The `text` of a Reason header (RFC 3326), bounded.
+fn reason_text(msg: &Message<'_>) -> Option<String> {
+    let value = msg.header(sipline_core::sip::HeaderName::Other("Reason"))?;
+    let text = value.split_once("text=")?.1.trim_start_matches('"');
+    Some(bounded(text.split('"').next().unwrap_or(text)))
 }
 
 fn push_call(out: &mut String, c: &CallInfo) {
@@ -256,6 +270,7 @@ impl CallTracker {
                     out.push(AdminEvent::Hangup {
                         call: call.info,
                         code: None,
+                        reason: reason_text(msg),
                     });
                 }
             }
@@ -278,6 +293,7 @@ impl CallTracker {
                             out.push(AdminEvent::Hangup {
                                 call: call.info,
                                 code: Some(code),
+                                reason: None,
                             });
                         }
                     }
@@ -326,6 +342,7 @@ impl CallTracker {
                 out.push(AdminEvent::Hangup {
                     call: call.info,
                     code: None,
+                    reason: None,
                 });
             }
         }
@@ -370,7 +387,8 @@ mod tests {
         assert_eq!(
             AdminEvent::Hangup {
                 call,
-                code: Some(486)
+                code: Some(486),
+                reason: None,
             }
             .to_json(),
             r#"{"event":"hangup","session":1,"client":"sip:a@x","call_id":"c","caller":"sip:a@x","callee":"sip:b@x","code":486}"#

@@ -180,6 +180,13 @@ fn a_dead_call_is_ended_with_a_bye_each_way() {
     assert!(!u.contains("relay.example;"), "our own route is not in it");
     assert_eq!(p.metrics.media_ended_count(MediaEnd::Timeout), 1);
     assert_eq!(p.active_calls(), 0, "the dashboards saw the hangup");
+    let hangup = p
+        .drain_events()
+        .iter()
+        .map(AdminEvent::to_json)
+        .find(|e| e.contains("\"hangup\""))
+        .expect("a hangup event");
+    assert!(hangup.ends_with(",\"reason\":\"RTP timeout\"}"), "{hangup}");
 
     // Both answers stop at the relay.
     let bye = Message::parse(u.as_bytes()).expect("our BYE parses");

@@ -43,7 +43,7 @@ use self::events::{AdminEvent, CallTracker, Sender};
 pub use self::flow::{ConnId, FlowKey, TokenError};
 use self::hangup::{Caller, Dialog};
 use self::limits::{Bucket, RateLimit};
-use self::pbx::{EmbeddedPbx, MiniPbx, RegisterOutcome, Route};
+use self::pbx::{ECHO_EXTENSION, EmbeddedPbx, MiniPbx, RegisterOutcome, Route};
 use self::pending::Pending;
 use crate::media::calls::{Carrier, Command, MediaCalls, MediaEnd, MediaError, MediaId, Side};
 use crate::ops::metrics::{Metrics, Reject};
@@ -912,6 +912,7 @@ impl Proxy {
             return;
         }
         match pbx.route(now, msg) {
+            Route::Echo => self.echo_request(now, conn, msg),
             Route::Reply { code, reason } => {
                 if msg.method() != Some("ACK") {
                     self.metrics.local_responses += 1;
@@ -938,6 +939,60 @@ impl Proxy {
                     hops,
                 );
             }
+        }
+    }
+
+    /// The echo extension: an INVITE (or re-INVITE) is answered at once
+    /// with the browser's own media coming back; BYE ends it. Its
+    /// in-dialog requests come back here by its Contact.
+    fn echo_request(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>) {
+        let call_id = msg.call_id();
+        match msg.method() {
+            Some("INVITE" | "UPDATE") => {
+                let answer = match self.media.as_mut() {
+                    None => Err((480, "Echo Needs Media")),
+                    Some(_) if !is_sdp(msg) => Err((488, "Echo Needs An Offer")),
+                    Some(media) => media.echo(conn, call_id, msg.body()).map_err(|e| {
+                        tracing::warn!(call_id, error = %e, "echo call refused");
+                        self.metrics.media_refused(&e);
+                        e.status()
+                    }),
+                };
+                self.flush_media();
+                self.calls
+                    .observe(now, conn, Sender::Browser, msg, &mut self.events);
+                let response = match answer {
+                    Ok(sdp) => {
+                        let mut b = response_to(msg, 200, "OK", Some("echo"));
+                        b.header(
+                            "Contact",
+                            &format!("<sip:{ECHO_EXTENSION}@{};transport=ws>", self.cfg.ws_host),
+                        );
+                        b.finish(Some("application/sdp"), sdp.as_bytes())
+                    }
+                    Err((code, reason)) => {
+                        response_to(msg, code, reason, Some("echo")).finish(None, b"")
+                    }
+                };
+                if let Ok(answer) = Message::parse(&response) {
+                    self.calls
+                        .observe(now, conn, Sender::Far, &answer, &mut self.events);
+                }
+                self.metrics.local_responses += 1;
+                self.ws(conn, response);
+            }
+            Some("ACK") => {}
+            Some("BYE") => {
+                if let Some(media) = self.media.as_mut() {
+                    media.close(conn, call_id);
+                }
+                self.flush_media();
+                self.calls
+                    .observe(now, conn, Sender::Browser, msg, &mut self.events);
+                self.reply_ws(conn, msg, 200, "OK");
+            }
+            Some("OPTIONS" | "INFO") => self.reply_ws(conn, msg, 200, "OK"),
+            _ => self.reply_ws(conn, msg, 405, "Method Not Allowed"),
         }
     }
 

@@ -68,6 +68,8 @@ pub(crate) enum Route {
     Browser { conn: ConnId, uri: String },
     /// Answered here.
     Reply { code: u16, reason: &'static str },
+    /// To the echo extension, which the relay answers itself.
+    Echo,
 }
 
 /// What a REGISTER did, for the admin stream.
@@ -381,10 +383,7 @@ impl MiniPbx {
             };
         };
         if user == ECHO_EXTENSION {
-            return Route::Reply {
-                code: 480,
-                reason: "Echo Extension Arrives With Media Support",
-            };
+            return Route::Echo;
         }
         if self.password(user).is_none() {
             return Route::Reply {

@@ -52,7 +52,7 @@ impl RelayProcess {
             .arg("--sip-listen")
             .arg(format!("127.0.0.1:{sip_port}"))
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,rtc_dtls=error")
             .stdin(Stdio::null());
         if let Some(users) = users {
             cmd.env("SIPLINE_USERS", users);

@@ -439,3 +439,23 @@ fn ports_another_program_holds_are_passed_over() {
     assert_eq!((browser.port(), pbx.port()), (30_004, 30_006));
     assert_eq!(t.ports().0, 2, "the squatted pairs went back to the range");
 }
+
+#[test]
+fn the_echo_extension_answers_with_the_first_codec_and_its_telephone_events() {
+    let mut t = table(30_000, 30_099);
+    let answer = t
+        .echo(CONN, CALL, chromium_offer().as_bytes())
+        .expect("echo answers");
+    let first = sdp(&answer);
+    let audio = &first.media[0];
+    assert_eq!(audio.formats, "111 110", "Opus and telephone-event/48000");
+    assert_eq!(audio.attribute("setup"), Some(Some("passive")));
+    assert_eq!(first.direction(0), Direction::SendRecv);
+    let cs = commands(&mut t);
+    assert_eq!(names(&cs), ["open", "browser", "answered"]);
+    // A hold re-offer is answered recvonly, on the same ports.
+    let hold = chromium_offer().replace("a=sendrecv", "a=sendonly");
+    let answer = t.echo(CONN, CALL, hold.as_bytes()).expect("echo answers");
+    assert_eq!(sdp(&answer).direction(0), Direction::RecvOnly);
+    assert_eq!(names(&commands(&mut t)), Vec::<&str>::new());
+}
