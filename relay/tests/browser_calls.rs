@@ -210,6 +210,13 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
     assert!(metric(&m, "sipline_media_packets_total{direction=\"to_pbx\"}") > 300);
     assert!(metric(&m, "sipline_media_packets_total{direction=\"to_browser\"}") > 200);
     assert_eq!(metric(&m, "sipline_media_srtp_failures_total"), 0);
+    for side in ["browser", "pbx"] {
+        let lost = metric(
+            &m,
+            &format!("sipline_media_lost_packets_total{{from=\"{side}\"}}"),
+        );
+        assert!(lost <= 2, "{lost} packets from the {side} lost on loopback");
+    }
     assert_eq!(metric(&m, "sipline_media_calls"), 0, "{m}");
     assert_eq!(metric(&m, "sipline_media_port_pairs{state=\"in_use\"}"), 0);
     assert!(relay.alive());

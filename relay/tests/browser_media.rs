@@ -309,7 +309,7 @@ mod session {
         let mut buf = plain.clone();
         buf.resize(plain.len() + 10, 0);
         let fwd = session
-            .from_pbx(addr(PBX_RTP), false, &mut buf, plain.len())
+            .from_pbx(Instant::now(), addr(PBX_RTP), false, &mut buf, plain.len())
             .expect("forwarded");
         let Forward::ToBrowser { to, len } = fwd else {
             panic!("{fwd:?}")
@@ -339,7 +339,13 @@ mod session {
         let mut buf = plain.clone();
         buf.resize(plain.len() + 10, 0);
         assert_eq!(
-            session.from_pbx(addr("10.0.0.66:16384"), false, &mut buf, plain.len()),
+            session.from_pbx(
+                Instant::now(),
+                addr("10.0.0.66:16384"),
+                false,
+                &mut buf,
+                plain.len()
+            ),
             Err(Drop::UnknownSource)
         );
         assert_eq!(
@@ -363,7 +369,7 @@ mod session {
         assert!(matches!(fwd, Forward::ToPbx { .. }));
         let mut empty = vec![0x80u8; 64];
         assert_eq!(
-            session.from_pbx(addr(PBX_RTP), false, &mut empty, 0),
+            session.from_pbx(Instant::now(), addr(PBX_RTP), false, &mut empty, 0),
             Err(Drop::Unrecognised),
             "an empty datagram from the PBX"
         );
@@ -466,6 +472,7 @@ mod session {
                 .send(Control::Pbx {
                     rtp: pbx_rtp.local_addr().expect("addr"),
                     rtcp: pbx_rtcp.local_addr().expect("addr"),
+                    clock: 8000,
                 })
                 .expect("running");
             control

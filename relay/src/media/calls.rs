@@ -164,6 +164,8 @@ pub enum Command {
         rtp: SocketAddr,
         /// The PBX's RTCP address (the same with rtcp-mux).
         rtcp: SocketAddr,
+        /// The RTP clock rate of its first codec, for jitter.
+        clock: u32,
     },
     /// The call was answered: the RTP timeout runs from now on (ringing is
     /// silent).
@@ -653,6 +655,7 @@ impl MediaCalls {
             id: c.id,
             rtp,
             rtcp,
+            clock: clock_rate(m),
         });
     }
 }
@@ -732,6 +735,16 @@ fn only<'a>(sdp: &Sdp<'a>, keep: usize) -> Sdp<'a> {
         }
     }
     out
+}
+
+/// The RTP clock rate of a section's first codec: its `a=rtpmap`, else
+/// 8000 (the static payload types a PBX lists bare are G.711 and kin).
+fn clock_rate(m: &Media<'_>) -> u32 {
+    let first = m.payload_types().next().unwrap_or_default();
+    m.rtpmaps()
+        .find(|(pt, _)| *pt == first)
+        .and_then(|(_, enc)| enc.split('/').nth(1)?.parse().ok())
+        .unwrap_or(8000)
 }
 
 /// The RTCP address of a plain-RTP section: `a=rtcp` (RFC 3605), else the

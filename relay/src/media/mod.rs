@@ -11,6 +11,7 @@ pub mod ports;
 pub mod sdp;
 pub mod session;
 pub mod srtp;
+pub mod stats;
 
 #[cfg(test)]
 mod tests;

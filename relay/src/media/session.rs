@@ -14,6 +14,7 @@ use std::time::Instant;
 use super::dtls::{DtlsError, DtlsServer, SrtpKeys};
 use super::ice::{IceLite, MAX_ANSWER};
 use super::srtp::SrtpError;
+use super::stats::RtpStats;
 
 /// What to do with the buffer after a datagram was handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +76,14 @@ pub struct Counters {
     pub srtp_failures: u64,
     /// Datagrams dropped for any reason.
     pub dropped: u64,
+    /// RTP packets lost on the way from the browser (RFC 3550 §6.4.1).
+    pub lost_from_browser: u64,
+    /// RTP packets lost on the way from the PBX.
+    pub lost_from_pbx: u64,
+    /// Interarrival jitter of the browser's RTP, in microseconds.
+    pub jitter_from_browser_us: u64,
+    /// Interarrival jitter of the PBX's RTP, in microseconds.
+    pub jitter_from_pbx_us: u64,
 }
 
 /// One call's media state.
@@ -89,6 +98,11 @@ pub struct Session {
     failed: Option<DtlsError>,
     /// The echo extension: the browser's RTP goes back to it.
     echo: bool,
+    /// Reception statistics of each side's RTP.
+    from_browser_rtp: RtpStats,
+    from_pbx_rtp: RtpStats,
+    /// The RTP clock rate of the carried codec, for jitter.
+    clock: u32,
     /// Counters for the metrics.
     pub counters: Counters,
 }
@@ -119,6 +133,9 @@ impl Session {
             pbx_rtcp: None,
             failed: None,
             echo: false,
+            from_browser_rtp: RtpStats::default(),
+            from_pbx_rtp: RtpStats::default(),
+            clock: 8000,
             counters: Counters::default(),
         }
     }
@@ -138,6 +155,23 @@ impl Session {
     pub fn set_pbx(&mut self, rtp: SocketAddr, rtcp: SocketAddr) {
         self.pbx_rtp = Some(rtp);
         self.pbx_rtcp = Some(rtcp);
+    }
+
+    /// The carried codec's RTP clock rate (jitter is measured in it).
+    pub fn set_clock_rate(&mut self, hz: u32) {
+        self.clock = hz.max(1);
+    }
+
+    /// The counters, with loss and jitter brought up to date.
+    pub fn figures(&self) -> Counters {
+        let us = |s: &RtpStats| (s.jitter_ms(self.clock) * 1000.0) as u64;
+        Counters {
+            lost_from_browser: self.from_browser_rtp.lost(),
+            lost_from_pbx: self.from_pbx_rtp.lost(),
+            jitter_from_browser_us: us(&self.from_browser_rtp),
+            jitter_from_pbx_us: us(&self.from_pbx_rtp),
+            ..self.counters
+        }
     }
 
     /// An ICE restart (RFC 8445 §9): new credentials, and the browser's
@@ -228,6 +262,10 @@ impl Session {
             Ok(n) => n,
             Err(e) => return self.drop(Drop::Srtp(e)),
         };
+        if !rtcp {
+            self.from_browser_rtp
+                .observe(&buf[..plain], now, self.clock);
+        }
         if self.echo {
             return self.echo_back(from, rtcp, buf, plain);
         }
@@ -274,6 +312,7 @@ impl Session {
     /// encrypted packet is left in `buf`.
     pub fn from_pbx(
         &mut self,
+        now: Instant,
         from: SocketAddr,
         rtcp: bool,
         buf: &mut [u8],
@@ -302,6 +341,7 @@ impl Session {
         let result = if rtcp {
             keys.outbound.protect_rtcp(buf, len)
         } else {
+            self.from_pbx_rtp.observe(&buf[..len], now, self.clock);
             keys.outbound.protect_rtp(buf, len)
         };
         match result {

@@ -114,6 +114,8 @@ pub enum Control {
         rtp: SocketAddr,
         /// RTCP (the same address with rtcp-mux).
         rtcp: SocketAddr,
+        /// The codec's RTP clock rate.
+        clock: u32,
     },
     /// The call was answered: the RTP timeout runs from now.
     Answered,
@@ -139,6 +141,8 @@ fn add(sum: &mut Counters, c: &Counters) {
     sum.bytes_to_browser += c.bytes_to_browser;
     sum.srtp_failures += c.srtp_failures;
     sum.dropped += c.dropped;
+    sum.lost_from_browser += c.lost_from_browser;
+    sum.lost_from_pbx += c.lost_from_pbx;
 }
 
 impl MediaFigures {
@@ -152,13 +156,21 @@ impl MediaFigures {
         }
     }
 
-    /// Every call's figures summed: ended calls and live ones.
+    /// Every call's figures summed, ended calls and live ones; jitter is
+    /// the mean over the live calls.
     pub fn total(&self) -> Counters {
         let f = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let mut sum = f.ended;
+        sum.jitter_from_browser_us = 0;
+        sum.jitter_from_pbx_us = 0;
         for c in f.live.values() {
             add(&mut sum, c);
+            sum.jitter_from_browser_us += c.jitter_from_browser_us;
+            sum.jitter_from_pbx_us += c.jitter_from_pbx_us;
         }
+        let live = f.live.len().max(1) as u64;
+        sum.jitter_from_browser_us /= live;
+        sum.jitter_from_pbx_us /= live;
         sum
     }
 
@@ -184,6 +196,21 @@ impl MediaFigures {
         out.push_str("# HELP sipline_media_srtp_failures_total SRTP/SRTCP packets refused (authentication, replay).\n");
         out.push_str("# TYPE sipline_media_srtp_failures_total counter\n");
         let _ = writeln!(out, "sipline_media_srtp_failures_total {}", t.srtp_failures);
+        out.push_str("# HELP sipline_media_lost_packets_total RTP packets lost before reaching the relay (RFC 3550), by the side that sent them.\n");
+        out.push_str("# TYPE sipline_media_lost_packets_total counter\n");
+        let _ = writeln!(
+            out,
+            "sipline_media_lost_packets_total{{from=\"browser\"}} {}\nsipline_media_lost_packets_total{{from=\"pbx\"}} {}",
+            t.lost_from_browser, t.lost_from_pbx
+        );
+        out.push_str("# HELP sipline_media_jitter_seconds Interarrival jitter of the RTP reaching the relay, mean over the calls in progress, by the side that sent it.\n");
+        out.push_str("# TYPE sipline_media_jitter_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "sipline_media_jitter_seconds{{from=\"browser\"}} {}\nsipline_media_jitter_seconds{{from=\"pbx\"}} {}",
+            t.jitter_from_browser_us as f64 / 1e6,
+            t.jitter_from_pbx_us as f64 / 1e6
+        );
         out.push_str("# HELP sipline_media_dropped_total Media datagrams dropped (unknown source, no keys yet, malformed, SRTP failures).\n");
         out.push_str("# TYPE sipline_media_dropped_total counter\n");
         let _ = writeln!(out, "sipline_media_dropped_total {}", t.dropped);
@@ -246,7 +273,7 @@ impl MediaSockets {
         let counters = state
             .session
             .as_ref()
-            .map(|s| s.counters)
+            .map(|s| s.figures())
             .unwrap_or_default();
         figures.publish(call, counters, true);
         ended
@@ -281,8 +308,9 @@ impl MediaSockets {
                 command = control.recv() => match command {
                     None => return Ended::Stopped,
                     Some(Control::Browser(mut session)) => {
-                        if let Some((rtp, rtcp)) = state.pbx {
+                        if let Some((rtp, rtcp, clock)) = state.pbx {
                             session.set_pbx(rtp, rtcp);
+                            session.set_clock_rate(clock);
                         }
                         state.session = Some(session);
                     }
@@ -291,10 +319,11 @@ impl MediaSockets {
                             s.restart_ice(ice);
                         }
                     }
-                    Some(Control::Pbx { rtp, rtcp }) => {
-                        state.pbx = Some((rtp, rtcp));
+                    Some(Control::Pbx { rtp, rtcp, clock }) => {
+                        state.pbx = Some((rtp, rtcp, clock));
                         if let Some(s) = state.session.as_mut() {
                             s.set_pbx(rtp, rtcp);
+                            s.set_clock_rate(clock);
                         }
                     }
                     Some(Control::Answered) => {
@@ -350,9 +379,10 @@ impl MediaSockets {
                         debug!(%from, "oversized PBX datagram dropped");
                         continue;
                     }
-                    match session.from_pbx(from, rtcp, &mut from_pbx, len) {
+                    let now = Instant::now();
+                    match session.from_pbx(now.into_std(), from, rtcp, &mut from_pbx, len) {
                         Ok(Forward::ToBrowser { to, len }) => {
-                            last_media = Instant::now();
+                            last_media = now;
                             send(&self.browser, &from_pbx[..len], to).await;
                         }
                         Ok(_) => {}
@@ -367,7 +397,7 @@ impl MediaSockets {
                     if now >= next_publish {
                         next_publish = now + PUBLISH;
                         if let Some(s) = &state.session {
-                            figures.publish(call, s.counters, false);
+                            figures.publish(call, s.figures(), false);
                         }
                     }
                     if let Some(s) = state.session.as_mut()
@@ -391,8 +421,9 @@ impl MediaSockets {
 #[derive(Debug, Default)]
 struct Call {
     session: Option<Box<Session>>,
-    /// The PBX's addresses, when they come before the browser side.
-    pbx: Option<(SocketAddr, SocketAddr)>,
+    /// The PBX's addresses and clock, when they come before the browser
+    /// side.
+    pbx: Option<(SocketAddr, SocketAddr, u32)>,
 }
 
 /// A read from the PBX's RTP or RTCP socket, whichever has one.

@@ -296,9 +296,12 @@ impl MediaShell {
             Command::IceRestart { id, ice } => {
                 control(&self.calls, id, media::Control::IceRestart(ice))
             }
-            Command::Pbx { id, rtp, rtcp } => {
-                control(&self.calls, id, media::Control::Pbx { rtp, rtcp })
-            }
+            Command::Pbx {
+                id,
+                rtp,
+                rtcp,
+                clock,
+            } => control(&self.calls, id, media::Control::Pbx { rtp, rtcp, clock }),
             Command::Answered { id } => control(&self.calls, id, media::Control::Answered),
             Command::Close { id } => {
                 // Dropping the sender stops the task, which closes the sockets.
