@@ -1,0 +1,184 @@
+//! The media hot path as the relay runs it: one call's [`Session`] taking a
+//! packet from the browser (SRTP → plain RTP: demultiplex, source check,
+//! unprotect, loss and jitter) or from the PBX (RTP → SRTP: source check,
+//! protect), in the shell's buffer, for both SRTP profiles and two payload
+//! sizes. Then, with a counting allocator: allocations per packet in steady
+//! state (must be 0), and the heap one call's session holds.
+//! `cargo bench -p sipline-relay --bench media`.
+//!
+//! The browser is `sipline-load`'s: a real ICE check and DTLS handshake in
+//! memory, so the keys are the ones a call would have.
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group};
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use sipline_load::peer::{BrowserKeys, BrowserPeer, RemoteTransport, connect_in_memory};
+use sipline_relay::media::dtls::{DtlsServer, Identity};
+use sipline_relay::media::ice::IceLite;
+use sipline_relay::media::session::{Forward, Session};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const RELAY: &str = "127.0.0.1:40000";
+const BROWSER: &str = "127.0.0.1:50000";
+const PBX: &str = "10.0.0.5:16384";
+const PBX_RTCP: &str = "10.0.0.5:16385";
+/// The shell's buffer: the biggest datagram plus room for SRTP and STUN.
+const BUFFER: usize = 1500 + 128;
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("address")
+}
+
+const PROFILES: [(SrtpProtectionProfile, &str); 2] = [
+    (
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+        "AES_CM_128_HMAC_SHA1_80",
+    ),
+    (
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+        "AEAD_AES_128_GCM",
+    ),
+];
+
+/// A connected call: the relay's session and the browser's keys.
+fn call(identity: &Identity, profile: SrtpProtectionProfile) -> (Session, BrowserKeys) {
+    let mut peer = BrowserPeer::with_profiles(addr(BROWSER), vec![profile]).expect("browser");
+    let (ufrag, pwd) = ("rlyU", "relaypassword0123456789a");
+    let mut ice = IceLite::new(ufrag, pwd);
+    ice.set_remote_ufrag(peer.ufrag());
+    let dtls = DtlsServer::new(identity, addr(RELAY), peer.fingerprint()).expect("server");
+    let mut session = Session::new(ice, dtls);
+    session.set_pbx(addr(PBX), addr(PBX_RTCP));
+    let remote = RemoteTransport {
+        addr: addr(RELAY),
+        ufrag: ufrag.into(),
+        pwd: pwd.into(),
+        fingerprint: identity.fingerprint().into(),
+    };
+    let keys = connect_in_memory(&mut peer, &remote, &mut session, addr(BROWSER))
+        .expect("the call connects");
+    (session, keys)
+}
+
+fn rtp(seq: u16, payload: usize) -> Vec<u8> {
+    let mut p = vec![0x80, 0];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    p.extend_from_slice(&0x5eed_0001u32.to_be_bytes());
+    p.resize(12 + payload, 0xd5);
+    p
+}
+
+/// The browser's packet `seq`, protected, in a shell-sized buffer.
+fn from_browser_packet(keys: &mut BrowserKeys, seq: u16, payload: usize) -> (Vec<u8>, usize) {
+    let plain = rtp(seq, payload);
+    let mut buf = plain.clone();
+    buf.resize(BUFFER, 0);
+    let n = keys
+        .outbound
+        .protect_rtp(&mut buf, plain.len())
+        .expect("protect");
+    (buf, n)
+}
+
+fn media(c: &mut Criterion) {
+    let identity = Identity::generate().expect("identity");
+    for (profile, name) in PROFILES {
+        let mut group = c.benchmark_group(format!("session {name}"));
+        group.throughput(Throughput::Elements(1));
+        for payload in [160usize, 1200] {
+            group.bench_function(BenchmarkId::new("SRTP to RTP", payload), |b| {
+                let (mut session, mut keys) = call(&identity, profile);
+                let mut seq = 0u16;
+                b.iter_batched_ref(
+                    || {
+                        seq = seq.wrapping_add(1);
+                        from_browser_packet(&mut keys, seq, payload)
+                    },
+                    |(buf, n)| {
+                        let out = session.from_browser(Instant::now(), addr(BROWSER), buf, *n);
+                        assert!(matches!(out, Ok(Forward::ToPbx { .. })), "{out:?}");
+                    },
+                    BatchSize::SmallInput,
+                );
+            });
+            group.bench_function(BenchmarkId::new("RTP to SRTP", payload), |b| {
+                let (mut session, _keys) = call(&identity, profile);
+                let plain = rtp(1, payload);
+                let mut buf = vec![0u8; BUFFER];
+                let mut seq = 0u16;
+                b.iter(|| {
+                    seq = seq.wrapping_add(1);
+                    buf[..plain.len()].copy_from_slice(&plain);
+                    buf[2..4].copy_from_slice(&seq.to_be_bytes());
+                    black_box(
+                        session
+                            .from_pbx(Instant::now(), addr(PBX), false, &mut buf, plain.len())
+                            .expect("forwarded"),
+                    );
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
+/// Allocations per packet in steady state, both ways, and the heap one
+/// call's session holds (with the shell's two buffers).
+fn footprint() {
+    let identity = Identity::generate().expect("identity");
+    for (profile, name) in PROFILES {
+        let region = Region::new(GLOBAL);
+        let (mut session, mut keys) = call(&identity, profile);
+        let held = region.change();
+        let per_call = held.bytes_allocated.saturating_sub(held.bytes_deallocated) + 2 * BUFFER;
+        // Warm: the first packet each way sets the stream's state up.
+        let packets = 10_000u16;
+        let inputs: Vec<(Vec<u8>, usize)> = (1..=packets)
+            .map(|seq| from_browser_packet(&mut keys, seq, 160))
+            .collect();
+        let plain = rtp(1, 160);
+        let mut out = vec![0u8; BUFFER];
+        let mut inputs = inputs.into_iter();
+        let mut first = inputs.next().expect("a packet");
+        let _ = session.from_browser(Instant::now(), addr(BROWSER), &mut first.0, first.1);
+        out[..plain.len()].copy_from_slice(&plain);
+        let _ = session.from_pbx(Instant::now(), addr(PBX), false, &mut out, plain.len());
+        let region = Region::new(GLOBAL);
+        for (mut buf, n) in inputs {
+            let _ = black_box(session.from_browser(Instant::now(), addr(BROWSER), &mut buf, n));
+            out[..plain.len()].copy_from_slice(&plain);
+            let _ = black_box(session.from_pbx(
+                Instant::now(),
+                addr(PBX),
+                false,
+                &mut out,
+                plain.len(),
+            ));
+        }
+        let stats = region.change();
+        println!(
+            "{name}: {} allocations for {} packets each way in steady state; one call's session holds {:.1} KiB (with the shell's buffers)",
+            stats.allocations,
+            packets - 1,
+            per_call as f64 / 1024.0
+        );
+        assert_eq!(stats.allocations, 0, "the media hot path must not allocate");
+        assert_eq!(session.counters.to_pbx, u64::from(packets));
+    }
+}
+
+criterion_group!(benches, media);
+
+fn main() {
+    footprint();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

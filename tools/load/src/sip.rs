@@ -1,0 +1,314 @@
+//! Setting calls up for the load: the browser's side as a SIP-over-WebSocket
+//! UAC (RFC 7118, one connection per call, as one browser tab), and the
+//! PBX's side as a UDP UAS that answers every INVITE with plain RTP on a
+//! socket of its own and hands that socket to the call.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use futures_util::{SinkExt, StreamExt};
+use sipline_core::sip::{HeaderName, Message, MessageBuilder, NameAddr, response_to};
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{Bytes, Message as Frame};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Why a call could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SipError {
+    /// The WebSocket failed.
+    #[error("WebSocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The gateway refused the call.
+    #[error("{0}")]
+    Refused(String),
+    /// The connection closed before the answer.
+    #[error("the gateway closed the connection")]
+    Closed,
+    /// A socket failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// An established call, as its UAC knows it (RFC 3261 §12.1.2).
+#[derive(Clone, Debug)]
+pub struct Dialog {
+    call_id: String,
+    from: String,
+    to: String,
+    target: String,
+    routes: Vec<String>,
+    cseq: u32,
+    /// The SDP answer.
+    pub answer: String,
+}
+
+/// One browser tab's SIP connection.
+pub struct Uac {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    host: String,
+    next_branch: u64,
+}
+
+fn token() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Uac {
+    /// Opens the WebSocket (subprotocol `sip`).
+    pub async fn connect(url: &str) -> Result<Self, SipError> {
+        let mut req = url.into_client_request()?;
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
+        let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Self {
+            ws,
+            host: format!("{}.invalid", token()),
+            next_branch: 1,
+        })
+    }
+
+    fn via(&mut self) -> String {
+        self.next_branch += 1;
+        format!(
+            "SIP/2.0/WSS {};branch=z9hG4bK{}{}",
+            self.host,
+            token(),
+            self.next_branch
+        )
+    }
+
+    async fn send(&mut self, text: Vec<u8>) -> Result<(), SipError> {
+        let text = String::from_utf8(text).map_err(|_| SipError::Closed)?;
+        self.ws.send(Frame::Text(text.into())).await?;
+        Ok(())
+    }
+
+    /// The final response to the request with this CSeq; requests the
+    /// gateway sends meanwhile are answered 200.
+    async fn final_response(&mut self, cseq: &str) -> Result<Vec<u8>, SipError> {
+        while let Some(frame) = self.ws.next().await {
+            let bytes: Bytes = match frame? {
+                Frame::Text(t) => Bytes::from(t.as_str().to_owned()),
+                Frame::Binary(b) => b,
+                Frame::Close(_) => return Err(SipError::Closed),
+                _ => continue,
+            };
+            let Ok(msg) = Message::parse(&bytes) else {
+                continue;
+            };
+            if msg.is_request() {
+                if msg.method() != Some("ACK") {
+                    let ok = response_to(&msg, 200, "OK", None).finish(None, b"");
+                    self.send(ok).await?;
+                }
+                continue;
+            }
+            let this = format!("{} {}", msg.cseq().seq, msg.cseq().method);
+            if this == cseq && msg.status().is_some_and(|c| c >= 200) {
+                return Ok(bytes.to_vec());
+            }
+        }
+        Err(SipError::Closed)
+    }
+
+    /// Calls `target` with `sdp`; returns the dialog once answered (and
+    /// acknowledged).
+    pub async fn call(&mut self, target: &str, from: &str, sdp: &str) -> Result<Dialog, SipError> {
+        let call_id = token();
+        let from = format!("<{from}>;tag={}", token());
+        let mut b = MessageBuilder::request("INVITE", target);
+        b.header("Via", &self.via())
+            .header("Max-Forwards", "70")
+            .header("From", &from)
+            .header("To", &format!("<{target}>"))
+            .header("Call-ID", &call_id)
+            .header("CSeq", "1 INVITE")
+            .header("Contact", &format!("<sip:load@{};transport=ws>", self.host));
+        self.send(b.finish(Some("application/sdp"), sdp.as_bytes()))
+            .await?;
+        let raw = self.final_response("1 INVITE").await?;
+        let ok = Message::parse(&raw).map_err(|_| SipError::Closed)?;
+        if ok.status() != Some(200) {
+            return Err(SipError::Refused(format!(
+                "{} {}",
+                ok.status().unwrap_or(0),
+                ok.reason()
+            )));
+        }
+        let mut routes: Vec<String> = ok
+            .header_values(HeaderName::RecordRoute)
+            .map(str::to_owned)
+            .collect();
+        routes.reverse();
+        let dialog = Dialog {
+            call_id,
+            from,
+            to: ok.header(HeaderName::To).unwrap_or_default().to_owned(),
+            target: ok
+                .header_values(HeaderName::Contact)
+                .next()
+                .and_then(NameAddr::parse)
+                .map_or_else(|| target.to_owned(), |na| na.uri_text.to_owned()),
+            routes,
+            cseq: 1,
+            answer: String::from_utf8_lossy(ok.body()).into_owned(),
+        };
+        let ack = self.in_dialog("ACK", &dialog, dialog.cseq);
+        self.send(ack).await?;
+        Ok(dialog)
+    }
+
+    fn in_dialog(&mut self, method: &str, d: &Dialog, cseq: u32) -> Vec<u8> {
+        let mut b = MessageBuilder::request(method, &d.target);
+        b.header("Via", &self.via()).header("Max-Forwards", "70");
+        for r in &d.routes {
+            b.header("Route", r);
+        }
+        b.header("From", &d.from)
+            .header("To", &d.to)
+            .header("Call-ID", &d.call_id)
+            .header_parts("CSeq", &[&cseq.to_string(), " ", method]);
+        b.finish(None, b"")
+    }
+
+    /// Ends the call; returns the BYE's status.
+    pub async fn hang_up(&mut self, d: &mut Dialog) -> Result<u16, SipError> {
+        d.cseq += 1;
+        let bye = self.in_dialog("BYE", d, d.cseq);
+        self.send(bye).await?;
+        let raw = self.final_response(&format!("{} BYE", d.cseq)).await?;
+        Ok(Message::parse(&raw)
+            .ok()
+            .and_then(|m| m.status())
+            .unwrap_or(0))
+    }
+}
+
+/// The PBX's end of one call: its RTP socket and where the gateway
+/// receives RTP for the call.
+#[derive(Debug)]
+pub struct PbxLeg {
+    /// The PBX's RTP socket.
+    pub socket: UdpSocket,
+    /// The gateway's RTP address, from its offer.
+    pub gateway: SocketAddr,
+}
+
+type Waiting = Arc<Mutex<HashMap<String, oneshot::Sender<PbxLeg>>>>;
+
+/// The PBX side: a UDP UAS answering every INVITE with plain RTP.
+#[derive(Clone, Debug)]
+pub struct PbxUas {
+    addr: SocketAddr,
+    /// Calls waiting for their PBX leg, by the user part of the target.
+    waiting: Waiting,
+}
+
+/// The gateway's RTP address in a plain SDP offer.
+fn offer_address(sdp: &str) -> Option<SocketAddr> {
+    let ip = sdp
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("c=IN IP4 "))?;
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))?
+        .split(' ')
+        .next()?;
+    format!("{ip}:{port}").parse().ok()
+}
+
+impl PbxUas {
+    /// Binds the UAS and starts answering.
+    pub async fn start(addr: SocketAddr) -> Result<Self, SipError> {
+        let socket = UdpSocket::bind(addr).await?;
+        let uas = Self {
+            addr: socket.local_addr()?,
+            waiting: Arc::default(),
+        };
+        tokio::spawn(serve(socket, uas.waiting.clone()));
+        Ok(uas)
+    }
+
+    /// Its SIP address (the gateway's PBX).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The PBX leg of the call to `sip:<user>@…`, once its INVITE arrives.
+    pub fn expect(&self, user: &str) -> oneshot::Receiver<PbxLeg> {
+        let (tx, rx) = oneshot::channel();
+        self.waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(user.to_owned(), tx);
+        rx
+    }
+}
+
+async fn serve(socket: UdpSocket, waiting: Waiting) {
+    let mut buf = vec![0u8; 65_536];
+    // The 200 each INVITE got, to answer its retransmissions alike.
+    let mut answered: HashMap<String, Vec<u8>> = HashMap::new();
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let Ok(msg) = Message::parse(&buf[..n]) else {
+            continue;
+        };
+        let reply = match msg.method() {
+            Some("INVITE") if answered.contains_key(msg.call_id()) => {
+                answered.get(msg.call_id()).cloned()
+            }
+            Some("INVITE") => answer_invite(&msg, &waiting, &socket).await,
+            Some("ACK") | None => None,
+            Some(_) => Some(response_to(&msg, 200, "OK", Some("pbx")).finish(None, b"")),
+        };
+        if let Some(reply) = reply {
+            if msg.method() == Some("INVITE") {
+                answered.insert(msg.call_id().to_owned(), reply.clone());
+            }
+            let _ = socket.send_to(&reply, from).await;
+        }
+    }
+}
+
+async fn answer_invite(msg: &Message<'_>, waiting: &Waiting, sip: &UdpSocket) -> Option<Vec<u8>> {
+    let user = msg
+        .request_uri()
+        .and_then(sipline_core::sip::Uri::parse)
+        .and_then(|u| u.user)
+        .unwrap_or_default()
+        .to_owned();
+    let waiter = waiting
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&user);
+    let gateway = offer_address(&String::from_utf8_lossy(msg.body()));
+    let (Some(waiter), Some(gateway)) = (waiter, gateway) else {
+        return Some(response_to(msg, 404, "No Such Load Call", Some("pbx")).finish(None, b""));
+    };
+    let ip = sip.local_addr().ok()?.ip();
+    let rtp = UdpSocket::bind((ip, 0)).await.ok()?;
+    let port = rtp.local_addr().ok()?.port();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=load\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n"
+    );
+    let mut b = response_to(msg, 200, "OK", Some("pbx"));
+    b.header(
+        "Contact",
+        &format!("<sip:{user}@{}>", sip.local_addr().ok()?),
+    );
+    let _ = waiter.send(PbxLeg {
+        socket: rtp,
+        gateway,
+    });
+    Some(b.finish(Some("application/sdp"), sdp.as_bytes()))
+}
