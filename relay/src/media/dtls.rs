@@ -91,15 +91,45 @@ impl Identity {
     }
 }
 
-/// The SRTP contexts of a call's browser side, once DTLS is done.
+/// The SRTP contexts of one side of a DTLS-SRTP association (the relay's
+/// side of a call, or, in tests and the load generator, the browser's).
 #[derive(Debug)]
 pub struct SrtpKeys {
     /// The negotiated profile.
     pub profile: Profile,
-    /// Protects what the relay sends to the browser (server write keys).
+    /// Protects what this side sends (its own write keys).
     pub outbound: Context,
-    /// Unprotects what the browser sends (client write keys).
+    /// Unprotects what the other side sends.
     pub inbound: Context,
+}
+
+/// The SRTP contexts a completed DTLS connection exports (RFC 5764 §4.2:
+/// client key, server key, client salt, server salt), seen from the
+/// server's side when `server`, else from the client's: what it sends is
+/// protected with its own write keys.
+pub fn export_srtp(state: &rtc_dtls::state::State, server: bool) -> Result<SrtpKeys, DtlsError> {
+    let profile = match state.srtp_protection_profile() {
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => Profile::Aes128CmHmacSha1_80,
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => Profile::AeadAes128Gcm,
+        _ => return Err(DtlsError::NoSrtpProfile),
+    };
+    let (k, s) = (profile.key_len(), profile.salt_len());
+    let material = state
+        .export_keying_material(SRTP_LABEL, &[], 2 * (k + s))
+        .map_err(|e| DtlsError::Handshake(e.to_string()))?;
+    let m: &[u8] = material.as_ref();
+    let client = Context::new(profile, &m[..k], &m[2 * k..2 * k + s])?;
+    let server_write = Context::new(profile, &m[k..2 * k], &m[2 * k + s..2 * (k + s)])?;
+    let (outbound, inbound) = if server {
+        (server_write, client)
+    } else {
+        (client, server_write)
+    };
+    Ok(SrtpKeys {
+        profile,
+        outbound,
+        inbound,
+    })
 }
 
 /// One call's DTLS server.
@@ -198,24 +228,7 @@ impl DtlsServer {
             .endpoint
             .get_connection_state(peer)
             .ok_or_else(|| DtlsError::Handshake("no connection state".into()))?;
-        let profile = match state.srtp_protection_profile() {
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => Profile::Aes128CmHmacSha1_80,
-            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => Profile::AeadAes128Gcm,
-            _ => return Err(DtlsError::NoSrtpProfile),
-        };
-        let (k, s) = (profile.key_len(), profile.salt_len());
-        let material = state
-            .export_keying_material(SRTP_LABEL, &[], 2 * (k + s))
-            .map_err(|e| DtlsError::Handshake(e.to_string()))?;
-        let m: &[u8] = material.as_ref();
-        // RFC 5764 §4.2: client key, server key, client salt, server salt.
-        let (client_key, server_key) = (&m[..k], &m[k..2 * k]);
-        let (client_salt, server_salt) = (&m[2 * k..2 * k + s], &m[2 * k + s..2 * (k + s)]);
-        Ok(SrtpKeys {
-            profile,
-            outbound: Context::new(profile, server_key, server_salt)?,
-            inbound: Context::new(profile, client_key, client_salt)?,
-        })
+        export_srtp(state, true)
     }
 
     /// Next datagram to send, and where.

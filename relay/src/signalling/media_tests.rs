@@ -126,13 +126,15 @@ fn answered_call(p: &mut Proxy) -> String {
     assert!(to_browser.contains("a=setup:passive"), "{to_browser}");
     assert!(!to_browser.contains("10.0.0.5"), "no PBX address leaks");
 
-    let ack = "ACK sip:bob@10.0.0.7:5062 SIP/2.0\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKack\r\n\
-Max-Forwards: 70\r\nRoute: <sip:x@relay.example;transport=ws;lr>\r\nTo: <sip:bob@pbx.example>;tag=b9\r\n\
-From: <sip:alice@pbx.example>;tag=a1\r\nCall-ID: c1\r\nCSeq: 3 ACK\r\nContent-Length: 0\r\n\r\n";
-    p.handle_ws(t(60), BROWSER, ack.as_bytes());
+    p.handle_ws(t(60), BROWSER, ACK.as_bytes());
     outputs(p);
     forwarded
 }
+
+/// The browser's ACK of the 200 to call `c1`.
+const ACK: &str = "ACK sip:bob@10.0.0.7:5062 SIP/2.0\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKack\r\n\
+Max-Forwards: 70\r\nTo: <sip:bob@pbx.example>;tag=b9\r\n\
+From: <sip:alice@pbx.example>;tag=a1\r\nCall-ID: c1\r\nCSeq: 3 ACK\r\nContent-Length: 0\r\n\r\n";
 
 #[test]
 fn a_dead_call_is_ended_with_a_bye_each_way() {
@@ -271,10 +273,7 @@ fn media_failing_before_the_answer_ends_the_call_after_its_ack() {
     p.handle_udp(t(50), addr(PBX), pbx_ok(&forwarded).as_bytes());
     let (out, _) = outputs(&mut p);
     assert!(text(&out[0]).starts_with("SIP/2.0 200 OK"));
-    let ack = "ACK sip:bob@10.0.0.7:5062 SIP/2.0\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKack\r\n\
-Max-Forwards: 70\r\nTo: <sip:bob@pbx.example>;tag=b9\r\n\
-From: <sip:alice@pbx.example>;tag=a1\r\nCall-ID: c1\r\nCSeq: 3 ACK\r\nContent-Length: 0\r\n\r\n";
-    p.handle_ws(t(60), BROWSER, ack.as_bytes());
+    p.handle_ws(t(60), BROWSER, ACK.as_bytes());
     let (out, _) = outputs(&mut p);
     let byes: Vec<String> = out
         .iter()

@@ -16,8 +16,7 @@ use rtc_dtls::crypto::Certificate;
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
-use sipline_relay::media::dtls::fingerprint;
-use sipline_relay::media::srtp::{Context, Profile};
+use sipline_relay::media::dtls::{SrtpKeys, export_srtp, fingerprint};
 use stun::agent::TransactionId;
 use stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
 use stun::fingerprint::FINGERPRINT;
@@ -78,16 +77,9 @@ impl RemoteTransport {
     }
 }
 
-/// The SRTP contexts of the browser's side once DTLS is done.
-#[derive(Debug)]
-pub struct BrowserKeys {
-    /// The negotiated profile.
-    pub profile: Profile,
-    /// Protects what the browser sends (client write keys).
-    pub outbound: Context,
-    /// Unprotects what the gateway sends (server write keys).
-    pub inbound: Context,
-}
+/// The SRTP contexts of the browser's side once DTLS is done: it protects
+/// with the client write keys.
+pub type BrowserKeys = SrtpKeys;
 
 /// One simulated browser.
 pub struct BrowserPeer {
@@ -292,25 +284,7 @@ a=rtpmap:101 telephone-event/8000\r\n",
             .endpoint
             .get_connection_state(remote)
             .ok_or_else(|| PeerError::Handshake("no connection state".into()))?;
-        let profile = match state.srtp_protection_profile() {
-            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => Profile::Aes128CmHmacSha1_80,
-            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => Profile::AeadAes128Gcm,
-            _ => return Err(PeerError::Handshake("no SRTP profile agreed".into())),
-        };
-        let (k, s) = (profile.key_len(), profile.salt_len());
-        let material = state
-            .export_keying_material("EXTRACTOR-dtls_srtp", &[], 2 * (k + s))
-            .map_err(|e| PeerError::Handshake(e.to_string()))?;
-        let m: &[u8] = material.as_ref();
-        let context = |key: &[u8], salt: &[u8]| {
-            Context::new(profile, key, salt).map_err(|e| PeerError::Handshake(e.to_string()))
-        };
-        // RFC 5764 §4.2: client key, server key, client salt, server salt.
-        Ok(BrowserKeys {
-            profile,
-            outbound: context(&m[..k], &m[2 * k..2 * k + s])?,
-            inbound: context(&m[k..2 * k], &m[2 * k + s..])?,
-        })
+        export_srtp(state, false).map_err(|e| PeerError::Handshake(e.to_string()))
     }
 }
 

@@ -154,7 +154,7 @@ impl Histogram {
 
 /// One call with its media ready: its SIP dialog (none in a baseline
 /// run) and its media ends.
-struct Ready {
+pub struct Call {
     signalling: Option<(Uac, Dialog)>,
     media: Media,
 }
@@ -175,8 +175,17 @@ async fn recv_within(socket: &UdpSocket, buf: &mut [u8], within: Duration) -> Op
         .ok()
 }
 
+impl Call {
+    /// The next request the gateway sends the browser (answered 200), as
+    /// text: a BYE when the gateway ends the call.
+    pub async fn next_request(&mut self, within: Duration) -> Option<String> {
+        let (uac, _) = self.signalling.as_mut()?;
+        uac.next_request(within).await
+    }
+}
+
 /// Sets up call `n`: SIP, ICE, DTLS, and the PBX leg in PBX mode.
-async fn set_up(cfg: &LoadConfig, pbx: Option<&PbxUas>, n: usize) -> Result<Ready, String> {
+pub async fn set_up(cfg: &LoadConfig, pbx: Option<&PbxUas>, n: usize) -> Result<Call, String> {
     let browser = UdpSocket::bind((cfg.local_ip, 0))
         .await
         .map_err(|e| e.to_string())?;
@@ -253,7 +262,7 @@ async fn set_up(cfg: &LoadConfig, pbx: Option<&PbxUas>, n: usize) -> Result<Read
         Some(rx) => Some(rx.await.map_err(|_| "the PBX never got the INVITE")?),
         None => None,
     };
-    Ok(Ready {
+    Ok(Call {
         signalling: Some((uac, dialog)),
         media: Media {
             browser,
@@ -265,7 +274,7 @@ async fn set_up(cfg: &LoadConfig, pbx: Option<&PbxUas>, n: usize) -> Result<Read
 
 /// A baseline call: the browser's socket and the PBX's talking directly,
 /// plain, so that a run measures the load generator's own latency.
-async fn baseline(cfg: &LoadConfig) -> Result<Ready, String> {
+async fn baseline(cfg: &LoadConfig) -> Result<Call, String> {
     let browser = UdpSocket::bind((cfg.local_ip, 0))
         .await
         .map_err(|e| e.to_string())?;
@@ -277,7 +286,7 @@ async fn baseline(cfg: &LoadConfig) -> Result<Ready, String> {
         pbx.local_addr().map_err(|e| e.to_string())?,
     );
     browser.connect(p).await.map_err(|e| e.to_string())?;
-    Ok(Ready {
+    Ok(Call {
         signalling: None,
         media: Media {
             browser,

@@ -89,9 +89,8 @@ impl Uac {
         Ok(())
     }
 
-    /// The final response to the request with this CSeq; requests the
-    /// gateway sends meanwhile are answered 200.
-    async fn final_response(&mut self, cseq: &str) -> Result<Vec<u8>, SipError> {
+    /// The next SIP message; a request (but an ACK) is answered 200.
+    async fn next_message(&mut self) -> Result<Bytes, SipError> {
         while let Some(frame) = self.ws.next().await {
             let bytes: Bytes = match frame? {
                 Frame::Text(t) => Bytes::from(t.as_str().to_owned()),
@@ -102,19 +101,42 @@ impl Uac {
             let Ok(msg) = Message::parse(&bytes) else {
                 continue;
             };
-            if msg.is_request() {
-                if msg.method() != Some("ACK") {
-                    let ok = response_to(&msg, 200, "OK", None).finish(None, b"");
-                    self.send(ok).await?;
-                }
-                continue;
+            if msg.is_request() && msg.method() != Some("ACK") {
+                let ok = response_to(&msg, 200, "OK", None).finish(None, b"");
+                self.send(ok).await?;
             }
+            return Ok(bytes);
+        }
+        Err(SipError::Closed)
+    }
+
+    /// The final response to the request with this CSeq; requests the
+    /// gateway sends meanwhile are answered 200.
+    async fn final_response(&mut self, cseq: &str) -> Result<Vec<u8>, SipError> {
+        loop {
+            let bytes = self.next_message().await?;
+            let Ok(msg) = Message::parse(&bytes) else {
+                continue;
+            };
             let this = format!("{} {}", msg.cseq().seq, msg.cseq().method);
-            if this == cseq && msg.status().is_some_and(|c| c >= 200) {
+            if !msg.is_request() && this == cseq && msg.status().is_some_and(|c| c >= 200) {
                 return Ok(bytes.to_vec());
             }
         }
-        Err(SipError::Closed)
+    }
+
+    /// The next request the gateway sends (answered 200), as text.
+    pub async fn next_request(&mut self, within: std::time::Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let bytes = tokio::time::timeout_at(deadline, self.next_message())
+                .await
+                .ok()?
+                .ok()?;
+            if Message::parse(&bytes).is_ok_and(|m| m.is_request()) {
+                return Some(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
     }
 
     /// Calls `target` with `sdp`; returns the dialog once answered (and
@@ -208,6 +230,8 @@ pub struct PbxUas {
     addr: SocketAddr,
     /// Calls waiting for their PBX leg, by the user part of the target.
     waiting: Waiting,
+    /// BYEs received (the gateway ending calls).
+    byes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The gateway's RTP address in a plain SDP offer.
@@ -230,9 +254,15 @@ impl PbxUas {
         let uas = Self {
             addr: socket.local_addr()?,
             waiting: Arc::default(),
+            byes: Arc::default(),
         };
-        tokio::spawn(serve(socket, uas.waiting.clone()));
+        tokio::spawn(serve(socket, uas.clone()));
         Ok(uas)
+    }
+
+    /// How many BYEs the PBX side has received.
+    pub fn byes(&self) -> usize {
+        self.byes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Its SIP address (the gateway's PBX).
@@ -251,7 +281,7 @@ impl PbxUas {
     }
 }
 
-async fn serve(socket: UdpSocket, waiting: Waiting) {
+async fn serve(socket: UdpSocket, uas: PbxUas) {
     let mut buf = vec![0u8; 65_536];
     // The 200 each INVITE got, to answer its retransmissions alike.
     let mut answered: HashMap<String, Vec<u8>> = HashMap::new();
@@ -266,8 +296,12 @@ async fn serve(socket: UdpSocket, waiting: Waiting) {
             Some("INVITE") if answered.contains_key(msg.call_id()) => {
                 answered.get(msg.call_id()).cloned()
             }
-            Some("INVITE") => answer_invite(&msg, &waiting, &socket).await,
+            Some("INVITE") => answer_invite(&msg, &uas.waiting, &socket).await,
             Some("ACK") | None => None,
+            Some("BYE") => {
+                uas.byes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(response_to(&msg, 200, "OK", Some("pbx")).finish(None, b""))
+            }
             Some(_) => Some(response_to(&msg, 200, "OK", Some("pbx")).finish(None, b"")),
         };
         if let Some(reply) = reply {

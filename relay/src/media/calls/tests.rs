@@ -84,14 +84,18 @@ fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
 }
 
+/// Hands `body` to the table as the call's SDP from `from` in `carrier`.
+fn carry(
+    t: &mut MediaCalls,
+    from: Side,
+    carrier: Carrier<'_>,
+    body: &str,
+) -> Result<String, MediaError> {
+    t.sdp(CONN, CALL, from, carrier, body.as_bytes())
+}
+
 fn browser_offer(t: &mut MediaCalls, body: &str) -> Result<String, MediaError> {
-    t.sdp(
-        CONN,
-        CALL,
-        Side::Browser,
-        Carrier::Request("INVITE"),
-        body.as_bytes(),
-    )
+    carry(t, Side::Browser, Carrier::Request("INVITE"), body)
 }
 
 #[test]
@@ -115,15 +119,13 @@ fn browser_offer_then_early_media_then_answer() {
 
     // 183 with the answer: early media; then the 200 repeats it.
     for carrier in ["183", "200"] {
-        let to_browser = t
-            .sdp(
-                CONN,
-                CALL,
-                Side::Pbx,
-                Carrier::Response("INVITE"),
-                ASTERISK_ANSWER.as_bytes(),
-            )
-            .unwrap_or_else(|e| panic!("{carrier}: {e}"));
+        let to_browser = carry(
+            &mut t,
+            Side::Pbx,
+            Carrier::Response("INVITE"),
+            ASTERISK_ANSWER,
+        )
+        .unwrap_or_else(|e| panic!("{carrier}: {e}"));
         let answer = sdp(&to_browser);
         assert_eq!(answer.attribute("ice-lite"), Some(None));
         let audio = &answer.media[0];
@@ -150,15 +152,13 @@ fn browser_offer_then_early_media_then_answer() {
 #[test]
 fn pbx_offer_gets_the_browser_s_answer() {
     let mut t = table(30_000, 30_099);
-    let to_browser = t
-        .sdp(
-            CONN,
-            CALL,
-            Side::Pbx,
-            Carrier::Request("INVITE"),
-            FREESWITCH_HOLD_OFFER.as_bytes(),
-        )
-        .expect("carried");
+    let to_browser = carry(
+        &mut t,
+        Side::Pbx,
+        Carrier::Request("INVITE"),
+        FREESWITCH_HOLD_OFFER,
+    )
+    .expect("carried");
     let cs = commands(&mut t);
     assert_eq!(names(&cs), ["open", "pbx"]);
     assert_eq!(
@@ -171,15 +171,13 @@ fn pbx_offer_gets_the_browser_s_answer() {
     assert_eq!(offer.direction(0), Direction::SendOnly);
     assert_eq!(offer.media[0].formats, "8 101");
 
-    let to_pbx = t
-        .sdp(
-            CONN,
-            CALL,
-            Side::Browser,
-            Carrier::Response("INVITE"),
-            CHROMIUM_ANSWER.as_bytes(),
-        )
-        .expect("carried");
+    let to_pbx = carry(
+        &mut t,
+        Side::Browser,
+        Carrier::Response("INVITE"),
+        CHROMIUM_ANSWER,
+    )
+    .expect("carried");
     assert_eq!(names(&commands(&mut t)), ["browser"], "DTLS starts now");
     let answer = sdp(&to_pbx);
     assert_eq!(answer.direction(0), Direction::RecvOnly);
@@ -192,24 +190,15 @@ fn pbx_offer_gets_the_browser_s_answer() {
 fn offerless_invite_takes_the_offer_in_the_200_and_the_answer_in_the_ack() {
     let mut t = table(30_000, 30_099);
     t.offerless(CONN, CALL); // unknown call: nothing to forget
-    let to_pbx = t
-        .sdp(
-            CONN,
-            CALL,
-            Side::Browser,
-            Carrier::Response("INVITE"),
-            chromium_offer().as_bytes(),
-        )
-        .expect("the 200's offer");
+    let to_pbx = carry(
+        &mut t,
+        Side::Browser,
+        Carrier::Response("INVITE"),
+        &chromium_offer(),
+    )
+    .expect("the 200's offer");
     assert_eq!(sdp(&to_pbx).media[0].proto, "RTP/AVP");
-    let to_browser = t
-        .sdp(
-            CONN,
-            CALL,
-            Side::Pbx,
-            Carrier::Request("ACK"),
-            ASTERISK_ANSWER.as_bytes(),
-        )
+    let to_browser = carry(&mut t, Side::Pbx, Carrier::Request("ACK"), ASTERISK_ANSWER)
         .expect("the ACK's answer");
     let answer = sdp(&to_browser);
     assert_eq!(answer.media[0].attribute("setup"), Some(Some("passive")));
@@ -220,12 +209,11 @@ fn offerless_invite_takes_the_offer_in_the_200_and_the_answer_in_the_ack() {
 fn hold_and_unhold_both_ways_keep_the_ports() {
     let mut t = table(30_000, 30_099);
     browser_offer(&mut t, &chromium_offer()).expect("offer");
-    t.sdp(
-        CONN,
-        CALL,
+    carry(
+        &mut t,
         Side::Pbx,
         Carrier::Response("INVITE"),
-        ASTERISK_ANSWER.as_bytes(),
+        ASTERISK_ANSWER,
     )
     .expect("answer");
     commands(&mut t);
@@ -235,15 +223,7 @@ fn hold_and_unhold_both_ways_keep_the_ports() {
     let to_pbx = browser_offer(&mut t, &hold).expect("re-offer");
     assert_eq!(sdp(&to_pbx).direction(0), Direction::SendOnly);
     let held = ASTERISK_ANSWER.replace("a=sendrecv", "a=recvonly");
-    let to_browser = t
-        .sdp(
-            CONN,
-            CALL,
-            Side::Pbx,
-            Carrier::Response("INVITE"),
-            held.as_bytes(),
-        )
-        .expect("answer");
+    let to_browser = carry(&mut t, Side::Pbx, Carrier::Response("INVITE"), &held).expect("answer");
     assert_eq!(sdp(&to_browser).direction(0), Direction::RecvOnly);
     // The PBX holds the other way (UPDATE), then resumes with inactive
     // lifted: the browser is offered each direction.
@@ -253,26 +233,12 @@ fn hold_and_unhold_both_ways_keep_the_ports() {
         ("a=sendrecv", Direction::SendRecv),
     ] {
         let offer = ASTERISK_ANSWER.replace("a=sendrecv", dir);
-        let to_browser = t
-            .sdp(
-                CONN,
-                CALL,
-                Side::Pbx,
-                Carrier::Request("UPDATE"),
-                offer.as_bytes(),
-            )
-            .expect("offer");
+        let to_browser =
+            carry(&mut t, Side::Pbx, Carrier::Request("UPDATE"), &offer).expect("offer");
         assert_eq!(sdp(&to_browser).direction(0), expect, "{dir}");
         let answer =
             CHROMIUM_ANSWER.replace("a=recvonly", &format!("a={}", expect.answer().as_str()));
-        t.sdp(
-            CONN,
-            CALL,
-            Side::Browser,
-            Carrier::Response("UPDATE"),
-            answer.as_bytes(),
-        )
-        .expect("answer");
+        carry(&mut t, Side::Browser, Carrier::Response("UPDATE"), &answer).expect("answer");
     }
     let cs = commands(&mut t);
     assert!(
@@ -287,29 +253,25 @@ fn hold_and_unhold_both_ways_keep_the_ports() {
 fn an_ice_restart_gets_new_credentials_and_keeps_dtls() {
     let mut t = table(30_000, 30_099);
     browser_offer(&mut t, &chromium_offer()).expect("offer");
-    let first = t
-        .sdp(
-            CONN,
-            CALL,
-            Side::Pbx,
-            Carrier::Response("INVITE"),
-            ASTERISK_ANSWER.as_bytes(),
-        )
-        .expect("answer");
+    let first = carry(
+        &mut t,
+        Side::Pbx,
+        Carrier::Response("INVITE"),
+        ASTERISK_ANSWER,
+    )
+    .expect("answer");
     commands(&mut t);
     let restart = chromium_offer()
         .replace("a=ice-ufrag:Kx3f", "a=ice-ufrag:New1")
         .replace("9Jq2mXo1hVb8s7PzR4tYw3nL", "newpasswordnewpassword12");
     browser_offer(&mut t, &restart).expect("re-offer");
-    let second = t
-        .sdp(
-            CONN,
-            CALL,
-            Side::Pbx,
-            Carrier::Response("INVITE"),
-            ASTERISK_ANSWER.as_bytes(),
-        )
-        .expect("answer");
+    let second = carry(
+        &mut t,
+        Side::Pbx,
+        Carrier::Response("INVITE"),
+        ASTERISK_ANSWER,
+    )
+    .expect("answer");
     let ufrag = |s: &str| {
         sdp(s).media[0]
             .attribute("ice-ufrag")
@@ -340,15 +302,8 @@ m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\
     );
     let pbx_answer =
         ASTERISK_ANSWER.to_owned() + "m=video 0 RTP/AVP 96\r\nm=application 0 RTP/AVP 0\r\n";
-    let to_browser = t
-        .sdp(
-            CONN,
-            CALL,
-            Side::Pbx,
-            Carrier::Response("INVITE"),
-            pbx_answer.as_bytes(),
-        )
-        .expect("answer");
+    let to_browser =
+        carry(&mut t, Side::Pbx, Carrier::Response("INVITE"), &pbx_answer).expect("answer");
     let answer = sdp(&to_browser);
     assert_eq!(answer.media.len(), 3, "every offered section answered");
     assert_eq!(answer.attribute("group"), Some(Some("BUNDLE 0")));

@@ -1,0 +1,90 @@
+//! Calls through the real relay binary with `sipline-load` playing the
+//! browsers (SIP over WebSocket, ICE, DTLS-SRTP over UDP) and the PBX
+//! (plain RTP over UDP), on 127.0.0.1: every packet crosses both ways, and
+//! a call whose media stops is ended by the relay with a BYE each way.
+
+mod common;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use common::RelayProcess;
+use sipline_load::run::{LoadConfig, run, set_up};
+use sipline_load::sip::PbxUas;
+
+fn config(ws: String, calls: usize, seconds: u64) -> LoadConfig {
+    LoadConfig {
+        ws,
+        domain: "pbx.test".into(),
+        echo_user: String::new(),
+        calls,
+        rate: 50,
+        payload: 160,
+        duration: Duration::from_secs(seconds),
+        setup_parallel: 4,
+        local_ip: IpAddr::from([127, 0, 0, 1]),
+        gateway_pid: None,
+        baseline: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_packet_of_five_calls_crosses_the_relay_both_ways() {
+    let pbx = PbxUas::start("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("the PBX side binds");
+    let relay = RelayProcess::start(pbx.addr(), &["--media-ports", "35000-35099"]);
+    let report = run(config(relay.ws_url(), 5, 2), Some(pbx.clone())).await;
+    assert_eq!(report.calls_up, 5, "{:?}", report.failures);
+    for (name, d) in [
+        ("to PBX", &report.to_pbx),
+        ("to browser", &report.to_browser),
+    ] {
+        assert!(d.sent >= 5 * 90, "{name}: {} sent in 2 s", d.sent);
+        assert_eq!(d.received, d.sent, "{name}: every packet arrives");
+    }
+    // The load hung up: the relay let everything go.
+    let m = relay.metrics();
+    assert!(m.contains("sipline_media_calls 0"), "{m}");
+    assert!(
+        m.contains("sipline_media_port_pairs{state=\"in_use\"} 0"),
+        "{m}"
+    );
+    assert!(m.contains("sipline_media_srtp_failures_total 0"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_media_stops_is_ended_with_a_bye_each_way() {
+    let pbx = PbxUas::start("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("the PBX side binds");
+    let relay = RelayProcess::start(
+        pbx.addr(),
+        &["--media-ports", "35100-35199", "--rtp-timeout-secs", "5"],
+    );
+    let cfg = config(relay.ws_url(), 1, 0);
+    let mut call = set_up(&cfg, Some(&pbx), 0).await.expect("the call is up");
+    // Nobody sends: after the timeout the relay ends the call both ways.
+    let bye = call
+        .next_request(Duration::from_secs(10))
+        .await
+        .expect("the relay ends the call");
+    assert!(bye.starts_with("BYE "), "{bye}");
+    assert!(
+        bye.contains("Reason: SIP;cause=200;text=\"RTP timeout\""),
+        "{bye}"
+    );
+    for _ in 0..50 {
+        if pbx.byes() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pbx.byes(), 1, "the PBX got its BYE");
+    let m = relay.metrics();
+    assert!(
+        m.contains("sipline_media_calls_ended_total{reason=\"rtp_timeout\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("sipline_media_calls 0"), "{m}");
+}
