@@ -377,6 +377,38 @@ mod session {
         assert_eq!(session.counters.to_pbx, 3);
         assert_eq!(session.counters.to_browser, 1);
         assert_eq!(session.counters.srtp_failures, 2);
+
+        // Latching, for PBX phones behind NAT: the first packet from
+        // elsewhere takes the stream over, and nobody after it.
+        session.set_latching(true);
+        let from_pbx = |session: &mut Session, from: &str| {
+            let mut buf = plain.clone();
+            buf.resize(plain.len() + 32, 0);
+            session.from_pbx(Instant::now(), addr(from), false, &mut buf, plain.len())
+        };
+        assert!(matches!(
+            from_pbx(&mut session, "10.0.0.66:16384"),
+            Ok(Forward::ToBrowser { .. })
+        ));
+        for late in ["10.0.0.77:16384", PBX_RTP] {
+            assert_eq!(
+                from_pbx(&mut session, late),
+                Err(Drop::UnknownSource),
+                "{late}"
+            );
+        }
+        let srtp = sealed(&mut browser_out, &rtp(4), false);
+        let (fwd, _) = feed(&mut session, BROWSER, &srtp).expect("forwarded");
+        assert!(
+            matches!(fwd, Forward::ToPbx { to, .. } if to == addr("10.0.0.66:16384")),
+            "the browser's RTP follows the latch: {fwd:?}"
+        );
+        // A new SDP from the PBX names its address again.
+        session.set_pbx(addr(PBX_RTP), addr(PBX_RTCP));
+        assert!(matches!(
+            from_pbx(&mut session, PBX_RTP),
+            Ok(Forward::ToBrowser { .. })
+        ));
     }
 
     #[test]

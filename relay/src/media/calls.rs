@@ -51,6 +51,9 @@ pub struct MediaConfig {
     /// No RTP or RTCP either way for this long, once answered, ends the
     /// call (a browser that vanished without a BYE).
     pub rtp_timeout: Duration,
+    /// Accept the PBX side's media from wherever its first packet comes
+    /// (PBX phones behind NAT); off: only from the address its SDP gave.
+    pub latch_pbx: bool,
 }
 
 impl Default for MediaConfig {
@@ -64,6 +67,7 @@ impl Default for MediaConfig {
             pbx_bind: local,
             pbx_advertised: local,
             rtp_timeout: Duration::from_secs(60),
+            latch_pbx: false,
         }
     }
 }
@@ -616,11 +620,12 @@ impl MediaCalls {
             let local = SocketAddr::new(self.cfg.browser_bind, c.browser.rtp);
             let dtls = DtlsServer::new(&self.identity, local, fingerprint)?;
             c.has_session = true;
-            let session = if c.echo {
+            let mut session = if c.echo {
                 Session::echo(ice, dtls)
             } else {
                 Session::new(ice, dtls)
             };
+            session.set_latching(self.cfg.latch_pbx);
             self.commands.push_back(Command::Browser {
                 id,
                 session: Box::new(session),

@@ -98,6 +98,12 @@ pub struct Session {
     failed: Option<DtlsError>,
     /// The echo extension: the browser's RTP goes back to it.
     echo: bool,
+    /// Latching: the PBX's media may come from another address than its
+    /// SDP says (a phone behind NAT); the first RTP (and RTCP) packet from
+    /// it redirects that stream. Off unless configured.
+    latch: bool,
+    /// Whether RTP and RTCP latched since the PBX's last SDP.
+    latched: [bool; 2],
     /// Reception statistics of each side's RTP.
     from_browser_rtp: RtpStats,
     from_pbx_rtp: RtpStats,
@@ -133,6 +139,8 @@ impl Session {
             pbx_rtcp: None,
             failed: None,
             echo: false,
+            latch: false,
+            latched: [false; 2],
             from_browser_rtp: RtpStats::default(),
             from_pbx_rtp: RtpStats::default(),
             clock: 8000,
@@ -155,6 +163,15 @@ impl Session {
     pub fn set_pbx(&mut self, rtp: SocketAddr, rtcp: SocketAddr) {
         self.pbx_rtp = Some(rtp);
         self.pbx_rtcp = Some(rtcp);
+        self.latched = [false; 2];
+    }
+
+    /// Turns latching on: the first RTP and RTCP from the PBX's side after
+    /// each of its SDPs set where that stream goes, whatever the SDP said
+    /// (for PBX phones behind NAT; anyone who sends first wins, hence off
+    /// by default).
+    pub fn set_latching(&mut self, on: bool) {
+        self.latch = on;
     }
 
     /// The carried codec's RTP clock rate (jitter is measured in it).
@@ -318,19 +335,28 @@ impl Session {
         buf: &mut [u8],
         len: usize,
     ) -> Result<Forward, Drop> {
-        let expected = if rtcp { self.pbx_rtcp } else { self.pbx_rtp };
-        if expected != Some(from) {
-            return self.drop(if expected.is_none() {
-                Drop::NoPbxAddress
-            } else {
-                Drop::UnknownSource
-            });
-        }
         if !buf[..len.min(buf.len())]
             .first()
             .is_some_and(|b| is_rtp_or_rtcp(*b))
         {
             return self.drop(Drop::Unrecognised);
+        }
+        let expected = if rtcp { self.pbx_rtcp } else { self.pbx_rtp };
+        if expected != Some(from) {
+            let stream = usize::from(rtcp);
+            if !(self.latch && expected.is_some() && !self.latched[stream]) {
+                return self.drop(if expected.is_none() {
+                    Drop::NoPbxAddress
+                } else {
+                    Drop::UnknownSource
+                });
+            }
+            self.latched[stream] = true;
+            if rtcp {
+                self.pbx_rtcp = Some(from);
+            } else {
+                self.pbx_rtp = Some(from);
+            }
         }
         let Some(to) = self.ice.selected() else {
             return self.drop(Drop::NoBrowserAddress);

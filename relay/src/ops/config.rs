@@ -87,6 +87,9 @@ pub struct MediaSection {
     /// An answered call with no RTP or RTCP either way for this long is
     /// ended with a BYE each way.
     pub rtp_timeout_secs: u64,
+    /// Latch onto the PBX side's first media packet's source instead of
+    /// requiring the address its SDP gave (PBX phones behind NAT).
+    pub latch_pbx: bool,
 }
 
 impl Default for MediaSection {
@@ -100,6 +103,7 @@ impl Default for MediaSection {
             listen_pbx: None,
             advertise_pbx: None,
             rtp_timeout_secs: d.rtp_timeout.as_secs(),
+            latch_pbx: d.latch_pbx,
         }
     }
 }
@@ -470,6 +474,7 @@ impl Config {
                 .or(self.sip.advertise.map(|a| a.ip()))
                 .unwrap_or(pbx_bind),
             rtp_timeout: Duration::from_secs(m.rtp_timeout_secs),
+            latch_pbx: m.latch_pbx,
         }
     }
 
