@@ -55,7 +55,7 @@ fn call(identity: &Identity, profile: SrtpProtectionProfile) -> (Session, Browse
     ice.set_remote_ufrag(peer.ufrag());
     let dtls = DtlsServer::new(identity, addr(RELAY), peer.fingerprint()).expect("server");
     let mut session = Session::new(ice, dtls);
-    session.set_pbx(addr(PBX), addr(PBX_RTCP));
+    session.set_pbx(0, addr(PBX), addr(PBX_RTCP));
     let remote = RemoteTransport {
         addr: addr(RELAY),
         ufrag: ufrag.into(),
@@ -120,7 +120,7 @@ fn media(c: &mut Criterion) {
                     buf[2..4].copy_from_slice(&seq.to_be_bytes());
                     black_box(
                         session
-                            .from_pbx(Instant::now(), addr(PBX), false, &mut buf, plain.len())
+                            .from_pbx(Instant::now(), 0, addr(PBX), false, &mut buf, plain.len())
                             .expect("forwarded"),
                     );
                 });
@@ -150,13 +150,14 @@ fn footprint() {
         let mut first = inputs.next().expect("a packet");
         let _ = session.from_browser(Instant::now(), addr(BROWSER), &mut first.0, first.1);
         out[..plain.len()].copy_from_slice(&plain);
-        let _ = session.from_pbx(Instant::now(), addr(PBX), false, &mut out, plain.len());
+        let _ = session.from_pbx(Instant::now(), 0, addr(PBX), false, &mut out, plain.len());
         let region = Region::new(GLOBAL);
         for (mut buf, n) in inputs {
             let _ = black_box(session.from_browser(Instant::now(), addr(BROWSER), &mut buf, n));
             out[..plain.len()].copy_from_slice(&plain);
             let _ = black_box(session.from_pbx(
                 Instant::now(),
+                0,
                 addr(PBX),
                 false,
                 &mut out,

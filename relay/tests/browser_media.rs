@@ -236,7 +236,7 @@ mod session {
         ice.set_remote_ufrag("brwU");
         let dtls = DtlsServer::new(&identity, addr(RELAY), &fp).expect("server");
         let mut session = Session::new(ice, dtls);
-        session.set_pbx(addr(PBX_RTP), addr(PBX_RTCP));
+        session.set_pbx(0, addr(PBX_RTP), addr(PBX_RTCP));
 
         // Before any check, the browser's address is unknown.
         assert_eq!(
@@ -282,6 +282,7 @@ mod session {
         assert_eq!(
             fwd,
             Forward::ToPbx {
+                leg: 0,
                 to: addr(PBX_RTP),
                 len: plain.len(),
                 rtcp: false
@@ -298,6 +299,7 @@ mod session {
         assert_eq!(
             fwd,
             Forward::ToPbx {
+                leg: 0,
                 to: addr(PBX_RTCP),
                 len: sr.len(),
                 rtcp: true
@@ -309,7 +311,14 @@ mod session {
         let mut buf = plain.clone();
         buf.resize(plain.len() + 10, 0);
         let fwd = session
-            .from_pbx(Instant::now(), addr(PBX_RTP), false, &mut buf, plain.len())
+            .from_pbx(
+                Instant::now(),
+                0,
+                addr(PBX_RTP),
+                false,
+                &mut buf,
+                plain.len(),
+            )
             .expect("forwarded");
         let Forward::ToBrowser { to, len } = fwd else {
             panic!("{fwd:?}")
@@ -341,6 +350,7 @@ mod session {
         assert_eq!(
             session.from_pbx(
                 Instant::now(),
+                0,
                 addr("10.0.0.66:16384"),
                 false,
                 &mut buf,
@@ -369,7 +379,7 @@ mod session {
         assert!(matches!(fwd, Forward::ToPbx { .. }));
         let mut empty = vec![0x80u8; 64];
         assert_eq!(
-            session.from_pbx(Instant::now(), addr(PBX_RTP), false, &mut empty, 0),
+            session.from_pbx(Instant::now(), 0, addr(PBX_RTP), false, &mut empty, 0),
             Err(Drop::Unrecognised),
             "an empty datagram from the PBX"
         );
@@ -384,7 +394,7 @@ mod session {
         let from_pbx = |session: &mut Session, from: &str| {
             let mut buf = plain.clone();
             buf.resize(plain.len() + 32, 0);
-            session.from_pbx(Instant::now(), addr(from), false, &mut buf, plain.len())
+            session.from_pbx(Instant::now(), 0, addr(from), false, &mut buf, plain.len())
         };
         assert!(matches!(
             from_pbx(&mut session, "10.0.0.66:16384"),
@@ -404,7 +414,7 @@ mod session {
             "the browser's RTP follows the latch: {fwd:?}"
         );
         // A new SDP from the PBX names its address again.
-        session.set_pbx(addr(PBX_RTP), addr(PBX_RTCP));
+        session.set_pbx(0, addr(PBX_RTP), addr(PBX_RTCP));
         assert!(matches!(
             from_pbx(&mut session, PBX_RTP),
             Ok(Forward::ToBrowser { .. })
@@ -479,7 +489,7 @@ mod session {
             let (browser, pbx) = (SocketAddr::new(LO, browser), SocketAddr::new(LO, pbx));
             stash.bind(browser, false).expect("bind");
             stash.bind(pbx, true).expect("bind");
-            MediaSockets::take(&stash, browser, pbx).expect("take")
+            MediaSockets::take(&stash, browser, &[pbx]).expect("take")
         }
 
         #[tokio::test]
@@ -502,6 +512,7 @@ mod session {
             // The PBX's address may come first (an incoming call).
             control
                 .send(Control::Pbx {
+                    leg: 0,
                     rtp: pbx_rtp.local_addr().expect("addr"),
                     rtcp: pbx_rtcp.local_addr().expect("addr"),
                     clock: 8000,
@@ -648,9 +659,9 @@ mod session {
             let Some(Command::Open { browser, pbx, .. }) = calls.poll_command() else {
                 panic!("the call opens first")
             };
-            assert_eq!((browser.port(), pbx.port()), (47202, 47204));
-            let sockets = MediaSockets::take(&stash, browser, pbx).expect("bound already");
-            assert_eq!(sockets.pbx_addr().expect("addr"), pbx);
+            assert_eq!((browser.port(), pbx[0].port()), (47202, 47204));
+            let sockets = MediaSockets::take(&stash, browser, &pbx).expect("bound already");
+            assert_eq!(sockets.pbx_addr().expect("addr"), pbx[0]);
             assert_eq!(calls.ports().0, 2, "the squatted pair went back");
         }
 
@@ -685,5 +696,86 @@ mod session {
                 .expect("ended by the RTP timeout");
             assert!(matches!(ended, Ended::MediaTimeout), "{ended:?}");
         }
+    }
+}
+
+/// A call with an audio and a video leg, its browser from `sipline-load`.
+mod video {
+    use super::*;
+    use sipline_load::peer::{BrowserPeer, RemoteTransport, connect_in_memory};
+    use sipline_relay::media::ice::IceLite;
+    use sipline_relay::media::session::{Forward, Session};
+
+    const AUDIO_PBX: &str = "10.0.0.5:16384";
+    const VIDEO_PBX: &str = "10.0.0.5:16390";
+
+    fn packet(pt: u8, ssrc: u32, seq: u16) -> Vec<u8> {
+        let mut p = rtp(seq);
+        p[1] = pt;
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn each_stream_goes_to_its_leg_by_payload_type_and_ssrc() {
+        let identity = Identity::generate().expect("identity");
+        let mut peer = BrowserPeer::new(addr(BROWSER)).expect("browser");
+        let mut ice = IceLite::new("rlyU", "relaypassword0123456789a");
+        ice.set_remote_ufrag(peer.ufrag());
+        let dtls = DtlsServer::new(&identity, addr(RELAY), peer.fingerprint()).expect("server");
+        let mut session = Session::new(ice, dtls);
+        session.set_payload_legs(&[(0, 0), (101, 0), (96, 1), (97, 1)]);
+        session.set_pbx(0, addr(AUDIO_PBX), addr("10.0.0.5:16385"));
+        session.set_pbx(1, addr(VIDEO_PBX), addr("10.0.0.5:16391"));
+        let remote = RemoteTransport {
+            addr: addr(RELAY),
+            ufrag: "rlyU".into(),
+            pwd: "relaypassword0123456789a".into(),
+            fingerprint: identity.fingerprint().into(),
+        };
+        let mut keys =
+            connect_in_memory(&mut peer, &remote, &mut session, addr(BROWSER)).expect("connected");
+        let mut send = |session: &mut Session, plain: &[u8], rtcp: bool| {
+            let mut buf = sealed(&mut keys.outbound, plain, rtcp);
+            let n = buf.len();
+            buf.resize(n + 64, 0);
+            session.from_browser(Instant::now(), addr(BROWSER), &mut buf, n)
+        };
+        let leg_of = |f: Result<Forward, _>| match f {
+            Ok(Forward::ToPbx { leg, to, .. }) => Some((leg, to)),
+            _ => None,
+        };
+        let (audio_ssrc, video_ssrc) = (0xa0d1_0000, 0x0f1d_e000);
+        assert_eq!(
+            leg_of(send(&mut session, &packet(0, audio_ssrc, 1), false)),
+            Some((0, addr(AUDIO_PBX)))
+        );
+        assert_eq!(
+            leg_of(send(&mut session, &packet(96, video_ssrc, 1), false)),
+            Some((1, addr(VIDEO_PBX)))
+        );
+        assert!(
+            leg_of(send(&mut session, &packet(45, video_ssrc, 2), false)).is_none(),
+            "a payload type of no section is dropped"
+        );
+        // The video stream's sender report goes to the video leg's RTCP.
+        let mut sr = vec![0x80u8, 200, 0, 6];
+        sr.extend_from_slice(&video_ssrc.to_be_bytes());
+        sr.resize(28, 7);
+        assert_eq!(
+            leg_of(send(&mut session, &sr, true)),
+            Some((1, addr("10.0.0.5:16391")))
+        );
+        // The PBX's video comes back on the video leg.
+        let mut buf = packet(96, 0x5eed, 1);
+        let n = buf.len();
+        buf.resize(n + 64, 0);
+        let back = session.from_pbx(Instant::now(), 1, addr(VIDEO_PBX), false, &mut buf, n);
+        assert!(matches!(back, Ok(Forward::ToBrowser { .. })), "{back:?}");
+        let wrong_leg = session.from_pbx(Instant::now(), 0, addr(VIDEO_PBX), false, &mut buf, n);
+        assert!(
+            wrong_leg.is_err(),
+            "the audio leg takes only the audio address"
+        );
     }
 }

@@ -9,10 +9,12 @@
 //! in a response to an offerless INVITE, an offer. Each call keeps the
 //! last offer's text, since the answer is rewritten against it.
 //!
-//! A call holds two pairs of the port range: the browser's WebRTC port
-//! (ICE, DTLS and SRTP muxed) and the PBX's RTP/RTCP pair. It carries the
-//! first audio section; other sections are rejected toward the PBX (port
-//! 0), so both ends see the same answer.
+//! A call holds pairs of the port range: the browser's WebRTC port (ICE,
+//! DTLS and SRTP for every section, BUNDLE) and one RTP/RTCP pair toward
+//! the PBX per carried section, its leg. It carries the first audio section
+//! and the first video section, as the first offer has them; other
+//! sections are rejected toward the PBX (port 0), so both ends see the
+//! same answer.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -29,7 +31,7 @@ use super::sdp::{
     BrowserTransport, RewriteError, answer_to_browser, answer_to_pbx, offer_to_browser,
     offer_to_pbx,
 };
-use super::session::Session;
+use super::session::{MAX_LEGS, Session};
 use crate::signalling::ConnId;
 
 /// Where the relay's media lives and what it tells each side.
@@ -135,15 +137,15 @@ pub enum Carrier<'a> {
 /// What the media shell must do, in order.
 #[derive(Debug)]
 pub enum Command {
-    /// Bind the call's sockets: the browser's WebRTC port at `browser`, the
-    /// PBX's RTP at `pbx` (RTCP on the next port).
+    /// Bind the call's sockets: the browser's WebRTC port at `browser`,
+    /// each leg's RTP toward the PBX at `pbx` (RTCP on the next port).
     Open {
         /// The call.
         id: MediaId,
         /// The browser-side socket address.
         browser: SocketAddr,
-        /// The PBX-side RTP socket address.
-        pbx: SocketAddr,
+        /// The PBX-side RTP socket address of each leg (audio, video).
+        pbx: Vec<SocketAddr>,
     },
     /// The browser side is known (its SDP was seen): start ICE and DTLS.
     Browser {
@@ -160,16 +162,26 @@ pub enum Command {
         /// The agent with the new credentials.
         ice: IceLite,
     },
-    /// Where the PBX now receives RTP and RTCP (its SDP said so).
+    /// Where the PBX now receives a leg's RTP and RTCP (its SDP said so).
     Pbx {
         /// The call.
         id: MediaId,
+        /// Which leg.
+        leg: usize,
         /// The PBX's RTP address.
         rtp: SocketAddr,
         /// The PBX's RTCP address (the same with rtcp-mux).
         rtcp: SocketAddr,
         /// The RTP clock rate of its first codec, for jitter.
         clock: u32,
+    },
+    /// Which leg each of the browser's payload types goes to (its SDP
+    /// changed them).
+    PayloadLegs {
+        /// The call.
+        id: MediaId,
+        /// `(payload type, leg)` pairs.
+        map: Vec<(u8, u8)>,
     },
     /// The call was answered: the RTP timeout runs from now on (ringing is
     /// silent).
@@ -236,7 +248,12 @@ impl MediaError {
 struct Call {
     id: MediaId,
     browser: PortPair,
-    pbx: PortPair,
+    /// One pair toward the PBX per leg.
+    pbx: Vec<PortPair>,
+    /// The SDP section each leg carries (indexes into both sides' SDP).
+    sections: Vec<usize>,
+    /// The browser's payload types and their legs, as last told.
+    payload_legs: Vec<(u8, u8)>,
     /// Our ICE credentials toward the browser.
     ufrag: String,
     pwd: String,
@@ -246,8 +263,6 @@ struct Call {
     has_session: bool,
     /// The echo extension's call: the browser's media comes back to it.
     echo: bool,
-    /// The section carried (index into both SDPs).
-    audio: Option<usize>,
     /// The last offer, who made it, and its text.
     offer: Option<(Side, String)>,
     answered: bool,
@@ -356,7 +371,7 @@ impl MediaCalls {
     /// comes. Returns the answer for the browser.
     pub fn echo(&mut self, conn: ConnId, call_id: &str, body: &[u8]) -> Result<String, MediaError> {
         let sdp = Sdp::parse(body).map_err(|e| MediaError::Sdp(e.to_string()))?;
-        let audio = first_audio(&sdp).ok_or(MediaError::NoAudio)?;
+        let audio = *carried(&sdp).first().ok_or(MediaError::NoAudio)?;
         let key = (conn, call_id.to_owned());
         let new = !self.calls.contains_key(&key);
         let out = self.echo_inner(&key, &sdp, audio);
@@ -372,7 +387,7 @@ impl MediaCalls {
         sdp: &Sdp<'_>,
         audio: usize,
     ) -> Result<String, MediaError> {
-        self.call(key.clone())?.echo = true;
+        self.call(key.clone(), &[audio])?.echo = true;
         self.browser_sdp(key, sdp, true)?;
         let answer = echo_answer(sdp, audio, self.cfg.browser_advertised);
         let answer = Sdp::parse(answer.as_bytes()).map_err(|e| MediaError::Sdp(e.to_string()))?;
@@ -413,7 +428,9 @@ impl MediaCalls {
     pub fn close(&mut self, conn: ConnId, call_id: &str) -> Option<MediaId> {
         let call = self.calls.remove(&(conn, call_id.to_owned()))?;
         self.pool.release(call.browser);
-        self.pool.release(call.pbx);
+        for pair in call.pbx {
+            self.pool.release(pair);
+        }
         self.commands.push_back(Command::Close { id: call.id });
         Some(call.id)
     }
@@ -463,28 +480,46 @@ impl MediaCalls {
         }
     }
 
-    /// The call for `key`, made (ports and all) if new.
-    fn call(&mut self, key: (ConnId, String)) -> Result<&mut Call, MediaError> {
+    /// Gives pairs back to the range, and closes what was bound for them.
+    fn give_back(&mut self, pairs: &[(IpAddr, PortPair)]) {
+        for &(ip, pair) in pairs {
+            self.pool.release(pair);
+            if let Some(binder) = self.binder.as_mut() {
+                binder.unbind(SocketAddr::new(ip, pair.rtp));
+            }
+        }
+    }
+
+    /// The call for `key`, made if new, with a leg per section of
+    /// `sections` (ports and all).
+    fn call(&mut self, key: (ConnId, String), sections: &[usize]) -> Result<&mut Call, MediaError> {
         if !self.calls.contains_key(&key) {
             // WebRTC muxes RTCP: only the browser pair's even port is bound.
-            let browser = self.take_pair(self.cfg.browser_bind, false)?;
-            let pbx = match self.take_pair(self.cfg.pbx_bind, true) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.pool.release(browser);
-                    if let Some(binder) = self.binder.as_mut() {
-                        binder.unbind(SocketAddr::new(self.cfg.browser_bind, browser.rtp));
+            let mut taken = vec![(
+                self.cfg.browser_bind,
+                self.take_pair(self.cfg.browser_bind, false)?,
+            )];
+            for _ in sections {
+                match self.take_pair(self.cfg.pbx_bind, true) {
+                    Ok(p) => taken.push((self.cfg.pbx_bind, p)),
+                    Err(e) => {
+                        self.give_back(&taken);
+                        return Err(e);
                     }
-                    return Err(e);
                 }
-            };
+            }
+            let browser = taken[0].1;
+            let pbx: Vec<PortPair> = taken[1..].iter().map(|(_, p)| *p).collect();
             let (ufrag, pwd) = self.credentials();
             let id = MediaId(self.next);
             self.next += 1;
             self.commands.push_back(Command::Open {
                 id,
                 browser: SocketAddr::new(self.cfg.browser_bind, browser.rtp),
-                pbx: SocketAddr::new(self.cfg.pbx_bind, pbx.rtp),
+                pbx: pbx
+                    .iter()
+                    .map(|p| SocketAddr::new(self.cfg.pbx_bind, p.rtp))
+                    .collect(),
             });
             self.calls.insert(
                 key.clone(),
@@ -492,12 +527,13 @@ impl MediaCalls {
                     id,
                     browser,
                     pbx,
+                    sections: sections.to_vec(),
+                    payload_legs: Vec::new(),
                     ufrag,
                     pwd,
                     remote_ufrag: None,
                     has_session: false,
                     echo: false,
-                    audio: None,
                     offer: None,
                     answered: false,
                 },
@@ -515,9 +551,16 @@ impl MediaCalls {
         sdp: &Sdp<'_>,
         body: &[u8],
     ) -> Result<String, MediaError> {
-        let audio = first_audio(sdp).ok_or(MediaError::NoAudio)?;
+        // The legs are set by the first offer; later ones keep them.
+        let sections = match self.calls.get(&key) {
+            Some(c) => c.sections.clone(),
+            None => carried(sdp),
+        };
+        if sections.is_empty() {
+            return Err(MediaError::NoAudio);
+        }
         let new = !self.calls.contains_key(&key);
-        let out = self.offer_inner(&key, from, sdp, audio);
+        let out = self.offer_inner(&key, from, sdp, &sections);
         if out.is_err() && new {
             // A refused first offer leaves nothing behind.
             let _ = self.close(key.0, &key.1);
@@ -525,7 +568,6 @@ impl MediaCalls {
             && let Some(c) = self.calls.get_mut(&key)
         {
             c.offer = Some((from, String::from_utf8_lossy(body).into_owned()));
-            c.audio = Some(audio);
         }
         out
     }
@@ -535,24 +577,36 @@ impl MediaCalls {
         key: &(ConnId, String),
         from: Side,
         sdp: &Sdp<'_>,
-        audio: usize,
+        sections: &[usize],
     ) -> Result<String, MediaError> {
         let cfg = self.cfg.clone();
-        self.call(key.clone())?;
+        self.call(key.clone(), sections)?;
         match from {
             Side::Browser => {
                 self.browser_sdp(key, sdp, true)?;
-                let c = &self.calls[key];
-                let ports = carried_ports(sdp.media.len(), audio, cfg.pbx_advertised, c.pbx.rtp);
+                let ports = self.pbx_ports(key, sdp.media.len());
                 Ok(offer_to_pbx(sdp, &ports, cfg.pbx_advertised))
             }
             Side::Pbx => {
-                self.pbx_sdp(key, sdp, audio, false);
+                self.pbx_sdp(key, sdp, false);
                 let c = &self.calls[key];
                 let t = transport(&cfg, c, self.identity.fingerprint());
-                Ok(offer_to_browser(&only(sdp, audio), &t))
+                Ok(offer_to_browser(&only(sdp, &c.sections), &t))
             }
         }
+    }
+
+    /// The relay's PBX-side address for each section of an SDP with
+    /// `count` sections: a carried one gets its leg's pair, the others
+    /// are rejected.
+    fn pbx_ports(&self, key: &(ConnId, String), count: usize) -> Vec<Option<SocketAddr>> {
+        let c = &self.calls[key];
+        (0..count)
+            .map(|i| {
+                let leg = c.sections.iter().position(|&s| s == i)?;
+                Some(SocketAddr::new(self.cfg.pbx_advertised, c.pbx[leg].rtp))
+            })
+            .collect()
     }
 
     fn answer(
@@ -563,7 +617,7 @@ impl MediaCalls {
     ) -> Result<String, MediaError> {
         let cfg = self.cfg.clone();
         let c = self.calls.get(&key).ok_or(MediaError::NoOffer)?;
-        let audio = c.audio.ok_or(MediaError::NoAudio)?;
+        let sections = c.sections.clone();
         let offer_text = c
             .offer
             .as_ref()
@@ -573,17 +627,16 @@ impl MediaCalls {
             Sdp::parse(offer_text.as_bytes()).map_err(|e| MediaError::Sdp(e.to_string()))?;
         match from {
             Side::Pbx => {
-                self.pbx_sdp(&key, sdp, audio, true);
+                self.pbx_sdp(&key, sdp, true);
                 let c = &self.calls[&key];
                 let t = transport(&cfg, c, self.identity.fingerprint());
-                Ok(answer_to_browser(&offer, &only(sdp, audio), &t)?)
+                Ok(answer_to_browser(&offer, &only(sdp, &sections), &t)?)
             }
             Side::Browser => {
                 self.browser_sdp(&key, sdp, false)?;
-                let c = &self.calls[&key];
-                let ports = carried_ports(sdp.media.len(), audio, cfg.pbx_advertised, c.pbx.rtp);
+                let ports = self.pbx_ports(&key, sdp.media.len());
                 Ok(answer_to_pbx(
-                    &only(&offer, audio),
+                    &only(&offer, &sections),
                     sdp,
                     &ports,
                     cfg.pbx_advertised,
@@ -616,6 +669,17 @@ impl MediaCalls {
         ice.set_remote_ufrag(ufrag);
         c.remote_ufrag = Some(ufrag.to_owned());
         let id = c.id;
+        // Each carried section's payload types go to its leg.
+        let map: Vec<(u8, u8)> = c
+            .sections
+            .iter()
+            .zip(0u8..)
+            .filter_map(|(&i, leg)| Some((sdp.media.get(i)?, leg)))
+            .flat_map(|(m, leg)| {
+                m.payload_types()
+                    .filter_map(move |pt| Some((pt.parse::<u8>().ok().filter(|p| *p < 128)?, leg)))
+            })
+            .collect();
         if !c.has_session {
             let local = SocketAddr::new(self.cfg.browser_bind, c.browser.rtp);
             let dtls = DtlsServer::new(&self.identity, local, fingerprint)?;
@@ -626,42 +690,53 @@ impl MediaCalls {
                 Session::new(ice, dtls)
             };
             session.set_latching(self.cfg.latch_pbx);
+            session.set_payload_legs(&map);
+            c.payload_legs = map;
             self.commands.push_back(Command::Browser {
                 id,
                 session: Box::new(session),
             });
-        } else if restart {
-            self.commands.push_back(Command::IceRestart { id, ice });
+        } else {
+            if restart {
+                self.commands.push_back(Command::IceRestart { id, ice });
+            }
+            if c.payload_legs != map {
+                c.payload_legs = map.clone();
+                self.commands.push_back(Command::PayloadLegs { id, map });
+            }
         }
         Ok(())
     }
 
-    /// Reads where the PBX receives media. An address of `0.0.0.0` (the
-    /// old way to hold, RFC 2543) keeps the one known.
-    fn pbx_sdp(&mut self, key: &(ConnId, String), sdp: &Sdp<'_>, audio: usize, answer: bool) {
+    /// Reads where the PBX receives each leg's media. An address of
+    /// `0.0.0.0` (the old way to hold, RFC 2543) keeps the one known.
+    fn pbx_sdp(&mut self, key: &(ConnId, String), sdp: &Sdp<'_>, answer: bool) {
         let Some(c) = self.calls.get(key) else { return };
-        let Some(m) = sdp.media.get(audio).filter(|m| !m.is_rejected()) else {
-            return;
-        };
-        let Some(ip) = m
-            .connection()
-            .or_else(|| sdp.connection())
-            .and_then(|a| a.parse::<IpAddr>().ok())
-            .filter(|ip| !ip.is_unspecified())
-        else {
-            return;
-        };
-        let rtp = SocketAddr::new(ip, m.port);
-        // rtcp-mux toward the PBX only when it offered it (an answer to our
-        // offer cannot: we never offer mux to the PBX).
-        let mux = !answer && m.attribute("rtcp-mux").is_some();
-        let rtcp = if mux { rtp } else { rtcp_address(m, ip) };
-        self.commands.push_back(Command::Pbx {
-            id: c.id,
-            rtp,
-            rtcp,
-            clock: clock_rate(m),
-        });
+        for (leg, &i) in c.sections.iter().enumerate() {
+            let Some(m) = sdp.media.get(i).filter(|m| !m.is_rejected()) else {
+                continue;
+            };
+            let Some(ip) = m
+                .connection()
+                .or_else(|| sdp.connection())
+                .and_then(|a| a.parse::<IpAddr>().ok())
+                .filter(|ip| !ip.is_unspecified())
+            else {
+                continue;
+            };
+            let rtp = SocketAddr::new(ip, m.port);
+            // rtcp-mux toward the PBX only when it offered it (an answer to
+            // our offer cannot: we never offer mux to the PBX).
+            let mux = !answer && m.attribute("rtcp-mux").is_some();
+            let rtcp = if mux { rtp } else { rtcp_address(m, ip) };
+            self.commands.push_back(Command::Pbx {
+                id: c.id,
+                leg,
+                rtp,
+                rtcp,
+                clock: clock_rate(m),
+            });
+        }
     }
 }
 
@@ -711,27 +786,29 @@ fn echo_answer(offer: &Sdp<'_>, audio: usize, ip: IpAddr) -> String {
     w.finish()
 }
 
-/// The first audio section with a port: the one the relay carries.
-fn first_audio(sdp: &Sdp<'_>) -> Option<usize> {
-    sdp.media
-        .iter()
-        .position(|m| m.kind == "audio" && !m.is_rejected())
+/// The sections the relay carries, in leg order: the first audio section
+/// with a port (none: nothing to carry) and the first such video section.
+fn carried(sdp: &Sdp<'_>) -> Vec<usize> {
+    let first = |kind: &str| {
+        sdp.media
+            .iter()
+            .position(|m| m.kind == kind && !m.is_rejected())
+    };
+    let Some(audio) = first("audio") else {
+        return Vec::new();
+    };
+    let mut legs = vec![audio];
+    legs.extend(first("video"));
+    legs.truncate(MAX_LEGS);
+    legs
 }
 
-/// The relay's PBX-side address per section: the carried one gets the
-/// call's pair, the others are rejected.
-fn carried_ports(sections: usize, audio: usize, ip: IpAddr, port: u16) -> Vec<Option<SocketAddr>> {
-    (0..sections)
-        .map(|i| (i == audio).then_some(SocketAddr::new(ip, port)))
-        .collect()
-}
-
-/// `sdp` with every section but `keep` rejected (port 0): the browser is
-/// then offered, or answered, only what the relay carries.
-fn only<'a>(sdp: &Sdp<'a>, keep: usize) -> Sdp<'a> {
+/// `sdp` with every section but those in `keep` rejected (port 0): the
+/// browser is then offered, or answered, only what the relay carries.
+fn only<'a>(sdp: &Sdp<'a>, keep: &[usize]) -> Sdp<'a> {
     let mut out = sdp.clone();
     for (i, m) in out.media.iter_mut().enumerate() {
-        if i != keep {
+        if !keep.contains(&i) {
             *m = Media {
                 port: 0,
                 port_field: "0",

@@ -4,8 +4,12 @@
 //!
 //! Browser side: ICE-lite checks, DTLS handshake, then SRTP/SRTCP,
 //! demultiplexed by the first byte (RFC 7983), accepted only from the
-//! ICE-verified address. PBX side: plain RTP and RTCP, accepted only from
-//! the address the PBX's SDP gave. Codecs and payloads pass through: a
+//! ICE-verified address. All the call's streams share that one transport
+//! (BUNDLE, RFC 8843). PBX side: one leg per carried media section (audio,
+//! and video when the call has it), each plain RTP and RTCP on its own
+//! ports, accepted only from the address the PBX's SDP gave. The browser's
+//! RTP goes to the leg its payload type belongs to; its RTCP to the leg of
+//! the sender SSRC it reports on. Codecs and payloads pass through: a
 //! packet is decrypted or encrypted in place and sent on, nothing more.
 
 use std::net::SocketAddr;
@@ -28,6 +32,8 @@ pub enum Forward {
     },
     /// Send the buffer's first `len` bytes to the PBX.
     ToPbx {
+        /// Which leg (media section) of the call.
+        leg: usize,
         /// The PBX's RTP or RTCP address, from its SDP.
         to: SocketAddr,
         /// Bytes of the buffer to send.
@@ -86,15 +92,43 @@ pub struct Counters {
     pub jitter_from_pbx_us: u64,
 }
 
+/// Most legs a call has: audio and video.
+pub const MAX_LEGS: usize = 2;
+
+/// No leg for this payload type.
+const NO_LEG: u8 = u8::MAX;
+
+/// SSRCs remembered per call to route the browser's RTCP.
+const SSRCS: usize = 8;
+
+/// One media section's PBX side.
+#[derive(Clone, Copy, Debug, Default)]
+struct Leg {
+    /// The PBX's RTP and RTCP addresses (from its SDP, or latched).
+    rtp: Option<SocketAddr>,
+    rtcp: Option<SocketAddr>,
+    /// Whether RTP and RTCP latched since the PBX's last SDP.
+    latched: [bool; 2],
+    /// The RTP clock rate of its codec, for jitter.
+    clock: u32,
+    /// Reception statistics of each side's RTP.
+    from_browser: RtpStats,
+    from_pbx: RtpStats,
+}
+
 /// One call's media state.
 #[derive(Debug)]
 pub struct Session {
     ice: IceLite,
     dtls: DtlsServer,
     keys: Option<SrtpKeys>,
-    /// The PBX's RTP and RTCP addresses (from its SDP).
-    pbx_rtp: Option<SocketAddr>,
-    pbx_rtcp: Option<SocketAddr>,
+    legs: [Leg; MAX_LEGS],
+    /// The leg of each RTP payload type the browser sends (all leg 0 until
+    /// told otherwise: an audio-only call needs no table).
+    payload_legs: [u8; 128],
+    /// The browser's SSRCs and their legs, learnt from its RTP, for its
+    /// RTCP.
+    ssrc_legs: [(u32, u8); SSRCS],
     failed: Option<DtlsError>,
     /// The echo extension: the browser's RTP goes back to it.
     echo: bool,
@@ -102,13 +136,6 @@ pub struct Session {
     /// SDP says (a phone behind NAT); the first RTP (and RTCP) packet from
     /// it redirects that stream. Off unless configured.
     latch: bool,
-    /// Whether RTP and RTCP latched since the PBX's last SDP.
-    latched: [bool; 2],
-    /// Reception statistics of each side's RTP.
-    from_browser_rtp: RtpStats,
-    from_pbx_rtp: RtpStats,
-    /// The RTP clock rate of the carried codec, for jitter.
-    clock: u32,
     /// Counters for the metrics.
     pub counters: Counters,
 }
@@ -135,15 +162,15 @@ impl Session {
             ice,
             dtls,
             keys: None,
-            pbx_rtp: None,
-            pbx_rtcp: None,
+            legs: [Leg {
+                clock: 8000,
+                ..Leg::default()
+            }; MAX_LEGS],
+            payload_legs: [0; 128],
+            ssrc_legs: [(0, NO_LEG); SSRCS],
             failed: None,
             echo: false,
             latch: false,
-            latched: [false; 2],
-            from_browser_rtp: RtpStats::default(),
-            from_pbx_rtp: RtpStats::default(),
-            clock: 8000,
             counters: Counters::default(),
         }
     }
@@ -158,12 +185,25 @@ impl Session {
         }
     }
 
-    /// Where the PBX receives RTP (RTCP on `rtcp`, its port+1 unless it
-    /// muxes), from its SDP.
-    pub fn set_pbx(&mut self, rtp: SocketAddr, rtcp: SocketAddr) {
-        self.pbx_rtp = Some(rtp);
-        self.pbx_rtcp = Some(rtcp);
-        self.latched = [false; 2];
+    /// Where the PBX receives `leg`'s RTP (RTCP on `rtcp`, its port+1
+    /// unless it muxes), from its SDP.
+    pub fn set_pbx(&mut self, leg: usize, rtp: SocketAddr, rtcp: SocketAddr) {
+        if let Some(l) = self.legs.get_mut(leg) {
+            l.rtp = Some(rtp);
+            l.rtcp = Some(rtcp);
+            l.latched = [false; 2];
+        }
+    }
+
+    /// Which leg each of the browser's payload types goes to (`(pt, leg)`
+    /// pairs from its SDP); the others are dropped.
+    pub fn set_payload_legs(&mut self, map: &[(u8, u8)]) {
+        self.payload_legs = [NO_LEG; 128];
+        for &(pt, leg) in map {
+            if let Some(slot) = self.payload_legs.get_mut(usize::from(pt)) {
+                *slot = leg;
+            }
+        }
     }
 
     /// Turns latching on: the first RTP and RTCP from the PBX's side after
@@ -174,21 +214,59 @@ impl Session {
         self.latch = on;
     }
 
-    /// The carried codec's RTP clock rate (jitter is measured in it).
-    pub fn set_clock_rate(&mut self, hz: u32) {
-        self.clock = hz.max(1);
+    /// `leg`'s codec's RTP clock rate (jitter is measured in it).
+    pub fn set_clock_rate(&mut self, leg: usize, hz: u32) {
+        if let Some(l) = self.legs.get_mut(leg) {
+            l.clock = hz.max(1);
+        }
     }
 
-    /// The counters, with loss and jitter brought up to date.
+    /// The counters, with loss (all legs) and jitter (the first leg's,
+    /// audio's) brought up to date.
     pub fn figures(&self) -> Counters {
-        let us = |s: &RtpStats| (s.jitter_ms(self.clock) * 1000.0) as u64;
+        let first = &self.legs[0];
+        let us = |s: &RtpStats| (s.jitter_ms(first.clock) * 1000.0) as u64;
         Counters {
-            lost_from_browser: self.from_browser_rtp.lost(),
-            lost_from_pbx: self.from_pbx_rtp.lost(),
-            jitter_from_browser_us: us(&self.from_browser_rtp),
-            jitter_from_pbx_us: us(&self.from_pbx_rtp),
+            lost_from_browser: self.legs.iter().map(|l| l.from_browser.lost()).sum(),
+            lost_from_pbx: self.legs.iter().map(|l| l.from_pbx.lost()).sum(),
+            jitter_from_browser_us: us(&first.from_browser),
+            jitter_from_pbx_us: us(&first.from_pbx),
             ..self.counters
         }
+    }
+
+    /// The leg of a browser RTP packet (by payload type), remembering its
+    /// SSRC's leg for the RTCP that will report on it.
+    fn rtp_leg(&mut self, packet: &[u8]) -> Option<usize> {
+        let leg = *self.payload_legs.get(usize::from(packet.get(1)? & 0x7f))?;
+        if leg == NO_LEG {
+            return None;
+        }
+        let ssrc = u32::from_be_bytes(packet.get(8..12)?.try_into().ok()?);
+        if !self.ssrc_legs.iter().any(|(s, _)| *s == ssrc) {
+            // A new stream takes a free slot, else the oldest one's.
+            let slot = self
+                .ssrc_legs
+                .iter()
+                .position(|(_, l)| *l == NO_LEG)
+                .unwrap_or(0);
+            self.ssrc_legs.copy_within(slot + 1.., slot);
+            self.ssrc_legs[SSRCS - 1] = (ssrc, leg);
+        }
+        Some(usize::from(leg))
+    }
+
+    /// The leg of a browser RTCP packet: that of the sender SSRC it
+    /// carries (an SR's or RR's), else the first.
+    fn rtcp_leg(&self, packet: &[u8]) -> usize {
+        let ssrc = packet
+            .get(4..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_be_bytes);
+        self.ssrc_legs
+            .iter()
+            .find(|(s, l)| Some(*s) == ssrc && *l != NO_LEG)
+            .map_or(0, |(_, l)| usize::from(*l))
     }
 
     /// An ICE restart (RFC 8445 §9): new credentials, and the browser's
@@ -279,20 +357,28 @@ impl Session {
             Ok(n) => n,
             Err(e) => return self.drop(Drop::Srtp(e)),
         };
-        if !rtcp {
-            self.from_browser_rtp
-                .observe(&buf[..plain], now, self.clock);
-        }
         if self.echo {
             return self.echo_back(from, rtcp, buf, plain);
         }
-        let to = if rtcp { self.pbx_rtcp } else { self.pbx_rtp };
-        let Some(to) = to else {
+        let leg = if rtcp {
+            self.rtcp_leg(&buf[..plain])
+        } else {
+            match self.rtp_leg(&buf[..plain]) {
+                Some(leg) => leg,
+                None => return self.drop(Drop::Unrecognised),
+            }
+        };
+        let l = &mut self.legs[leg];
+        if !rtcp {
+            l.from_browser.observe(&buf[..plain], now, l.clock);
+        }
+        let Some(to) = (if rtcp { l.rtcp } else { l.rtp }) else {
             return self.drop(Drop::NoPbxAddress);
         };
         self.counters.to_pbx += 1;
         self.counters.bytes_to_pbx += plain as u64;
         Ok(Forward::ToPbx {
+            leg,
             to,
             len: plain,
             rtcp,
@@ -324,12 +410,13 @@ impl Session {
         }
     }
 
-    /// A datagram from the PBX on the call's RTP (or, `rtcp`, RTCP) port,
+    /// A datagram from the PBX on `leg`'s RTP (or, `rtcp`, RTCP) port,
     /// `buf[..len]`; `buf` must have room for the SRTP overhead. The
     /// encrypted packet is left in `buf`.
     pub fn from_pbx(
         &mut self,
         now: Instant,
+        leg: usize,
         from: SocketAddr,
         rtcp: bool,
         buf: &mut [u8],
@@ -341,22 +428,26 @@ impl Session {
         {
             return self.drop(Drop::Unrecognised);
         }
-        let expected = if rtcp { self.pbx_rtcp } else { self.pbx_rtp };
-        if expected != Some(from) {
-            let stream = usize::from(rtcp);
-            if !(self.latch && expected.is_some() && !self.latched[stream]) {
-                return self.drop(if expected.is_none() {
+        let latch = self.latch;
+        let Some(l) = self.legs.get_mut(leg) else {
+            return self.drop(Drop::UnknownSource);
+        };
+        let (expected, latched) = if rtcp {
+            (&mut l.rtcp, &mut l.latched[1])
+        } else {
+            (&mut l.rtp, &mut l.latched[0])
+        };
+        if *expected != Some(from) {
+            if !(latch && expected.is_some() && !*latched) {
+                let why = if expected.is_none() {
                     Drop::NoPbxAddress
                 } else {
                     Drop::UnknownSource
-                });
+                };
+                return self.drop(why);
             }
-            self.latched[stream] = true;
-            if rtcp {
-                self.pbx_rtcp = Some(from);
-            } else {
-                self.pbx_rtp = Some(from);
-            }
+            *latched = true;
+            *expected = Some(from);
         }
         let Some(to) = self.ice.selected() else {
             return self.drop(Drop::NoBrowserAddress);
@@ -367,7 +458,8 @@ impl Session {
         let result = if rtcp {
             keys.outbound.protect_rtcp(buf, len)
         } else {
-            self.from_pbx_rtp.observe(&buf[..len], now, self.clock);
+            let l = &mut self.legs[leg];
+            l.from_pbx.observe(&buf[..len], now, l.clock);
             keys.outbound.protect_rtp(buf, len)
         };
         match result {

@@ -21,7 +21,7 @@ use tracing::debug;
 use crate::media::calls::{MediaEnd, PortBinder};
 use crate::media::dtls::DtlsError;
 use crate::media::ice::IceLite;
-use crate::media::session::{Counters, Forward, Session};
+use crate::media::session::{Counters, Forward, MAX_LEGS, Session};
 
 /// Biggest datagram carried; RTP over UDP stays under it. A bigger one
 /// (read one byte longer, to see it) is dropped rather than cut short.
@@ -108,8 +108,10 @@ pub enum Control {
     Browser(Box<Session>),
     /// An ICE restart.
     IceRestart(IceLite),
-    /// Where the PBX receives RTP and RTCP.
+    /// Where the PBX receives a leg's RTP and RTCP.
     Pbx {
+        /// Which leg.
+        leg: usize,
         /// RTP.
         rtp: SocketAddr,
         /// RTCP (the same address with rtcp-mux).
@@ -117,6 +119,8 @@ pub enum Control {
         /// The codec's RTP clock rate.
         clock: u32,
     },
+    /// Which leg each of the browser's payload types goes to.
+    PayloadLegs(Vec<(u8, u8)>),
     /// The call was answered: the RTP timeout runs from now.
     Answered,
 }
@@ -217,13 +221,13 @@ impl MediaFigures {
     }
 }
 
-/// One call's three sockets: the browser's WebRTC port (RTP and RTCP
-/// multiplexed, RFC 5761), and RTP and RTCP toward the PBX.
+/// One call's sockets: the browser's WebRTC port (every stream, RTP and
+/// RTCP multiplexed, RFC 5761, RFC 8843), and RTP and RTCP toward the PBX
+/// for each leg (audio, video).
 #[derive(Debug)]
 pub struct MediaSockets {
     browser: UdpSocket,
-    pbx_rtp: UdpSocket,
-    pbx_rtcp: UdpSocket,
+    legs: Vec<(UdpSocket, UdpSocket)>,
 }
 
 fn from_std(socket: Option<std::net::UdpSocket>, addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -234,15 +238,25 @@ fn from_std(socket: Option<std::net::UdpSocket>, addr: SocketAddr) -> io::Result
 
 impl MediaSockets {
     /// Takes a call's sockets from the stash: the browser's at `browser`,
-    /// the PBX's RTP at `pbx` and its RTCP on the next port.
-    pub fn take(stash: &SocketStash, browser: SocketAddr, pbx: SocketAddr) -> io::Result<Self> {
+    /// each leg's RTP toward the PBX at `pbx` and its RTCP on the next
+    /// port.
+    pub fn take(stash: &SocketStash, browser: SocketAddr, pbx: &[SocketAddr]) -> io::Result<Self> {
         let b = stash.take(browser).and_then(|mut s| s.pop());
-        let mut p = stash.take(pbx).unwrap_or_default().into_iter();
-        let (rtp, rtcp) = (p.next(), p.next());
+        let mut legs = Vec::with_capacity(pbx.len());
+        for &addr in pbx {
+            let mut p = stash.take(addr).unwrap_or_default().into_iter();
+            let (rtp, rtcp) = (p.next(), p.next());
+            legs.push((from_std(rtp, addr)?, from_std(rtcp, addr)?));
+        }
+        if legs.is_empty() || legs.len() > MAX_LEGS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} legs: a call has 1 to {MAX_LEGS}", legs.len()),
+            ));
+        }
         Ok(Self {
             browser: from_std(b, browser)?,
-            pbx_rtp: from_std(rtp, pbx)?,
-            pbx_rtcp: from_std(rtcp, pbx)?,
+            legs,
         })
     }
 
@@ -251,9 +265,10 @@ impl MediaSockets {
         self.browser.local_addr()
     }
 
-    /// The RTP port toward the PBX (its RTCP port is the next one).
+    /// The first leg's RTP port toward the PBX (its RTCP port is the next
+    /// one).
     pub fn pbx_addr(&self) -> io::Result<SocketAddr> {
-        self.pbx_rtp.local_addr()
+        self.legs[0].0.local_addr()
     }
 
     /// Moves the call's media until `control` closes (the signalling ended
@@ -308,22 +323,31 @@ impl MediaSockets {
                 command = control.recv() => match command {
                     None => return Ended::Stopped,
                     Some(Control::Browser(mut session)) => {
-                        if let Some((rtp, rtcp, clock)) = state.pbx {
-                            session.set_pbx(rtp, rtcp);
-                            session.set_clock_rate(clock);
+                        for (leg, pbx) in state.pbx.iter().enumerate() {
+                            if let Some((rtp, rtcp, clock)) = *pbx {
+                                session.set_pbx(leg, rtp, rtcp);
+                                session.set_clock_rate(leg, clock);
+                            }
                         }
                         state.session = Some(session);
+                    }
+                    Some(Control::PayloadLegs(map)) => {
+                        if let Some(s) = state.session.as_mut() {
+                            s.set_payload_legs(&map);
+                        }
                     }
                     Some(Control::IceRestart(ice)) => {
                         if let Some(s) = state.session.as_mut() {
                             s.restart_ice(ice);
                         }
                     }
-                    Some(Control::Pbx { rtp, rtcp, clock }) => {
-                        state.pbx = Some((rtp, rtcp, clock));
+                    Some(Control::Pbx { leg, rtp, rtcp, clock }) => {
+                        if let Some(pending) = state.pbx.get_mut(leg) {
+                            *pending = Some((rtp, rtcp, clock));
+                        }
                         if let Some(s) = state.session.as_mut() {
-                            s.set_pbx(rtp, rtcp);
-                            s.set_clock_rate(clock);
+                            s.set_pbx(leg, rtp, rtcp);
+                            s.set_clock_rate(leg, clock);
                         }
                     }
                     Some(Control::Answered) => {
@@ -347,10 +371,12 @@ impl MediaSockets {
                     let now = Instant::now();
                     let echoed = session.counters.to_browser;
                     match session.from_browser(now.into_std(), from, &mut from_browser, len) {
-                        Ok(Forward::ToPbx { to, len, rtcp }) => {
+                        Ok(Forward::ToPbx { leg, to, len, rtcp }) => {
                             last_media = now;
-                            let socket = if rtcp { &self.pbx_rtcp } else { &self.pbx_rtp };
-                            send(socket, &from_browser[..len], to).await;
+                            if let Some((rtp_socket, rtcp_socket)) = self.legs.get(leg) {
+                                let socket = if rtcp { rtcp_socket } else { rtp_socket };
+                                send(socket, &from_browser[..len], to).await;
+                            }
                         }
                         Ok(Forward::ToBrowser { to, len }) => {
                             // A STUN answer, or media (the echo extension's).
@@ -366,8 +392,8 @@ impl MediaSockets {
                         return Ended::Dtls(e.clone());
                     }
                 }
-                read = recv_either(&self.pbx_rtp, &self.pbx_rtcp, &mut from_pbx[..=MAX_DATAGRAM]) => {
-                    let (len, from, rtcp) = match read {
+                read = recv_pbx(&self.legs, &mut from_pbx[..=MAX_DATAGRAM]) => {
+                    let (len, from, leg, rtcp) = match read {
                         Ok(read) => read,
                         Err(e) if transient(&e) => continue,
                         Err(e) => return Ended::Io(e),
@@ -380,7 +406,7 @@ impl MediaSockets {
                         continue;
                     }
                     let now = Instant::now();
-                    match session.from_pbx(now.into_std(), from, rtcp, &mut from_pbx, len) {
+                    match session.from_pbx(now.into_std(), leg, from, rtcp, &mut from_pbx, len) {
                         Ok(Forward::ToBrowser { to, len }) => {
                             last_media = now;
                             send(&self.browser, &from_pbx[..len], to).await;
@@ -421,27 +447,46 @@ impl MediaSockets {
 #[derive(Debug, Default)]
 struct Call {
     session: Option<Box<Session>>,
-    /// The PBX's addresses and clock, when they come before the browser
-    /// side.
-    pbx: Option<(SocketAddr, SocketAddr, u32)>,
+    /// Each leg's PBX addresses and clock, when they come before the
+    /// browser side.
+    pbx: [Option<(SocketAddr, SocketAddr, u32)>; MAX_LEGS],
 }
 
-/// A read from the PBX's RTP or RTCP socket, whichever has one.
-async fn recv_either(
-    rtp: &UdpSocket,
-    rtcp: &UdpSocket,
+/// Waits until a leg's socket is readable (never, for a leg the call does
+/// not have).
+async fn readable(legs: &[(UdpSocket, UdpSocket)], leg: usize, rtcp: bool) -> io::Result<()> {
+    match legs.get(leg) {
+        Some((rtp_socket, rtcp_socket)) => {
+            if rtcp {
+                rtcp_socket.readable().await
+            } else {
+                rtp_socket.readable().await
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// A read from any leg's RTP or RTCP socket toward the PBX: the length,
+/// the sender, the leg, and whether it is RTCP.
+async fn recv_pbx(
+    legs: &[(UdpSocket, UdpSocket)],
     buf: &mut [u8],
-) -> io::Result<(usize, SocketAddr, bool)> {
+) -> io::Result<(usize, SocketAddr, usize, bool)> {
     loop {
         tokio::select! {
-            ready = rtp.readable() => ready?,
-            ready = rtcp.readable() => ready?,
+            ready = readable(legs, 0, false) => ready?,
+            ready = readable(legs, 0, true) => ready?,
+            ready = readable(legs, 1, false) => ready?,
+            ready = readable(legs, 1, true) => ready?,
         }
-        for (socket, is_rtcp) in [(rtp, false), (rtcp, true)] {
-            match socket.try_recv_from(buf) {
-                Ok((len, from)) => return Ok((len, from, is_rtcp)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
+        for (leg, (rtp_socket, rtcp_socket)) in legs.iter().enumerate() {
+            for (socket, is_rtcp) in [(rtp_socket, false), (rtcp_socket, true)] {
+                match socket.try_recv_from(buf) {
+                    Ok((len, from)) => return Ok((len, from, leg, is_rtcp)),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
             }
         }
     }

@@ -278,7 +278,7 @@ impl MediaShell {
         };
         match command {
             Command::Open { id, browser, pbx } => {
-                let sockets = media::MediaSockets::take(&self.stash, browser, pbx)
+                let sockets = media::MediaSockets::take(&self.stash, browser, &pbx)
                     .map_err(|e| (id, media::Ended::Io(e)))?;
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.calls.insert(id, tx);
@@ -298,10 +298,23 @@ impl MediaShell {
             }
             Command::Pbx {
                 id,
+                leg,
                 rtp,
                 rtcp,
                 clock,
-            } => control(&self.calls, id, media::Control::Pbx { rtp, rtcp, clock }),
+            } => control(
+                &self.calls,
+                id,
+                media::Control::Pbx {
+                    leg,
+                    rtp,
+                    rtcp,
+                    clock,
+                },
+            ),
+            Command::PayloadLegs { id, map } => {
+                control(&self.calls, id, media::Control::PayloadLegs(map))
+            }
             Command::Answered { id } => control(&self.calls, id, media::Control::Answered),
             Command::Close { id } => {
                 // Dropping the sender stops the task, which closes the sockets.

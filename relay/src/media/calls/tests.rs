@@ -64,6 +64,7 @@ fn names(cs: &[Command]) -> Vec<&'static str> {
             Command::IceRestart { .. } => "ice-restart",
             Command::Pbx { .. } => "pbx",
             Command::Answered { .. } => "answered",
+            Command::PayloadLegs { .. } => "payload-legs",
             Command::Close { .. } => "close",
         })
         .collect()
@@ -104,7 +105,7 @@ fn browser_offer_then_early_media_then_answer() {
     let to_pbx = browser_offer(&mut t, &chromium_offer()).expect("carried");
     let cs = commands(&mut t);
     assert_eq!(names(&cs), ["open", "browser"]);
-    let Command::Open { browser, pbx, .. } = cs[0] else {
+    let Command::Open { browser, pbx, .. } = &cs[0] else {
         unreachable!("checked above")
     };
     let offer = sdp(&to_pbx);
@@ -113,7 +114,7 @@ fn browser_offer_then_early_media_then_answer() {
         Some("10.0.0.2"),
         "the advertised address"
     );
-    assert_eq!(offer.media[0].port, pbx.port());
+    assert_eq!(offer.media[0].port, pbx[0].port());
     assert_eq!(offer.media[0].proto, "RTP/AVP");
     assert_eq!(t.ports(), (2, 50), "a pair per side");
 
@@ -288,26 +289,84 @@ fn an_ice_restart_gets_new_credentials_and_keeps_dtls() {
 }
 
 #[test]
-fn video_and_data_sections_are_rejected_on_both_sides() {
+fn audio_and_video_each_get_a_leg_and_data_channels_are_rejected() {
     let mut t = table(30_000, 30_099);
     let av = chromium_offer().replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1 2")
-        + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\n\
+        + "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=sendrecv\r\n\
+a=rtpmap:96 VP8/90000\r\na=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtpmap:102 H264/90000\r\n\
+a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
 m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\n";
     let to_pbx = browser_offer(&mut t, &av).expect("offer");
+    let cs = commands(&mut t);
+    let Command::Open { pbx, .. } = &cs[0] else {
+        panic!("the call opens first: {:?}", names(&cs))
+    };
+    assert_eq!(pbx.len(), 2, "a leg for audio, one for video");
     let offer = sdp(&to_pbx);
+    let ports: Vec<u16> = offer.media.iter().map(|m| m.port).collect();
     assert_eq!(
-        offer.media.iter().map(|m| m.port == 0).collect::<Vec<_>>(),
-        [false, true, true],
-        "only audio is carried"
+        ports,
+        [pbx[0].port(), pbx[1].port(), 0],
+        "the data channel does not cross"
     );
-    let pbx_answer =
-        ASTERISK_ANSWER.to_owned() + "m=video 0 RTP/AVP 96\r\nm=application 0 RTP/AVP 0\r\n";
+    let video = &offer.media[1];
+    assert_eq!(
+        (video.kind, video.proto, video.formats),
+        ("video", "RTP/AVP", "96 97 102")
+    );
+    assert_eq!(
+        video.attribute("rtcp"),
+        Some(Some(&*(pbx[1].port() + 1).to_string()))
+    );
+    assert!(
+        video.attributes("fmtp").any(|f| f
+            == Some("102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"))
+    );
+
+    // A video phone answers both.
+    let pbx_answer = ASTERISK_ANSWER.to_owned()
+        + "m=video 16390 RTP/AVP 102\r\na=rtpmap:102 H264/90000\r\na=sendrecv\r\nm=application 0 RTP/AVP 0\r\n";
     let to_browser =
         carry(&mut t, Side::Pbx, Carrier::Response("INVITE"), &pbx_answer).expect("answer");
     let answer = sdp(&to_browser);
     assert_eq!(answer.media.len(), 3, "every offered section answered");
+    assert_eq!(answer.attribute("group"), Some(Some("BUNDLE 0 1")));
+    assert_eq!(
+        answer.media[0].port, answer.media[1].port,
+        "one bundled transport"
+    );
+    assert_eq!(
+        answer.media[1].formats, "102",
+        "the phone's codec, untouched"
+    );
+    assert!(answer.media[2].is_rejected());
+    let targets: Vec<(usize, SocketAddr)> = commands(&mut t)
+        .iter()
+        .filter_map(|c| match c {
+            Command::Pbx { leg, rtp, .. } => Some((*leg, *rtp)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        targets,
+        [(0, addr("10.0.0.5:16384")), (1, addr("10.0.0.5:16390"))]
+    );
+    t.close(CONN, CALL);
+    assert_eq!(t.ports().0, 0, "all three pairs given back");
+}
+
+#[test]
+fn a_video_section_the_pbx_refuses_stays_refused_for_the_browser() {
+    let mut t = table(30_000, 30_099);
+    let av = chromium_offer().replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1")
+        + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\n";
+    browser_offer(&mut t, &av).expect("offer");
+    let pbx_answer = ASTERISK_ANSWER.to_owned() + "m=video 0 RTP/AVP 96\r\n";
+    let to_browser =
+        carry(&mut t, Side::Pbx, Carrier::Response("INVITE"), &pbx_answer).expect("answer");
+    let answer = sdp(&to_browser);
     assert_eq!(answer.attribute("group"), Some(Some("BUNDLE 0")));
-    assert!(answer.media[1].is_rejected() && answer.media[2].is_rejected());
+    assert!(answer.media[1].is_rejected());
 }
 
 #[test]
@@ -391,7 +450,7 @@ fn ports_another_program_holds_are_passed_over() {
     let Command::Open { browser, pbx, .. } = commands(&mut t).remove(0) else {
         panic!("open first")
     };
-    assert_eq!((browser.port(), pbx.port()), (30_004, 30_006));
+    assert_eq!((browser.port(), pbx[0].port()), (30_004, 30_006));
     assert_eq!(t.ports().0, 2, "the squatted pairs went back to the range");
 }
 
