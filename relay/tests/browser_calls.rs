@@ -3,7 +3,9 @@
 //! page using RTCPeerConnection with a small SIP shim), the relay binary,
 //! Kamailio, and baresip registered to it as the far end, playing 440 Hz
 //! and recording what it hears. The audio is measured both ways: its
-//! strongest frequency and the RTP packets that carried it.
+//! strongest frequency and the RTP packets that carried it. Calls go both
+//! ways: the browser's offer to the far end, and the far end's offer to the
+//! registered browser.
 
 mod common;
 
@@ -13,7 +15,7 @@ use serde_json::Value;
 use sipline_test_harness::audio::{read_wav, write_tone};
 use sipline_test_harness::baresip::{self, Baresip};
 use sipline_test_harness::browser;
-use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
+use sipline_test_harness::kamailio::{DOMAIN, Digest, Kamailio, Options, USERS};
 
 use common::RelayProcess;
 
@@ -121,6 +123,7 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
         domain: DOMAIN.into(),
         registrar: registrar.parse().expect("address"),
         tone: far_tone,
+        register: true,
     })
     .expect("baresip registers");
     let mut relay = RelayProcess::start(
@@ -193,17 +196,7 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
     assert_eq!(v["bye"], 200, "{}", v["events"]);
 
     // The far end heard the browser's tone.
-    let recordings = far.received();
-    let recording = recordings
-        .last()
-        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", far.log_tail()));
-    let rec = read_wav(recording).expect("the recording reads");
-    let (hz, ratio) = rec.dominant();
-    assert!(rec.seconds() > 1.0, "{:.1} s recorded", rec.seconds());
-    assert!(
-        (hz - MIC_HZ).abs() <= 10.0 && ratio > 100.0,
-        "the far end hears {hz} Hz ({ratio:.0}× the median), not {MIC_HZ} Hz"
-    );
+    assert_far_end_heard_the_browser(&far);
 
     // The relay carried it, and let everything go at the BYE.
     let m = relay.metrics();
@@ -220,4 +213,84 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
     assert_eq!(metric(&m, "sipline_media_calls"), 0, "{m}");
     assert_eq!(metric(&m, "sipline_media_port_pairs{state=\"in_use\"}"), 0);
     assert!(relay.alive());
+}
+
+/// The far end's recording holds the browser's tone.
+fn assert_far_end_heard_the_browser(far: &Baresip) {
+    let recordings = far.received();
+    let recording = recordings
+        .last()
+        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", far.log_tail()));
+    let rec = read_wav(recording).expect("the recording reads");
+    let (hz, ratio) = rec.dominant();
+    assert!(rec.seconds() > 1.0, "{:.1} s recorded", rec.seconds());
+    assert!(
+        (hz - MIC_HZ).abs() <= 10.0 && ratio > 100.0,
+        "the far end hears {hz} Hz ({ratio:.0}× the median), not {MIC_HZ} Hz"
+    );
+}
+
+#[test]
+fn the_far_end_calls_the_registered_browser_and_both_hear_each_other() {
+    let (scratch, mic) = mic_tone();
+    let far_tone = scratch.0.join("far-440hz.wav");
+    write_tone(&far_tone, FAR_HZ, 8_000, 30).expect("far tone");
+    // SHA-256 digest: the one the page can compute with WebCrypto.
+    let kamailio = Kamailio::start(&Options {
+        digest: Digest::Sha256,
+        ..Options::default()
+    })
+    .expect("kamailio");
+    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    let (bob, bob_password) = USERS[1];
+    let (alice, alice_password) = USERS[0];
+    let mut far = Baresip::start(&baresip::Options {
+        user: bob.into(),
+        password: bob_password.into(),
+        domain: DOMAIN.into(),
+        registrar: registrar.parse().expect("address"),
+        tone: far_tone,
+        // baresip 1.0 digests with MD5 only; calling needs no account.
+        register: false,
+    })
+    .expect("baresip starts");
+    let relay = RelayProcess::start(
+        registrar.parse().expect("address"),
+        &["--media-ports", "33200-33299"],
+    );
+    let config = serde_json::json!({
+        "ws": relay.ws_url(),
+        "domain": DOMAIN,
+        "user": alice,
+        "password": alice_password,
+        "mic": mic,
+        "answer": true,
+    });
+    let mut dialled = Ok(());
+    let out = browser::call_with_events(&config.to_string(), |event| {
+        if event == "registered" {
+            dialled = far.dial(&format!("sip:{alice}@{DOMAIN}"));
+        }
+    })
+    .expect("the browser ran");
+    dialled.expect("baresip dials");
+    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
+    assert!(
+        v["error"].is_null(),
+        "{}\nfar end:\n{}",
+        v["error"],
+        far.log_tail()
+    );
+    // The far end's offer reached the browser as WebRTC, and the browser's
+    // answer reached the far end as plain RTP.
+    let offer = v["offer"].as_str().unwrap_or_default();
+    assert!(
+        offer.contains("a=setup:actpass") && offer.contains("a=ice-lite"),
+        "{offer}"
+    );
+    assert_hears(&v["steps"]["talk"], FAR_HZ, "answered call");
+    assert_eq!(v["bye"], 200, "{}", v["events"]);
+    assert_far_end_heard_the_browser(&far);
+    let m = relay.metrics();
+    assert_eq!(metric(&m, "sipline_media_calls"), 0, "{m}");
 }

@@ -9,6 +9,9 @@
 // Steps: call and listen; with "hold", a re-INVITE sendonly, listen, a
 // re-INVITE sendrecv, listen; then BYE. Each listening step reports the
 // remote audio's strongest frequency and the RTP packets each way.
+// With "answer": true, the page registers instead (user, password, domain),
+// prints the line "event registered", answers the next incoming call and
+// listens, then hangs up.
 
 import { readFile, mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
@@ -54,7 +57,13 @@ try {
   page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
   await page.goto(origin);
   await page.waitForFunction(() => window.ready === true);
-  await page.evaluate((c) => window.phone.call(c), cfg);
+  if (cfg.answer) {
+    await page.evaluate((c) => window.phone.register(c), cfg);
+    process.stdout.write("event registered\n");
+    await page.evaluate(() => window.phone.answer());
+  } else {
+    await page.evaluate((c) => window.phone.call(c), cfg);
+  }
   const listen = async (name) => {
     await page.waitForTimeout(1500); // let the direction change settle
     result.steps[name] = await page.evaluate(() => window.phone.measure(2000));

@@ -20,8 +20,9 @@ pub enum Error {
     /// Spawning or preparing its directory failed.
     #[error("starting baresip: {0}")]
     Io(#[from] io::Error),
-    /// It exited or never registered.
-    #[error("baresip did not register within {waited:?}; its log:\n{log}")]
+    /// It exited, or never registered (or, not registering, never got
+    /// ready).
+    #[error("baresip was not ready within {waited:?}; its log:\n{log}")]
     NotRegistered {
         /// How long we waited.
         waited: Duration,
@@ -43,11 +44,16 @@ pub struct Options {
     pub registrar: SocketAddr,
     /// The 8 kHz mono WAV it plays into every call.
     pub tone: PathBuf,
+    /// Whether it registers; without, it only makes calls (through the
+    /// registrar as its outbound proxy). baresip 1.0 digests with MD5 only.
+    pub register: bool,
 }
 
 /// A running baresip; stopped when dropped.
 pub struct Baresip {
     child: Child,
+    /// Its console (the `stdio` and `menu` modules read commands here).
+    console: std::process::ChildStdin,
     dir: PathBuf,
     /// Its SIP port on 127.0.0.1.
     pub sip_port: u16,
@@ -73,7 +79,7 @@ impl Baresip {
             "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
 audio_source aufile,{tone}\naudio_player aubridge,nil\naudio_alert aubridge,nil\n\
 audio_srate 8000\naudio_channels 1\nrtp_ports {rtp}-{rtp_max}\n\
-module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\nmodule aufile.so\n\
+module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule menu.so\nmodule g711.so\nmodule aufile.so\n\
 module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
             tone = opts.tone.display(),
             rtp_max = rtp.saturating_add(99),
@@ -83,8 +89,12 @@ module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
         fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{}@{}>;auth_pass={};outbound=\"sip:{}\";regint=600;answermode=auto;audio_codecs=PCMU,PCMA\n",
-                opts.user, opts.domain, opts.password, opts.registrar
+                "<sip:{}@{}>;auth_pass={};outbound=\"sip:{}\";regint={};answermode=auto;audio_codecs=PCMU,PCMA\n",
+                opts.user,
+                opts.domain,
+                opts.password,
+                opts.registrar,
+                if opts.register { 600 } else { 0 }
             ),
         )?;
         let log = fs::File::create(dir.join("baresip.log"))?;
@@ -96,16 +106,27 @@ module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
             .stdin(Stdio::piped()) // stdio.so reads its keys from here
             .stdout(log.try_clone()?)
             .stderr(log);
-        let child = cmd.spawn()?;
+        let mut child = cmd.spawn()?;
+        let console = child
+            .stdin
+            .take()
+            .ok_or_else(|| io::Error::other("no stdin"))?;
         let mut b = Baresip {
             child,
+            console,
             dir,
             sip_port,
         };
         let waited = Duration::from_secs(10);
         let deadline = Instant::now() + waited;
         loop {
-            if b.log().contains("200 OK") && b.log().contains("binding]") {
+            let log = b.log();
+            let up = if opts.register {
+                log.contains("200 OK") && log.contains("binding]")
+            } else {
+                log.contains("baresip is ready")
+            };
+            if up {
                 return Ok(b);
             }
             let exited = matches!(b.child.try_wait(), Ok(Some(_)));
@@ -117,6 +138,13 @@ module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
             }
             thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Calls `uri` (the `menu` module's `/dial`).
+    pub fn dial(&mut self, uri: &str) -> io::Result<()> {
+        use std::io::Write;
+        writeln!(self.console, "/dial {uri}")?;
+        self.console.flush()
     }
 
     /// Everything it logged (the SIP trace included).

@@ -32,6 +32,13 @@ pub fn dir() -> PathBuf {
 
 /// Runs `call.mjs` with `config` (JSON) and returns its JSON output.
 pub fn call(config: &str) -> Result<String, Error> {
+    call_with_events(config, |_| {})
+}
+
+/// [`call`], telling `on_event` each `event <name>` line the script prints
+/// on the way (`registered`: the page is ready for an incoming call).
+pub fn call_with_events(config: &str, mut on_event: impl FnMut(&str)) -> Result<String, Error> {
+    use std::io::{BufRead, BufReader, Read};
     if !Path::new("/usr/bin/chromium").is_file() {
         return Err(Error::NotInstalled("/usr/bin/chromium"));
     }
@@ -40,21 +47,46 @@ pub fn call(config: &str) -> Result<String, Error> {
             "tests/browser/node_modules/playwright-core",
         ));
     }
-    let out = Command::new("node")
+    let mut child = Command::new("node")
         .arg(dir().join("call.mjs"))
         .arg(config)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::NotInstalled("node"),
             _ => Error::Io(e),
         })?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    match stdout.lines().last() {
-        Some(line) if out.status.success() && line.starts_with('{') => Ok(line.to_owned()),
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| io::Error::other("no stderr"))?;
+    // Read stderr aside, so that a chatty page cannot block the script.
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| io::Error::other("no stdout"))?;
+    let mut last = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        match line.strip_prefix("event ") {
+            Some(name) => on_event(name),
+            None => last = Some(line),
+        }
+    }
+    let status = child.wait()?;
+    let stderr = errors.join().unwrap_or_default();
+    match last {
+        Some(line) if status.success() && line.starts_with('{') => Ok(line),
         _ => Err(Error::Failed {
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            status: status.to_string(),
+            stderr,
         }),
     }
 }
