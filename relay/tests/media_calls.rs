@@ -17,6 +17,7 @@ fn config(ws: String, calls: usize, seconds: u64) -> LoadConfig {
         ws,
         domain: "pbx.test".into(),
         echo_user: String::new(),
+        credentials: None,
         calls,
         rate: 50,
         payload: 160,
@@ -87,4 +88,28 @@ async fn a_call_whose_media_stops_is_ended_with_a_bye_each_way() {
         "{m}"
     );
     assert!(m.contains("sipline_media_calls 0"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_extension_returns_every_packet_of_three_calls() {
+    let relay = RelayProcess::start_embedded(
+        &["--domain", "sipline.local", "--media-ports", "35200-35299"],
+        "alice:alice-load",
+    );
+    let cfg = LoadConfig {
+        domain: "sipline.local".into(),
+        echo_user: "echo".into(),
+        credentials: Some(("alice".into(), "alice-load".into())),
+        ..config(relay.ws_url(), 3, 2)
+    };
+    let report = run(cfg, None).await;
+    assert_eq!(report.calls_up, 3, "{:?}", report.failures);
+    let d = &report.to_pbx;
+    assert!(d.sent >= 3 * 90, "{} sent in 2 s", d.sent);
+    assert_eq!(d.received, d.sent, "every packet comes back");
+    let m = relay.metrics();
+    assert!(
+        m.contains("sipline_media_calls 0"),
+        "hung up, with digest: {m}"
+    );
 }

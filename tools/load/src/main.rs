@@ -28,6 +28,13 @@ struct Args {
     /// Call the gateway's echo extension (this user) instead.
     #[arg(long)]
     echo: Option<String>,
+    /// The user to authenticate as when the gateway challenges (it also
+    /// becomes the caller's address).
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    /// That user's password (better from the environment).
+    #[arg(long, env = "SIPLINE_LOAD_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
     /// The SIP domain of the targets.
     #[arg(long, default_value = "load.invalid")]
     domain: String,
@@ -207,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
         ws: args.ws.clone(),
         domain: args.domain.clone(),
         echo_user: args.echo.clone().unwrap_or_default(),
+        credentials: args.user.clone().zip(args.password.clone()),
         calls: args.calls,
         rate: args.rate,
         payload: args.payload,

@@ -25,6 +25,8 @@ pub struct LoadConfig {
     pub domain: String,
     /// The target's user part in echo mode (`echo`).
     pub echo_user: String,
+    /// User and password for the gateway's digest challenges, if any.
+    pub credentials: Option<(String, String)>,
     /// Concurrent calls.
     pub calls: usize,
     /// Packets per second each way per call (50: 20 ms audio frames).
@@ -196,12 +198,19 @@ pub async fn set_up(cfg: &LoadConfig, pbx: Option<&PbxUas>, n: usize) -> Result<
         None => cfg.echo_user.clone(),
     };
     let leg = pbx.map(|p| p.expect(&user));
-    let mut uac = Uac::connect(&cfg.ws).await.map_err(|e| e.to_string())?;
+    let credentials = cfg
+        .credentials
+        .as_ref()
+        .map(|(u, p)| (u.as_str(), p.as_str()));
+    let mut uac = Uac::connect(&cfg.ws, credentials)
+        .await
+        .map_err(|e| e.to_string())?;
     let target = format!("sip:{user}@{}", cfg.domain);
+    let caller = credentials.map_or("load", |(u, _)| u);
     let dialog = uac
         .call(
             &target,
-            &format!("sip:load@{}", cfg.domain),
+            &format!("sip:{caller}@{}", cfg.domain),
             &peer.offer(local),
         )
         .await

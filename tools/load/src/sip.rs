@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::{SinkExt, StreamExt};
+use sipline_core::Secret;
+use sipline_core::auth::{AuthRound, Challenge, ChallengeKind, DigestClient, RequestInfo};
+use sipline_core::rand::Rng;
 use sipline_core::sip::{HeaderName, Message, MessageBuilder, NameAddr, response_to};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::oneshot;
@@ -51,6 +54,9 @@ pub struct Uac {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     host: String,
     next_branch: u64,
+    /// Answers 401/407 challenges, when credentials were given.
+    digest: Option<DigestClient>,
+    rng: Rng,
 }
 
 fn token() -> String {
@@ -60,17 +66,62 @@ fn token() -> String {
 }
 
 impl Uac {
-    /// Opens the WebSocket (subprotocol `sip`).
-    pub async fn connect(url: &str) -> Result<Self, SipError> {
+    /// Opens the WebSocket (subprotocol `sip`); `credentials` (user,
+    /// password) answer the gateway's digest challenges.
+    pub async fn connect(url: &str, credentials: Option<(&str, &str)>) -> Result<Self, SipError> {
         let mut req = url.into_client_request()?;
         req.headers_mut()
             .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("sip"));
         let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+        let mut seed = [0u8; 32];
+        let _ = getrandom::fill(&mut seed);
         Ok(Self {
             ws,
             host: format!("{}.invalid", token()),
             next_branch: 1,
+            digest: credentials.map(|(u, p)| DigestClient::new(u.to_owned(), Secret::new(p))),
+            rng: Rng::from_seed(seed),
         })
+    }
+
+    /// Sends the request `build(cseq, credentials)` makes and returns its
+    /// final response; a 401/407 is answered once with credentials, at the
+    /// next CSeq. Returns the response and the CSeq it answered.
+    async fn authed(
+        &mut self,
+        method: &str,
+        uri: &str,
+        body: &[u8],
+        mut cseq: u32,
+        build: impl Fn(&mut Self, u32, &[(&'static str, String)]) -> Vec<u8>,
+    ) -> Result<(Vec<u8>, u32), SipError> {
+        let first = build(self, cseq, &[]);
+        self.send(first).await?;
+        let raw = self.final_response(&format!("{cseq} {method}")).await?;
+        let challenges: Vec<Challenge> = match Message::parse(&raw) {
+            Ok(m) if matches!(m.status(), Some(401 | 407)) => m
+                .header_lines(HeaderName::WwwAuthenticate)
+                .filter_map(|v| Challenge::parse(ChallengeKind::Www, v))
+                .chain(
+                    m.header_lines(HeaderName::ProxyAuthenticate)
+                        .filter_map(|v| Challenge::parse(ChallengeKind::Proxy, v)),
+                )
+                .collect(),
+            _ => return Ok((raw, cseq)),
+        };
+        let Some(digest) = self.digest.as_mut() else {
+            return Ok((raw, cseq));
+        };
+        if !digest.on_challenges(&challenges, &mut AuthRound::default()) {
+            return Ok((raw, cseq));
+        }
+        let req = RequestInfo { method, uri, body };
+        let credentials = digest.credentials(&req, &mut self.rng);
+        cseq += 1;
+        let again = build(self, cseq, &credentials);
+        self.send(again).await?;
+        let raw = self.final_response(&format!("{cseq} {method}")).await?;
+        Ok((raw, cseq))
     }
 
     fn via(&mut self) -> String {
@@ -144,17 +195,23 @@ impl Uac {
     pub async fn call(&mut self, target: &str, from: &str, sdp: &str) -> Result<Dialog, SipError> {
         let call_id = token();
         let from = format!("<{from}>;tag={}", token());
-        let mut b = MessageBuilder::request("INVITE", target);
-        b.header("Via", &self.via())
-            .header("Max-Forwards", "70")
-            .header("From", &from)
-            .header("To", &format!("<{target}>"))
-            .header("Call-ID", &call_id)
-            .header("CSeq", "1 INVITE")
-            .header("Contact", &format!("<sip:load@{};transport=ws>", self.host));
-        self.send(b.finish(Some("application/sdp"), sdp.as_bytes()))
+        let build = |uac: &mut Self, cseq: u32, credentials: &[(&'static str, String)]| {
+            let mut b = MessageBuilder::request("INVITE", target);
+            b.header("Via", &uac.via())
+                .header("Max-Forwards", "70")
+                .header("From", &from)
+                .header("To", &format!("<{target}>"))
+                .header("Call-ID", &call_id)
+                .header_parts("CSeq", &[&cseq.to_string(), " INVITE"])
+                .header("Contact", &format!("<sip:load@{};transport=ws>", uac.host));
+            for (name, value) in credentials {
+                b.header(name, value);
+            }
+            b.finish(Some("application/sdp"), sdp.as_bytes())
+        };
+        let (raw, cseq) = self
+            .authed("INVITE", target, sdp.as_bytes(), 1, build)
             .await?;
-        let raw = self.final_response("1 INVITE").await?;
         let ok = Message::parse(&raw).map_err(|_| SipError::Closed)?;
         if ok.status() != Some(200) {
             return Err(SipError::Refused(format!(
@@ -178,15 +235,21 @@ impl Uac {
                 .and_then(NameAddr::parse)
                 .map_or_else(|| target.to_owned(), |na| na.uri_text.to_owned()),
             routes,
-            cseq: 1,
+            cseq,
             answer: String::from_utf8_lossy(ok.body()).into_owned(),
         };
-        let ack = self.in_dialog("ACK", &dialog, dialog.cseq);
+        let ack = self.in_dialog("ACK", &dialog, dialog.cseq, &[]);
         self.send(ack).await?;
         Ok(dialog)
     }
 
-    fn in_dialog(&mut self, method: &str, d: &Dialog, cseq: u32) -> Vec<u8> {
+    fn in_dialog(
+        &mut self,
+        method: &str,
+        d: &Dialog,
+        cseq: u32,
+        credentials: &[(&'static str, String)],
+    ) -> Vec<u8> {
         let mut b = MessageBuilder::request(method, &d.target);
         b.header("Via", &self.via()).header("Max-Forwards", "70");
         for r in &d.routes {
@@ -196,15 +259,22 @@ impl Uac {
             .header("To", &d.to)
             .header("Call-ID", &d.call_id)
             .header_parts("CSeq", &[&cseq.to_string(), " ", method]);
+        for (name, value) in credentials {
+            b.header(name, value);
+        }
         b.finish(None, b"")
     }
 
     /// Ends the call; returns the BYE's status.
     pub async fn hang_up(&mut self, d: &mut Dialog) -> Result<u16, SipError> {
-        d.cseq += 1;
-        let bye = self.in_dialog("BYE", d, d.cseq);
-        self.send(bye).await?;
-        let raw = self.final_response(&format!("{} BYE", d.cseq)).await?;
+        let dialog = d.clone();
+        let build = |uac: &mut Self, cseq: u32, credentials: &[(&'static str, String)]| {
+            uac.in_dialog("BYE", &dialog, cseq, credentials)
+        };
+        let (raw, cseq) = self
+            .authed("BYE", &dialog.target, b"", d.cseq + 1, build)
+            .await?;
+        d.cseq = cseq;
         Ok(Message::parse(&raw)
             .ok()
             .and_then(|m| m.status())
