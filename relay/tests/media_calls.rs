@@ -113,3 +113,77 @@ async fn the_echo_extension_returns_every_packet_of_three_calls() {
         "hung up, with digest: {m}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_whose_certificate_is_not_its_sdp_s_is_hung_up_with_the_reason() {
+    use sipline_load::peer::{BrowserPeer, RemoteTransport};
+    use sipline_load::sip::Uac;
+    use std::time::Instant;
+    use tokio::net::UdpSocket;
+
+    let pbx = PbxUas::start("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("the PBX side binds");
+    let relay = RelayProcess::start(pbx.addr(), &["--media-ports", "35300-35399"]);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let local = socket.local_addr().expect("address");
+    let mut peer = BrowserPeer::new(local).expect("browser");
+    // The SDP names another certificate than the one the handshake shows.
+    let other = BrowserPeer::new(local).expect("another certificate");
+    let offer = peer
+        .offer(local)
+        .replace(peer.fingerprint(), other.fingerprint());
+    let _leg = pbx.expect("liar");
+    let mut uac = Uac::connect(&relay.ws_url(), None)
+        .await
+        .expect("WebSocket");
+    let dialog = uac
+        .call("sip:liar@pbx.test", "sip:load@pbx.test", &offer)
+        .await
+        .expect("the PBX answers");
+    let remote = RemoteTransport::from_sdp(&dialog.answer).expect("a WebRTC answer");
+    socket.connect(remote.addr).await.expect("connect");
+    socket
+        .send(&peer.check(&remote).expect("check"))
+        .await
+        .expect("send");
+    let mut buf = vec![0u8; 2048];
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.recv(&mut buf)).await;
+    peer.connect(Instant::now(), &remote)
+        .expect("handshake starts");
+    // Drive the handshake until the relay stops answering.
+    for _ in 0..20 {
+        while let Some(d) = peer.poll_transmit() {
+            socket.send(&d).await.expect("send");
+        }
+        match tokio::time::timeout(Duration::from_millis(300), socket.recv(&mut buf)).await {
+            Ok(Ok(n)) => {
+                if peer.handle(Instant::now(), &buf[..n]).is_err() {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    let bye = uac
+        .next_request(Duration::from_secs(5))
+        .await
+        .expect("the relay ends the call");
+    assert!(bye.starts_with("BYE "), "{bye}");
+    assert!(
+        bye.contains("text=\"DTLS handshake failed\""),
+        "the browser learns why: {bye}"
+    );
+    for _ in 0..50 {
+        if pbx.byes() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pbx.byes(), 1, "the PBX got its BYE");
+    let m = relay.metrics();
+    assert!(
+        m.contains("sipline_media_calls_ended_total{reason=\"dtls_failed\"} 1"),
+        "{m}"
+    );
+}
