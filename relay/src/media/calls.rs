@@ -50,12 +50,15 @@ pub struct MediaConfig {
     pub pbx_bind: IpAddr,
     /// The address written into the PBX's SDP.
     pub pbx_advertised: IpAddr,
-    /// No RTP or RTCP either way for this long, once answered, ends the
-    /// call (a browser that vanished without a BYE).
+    /// No RTP or RTCP either way, and no ICE consent check from the
+    /// browser, for this long once answered ends the call (a browser that
+    /// vanished without a BYE; a call on hold still has its checks).
     pub rtp_timeout: Duration,
     /// Accept the PBX side's media from wherever its first packet comes
     /// (PBX phones behind NAT); off: only from the address its SDP gave.
     pub latch_pbx: bool,
+    /// Calls with media one browser connection may have at once.
+    pub max_calls_per_connection: usize,
 }
 
 impl Default for MediaConfig {
@@ -70,6 +73,7 @@ impl Default for MediaConfig {
             pbx_advertised: local,
             rtp_timeout: Duration::from_secs(60),
             latch_pbx: false,
+            max_calls_per_connection: 16,
         }
     }
 }
@@ -78,7 +82,7 @@ impl Default for MediaConfig {
 /// then ended with a BYE each way, carrying [`MediaEnd::reason`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MediaEnd {
-    /// No RTP or RTCP either way for the configured time.
+    /// No RTP, RTCP or ICE consent check for the configured time.
     Timeout,
     /// The DTLS handshake failed (a certificate whose fingerprint is not
     /// the SDP's, or no handshake at all).
@@ -203,6 +207,9 @@ pub enum MediaError {
     /// The media port range is full.
     #[error(transparent)]
     Ports(#[from] PortError),
+    /// The connection has as many calls as it may.
+    #[error("{0} calls on this connection already")]
+    TooManyCalls(usize),
     /// The range's ports could not be bound (held by another program, or
     /// an address this host does not have).
     #[error("could not bind media ports on {addr}: {source}")]
@@ -237,6 +244,7 @@ impl MediaError {
     pub fn status(&self) -> (u16, &'static str) {
         match self {
             MediaError::Ports(_) | MediaError::Bind { .. } => (503, "Media Ports Exhausted"),
+            MediaError::TooManyCalls(_) => (503, "Too Many Calls"),
             MediaError::Dtls(_) => (500, "Media Setup Failed"),
             _ => (488, "Not Acceptable Here"),
         }
@@ -277,6 +285,8 @@ pub struct MediaCalls {
     /// Seeds the ICE credentials: unpredictable, yet no randomness here.
     secret: [u8; 32],
     calls: HashMap<(ConnId, String), Call>,
+    /// Calls per connection, for its limit.
+    per_conn: HashMap<ConnId, usize>,
     next: u64,
     commands: VecDeque<Command>,
     binder: Option<Box<dyn PortBinder>>,
@@ -298,6 +308,7 @@ impl MediaCalls {
             identity,
             secret,
             calls: HashMap::new(),
+            per_conn: HashMap::new(),
             next: 1,
             commands: VecDeque::new(),
             binder: None,
@@ -427,6 +438,12 @@ impl MediaCalls {
     /// back to the range. Returns its id if it had media.
     pub fn close(&mut self, conn: ConnId, call_id: &str) -> Option<MediaId> {
         let call = self.calls.remove(&(conn, call_id.to_owned()))?;
+        if let Some(n) = self.per_conn.get_mut(&conn) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_conn.remove(&conn);
+            }
+        }
         self.pool.release(call.browser);
         for pair in call.pbx {
             self.pool.release(pair);
@@ -494,6 +511,10 @@ impl MediaCalls {
     /// `sections` (ports and all).
     fn call(&mut self, key: (ConnId, String), sections: &[usize]) -> Result<&mut Call, MediaError> {
         if !self.calls.contains_key(&key) {
+            let limit = self.cfg.max_calls_per_connection;
+            if self.per_conn.get(&key.0).copied().unwrap_or(0) >= limit {
+                return Err(MediaError::TooManyCalls(limit));
+            }
             // WebRTC muxes RTCP: only the browser pair's even port is bound.
             let mut taken = vec![(
                 self.cfg.browser_bind,
@@ -521,6 +542,7 @@ impl MediaCalls {
                     .map(|p| SocketAddr::new(self.cfg.pbx_bind, p.rtp))
                     .collect(),
             });
+            *self.per_conn.entry(key.0).or_default() += 1;
             self.calls.insert(
                 key.clone(),
                 Call {

@@ -369,7 +369,6 @@ impl MediaSockets {
                         continue;
                     }
                     let now = Instant::now();
-                    let echoed = session.counters.to_browser;
                     match session.from_browser(now.into_std(), from, &mut from_browser, len) {
                         Ok(Forward::ToPbx { leg, to, len, rtcp }) => {
                             last_media = now;
@@ -379,10 +378,11 @@ impl MediaSockets {
                             }
                         }
                         Ok(Forward::ToBrowser { to, len }) => {
-                            // A STUN answer, or media (the echo extension's).
-                            if session.counters.to_browser != echoed {
-                                last_media = now;
-                            }
+                            // The echo extension's media, or the answer to
+                            // a verified ICE check: browsers check consent
+                            // every few seconds (RFC 7675), also while a
+                            // call is on hold with no RTP at all.
+                            last_media = now;
                             send(&self.browser, &from_browser[..len], to).await;
                         }
                         Ok(Forward::Nothing) => {}

@@ -84,8 +84,8 @@ pub struct MediaSection {
     /// The address written in the SDP to the PBX; `sip.advertise`'s, else
     /// `listen_pbx`, by default.
     pub advertise_pbx: Option<IpAddr>,
-    /// An answered call with no RTP or RTCP either way for this long is
-    /// ended with a BYE each way.
+    /// An answered call with no RTP or RTCP either way, and no ICE consent
+    /// check from the browser, for this long is ended with a BYE each way.
     pub rtp_timeout_secs: u64,
     /// Latch onto the PBX side's first media packet's source instead of
     /// requiring the address its SDP gave (PBX phones behind NAT).
@@ -263,6 +263,9 @@ pub struct Limits {
     pub messages_per_second: u32,
     /// Messages a connection may send in a burst before the rate applies.
     pub message_burst: u32,
+    /// Calls with media one connection may have at once; beyond, a new
+    /// call gets `503`. Keeps one browser from taking the port range.
+    pub max_calls_per_connection: usize,
 }
 impl Default for Limits {
     fn default() -> Self {
@@ -272,6 +275,7 @@ impl Default for Limits {
             max_connections_per_ip: 50,
             messages_per_second: 20,
             message_burst: 100,
+            max_calls_per_connection: 16,
         }
     }
 }
@@ -475,6 +479,7 @@ impl Config {
                 .unwrap_or(pbx_bind),
             rtp_timeout: Duration::from_secs(m.rtp_timeout_secs),
             latch_pbx: m.latch_pbx,
+            max_calls_per_connection: self.limits.max_calls_per_connection,
         }
     }
 
@@ -496,6 +501,12 @@ impl Config {
                     "required when media.listen_browser is a wildcard ({})",
                     m.listen_browser
                 ),
+            });
+        }
+        if self.limits.max_calls_per_connection == 0 {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_calls_per_connection",
+                problem: "at least 1, or no browser could call".into(),
             });
         }
         if m.rtp_timeout_secs < 5 {

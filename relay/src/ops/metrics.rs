@@ -127,14 +127,14 @@ pub struct Metrics {
     pub media_ports_in_use: usize,
     /// Port pairs of the media range.
     pub media_ports_capacity: usize,
-    /// SDP refused: the range full, unreadable or unmappable SDP, DTLS
-    /// setup.
-    media_refused: [u64; 3],
+    /// SDP refused: the range full, the connection's calls at their limit,
+    /// unreadable or unmappable SDP, DTLS setup.
+    media_refused: [u64; 4],
     /// Calls ended by the relay for their media: timeout, DTLS, socket.
     media_ended: [u64; 3],
 }
 
-const MEDIA_REFUSED: [&str; 3] = ["ports_exhausted", "sdp", "dtls"];
+const MEDIA_REFUSED: [&str; 4] = ["ports_exhausted", "too_many_calls", "sdp", "dtls"];
 const MEDIA_ENDED: [MediaEnd; 3] = [MediaEnd::Timeout, MediaEnd::Dtls, MediaEnd::Io];
 
 fn media_end_label(why: MediaEnd) -> &'static str {
@@ -176,9 +176,10 @@ impl Metrics {
 
     pub(crate) fn media_refused(&mut self, e: &MediaError) {
         let i = match e {
-            MediaError::Ports(_) => 0,
-            MediaError::Dtls(_) => 2,
-            _ => 1,
+            MediaError::Ports(_) | MediaError::Bind { .. } => 0,
+            MediaError::TooManyCalls(_) => 1,
+            MediaError::Dtls(_) => 3,
+            _ => 2,
         };
         self.media_refused[i] += 1;
     }

@@ -473,3 +473,35 @@ fn the_echo_extension_answers_with_the_first_codec_and_its_telephone_events() {
     assert_eq!(sdp(&answer).direction(0), Direction::RecvOnly);
     assert_eq!(names(&commands(&mut t)), Vec::<&str>::new());
 }
+
+#[test]
+fn one_connection_cannot_take_the_whole_range() {
+    let mut t = MediaCalls::new(
+        MediaConfig {
+            port_min: 30_000,
+            port_max: 30_099,
+            max_calls_per_connection: 2,
+            ..MediaConfig::default()
+        },
+        Arc::new(Identity::generate().expect("identity")),
+        [3; 32],
+    )
+    .expect("range");
+    let offer = |t: &mut MediaCalls, conn: ConnId, call: &str| {
+        t.sdp(
+            conn,
+            call,
+            Side::Browser,
+            Carrier::Request("INVITE"),
+            chromium_offer().as_bytes(),
+        )
+    };
+    offer(&mut t, CONN, "a").expect("first");
+    offer(&mut t, CONN, "b").expect("second");
+    let e = offer(&mut t, CONN, "c").expect_err("a third is one too many");
+    assert_eq!(e.status(), (503, "Too Many Calls"));
+    offer(&mut t, ConnId(8), "c").expect("another connection still calls");
+    t.close(CONN, "a");
+    offer(&mut t, CONN, "c").expect("a call ended: room again");
+    assert_eq!(t.active(), 3);
+}
