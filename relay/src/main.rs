@@ -80,7 +80,8 @@ struct Args {
         hide_env_values = true
     )]
     users: Vec<String>,
-    /// The media port range as MIN-MAX (each call takes four ports).
+    /// The media port range as MIN-MAX (each call takes four ports, six
+    /// with video).
     #[arg(long, env = "SIPLINE_MEDIA_PORTS")]
     media_ports: Option<String>,
     /// The address written in the SDP to browsers (behind NAT).

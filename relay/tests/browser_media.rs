@@ -413,12 +413,18 @@ mod session {
             matches!(fwd, Forward::ToPbx { to, .. } if to == addr("10.0.0.66:16384")),
             "the browser's RTP follows the latch: {fwd:?}"
         );
-        // A new SDP from the PBX names its address again.
+        // A new SDP from the PBX names its address again; its first packet
+        // comes from there, and that locks the stream too.
         session.set_pbx(0, addr(PBX_RTP), addr(PBX_RTCP));
         assert!(matches!(
             from_pbx(&mut session, PBX_RTP),
             Ok(Forward::ToBrowser { .. })
         ));
+        assert_eq!(
+            from_pbx(&mut session, "10.0.0.66:16384"),
+            Err(Drop::UnknownSource),
+            "no stranger takes a stream latched at its SDP address"
+        );
     }
 
     #[test]

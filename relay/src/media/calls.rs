@@ -4,10 +4,13 @@
 //! side's state, the PBX now receives there, close).
 //!
 //! Offer or answer is read from where a body travels (RFC 3261 §13.2.1,
-//! RFC 3262, RFC 3311): a body in INVITE or UPDATE is an offer; in ACK or
-//! PRACK, or in a response to a request that carried an offer, an answer;
-//! in a response to an offerless INVITE, an offer. Each call keeps the
-//! last offer's text, since the answer is rewritten against it.
+//! RFC 3262, RFC 3311); only INVITE, UPDATE, PRACK and ACK and the
+//! responses to the first three take part. A body in INVITE or UPDATE is an
+//! offer; in ACK, or in a PRACK or response that follows the other side's
+//! offer, an answer; in a response to an offerless INVITE (or a PRACK with
+//! nothing pending), an offer. Each call keeps the last offer's text, since
+//! the answer is rewritten against it. SDP anywhere else (a MESSAGE, an
+//! OPTIONS answer) is not media, and is left alone.
 //!
 //! A call holds pairs of the port range: the browser's WebRTC port (ICE,
 //! DTLS and SRTP for every section, BUNDLE) and one RTP/RTCP pair toward
@@ -85,7 +88,8 @@ pub enum MediaEnd {
     /// No RTP, RTCP or ICE consent check for the configured time.
     Timeout,
     /// The DTLS handshake failed (a certificate whose fingerprint is not
-    /// the SDP's, or no handshake at all).
+    /// the SDP's, or a broken handshake; one that never starts ends the
+    /// call by the timeout, since only a connected browser's checks count).
     Dtls,
     /// A media socket failed (its port could not be bound, or it broke).
     Io,
@@ -115,6 +119,9 @@ pub trait PortBinder: std::fmt::Debug + Send {
 
 /// How many pairs to try when ports of the range are held by others.
 const BIND_ATTEMPTS: usize = 8;
+
+/// How many ended calls are remembered, to ignore their late SDP.
+const ENDED_KEPT: usize = 4096;
 
 /// Names one call's media, between the signalling and the shell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -237,6 +244,10 @@ pub enum MediaError {
     /// An answer with no offer before it.
     #[error("an SDP answer without an offer")]
     NoOffer,
+    /// SDP for a call that has just ended (a late or retransmitted
+    /// answer): it must not open the call again.
+    #[error("SDP for a call that has ended")]
+    Ended,
 }
 
 impl MediaError {
@@ -287,6 +298,8 @@ pub struct MediaCalls {
     calls: HashMap<(ConnId, String), Call>,
     /// Calls per connection, for its limit.
     per_conn: HashMap<ConnId, usize>,
+    /// Calls that ended lately: their late SDP must not open them again.
+    ended: VecDeque<(ConnId, String)>,
     next: u64,
     commands: VecDeque<Command>,
     binder: Option<Box<dyn PortBinder>>,
@@ -309,6 +322,7 @@ impl MediaCalls {
             secret,
             calls: HashMap::new(),
             per_conn: HashMap::new(),
+            ended: VecDeque::new(),
             next: 1,
             commands: VecDeque::new(),
             binder: None,
@@ -347,7 +361,8 @@ impl MediaCalls {
     }
 
     /// A body of `application/sdp` sent by `from` in `carrier`; returns the
-    /// body to forward instead.
+    /// body to forward instead, or `None` when the message is not part of
+    /// an offer/answer exchange (its body is left as it is).
     pub fn sdp(
         &mut self,
         conn: ConnId,
@@ -355,8 +370,7 @@ impl MediaCalls {
         from: Side,
         carrier: Carrier<'_>,
         body: &[u8],
-    ) -> Result<String, MediaError> {
-        let sdp = Sdp::parse(body).map_err(|e| MediaError::Sdp(e.to_string()))?;
+    ) -> Result<Option<String>, MediaError> {
         let key = (conn, call_id.to_owned());
         let pending_from_other = self
             .calls
@@ -364,14 +378,24 @@ impl MediaCalls {
             .and_then(|c| c.offer.as_ref())
             .is_some_and(|(side, _)| *side != from);
         let is_offer = match carrier {
-            Carrier::Request("ACK" | "PRACK") => false,
-            Carrier::Request(_) => true,
-            Carrier::Response(_) => !pending_from_other,
+            Carrier::Request("INVITE" | "UPDATE") => true,
+            Carrier::Request("ACK") => false,
+            Carrier::Request("PRACK") | Carrier::Response("INVITE" | "UPDATE" | "PRACK") => {
+                !pending_from_other
+            }
+            _ => return Ok(None),
         };
+        // A late answer (a 2xx retransmission after the BYE) must not open
+        // the call again; a new INVITE may.
+        let late = !matches!(carrier, Carrier::Request("INVITE"));
+        if late && !self.calls.contains_key(&key) && self.ended.contains(&key) {
+            return Err(MediaError::Ended);
+        }
+        let sdp = Sdp::parse(body).map_err(|e| MediaError::Sdp(e.to_string()))?;
         if is_offer {
-            self.offer(key, from, &sdp, body)
+            self.offer(key, from, &sdp, body).map(Some)
         } else if pending_from_other {
-            self.answer(key, from, &sdp)
+            self.answer(key, from, &sdp).map(Some)
         } else {
             Err(MediaError::NoOffer)
         }
@@ -437,19 +461,36 @@ impl MediaCalls {
     /// The call ended (BYE, a failed INVITE, media failure): its ports go
     /// back to the range. Returns its id if it had media.
     pub fn close(&mut self, conn: ConnId, call_id: &str) -> Option<MediaId> {
-        let call = self.calls.remove(&(conn, call_id.to_owned()))?;
+        let key = (conn, call_id.to_owned());
+        let call = self.calls.remove(&key)?;
+        if self.ended.len() == ENDED_KEPT {
+            self.ended.pop_front();
+        }
+        self.ended.push_back(key);
         if let Some(n) = self.per_conn.get_mut(&conn) {
             *n -= 1;
             if *n == 0 {
                 self.per_conn.remove(&conn);
             }
         }
-        self.pool.release(call.browser);
-        for pair in call.pbx {
-            self.pool.release(pair);
-        }
+        // Sockets a failed Open left in the binder's hands are closed too.
+        let mut pairs = vec![(self.cfg.browser_bind, call.browser)];
+        pairs.extend(call.pbx.iter().map(|p| (self.cfg.pbx_bind, *p)));
+        self.give_back(&pairs);
         self.commands.push_back(Command::Close { id: call.id });
         Some(call.id)
+    }
+
+    /// The calls of a connection that were not answered: when its
+    /// WebSocket closes, nobody will answer or cancel them any more
+    /// (answered calls go on: their media does not need the WebSocket, and
+    /// the RTP timeout ends them if the browser is gone).
+    pub fn unanswered_of(&self, conn: ConnId) -> Vec<String> {
+        self.calls
+            .iter()
+            .filter(|((c, _), call)| *c == conn && !call.answered)
+            .map(|((_, id), _)| id.clone())
+            .collect()
     }
 
     /// The call a media id belongs to (its connection and Call-ID).

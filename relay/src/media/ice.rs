@@ -100,6 +100,13 @@ impl IceLite {
         self.remote_ufrag = Some(ufrag.to_owned());
     }
 
+    /// After an ICE restart (RFC 8445 §9): the address the previous
+    /// credentials verified stays usable until a check with the new ones
+    /// succeeds, so that media does not stop while the browser learns them.
+    pub fn carry_over(&mut self, previous: &IceLite) {
+        self.verified = previous.selected();
+    }
+
     /// Where media goes: the nominated address, else the first verified.
     pub fn selected(&self) -> Option<SocketAddr> {
         self.nominated.or(self.verified)

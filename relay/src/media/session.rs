@@ -207,9 +207,9 @@ impl Session {
     }
 
     /// Turns latching on: the first RTP and RTCP from the PBX's side after
-    /// each of its SDPs set where that stream goes, whatever the SDP said
-    /// (for PBX phones behind NAT; anyone who sends first wins, hence off
-    /// by default).
+    /// each of its SDPs, from the SDP's address or another, fix where that
+    /// stream comes from and goes to; nobody after it can take it (for PBX
+    /// phones behind NAT; whoever sends first wins, hence off by default).
     pub fn set_latching(&mut self, on: bool) {
         self.latch = on;
     }
@@ -269,9 +269,11 @@ impl Session {
             .map_or(0, |(_, l)| usize::from(*l))
     }
 
-    /// An ICE restart (RFC 8445 §9): new credentials, and the browser's
-    /// address verified again; the DTLS association and its keys stay.
-    pub fn restart_ice(&mut self, ice: IceLite) {
+    /// An ICE restart (RFC 8445 §9): new credentials; media keeps flowing
+    /// to the address already verified until a check with them succeeds.
+    /// The DTLS association and its keys stay.
+    pub fn restart_ice(&mut self, mut ice: IceLite) {
+        ice.carry_over(&self.ice);
         self.ice = ice;
     }
 
@@ -437,17 +439,18 @@ impl Session {
         } else {
             (&mut l.rtp, &mut l.latched[0])
         };
-        if *expected != Some(from) {
-            if !(latch && expected.is_some() && !*latched) {
-                let why = if expected.is_none() {
-                    Drop::NoPbxAddress
-                } else {
-                    Drop::UnknownSource
-                };
-                return self.drop(why);
-            }
+        if latch && expected.is_some() && !*latched {
+            // The first packet after the PBX's SDP, from wherever it comes
+            // (the SDP's address too), fixes the stream's source.
             *latched = true;
             *expected = Some(from);
+        } else if *expected != Some(from) {
+            let why = if expected.is_none() {
+                Drop::NoPbxAddress
+            } else {
+                Drop::UnknownSource
+            };
+            return self.drop(why);
         }
         let Some(to) = self.ice.selected() else {
             return self.drop(Drop::NoBrowserAddress);

@@ -10,8 +10,12 @@ use std::time::Instant;
 pub struct RtpStats {
     /// The first packet's arrival, the clock jitter is measured on.
     epoch: Option<Instant>,
-    /// Its SSRC: a new one (the sender restarted) starts over.
+    /// The stream followed; another SSRC on the same leg (a video RTX
+    /// stream) is not counted, unless this one fell silent (the sender
+    /// restarted), which starts over.
     ssrc: u32,
+    /// When it was last seen.
+    seen: Option<Instant>,
     base_seq: u32,
     /// Extended highest sequence number (cycles in the high bits).
     max_seq: u32,
@@ -27,6 +31,9 @@ pub struct RtpStats {
 /// MAX_DROPOUT).
 const MAX_DROPOUT: u32 = 3000;
 
+/// A followed stream silent this long gives way to another SSRC.
+const SILENT: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl RtpStats {
     /// One RTP packet (`packet` holds at least its fixed header) arrived at
     /// `now`; `clock` is its payload's RTP clock rate.
@@ -37,8 +44,12 @@ impl RtpStats {
         let seq = u32::from(u16::from_be_bytes([header[2], header[3]]));
         let timestamp = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
         let ssrc = u32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+        let followed = self
+            .seen
+            .is_some_and(|at| now.saturating_duration_since(at) < SILENT);
         let epoch = match self.epoch {
             Some(epoch) if ssrc == self.ssrc => epoch,
+            Some(_) if followed => return,
             _ => {
                 *self = RtpStats {
                     epoch: Some(now),
@@ -51,6 +62,7 @@ impl RtpStats {
             }
         };
         self.received += 1;
+        self.seen = Some(now);
         let delta = seq.wrapping_sub(self.max_seq & 0xffff) & 0xffff;
         if delta > 0 && delta < MAX_DROPOUT {
             // In order, maybe with a gap; a wrap adds a cycle.
@@ -136,7 +148,15 @@ mod tests {
         assert_eq!(s.lost(), 10);
         let j = s.jitter_ms(8000);
         assert!((3.0..=4.5).contains(&j), "jitter {j} ms for a 4 ms swing");
-        // A new SSRC (the far end restarted) starts the count over.
+        // Another SSRC while this one flows (a retransmission stream) is
+        // not counted; once it fell silent, a new SSRC (the far end
+        // restarted) starts the count over.
+        s.observe(
+            &packet(500, 0, 8),
+            start + Duration::from_millis(1990),
+            8000,
+        );
+        assert_eq!(s.received(), 90);
         s.observe(&packet(9, 0, 8), start + Duration::from_secs(3), 8000);
         assert_eq!((s.received(), s.lost()), (1, 0));
         s.observe(&[0x80, 0], start, 8000); // too short: ignored

@@ -29,8 +29,12 @@ const MAX_DATAGRAM: usize = 1500;
 /// Room after a read for what protecting adds (SRTCP with GCM: 20 bytes)
 /// and for a STUN answer longer than its request.
 const HEADROOM: usize = 128;
-/// How often a call publishes its figures for `/metrics`.
+/// How often a call publishes its figures for `/metrics` (and checks its
+/// RTP timeout).
 const PUBLISH: Duration = Duration::from_secs(1);
+/// A call not answered after this long is ended: a backstop for a
+/// signalling path that never said it ended.
+const UNANSWERED: Duration = Duration::from_secs(600);
 
 /// Sockets bound for pairs the media table took, until the call's task
 /// takes them. Touched at call setup only.
@@ -79,10 +83,11 @@ impl PortBinder for SocketStash {
 pub enum Ended {
     /// The signalling ended the call.
     Stopped,
-    /// No media either way for the configured time (RTP timeout).
+    /// No media (nor consent check) for the configured time once
+    /// answered, or no answer for ten minutes.
     MediaTimeout,
     /// The DTLS handshake failed (a fingerprint not in the SDP, or a
-    /// handshake that never completed).
+    /// broken handshake).
     Dtls(DtlsError),
     /// A socket failed for good.
     Io(io::Error),
@@ -272,7 +277,8 @@ impl MediaSockets {
     }
 
     /// Moves the call's media until `control` closes (the signalling ended
-    /// the call), the media stops for `idle` once answered, or the browser
+    /// the call), the media stops for `idle` once answered (checked once a
+    /// second), the call stays unanswered for ten minutes, or the browser
     /// side fails. Publishes its figures to `figures` as call `call`.
     pub async fn run(
         &self,
@@ -304,21 +310,26 @@ impl MediaSockets {
     ) -> Ended {
         let mut from_browser = vec![0u8; MAX_DATAGRAM + HEADROOM];
         let mut from_pbx = vec![0u8; MAX_DATAGRAM + HEADROOM];
-        let mut last_media = Instant::now();
+        let started = Instant::now();
+        let mut last_media = started;
         let mut answered = false;
-        let mut next_publish = Instant::now() + PUBLISH;
+        let mut next_publish = started + PUBLISH;
+        let mut pbx_turn = 0usize;
+        // One timer, moved only when its deadline changes: the DTLS timer
+        // during the handshake, else the once-a-second tick that publishes
+        // the figures and checks the RTP timeout. Never re-armed per packet.
+        let timer = tokio::time::sleep_until(next_publish);
+        tokio::pin!(timer);
         loop {
-            let idle_at = answered.then_some(last_media + idle);
             let dtls_at = state
                 .session
                 .as_ref()
                 .and_then(|s| s.poll_timeout())
                 .map(Instant::from_std);
-            let deadline = [idle_at, dtls_at, Some(next_publish)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(next_publish);
+            let deadline = dtls_at.map_or(next_publish, |at| at.min(next_publish));
+            if timer.deadline() != deadline {
+                timer.as_mut().reset(deadline);
+            }
             tokio::select! {
                 command = control.recv() => match command {
                     None => return Ended::Stopped,
@@ -381,8 +392,11 @@ impl MediaSockets {
                             // The echo extension's media, or the answer to
                             // a verified ICE check: browsers check consent
                             // every few seconds (RFC 7675), also while a
-                            // call is on hold with no RTP at all.
-                            last_media = now;
+                            // call is on hold with no RTP at all. Before
+                            // DTLS completes, checks alone keep nothing up.
+                            if session.is_connected() {
+                                last_media = now;
+                            }
                             send(&self.browser, &from_browser[..len], to).await;
                         }
                         Ok(Forward::Nothing) => {}
@@ -392,7 +406,7 @@ impl MediaSockets {
                         return Ended::Dtls(e.clone());
                     }
                 }
-                read = recv_pbx(&self.legs, &mut from_pbx[..=MAX_DATAGRAM]) => {
+                read = recv_pbx(&self.legs, &mut pbx_turn, &mut from_pbx[..=MAX_DATAGRAM]) => {
                     let (len, from, leg, rtcp) = match read {
                         Ok(read) => read,
                         Err(e) if transient(&e) => continue,
@@ -415,12 +429,15 @@ impl MediaSockets {
                         Err(why) => debug!(?why, %from, "PBX datagram dropped"),
                     }
                 }
-                _ = tokio::time::sleep_until(deadline) => {
+                _ = &mut timer => {
                     let now = Instant::now();
-                    if idle_at.is_some_and(|at| now >= at) {
-                        return Ended::MediaTimeout;
-                    }
                     if now >= next_publish {
+                        // Silent for the timeout once answered, or never
+                        // answered at all: nobody is left on the call.
+                        let silent = answered && now - last_media >= idle;
+                        if silent || (!answered && now - started >= UNANSWERED) {
+                            return Ended::MediaTimeout;
+                        }
                         next_publish = now + PUBLISH;
                         if let Some(s) = &state.session {
                             figures.publish(call, s.figures(), false);
@@ -468,9 +485,11 @@ async fn readable(legs: &[(UdpSocket, UdpSocket)], leg: usize, rtcp: bool) -> io
 }
 
 /// A read from any leg's RTP or RTCP socket toward the PBX: the length,
-/// the sender, the leg, and whether it is RTCP.
+/// the sender, the leg, and whether it is RTCP. The sockets are tried in
+/// turn from `turn`, so that a flood on one cannot starve the others.
 async fn recv_pbx(
     legs: &[(UdpSocket, UdpSocket)],
+    turn: &mut usize,
     buf: &mut [u8],
 ) -> io::Result<(usize, SocketAddr, usize, bool)> {
     loop {
@@ -480,13 +499,19 @@ async fn recv_pbx(
             ready = readable(legs, 1, false) => ready?,
             ready = readable(legs, 1, true) => ready?,
         }
-        for (leg, (rtp_socket, rtcp_socket)) in legs.iter().enumerate() {
-            for (socket, is_rtcp) in [(rtp_socket, false), (rtcp_socket, true)] {
-                match socket.try_recv_from(buf) {
-                    Ok((len, from)) => return Ok((len, from, leg, is_rtcp)),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e),
+        let sockets = 2 * legs.len();
+        for i in 0..sockets {
+            let n = (*turn + i) % sockets;
+            let (leg, is_rtcp) = (n / 2, n % 2 == 1);
+            let (rtp_socket, rtcp_socket) = &legs[leg];
+            let socket = if is_rtcp { rtcp_socket } else { rtp_socket };
+            match socket.try_recv_from(buf) {
+                Ok((len, from)) => {
+                    *turn = n + 1;
+                    return Ok((len, from, leg, is_rtcp));
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
             }
         }
     }

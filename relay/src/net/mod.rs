@@ -412,11 +412,9 @@ async fn run_proxy(
                 },
                 Output::Media(command) => {
                     if let Err((id, ended)) = media.command(command) {
-                        warn!(
-                            call = id.0,
-                            ?ended,
-                            "media sockets missing: ending the call"
-                        );
+                        // Also when a call was refused before its sockets
+                        // were taken: the proxy then knows it no more.
+                        debug!(call = id.0, ?ended, "media sockets missing");
                         if let Some(why) = ended.cause() {
                             proxy.media_ended(now(), id, why);
                         }

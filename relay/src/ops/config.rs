@@ -70,7 +70,7 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct MediaSection {
     /// First UDP port of the media range; each call takes two pairs (the
-    /// browser's WebRTC port, the PBX's RTP and RTCP).
+    /// browser's WebRTC port, the PBX's RTP and RTCP), three with video.
     pub port_min: u16,
     /// Last UDP port of the range.
     pub port_max: u16,

@@ -296,7 +296,7 @@ impl Metrics {
             "sipline_media_port_pairs{{state=\"capacity\"}} {}",
             self.media_ports_capacity
         );
-        out.push_str("# HELP sipline_media_refused_total SDP the relay could not carry, by reason (the request got 503 or 488).\n");
+        out.push_str("# HELP sipline_media_refused_total SDP the relay could not carry, by reason (a request got 503 or 488; an ACK or a response went on without its body).\n");
         out.push_str("# TYPE sipline_media_refused_total counter\n");
         for (label, n) in MEDIA_REFUSED.iter().zip(self.media_refused) {
             let _ = writeln!(out, "sipline_media_refused_total{{reason=\"{label}\"}} {n}");

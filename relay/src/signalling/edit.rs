@@ -49,6 +49,9 @@ pub(crate) fn rewrite_body(
         if h.name == HeaderName::ContentLength {
             continue; // recomputed by finish()
         }
+        if h.name == HeaderName::ContentType && body.is_empty() {
+            continue; // a body left out takes its type along
+        }
         match edit(h) {
             Action::Keep => b.header(h.name.as_str(), h.value),
             Action::Drop => &mut b,

@@ -287,3 +287,31 @@ fn media_failing_before_the_answer_ends_the_call_after_its_ack() {
         byes[0]
     );
 }
+
+#[test]
+fn a_call_nobody_answers_gives_its_ports_back() {
+    // The browser leaves while its call rings.
+    let mut p = proxy(40_099);
+    p.handle_ws(t(0), BROWSER, invite("c1").as_bytes());
+    outputs(&mut p);
+    p.ws_closed(BROWSER);
+    let (_, media) = outputs(&mut p);
+    assert_eq!(media, 1, "closed with the WebSocket");
+    assert!(
+        p.render_metrics()
+            .contains("sipline_media_port_pairs{state=\"in_use\"} 0")
+    );
+
+    // The PBX never answers: the relay's own 408 ends the call's media.
+    let mut p = proxy(40_099);
+    p.handle_ws(t(0), BROWSER, invite("c2").as_bytes());
+    outputs(&mut p);
+    p.handle_timeout(t(32_000));
+    let (out, media) = outputs(&mut p);
+    assert!(
+        out.iter().any(|o| text(o).starts_with("SIP/2.0 408")),
+        "{out:?}"
+    );
+    assert_eq!(media, 1, "closed with the 408");
+    assert!(p.render_metrics().contains("sipline_media_calls 0"));
+}

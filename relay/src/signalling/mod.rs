@@ -271,6 +271,17 @@ impl Proxy {
     /// A browser's WebSocket closed: its flow is gone, and so are the
     /// requests it had in flight.
     pub fn ws_closed(&mut self, conn: ConnId) {
+        // Its unanswered calls end with it: nobody is left to answer or
+        // cancel them, and their ports must come back.
+        if let Some(media) = self.media.as_mut() {
+            for call_id in media.unanswered_of(conn) {
+                media.close(conn, &call_id);
+                let key = (conn, call_id);
+                self.dialogs.remove(&key);
+                self.doomed.remove(&key);
+            }
+            self.flush_media();
+        }
         if self.conns.remove(&conn).is_some() {
             self.metrics.connections_open -= 1;
             self.calls.connection_closed(conn, &mut self.events);
@@ -471,18 +482,22 @@ impl Proxy {
     /// Sends the browser a response the relay makes itself for a request it
     /// forwarded (timeout, unreachable PBX).
     fn answer_locally(&mut self, now: Instant, p: &Pending, code: u16, reason: &str) {
-        if p.local || p.method == "ACK" || !self.conns.contains_key(&p.conn) {
+        if p.local || p.method == "ACK" {
             return;
         }
         if let Ok(req) = Message::parse(&p.browser_request) {
             let resp = response_to(&req, code, reason, Some("sl")).finish(None, b"");
-            // A call that fails here ends for the dashboards too.
+            // A call that fails here ends for the dashboards, and gives
+            // its media back, as if the PBX had answered so.
             if let Ok(answer) = Message::parse(&resp) {
                 self.calls
                     .observe(now, p.conn, Sender::Far, &answer, &mut self.events);
+                self.media_lifecycle(now, p.conn, &answer, Side::Pbx, p.to);
             }
-            self.metrics.local_responses += 1;
-            self.ws(p.conn, resp);
+            if self.conns.contains_key(&p.conn) {
+                self.metrics.local_responses += 1;
+                self.ws(p.conn, resp);
+            }
         }
     }
 
@@ -737,7 +752,11 @@ impl Proxy {
         };
         let conn = match self.key.verify(&token) {
             Ok(conn) if self.conns.contains_key(&conn) => conn,
-            Ok(_) => {
+            Ok(gone) => {
+                // A BYE for a call whose browser left still ends its media.
+                if msg.method() == Some("BYE") {
+                    self.media_lifecycle(now, gone, msg, Side::Pbx, from);
+                }
                 self.metrics.reject(Reject::FlowGone);
                 self.reply_udp(from, msg, 430, "Flow Failed");
                 return;
@@ -821,7 +840,10 @@ impl Proxy {
             }
         }
         if !self.conns.contains_key(&conn) {
-            return; // the browser left; nothing to deliver to
+            // The browser left: nothing to deliver to, but a failed call
+            // still gives its media back.
+            self.media_lifecycle(now, conn, msg, Side::Pbx, from);
+            return;
         }
         let body = self
             .media_body(conn, msg, Side::Pbx)
@@ -1204,7 +1226,7 @@ impl Proxy {
             self.metrics.media_refused(e);
         }
         self.flush_media();
-        out.map(Some)
+        out
     }
 
     /// Queues the media table's commands for the shell.
@@ -1238,8 +1260,10 @@ impl Proxy {
                     Side::Browser => Caller::Browser,
                     Side::Pbx => Caller::Pbx,
                 };
+                // A retransmitted INVITE must not reset what was learnt.
                 self.dialogs
-                    .insert(key, Dialog::from_invite(msg, caller, pbx));
+                    .entry(key)
+                    .or_insert_with(|| Dialog::from_invite(msg, caller, pbx));
             }
             (Some("BYE"), _) => {
                 media.close(conn, &key.1);

@@ -44,9 +44,9 @@ struct Args {
     /// Packets per second each way per call.
     #[arg(long, default_value_t = 50)]
     rate: u32,
-    /// RTP payload bytes.
-    #[arg(long, default_value_t = 160)]
-    payload: usize,
+    /// RTP payload bytes (at most 1,472: one datagram).
+    #[arg(long, default_value_t = 160, value_parser = clap::value_parser!(u16).range(8..=1472))]
+    payload: u16,
     /// Seconds of media once all calls are up.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -217,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
         credentials: args.user.clone().zip(args.password.clone()),
         calls: args.calls,
         rate: args.rate,
-        payload: args.payload,
+        payload: usize::from(args.payload),
         duration: Duration::from_secs(args.seconds),
         setup_parallel: args.setup_parallel,
         local_ip: args.local_ip,

@@ -314,17 +314,21 @@ struct CallFigures {
     to_browser: (u64, u64, Histogram),
 }
 
+/// Largest payload that fits a 1,500-byte datagram with its RTP header and
+/// SRTP's overhead.
+pub const MAX_PAYLOAD: usize = 1500 - 12 - 16;
+
 /// RTP header + payload, the send time (ns since `epoch`) at the payload's
-/// start.
-fn stamp(buf: &mut [u8], seq: u16, ssrc: u32, payload: usize, epoch: Instant) -> usize {
+/// start; the timestamp advances `step` per packet (8 kHz clock ÷ rate).
+fn stamp(buf: &mut [u8], seq: u16, step: u32, ssrc: u32, payload: usize, epoch: Instant) -> usize {
     buf[0] = 0x80;
     buf[1] = 0;
     buf[2..4].copy_from_slice(&seq.to_be_bytes());
-    buf[4..8].copy_from_slice(&(u32::from(seq).wrapping_mul(160)).to_be_bytes());
+    buf[4..8].copy_from_slice(&(u32::from(seq).wrapping_mul(step)).to_be_bytes());
     buf[8..12].copy_from_slice(&ssrc.to_be_bytes());
     let ns = epoch.elapsed().as_nanos() as u64;
     buf[12..20].copy_from_slice(&ns.to_be_bytes());
-    12 + payload.max(8)
+    12 + payload.clamp(8, MAX_PAYLOAD)
 }
 
 /// Microseconds since a stamped packet was sent.
@@ -344,6 +348,8 @@ async fn media(
     end: tokio::time::Instant,
 ) -> CallFigures {
     let interval = Duration::from_secs(1) / cfg.rate.max(1);
+    // PCMU's 8 kHz clock: 160 per packet at 50 packets a second.
+    let step = 8000 / cfg.rate.max(1);
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut out = vec![0u8; 1600];
@@ -365,7 +371,7 @@ async fn media(
         tokio::select! {
             _ = ticker.tick(), if sending => {
                 seq = seq.wrapping_add(1);
-                let len = stamp(&mut out, seq, ssrc, cfg.payload, epoch);
+                let len = stamp(&mut out, seq, step, ssrc, cfg.payload, epoch);
                 let n = match call.keys.as_mut() {
                     Some(keys) => keys.outbound.protect_rtp(&mut out, len).ok(),
                     None => Some(len),
@@ -376,7 +382,7 @@ async fn media(
                     f.to_pbx.0 += 1;
                 }
                 if let Some(leg) = &call.pbx {
-                    let len = stamp(&mut pbx_out, seq, !ssrc, cfg.payload, epoch);
+                    let len = stamp(&mut pbx_out, seq, step, !ssrc, cfg.payload, epoch);
                     if leg.socket.send_to(&pbx_out[..len], leg.gateway).await.is_ok() {
                         f.to_browser.0 += 1;
                     }
@@ -549,7 +555,7 @@ mod tests {
     fn a_stamped_packet_reads_back_its_age() {
         let epoch = Instant::now();
         let mut buf = [0u8; 200];
-        let len = stamp(&mut buf, 7, 9, 160, epoch);
+        let len = stamp(&mut buf, 7, 160, 9, 160, epoch);
         assert_eq!(len, 172);
         assert_eq!(&buf[2..4], &7u16.to_be_bytes());
         let age = latency_us(&buf[..len], epoch).expect("a stamp");

@@ -93,6 +93,7 @@ fn carry(
     body: &str,
 ) -> Result<String, MediaError> {
     t.sdp(CONN, CALL, from, carrier, body.as_bytes())
+        .map(|b| b.expect("part of an offer/answer exchange"))
 }
 
 fn browser_offer(t: &mut MediaCalls, body: &str) -> Result<String, MediaError> {
@@ -504,4 +505,39 @@ fn one_connection_cannot_take_the_whole_range() {
     t.close(CONN, "a");
     offer(&mut t, CONN, "c").expect("a call ended: room again");
     assert_eq!(t.active(), 3);
+}
+
+#[test]
+fn sdp_outside_offer_answer_is_left_alone_and_late_answers_open_nothing() {
+    let mut t = table(30_000, 30_099);
+    for carrier in [
+        Carrier::Request("MESSAGE"),
+        Carrier::Request("OPTIONS"),
+        Carrier::Response("OPTIONS"),
+        Carrier::Response("BYE"),
+    ] {
+        let out = t.sdp(CONN, CALL, Side::Pbx, carrier, ASTERISK_ANSWER.as_bytes());
+        assert!(matches!(out, Ok(None)), "{carrier:?}: {out:?}");
+    }
+    assert_eq!(t.active(), 0);
+    // A PRACK with nothing pending carries an offer (RFC 3262).
+    let out = t.sdp(
+        CONN,
+        CALL,
+        Side::Pbx,
+        Carrier::Request("PRACK"),
+        FREESWITCH_HOLD_OFFER.as_bytes(),
+    );
+    assert!(matches!(out, Ok(Some(_))), "{out:?}");
+    // After the call ended, a retransmitted 200 with SDP opens nothing.
+    t.close(CONN, CALL);
+    let late = t.sdp(
+        CONN,
+        CALL,
+        Side::Pbx,
+        Carrier::Response("INVITE"),
+        ASTERISK_ANSWER.as_bytes(),
+    );
+    assert!(matches!(late, Err(MediaError::Ended)), "{late:?}");
+    assert_eq!(t.ports().0, 0);
 }
