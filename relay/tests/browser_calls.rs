@@ -139,13 +139,7 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
         "hold": true,
     });
     let out = browser::call(&config.to_string()).expect("the browser ran");
-    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
-    assert!(
-        v["error"].is_null(),
-        "{}\nfar end:\n{}",
-        v["error"],
-        far.log_tail()
-    );
+    let v = outcome(&out, &far);
 
     // The browser hears the far end, and sends its own tone.
     let talk = &v["steps"]["talk"];
@@ -215,6 +209,19 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
     assert!(relay.alive());
 }
 
+/// The browser's report, which must hold no error (the far end's log
+/// helps when it does).
+fn outcome(out: &str, far: &Baresip) -> Value {
+    let v: Value = serde_json::from_str(out).expect("JSON from the browser");
+    assert!(
+        v["error"].is_null(),
+        "{}\nfar end:\n{}",
+        v["error"],
+        far.log_tail()
+    );
+    v
+}
+
 /// The far end's recording holds the browser's tone.
 fn assert_far_end_heard_the_browser(far: &Baresip) {
     let recordings = far.received();
@@ -274,13 +281,7 @@ fn the_far_end_calls_the_registered_browser_and_both_hear_each_other() {
     })
     .expect("the browser ran");
     dialled.expect("baresip dials");
-    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
-    assert!(
-        v["error"].is_null(),
-        "{}\nfar end:\n{}",
-        v["error"],
-        far.log_tail()
-    );
+    let v = outcome(&out, &far);
     // The far end's offer reached the browser as WebRTC, and the browser's
     // answer reached the far end as plain RTP.
     let offer = v["offer"].as_str().unwrap_or_default();
