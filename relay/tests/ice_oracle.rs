@@ -79,6 +79,37 @@ fn browser_checks_are_answered_and_nomination_selects_the_path() {
 }
 
 #[test]
+fn a_restart_keeps_the_path_and_the_old_credentials_until_the_new_ones_are_used() {
+    let mut old = IceLite::new(LOCAL_UFRAG, LOCAL_PWD);
+    old.set_remote_ufrag("brwU");
+    let from: SocketAddr = "192.0.2.7:50000".parse().expect("addr");
+    let mut out = [0u8; MAX_ANSWER];
+    old.handle(&request("rlyU:brwU", LOCAL_PWD, true).raw, from, &mut out)
+        .expect("valid");
+    let mut new = IceLite::new("newU", "newpasswordnewpassword12");
+    new.set_remote_ufrag("brw2");
+    new.carry_over(&old);
+    assert_eq!(new.selected(), Some(from), "media keeps flowing meanwhile");
+    // The restart's offer may have been refused: the old checks still work.
+    let req = request("rlyU:brwU", LOCAL_PWD, false);
+    let v = new
+        .handle(&req.raw, from, &mut out)
+        .expect("old credentials");
+    check_answer(&out[..v.answer_len], &req, from);
+    // Once the browser uses the new ones, the old ones are done.
+    new.handle(
+        &request("newU:brw2", "newpasswordnewpassword12", true).raw,
+        from,
+        &mut out,
+    )
+    .expect("new credentials");
+    assert_eq!(
+        new.handle(&request("rlyU:brwU", LOCAL_PWD, false).raw, from, &mut out),
+        Err(IceError::WrongUsername)
+    );
+}
+
+#[test]
 fn first_verified_address_is_used_before_nomination() {
     let mut ice = IceLite::new(LOCAL_UFRAG, LOCAL_PWD);
     let from: SocketAddr = "127.0.0.1:40000".parse().expect("addr");

@@ -180,3 +180,34 @@ async fn a_browser_whose_certificate_is_not_its_sdp_s_is_hung_up_with_the_reason
     let bye = uac.next_request(Duration::from_secs(5)).await;
     assert_hung_up(bye, &pbx, &relay, "DTLS handshake failed", "dtls_failed").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_echo_call_is_hung_up_too() {
+    let relay = RelayProcess::start_embedded(
+        &[
+            "--domain",
+            "sipline.local",
+            "--media-ports",
+            "35400-35499",
+            "--rtp-timeout-secs",
+            "5",
+        ],
+        "alice:alice-load",
+    );
+    let cfg = LoadConfig {
+        domain: "sipline.local".into(),
+        echo_user: "echo".into(),
+        credentials: Some(("alice".into(), "alice-load".into())),
+        ..config(relay.ws_url(), 1, 0)
+    };
+    let mut call = set_up(&cfg, None, 0).await.expect("the echo answers");
+    let bye = call
+        .next_request(Duration::from_secs(10))
+        .await
+        .expect("the relay ends the call");
+    assert!(
+        bye.starts_with("BYE ") && bye.contains("text=\"RTP timeout\""),
+        "{bye}"
+    );
+    assert!(relay.metrics().contains("sipline_media_calls 0"));
+}

@@ -273,6 +273,8 @@ struct Call {
     sections: Vec<usize>,
     /// The browser's payload types and their legs, as last told.
     payload_legs: Vec<(u8, u8)>,
+    /// Where the PBX receives each leg's RTP and RTCP, as last told.
+    pbx_targets: Vec<Option<(SocketAddr, SocketAddr)>>,
     /// Our ICE credentials toward the browser.
     ufrag: String,
     pwd: String,
@@ -592,6 +594,7 @@ impl MediaCalls {
                     pbx,
                     sections: sections.to_vec(),
                     payload_legs: Vec::new(),
+                    pbx_targets: vec![None; sections.len()],
                     ufrag,
                     pwd,
                     remote_ufrag: None,
@@ -697,6 +700,7 @@ impl MediaCalls {
             }
             Side::Browser => {
                 self.browser_sdp(&key, sdp, false)?;
+                self.negotiated_clocks(&key, sdp);
                 let ports = self.pbx_ports(&key, sdp.media.len());
                 Ok(answer_to_pbx(
                     &only(&offer, &sections),
@@ -771,10 +775,33 @@ impl MediaCalls {
         Ok(())
     }
 
+    /// The browser answered the PBX's offer: each leg's codec is the
+    /// answer's first, whose clock jitter is measured in.
+    fn negotiated_clocks(&mut self, key: &(ConnId, String), answer: &Sdp<'_>) {
+        let Some(c) = self.calls.get(key) else { return };
+        for (leg, &i) in c.sections.iter().enumerate() {
+            let (Some(m), Some(Some((rtp, rtcp)))) = (answer.media.get(i), c.pbx_targets.get(leg))
+            else {
+                continue;
+            };
+            if !m.is_rejected() {
+                self.commands.push_back(Command::Pbx {
+                    id: c.id,
+                    leg,
+                    rtp: *rtp,
+                    rtcp: *rtcp,
+                    clock: clock_rate(m),
+                });
+            }
+        }
+    }
+
     /// Reads where the PBX receives each leg's media. An address of
     /// `0.0.0.0` (the old way to hold, RFC 2543) keeps the one known.
     fn pbx_sdp(&mut self, key: &(ConnId, String), sdp: &Sdp<'_>, answer: bool) {
-        let Some(c) = self.calls.get(key) else { return };
+        let Some(c) = self.calls.get_mut(key) else {
+            return;
+        };
         for (leg, &i) in c.sections.iter().enumerate() {
             let Some(m) = sdp.media.get(i).filter(|m| !m.is_rejected()) else {
                 continue;
@@ -792,6 +819,9 @@ impl MediaCalls {
             // our offer cannot: we never offer mux to the PBX).
             let mux = !answer && m.attribute("rtcp-mux").is_some();
             let rtcp = if mux { rtp } else { rtcp_address(m, ip) };
+            if let Some(target) = c.pbx_targets.get_mut(leg) {
+                *target = Some((rtp, rtcp));
+            }
             self.commands.push_back(Command::Pbx {
                 id: c.id,
                 leg,

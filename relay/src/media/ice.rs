@@ -79,6 +79,10 @@ pub struct IceLite {
     remote_ufrag: Option<String>,
     verified: Option<SocketAddr>,
     nominated: Option<SocketAddr>,
+    /// After an ICE restart, the credentials before it: still answered
+    /// until a check with the new ones succeeds, in case the restart's
+    /// offer was refused and the browser keeps them.
+    previous: Option<Box<IceLite>>,
 }
 
 impl IceLite {
@@ -91,6 +95,7 @@ impl IceLite {
             remote_ufrag: None,
             verified: None,
             nominated: None,
+            previous: None,
         }
     }
 
@@ -105,6 +110,9 @@ impl IceLite {
     /// succeeds, so that media does not stop while the browser learns them.
     pub fn carry_over(&mut self, previous: &IceLite) {
         self.verified = previous.selected();
+        let mut old = previous.clone();
+        old.previous = None;
+        self.previous = Some(Box::new(old));
     }
 
     /// Where media goes: the nominated address, else the first verified.
@@ -163,7 +171,16 @@ impl IceLite {
             .and_then(|u| std::str::from_utf8(u).ok())
             .ok_or(IceError::WrongUsername)?;
         let (ours, theirs) = user.split_once(':').ok_or(IceError::WrongUsername)?;
-        if ours != self.local_ufrag || self.remote_ufrag.as_deref().is_some_and(|r| r != theirs) {
+        if ours != self.local_ufrag {
+            // A check with the credentials from before a restart.
+            let previous = self.previous.as_mut().ok_or(IceError::WrongUsername)?;
+            let v = previous.handle(request, from, out)?;
+            if v.nominated {
+                self.nominated = Some(from);
+            }
+            return Ok(v);
+        }
+        if self.remote_ufrag.as_deref().is_some_and(|r| r != theirs) {
             return Err(IceError::WrongUsername);
         }
         if let Some(fp) = fingerprint_at {
@@ -192,6 +209,8 @@ impl IceLite {
             .map_err(|_| IceError::BadIntegrity)?;
 
         let answer_len = self.answer(request, from, out)?;
+        // The browser uses the new credentials: the old ones are done.
+        self.previous = None;
         if self.verified.is_none() {
             self.verified = Some(from);
         }

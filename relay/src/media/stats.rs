@@ -16,6 +16,8 @@ pub struct RtpStats {
     ssrc: u32,
     /// When it was last seen.
     seen: Option<Instant>,
+    /// After a large sequence jump, the number that would confirm it.
+    bad_seq: Option<u32>,
     base_seq: u32,
     /// Extended highest sequence number (cycles in the high bits).
     max_seq: u32,
@@ -30,6 +32,9 @@ pub struct RtpStats {
 /// A sequence jump larger than this is a restart, not loss (A.1's
 /// MAX_DROPOUT).
 const MAX_DROPOUT: u32 = 3000;
+
+/// Late packets within this many numbers are reordering, not a jump.
+const MAX_MISORDER: u32 = 100;
 
 /// A followed stream silent this long gives way to another SSRC.
 const SILENT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -50,26 +55,26 @@ impl RtpStats {
         let epoch = match self.epoch {
             Some(epoch) if ssrc == self.ssrc => epoch,
             Some(_) if followed => return,
-            _ => {
-                *self = RtpStats {
-                    epoch: Some(now),
-                    ssrc,
-                    base_seq: seq,
-                    max_seq: seq,
-                    ..RtpStats::default()
-                };
-                now
-            }
+            _ => self.restart(ssrc, seq, now),
         };
-        self.received += 1;
-        self.seen = Some(now);
         let delta = seq.wrapping_sub(self.max_seq & 0xffff) & 0xffff;
         if delta > 0 && delta < MAX_DROPOUT {
             // In order, maybe with a gap; a wrap adds a cycle.
             let cycles = self.max_seq & !0xffff;
             let wrapped = seq < (self.max_seq & 0xffff);
             self.max_seq = (cycles + if wrapped { 0x1_0000 } else { 0 }) | seq;
+        } else if (MAX_DROPOUT..=0xffff - MAX_MISORDER).contains(&delta) {
+            // A jump (A.1): two packets in sequence after it mean the
+            // sender renumbered, and counting starts over; one alone is
+            // not counted.
+            if self.bad_seq != Some(seq) {
+                self.bad_seq = Some((seq + 1) & 0xffff);
+                return;
+            }
+            self.restart(ssrc, seq, now);
         }
+        self.received += 1;
+        self.seen = Some(now);
         // Jitter: the change in transit time, in RTP clock units (u64
         // microseconds: no overflow for twelve years at 48 kHz).
         let micros = now.duration_since(epoch).as_micros() as u64;
@@ -83,6 +88,18 @@ impl RtpStats {
             self.jitter_q4 = self.jitter_q4 + d - (self.jitter_q4 + 8) / 16;
         }
         self.last = Some((arrival, timestamp));
+    }
+
+    /// Starts counting a stream over from `seq`; returns the new epoch.
+    fn restart(&mut self, ssrc: u32, seq: u32, now: Instant) -> Instant {
+        *self = RtpStats {
+            epoch: Some(now),
+            ssrc,
+            base_seq: seq,
+            max_seq: seq,
+            ..RtpStats::default()
+        };
+        now
     }
 
     /// Packets expected but not received (negative with duplicates is
@@ -161,5 +178,13 @@ mod tests {
         assert_eq!((s.received(), s.lost()), (1, 0));
         s.observe(&[0x80, 0], start, 8000); // too short: ignored
         assert_eq!(s.received(), 1);
+        // The sender renumbers: one packet far off is not counted, two in
+        // sequence start the count over.
+        let later = start + Duration::from_secs(4);
+        s.observe(&packet(30_000, 0, 8), later, 8000);
+        assert_eq!(s.received(), 1);
+        s.observe(&packet(30_001, 160, 8), later, 8000);
+        s.observe(&packet(30_002, 320, 8), later, 8000);
+        assert_eq!((s.received(), s.lost()), (2, 0));
     }
 }

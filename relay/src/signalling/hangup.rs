@@ -19,8 +19,9 @@ pub(crate) enum Caller {
 #[derive(Debug, Clone)]
 pub(crate) struct Dialog {
     caller: Caller,
-    /// The PBX that holds the dialog.
-    pub pbx: SocketAddr,
+    /// The PBX that holds the dialog; none when the relay itself is the
+    /// far end (the echo extension).
+    pub pbx: Option<SocketAddr>,
     /// Whether the 2xx was seen (later ones are re-INVITEs').
     answered: bool,
     call_id: String,
@@ -57,7 +58,7 @@ fn contact_uri(msg: &Message<'_>) -> Option<String> {
 impl Dialog {
     /// Starts from an initial INVITE as the relay received it, from the
     /// browser (`Caller::Browser`) or from the PBX.
-    pub fn from_invite(msg: &Message<'_>, caller: Caller, pbx: SocketAddr) -> Self {
+    pub fn from_invite(msg: &Message<'_>, caller: Caller, pbx: Option<SocketAddr>) -> Self {
         let cseq = msg.cseq().seq;
         let (browser_party, browser_cseq, pbx_cseq) = match caller {
             Caller::Browser => (msg.header(HeaderName::From), cseq, 0),

@@ -999,6 +999,14 @@ impl Proxy {
                 if let Ok(answer) = Message::parse(&response) {
                     self.calls
                         .observe(now, conn, Sender::Far, &answer, &mut self.events);
+                    // The dialog, so that a dead echo call is hung up too.
+                    let key = (conn, call_id.to_owned());
+                    let initial = msg.to().tag().is_none() && answer.status() == Some(200);
+                    if initial && self.dialogs.len() < MAX_DIALOGS {
+                        let mut dialog = Dialog::from_invite(msg, Caller::Browser, None);
+                        dialog.answered(&answer, |_| false);
+                        self.dialogs.insert(key, dialog);
+                    }
                 }
                 self.metrics.local_responses += 1;
                 self.ws(conn, response);
@@ -1008,6 +1016,7 @@ impl Proxy {
                 if let Some(media) = self.media.as_mut() {
                     media.close(conn, call_id);
                 }
+                self.dialogs.remove(&(conn, call_id.to_owned()));
                 self.flush_media();
                 self.calls
                     .observe(now, conn, Sender::Browser, msg, &mut self.events);
@@ -1263,7 +1272,7 @@ impl Proxy {
                 // A retransmitted INVITE must not reset what was learnt.
                 self.dialogs
                     .entry(key)
-                    .or_insert_with(|| Dialog::from_invite(msg, caller, pbx));
+                    .or_insert_with(|| Dialog::from_invite(msg, caller, Some(pbx)));
             }
             (Some("BYE"), _) => {
                 media.close(conn, &key.1);
@@ -1358,12 +1367,15 @@ impl Proxy {
         if self.conns.contains_key(&conn) {
             self.ws(conn, byes.to_browser);
         }
+        let Some(pbx) = dialog.pbx else {
+            return; // the echo extension: the relay was the far end
+        };
         let pending_key = pending::key(&byes.pbx_branch, "BYE");
-        let p = Pending::local(now, conn, dialog.pbx, "BYE", byes.to_pbx.clone(), &self.cfg);
+        let p = Pending::local(now, conn, pbx, "BYE", byes.to_pbx.clone(), &self.cfg);
         self.deadlines
             .insert((p.next_deadline(), pending_key.clone()));
         self.pending.insert(pending_key, p);
-        self.udp(dialog.pbx, byes.to_pbx);
+        self.udp(pbx, byes.to_pbx);
     }
 
     fn reply_ws(&mut self, conn: ConnId, msg: &Message<'_>, code: u16, reason: &str) {

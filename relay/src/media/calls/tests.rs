@@ -180,7 +180,20 @@ fn pbx_offer_gets_the_browser_s_answer() {
         CHROMIUM_ANSWER,
     )
     .expect("carried");
-    assert_eq!(names(&commands(&mut t)), ["browser"], "DTLS starts now");
+    let cs = commands(&mut t);
+    assert_eq!(names(&cs), ["browser", "pbx"], "DTLS starts now");
+    assert!(
+        matches!(
+            cs[1],
+            Command::Pbx {
+                leg: 0,
+                clock: 8000,
+                ..
+            }
+        ),
+        "jitter in the negotiated codec's clock: {:?}",
+        cs[1]
+    );
     let answer = sdp(&to_pbx);
     assert_eq!(answer.direction(0), Direction::RecvOnly);
     assert_eq!(answer.media[0].proto, "RTP/AVP");
