@@ -45,6 +45,7 @@
 //! ```
 
 pub mod auth;
+pub mod call;
 pub mod dialog;
 pub mod rand;
 pub mod registration;

@@ -54,8 +54,9 @@ impl TimerConfig {
     }
 }
 
-/// Names one transaction for its user, stable for its lifetime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Names one transaction for its user, stable for its lifetime. The
+/// default (0) names none: live ids start at 1.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TransactionId(u64);
 
 /// Client transaction states (RFC 3261 figures 5 and 6, RFC 6026 figure 3).

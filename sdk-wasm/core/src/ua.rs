@@ -12,6 +12,7 @@ use core::time::Duration;
 
 use crate::Instant;
 use crate::auth::DigestClient;
+use crate::call::{CallId, Calls};
 use crate::rand::Rng;
 use crate::registration::{Ctx, Identity, Registration, RegistrationState};
 use crate::sip::{HeaderName, Message, ParseError, Uri, response_to};
@@ -199,6 +200,40 @@ pub enum Event {
     /// flow is dead even if the socket looks open. The shell should close
     /// and reconnect.
     KeepAliveTimeout,
+    /// An outgoing call's INVITE is on its way.
+    Calling {
+        /// Which call.
+        call: CallId,
+    },
+    /// The far end is ringing (a provisional response without SDP).
+    Ringing {
+        /// Which call.
+        call: CallId,
+    },
+    /// Early media: a provisional response with the far end's SDP answer.
+    Progress {
+        /// Which call.
+        call: CallId,
+        /// The SDP answer (set it as the remote description).
+        sdp: String,
+    },
+    /// The far end answered (the 2xx was acknowledged).
+    Accepted {
+        /// Which call.
+        call: CallId,
+        /// The SDP answer.
+        sdp: String,
+    },
+    /// The call ended: `code` is the failure's SIP status (or 408/503 when
+    /// the far end or the transport went silent), `None` for a BYE.
+    Hangup {
+        /// Which call.
+        call: CallId,
+        /// The SIP status of a failed call.
+        code: Option<u16>,
+        /// The reason phrase, or "BYE".
+        reason: String,
+    },
 }
 
 impl Event {
@@ -211,6 +246,11 @@ impl Event {
             Event::Unregistering => "unregistering",
             Event::Unregistered { .. } => "unregistered",
             Event::KeepAliveTimeout => "keepalive_timeout",
+            Event::Calling { .. } => "calling",
+            Event::Ringing { .. } => "ringing",
+            Event::Progress { .. } => "progress",
+            Event::Accepted { .. } => "accepted",
+            Event::Hangup { .. } => "hangup",
         }
     }
 }
@@ -242,6 +282,7 @@ pub struct UserAgent {
     txs: Transactions,
     digest: Option<DigestClient>,
     registration: Registration,
+    calls: Calls,
     connected: bool,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
@@ -332,6 +373,7 @@ impl UserAgent {
             rng,
             digest,
             registration,
+            calls: Calls::default(),
             connected: false,
             next_ping: None,
             pong_deadline: None,
@@ -351,9 +393,11 @@ impl UserAgent {
         &self.id.contact_uri
     }
 
-    fn ctx(&mut self, now: Instant) -> (&mut Registration, Ctx<'_>) {
+    /// The registration, the calls, and what both may touch.
+    fn parts(&mut self, now: Instant) -> (&mut Registration, &mut Calls, Ctx<'_>) {
         (
             &mut self.registration,
+            &mut self.calls,
             Ctx {
                 now,
                 id: &self.id,
@@ -364,6 +408,34 @@ impl UserAgent {
                 events: &mut self.events,
             },
         )
+    }
+
+    fn ctx(&mut self, now: Instant) -> (&mut Registration, Ctx<'_>) {
+        let (reg, _, cx) = self.parts(now);
+        (reg, cx)
+    }
+
+    fn call_ctx(&mut self, now: Instant) -> (&mut Calls, Ctx<'_>) {
+        let (_, calls, cx) = self.parts(now);
+        (calls, cx)
+    }
+
+    /// Calls `target` (a SIP URI) with the SDP `offer` (the browser's
+    /// `RTCPeerConnection` offer); `None` if the INVITE could not be
+    /// built or there is no transport. Events follow: calling, ringing or
+    /// progress, accepted, hangup.
+    pub fn call(&mut self, now: Instant, target: &str, offer: &str) -> Option<CallId> {
+        if !self.connected {
+            return None;
+        }
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.call(&mut cx, target, offer)
+    }
+
+    /// Hangs a call up: BYE once answered, CANCEL while it rings.
+    pub fn hangup(&mut self, now: Instant, call: CallId) {
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.hangup(&mut cx, call);
     }
 
     /// The WebSocket is open: register if configured (or if a binding was
@@ -385,6 +457,10 @@ impl UserAgent {
         self.pong_deadline = None;
         self.transmit.clear();
         self.txs.transport_closed();
+        {
+            let (calls, mut cx) = self.call_ctx(now);
+            calls.transport_closed(&mut cx);
+        }
         // The registration keeps its intent: if a binding is still wanted,
         // the next transport_connected registers again.
         let (reg, mut cx) = self.ctx(now);
@@ -442,7 +518,10 @@ impl UserAgent {
                     self.transmit.push(ack);
                     self.deliver(now, tx, Some(&msg));
                 }
-                ResponseVerdict::Stray => {}
+                ResponseVerdict::Stray => {
+                    let (calls, mut cx) = self.call_ctx(now);
+                    calls.on_stray(&mut cx, &msg);
+                }
             }
         }
         Ok(())
@@ -454,6 +533,11 @@ impl UserAgent {
         tx: crate::transaction::TransactionId,
         msg: Option<&Message<'_>>,
     ) {
+        if self.calls.owns(tx) {
+            let (calls, mut cx) = self.call_ctx(now);
+            calls.on_response(&mut cx, tx, msg);
+            return;
+        }
         if self.registration.owns(tx) {
             let (reg, mut cx) = self.ctx(now);
             reg.on_response(&mut cx, msg);
@@ -475,6 +559,17 @@ impl UserAgent {
             }
             _ => return,
         };
+        // A request in one of the calls' dialogs (the far end's BYE).
+        let in_call = {
+            let (calls, mut cx) = self.call_ctx(now);
+            calls.on_request(&mut cx, msg)
+        };
+        if let Some((code, resp)) = in_call {
+            if self.txs.respond(now, tx, code, &resp) {
+                self.transmit.push(resp);
+            }
+            return;
+        }
         let (code, reason) = match msg.method() {
             Some("OPTIONS") => (200, "OK"),
             Some("CANCEL") => (481, "Call/Transaction Does Not Exist"),

@@ -1,0 +1,332 @@
+//! Outgoing calls, driven with explicit time against a scripted far end
+//! behind the relay: the INVITE with the offer, ringing and early media,
+//! the 2xx acknowledged (and its retransmission acknowledged again), BYE
+//! both ways, CANCEL while ringing and the CANCEL/200 race, a proxy's
+//! digest challenge, refusals, the timeout and a closed transport.
+
+use sipline_core::call::CallId;
+use sipline_core::sip::{HeaderName, Message, response_to};
+use sipline_core::{Config, Event, Instant, Secret, UserAgent};
+
+const OFFER: &str =
+    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n";
+const ANSWER: &str =
+    "v=0\r\no=- 2 2 IN IP4 192.0.2.10\r\ns=-\r\nt=0 0\r\nm=audio 40000 UDP/TLS/RTP/SAVPF 0\r\n";
+const TARGET: &str = "sip:bob@pbx.example";
+
+fn at(secs: f64) -> Instant {
+    Instant::from_millis((secs * 1000.0) as u64)
+}
+
+fn ua() -> UserAgent {
+    let mut c = Config::new("sip:alice@pbx.example");
+    c.register = false;
+    c.password = Some(Secret::new("alice-secret"));
+    let mut ua = UserAgent::new(c, [7; 32]).expect("valid config");
+    ua.transport_connected(at(0.0));
+    ua
+}
+
+fn sent(ua: &mut UserAgent) -> Vec<String> {
+    std::iter::from_fn(|| ua.poll_transmit())
+        .map(|b| String::from_utf8(b).expect("utf8"))
+        .filter(|t| !t.trim().is_empty())
+        .collect()
+}
+
+fn events(ua: &mut UserAgent) -> Vec<Event> {
+    std::iter::from_fn(|| ua.poll_event()).collect()
+}
+
+fn parse(text: &str) -> Message<'_> {
+    Message::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// The far end's response to `request`, with its tag, Contact and the
+/// relay's and the PBX's Record-Route, and `body` as SDP.
+fn answer(request: &str, code: u16, reason: &str, body: &str) -> Vec<u8> {
+    let req = parse(request);
+    let mut b = response_to(&req, code, reason, Some("b9"));
+    if req.method() == Some("INVITE") && code < 300 {
+        b.header("Record-Route", "<sip:10.0.0.5;lr>");
+        b.header(
+            "Record-Route",
+            "<sip:192.0.2.10:5070;lr;r2=on>, <sip:tok@relay.example;transport=ws;lr;r2=on>",
+        );
+        b.header("Contact", "<sip:bob@10.0.0.7:5062>");
+    }
+    let ct = (!body.is_empty()).then_some("application/sdp");
+    b.finish(ct, body.as_bytes())
+}
+
+/// Calls and returns the call and its INVITE.
+fn calling(ua: &mut UserAgent) -> (CallId, String) {
+    let call = ua.call(at(0.0), TARGET, OFFER).expect("a call");
+    let mut frames = sent(ua);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(events(ua), [Event::Calling { call }]);
+    (call, frames.remove(0))
+}
+
+/// Calls, gets ringing and a 200; returns the call, its INVITE and ACK.
+fn answered(ua: &mut UserAgent) -> (CallId, String, String) {
+    let (call, invite) = calling(ua);
+    ua.handle_message(at(0.1), &answer(&invite, 180, "Ringing", ""))
+        .expect("parses");
+    ua.handle_message(at(1.0), &answer(&invite, 200, "OK", ANSWER))
+        .expect("parses");
+    let mut frames = sent(ua);
+    assert_eq!(frames.len(), 1, "the ACK: {frames:?}");
+    assert_eq!(
+        events(ua),
+        [
+            Event::Ringing { call },
+            Event::Accepted {
+                call,
+                sdp: ANSWER.into()
+            }
+        ]
+    );
+    (call, invite, frames.remove(0))
+}
+
+#[test]
+fn the_invite_carries_the_offer_and_the_answer_is_acknowledged_along_the_route() {
+    let mut ua = ua();
+    let (_, invite, ack) = answered(&mut ua);
+    let m = parse(&invite);
+    assert_eq!(m.request_uri(), Some(TARGET));
+    assert_eq!(m.to().uri_text, TARGET);
+    assert!(m.from().tag().is_some());
+    assert_eq!(m.header(HeaderName::ContentType), Some("application/sdp"));
+    assert_eq!(m.body(), OFFER.as_bytes());
+    assert!(
+        m.header(HeaderName::Contact)
+            .is_some_and(|c| c.contains(".invalid;transport=ws")),
+        "{invite}"
+    );
+    let a = parse(&ack);
+    assert_eq!(
+        a.request_uri(),
+        Some("sip:bob@10.0.0.7:5062"),
+        "the Contact"
+    );
+    assert_eq!(
+        a.header_values(HeaderName::Route).collect::<Vec<_>>(),
+        [
+            "<sip:tok@relay.example;transport=ws;lr;r2=on>",
+            "<sip:192.0.2.10:5070;lr;r2=on>",
+            "<sip:10.0.0.5;lr>"
+        ],
+        "the Record-Route reversed"
+    );
+    assert_eq!((a.cseq().seq, a.cseq().method), (1, "ACK"));
+    assert_eq!(a.to().tag(), Some("b9"));
+    assert_ne!(a.via().branch(), m.via().branch(), "its own transaction");
+}
+
+#[test]
+fn a_retransmitted_200_is_acknowledged_again_and_bye_ends_the_call() {
+    let mut ua = ua();
+    let (call, invite, _) = answered(&mut ua);
+    ua.handle_message(at(1.5), &answer(&invite, 200, "OK", ANSWER))
+        .expect("parses");
+    let frames = sent(&mut ua);
+    assert!(
+        frames.len() == 1 && frames[0].starts_with("ACK "),
+        "{frames:?}"
+    );
+    assert!(events(&mut ua).is_empty(), "no second Accepted");
+
+    ua.hangup(at(5.0), call);
+    let bye = sent(&mut ua).remove(0);
+    let m = parse(&bye);
+    assert_eq!((m.method(), m.cseq().seq), (Some("BYE"), 2));
+    assert_eq!(m.request_uri(), Some("sip:bob@10.0.0.7:5062"));
+    ua.handle_message(at(5.1), &answer(&bye, 200, "OK", ""))
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hangup {
+            call,
+            code: None,
+            reason: "BYE".into()
+        }]
+    );
+}
+
+#[test]
+fn the_far_end_s_bye_is_answered_and_ends_the_call() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    let a = parse(&ack);
+    let bye = format!(
+        "BYE {} SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKfar\r\nMax-Forwards: 69\r\n\
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
+        "sip:x@a.invalid",
+        a.header(HeaderName::To).expect("to"),
+        a.header(HeaderName::From).expect("from"),
+        a.call_id()
+    );
+    ua.handle_message(at(3.0), bye.as_bytes()).expect("parses");
+    let frames = sent(&mut ua);
+    assert!(frames[0].starts_with("SIP/2.0 200 OK"), "{frames:?}");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hangup {
+            call,
+            code: None,
+            reason: "BYE".into()
+        }]
+    );
+}
+
+#[test]
+fn hanging_up_while_it_rings_cancels_the_invite() {
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    // Before any provisional response, CANCEL must wait (§9.1).
+    ua.hangup(at(0.05), call);
+    assert!(sent(&mut ua).is_empty());
+    ua.handle_message(at(0.1), &answer(&invite, 180, "Ringing", ""))
+        .expect("parses");
+    let cancel = sent(&mut ua).remove(0);
+    let c = parse(&cancel);
+    let i = parse(&invite);
+    assert_eq!(c.method(), Some("CANCEL"));
+    assert_eq!(c.via().branch(), i.via().branch(), "the INVITE's branch");
+    assert_eq!((c.cseq().seq, c.cseq().method), (1, "CANCEL"));
+    assert_eq!(c.to().tag(), None);
+    ua.handle_message(at(0.2), &answer(&cancel, 200, "OK", ""))
+        .expect("parses");
+    ua.handle_message(at(0.2), &answer(&invite, 487, "Request Terminated", ""))
+        .expect("parses");
+    let frames = sent(&mut ua);
+    assert!(
+        frames.iter().any(|f| f.starts_with("ACK ")),
+        "the 487's ACK: {frames:?}"
+    );
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hangup {
+            call,
+            code: Some(487),
+            reason: "Request Terminated".into()
+        }]
+    );
+}
+
+#[test]
+fn a_200_that_wins_the_race_with_cancel_is_acknowledged_and_hung_up() {
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    ua.handle_message(at(0.1), &answer(&invite, 183, "Session Progress", ANSWER))
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Progress {
+            call,
+            sdp: ANSWER.into()
+        }],
+        "early media"
+    );
+    ua.hangup(at(0.2), call);
+    assert!(sent(&mut ua)[0].starts_with("CANCEL "));
+    ua.handle_message(at(0.3), &answer(&invite, 200, "OK", ANSWER))
+        .expect("parses");
+    let frames = sent(&mut ua);
+    assert!(
+        frames.len() == 2 && frames[0].starts_with("ACK ") && frames[1].starts_with("BYE "),
+        "{frames:?}"
+    );
+    assert!(events(&mut ua).is_empty(), "never reported as accepted");
+    ua.handle_message(at(0.4), &answer(&frames[1], 200, "OK", ""))
+        .expect("parses");
+    assert!(matches!(
+        events(&mut ua)[..],
+        [Event::Hangup { code: None, .. }]
+    ));
+}
+
+#[test]
+fn a_proxy_challenge_is_answered_once() {
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    let challenge = |req: &str| {
+        let m = parse(req);
+        let mut b = response_to(&m, 407, "Proxy Authentication Required", Some("px"));
+        b.header(
+            "Proxy-Authenticate",
+            "Digest realm=\"pbx.example\", nonce=\"n1\", qop=\"auth\", algorithm=SHA-256",
+        );
+        b.finish(None, b"")
+    };
+    ua.handle_message(at(0.1), &challenge(&invite))
+        .expect("parses");
+    let frames = sent(&mut ua);
+    let again = frames
+        .iter()
+        .find(|f| f.starts_with("INVITE "))
+        .expect("the INVITE again");
+    let m = parse(again);
+    assert_eq!(m.cseq().seq, 2);
+    assert!(
+        m.header(HeaderName::ProxyAuthorization)
+            .is_some_and(|v| v.contains("username=\"alice\"") && v.contains("algorithm=SHA-256")),
+        "{again}"
+    );
+    assert_eq!(m.body(), OFFER.as_bytes());
+    // A second challenge means the password is wrong: the call fails.
+    ua.handle_message(at(0.2), &challenge(again))
+        .expect("parses");
+    sent(&mut ua);
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hangup {
+            call,
+            code: Some(407),
+            reason: "Proxy Authentication Required".into()
+        }]
+    );
+}
+
+#[test]
+fn refusals_timeouts_and_a_closed_transport_end_calls_with_their_code() {
+    let mut ua = ua();
+    let (busy, invite) = calling(&mut ua);
+    ua.handle_message(at(0.1), &answer(&invite, 486, "Busy Here", ""))
+        .expect("parses");
+    assert!(sent(&mut ua).iter().any(|f| f.starts_with("ACK ")));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hangup {
+            call: busy,
+            code: Some(486),
+            reason: "Busy Here".into()
+        }]
+    );
+
+    let (silent, _) = calling(&mut ua);
+    ua.handle_timeout(at(33.0));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hangup {
+            call: silent,
+            code: Some(408),
+            reason: "Request Timeout".into()
+        }]
+    );
+
+    let (dropped, _) = calling(&mut ua);
+    ua.transport_closed(at(40.0));
+    assert!(events(&mut ua).contains(&Event::Hangup {
+        call: dropped,
+        code: Some(503),
+        reason: "Transport Closed".into()
+    }));
+    assert_eq!(
+        ua.call(at(41.0), TARGET, OFFER),
+        None,
+        "no transport, no call"
+    );
+}
