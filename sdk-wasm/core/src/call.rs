@@ -1,14 +1,24 @@
-//! Calls the user agent makes (RFC 3261 §13, §15, §9), sans-IO: an INVITE
-//! with the application's SDP offer, its provisional responses (ringing,
-//! early media), the 2xx acknowledged and the dialog kept, a digest
-//! challenge answered once, and the end of the call: BYE once answered,
-//! CANCEL before (sent once a provisional response came, §9.1), with the
-//! CANCEL/200 race settled by acknowledging the 2xx and sending BYE. A BYE
-//! from the far end ends the call too. Incoming calls come next (issue 6).
+//! Calls (RFC 3261 §13, §15, §9), sans-IO.
+//!
+//! Made: an INVITE with the application's SDP offer, its provisional
+//! responses (ringing, early media), the 2xx acknowledged and the dialog
+//! kept, a digest challenge answered once, and the end of the call: BYE
+//! once answered, CANCEL before (sent once a provisional response came,
+//! §9.1), with the CANCEL/200 race settled by acknowledging the 2xx and
+//! sending BYE.
+//!
+//! Received: an INVITE is reported with its offer (or none: the offer then
+//! goes in our 200 and the answer comes in the ACK); the application rings,
+//! answers or declines with the code it chooses. The 2xx is retransmitted
+//! until its ACK (§13.3.1.4: end to end, past UDP hops), a CANCEL ends an
+//! unanswered call with 487. A BYE from the far end ends either kind.
 
 use crate::auth::{AuthRound, Challenge, ChallengeKind, RequestInfo, push_escaped};
 use crate::dialog::Dialog;
 use crate::registration::Ctx;
+use core::time::Duration;
+
+use crate::Instant;
 use crate::sip::{HeaderName, Message, MessageBuilder, push_decimal, response_to};
 use crate::transaction::TransactionId;
 use crate::ua::Event;
@@ -55,12 +65,36 @@ struct Call {
     bye_tx: Option<TransactionId>,
 }
 
+/// A call the user agent received.
+#[derive(Debug)]
+struct Incoming {
+    id: CallId,
+    /// The INVITE's server transaction and its text.
+    tx: TransactionId,
+    invite: Vec<u8>,
+    local_tag: String,
+    /// Made when answered.
+    dialog: Option<Dialog>,
+    /// Our 2xx, retransmitted until the ACK: next time, interval, and
+    /// when to give up (64·T1).
+    ok: Option<Vec<u8>>,
+    retransmit: Option<(Instant, Duration, Instant)>,
+    /// The application hung up before the ACK: BYE once it comes (§15).
+    bye_wanted: bool,
+    bye_tx: Option<TransactionId>,
+}
+
 /// The calls of one user agent.
 #[derive(Debug, Default)]
 pub(crate) struct Calls {
     calls: Vec<Call>,
+    incoming: Vec<Incoming>,
     next: u32,
 }
+
+/// A 2xx's first retransmission (T1) and the cap of its interval (T2).
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
 
 fn via(cx: &mut Ctx<'_>) -> String {
     let mut v = String::with_capacity(64);
@@ -123,10 +157,19 @@ impl Calls {
         self.calls
             .iter()
             .any(|c| c.invite_tx == tx || c.bye_tx == Some(tx))
+            || self.incoming.iter().any(|c| c.bye_tx == Some(tx))
     }
 
     /// A response to one of the calls' requests (`None`: it timed out).
     pub fn on_response(&mut self, cx: &mut Ctx<'_>, tx: TransactionId, msg: Option<&Message<'_>>) {
+        if let Some(i) = self.incoming.iter().position(|c| c.bye_tx == Some(tx)) {
+            // Our BYE on a received call: any answer (or none) ends it.
+            if msg.and_then(Message::status).is_none_or(|c| c >= 200) {
+                let call = self.incoming.remove(i);
+                hangup(cx, call.id, None, "BYE");
+            }
+            return;
+        }
         let Some(i) = self
             .calls
             .iter()
@@ -174,12 +217,14 @@ impl Calls {
     /// A request that may belong to a call's dialog; returns the response
     /// to send, or `None` when no call has it.
     pub fn on_request(&mut self, cx: &mut Ctx<'_>, msg: &Message<'_>) -> Option<(u16, Vec<u8>)> {
-        let i = self
-            .calls
-            .iter()
-            .position(|c| c.dialog.as_ref().is_some_and(|d| d.has_request(msg)))?;
-        let call = &mut self.calls[i];
-        let dialog = call.dialog.as_mut()?;
+        let in_dialog = |d: &Option<Dialog>| d.as_ref().is_some_and(|d| d.has_request(msg));
+        let (id, dialog) = match self.calls.iter().position(|c| in_dialog(&c.dialog)) {
+            Some(i) => (self.calls[i].id, self.calls[i].dialog.as_mut()?),
+            None => {
+                let i = self.incoming.iter().position(|c| in_dialog(&c.dialog))?;
+                (self.incoming[i].id, self.incoming[i].dialog.as_mut()?)
+            }
+        };
         if dialog.receive_request(msg).is_err() {
             let resp = response_to(msg, 500, "CSeq Out of Order", None).finish(None, b"");
             return Some((500, resp));
@@ -193,18 +238,186 @@ impl Calls {
         b.header("Allow", ALLOW);
         let resp = b.finish(None, b"");
         if msg.method() == Some("BYE") {
-            let call = self.calls.remove(i);
-            cx.events.push(Event::Hangup {
-                call: call.id,
-                code: None,
-                reason: "BYE".into(),
-            });
+            self.calls.retain(|c| c.id != id);
+            self.incoming.retain(|c| c.id != id);
+            hangup(cx, id, None, "BYE");
         }
         Some((code, resp))
     }
 
-    /// The application hangs up: BYE once answered, CANCEL before.
+    /// A new INVITE outside any dialog (server transaction `tx`): a call
+    /// for the application, with the caller's offer if it made one.
+    pub fn on_invite(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        tx: TransactionId,
+        msg: &Message<'_>,
+        raw: &[u8],
+    ) {
+        self.next += 1;
+        let id = CallId(self.next);
+        let sdp =
+            (!msg.body().is_empty()).then(|| String::from_utf8_lossy(msg.body()).into_owned());
+        cx.events.push(Event::Incoming {
+            call: id,
+            from: msg.from().uri_text.to_owned(),
+            display_name: msg.from().display_name.map(str::to_owned),
+            sdp,
+        });
+        self.incoming.push(Incoming {
+            id,
+            tx,
+            invite: raw.to_vec(),
+            local_tag: cx.rng.token(10),
+            dialog: None,
+            ok: None,
+            retransmit: None,
+            bye_wanted: false,
+            bye_tx: None,
+        });
+    }
+
+    /// The application says the call rings: `180 Ringing`.
+    pub fn ringing(&mut self, cx: &mut Ctx<'_>, id: CallId) {
+        if let Some(call) = self.incoming.iter().find(|c| c.id == id && c.ok.is_none())
+            && let Some(resp) = callee_response(call, cx, 180, "Ringing", None)
+            && cx.txs.respond(cx.now, call.tx, 180, &resp)
+        {
+            cx.transmit.push(resp);
+        }
+    }
+
+    /// The application answers with its SDP (the answer to the caller's
+    /// offer, or its own offer when the INVITE had none).
+    pub fn answer(&mut self, cx: &mut Ctx<'_>, id: CallId, sdp: &str) {
+        let Some(call) = self
+            .incoming
+            .iter_mut()
+            .find(|c| c.id == id && c.ok.is_none())
+        else {
+            return;
+        };
+        let Some(resp) = callee_response(call, cx, 200, "OK", Some(sdp)) else {
+            return;
+        };
+        let (Ok(invite), Ok(ok)) = (Message::parse(&call.invite), Message::parse(&resp)) else {
+            return;
+        };
+        let Ok(mut dialog) = Dialog::callee(&invite, &call.local_tag) else {
+            return;
+        };
+        dialog.confirm(&ok, false);
+        call.dialog = Some(dialog);
+        if cx.txs.respond(cx.now, call.tx, 200, &resp) {
+            cx.transmit.push(resp.clone());
+        }
+        call.ok = Some(resp);
+        let give_up = cx.now + cx.txs.timers().timer_64t1();
+        call.retransmit = Some((cx.now + T1, T1, give_up));
+    }
+
+    /// The application declines the call with `code` (486, 603…).
+    pub fn decline(&mut self, cx: &mut Ctx<'_>, id: CallId, code: u16, reason: &str) {
+        let Some(i) = self
+            .incoming
+            .iter()
+            .position(|c| c.id == id && c.ok.is_none())
+        else {
+            return;
+        };
+        let call = self.incoming.remove(i);
+        if let Some(resp) = callee_response(&call, cx, code, reason, None)
+            && cx.txs.respond(cx.now, call.tx, code, &resp)
+        {
+            cx.transmit.push(resp);
+        }
+        hangup(cx, id, Some(code), reason);
+    }
+
+    /// A CANCEL for an INVITE we received (`invite_tx`): the call ends with
+    /// `487` if it was not answered yet. Returns whether a call had it.
+    pub fn on_cancel(&mut self, cx: &mut Ctx<'_>, invite_tx: TransactionId) -> bool {
+        let Some(i) = self.incoming.iter().position(|c| c.tx == invite_tx) else {
+            return false;
+        };
+        if self.incoming[i].ok.is_none() {
+            let call = self.incoming.remove(i);
+            if let Some(resp) = callee_response(&call, cx, 487, "Request Terminated", None)
+                && cx.txs.respond(cx.now, call.tx, 487, &resp)
+            {
+                cx.transmit.push(resp);
+            }
+            hangup(cx, call.id, Some(487), "Request Terminated");
+        }
+        true
+    }
+
+    /// The ACK of a 2xx we sent: the call is up (its body is the answer
+    /// when our 200 carried the offer).
+    pub fn on_ack(&mut self, cx: &mut Ctx<'_>, msg: &Message<'_>) {
+        let Some(call) = self.incoming.iter_mut().find(|c| {
+            c.retransmit.is_some() && c.dialog.as_ref().is_some_and(|d| d.has_request(msg))
+        }) else {
+            return;
+        };
+        call.retransmit = None;
+        cx.events.push(Event::Accepted {
+            call: call.id,
+            sdp: String::from_utf8_lossy(msg.body()).into_owned(),
+        });
+        if call.bye_wanted {
+            send_callee_bye(call, cx);
+        }
+    }
+
+    /// When a 2xx must next be retransmitted.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.incoming
+            .iter()
+            .filter_map(|c| c.retransmit.map(|(next, _, give_up)| next.min(give_up)))
+            .min()
+    }
+
+    /// Retransmits due 2xx (T1 doubling to T2); one never acknowledged in
+    /// 64·T1 ends its call with a BYE (§13.3.1.4).
+    pub fn handle_timeout(&mut self, cx: &mut Ctx<'_>) {
+        let now = cx.now;
+        let mut lost = Vec::new();
+        for call in &mut self.incoming {
+            let Some((next, interval, give_up)) = call.retransmit else {
+                continue;
+            };
+            if now >= give_up {
+                call.retransmit = None;
+                lost.push(call.id);
+                send_callee_bye(call, cx);
+            } else if now >= next {
+                if let Some(ok) = &call.ok
+                    && cx.txs.respond(now, call.tx, 200, ok)
+                {
+                    cx.transmit.push(ok.clone());
+                }
+                let interval = (interval * 2).min(T2);
+                call.retransmit = Some((now + interval, interval, give_up));
+            }
+        }
+        for id in lost {
+            hangup(cx, id, Some(408), "No ACK");
+        }
+    }
+
+    /// The application hangs up: BYE once answered, CANCEL before (for a
+    /// call it received and did not answer: `480`, as JsSIP does).
     pub fn hangup(&mut self, cx: &mut Ctx<'_>, id: CallId) {
+        if let Some(call) = self.incoming.iter_mut().find(|c| c.id == id) {
+            match (&call.ok, call.retransmit) {
+                (None, _) => self.decline(cx, id, 480, "Temporarily Unavailable"),
+                // Answered, not acknowledged yet: BYE once the ACK comes.
+                (Some(_), Some(_)) => call.bye_wanted = true,
+                (Some(_), None) => send_callee_bye(call, cx),
+            }
+            return;
+        }
         let Some(call) = self.calls.iter_mut().find(|c| c.id == id) else {
             return;
         };
@@ -219,12 +432,14 @@ impl Calls {
     /// The transport closed: every call ends (the relay may keep the far
     /// end's side; issue 6 recovers calls across reconnects).
     pub fn transport_closed(&mut self, cx: &mut Ctx<'_>) {
-        for call in self.calls.drain(..) {
-            cx.events.push(Event::Hangup {
-                call: call.id,
-                code: Some(503),
-                reason: "Transport Closed".into(),
-            });
+        let ids: Vec<CallId> = self
+            .calls
+            .drain(..)
+            .map(|c| c.id)
+            .chain(self.incoming.drain(..).map(|c| c.id))
+            .collect();
+        for id in ids {
+            hangup(cx, id, Some(503), "Transport Closed");
         }
     }
 }
@@ -371,11 +586,51 @@ fn decimal(n: u32) -> String {
 }
 
 fn hangup_event(call: &Call, cx: &mut Ctx<'_>, code: u16, reason: &str) {
+    hangup(cx, call.id, Some(code), reason);
+}
+
+fn hangup(cx: &mut Ctx<'_>, call: CallId, code: Option<u16>, reason: &str) {
     cx.events.push(Event::Hangup {
-        call: call.id,
-        code: Some(code),
+        call,
+        code,
         reason: reason.to_owned(),
     });
+}
+
+/// Our response to a received INVITE: its To gets our tag; a 18x or 2xx
+/// also the Record-Route (§12.1.1) and our Contact; `sdp` as the body.
+fn callee_response(
+    call: &Incoming,
+    cx: &mut Ctx<'_>,
+    code: u16,
+    reason: &str,
+    sdp: Option<&str>,
+) -> Option<Vec<u8>> {
+    let invite = Message::parse(&call.invite).ok()?;
+    let mut b = response_to(&invite, code, reason, Some(&call.local_tag));
+    if code < 300 {
+        for rr in invite.header_lines(HeaderName::RecordRoute) {
+            b.header("Record-Route", rr);
+        }
+        b.header_parts("Contact", &["<", &cx.id.contact_uri, ">"]);
+        b.header("Allow", ALLOW);
+    }
+    b.header("User-Agent", &cx.id.user_agent);
+    Some(match sdp {
+        Some(sdp) => b.finish(Some("application/sdp"), sdp.as_bytes()),
+        None => b.finish(None, b""),
+    })
+}
+
+fn send_callee_bye(call: &mut Incoming, cx: &mut Ctx<'_>) {
+    call.bye_wanted = false;
+    let via = via(cx);
+    let Some(dialog) = call.dialog.as_mut() else {
+        return;
+    };
+    let mut b = dialog.request("BYE", &via);
+    b.header("User-Agent", &cx.id.user_agent);
+    call.bye_tx = start(cx, b.finish(None, b""));
 }
 
 fn send_bye(call: &mut Call, cx: &mut Ctx<'_>) {

@@ -200,6 +200,19 @@ pub enum Event {
     /// flow is dead even if the socket looks open. The shell should close
     /// and reconnect.
     KeepAliveTimeout,
+    /// A call arrived: answer it ([`UserAgent::answer`]), ring
+    /// ([`UserAgent::ringing`]) or decline it ([`UserAgent::decline`]).
+    Incoming {
+        /// Which call.
+        call: CallId,
+        /// The caller's URI.
+        from: String,
+        /// The caller's display name, if it sent one.
+        display_name: Option<String>,
+        /// The caller's SDP offer; `None` when our answer must carry the
+        /// offer (its answer then comes with [`Event::Accepted`]).
+        sdp: Option<String>,
+    },
     /// An outgoing call's INVITE is on its way.
     Calling {
         /// Which call.
@@ -217,11 +230,13 @@ pub enum Event {
         /// The SDP answer (set it as the remote description).
         sdp: String,
     },
-    /// The far end answered (the 2xx was acknowledged).
+    /// The call is up: the far end answered our INVITE (its 2xx was
+    /// acknowledged), or acknowledged our answer to its INVITE.
     Accepted {
         /// Which call.
         call: CallId,
-        /// The SDP answer.
+        /// The far end's SDP: the answer to our offer (empty when we
+        /// answered its offer: there is nothing new).
         sdp: String,
     },
     /// The call ended: `code` is the failure's SIP status (or 408/503 when
@@ -246,6 +261,7 @@ impl Event {
             Event::Unregistering => "unregistering",
             Event::Unregistered { .. } => "unregistered",
             Event::KeepAliveTimeout => "keepalive_timeout",
+            Event::Incoming { .. } => "incoming",
             Event::Calling { .. } => "calling",
             Event::Ringing { .. } => "ringing",
             Event::Progress { .. } => "progress",
@@ -271,8 +287,8 @@ impl fmt::Display for Event {
 /// How long to wait for the pong of a CRLF ping (RFC 5626 §4.4.1).
 const PONG_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Methods this user agent answers today.
-const ALLOW: &str = "OPTIONS";
+/// Methods this user agent answers outside calls.
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
 
 /// The sans-IO SIP user agent.
 pub struct UserAgent {
@@ -432,10 +448,31 @@ impl UserAgent {
         calls.call(&mut cx, target, offer)
     }
 
-    /// Hangs a call up: BYE once answered, CANCEL while it rings.
+    /// Hangs a call up: BYE once answered, CANCEL while it rings (an
+    /// incoming call not answered yet is declined with `480`).
     pub fn hangup(&mut self, now: Instant, call: CallId) {
         let (calls, mut cx) = self.call_ctx(now);
         calls.hangup(&mut cx, call);
+    }
+
+    /// An incoming call rings: `180 Ringing` to the caller.
+    pub fn ringing(&mut self, now: Instant, call: CallId) {
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.ringing(&mut cx, call);
+    }
+
+    /// Answers an incoming call with `sdp` (the answer to its offer, or an
+    /// offer when it had none).
+    pub fn answer(&mut self, now: Instant, call: CallId, sdp: &str) {
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.answer(&mut cx, call, sdp);
+    }
+
+    /// Declines an incoming call with `code` and `reason` (`486 Busy
+    /// Here`, `603 Decline`…): the app chooses; the agent never does.
+    pub fn decline(&mut self, now: Instant, call: CallId, code: u16, reason: &str) {
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.decline(&mut cx, call, code, reason);
     }
 
     /// The WebSocket is open: register if configured (or if a binding was
@@ -557,8 +594,30 @@ impl UserAgent {
                 self.transmit.push(resp);
                 return;
             }
+            RequestVerdict::AckForDialog => {
+                let (calls, mut cx) = self.call_ctx(now);
+                calls.on_ack(&mut cx, msg);
+                return;
+            }
             _ => return,
         };
+        if msg.method() == Some("INVITE") && msg.to().tag().is_none() {
+            let (calls, mut cx) = self.call_ctx(now);
+            calls.on_invite(&mut cx, tx, msg, raw);
+            return;
+        }
+        if msg.method() == Some("CANCEL")
+            && let Some(invite) = self.txs.invite_for_cancel(msg)
+        {
+            let (calls, mut cx) = self.call_ctx(now);
+            if calls.on_cancel(&mut cx, invite) {
+                let resp = response_to(msg, 200, "OK", Some(&self.to_tag)).finish(None, b"");
+                if self.txs.respond(now, tx, 200, &resp) {
+                    self.transmit.push(resp);
+                }
+                return;
+            }
+        }
         // A request in one of the calls' dialogs (the far end's BYE).
         let in_call = {
             let (calls, mut cx) = self.call_ctx(now);
@@ -599,8 +658,9 @@ impl UserAgent {
             self.transmit.push(bytes);
         }
         {
-            let (reg, mut cx) = self.ctx(now);
+            let (reg, calls, mut cx) = self.parts(now);
             reg.handle_timeout(&mut cx);
+            calls.handle_timeout(&mut cx);
         }
         if self.pong_deadline.is_some_and(|t| t <= now) {
             self.pong_deadline = None;
@@ -638,6 +698,7 @@ impl UserAgent {
     /// When to call [`Self::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = earliest(self.txs.poll_timeout(), self.registration.poll_timeout());
+        let t = earliest(t, self.calls.poll_timeout());
         let t = earliest(t, self.pong_deadline);
         if self.connected {
             earliest(t, self.next_ping)

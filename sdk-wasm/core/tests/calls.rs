@@ -330,3 +330,197 @@ fn refusals_timeouts_and_a_closed_transport_end_calls_with_their_code() {
         "no transport, no call"
     );
 }
+
+/// An INVITE from the far end through the relay, with or without an offer.
+fn incoming_invite(branch: &str, with_offer: bool) -> String {
+    let body = if with_offer { OFFER } else { "" };
+    let ct = if with_offer {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "INVITE sip:x@a.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bK{branch}\r\n\
+Max-Forwards: 69\r\nRecord-Route: <sip:tok@relay.example;transport=ws;lr;r2=on>, <sip:192.0.2.10:5070;lr;r2=on>\r\n\
+From: \"Bob\" <sip:bob@pbx.example>;tag=b1\r\nTo: <sip:alice@pbx.example>\r\nCall-ID: in-{branch}\r\n\
+CSeq: 10 INVITE\r\nContact: <sip:bob@10.0.0.7:5062>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn incoming(ua: &mut UserAgent, branch: &str, with_offer: bool) -> (CallId, String) {
+    let invite = incoming_invite(branch, with_offer);
+    ua.handle_message(at(0.0), invite.as_bytes())
+        .expect("parses");
+    let evs = events(ua);
+    let [
+        Event::Incoming {
+            call,
+            from,
+            display_name,
+            sdp,
+        },
+    ] = &evs[..]
+    else {
+        panic!("one incoming call: {evs:?}")
+    };
+    assert_eq!(
+        (from.as_str(), display_name.as_deref()),
+        ("sip:bob@pbx.example", Some("Bob"))
+    );
+    assert_eq!(sdp.is_some(), with_offer);
+    (*call, invite)
+}
+
+/// The far end's ACK of our 200, in the dialog the 200 made.
+fn ack_of(ok: &str, body: &str) -> String {
+    let m = parse(ok);
+    let ct = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!(
+        "ACK sip:x@a.invalid SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKack\r\nMax-Forwards: 69\r\n\
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 10 ACK\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        m.header(HeaderName::From).expect("from"),
+        m.header(HeaderName::To).expect("to"),
+        m.call_id(),
+        body.len()
+    )
+}
+
+#[test]
+fn an_incoming_call_rings_is_answered_and_confirmed_by_its_ack() {
+    let mut ua = ua();
+    let (call, _) = incoming(&mut ua, "in1", true);
+    ua.ringing(at(0.1), call);
+    let ringing = sent(&mut ua).remove(0);
+    let r = parse(&ringing);
+    assert_eq!(r.status(), Some(180));
+    let tag = r.to().tag().expect("our tag").to_owned();
+    ua.answer(at(1.0), call, ANSWER);
+    let ok = sent(&mut ua).remove(0);
+    let m = parse(&ok);
+    assert_eq!(m.status(), Some(200));
+    assert_eq!(m.to().tag(), Some(tag.as_str()), "the same tag as the 180");
+    assert_eq!(m.body(), ANSWER.as_bytes());
+    assert_eq!(
+        m.header_values(HeaderName::RecordRoute).count(),
+        2,
+        "the Record-Route goes back"
+    );
+    assert!(m.header(HeaderName::Contact).is_some());
+    // Retransmitted until the ACK (T1, then 2·T1…), end to end.
+    ua.handle_timeout(at(1.5));
+    assert_eq!(sent(&mut ua), std::slice::from_ref(&ok));
+    ua.handle_message(at(1.7), ack_of(&ok, "").as_bytes())
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Accepted {
+            call,
+            sdp: String::new()
+        }]
+    );
+    ua.handle_timeout(at(3.0));
+    assert!(sent(&mut ua).is_empty(), "no retransmission after the ACK");
+
+    // We hang up: BYE along the Record-Route in its order, our tag in From.
+    ua.hangup(at(5.0), call);
+    let bye = sent(&mut ua).remove(0);
+    let b = parse(&bye);
+    assert_eq!(b.request_uri(), Some("sip:bob@10.0.0.7:5062"));
+    assert_eq!(
+        b.header_values(HeaderName::Route).next(),
+        Some("<sip:tok@relay.example;transport=ws;lr;r2=on>")
+    );
+    assert_eq!(b.from().tag(), Some(tag.as_str()));
+    ua.handle_message(at(5.1), &answer(&bye, 200, "OK", ""))
+        .expect("parses");
+    assert!(matches!(
+        events(&mut ua)[..],
+        [Event::Hangup { code: None, .. }]
+    ));
+}
+
+#[test]
+fn an_offerless_invite_gets_our_offer_and_its_answer_comes_in_the_ack() {
+    let mut ua = ua();
+    let (call, _) = incoming(&mut ua, "in2", false);
+    ua.answer(at(0.5), call, OFFER);
+    let ok = sent(&mut ua).remove(0);
+    assert_eq!(parse(&ok).body(), OFFER.as_bytes());
+    ua.handle_message(at(0.6), ack_of(&ok, ANSWER).as_bytes())
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Accepted {
+            call,
+            sdp: ANSWER.into()
+        }]
+    );
+}
+
+#[test]
+fn declining_cancelling_and_a_lost_ack_end_incoming_calls() {
+    let mut ua = ua();
+    // Declined with the app's code.
+    let (busy, _) = incoming(&mut ua, "in3", true);
+    ua.decline(at(0.1), busy, 486, "Busy Here");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 486 Busy Here"));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hangup {
+            call: busy,
+            code: Some(486),
+            reason: "Busy Here".into()
+        }]
+    );
+
+    // Cancelled while it rings: 200 to the CANCEL, 487 to the INVITE.
+    let (ringing, invite) = incoming(&mut ua, "in4", true);
+    ua.ringing(at(0.2), ringing);
+    sent(&mut ua);
+    let cancel = invite
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 10 INVITE", "CSeq: 10 CANCEL");
+    let cancel = cancel[..cancel.find("Contact:").expect("contact")].to_owned()
+        + "Content-Length: 0\r\n\r\n";
+    ua.handle_message(at(0.3), cancel.as_bytes())
+        .expect("parses");
+    let frames = sent(&mut ua);
+    assert!(
+        frames.iter().any(|f| f.starts_with("SIP/2.0 487")),
+        "{frames:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.starts_with("SIP/2.0 200") && f.contains("CANCEL")),
+        "{frames:?}"
+    );
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hangup {
+            call: ringing,
+            code: Some(487),
+            reason: "Request Terminated".into()
+        }]
+    );
+
+    // Answered, but the ACK never comes: BYE after 64·T1.
+    let (lost, _) = incoming(&mut ua, "in5", true);
+    ua.answer(at(1.0), lost, ANSWER);
+    sent(&mut ua);
+    for s in 2..=33 {
+        ua.handle_timeout(at(f64::from(s)));
+    }
+    let frames = sent(&mut ua);
+    assert!(frames.iter().any(|f| f.starts_with("BYE ")), "{frames:?}");
+    assert!(events(&mut ua).contains(&Event::Hangup {
+        call: lost,
+        code: Some(408),
+        reason: "No ACK".into()
+    }));
+}
