@@ -237,3 +237,90 @@ From: <sip:f@sipline.test>;tag=f\r\nTo: <sip:sipline.test>\r\nCall-ID: flood-{se
     );
     phone.shutdown().await;
 }
+
+/// The next call event of `phone` (registration events are skipped).
+async fn call_event(phone: &mut Phone) -> Event {
+    timeout(Duration::from_secs(5), async {
+        loop {
+            match phone.next_event().await {
+                Some(ShellEvent::Ua(
+                    e @ (Event::Incoming { .. }
+                    | Event::Ringing { .. }
+                    | Event::Progress { .. }
+                    | Event::Accepted { .. }
+                    | Event::Hangup { .. }),
+                )) => return e,
+                Some(_) => {}
+                None => panic!("shell stopped"),
+            }
+        }
+    })
+    .await
+    .expect("a call event")
+}
+
+#[tokio::test]
+async fn two_native_user_agents_call_each_other_through_the_embedded_pbx() {
+    // The core's own calls (issue 6), over real WebSockets through the
+    // relay: INVITE with an offer, the answer, ACK, BYE.
+    let relay = relay();
+    let mut alice = Phone::spawn(
+        &relay.ws_url(),
+        ua("alice", "alice-pw", 600),
+        Backoff::default(),
+    )
+    .expect("shell");
+    let mut bob = Phone::spawn(
+        &relay.ws_url(),
+        ua("bob", "bob-pw", 600),
+        Backoff::default(),
+    )
+    .expect("shell");
+    assert!(matches!(
+        outcome(&mut alice).await,
+        Event::Registered { .. }
+    ));
+    assert!(matches!(outcome(&mut bob).await, Event::Registered { .. }));
+    let offer =
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+    let answer =
+        "v=0\r\no=- 2 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n";
+    let call = alice
+        .call("sip:bob@sipline.test", offer)
+        .await
+        .expect("a call");
+    let Event::Incoming {
+        call: incoming,
+        from,
+        sdp,
+        ..
+    } = call_event(&mut bob).await
+    else {
+        panic!("bob is called")
+    };
+    assert_eq!(from, "sip:alice@sipline.test");
+    assert_eq!(sdp.as_deref(), Some(offer), "the offer arrives untouched");
+    bob.answer(incoming, answer);
+    assert_eq!(
+        call_event(&mut alice).await,
+        Event::Accepted {
+            call,
+            sdp: answer.into()
+        }
+    );
+    assert!(
+        matches!(call_event(&mut bob).await, Event::Accepted { .. }),
+        "the ACK came"
+    );
+    alice.hangup(call);
+    assert!(matches!(
+        call_event(&mut bob).await,
+        Event::Hangup { code: None, .. }
+    ));
+    assert!(matches!(
+        call_event(&mut alice).await,
+        Event::Hangup { code: None, .. }
+    ));
+    alice.shutdown().await;
+    bob.shutdown().await;
+}

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use sipline_core::call::CallId;
 use sipline_core::rand::Rng;
 use sipline_core::{Config, Event, Instant, UserAgent};
 use tokio::sync::mpsc;
@@ -73,6 +74,34 @@ enum Command {
     Unregister,
     DropConnection,
     Shutdown,
+    Call {
+        target: String,
+        sdp: String,
+        reply: tokio::sync::oneshot::Sender<Option<CallId>>,
+    },
+    Answer {
+        call: CallId,
+        sdp: String,
+    },
+    Hangup {
+        call: CallId,
+    },
+}
+
+impl Command {
+    /// Carries out a command that only needs the core (not the socket).
+    fn apply(self, ua: &mut UserAgent, now: Instant) {
+        match self {
+            Command::Register => ua.register(now),
+            Command::Unregister => ua.unregister(now),
+            Command::Call { target, sdp, reply } => {
+                let _ = reply.send(ua.call(now, &target, &sdp));
+            }
+            Command::Answer { call, sdp } => ua.answer(now, call, &sdp),
+            Command::Hangup { call } => ua.hangup(now, call),
+            Command::DropConnection | Command::Shutdown => {}
+        }
+    }
 }
 
 /// A running user agent. Dropping it stops the task.
@@ -124,6 +153,30 @@ impl Phone {
     /// then reconnects. For tests of recovery.
     pub fn drop_connection(&self) {
         let _ = self.commands.send(Command::DropConnection);
+    }
+
+    /// Calls `target` with the SDP `offer`; `None` without a connection.
+    pub async fn call(&self, target: &str, offer: &str) -> Option<CallId> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let _ = self.commands.send(Command::Call {
+            target: target.to_owned(),
+            sdp: offer.to_owned(),
+            reply,
+        });
+        answer.await.ok().flatten()
+    }
+
+    /// Answers an incoming call with `sdp`.
+    pub fn answer(&self, call: CallId, sdp: &str) {
+        let _ = self.commands.send(Command::Answer {
+            call,
+            sdp: sdp.to_owned(),
+        });
+    }
+
+    /// Hangs a call up.
+    pub fn hangup(&self, call: CallId) {
+        let _ = self.commands.send(Command::Hangup { call });
     }
 
     /// Closes the WebSocket and stops.
@@ -197,9 +250,7 @@ async fn run(
                 _ = sleep_until(wake) => break,
                 cmd = commands.recv() => match cmd {
                     None | Some(Command::Shutdown) => return,
-                    Some(Command::Register) => ua.register(clock.now()),
-                    Some(Command::Unregister) => ua.unregister(clock.now()),
-                    Some(Command::DropConnection) => {}
+                    Some(cmd) => cmd.apply(&mut ua, clock.now()),
                 },
             }
             drain_events(&mut ua, &events);
@@ -274,13 +325,12 @@ async fn session(
                 None => return Ended::Closed("connection ended".into()),
             },
             cmd = commands.recv() => match cmd {
-                Some(Command::Register) => ua.register(clock.now()),
-                Some(Command::Unregister) => ua.unregister(clock.now()),
                 Some(Command::DropConnection) => return Ended::Closed("dropped on request".into()),
                 None | Some(Command::Shutdown) => {
                     let _ = ws.close(None).await;
                     return Ended::Shutdown;
                 }
+                Some(cmd) => cmd.apply(ua, clock.now()),
             },
             _ = sleep_or_never(wake) => ua.handle_timeout(clock.now()),
         }
