@@ -12,6 +12,10 @@
 //! answers or declines with the code it chooses. The 2xx is retransmitted
 //! until its ACK (§13.3.1.4: end to end, past UDP hops), a CANCEL ends an
 //! unanswered call with 487. A BYE from the far end ends either kind.
+//!
+//! Re-INVITEs (§14) change a call's session either way (hold, unhold, ICE
+//! restart): one at a time, glare answered `491` and retried after the
+//! §14.1 random wait.
 
 use crate::auth::{AuthRound, Challenge, ChallengeKind, RequestInfo, push_escaped};
 use crate::dialog::Dialog;
@@ -84,11 +88,62 @@ struct Incoming {
     bye_tx: Option<TransactionId>,
 }
 
+/// A re-INVITE of a call, ours or theirs.
+#[derive(Debug)]
+enum Update {
+    /// Ours, in flight.
+    Sent {
+        call: CallId,
+        tx: TransactionId,
+        cseq: u32,
+        sdp: String,
+    },
+    /// Ours, refused with 491 (glare): sent again at `at`.
+    Retry {
+        call: CallId,
+        at: Instant,
+        sdp: String,
+    },
+    /// Theirs, waiting for the application's answer.
+    Received {
+        call: CallId,
+        tx: TransactionId,
+        invite: Vec<u8>,
+    },
+    /// Theirs, answered: our 2xx retransmitted until its ACK.
+    Answered {
+        call: CallId,
+        tx: TransactionId,
+        ok: Vec<u8>,
+        retransmit: (Instant, Duration, Instant),
+    },
+}
+
+impl Update {
+    fn call(&self) -> CallId {
+        match self {
+            Update::Sent { call, .. }
+            | Update::Retry { call, .. }
+            | Update::Received { call, .. }
+            | Update::Answered { call, .. } => *call,
+        }
+    }
+}
+
+/// What a request in a call's dialog gets.
+pub(crate) enum InDialog {
+    /// This response, now.
+    Respond(u16, Vec<u8>),
+    /// Nothing yet: the application answers it (a re-INVITE).
+    Held,
+}
+
 /// The calls of one user agent.
 #[derive(Debug, Default)]
 pub(crate) struct Calls {
     calls: Vec<Call>,
     incoming: Vec<Incoming>,
+    updates: Vec<Update>,
     next: u32,
 }
 
@@ -158,10 +213,268 @@ impl Calls {
             .iter()
             .any(|c| c.invite_tx == tx || c.bye_tx == Some(tx))
             || self.incoming.iter().any(|c| c.bye_tx == Some(tx))
+            || self
+                .updates
+                .iter()
+                .any(|u| matches!(u, Update::Sent { tx: t, .. } if *t == tx))
+    }
+
+    /// The dialog of a call, made or received.
+    fn dialog_mut(&mut self, id: CallId) -> Option<&mut Dialog> {
+        match self.calls.iter_mut().find(|c| c.id == id) {
+            Some(c) => c.dialog.as_mut(),
+            None => self
+                .incoming
+                .iter_mut()
+                .find(|c| c.id == id)?
+                .dialog
+                .as_mut(),
+        }
+    }
+
+    /// Changes a confirmed call's session with a re-INVITE carrying `sdp`
+    /// (hold: `sendonly`; unhold: `sendrecv`; an ICE restart's new offer).
+    /// `false` while another re-INVITE of the call is under way (§14.1: one
+    /// at a time), or when the call is not up.
+    pub fn update(&mut self, cx: &mut Ctx<'_>, id: CallId, sdp: &str) -> bool {
+        let busy = self
+            .updates
+            .iter()
+            .any(|u| u.call() == id && !matches!(u, Update::Retry { .. }));
+        let confirmed = self
+            .calls
+            .iter()
+            .any(|c| c.id == id && c.state == CallState::Confirmed)
+            || self
+                .incoming
+                .iter()
+                .any(|c| c.id == id && c.ok.is_some() && c.retransmit.is_none());
+        if busy || !confirmed {
+            return false;
+        }
+        self.updates.retain(|u| u.call() != id);
+        self.send_update(cx, id, sdp)
+    }
+
+    fn send_update(&mut self, cx: &mut Ctx<'_>, id: CallId, sdp: &str) -> bool {
+        let via = via(cx);
+        let contact = cx.id.contact_uri.clone();
+        let Some(dialog) = self.dialog_mut(id) else {
+            return false;
+        };
+        let mut b = dialog.request("INVITE", &via);
+        b.header_parts("Contact", &["<", &contact, ">"])
+            .header("Allow", ALLOW)
+            .header("User-Agent", &cx.id.user_agent);
+        let raw = b.finish(Some("application/sdp"), sdp.as_bytes());
+        let Some(cseq) = Message::parse(&raw).ok().map(|m| m.cseq().seq) else {
+            return false;
+        };
+        let Some(tx) = start(cx, raw) else {
+            return false;
+        };
+        self.updates.push(Update::Sent {
+            call: id,
+            tx,
+            cseq,
+            sdp: sdp.to_owned(),
+        });
+        true
+    }
+
+    /// A response to our re-INVITE `i`.
+    fn on_update_response(&mut self, cx: &mut Ctx<'_>, i: usize, msg: Option<&Message<'_>>) {
+        let Update::Sent { call, cseq, .. } = self.updates[i] else {
+            return;
+        };
+        let code = msg.and_then(Message::status).unwrap_or(408);
+        if code < 200 {
+            return;
+        }
+        let Update::Sent { sdp, .. } = self.updates.remove(i) else {
+            return;
+        };
+        match (code, msg) {
+            (200..=299, Some(msg)) => {
+                let via = via(cx);
+                if let Some(dialog) = self.dialog_mut(call) {
+                    dialog.receive_response(msg);
+                    let ack = dialog.ack(cseq, &via).finish(None, b"");
+                    cx.transmit.push(ack);
+                }
+                cx.events.push(Event::Updated {
+                    call,
+                    sdp: String::from_utf8_lossy(msg.body()).into_owned(),
+                });
+            }
+            (491, _) => {
+                // Glare (§14.1): the owner of the Call-ID (the caller)
+                // waits 2.1–4 s, the other side 0–2 s, in 10 ms steps.
+                let caller = self.calls.iter().any(|c| c.id == call);
+                let (base, spread) = if caller { (210, 190) } else { (0, 200) };
+                let wait = Duration::from_millis((base + cx.rng.below(spread + 1)) * 10);
+                self.updates.push(Update::Retry {
+                    call,
+                    at: cx.now + wait,
+                    sdp,
+                });
+            }
+            _ => cx.events.push(Event::UpdateFailed {
+                call,
+                code,
+                reason: msg.map_or("Request Timeout", |m| m.reason()).to_owned(),
+            }),
+        }
+    }
+
+    /// The far end's re-INVITE in a call's dialog (transaction `tx`): `491`
+    /// while ours is under way, else reported for the application to
+    /// answer with [`Self::answer`].
+    fn on_reinvite(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: CallId,
+        tx: TransactionId,
+        msg: &Message<'_>,
+        raw: &[u8],
+    ) -> InDialog {
+        if self
+            .updates
+            .iter()
+            .any(|u| u.call() == id && !matches!(u, Update::Retry { .. }))
+        {
+            let resp = response_to(msg, 491, "Request Pending", None).finish(None, b"");
+            return InDialog::Respond(491, resp);
+        }
+        let sdp =
+            (!msg.body().is_empty()).then(|| String::from_utf8_lossy(msg.body()).into_owned());
+        cx.events.push(Event::Updating { call: id, sdp });
+        self.updates.push(Update::Received {
+            call: id,
+            tx,
+            invite: raw.to_vec(),
+        });
+        InDialog::Held
+    }
+
+    /// Answers the far end's re-INVITE of call `id` with `sdp`; `false` if
+    /// it has none waiting.
+    fn answer_update(&mut self, cx: &mut Ctx<'_>, id: CallId, sdp: &str) -> bool {
+        let Some(i) = self
+            .updates
+            .iter()
+            .position(|u| matches!(u, Update::Received { call, .. } if *call == id))
+        else {
+            return false;
+        };
+        let Update::Received { tx, invite, .. } = self.updates.remove(i) else {
+            return false;
+        };
+        let Ok(req) = Message::parse(&invite) else {
+            return true;
+        };
+        let mut b = response_to(&req, 200, "OK", None);
+        b.header_parts("Contact", &["<", &cx.id.contact_uri, ">"])
+            .header("Allow", ALLOW)
+            .header("User-Agent", &cx.id.user_agent);
+        let ok = b.finish(Some("application/sdp"), sdp.as_bytes());
+        if cx.txs.respond(cx.now, tx, 200, &ok) {
+            cx.transmit.push(ok.clone());
+        }
+        let give_up = cx.now + cx.txs.timers().timer_64t1();
+        self.updates.push(Update::Answered {
+            call: id,
+            tx,
+            ok,
+            retransmit: (cx.now + T1, T1, give_up),
+        });
+        true
+    }
+
+    /// The ACK of our 2xx to a re-INVITE: done (its body, if any, is the
+    /// answer to the offer our 2xx carried). Returns whether one had it.
+    fn on_update_ack(&mut self, cx: &mut Ctx<'_>, msg: &Message<'_>) -> bool {
+        let Some(i) = self.updates.iter().position(|u| match u {
+            Update::Answered { call, .. } => {
+                let call = *call;
+                self.calls
+                    .iter()
+                    .find(|c| c.id == call)
+                    .and_then(|c| c.dialog.as_ref())
+                    .or_else(|| self.incoming.iter().find(|c| c.id == call)?.dialog.as_ref())
+                    .is_some_and(|d| d.has_request(msg))
+            }
+            _ => false,
+        }) else {
+            return false;
+        };
+        let call = self.updates.remove(i).call();
+        if !msg.body().is_empty() {
+            cx.events.push(Event::Updated {
+                call,
+                sdp: String::from_utf8_lossy(msg.body()).into_owned(),
+            });
+        }
+        true
+    }
+
+    /// Runs the re-INVITEs' timers: retries after glare, 2xx
+    /// retransmissions until the ACK.
+    fn update_timeouts(&mut self, cx: &mut Ctx<'_>) {
+        let now = cx.now;
+        let mut retries = Vec::new();
+        self.updates.retain_mut(|u| match u {
+            Update::Retry { call, at, sdp } if *at <= now => {
+                retries.push((*call, core::mem::take(sdp)));
+                false
+            }
+            Update::Answered {
+                tx, ok, retransmit, ..
+            } => {
+                let (next, interval, give_up) = *retransmit;
+                if now >= give_up {
+                    return false;
+                }
+                if now >= next {
+                    if cx.txs.respond(now, *tx, 200, ok) {
+                        cx.transmit.push(ok.clone());
+                    }
+                    let interval = (interval * 2).min(T2);
+                    *retransmit = (now + interval, interval, give_up);
+                }
+                true
+            }
+            _ => true,
+        });
+        for (call, sdp) in retries {
+            self.send_update(cx, call, &sdp);
+        }
+    }
+
+    fn update_deadline(&self) -> Option<Instant> {
+        self.updates
+            .iter()
+            .filter_map(|u| match u {
+                Update::Retry { at, .. } => Some(*at),
+                Update::Answered {
+                    retransmit: (next, _, give_up),
+                    ..
+                } => Some((*next).min(*give_up)),
+                _ => None,
+            })
+            .min()
     }
 
     /// A response to one of the calls' requests (`None`: it timed out).
     pub fn on_response(&mut self, cx: &mut Ctx<'_>, tx: TransactionId, msg: Option<&Message<'_>>) {
+        if let Some(i) = self
+            .updates
+            .iter()
+            .position(|u| matches!(u, Update::Sent { tx: t, .. } if *t == tx))
+        {
+            self.on_update_response(cx, i, msg);
+            return;
+        }
         if let Some(i) = self.incoming.iter().position(|c| c.bye_tx == Some(tx)) {
             // Our BYE on a received call: any answer (or none) ends it.
             if msg.and_then(Message::status).is_none_or(|c| c >= 200) {
@@ -214,9 +527,15 @@ impl Calls {
         }
     }
 
-    /// A request that may belong to a call's dialog; returns the response
-    /// to send, or `None` when no call has it.
-    pub fn on_request(&mut self, cx: &mut Ctx<'_>, msg: &Message<'_>) -> Option<(u16, Vec<u8>)> {
+    /// A request that may belong to a call's dialog (server transaction
+    /// `tx`); `None` when no call has it.
+    pub fn on_request(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        tx: TransactionId,
+        msg: &Message<'_>,
+        raw: &[u8],
+    ) -> Option<InDialog> {
         let in_dialog = |d: &Option<Dialog>| d.as_ref().is_some_and(|d| d.has_request(msg));
         let (id, dialog) = match self.calls.iter().position(|c| in_dialog(&c.dialog)) {
             Some(i) => (self.calls[i].id, self.calls[i].dialog.as_mut()?),
@@ -227,7 +546,10 @@ impl Calls {
         };
         if dialog.receive_request(msg).is_err() {
             let resp = response_to(msg, 500, "CSeq Out of Order", None).finish(None, b"");
-            return Some((500, resp));
+            return Some(InDialog::Respond(500, resp));
+        }
+        if msg.method() == Some("INVITE") {
+            return Some(self.on_reinvite(cx, id, tx, msg, raw));
         }
         let (code, reason) = match msg.method() {
             Some("BYE") => (200, "OK"),
@@ -240,9 +562,10 @@ impl Calls {
         if msg.method() == Some("BYE") {
             self.calls.retain(|c| c.id != id);
             self.incoming.retain(|c| c.id != id);
+            self.updates.retain(|u| u.call() != id);
             hangup(cx, id, None, "BYE");
         }
-        Some((code, resp))
+        Some(InDialog::Respond(code, resp))
     }
 
     /// A new INVITE outside any dialog (server transaction `tx`): a call
@@ -290,6 +613,9 @@ impl Calls {
     /// The application answers with its SDP (the answer to the caller's
     /// offer, or its own offer when the INVITE had none).
     pub fn answer(&mut self, cx: &mut Ctx<'_>, id: CallId, sdp: &str) {
+        if self.answer_update(cx, id, sdp) {
+            return;
+        }
         let Some(call) = self
             .incoming
             .iter_mut()
@@ -355,6 +681,9 @@ impl Calls {
     /// The ACK of a 2xx we sent: the call is up (its body is the answer
     /// when our 200 carried the offer).
     pub fn on_ack(&mut self, cx: &mut Ctx<'_>, msg: &Message<'_>) {
+        if self.on_update_ack(cx, msg) {
+            return;
+        }
         let Some(call) = self.incoming.iter_mut().find(|c| {
             c.retransmit.is_some() && c.dialog.as_ref().is_some_and(|d| d.has_request(msg))
         }) else {
@@ -372,10 +701,12 @@ impl Calls {
 
     /// When a 2xx must next be retransmitted.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.incoming
+        let answers = self
+            .incoming
             .iter()
             .filter_map(|c| c.retransmit.map(|(next, _, give_up)| next.min(give_up)))
-            .min()
+            .min();
+        crate::time::earliest(answers, self.update_deadline())
     }
 
     /// Retransmits due 2xx (T1 doubling to T2); one never acknowledged in
@@ -404,6 +735,7 @@ impl Calls {
         for id in lost {
             hangup(cx, id, Some(408), "No ACK");
         }
+        self.update_timeouts(cx);
     }
 
     /// The application hangs up: BYE once answered, CANCEL before (for a
@@ -438,6 +770,7 @@ impl Calls {
             .map(|c| c.id)
             .chain(self.incoming.drain(..).map(|c| c.id))
             .collect();
+        self.updates.clear();
         for id in ids {
             hangup(cx, id, Some(503), "Transport Closed");
         }

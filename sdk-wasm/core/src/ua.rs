@@ -12,7 +12,7 @@ use core::time::Duration;
 
 use crate::Instant;
 use crate::auth::DigestClient;
-use crate::call::{CallId, Calls};
+use crate::call::{CallId, Calls, InDialog};
 use crate::rand::Rng;
 use crate::registration::{Ctx, Identity, Registration, RegistrationState};
 use crate::sip::{HeaderName, Message, ParseError, Uri, response_to};
@@ -239,6 +239,32 @@ pub enum Event {
         /// answered its offer: there is nothing new).
         sdp: String,
     },
+    /// The far end changes the call (a re-INVITE: hold, unhold, ICE
+    /// restart): answer with [`UserAgent::answer`] (the answer to `sdp`, or
+    /// an offer when it has none).
+    Updating {
+        /// Which call.
+        call: CallId,
+        /// The far end's new offer, if it made one.
+        sdp: Option<String>,
+    },
+    /// A change of the call's session completed: the far end's answer to
+    /// our re-INVITE (or to the offer in our answer to its own).
+    Updated {
+        /// Which call.
+        call: CallId,
+        /// The far end's SDP answer.
+        sdp: String,
+    },
+    /// Our re-INVITE was refused; the call goes on as it was.
+    UpdateFailed {
+        /// Which call.
+        call: CallId,
+        /// The SIP status (408 when unanswered).
+        code: u16,
+        /// The reason phrase.
+        reason: String,
+    },
     /// The call ended: `code` is the failure's SIP status (or 408/503 when
     /// the far end or the transport went silent), `None` for a BYE.
     Hangup {
@@ -267,6 +293,9 @@ impl Event {
             Event::Progress { .. } => "progress",
             Event::Accepted { .. } => "accepted",
             Event::Hangup { .. } => "hangup",
+            Event::Updating { .. } => "updating",
+            Event::Updated { .. } => "updated",
+            Event::UpdateFailed { .. } => "update_failed",
         }
     }
 }
@@ -455,13 +484,22 @@ impl UserAgent {
         calls.hangup(&mut cx, call);
     }
 
+    /// Changes a call's session with a re-INVITE carrying `sdp` (hold,
+    /// unhold, ICE restart); `false` while another is under way or when
+    /// the call is not up. Events follow: updated or update_failed.
+    pub fn update(&mut self, now: Instant, call: CallId, sdp: &str) -> bool {
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.update(&mut cx, call, sdp)
+    }
+
     /// An incoming call rings: `180 Ringing` to the caller.
     pub fn ringing(&mut self, now: Instant, call: CallId) {
         let (calls, mut cx) = self.call_ctx(now);
         calls.ringing(&mut cx, call);
     }
 
-    /// Answers an incoming call with `sdp` (the answer to its offer, or an
+    /// Answers an incoming call, or the far end's re-INVITE
+    /// ([`Event::Updating`]), with `sdp` (the answer to its offer, or an
     /// offer when it had none).
     pub fn answer(&mut self, now: Instant, call: CallId, sdp: &str) {
         let (calls, mut cx) = self.call_ctx(now);
@@ -618,16 +656,21 @@ impl UserAgent {
                 return;
             }
         }
-        // A request in one of the calls' dialogs (the far end's BYE).
+        // A request in one of the calls' dialogs (the far end's BYE or
+        // re-INVITE).
         let in_call = {
             let (calls, mut cx) = self.call_ctx(now);
-            calls.on_request(&mut cx, msg)
+            calls.on_request(&mut cx, tx, msg, raw)
         };
-        if let Some((code, resp)) = in_call {
-            if self.txs.respond(now, tx, code, &resp) {
-                self.transmit.push(resp);
+        match in_call {
+            Some(InDialog::Respond(code, resp)) => {
+                if self.txs.respond(now, tx, code, &resp) {
+                    self.transmit.push(resp);
+                }
+                return;
             }
-            return;
+            Some(InDialog::Held) => return,
+            None => {}
         }
         let (code, reason) = match msg.method() {
             Some("OPTIONS") => (200, "OK"),

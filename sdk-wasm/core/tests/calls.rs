@@ -524,3 +524,129 @@ fn declining_cancelling_and_a_lost_ack_end_incoming_calls() {
         reason: "No ACK".into()
     }));
 }
+
+const HOLD: &str = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=sendonly\r\n";
+
+/// The far end's re-INVITE in the dialog the ACK `ack` belongs to.
+fn far_reinvite(ack: &str, cseq: u32, body: &str) -> String {
+    let a = parse(ack);
+    format!(
+        "INVITE sip:x@a.invalid SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKre{cseq}\r\nMax-Forwards: 69\r\n\
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:bob@10.0.0.7:5062>\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        a.header(HeaderName::To).expect("to"),
+        a.header(HeaderName::From).expect("from"),
+        a.call_id(),
+        body.len()
+    )
+}
+
+#[test]
+fn a_re_invite_puts_the_call_on_hold_and_is_acknowledged() {
+    let mut ua = ua();
+    let (call, _, _) = answered(&mut ua);
+    assert!(ua.update(at(2.0), call, HOLD));
+    assert!(!ua.update(at(2.0), call, OFFER), "one re-INVITE at a time");
+    let reinvite = sent(&mut ua).remove(0);
+    let m = parse(&reinvite);
+    assert_eq!((m.method(), m.cseq().seq), (Some("INVITE"), 2));
+    assert_eq!(m.request_uri(), Some("sip:bob@10.0.0.7:5062"));
+    assert_eq!(m.to().tag(), Some("b9"), "in the dialog");
+    assert_eq!(m.body(), HOLD.as_bytes());
+    ua.handle_message(at(2.1), &answer(&reinvite, 200, "OK", ANSWER))
+        .expect("parses");
+    let ack = sent(&mut ua).remove(0);
+    assert!(
+        ack.starts_with("ACK ") && ack.contains("CSeq: 2 ACK"),
+        "{ack}"
+    );
+    assert_eq!(
+        events(&mut ua),
+        [Event::Updated {
+            call,
+            sdp: ANSWER.into()
+        }]
+    );
+    // A refused re-INVITE leaves the call as it was.
+    assert!(ua.update(at(3.0), call, OFFER));
+    let again = sent(&mut ua).remove(0);
+    ua.handle_message(at(3.1), &answer(&again, 488, "Not Acceptable Here", ""))
+        .expect("parses");
+    sent(&mut ua);
+    assert_eq!(
+        events(&mut ua),
+        [Event::UpdateFailed {
+            call,
+            code: 488,
+            reason: "Not Acceptable Here".into()
+        }]
+    );
+}
+
+#[test]
+fn glare_is_answered_491_and_our_re_invite_retried_after_the_wait() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    assert!(ua.update(at(2.0), call, HOLD));
+    let ours = sent(&mut ua).remove(0);
+    // Theirs crosses ours: 491 for it.
+    ua.handle_message(at(2.01), far_reinvite(&ack, 5, OFFER).as_bytes())
+        .expect("parses");
+    let frames = sent(&mut ua);
+    assert!(
+        frames[0].starts_with("SIP/2.0 491 Request Pending"),
+        "{frames:?}"
+    );
+    // Ours gets 491 too: as the caller (owner of the Call-ID) we wait
+    // 2.1–4 s (RFC 3261 §14.1), then send it again.
+    ua.handle_message(at(2.02), &answer(&ours, 491, "Request Pending", ""))
+        .expect("parses");
+    sent(&mut ua);
+    ua.handle_timeout(at(4.0));
+    assert!(
+        !sent(&mut ua).iter().any(|f| f.starts_with("INVITE ")),
+        "not before 2.1 s"
+    );
+    ua.handle_timeout(at(6.1));
+    let retry = sent(&mut ua);
+    let retry = retry
+        .iter()
+        .find(|f| f.starts_with("INVITE "))
+        .expect("the re-INVITE again");
+    assert_eq!(parse(retry).cseq().seq, 3);
+    assert_eq!(parse(retry).body(), HOLD.as_bytes());
+    assert!(
+        events(&mut ua).is_empty(),
+        "glare is not the app's business"
+    );
+}
+
+#[test]
+fn the_far_end_s_re_invite_is_answered_by_the_app_and_acknowledged() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    let theirs = far_reinvite(&ack, 2, HOLD);
+    ua.handle_message(at(3.0), theirs.as_bytes())
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Updating {
+            call,
+            sdp: Some(HOLD.into())
+        }]
+    );
+    let recvonly = HOLD.replace("sendonly", "recvonly");
+    ua.answer(at(3.1), call, &recvonly);
+    let ok = sent(&mut ua).remove(0);
+    assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
+    assert_eq!(parse(&ok).body(), recvonly.as_bytes());
+    ua.handle_timeout(at(3.6));
+    assert_eq!(sent(&mut ua), std::slice::from_ref(&ok), "until the ACK");
+    let their_ack = ack_of(&ok, "").replace("CSeq: 10 ACK", "CSeq: 2 ACK");
+    ua.handle_message(at(3.7), their_ack.as_bytes())
+        .expect("parses");
+    ua.handle_timeout(at(5.0));
+    assert!(sent(&mut ua).is_empty(), "acknowledged");
+    assert!(events(&mut ua).is_empty());
+    assert!(ua.update(at(6.0), call, OFFER), "the call is free again");
+}
