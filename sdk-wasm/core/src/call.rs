@@ -45,7 +45,7 @@ pub enum CallState {
 }
 
 /// Methods a call's dialog accepts from the far end today.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO";
 
 #[derive(Debug)]
 struct Call {
@@ -230,6 +230,28 @@ impl Calls {
                 .dialog
                 .as_mut(),
         }
+    }
+
+    /// Sends a request with `body` in a confirmed call's dialog (MESSAGE,
+    /// INFO); its answer is not reported. `false` when the call is not up.
+    pub fn send_in_dialog(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: CallId,
+        method: &str,
+        content_type: &str,
+        body: &str,
+    ) -> bool {
+        let via = via(cx);
+        let Some(dialog) = self
+            .dialog_mut(id)
+            .filter(|d| d.state() == crate::dialog::DialogState::Confirmed)
+        else {
+            return false;
+        };
+        let mut b = dialog.request(method, &via);
+        b.header("User-Agent", &cx.id.user_agent);
+        start(cx, b.finish(Some(content_type), body.as_bytes())).is_some()
     }
 
     /// Changes a confirmed call's session with a re-INVITE carrying `sdp`
@@ -552,8 +574,22 @@ impl Calls {
             return Some(self.on_reinvite(cx, id, tx, msg, raw));
         }
         let (code, reason) = match msg.method() {
-            Some("BYE") => (200, "OK"),
-            Some("OPTIONS") => (200, "OK"),
+            Some("BYE" | "OPTIONS") => (200, "OK"),
+            Some("MESSAGE") => {
+                cx.events.push(crate::message::received(msg, Some(id)));
+                (200, "OK")
+            }
+            Some("INFO") => match crate::message::dtmf_relay(msg) {
+                Some((digit, duration_ms)) => {
+                    cx.events.push(Event::Dtmf {
+                        call: id,
+                        digit,
+                        duration_ms,
+                    });
+                    (200, "OK")
+                }
+                None => (415, "Unsupported Media Type"),
+            },
             _ => (501, "Not Implemented"),
         };
         let mut b = response_to(msg, code, reason, None);

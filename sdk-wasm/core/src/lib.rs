@@ -47,6 +47,7 @@
 pub mod auth;
 pub mod call;
 pub mod dialog;
+pub mod message;
 pub mod rand;
 pub mod registration;
 pub mod sdp;

@@ -13,6 +13,7 @@ use core::time::Duration;
 use crate::Instant;
 use crate::auth::DigestClient;
 use crate::call::{CallId, Calls, InDialog};
+use crate::message::{MessageId, Messages};
 use crate::rand::Rng;
 use crate::registration::{Ctx, Identity, Registration, RegistrationState};
 use crate::sip::{HeaderName, Message, ParseError, Uri, response_to};
@@ -265,6 +266,41 @@ pub enum Event {
         /// The reason phrase.
         reason: String,
     },
+    /// A DTMF digit the far end sent as SIP INFO (`application/dtmf-relay`).
+    Dtmf {
+        /// Which call.
+        call: CallId,
+        /// `0`–`9`, `*`, `#`, `A`–`D`.
+        digit: char,
+        /// How long it was pressed.
+        duration_ms: u32,
+    },
+    /// A MESSAGE arrived (RFC 3428), in a call's dialog or outside any.
+    Message {
+        /// The call it came in, if any.
+        call: Option<CallId>,
+        /// The sender's URI.
+        from: String,
+        /// Its Content-Type (`text/plain`…).
+        content_type: String,
+        /// The text.
+        body: String,
+    },
+    /// A MESSAGE we sent was accepted (2xx).
+    MessageSent {
+        /// Which one.
+        id: MessageId,
+    },
+    /// A MESSAGE we sent was refused, or not answered (408), or the
+    /// transport closed (503).
+    MessageFailed {
+        /// Which one.
+        id: MessageId,
+        /// The SIP status.
+        code: u16,
+        /// The reason phrase.
+        reason: String,
+    },
     /// The call ended: `code` is the failure's SIP status (or 408/503 when
     /// the far end or the transport went silent), `None` for a BYE.
     Hangup {
@@ -296,6 +332,10 @@ impl Event {
             Event::Updating { .. } => "updating",
             Event::Updated { .. } => "updated",
             Event::UpdateFailed { .. } => "update_failed",
+            Event::Dtmf { .. } => "dtmf",
+            Event::Message { .. } => "message",
+            Event::MessageSent { .. } => "message_sent",
+            Event::MessageFailed { .. } => "message_failed",
         }
     }
 }
@@ -317,7 +357,7 @@ impl fmt::Display for Event {
 const PONG_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Methods this user agent answers outside calls.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO";
 
 /// The sans-IO SIP user agent.
 pub struct UserAgent {
@@ -328,6 +368,7 @@ pub struct UserAgent {
     digest: Option<DigestClient>,
     registration: Registration,
     calls: Calls,
+    messages: Messages,
     connected: bool,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
@@ -419,6 +460,7 @@ impl UserAgent {
             digest,
             registration,
             calls: Calls::default(),
+            messages: Messages::default(),
             connected: false,
             next_ping: None,
             pong_deadline: None,
@@ -438,11 +480,13 @@ impl UserAgent {
         &self.id.contact_uri
     }
 
-    /// The registration, the calls, and what both may touch.
-    fn parts(&mut self, now: Instant) -> (&mut Registration, &mut Calls, Ctx<'_>) {
+    /// The registration, the calls, the messages, and what they may
+    /// touch.
+    fn parts(&mut self, now: Instant) -> (&mut Registration, &mut Calls, &mut Messages, Ctx<'_>) {
         (
             &mut self.registration,
             &mut self.calls,
+            &mut self.messages,
             Ctx {
                 now,
                 id: &self.id,
@@ -456,13 +500,65 @@ impl UserAgent {
     }
 
     fn ctx(&mut self, now: Instant) -> (&mut Registration, Ctx<'_>) {
-        let (reg, _, cx) = self.parts(now);
+        let (reg, _, _, cx) = self.parts(now);
         (reg, cx)
     }
 
+    fn message_ctx(&mut self, now: Instant) -> (&mut Messages, Ctx<'_>) {
+        let (_, _, messages, cx) = self.parts(now);
+        (messages, cx)
+    }
+
     fn call_ctx(&mut self, now: Instant) -> (&mut Calls, Ctx<'_>) {
-        let (_, calls, cx) = self.parts(now);
+        let (_, calls, _, cx) = self.parts(now);
         (calls, cx)
+    }
+
+    /// Sends a MESSAGE (RFC 3428) with `body` of `content_type` to
+    /// `target`, outside any call; message_sent or message_failed follows.
+    pub fn message(
+        &mut self,
+        now: Instant,
+        target: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Option<MessageId> {
+        if !self.connected {
+            return None;
+        }
+        let (messages, mut cx) = self.message_ctx(now);
+        messages.send(&mut cx, target, content_type, body)
+    }
+
+    /// Sends a MESSAGE in a call's dialog; `false` when the call is not up.
+    pub fn call_message(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        content_type: &str,
+        body: &str,
+    ) -> bool {
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.send_in_dialog(&mut cx, call, "MESSAGE", content_type, body)
+    }
+
+    /// Sends a DTMF digit as SIP INFO (`application/dtmf-relay`), for PBXs
+    /// that do not take RFC 4733 in the media; `false` when the call is
+    /// not up or `digit` is not one.
+    pub fn send_dtmf_info(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        digit: char,
+        duration_ms: u32,
+    ) -> bool {
+        let digit = digit.to_ascii_uppercase();
+        if !(digit.is_ascii_digit() || "*#ABCD".contains(digit)) {
+            return false;
+        }
+        let body = crate::message::dtmf_body(digit, duration_ms);
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.send_in_dialog(&mut cx, call, "INFO", "application/dtmf-relay", &body)
     }
 
     /// Calls `target` (a SIP URI) with the SDP `offer` (the browser's
@@ -533,8 +629,9 @@ impl UserAgent {
         self.transmit.clear();
         self.txs.transport_closed();
         {
-            let (calls, mut cx) = self.call_ctx(now);
+            let (_, calls, messages, mut cx) = self.parts(now);
             calls.transport_closed(&mut cx);
+            messages.transport_closed(&mut cx);
         }
         // The registration keeps its intent: if a binding is still wanted,
         // the next transport_connected registers again.
@@ -613,6 +710,11 @@ impl UserAgent {
             calls.on_response(&mut cx, tx, msg);
             return;
         }
+        if self.messages.owns(tx) {
+            let (messages, mut cx) = self.message_ctx(now);
+            messages.on_response(&mut cx, tx, msg);
+            return;
+        }
         if self.registration.owns(tx) {
             let (reg, mut cx) = self.ctx(now);
             reg.on_response(&mut cx, msg);
@@ -674,6 +776,10 @@ impl UserAgent {
         }
         let (code, reason) = match msg.method() {
             Some("OPTIONS") => (200, "OK"),
+            Some("MESSAGE") => {
+                self.events.push(crate::message::received(msg, None));
+                (200, "OK")
+            }
             Some("CANCEL") => (481, "Call/Transaction Does Not Exist"),
             _ => (501, "Not Implemented"),
         };
@@ -701,7 +807,7 @@ impl UserAgent {
             self.transmit.push(bytes);
         }
         {
-            let (reg, calls, mut cx) = self.parts(now);
+            let (reg, calls, _, mut cx) = self.parts(now);
             reg.handle_timeout(&mut cx);
             calls.handle_timeout(&mut cx);
         }

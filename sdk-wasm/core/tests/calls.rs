@@ -650,3 +650,99 @@ fn the_far_end_s_re_invite_is_answered_by_the_app_and_acknowledged() {
     assert!(events(&mut ua).is_empty());
     assert!(ua.update(at(6.0), call, OFFER), "the call is free again");
 }
+
+#[test]
+fn messages_go_out_and_come_in_with_their_outcome() {
+    use sipline_core::message::MessageId;
+    let mut ua = ua();
+    let id = ua
+        .message(at(0.0), "sip:bob@pbx.example", "text/plain", "hello bob")
+        .expect("sent");
+    let out = sent(&mut ua).remove(0);
+    let m = parse(&out);
+    assert_eq!(
+        (m.method(), m.request_uri()),
+        (Some("MESSAGE"), Some("sip:bob@pbx.example"))
+    );
+    assert_eq!(m.body(), b"hello bob");
+    assert_eq!(m.header(HeaderName::ContentType), Some("text/plain"));
+    ua.handle_message(at(0.1), &answer(&out, 202, "Accepted", ""))
+        .expect("parses");
+    assert_eq!(events(&mut ua), [Event::MessageSent { id }]);
+    let refused = ua
+        .message(at(1.0), "sip:nobody@pbx.example", "text/plain", "?")
+        .expect("sent");
+    let out = sent(&mut ua).remove(0);
+    ua.handle_message(at(1.1), &answer(&out, 404, "Not Found", ""))
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::MessageFailed {
+            id: refused,
+            code: 404,
+            reason: "Not Found".into()
+        }]
+    );
+    assert_ne!(id, MessageId(0));
+
+    // One arrives, outside any call.
+    let incoming = "MESSAGE sip:x@a.invalid SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKm1\r\nMax-Forwards: 69\r\n\
+From: <sip:bob@pbx.example>;tag=m\r\nTo: <sip:alice@pbx.example>\r\nCall-ID: msg-1\r\nCSeq: 1 MESSAGE\r\n\
+Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi";
+    ua.handle_message(at(2.0), incoming.as_bytes())
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Message {
+            call: None,
+            from: "sip:bob@pbx.example".into(),
+            content_type: "text/plain".into(),
+            body: "hi".into()
+        }]
+    );
+}
+
+#[test]
+fn dtmf_as_sip_info_goes_both_ways_in_a_call() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    assert!(ua.send_dtmf_info(at(2.0), call, '5', 160));
+    assert!(
+        !ua.send_dtmf_info(at(2.0), call, 'x', 160),
+        "not a DTMF digit"
+    );
+    let info = sent(&mut ua).remove(0);
+    let m = parse(&info);
+    assert_eq!(m.method(), Some("INFO"));
+    assert_eq!(
+        m.header(HeaderName::ContentType),
+        Some("application/dtmf-relay")
+    );
+    assert_eq!(m.body(), b"Signal=5\r\nDuration=160\r\n");
+    assert_eq!(m.to().tag(), Some("b9"), "in the call's dialog");
+    assert!(ua.call_message(at(2.1), call, "text/plain", "in call"));
+    assert!(sent(&mut ua)[0].starts_with("MESSAGE sip:bob@10.0.0.7:5062"));
+
+    // The far end's INFO: a digit event for the app.
+    let a = parse(&ack);
+    let theirs = format!(
+        "INFO sip:x@a.invalid SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKi1\r\nMax-Forwards: 69\r\n\
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 3 INFO\r\nContent-Type: application/dtmf-relay\r\n\
+Content-Length: 24\r\n\r\nSignal=#\r\nDuration=250\r\n",
+        a.header(HeaderName::To).expect("to"),
+        a.header(HeaderName::From).expect("from"),
+        a.call_id()
+    );
+    ua.handle_message(at(3.0), theirs.as_bytes())
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Dtmf {
+            call,
+            digit: '#',
+            duration_ms: 250
+        }]
+    );
+}

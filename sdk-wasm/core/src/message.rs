@@ -1,0 +1,146 @@
+//! Instant messages (RFC 3428) and DTMF sent as SIP INFO
+//! (`application/dtmf-relay`, the de facto format PBXs accept): MESSAGE out
+//! of any dialog, or in a call's; INFO in a call's. What arrives is
+//! reported as events; what the application sends is tracked to its final
+//! answer.
+
+use crate::registration::Ctx;
+use crate::sip::{HeaderName, Message, MessageBuilder, push_decimal};
+use crate::transaction::TransactionId;
+use crate::ua::Event;
+
+/// Names one MESSAGE the application sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u32);
+
+/// The MESSAGEs in flight.
+#[derive(Debug, Default)]
+pub(crate) struct Messages {
+    pending: Vec<(TransactionId, MessageId)>,
+    next: u32,
+}
+
+impl Messages {
+    /// Sends `text` (of `content_type`) to `target`, outside any dialog.
+    pub fn send(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        target: &str,
+        content_type: &str,
+        text: &str,
+    ) -> Option<MessageId> {
+        let mut b = MessageBuilder::request("MESSAGE", target);
+        b.header_parts(
+            "Via",
+            &[
+                "SIP/2.0/",
+                cx.id.via_transport,
+                " ",
+                &cx.id.via_host,
+                ";branch=z9hG4bK",
+                &cx.rng.token(16),
+            ],
+        )
+        .header("Max-Forwards", "70")
+        .header_parts("From", &["<", &cx.id.aor, ">;tag=", &cx.rng.token(10)])
+        .header_parts("To", &["<", target, ">"])
+        .header("Call-ID", &cx.rng.token(20))
+        .header("CSeq", "1 MESSAGE")
+        .header("User-Agent", &cx.id.user_agent);
+        let raw = b.finish(Some(content_type), text.as_bytes());
+        let msg = Message::parse(&raw).ok()?;
+        let tx = cx.txs.start_client(cx.now, &msg, &raw);
+        cx.transmit.push(raw);
+        self.next += 1;
+        let id = MessageId(self.next);
+        self.pending.push((tx, id));
+        Some(id)
+    }
+
+    /// Whether a transaction is one of the MESSAGEs'.
+    pub fn owns(&self, tx: TransactionId) -> bool {
+        self.pending.iter().any(|(t, _)| *t == tx)
+    }
+
+    /// A MESSAGE's answer (`None`: it timed out): delivered or failed.
+    pub fn on_response(&mut self, cx: &mut Ctx<'_>, tx: TransactionId, msg: Option<&Message<'_>>) {
+        let code = msg.and_then(Message::status).unwrap_or(408);
+        if code < 200 {
+            return;
+        }
+        let Some(i) = self.pending.iter().position(|(t, _)| *t == tx) else {
+            return;
+        };
+        let (_, id) = self.pending.remove(i);
+        cx.events.push(if code < 300 {
+            Event::MessageSent { id }
+        } else {
+            Event::MessageFailed {
+                id,
+                code,
+                reason: msg.map_or("Request Timeout", |m| m.reason()).to_owned(),
+            }
+        });
+    }
+
+    /// The transport closed: the MESSAGEs in flight failed.
+    pub fn transport_closed(&mut self, cx: &mut Ctx<'_>) {
+        for (_, id) in self.pending.drain(..) {
+            cx.events.push(Event::MessageFailed {
+                id,
+                code: 503,
+                reason: "Transport Closed".into(),
+            });
+        }
+    }
+}
+
+/// A received MESSAGE as an event (`call`: the call whose dialog it came
+/// in).
+pub(crate) fn received(msg: &Message<'_>, call: Option<crate::call::CallId>) -> Event {
+    Event::Message {
+        call,
+        from: msg.from().uri_text.to_owned(),
+        content_type: msg
+            .header(HeaderName::ContentType)
+            .unwrap_or("text/plain")
+            .to_owned(),
+        body: String::from_utf8_lossy(msg.body()).into_owned(),
+    }
+}
+
+/// The digit and duration of an `application/dtmf-relay` body
+/// (`Signal=5\r\nDuration=160`), if it is one.
+pub(crate) fn dtmf_relay(msg: &Message<'_>) -> Option<(char, u32)> {
+    let ct = msg.header(HeaderName::ContentType)?;
+    if !ct.trim().eq_ignore_ascii_case("application/dtmf-relay") {
+        return None;
+    }
+    let body = core::str::from_utf8(msg.body()).ok()?;
+    let mut digit = None;
+    let mut duration = 160;
+    for line in body.lines() {
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        match name.trim().to_ascii_lowercase().as_str() {
+            "signal" => digit = value.trim().chars().next(),
+            "duration" => duration = value.trim().parse().unwrap_or(duration),
+            _ => {}
+        }
+    }
+    digit
+        .filter(|d| d.is_ascii_digit() || "*#ABCDabcd".contains(*d))
+        .map(|d| (d.to_ascii_uppercase(), duration))
+}
+
+/// The body of a DTMF INFO.
+pub(crate) fn dtmf_body(digit: char, duration_ms: u32) -> String {
+    let mut body = String::with_capacity(32);
+    body.push_str("Signal=");
+    body.push(digit);
+    body.push_str("\r\nDuration=");
+    push_decimal(&mut body, u64::from(duration_ms));
+    body.push_str("\r\n");
+    body
+}
