@@ -44,8 +44,8 @@ pub enum CallState {
     Ending,
 }
 
-/// Methods a call's dialog accepts from the far end today.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO";
+/// Methods the user agent accepts (in calls and outside them).
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, UPDATE";
 
 #[derive(Debug)]
 struct Call {
@@ -94,6 +94,7 @@ enum Update {
     /// Ours, in flight.
     Sent {
         call: CallId,
+        method: &'static str,
         tx: TransactionId,
         cseq: u32,
         sdp: String,
@@ -101,6 +102,7 @@ enum Update {
     /// Ours, refused with 491 (glare): sent again at `at`.
     Retry {
         call: CallId,
+        method: &'static str,
         at: Instant,
         sdp: String,
     },
@@ -254,11 +256,18 @@ impl Calls {
         start(cx, b.finish(Some(content_type), body.as_bytes())).is_some()
     }
 
-    /// Changes a confirmed call's session with a re-INVITE carrying `sdp`
-    /// (hold: `sendonly`; unhold: `sendrecv`; an ICE restart's new offer).
-    /// `false` while another re-INVITE of the call is under way (§14.1: one
-    /// at a time), or when the call is not up.
-    pub fn update(&mut self, cx: &mut Ctx<'_>, id: CallId, sdp: &str) -> bool {
+    /// Changes a confirmed call's session with a re-INVITE (or, `method`
+    /// `UPDATE`, RFC 3311) carrying `sdp` (hold: `sendonly`; unhold:
+    /// `sendrecv`; an ICE restart's new offer). `false` while another
+    /// change of the call is under way (§14.1: one at a time), or when the
+    /// call is not up.
+    pub fn update(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: CallId,
+        sdp: &str,
+        method: &'static str,
+    ) -> bool {
         let busy = self
             .updates
             .iter()
@@ -275,16 +284,22 @@ impl Calls {
             return false;
         }
         self.updates.retain(|u| u.call() != id);
-        self.send_update(cx, id, sdp)
+        self.send_update(cx, id, sdp, method)
     }
 
-    fn send_update(&mut self, cx: &mut Ctx<'_>, id: CallId, sdp: &str) -> bool {
+    fn send_update(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: CallId,
+        sdp: &str,
+        method: &'static str,
+    ) -> bool {
         let via = via(cx);
         let contact = cx.id.contact_uri.clone();
         let Some(dialog) = self.dialog_mut(id) else {
             return false;
         };
-        let mut b = dialog.request("INVITE", &via);
+        let mut b = dialog.request(method, &via);
         b.header_parts("Contact", &["<", &contact, ">"])
             .header("Allow", ALLOW)
             .header("User-Agent", &cx.id.user_agent);
@@ -297,6 +312,7 @@ impl Calls {
         };
         self.updates.push(Update::Sent {
             call: id,
+            method,
             tx,
             cseq,
             sdp: sdp.to_owned(),
@@ -306,7 +322,10 @@ impl Calls {
 
     /// A response to our re-INVITE `i`.
     fn on_update_response(&mut self, cx: &mut Ctx<'_>, i: usize, msg: Option<&Message<'_>>) {
-        let Update::Sent { call, cseq, .. } = self.updates[i] else {
+        let Update::Sent {
+            call, cseq, method, ..
+        } = self.updates[i]
+        else {
             return;
         };
         let code = msg.and_then(Message::status).unwrap_or(408);
@@ -321,8 +340,11 @@ impl Calls {
                 let via = via(cx);
                 if let Some(dialog) = self.dialog_mut(call) {
                     dialog.receive_response(msg);
-                    let ack = dialog.ack(cseq, &via).finish(None, b"");
-                    cx.transmit.push(ack);
+                    // A re-INVITE's 2xx is acknowledged; an UPDATE's not.
+                    if method == "INVITE" {
+                        let ack = dialog.ack(cseq, &via).finish(None, b"");
+                        cx.transmit.push(ack);
+                    }
                 }
                 cx.events.push(Event::Updated {
                     call,
@@ -337,6 +359,7 @@ impl Calls {
                 let wait = Duration::from_millis((base + cx.rng.below(spread + 1)) * 10);
                 self.updates.push(Update::Retry {
                     call,
+                    method,
                     at: cx.now + wait,
                     sdp,
                 });
@@ -349,9 +372,9 @@ impl Calls {
         }
     }
 
-    /// The far end's re-INVITE in a call's dialog (transaction `tx`): `491`
-    /// while ours is under way, else reported for the application to
-    /// answer with [`Self::answer`].
+    /// The far end's re-INVITE or UPDATE in a call's dialog (transaction
+    /// `tx`): `491` while ours is under way, else reported for the
+    /// application to answer with [`Self::answer`].
     fn on_reinvite(
         &mut self,
         cx: &mut Ctx<'_>,
@@ -395,6 +418,7 @@ impl Calls {
         let Ok(req) = Message::parse(&invite) else {
             return true;
         };
+        let is_invite = req.method() == Some("INVITE");
         let mut b = response_to(&req, 200, "OK", None);
         b.header_parts("Contact", &["<", &cx.id.contact_uri, ">"])
             .header("Allow", ALLOW)
@@ -402,6 +426,9 @@ impl Calls {
         let ok = b.finish(Some("application/sdp"), sdp.as_bytes());
         if cx.txs.respond(cx.now, tx, 200, &ok) {
             cx.transmit.push(ok.clone());
+        }
+        if !is_invite {
+            return true; // an UPDATE's 200 is final: no ACK to wait for
         }
         let give_up = cx.now + cx.txs.timers().timer_64t1();
         self.updates.push(Update::Answered {
@@ -446,8 +473,13 @@ impl Calls {
         let now = cx.now;
         let mut retries = Vec::new();
         self.updates.retain_mut(|u| match u {
-            Update::Retry { call, at, sdp } if *at <= now => {
-                retries.push((*call, core::mem::take(sdp)));
+            Update::Retry {
+                call,
+                method,
+                at,
+                sdp,
+            } if *at <= now => {
+                retries.push((*call, *method, core::mem::take(sdp)));
                 false
             }
             Update::Answered {
@@ -468,8 +500,8 @@ impl Calls {
             }
             _ => true,
         });
-        for (call, sdp) in retries {
-            self.send_update(cx, call, &sdp);
+        for (call, method, sdp) in retries {
+            self.send_update(cx, call, &sdp, method);
         }
     }
 
@@ -570,7 +602,7 @@ impl Calls {
             let resp = response_to(msg, 500, "CSeq Out of Order", None).finish(None, b"");
             return Some(InDialog::Respond(500, resp));
         }
-        if msg.method() == Some("INVITE") {
+        if matches!(msg.method(), Some("INVITE" | "UPDATE")) {
             return Some(self.on_reinvite(cx, id, tx, msg, raw));
         }
         let (code, reason) = match msg.method() {

@@ -12,7 +12,7 @@ use core::time::Duration;
 
 use crate::Instant;
 use crate::auth::DigestClient;
-use crate::call::{CallId, Calls, InDialog};
+use crate::call::{ALLOW, CallId, Calls, InDialog};
 use crate::message::{MessageId, Messages};
 use crate::rand::Rng;
 use crate::registration::{Ctx, Identity, Registration, RegistrationState};
@@ -240,8 +240,8 @@ pub enum Event {
         /// answered its offer: there is nothing new).
         sdp: String,
     },
-    /// The far end changes the call (a re-INVITE: hold, unhold, ICE
-    /// restart): answer with [`UserAgent::answer`] (the answer to `sdp`, or
+    /// The far end changes the call (a re-INVITE or UPDATE: hold, unhold,
+    /// ICE restart): answer with [`UserAgent::answer`] (the answer to `sdp`, or
     /// an offer when it has none).
     Updating {
         /// Which call.
@@ -355,9 +355,6 @@ impl fmt::Display for Event {
 
 /// How long to wait for the pong of a CRLF ping (RFC 5626 §4.4.1).
 const PONG_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Methods this user agent answers outside calls.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO";
 
 /// The sans-IO SIP user agent.
 pub struct UserAgent {
@@ -585,7 +582,14 @@ impl UserAgent {
     /// the call is not up. Events follow: updated or update_failed.
     pub fn update(&mut self, now: Instant, call: CallId, sdp: &str) -> bool {
         let (calls, mut cx) = self.call_ctx(now);
-        calls.update(&mut cx, call, sdp)
+        calls.update(&mut cx, call, sdp, "INVITE")
+    }
+
+    /// [`Self::update`] with an UPDATE (RFC 3311) instead of a re-INVITE:
+    /// no ACK, for PBXs that prefer it.
+    pub fn update_with_update(&mut self, now: Instant, call: CallId, sdp: &str) -> bool {
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.update(&mut cx, call, sdp, "UPDATE")
     }
 
     /// An incoming call rings: `180 Ringing` to the caller.

@@ -746,3 +746,37 @@ Content-Length: 24\r\n\r\nSignal=#\r\nDuration=250\r\n",
         }]
     );
 }
+
+#[test]
+fn update_changes_the_session_without_an_ack_both_ways() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    assert!(ua.update_with_update(at(2.0), call, HOLD));
+    let update = sent(&mut ua).remove(0);
+    assert!(
+        update.starts_with("UPDATE sip:bob@10.0.0.7:5062"),
+        "{update}"
+    );
+    ua.handle_message(at(2.1), &answer(&update, 200, "OK", ANSWER))
+        .expect("parses");
+    assert!(sent(&mut ua).is_empty(), "no ACK for an UPDATE");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Updated {
+            call,
+            sdp: ANSWER.into()
+        }]
+    );
+    // Theirs: answered once, nothing retransmitted.
+    let theirs = far_reinvite(&ack, 2, HOLD)
+        .replacen("INVITE sip:", "UPDATE sip:", 1)
+        .replace("CSeq: 2 INVITE", "CSeq: 2 UPDATE");
+    ua.handle_message(at(3.0), theirs.as_bytes())
+        .expect("parses");
+    assert!(matches!(events(&mut ua)[..], [Event::Updating { .. }]));
+    ua.answer(at(3.1), call, ANSWER);
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
+    ua.handle_timeout(at(5.0));
+    assert!(sent(&mut ua).is_empty());
+    assert!(ua.update(at(6.0), call, OFFER), "nothing pending");
+}
