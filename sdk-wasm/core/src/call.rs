@@ -66,6 +66,9 @@ struct Call {
     dialog: Option<Dialog>,
     /// The ACK of the 2xx, kept to answer its retransmissions.
     ack: Option<Vec<u8>>,
+    /// After our CANCEL, when to stop waiting for the INVITE's final
+    /// answer (64·T1, §9.1).
+    give_up: Option<Instant>,
     bye_tx: Option<TransactionId>,
 }
 
@@ -201,6 +204,7 @@ impl Calls {
             cancel_wanted: false,
             dialog: None,
             ack: None,
+            give_up: None,
             bye_tx: None,
         };
         send_invite(&mut call, cx)?;
@@ -219,6 +223,30 @@ impl Calls {
                 .updates
                 .iter()
                 .any(|u| matches!(u, Update::Sent { tx: t, .. } if *t == tx))
+    }
+
+    /// Removes a call of either kind and its session changes; a change of
+    /// theirs still waiting for the app gets `487` (§15.1.2).
+    fn forget(&mut self, cx: &mut Ctx<'_>, id: CallId) {
+        self.calls.retain(|c| c.id != id);
+        self.incoming.retain(|c| c.id != id);
+        self.drop_updates(cx, id);
+    }
+
+    /// Drops a call's session changes (it is ending); one of theirs still
+    /// waiting for the app gets `487`.
+    fn drop_updates(&mut self, cx: &mut Ctx<'_>, id: CallId) {
+        for u in self.updates.iter().filter(|u| u.call() == id) {
+            if let Update::Received { tx, invite, .. } = u
+                && let Ok(req) = Message::parse(invite)
+            {
+                let resp = response_to(&req, 487, "Request Terminated", None).finish(None, b"");
+                if cx.txs.respond(cx.now, *tx, 487, &resp) {
+                    cx.transmit.push(resp);
+                }
+            }
+        }
+        self.updates.retain(|u| u.call() != id);
     }
 
     /// The dialog of a call, made or received.
@@ -383,13 +411,29 @@ impl Calls {
         msg: &Message<'_>,
         raw: &[u8],
     ) -> InDialog {
-        if self
+        if msg.method() == Some("UPDATE") && msg.body().is_empty() {
+            // No offer (a session-timer refresh): nothing for the app, and
+            // no glare (RFC 3311 §5.2).
+            let mut b = response_to(msg, 200, "OK", None);
+            b.header_parts("Contact", &["<", &cx.id.contact_uri, ">"]);
+            return InDialog::Respond(200, b.finish(None, b""));
+        }
+        let ours = self
             .updates
             .iter()
-            .any(|u| u.call() == id && !matches!(u, Update::Retry { .. }))
-        {
+            .any(|u| u.call() == id && matches!(u, Update::Sent { .. }));
+        let theirs = self.updates.iter().any(|u| {
+            u.call() == id && matches!(u, Update::Received { .. } | Update::Answered { .. })
+        });
+        if ours {
             let resp = response_to(msg, 491, "Request Pending", None).finish(None, b"");
             return InDialog::Respond(491, resp);
+        }
+        if theirs {
+            // Their own change is still under way (§14.2).
+            let mut b = response_to(msg, 500, "Previous Request Pending", None);
+            b.header("Retry-After", "1");
+            return InDialog::Respond(500, b.finish(None, b""));
         }
         let sdp =
             (!msg.body().is_empty()).then(|| String::from_utf8_lossy(msg.body()).into_owned());
@@ -532,8 +576,9 @@ impl Calls {
         if let Some(i) = self.incoming.iter().position(|c| c.bye_tx == Some(tx)) {
             // Our BYE on a received call: any answer (or none) ends it.
             if msg.and_then(Message::status).is_none_or(|c| c >= 200) {
-                let call = self.incoming.remove(i);
-                hangup(cx, call.id, None, "BYE");
+                let id = self.incoming[i].id;
+                self.forget(cx, id);
+                hangup(cx, id, None, "BYE");
             }
             return;
         }
@@ -628,9 +673,7 @@ impl Calls {
         b.header("Allow", ALLOW);
         let resp = b.finish(None, b"");
         if msg.method() == Some("BYE") {
-            self.calls.retain(|c| c.id != id);
-            self.incoming.retain(|c| c.id != id);
-            self.updates.retain(|u| u.call() != id);
+            self.forget(cx, id);
             hangup(cx, id, None, "BYE");
         }
         Some(InDialog::Respond(code, resp))
@@ -731,8 +774,29 @@ impl Calls {
     /// A CANCEL for an INVITE we received (`invite_tx`): the call ends with
     /// `487` if it was not answered yet. Returns whether a call had it.
     pub fn on_cancel(&mut self, cx: &mut Ctx<'_>, invite_tx: TransactionId) -> bool {
+        // Their re-INVITE, not answered yet: 487 for it.
+        if let Some(i) = self
+            .updates
+            .iter()
+            .position(|u| matches!(u, Update::Received { tx, .. } if *tx == invite_tx))
+        {
+            if let Update::Received { tx, invite, .. } = self.updates.remove(i)
+                && let Ok(req) = Message::parse(&invite)
+            {
+                let resp = response_to(&req, 487, "Request Terminated", None).finish(None, b"");
+                if cx.txs.respond(cx.now, tx, 487, &resp) {
+                    cx.transmit.push(resp);
+                }
+            }
+            return true;
+        }
         let Some(i) = self.incoming.iter().position(|c| c.tx == invite_tx) else {
-            return false;
+            // A re-INVITE of theirs already answered: the CANCEL gets its
+            // 200 (§9.2) and changes nothing.
+            return self
+                .updates
+                .iter()
+                .any(|u| matches!(u, Update::Answered { tx, .. } if *tx == invite_tx));
         };
         if self.incoming[i].ok.is_none() {
             let call = self.incoming.remove(i);
@@ -758,13 +822,15 @@ impl Calls {
             return;
         };
         call.retransmit = None;
+        if call.bye_wanted {
+            // The app hung up meanwhile: the call ends, never reported up.
+            send_callee_bye(call, cx);
+            return;
+        }
         cx.events.push(Event::Accepted {
             call: call.id,
             sdp: String::from_utf8_lossy(msg.body()).into_owned(),
         });
-        if call.bye_wanted {
-            send_callee_bye(call, cx);
-        }
     }
 
     /// When a 2xx must next be retransmitted.
@@ -774,7 +840,11 @@ impl Calls {
             .iter()
             .filter_map(|c| c.retransmit.map(|(next, _, give_up)| next.min(give_up)))
             .min();
-        crate::time::earliest(answers, self.update_deadline())
+        let cancels = self.calls.iter().filter_map(|c| c.give_up).min();
+        crate::time::earliest(
+            crate::time::earliest(answers, cancels),
+            self.update_deadline(),
+        )
     }
 
     /// Retransmits due 2xx (T1 doubling to T2); one never acknowledged in
@@ -790,6 +860,8 @@ impl Calls {
                 call.retransmit = None;
                 lost.push(call.id);
                 send_callee_bye(call, cx);
+                // Reported once, here: the BYE's own answer is not awaited.
+                call.bye_tx = None;
             } else if now >= next {
                 if let Some(ok) = &call.ok
                     && cx.txs.respond(now, call.tx, 200, ok)
@@ -801,7 +873,20 @@ impl Calls {
             }
         }
         for id in lost {
+            self.forget(cx, id);
             hangup(cx, id, Some(408), "No ACK");
+        }
+        // A CANCELled INVITE that never got its final answer (§9.1).
+        let mut cancelled = Vec::new();
+        self.calls.retain(|c| {
+            let done = c.give_up.is_some_and(|t| t <= now);
+            if done {
+                cancelled.push(c.id);
+            }
+            !done
+        });
+        for id in cancelled {
+            hangup(cx, id, Some(487), "Request Terminated");
         }
         self.update_timeouts(cx);
     }
@@ -816,13 +901,17 @@ impl Calls {
                 (Some(_), Some(_)) => call.bye_wanted = true,
                 (Some(_), None) => send_callee_bye(call, cx),
             }
+            self.drop_updates(cx, id);
             return;
         }
         let Some(call) = self.calls.iter_mut().find(|c| c.id == id) else {
             return;
         };
         match call.state {
-            CallState::Confirmed => send_bye(call, cx),
+            CallState::Confirmed => {
+                send_bye(call, cx);
+                self.drop_updates(cx, id);
+            }
             CallState::Proceeding => send_cancel(call, cx),
             CallState::Calling => call.cancel_wanted = true,
             CallState::Ending => {}
@@ -890,13 +979,16 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
     let code = msg.status().unwrap_or(500);
     let body = String::from_utf8_lossy(msg.body()).into_owned();
     match code {
-        100 => false,
-        101..=199 => {
+        100..=199 => {
+            // Any provisional, 100 included, lets a CANCEL go (§9.1).
             if call.state == CallState::Calling {
                 call.state = CallState::Proceeding;
             }
             if call.cancel_wanted {
                 send_cancel(call, cx);
+                return false;
+            }
+            if code == 100 || call.state == CallState::Ending {
                 return false;
             }
             if let Ok(invite) = Message::parse(&call.invite)
@@ -915,18 +1007,26 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
             false
         }
         200..=299 => {
-            if let Some(ack) = &call.ack {
-                // A retransmission (the transaction is kept Accepted for
-                // them, RFC 6026): the same ACK again, nothing new.
-                cx.transmit.push(ack.clone());
-                return false;
-            }
             let Ok(invite) = Message::parse(&call.invite) else {
                 return true;
             };
+            let same_dialog = |d: &Dialog| msg.to().tag() == Some(d.remote_tag());
+            if let Some(ack) = &call.ack {
+                if call.dialog.as_ref().is_some_and(same_dialog) {
+                    // A retransmission (the transaction is kept Accepted
+                    // for them, RFC 6026): the same ACK again.
+                    cx.transmit.push(ack.clone());
+                } else {
+                    // Another fork answered too (§13.2.2.4): acknowledge
+                    // it and end that dialog at once.
+                    end_extra_fork(call, cx, &invite, msg);
+                }
+                return false;
+            }
             match call.dialog.as_mut() {
-                Some(d) => d.confirm(msg, true),
-                None => call.dialog = Dialog::caller(&invite, msg).ok(),
+                Some(d) if same_dialog(d) => d.confirm(msg, true),
+                // The 2xx comes from another fork than the early dialog's.
+                _ => call.dialog = Dialog::caller(&invite, msg).ok(),
             }
             let via = via(cx);
             let Some(dialog) = call.dialog.as_ref() else {
@@ -954,7 +1054,7 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
             }
             false
         }
-        401 | 407 if call.state != CallState::Ending => {
+        401 | 407 if call.state != CallState::Ending && !call.cancel_wanted => {
             let challenges: Vec<Challenge> = msg
                 .header_lines(HeaderName::WwwAuthenticate)
                 .filter_map(|v| Challenge::parse(ChallengeKind::Www, v))
@@ -978,6 +1078,18 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
             true
         }
     }
+}
+
+/// ACK and BYE for a 2xx from a fork other than the one the call took.
+fn end_extra_fork(call: &Call, cx: &mut Ctx<'_>, invite: &Message<'_>, ok: &Message<'_>) {
+    let Ok(mut fork) = Dialog::caller(invite, ok) else {
+        return;
+    };
+    let via_ack = via(cx);
+    cx.transmit
+        .push(fork.ack(call.invite_cseq, &via_ack).finish(None, b""));
+    let via_bye = via(cx);
+    let _ = start(cx, fork.request("BYE", &via_bye).finish(None, b""));
 }
 
 fn decimal(n: u32) -> String {
@@ -1050,6 +1162,7 @@ fn send_bye(call: &mut Call, cx: &mut Ctx<'_>) {
 fn send_cancel(call: &mut Call, cx: &mut Ctx<'_>) {
     call.cancel_wanted = false;
     call.state = CallState::Ending;
+    call.give_up = Some(cx.now + cx.txs.timers().timer_64t1());
     let Ok(invite) = Message::parse(&call.invite) else {
         return;
     };

@@ -779,6 +779,10 @@ impl UserAgent {
             None => {}
         }
         let (code, reason) = match msg.method() {
+            // A request for a dialog we do not have (§12.2.2).
+            Some(m) if m != "OPTIONS" && msg.to().tag().is_some() => {
+                (481, "Call/Transaction Does Not Exist")
+            }
             Some("OPTIONS") => (200, "OK"),
             Some("MESSAGE") => {
                 self.events.push(crate::message::received(msg, None));

@@ -780,3 +780,107 @@ fn update_changes_the_session_without_an_ack_both_ways() {
     assert!(sent(&mut ua).is_empty());
     assert!(ua.update(at(6.0), call, OFFER), "nothing pending");
 }
+
+/// `answer`, from a fork with tag `tag` and Contact host `host`.
+fn fork_answer(request: &str, code: u16, reason: &str, tag: &str, host: &str) -> Vec<u8> {
+    let req = parse(request);
+    let mut b = response_to(&req, code, reason, Some(tag));
+    b.header("Contact", &format!("<sip:bob@{host}>"));
+    b.finish(Some("application/sdp"), ANSWER.as_bytes())
+}
+
+#[test]
+fn forks_a_cancel_without_answer_and_a_cancel_after_100_are_handled() {
+    // Early media from fork A, the 200 from fork B: the call is B's.
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    ua.handle_message(
+        at(0.1),
+        &fork_answer(&invite, 183, "Session Progress", "fa", "10.0.0.21"),
+    )
+    .expect("parses");
+    ua.handle_message(at(0.2), &fork_answer(&invite, 200, "OK", "fb", "10.0.0.22"))
+        .expect("parses");
+    let ack = sent(&mut ua).remove(0);
+    assert!(ack.starts_with("ACK sip:bob@10.0.0.22"), "{ack}");
+    assert_eq!(parse(&ack).to().tag(), Some("fb"));
+    // Fork A answers too: acknowledged and hung up at once.
+    ua.handle_message(at(0.3), &fork_answer(&invite, 200, "OK", "fa", "10.0.0.21"))
+        .expect("parses");
+    let frames = sent(&mut ua);
+    assert!(
+        frames.len() == 2
+            && frames[0].starts_with("ACK sip:bob@10.0.0.21")
+            && frames[1].starts_with("BYE sip:bob@10.0.0.21"),
+        "{frames:?}"
+    );
+    assert!(matches!(
+        events(&mut ua)[..],
+        [Event::Progress { .. }, Event::Accepted { call: c, .. }] if c == call
+    ));
+
+    // A CANCEL whose INVITE never gets its final answer: given up after
+    // 64·T1, reported as cancelled.
+    let (call, invite) = calling(&mut ua);
+    ua.handle_message(at(1.0), &answer(&invite, 100, "Trying", ""))
+        .expect("parses");
+    ua.hangup(at(1.1), call);
+    assert!(
+        sent(&mut ua)[0].starts_with("CANCEL "),
+        "a 100 is enough to cancel"
+    );
+    ua.handle_timeout(at(34.0));
+    assert!(events(&mut ua).contains(&Event::Hangup {
+        call,
+        code: Some(487),
+        reason: "Request Terminated".into()
+    }));
+}
+
+#[test]
+fn a_bodyless_update_is_answered_at_once_and_bye_ends_a_waiting_re_invite() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    let refresh = far_reinvite(&ack, 2, "")
+        .replacen("INVITE sip:", "UPDATE sip:", 1)
+        .replace("CSeq: 2 INVITE", "CSeq: 2 UPDATE")
+        .replace("Content-Type: application/sdp\r\n", "");
+    ua.handle_message(at(2.0), refresh.as_bytes())
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
+    assert!(
+        events(&mut ua).is_empty(),
+        "a session refresh is not the app's"
+    );
+
+    // Their re-INVITE waits for the app, then they hang up: 487 for it.
+    ua.handle_message(at(3.0), far_reinvite(&ack, 3, HOLD).as_bytes())
+        .expect("parses");
+    events(&mut ua);
+    let a = parse(&ack);
+    let bye = format!(
+        "BYE sip:x@a.invalid SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKb4\r\nMax-Forwards: 69\r\n\
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 4 BYE\r\nContent-Length: 0\r\n\r\n",
+        a.header(HeaderName::To).expect("to"),
+        a.header(HeaderName::From).expect("from"),
+        a.call_id()
+    );
+    ua.handle_message(at(3.5), bye.as_bytes()).expect("parses");
+    let frames = sent(&mut ua);
+    assert!(
+        frames.iter().any(|f| f.starts_with("SIP/2.0 487")),
+        "{frames:?}"
+    );
+    assert!(
+        frames.iter().any(|f| f.starts_with("SIP/2.0 200 OK")),
+        "{frames:?}"
+    );
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hangup {
+            call,
+            code: None,
+            reason: "BYE".into()
+        }]
+    );
+}
