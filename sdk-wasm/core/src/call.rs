@@ -101,6 +101,16 @@ enum Update {
         tx: TransactionId,
         cseq: u32,
         sdp: String,
+        /// When to stop waiting for a final answer (a provisional stops
+        /// the transaction's own timer): Timer C's 3 minutes.
+        deadline: Instant,
+    },
+    /// Ours, answered with a 2xx and acknowledged: kept (until the next
+    /// change or the end of the call) to acknowledge its retransmissions.
+    Acked {
+        call: CallId,
+        tx: TransactionId,
+        ack: Vec<u8>,
     },
     /// Ours, refused with 491 (glare): sent again at `at`.
     Retry {
@@ -128,6 +138,7 @@ impl Update {
     fn call(&self) -> CallId {
         match self {
             Update::Sent { call, .. }
+            | Update::Acked { call, .. }
             | Update::Retry { call, .. }
             | Update::Received { call, .. }
             | Update::Answered { call, .. } => *call,
@@ -155,6 +166,8 @@ pub(crate) struct Calls {
 /// A 2xx's first retransmission (T1) and the cap of its interval (T2).
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
+/// How long our re-INVITE may stay without a final answer (RFC 3261 Timer C).
+const TIMER_C: Duration = Duration::from_secs(180);
 
 fn via(cx: &mut Ctx<'_>) -> String {
     let mut v = String::with_capacity(64);
@@ -219,10 +232,9 @@ impl Calls {
             .iter()
             .any(|c| c.invite_tx == tx || c.bye_tx == Some(tx))
             || self.incoming.iter().any(|c| c.bye_tx == Some(tx))
-            || self
-                .updates
-                .iter()
-                .any(|u| matches!(u, Update::Sent { tx: t, .. } if *t == tx))
+            || self.updates.iter().any(
+                |u| matches!(u, Update::Sent { tx: t, .. } | Update::Acked { tx: t, .. } if *t == tx),
+            )
     }
 
     /// Removes a call of either kind and its session changes; a change of
@@ -299,7 +311,7 @@ impl Calls {
         let busy = self
             .updates
             .iter()
-            .any(|u| u.call() == id && !matches!(u, Update::Retry { .. }));
+            .any(|u| u.call() == id && !matches!(u, Update::Retry { .. } | Update::Acked { .. }));
         let confirmed = self
             .calls
             .iter()
@@ -344,6 +356,7 @@ impl Calls {
             tx,
             cseq,
             sdp: sdp.to_owned(),
+            deadline: cx.now + TIMER_C,
         });
         true
     }
@@ -351,7 +364,11 @@ impl Calls {
     /// A response to our re-INVITE `i`.
     fn on_update_response(&mut self, cx: &mut Ctx<'_>, i: usize, msg: Option<&Message<'_>>) {
         let Update::Sent {
-            call, cseq, method, ..
+            call,
+            cseq,
+            method,
+            tx,
+            ..
         } = self.updates[i]
         else {
             return;
@@ -366,13 +383,18 @@ impl Calls {
         match (code, msg) {
             (200..=299, Some(msg)) => {
                 let via = via(cx);
+                let mut acked = None;
                 if let Some(dialog) = self.dialog_mut(call) {
                     dialog.receive_response(msg);
                     // A re-INVITE's 2xx is acknowledged; an UPDATE's not.
                     if method == "INVITE" {
                         let ack = dialog.ack(cseq, &via).finish(None, b"");
-                        cx.transmit.push(ack);
+                        cx.transmit.push(ack.clone());
+                        acked = Some(ack);
                     }
+                }
+                if let Some(ack) = acked {
+                    self.updates.push(Update::Acked { call, tx, ack });
                 }
                 cx.events.push(Event::Updated {
                     call,
@@ -516,14 +538,26 @@ impl Calls {
     fn update_timeouts(&mut self, cx: &mut Ctx<'_>) {
         let now = cx.now;
         let mut retries = Vec::new();
+        let mut failed = Vec::new();
+        // A glare retry waits while their own change is under way (§14.1).
+        let theirs: Vec<CallId> = self
+            .updates
+            .iter()
+            .filter(|u| matches!(u, Update::Received { .. } | Update::Answered { .. }))
+            .map(Update::call)
+            .collect();
         self.updates.retain_mut(|u| match u {
             Update::Retry {
                 call,
                 method,
                 at,
                 sdp,
-            } if *at <= now => {
+            } if *at <= now && !theirs.contains(call) => {
                 retries.push((*call, *method, core::mem::take(sdp)));
+                false
+            }
+            Update::Sent { call, deadline, .. } if *deadline <= now => {
+                failed.push(*call);
                 false
             }
             Update::Answered {
@@ -547,6 +581,13 @@ impl Calls {
         for (call, method, sdp) in retries {
             self.send_update(cx, call, &sdp, method);
         }
+        for call in failed {
+            cx.events.push(Event::UpdateFailed {
+                call,
+                code: 408,
+                reason: "Request Timeout".into(),
+            });
+        }
     }
 
     fn update_deadline(&self) -> Option<Instant> {
@@ -554,6 +595,7 @@ impl Calls {
             .iter()
             .filter_map(|u| match u {
                 Update::Retry { at, .. } => Some(*at),
+                Update::Sent { deadline, .. } => Some(*deadline),
                 Update::Answered {
                     retransmit: (next, _, give_up),
                     ..
@@ -571,6 +613,15 @@ impl Calls {
             .position(|u| matches!(u, Update::Sent { tx: t, .. } if *t == tx))
         {
             self.on_update_response(cx, i, msg);
+            return;
+        }
+        if let Some(Update::Acked { ack, .. }) = self
+            .updates
+            .iter()
+            .find(|u| matches!(u, Update::Acked { tx: t, .. } if *t == tx))
+        {
+            // A retransmission of the 2xx to our re-INVITE: its ACK again.
+            cx.transmit.push(ack.clone());
             return;
         }
         if let Some(i) = self.incoming.iter().position(|c| c.bye_tx == Some(tx)) {
@@ -619,7 +670,10 @@ impl Calls {
         if let Some(ack) = self
             .calls
             .iter()
-            .find(|c| c.dialog.as_ref().is_some_and(|d| d.has_response(msg)))
+            .find(|c| {
+                c.invite_cseq == msg.cseq().seq
+                    && c.dialog.as_ref().is_some_and(|d| d.has_response(msg))
+            })
             .and_then(|c| c.ack.clone())
         {
             cx.transmit.push(ack);

@@ -884,3 +884,35 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 4 BYE\r\nContent-Length: 0\r\n\r\n",
         }]
     );
 }
+
+#[test]
+fn a_re_invite_s_2xx_retransmission_is_acknowledged_and_a_stuck_one_gives_up() {
+    let mut ua = ua();
+    let (call, _, _) = answered(&mut ua);
+    assert!(ua.update(at(2.0), call, HOLD));
+    let reinvite = sent(&mut ua).remove(0);
+    let ok = answer(&reinvite, 200, "OK", ANSWER);
+    ua.handle_message(at(2.1), &ok).expect("parses");
+    let ack = sent(&mut ua).remove(0);
+    events(&mut ua);
+    ua.handle_message(at(2.6), &ok).expect("parses");
+    assert_eq!(
+        sent(&mut ua),
+        std::slice::from_ref(&ack),
+        "the same ACK, CSeq 2"
+    );
+    assert!(events(&mut ua).is_empty());
+
+    // A re-INVITE answered only with 100 Trying gives up after Timer C.
+    assert!(ua.update(at(3.0), call, OFFER));
+    let stuck = sent(&mut ua).remove(0);
+    ua.handle_message(at(3.1), &answer(&stuck, 100, "Trying", ""))
+        .expect("parses");
+    ua.handle_timeout(at(200.0));
+    assert!(events(&mut ua).contains(&Event::UpdateFailed {
+        call,
+        code: 408,
+        reason: "Request Timeout".into()
+    }));
+    assert!(ua.update(at(201.0), call, OFFER), "the call is free again");
+}
