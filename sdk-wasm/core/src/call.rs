@@ -1189,25 +1189,21 @@ fn callee_response(
     })
 }
 
+/// Sends a BYE in `dialog`; its transaction.
+fn bye(dialog: Option<&mut Dialog>, cx: &mut Ctx<'_>) -> Option<TransactionId> {
+    let via = via(cx);
+    let mut b = dialog?.request("BYE", &via);
+    b.header("User-Agent", &cx.id.user_agent);
+    start(cx, b.finish(None, b""))
+}
+
 fn send_callee_bye(call: &mut Incoming, cx: &mut Ctx<'_>) {
     call.bye_wanted = false;
-    let via = via(cx);
-    let Some(dialog) = call.dialog.as_mut() else {
-        return;
-    };
-    let mut b = dialog.request("BYE", &via);
-    b.header("User-Agent", &cx.id.user_agent);
-    call.bye_tx = start(cx, b.finish(None, b""));
+    call.bye_tx = bye(call.dialog.as_mut(), cx);
 }
 
 fn send_bye(call: &mut Call, cx: &mut Ctx<'_>) {
-    let via = via(cx);
-    let Some(dialog) = call.dialog.as_mut() else {
-        return;
-    };
-    let mut b = dialog.request("BYE", &via);
-    b.header("User-Agent", &cx.id.user_agent);
-    call.bye_tx = start(cx, b.finish(None, b""));
+    call.bye_tx = bye(call.dialog.as_mut(), cx);
     call.state = CallState::Ending;
 }
 

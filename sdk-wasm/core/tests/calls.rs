@@ -27,6 +27,24 @@ fn ua() -> UserAgent {
     ua
 }
 
+/// The event of a call that failed or was refused with `code`.
+fn ended(call: CallId, code: u16, reason: &str) -> Event {
+    Event::Hangup {
+        call,
+        code: Some(code),
+        reason: reason.into(),
+    }
+}
+
+/// The event of a call ended by a BYE (either side's).
+fn bye_ended(call: CallId) -> Event {
+    Event::Hangup {
+        call,
+        code: None,
+        reason: "BYE".into(),
+    }
+}
+
 fn sent(ua: &mut UserAgent) -> Vec<String> {
     std::iter::from_fn(|| ua.poll_transmit())
         .map(|b| String::from_utf8(b).expect("utf8"))
@@ -145,14 +163,7 @@ fn a_retransmitted_200_is_acknowledged_again_and_bye_ends_the_call() {
     assert_eq!(m.request_uri(), Some("sip:bob@10.0.0.7:5062"));
     ua.handle_message(at(5.1), &answer(&bye, 200, "OK", ""))
         .expect("parses");
-    assert_eq!(
-        events(&mut ua),
-        [Event::Hangup {
-            call,
-            code: None,
-            reason: "BYE".into()
-        }]
-    );
+    assert_eq!(events(&mut ua), [bye_ended(call)]);
 }
 
 #[test]
@@ -171,14 +182,7 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n",
     ua.handle_message(at(3.0), bye.as_bytes()).expect("parses");
     let frames = sent(&mut ua);
     assert!(frames[0].starts_with("SIP/2.0 200 OK"), "{frames:?}");
-    assert_eq!(
-        events(&mut ua),
-        [Event::Hangup {
-            call,
-            code: None,
-            reason: "BYE".into()
-        }]
-    );
+    assert_eq!(events(&mut ua), [bye_ended(call)]);
 }
 
 #[test]
@@ -206,14 +210,7 @@ fn hanging_up_while_it_rings_cancels_the_invite() {
         frames.iter().any(|f| f.starts_with("ACK ")),
         "the 487's ACK: {frames:?}"
     );
-    assert_eq!(
-        events(&mut ua),
-        [Event::Hangup {
-            call,
-            code: Some(487),
-            reason: "Request Terminated".into()
-        }]
-    );
+    assert_eq!(events(&mut ua), [ended(call, 487, "Request Terminated")]);
 }
 
 #[test]
@@ -282,11 +279,7 @@ fn a_proxy_challenge_is_answered_once() {
     sent(&mut ua);
     assert_eq!(
         events(&mut ua),
-        [Event::Hangup {
-            call,
-            code: Some(407),
-            reason: "Proxy Authentication Required".into()
-        }]
+        [ended(call, 407, "Proxy Authentication Required")]
     );
 }
 
@@ -297,33 +290,15 @@ fn refusals_timeouts_and_a_closed_transport_end_calls_with_their_code() {
     ua.handle_message(at(0.1), &answer(&invite, 486, "Busy Here", ""))
         .expect("parses");
     assert!(sent(&mut ua).iter().any(|f| f.starts_with("ACK ")));
-    assert_eq!(
-        events(&mut ua),
-        [Event::Hangup {
-            call: busy,
-            code: Some(486),
-            reason: "Busy Here".into()
-        }]
-    );
+    assert_eq!(events(&mut ua), [ended(busy, 486, "Busy Here")]);
 
     let (silent, _) = calling(&mut ua);
     ua.handle_timeout(at(33.0));
-    assert_eq!(
-        events(&mut ua),
-        [Event::Hangup {
-            call: silent,
-            code: Some(408),
-            reason: "Request Timeout".into()
-        }]
-    );
+    assert_eq!(events(&mut ua), [ended(silent, 408, "Request Timeout")]);
 
     let (dropped, _) = calling(&mut ua);
     ua.transport_closed(at(40.0));
-    assert!(events(&mut ua).contains(&Event::Hangup {
-        call: dropped,
-        code: Some(503),
-        reason: "Transport Closed".into()
-    }));
+    assert!(events(&mut ua).contains(&ended(dropped, 503, "Transport Closed")));
     assert_eq!(
         ua.call(at(41.0), TARGET, OFFER),
         None,
@@ -469,14 +444,7 @@ fn declining_cancelling_and_a_lost_ack_end_incoming_calls() {
     let (busy, _) = incoming(&mut ua, "in3", true);
     ua.decline(at(0.1), busy, 486, "Busy Here");
     assert!(sent(&mut ua)[0].starts_with("SIP/2.0 486 Busy Here"));
-    assert_eq!(
-        events(&mut ua),
-        [Event::Hangup {
-            call: busy,
-            code: Some(486),
-            reason: "Busy Here".into()
-        }]
-    );
+    assert_eq!(events(&mut ua), [ended(busy, 486, "Busy Here")]);
 
     // Cancelled while it rings: 200 to the CANCEL, 487 to the INVITE.
     let (ringing, invite) = incoming(&mut ua, "in4", true);
@@ -500,14 +468,7 @@ fn declining_cancelling_and_a_lost_ack_end_incoming_calls() {
             .any(|f| f.starts_with("SIP/2.0 200") && f.contains("CANCEL")),
         "{frames:?}"
     );
-    assert_eq!(
-        events(&mut ua),
-        [Event::Hangup {
-            call: ringing,
-            code: Some(487),
-            reason: "Request Terminated".into()
-        }]
-    );
+    assert_eq!(events(&mut ua), [ended(ringing, 487, "Request Terminated")]);
 
     // Answered, but the ACK never comes: BYE after 64·T1.
     let (lost, _) = incoming(&mut ua, "in5", true);
@@ -518,11 +479,7 @@ fn declining_cancelling_and_a_lost_ack_end_incoming_calls() {
     }
     let frames = sent(&mut ua);
     assert!(frames.iter().any(|f| f.starts_with("BYE ")), "{frames:?}");
-    assert!(events(&mut ua).contains(&Event::Hangup {
-        call: lost,
-        code: Some(408),
-        reason: "No ACK".into()
-    }));
+    assert!(events(&mut ua).contains(&ended(lost, 408, "No ACK")));
 }
 
 const HOLD: &str = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=sendonly\r\n";
@@ -830,11 +787,7 @@ fn forks_a_cancel_without_answer_and_a_cancel_after_100_are_handled() {
         "a 100 is enough to cancel"
     );
     ua.handle_timeout(at(34.0));
-    assert!(events(&mut ua).contains(&Event::Hangup {
-        call,
-        code: Some(487),
-        reason: "Request Terminated".into()
-    }));
+    assert!(events(&mut ua).contains(&ended(call, 487, "Request Terminated")));
 }
 
 #[test]
@@ -875,14 +828,7 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 4 BYE\r\nContent-Length: 0\r\n\r\n",
         frames.iter().any(|f| f.starts_with("SIP/2.0 200 OK")),
         "{frames:?}"
     );
-    assert_eq!(
-        events(&mut ua),
-        [Event::Hangup {
-            call,
-            code: None,
-            reason: "BYE".into()
-        }]
-    );
+    assert_eq!(events(&mut ua), [bye_ended(call)]);
 }
 
 #[test]
