@@ -18,20 +18,29 @@ fn relay() -> RelayProcess {
     RelayProcess::start_embedded(&["--domain", "sipline.test"], USERS)
 }
 
-async fn outcome(phone: &mut Phone) -> Event {
+/// The next user-agent event of `phone` that `wanted` picks (within 5 s).
+async fn next_event(phone: &mut Phone, wanted: impl Fn(&Event) -> bool, what: &str) -> Event {
     timeout(Duration::from_secs(5), async {
         loop {
             match phone.next_event().await {
-                Some(ShellEvent::Ua(
-                    e @ (Event::Registered { .. } | Event::RegistrationFailed { .. }),
-                )) => return e,
+                Some(ShellEvent::Ua(e)) if wanted(&e) => return e,
                 Some(_) => {}
                 None => panic!("shell stopped"),
             }
         }
     })
     .await
-    .expect("a registration outcome")
+    .unwrap_or_else(|_| panic!("{what} within 5 s"))
+}
+
+async fn outcome(phone: &mut Phone) -> Event {
+    let registration = |e: &Event| {
+        matches!(
+            e,
+            Event::Registered { .. } | Event::RegistrationFailed { .. }
+        )
+    };
+    next_event(phone, registration, "a registration outcome").await
 }
 
 fn ua(user: &str, password: &str, expires: u32) -> Config {
@@ -240,23 +249,17 @@ From: <sip:f@sipline.test>;tag=f\r\nTo: <sip:sipline.test>\r\nCall-ID: flood-{se
 
 /// The next call event of `phone` (registration events are skipped).
 async fn call_event(phone: &mut Phone) -> Event {
-    timeout(Duration::from_secs(5), async {
-        loop {
-            match phone.next_event().await {
-                Some(ShellEvent::Ua(
-                    e @ (Event::Incoming { .. }
-                    | Event::Ringing { .. }
-                    | Event::Progress { .. }
-                    | Event::Accepted { .. }
-                    | Event::Hangup { .. }),
-                )) => return e,
-                Some(_) => {}
-                None => panic!("shell stopped"),
-            }
-        }
-    })
-    .await
-    .expect("a call event")
+    let call = |e: &Event| {
+        matches!(
+            e,
+            Event::Incoming { .. }
+                | Event::Ringing { .. }
+                | Event::Progress { .. }
+                | Event::Accepted { .. }
+                | Event::Hangup { .. }
+        )
+    };
+    next_event(phone, call, "a call event").await
 }
 
 #[tokio::test]
