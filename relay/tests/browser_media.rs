@@ -469,14 +469,16 @@ mod session {
         use std::time::Duration;
 
         use sipline_relay::media::calls::{
-            Carrier, Command, MediaCalls, MediaConfig, PortBinder, Side,
+            Carrier, Command, MediaCalls, MediaConfig, MediaId, PortBinder, Side,
         };
-        use sipline_relay::net::media::{Control, Ended, MediaFigures, MediaSockets, SocketStash};
+        use sipline_relay::net::media::{Ended, MediaFigures, MediaSockets, SocketStash};
         use sipline_relay::signalling::ConnId;
         use tokio::net::UdpSocket;
         use tokio::sync::mpsc;
 
         const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        /// The one call these tests run.
+        const CALL: MediaId = MediaId(1);
 
         async fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
             let mut buf = vec![0u8; 2048];
@@ -517,7 +519,8 @@ mod session {
             let (control, commands) = mpsc::unbounded_channel();
             // The PBX's address may come first (an incoming call).
             control
-                .send(Control::Pbx {
+                .send(Command::Pbx {
+                    id: CALL,
                     leg: 0,
                     rtp: pbx_rtp.local_addr().expect("addr"),
                     rtcp: pbx_rtcp.local_addr().expect("addr"),
@@ -525,7 +528,10 @@ mod session {
                 })
                 .expect("running");
             control
-                .send(Control::Browser(Box::new(Session::new(ice, dtls))))
+                .send(Command::Browser {
+                    id: CALL,
+                    session: Box::new(Session::new(ice, dtls)),
+                })
                 .expect("running");
             let figures = MediaFigures::default();
             let published = figures.clone();
@@ -684,7 +690,10 @@ mod session {
             let session = Session::new(IceLite::new("rlyU", "relaypassword0123456789a"), dtls);
             let (control, commands) = mpsc::unbounded_channel();
             control
-                .send(Control::Browser(Box::new(session)))
+                .send(Command::Browser {
+                    id: CALL,
+                    session: Box::new(session),
+                })
                 .expect("running");
             let figures = MediaFigures::default();
             let run = sockets.run(commands, Duration::from_millis(300), &figures, 1);
@@ -696,7 +705,9 @@ mod session {
                     .is_err(),
                 "still running while unanswered"
             );
-            control.send(Control::Answered).expect("running");
+            control
+                .send(Command::Answered { id: CALL })
+                .expect("running");
             let ended = tokio::time::timeout(Duration::from_secs(5), run)
                 .await
                 .expect("ended by the RTP timeout");

@@ -207,6 +207,21 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The call it is for.
+    pub fn id(&self) -> MediaId {
+        match self {
+            Command::Open { id, .. }
+            | Command::Browser { id, .. }
+            | Command::IceRestart { id, .. }
+            | Command::Pbx { id, .. }
+            | Command::PayloadLegs { id, .. }
+            | Command::Answered { id }
+            | Command::Close { id } => *id,
+        }
+    }
+}
+
 /// Why a body could not be carried; the message is answered with the
 /// given status instead of being forwarded, when it is a request.
 #[derive(Debug, thiserror::Error)]

@@ -18,9 +18,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::media::calls::{MediaEnd, PortBinder};
+use crate::media::calls::{Command, MediaEnd, PortBinder};
 use crate::media::dtls::DtlsError;
-use crate::media::ice::IceLite;
 use crate::media::session::{Counters, Forward, MAX_LEGS, Session};
 
 /// Biggest datagram carried; RTP over UDP stays under it. A bigger one
@@ -104,30 +103,6 @@ impl Ended {
             Ended::Io(_) => Some(MediaEnd::Io),
         }
     }
-}
-
-/// What the signalling tells a running call.
-#[derive(Debug)]
-pub enum Control {
-    /// The browser side's state (its SDP was seen).
-    Browser(Box<Session>),
-    /// An ICE restart.
-    IceRestart(IceLite),
-    /// Where the PBX receives a leg's RTP and RTCP.
-    Pbx {
-        /// Which leg.
-        leg: usize,
-        /// RTP.
-        rtp: SocketAddr,
-        /// RTCP (the same address with rtcp-mux).
-        rtcp: SocketAddr,
-        /// The codec's RTP clock rate.
-        clock: u32,
-    },
-    /// Which leg each of the browser's payload types goes to.
-    PayloadLegs(Vec<(u8, u8)>),
-    /// The call was answered: the RTP timeout runs from now.
-    Answered,
 }
 
 /// The calls' figures for `/metrics`: the latest of each live call, and
@@ -282,7 +257,7 @@ impl MediaSockets {
     /// side fails. Publishes its figures to `figures` as call `call`.
     pub async fn run(
         &self,
-        mut control: mpsc::UnboundedReceiver<Control>,
+        mut control: mpsc::UnboundedReceiver<Command>,
         idle: Duration,
         figures: &MediaFigures,
         call: u64,
@@ -302,7 +277,7 @@ impl MediaSockets {
 
     async fn run_inner(
         &self,
-        control: &mut mpsc::UnboundedReceiver<Control>,
+        control: &mut mpsc::UnboundedReceiver<Command>,
         idle: Duration,
         figures: &MediaFigures,
         call: u64,
@@ -333,7 +308,7 @@ impl MediaSockets {
             tokio::select! {
                 command = control.recv() => match command {
                     None => return Ended::Stopped,
-                    Some(Control::Browser(mut session)) => {
+                    Some(Command::Browser { mut session, .. }) => {
                         for (leg, pbx) in state.pbx.iter().enumerate() {
                             if let Some((rtp, rtcp, clock)) = *pbx {
                                 session.set_pbx(leg, rtp, rtcp);
@@ -342,17 +317,17 @@ impl MediaSockets {
                         }
                         state.session = Some(session);
                     }
-                    Some(Control::PayloadLegs(map)) => {
+                    Some(Command::PayloadLegs { map, .. }) => {
                         if let Some(s) = state.session.as_mut() {
                             s.set_payload_legs(&map);
                         }
                     }
-                    Some(Control::IceRestart(ice)) => {
+                    Some(Command::IceRestart { ice, .. }) => {
                         if let Some(s) = state.session.as_mut() {
                             s.restart_ice(ice);
                         }
                     }
-                    Some(Control::Pbx { leg, rtp, rtcp, clock }) => {
+                    Some(Command::Pbx { leg, rtp, rtcp, clock, .. }) => {
                         if let Some(pending) = state.pbx.get_mut(leg) {
                             *pending = Some((rtp, rtcp, clock));
                         }
@@ -361,10 +336,12 @@ impl MediaSockets {
                             s.set_clock_rate(leg, clock);
                         }
                     }
-                    Some(Control::Answered) => {
+                    Some(Command::Answered { .. }) => {
                         answered = true;
                         last_media = Instant::now();
                     }
+                    // Opening and closing are the shell's, not the call's.
+                    Some(Command::Open { .. } | Command::Close { .. }) => {}
                 },
                 read = self.browser.recv_from(&mut from_browser[..=MAX_DATAGRAM]) => {
                     let (len, from) = match read {

@@ -259,7 +259,7 @@ fn spawn_receivers(sockets: &udp::Sockets, inputs: &mpsc::Sender<Input>) {
 /// The calls' media tasks, driven by the proxy's media commands.
 struct MediaShell {
     stash: media::SocketStash,
-    calls: HashMap<MediaId, mpsc::UnboundedSender<media::Control>>,
+    calls: HashMap<MediaId, mpsc::UnboundedSender<Command>>,
     figures: media::MediaFigures,
     rtp_timeout: Duration,
     /// Where a call's task reports its end.
@@ -270,12 +270,6 @@ impl MediaShell {
     /// Carries out one command; `Err` is a call whose sockets are gone
     /// (the proxy then ends it).
     fn command(&mut self, command: Command) -> Result<(), (MediaId, media::Ended)> {
-        let control = |calls: &HashMap<MediaId, _>, id, c| {
-            if let Some(tx) = calls.get(&id) {
-                let tx: &mpsc::UnboundedSender<media::Control> = tx;
-                let _ = tx.send(c);
-            }
-        };
         match command {
             Command::Open { id, browser, pbx } => {
                 let sockets = media::MediaSockets::take(&self.stash, browser, &pbx)
@@ -290,35 +284,15 @@ impl MediaShell {
                     let _ = inputs.send(Input::MediaEnded { id, ended }).await;
                 });
             }
-            Command::Browser { id, session } => {
-                control(&self.calls, id, media::Control::Browser(session))
-            }
-            Command::IceRestart { id, ice } => {
-                control(&self.calls, id, media::Control::IceRestart(ice))
-            }
-            Command::Pbx {
-                id,
-                leg,
-                rtp,
-                rtcp,
-                clock,
-            } => control(
-                &self.calls,
-                id,
-                media::Control::Pbx {
-                    leg,
-                    rtp,
-                    rtcp,
-                    clock,
-                },
-            ),
-            Command::PayloadLegs { id, map } => {
-                control(&self.calls, id, media::Control::PayloadLegs(map))
-            }
-            Command::Answered { id } => control(&self.calls, id, media::Control::Answered),
             Command::Close { id } => {
                 // Dropping the sender stops the task, which closes the sockets.
                 self.calls.remove(&id);
+            }
+            // The rest is the call's own business: to its task as it is.
+            other => {
+                if let Some(tx) = self.calls.get(&other.id()) {
+                    let _ = tx.send(other);
+                }
             }
         }
         Ok(())
