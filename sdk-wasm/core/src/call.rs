@@ -169,17 +169,6 @@ const T2: Duration = Duration::from_secs(4);
 /// How long our re-INVITE may stay without a final answer (RFC 3261 Timer C).
 const TIMER_C: Duration = Duration::from_secs(180);
 
-fn via(cx: &mut Ctx<'_>) -> String {
-    let mut v = String::with_capacity(64);
-    v.push_str("SIP/2.0/");
-    v.push_str(cx.id.via_transport);
-    v.push(' ');
-    v.push_str(&cx.id.via_host);
-    v.push_str(";branch=z9hG4bK");
-    v.push_str(&cx.rng.token(16));
-    v
-}
-
 /// Sends `raw` (a request we built) through a new client transaction.
 fn start(cx: &mut Ctx<'_>, raw: Vec<u8>) -> Option<TransactionId> {
     let msg = Message::parse(&raw).ok()?;
@@ -284,7 +273,7 @@ impl Calls {
         content_type: &str,
         body: &str,
     ) -> bool {
-        let via = via(cx);
+        let via = cx.via();
         let Some(dialog) = self
             .dialog_mut(id)
             .filter(|d| d.state() == crate::dialog::DialogState::Confirmed)
@@ -334,7 +323,7 @@ impl Calls {
         sdp: &str,
         method: &'static str,
     ) -> bool {
-        let via = via(cx);
+        let via = cx.via();
         let contact = cx.id.contact_uri.clone();
         let Some(dialog) = self.dialog_mut(id) else {
             return false;
@@ -382,7 +371,7 @@ impl Calls {
         };
         match (code, msg) {
             (200..=299, Some(msg)) => {
-                let via = via(cx);
+                let via = cx.via();
                 let mut acked = None;
                 if let Some(dialog) = self.dialog_mut(call) {
                     dialog.receive_response(msg);
@@ -993,7 +982,7 @@ impl Calls {
 fn send_invite(call: &mut Call, cx: &mut Ctx<'_>) -> Option<()> {
     call.invite_cseq += 1;
     let mut b = MessageBuilder::request("INVITE", &call.target);
-    b.header("Via", &via(cx))
+    b.header("Via", &cx.via())
         .header("Max-Forwards", "70")
         .header("From", &call.from)
         .header_parts("To", &["<", &call.target, ">"])
@@ -1082,7 +1071,7 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
                 // The 2xx comes from another fork than the early dialog's.
                 _ => call.dialog = Dialog::caller(&invite, msg).ok(),
             }
-            let via = via(cx);
+            let via = cx.via();
             let Some(dialog) = call.dialog.as_ref() else {
                 // A 2xx without a tag or Contact: nothing to acknowledge.
                 cx.events.push(Event::Hangup {
@@ -1139,10 +1128,10 @@ fn end_extra_fork(call: &Call, cx: &mut Ctx<'_>, invite: &Message<'_>, ok: &Mess
     let Ok(mut fork) = Dialog::caller(invite, ok) else {
         return;
     };
-    let via_ack = via(cx);
+    let via_ack = cx.via();
     cx.transmit
         .push(fork.ack(call.invite_cseq, &via_ack).finish(None, b""));
-    let via_bye = via(cx);
+    let via_bye = cx.via();
     let _ = start(cx, fork.request("BYE", &via_bye).finish(None, b""));
 }
 
@@ -1191,7 +1180,7 @@ fn callee_response(
 
 /// Sends a BYE in `dialog`; its transaction.
 fn bye(dialog: Option<&mut Dialog>, cx: &mut Ctx<'_>) -> Option<TransactionId> {
-    let via = via(cx);
+    let via = cx.via();
     let mut b = dialog?.request("BYE", &via);
     b.header("User-Agent", &cx.id.user_agent);
     start(cx, b.finish(None, b""))

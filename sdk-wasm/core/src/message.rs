@@ -30,23 +30,13 @@ impl Messages {
         text: &str,
     ) -> Option<MessageId> {
         let mut b = MessageBuilder::request("MESSAGE", target);
-        b.header_parts(
-            "Via",
-            &[
-                "SIP/2.0/",
-                cx.id.via_transport,
-                " ",
-                &cx.id.via_host,
-                ";branch=z9hG4bK",
-                &cx.rng.token(16),
-            ],
-        )
-        .header("Max-Forwards", "70")
-        .header_parts("From", &["<", &cx.id.aor, ">;tag=", &cx.rng.token(10)])
-        .header_parts("To", &["<", target, ">"])
-        .header("Call-ID", &cx.rng.token(20))
-        .header("CSeq", "1 MESSAGE")
-        .header("User-Agent", &cx.id.user_agent);
+        b.header("Via", &cx.via())
+            .header("Max-Forwards", "70")
+            .header_parts("From", &["<", &cx.id.aor, ">;tag=", &cx.rng.token(10)])
+            .header_parts("To", &["<", target, ">"])
+            .header("Call-ID", &cx.rng.token(20))
+            .header("CSeq", "1 MESSAGE")
+            .header("User-Agent", &cx.id.user_agent);
         let raw = b.finish(Some(content_type), text.as_bytes());
         let msg = Message::parse(&raw).ok()?;
         let tx = cx.txs.start_client(cx.now, &msg, &raw);

@@ -59,6 +59,21 @@ pub(crate) struct Ctx<'a> {
     pub events: &'a mut Vec<Event>,
 }
 
+impl Ctx<'_> {
+    /// Our Via for a new request: `SIP/2.0/WS(S) <host>.invalid` (RFC 7118)
+    /// with a fresh RFC 3261 branch.
+    pub fn via(&mut self) -> String {
+        let mut v = String::with_capacity(64);
+        v.push_str("SIP/2.0/");
+        v.push_str(self.id.via_transport);
+        v.push(' ');
+        v.push_str(&self.id.via_host);
+        v.push_str(";branch=z9hG4bK");
+        v.push_str(&self.rng.token(16));
+        v
+    }
+}
+
 /// What kind of REGISTER is on its way, and what it already went through.
 #[derive(Clone, Debug, Default)]
 struct Attempt {
@@ -446,18 +461,7 @@ impl Registration {
     fn build(&self, cx: &mut Ctx<'_>, expires: u32) -> Vec<u8> {
         let id = cx.id;
         let mut b = MessageBuilder::request("REGISTER", &id.registrar);
-        let branch = cx.rng.token(16);
-        b.header_parts(
-            "Via",
-            &[
-                "SIP/2.0/",
-                id.via_transport,
-                " ",
-                &id.via_host,
-                ";branch=z9hG4bK",
-                &branch,
-            ],
-        );
+        b.header("Via", &cx.via());
         b.header("Max-Forwards", "70");
         b.header_parts("To", &["<", &id.aor, ">"]);
         let mut from = String::with_capacity(96);
