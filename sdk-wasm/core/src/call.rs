@@ -17,7 +17,7 @@
 //! restart): one at a time, glare answered `491` and retried after the
 //! §14.1 random wait.
 
-use crate::auth::{AuthRound, Challenge, ChallengeKind, RequestInfo, push_escaped};
+use crate::auth::{AuthRound, Challenge, ChallengeKind, RequestInfo};
 use crate::dialog::Dialog;
 use crate::registration::Ctx;
 use core::time::Duration;
@@ -182,16 +182,8 @@ impl Calls {
     pub fn call(&mut self, cx: &mut Ctx<'_>, target: &str, offer: &str) -> Option<CallId> {
         self.next += 1;
         let id = CallId(self.next);
-        let mut from = String::with_capacity(96);
-        if let Some(name) = &cx.id.display_name {
-            from.push('"');
-            push_escaped(&mut from, name);
-            from.push_str("\" ");
-        }
-        from.push('<');
-        from.push_str(&cx.id.aor);
-        from.push_str(">;tag=");
-        from.push_str(&cx.rng.token(10));
+        let tag = cx.rng.token(10);
+        let from = cx.id.from(&tag);
         let mut call = Call {
             id,
             state: CallState::Calling,

@@ -48,6 +48,24 @@ pub(crate) struct Identity {
     pub user_agent: String,
 }
 
+impl Identity {
+    /// Our From value with `tag`: the display name (quoted, escaped) and
+    /// the address of record.
+    pub fn from(&self, tag: &str) -> String {
+        let mut from = String::with_capacity(96);
+        if let Some(name) = &self.display_name {
+            from.push('"');
+            push_escaped(&mut from, name);
+            from.push_str("\" ");
+        }
+        from.push('<');
+        from.push_str(&self.aor);
+        from.push_str(">;tag=");
+        from.push_str(tag);
+        from
+    }
+}
+
 /// Everything a registration step may touch, lent by the user agent.
 pub(crate) struct Ctx<'a> {
     pub now: Instant,
@@ -464,17 +482,7 @@ impl Registration {
         b.header("Via", &cx.via());
         b.header("Max-Forwards", "70");
         b.header_parts("To", &["<", &id.aor, ">"]);
-        let mut from = String::with_capacity(96);
-        if let Some(name) = &id.display_name {
-            from.push('"');
-            push_escaped(&mut from, name);
-            from.push_str("\" ");
-        }
-        from.push('<');
-        from.push_str(&id.aor);
-        from.push_str(">;tag=");
-        from.push_str(&self.from_tag);
-        b.header("From", &from);
+        b.header("From", &id.from(&self.from_tag));
         b.header("Call-ID", &self.call_id);
         let mut cseq = String::with_capacity(20);
         push_decimal(&mut cseq, u64::from(self.cseq));
