@@ -23,7 +23,7 @@ export SIPLINE_USERS="alice:alice-demo,bob:bob-demo,carol:carol-demo"
 
 step "building"
 cargo build --release --locked --workspace --bins
-cargo build -p sipline-core --target wasm32-unknown-unknown --profile wasm --locked
+bash npm/build.sh
 
 pids=()
 stop_all() {

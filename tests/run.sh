@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every sipline test: formatting, lints, the wasm32 build of the core,
+# Runs every sipline test: formatting, lints, the browser SDK's package build,
 # unit and property tests, and the end-to-end tests against a real Kamailio
 # (which the tests start and stop on 127.0.0.1). Installs what is missing.
 set -euo pipefail
@@ -13,8 +13,9 @@ cargo fmt --all --check
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "the core builds for wasm32-unknown-unknown"
-cargo build -p sipline-core --target wasm32-unknown-unknown --profile wasm --locked
+step "the browser SDK: wasm build, npm package, and its check (tsc --strict)"
+bash npm/build.sh
+bash npm/check.sh
 
 step "doc examples"
 cargo test --workspace --doc --locked

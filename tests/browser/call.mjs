@@ -13,44 +13,16 @@
 // prints the line "event registered", answers the next incoming call and
 // listens, then hangs up.
 
-import { readFile, mkdtemp, rm } from "node:fs/promises";
-import http from "node:http";
-import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { launch, serve } from "./chromium.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const here = path.dirname(fileURLToPath(import.meta.url));
-const page_html = await readFile(path.join(here, "phone.html"));
-
-const server = http.createServer((_req, res) => {
-  res.writeHead(200, { "content-type": "text/html" });
-  res.end(page_html);
-});
-await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
-const origin = `http://127.0.0.1:${server.address().port}/`;
-
-const profile = await mkdtemp(path.join(tmpdir(), "sipline-chromium-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: cfg.chromium || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-audio-capture=${cfg.mic}`,
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-  ],
-});
+const server = await serve({ "/": path.join(here, "phone.html") });
+const origin = server.origin;
+const browser = await launch(cfg.mic, cfg.chromium);
+const context = browser.context;
 const result = { steps: {} };
 try {
   const page = await context.newPage();
@@ -82,8 +54,7 @@ try {
 } catch (e) {
   result.error = String(e && e.stack ? e.stack : e);
 } finally {
-  await context.close();
+  await browser.close();
   server.close();
-  await rm(profile, { recursive: true, force: true });
 }
 process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -48,22 +48,35 @@ ensure_rust() {
         step "adding the wasm32-unknown-unknown target"
         rustup target add wasm32-unknown-unknown
     fi
+    # The wasm-bindgen CLI must be the exact version sdk-wasm pins (its
+    # own downloads do not work offline; crates.io does). No --locked: the
+    # crates mirror can lag behind the CLI's lock file.
+    local want
+    want=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' sdk-wasm/Cargo.toml)
+    [ -n "$want" ] || die "sdk-wasm/Cargo.toml must pin wasm-bindgen exactly"
+    if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $want" ]; then
+        step "installing wasm-bindgen-cli $want (a few minutes, once)"
+        cargo install wasm-bindgen-cli --version "$want" --force
+    fi
 }
 
 # Kamailio lives in /usr/sbin, which a non-root PATH may lack.
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 # Node (Debian 12's nodejs 18, or a newer one already installed) and the
-# browser tests' npm packages, installed from the lock file. playwright-core
-# never downloads a browser: the tests use /usr/bin/chromium.
+# npm packages, installed from the lock files: the SDK package's build tools
+# (typescript, binaryen's wasm-opt) and the browser tests' playwright-core,
+# which never downloads a browser: the tests use /usr/bin/chromium.
 ensure_node() {
     command -v node >/dev/null && command -v npm >/dev/null || ensure_apt_packages nodejs npm
-    local dir=tests/browser
-    local stamp="$dir/node_modules/.package-lock.json"
-    if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
-        step "installing the browser tests' npm packages"
-        (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
-    fi
+    local dir
+    for dir in npm tests/browser; do
+        local stamp="$dir/node_modules/.package-lock.json"
+        if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
+            step "installing the npm packages of $dir"
+            (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+        fi
+    done
 }
 
 ensure_all() {

@@ -23,6 +23,9 @@ pub struct RelayProcess {
     pub http_port: u16,
     /// PBX side UDP port.
     pub sip_port: u16,
+    /// The flags and users it was started with, for [`RelayProcess::restart`].
+    args: Vec<String>,
+    users: Option<String>,
 }
 
 impl RelayProcess {
@@ -46,6 +49,35 @@ impl RelayProcess {
     fn spawn(args: &[&str], users: Option<&str>) -> RelayProcess {
         let http_port = free_port().expect("free port");
         let sip_port = free_port().expect("free port");
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let users = users.map(str::to_owned);
+        let child = Self::launch(http_port, sip_port, &args, users.as_deref());
+        let relay = RelayProcess {
+            child,
+            http_port,
+            sip_port,
+            args,
+            users,
+        };
+        relay.wait_listening();
+        relay
+    }
+
+    /// Kills the relay (every WebSocket drops, as in a crash) and starts it
+    /// again on the same ports.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::launch(
+            self.http_port,
+            self.sip_port,
+            &self.args,
+            self.users.as_deref(),
+        );
+        self.wait_listening();
+    }
+
+    fn launch(http_port: u16, sip_port: u16, args: &[String], users: Option<&str>) -> Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipline-relay"));
         cmd.arg("--http-listen")
             .arg(format!("127.0.0.1:{http_port}"))
@@ -57,12 +89,11 @@ impl RelayProcess {
         if let Some(users) = users {
             cmd.env("SIPLINE_USERS", users);
         }
-        let child = cmd.spawn().expect("relay binary starts");
-        let relay = RelayProcess {
-            child,
-            http_port,
-            sip_port,
-        };
+        cmd.spawn().expect("relay binary starts")
+    }
+
+    fn wait_listening(&self) {
+        let http_port = self.http_port;
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
             assert!(
@@ -71,7 +102,6 @@ impl RelayProcess {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        relay
     }
 
     /// The WebSocket URL browsers use.

@@ -1,6 +1,7 @@
-//! Debian's headless Chromium driving a call through the relay: runs
-//! `tests/browser/call.mjs` (playwright-core, never a downloaded browser)
-//! and returns the JSON line it prints.
+//! Debian's headless Chromium driving calls through the relay: runs a
+//! script of `tests/browser/` (playwright-core, never a downloaded
+//! browser) and returns the JSON line it prints. `call.mjs` drives a plain
+//! page with a SIP shim; `sdk.mjs` drives the built npm package.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -37,7 +38,25 @@ pub fn call(config: &str) -> Result<String, Error> {
 
 /// [`call`], telling `on_event` each `event <name>` line the script prints
 /// on the way (`registered`: the page is ready for an incoming call).
-pub fn call_with_events(config: &str, mut on_event: impl FnMut(&str)) -> Result<String, Error> {
+pub fn call_with_events(config: &str, on_event: impl FnMut(&str)) -> Result<String, Error> {
+    run("call.mjs", config, on_event)
+}
+
+/// Runs `sdk.mjs`: `config` holds the microphone file and the steps; each
+/// `mark` step reaches `on_event` by its name.
+pub fn sdk(config: &str, on_event: impl FnMut(&str)) -> Result<String, Error> {
+    let package = dir().join("../../npm");
+    if !package.join("dist/index.js").is_file()
+        || !package.join("wasm/sipline_wasm_bg.wasm").is_file()
+    {
+        return Err(Error::NotInstalled(
+            "the built npm package (run `bash npm/build.sh`)",
+        ));
+    }
+    run("sdk.mjs", config, on_event)
+}
+
+fn run(script: &str, config: &str, mut on_event: impl FnMut(&str)) -> Result<String, Error> {
     use std::io::{BufRead, BufReader, Read};
     if !Path::new("/usr/bin/chromium").is_file() {
         return Err(Error::NotInstalled("/usr/bin/chromium"));
@@ -48,7 +67,7 @@ pub fn call_with_events(config: &str, mut on_event: impl FnMut(&str)) -> Result<
         ));
     }
     let mut child = Command::new("node")
-        .arg(dir().join("call.mjs"))
+        .arg(dir().join(script))
         .arg(config)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

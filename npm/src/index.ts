@@ -1,0 +1,545 @@
+// sipline: a phone in a web page.
+//
+// This file is the typed, promise-based face of the WebAssembly engine
+// (sdk-wasm). The engine owns the SIP logic, the WebSocket, the
+// RTCPeerConnections and the timers; this facade keeps one object per call,
+// turns the engine's events into typed events, and waits on them for the
+// promises it returns. It holds no SIP rule of its own.
+
+import init, { Engine } from "../wasm/sipline_wasm.js";
+
+export { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError } from "./errors.js";
+import { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError } from "./errors.js";
+import { Emitter } from "./emitter.js";
+import { summarize, type CallStats } from "./stats.js";
+export type { CallStats } from "./stats.js";
+
+/** How to reach the relay and who to be. */
+export interface PhoneOptions {
+  /** The relay's WebSocket URL, e.g. `wss://relay.example/sip`. */
+  server: string;
+  /** Your address of record, e.g. `sip:1001@pbx.example`. */
+  uri: string;
+  /** Digest password; leave out for a server that does not challenge. */
+  password?: string;
+  /** Digest user name, when it is not the user part of `uri`. */
+  authUser?: string;
+  /** Shown to the people you call. */
+  displayName?: string;
+  /** Register so calls can reach you (default `true`); `false` is guest mode: calls out only. */
+  register?: boolean;
+  /** Seconds asked for in REGISTER (default 600). */
+  registerExpires?: number;
+  /** REGISTER's Request-URI, when it is not `sip:<your domain>`. */
+  registrar?: string;
+  /** RFC 5626 instance id (`urn:uuid:…`); default: one kept in localStorage per origin and AoR. */
+  instanceId?: string;
+  /** The User-Agent header. */
+  userAgent?: string;
+  /** CRLF keep-alive period in seconds (default 30, 0 turns it off). */
+  keepAliveSecs?: number;
+  /** STUN/TURN servers, as for RTCPeerConnection (usually none: the relay has a known address). */
+  iceServers?: RTCIceServer[];
+  /** The longest wait for ICE candidates before an offer or answer is sent (default 2000 ms). */
+  iceGatheringTimeoutMs?: number;
+  /** First reconnect delay (default 500 ms); it doubles per failed attempt, with jitter. */
+  reconnectMinMs?: number;
+  /** Longest reconnect delay (default 30000 ms). */
+  reconnectMaxMs?: number;
+  /** How long `Phone.connect` waits to be connected and registered (default 10000 ms). */
+  connectTimeoutMs?: number;
+  /** Where the engine's `.wasm` is, when a bundler moved it. */
+  wasmUrl?: string | URL;
+}
+
+/** What a call sends. */
+export interface CallOptions {
+  /** Send the microphone (default `true`). */
+  audio?: boolean;
+  /** Send the camera (default `false`). */
+  video?: boolean;
+}
+
+/** How DTMF digits travel. */
+export interface DtmfOptions {
+  /** `rfc4733` (default): telephone-events in the audio; `info`: SIP INFO `application/dtmf-relay`. */
+  method?: "rfc4733" | "info";
+  /** Tone length (default 100 ms). */
+  durationMs?: number;
+  /** Pause between tones (default 70 ms). */
+  gapMs?: number;
+}
+
+/** Why a call ended. */
+export interface HangupInfo {
+  /** The SIP status of a failed call (486, 487, 408…); absent for a BYE. */
+  code?: number;
+  /** The reason phrase, or "BYE". */
+  reason: string;
+}
+
+/** A SIP MESSAGE that arrived. */
+export interface IncomingMessage {
+  /** The sender's URI. */
+  from: string;
+  /** Its Content-Type (`text/plain`…). */
+  contentType: string;
+  /** The text. */
+  body: string;
+  /** The call it came in, if it came in one. */
+  call?: Call;
+}
+
+/** A call's life, as the app shows it. */
+export type CallState =
+  | "calling"
+  | "ringing"
+  | "early"
+  | "incoming"
+  | "answering"
+  | "established"
+  | "ended";
+
+/** Events a call reports. */
+export interface CallEvents {
+  ringing: [];
+  progress: [];
+  accepted: [];
+  updating: [];
+  hold: [{ held: boolean; by: "local" | "remote" }];
+  dtmf: [{ digit: string; durationMs: number }];
+  message: [IncomingMessage];
+  hangup: [HangupInfo];
+  media_error: [{ error: unknown }];
+}
+
+/** Events the phone reports. Call events are repeated here with the call first. */
+export interface PhoneEvents {
+  connected: [];
+  reconnecting: [{ attempt: number; delayMs: number; code: number; reason: string }];
+  reconnected: [];
+  registering: [];
+  registered: [{ expires: number }];
+  registration_failed: [{ code: number; reason: string; retryInMs?: number }];
+  unregistering: [];
+  unregistered: [{ code?: number; reason: string }];
+  keepalive_timeout: [];
+  incoming: [Call];
+  calling: [Call];
+  ringing: [Call];
+  progress: [Call];
+  accepted: [Call];
+  updating: [Call];
+  hold: [Call, { held: boolean; by: "local" | "remote" }];
+  dtmf: [Call, { digit: string; durationMs: number }];
+  hangup: [Call, HangupInfo];
+  message: [IncomingMessage];
+}
+
+type Detail = Record<string, unknown> & { call?: number };
+
+let engineReady: Promise<unknown> | undefined;
+
+/** A phone: one registration (or a guest), its connection and its calls. */
+export class Phone extends Emitter<PhoneEvents> {
+  readonly #engine: Engine;
+  readonly #calls = new Map<number, Call>();
+  /** Calls that ended lately, for a `call()` whose call ended before it looked. */
+  readonly #ended = new Map<number, Call>();
+  readonly #waiters = new Map<string, Set<(name: string, d: Detail) => void>>();
+  #registered = false;
+
+  private constructor(options: PhoneOptions) {
+    super();
+    this.#engine = new Engine(options, (name: string, detail: Detail) => this.#dispatch(name, detail));
+  }
+
+  /**
+   * Connects to the relay and registers (unless `register: false`). Resolves
+   * once registered (a guest: once connected); rejects with a
+   * `RegistrationError` or `ConnectionError`.
+   */
+  static async connect(options: PhoneOptions): Promise<Phone> {
+    check(typeof options?.server === "string", "server must be a ws:// or wss:// URL");
+    check(/^wss?:\/\//.test(options.server), "server must be a ws:// or wss:// URL");
+    check(typeof options.uri === "string", "uri must be a SIP URI");
+    engineReady ??= init(options.wasmUrl ? { module_or_path: options.wasmUrl } : undefined);
+    await engineReady;
+    const phone = new Phone({ ...options, instanceId: options.instanceId ?? instanceId(options.uri) });
+    const register = options.register ?? true;
+    const ready = phone.#next(
+      register ? ["registered", "registration_failed"] : ["connected"],
+      options.connectTimeoutMs ?? 10_000,
+    );
+    phone.#engine.connect();
+    try {
+      const [name, d] = await ready;
+      if (name === "registration_failed") {
+        throw new RegistrationError(d.code as number, d.reason as string);
+      }
+    } catch (e) {
+      phone.#engine.close();
+      phone.#engine.free();
+      throw e instanceof SipError ? e : new ConnectionError(`could not reach ${options.server}`);
+    }
+    return phone;
+  }
+
+  /** The calls under way (ringing, in progress or established). */
+  get calls(): Call[] {
+    return [...this.#calls.values()];
+  }
+
+  /** Whether the registrar holds our binding. */
+  get registered(): boolean {
+    return this.#registered;
+  }
+
+  /**
+   * Calls `target` (a SIP URI). Resolves with the call once answered;
+   * rejects with a `CallFailedError` carrying the SIP code (486, 404…).
+   * The call is announced by the `calling` event before that, so it can
+   * be hung up while it rings.
+   */
+  async call(target: string, options: CallOptions = {}): Promise<Call> {
+    const id = (await this.#engine.call(target, options.audio ?? true, options.video ?? false)) as number;
+    const call = this.#calls.get(id) ?? this.#ended.get(id) ?? this.#track(id, "outgoing", {});
+    await call.accepted;
+    return call;
+  }
+
+  /** Sends a MESSAGE (RFC 3428); resolves when the far end accepts it. */
+  async message(target: string, text: string, contentType = "text/plain"): Promise<void> {
+    const id = this.#engine.message(target, contentType, text);
+    if (id === undefined) throw new InvalidStateError("not connected");
+    const [name, d] = await this.#next(["message_sent", "message_failed"], 0, (d) => d.id === id);
+    if (name === "message_failed") throw new SipError(d.code as number, d.reason as string);
+  }
+
+  /** Registers again after `unregister()`. */
+  register(): void {
+    this.#engine.register();
+  }
+
+  /** Removes the registration; resolves when the registrar confirms (or refuses). */
+  async unregister(): Promise<void> {
+    const done = this.#next(["unregistered"], 5_000);
+    this.#engine.unregister();
+    await done.catch(() => undefined);
+  }
+
+  /** Hangs up every call, unregisters, and closes the connection for good. */
+  async disconnect(): Promise<void> {
+    for (const call of this.#calls.values()) call.hangup().catch(() => undefined);
+    if (this.#registered) await this.unregister();
+    this.#engine.close();
+    this.#engine.free();
+  }
+
+  /** @internal The engine, for the calls. */
+  get _engine(): Engine {
+    return this.#engine;
+  }
+
+  /** @internal Resolves with the first of `names` (for `call`, when `test` holds). */
+  _next(names: string[], timeoutMs: number, test?: (d: Detail) => boolean) {
+    return this.#next(names, timeoutMs, test);
+  }
+
+  #next(names: string[], timeoutMs: number, test?: (d: Detail) => boolean): Promise<[string, Detail]> {
+    return new Promise((resolve, reject) => {
+      const timer = timeoutMs > 0 ? setTimeout(() => { done(); reject(new ConnectionError("timed out")); }, timeoutMs) : undefined;
+      const waiter = (name: string, d: Detail) => {
+        if (names.includes(name) && (!test || test(d))) {
+          done();
+          resolve([name, d]);
+        }
+      };
+      const done = () => {
+        clearTimeout(timer);
+        for (const n of names) this.#waiters.get(n)?.delete(waiter);
+      };
+      for (const n of names) {
+        let set = this.#waiters.get(n);
+        if (!set) this.#waiters.set(n, (set = new Set()));
+        set.add(waiter);
+      }
+    });
+  }
+
+  #dispatch(name: string, d: Detail): void {
+    if (name === "registered") this.#registered = true;
+    if (name === "unregistered" || name === "registration_failed") this.#registered = false;
+    let call = d.call === undefined ? undefined : this.#calls.get(d.call);
+    if (!call && (name === "incoming" || name === "calling")) {
+      call = this.#track(d.call as number, name === "incoming" ? "incoming" : "outgoing", d);
+    }
+    if (call) {
+      call._event(name, d);
+      if (name === "hangup") {
+        this.#calls.delete(call.id);
+        this.#ended.set(call.id, call);
+        if (this.#ended.size > 32) this.#ended.delete(this.#ended.keys().next().value as number);
+      }
+    }
+    for (const waiter of [...(this.#waiters.get(name) ?? [])]) waiter(name, d);
+    this.#emitPublic(name, d, call);
+  }
+
+  #track(id: number, direction: "incoming" | "outgoing", d: Detail): Call {
+    const call = new Call(this, id, direction, d);
+    this.#calls.set(id, call);
+    return call;
+  }
+
+  #emitPublic(name: string, d: Detail, call: Call | undefined): void {
+    const e = this.emit.bind(this) as (n: string, ...a: unknown[]) => void;
+    switch (name) {
+      case "incoming":
+      case "calling":
+      case "ringing":
+      case "progress":
+      case "accepted":
+      case "updating":
+        if (call) e(name, call);
+        break;
+      case "hold":
+      case "dtmf":
+      case "hangup":
+        if (call) e(name, call, strip(d));
+        break;
+      case "message":
+        e(name, { from: d.from, contentType: d.contentType, body: d.body, call });
+        break;
+      case "connected":
+      case "reconnected":
+      case "registering":
+      case "unregistering":
+      case "keepalive_timeout":
+        e(name);
+        break;
+      case "reconnecting":
+      case "registered":
+      case "registration_failed":
+      case "unregistered":
+        e(name, strip(d));
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/** One call, incoming or outgoing. */
+export class Call extends Emitter<CallEvents> {
+  /** The engine's id for this call (unique per phone). */
+  readonly id: number;
+  /** Who called whom. */
+  readonly direction: "incoming" | "outgoing";
+  /** The caller's URI, for an incoming call. */
+  readonly remoteUri?: string;
+  /** The caller's display name, if it sent one. */
+  readonly displayName?: string;
+  /** Settles when the call is up (rejects with `CallFailedError` if it fails first). */
+  readonly accepted: Promise<void>;
+  /** Settles when the call ends, with why. */
+  readonly ended: Promise<HangupInfo>;
+  #state: CallState;
+  #held = false;
+  #heldByRemote = false;
+  #muted = false;
+  readonly #phone: Phone;
+  #settle!: { accept: () => void; fail: (e: Error) => void; end: (h: HangupInfo) => void };
+
+  /** @internal Calls are made by the phone. */
+  constructor(phone: Phone, id: number, direction: "incoming" | "outgoing", d: Detail) {
+    super();
+    this.#phone = phone;
+    this.id = id;
+    this.direction = direction;
+    this.remoteUri = d.from as string | undefined;
+    this.displayName = d.displayName as string | undefined;
+    this.#state = direction === "incoming" ? "incoming" : "calling";
+    let accept!: () => void, fail!: (e: Error) => void, end!: (h: HangupInfo) => void;
+    this.accepted = new Promise<void>((a, f) => { accept = a; fail = f; });
+    this.accepted.catch(() => undefined); // an unanswered call is not an unhandled rejection
+    this.ended = new Promise((e) => { end = e; });
+    this.#settle = { accept, fail, end };
+  }
+
+  /** Where the call stands. */
+  get state(): CallState { return this.#state; }
+  /** We put the call on hold. */
+  get held(): boolean { return this.#held; }
+  /** The far end put us on hold. */
+  get heldByRemote(): boolean { return this.#heldByRemote; }
+  /** Our microphone is muted. */
+  get muted(): boolean { return this.#muted; }
+
+  /** What the far end sends: attach it to an `<audio>` (or `<video>`) element. */
+  get remoteStream(): MediaStream | undefined { return this.#phone._engine.remoteStream(this.id); }
+  /** What we send. */
+  get localStream(): MediaStream | undefined { return this.#phone._engine.localStream(this.id); }
+
+  /** Answers an incoming call; resolves once the call is up. */
+  async answer(options: CallOptions = {}): Promise<void> {
+    if (this.#state !== "incoming") throw new InvalidStateError(`cannot answer a call that is ${this.#state}`);
+    this.#state = "answering";
+    try {
+      await this.#phone._engine.answer(this.id, options.audio ?? true, options.video ?? false);
+    } catch (e) {
+      if (this.#state === "answering") this.#state = "incoming";
+      throw e;
+    }
+    await this.accepted;
+  }
+
+  /** Declines an incoming call with `code` (486 Busy Here by default, 603 Decline…). */
+  decline(code = 486, reason = defaultReason(code)): void {
+    if (this.#state !== "incoming") throw new InvalidStateError(`cannot decline a call that is ${this.#state}`);
+    this.#phone._engine.decline(this.id, code, reason);
+  }
+
+  /** Ends the call (BYE, or CANCEL while it rings); resolves when it has ended. */
+  async hangup(): Promise<HangupInfo> {
+    if (this.#state !== "ended") this.#phone._engine.hangup(this.id);
+    return this.ended;
+  }
+
+  /** Puts the call on hold (re-INVITE `sendonly`); resolves when the far end agreed. */
+  hold(): Promise<void> { return this.#hold(true); }
+
+  /** Resumes a held call. */
+  unhold(): Promise<void> { return this.#hold(false); }
+
+  /** Mutes the microphone (no renegotiation: the far end hears silence). */
+  mute(): void { this.#mute(true); }
+
+  /** Unmutes the microphone. */
+  unmute(): void { this.#mute(false); }
+
+  /** Sends DTMF digits (`0-9*#A-D`, `,` for a pause). */
+  async sendDtmf(digits: string, options: DtmfOptions = {}): Promise<void> {
+    const duration = options.durationMs ?? 100;
+    const gap = options.gapMs ?? 70;
+    if (!/^[0-9A-Da-d*#,]+$/.test(digits)) throw new TypeError(`not DTMF digits: ${digits}`);
+    this.#mustBeUp("send DTMF");
+    if ((options.method ?? "rfc4733") === "rfc4733") {
+      if (!this.#phone._engine.sendDtmf(this.id, digits, duration, gap)) {
+        throw new InvalidStateError("this call cannot send telephone-events; try method: \"info\"");
+      }
+      return;
+    }
+    for (const digit of digits) {
+      if (digit !== "," && !this.#phone._engine.sendDtmfInfo(this.id, digit, duration)) {
+        throw new InvalidStateError("the call ended");
+      }
+      await new Promise((r) => setTimeout(r, digit === "," ? 2000 : duration + gap));
+    }
+  }
+
+  /** Sends a MESSAGE in the call's dialog. */
+  message(text: string, contentType = "text/plain"): void {
+    if (!this.#phone._engine.callMessage(this.id, contentType, text)) throw new InvalidStateError("the call is not up");
+  }
+
+  /** RTT, jitter, loss and a MOS estimate, from `getStats()`. */
+  async stats(): Promise<CallStats> {
+    const report = await this.#phone._engine.stats(this.id);
+    if (!report) throw new InvalidStateError("the call has no media");
+    return summarize(report as RTCStatsReport);
+  }
+
+  async #hold(held: boolean): Promise<void> {
+    this.#mustBeUp(held ? "hold" : "unhold");
+    const done = this.#phone._next(["updated", "update_failed", "hangup"], 0, (d) => d.call === this.id);
+    await this.#phone._engine.hold(this.id, held);
+    const [name, d] = await done;
+    if (name !== "updated") throw new SipError((d.code as number) ?? 481, (d.reason as string) ?? "the call ended");
+  }
+
+  #mute(muted: boolean): void {
+    if (!this.#phone._engine.mute(this.id, muted)) throw new InvalidStateError("the call has no media");
+    this.#muted = muted;
+  }
+
+  #mustBeUp(what: string): void {
+    if (this.#state !== "established") throw new InvalidStateError(`cannot ${what}: the call is ${this.#state}`);
+  }
+
+  /** @internal The phone routes the engine's events here. */
+  _event(name: string, d: Detail): void {
+    const e = this.emit.bind(this) as (n: string, ...a: unknown[]) => void;
+    switch (name) {
+      case "ringing":
+        this.#state = "ringing";
+        e(name);
+        break;
+      case "progress":
+        this.#state = "early";
+        e(name);
+        break;
+      case "accepted":
+        this.#state = "established";
+        this.#settle.accept();
+        e(name);
+        break;
+      case "updating":
+        e(name);
+        break;
+      case "hold":
+        if (d.by === "local") this.#held = d.held as boolean;
+        else this.#heldByRemote = d.held as boolean;
+        e(name, strip(d));
+        break;
+      case "dtmf":
+        e(name, strip(d));
+        break;
+      case "message":
+        e(name, { from: d.from, contentType: d.contentType, body: d.body, call: this });
+        break;
+      case "media_error":
+        e(name, { error: d.error });
+        break;
+      case "hangup": {
+        const info: HangupInfo = { code: d.code as number | undefined, reason: d.reason as string };
+        const wasUp = this.#state === "established";
+        this.#state = "ended";
+        if (!wasUp) this.#settle.fail(new CallFailedError(info.code ?? 487, info.reason));
+        this.#settle.end(info);
+        e(name, info);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+}
+
+function strip(d: Detail): any {
+  const { call: _call, ...rest } = d;
+  return rest;
+}
+
+function check(ok: boolean, message: string): asserts ok {
+  if (!ok) throw new TypeError(message);
+}
+
+function defaultReason(code: number): string {
+  return ({ 480: "Temporarily Unavailable", 486: "Busy Here", 488: "Not Acceptable Here", 600: "Busy Everywhere", 603: "Decline" } as Record<number, string>)[code] ?? "Declined";
+}
+
+/** A stable RFC 5626 instance id per origin and AoR, so a reload replaces the old binding. */
+function instanceId(uri: string): string | undefined {
+  try {
+    const key = `sipline.instance.${uri}`;
+    let id = globalThis.localStorage?.getItem(key);
+    if (!id) {
+      id = `urn:uuid:${crypto.randomUUID()}`;
+      globalThis.localStorage?.setItem(key, id);
+    }
+    return id;
+  } catch {
+    return undefined; // no storage (private mode): the engine makes one per page
+  }
+}

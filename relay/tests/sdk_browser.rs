@@ -1,0 +1,330 @@
+//! The browser SDK end to end, every part real, on 127.0.0.1: Debian's
+//! headless Chromium runs the built npm package `sipline` (npm/dist and
+//! npm/wasm, loaded by tests/browser/sdk.html as an app would) with a fake
+//! microphone playing 1 kHz; the relay binary; Kamailio as the PBX; baresip
+//! as the far end, playing 440 Hz and recording what it hears. Audio is
+//! measured both ways, by its strongest frequency and the packets that
+//! carried it.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sipline_test_harness::audio::{read_wav, write_tone};
+use sipline_test_harness::baresip::{self, Baresip};
+use sipline_test_harness::browser;
+use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
+
+use common::RelayProcess;
+
+const MIC_HZ: f64 = 1000.0;
+const FAR_HZ: f64 = 440.0;
+
+/// Packets in a 2 s listening window at 50 per second, with room for the
+/// window's edges and scheduling on a loaded machine.
+const WINDOW_PACKETS: std::ops::RangeInclusive<f64> = 80.0..=120.0;
+
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A scratch folder with both tones: the browser's microphone (48 kHz) and
+/// the far end's (8 kHz, what baresip's aufile takes).
+fn tones() -> (Scratch, PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "sipline-sdk-{}-{}",
+        std::process::id(),
+        sipline_test_harness::free_port().expect("a unique name")
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let mic = dir.join("mic-1khz.wav");
+    write_tone(&mic, MIC_HZ, 48_000, 30).expect("mic tone");
+    let far = dir.join("far-440hz.wav");
+    write_tone(&far, FAR_HZ, 8_000, 30).expect("far tone");
+    (Scratch(dir), mic, far)
+}
+
+fn number(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+fn assert_hears(step: &Value, expected_hz: f64, what: &str) {
+    let hz = number(step, "peakHz");
+    assert!(
+        (hz - expected_hz).abs() < 12.0,
+        "{what}: the browser hears {hz:.0} Hz, not {expected_hz} Hz: {step}"
+    );
+    assert!(
+        number(step, "peakOverMedianDb") > 30.0,
+        "{what}: no clear peak: {step}"
+    );
+    for way in ["received", "sent"] {
+        let n = number(step, way);
+        assert!(
+            WINDOW_PACKETS.contains(&n),
+            "{what}: {n} RTP packets {way} in 2 s: {step}"
+        );
+    }
+}
+
+/// The far end's last recording holds the browser's tone.
+fn assert_far_end_heard_the_browser(far: &Baresip) {
+    let recordings = far.received();
+    let recording = recordings
+        .last()
+        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", far.log_tail()));
+    let rec = read_wav(recording).expect("the recording reads");
+    let (hz, ratio) = rec.dominant();
+    assert!(rec.seconds() > 1.0, "{:.1} s recorded", rec.seconds());
+    assert!(
+        (hz - MIC_HZ).abs() <= 10.0 && ratio > 100.0,
+        "the far end hears {hz} Hz ({ratio:.0}× the median), not {MIC_HZ} Hz"
+    );
+}
+
+/// The browser's report, which must hold no error (the far end's log helps
+/// when it does).
+fn outcome(out: &str, far: &Baresip) -> Value {
+    let v: Value = serde_json::from_str(out).expect("JSON from the browser");
+    assert!(
+        v["error"].is_null(),
+        "{}\nevents: {}\nfar end:\n{}",
+        v["error"],
+        v["events"],
+        far.log_tail()
+    );
+    v
+}
+
+/// Sends a MESSAGE into Kamailio for `to`, as a plain UDP phone would, and
+/// returns the status of its final answer.
+fn send_message(kamailio_port: u16, to: &str, text: &str) -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let port = socket.local_addr().expect("addr").port();
+    let request = format!(
+        "MESSAGE {to} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-sdk-msg;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:carol@{DOMAIN}>;tag=sdk-test\r\nTo: <{to}>\r\n\
+Call-ID: sdk-message-{port}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n\
+Content-Length: {}\r\n\r\n{text}",
+        text.len()
+    );
+    socket
+        .send_to(request.as_bytes(), ("127.0.0.1", kamailio_port))
+        .expect("send");
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.recv(&mut buf).expect("an answer to the MESSAGE");
+        let status: u16 = String::from_utf8_lossy(&buf[..n])
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if status >= 200 {
+            return status;
+        }
+    }
+}
+
+#[test]
+fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
+    let (_scratch, mic, far_tone) = tones();
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    let (alice, alice_password) = USERS[0];
+    let (bob, bob_password) = USERS[1];
+    let far = Baresip::start(&baresip::Options {
+        user: bob.into(),
+        password: bob_password.into(),
+        domain: DOMAIN.into(),
+        registrar: registrar.parse().expect("address"),
+        tone: far_tone,
+        register: true,
+    })
+    .expect("baresip registers");
+    let relay = RelayProcess::start(
+        registrar.parse().expect("address"),
+        &["--media-ports", "33300-33399"],
+    );
+    let bob_uri = format!("sip:{bob}@{DOMAIN}");
+    let config = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": {
+                "server": relay.ws_url(),
+                "uri": format!("sip:{alice}@{DOMAIN}"),
+                "password": alice_password,
+                "displayName": "Alice SDK",
+            }},
+            {"do": "call", "target": bob_uri},
+            {"do": "measure", "name": "talk"},
+            {"do": "hold"},
+            {"do": "measure", "name": "held"},
+            {"do": "unhold"},
+            {"do": "measure", "name": "resumed"},
+            {"do": "dtmf", "name": "dtmf_rtp", "digits": "159#"},
+            {"do": "dtmf", "name": "dtmf_info", "digits": "7", "method": "info"},
+            {"do": "message", "target": bob_uri, "text": "hello from sipline"},
+            {"do": "mark", "event": "send_message"},
+            {"do": "wait_event", "event": "message"},
+            {"do": "stats"},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let mut message_status = 0;
+    let out = browser::sdk(&config.to_string(), |event| {
+        if event == "send_message" {
+            message_status = send_message(
+                kamailio.udp_port,
+                &format!("sip:{alice}@{DOMAIN}"),
+                "hello from the PBX side",
+            );
+        }
+    })
+    .expect("the browser ran");
+    let v = outcome(&out, &far);
+    let steps = &v["steps"];
+
+    assert_eq!(steps["connect"]["registered"], true, "{v}");
+    assert_eq!(steps["call"]["state"], "established", "{v}");
+    assert_hears(&steps["talk"], FAR_HZ, "talking");
+
+    // Hold: a sendonly re-INVITE reaches the far end, which stops sending
+    // while the browser goes on; unhold brings its audio back.
+    assert_eq!(steps["hold"]["held"], true);
+    assert!(
+        number(&steps["held"], "received") <= 3.0,
+        "media stops while held: {}",
+        steps["held"]
+    );
+    assert!(WINDOW_PACKETS.contains(&number(&steps["held"], "sent")));
+    assert_eq!(steps["unhold"]["held"], false);
+    assert_hears(&steps["resumed"], FAR_HZ, "resumed");
+    let log = far.log();
+    let hold_at = log
+        .find("a=sendonly")
+        .unwrap_or_else(|| panic!("no sendonly re-INVITE at the far end:\n{}", far.log_tail()));
+    assert!(
+        log[hold_at..].contains("a=sendrecv"),
+        "no resuming re-INVITE"
+    );
+
+    // DTMF: RFC 4733 telephone-events in the media, and SIP INFO.
+    // baresip logs the first as "received event", the second as
+    // "received DTMF".
+    for digit in ["1", "5", "9", "#"] {
+        assert!(
+            log.contains(&format!("received event: '{digit}'")),
+            "the far end did not receive telephone-event {digit}:\n{}",
+            far.log_tail()
+        );
+    }
+    assert!(
+        log.contains("Content-Type: application/dtmf-relay") && log.contains("received DTMF: '7'"),
+        "the far end did not receive the INFO DTMF 7:\n{}",
+        far.log_tail()
+    );
+
+    // MESSAGE both ways.
+    assert_eq!(steps["message"]["ok"], true, "{}", steps["message"]);
+    assert!(
+        log.contains("\"hello from sipline\""),
+        "the far end did not show the MESSAGE:\n{}",
+        far.log_tail()
+    );
+    assert_eq!(message_status, 200, "the browser accepts the MESSAGE");
+    let got = &steps["wait_event"]["detail"][0];
+    assert_eq!(got["body"], "hello from the PBX side", "{got}");
+    assert_eq!(got["from"], format!("sip:carol@{DOMAIN}"), "{got}");
+
+    // Quality figures from getStats.
+    let stats = &steps["stats"];
+    assert!(number(stats, "packetsReceived") > 200.0, "{stats}");
+    assert!(number(stats, "rttMs") < 50.0, "{stats}");
+    assert!(number(stats, "mos") > 4.0, "{stats}");
+
+    assert!(
+        steps["hangup"]["code"].is_null(),
+        "a BYE: {}",
+        steps["hangup"]
+    );
+    assert_far_end_heard_the_browser(&far);
+    let m = relay.metrics();
+    assert!(m.contains("sipline_media_calls 0"), "{m}");
+}
+
+#[test]
+fn after_the_relay_dies_the_sdk_reconnects_re_registers_and_takes_a_call() {
+    let (_scratch, mic, far_tone) = tones();
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    let (alice, alice_password) = USERS[0];
+    let (bob, bob_password) = USERS[1];
+    let mut far = Baresip::start(&baresip::Options {
+        user: bob.into(),
+        password: bob_password.into(),
+        domain: DOMAIN.into(),
+        registrar: registrar.parse().expect("address"),
+        tone: far_tone,
+        register: false,
+    })
+    .expect("baresip starts");
+    let mut relay = RelayProcess::start(
+        registrar.parse().expect("address"),
+        &["--media-ports", "33400-33499"],
+    );
+    let config = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": {
+                "server": relay.ws_url(),
+                "uri": format!("sip:{alice}@{DOMAIN}"),
+                "password": alice_password,
+                "reconnectMinMs": 500,
+            }},
+            {"do": "mark", "event": "kill_relay"},
+            {"do": "wait_event", "name": "reconnecting", "event": "reconnecting"},
+            {"do": "wait_event", "name": "reconnected", "event": "reconnected", "timeoutMs": 5000},
+            {"do": "wait_event", "name": "registered", "event": "registered", "timeoutMs": 5000},
+            {"do": "mark", "event": "dial"},
+            {"do": "answer"},
+            {"do": "measure", "name": "talk"},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let mut dialled = Ok(());
+    let out = browser::sdk(&config.to_string(), |event| match event {
+        "kill_relay" => relay.restart(),
+        "dial" => dialled = far.dial(&format!("sip:{alice}@{DOMAIN}")),
+        _ => {}
+    })
+    .expect("the browser ran");
+    dialled.expect("baresip dials");
+    let v = outcome(&out, &far);
+    let steps = &v["steps"];
+    let registered_after = number(&steps["registered"], "afterMarkMs");
+    assert!(
+        registered_after < 5000.0,
+        "re-registered {registered_after} ms after the relay died"
+    );
+    assert_eq!(
+        steps["answer"]["from"],
+        format!("sip:{bob}@{DOMAIN}"),
+        "{v}"
+    );
+    assert_hears(&steps["talk"], FAR_HZ, "the call after the reconnect");
+    assert_far_end_heard_the_browser(&far);
+}

@@ -1,0 +1,88 @@
+//! Small bridges to the browser that every other module uses: the clock,
+//! randomness, sleeping, and building or reading plain JS objects.
+
+use js_sys::{Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+pub(crate) fn window() -> Result<web_sys::Window, JsValue> {
+    web_sys::window().ok_or_else(|| JsValue::from_str("sipline needs a browser window"))
+}
+
+/// Milliseconds on the page's monotonic clock (`performance.now()`): wall
+/// clock jumps must not fire or starve SIP timers.
+pub(crate) fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0.0, |p| p.now())
+}
+
+/// 32 bytes from `crypto.getRandomValues`: the core's tags, branches and
+/// cnonces must not be guessable.
+pub(crate) fn seed() -> Result<[u8; 32], JsValue> {
+    let mut seed = [0u8; 32];
+    window()?
+        .crypto()?
+        .get_random_values_with_u8_array(&mut seed)?;
+    Ok(seed)
+}
+
+/// A uniform number in `0..1` for reconnect jitter (it needs no secrecy).
+pub(crate) fn random() -> f64 {
+    js_sys::Math::random()
+}
+
+/// Resolves after `ms` milliseconds.
+pub(crate) async fn sleep(ms: i32) {
+    let promise = Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// A property of a JS object (`undefined` when absent or not an object).
+pub(crate) fn get(obj: &JsValue, key: &str) -> JsValue {
+    Reflect::get(obj, &JsValue::from_str(key)).unwrap_or(JsValue::UNDEFINED)
+}
+
+/// A string property, `None` when absent.
+pub(crate) fn get_str(obj: &JsValue, key: &str) -> Option<String> {
+    get(obj, key).as_string()
+}
+
+/// A numeric property, `None` when absent.
+pub(crate) fn get_num(obj: &JsValue, key: &str) -> Option<f64> {
+    get(obj, key).as_f64()
+}
+
+/// Builds the plain objects events carry to JavaScript.
+pub(crate) struct Obj(Object);
+
+impl Obj {
+    pub(crate) fn new() -> Self {
+        Self(Object::new())
+    }
+
+    pub(crate) fn set(self, key: &str, value: impl Into<JsValue>) -> Self {
+        let _ = Reflect::set(&self.0, &JsValue::from_str(key), &value.into());
+        self
+    }
+
+    pub(crate) fn opt(self, key: &str, value: Option<impl Into<JsValue>>) -> Self {
+        match value {
+            Some(v) => self.set(key, v),
+            None => self,
+        }
+    }
+
+    pub(crate) fn build(self) -> JsValue {
+        self.0.into()
+    }
+}
+
+/// An `Error` with `message`, for rejected promises.
+pub(crate) fn error(message: &str) -> JsValue {
+    js_sys::Error::new(message).into()
+}

@@ -1,0 +1,209 @@
+//! The browser half of sipline's SDK: the WebAssembly module the npm
+//! package `sipline` wraps.
+//!
+//! It owns what only a browser has (the WebSocket, the `RTCPeerConnection`s,
+//! `getUserMedia`, `setTimeout`) and drives the sans-IO core with it. All SIP
+//! behaviour lives in `sipline-core`; this crate moves bytes, time and SDP,
+//! and turns the core's events into calls of one JS function
+//! `emit(name, detail)`. The typed, promise-based API that applications use
+//! is the TypeScript facade in `npm/`, which builds on [`Engine`].
+
+mod js;
+mod media;
+mod shell;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use js_sys::{Function, Promise};
+use sipline_core::call::CallId;
+use sipline_core::{Config, Secret, UserAgent};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use web_sys::MediaStream;
+
+use media::{MediaSettings, Want};
+use shell::{Backoff, Shell, ShellSettings};
+
+/// One phone: a registration (or a guest), its WebSocket and its calls.
+/// The npm facade creates one per `Phone.connect`.
+#[wasm_bindgen]
+pub struct Engine {
+    shell: Rc<Shell>,
+}
+
+/// Reads the options object `Phone.connect` was given (the facade has
+/// checked its types and filled defaults).
+fn config(options: &JsValue) -> Result<(Config, ShellSettings), JsValue> {
+    let server = js::get_str(options, "server").ok_or_else(|| js::error("server is required"))?;
+    let uri = js::get_str(options, "uri").ok_or_else(|| js::error("uri is required"))?;
+    let mut config = Config::new(uri);
+    config.secure = server.starts_with("wss:");
+    config.password = js::get_str(options, "password").map(Secret::new);
+    config.auth_username = js::get_str(options, "authUser");
+    config.display_name = js::get_str(options, "displayName");
+    config.registrar = js::get_str(options, "registrar");
+    config.instance_id = js::get_str(options, "instanceId");
+    if let Some(agent) = js::get_str(options, "userAgent") {
+        config.user_agent = agent;
+    }
+    if let Some(register) = js::get(options, "register").as_bool() {
+        config.register = register;
+    }
+    if let Some(expires) = js::get_num(options, "registerExpires") {
+        config.register_expires = expires as u32;
+    }
+    if let Some(secs) = js::get_num(options, "keepAliveSecs") {
+        config.keepalive_interval = (secs > 0.0).then(|| Duration::from_secs(secs as u64));
+    }
+    let settings = ShellSettings {
+        server,
+        media: MediaSettings {
+            ice_servers: js::get(options, "iceServers"),
+            gathering_timeout_ms: js::get_num(options, "iceGatheringTimeoutMs").unwrap_or(2000.0)
+                as i32,
+        },
+        backoff: Backoff {
+            min_ms: js::get_num(options, "reconnectMinMs").unwrap_or(500.0),
+            max_ms: js::get_num(options, "reconnectMaxMs").unwrap_or(30_000.0),
+        },
+    };
+    Ok((config, settings))
+}
+
+fn want(audio: bool, video: bool) -> Want {
+    Want { audio, video }
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Builds the phone; nothing is sent before [`Engine::connect`].
+    /// `emit(name, detail)` receives every event.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue, emit: Function) -> Result<Engine, JsValue> {
+        let (config, settings) = config(&options)?;
+        let ua = UserAgent::new(config, js::seed()?).map_err(|e| js::error(&e.to_string()))?;
+        Ok(Engine {
+            shell: Shell::new(ua, emit, settings),
+        })
+    }
+
+    /// Opens the WebSocket; it registers once open (unless a guest) and
+    /// reconnects whenever it drops, until [`Engine::close`].
+    pub fn connect(&self) {
+        self.shell.open_socket();
+    }
+
+    /// Registers again (after [`Engine::unregister`]).
+    pub fn register(&self) {
+        self.shell.with_ua(|ua, now| ua.register(now));
+    }
+
+    /// Removes the binding; `unregistered` follows.
+    pub fn unregister(&self) {
+        self.shell.with_ua(|ua, now| ua.unregister(now));
+    }
+
+    /// Closes the WebSocket and every call's media, for good.
+    pub fn close(&self) {
+        self.shell.close();
+    }
+
+    /// Calls `target`; resolves with the call's id once the INVITE is
+    /// sent, rejects when the microphone is refused or there is no
+    /// connection.
+    pub fn call(&self, target: String, audio: bool, video: bool) -> Promise {
+        let shell = self.shell.clone();
+        future_to_promise(async move {
+            shell
+                .call(target, want(audio, video))
+                .await
+                .map(JsValue::from)
+        })
+    }
+
+    /// Answers incoming call `call`; resolves once the answer is sent.
+    pub fn answer(&self, call: u32, audio: bool, video: bool) -> Promise {
+        let shell = self.shell.clone();
+        future_to_promise(async move {
+            shell
+                .answer(call, want(audio, video))
+                .await
+                .map(|()| JsValue::UNDEFINED)
+        })
+    }
+
+    /// Declines an incoming call with `code` (486, 603…) and `reason`.
+    pub fn decline(&self, call: u32, code: u16, reason: String) {
+        self.shell
+            .with_ua(|ua, now| ua.decline(now, CallId(call), code, &reason));
+    }
+
+    /// Ends a call: BYE, or CANCEL while it rings.
+    pub fn hangup(&self, call: u32) {
+        self.shell.with_ua(|ua, now| ua.hangup(now, CallId(call)));
+    }
+
+    /// Holds (`held`) or resumes a call by re-INVITE; resolves once sent.
+    pub fn hold(&self, call: u32, held: bool) -> Promise {
+        let shell = self.shell.clone();
+        future_to_promise(async move { shell.hold(call, held).await.map(|()| JsValue::UNDEFINED) })
+    }
+
+    /// Mutes or unmutes the microphone of a call; `false` if no such call.
+    pub fn mute(&self, call: u32, muted: bool) -> bool {
+        self.shell
+            .call_media(call)
+            .map(|m| m.set_muted(muted))
+            .is_some()
+    }
+
+    /// Sends DTMF `digits` in the media (RFC 4733); `false` if the call
+    /// has no audio sender.
+    #[wasm_bindgen(js_name = sendDtmf)]
+    pub fn send_dtmf(&self, call: u32, digits: &str, duration_ms: u32, gap_ms: u32) -> bool {
+        self.shell
+            .call_media(call)
+            .is_some_and(|m| m.send_dtmf(digits, duration_ms, gap_ms))
+    }
+
+    /// Sends one DTMF digit as SIP INFO; `false` if the call is not up or
+    /// `digit` is not one.
+    #[wasm_bindgen(js_name = sendDtmfInfo)]
+    pub fn send_dtmf_info(&self, call: u32, digit: char, duration_ms: u32) -> bool {
+        self.shell
+            .with_ua(|ua, now| ua.send_dtmf_info(now, CallId(call), digit, duration_ms))
+    }
+
+    /// Sends a MESSAGE outside any call; returns its id (`message_sent` or
+    /// `message_failed` follows), or `undefined` when not connected.
+    pub fn message(&self, target: &str, content_type: &str, body: &str) -> Option<u32> {
+        self.shell
+            .with_ua(|ua, now| ua.message(now, target, content_type, body))
+            .map(|id| id.0)
+    }
+
+    /// Sends a MESSAGE in a call's dialog; `false` if the call is not up.
+    #[wasm_bindgen(js_name = callMessage)]
+    pub fn call_message(&self, call: u32, content_type: &str, body: &str) -> bool {
+        self.shell
+            .with_ua(|ua, now| ua.call_message(now, CallId(call), content_type, body))
+    }
+
+    /// What the far end sends, for an `<audio>`/`<video>` element.
+    #[wasm_bindgen(js_name = remoteStream)]
+    pub fn remote_stream(&self, call: u32) -> Option<MediaStream> {
+        self.shell.call_media(call)?.remote_stream().ok()
+    }
+
+    /// What the call sends (the microphone, the camera).
+    #[wasm_bindgen(js_name = localStream)]
+    pub fn local_stream(&self, call: u32) -> Option<MediaStream> {
+        Some(self.shell.call_media(call)?.local_stream())
+    }
+
+    /// The call's `RTCStatsReport`; `undefined` if there is no such call.
+    pub fn stats(&self, call: u32) -> Option<Promise> {
+        Some(self.shell.call_media(call)?.stats())
+    }
+}

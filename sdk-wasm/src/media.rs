@@ -1,0 +1,209 @@
+//! One call's media: the browser's `RTCPeerConnection`, the microphone (and
+//! camera) it sends, and the offer/answer steps the core asks for.
+//!
+//! SIP carries one complete SDP per offer or answer (no trickle ICE), so
+//! every local description is read only once ICE gathering has finished,
+//! or after a bounded wait when some interface is slow.
+
+use js_sys::{Array, Promise};
+use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcIceGatheringState,
+    RtcPeerConnection, RtcRtpReceiver, RtcRtpSender, RtcRtpTransceiver, RtcRtpTransceiverDirection,
+    RtcSdpType, RtcSessionDescriptionInit,
+};
+
+use crate::js;
+
+/// What a call sends: the app's choice per call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Want {
+    pub audio: bool,
+    pub video: bool,
+}
+
+/// The page-wide media settings, from `Phone.connect`'s options.
+#[derive(Clone, Debug)]
+pub(crate) struct MediaSettings {
+    /// `RTCConfiguration.iceServers` as the app gave it (often empty: the
+    /// relay is ICE-lite on a known address).
+    pub ice_servers: JsValue,
+    /// The longest wait for ICE gathering before the SDP is sent as is.
+    pub gathering_timeout_ms: i32,
+}
+
+/// A call's peer connection and local stream.
+pub(crate) struct Media {
+    pc: RtcPeerConnection,
+    local: MediaStream,
+    settings: MediaSettings,
+}
+
+impl Media {
+    /// Asks for the microphone (and camera) and builds the peer connection
+    /// that will send them.
+    pub(crate) async fn open(want: Want, settings: &MediaSettings) -> Result<Media, JsValue> {
+        let constraints = MediaStreamConstraints::new();
+        constraints.set_audio(&JsValue::from_bool(want.audio));
+        constraints.set_video(&JsValue::from_bool(want.video));
+        let devices = js::window()?.navigator().media_devices()?;
+        let local: MediaStream =
+            JsFuture::from(devices.get_user_media_with_constraints(&constraints)?)
+                .await?
+                .dyn_into()?;
+        let config = RtcConfiguration::new();
+        if !settings.ice_servers.is_undefined() {
+            config.set_ice_servers(&settings.ice_servers);
+        }
+        let pc = RtcPeerConnection::new_with_configuration(&config)?;
+        for track in local.get_tracks().iter() {
+            let track: MediaStreamTrack = track.dyn_into()?;
+            pc.add_track_0(&track, &local);
+        }
+        Ok(Media {
+            pc,
+            local,
+            settings: settings.clone(),
+        })
+    }
+
+    /// A new offer (the first, or a re-INVITE's), set as local description.
+    pub(crate) async fn offer(&self) -> Result<String, JsValue> {
+        let offer = JsFuture::from(self.pc.create_offer()).await?;
+        self.set_local(&offer).await
+    }
+
+    /// The answer to the far end's `offer`, set as local description.
+    pub(crate) async fn answer(&self, offer: &str) -> Result<String, JsValue> {
+        self.set_remote(RtcSdpType::Offer, offer).await?;
+        let answer = JsFuture::from(self.pc.create_answer()).await?;
+        self.set_local(&answer).await
+    }
+
+    /// The far end's answer: provisional (early media, a 183) or final.
+    pub(crate) async fn accept(&self, sdp: &str, provisional: bool) -> Result<(), JsValue> {
+        let kind = if provisional {
+            RtcSdpType::Pranswer
+        } else {
+            RtcSdpType::Answer
+        };
+        self.set_remote(kind, sdp).await
+    }
+
+    /// Withdraws an offer the far end refused: back to the last agreed
+    /// session, with the directions it had.
+    pub(crate) async fn rollback(&self, held: bool) -> Result<(), JsValue> {
+        let init = RtcSessionDescriptionInit::new(RtcSdpType::Rollback);
+        JsFuture::from(self.pc.set_local_description(&init)).await?;
+        self.set_held(held);
+        Ok(())
+    }
+
+    /// Hold (`sendonly`) or resume (`sendrecv`) every stream; the next
+    /// offer carries it.
+    pub(crate) fn set_held(&self, held: bool) {
+        let direction = if held {
+            RtcRtpTransceiverDirection::Sendonly
+        } else {
+            RtcRtpTransceiverDirection::Sendrecv
+        };
+        for t in self.pc.get_transceivers().iter() {
+            if let Ok(t) = t.dyn_into::<RtcRtpTransceiver>() {
+                t.set_direction(direction);
+            }
+        }
+    }
+
+    /// Mutes or unmutes what we send, without renegotiating: the track
+    /// sends silence (or black) while disabled.
+    pub(crate) fn set_muted(&self, muted: bool) {
+        for track in self.local.get_audio_tracks().iter() {
+            if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
+                track.set_enabled(!muted);
+            }
+        }
+    }
+
+    /// Sends `digits` as RFC 4733 telephone-events in the audio stream;
+    /// `false` when a character is not a DTMF tone (or `,`, a pause) or
+    /// the call has no audio sender able to.
+    pub(crate) fn send_dtmf(&self, digits: &str, duration_ms: u32, gap_ms: u32) -> bool {
+        if digits.is_empty()
+            || !digits
+                .chars()
+                .all(|c| c.is_ascii_digit() || "*#,ABCDabcd".contains(c))
+        {
+            return false;
+        }
+        for sender in self.pc.get_senders().iter() {
+            let Ok(sender) = sender.dyn_into::<RtcRtpSender>() else {
+                continue;
+            };
+            let is_audio = sender.track().is_some_and(|t| t.kind() == "audio");
+            if let (true, Some(dtmf)) = (is_audio, sender.dtmf()) {
+                dtmf.insert_dtmf_with_duration_and_inter_tone_gap(digits, duration_ms, gap_ms);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// What the far end sends, as one stream to attach to an `<audio>` or
+    /// `<video>` element.
+    pub(crate) fn remote_stream(&self) -> Result<MediaStream, JsValue> {
+        let tracks = Array::new();
+        for receiver in self.pc.get_receivers().iter() {
+            if let Ok(receiver) = receiver.dyn_into::<RtcRtpReceiver>() {
+                tracks.push(&receiver.track());
+            }
+        }
+        MediaStream::new_with_tracks(&tracks)
+    }
+
+    /// What we send (the microphone, the camera).
+    pub(crate) fn local_stream(&self) -> MediaStream {
+        self.local.clone()
+    }
+
+    /// The connection's `RTCStatsReport`, for RTT, jitter and loss.
+    pub(crate) fn stats(&self) -> Promise {
+        self.pc.get_stats()
+    }
+
+    /// Stops the devices and the connection: nothing is sent after a call.
+    pub(crate) fn close(&self) {
+        for track in self.local.get_tracks().iter() {
+            if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
+                track.stop();
+            }
+        }
+        self.pc.close();
+    }
+
+    async fn set_remote(&self, kind: RtcSdpType, sdp: &str) -> Result<(), JsValue> {
+        let init = RtcSessionDescriptionInit::new(kind);
+        init.set_sdp(sdp);
+        JsFuture::from(self.pc.set_remote_description(&init)).await?;
+        Ok(())
+    }
+
+    /// Sets `description` as local and returns the SDP once ICE gathering is
+    /// over (or the wait is), candidates included.
+    async fn set_local(&self, description: &JsValue) -> Result<String, JsValue> {
+        let init: RtcSessionDescriptionInit = description.clone().unchecked_into();
+        JsFuture::from(self.pc.set_local_description(&init)).await?;
+        let mut waited = 0;
+        while self.pc.ice_gathering_state() != RtcIceGatheringState::Complete
+            && waited < self.settings.gathering_timeout_ms
+        {
+            js::sleep(20).await;
+            waited += 20;
+        }
+        self.pc
+            .local_description()
+            .map(|d| d.sdp())
+            .ok_or_else(|| js::error("no local description"))
+    }
+}

@@ -1,0 +1,75 @@
+// Drives the browser SDK (the built npm package, loaded by sdk.html) in
+// Debian's headless Chromium through a list of steps, and prints what each
+// returned as one JSON line.
+//
+//   node sdk.mjs '{"mic":"/tmp/tone.wav","steps":[
+//     {"do":"connect","options":{"server":"ws://127.0.0.1:8080/sip","uri":"sip:alice@x","password":"…"}},
+//     {"do":"call","target":"sip:bob@x"},{"do":"measure","name":"talk","ms":2000},
+//     {"do":"hold"},{"do":"unhold"},{"do":"dtmf","digits":"12#"},{"do":"hangup"}]}'
+//
+// Steps: connect, call, answer (the next incoming call), measure, hold,
+// unhold, dtmf, message, stats, hangup, disconnect, sleep, wait_event
+// (a phone event, after the last "mark"), and mark, which prints
+// "event <name>" for the test to act on (dial, kill the relay…).
+// Results are keyed by the step's "name" (else its "do"); with the
+// first failing step the run stops and "error" says why.
+
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { launch, serve } from "./chromium.mjs";
+
+const cfg = JSON.parse(process.argv[2]);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const server = await serve({ "/": path.join(here, "sdk.html"), "/pkg/": path.join(here, "../../npm") });
+const browser = await launch(cfg.mic, cfg.chromium);
+const result = { steps: {} };
+let page;
+try {
+  page = await browser.context.newPage();
+  page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
+  page.on("pageerror", (e) => process.stderr.write(`[page error] ${e}\n`));
+  await page.goto(server.origin);
+  await page.waitForFunction(() => window.ready === true);
+  let mark = 0;
+  for (const step of cfg.steps) {
+    const name = step.name ?? step.do;
+    const run = (f, ...args) => page.evaluate(f, args);
+    let out;
+    switch (step.do) {
+      case "connect": out = await run(([o]) => window.t.connect(o), step.options); break;
+      case "call": out = await run(([t]) => window.t.call(t), step.target); break;
+      case "answer": out = await run(([ms]) => window.t.answer(ms), step.timeoutMs ?? 10000); break;
+      case "measure":
+        await page.waitForTimeout(step.settleMs ?? 1500);
+        out = await run(([ms]) => window.t.measure(ms), step.ms ?? 2000);
+        break;
+      case "hold": out = await run(() => window.t.hold()); break;
+      case "unhold": out = await run(() => window.t.unhold()); break;
+      case "dtmf": out = await run(([d, m]) => window.t.dtmf(d, m), step.digits, step.method ?? "rfc4733"); break;
+      case "message": out = await run(([t, x]) => window.t.message(t, x), step.target, step.text); break;
+      case "stats": out = await run(() => window.t.stats()); break;
+      case "hangup": out = await run(() => window.t.hangup()); break;
+      case "disconnect": out = await run(() => window.t.disconnect()); break;
+      case "sleep": await page.waitForTimeout(step.ms); out = {}; break;
+      case "wait_event": {
+        const e = await run(([n, ms, since]) => window.t.waitEvent(n, ms, since), step.event, step.timeoutMs ?? 5000, mark);
+        out = { ...e, afterMarkMs: e.at - mark };
+        break;
+      }
+      case "mark":
+        mark = await run(() => window.t.now());
+        process.stdout.write(`event ${step.event}\n`);
+        out = { at: mark };
+        break;
+      default: throw new Error(`unknown step ${step.do}`);
+    }
+    result.steps[name] = out ?? {};
+  }
+} catch (e) {
+  result.error = String(e && e.stack ? e.stack : e);
+} finally {
+  if (page) result.events = await page.evaluate(() => window.t.log).catch(() => []);
+  await browser.close();
+  server.close();
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);
