@@ -109,8 +109,19 @@ export interface CallEvents {
   hold: [{ held: boolean; by: "local" | "remote" }];
   dtmf: [{ digit: string; durationMs: number }];
   message: [IncomingMessage];
+  transfer: [TransferProgress];
   hangup: [HangupInfo];
   media_error: [{ error: unknown }];
+}
+
+/** How a blind transfer goes: the REFER's answer, then the far end's call to the target. */
+export interface TransferProgress {
+  /** 202 (accepted), then 100/180/200 from the far end's new call, or a failure. */
+  code: number;
+  /** Its reason phrase. */
+  reason: string;
+  /** The last one: succeeded (2xx) or failed. */
+  done: boolean;
 }
 
 /** Events the phone reports. Call events are repeated here with the call first. */
@@ -132,6 +143,7 @@ export interface PhoneEvents {
   updating: [Call];
   hold: [Call, { held: boolean; by: "local" | "remote" }];
   dtmf: [Call, { digit: string; durationMs: number }];
+  transfer: [Call, TransferProgress];
   hangup: [Call, HangupInfo];
   message: [IncomingMessage];
 }
@@ -242,15 +254,15 @@ export class Phone extends Emitter<PhoneEvents> {
   }
 
   /** @internal Resolves with the first of `names` (for `call`, when `test` holds). */
-  _next(names: string[], timeoutMs: number, test?: (d: Detail) => boolean) {
+  _next(names: string[], timeoutMs: number, test?: (d: Detail, name: string) => boolean) {
     return this.#next(names, timeoutMs, test);
   }
 
-  #next(names: string[], timeoutMs: number, test?: (d: Detail) => boolean): Promise<[string, Detail]> {
+  #next(names: string[], timeoutMs: number, test?: (d: Detail, name: string) => boolean): Promise<[string, Detail]> {
     return new Promise((resolve, reject) => {
       const timer = timeoutMs > 0 ? setTimeout(() => { done(); reject(new ConnectionError("timed out")); }, timeoutMs) : undefined;
       const waiter = (name: string, d: Detail) => {
-        if (names.includes(name) && (!test || test(d))) {
+        if (names.includes(name) && (!test || test(d, name))) {
           done();
           resolve([name, d]);
         }
@@ -305,6 +317,7 @@ export class Phone extends Emitter<PhoneEvents> {
         break;
       case "hold":
       case "dtmf":
+      case "transfer":
       case "hangup":
         if (call) e(name, call, strip(d));
         break;
@@ -438,6 +451,33 @@ export class Call extends Emitter<CallEvents> {
     }
   }
 
+  /**
+   * Blind transfer (REFER): the far end calls `target`. Resolves when it
+   * reports the target answered, and then hangs this call up; rejects with
+   * a `SipError` when the far end refuses or the target's call fails (this
+   * call then stays up, e.g. to try another target).
+   */
+  async transfer(target: string): Promise<void> {
+    this.#mustBeUp("transfer");
+    const outcome = this.#phone._next(["transfer", "hangup"], 0,
+      (d, name) => d.call === this.id && (name === "hangup" || d.done === true));
+    let accepted = false;
+    const off = this.on("transfer", (p) => { accepted ||= p.code < 300 && !p.done; });
+    if (!this.#phone._engine.transfer(this.id, target)) {
+      off();
+      throw new TypeError(`not a SIP URI: ${target}`);
+    }
+    const [name, d] = await outcome.finally(off);
+    if (name === "hangup") {
+      // Some PBXs hang up as soon as they take the transfer, before its outcome.
+      if (accepted) return;
+      throw new SipError(481, "the call ended before the transfer was accepted");
+    }
+    const code = d.code as number;
+    if (code >= 300) throw new SipError(code, d.reason as string);
+    await this.hangup();
+  }
+
   /** Sends a MESSAGE in the call's dialog. */
   message(text: string, contentType = "text/plain"): void {
     if (!this.#phone._engine.callMessage(this.id, contentType, text)) throw new InvalidStateError("the call is not up");
@@ -493,6 +533,7 @@ export class Call extends Emitter<CallEvents> {
         e(name, strip(d));
         break;
       case "dtmf":
+      case "transfer":
         e(name, strip(d));
         break;
       case "message":

@@ -328,3 +328,86 @@ fn after_the_relay_dies_the_sdk_reconnects_re_registers_and_takes_a_call() {
     assert_hears(&steps["talk"], FAR_HZ, "the call after the reconnect");
     assert_far_end_heard_the_browser(&far);
 }
+
+#[test]
+fn a_blind_transfer_sends_the_far_end_to_a_second_one_who_hears_it() {
+    let (scratch, mic, far_tone) = tones();
+    const CAROL_HZ: f64 = 660.0;
+    let carol_tone = scratch.0.join("carol-660hz.wav");
+    write_tone(&carol_tone, CAROL_HZ, 8_000, 30).expect("carol's tone");
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let registrar: std::net::SocketAddr = format!("127.0.0.1:{}", kamailio.udp_port)
+        .parse()
+        .expect("address");
+    let (alice, alice_password) = USERS[0];
+    let far_end = |(user, password): (&str, &str), tone: PathBuf| {
+        Baresip::start(&baresip::Options {
+            user: user.into(),
+            password: password.into(),
+            domain: DOMAIN.into(),
+            registrar,
+            tone,
+            register: true,
+        })
+        .expect("baresip registers")
+    };
+    let bob = far_end(USERS[1], far_tone);
+    let mut carol = far_end(USERS[2], carol_tone);
+    let relay = RelayProcess::start(registrar, &["--media-ports", "33500-33599"]);
+    let config = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": {
+                "server": relay.ws_url(),
+                "uri": format!("sip:{alice}@{DOMAIN}"),
+                "password": alice_password,
+            }},
+            {"do": "call", "target": format!("sip:{}@{DOMAIN}", USERS[1].0)},
+            {"do": "measure", "name": "talk"},
+            {"do": "transfer", "target": format!("sip:{}@{DOMAIN}", USERS[2].0)},
+            {"do": "sleep", "ms": 3000},
+            {"do": "disconnect"},
+        ],
+    });
+    let out = browser::sdk(&config.to_string(), |_| {}).expect("the browser ran");
+    let v = outcome(&out, &bob);
+    let steps = &v["steps"];
+    assert_hears(&steps["talk"], FAR_HZ, "before the transfer");
+    // The REFER accepted, then bob's NOTIFYs up to carol's 200; the SDK
+    // then hung its own call up.
+    let progress = steps["transfer"]["progress"].as_array().expect("progress");
+    assert_eq!(progress[0]["code"], 202, "{progress:?}");
+    let last = progress.last().expect("a NOTIFY");
+    assert_eq!(
+        (last["code"].as_u64(), last["done"].as_bool()),
+        (Some(200), Some(true)),
+        "{progress:?}"
+    );
+    assert_eq!(steps["transfer"]["state"], "ended", "{v}");
+
+    // Bob got the REFER and called Carol, who answered and heard his tone:
+    // the transferred call is between them, without the browser.
+    let log = bob.log();
+    assert!(log.contains("REFER sip:"), "{}", bob.log_tail());
+    let carol_log = carol.log();
+    assert!(
+        carol_log.contains("Referred-By:") || carol_log.contains("From: <sip:bob@"),
+        "carol never got bob's call:\n{}",
+        carol.log_tail()
+    );
+    // Her hangup closes the recording.
+    carol.hangup().expect("carol hangs up");
+    std::thread::sleep(Duration::from_millis(500));
+    let recordings = carol.received();
+    let recording = recordings
+        .last()
+        .unwrap_or_else(|| panic!("carol recorded nothing:\n{}", carol.log_tail()));
+    let rec = read_wav(recording).expect("the recording reads");
+    let (hz, ratio) = rec.dominant();
+    assert!(
+        (hz - FAR_HZ).abs() <= 10.0 && ratio > 100.0,
+        "carol hears {hz} Hz ({ratio:.0}× the median), not bob's {FAR_HZ} Hz"
+    );
+    let m = relay.metrics();
+    assert!(m.contains("sipline_media_calls 0"), "{m}");
+}

@@ -150,6 +150,13 @@ impl Engine {
         future_to_promise(async move { shell.hold(call, held).await.map(|()| JsValue::UNDEFINED) })
     }
 
+    /// Blind-transfers a call to `target` (REFER); `false` if the call is
+    /// not up or `target` is not a SIP URI. `transfer` events follow.
+    pub fn transfer(&self, call: u32, target: &str) -> bool {
+        self.shell
+            .with_ua(|ua, now| ua.transfer(now, CallId(call), target))
+    }
+
     /// Mutes or unmutes the microphone of a call; `false` if no such call.
     pub fn mute(&self, call: u32, muted: bool) -> bool {
         self.shell

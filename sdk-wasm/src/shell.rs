@@ -525,6 +525,16 @@ impl Shell {
                 .set("from", from)
                 .set("contentType", content_type)
                 .set("body", body),
+            Event::Transfer {
+                call,
+                code,
+                reason,
+                done,
+            } => Obj::new()
+                .set("call", call.0)
+                .set("code", code)
+                .set("reason", reason)
+                .set("done", done),
             Event::MessageSent { id } => Obj::new().set("id", id.0),
             Event::MessageFailed { id, code, reason } => Obj::new()
                 .set("id", id.0)

@@ -45,7 +45,7 @@ pub enum CallState {
 }
 
 /// Methods the user agent accepts (in calls and outside them).
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, UPDATE";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, UPDATE, NOTIFY";
 
 #[derive(Debug)]
 struct Call {
@@ -160,6 +160,8 @@ pub(crate) struct Calls {
     calls: Vec<Call>,
     incoming: Vec<Incoming>,
     updates: Vec<Update>,
+    /// Our REFERs in flight (blind transfers), until their final answer.
+    refers: Vec<(TransactionId, CallId)>,
     next: u32,
 }
 
@@ -213,6 +215,7 @@ impl Calls {
             .iter()
             .any(|c| c.invite_tx == tx || c.bye_tx == Some(tx))
             || self.incoming.iter().any(|c| c.bye_tx == Some(tx))
+            || self.refers.iter().any(|(t, _)| *t == tx)
             || self.updates.iter().any(
                 |u| matches!(u, Update::Sent { tx: t, .. } | Update::Acked { tx: t, .. } if *t == tx),
             )
@@ -223,6 +226,7 @@ impl Calls {
     fn forget(&mut self, cx: &mut Ctx<'_>, id: CallId) {
         self.calls.retain(|c| c.id != id);
         self.incoming.retain(|c| c.id != id);
+        self.refers.retain(|(_, c)| *c != id);
         self.drop_updates(cx, id);
     }
 
@@ -265,16 +269,59 @@ impl Calls {
         content_type: &str,
         body: &str,
     ) -> bool {
+        self.request_in_dialog(cx, id, method, &[], Some((content_type, body)))
+            .is_some()
+    }
+
+    /// Builds and sends a request in a confirmed call's dialog, with extra
+    /// `headers` and an optional body; its transaction, or `None` when the
+    /// call is not up.
+    fn request_in_dialog(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: CallId,
+        method: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &str)>,
+    ) -> Option<TransactionId> {
         let via = cx.via();
-        let Some(dialog) = self
+        let dialog = self
             .dialog_mut(id)
-            .filter(|d| d.state() == crate::dialog::DialogState::Confirmed)
-        else {
-            return false;
-        };
+            .filter(|d| d.state() == crate::dialog::DialogState::Confirmed)?;
         let mut b = dialog.request(method, &via);
+        for (name, value) in headers {
+            b.header(name, value);
+        }
         b.header("User-Agent", &cx.id.user_agent);
-        start(cx, b.finish(Some(content_type), body.as_bytes())).is_some()
+        let raw = match body {
+            Some((content_type, body)) => b.finish(Some(content_type), body.as_bytes()),
+            None => b.finish(None, b""),
+        };
+        start(cx, raw)
+    }
+
+    /// Blind transfer (RFC 3515): asks the far end, with a REFER in the
+    /// call's dialog, to call `target`. Its progress arrives as
+    /// [`Event::Transfer`]s: the REFER's answer, then the far end's NOTIFYs
+    /// of its new call. `false` when the call is not up or `target` is not
+    /// a SIP URI.
+    pub fn transfer(&mut self, cx: &mut Ctx<'_>, id: CallId, target: &str) -> bool {
+        if crate::sip::Uri::parse(target).is_none() || target.contains(['<', '>', '\r', '\n']) {
+            return false;
+        }
+        let refer_to = String::from("<") + target + ">";
+        let referred_by = String::from("<") + &cx.id.aor + ">";
+        let headers = [
+            ("Refer-To", refer_to.as_str()),
+            ("Referred-By", referred_by.as_str()),
+        ];
+        match self.request_in_dialog(cx, id, "REFER", &headers, None) {
+            Some(tx) => {
+                self.refers.push((tx, id));
+                true
+            }
+            None => false,
+        }
     }
 
     /// Changes a confirmed call's session with a re-INVITE (or, `method`
@@ -588,6 +635,20 @@ impl Calls {
 
     /// A response to one of the calls' requests (`None`: it timed out).
     pub fn on_response(&mut self, cx: &mut Ctx<'_>, tx: TransactionId, msg: Option<&Message<'_>>) {
+        if let Some(i) = self.refers.iter().position(|(t, _)| *t == tx) {
+            let code = msg.and_then(Message::status).unwrap_or(408);
+            if code >= 200 {
+                let (_, call) = self.refers.remove(i);
+                cx.events.push(Event::Transfer {
+                    call,
+                    code,
+                    reason: msg.map_or("Request Timeout", |m| m.reason()).to_owned(),
+                    // Accepted: the outcome comes in NOTIFYs.
+                    done: code >= 300,
+                });
+            }
+            return;
+        }
         if let Some(i) = self
             .updates
             .iter()
@@ -691,6 +752,18 @@ impl Calls {
                 cx.events.push(crate::message::received(msg, Some(id)));
                 (200, "OK")
             }
+            Some("NOTIFY") => match transfer_progress(msg) {
+                Some((code, reason, done)) => {
+                    cx.events.push(Event::Transfer {
+                        call: id,
+                        code,
+                        reason,
+                        done,
+                    });
+                    (200, "OK")
+                }
+                None => (489, "Bad Event"),
+            },
             Some("INFO") => match crate::message::dtmf_relay(msg) {
                 Some((digit, duration_ms)) => {
                     cx.events.push(Event::Dtmf {
@@ -1125,6 +1198,49 @@ fn end_extra_fork(call: &Call, cx: &mut Ctx<'_>, invite: &Message<'_>, ok: &Mess
         .push(fork.ack(call.invite_cseq, &via_ack).finish(None, b""));
     let via_bye = cx.via();
     let _ = start(cx, fork.request("BYE", &via_bye).finish(None, b""));
+}
+
+/// The progress a NOTIFY of a REFER subscription reports (RFC 3515 §2.4.5):
+/// the status line of its `message/sipfrag` body, and whether it is the
+/// last (a final status, or the subscription terminated). `None` when the
+/// NOTIFY is not about a REFER.
+fn transfer_progress(msg: &Message<'_>) -> Option<(u16, String, bool)> {
+    let event = msg.header(HeaderName::Event)?;
+    let package = event.split(';').next().unwrap_or_default().trim();
+    if !package.eq_ignore_ascii_case("refer") {
+        return None;
+    }
+    let terminated = msg
+        .header(HeaderName::Other("Subscription-State"))
+        .is_some_and(|s| {
+            s.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("terminated")
+        });
+    let body = std::str::from_utf8(msg.body()).unwrap_or_default();
+    let line = body.lines().next().unwrap_or_default();
+    let mut parts = line.splitn(3, ' ');
+    let status = match (
+        parts.next(),
+        parts.next().and_then(|c| c.parse::<u16>().ok()),
+    ) {
+        (Some(version), Some(code))
+            if version.eq_ignore_ascii_case("SIP/2.0") && (100..700).contains(&code) =>
+        {
+            Some((code, parts.next().unwrap_or_default().trim().to_owned()))
+        }
+        _ => None,
+    };
+    match status {
+        Some((code, reason)) => Some((code, reason, code >= 200 || terminated)),
+        // No readable sipfrag: only the end of the subscription says much.
+        None if terminated => Some((
+            487,
+            String::from("Subscription terminated without a final status"),
+            true,
+        )),
+        None => Some((100, String::from("Trying"), false)),
+    }
 }
 
 fn decimal(n: u32) -> String {

@@ -301,6 +301,19 @@ pub enum Event {
         /// The reason phrase.
         reason: String,
     },
+    /// A blind transfer's progress ([`UserAgent::transfer`]): the REFER's
+    /// answer (202: the far end will try), then each NOTIFY of the far
+    /// end's call to the target (100, 180, then 200 or a failure).
+    Transfer {
+        /// Which call.
+        call: CallId,
+        /// The status: the REFER's, or the sipfrag's.
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+        /// No more progress will come: succeeded (2xx with `done`) or failed.
+        done: bool,
+    },
     /// The call ended: `code` is the failure's SIP status (or 408/503 when
     /// the far end or the transport went silent), `None` for a BYE.
     Hangup {
@@ -329,6 +342,7 @@ impl Event {
             Event::Progress { .. } => "progress",
             Event::Accepted { .. } => "accepted",
             Event::Hangup { .. } => "hangup",
+            Event::Transfer { .. } => "transfer",
             Event::Updating { .. } => "updating",
             Event::Updated { .. } => "updated",
             Event::UpdateFailed { .. } => "update_failed",
@@ -575,6 +589,15 @@ impl UserAgent {
     pub fn hangup(&mut self, now: Instant, call: CallId) {
         let (calls, mut cx) = self.call_ctx(now);
         calls.hangup(&mut cx, call);
+    }
+
+    /// Blind-transfers a call to `target` with a REFER (RFC 3515);
+    /// `false` when the call is not up or `target` is not a SIP URI.
+    /// [`Event::Transfer`]s follow; the call stays up until someone hangs
+    /// up (the app, usually, once the transfer succeeded).
+    pub fn transfer(&mut self, now: Instant, call: CallId, target: &str) -> bool {
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.transfer(&mut cx, call, target)
     }
 
     /// Changes a call's session with a re-INVITE carrying `sdp` (hold,

@@ -862,3 +862,124 @@ fn a_re_invite_s_2xx_retransmission_is_acknowledged_and_a_stuck_one_gives_up() {
     }));
     assert!(ua.update(at(201.0), call, OFFER), "the call is free again");
 }
+
+/// The far end's NOTIFY of a REFER subscription in the dialog of `ack`.
+fn refer_notify(ack: &str, cseq: u32, state: &str, sipfrag: &str) -> String {
+    let a = parse(ack);
+    format!(
+        "NOTIFY sip:x@a.invalid SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKn{cseq}\r\nMax-Forwards: 69\r\n\
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} NOTIFY\r\nEvent: refer\r\nSubscription-State: {state}\r\n\
+Contact: <sip:bob@10.0.0.7:5062>\r\nContent-Type: message/sipfrag;version=2.0\r\nContent-Length: {}\r\n\r\n{sipfrag}",
+        a.header(HeaderName::To).expect("to"),
+        a.header(HeaderName::From).expect("from"),
+        a.call_id(),
+        sipfrag.len()
+    )
+}
+
+fn transfer(call: CallId, code: u16, reason: &str, done: bool) -> Event {
+    Event::Transfer {
+        call,
+        code,
+        reason: reason.into(),
+        done,
+    }
+}
+
+#[test]
+fn a_blind_transfer_sends_refer_and_reports_the_notify_progress() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    assert!(!ua.transfer(at(2.0), call, "not a uri"), "a SIP URI only");
+    assert!(!ua.transfer(at(2.0), CallId(99), "sip:carol@pbx.example"));
+    assert!(ua.transfer(at(2.0), call, "sip:carol@pbx.example"));
+    let refer = sent(&mut ua).remove(0);
+    let m = parse(&refer);
+    assert_eq!(m.method(), Some("REFER"));
+    assert_eq!(
+        m.request_uri(),
+        Some("sip:bob@10.0.0.7:5062"),
+        "in the dialog"
+    );
+    assert_eq!(m.to().tag(), Some("b9"));
+    assert_eq!(
+        m.header(HeaderName::ReferTo),
+        Some("<sip:carol@pbx.example>")
+    );
+    assert_eq!(
+        m.header(HeaderName::Other("Referred-By")),
+        Some("<sip:alice@pbx.example>")
+    );
+    ua.handle_message(at(2.1), &answer(&refer, 202, "Accepted", ""))
+        .expect("parses");
+    assert_eq!(events(&mut ua), [transfer(call, 202, "Accepted", false)]);
+
+    // The far end's NOTIFYs: trying, ringing, then the target answered.
+    let progress = [
+        (
+            2,
+            "active;expires=60",
+            "SIP/2.0 100 Trying\r\n",
+            100,
+            "Trying",
+            false,
+        ),
+        (
+            3,
+            "active;expires=60",
+            "SIP/2.0 180 Ringing\r\n",
+            180,
+            "Ringing",
+            false,
+        ),
+        (
+            4,
+            "terminated;reason=noresource",
+            "SIP/2.0 200 OK\r\n",
+            200,
+            "OK",
+            true,
+        ),
+    ];
+    for (cseq, state, frag, code, reason, done) in progress {
+        ua.handle_message(at(3.0), refer_notify(&ack, cseq, state, frag).as_bytes())
+            .expect("parses");
+        let answers = sent(&mut ua);
+        assert!(answers[0].starts_with("SIP/2.0 200 OK"), "{answers:?}");
+        assert_eq!(events(&mut ua), [transfer(call, code, reason, done)]);
+    }
+
+    // The call stays up until hung up; a NOTIFY of another package is
+    // refused (489), and a failed transfer is reported as done.
+    let mut other = refer_notify(&ack, 5, "active", "");
+    other = other.replace("Event: refer", "Event: dialog");
+    ua.handle_message(at(3.5), other.as_bytes())
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 489 Bad Event"));
+    assert!(ua.transfer(at(4.0), call, "sip:dave@pbx.example"));
+    let refer = sent(&mut ua).remove(0);
+    ua.handle_message(at(4.1), &answer(&refer, 202, "Accepted", ""))
+        .expect("parses");
+    ua.handle_message(
+        at(4.5),
+        refer_notify(&ack, 6, "terminated", "SIP/2.0 486 Busy Here\r\n").as_bytes(),
+    )
+    .expect("parses");
+    sent(&mut ua);
+    assert_eq!(
+        events(&mut ua),
+        [
+            transfer(call, 202, "Accepted", false),
+            transfer(call, 486, "Busy Here", true)
+        ]
+    );
+
+    // A refused REFER is the end of it.
+    assert!(ua.transfer(at(5.0), call, "sip:erin@pbx.example"));
+    let refer = sent(&mut ua).remove(0);
+    ua.handle_message(at(5.1), &answer(&refer, 603, "Declined", ""))
+        .expect("parses");
+    assert_eq!(events(&mut ua), [transfer(call, 603, "Declined", true)]);
+    ua.hangup(at(6.0), call);
+    assert!(sent(&mut ua)[0].starts_with("BYE "));
+}

@@ -147,6 +147,14 @@ module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
         self.console.flush()
     }
 
+    /// Hangs up its current call (the `menu` module's `/hangup`), which
+    /// also closes that call's recording.
+    pub fn hangup(&mut self) -> io::Result<()> {
+        use std::io::Write;
+        writeln!(self.console, "/hangup")?;
+        self.console.flush()
+    }
+
     /// Everything it logged (the SIP trace included).
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("baresip.log")).unwrap_or_default()
