@@ -20,6 +20,7 @@
 use crate::auth::{AuthRound, Challenge, ChallengeKind, RequestInfo};
 use crate::dialog::Dialog;
 use crate::registration::Ctx;
+use crate::session_timer::{self, MIN_SE, Refresher, SessionTimer};
 use core::time::Duration;
 
 use crate::Instant;
@@ -70,6 +71,10 @@ struct Call {
     /// answer (64·T1, §9.1).
     give_up: Option<Instant>,
     bye_tx: Option<TransactionId>,
+    /// The Session-Expires our INVITE asks for (RFC 4028), raised by a 422.
+    session_expires: Option<u32>,
+    /// The session timer the 2xx agreed on.
+    timer: Option<SessionTimer>,
 }
 
 /// A call the user agent received.
@@ -89,6 +94,8 @@ struct Incoming {
     /// The application hung up before the ACK: BYE once it comes (§15).
     bye_wanted: bool,
     bye_tx: Option<TransactionId>,
+    /// The session timer our 2xx agreed on (RFC 4028).
+    timer: Option<SessionTimer>,
 }
 
 /// A re-INVITE of a call, ours or theirs.
@@ -104,6 +111,8 @@ enum Update {
         /// When to stop waiting for a final answer (a provisional stops
         /// the transaction's own timer): Timer C's 3 minutes.
         deadline: Instant,
+        /// A session-timer refresh: its outcome is not the app's business.
+        refresh: bool,
     },
     /// Ours, answered with a 2xx and acknowledged: kept (until the next
     /// change or the end of the call) to acknowledge its retransmissions.
@@ -163,6 +172,9 @@ pub(crate) struct Calls {
     /// Our REFERs in flight (blind transfers), until their final answer.
     refers: Vec<(TransactionId, CallId)>,
     next: u32,
+    /// The Session-Expires our INVITEs ask for; `None`: no session timers
+    /// unless the far end asks.
+    session_expires: Option<u32>,
 }
 
 /// A 2xx's first retransmission (T1) and the cap of its interval (T2).
@@ -180,6 +192,14 @@ fn start(cx: &mut Ctx<'_>, raw: Vec<u8>) -> Option<TransactionId> {
 }
 
 impl Calls {
+    /// No calls yet; INVITEs will ask for `session_expires` (RFC 4028).
+    pub fn new(session_expires: Option<u32>) -> Self {
+        Self {
+            session_expires,
+            ..Self::default()
+        }
+    }
+
     /// Calls `target` with the SDP `offer`.
     pub fn call(&mut self, cx: &mut Ctx<'_>, target: &str, offer: &str) -> Option<CallId> {
         self.next += 1;
@@ -202,6 +222,8 @@ impl Calls {
             ack: None,
             give_up: None,
             bye_tx: None,
+            session_expires: self.session_expires.map(|s| s.max(MIN_SE)),
+            timer: None,
         };
         send_invite(&mut call, cx)?;
         cx.events.push(Event::Calling { call: id });
@@ -352,18 +374,42 @@ impl Calls {
             return false;
         }
         self.updates.retain(|u| u.call() != id);
-        self.send_update(cx, id, sdp, method)
+        self.send_update(cx, id, sdp, method, false)
     }
 
+    /// The session timer of a call of either kind.
+    fn timer_mut(&mut self, id: CallId) -> Option<&mut SessionTimer> {
+        match self.calls.iter_mut().find(|c| c.id == id) {
+            Some(c) => c.timer.as_mut(),
+            None => self
+                .incoming
+                .iter_mut()
+                .find(|c| c.id == id)?
+                .timer
+                .as_mut(),
+        }
+    }
+
+    /// Sends a re-INVITE or UPDATE with `sdp`; a session-timer `refresh`
+    /// reports nothing to the app. Every change refreshes the session
+    /// timer, so each carries Session-Expires (RFC 4028 §7.4).
     fn send_update(
         &mut self,
         cx: &mut Ctx<'_>,
         id: CallId,
         sdp: &str,
         method: &'static str,
+        refresh: bool,
     ) -> bool {
         let via = cx.via();
         let contact = cx.id.contact_uri.clone();
+        let session_expires = self.timer_mut(id).map(|t| {
+            if t.we_refresh {
+                t.request_header()
+            } else {
+                SessionTimer::response_header(t.interval, Refresher::Uas)
+            }
+        });
         let Some(dialog) = self.dialog_mut(id) else {
             return false;
         };
@@ -371,6 +417,9 @@ impl Calls {
         b.header_parts("Contact", &["<", &contact, ">"])
             .header("Allow", ALLOW)
             .header("User-Agent", &cx.id.user_agent);
+        if let Some(se) = &session_expires {
+            b.header("Session-Expires", se).header("Supported", "timer");
+        }
         let raw = b.finish(Some("application/sdp"), sdp.as_bytes());
         let Some(cseq) = Message::parse(&raw).ok().map(|m| m.cseq().seq) else {
             return false;
@@ -385,6 +434,7 @@ impl Calls {
             cseq,
             sdp: sdp.to_owned(),
             deadline: cx.now + TIMER_C,
+            refresh,
         });
         true
     }
@@ -396,6 +446,7 @@ impl Calls {
             cseq,
             method,
             tx,
+            refresh,
             ..
         } = self.updates[i]
         else {
@@ -424,12 +475,39 @@ impl Calls {
                 if let Some(ack) = acked {
                     self.updates.push(Update::Acked { call, tx, ack });
                 }
-                cx.events.push(Event::Updated {
-                    call,
-                    sdp: String::from_utf8_lossy(msg.body()).into_owned(),
-                });
+                let now = cx.now;
+                if let Some(timer) = self.timer_mut(call) {
+                    // Their 2xx may renegotiate it (we were its UAC).
+                    if let Some((secs, refresher)) = session_timer::parse(msg) {
+                        timer.interval = secs.max(MIN_SE);
+                        timer.we_refresh = refresher != Some(Refresher::Uas);
+                    }
+                    timer.sdp = sdp;
+                    timer.refreshed(now);
+                }
+                if !refresh {
+                    cx.events.push(Event::Updated {
+                        call,
+                        sdp: String::from_utf8_lossy(msg.body()).into_owned(),
+                    });
+                }
             }
-            (491, _) => {
+            (408 | 481, _) if refresh => {
+                // The far end no longer has the dialog (§12.2.1.2).
+                self.end_expired(
+                    cx,
+                    call,
+                    code,
+                    msg.map_or("Request Timeout", |m| m.reason()),
+                );
+            }
+            _ if refresh => {
+                let now = cx.now;
+                if let Some(timer) = self.timer_mut(call) {
+                    timer.retry_refresh(now);
+                }
+            }
+            (491, _) if !refresh => {
                 // Glare (§14.1): the owner of the Call-ID (the caller)
                 // waits 2.1–4 s, the other side 0–2 s, in 10 ms steps.
                 let caller = self.calls.iter().any(|c| c.id == call);
@@ -466,6 +544,9 @@ impl Calls {
             // no glare (RFC 3311 §5.2).
             let mut b = response_to(msg, 200, "OK", None);
             b.header_parts("Contact", &["<", &cx.id.contact_uri, ">"]);
+            if let Some(se) = self.refreshed_by_them(cx.now, id, msg, None) {
+                b.header("Session-Expires", &se);
+            }
             return InDialog::Respond(200, b.finish(None, b""));
         }
         let ours = self
@@ -517,6 +598,12 @@ impl Calls {
         b.header_parts("Contact", &["<", &cx.id.contact_uri, ">"])
             .header("Allow", ALLOW)
             .header("User-Agent", &cx.id.user_agent);
+        if let Some(se) = self.refreshed_by_them(cx.now, id, &req, Some(sdp)) {
+            b.header("Session-Expires", &se);
+            if se.ends_with("uac") {
+                b.header("Require", "timer");
+            }
+        }
         let ok = b.finish(Some("application/sdp"), sdp.as_bytes());
         if cx.txs.respond(cx.now, tx, 200, &ok) {
             cx.transmit.push(ok.clone());
@@ -532,6 +619,97 @@ impl Calls {
             retransmit: (cx.now + T1, T1, give_up),
         });
         true
+    }
+
+    /// The far end's re-INVITE or UPDATE (`req`) refreshes the session
+    /// timer, and may renegotiate it: we are its UAS. Returns the
+    /// Session-Expires for our 2xx. `sdp` is our answer, the session's SDP
+    /// from now on.
+    fn refreshed_by_them(
+        &mut self,
+        now: Instant,
+        id: CallId,
+        req: &Message<'_>,
+        sdp: Option<&str>,
+    ) -> Option<String> {
+        let timer = self.timer_mut(id)?;
+        if let Some(sdp) = sdp {
+            timer.sdp = sdp.to_owned();
+        }
+        let header = session_timer::as_uas(req).map(|(secs, refresher)| {
+            timer.interval = secs;
+            timer.we_refresh = refresher == Refresher::Uas;
+            SessionTimer::response_header(secs, refresher)
+        });
+        timer.refreshed(now);
+        header
+    }
+
+    /// Ends call `id` at once: a BYE goes, and the app hears `code`
+    /// (the session expired, or a refresh found the dialog gone).
+    fn end_expired(&mut self, cx: &mut Ctx<'_>, id: CallId, code: u16, reason: &str) {
+        if let Some(call) = self.calls.iter_mut().find(|c| c.id == id) {
+            send_bye(call, cx);
+        } else if let Some(call) = self.incoming.iter_mut().find(|c| c.id == id) {
+            send_callee_bye(call, cx);
+        }
+        self.forget(cx, id);
+        hangup(cx, id, Some(code), reason);
+    }
+
+    /// Sends the refreshes that are due and ends the sessions that expired
+    /// (RFC 4028 §10).
+    fn session_timeouts(&mut self, cx: &mut Ctx<'_>) {
+        let now = cx.now;
+        let timers: Vec<(CallId, bool, bool)> = self
+            .calls
+            .iter()
+            .filter_map(|c| Some((c.id, c.timer.as_ref()?)))
+            .chain(
+                self.incoming
+                    .iter()
+                    .filter_map(|c| Some((c.id, c.timer.as_ref()?))),
+            )
+            .map(|(id, t)| (id, t.expired(now), t.refresh_due(now)))
+            .collect();
+        for (id, expired, refresh) in timers {
+            if expired {
+                self.end_expired(cx, id, 408, "Session Timer Expired");
+                continue;
+            }
+            if !refresh {
+                continue;
+            }
+            let busy = self.updates.iter().any(|u| {
+                u.call() == id && !matches!(u, Update::Retry { .. } | Update::Acked { .. })
+            });
+            let Some(timer) = self.timer_mut(id) else {
+                continue;
+            };
+            if busy {
+                // A change is under way (it refreshes too); look again soon.
+                timer.retry_refresh(now);
+                continue;
+            }
+            timer.refresh_sent();
+            let sdp = timer.sdp.clone();
+            self.updates
+                .retain(|u| !(u.call() == id && matches!(u, Update::Acked { .. })));
+            if !self.send_update(cx, id, &sdp, "INVITE", true)
+                && let Some(timer) = self.timer_mut(id)
+            {
+                timer.retry_refresh(now);
+            }
+        }
+    }
+
+    fn session_deadline(&self) -> Option<Instant> {
+        self.calls
+            .iter()
+            .filter_map(|c| c.timer.as_ref())
+            .chain(self.incoming.iter().filter_map(|c| c.timer.as_ref()))
+            .map(SessionTimer::deadline)
+            .min()
     }
 
     /// The ACK of our 2xx to a re-INVITE: done (its body, if any, is the
@@ -584,8 +762,13 @@ impl Calls {
                 retries.push((*call, *method, core::mem::take(sdp)));
                 false
             }
-            Update::Sent { call, deadline, .. } if *deadline <= now => {
-                failed.push(*call);
+            Update::Sent {
+                call,
+                deadline,
+                refresh,
+                ..
+            } if *deadline <= now => {
+                failed.push((*call, *refresh));
                 false
             }
             Update::Answered {
@@ -607,14 +790,18 @@ impl Calls {
             _ => true,
         });
         for (call, method, sdp) in retries {
-            self.send_update(cx, call, &sdp, method);
+            self.send_update(cx, call, &sdp, method, false);
         }
-        for call in failed {
-            cx.events.push(Event::UpdateFailed {
-                call,
-                code: 408,
-                reason: "Request Timeout".into(),
-            });
+        for (call, refresh) in failed {
+            if refresh {
+                self.end_expired(cx, call, 408, "Request Timeout");
+            } else {
+                cx.events.push(Event::UpdateFailed {
+                    call,
+                    code: 408,
+                    reason: "Request Timeout".into(),
+                });
+            }
         }
     }
 
@@ -796,6 +983,21 @@ impl Calls {
         msg: &Message<'_>,
         raw: &[u8],
     ) {
+        if session_timer::parse(msg).is_some_and(|(secs, _)| secs < MIN_SE) {
+            // RFC 4028 §8.1: too short an interval is refused, with ours.
+            let mut b = response_to(
+                msg,
+                422,
+                "Session Interval Too Small",
+                Some(&cx.rng.token(10)),
+            );
+            b.header("Min-SE", &decimal(MIN_SE));
+            let resp = b.finish(None, b"");
+            if cx.txs.respond(cx.now, tx, 422, &resp) {
+                cx.transmit.push(resp);
+            }
+            return;
+        }
         self.next += 1;
         let id = CallId(self.next);
         let sdp =
@@ -816,6 +1018,7 @@ impl Calls {
             retransmit: None,
             bye_wanted: false,
             bye_tx: None,
+            timer: None,
         });
     }
 
@@ -842,9 +1045,24 @@ impl Calls {
         else {
             return;
         };
-        let Some(resp) = callee_response(call, cx, 200, "OK", Some(sdp)) else {
+        // RFC 4028 §9: a caller that asked for a session timer gets one.
+        let timer = Message::parse(&call.invite)
+            .ok()
+            .and_then(|invite| session_timer::as_uas(&invite));
+        let header = timer.map(|(secs, refresher)| SessionTimer::response_header(secs, refresher));
+        let mut extra: Vec<(&str, &str)> = Vec::new();
+        if let Some(h) = &header {
+            extra.push(("Session-Expires", h));
+            if timer.is_some_and(|(_, r)| r == Refresher::Uac) {
+                extra.push(("Require", "timer"));
+            }
+        }
+        let Some(resp) = callee_response_with(call, cx, 200, "OK", Some(sdp), &extra) else {
             return;
         };
+        call.timer = timer.map(|(secs, refresher)| {
+            SessionTimer::new(cx.now, secs, refresher == Refresher::Uas, sdp.to_owned())
+        });
         let (Ok(invite), Ok(ok)) = (Message::parse(&call.invite), Message::parse(&resp)) else {
             return;
         };
@@ -951,7 +1169,7 @@ impl Calls {
         let cancels = self.calls.iter().filter_map(|c| c.give_up).min();
         crate::time::earliest(
             crate::time::earliest(answers, cancels),
-            self.update_deadline(),
+            crate::time::earliest(self.update_deadline(), self.session_deadline()),
         )
     }
 
@@ -997,6 +1215,7 @@ impl Calls {
             hangup(cx, id, Some(487), "Request Terminated");
         }
         self.update_timeouts(cx);
+        self.session_timeouts(cx);
     }
 
     /// The application hangs up: BYE once answered, CANCEL before (for a
@@ -1055,8 +1274,19 @@ fn send_invite(call: &mut Call, cx: &mut Ctx<'_>) -> Option<()> {
         .header_parts("CSeq", &[&decimal(call.invite_cseq), " INVITE"])
         .header_parts("Contact", &["<", &cx.id.contact_uri, ">"])
         .header("Allow", ALLOW)
-        .header("Supported", "outbound")
         .header("User-Agent", &cx.id.user_agent);
+    match call.session_expires {
+        Some(secs) => {
+            let mut min_se = String::new();
+            push_decimal(&mut min_se, u64::from(MIN_SE));
+            b.header("Supported", "outbound, timer")
+                .header("Session-Expires", &decimal(secs))
+                .header("Min-SE", &min_se);
+        }
+        None => {
+            b.header("Supported", "outbound");
+        }
+    }
     if let Some(d) = cx.digest.as_deref_mut() {
         let info = RequestInfo {
             method: "INVITE",
@@ -1151,6 +1381,16 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
             call.ack = Some(ack);
             let cancelled = call.state == CallState::Ending || call.cancel_wanted;
             call.state = CallState::Confirmed;
+            // RFC 4028 §7.2: the 2xx says whether a session timer runs and
+            // who refreshes (we were the UAC).
+            call.timer = session_timer::parse(msg).map(|(secs, refresher)| {
+                SessionTimer::new(
+                    cx.now,
+                    secs.max(MIN_SE),
+                    refresher != Some(Refresher::Uas),
+                    call.offer.clone(),
+                )
+            });
             if cancelled {
                 // The 200 won the race with our CANCEL: end it with BYE.
                 send_bye(call, cx);
@@ -1161,6 +1401,22 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
                 });
             }
             false
+        }
+        422 if call.state != CallState::Ending && !call.cancel_wanted => {
+            // Session Interval Too Small: once more with the Min-SE it
+            // asks for, if that is an increase (§7.4).
+            let asked = session_timer::min_se(msg);
+            match (asked, call.session_expires) {
+                (Some(min), Some(ours)) if min > ours && min <= 86_400 => {
+                    call.session_expires = Some(min);
+                    if send_invite(call, cx).is_some() {
+                        return false;
+                    }
+                }
+                _ => {}
+            }
+            hangup_event(call, cx, code, msg.reason());
+            true
         }
         401 | 407 if call.state != CallState::Ending && !call.cancel_wanted => {
             let challenges: Vec<Challenge> = msg
@@ -1270,8 +1526,23 @@ fn callee_response(
     reason: &str,
     sdp: Option<&str>,
 ) -> Option<Vec<u8>> {
+    callee_response_with(call, cx, code, reason, sdp, &[])
+}
+
+/// [`callee_response`] with `extra` headers.
+fn callee_response_with(
+    call: &Incoming,
+    cx: &mut Ctx<'_>,
+    code: u16,
+    reason: &str,
+    sdp: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Option<Vec<u8>> {
     let invite = Message::parse(&call.invite).ok()?;
     let mut b = response_to(&invite, code, reason, Some(&call.local_tag));
+    for (name, value) in extra {
+        b.header(name, value);
+    }
     if code < 300 {
         for rr in invite.header_lines(HeaderName::RecordRoute) {
             b.header("Record-Route", rr);

@@ -15,6 +15,7 @@
 //! - [`auth`]: HTTP digest (RFC 2617/7616/8760) for SIP;
 //! - [`registration`]: the REGISTER client (refresh, 423, outbound);
 //! - [`sdp`]: the offer/answer bodies, parsed and rewritten;
+//! - `session_timer`: RFC 4028 session timers of calls;
 //! - [`ua`]: the user agent that ties them together.
 //!
 //! A shell's whole job, in miniature (here the "server" is a canned 200):
@@ -51,6 +52,7 @@ pub mod message;
 pub mod rand;
 pub mod registration;
 pub mod sdp;
+mod session_timer;
 pub mod sip;
 pub mod time;
 pub mod transaction;

@@ -75,6 +75,10 @@ pub struct Config {
     pub secure: bool,
     /// Transaction timers (T1, application request timeout).
     pub timers: TimerConfig,
+    /// The session interval our INVITEs ask for (RFC 4028), in seconds (at
+    /// least 90); `None` asks for none (a caller's request is still
+    /// honoured). Finds calls whose far end vanished without a BYE.
+    pub session_expires: Option<u32>,
 }
 
 impl Config {
@@ -94,6 +98,7 @@ impl Config {
             user_agent: String::from(concat!("sipline/", env!("CARGO_PKG_VERSION"))),
             secure: true,
             timers: TimerConfig::default(),
+            session_expires: Some(1800),
         }
     }
 }
@@ -463,6 +468,7 @@ impl UserAgent {
         };
         let registration = Registration::new(&mut rng, config.register_expires, config.register);
         let to_tag = rng.token(10);
+        let session_expires = config.session_expires;
         Ok(Self {
             txs: Transactions::new(config.timers),
             config,
@@ -470,7 +476,7 @@ impl UserAgent {
             rng,
             digest,
             registration,
-            calls: Calls::default(),
+            calls: Calls::new(session_expires),
             messages: Messages::default(),
             connected: false,
             next_ping: None,

@@ -983,3 +983,176 @@ fn a_blind_transfer_sends_refer_and_reports_the_notify_progress() {
     ua.hangup(at(6.0), call);
     assert!(sent(&mut ua)[0].starts_with("BYE "));
 }
+
+/// The far end's 2xx to our INVITE with `Session-Expires: <se>` (and its
+/// Require: timer), as answer() builds it otherwise.
+fn answer_with_timer(request: &str, se: &str) -> Vec<u8> {
+    let text = String::from_utf8(answer(request, 200, "OK", ANSWER)).expect("utf8");
+    text.replacen(
+        "Content-Type:",
+        &format!("Session-Expires: {se}\r\nRequire: timer\r\nContent-Type:"),
+        1,
+    )
+    .into_bytes()
+}
+
+#[test]
+fn session_timers_as_caller_ask_retry_a_422_and_refresh_at_half_the_interval() {
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    let m = parse(&invite);
+    assert_eq!(m.header(HeaderName::SessionExpires), Some("1800"));
+    assert_eq!(m.header(HeaderName::Other("Min-SE")), Some("90"));
+    assert!(m.header_values(HeaderName::Supported).any(|v| v == "timer"));
+
+    // 422: once more with the Min-SE the far end asks for.
+    let mut too_small =
+        String::from_utf8(answer(&invite, 422, "Session Interval Too Small", "")).expect("utf8");
+    too_small = too_small.replacen("Content-Length", "Min-SE: 3600\r\nContent-Length", 1);
+    ua.handle_message(at(0.1), too_small.as_bytes())
+        .expect("parses");
+    let mut frames = sent(&mut ua);
+    assert!(
+        frames[0].starts_with("ACK "),
+        "the 422 is acknowledged: {frames:?}"
+    );
+    let invite = frames.remove(1);
+    let m = parse(&invite);
+    assert_eq!(m.header(HeaderName::SessionExpires), Some("3600"));
+    assert_eq!(m.cseq().seq, 2);
+    assert_eq!(events(&mut ua), [], "nothing for the app");
+
+    // The 2xx makes us the refresher every 120 s: at 60 s a re-INVITE with
+    // the same SDP goes, and its outcome is not the app's business.
+    ua.handle_message(at(1.0), &answer_with_timer(&invite, "120;refresher=uac"))
+        .expect("parses");
+    sent(&mut ua);
+    assert!(matches!(&events(&mut ua)[..], [Event::Accepted { .. }]));
+    ua.handle_timeout(at(60.9));
+    assert_eq!(sent(&mut ua), Vec::<String>::new(), "not yet");
+    ua.handle_timeout(at(61.0));
+    let refresh = sent(&mut ua).remove(0);
+    let r = parse(&refresh);
+    assert_eq!(r.method(), Some("INVITE"));
+    assert_eq!(r.to().tag(), Some("b9"), "in the dialog");
+    assert_eq!(r.body(), OFFER.as_bytes(), "the session unchanged");
+    assert_eq!(
+        r.header(HeaderName::SessionExpires),
+        Some("120;refresher=uac")
+    );
+    ua.handle_message(at(61.1), &answer_with_timer(&refresh, "120;refresher=uac"))
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("ACK "));
+    assert_eq!(events(&mut ua), []);
+    ua.handle_timeout(at(121.0));
+    assert_eq!(
+        sent(&mut ua),
+        Vec::<String>::new(),
+        "the next refresh: at 121.1 s"
+    );
+
+    // A refresh the far end no longer knows (481): the call ends.
+    ua.handle_timeout(at(121.1));
+    let refresh = sent(&mut ua).remove(0);
+    ua.handle_message(
+        at(121.2),
+        &answer(&refresh, 481, "Call/Transaction Does Not Exist", ""),
+    )
+    .expect("parses");
+    let frames = sent(&mut ua);
+    assert!(frames.iter().any(|f| f.starts_with("BYE ")), "{frames:?}");
+    assert_eq!(
+        events(&mut ua),
+        [ended(call, 481, "Call/Transaction Does Not Exist")]
+    );
+}
+
+#[test]
+fn a_session_the_far_end_stops_refreshing_ends_with_bye_before_the_interval() {
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    ua.handle_message(at(1.0), &answer_with_timer(&invite, "90;refresher=uas"))
+        .expect("parses");
+    let ack = sent(&mut ua).remove(0);
+    events(&mut ua);
+    // Their re-INVITE at 50 s refreshes it; our 2xx carries the timer.
+    ua.handle_message(
+        at(50.0),
+        far_reinvite(&ack, 2, OFFER)
+            .replace(
+                "Content-Type",
+                "Session-Expires: 90;refresher=uac\r\nContent-Type",
+            )
+            .as_bytes(),
+    )
+    .expect("parses");
+    assert!(matches!(&events(&mut ua)[..], [Event::Updating { .. }]));
+    ua.answer(at(50.1), call, ANSWER);
+    let ok = sent(&mut ua).remove(0);
+    let o = parse(&ok);
+    assert_eq!(
+        o.header(HeaderName::SessionExpires),
+        Some("90;refresher=uac")
+    );
+    assert_eq!(o.header(HeaderName::Require), Some("timer"));
+    // They were to refresh (uac of their re-INVITE): nothing comes, and
+    // 90 s minus 30 s after it the session is over.
+    ua.handle_message(
+        at(50.2),
+        ack_of(&ok, "")
+            .replace("CSeq: 10 ACK", "CSeq: 2 ACK")
+            .as_bytes(),
+    )
+    .expect("parses");
+    ua.handle_timeout(at(110.0));
+    assert_eq!(sent(&mut ua), Vec::<String>::new(), "not yet");
+    assert_eq!(events(&mut ua), []);
+    ua.handle_timeout(at(110.1));
+    let frames = sent(&mut ua);
+    assert!(frames.iter().any(|f| f.starts_with("BYE ")), "{frames:?}");
+    assert_eq!(events(&mut ua), [ended(call, 408, "Session Timer Expired")]);
+}
+
+#[test]
+fn session_timers_as_callee_refuse_a_short_interval_and_answer_with_the_refresher() {
+    let mut ua = ua();
+    let short = incoming_invite("st1", true)
+        .replace("CSeq: 10 INVITE", "CSeq: 10 INVITE\r\nSession-Expires: 30");
+    ua.handle_message(at(0.0), short.as_bytes())
+        .expect("parses");
+    let refused = sent(&mut ua).remove(0);
+    assert!(refused.starts_with("SIP/2.0 422 "), "{refused}");
+    assert_eq!(
+        parse(&refused).header(HeaderName::Other("Min-SE")),
+        Some("90")
+    );
+    assert_eq!(events(&mut ua), [], "never reported");
+
+    let invite = incoming_invite("st2", true).replace(
+        "CSeq: 10 INVITE",
+        "CSeq: 10 INVITE\r\nSession-Expires: 1800\r\nSupported: timer",
+    );
+    ua.handle_message(at(1.0), invite.as_bytes())
+        .expect("parses");
+    let Some(Event::Incoming { call, .. }) = events(&mut ua).pop() else {
+        panic!("an incoming call")
+    };
+    ua.answer(at(2.0), call, ANSWER);
+    let ok = sent(&mut ua).remove(0);
+    let o = parse(&ok);
+    assert_eq!(
+        o.header(HeaderName::SessionExpires),
+        Some("1800;refresher=uac"),
+        "the caller supports timers: it refreshes"
+    );
+    assert_eq!(o.header(HeaderName::Require), Some("timer"));
+    ua.handle_message(at(2.1), ack_of(&ok, "").as_bytes())
+        .expect("parses");
+    assert!(matches!(&events(&mut ua)[..], [Event::Accepted { .. }]));
+    // Expiry 1800 − 32 s after the answer, without a refresh.
+    ua.handle_timeout(at(1769.9));
+    assert_eq!(events(&mut ua), []);
+    ua.handle_timeout(at(1770.0));
+    assert!(sent(&mut ua).iter().any(|f| f.starts_with("BYE ")));
+    assert_eq!(events(&mut ua), [ended(call, 408, "Session Timer Expired")]);
+}
