@@ -75,6 +75,9 @@ struct Call {
     session_expires: Option<u32>,
     /// The session timer the 2xx agreed on.
     timer: Option<SessionTimer>,
+    /// The last RSeq acknowledged with PRACK, per early dialog (to-tag):
+    /// reliable provisional responses (RFC 3262).
+    rseqs: Vec<(String, u32)>,
 }
 
 /// A call the user agent received.
@@ -224,6 +227,7 @@ impl Calls {
             bye_tx: None,
             session_expires: self.session_expires.map(|s| s.max(MIN_SE)),
             timer: None,
+            rseqs: Vec::new(),
         };
         send_invite(&mut call, cx)?;
         cx.events.push(Event::Calling { call: id });
@@ -1023,8 +1027,13 @@ impl Calls {
     }
 
     /// The application says the call rings: `180 Ringing`.
+    ///
+    /// A caller that requires reliable provisional responses (`Require:
+    /// 100rel`) gets none: we do not send them, and RFC 3262 §3 lets a UAS
+    /// go straight to the final answer.
     pub fn ringing(&mut self, cx: &mut Ctx<'_>, id: CallId) {
         if let Some(call) = self.incoming.iter().find(|c| c.id == id && c.ok.is_none())
+            && !requires_100rel(&call.invite)
             && let Some(resp) = callee_response(call, cx, 180, "Ringing", None)
             && cx.txs.respond(cx.now, call.tx, 180, &resp)
         {
@@ -1279,12 +1288,12 @@ fn send_invite(call: &mut Call, cx: &mut Ctx<'_>) -> Option<()> {
         Some(secs) => {
             let mut min_se = String::new();
             push_decimal(&mut min_se, u64::from(MIN_SE));
-            b.header("Supported", "outbound, timer")
+            b.header("Supported", "100rel, outbound, timer")
                 .header("Session-Expires", &decimal(secs))
                 .header("Min-SE", &min_se);
         }
         None => {
-            b.header("Supported", "outbound");
+            b.header("Supported", "100rel, outbound");
         }
     }
     if let Some(d) = cx.digest.as_deref_mut() {
@@ -1333,6 +1342,9 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
                 && call.dialog.is_none()
             {
                 call.dialog = Dialog::caller(&invite, msg).ok();
+            }
+            if !prack(call, cx, msg) {
+                return false; // a retransmitted reliable provisional
             }
             cx.events.push(if body.is_empty() {
                 Event::Ringing { call: call.id }
@@ -1442,6 +1454,64 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
             true
         }
     }
+}
+
+/// Whether the INVITE `raw` requires reliable provisional responses.
+fn requires_100rel(raw: &[u8]) -> bool {
+    Message::parse(raw).is_ok_and(|m| {
+        m.header_values(HeaderName::Require)
+            .any(|v| v.eq_ignore_ascii_case("100rel"))
+    })
+}
+
+/// Acknowledges a reliable provisional response with PRACK (RFC 3262
+/// §4): in its early dialog, with `RAck: <RSeq> <CSeq> INVITE`. Returns
+/// `false` for one to drop: a retransmission or one out of order (its RSeq
+/// not one above the last).
+fn prack(call: &mut Call, cx: &mut Ctx<'_>, msg: &Message<'_>) -> bool {
+    let reliable = msg
+        .header_values(HeaderName::Require)
+        .any(|v| v.eq_ignore_ascii_case("100rel"));
+    if !reliable {
+        return true;
+    }
+    let Some(rseq) = msg
+        .header(HeaderName::Other("RSeq"))
+        .and_then(|v| v.trim().parse::<u32>().ok())
+    else {
+        return false; // §7.1: RSeq is mandatory in a reliable one
+    };
+    let tag = msg.to().tag().unwrap_or_default();
+    match call.rseqs.iter_mut().find(|(t, _)| t == tag) {
+        Some((_, last)) if rseq != last.wrapping_add(1) => return false,
+        Some((_, last)) => *last = rseq,
+        None => call.rseqs.push((tag.to_owned(), rseq)),
+    }
+    let mut rack = decimal(rseq);
+    rack.push(' ');
+    rack.push_str(&decimal(call.invite_cseq));
+    rack.push_str(" INVITE");
+    let via = cx.via();
+    // The PRACK goes in the response's early dialog: the call's, or a
+    // fork's of its own.
+    let mut fork = None;
+    let dialog = match call.dialog.as_mut() {
+        Some(d) if d.remote_tag() == tag => d,
+        _ => {
+            let Ok(invite) = Message::parse(&call.invite) else {
+                return true;
+            };
+            let Ok(d) = Dialog::caller(&invite, msg) else {
+                return true;
+            };
+            fork.insert(d)
+        }
+    };
+    let mut b = dialog.request("PRACK", &via);
+    b.header("RAck", &rack)
+        .header("User-Agent", &cx.id.user_agent);
+    let _ = start(cx, b.finish(None, b""));
+    true
 }
 
 /// ACK and BYE for a 2xx from a fork other than the one the call took.

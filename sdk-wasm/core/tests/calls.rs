@@ -2,7 +2,10 @@
 //! behind the relay: the INVITE with the offer, ringing and early media,
 //! the 2xx acknowledged (and its retransmission acknowledged again), BYE
 //! both ways, CANCEL while ringing and the CANCEL/200 race, a proxy's
-//! digest challenge, refusals, the timeout and a closed transport.
+//! digest challenge, refusals, the timeout and a closed transport; incoming
+//! calls, re-INVITE and UPDATE both ways with glare, MESSAGE and INFO,
+//! blind transfer (REFER/NOTIFY), session timers (RFC 4028) and reliable
+//! provisional responses (RFC 3262).
 
 use sipline_core::call::CallId;
 use sipline_core::sip::{HeaderName, Message, response_to};
@@ -1155,4 +1158,87 @@ fn session_timers_as_callee_refuse_a_short_interval_and_answer_with_the_refreshe
     ua.handle_timeout(at(1770.0));
     assert!(sent(&mut ua).iter().any(|f| f.starts_with("BYE ")));
     assert_eq!(events(&mut ua), [ended(call, 408, "Session Timer Expired")]);
+}
+
+/// The far end's provisional `code` made reliable (RFC 3262) with `rseq`.
+fn reliable(request: &str, code: u16, reason: &str, rseq: u32, body: &str) -> Vec<u8> {
+    let text = String::from_utf8(answer(request, code, reason, body)).expect("utf8");
+    text.replacen(
+        "Content-Length",
+        &format!("Require: 100rel\r\nRSeq: {rseq}\r\nContent-Length"),
+        1,
+    )
+    .into_bytes()
+}
+
+#[test]
+fn reliable_provisional_responses_are_pracked_once_each_in_order() {
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    assert!(
+        parse(&invite)
+            .header_values(HeaderName::Supported)
+            .any(|v| v == "100rel")
+    );
+    // A reliable 183 with early media: PRACK with its RSeq, in the early
+    // dialog, and the progress for the app.
+    ua.handle_message(
+        at(0.1),
+        &reliable(&invite, 183, "Session Progress", 7, ANSWER),
+    )
+    .expect("parses");
+    let prack = sent(&mut ua).remove(0);
+    let p = parse(&prack);
+    assert_eq!(p.method(), Some("PRACK"));
+    assert_eq!(p.header(HeaderName::Other("RAck")), Some("7 1 INVITE"));
+    assert_eq!(p.to().tag(), Some("b9"));
+    assert_eq!(p.cseq().seq, 2, "the next CSeq of the dialog");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Progress {
+            call,
+            sdp: ANSWER.into()
+        }]
+    );
+    // Its retransmission, and one out of order, are dropped.
+    for rseq in [7, 9] {
+        ua.handle_message(
+            at(0.2),
+            &reliable(&invite, 183, "Session Progress", rseq, ANSWER),
+        )
+        .expect("parses");
+        assert_eq!(sent(&mut ua), Vec::<String>::new(), "RSeq {rseq}");
+        assert_eq!(events(&mut ua), [], "RSeq {rseq}");
+    }
+    ua.handle_message(at(0.3), &reliable(&invite, 180, "Ringing", 8, ""))
+        .expect("parses");
+    let prack = sent(&mut ua).remove(0);
+    assert_eq!(
+        parse(&prack).header(HeaderName::Other("RAck")),
+        Some("8 1 INVITE")
+    );
+    assert_eq!(events(&mut ua), [Event::Ringing { call }]);
+    // The PRACK's own 200 is absorbed; the INVITE's 200 completes the call.
+    ua.handle_message(at(0.4), &answer(&prack, 200, "OK", ""))
+        .expect("parses");
+    ua.handle_message(at(1.0), &answer(&invite, 200, "OK", ANSWER))
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("ACK "));
+    assert!(matches!(&events(&mut ua)[..], [Event::Accepted { .. }]));
+}
+
+#[test]
+fn a_caller_requiring_100rel_gets_no_unreliable_ringing_only_the_answer() {
+    let mut ua = ua();
+    let invite = incoming_invite("rel1", true)
+        .replace("CSeq: 10 INVITE", "CSeq: 10 INVITE\r\nRequire: 100rel");
+    ua.handle_message(at(0.0), invite.as_bytes())
+        .expect("parses");
+    let Some(Event::Incoming { call, .. }) = events(&mut ua).pop() else {
+        panic!("an incoming call")
+    };
+    ua.ringing(at(0.1), call);
+    assert_eq!(sent(&mut ua), Vec::<String>::new(), "no 180 without 100rel");
+    ua.answer(at(1.0), call, ANSWER);
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
 }
