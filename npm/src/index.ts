@@ -36,6 +36,10 @@ export interface PhoneOptions {
   instanceId?: string;
   /** The User-Agent header. */
   userAgent?: string;
+  /** Session timer interval our calls ask for (RFC 4028; default 1800 s, 0 asks for none). */
+  sessionExpiresSecs?: number;
+  /** Incoming calls and MESSAGEs carry the headers whose names start with one of these (e.g. `["X-"]`). */
+  incomingHeaderPrefixes?: string[];
   /** CRLF keep-alive period in seconds (default 30, 0 turns it off). */
   keepAliveSecs?: number;
   /** STUN/TURN servers, as for RTCPeerConnection (usually none: the relay has a known address). */
@@ -52,8 +56,17 @@ export interface PhoneOptions {
   wasmUrl?: string | URL;
 }
 
+/** Your own SIP headers on what an action sends, e.g. `{ "X-Crm-Id": "42" }`. */
+export type Headers = Record<string, string>;
+
+/** Options of the actions that send one request or response. */
+export interface SendOptions {
+  /** Added to it (the user agent's own headers, like Call-ID or Contact, cannot be set). */
+  headers?: Headers;
+}
+
 /** What a call sends. */
-export interface CallOptions {
+export interface CallOptions extends SendOptions {
   /** Send the microphone (default `true`). */
   audio?: boolean;
   /** Send the camera (default `false`). */
@@ -61,7 +74,7 @@ export interface CallOptions {
 }
 
 /** How DTMF digits travel. */
-export interface DtmfOptions {
+export interface DtmfOptions extends SendOptions {
   /** `rfc4733` (default): telephone-events in the audio; `info`: SIP INFO `application/dtmf-relay`. */
   method?: "rfc4733" | "info";
   /** Tone length (default 100 ms). */
@@ -88,6 +101,8 @@ export interface IncomingMessage {
   body: string;
   /** The call it came in, if it came in one. */
   call?: Call;
+  /** Its headers named by `incomingHeaderPrefixes`. */
+  headers: Headers;
 }
 
 /** A call's life, as the app shows it. */
@@ -214,15 +229,15 @@ export class Phone extends Emitter<PhoneEvents> {
    * be hung up while it rings.
    */
   async call(target: string, options: CallOptions = {}): Promise<Call> {
-    const id = (await this.#engine.call(target, options.audio ?? true, options.video ?? false)) as number;
+    const id = (await this.#engine.call(target, options.audio ?? true, options.video ?? false, options.headers)) as number;
     const call = this.#calls.get(id) ?? this.#ended.get(id) ?? this.#track(id, "outgoing", {});
     await call.accepted;
     return call;
   }
 
   /** Sends a MESSAGE (RFC 3428); resolves when the far end accepts it. */
-  async message(target: string, text: string, contentType = "text/plain"): Promise<void> {
-    const id = this.#engine.message(target, contentType, text);
+  async message(target: string, text: string, contentType = "text/plain", options: SendOptions = {}): Promise<void> {
+    const id = this.#engine.message(target, contentType, text, options.headers);
     if (id === undefined) throw new InvalidStateError("not connected");
     const [name, d] = await this.#next(["message_sent", "message_failed"], 0, (d) => d.id === id);
     if (name === "message_failed") throw new SipError(d.code as number, d.reason as string);
@@ -322,7 +337,7 @@ export class Phone extends Emitter<PhoneEvents> {
         if (call) e(name, call, strip(d));
         break;
       case "message":
-        e(name, { from: d.from, contentType: d.contentType, body: d.body, call });
+        e(name, { from: d.from, contentType: d.contentType, body: d.body, headers: d.headers ?? {}, call });
         break;
       case "connected":
       case "reconnected":
@@ -353,6 +368,8 @@ export class Call extends Emitter<CallEvents> {
   readonly remoteUri?: string;
   /** The caller's display name, if it sent one. */
   readonly displayName?: string;
+  /** The INVITE's headers named by `incomingHeaderPrefixes` (incoming calls). */
+  readonly headers: Headers;
   /** Settles when the call is up (rejects with `CallFailedError` if it fails first). */
   readonly accepted: Promise<void>;
   /** Settles when the call ends, with why. */
@@ -372,6 +389,7 @@ export class Call extends Emitter<CallEvents> {
     this.direction = direction;
     this.remoteUri = d.from as string | undefined;
     this.displayName = d.displayName as string | undefined;
+    this.headers = (d.headers as Headers | undefined) ?? {};
     this.#state = direction === "incoming" ? "incoming" : "calling";
     let accept!: () => void, fail!: (e: Error) => void, end!: (h: HangupInfo) => void;
     this.accepted = new Promise<void>((a, f) => { accept = a; fail = f; });
@@ -399,7 +417,7 @@ export class Call extends Emitter<CallEvents> {
     if (this.#state !== "incoming") throw new InvalidStateError(`cannot answer a call that is ${this.#state}`);
     this.#state = "answering";
     try {
-      await this.#phone._engine.answer(this.id, options.audio ?? true, options.video ?? false);
+      await this.#phone._engine.answer(this.id, options.audio ?? true, options.video ?? false, options.headers);
     } catch (e) {
       if (this.#state === "answering") this.#state = "incoming";
       throw e;
@@ -408,22 +426,22 @@ export class Call extends Emitter<CallEvents> {
   }
 
   /** Declines an incoming call with `code` (486 Busy Here by default, 603 Decline…). */
-  decline(code = 486, reason = defaultReason(code)): void {
+  decline(code = 486, reason = defaultReason(code), options: SendOptions = {}): void {
     if (this.#state !== "incoming") throw new InvalidStateError(`cannot decline a call that is ${this.#state}`);
-    this.#phone._engine.decline(this.id, code, reason);
+    this.#phone._engine.decline(this.id, code, reason, options.headers);
   }
 
   /** Ends the call (BYE, or CANCEL while it rings); resolves when it has ended. */
-  async hangup(): Promise<HangupInfo> {
-    if (this.#state !== "ended") this.#phone._engine.hangup(this.id);
+  async hangup(options: SendOptions = {}): Promise<HangupInfo> {
+    if (this.#state !== "ended") this.#phone._engine.hangup(this.id, options.headers);
     return this.ended;
   }
 
   /** Puts the call on hold (re-INVITE `sendonly`); resolves when the far end agreed. */
-  hold(): Promise<void> { return this.#hold(true); }
+  hold(options: SendOptions = {}): Promise<void> { return this.#hold(true, options); }
 
   /** Resumes a held call. */
-  unhold(): Promise<void> { return this.#hold(false); }
+  unhold(options: SendOptions = {}): Promise<void> { return this.#hold(false, options); }
 
   /** Mutes the microphone (no renegotiation: the far end hears silence). */
   mute(): void { this.#mute(true); }
@@ -444,7 +462,7 @@ export class Call extends Emitter<CallEvents> {
       return;
     }
     for (const digit of digits) {
-      if (digit !== "," && !this.#phone._engine.sendDtmfInfo(this.id, digit, duration)) {
+      if (digit !== "," && !this.#phone._engine.sendDtmfInfo(this.id, digit, duration, options.headers)) {
         throw new InvalidStateError("the call ended");
       }
       await new Promise((r) => setTimeout(r, digit === "," ? 2000 : duration + gap));
@@ -457,13 +475,13 @@ export class Call extends Emitter<CallEvents> {
    * a `SipError` when the far end refuses or the target's call fails (this
    * call then stays up, e.g. to try another target).
    */
-  async transfer(target: string): Promise<void> {
+  async transfer(target: string, options: SendOptions = {}): Promise<void> {
     this.#mustBeUp("transfer");
     const outcome = this.#phone._next(["transfer", "hangup"], 0,
       (d, name) => d.call === this.id && (name === "hangup" || d.done === true));
     let accepted = false;
     const off = this.on("transfer", (p) => { accepted ||= p.code < 300 && !p.done; });
-    if (!this.#phone._engine.transfer(this.id, target)) {
+    if (!this.#phone._engine.transfer(this.id, target, options.headers)) {
       off();
       throw new TypeError(`not a SIP URI: ${target}`);
     }
@@ -479,8 +497,8 @@ export class Call extends Emitter<CallEvents> {
   }
 
   /** Sends a MESSAGE in the call's dialog. */
-  message(text: string, contentType = "text/plain"): void {
-    if (!this.#phone._engine.callMessage(this.id, contentType, text)) throw new InvalidStateError("the call is not up");
+  message(text: string, contentType = "text/plain", options: SendOptions = {}): void {
+    if (!this.#phone._engine.callMessage(this.id, contentType, text, options.headers)) throw new InvalidStateError("the call is not up");
   }
 
   /** RTT, jitter, loss and a MOS estimate, from `getStats()`. */
@@ -490,10 +508,10 @@ export class Call extends Emitter<CallEvents> {
     return summarize(report as RTCStatsReport);
   }
 
-  async #hold(held: boolean): Promise<void> {
+  async #hold(held: boolean, options: SendOptions): Promise<void> {
     this.#mustBeUp(held ? "hold" : "unhold");
     const done = this.#phone._next(["updated", "update_failed", "hangup"], 0, (d) => d.call === this.id);
-    await this.#phone._engine.hold(this.id, held);
+    await this.#phone._engine.hold(this.id, held, options.headers);
     const [name, d] = await done;
     if (name !== "updated") throw new SipError((d.code as number) ?? 481, (d.reason as string) ?? "the call ended");
   }
@@ -537,7 +555,7 @@ export class Call extends Emitter<CallEvents> {
         e(name, strip(d));
         break;
       case "message":
-        e(name, { from: d.from, contentType: d.contentType, body: d.body, call: this });
+        e(name, { from: d.from, contentType: d.contentType, body: d.body, headers: d.headers ?? {}, call: this });
         break;
       case "media_error":
         e(name, { error: d.error });

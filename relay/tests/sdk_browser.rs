@@ -116,7 +116,7 @@ fn send_message(kamailio_port: u16, to: &str, text: &str) -> u16 {
     let request = format!(
         "MESSAGE {to} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-sdk-msg;rport\r\n\
 Max-Forwards: 70\r\nFrom: <sip:carol@{DOMAIN}>;tag=sdk-test\r\nTo: <{to}>\r\n\
-Call-ID: sdk-message-{port}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\n\
+Call-ID: sdk-message-{port}\r\nCSeq: 1 MESSAGE\r\nX-Queue: sales\r\nContent-Type: text/plain\r\n\
 Content-Length: {}\r\n\r\n{text}",
         text.len()
     );
@@ -166,8 +166,9 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
                 "uri": format!("sip:{alice}@{DOMAIN}"),
                 "password": alice_password,
                 "displayName": "Alice SDK",
+                "incomingHeaderPrefixes": ["X-"],
             }},
-            {"do": "call", "target": bob_uri},
+            {"do": "call", "target": bob_uri, "headers": {"X-Crm-Id": "case-42"}},
             {"do": "measure", "name": "talk"},
             {"do": "hold"},
             {"do": "measure", "name": "held"},
@@ -199,6 +200,10 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
 
     assert_eq!(steps["connect"]["registered"], true, "{v}");
     assert_eq!(steps["call"]["state"], "established", "{v}");
+    assert!(
+        far.log().contains("X-Crm-Id: case-42"),
+        "the app's header reaches the far end"
+    );
     assert_hears(&steps["talk"], FAR_HZ, "talking");
 
     // Hold: a sendonly re-INVITE reaches the far end, which stops sending
@@ -248,6 +253,7 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
     let got = &steps["wait_event"]["detail"][0];
     assert_eq!(got["body"], "hello from the PBX side", "{got}");
     assert_eq!(got["from"], format!("sip:carol@{DOMAIN}"), "{got}");
+    assert_eq!(got["headers"], json!({"X-Queue": "sales"}), "the X- headers");
 
     // Quality figures from getStats.
     let stats = &steps["stats"];

@@ -2,6 +2,7 @@
 //! randomness, sleeping, and building or reading plain JS objects.
 
 use js_sys::{Object, Promise, Reflect};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
@@ -55,6 +56,30 @@ pub(crate) fn get_str(obj: &JsValue, key: &str) -> Option<String> {
 /// A numeric property, `None` when absent.
 pub(crate) fn get_num(obj: &JsValue, key: &str) -> Option<f64> {
     get(obj, key).as_f64()
+}
+
+/// The app's `{ "X-Name": "value" }` as header pairs (nothing when it
+/// passed none); the core checks them.
+pub(crate) fn headers(obj: &JsValue) -> Vec<(String, String)> {
+    if !obj.is_object() {
+        return Vec::new();
+    }
+    Object::entries(obj.unchecked_ref())
+        .iter()
+        .filter_map(|pair| {
+            let pair: js_sys::Array = pair.dyn_into().ok()?;
+            Some((pair.get(0).as_string()?, pair.get(1).as_string()?))
+        })
+        .collect()
+}
+
+/// Header pairs as a plain object, for events.
+pub(crate) fn header_object(headers: Vec<(String, String)>) -> JsValue {
+    let obj = Obj::new();
+    headers
+        .into_iter()
+        .fold(obj, |o, (name, value)| o.set(&name, value))
+        .build()
 }
 
 /// Builds the plain objects events carry to JavaScript.

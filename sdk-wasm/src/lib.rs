@@ -53,6 +53,16 @@ fn config(options: &JsValue) -> Result<(Config, ShellSettings), JsValue> {
     if let Some(expires) = js::get_num(options, "registerExpires") {
         config.register_expires = expires as u32;
     }
+    if let Some(secs) = js::get_num(options, "sessionExpiresSecs") {
+        config.session_expires = (secs > 0.0).then_some(secs as u32);
+    }
+    let prefixes = js::get(options, "incomingHeaderPrefixes");
+    if prefixes.is_object() {
+        config.incoming_header_prefixes = js_sys::Array::from(&prefixes)
+            .iter()
+            .filter_map(|p| p.as_string())
+            .collect();
+    }
     if let Some(secs) = js::get_num(options, "keepAliveSecs") {
         config.keepalive_interval = (secs > 0.0).then(|| Duration::from_secs(secs as u64));
     }
@@ -109,52 +119,81 @@ impl Engine {
         self.shell.close();
     }
 
+    // Every method that sends takes the app's `headers` last: a plain
+    // object `{ "X-Name": "value" }` (or undefined), added to what it
+    // sends. A header the core refuses throws (or rejects) before
+    // anything is sent.
+
     /// Calls `target`; resolves with the call's id once the INVITE is
     /// sent, rejects when the microphone is refused or there is no
     /// connection.
-    pub fn call(&self, target: String, audio: bool, video: bool) -> Promise {
+    pub fn call(&self, target: String, audio: bool, video: bool, headers: JsValue) -> Promise {
         let shell = self.shell.clone();
+        let headers = js::headers(&headers);
         future_to_promise(async move {
+            shell.with_ua_headers(&headers, |_, _| ())?;
             shell
-                .call(target, want(audio, video))
+                .call(target, want(audio, video), headers)
                 .await
                 .map(JsValue::from)
         })
     }
 
     /// Answers incoming call `call`; resolves once the answer is sent.
-    pub fn answer(&self, call: u32, audio: bool, video: bool) -> Promise {
+    pub fn answer(&self, call: u32, audio: bool, video: bool, headers: JsValue) -> Promise {
         let shell = self.shell.clone();
+        let headers = js::headers(&headers);
         future_to_promise(async move {
+            shell.with_ua_headers(&headers, |_, _| ())?;
             shell
-                .answer(call, want(audio, video))
+                .answer(call, want(audio, video), headers)
                 .await
                 .map(|()| JsValue::UNDEFINED)
         })
     }
 
     /// Declines an incoming call with `code` (486, 603…) and `reason`.
-    pub fn decline(&self, call: u32, code: u16, reason: String) {
+    pub fn decline(
+        &self,
+        call: u32,
+        code: u16,
+        reason: String,
+        headers: JsValue,
+    ) -> Result<(), JsValue> {
         self.shell
-            .with_ua(|ua, now| ua.decline(now, CallId(call), code, &reason));
+            .with_ua_headers(&js::headers(&headers), |ua, now| {
+                ua.decline(now, CallId(call), code, &reason)
+            })
     }
 
     /// Ends a call: BYE, or CANCEL while it rings.
-    pub fn hangup(&self, call: u32) {
-        self.shell.with_ua(|ua, now| ua.hangup(now, CallId(call)));
+    pub fn hangup(&self, call: u32, headers: JsValue) -> Result<(), JsValue> {
+        self.shell
+            .with_ua_headers(&js::headers(&headers), |ua, now| {
+                ua.hangup(now, CallId(call))
+            })
     }
 
     /// Holds (`held`) or resumes a call by re-INVITE; resolves once sent.
-    pub fn hold(&self, call: u32, held: bool) -> Promise {
+    pub fn hold(&self, call: u32, held: bool, headers: JsValue) -> Promise {
         let shell = self.shell.clone();
-        future_to_promise(async move { shell.hold(call, held).await.map(|()| JsValue::UNDEFINED) })
+        let headers = js::headers(&headers);
+        future_to_promise(async move {
+            shell.with_ua_headers(&headers, |_, _| ())?;
+            shell
+                .hold(call, held, headers)
+                .await
+                .map(|()| JsValue::UNDEFINED)
+        })
     }
 
     /// Blind-transfers a call to `target` (REFER); `false` if the call is
     /// not up or `target` is not a SIP URI. `transfer` events follow.
-    pub fn transfer(&self, call: u32, target: &str) -> bool {
+    pub fn transfer(&self, call: u32, target: &str, headers: JsValue) -> Result<bool, JsValue> {
         self.shell
-            .with_ua(|ua, now| ua.transfer(now, CallId(call), target))
+            .with_ua_headers(&js::headers(&headers), |ua, now| {
+                ua.transfer(now, CallId(call), target)
+            })
     }
 
     /// Mutes or unmutes the microphone of a call; `false` if no such call.
@@ -177,24 +216,48 @@ impl Engine {
     /// Sends one DTMF digit as SIP INFO; `false` if the call is not up or
     /// `digit` is not one.
     #[wasm_bindgen(js_name = sendDtmfInfo)]
-    pub fn send_dtmf_info(&self, call: u32, digit: char, duration_ms: u32) -> bool {
+    pub fn send_dtmf_info(
+        &self,
+        call: u32,
+        digit: char,
+        duration_ms: u32,
+        headers: JsValue,
+    ) -> Result<bool, JsValue> {
         self.shell
-            .with_ua(|ua, now| ua.send_dtmf_info(now, CallId(call), digit, duration_ms))
+            .with_ua_headers(&js::headers(&headers), |ua, now| {
+                ua.send_dtmf_info(now, CallId(call), digit, duration_ms)
+            })
     }
 
     /// Sends a MESSAGE outside any call; returns its id (`message_sent` or
     /// `message_failed` follows), or `undefined` when not connected.
-    pub fn message(&self, target: &str, content_type: &str, body: &str) -> Option<u32> {
+    pub fn message(
+        &self,
+        target: &str,
+        content_type: &str,
+        body: &str,
+        headers: JsValue,
+    ) -> Result<Option<u32>, JsValue> {
         self.shell
-            .with_ua(|ua, now| ua.message(now, target, content_type, body))
-            .map(|id| id.0)
+            .with_ua_headers(&js::headers(&headers), |ua, now| {
+                ua.message(now, target, content_type, body)
+            })
+            .map(|id| id.map(|id| id.0))
     }
 
     /// Sends a MESSAGE in a call's dialog; `false` if the call is not up.
     #[wasm_bindgen(js_name = callMessage)]
-    pub fn call_message(&self, call: u32, content_type: &str, body: &str) -> bool {
+    pub fn call_message(
+        &self,
+        call: u32,
+        content_type: &str,
+        body: &str,
+        headers: JsValue,
+    ) -> Result<bool, JsValue> {
         self.shell
-            .with_ua(|ua, now| ua.call_message(now, CallId(call), content_type, body))
+            .with_ua_headers(&js::headers(&headers), |ua, now| {
+                ua.call_message(now, CallId(call), content_type, body)
+            })
     }
 
     /// What the far end sends, for an `<audio>`/`<video>` element.

@@ -164,6 +164,28 @@ impl Shell {
         r
     }
 
+    /// [`Self::with_ua`] with the app's `headers` on what `f` sends; a
+    /// header the core refuses rejects the whole action.
+    pub(crate) fn with_ua_headers<R>(
+        self: &Rc<Self>,
+        headers: &[(String, String)],
+        f: impl FnOnce(&mut UserAgent, Instant) -> R,
+    ) -> Result<R, JsValue> {
+        let pairs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        let now = now();
+        let r = self
+            .state
+            .borrow_mut()
+            .ua
+            .with_headers(&pairs, |ua| f(ua, now))
+            .map_err(|e| js::error(&e.to_string()));
+        self.pump();
+        r
+    }
+
     /// Opens the WebSocket (subprotocol `sip`, RFC 7118 §4).
     pub(crate) fn open_socket(self: &Rc<Self>) {
         let mut s = self.state.borrow_mut();
@@ -441,6 +463,7 @@ impl Shell {
                 from,
                 display_name,
                 sdp,
+                headers,
             } => {
                 let has_offer = sdp.is_some();
                 self.state.borrow_mut().calls.insert(
@@ -457,6 +480,7 @@ impl Shell {
                     .set("from", from)
                     .opt("displayName", display_name)
                     .set("hasOffer", has_offer)
+                    .set("headers", js::header_object(headers))
             }
             Event::Calling { call } | Event::Ringing { call } => Obj::new().set("call", call.0),
             Event::Progress { call, sdp } => {
@@ -520,11 +544,13 @@ impl Shell {
                 from,
                 content_type,
                 body,
+                headers,
             } => Obj::new()
                 .opt("call", call.map(|c| c.0))
                 .set("from", from)
                 .set("contentType", content_type)
-                .set("body", body),
+                .set("body", body)
+                .set("headers", js::header_object(headers)),
             Event::Transfer {
                 call,
                 code,
@@ -608,7 +634,12 @@ impl Shell {
     }
 
     /// Places a call: the microphone, an offer, then the INVITE.
-    pub(crate) async fn call(self: Rc<Self>, target: String, want: Want) -> Result<u32, JsValue> {
+    pub(crate) async fn call(
+        self: Rc<Self>,
+        target: String,
+        want: Want,
+        headers: Vec<(String, String)>,
+    ) -> Result<u32, JsValue> {
         let media = Rc::new(Media::open(want, &self.settings.media).await?);
         let offer = match media.offer().await {
             Ok(offer) => offer,
@@ -617,13 +648,14 @@ impl Shell {
                 return Err(e);
             }
         };
-        let call = self.state.borrow_mut().ua.call(now(), &target, &offer);
-        let Some(call) = call else {
+        let call = self.with_ua_headers(&headers, |ua, now| ua.call(now, &target, &offer));
+        let Ok(Some(call)) = call else {
             media.close();
-            self.pump();
-            return Err(js::error(
-                "the call could not be placed: not connected, or the target is not a SIP URI",
-            ));
+            return Err(call.err().unwrap_or_else(|| {
+                js::error(
+                    "the call could not be placed: not connected, or the target is not a SIP URI",
+                )
+            }));
         };
         self.state.borrow_mut().calls.insert(
             call.0,
@@ -632,13 +664,17 @@ impl Shell {
                 ..CallMedia::default()
             },
         );
-        self.pump();
         Ok(call.0)
     }
 
     /// Answers an incoming call: the microphone, then our answer to its
     /// offer (or our offer, when it came without one).
-    pub(crate) async fn answer(self: Rc<Self>, call: u32, want: Want) -> Result<(), JsValue> {
+    pub(crate) async fn answer(
+        self: Rc<Self>,
+        call: u32,
+        want: Want,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), JsValue> {
         let offer = match self.state.borrow().calls.get(&call) {
             Some(c) if c.media.is_none() => c.offer.clone(),
             _ => return Err(js::error("no such call waiting for an answer")),
@@ -660,8 +696,7 @@ impl Shell {
         };
         match sdp {
             Ok(sdp) if ringing => {
-                self.with_ua(|ua, now| ua.answer(now, CallId(call), &sdp));
-                Ok(())
+                self.with_ua_headers(&headers, |ua, now| ua.answer(now, CallId(call), &sdp))
             }
             Ok(_) => {
                 media.close();
@@ -676,7 +711,12 @@ impl Shell {
 
     /// Puts a call on hold or resumes it with a re-INVITE; the outcome
     /// arrives as `updated` + `hold`, or `update_failed`.
-    pub(crate) async fn hold(self: Rc<Self>, call: u32, held: bool) -> Result<(), JsValue> {
+    pub(crate) async fn hold(
+        self: Rc<Self>,
+        call: u32,
+        held: bool,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), JsValue> {
         let Some(media) = self.media(CallId(call)) else {
             return Err(js::error("no such call with media"));
         };
@@ -688,7 +728,10 @@ impl Shell {
                 return Err(e);
             }
         };
-        if self.with_ua(|ua, now| ua.update(now, CallId(call), &offer)) {
+        if self
+            .with_ua_headers(&headers, |ua, now| ua.update(now, CallId(call), &offer))
+            .unwrap_or(false)
+        {
             if let Some(c) = self.state.borrow_mut().calls.get_mut(&call) {
                 c.held = held;
             }

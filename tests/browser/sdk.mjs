@@ -37,7 +37,7 @@ try {
     let out;
     switch (step.do) {
       case "connect": out = await run(([o]) => window.t.connect(o), step.options); break;
-      case "call": out = await run(([t]) => window.t.call(t), step.target); break;
+      case "call": out = await run(([t, h]) => window.t.call(t, h), step.target, step.headers); break;
       case "answer": out = await run(([ms]) => window.t.answer(ms), step.timeoutMs ?? 10000); break;
       case "measure":
         await page.waitForTimeout(step.settleMs ?? 1500);

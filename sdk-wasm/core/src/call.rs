@@ -78,6 +78,8 @@ struct Call {
     /// The last RSeq acknowledged with PRACK, per early dialog (to-tag):
     /// reliable provisional responses (RFC 3262).
     rseqs: Vec<(String, u32)>,
+    /// The application's headers for the INVITE (kept for its retries).
+    headers: Vec<(String, String)>,
 }
 
 /// A call the user agent received.
@@ -228,6 +230,7 @@ impl Calls {
             session_expires: self.session_expires.map(|s| s.max(MIN_SE)),
             timer: None,
             rseqs: Vec::new(),
+            headers: cx.headers.to_vec(),
         };
         send_invite(&mut call, cx)?;
         cx.events.push(Event::Calling { call: id });
@@ -319,6 +322,7 @@ impl Calls {
             b.header(name, value);
         }
         b.header("User-Agent", &cx.id.user_agent);
+        cx.add_app_headers(&mut b);
         let raw = match body {
             Some((content_type, body)) => b.finish(Some(content_type), body.as_bytes()),
             None => b.finish(None, b""),
@@ -424,6 +428,7 @@ impl Calls {
         if let Some(se) = &session_expires {
             b.header("Session-Expires", se).header("Supported", "timer");
         }
+        cx.add_app_headers(&mut b);
         let raw = b.finish(Some("application/sdp"), sdp.as_bytes());
         let Some(cseq) = Message::parse(&raw).ok().map(|m| m.cseq().seq) else {
             return false;
@@ -608,6 +613,7 @@ impl Calls {
                 b.header("Require", "timer");
             }
         }
+        cx.add_app_headers(&mut b);
         let ok = b.finish(Some("application/sdp"), sdp.as_bytes());
         if cx.txs.respond(cx.now, tx, 200, &ok) {
             cx.transmit.push(ok.clone());
@@ -940,7 +946,8 @@ impl Calls {
         let (code, reason) = match msg.method() {
             Some("BYE" | "OPTIONS") => (200, "OK"),
             Some("MESSAGE") => {
-                cx.events.push(crate::message::received(msg, Some(id)));
+                cx.events
+                    .push(crate::message::received(msg, Some(id), cx.id));
                 (200, "OK")
             }
             Some("NOTIFY") => match transfer_progress(msg) {
@@ -1011,6 +1018,7 @@ impl Calls {
             from: msg.from().uri_text.to_owned(),
             display_name: msg.from().display_name.map(str::to_owned),
             sdp,
+            headers: cx.id.picked_headers(msg),
         });
         self.incoming.push(Incoming {
             id,
@@ -1295,6 +1303,9 @@ fn send_invite(call: &mut Call, cx: &mut Ctx<'_>) -> Option<()> {
         None => {
             b.header("Supported", "100rel, outbound");
         }
+    }
+    for (name, value) in &call.headers {
+        b.header(name, value);
     }
     if let Some(d) = cx.digest.as_deref_mut() {
         let info = RequestInfo {
@@ -1613,6 +1624,7 @@ fn callee_response_with(
     for (name, value) in extra {
         b.header(name, value);
     }
+    cx.add_app_headers(&mut b);
     if code < 300 {
         for rr in invite.header_lines(HeaderName::RecordRoute) {
             b.header("Record-Route", rr);
@@ -1632,6 +1644,7 @@ fn bye(dialog: Option<&mut Dialog>, cx: &mut Ctx<'_>) -> Option<TransactionId> {
     let via = cx.via();
     let mut b = dialog?.request("BYE", &via);
     b.header("User-Agent", &cx.id.user_agent);
+    cx.add_app_headers(&mut b);
     start(cx, b.finish(None, b""))
 }
 
@@ -1661,6 +1674,7 @@ fn send_cancel(call: &mut Call, cx: &mut Ctx<'_>) {
         .header("To", invite.header(HeaderName::To).unwrap_or_default())
         .header("Call-ID", &call.call_id)
         .header_parts("CSeq", &[&decimal(call.invite_cseq), " CANCEL"]);
+    cx.add_app_headers(&mut b);
     // Its own transaction; the INVITE's then ends with 487.
     let _ = start(cx, b.finish(None, b""));
 }

@@ -59,4 +59,4 @@ pub mod transaction;
 pub mod ua;
 
 pub use time::Instant;
-pub use ua::{Config, Event, Secret, UserAgent};
+pub use ua::{Config, Event, HeaderError, Secret, UserAgent};

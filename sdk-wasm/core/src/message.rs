@@ -37,6 +37,7 @@ impl Messages {
             .header("Call-ID", &cx.rng.token(20))
             .header("CSeq", "1 MESSAGE")
             .header("User-Agent", &cx.id.user_agent);
+        cx.add_app_headers(&mut b);
         let raw = b.finish(Some(content_type), text.as_bytes());
         let msg = Message::parse(&raw).ok()?;
         let tx = cx.txs.start_client(cx.now, &msg, &raw);
@@ -87,7 +88,11 @@ impl Messages {
 
 /// A received MESSAGE as an event (`call`: the call whose dialog it came
 /// in).
-pub(crate) fn received(msg: &Message<'_>, call: Option<crate::call::CallId>) -> Event {
+pub(crate) fn received(
+    msg: &Message<'_>,
+    call: Option<crate::call::CallId>,
+    id: &crate::registration::Identity,
+) -> Event {
     Event::Message {
         call,
         from: msg.from().uri_text.to_owned(),
@@ -96,6 +101,7 @@ pub(crate) fn received(msg: &Message<'_>, call: Option<crate::call::CallId>) -> 
             .unwrap_or("text/plain")
             .to_owned(),
         body: String::from_utf8_lossy(msg.body()).into_owned(),
+        headers: id.picked_headers(msg),
     }
 }
 

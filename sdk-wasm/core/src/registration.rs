@@ -46,9 +46,30 @@ pub(crate) struct Identity {
     /// `WSS` on a secure WebSocket, `WS` on a plain one (RFC 7118 §5.1).
     pub via_transport: &'static str,
     pub user_agent: String,
+    /// Incoming headers whose names start with one of these (any case)
+    /// are handed to the application (`X-`, `P-Asserted-Identity`…).
+    pub header_prefixes: Vec<String>,
 }
 
 impl Identity {
+    /// The headers of `msg` the application asked to see.
+    pub fn picked_headers(&self, msg: &crate::sip::Message<'_>) -> Vec<(String, String)> {
+        if self.header_prefixes.is_empty() {
+            return Vec::new();
+        }
+        msg.headers()
+            .iter()
+            .filter(|h| {
+                let name = h.name.as_str();
+                self.header_prefixes.iter().any(|p| {
+                    name.get(..p.len())
+                        .is_some_and(|n| n.eq_ignore_ascii_case(p))
+                })
+            })
+            .map(|h| (h.name.as_str().to_owned(), h.value.to_owned()))
+            .collect()
+    }
+
     /// Our From value with `tag`: the display name (quoted, escaped) and
     /// the address of record.
     pub fn from(&self, tag: &str) -> String {
@@ -75,9 +96,19 @@ pub(crate) struct Ctx<'a> {
     pub rng: &'a mut Rng,
     pub transmit: &'a mut Vec<Vec<u8>>,
     pub events: &'a mut Vec<Event>,
+    /// The application's own headers for what the current action sends
+    /// ([`crate::UserAgent::with_headers`]); empty otherwise.
+    pub headers: &'a [(String, String)],
 }
 
 impl Ctx<'_> {
+    /// Adds the application's headers to a request or response it asked for.
+    pub fn add_app_headers(&self, b: &mut crate::sip::MessageBuilder) {
+        for (name, value) in self.headers {
+            b.header(name, value);
+        }
+    }
+
     /// Our Via for a new request: `SIP/2.0/WS(S) <host>.invalid` (RFC 7118)
     /// with a fresh RFC 3261 branch.
     pub fn via(&mut self) -> String {

@@ -79,6 +79,10 @@ pub struct Config {
     /// least 90); `None` asks for none (a caller's request is still
     /// honoured). Finds calls whose far end vanished without a BYE.
     pub session_expires: Option<u32>,
+    /// Incoming calls and MESSAGEs carry the headers whose names start
+    /// with one of these, any case (`X-`, `P-Asserted-Identity`), as the
+    /// Janus SIP plugin's `incoming_header_prefixes` do.
+    pub incoming_header_prefixes: Vec<String>,
 }
 
 impl Config {
@@ -99,6 +103,7 @@ impl Config {
             secure: true,
             timers: TimerConfig::default(),
             session_expires: Some(1800),
+            incoming_header_prefixes: Vec::new(),
         }
     }
 }
@@ -169,6 +174,72 @@ fn validate_fields(config: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// A header the application asked to add that cannot go on the wire.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Not a SIP token (RFC 3261 §25.1), e.g. empty or with a space or colon.
+    #[error("not a header name: {0:?}")]
+    BadName(String),
+    /// A line break or control character would forge headers.
+    #[error("header {0}: the value has a line break or control character")]
+    BadValue(String),
+    /// The agent sets this one itself; adding another would break the
+    /// message.
+    #[error("header {0} is managed by the user agent")]
+    Reserved(String),
+}
+
+/// The headers [`UserAgent::with_headers`] refuses: the ones that make the
+/// message and its dialog.
+const RESERVED_HEADERS: &[&str] = &[
+    "via",
+    "v",
+    "from",
+    "f",
+    "to",
+    "t",
+    "call-id",
+    "i",
+    "cseq",
+    "contact",
+    "m",
+    "content-length",
+    "l",
+    "content-type",
+    "c",
+    "max-forwards",
+    "route",
+    "record-route",
+    "authorization",
+    "proxy-authorization",
+    "rack",
+    "rseq",
+    "session-expires",
+    "x",
+    "min-se",
+    "refer-to",
+    "r",
+    "event",
+    "o",
+];
+
+fn check_app_header(name: &str, value: &str) -> Result<(), HeaderError> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(HeaderError::BadName(name.to_owned()));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(HeaderError::BadValue(name.to_owned()));
+    }
+    if RESERVED_HEADERS
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(name))
+    {
+        return Err(HeaderError::Reserved(name.to_owned()));
+    }
+    Ok(())
+}
+
 /// What the application is told. The names follow the events users of
 /// JsSIP, SIP.js and the Janus SIP plugin know (see [`Event::name`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,6 +289,8 @@ pub enum Event {
         /// The caller's SDP offer; `None` when our answer must carry the
         /// offer (its answer then comes with [`Event::Accepted`]).
         sdp: Option<String>,
+        /// The INVITE's headers named by [`Config::incoming_header_prefixes`].
+        headers: Vec<(String, String)>,
     },
     /// An outgoing call's INVITE is on its way.
     Calling {
@@ -290,6 +363,8 @@ pub enum Event {
         content_type: String,
         /// The text.
         body: String,
+        /// Its headers named by [`Config::incoming_header_prefixes`].
+        headers: Vec<(String, String)>,
     },
     /// A MESSAGE we sent was accepted (2xx).
     MessageSent {
@@ -391,6 +466,8 @@ pub struct UserAgent {
     to_tag: String,
     transmit: Vec<Vec<u8>>,
     events: Vec<Event>,
+    /// The application's headers while [`UserAgent::with_headers`] runs.
+    app_headers: Vec<(String, String)>,
 }
 
 /// Shows state, never the outgoing queue: a queued REGISTER carries digest
@@ -465,6 +542,7 @@ impl UserAgent {
             via_host,
             via_transport: if config.secure { "WSS" } else { "WS" },
             user_agent: config.user_agent.clone(),
+            header_prefixes: config.incoming_header_prefixes.clone(),
         };
         let registration = Registration::new(&mut rng, config.register_expires, config.register);
         let to_tag = rng.token(10);
@@ -484,6 +562,7 @@ impl UserAgent {
             to_tag,
             transmit: Vec::new(),
             events: Vec::new(),
+            app_headers: Vec::new(),
         })
     }
 
@@ -512,6 +591,7 @@ impl UserAgent {
                 rng: &mut self.rng,
                 transmit: &mut self.transmit,
                 events: &mut self.events,
+                headers: &self.app_headers,
             },
         )
     }
@@ -529,6 +609,30 @@ impl UserAgent {
     fn call_ctx(&mut self, now: Instant) -> (&mut Calls, Ctx<'_>) {
         let (_, calls, _, cx) = self.parts(now);
         (calls, cx)
+    }
+
+    /// Runs `action` (a call, an answer, a hangup, a MESSAGE…) with the
+    /// application's `headers` added to what it sends: `X-` headers for a
+    /// PBX's dialplan, a CRM id, `Priority`… Requests the agent sends on
+    /// its own later keep them where they belong to the same request (a
+    /// challenged INVITE's retry). Headers the agent manages itself (Via,
+    /// From, To, Call-ID, CSeq, Contact, routing, auth, lengths) and
+    /// malformed ones are refused before anything is sent.
+    pub fn with_headers<R>(
+        &mut self,
+        headers: &[(&str, &str)],
+        action: impl FnOnce(&mut Self) -> R,
+    ) -> Result<R, HeaderError> {
+        for (name, value) in headers {
+            check_app_header(name, value)?;
+        }
+        self.app_headers = headers
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        let r = action(self);
+        self.app_headers.clear();
+        Ok(r)
     }
 
     /// Sends a MESSAGE (RFC 3428) with `body` of `content_type` to
@@ -814,7 +918,8 @@ impl UserAgent {
             }
             Some("OPTIONS") => (200, "OK"),
             Some("MESSAGE") => {
-                self.events.push(crate::message::received(msg, None));
+                self.events
+                    .push(crate::message::received(msg, None, &self.id));
                 (200, "OK")
             }
             Some("CANCEL") => (481, "Call/Transaction Does Not Exist"),

@@ -9,7 +9,7 @@
 
 use sipline_core::call::CallId;
 use sipline_core::sip::{HeaderName, Message, response_to};
-use sipline_core::{Config, Event, Instant, Secret, UserAgent};
+use sipline_core::{Config, Event, HeaderError, Instant, Secret, UserAgent};
 
 const OFFER: &str =
     "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n";
@@ -337,6 +337,7 @@ fn incoming(ua: &mut UserAgent, branch: &str, with_offer: bool) -> (CallId, Stri
             from,
             display_name,
             sdp,
+            ..
         },
     ] = &evs[..]
     else {
@@ -658,7 +659,8 @@ Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi";
             call: None,
             from: "sip:bob@pbx.example".into(),
             content_type: "text/plain".into(),
-            body: "hi".into()
+            body: "hi".into(),
+            headers: vec![],
         }]
     );
 }
@@ -1241,4 +1243,68 @@ fn a_caller_requiring_100rel_gets_no_unreliable_ringing_only_the_answer() {
     assert_eq!(sent(&mut ua), Vec::<String>::new(), "no 180 without 100rel");
     ua.answer(at(1.0), call, ANSWER);
     assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
+}
+
+#[test]
+fn the_app_s_headers_go_out_checked_and_the_chosen_incoming_ones_come_in() {
+    let mut c = Config::new("sip:alice@pbx.example");
+    c.register = false;
+    c.incoming_header_prefixes = vec!["x-".into()];
+    let mut ua = UserAgent::new(c, [7; 32]).expect("valid config");
+    ua.transport_connected(at(0.0));
+
+    // Out: on the INVITE, and on the CANCEL of a hangup.
+    let call = ua
+        .with_headers(&[("X-Crm-Id", "42"), ("Priority", "urgent")], |ua| {
+            ua.call(at(0.0), TARGET, OFFER)
+        })
+        .expect("valid headers")
+        .expect("a call");
+    let invite = sent(&mut ua).remove(0);
+    let m = parse(&invite);
+    assert_eq!(m.header(HeaderName::Other("X-Crm-Id")), Some("42"));
+    assert_eq!(m.header(HeaderName::Other("Priority")), Some("urgent"));
+    for (name, value, error) in [
+        ("Call-ID", "x", HeaderError::Reserved("Call-ID".into())),
+        (
+            "X-A",
+            "1\r\nVia: forged",
+            HeaderError::BadValue("X-A".into()),
+        ),
+        ("X B", "1", HeaderError::BadName("X B".into())),
+        ("", "1", HeaderError::BadName(String::new())),
+    ] {
+        assert_eq!(
+            ua.with_headers(&[(name, value)], |ua| ua.hangup(at(0.1), call)),
+            Err(error)
+        );
+    }
+    assert_eq!(sent(&mut ua), Vec::<String>::new(), "nothing went");
+    ua.handle_message(at(0.2), &answer(&invite, 180, "Ringing", ""))
+        .expect("parses");
+    ua.with_headers(&[("X-Reason", "agent-busy")], |ua| ua.hangup(at(0.3), call))
+        .expect("valid");
+    let cancel = sent(&mut ua).remove(0);
+    assert!(cancel.starts_with("CANCEL "), "{cancel}");
+    assert!(cancel.contains("X-Reason: agent-busy\r\n"), "{cancel}");
+    events(&mut ua);
+
+    // In: only the headers the prefixes name, on the call and its answer.
+    let invite = incoming_invite("hdr1", true).replace(
+        "CSeq: 10 INVITE",
+        "CSeq: 10 INVITE\r\nX-Queue: sales\r\nP-Asserted-Identity: <sip:+15551234@pbx>",
+    );
+    ua.handle_message(at(1.0), invite.as_bytes())
+        .expect("parses");
+    let Some(Event::Incoming { call, headers, .. }) = events(&mut ua).pop() else {
+        panic!("an incoming call")
+    };
+    assert_eq!(headers, [("X-Queue".to_owned(), "sales".to_owned())]);
+    ua.with_headers(&[("X-Agent", "7")], |ua| ua.answer(at(2.0), call, ANSWER))
+        .expect("valid");
+    let ok = sent(&mut ua).remove(0);
+    assert!(
+        ok.starts_with("SIP/2.0 200 OK") && ok.contains("X-Agent: 7\r\n"),
+        "{ok}"
+    );
 }
