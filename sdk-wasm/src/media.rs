@@ -12,7 +12,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcIceGatheringState,
     RtcPeerConnection, RtcRtpReceiver, RtcRtpSender, RtcRtpTransceiver, RtcRtpTransceiverDirection,
-    RtcSdpType, RtcSessionDescriptionInit,
+    RtcSdpType, RtcSessionDescriptionInit, RtcSignalingState,
 };
 
 use crate::js;
@@ -98,6 +98,16 @@ impl Media {
         let init = RtcSessionDescriptionInit::new(RtcSdpType::Rollback);
         JsFuture::from(self.pc.set_local_description(&init)).await?;
         self.set_held(held);
+        Ok(())
+    }
+
+    /// Withdraws a remote offer we could not answer: back to the last
+    /// agreed session.
+    pub(crate) async fn rollback_remote(&self) -> Result<(), JsValue> {
+        if self.pc.signaling_state() == RtcSignalingState::HaveRemoteOffer {
+            let init = RtcSessionDescriptionInit::new(RtcSdpType::Rollback);
+            JsFuture::from(self.pc.set_remote_description(&init)).await?;
+        }
         Ok(())
     }
 

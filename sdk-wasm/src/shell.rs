@@ -593,7 +593,16 @@ impl Shell {
         };
         match sdp {
             Ok(sdp) => self.with_ua(|ua, now| ua.answer(now, call, &sdp)),
-            Err(e) => return self.media_failed(call, &e),
+            Err(e) => {
+                // The browser cannot take this offer: refuse the change,
+                // keep the call as it was.
+                web_sys::console::warn_2(&JsValue::from_str("sipline: refused an offer"), &e);
+                if offer.is_some() {
+                    let _ = media.rollback_remote().await;
+                }
+                self.with_ua(|ua, now| ua.decline(now, call, 488, "Not Acceptable Here"));
+                return;
+            }
         }
         if let Some(offer) = offer {
             let held = Sdp::parse(offer.as_bytes()).is_ok_and(|sdp| {

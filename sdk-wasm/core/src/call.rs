@@ -529,11 +529,18 @@ impl Calls {
                     sdp,
                 });
             }
-            _ => cx.events.push(Event::UpdateFailed {
-                call,
-                code,
-                reason: msg.map_or("Request Timeout", |m| m.reason()).to_owned(),
-            }),
+            _ => {
+                let reason = msg.map_or("Request Timeout", |m| m.reason());
+                cx.events.push(Event::UpdateFailed {
+                    call,
+                    code,
+                    reason: reason.to_owned(),
+                });
+                if matches!(code, 408 | 481) {
+                    // The far end lost the dialog (§12.2.1.2): the call is over.
+                    self.end_expired(cx, call, code, reason);
+                }
+            }
         }
     }
 
@@ -994,6 +1001,20 @@ impl Calls {
         msg: &Message<'_>,
         raw: &[u8],
     ) {
+        if msg.from().tag().is_none() || msg.header(HeaderName::Contact).is_none() {
+            // §8.1.1.3 and §8.1.1.8: without them there is no dialog to
+            // make.
+            let reason = if msg.from().tag().is_none() {
+                "Missing From tag"
+            } else {
+                "Missing Contact"
+            };
+            let resp = response_to(msg, 400, reason, Some(&cx.rng.token(10))).finish(None, b"");
+            if cx.txs.respond(cx.now, tx, 400, &resp) {
+                cx.transmit.push(resp);
+            }
+            return;
+        }
         if session_timer::parse(msg).is_some_and(|(secs, _)| secs < MIN_SE) {
             // RFC 4028 §8.1: too short an interval is refused, with ours.
             let mut b = response_to(
@@ -1097,7 +1118,29 @@ impl Calls {
     }
 
     /// The application declines the call with `code` (486, 603…).
+    ///
+    /// With the far end's re-INVITE or UPDATE waiting ([`Event::Updating`]),
+    /// it is that change that is refused (`488 Not Acceptable Here` when
+    /// the offer cannot be taken): the call goes on as it was.
     pub fn decline(&mut self, cx: &mut Ctx<'_>, id: CallId, code: u16, reason: &str) {
+        if let Some(i) = self
+            .updates
+            .iter()
+            .position(|u| matches!(u, Update::Received { call, .. } if *call == id))
+        {
+            if let Update::Received { tx, invite, .. } = self.updates.remove(i)
+                && let Ok(req) = Message::parse(&invite)
+            {
+                let code = code.clamp(300, 699);
+                let mut b = response_to(&req, code, reason, None);
+                cx.add_app_headers(&mut b);
+                let resp = b.finish(None, b"");
+                if cx.txs.respond(cx.now, tx, code, &resp) {
+                    cx.transmit.push(resp);
+                }
+            }
+            return;
+        }
         let Some(i) = self
             .incoming
             .iter()

@@ -741,6 +741,8 @@ impl UserAgent {
 
     /// Declines an incoming call with `code` and `reason` (`486 Busy
     /// Here`, `603 Decline`…): the app chooses; the agent never does.
+    /// During the far end's re-INVITE ([`Event::Updating`]) it refuses
+    /// that change instead (`488`), and the call goes on.
     pub fn decline(&mut self, now: Instant, call: CallId, code: u16, reason: &str) {
         let (calls, mut cx) = self.call_ctx(now);
         calls.decline(&mut cx, call, code, reason);

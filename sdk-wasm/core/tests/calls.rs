@@ -1308,3 +1308,112 @@ fn the_app_s_headers_go_out_checked_and_the_chosen_incoming_ones_come_in() {
         "{ok}"
     );
 }
+
+#[test]
+fn several_calls_live_side_by_side_on_one_registration() {
+    let mut ua = ua();
+    // Call A is up; B comes in meanwhile: A goes on hold, B is answered.
+    let (a, invite_a, ack_a) = answered(&mut ua);
+    let (b, invite_b) = incoming(&mut ua, "multi1", true);
+    assert_ne!(a, b);
+    assert!(ua.update(at(2.0), a, HOLD));
+    let hold = sent(&mut ua).remove(0);
+    assert_eq!(parse(&hold).call_id(), parse(&invite_a).call_id());
+    ua.handle_message(at(2.1), &answer(&hold, 200, "OK", ANSWER))
+        .expect("parses");
+    sent(&mut ua);
+    ua.answer(at(2.2), b, ANSWER);
+    let ok_b = sent(&mut ua).remove(0);
+    assert_eq!(parse(&ok_b).call_id(), parse(&invite_b).call_id());
+    ua.handle_message(at(2.3), ack_of(&ok_b, "").as_bytes())
+        .expect("parses");
+    let evs = events(&mut ua);
+    assert!(
+        matches!(evs[0], Event::Updated { call, .. } if call == a),
+        "{evs:?}"
+    );
+    assert!(
+        matches!(evs[1], Event::Accepted { call, .. } if call == b),
+        "{evs:?}"
+    );
+
+    // A third, outgoing, with its own dialog; each call's requests stay
+    // in their own dialog.
+    let c = ua
+        .call(at(3.0), "sip:carol@pbx.example", OFFER)
+        .expect("a third call");
+    let invite_c = sent(&mut ua).remove(0);
+    events(&mut ua);
+    let ids = [&invite_a, &invite_b, &invite_c].map(|i| parse(i).call_id().to_owned());
+    assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+    assert!(ua.send_dtmf_info(at(3.1), b, '1', 100));
+    let info = sent(&mut ua).remove(0);
+    assert_eq!(parse(&info).call_id(), ids[1]);
+
+    // A's far end hangs up: only A ends.
+    let m = parse(&ack_a);
+    let bye = format!(
+        "BYE sip:x@a.invalid SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKbyeA\r\nMax-Forwards: 69\r\n\
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 5 BYE\r\nContent-Length: 0\r\n\r\n",
+        m.header(HeaderName::To).expect("to"),
+        m.header(HeaderName::From).expect("from"),
+        m.call_id()
+    );
+    ua.handle_message(at(4.0), bye.as_bytes()).expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(events(&mut ua), [bye_ended(a)]);
+    ua.hangup(at(4.1), c);
+    ua.handle_message(at(4.2), &answer(&invite_c, 180, "Ringing", ""))
+        .expect("parses");
+    assert!(sent(&mut ua).iter().any(|f| f.starts_with("CANCEL ")));
+    assert!(ua.call_message(at(4.3), b, "text/plain", "B is still up"));
+}
+
+#[test]
+fn a_refused_offer_keeps_the_call_and_a_lost_dialog_ends_it() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    // Their re-INVITE the app cannot take: 488, and the call goes on.
+    ua.handle_message(at(2.0), far_reinvite(&ack, 2, OFFER).as_bytes())
+        .expect("parses");
+    assert!(matches!(&events(&mut ua)[..], [Event::Updating { .. }]));
+    ua.decline(at(2.1), call, 488, "Not Acceptable Here");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 488 Not Acceptable Here"));
+    assert_eq!(events(&mut ua), [], "no hangup");
+    // Our re-INVITE answered 481: the far end lost the dialog.
+    assert!(ua.update(at(3.0), call, HOLD));
+    let reinvite = sent(&mut ua).remove(0);
+    ua.handle_message(
+        at(3.1),
+        &answer(&reinvite, 481, "Call/Transaction Does Not Exist", ""),
+    )
+    .expect("parses");
+    assert!(sent(&mut ua).iter().any(|f| f.starts_with("BYE ")));
+    assert_eq!(
+        events(&mut ua),
+        [
+            Event::UpdateFailed {
+                call,
+                code: 481,
+                reason: "Call/Transaction Does Not Exist".into()
+            },
+            ended(call, 481, "Call/Transaction Does Not Exist")
+        ]
+    );
+}
+
+#[test]
+fn an_invite_without_from_tag_or_contact_gets_400_and_no_call() {
+    let mut ua = ua();
+    for (from, to) in [
+        (";tag=b1\r\n", "\r\n"),
+        ("Contact: <sip:bob@10.0.0.7:5062>\r\n", ""),
+    ] {
+        let invite = incoming_invite("bad1", true).replacen(from, to, 1);
+        ua.handle_message(at(0.0), invite.as_bytes())
+            .expect("parses");
+        let answer = sent(&mut ua).remove(0);
+        assert!(answer.starts_with("SIP/2.0 400 Missing"), "{answer}");
+        assert_eq!(events(&mut ua), []);
+    }
+}
