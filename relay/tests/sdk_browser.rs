@@ -253,7 +253,11 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
     let got = &steps["wait_event"]["detail"][0];
     assert_eq!(got["body"], "hello from the PBX side", "{got}");
     assert_eq!(got["from"], format!("sip:carol@{DOMAIN}"), "{got}");
-    assert_eq!(got["headers"], json!({"X-Queue": "sales"}), "the X- headers");
+    assert_eq!(
+        got["headers"],
+        json!({"X-Queue": "sales"}),
+        "the X- headers"
+    );
 
     // Quality figures from getStats.
     let stats = &steps["stats"];
@@ -415,5 +419,64 @@ fn a_blind_transfer_sends_the_far_end_to_a_second_one_who_hears_it() {
         "carol hears {hz} Hz ({ratio:.0}× the median), not bob's {FAR_HZ} Hz"
     );
     let m = relay.metrics();
+    assert!(m.contains("sipline_media_calls 0"), "{m}");
+}
+
+#[test]
+fn a_call_survives_its_websocket_dropping_and_moves_to_the_new_one() {
+    let (_scratch, mic, far_tone) = tones();
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    let (alice, alice_password) = USERS[0];
+    let (bob, bob_password) = USERS[1];
+    let far = Baresip::start(&baresip::Options {
+        user: bob.into(),
+        password: bob_password.into(),
+        domain: DOMAIN.into(),
+        registrar: registrar.parse().expect("address"),
+        tone: far_tone,
+        register: true,
+    })
+    .expect("baresip registers");
+    let relay = RelayProcess::start(
+        registrar.parse().expect("address"),
+        &["--media-ports", "33600-33699"],
+    );
+    let config = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": {
+                "server": relay.ws_url(),
+                "uri": format!("sip:{alice}@{DOMAIN}"),
+                "password": alice_password,
+                "reconnectMinMs": 200,
+            }},
+            {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},
+            {"do": "measure", "name": "before"},
+            {"do": "mark", "event": "drop"},
+            {"do": "drop_ws"},
+            {"do": "wait_event", "name": "reconnected", "event": "reconnected"},
+            {"do": "wait_event", "name": "registered", "event": "registered"},
+            {"do": "measure", "name": "after"},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let out = browser::sdk(&config.to_string(), |_| {}).expect("the browser ran");
+    let v = outcome(&out, &far);
+    let steps = &v["steps"];
+    assert_hears(&steps["before"], FAR_HZ, "before the drop");
+    assert_eq!(steps["drop_ws"]["calls"], 1, "the call is kept: {v}");
+    assert!(
+        number(&steps["reconnected"], "afterMarkMs") < 5000.0,
+        "{}",
+        steps["reconnected"]
+    );
+    assert_hears(&steps["after"], FAR_HZ, "after the reconnect");
+    // The BYE went through the new connection and the far end took it.
+    assert!(steps["hangup"]["code"].is_null(), "{}", steps["hangup"]);
+    assert_far_end_heard_the_browser(&far);
+    let m = relay.metrics();
+    assert!(m.contains("sipline_calls_recovered_total 1"), "{m}");
     assert!(m.contains("sipline_media_calls 0"), "{m}");
 }

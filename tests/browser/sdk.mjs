@@ -8,7 +8,8 @@
 //     {"do":"hold"},{"do":"unhold"},{"do":"dtmf","digits":"12#"},{"do":"hangup"}]}'
 //
 // Steps: connect, call, answer (the next incoming call), measure, hold,
-// unhold, dtmf, message, transfer, stats, hangup, disconnect, sleep, wait_event
+// unhold, dtmf, message, transfer, drop_ws (the relay closes the
+// WebSocket: a frame over its limit), stats, hangup, disconnect, sleep, wait_event
 // (a phone event, after the last "mark"), and mark, which prints
 // "event <name>" for the test to act on (dial, kill the relay…).
 // Results are keyed by the step's "name" (else its "do"); with the
@@ -48,6 +49,7 @@ try {
       case "dtmf": out = await run(([d, m]) => window.t.dtmf(d, m), step.digits, step.method ?? "rfc4733"); break;
       case "message": out = await run(([t, x]) => window.t.message(t, x), step.target, step.text); break;
       case "transfer": out = await run(([t]) => window.t.transfer(t), step.target); break;
+      case "drop_ws": out = await run(() => window.t.dropWebSocket()); break;
       case "stats": out = await run(() => window.t.stats()); break;
       case "hangup": out = await run(() => window.t.hangup()); break;
       case "disconnect": out = await run(() => window.t.disconnect()); break;

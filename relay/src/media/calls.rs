@@ -510,6 +510,32 @@ impl MediaCalls {
             .collect()
     }
 
+    /// The connection whose call `call_id` has media, if any.
+    pub fn holder(&self, call_id: &str) -> Option<ConnId> {
+        self.calls
+            .keys()
+            .find(|(_, id)| id == call_id)
+            .map(|(conn, _)| *conn)
+    }
+
+    /// Moves call `call_id` from connection `from` to `to`: its browser
+    /// reconnected and goes on with it (RFC 5626 flow recovery). The media
+    /// session itself is untouched: it never rode on the WebSocket.
+    pub fn rehome(&mut self, from: ConnId, to: ConnId, call_id: &str) -> bool {
+        let Some(call) = self.calls.remove(&(from, call_id.to_owned())) else {
+            return false;
+        };
+        if let Some(n) = self.per_conn.get_mut(&from) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_conn.remove(&from);
+            }
+        }
+        *self.per_conn.entry(to).or_default() += 1;
+        self.calls.insert((to, call_id.to_owned()), call);
+        true
+    }
+
     /// The call a media id belongs to (its connection and Call-ID).
     pub fn call_of(&self, id: MediaId) -> Option<(ConnId, String)> {
         self.calls

@@ -132,6 +132,9 @@ pub struct Metrics {
     media_refused: [u64; 4],
     /// Calls ended by the relay for their media: timeout, DTLS, socket.
     media_ended: [u64; 3],
+    /// Calls a browser took back on a new connection after its WebSocket
+    /// dropped.
+    pub calls_recovered: u64,
 }
 
 const MEDIA_REFUSED: [&str; 4] = ["ports_exhausted", "too_many_calls", "sdp", "dtls"];
@@ -215,6 +218,13 @@ impl Metrics {
         out.push_str("# HELP sipline_registrations Browsers registered through the relay now.\n");
         out.push_str("# TYPE sipline_registrations gauge\n");
         let _ = writeln!(out, "sipline_registrations {}", self.registrations);
+        out.push_str("# HELP sipline_calls_recovered_total Calls a browser took back on a new WebSocket after its old one dropped.\n");
+        out.push_str("# TYPE sipline_calls_recovered_total counter\n");
+        let _ = writeln!(
+            out,
+            "sipline_calls_recovered_total {}",
+            self.calls_recovered
+        );
         out.push_str("# HELP sipline_sip_messages_in_total SIP messages received.\n");
         out.push_str("# TYPE sipline_sip_messages_in_total counter\n");
         self.messages_in

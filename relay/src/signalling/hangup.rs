@@ -56,6 +56,20 @@ fn contact_uri(msg: &Message<'_>) -> Option<String> {
 }
 
 impl Dialog {
+    /// Whether `msg`, sent by a browser, belongs to this dialog: its From
+    /// and To tags are the browser's and the PBX's. Tags are random and
+    /// travel only inside the dialog, so this is what lets a browser that
+    /// reconnected take its call back, and nobody else.
+    pub fn is_browser_request(&self, msg: &Message<'_>) -> bool {
+        let tag = |party: &str| NameAddr::parse(party).and_then(|na| na.tag().map(str::to_owned));
+        let ours = tag(&self.browser_party);
+        let theirs = self.pbx_party.as_deref().and_then(tag);
+        ours.is_some()
+            && ours.as_deref() == msg.from().tag()
+            && theirs.is_some()
+            && theirs.as_deref() == msg.to().tag()
+    }
+
     /// Starts from an initial INVITE as the relay received it, from the
     /// browser (`Caller::Browser`) or from the PBX.
     pub fn from_invite(msg: &Message<'_>, caller: Caller, pbx: Option<SocketAddr>) -> Self {

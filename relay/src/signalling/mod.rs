@@ -571,6 +571,7 @@ impl Proxy {
             self.reply_ws(conn, msg, 503, "Relay Overloaded");
             return;
         }
+        self.adopt_call(conn, msg);
         let body = match self.media_body(conn, msg, Side::Browser) {
             Ok(body) => body,
             Err(e) if !is_ack => {
@@ -741,10 +742,21 @@ impl Proxy {
             }
         }
         let ruri = msg.request_uri().and_then(Uri::parse);
-        let token = token.or_else(|| {
-            ruri.and_then(|u| u.params.value(FLOW_PARAM))
-                .map(str::to_owned)
-        });
+        let ruri_token = ruri
+            .and_then(|u| u.params.value(FLOW_PARAM))
+            .map(str::to_owned);
+        // The Record-Route's token names the connection the dialog began
+        // on; after the browser reconnected and refreshed its Contact, the
+        // Request-URI names the live one (RFC 5626 flow recovery).
+        let live = |t: &String| {
+            self.key
+                .verify(t)
+                .is_ok_and(|conn| self.conns.contains_key(&conn))
+        };
+        let token = match (token, ruri_token) {
+            (Some(route), Some(target)) if !live(&route) && live(&target) => Some(target),
+            (route, target) => route.or(target),
+        };
         let Some(token) = token else {
             self.metrics.reject(Reject::NoFlow);
             self.reply_udp(from, msg, 404, "Not Found");
@@ -1204,6 +1216,45 @@ impl Proxy {
         } else {
             Action::Keep
         }
+    }
+
+    /// A browser that reconnected goes on with its calls (RFC 5626 flow
+    /// recovery): its first request in a call's dialog from the new
+    /// connection (the SDK's re-INVITE) moves the call's media and dialog
+    /// from the connection that is gone to this one. The dialog's tags must
+    /// match, and the old connection must be closed: a live call is never
+    /// taken from another browser.
+    fn adopt_call(&mut self, conn: ConnId, msg: &Message<'_>) {
+        if msg.to().tag().is_none() {
+            return;
+        }
+        let call_id = msg.call_id();
+        let Some(media) = self.media.as_mut() else {
+            return;
+        };
+        let Some(old) = media
+            .holder(call_id)
+            .filter(|old| *old != conn && !self.conns.contains_key(old))
+        else {
+            return;
+        };
+        let key = (old, call_id.to_owned());
+        if !self
+            .dialogs
+            .get(&key)
+            .is_some_and(|d| d.is_browser_request(msg))
+        {
+            return;
+        }
+        media.rehome(old, conn, call_id);
+        if let Some(d) = self.dialogs.remove(&key) {
+            self.dialogs.insert((conn, call_id.to_owned()), d);
+        }
+        if let Some(reason) = self.doomed.remove(&key) {
+            self.doomed.insert((conn, call_id.to_owned()), reason);
+        }
+        tracing::info!(call_id, "call moved to the browser's new connection");
+        self.metrics.calls_recovered += 1;
     }
 
     /// Hands a message's SDP to the media table: `Ok(Some(body))` is the

@@ -55,7 +55,8 @@ struct Call {
     call_id: String,
     from: String,
     target: String,
-    offer: String,
+    /// Our session description: the INVITE's offer, then each change's.
+    local_sdp: String,
     /// The INVITE in flight, its CSeq and transaction.
     invite: Vec<u8>,
     invite_cseq: u32,
@@ -101,6 +102,22 @@ struct Incoming {
     bye_tx: Option<TransactionId>,
     /// The session timer our 2xx agreed on (RFC 4028).
     timer: Option<SessionTimer>,
+    /// Our session description: our answer (or offer) in the 2xx, then
+    /// each change's.
+    local_sdp: String,
+}
+
+/// Why we sent a re-INVITE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    /// The app changed the call (hold, unhold, ICE restart).
+    App,
+    /// A session-timer refresh (RFC 4028): failures other than 408/481
+    /// are retried.
+    Refresh,
+    /// After a reconnect, the call's dialog moves to the new flow (RFC
+    /// 5626 §4.2.1's target refresh): any failure means the call is lost.
+    Recover,
 }
 
 /// A re-INVITE of a call, ours or theirs.
@@ -116,8 +133,8 @@ enum Update {
         /// When to stop waiting for a final answer (a provisional stops
         /// the transaction's own timer): Timer C's 3 minutes.
         deadline: Instant,
-        /// A session-timer refresh: its outcome is not the app's business.
-        refresh: bool,
+        /// Why it was sent: only the app's own changes are reported.
+        purpose: Purpose,
     },
     /// Ours, answered with a 2xx and acknowledged: kept (until the next
     /// change or the end of the call) to acknowledge its retransmissions.
@@ -180,11 +197,16 @@ pub(crate) struct Calls {
     /// The Session-Expires our INVITEs ask for; `None`: no session timers
     /// unless the far end asks.
     session_expires: Option<u32>,
+    /// The transport dropped with calls up: until when they wait for a
+    /// new one.
+    suspended: Option<Instant>,
 }
 
 /// A 2xx's first retransmission (T1) and the cap of its interval (T2).
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
+/// How long calls kept through a dropped WebSocket wait for a new one.
+const RECOVER_WAIT: Duration = Duration::from_secs(32);
 /// How long our re-INVITE may stay without a final answer (RFC 3261 Timer C).
 const TIMER_C: Duration = Duration::from_secs(180);
 
@@ -217,7 +239,7 @@ impl Calls {
             call_id: cx.rng.token(20),
             from,
             target: target.to_owned(),
-            offer: offer.to_owned(),
+            local_sdp: offer.to_owned(),
             invite: Vec::new(),
             invite_cseq: 0,
             invite_tx: TransactionId::default(),
@@ -382,7 +404,15 @@ impl Calls {
             return false;
         }
         self.updates.retain(|u| u.call() != id);
-        self.send_update(cx, id, sdp, method, false)
+        self.send_update(cx, id, sdp, method, Purpose::App)
+    }
+
+    /// Our current SDP of a call of either kind.
+    fn local_sdp_mut(&mut self, id: CallId) -> Option<&mut String> {
+        match self.calls.iter_mut().find(|c| c.id == id) {
+            Some(c) => Some(&mut c.local_sdp),
+            None => Some(&mut self.incoming.iter_mut().find(|c| c.id == id)?.local_sdp),
+        }
     }
 
     /// The session timer of a call of either kind.
@@ -398,16 +428,16 @@ impl Calls {
         }
     }
 
-    /// Sends a re-INVITE or UPDATE with `sdp`; a session-timer `refresh`
-    /// reports nothing to the app. Every change refreshes the session
-    /// timer, so each carries Session-Expires (RFC 4028 §7.4).
+    /// Sends a re-INVITE or UPDATE with `sdp`; only a change for the app
+    /// ([`Purpose::App`]) is reported to it. Every change refreshes the
+    /// session timer, so each carries Session-Expires (RFC 4028 §7.4).
     fn send_update(
         &mut self,
         cx: &mut Ctx<'_>,
         id: CallId,
         sdp: &str,
         method: &'static str,
-        refresh: bool,
+        purpose: Purpose,
     ) -> bool {
         let via = cx.via();
         let contact = cx.id.contact_uri.clone();
@@ -443,7 +473,7 @@ impl Calls {
             cseq,
             sdp: sdp.to_owned(),
             deadline: cx.now + TIMER_C,
-            refresh,
+            purpose,
         });
         true
     }
@@ -455,7 +485,7 @@ impl Calls {
             cseq,
             method,
             tx,
-            refresh,
+            purpose,
             ..
         } = self.updates[i]
         else {
@@ -485,23 +515,34 @@ impl Calls {
                     self.updates.push(Update::Acked { call, tx, ack });
                 }
                 let now = cx.now;
+                if let Some(local) = self.local_sdp_mut(call) {
+                    *local = sdp;
+                }
                 if let Some(timer) = self.timer_mut(call) {
                     // Their 2xx may renegotiate it (we were its UAC).
                     if let Some((secs, refresher)) = session_timer::parse(msg) {
                         timer.interval = secs.max(MIN_SE);
                         timer.we_refresh = refresher != Some(Refresher::Uas);
                     }
-                    timer.sdp = sdp;
                     timer.refreshed(now);
                 }
-                if !refresh {
+                if purpose == Purpose::App {
                     cx.events.push(Event::Updated {
                         call,
                         sdp: String::from_utf8_lossy(msg.body()).into_owned(),
                     });
                 }
             }
-            (408 | 481, _) if refresh => {
+            // After a reconnect, any failure: the call did not survive.
+            _ if purpose == Purpose::Recover => {
+                self.end_expired(
+                    cx,
+                    call,
+                    code,
+                    msg.map_or("Request Timeout", |m| m.reason()),
+                );
+            }
+            (408 | 481, _) if purpose == Purpose::Refresh => {
                 // The far end no longer has the dialog (§12.2.1.2).
                 self.end_expired(
                     cx,
@@ -510,13 +551,13 @@ impl Calls {
                     msg.map_or("Request Timeout", |m| m.reason()),
                 );
             }
-            _ if refresh => {
+            _ if purpose == Purpose::Refresh => {
                 let now = cx.now;
                 if let Some(timer) = self.timer_mut(call) {
                     timer.retry_refresh(now);
                 }
             }
-            (491, _) if !refresh => {
+            (491, _) if purpose == Purpose::App => {
                 // Glare (§14.1): the owner of the Call-ID (the caller)
                 // waits 2.1–4 s, the other side 0–2 s, in 10 ms steps.
                 let caller = self.calls.iter().any(|c| c.id == call);
@@ -649,10 +690,10 @@ impl Calls {
         req: &Message<'_>,
         sdp: Option<&str>,
     ) -> Option<String> {
-        let timer = self.timer_mut(id)?;
-        if let Some(sdp) = sdp {
-            timer.sdp = sdp.to_owned();
+        if let (Some(sdp), Some(local)) = (sdp, self.local_sdp_mut(id)) {
+            *local = sdp.to_owned();
         }
+        let timer = self.timer_mut(id)?;
         let header = session_timer::as_uas(req).map(|(secs, refresher)| {
             timer.interval = secs;
             timer.we_refresh = refresher == Refresher::Uas;
@@ -709,10 +750,13 @@ impl Calls {
                 continue;
             }
             timer.refresh_sent();
-            let sdp = timer.sdp.clone();
+            let sdp = self
+                .local_sdp_mut(id)
+                .map(|s| s.clone())
+                .unwrap_or_default();
             self.updates
                 .retain(|u| !(u.call() == id && matches!(u, Update::Acked { .. })));
-            if !self.send_update(cx, id, &sdp, "INVITE", true)
+            if !self.send_update(cx, id, &sdp, "INVITE", Purpose::Refresh)
                 && let Some(timer) = self.timer_mut(id)
             {
                 timer.retry_refresh(now);
@@ -782,10 +826,10 @@ impl Calls {
             Update::Sent {
                 call,
                 deadline,
-                refresh,
+                purpose,
                 ..
             } if *deadline <= now => {
-                failed.push((*call, *refresh));
+                failed.push((*call, *purpose));
                 false
             }
             Update::Answered {
@@ -807,10 +851,10 @@ impl Calls {
             _ => true,
         });
         for (call, method, sdp) in retries {
-            self.send_update(cx, call, &sdp, method, false);
+            self.send_update(cx, call, &sdp, method, Purpose::App);
         }
-        for (call, refresh) in failed {
-            if refresh {
+        for (call, purpose) in failed {
+            if purpose != Purpose::App {
                 self.end_expired(cx, call, 408, "Request Timeout");
             } else {
                 cx.events.push(Event::UpdateFailed {
@@ -1052,6 +1096,7 @@ impl Calls {
             bye_wanted: false,
             bye_tx: None,
             timer: None,
+            local_sdp: String::new(),
         });
     }
 
@@ -1098,9 +1143,9 @@ impl Calls {
         let Some(resp) = callee_response_with(call, cx, 200, "OK", Some(sdp), &extra) else {
             return;
         };
-        call.timer = timer.map(|(secs, refresher)| {
-            SessionTimer::new(cx.now, secs, refresher == Refresher::Uas, sdp.to_owned())
-        });
+        call.timer = timer
+            .map(|(secs, refresher)| SessionTimer::new(cx.now, secs, refresher == Refresher::Uas));
+        call.local_sdp = sdp.to_owned();
         let (Ok(invite), Ok(ok)) = (Message::parse(&call.invite), Message::parse(&resp)) else {
             return;
         };
@@ -1227,10 +1272,11 @@ impl Calls {
             .filter_map(|c| c.retransmit.map(|(next, _, give_up)| next.min(give_up)))
             .min();
         let cancels = self.calls.iter().filter_map(|c| c.give_up).min();
-        crate::time::earliest(
+        let t = crate::time::earliest(
             crate::time::earliest(answers, cancels),
             crate::time::earliest(self.update_deadline(), self.session_deadline()),
-        )
+        );
+        crate::time::earliest(t, self.suspended)
     }
 
     /// Retransmits due 2xx (T1 doubling to T2); one never acknowledged in
@@ -1274,6 +1320,24 @@ impl Calls {
         for id in cancelled {
             hangup(cx, id, Some(487), "Request Terminated");
         }
+        if self.suspended.is_some_and(|t| t <= now) {
+            // No new connection in time: the kept calls are lost.
+            self.suspended = None;
+            let ids: Vec<CallId> = self
+                .calls
+                .drain(..)
+                .map(|c| c.id)
+                .chain(self.incoming.drain(..).map(|c| c.id))
+                .collect();
+            for id in ids {
+                self.forget(cx, id);
+                hangup(cx, id, Some(503), "Transport Closed");
+            }
+            return;
+        }
+        if self.suspended.is_some() {
+            return; // nothing can be sent until the transport is back
+        }
         self.update_timeouts(cx);
         self.session_timeouts(cx);
     }
@@ -1305,17 +1369,89 @@ impl Calls {
         }
     }
 
-    /// The transport closed: every call ends (the relay may keep the far
-    /// end's side; issue 6 recovers calls across reconnects).
-    pub fn transport_closed(&mut self, cx: &mut Ctx<'_>) {
+    /// The transport closed. What was in flight fails (changes and
+    /// transfers with 503). Calls that are up stay when `keep` is set:
+    /// their media runs over ICE, not over the WebSocket, and the relay
+    /// keeps it, so on the next connection a re-INVITE moves each dialog
+    /// to the new flow ([`Self::transport_connected`]). The others end
+    /// with 503.
+    pub fn transport_closed(&mut self, cx: &mut Ctx<'_>, keep: bool) {
+        for u in self.updates.drain(..) {
+            if let Update::Sent {
+                call,
+                purpose: Purpose::App,
+                ..
+            } = u
+            {
+                cx.events.push(Event::UpdateFailed {
+                    call,
+                    code: 503,
+                    reason: "Transport Closed".into(),
+                });
+            }
+        }
+        for (_, call) in self.refers.drain(..) {
+            cx.events.push(Event::Transfer {
+                call,
+                code: 503,
+                reason: "Transport Closed".into(),
+                done: true,
+            });
+        }
+        let mut ended = Vec::new();
+        self.calls.retain(|c| {
+            let stays = keep && c.state == CallState::Confirmed;
+            if !stays {
+                ended.push(c.id);
+            }
+            stays
+        });
+        self.incoming.retain(|c| {
+            let stays = keep && c.ok.is_some() && c.retransmit.is_none() && !c.bye_wanted;
+            if !stays {
+                ended.push(c.id);
+            }
+            stays
+        });
+        for id in ended {
+            hangup(cx, id, Some(503), "Transport Closed");
+        }
+        if !self.calls.is_empty() || !self.incoming.is_empty() {
+            self.suspended = Some(cx.now + RECOVER_WAIT);
+        }
+    }
+
+    /// A new connection: each call kept through the drop sends a re-INVITE
+    /// with its unchanged SDP, from the new flow (its Contact, rewritten by
+    /// the relay, names the new connection). A failure ends the call.
+    pub fn transport_connected(&mut self, cx: &mut Ctx<'_>) {
+        if self.suspended.take().is_none() {
+            return;
+        }
         let ids: Vec<CallId> = self
             .calls
-            .drain(..)
+            .iter()
             .map(|c| c.id)
-            .chain(self.incoming.drain(..).map(|c| c.id))
+            .chain(self.incoming.iter().map(|c| c.id))
             .collect();
-        self.updates.clear();
         for id in ids {
+            let sdp = self
+                .local_sdp_mut(id)
+                .map(|s| s.clone())
+                .unwrap_or_default();
+            if !self.send_update(cx, id, &sdp, "INVITE", Purpose::Recover) {
+                self.forget(cx, id);
+                hangup(cx, id, Some(503), "Transport Closed");
+            }
+        }
+    }
+
+    /// The app hangs up a call while there is no transport: no BYE can
+    /// go, so the call is over here at once (the far end's session timer
+    /// or the relay's RTP timeout ends its side).
+    pub fn abandon(&mut self, cx: &mut Ctx<'_>, id: CallId) {
+        if self.calls.iter().any(|c| c.id == id) || self.incoming.iter().any(|c| c.id == id) {
+            self.forget(cx, id);
             hangup(cx, id, Some(503), "Transport Closed");
         }
     }
@@ -1354,13 +1490,13 @@ fn send_invite(call: &mut Call, cx: &mut Ctx<'_>) -> Option<()> {
         let info = RequestInfo {
             method: "INVITE",
             uri: &call.target,
-            body: call.offer.as_bytes(),
+            body: call.local_sdp.as_bytes(),
         };
         for (name, value) in d.credentials(&info, cx.rng) {
             b.header(name, &value);
         }
     }
-    let raw = b.finish(Some("application/sdp"), call.offer.as_bytes());
+    let raw = b.finish(Some("application/sdp"), call.local_sdp.as_bytes());
     call.invite = raw.clone();
     call.invite_tx = start(cx, raw)?;
     Some(())
@@ -1450,12 +1586,7 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
             // RFC 4028 §7.2: the 2xx says whether a session timer runs and
             // who refreshes (we were the UAC).
             call.timer = session_timer::parse(msg).map(|(secs, refresher)| {
-                SessionTimer::new(
-                    cx.now,
-                    secs.max(MIN_SE),
-                    refresher != Some(Refresher::Uas),
-                    call.offer.clone(),
-                )
+                SessionTimer::new(cx.now, secs.max(MIN_SE), refresher != Some(Refresher::Uas))
             });
             if cancelled {
                 // The 200 won the race with our CANCEL: end it with BYE.

@@ -84,19 +84,16 @@ pub(crate) struct SessionTimer {
     refresh_at: Option<Instant>,
     /// When the session is over without a refresh.
     expires_at: Instant,
-    /// Our current SDP: a refresh re-offers it unchanged.
-    pub sdp: String,
 }
 
 impl SessionTimer {
     /// A timer of `interval` seconds starting `now`.
-    pub fn new(now: Instant, interval: u32, we_refresh: bool, sdp: String) -> Self {
+    pub fn new(now: Instant, interval: u32, we_refresh: bool) -> Self {
         let mut t = Self {
             interval,
             we_refresh,
             refresh_at: None,
             expires_at: now,
-            sdp,
         };
         t.refreshed(now);
         t
@@ -208,15 +205,15 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n{heade
     #[test]
     fn the_refresher_refreshes_at_half_and_the_other_side_expires_before_the_end() {
         let t0 = Instant::from_millis(0);
-        let ours = SessionTimer::new(t0, 1800, true, String::new());
+        let ours = SessionTimer::new(t0, 1800, true);
         assert_eq!(ours.deadline(), Instant::from_millis(900_000));
         assert!(ours.refresh_due(Instant::from_millis(900_000)));
-        let theirs = SessionTimer::new(t0, 90, false, String::new());
+        let theirs = SessionTimer::new(t0, 90, false);
         // 90 s minus a third (30 s): 60 s.
         assert_eq!(theirs.deadline(), Instant::from_millis(60_000));
         assert!(theirs.expired(Instant::from_millis(60_000)));
         assert!(!theirs.refresh_due(Instant::from_millis(60_000)));
-        let long = SessionTimer::new(t0, 1800, false, String::new());
+        let long = SessionTimer::new(t0, 1800, false);
         assert_eq!(
             long.deadline(),
             Instant::from_millis(1_768_000),

@@ -83,6 +83,10 @@ pub struct Config {
     /// with one of these, any case (`X-`, `P-Asserted-Identity`), as the
     /// Janus SIP plugin's `incoming_header_prefixes` do.
     pub incoming_header_prefixes: Vec<String>,
+    /// Keep calls that are up when the WebSocket drops, and move them to
+    /// the next connection with a re-INVITE (their media does not ride on
+    /// the WebSocket). `false` ends them with 503 at once.
+    pub keep_calls_on_reconnect: bool,
 }
 
 impl Config {
@@ -104,6 +108,7 @@ impl Config {
             timers: TimerConfig::default(),
             session_expires: Some(1800),
             incoming_header_prefixes: Vec::new(),
+            keep_calls_on_reconnect: true,
         }
     }
 }
@@ -659,6 +664,9 @@ impl UserAgent {
         content_type: &str,
         body: &str,
     ) -> bool {
+        if !self.connected {
+            return false;
+        }
         let (calls, mut cx) = self.call_ctx(now);
         calls.send_in_dialog(&mut cx, call, "MESSAGE", content_type, body)
     }
@@ -674,7 +682,7 @@ impl UserAgent {
         duration_ms: u32,
     ) -> bool {
         let digit = digit.to_ascii_uppercase();
-        if !(digit.is_ascii_digit() || "*#ABCD".contains(digit)) {
+        if !self.connected || !(digit.is_ascii_digit() || "*#ABCD".contains(digit)) {
             return false;
         }
         let body = crate::message::dtmf_body(digit, duration_ms);
@@ -697,8 +705,13 @@ impl UserAgent {
     /// Hangs a call up: BYE once answered, CANCEL while it rings (an
     /// incoming call not answered yet is declined with `480`).
     pub fn hangup(&mut self, now: Instant, call: CallId) {
+        let connected = self.connected;
         let (calls, mut cx) = self.call_ctx(now);
-        calls.hangup(&mut cx, call);
+        if connected {
+            calls.hangup(&mut cx, call);
+        } else {
+            calls.abandon(&mut cx, call);
+        }
     }
 
     /// Blind-transfers a call to `target` with a REFER (RFC 3515);
@@ -706,6 +719,9 @@ impl UserAgent {
     /// [`Event::Transfer`]s follow; the call stays up until someone hangs
     /// up (the app, usually, once the transfer succeeded).
     pub fn transfer(&mut self, now: Instant, call: CallId, target: &str) -> bool {
+        if !self.connected {
+            return false;
+        }
         let (calls, mut cx) = self.call_ctx(now);
         calls.transfer(&mut cx, call, target)
     }
@@ -714,6 +730,9 @@ impl UserAgent {
     /// unhold, ICE restart); `false` while another is under way or when
     /// the call is not up. Events follow: updated or update_failed.
     pub fn update(&mut self, now: Instant, call: CallId, sdp: &str) -> bool {
+        if !self.connected {
+            return false;
+        }
         let (calls, mut cx) = self.call_ctx(now);
         calls.update(&mut cx, call, sdp, "INVITE")
     }
@@ -721,6 +740,9 @@ impl UserAgent {
     /// [`Self::update`] with an UPDATE (RFC 3311) instead of a re-INVITE:
     /// no ACK, for PBXs that prefer it.
     pub fn update_with_update(&mut self, now: Instant, call: CallId, sdp: &str) -> bool {
+        if !self.connected {
+            return false;
+        }
         let (calls, mut cx) = self.call_ctx(now);
         calls.update(&mut cx, call, sdp, "UPDATE")
     }
@@ -749,14 +771,16 @@ impl UserAgent {
     }
 
     /// The WebSocket is open: register if configured (or if a binding was
-    /// held before the transport dropped) and start keep-alives.
+    /// held before the transport dropped), start keep-alives, and move the
+    /// calls kept through a drop to this connection.
     pub fn transport_connected(&mut self, now: Instant) {
         self.connected = true;
         self.schedule_ping(now);
-        if self.registration.wanted() {
-            let (reg, mut cx) = self.ctx(now);
+        let (reg, calls, _, mut cx) = self.parts(now);
+        if reg.wanted() {
             reg.register(&mut cx);
         }
+        calls.transport_connected(&mut cx);
     }
 
     /// The WebSocket closed: pending requests fail, the binding is reported
@@ -767,9 +791,10 @@ impl UserAgent {
         self.pong_deadline = None;
         self.transmit.clear();
         self.txs.transport_closed();
+        let keep = self.config.keep_calls_on_reconnect;
         {
             let (_, calls, messages, mut cx) = self.parts(now);
-            calls.transport_closed(&mut cx);
+            calls.transport_closed(&mut cx, keep);
             messages.transport_closed(&mut cx);
         }
         // The registration keeps its intent: if a binding is still wanted,

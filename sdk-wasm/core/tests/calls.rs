@@ -1417,3 +1417,76 @@ fn an_invite_without_from_tag_or_contact_gets_400_and_no_call() {
         assert_eq!(events(&mut ua), []);
     }
 }
+
+#[test]
+fn calls_that_are_up_survive_a_dropped_websocket_and_move_to_the_new_one() {
+    let mut ua = ua();
+    let (out, _, _) = answered(&mut ua);
+    let (inc, _) = incoming(&mut ua, "keep1", true);
+    ua.answer(at(1.5), inc, ANSWER);
+    let ok = sent(&mut ua).remove(0);
+    ua.handle_message(at(1.6), ack_of(&ok, "").as_bytes())
+        .expect("parses");
+    events(&mut ua);
+    let (ringing, invite) = calling(&mut ua);
+    ua.handle_message(at(1.7), &answer(&invite, 180, "Ringing", ""))
+        .expect("parses");
+    events(&mut ua);
+
+    // The WebSocket drops: only the call still ringing ends.
+    ua.transport_closed(at(2.0));
+    assert_eq!(events(&mut ua), [ended(ringing, 503, "Transport Closed")]);
+    assert!(
+        !ua.update(at(2.1), out, HOLD),
+        "nothing can be sent meanwhile"
+    );
+
+    // The new connection: a re-INVITE per call, with its unchanged SDP.
+    ua.transport_connected(at(3.0));
+    let frames = sent(&mut ua);
+    assert_eq!(frames.len(), 2, "{frames:?}");
+    let (a, b) = (parse(&frames[0]), parse(&frames[1]));
+    assert_eq!((a.method(), a.body()), (Some("INVITE"), OFFER.as_bytes()));
+    assert_eq!((b.method(), b.body()), (Some("INVITE"), ANSWER.as_bytes()));
+    assert!(
+        a.to().tag().is_some() && b.to().tag().is_some(),
+        "in their dialogs"
+    );
+    // One is taken (nothing for the app), the other is lost (481): BYE.
+    ua.handle_message(at(3.1), &answer(&frames[0], 200, "OK", ANSWER))
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("ACK "));
+    ua.handle_message(
+        at(3.2),
+        &answer(&frames[1], 481, "Call/Transaction Does Not Exist", ""),
+    )
+    .expect("parses");
+    assert!(sent(&mut ua).iter().any(|f| f.starts_with("BYE ")));
+    assert_eq!(
+        events(&mut ua),
+        [ended(inc, 481, "Call/Transaction Does Not Exist")]
+    );
+    assert!(ua.update(at(4.0), out, HOLD), "the kept call works");
+
+    // Dropped again, and no new connection within 32 s: the call is lost;
+    // hanging up meanwhile ends a call at once.
+    sent(&mut ua);
+    ua.transport_closed(at(5.0));
+    events(&mut ua);
+    ua.handle_timeout(at(36.9));
+    assert_eq!(events(&mut ua), []);
+    ua.handle_timeout(at(37.0));
+    assert_eq!(events(&mut ua), [ended(out, 503, "Transport Closed")]);
+}
+
+#[test]
+fn hanging_up_while_disconnected_ends_the_call_at_once() {
+    let mut ua = ua();
+    let (call, _, _) = answered(&mut ua);
+    ua.transport_closed(at(2.0));
+    assert_eq!(events(&mut ua), []);
+    ua.hangup(at(2.5), call);
+    assert_eq!(events(&mut ua), [ended(call, 503, "Transport Closed")]);
+    ua.transport_connected(at(3.0));
+    assert_eq!(sent(&mut ua), Vec::<String>::new(), "nothing left to move");
+}
