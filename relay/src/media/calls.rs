@@ -510,12 +510,14 @@ impl MediaCalls {
             .collect()
     }
 
-    /// The connection whose call `call_id` has media, if any.
-    pub fn holder(&self, call_id: &str) -> Option<ConnId> {
+    /// The connections that have media for a call `call_id` (one, but a
+    /// Call-ID is the browser's word, and two may claim the same).
+    pub fn holders(&self, call_id: &str) -> Vec<ConnId> {
         self.calls
             .keys()
-            .find(|(_, id)| id == call_id)
+            .filter(|(_, id)| id == call_id)
             .map(|(conn, _)| *conn)
+            .collect()
     }
 
     /// Moves call `call_id` from connection `from` to `to`: its browser

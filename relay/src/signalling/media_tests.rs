@@ -315,3 +315,66 @@ fn a_call_nobody_answers_gives_its_ports_back() {
     assert_eq!(media, 1, "closed with the 408");
     assert!(p.render_metrics().contains("sipline_media_calls 0"));
 }
+
+/// The browser's re-INVITE of call `c1` with tags `from_tag`/`to_tag`.
+fn reinvite(from_tag: &str, to_tag: &str) -> String {
+    let sdp = chromium_sdp();
+    format!(
+        "INVITE sip:bob@10.0.0.7:5062 SIP/2.0\r\n\
+Via: SIP/2.0/WSS def.invalid;branch=z9hG4bKre{from_tag}\r\n\
+Max-Forwards: 70\r\n\
+Route: <sip:tok@relay.example;transport=ws;lr;r2=on>\r\n\
+To: <sip:bob@pbx.example>;tag={to_tag}\r\n\
+From: <sip:alice@pbx.example>;tag={from_tag}\r\n\
+Call-ID: c1\r\n\
+CSeq: 4 INVITE\r\n\
+Contact: <sip:x7@abc.invalid;transport=ws;ob>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+#[test]
+fn a_reconnected_browser_takes_its_call_back_and_nobody_else_can() {
+    const STRANGER: ConnId = ConnId(2);
+    const BACK: ConnId = ConnId(3);
+    let mut p = proxy(40_099);
+    answered_call(&mut p);
+    let held = |p: &Proxy, conn| p.media.as_ref().and_then(|m| m.id(conn, "c1"));
+    let id = held(&p, BROWSER).expect("media");
+
+    // While the browser is connected, nobody takes its call, tags or not.
+    p.ws_opened(t(100), STRANGER, LOCAL);
+    p.handle_ws(t(100), STRANGER, reinvite("a1", "b9").as_bytes());
+    outputs(&mut p);
+    assert_eq!(held(&p, BROWSER), Some(id), "still the browser's");
+    assert_ne!(held(&p, STRANGER), Some(id));
+
+    // Its WebSocket drops; the media stays (it is answered). Wrong tags
+    // from a new connection do not move it.
+    p.ws_closed(BROWSER);
+    assert_eq!(held(&p, BROWSER), Some(id), "kept through the drop");
+    p.handle_ws(t(200), STRANGER, reinvite("a1", "zz").as_bytes());
+    outputs(&mut p);
+    assert_ne!(held(&p, STRANGER), Some(id), "at most media of its own");
+    assert_eq!(held(&p, BROWSER), Some(id));
+
+    // The browser, back on a new connection, re-INVITEs in the dialog:
+    // the same media (no new ports) now belongs to that connection.
+    p.ws_opened(t(300), BACK, LOCAL);
+    p.handle_ws(t(300), BACK, reinvite("a1", "b9").as_bytes());
+    let (out, _) = outputs(&mut p);
+    assert_eq!(held(&p, BACK), Some(id), "moved, not made anew");
+    assert_eq!(held(&p, BROWSER), None);
+    let forwarded = text(&out[0]);
+    assert!(
+        forwarded.starts_with("INVITE sip:bob@10.0.0.7:5062"),
+        "{forwarded}"
+    );
+    assert!(
+        forwarded.contains("m=audio 40002 RTP/AVP"),
+        "the same ports: {forwarded}"
+    );
+    assert_eq!(p.metrics.calls_recovered, 1);
+}

@@ -1232,20 +1232,19 @@ impl Proxy {
         let Some(media) = self.media.as_mut() else {
             return;
         };
-        let Some(old) = media
-            .holder(call_id)
-            .filter(|old| *old != conn && !self.conns.contains_key(old))
-        else {
+        if media.id(conn, call_id).is_some() {
+            return; // already this connection's
+        }
+        let Some(old) = media.holders(call_id).into_iter().find(|old| {
+            !self.conns.contains_key(old)
+                && self
+                    .dialogs
+                    .get(&(*old, call_id.to_owned()))
+                    .is_some_and(|d| d.is_browser_request(msg))
+        }) else {
             return;
         };
         let key = (old, call_id.to_owned());
-        if !self
-            .dialogs
-            .get(&key)
-            .is_some_and(|d| d.is_browser_request(msg))
-        {
-            return;
-        }
         media.rehome(old, conn, call_id);
         if let Some(d) = self.dialogs.remove(&key) {
             self.dialogs.insert((conn, call_id.to_owned()), d);
