@@ -443,6 +443,15 @@ export class Call extends Emitter<CallEvents> {
   /** Resumes a held call. */
   unhold(options: SendOptions = {}): Promise<void> { return this.#hold(false, options); }
 
+  /** Restarts ICE (new credentials, the path checked again) after a network change; resolves when the far end agreed. */
+  async restartIce(options: SendOptions = {}): Promise<void> {
+    this.#mustBeUp("restart ICE");
+    const done = this.#phone._next(["updated", "update_failed", "hangup"], 0, (d) => d.call === this.id);
+    await this.#phone._engine.restartIce(this.id, options.headers);
+    const [name, d] = await done;
+    if (name !== "updated") throw new SipError((d.code as number) ?? 481, (d.reason as string) ?? "the call ended");
+  }
+
   /** Mutes the microphone (no renegotiation: the far end hears silence). */
   mute(): void { this.#mute(true); }
 

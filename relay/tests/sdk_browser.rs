@@ -174,6 +174,8 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
             {"do": "measure", "name": "held"},
             {"do": "unhold"},
             {"do": "measure", "name": "resumed"},
+            {"do": "restart_ice"},
+            {"do": "measure", "name": "ice_restarted"},
             {"do": "dtmf", "name": "dtmf_rtp", "digits": "159#"},
             {"do": "dtmf", "name": "dtmf_info", "digits": "7", "method": "info"},
             {"do": "message", "target": bob_uri, "text": "hello from sipline"},
@@ -217,6 +219,7 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
     assert!(WINDOW_PACKETS.contains(&number(&steps["held"], "sent")));
     assert_eq!(steps["unhold"]["held"], false);
     assert_hears(&steps["resumed"], FAR_HZ, "resumed");
+    assert_hears(&steps["ice_restarted"], FAR_HZ, "after an ICE restart");
     let log = far.log();
     let hold_at = log
         .find("a=sendonly")

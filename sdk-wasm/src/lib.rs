@@ -181,7 +181,22 @@ impl Engine {
         future_to_promise(async move {
             shell.with_ua_headers(&headers, |_, _| ())?;
             shell
-                .hold(call, held, headers)
+                .reoffer(call, Some(held), false, headers)
+                .await
+                .map(|()| JsValue::UNDEFINED)
+        })
+    }
+
+    /// Restarts ICE (new credentials, the relay checks the new path) by
+    /// re-INVITE, e.g. after the network changed; resolves once sent.
+    #[wasm_bindgen(js_name = restartIce)]
+    pub fn restart_ice(&self, call: u32, headers: JsValue) -> Promise {
+        let shell = self.shell.clone();
+        let headers = js::headers(&headers);
+        future_to_promise(async move {
+            shell.with_ua_headers(&headers, |_, _| ())?;
+            shell
+                .reoffer(call, None, true, headers)
                 .await
                 .map(|()| JsValue::UNDEFINED)
         })

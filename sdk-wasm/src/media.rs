@@ -11,8 +11,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcIceGatheringState,
-    RtcPeerConnection, RtcRtpReceiver, RtcRtpSender, RtcRtpTransceiver, RtcRtpTransceiverDirection,
-    RtcSdpType, RtcSessionDescriptionInit, RtcSignalingState,
+    RtcOfferOptions, RtcPeerConnection, RtcRtpReceiver, RtcRtpSender, RtcRtpTransceiver,
+    RtcRtpTransceiverDirection, RtcSdpType, RtcSessionDescriptionInit, RtcSignalingState,
 };
 
 use crate::js;
@@ -71,7 +71,15 @@ impl Media {
 
     /// A new offer (the first, or a re-INVITE's), set as local description.
     pub(crate) async fn offer(&self) -> Result<String, JsValue> {
-        let offer = JsFuture::from(self.pc.create_offer()).await?;
+        self.offer_with(false).await
+    }
+
+    /// [`Self::offer`], with new ICE credentials when `ice_restart` (after
+    /// a network change: the relay then checks the new path).
+    pub(crate) async fn offer_with(&self, ice_restart: bool) -> Result<String, JsValue> {
+        let options = RtcOfferOptions::new();
+        options.set_ice_restart(ice_restart);
+        let offer = JsFuture::from(self.pc.create_offer_with_rtc_offer_options(&options)).await?;
         self.set_local(&offer).await
     }
 

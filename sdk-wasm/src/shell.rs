@@ -51,8 +51,10 @@ pub(crate) struct ShellSettings {
 struct CallMedia {
     media: Option<Rc<Media>>,
     offer: Option<String>,
-    /// We put the call on hold (our last offer was sendonly).
+    /// We put the call on hold (our last agreed offer was sendonly).
     held: bool,
+    /// The hold state our offer in flight proposes.
+    proposed: Option<bool>,
     /// The far end put us on hold (its last offer was sendonly/inactive).
     held_by_far_end: bool,
 }
@@ -507,7 +509,7 @@ impl Shell {
             Event::Updated { call, sdp } => {
                 if let Some(media) = self.media(call) {
                     match media.accept(&sdp, false).await {
-                        Ok(()) => self.emit_hold(call),
+                        Ok(()) => self.agreed(call),
                         Err(e) => self.media_failed(call, &e),
                     }
                 }
@@ -518,8 +520,8 @@ impl Shell {
                     let held = {
                         let mut s = self.state.borrow_mut();
                         let c = s.calls.entry(call.0).or_default();
-                        // The refused offer's hold state did not happen.
-                        c.held = !c.held;
+                        // The refused offer's change did not happen.
+                        c.proposed = None;
                         c.held
                     };
                     if let Err(e) = media.rollback(held).await {
@@ -628,9 +630,20 @@ impl Shell {
         }
     }
 
-    fn emit_hold(&self, call: CallId) {
-        let held = self.state.borrow().calls.get(&call.0).map(|c| c.held);
-        if let Some(held) = held {
+    /// The far end took our offer: its hold state is the call's now (the
+    /// app hears `hold` when that changed it).
+    fn agreed(&self, call: CallId) {
+        let changed = {
+            let mut s = self.state.borrow_mut();
+            let Some(c) = s.calls.get_mut(&call.0) else {
+                return;
+            };
+            let now = c.proposed.take().unwrap_or(c.held);
+            let changed = now != c.held;
+            c.held = now;
+            changed.then_some(now)
+        };
+        if let Some(held) = changed {
             self.emit(
                 "hold",
                 Obj::new()
@@ -720,20 +733,26 @@ impl Shell {
 
     /// Puts a call on hold or resumes it with a re-INVITE; the outcome
     /// arrives as `updated` + `hold`, or `update_failed`.
-    pub(crate) async fn hold(
+    /// Changes a call with a new offer in a re-INVITE: hold or resume
+    /// (`held`), and/or an ICE restart; the outcome arrives as `updated`
+    /// (+ `hold` when that changed), or `update_failed`.
+    pub(crate) async fn reoffer(
         self: Rc<Self>,
         call: u32,
-        held: bool,
+        held: Option<bool>,
+        ice_restart: bool,
         headers: Vec<(String, String)>,
     ) -> Result<(), JsValue> {
         let Some(media) = self.media(CallId(call)) else {
             return Err(js::error("no such call with media"));
         };
-        media.set_held(held);
-        let offer = match media.offer().await {
+        let current = self.state.borrow().calls.get(&call).is_some_and(|c| c.held);
+        let target = held.unwrap_or(current);
+        media.set_held(target);
+        let offer = match media.offer_with(ice_restart).await {
             Ok(offer) => offer,
             Err(e) => {
-                media.set_held(!held);
+                media.set_held(current);
                 return Err(e);
             }
         };
@@ -742,11 +761,11 @@ impl Shell {
             .unwrap_or(false)
         {
             if let Some(c) = self.state.borrow_mut().calls.get_mut(&call) {
-                c.held = held;
+                c.proposed = Some(target);
             }
             Ok(())
         } else {
-            media.rollback(!held).await?;
+            media.rollback(current).await?;
             Err(js::error(
                 "the call cannot be changed now: not answered, or another change is under way",
             ))
