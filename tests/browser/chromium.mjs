@@ -35,7 +35,11 @@ export async function serve(routes) {
   return { origin: `http://127.0.0.1:${server.address().port}/`, close: () => server.close() };
 }
 
-/** Launches Chromium with `mic` (a WAV file) as its microphone; returns { context, close }. */
+/**
+ * Launches Chromium with `mic` (a WAV file) as its microphone, or with no
+ * fake microphone file when `mic` is omitted (pages that need no audio);
+ * returns { context, close }.
+ */
 export async function launch(mic, executablePath = "/usr/bin/chromium") {
   const profile = await mkdtemp(path.join(tmpdir(), "sipline-chromium-"));
   const context = await chromium.launchPersistentContext(profile, {
@@ -51,7 +55,7 @@ export async function launch(mic, executablePath = "/usr/bin/chromium") {
       "--disable-sync",
       "--use-fake-ui-for-media-stream",
       "--use-fake-device-for-media-stream",
-      `--use-file-for-fake-audio-capture=${mic}`,
+      ...(mic ? [`--use-file-for-fake-audio-capture=${mic}`] : []),
       "--allow-loopback-in-peer-connection",
       "--autoplay-policy=no-user-gesture-required",
       "--disable-features=WebRtcHideLocalIpsWithMdns",
