@@ -268,13 +268,10 @@ export class Phone extends Emitter<PhoneEvents> {
     return this.#engine;
   }
 
-  /** @internal Resolves with the first of `names` (for `call`, when `test` holds). */
-  _next(names: string[], timeoutMs: number, test?: (d: Detail, name: string) => boolean) {
-    return this.#next(names, timeoutMs, test);
-  }
-
-  #next(names: string[], timeoutMs: number, test?: (d: Detail, name: string) => boolean): Promise<[string, Detail]> {
-    return new Promise((resolve, reject) => {
+  /** @internal The first of `names` (for `call`, when `test` holds), and how to stop waiting. */
+  _wait(names: string[], timeoutMs: number, test?: (d: Detail, name: string) => boolean): [Promise<[string, Detail]>, () => void] {
+    let cancel = () => {};
+    const promise = new Promise<[string, Detail]>((resolve, reject) => {
       const timer = timeoutMs > 0 ? setTimeout(() => { done(); reject(new ConnectionError("timed out")); }, timeoutMs) : undefined;
       const waiter = (name: string, d: Detail) => {
         if (names.includes(name) && (!test || test(d, name))) {
@@ -286,12 +283,18 @@ export class Phone extends Emitter<PhoneEvents> {
         clearTimeout(timer);
         for (const n of names) this.#waiters.get(n)?.delete(waiter);
       };
+      cancel = done;
       for (const n of names) {
         let set = this.#waiters.get(n);
         if (!set) this.#waiters.set(n, (set = new Set()));
         set.add(waiter);
       }
     });
+    return [promise, cancel];
+  }
+
+  #next(names: string[], timeoutMs: number, test?: (d: Detail, name: string) => boolean): Promise<[string, Detail]> {
+    return this._wait(names, timeoutMs, test)[0];
   }
 
   #dispatch(name: string, d: Detail): void {
@@ -378,6 +381,8 @@ export class Call extends Emitter<CallEvents> {
   #held = false;
   #heldByRemote = false;
   #muted = false;
+  /** Changes of the session (hold, unhold, ICE restart) go one at a time. */
+  #negotiation: Promise<unknown> = Promise.resolve();
   readonly #phone: Phone;
   #settle!: { accept: () => void; fail: (e: Error) => void; end: (h: HangupInfo) => void };
 
@@ -444,12 +449,8 @@ export class Call extends Emitter<CallEvents> {
   unhold(options: SendOptions = {}): Promise<void> { return this.#hold(false, options); }
 
   /** Restarts ICE (new credentials, the path checked again) after a network change; resolves when the far end agreed. */
-  async restartIce(options: SendOptions = {}): Promise<void> {
-    this.#mustBeUp("restart ICE");
-    const done = this.#phone._next(["updated", "update_failed", "hangup"], 0, (d) => d.call === this.id);
-    await this.#phone._engine.restartIce(this.id, options.headers);
-    const [name, d] = await done;
-    if (name !== "updated") throw new SipError((d.code as number) ?? 481, (d.reason as string) ?? "the call ended");
+  restartIce(options: SendOptions = {}): Promise<void> {
+    return this.#renegotiate("restart ICE", () => this.#phone._engine.restartIce(this.id, options.headers));
   }
 
   /** Mutes the microphone (no renegotiation: the far end hears silence). */
@@ -486,15 +487,19 @@ export class Call extends Emitter<CallEvents> {
    */
   async transfer(target: string, options: SendOptions = {}): Promise<void> {
     this.#mustBeUp("transfer");
-    const outcome = this.#phone._next(["transfer", "hangup"], 0,
+    // The far end's call to the target rings for a while, but not forever.
+    const [outcome, cancel] = this.#phone._wait(["transfer", "hangup"], 120_000,
       (d, name) => d.call === this.id && (name === "hangup" || d.done === true));
     let accepted = false;
     const off = this.on("transfer", (p) => { accepted ||= p.code < 300 && !p.done; });
     if (!this.#phone._engine.transfer(this.id, target, options.headers)) {
       off();
-      throw new TypeError(`not a SIP URI: ${target}`);
+      cancel();
+      throw new InvalidStateError(`cannot transfer to ${target}: not a SIP URI, or not connected`);
     }
-    const [name, d] = await outcome.finally(off);
+    const [name, d] = await outcome.catch(() => {
+      throw new SipError(408, "the transfer's outcome never came");
+    }).finally(off);
     if (name === "hangup") {
       // Some PBXs hang up as soon as they take the transfer, before its outcome.
       if (accepted) return;
@@ -517,12 +522,27 @@ export class Call extends Emitter<CallEvents> {
     return summarize(report as RTCStatsReport);
   }
 
-  async #hold(held: boolean, options: SendOptions): Promise<void> {
-    this.#mustBeUp(held ? "hold" : "unhold");
-    const done = this.#phone._next(["updated", "update_failed", "hangup"], 0, (d) => d.call === this.id);
-    await this.#phone._engine.hold(this.id, held, options.headers);
-    const [name, d] = await done;
-    if (name !== "updated") throw new SipError((d.code as number) ?? 481, (d.reason as string) ?? "the call ended");
+  #hold(held: boolean, options: SendOptions): Promise<void> {
+    return this.#renegotiate(held ? "hold" : "unhold", () => this.#phone._engine.hold(this.id, held, options.headers));
+  }
+
+  /** Runs one change of the session after the ones before it, to its answer. */
+  #renegotiate(what: string, send: () => Promise<unknown>): Promise<void> {
+    const run = async () => {
+      this.#mustBeUp(what);
+      const [done, cancel] = this.#phone._wait(["updated", "update_failed", "hangup"], 0, (d) => d.call === this.id);
+      try {
+        await send();
+      } catch (e) {
+        cancel();
+        throw e;
+      }
+      const [name, d] = await done;
+      if (name !== "updated") throw new SipError((d.code as number) ?? 481, (d.reason as string) ?? "the call ended");
+    };
+    const next = this.#negotiation.then(run, run);
+    this.#negotiation = next.catch(() => undefined);
+    return next;
   }
 
   #mute(muted: boolean): void {

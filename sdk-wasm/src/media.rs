@@ -57,7 +57,14 @@ impl Media {
         if !settings.ice_servers.is_undefined() {
             config.set_ice_servers(&settings.ice_servers);
         }
-        let pc = RtcPeerConnection::new_with_configuration(&config)?;
+        let pc = match RtcPeerConnection::new_with_configuration(&config) {
+            Ok(pc) => pc,
+            Err(e) => {
+                // The devices must not stay on for a call that cannot be.
+                stop_tracks(&local);
+                return Err(e);
+            }
+        };
         for track in local.get_tracks().iter() {
             let track: MediaStreamTrack = track.dyn_into()?;
             pc.add_track_0(&track, &local);
@@ -192,12 +199,19 @@ impl Media {
 
     /// Stops the devices and the connection: nothing is sent after a call.
     pub(crate) fn close(&self) {
-        for track in self.local.get_tracks().iter() {
-            if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
-                track.stop();
-            }
-        }
+        stop_tracks(&self.local);
         self.pc.close();
+    }
+
+    /// Whether `sdp` (an answer after a reconnect) names the far end this
+    /// connection already talks to: the same ICE user fragment and DTLS
+    /// fingerprint as its remote description.
+    pub(crate) fn same_far_end(&self, sdp: &str) -> bool {
+        let Some(current) = self.pc.remote_description() else {
+            return false;
+        };
+        let ours = transport_identity(&current.sdp());
+        ours.is_some() && ours == transport_identity(sdp)
     }
 
     async fn set_remote(&self, kind: RtcSdpType, sdp: &str) -> Result<(), JsValue> {
@@ -224,4 +238,25 @@ impl Media {
             .map(|d| d.sdp())
             .ok_or_else(|| js::error("no local description"))
     }
+}
+
+fn stop_tracks(stream: &MediaStream) {
+    for track in stream.get_tracks().iter() {
+        if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
+            track.stop();
+        }
+    }
+}
+
+/// The first section's `ice-ufrag` and `fingerprint` (or the session's).
+fn transport_identity(sdp: &str) -> Option<(String, String)> {
+    let sdp = sipline_core::sdp::Sdp::parse(sdp.as_bytes()).ok()?;
+    let value = |name: &str| {
+        sdp.media
+            .first()
+            .and_then(|m| m.attribute(name).flatten())
+            .or_else(|| sdp.attribute(name).flatten())
+            .map(str::to_owned)
+    };
+    Some((value("ice-ufrag")?, value("fingerprint")?))
 }

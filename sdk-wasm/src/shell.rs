@@ -8,7 +8,7 @@
 //! and the browser.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::Function;
@@ -53,10 +53,52 @@ struct CallMedia {
     offer: Option<String>,
     /// We put the call on hold (our last agreed offer was sendonly).
     held: bool,
-    /// The hold state our offer in flight proposes.
+    /// The hold state our offer in flight proposes; while it is set, the
+    /// connection has a local offer out, and the far end's own offer gets
+    /// 491 (one offer/answer at a time, RFC 3264 §4).
     proposed: Option<bool>,
+    /// The far end's early-media answer (a 183), final if its 2xx brings
+    /// none (a reliable 183 carried it, RFC 3262).
+    early: Option<String>,
     /// The far end put us on hold (its last offer was sendonly/inactive).
     held_by_far_end: bool,
+}
+
+/// The calls' media by call id: a handful at most, so a vector (smaller
+/// in wasm than a hash map, and as fast at this size).
+#[derive(Default)]
+struct CallMap(Vec<(u32, CallMedia)>);
+
+impl CallMap {
+    fn get(&self, id: &u32) -> Option<&CallMedia> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, c)| c)
+    }
+
+    fn get_mut(&mut self, id: &u32) -> Option<&mut CallMedia> {
+        self.0.iter_mut().find(|(k, _)| k == id).map(|(_, c)| c)
+    }
+
+    fn insert(&mut self, id: u32, call: CallMedia) {
+        self.remove(&id);
+        self.0.push((id, call));
+    }
+
+    fn remove(&mut self, id: &u32) -> Option<CallMedia> {
+        let i = self.0.iter().position(|(k, _)| k == id)?;
+        Some(self.0.swap_remove(i).1)
+    }
+
+    /// The call's entry, made empty if it had none.
+    fn entry(&mut self, id: u32) -> &mut CallMedia {
+        let i = match self.0.iter().position(|(k, _)| *k == id) {
+            Some(i) => i,
+            None => {
+                self.0.push((id, CallMedia::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
 }
 
 /// The open WebSocket and the handlers it calls: kept together so the
@@ -90,7 +132,7 @@ struct State {
     connected_once: bool,
     /// `close()` was called: no more reconnects.
     closed: bool,
-    calls: HashMap<u32, CallMedia>,
+    calls: CallMap,
     queue: VecDeque<Event>,
     draining: bool,
 }
@@ -122,7 +164,7 @@ impl Shell {
                 attempts: 0,
                 connected_once: false,
                 closed: false,
-                calls: HashMap::new(),
+                calls: CallMap::default(),
                 queue: VecDeque::new(),
                 draining: false,
             }),
@@ -318,7 +360,7 @@ impl Shell {
             let mut s = self.state.borrow_mut();
             s.closed = true;
             let timers = (s.core_timer.take(), s.reconnect_timer.take());
-            let calls: Vec<_> = s.calls.drain().filter_map(|(_, c)| c.media).collect();
+            let calls: Vec<_> = s.calls.0.drain(..).filter_map(|(_, c)| c.media).collect();
             (s.socket.take(), timers, calls)
         };
         if let Ok(w) = js::window() {
@@ -377,6 +419,9 @@ impl Shell {
     }
 
     fn arm_core_timer(&self, s: &mut State) {
+        if s.closed {
+            return; // closed for good: nothing may call back into a freed engine
+        }
         let next = s.ua.poll_timeout();
         if s.core_timer.map(|(_, at)| at) == next {
             return;
@@ -486,19 +531,45 @@ impl Shell {
             }
             Event::Calling { call } | Event::Ringing { call } => Obj::new().set("call", call.0),
             Event::Progress { call, sdp } => {
-                if let Some(media) = self.media(call)
-                    && let Err(e) = media.accept(&sdp, true).await
+                if let Some(media) = self.media(call) {
+                    match media.accept(&sdp, true).await {
+                        Ok(()) => {
+                            if let Some(c) = self.state.borrow_mut().calls.get_mut(&call.0) {
+                                c.early = Some(sdp);
+                            }
+                        }
+                        Err(e) => self.media_failed(call, &e),
+                    }
+                }
+                Obj::new().set("call", call.0)
+            }
+            Event::Accepted { call, sdp } => {
+                // A 2xx without SDP after early media: the 183's answer was
+                // the final one.
+                let early = self
+                    .state
+                    .borrow_mut()
+                    .calls
+                    .get_mut(&call.0)
+                    .and_then(|c| c.early.take());
+                let answer = if sdp.is_empty() { early } else { Some(sdp) };
+                if let (Some(answer), Some(media)) = (answer, self.media(call))
+                    && let Err(e) = media.accept(&answer, false).await
                 {
                     self.media_failed(call, &e);
                 }
                 Obj::new().set("call", call.0)
             }
-            Event::Accepted { call, sdp } => {
-                if !sdp.is_empty()
-                    && let Some(media) = self.media(call)
-                    && let Err(e) = media.accept(&sdp, false).await
+            Event::Recovered { call, sdp } => {
+                if let Some(media) = self.media(call)
+                    && !media.same_far_end(&sdp)
                 {
-                    self.media_failed(call, &e);
+                    // The relay answered with other media (it restarted,
+                    // or made a new session): ours reaches nobody.
+                    self.media_failed(
+                        call,
+                        &js::error("the call's media did not survive the reconnect"),
+                    );
                 }
                 Obj::new().set("call", call.0)
             }
@@ -519,7 +590,7 @@ impl Shell {
                 if let Some(media) = self.media(call) {
                     let held = {
                         let mut s = self.state.borrow_mut();
-                        let c = s.calls.entry(call.0).or_default();
+                        let c = s.calls.entry(call.0);
                         // The refused offer's change did not happen.
                         c.proposed = None;
                         c.held
@@ -589,6 +660,17 @@ impl Shell {
         let Some(media) = self.media(call) else {
             return;
         };
+        let ours_out = self
+            .state
+            .borrow()
+            .calls
+            .get(&call.0)
+            .is_some_and(|c| c.proposed.is_some());
+        if ours_out {
+            // Our own offer is being made or is on its way: glare.
+            self.with_ua(|ua, now| ua.decline(now, call, 491, "Request Pending"));
+            return;
+        }
         let sdp = match &offer {
             Some(offer) => media.answer(offer).await,
             None => media.offer().await,
@@ -612,7 +694,7 @@ impl Shell {
             });
             let changed = {
                 let mut s = self.state.borrow_mut();
-                let c = s.calls.entry(call.0).or_default();
+                let c = s.calls.entry(call.0);
                 let changed = c.held_by_far_end != held;
                 c.held_by_far_end = held;
                 changed
@@ -748,11 +830,27 @@ impl Shell {
         };
         let current = self.state.borrow().calls.get(&call).is_some_and(|c| c.held);
         let target = held.unwrap_or(current);
+        {
+            let mut s = self.state.borrow_mut();
+            let Some(c) = s.calls.get_mut(&call) else {
+                return Err(js::error("no such call with media"));
+            };
+            if c.proposed.is_some() {
+                return Err(js::error("another change of this call is under way"));
+            }
+            c.proposed = Some(target);
+        }
+        let unpropose = |shell: &Rc<Self>| {
+            if let Some(c) = shell.state.borrow_mut().calls.get_mut(&call) {
+                c.proposed = None;
+            }
+        };
         media.set_held(target);
         let offer = match media.offer_with(ice_restart).await {
             Ok(offer) => offer,
             Err(e) => {
                 media.set_held(current);
+                unpropose(&self);
                 return Err(e);
             }
         };
@@ -760,11 +858,9 @@ impl Shell {
             .with_ua_headers(&headers, |ua, now| ua.update(now, CallId(call), &offer))
             .unwrap_or(false)
         {
-            if let Some(c) = self.state.borrow_mut().calls.get_mut(&call) {
-                c.proposed = Some(target);
-            }
             Ok(())
         } else {
+            unpropose(&self);
             media.rollback(current).await?;
             Err(js::error(
                 "the call cannot be changed now: not answered, or another change is under way",
@@ -774,6 +870,25 @@ impl Shell {
 
     pub(crate) fn call_media(&self, call: u32) -> Option<Rc<Media>> {
         self.media(CallId(call))
+    }
+}
+
+impl Drop for Shell {
+    /// The engine was freed: no timer may fire into its dropped closures.
+    fn drop(&mut self) {
+        let s = self.state.get_mut();
+        if let Ok(w) = js::window() {
+            if let Some((handle, _)) = s.core_timer.take() {
+                w.clear_timeout_with_handle(handle);
+            }
+            if let Some(handle) = s.reconnect_timer.take() {
+                w.clear_timeout_with_handle(handle);
+            }
+        }
+        if let Some(socket) = s.socket.take() {
+            socket.detach();
+            let _ = socket.ws.close();
+        }
     }
 }
 

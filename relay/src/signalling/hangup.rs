@@ -57,17 +57,22 @@ fn contact_uri(msg: &Message<'_>) -> Option<String> {
 
 impl Dialog {
     /// Whether `msg`, sent by a browser, belongs to this dialog: its From
-    /// and To tags are the browser's and the PBX's. Tags are random and
-    /// travel only inside the dialog, so this is what lets a browser that
-    /// reconnected take its call back, and nobody else.
+    /// and To tags are the browser's and the PBX's, and its Contact is the
+    /// browser's own. This is what lets a browser that reconnected take its
+    /// call back, and nobody else.
     pub fn is_browser_request(&self, msg: &Message<'_>) -> bool {
         let tag = |party: &str| NameAddr::parse(party).and_then(|na| na.tag().map(str::to_owned));
         let ours = tag(&self.browser_party);
         let theirs = self.pbx_party.as_deref().and_then(tag);
+        // The Contact too: the browser's `.invalid` URI never reaches the
+        // PBX (the relay rewrites it), so the far end, which knows the
+        // tags, cannot present it.
         ours.is_some()
             && ours.as_deref() == msg.from().tag()
             && theirs.is_some()
             && theirs.as_deref() == msg.to().tag()
+            && self.browser_target.is_some()
+            && contact_uri(msg) == self.browser_target
     }
 
     /// Starts from an initial INVITE as the relay received it, from the

@@ -355,10 +355,20 @@ fn a_reconnected_browser_takes_its_call_back_and_nobody_else_can() {
     // from a new connection do not move it.
     p.ws_closed(BROWSER);
     assert_eq!(held(&p, BROWSER), Some(id), "kept through the drop");
-    p.handle_ws(t(200), STRANGER, reinvite("a1", "zz").as_bytes());
-    outputs(&mut p);
-    assert_ne!(held(&p, STRANGER), Some(id), "at most media of its own");
-    assert_eq!(held(&p, BROWSER), Some(id));
+    // (Fresh connections, so that nothing they own short-cuts the check.)
+    for (conn, forged) in [
+        (ConnId(4), reinvite("a1", "zz")),
+        (
+            ConnId(5),
+            reinvite("a1", "b9").replace("x7@abc.invalid", "x8@abc.invalid"),
+        ),
+    ] {
+        p.ws_opened(t(200), conn, LOCAL);
+        p.handle_ws(t(200), conn, forged.as_bytes());
+        outputs(&mut p);
+        assert_ne!(held(&p, conn), Some(id), "at most media of its own");
+        assert_eq!(held(&p, BROWSER), Some(id), "not moved by {conn:?}");
+    }
 
     // The browser, back on a new connection, re-INVITEs in the dialog:
     // the same media (no new ports) now belongs to that connection.

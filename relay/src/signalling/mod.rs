@@ -746,15 +746,16 @@ impl Proxy {
             .and_then(|u| u.params.value(FLOW_PARAM))
             .map(str::to_owned);
         // The Record-Route's token names the connection the dialog began
-        // on; after the browser reconnected and refreshed its Contact, the
-        // Request-URI names the live one (RFC 5626 flow recovery).
+        // on; the Request-URI's, the browser's latest Contact: after a
+        // reconnect and its re-INVITE, the live one (RFC 5626 flow
+        // recovery), so it wins when it is live.
         let live = |t: &String| {
             self.key
                 .verify(t)
                 .is_ok_and(|conn| self.conns.contains_key(&conn))
         };
         let token = match (token, ruri_token) {
-            (Some(route), Some(target)) if !live(&route) && live(&target) => Some(target),
+            (_, Some(target)) if live(&target) => Some(target),
             (route, target) => route.or(target),
         };
         let Some(token) = token else {

@@ -74,6 +74,8 @@ struct Call {
     bye_tx: Option<TransactionId>,
     /// The Session-Expires our INVITE asks for (RFC 4028), raised by a 422.
     session_expires: Option<u32>,
+    /// The Min-SE our INVITE states: 90, or what a 422 demanded (§7.4).
+    min_se: u32,
     /// The session timer the 2xx agreed on.
     timer: Option<SessionTimer>,
     /// The last RSeq acknowledged with PRACK, per early dialog (to-tag):
@@ -229,6 +231,9 @@ impl Calls {
 
     /// Calls `target` with the SDP `offer`.
     pub fn call(&mut self, cx: &mut Ctx<'_>, target: &str, offer: &str) -> Option<CallId> {
+        if !safe_target(target) {
+            return None;
+        }
         self.next += 1;
         let id = CallId(self.next);
         let tag = cx.rng.token(10);
@@ -250,6 +255,7 @@ impl Calls {
             give_up: None,
             bye_tx: None,
             session_expires: self.session_expires.map(|s| s.max(MIN_SE)),
+            min_se: MIN_SE,
             timer: None,
             rseqs: Vec::new(),
             headers: cx.headers.to_vec(),
@@ -320,8 +326,10 @@ impl Calls {
         content_type: &str,
         body: &str,
     ) -> bool {
-        self.request_in_dialog(cx, id, method, &[], Some((content_type, body)))
-            .is_some()
+        safe_text(content_type)
+            && self
+                .request_in_dialog(cx, id, method, &[], Some((content_type, body)))
+                .is_some()
     }
 
     /// Builds and sends a request in a confirmed call's dialog, with extra
@@ -358,14 +366,17 @@ impl Calls {
     /// of its new call. `false` when the call is not up or `target` is not
     /// a SIP URI.
     pub fn transfer(&mut self, cx: &mut Ctx<'_>, id: CallId, target: &str) -> bool {
-        if crate::sip::Uri::parse(target).is_none() || target.contains(['<', '>', '\r', '\n']) {
+        if !safe_target(target) {
             return false;
         }
         let refer_to = String::from("<") + target + ">";
         let referred_by = String::from("<") + &cx.id.aor + ">";
+        let contact = String::from("<") + &cx.id.contact_uri + ">";
         let headers = [
             ("Refer-To", refer_to.as_str()),
             ("Referred-By", referred_by.as_str()),
+            // RFC 3515 §2.1: a REFER carries a Contact.
+            ("Contact", contact.as_str()),
         ];
         match self.request_in_dialog(cx, id, "REFER", &headers, None) {
             Some(tx) => {
@@ -412,6 +423,14 @@ impl Calls {
         match self.calls.iter_mut().find(|c| c.id == id) {
             Some(c) => Some(&mut c.local_sdp),
             None => Some(&mut self.incoming.iter_mut().find(|c| c.id == id)?.local_sdp),
+        }
+    }
+
+    /// Where a call of either kind keeps its session timer.
+    fn timer_slot_mut(&mut self, id: CallId) -> Option<&mut Option<SessionTimer>> {
+        match self.calls.iter_mut().find(|c| c.id == id) {
+            Some(c) => Some(&mut c.timer),
+            None => Some(&mut self.incoming.iter_mut().find(|c| c.id == id)?.timer),
         }
     }
 
@@ -526,11 +545,13 @@ impl Calls {
                     }
                     timer.refreshed(now);
                 }
-                if purpose == Purpose::App {
-                    cx.events.push(Event::Updated {
-                        call,
-                        sdp: String::from_utf8_lossy(msg.body()).into_owned(),
-                    });
+                let sdp = String::from_utf8_lossy(msg.body()).into_owned();
+                match purpose {
+                    Purpose::App => cx.events.push(Event::Updated { call, sdp }),
+                    // The shell checks that the far end's media is still
+                    // the one it talks to.
+                    Purpose::Recover => cx.events.push(Event::Recovered { call, sdp }),
+                    Purpose::Refresh => {}
                 }
             }
             // After a reconnect, any failure: the call did not survive.
@@ -693,14 +714,18 @@ impl Calls {
         if let (Some(sdp), Some(local)) = (sdp, self.local_sdp_mut(id)) {
             *local = sdp.to_owned();
         }
-        let timer = self.timer_mut(id)?;
-        let header = session_timer::as_uas(req).map(|(secs, refresher)| {
-            timer.interval = secs;
-            timer.we_refresh = refresher == Refresher::Uas;
-            SessionTimer::response_header(secs, refresher)
-        });
+        let slot = self.timer_slot_mut(id)?;
+        let Some((secs, refresher)) = session_timer::as_uas(req) else {
+            // RFC 4028 §9: a change without Session-Expires turns the timer
+            // off; keeping ours would end a call nobody refreshes.
+            *slot = None;
+            return None;
+        };
+        let timer = slot.get_or_insert_with(|| SessionTimer::new(now, secs, false));
+        timer.interval = secs;
+        timer.we_refresh = refresher == Refresher::Uas;
         timer.refreshed(now);
-        header
+        Some(SessionTimer::response_header(secs, refresher))
     }
 
     /// Ends call `id` at once: a BYE goes, and the app hears `code`
@@ -719,13 +744,16 @@ impl Calls {
     /// (RFC 4028 §10).
     fn session_timeouts(&mut self, cx: &mut Ctx<'_>) {
         let now = cx.now;
+        // Calls being hung up are left alone: their BYE is on its way.
         let timers: Vec<(CallId, bool, bool)> = self
             .calls
             .iter()
+            .filter(|c| c.state == CallState::Confirmed)
             .filter_map(|c| Some((c.id, c.timer.as_ref()?)))
             .chain(
                 self.incoming
                     .iter()
+                    .filter(|c| c.bye_tx.is_none() && !c.bye_wanted)
                     .filter_map(|c| Some((c.id, c.timer.as_ref()?))),
             )
             .map(|(id, t)| (id, t.expired(now), t.refresh_due(now)))
@@ -1177,6 +1205,7 @@ impl Calls {
                 && let Ok(req) = Message::parse(&invite)
             {
                 let code = code.clamp(300, 699);
+                let reason = if safe_text(reason) { reason } else { "Refused" };
                 let mut b = response_to(&req, code, reason, None);
                 cx.add_app_headers(&mut b);
                 let resp = b.finish(None, b"");
@@ -1194,6 +1223,12 @@ impl Calls {
             return;
         };
         let call = self.incoming.remove(i);
+        let code = code.clamp(300, 699);
+        let reason = if safe_text(reason) {
+            reason
+        } else {
+            "Declined"
+        };
         if let Some(resp) = callee_response(&call, cx, code, reason, None)
             && cx.txs.respond(cx.now, call.tx, code, &resp)
         {
@@ -1271,12 +1306,15 @@ impl Calls {
             .iter()
             .filter_map(|c| c.retransmit.map(|(next, _, give_up)| next.min(give_up)))
             .min();
+        if self.suspended.is_some() {
+            // Nothing but the wait for a new transport runs meanwhile.
+            return self.suspended;
+        }
         let cancels = self.calls.iter().filter_map(|c| c.give_up).min();
-        let t = crate::time::earliest(
+        crate::time::earliest(
             crate::time::earliest(answers, cancels),
             crate::time::earliest(self.update_deadline(), self.session_deadline()),
-        );
-        crate::time::earliest(t, self.suspended)
+        )
     }
 
     /// Retransmits due 2xx (T1 doubling to T2); one never acknowledged in
@@ -1407,7 +1445,11 @@ impl Calls {
             stays
         });
         self.incoming.retain(|c| {
-            let stays = keep && c.ok.is_some() && c.retransmit.is_none() && !c.bye_wanted;
+            let stays = keep
+                && c.ok.is_some()
+                && c.retransmit.is_none()
+                && !c.bye_wanted
+                && c.bye_tx.is_none();
             if !stays {
                 ended.push(c.id);
             }
@@ -1417,7 +1459,9 @@ impl Calls {
             hangup(cx, id, Some(503), "Transport Closed");
         }
         if !self.calls.is_empty() || !self.incoming.is_empty() {
-            self.suspended = Some(cx.now + RECOVER_WAIT);
+            // The first drop starts the wait; failed attempts to reconnect
+            // (each one closes again) do not extend it.
+            self.suspended.get_or_insert(cx.now + RECOVER_WAIT);
         }
     }
 
@@ -1474,7 +1518,7 @@ fn send_invite(call: &mut Call, cx: &mut Ctx<'_>) -> Option<()> {
     match call.session_expires {
         Some(secs) => {
             let mut min_se = String::new();
-            push_decimal(&mut min_se, u64::from(MIN_SE));
+            push_decimal(&mut min_se, u64::from(call.min_se));
             b.header("Supported", "100rel, outbound, timer")
                 .header("Session-Expires", &decimal(secs))
                 .header("Min-SE", &min_se);
@@ -1606,6 +1650,7 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
             match (asked, call.session_expires) {
                 (Some(min), Some(ours)) if min > ours && min <= 86_400 => {
                     call.session_expires = Some(min);
+                    call.min_se = min;
                     if send_invite(call, cx).is_some() {
                         return false;
                     }
@@ -1639,6 +1684,23 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
             true
         }
     }
+}
+
+/// Whether `target` can be a Request-URI as given: a SIP URI, with no
+/// whitespace, control character or angle bracket that would let it forge
+/// the start line or a header.
+pub(crate) fn safe_target(target: &str) -> bool {
+    !target
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        && crate::sip::Uri::parse(target).is_some_and(|u| {
+            u.scheme.eq_ignore_ascii_case("sip") || u.scheme.eq_ignore_ascii_case("sips")
+        })
+}
+
+/// Whether `value` can go in a header or a reason phrase as given.
+pub(crate) fn safe_text(value: &str) -> bool {
+    !value.chars().any(|c| c.is_control() && c != '\t')
 }
 
 /// Whether the INVITE `raw` requires reliable provisional responses.
@@ -1743,7 +1805,14 @@ fn transfer_progress(msg: &Message<'_>) -> Option<(u16, String, bool)> {
         _ => None,
     };
     match status {
-        Some((code, reason)) => Some((code, reason, code >= 200 || terminated)),
+        // The subscription ended before a final status: the outcome is
+        // unknown, which is no success.
+        Some((code, _)) if terminated && code < 200 => Some((
+            487,
+            String::from("Subscription terminated without a final status"),
+            true,
+        )),
+        Some((code, reason)) => Some((code, reason, code >= 200)),
         // No readable sipfrag: only the end of the subscription says much.
         None if terminated => Some((
             487,

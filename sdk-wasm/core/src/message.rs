@@ -29,6 +29,9 @@ impl Messages {
         content_type: &str,
         text: &str,
     ) -> Option<MessageId> {
+        if !crate::call::safe_target(target) || !crate::call::safe_text(content_type) {
+            return None;
+        }
         let mut b = MessageBuilder::request("MESSAGE", target);
         b.header("Via", &cx.via())
             .header("Max-Forwards", "70")

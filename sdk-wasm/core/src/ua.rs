@@ -399,6 +399,17 @@ pub enum Event {
         /// No more progress will come: succeeded (2xx with `done`) or failed.
         done: bool,
     },
+    /// A call kept through a dropped transport moved to the new one: its
+    /// re-INVITE was answered with `sdp`. Nothing changed if the far end's
+    /// media is the one the shell already talks to (same ICE credentials
+    /// and DTLS fingerprint); a shell that finds otherwise hangs up, since
+    /// the media it has can no longer reach the far end.
+    Recovered {
+        /// Which call.
+        call: CallId,
+        /// The far end's answer.
+        sdp: String,
+    },
     /// The call ended: `code` is the failure's SIP status (or 408/503 when
     /// the far end or the transport went silent), `None` for a BYE.
     Hangup {
@@ -428,6 +439,7 @@ impl Event {
             Event::Accepted { .. } => "accepted",
             Event::Hangup { .. } => "hangup",
             Event::Transfer { .. } => "transfer",
+            Event::Recovered { .. } => "recovered",
             Event::Updating { .. } => "updating",
             Event::Updated { .. } => "updated",
             Event::UpdateFailed { .. } => "update_failed",

@@ -1452,10 +1452,18 @@ fn calls_that_are_up_survive_a_dropped_websocket_and_move_to_the_new_one() {
         a.to().tag().is_some() && b.to().tag().is_some(),
         "in their dialogs"
     );
-    // One is taken (nothing for the app), the other is lost (481): BYE.
+    // One is taken (the shell is handed the answer to check that the media
+    // is the same), the other is lost (481): BYE.
     ua.handle_message(at(3.1), &answer(&frames[0], 200, "OK", ANSWER))
         .expect("parses");
     assert!(sent(&mut ua)[0].starts_with("ACK "));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Recovered {
+            call: out,
+            sdp: ANSWER.into()
+        }]
+    );
     ua.handle_message(
         at(3.2),
         &answer(&frames[1], 481, "Call/Transaction Does Not Exist", ""),
@@ -1489,4 +1497,42 @@ fn hanging_up_while_disconnected_ends_the_call_at_once() {
     assert_eq!(events(&mut ua), [ended(call, 503, "Transport Closed")]);
     ua.transport_connected(at(3.0));
     assert_eq!(sent(&mut ua), Vec::<String>::new(), "nothing left to move");
+}
+
+#[test]
+fn a_relay_that_stays_away_ends_kept_calls_32_s_after_the_first_drop() {
+    let mut ua = ua();
+    let (call, _, _) = answered(&mut ua);
+    ua.transport_closed(at(2.0));
+    // Reconnect attempts that fail close again and again: the wait does
+    // not start over, and the core sleeps until it ends.
+    for t in [5.0, 15.0, 30.0] {
+        ua.transport_closed(at(t));
+        assert_eq!(ua.poll_timeout(), Some(at(34.0)));
+    }
+    ua.handle_timeout(at(34.0));
+    assert_eq!(events(&mut ua), [ended(call, 503, "Transport Closed")]);
+}
+
+#[test]
+fn targets_and_texts_that_would_forge_a_message_are_refused() {
+    let mut ua = ua();
+    for target in [
+        "sip:x@pbx SIP/2.0\r\nFoo: bar",
+        "sip:bob@pbx.example>;x=<",
+        "tel:+15551234",
+        "",
+    ] {
+        assert_eq!(ua.call(at(0.0), target, OFFER), None, "{target:?}");
+        assert_eq!(ua.message(at(0.0), target, "text/plain", "hi"), None);
+    }
+    assert_eq!(
+        ua.message(at(0.0), TARGET, "text/plain\r\nX: y", "hi"),
+        None
+    );
+    assert_eq!(sent(&mut ua), Vec::<String>::new());
+    let (call, _) = incoming(&mut ua, "forge1", true);
+    ua.decline(at(0.1), call, 999, "Busy\r\nX-Forged: 1");
+    let refused = sent(&mut ua).remove(0);
+    assert!(refused.starts_with("SIP/2.0 699 Declined\r\n"), "{refused}");
 }
