@@ -915,6 +915,7 @@ fn a_blind_transfer_sends_refer_and_reports_the_notify_progress() {
         m.header(HeaderName::Other("Referred-By")),
         Some("<sip:alice@pbx.example>")
     );
+    assert!(m.header(HeaderName::Contact).is_some(), "RFC 3515 §2.1");
     ua.handle_message(at(2.1), &answer(&refer, 202, "Accepted", ""))
         .expect("parses");
     assert_eq!(events(&mut ua), [transfer(call, 202, "Accepted", false)]);
@@ -979,6 +980,36 @@ fn a_blind_transfer_sends_refer_and_reports_the_notify_progress() {
         ]
     );
 
+    // A subscription that ends before a final status is no success.
+    assert!(ua.transfer(at(4.6), call, "sip:frank@pbx.example"));
+    let refer = sent(&mut ua).remove(0);
+    ua.handle_message(at(4.7), &answer(&refer, 202, "Accepted", ""))
+        .expect("parses");
+    ua.handle_message(
+        at(4.8),
+        refer_notify(
+            &ack,
+            7,
+            "terminated;reason=timeout",
+            "SIP/2.0 180 Ringing\r\n",
+        )
+        .as_bytes(),
+    )
+    .expect("parses");
+    sent(&mut ua);
+    assert_eq!(
+        events(&mut ua),
+        [
+            transfer(call, 202, "Accepted", false),
+            transfer(
+                call,
+                487,
+                "Subscription terminated without a final status",
+                true
+            )
+        ]
+    );
+
     // A refused REFER is the end of it.
     assert!(ua.transfer(at(5.0), call, "sip:erin@pbx.example"));
     let refer = sent(&mut ua).remove(0);
@@ -1024,6 +1055,7 @@ fn session_timers_as_caller_ask_retry_a_422_and_refresh_at_half_the_interval() {
     let invite = frames.remove(1);
     let m = parse(&invite);
     assert_eq!(m.header(HeaderName::SessionExpires), Some("3600"));
+    assert_eq!(m.header(HeaderName::Other("Min-SE")), Some("3600"), "§7.4");
     assert_eq!(m.cseq().seq, 2);
     assert_eq!(events(&mut ua), [], "nothing for the app");
 
@@ -1535,4 +1567,28 @@ fn targets_and_texts_that_would_forge_a_message_are_refused() {
     ua.decline(at(0.1), call, 999, "Busy\r\nX-Forged: 1");
     let refused = sent(&mut ua).remove(0);
     assert!(refused.starts_with("SIP/2.0 699 Declined\r\n"), "{refused}");
+}
+
+#[test]
+fn a_far_end_change_without_session_expires_turns_the_timer_off() {
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    ua.handle_message(at(1.0), &answer_with_timer(&invite, "90;refresher=uas"))
+        .expect("parses");
+    let ack = sent(&mut ua).remove(0);
+    events(&mut ua);
+    ua.handle_message(at(30.0), far_reinvite(&ack, 2, OFFER).as_bytes())
+        .expect("parses");
+    events(&mut ua);
+    ua.answer(at(30.1), call, ANSWER);
+    let ok = sent(&mut ua).remove(0);
+    assert_eq!(parse(&ok).header(HeaderName::SessionExpires), None, "{ok}");
+    // No refresh will come, and none is expected: the call stays.
+    ua.handle_timeout(at(500.0));
+    assert!(!sent(&mut ua).iter().any(|f| f.starts_with("BYE ")));
+    assert!(
+        !events(&mut ua)
+            .iter()
+            .any(|e| matches!(e, Event::Hangup { .. }))
+    );
 }
