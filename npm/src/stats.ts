@@ -21,6 +21,10 @@ export interface CallStats {
   bytesSent: number;
   /** Estimated listening quality, 1 (bad) to 4.5 (best narrowband). */
   mos: number;
+  /** The microphone's level as sent, 0–1 (0 while muted): for a level meter. */
+  localAudioLevel?: number;
+  /** The far end's audio level as received, 0–1. */
+  remoteAudioLevel?: number;
 }
 
 type Stat = Record<string, unknown> & { type: string; kind?: string };
@@ -52,7 +56,13 @@ export function summarize(report: RTCStatsReport): CallStats {
     bytesReceived: all.filter((s) => s.type === "inbound-rtp").reduce((a, s) => a + num(s.bytesReceived), 0),
     bytesSent: outbound.reduce((a, s) => a + num(s.bytesSent), 0),
     mos: mos((rttMs ?? 0) / 2 + 2 * (jitterMs ?? 0) + 20, lossPercent),
+    localAudioLevel: level(all.find((s) => s.type === "media-source" && s.kind === "audio")),
+    remoteAudioLevel: level(inbound[0]),
   };
+}
+
+function level(s: Stat | undefined): number | undefined {
+  return typeof s?.audioLevel === "number" ? s.audioLevel : undefined;
 }
 
 /**

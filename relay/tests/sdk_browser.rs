@@ -176,6 +176,10 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
             {"do": "measure", "name": "resumed"},
             {"do": "restart_ice"},
             {"do": "measure", "name": "ice_restarted"},
+            {"do": "mute"},
+            {"do": "measure", "name": "muted", "settleMs": 500},
+            {"do": "mute", "name": "unmute", "on": false},
+            {"do": "measure", "name": "unmuted", "settleMs": 500},
             {"do": "dtmf", "name": "dtmf_rtp", "digits": "159#"},
             {"do": "dtmf", "name": "dtmf_info", "digits": "7", "method": "info"},
             {"do": "message", "target": bob_uri, "text": "hello from sipline"},
@@ -220,6 +224,20 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
     assert_eq!(steps["unhold"]["held"], false);
     assert_hears(&steps["resumed"], FAR_HZ, "resumed");
     assert_hears(&steps["ice_restarted"], FAR_HZ, "after an ICE restart");
+    // Mute: no renegotiation (packets keep flowing both ways), the
+    // microphone's level as sent drops to silence, and comes back.
+    assert_eq!(steps["mute"]["muted"], true);
+    assert_hears(&steps["muted"], FAR_HZ, "while muted");
+    assert!(
+        number(&steps["muted"], "localLevel") < 0.001,
+        "{}",
+        steps["muted"]
+    );
+    assert!(
+        number(&steps["unmuted"], "localLevel") > 0.01,
+        "{}",
+        steps["unmuted"]
+    );
     let log = far.log();
     let hold_at = log
         .find("a=sendonly")

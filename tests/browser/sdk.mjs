@@ -8,7 +8,7 @@
 //     {"do":"hold"},{"do":"unhold"},{"do":"dtmf","digits":"12#"},{"do":"hangup"}]}'
 //
 // Steps: connect, call, answer (the next incoming call), measure, hold,
-// unhold, restart_ice, dtmf, message, transfer, drop_ws (the relay closes the
+// unhold, restart_ice, mute ({"on": false} unmutes), dtmf, message, transfer, drop_ws (the relay closes the
 // WebSocket: a frame over its limit), stats, hangup, disconnect, sleep, wait_event
 // (a phone event, after the last "mark"), and mark, which prints
 // "event <name>" for the test to act on (dial, kill the relay…).
@@ -46,6 +46,7 @@ try {
         break;
       case "hold": out = await run(() => window.t.hold()); break;
       case "restart_ice": out = await run(() => window.t.restartIce()); break;
+      case "mute": out = await run(([on]) => window.t.mute(on), step.on ?? true); break;
       case "unhold": out = await run(() => window.t.unhold()); break;
       case "dtmf": out = await run(([d, m]) => window.t.dtmf(d, m), step.digits, step.method ?? "rfc4733"); break;
       case "message": out = await run(([t, x]) => window.t.message(t, x), step.target, step.text); break;
