@@ -344,9 +344,16 @@ fn a_reconnected_browser_takes_its_call_back_and_nobody_else_can() {
     let held = |p: &Proxy, conn| p.media.as_ref().and_then(|m| m.id(conn, "c1"));
     let id = held(&p, BROWSER).expect("media");
 
-    // While the browser is connected, nobody takes its call, tags or not.
+    // Someone who knows the tags but not the browser's own Contact (the
+    // far end, a proxy) cannot take it.
     p.ws_opened(t(100), STRANGER, LOCAL);
-    p.handle_ws(t(100), STRANGER, reinvite("a1", "b9").as_bytes());
+    p.handle_ws(
+        t(100),
+        STRANGER,
+        reinvite("a1", "b9")
+            .replace("x7@abc.invalid", "x9@abc.invalid")
+            .as_bytes(),
+    );
     outputs(&mut p);
     assert_eq!(held(&p, BROWSER), Some(id), "still the browser's");
     assert_ne!(held(&p, STRANGER), Some(id));
@@ -387,4 +394,18 @@ fn a_reconnected_browser_takes_its_call_back_and_nobody_else_can() {
         "the same ports: {forwarded}"
     );
     assert_eq!(p.metrics.calls_recovered, 1);
+
+    // A phone that changed network: its old socket still looks open to
+    // the relay, yet the browser itself takes its call to the new one.
+    const MOVED: ConnId = ConnId(6);
+    p.ws_opened(t(400), MOVED, LOCAL);
+    let again = reinvite("a1", "b9").replace("z9hG4bKrea1", "z9hG4bKrea2");
+    p.handle_ws(t(400), MOVED, again.as_bytes());
+    outputs(&mut p);
+    assert_eq!(
+        held(&p, MOVED),
+        Some(id),
+        "taken from a live-looking socket"
+    );
+    assert_eq!(p.metrics.calls_recovered, 2);
 }

@@ -1222,9 +1222,10 @@ impl Proxy {
     /// A browser that reconnected goes on with its calls (RFC 5626 flow
     /// recovery): its first request in a call's dialog from the new
     /// connection (the SDK's re-INVITE) moves the call's media and dialog
-    /// from the connection that is gone to this one. The dialog's tags must
-    /// match, and the old connection must be closed: a live call is never
-    /// taken from another browser.
+    /// to it. Only the browser itself can: the dialog's tags must match and
+    /// the request must carry the browser's own `.invalid` Contact, which
+    /// the relay never lets out. The old connection may still look open
+    /// (a phone that changed network leaves a half-open socket behind).
     fn adopt_call(&mut self, conn: ConnId, msg: &Message<'_>) {
         if msg.to().tag().is_none() {
             return;
@@ -1237,11 +1238,9 @@ impl Proxy {
             return; // already this connection's
         }
         let Some(old) = media.holders(call_id).into_iter().find(|old| {
-            !self.conns.contains_key(old)
-                && self
-                    .dialogs
-                    .get(&(*old, call_id.to_owned()))
-                    .is_some_and(|d| d.is_browser_request(msg))
+            self.dialogs
+                .get(&(*old, call_id.to_owned()))
+                .is_some_and(|d| d.is_browser_request(msg))
         }) else {
             return;
         };
