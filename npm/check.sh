@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Checks the package as a user gets it: `npm pack`, install the tarball in a
-# fresh folder (no network: it has no dependencies), and type-check the
-# README's example app against it with `tsc --strict`. Run after build.sh.
+# Checks the package: the facade's unit tests (node --test), then the
+# package as a user gets it: `npm pack`, the tarball installed in a fresh
+# folder (no network: it has no dependencies), and the README's example app
+# type-checked against it with `tsc --strict`. Run after build.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$PWD
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# The facade's own logic, on the built dist/ (stats, MOS, emitter, errors).
+node --test test/ >"$work/unit.log" 2>&1 || { cat "$work/unit.log" >&2; exit 1; }
 
 tarball=$(npm pack --silent --pack-destination "$work" | tail -1)
 contents=$(tar tzf "$work/$tarball")
@@ -25,4 +29,4 @@ sed -n '/^```ts$/,/^```$/p' "$here/README.md" | sed '1d;$d' > app.ts
 grep -q "Phone.connect" app.ts || { echo "no example found in npm/README.md" >&2; exit 1; }
 "$here/node_modules/.bin/tsc" --strict --noEmit --target ES2022 --module ES2022 \
     --moduleResolution bundler --lib ES2022,DOM app.ts
-echo "$tarball: installs in a fresh folder, and the README example type-checks with tsc --strict"
+echo "$(grep -c '^ok' "$work/unit.log") facade unit tests pass; $tarball installs in a fresh folder, and the README example type-checks with tsc --strict"
