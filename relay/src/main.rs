@@ -44,6 +44,10 @@ struct Args {
     /// Largest WebSocket message accepted, in bytes (bigger: close 1009).
     #[arg(long, env = "SIPLINE_MAX_MESSAGE_BYTES")]
     max_message_bytes: Option<usize>,
+    /// Seconds a silent WebSocket is kept before it is closed (pinged
+    /// every third of it).
+    #[arg(long, env = "SIPLINE_WS_IDLE_SECS")]
+    ws_idle_secs: Option<u64>,
     /// How long the PBX may take to answer before the browser gets 408, ms.
     #[arg(long, env = "SIPLINE_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
@@ -120,6 +124,9 @@ impl Args {
         }
         if let Some(v) = self.max_message_bytes {
             c.limits.max_message_bytes = v;
+        }
+        if let Some(v) = self.ws_idle_secs {
+            c.limits.ws_idle_secs = v;
         }
         if let Some(v) = self.request_timeout_ms {
             c.sip.request_timeout_ms = v;

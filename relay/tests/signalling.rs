@@ -341,6 +341,31 @@ async fn oversized_message_closes_with_1009() {
 }
 
 #[tokio::test]
+async fn a_silent_websocket_is_closed_and_one_answering_pings_stays() {
+    let (_pbx, pbx_addr) = udp_peer();
+    let relay = RelayProcess::start(pbx_addr, &["--ws-idle-secs", "3"]);
+    // One never reads, so it never answers the relay's pings (a browser
+    // gone without closing); the other reads, and its library answers them.
+    let mut silent = raw_ws(&relay.ws_url()).await;
+    let mut alive = raw_ws(&relay.ws_url()).await;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        if let Received::Closed(c) = receive(&mut alive, Duration::from_millis(500)).await {
+            panic!("a connection answering pings was closed: {c:?}");
+        }
+    }
+    // Closed (with 1001, or cut: the relay does not wait on a peer that
+    // does not read).
+    match receive(&mut silent, Duration::from_secs(1)).await {
+        Received::Closed(None) => {}
+        Received::Closed(Some(close)) => assert_eq!(u16::from(close.code), 1001),
+        other => panic!("the silent connection is still open: {other:?}"),
+    }
+    let m = relay.metrics();
+    assert!(m.contains("sipline_ws_connections 1\n"), "{m}");
+}
+
+#[tokio::test]
 async fn handshake_without_the_sip_subprotocol_is_refused() {
     let (_pbx, pbx_addr) = udp_peer();
     let relay = RelayProcess::start(pbx_addr, &[]);

@@ -71,6 +71,8 @@ struct Shared {
     inputs: mpsc::Sender<Input>,
     next_conn: Arc<AtomicU64>,
     max_message: usize,
+    /// A browser silent this long is gone; pinged every third of it.
+    ws_idle: std::time::Duration,
     /// Relay events as (name, JSON), for the admin stream's subscribers.
     admin: broadcast::Sender<(&'static str, String)>,
     admin_token: Option<Arc<str>>,
@@ -135,6 +137,7 @@ impl Relay {
             inputs: inputs.clone(),
             next_conn: Arc::new(AtomicU64::new(1)),
             max_message: cfg.limits.max_message_bytes,
+            ws_idle: std::time::Duration::from_secs(cfg.limits.ws_idle_secs),
             admin,
             admin_token: cfg.admin.token.as_ref().map(|t| Arc::from(t.0.as_str())),
             client: Arc::new(cfg.client.clone()),

@@ -21,11 +21,15 @@ use crate::signalling::ConnId;
 /// What a connection's writer sends.
 pub(super) enum Out {
     Frame(Vec<u8>),
+    /// A WebSocket ping: a live browser answers with a pong on its own.
+    Ping,
     Close(u16, &'static str),
 }
 
 /// WebSocket close code for a message that is too big (RFC 6455 §7.4.1).
 const MESSAGE_TOO_BIG: u16 = 1009;
+/// WebSocket close code for a peer given up on (RFC 6455 §7.4.1).
+const GOING_AWAY: u16 = 1001;
 
 /// Bytes read from a browser's socket at a time.
 const READ_BUFFER: usize = 4096;
@@ -114,6 +118,7 @@ async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
                     Ok(text) => Frame::Text(text.into()),
                     Err(e) => Frame::Binary(e.into_bytes().into()),
                 },
+                Out::Ping => Frame::Ping(Default::default()),
                 Out::Close(code, reason) => {
                     let _ = sink
                         .send(Frame::Close(Some(CloseFrame {
@@ -129,9 +134,26 @@ async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
             }
         }
     });
+    // Anything the browser sends (SIP, a CRLF keep-alive, a pong) proves
+    // it there; a third of the idle limit without it earns a ping, the
+    // whole limit a close.
+    let mut silent_since = tokio::time::Instant::now();
+    let mut ping = tokio::time::interval(shared.ws_idle / 3);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.reset();
     loop {
+        let idle_deadline = silent_since + shared.ws_idle;
         let frame = tokio::select! {
             frame = stream.next() => frame,
+            _ = ping.tick() => {
+                let _ = tx.try_send(Out::Ping);
+                continue;
+            }
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                info!(?conn, %peer, idle = ?shared.ws_idle, "browser silent: disconnected");
+                let _ = tx.try_send(Out::Close(GOING_AWAY, "idle"));
+                break;
+            }
                         _ = kill.notified() => {
                 // Its queue is full and the writer is stuck on a peer that
                 // does not read: drop the socket; the browser reconnects.
@@ -141,6 +163,7 @@ async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
             }
         };
         let Some(frame) = frame else { break };
+        silent_since = tokio::time::Instant::now();
         let bytes = match frame {
             Ok(Frame::Text(t)) => t.as_bytes().to_vec(),
             Ok(Frame::Binary(b)) => b.to_vec(),

@@ -266,6 +266,11 @@ pub struct Limits {
     /// Calls with media one connection may have at once; beyond, a new
     /// call gets `503`. Keeps one browser from taking the port range.
     pub max_calls_per_connection: usize,
+    /// A connection that sends nothing for this long (no SIP, no CRLF
+    /// keep-alive, no answer to the relay's WebSocket pings, sent every
+    /// third of it) is closed: a browser gone without closing (a closed
+    /// laptop, a changed network) must not hold its flow and registration.
+    pub ws_idle_secs: u64,
 }
 impl Default for Limits {
     fn default() -> Self {
@@ -276,6 +281,7 @@ impl Default for Limits {
             messages_per_second: 20,
             message_burst: 100,
             max_calls_per_connection: 16,
+            ws_idle_secs: 90,
         }
     }
 }
@@ -395,6 +401,12 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "limits.messages_per_second",
                 problem: "the rate and the burst must both be at least 1".into(),
+            });
+        }
+        if self.limits.ws_idle_secs < 3 {
+            return Err(ConfigError::Invalid {
+                key: "limits.ws_idle_secs",
+                problem: "must be at least 3 seconds".into(),
             });
         }
         if self.limits.max_message_bytes < 1024 {
