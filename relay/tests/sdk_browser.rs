@@ -501,3 +501,88 @@ fn a_call_survives_its_websocket_dropping_and_moves_to_the_new_one() {
     assert!(m.contains("sipline_calls_recovered_total 1"), "{m}");
     assert!(m.contains("sipline_media_calls 0"), "{m}");
 }
+
+#[test]
+fn two_browsers_on_the_embedded_pbx_keep_their_call_when_one_websocket_drops() {
+    let (scratch, alice_mic, _) = tones();
+    let bob_mic = scratch.0.join("bob-440hz-48k.wav");
+    write_tone(&bob_mic, FAR_HZ, 48_000, 30).expect("bob's tone");
+    let relay = RelayProcess::start_embedded(
+        &["--domain", "sipline.local", "--media-ports", "33700-33799"],
+        "alice:alice-e2e,bob:bob-e2e",
+    );
+    let options = |user: &str, password: &str| {
+        json!({
+            "server": relay.ws_url(),
+            "uri": format!("sip:{user}@sipline.local"),
+            "password": password,
+            "reconnectMinMs": 200,
+        })
+    };
+    let bob_config = json!({
+        "mic": bob_mic,
+        "steps": [
+            {"do": "connect", "options": options("bob", "bob-e2e")},
+            {"do": "mark", "event": "bob_ready"},
+            {"do": "answer", "timeoutMs": 20000},
+            {"do": "measure", "name": "talk"},
+            {"do": "wait_event", "name": "hangup", "event": "hangup", "timeoutMs": 30000},
+            {"do": "disconnect"},
+        ],
+    });
+    let alice_config = json!({
+        "mic": alice_mic,
+        "steps": [
+            {"do": "connect", "options": options("alice", "alice-e2e")},
+            {"do": "call", "target": "sip:bob@sipline.local"},
+            {"do": "measure", "name": "before"},
+            {"do": "drop_ws"},
+            {"do": "wait_event", "name": "reconnected", "event": "reconnected"},
+            {"do": "wait_event", "name": "registered", "event": "registered"},
+            {"do": "measure", "name": "after"},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let bob = std::thread::spawn(move || {
+        browser::sdk(&bob_config.to_string(), |event| {
+            if event == "bob_ready" {
+                let _ = ready_tx.send(());
+            }
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("bob registers");
+    let alice = browser::sdk(&alice_config.to_string(), |_| {}).expect("alice's browser ran");
+    let bob = bob
+        .join()
+        .expect("bob's thread")
+        .expect("bob's browser ran");
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(&alice).expect("JSON"),
+        serde_json::from_str(&bob).expect("JSON"),
+    );
+    assert!(
+        a["error"].is_null(),
+        "alice: {}\n{}",
+        a["error"],
+        a["events"]
+    );
+    assert!(b["error"].is_null(), "bob: {}\n{}", b["error"], b["events"]);
+    // Each hears the other, before and after alice's reconnect.
+    assert_hears(&a["steps"]["before"], FAR_HZ, "alice, before");
+    assert_hears(&b["steps"]["talk"], MIC_HZ, "bob");
+    assert_hears(&a["steps"]["after"], FAR_HZ, "alice, after her reconnect");
+    // Her BYE from the new connection reaches bob, who hears it as a BYE.
+    assert!(
+        a["steps"]["hangup"]["code"].is_null(),
+        "{}",
+        a["steps"]["hangup"]
+    );
+    let bob_hangup = &b["steps"]["hangup"]["detail"][1];
+    assert!(bob_hangup["code"].is_null(), "bob's hangup: {bob_hangup}");
+    let m = relay.metrics();
+    assert!(m.contains("sipline_calls_recovered_total 1"), "{m}");
+}

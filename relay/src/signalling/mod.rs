@@ -170,6 +170,10 @@ pub struct Proxy {
     media: Option<MediaCalls>,
     /// Dialogs of calls with media, to end them with a BYE each way.
     dialogs: HashMap<(ConnId, String), Dialog>,
+    /// Embedded PBX: the connection that took over from one that is gone
+    /// (a browser that reconnected), for the dialogs whose route set still
+    /// names the old one.
+    successors: HashMap<ConnId, ConnId>,
     /// Calls whose media failed before they were answered: ended with
     /// BYEs once the ACK of their 2xx passes. The value says why.
     doomed: HashMap<(ConnId, String), &'static str>,
@@ -195,6 +199,7 @@ impl Proxy {
             events: Vec::new(),
             media: None,
             dialogs: HashMap::new(),
+            successors: HashMap::new(),
             doomed: HashMap::new(),
             metrics: Metrics::default(),
         }
@@ -897,10 +902,39 @@ impl Proxy {
             .take(2)
             .map_while(|v| self.own_route(v))
             .collect();
-        let parties: Vec<ConnId> = own
+        let mut parties: Vec<ConnId> = own
             .iter()
             .filter_map(|t| t.as_deref().and_then(|t| self.key.verify(t).ok()))
+            .map(|c| self.successor(c))
             .collect();
+        if parties.len() == 2 && !parties.contains(&conn) && msg.to().tag().is_some() {
+            // A browser that reconnected, in a dialog of its old connection:
+            // the route set (whose tokens only the dialog's two browsers
+            // saw) names its gone connection and its live peer. The new
+            // connection takes the gone one's place for this and later
+            // requests both ways.
+            let gone: Vec<ConnId> = parties
+                .iter()
+                .copied()
+                .filter(|p| !self.conns.contains_key(p))
+                .collect();
+            if let [old] = gone[..] {
+                if self.successors.len() >= MAX_DIALOGS {
+                    self.successors.clear();
+                }
+                self.successors.insert(old, conn);
+                for p in &mut parties {
+                    if *p == old {
+                        *p = conn;
+                    }
+                }
+                self.metrics.calls_recovered += 1;
+                tracing::info!(
+                    call_id = msg.call_id(),
+                    "dialog moved to the browser's new connection"
+                );
+            }
+        }
         if !parties.is_empty() {
             // In-dialog only, and only between the dialog's two parties:
             // a token seen in an earlier call must not let anyone reach
@@ -1102,6 +1136,18 @@ impl Proxy {
             b"|",
             branch.as_bytes(),
         ])
+    }
+
+    /// The connection that now stands for `conn` (itself, unless a browser
+    /// reconnected and took its dialogs over, perhaps more than once).
+    fn successor(&self, mut conn: ConnId) -> ConnId {
+        for _ in 0..8 {
+            match self.successors.get(&conn) {
+                Some(next) => conn = *next,
+                None => break,
+            }
+        }
+        conn
     }
 
     /// The count of Route values at the top that are ours (at most our two

@@ -518,3 +518,38 @@ Call-ID: d1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
         "CANCEL goes where its INVITE went"
     );
 }
+
+#[test]
+fn a_browser_that_reconnected_keeps_its_dialog_with_another_browser() {
+    let mut p = embedded();
+    let (alice, bob) = (p.token(ConnId(1)), p.token(ConnId(2)));
+    // The route set a call between alice (1) and bob (2) was given.
+    let request = |method: &str, from: &str, to: &str| {
+        format!(
+            "{method} sip:peer@x.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/WS n.invalid;branch=z9hG4bK{method}{from}\r\n\
+Max-Forwards: 70\r\nRoute: <sip:{bob}@relay.example;transport=ws;lr;r2=on>, <sip:{alice}@relay.example;transport=ws;lr;r2=on>\r\n\
+From: <sip:{from}@sipline.test>;tag=f\r\nTo: <sip:{to}@sipline.test>;tag=t\r\nCall-ID: moved-1\r\nCSeq: 5 {method}\r\n\
+Contact: <sip:n@n.invalid;transport=ws>\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    // Alice's WebSocket drops; she comes back on connection 4 and
+    // re-INVITEs in the dialog: it reaches bob.
+    p.ws_closed(ConnId(1));
+    p.ws_opened(t(1), ConnId(4), LOCAL);
+    p.handle_ws(
+        t(1),
+        ConnId(4),
+        request("INVITE", "alice", "bob").as_bytes(),
+    );
+    let (to, frame) = only_ws(&mut p);
+    assert_eq!(to, ConnId(2), "{}", String::from_utf8_lossy(&frame));
+    // Bob's BYE, routed by the same set, reaches her new connection.
+    p.handle_ws(t(2), ConnId(2), request("BYE", "bob", "alice").as_bytes());
+    let (to, frame) = only_ws(&mut p);
+    assert_eq!(to, ConnId(4), "{}", String::from_utf8_lossy(&frame));
+    assert_eq!(p.metrics.calls_recovered, 1);
+    // With both browsers connected, a third connection that learnt the
+    // route set takes nothing over.
+    p.handle_ws(t(3), ConnId(3), request("BYE", "alice", "bob").as_bytes());
+    assert_eq!(parse(&only_ws(&mut p).1).status(), Some(430));
+}
