@@ -32,7 +32,7 @@ export interface PhoneOptions {
   registerExpires?: number;
   /** REGISTER's Request-URI, when it is not `sip:<your domain>`. */
   registrar?: string;
-  /** RFC 5626 instance id (`urn:uuid:…`); default: one kept in localStorage per origin and AoR. */
+  /** RFC 5626 instance id (`urn:uuid:…`); default: one per tab, origin and AoR, kept across reloads (sessionStorage). */
   instanceId?: string;
   /** The User-Agent header. */
   userAgent?: string;
@@ -621,10 +621,11 @@ function defaultReason(code: number): string {
 function instanceId(uri: string): string | undefined {
   try {
     const key = `sipline.instance.${uri}`;
-    let id = globalThis.localStorage?.getItem(key);
+    // Per tab: a reload replaces its own binding, and two tabs keep two.
+    let id = globalThis.sessionStorage?.getItem(key);
     if (!id) {
       id = `urn:uuid:${crypto.randomUUID()}`;
-      globalThis.localStorage?.setItem(key, id);
+      globalThis.sessionStorage?.setItem(key, id);
     }
     return id;
   } catch {

@@ -538,7 +538,7 @@ impl Shell {
                                 c.early = Some(sdp);
                             }
                         }
-                        Err(e) => self.media_failed(call, &e),
+                        Err(e) => return self.media_failed(call, &e),
                     }
                 }
                 Obj::new().set("call", call.0)
@@ -556,7 +556,8 @@ impl Shell {
                 if let (Some(answer), Some(media)) = (answer, self.media(call))
                     && let Err(e) = media.accept(&answer, false).await
                 {
-                    self.media_failed(call, &e);
+                    // Not `accepted`: the call is being hung up.
+                    return self.media_failed(call, &e);
                 }
                 Obj::new().set("call", call.0)
             }
@@ -581,7 +582,7 @@ impl Shell {
                 if let Some(media) = self.media(call) {
                     match media.accept(&sdp, false).await {
                         Ok(()) => self.agreed(call),
-                        Err(e) => self.media_failed(call, &e),
+                        Err(e) => return self.media_failed(call, &e),
                     }
                 }
                 Obj::new().set("call", call.0)

@@ -220,6 +220,9 @@ const RESERVED_HEADERS: &[&str] = &[
     "rack",
     "rseq",
     "session-expires",
+    // Parsed and checked on every message: a bad value would make the
+    // message unsendable.
+    "expires",
     "x",
     "min-se",
     "refer-to",

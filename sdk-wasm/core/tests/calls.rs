@@ -1298,6 +1298,7 @@ fn the_app_s_headers_go_out_checked_and_the_chosen_incoming_ones_come_in() {
     assert_eq!(m.header(HeaderName::Other("Priority")), Some("urgent"));
     for (name, value, error) in [
         ("Call-ID", "x", HeaderError::Reserved("Call-ID".into())),
+        ("Expires", "soon", HeaderError::Reserved("Expires".into())),
         (
             "X-A",
             "1\r\nVia: forged",
