@@ -129,6 +129,8 @@ struct State {
     core_timer: Option<(i32, Instant)>,
     reconnect_timer: Option<i32>,
     attempts: u32,
+    /// The current socket opened (the core was told so).
+    open: bool,
     connected_once: bool,
     /// `close()` was called: no more reconnects.
     closed: bool,
@@ -162,6 +164,7 @@ impl Shell {
                 core_timer: None,
                 reconnect_timer: None,
                 attempts: 0,
+                open: false,
                 connected_once: false,
                 closed: false,
                 calls: CallMap::default(),
@@ -286,6 +289,7 @@ impl Shell {
         let again = {
             let mut s = self.state.borrow_mut();
             s.attempts = 0;
+            s.open = true;
             let again = s.connected_once;
             s.connected_once = true;
             s.ua.transport_connected(now());
@@ -320,7 +324,10 @@ impl Shell {
                 socket.detach();
                 s.retired = Some(socket);
             }
-            s.ua.transport_closed(now());
+            // A socket that never opened changes nothing for the core.
+            if std::mem::replace(&mut s.open, false) {
+                s.ua.transport_closed(now());
+            }
         }
         self.pump();
         if !self.state.borrow().closed {
@@ -377,8 +384,12 @@ impl Shell {
         if let Some(socket) = socket {
             socket.detach();
             let _ = socket.ws.close();
-            self.state.borrow_mut().retired = Some(socket);
-            self.state.borrow_mut().ua.transport_closed(now());
+            let mut s = self.state.borrow_mut();
+            s.retired = Some(socket);
+            if std::mem::replace(&mut s.open, false) {
+                s.ua.transport_closed(now());
+            }
+            drop(s);
             self.pump();
         }
     }
