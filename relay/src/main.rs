@@ -31,6 +31,9 @@ struct Args {
     /// PEM certificate chain for wss:// (with --tls-key).
     #[arg(long, env = "SIPLINE_TLS_CERT")]
     tls_cert: Option<PathBuf>,
+    /// A folder to serve at / (the demo page and the SDK).
+    #[arg(long, env = "SIPLINE_WEB_ROOT")]
+    web_root: Option<PathBuf>,
     /// PEM private key for --tls-cert.
     #[arg(long, env = "SIPLINE_TLS_KEY")]
     tls_key: Option<PathBuf>,
@@ -115,6 +118,9 @@ impl Args {
         }
         if self.tls_key.is_some() {
             c.http.tls_key = self.tls_key.clone();
+        }
+        if self.web_root.is_some() {
+            c.http.web_root = self.web_root.clone();
         }
         if let Some(v) = self.sip_listen {
             c.sip.listen = v;

@@ -365,6 +365,43 @@ async fn a_silent_websocket_is_closed_and_one_answering_pings_stays() {
     assert!(m.contains("sipline_ws_connections 1\n"), "{m}");
 }
 
+#[test]
+fn the_web_root_serves_page_files_and_nothing_else() {
+    let root = std::env::temp_dir().join(format!("sipline-web-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("sdk")).expect("dir");
+    std::fs::write(
+        root.join("index.html"),
+        "<!doctype html><title>phone</title>",
+    )
+    .expect("page");
+    std::fs::write(root.join("sdk/engine.wasm"), b"\0asm\x01\0\0\0").expect("wasm");
+    std::fs::write(root.join("relay.toml"), "secret = 1").expect("config");
+    let _ = std::os::unix::fs::symlink("/etc/hostname", root.join("escape.txt"));
+    let (_pbx, pbx_addr) = udp_peer();
+    let root_arg = root.display().to_string();
+    let relay = RelayProcess::start(pbx_addr, &["--web-root", &root_arg]);
+    let get = |path: &str| common::http_get(relay.http_port, path);
+    let page = get("/");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("content-type: text/html"), "{page}");
+    assert!(page.ends_with("<title>phone</title>"), "{page}");
+    let wasm = get("/sdk/engine.wasm");
+    assert!(wasm.contains("content-type: application/wasm"), "{wasm}");
+    for refused in [
+        "/relay.toml",
+        "/escape.txt",
+        "/../etc/passwd",
+        "/sdk/",
+        "/%2e%2e/etc/passwd",
+    ] {
+        let r = get(refused);
+        assert!(r.starts_with("HTTP/1.1 404"), "{refused}: {r}");
+    }
+    // The relay's own routes are untouched.
+    assert!(get("/healthz").ends_with("ok\n"));
+    let _ = std::fs::remove_dir_all(&root);
+}
+
 #[tokio::test]
 async fn handshake_without_the_sip_subprotocol_is_refused() {
     let (_pbx, pbx_addr) = udp_peer();

@@ -6,6 +6,7 @@ mod admin;
 pub mod media;
 mod tls;
 mod udp;
+mod web;
 mod ws;
 
 use std::collections::HashMap;
@@ -77,6 +78,8 @@ struct Shared {
     admin: broadcast::Sender<(&'static str, String)>,
     admin_token: Option<Arc<str>>,
     client: Arc<Client>,
+    /// The folder served at `/`, if any.
+    web_root: Option<Arc<std::path::Path>>,
     /// Turns true when the relay stops: long-lived responses (the admin
     /// event stream) end then, so that shutdown is not held up.
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -141,6 +144,7 @@ impl Relay {
             admin,
             admin_token: cfg.admin.token.as_ref().map(|t| Arc::from(t.0.as_str())),
             client: Arc::new(cfg.client.clone()),
+            web_root: cfg.http.web_root.as_deref().map(Arc::from),
             stopping,
         };
         let (shutdown, stop) = oneshot::channel::<()>();

@@ -34,13 +34,19 @@ const GOING_AWAY: u16 = 1001;
 /// Bytes read from a browser's socket at a time.
 const READ_BUFFER: usize = 4096;
 pub(super) fn router(shared: Shared) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/sip", get(sip))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/admin/events", get(super::admin::events))
-        .route("/api/config", get(super::admin::client_config))
-        .with_state(shared)
+        .route("/api/config", get(super::admin::client_config));
+    let router = match shared.web_root.clone() {
+        Some(root) => router.fallback(get(move |uri: axum::http::Uri| async move {
+            super::web::serve(&root, &uri).await
+        })),
+        None => router,
+    };
+    router.with_state(shared)
 }
 
 /// Whether the client offered the `sip` subprotocol (RFC 7118 §4.1).

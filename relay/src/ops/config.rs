@@ -169,6 +169,9 @@ pub struct Http {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// A folder served at `/` (the demo phone page and the SDK it loads);
+    /// none by default: a production relay serves no pages.
+    pub web_root: Option<PathBuf>,
 }
 
 impl Default for Http {
@@ -178,6 +181,7 @@ impl Default for Http {
             public_host: String::from("relay.invalid"),
             tls_cert: None,
             tls_key: None,
+            web_root: None,
         }
     }
 }
