@@ -230,7 +230,7 @@ export class Phone extends Emitter<PhoneEvents> {
    */
   async call(target: string, options: CallOptions = {}): Promise<Call> {
     const id = (await this.#engine.call(target, options.audio ?? true, options.video ?? false, options.headers)) as number;
-    const call = this.#calls.get(id) ?? this.#ended.get(id) ?? this.#track(id, "outgoing", {});
+    const call = this.#calls.get(id) ?? this.#ended.get(id) ?? this.#track(id, "outgoing", { to: target });
     await call.accepted;
     return call;
   }
@@ -367,7 +367,7 @@ export class Call extends Emitter<CallEvents> {
   readonly id: number;
   /** Who called whom. */
   readonly direction: "incoming" | "outgoing";
-  /** The caller's URI, for an incoming call. */
+  /** The far end's URI: the caller's, or the one we called. */
   readonly remoteUri?: string;
   /** The caller's display name, if it sent one. */
   readonly displayName?: string;
@@ -392,7 +392,7 @@ export class Call extends Emitter<CallEvents> {
     this.#phone = phone;
     this.id = id;
     this.direction = direction;
-    this.remoteUri = d.from as string | undefined;
+    this.remoteUri = (d.from ?? d.to) as string | undefined;
     this.displayName = d.displayName as string | undefined;
     this.headers = (d.headers as Headers | undefined) ?? {};
     this.#state = direction === "incoming" ? "incoming" : "calling";

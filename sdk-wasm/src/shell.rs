@@ -540,7 +540,8 @@ impl Shell {
                     .set("hasOffer", has_offer)
                     .set("headers", js::header_object(headers))
             }
-            Event::Calling { call } | Event::Ringing { call } => Obj::new().set("call", call.0),
+            Event::Calling { call, target } => Obj::new().set("call", call.0).set("to", target),
+            Event::Ringing { call } => Obj::new().set("call", call.0),
             Event::Progress { call, sdp } => {
                 if let Some(media) = self.media(call) {
                     match media.accept(&sdp, true).await {

@@ -261,7 +261,10 @@ impl Calls {
             headers: cx.headers.to_vec(),
         };
         send_invite(&mut call, cx)?;
-        cx.events.push(Event::Calling { call: id });
+        cx.events.push(Event::Calling {
+            call: id,
+            target: target.to_owned(),
+        });
         self.calls.push(call);
         Some(id)
     }

@@ -304,6 +304,8 @@ pub enum Event {
     Calling {
         /// Which call.
         call: CallId,
+        /// Who it calls (the INVITE's Request-URI).
+        target: String,
     },
     /// The far end is ringing (a provisional response without SDP).
     Ringing {

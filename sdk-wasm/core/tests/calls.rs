@@ -85,7 +85,13 @@ fn calling(ua: &mut UserAgent) -> (CallId, String) {
     let call = ua.call(at(0.0), TARGET, OFFER).expect("a call");
     let mut frames = sent(ua);
     assert_eq!(frames.len(), 1, "{frames:?}");
-    assert_eq!(events(ua), [Event::Calling { call }]);
+    assert_eq!(
+        events(ua),
+        [Event::Calling {
+            call,
+            target: TARGET.into()
+        }]
+    );
     (call, frames.remove(0))
 }
 

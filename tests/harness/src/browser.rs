@@ -1,7 +1,8 @@
 //! Debian's headless Chromium driving calls through the relay: runs a
 //! script of `tests/browser/` (playwright-core, never a downloaded
 //! browser) and returns the JSON line it prints. `call.mjs` drives a plain
-//! page with a SIP shim; `sdk.mjs` drives the built npm package.
+//! page with a SIP shim; `sdk.mjs` drives the built npm package; `demo.mjs`
+//! drives the demo phone page through its form and buttons.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,12 @@ pub fn sdk(config: &str, on_event: impl FnMut(&str)) -> Result<String, Error> {
         ));
     }
     run("sdk.mjs", config, on_event)
+}
+
+/// Runs `demo.mjs`: the demo page at `config.url`, driven through its
+/// form and buttons.
+pub fn demo(config: &str) -> Result<String, Error> {
+    run("demo.mjs", config, |_| {})
 }
 
 fn run(script: &str, config: &str, mut on_event: impl FnMut(&str)) -> Result<String, Error> {

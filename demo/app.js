@@ -1,0 +1,385 @@
+// The demo phone: the npm package `sipline` used exactly as an app would
+// (served here from ./sdk/). Everything SIP is the SDK's; this file is the
+// user interface: forms, the dial pad, the calls list, meters and stats.
+
+import { Phone, SipError, ConnectionError, InvalidStateError } from "./sdk/dist/index.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $("status"),
+  connect: $("connect"),
+  connectButton: $("connect-button"),
+  disconnect: $("disconnect"),
+  dial: $("dial"),
+  target: $("target"),
+  callButton: $("call-button"),
+  pad: $("pad"),
+  incoming: $("incoming"),
+  incomingFrom: $("incoming-from"),
+  answer: $("answer"),
+  decline: $("decline"),
+  callList: $("call-list"),
+  noCalls: $("no-calls"),
+  active: $("active"),
+  activeTitle: $("active-title"),
+  hangup: $("hangup"),
+  hold: $("hold"),
+  mute: $("mute"),
+  transfer: $("transfer"),
+  micLevel: $("mic-level"),
+  remoteLevel: $("remote-level"),
+  stats: $("stats"),
+  messageList: $("message-list"),
+  message: $("message"),
+  send: $("send"),
+  audio: $("audio"),
+};
+
+let phone = null;
+let domain = "";
+/** @type {Map<number, {call: import("./sdk/dist/index.js").Call, audio: HTMLAudioElement}>} */
+const calls = new Map();
+let activeId = null;
+let ringing = null;
+
+/** A SIP status, or any error, in words a call-centre agent understands. */
+function inWords(e) {
+  const words = {
+    403: "refused: check the user and password",
+    404: "no such number",
+    408: "no answer",
+    480: "not available right now",
+    481: "the call no longer exists",
+    486: "busy",
+    487: "cancelled",
+    488: "the far end cannot take this call's media",
+    503: "the service is unavailable",
+    603: "declined",
+  };
+  if (e instanceof SipError) return `${words[e.code] ?? e.reason} (${e.code})`;
+  if (e instanceof ConnectionError) return "cannot reach the relay";
+  if (e instanceof InvalidStateError) return e.message;
+  if (e && e.name === "NotAllowedError") return "the microphone was not allowed";
+  return String(e && e.message ? e.message : e);
+}
+
+function setStatus(text, state) {
+  ui.status.textContent = text;
+  ui.status.dataset.state = state;
+}
+
+/** `bob` → `sip:bob@<domain>`; full SIP addresses are kept. */
+function address(input) {
+  const t = input.trim();
+  if (t.startsWith("sip:") || t.startsWith("sips:")) return t;
+  return `sip:${t.includes("@") ? t : `${t}@${domain}`}`;
+}
+
+async function prefill() {
+  try {
+    const config = await (await fetch("/api/config")).json();
+    domain = config.domain;
+    const f = ui.connect.elements;
+    f.server.value = config.server;
+    f.uri.value = `sip:alice@${config.domain}`;
+    f.register.checked = config.register;
+    ui.connect.dataset.iceServers = JSON.stringify(config.ice_servers ?? []);
+  } catch {
+    setStatus("Not connected (no /api/config: fill in the form)", "offline");
+  }
+}
+
+ui.connect.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = ui.connect.elements;
+  domain = f.uri.value.split("@")[1] ?? domain;
+  ui.connectButton.disabled = true;
+  setStatus("Connecting…", "busy");
+  try {
+    phone = await Phone.connect({
+      server: f.server.value,
+      uri: f.uri.value.trim(),
+      authUser: f.authUser.value.trim() || undefined,
+      password: f.password.value || undefined,
+      displayName: f.displayName.value.trim() || undefined,
+      register: f.register.checked,
+      iceServers: JSON.parse(ui.connect.dataset.iceServers ?? "[]"),
+    });
+    wirePhone(phone);
+    setStatus(phone.registered ? `Registered as ${f.uri.value}` : "Connected (guest)", "ready");
+    ui.disconnect.disabled = false;
+    ui.callButton.disabled = false;
+    ui.send.disabled = false;
+    ui.target.focus();
+  } catch (e) {
+    phone = null;
+    setStatus(`Could not connect: ${inWords(e)}`, "error");
+    ui.connectButton.disabled = false;
+  }
+});
+
+ui.disconnect.addEventListener("click", async () => {
+  if (!phone) return;
+  await phone.disconnect();
+  phone = null;
+  setStatus("Not connected", "offline");
+  ui.connectButton.disabled = false;
+  ui.disconnect.disabled = true;
+  ui.callButton.disabled = true;
+  ui.send.disabled = true;
+});
+
+function wirePhone(p) {
+  p.on("reconnecting", (d) => setStatus(`Connection lost: reconnecting (attempt ${d.attempt})…`, "busy"));
+  p.on("reconnected", () => setStatus("Reconnected", "ready"));
+  p.on("registered", () => setStatus("Registered", "ready"));
+  p.on("registration_failed", (d) => setStatus(`Registration failed: ${inWords(new SipError(d.code, d.reason))}`, "error"));
+  p.on("incoming", (call) => {
+    track(call);
+    ringing = call;
+    ui.incomingFrom.textContent = call.displayName ? `${call.displayName} <${call.remoteUri}>` : call.remoteUri;
+    ui.incoming.hidden = false;
+    ui.answer.focus();
+  });
+  p.on("message", (m) => addMessage(`${m.from}: ${m.body}`, "in"));
+}
+
+/** Keeps a call in the list, with its own <audio> for the far end. */
+function track(call) {
+  if (calls.has(call.id)) return;
+  const audio = document.createElement("audio");
+  audio.autoplay = true;
+  ui.audio.append(audio);
+  calls.set(call.id, { call, audio });
+  const attach = () => {
+    const stream = call.remoteStream;
+    if (stream && audio.srcObject !== stream) audio.srcObject = stream;
+  };
+  call.on("progress", attach);
+  call.on("accepted", () => {
+    attach();
+    select(call.id);
+  });
+  for (const name of ["ringing", "progress", "accepted", "hold"]) call.on(name, render);
+  call.on("hangup", (info) => {
+    audio.remove();
+    calls.delete(call.id);
+    if (ringing === call) hideIncoming();
+    if (activeId === call.id) activeId = null;
+    addMessage(`Call with ${call.remoteUri ?? "the far end"} ended${info.code ? `: ${inWords(new SipError(info.code, info.reason))}` : ""}`, "note");
+    render();
+  });
+  call.on("dtmf", (d) => addMessage(`DTMF ${d.digit} received`, "note"));
+  render();
+}
+
+function hideIncoming() {
+  ringing = null;
+  ui.incoming.hidden = true;
+}
+
+ui.answer.addEventListener("click", async () => {
+  const call = ringing;
+  hideIncoming();
+  if (!call) return;
+  await holdOthers(call.id);
+  call.answer().catch((e) => setStatus(`Could not answer: ${inWords(e)}`, "error"));
+});
+
+ui.decline.addEventListener("click", () => {
+  const call = ringing;
+  hideIncoming();
+  call?.decline(486);
+});
+
+ui.dial.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (!phone || !ui.target.value.trim()) return;
+  const target = address(ui.target.value);
+  const off = phone.on("calling", (call) => {
+    off();
+    track(call);
+  });
+  await holdOthers(null);
+  setStatus(`Calling ${target}…`, "busy");
+  try {
+    await phone.call(target);
+    setStatus(`In a call with ${target}`, "ready");
+    ui.target.value = "";
+  } catch (e) {
+    off();
+    setStatus(`Call to ${target} failed: ${inWords(e)}`, "error");
+  }
+});
+
+/** The dial pad types into the target, or sends DTMF in the active call. */
+ui.pad.addEventListener("click", (ev) => {
+  const digit = ev.target.closest("button")?.textContent;
+  if (!digit) return;
+  const call = current();
+  if (call && call.state === "established") {
+    call.sendDtmf(digit).catch((e) => setStatus(`DTMF: ${inWords(e)}`, "error"));
+  } else {
+    ui.target.value += digit;
+    ui.target.focus();
+  }
+});
+
+document.addEventListener("keydown", (ev) => {
+  // Digits typed outside a text field are DTMF in the active call.
+  const typing = ev.target instanceof HTMLInputElement;
+  const call = current();
+  if (!typing && call && call.state === "established" && /^[0-9*#]$/.test(ev.key)) {
+    call.sendDtmf(ev.key).catch(() => {});
+  }
+  if (ev.key === "Escape" && ringing) ui.decline.click();
+});
+
+function current() {
+  return activeId === null ? null : calls.get(activeId)?.call ?? null;
+}
+
+/** Puts every established call but `keep` on hold. */
+async function holdOthers(keep) {
+  for (const { call } of calls.values()) {
+    if (call.id !== keep && call.state === "established" && !call.held) {
+      await call.hold().catch(() => {});
+    }
+  }
+}
+
+/** Makes a call the active one: the others on hold, this one resumed. */
+async function select(id) {
+  activeId = id;
+  render();
+  await holdOthers(id);
+  const call = current();
+  if (call && call.held) await call.unhold().catch((e) => setStatus(`Resume: ${inWords(e)}`, "error"));
+  render();
+}
+
+ui.hangup.addEventListener("click", () => current()?.hangup());
+ui.hold.addEventListener("click", async () => {
+  const call = current();
+  if (!call) return;
+  try {
+    await (call.held ? call.unhold() : call.hold());
+  } catch (e) {
+    setStatus(`Hold: ${inWords(e)}`, "error");
+  }
+  render();
+});
+ui.mute.addEventListener("click", () => {
+  const call = current();
+  if (!call) return;
+  if (call.muted) call.unmute(); else call.mute();
+  render();
+});
+ui.transfer.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const call = current();
+  const to = ui.transfer.elements.target.value;
+  if (!call || !to.trim()) return;
+  setStatus(`Transferring to ${address(to)}…`, "busy");
+  try {
+    await call.transfer(address(to));
+    setStatus(`Transferred to ${address(to)}`, "ready");
+    ui.transfer.reset();
+  } catch (e) {
+    setStatus(`Transfer failed: ${inWords(e)}`, "error");
+  }
+});
+
+ui.message.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const f = ui.message.elements;
+  if (!phone || !f.to.value.trim() || !f.text.value) return;
+  const to = address(f.to.value);
+  const text = f.text.value;
+  try {
+    await phone.message(to, text);
+    addMessage(`me → ${to}: ${text}`, "out");
+    f.text.value = "";
+  } catch (e) {
+    addMessage(`not delivered to ${to}: ${inWords(e)}`, "error");
+  }
+});
+
+function addMessage(text, kind) {
+  const li = document.createElement("li");
+  li.textContent = text;
+  li.className = kind;
+  ui.messageList.append(li);
+  li.scrollIntoView({ block: "nearest" });
+}
+
+const STATE_WORDS = {
+  calling: "calling",
+  ringing: "ringing",
+  early: "ringing (early media)",
+  incoming: "incoming",
+  answering: "answering",
+  established: "in call",
+  ended: "ended",
+};
+
+function render() {
+  ui.callList.replaceChildren(
+    ...[...calls.values()].map(({ call }) => {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      const state = call.held ? "on hold" : call.heldByRemote ? "held by the far end" : STATE_WORDS[call.state];
+      button.textContent = `${call.remoteUri ?? "…"}: ${state}`;
+      button.setAttribute("aria-current", String(call.id === activeId));
+      button.addEventListener("click", () => select(call.id));
+      li.append(button);
+      return li;
+    }),
+  );
+  ui.noCalls.hidden = calls.size > 0;
+  const call = current();
+  ui.active.hidden = !call;
+  if (!call) return;
+  ui.activeTitle.textContent = `${call.remoteUri ?? ""}: ${STATE_WORDS[call.state]}`;
+  ui.hold.textContent = call.held ? "Resume" : "Hold";
+  ui.hold.setAttribute("aria-pressed", String(call.held));
+  ui.mute.textContent = call.muted ? "Unmute" : "Mute";
+  ui.mute.setAttribute("aria-pressed", String(call.muted));
+}
+
+/** Meters and stats of the active call, once a second. */
+setInterval(async () => {
+  const call = current();
+  if (!call || call.state !== "established") {
+    ui.micLevel.value = 0;
+    ui.remoteLevel.value = 0;
+    ui.stats.replaceChildren();
+    return;
+  }
+  try {
+    const s = await call.stats();
+    ui.micLevel.value = s.localAudioLevel ?? 0;
+    ui.remoteLevel.value = s.remoteAudioLevel ?? 0;
+    const rows = [
+      ["Round trip", s.rttMs === undefined ? "—" : `${s.rttMs.toFixed(0)} ms`],
+      ["Jitter", s.jitterMs === undefined ? "—" : `${s.jitterMs.toFixed(1)} ms`],
+      ["Loss", `${s.lossPercent.toFixed(1)} %`],
+      ["Quality (MOS)", s.mos.toFixed(2)],
+    ];
+    ui.stats.replaceChildren(
+      ...rows.flatMap(([k, v]) => {
+        const dt = document.createElement("dt");
+        dt.textContent = k;
+        const dd = document.createElement("dd");
+        dd.textContent = v;
+        return [dt, dd];
+      }),
+    );
+  } catch {
+    // The call ended between two ticks.
+  }
+}, 1000);
+
+prefill();
+window.demo = { calls, get phone() { return phone; } };

@@ -1,0 +1,57 @@
+// Drives the demo phone page (demo/, served by the relay) in Debian's
+// headless Chromium the way a person would: fills the form, clicks, types,
+// and reads what the page shows. Prints one JSON line.
+//
+//   node demo.mjs '{"url":"http://127.0.0.1:8080/","mic":"/tmp/tone.wav",
+//                   "password":"alice-demo","target":"echo","screenshot":"/tmp/demo.png"}'
+//
+// It connects with the prefilled form (plus the password), calls the
+// target, waits until the call is up, reads the meters and stats the page
+// shows for a few seconds, takes the screenshot, then hangs up.
+
+import { launch } from "./chromium.mjs";
+
+const cfg = JSON.parse(process.argv[2]);
+const browser = await launch(cfg.mic, cfg.chromium);
+const result = {};
+try {
+  const page = await browser.context.newPage();
+  page.on("console", (m) => process.stderr.write(`[page] ${m.text()}\n`));
+  page.on("pageerror", (e) => process.stderr.write(`[page error] ${e}\n`));
+  await page.setViewportSize({ width: 1100, height: 860 });
+  await page.goto(cfg.url);
+  // The form is prefilled from /api/config.
+  await page.waitForFunction(() => document.querySelector("input[name=server]").value !== "");
+  result.prefilled = await page.evaluate(() => ({
+    server: document.querySelector("input[name=server]").value,
+    uri: document.querySelector("input[name=uri]").value,
+  }));
+  await page.fill("input[name=password]", cfg.password);
+  await page.click("#connect-button");
+  await page.waitForFunction(() => document.getElementById("status").dataset.state !== "busy", null, { timeout: 10000 });
+  result.connected = await page.textContent("#status");
+  await page.fill("#target", cfg.target);
+  await page.click("#call-button");
+  await page.waitForFunction(() => /in call/.test(document.getElementById("active-title")?.textContent ?? ""), null, { timeout: 10000 });
+  // Meters and stats refresh once a second: take the best of a few.
+  let remote = 0;
+  let mic = 0;
+  for (let i = 0; i < 6; i++) {
+    await page.waitForTimeout(700);
+    remote = Math.max(remote, await page.evaluate(() => document.getElementById("remote-level").value));
+    mic = Math.max(mic, await page.evaluate(() => document.getElementById("mic-level").value));
+  }
+  result.meters = { mic, remote };
+  result.stats = await page.evaluate(() =>
+    Object.fromEntries([...document.querySelectorAll("#stats dt")].map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
+  result.calls = await page.evaluate(() => [...document.querySelectorAll("#call-list button")].map((b) => b.textContent));
+  if (cfg.screenshot) await page.screenshot({ path: cfg.screenshot, fullPage: true });
+  await page.click("#hangup");
+  await page.waitForFunction(() => document.getElementById("no-calls").hidden === false, null, { timeout: 10000 });
+  result.log = await page.evaluate(() => [...document.querySelectorAll("#message-list li")].map((li) => li.textContent));
+} catch (e) {
+  result.error = String(e && e.stack ? e.stack : e);
+} finally {
+  await browser.close();
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);
