@@ -382,4 +382,3 @@ setInterval(async () => {
 }, 1000);
 
 prefill();
-window.demo = { calls, get phone() { return phone; } };
