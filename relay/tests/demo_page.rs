@@ -23,16 +23,16 @@ impl Drop for Scratch {
     }
 }
 
-#[test]
-fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
+/// A scratch folder with the demo site assembled by `demo/site.sh`, as the
+/// main command assembles it.
+fn site() -> (Scratch, PathBuf) {
     let dir = std::env::temp_dir().join(format!(
         "sipline-demo-{}-{}",
         std::process::id(),
         sipline_test_harness::free_port().expect("a unique name")
     ));
     std::fs::create_dir_all(&dir).expect("scratch");
-    let scratch = Scratch(dir);
-    let site = scratch.0.join("site");
+    let site = dir.join("site");
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let built = Command::new("bash")
         .arg(repo.join("demo/site.sh"))
@@ -43,6 +43,12 @@ fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
         built.success(),
         "demo/site.sh (run bash npm/build.sh first)"
     );
+    (Scratch(dir), site)
+}
+
+#[test]
+fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
+    let (scratch, site) = site();
     let mic = scratch.0.join("mic-1khz.wav");
     write_tone(&mic, 1000.0, 48_000, 30).expect("mic tone");
 
@@ -103,4 +109,92 @@ fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
     );
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
+}
+
+fn assert_hears(heard: &Value, hz: f64, what: &str) {
+    let peak = heard["peakHz"].as_f64().unwrap_or_default();
+    assert!(
+        (peak - hz).abs() < 12.0,
+        "{what}: hears {peak:.0} Hz, not {hz}: {heard}"
+    );
+    assert!(
+        heard["peakOverMedianDb"].as_f64().unwrap_or_default() > 30.0,
+        "{what}: no clear tone: {heard}"
+    );
+}
+
+#[test]
+fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo() {
+    let (scratch, site) = site();
+    let tone = |name: &str, hz: f64| {
+        let path = scratch.0.join(name);
+        write_tone(&path, hz, 48_000, 30).expect("tone");
+        path
+    };
+    let (alice_mic, bob_mic, carol_mic) = (
+        tone("alice.wav", 1000.0),
+        tone("bob.wav", 440.0),
+        tone("carol.wav", 660.0),
+    );
+    let site_arg = site.display().to_string();
+    let relay = RelayProcess::start_embedded(
+        &[
+            "--domain",
+            "sipline.local",
+            "--media-ports",
+            "33900-33999",
+            "--web-root",
+            &site_arg,
+        ],
+        "alice:alice-demo,bob:bob-demo,carol:carol-demo",
+    );
+    let shot = scratch.0.join("demo-call.png");
+    let config = json!({
+        "url": format!("http://127.0.0.1:{}/", relay.http_port),
+        "domain": "sipline.local",
+        "a": {"user": "alice", "password": "alice-demo", "mic": alice_mic},
+        "b": {"user": "bob", "password": "bob-demo", "mic": bob_mic},
+        "c": {"user": "carol", "password": "carol-demo", "mic": carol_mic},
+        "screenshot": shot,
+    });
+    let out = browser::demo_call(&config.to_string()).expect("the browsers ran");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    assert!(
+        v["incomingFrom"]
+            .as_str()
+            .is_some_and(|f| f.contains("sip:alice@sipline.local")),
+        "{v}"
+    );
+    // Each hears the other's tone.
+    assert_hears(&v["talk"]["a"], 440.0, "alice");
+    assert_hears(&v["talk"]["b"], 1000.0, "bob");
+    // Alice holds: both pages say so, and bob's audio stops reaching her.
+    let first = |who: &str| {
+        v["held"]["lists"][who][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(first("b").contains("held by the far end"), "{v}");
+    assert!(first("a").contains("on hold"), "{v}");
+    assert!(
+        v["held"]["a"]["peakOverMedianDb"]
+            .as_f64()
+            .unwrap_or_default()
+            < 30.0,
+        "alice still hears bob while holding: {v}"
+    );
+    assert_hears(&v["resumed"]["a"], 440.0, "alice, resumed");
+    // Her hangup reaches bob's page.
+    assert!(
+        v["ended"].as_array().is_some_and(|l| l
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.contains("ended")))),
+        "{v}"
+    );
+    // Carol hears herself through the echo extension.
+    assert_hears(&v["echo"], 660.0, "carol, echo");
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"));
 }

@@ -63,6 +63,12 @@ pub fn demo(config: &str) -> Result<String, Error> {
     run("demo.mjs", config, |_| {})
 }
 
+/// Runs `demo-call.mjs`: two people calling each other through the demo
+/// page and a third calling the echo, each in its own Chromium.
+pub fn demo_call(config: &str) -> Result<String, Error> {
+    run("demo-call.mjs", config, |_| {})
+}
+
 fn run(script: &str, config: &str, mut on_event: impl FnMut(&str)) -> Result<String, Error> {
     use std::io::{BufRead, BufReader, Read};
     if !Path::new("/usr/bin/chromium").is_file() {

@@ -1,0 +1,110 @@
+// Two people call each other through the demo phone page, and a third
+// calls the echo extension: three Chromium processes (each its own fake
+// microphone tone), driven through the page's form and buttons only. What
+// each hears is measured on the page's own <audio> element with a Web
+// Audio analyser (test code, not the demo's). Prints one JSON line.
+//
+//   node demo-call.mjs '{"url":"http://127.0.0.1:8080/","domain":"sipline.local",
+//     "a":{"user":"alice","password":"…","mic":"/tmp/1k.wav"},
+//     "b":{"user":"bob","password":"…","mic":"/tmp/440.wav"},
+//     "c":{"user":"carol","password":"…","mic":"/tmp/660.wav"},
+//     "screenshot":"/tmp/demo-call.png"}'
+
+import { launch } from "./chromium.mjs";
+
+const cfg = JSON.parse(process.argv[2]);
+const browsers = [];
+const result = {};
+
+async function open(who) {
+  const browser = await launch(who.mic, cfg.chromium);
+  browsers.push(browser);
+  const page = await browser.context.newPage();
+  page.on("pageerror", (e) => process.stderr.write(`[${who.user} page error] ${e}\n`));
+  await page.setViewportSize({ width: 1100, height: 900 });
+  await page.goto(cfg.url);
+  await page.waitForFunction(() => document.querySelector("input[name=server]").value !== "");
+  await page.fill("input[name=uri]", `sip:${who.user}@${cfg.domain}`);
+  await page.fill("input[name=password]", who.password);
+  await page.click("#connect-button");
+  await page.waitForFunction(() => document.getElementById("status").dataset.state === "ready", null, { timeout: 10000 });
+  return page;
+}
+
+const inCall = (page) =>
+  page.waitForFunction(() => /in call/.test(document.getElementById("active-title")?.textContent ?? ""), null, { timeout: 15000 });
+
+/** The strongest frequency the page plays for `ms`, and how far it stands out. */
+function listen(page, ms) {
+  return page.evaluate(async (ms) => {
+    const audio = document.querySelector("#audio audio");
+    if (!audio || !audio.srcObject) return { peakHz: 0, peakOverMedianDb: 0 };
+    const ctx = new AudioContext();
+    const analyser = ctx.createAnalyser();
+    analyser.fftSize = 8192;
+    analyser.smoothingTimeConstant = 0;
+    ctx.createMediaStreamSource(audio.srcObject).connect(analyser);
+    const bins = analyser.frequencyBinCount;
+    const sum = new Float64Array(bins);
+    const frame = new Float32Array(bins);
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      await new Promise((ok) => setTimeout(ok, 50));
+      analyser.getFloatFrequencyData(frame);
+      for (let i = 0; i < bins; i++) sum[i] += Math.pow(10, frame[i] / 10);
+    }
+    let peak = 1;
+    for (let i = 2; i < bins; i++) if (sum[i] > sum[peak]) peak = i;
+    const sorted = Array.from(sum).sort((x, y) => x - y);
+    const median = sorted[Math.floor(sorted.length / 2)] || 1e-30;
+    const out = {
+      peakHz: (peak * ctx.sampleRate) / analyser.fftSize,
+      peakOverMedianDb: 10 * Math.log10((sum[peak] || 1e-30) / median),
+    };
+    await ctx.close();
+    return out;
+  }, ms);
+}
+
+const callList = (page) => page.evaluate(() => [...document.querySelectorAll("#call-list button")].map((b) => b.textContent));
+
+try {
+  const a = await open(cfg.a);
+  const b = await open(cfg.b);
+  await a.fill("#target", cfg.b.user);
+  await a.click("#call-button");
+  await b.waitForSelector("#incoming:not([hidden])", { timeout: 10000 });
+  result.incomingFrom = await b.textContent("#incoming-from");
+  await b.click("#answer");
+  await inCall(a);
+  await inCall(b);
+  await a.waitForTimeout(1500);
+  result.talk = { a: await listen(a, 2000), b: await listen(b, 2000) };
+  if (cfg.screenshot) await a.screenshot({ path: cfg.screenshot, fullPage: true });
+
+  await a.click("#hold");
+  await b.waitForFunction(() => /held by the far end/.test(document.getElementById("call-list").textContent), null, { timeout: 10000 });
+  result.held = { a: await listen(a, 2000), lists: { a: await callList(a), b: await callList(b) } };
+  await a.click("#hold"); // Resume
+  await b.waitForFunction(() => /in call/.test(document.getElementById("call-list").textContent), null, { timeout: 10000 });
+  await a.waitForTimeout(1000);
+  result.resumed = { a: await listen(a, 2000) };
+
+  await a.click("#hangup");
+  await a.waitForFunction(() => !document.getElementById("no-calls").hidden, null, { timeout: 10000 });
+  await b.waitForFunction(() => !document.getElementById("no-calls").hidden, null, { timeout: 10000 });
+  result.ended = await b.evaluate(() => [...document.querySelectorAll("#message-list li")].map((li) => li.textContent));
+
+  const c = await open(cfg.c);
+  await c.fill("#target", "echo");
+  await c.click("#call-button");
+  await inCall(c);
+  await c.waitForTimeout(1500);
+  result.echo = await listen(c, 2000);
+  await c.click("#hangup");
+} catch (e) {
+  result.error = String(e && e.stack ? e.stack : e);
+} finally {
+  for (const b of browsers) await b.close();
+}
+process.stdout.write(`${JSON.stringify(result)}\n`);
