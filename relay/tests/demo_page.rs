@@ -197,4 +197,11 @@ fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo()
     assert_hears(&v["echo"], 660.0, "carol, echo");
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"));
+    // Kept for the README: target/screenshots/, or the folder named by
+    // SIPLINE_SCREENSHOTS (`docs` refreshes the README's picture).
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let keep = std::env::var_os("SIPLINE_SCREENSHOTS")
+        .map_or_else(|| repo.join("target/screenshots"), |d| repo.join(d));
+    std::fs::create_dir_all(&keep).expect("screenshot folder");
+    std::fs::write(keep.join("demo-call.png"), png).expect("screenshot kept");
 }
