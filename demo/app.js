@@ -14,6 +14,7 @@ const ui = {
   target: $("target"),
   callButton: $("call-button"),
   pad: $("pad"),
+  dtmfInfo: $("dtmf-info"),
   incoming: $("incoming"),
   incomingFrom: $("incoming-from"),
   answer: $("answer"),
@@ -218,7 +219,7 @@ ui.pad.addEventListener("click", (ev) => {
   if (!digit) return;
   const call = current();
   if (call && call.state === "established") {
-    call.sendDtmf(digit).catch((e) => setStatus(`DTMF: ${inWords(e)}`, "error"));
+    sendDtmf(call, digit);
   } else {
     ui.target.value += digit;
     ui.target.focus();
@@ -230,10 +231,15 @@ document.addEventListener("keydown", (ev) => {
   const typing = ev.target instanceof HTMLInputElement;
   const call = current();
   if (!typing && call && call.state === "established" && /^[0-9*#]$/.test(ev.key)) {
-    call.sendDtmf(ev.key).catch(() => {});
+    sendDtmf(call, ev.key);
   }
   if (ev.key === "Escape" && ringing) ui.decline.click();
 });
+
+function sendDtmf(call, digit) {
+  const method = ui.dtmfInfo.checked ? "info" : "rfc4733";
+  call.sendDtmf(digit, { method }).catch((e) => setStatus(`DTMF: ${inWords(e)}`, "error"));
+}
 
 function current() {
   return activeId === null ? null : calls.get(activeId)?.call ?? null;

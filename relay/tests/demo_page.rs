@@ -169,6 +169,12 @@ fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo()
     // Each hears the other's tone.
     assert_hears(&v["talk"]["a"], 440.0, "alice");
     assert_hears(&v["talk"]["b"], 1000.0, "bob");
+    // Her dial pad's digits reach bob's page (as SIP INFO).
+    assert_eq!(
+        v["dtmf"],
+        json!(["DTMF 1 received", "DTMF 2 received", "DTMF # received"]),
+        "{v}"
+    );
     // Alice holds: both pages say so, and bob's audio stops reaching her.
     let first = |who: &str| {
         v["held"]["lists"][who][0]

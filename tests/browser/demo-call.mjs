@@ -82,6 +82,13 @@ try {
   result.talk = { a: await listen(a, 2000), b: await listen(b, 2000) };
   if (cfg.screenshot) await a.screenshot({ path: cfg.screenshot, fullPage: true });
 
+  // DTMF from the dial pad, as SIP INFO so that bob's page can show it
+  // (browsers do not surface received RFC 4733 events).
+  await a.check("#dtmf-info");
+  for (const key of ["1", "2", "#"]) await a.click(`#pad button:text-is("${key}")`);
+  await b.waitForFunction(() => /DTMF # received/.test(document.getElementById("message-list").textContent), null, { timeout: 10000 });
+  result.dtmf = await b.evaluate(() => [...document.querySelectorAll("#message-list li")].map((li) => li.textContent).filter((t) => t.startsWith("DTMF")));
+
   await a.click("#hold");
   await b.waitForFunction(() => /held by the far end/.test(document.getElementById("call-list").textContent), null, { timeout: 10000 });
   result.held = { a: await listen(a, 2000), lists: { a: await callList(a), b: await callList(b) } };
