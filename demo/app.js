@@ -84,7 +84,7 @@ async function prefill() {
     f.server.value = config.server;
     f.uri.value = `sip:alice@${config.domain}`;
     f.register.checked = config.register;
-    ui.connect.dataset.iceServers = JSON.stringify(config.ice_servers ?? []);
+    ui.connect.dataset.iceServers = JSON.stringify(config.iceServers ?? []);
   } catch {
     setStatus("Not connected (no /api/config: fill in the form)", "offline");
   }
