@@ -9,73 +9,27 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use serde_json::Value;
-use sipline_test_harness::audio::{read_wav, write_tone};
-use sipline_test_harness::baresip::{self, Baresip};
 use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, Digest, Kamailio, Options, USERS};
 
 use common::RelayProcess;
+use common::calls::{
+    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, assert_window, far_end,
+    metric, number, outcome,
+};
 
-/// The browser's microphone tone and the far end's.
-const MIC_HZ: f64 = 1000.0;
-const FAR_HZ: f64 = 440.0;
-
-/// Packets in a 2 s listening window at 50 per second, with room for the
-/// window's edges and scheduling on a loaded machine.
-const WINDOW_PACKETS: std::ops::RangeInclusive<u64> = 80..=120;
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn number(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} missing in {v}"))
-}
-
-/// A counter's value from the relay's /metrics text.
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
-}
-
+/// The tone heard, and a 2 s window's worth of packets received.
 fn assert_hears(step: &Value, expected_hz: f64, what: &str) {
-    let hz = number(step, "peakHz");
-    assert!(
-        (hz - expected_hz).abs() < 12.0,
-        "{what}: the browser hears {hz:.0} Hz, not {expected_hz} Hz: {step}"
-    );
-    assert!(
-        number(step, "peakOverMedianDb") > 30.0,
-        "{what}: no clear peak: {step}"
-    );
-    let received = number(step, "received") as u64;
-    assert!(
-        WINDOW_PACKETS.contains(&received),
-        "{what}: {received} RTP packets in 2 s: {step}"
-    );
+    assert_tone(step, expected_hz, what);
+    assert_window(step, "received", what);
 }
 
 /// A scratch folder with the browser's microphone tone in it.
-fn mic_tone() -> (Scratch, PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "sipline-call-{}-{}",
-        std::process::id(),
-        sipline_test_harness::free_port().expect("a unique name")
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let mic = dir.join("mic-1khz.wav");
-    write_tone(&mic, MIC_HZ, 48_000, 30).expect("mic tone");
-    (Scratch(dir), mic)
+fn mic_tone() -> (Scratch, std::path::PathBuf) {
+    let scratch = Scratch::new("call");
+    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
+    (scratch, mic)
 }
 
 #[test]
@@ -111,21 +65,17 @@ fn the_embedded_pbx_s_echo_extension_sends_the_browser_its_own_voice() {
 #[test]
 fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_stops_media() {
     let (scratch, mic) = mic_tone();
-    let far_tone = scratch.0.join("far-440hz.wav");
-    write_tone(&far_tone, FAR_HZ, 8_000, 30).expect("far tone");
+    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
 
     let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
     let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
-    let (user, password) = USERS[1];
-    let far = Baresip::start(&baresip::Options {
-        user: user.into(),
-        password: password.into(),
-        domain: DOMAIN.into(),
-        registrar: registrar.parse().expect("address"),
-        tone: far_tone,
-        register: true,
-    })
-    .expect("baresip registers");
+    let (user, _) = USERS[1];
+    let far = far_end(
+        registrar.parse().expect("address"),
+        USERS[1],
+        far_tone,
+        true,
+    );
     let mut relay = RelayProcess::start(
         registrar.parse().expect("address"),
         &["--media-ports", "33000-33099"],
@@ -144,11 +94,7 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
     // The browser hears the far end, and sends its own tone.
     let talk = &v["steps"]["talk"];
     assert_hears(talk, FAR_HZ, "talking");
-    let sent = number(talk, "sent") as u64;
-    assert!(
-        WINDOW_PACKETS.contains(&sent),
-        "{sent} packets sent: {talk}"
-    );
+    assert_window(talk, "sent", "talking");
     assert!(
         v["answer"]
             .as_str()
@@ -164,10 +110,7 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
         number(held, "received") <= 3.0,
         "media stops while held: {held}"
     );
-    assert!(
-        WINDOW_PACKETS.contains(&(number(held, "sent") as u64)),
-        "{held}"
-    );
+    assert_window(held, "sent", "held");
     assert!(
         v["holdAnswer"]
             .as_str()
@@ -209,39 +152,10 @@ fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_
     assert!(relay.alive());
 }
 
-/// The browser's report, which must hold no error (the far end's log
-/// helps when it does).
-fn outcome(out: &str, far: &Baresip) -> Value {
-    let v: Value = serde_json::from_str(out).expect("JSON from the browser");
-    assert!(
-        v["error"].is_null(),
-        "{}\nfar end:\n{}",
-        v["error"],
-        far.log_tail()
-    );
-    v
-}
-
-/// The far end's recording holds the browser's tone.
-fn assert_far_end_heard_the_browser(far: &Baresip) {
-    let recordings = far.received();
-    let recording = recordings
-        .last()
-        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", far.log_tail()));
-    let rec = read_wav(recording).expect("the recording reads");
-    let (hz, ratio) = rec.dominant();
-    assert!(rec.seconds() > 1.0, "{:.1} s recorded", rec.seconds());
-    assert!(
-        (hz - MIC_HZ).abs() <= 10.0 && ratio > 100.0,
-        "the far end hears {hz} Hz ({ratio:.0}× the median), not {MIC_HZ} Hz"
-    );
-}
-
 #[test]
 fn the_far_end_calls_the_registered_browser_and_both_hear_each_other() {
     let (scratch, mic) = mic_tone();
-    let far_tone = scratch.0.join("far-440hz.wav");
-    write_tone(&far_tone, FAR_HZ, 8_000, 30).expect("far tone");
+    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
     // SHA-256 digest: the one the page can compute with WebCrypto.
     let kamailio = Kamailio::start(&Options {
         digest: Digest::Sha256,
@@ -249,18 +163,14 @@ fn the_far_end_calls_the_registered_browser_and_both_hear_each_other() {
     })
     .expect("kamailio");
     let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
-    let (bob, bob_password) = USERS[1];
     let (alice, alice_password) = USERS[0];
-    let mut far = Baresip::start(&baresip::Options {
-        user: bob.into(),
-        password: bob_password.into(),
-        domain: DOMAIN.into(),
-        registrar: registrar.parse().expect("address"),
-        tone: far_tone,
-        // baresip 1.0 digests with MD5 only; calling needs no account.
-        register: false,
-    })
-    .expect("baresip starts");
+    // baresip 1.0 digests with MD5 only; calling needs no account.
+    let mut far = far_end(
+        registrar.parse().expect("address"),
+        USERS[1],
+        far_tone,
+        false,
+    );
     let relay = RelayProcess::start(
         registrar.parse().expect("address"),
         &["--media-ports", "33200-33299"],

@@ -10,29 +10,16 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sipline_test_harness::audio::write_tone;
 use sipline_test_harness::browser;
 
 use common::RelayProcess;
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::calls::{Scratch, assert_tone};
 
 /// A scratch folder with the demo site assembled by `demo/site.sh`, as the
 /// main command assembles it.
 fn site() -> (Scratch, PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "sipline-demo-{}-{}",
-        std::process::id(),
-        sipline_test_harness::free_port().expect("a unique name")
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch");
-    let site = dir.join("site");
+    let scratch = Scratch::new("demo");
+    let site = scratch.0.join("site");
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let built = Command::new("bash")
         .arg(repo.join("demo/site.sh"))
@@ -43,14 +30,13 @@ fn site() -> (Scratch, PathBuf) {
         built.success(),
         "demo/site.sh (run bash npm/build.sh first)"
     );
-    (Scratch(dir), site)
+    (scratch, site)
 }
 
 #[test]
 fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
     let (scratch, site) = site();
-    let mic = scratch.0.join("mic-1khz.wav");
-    write_tone(&mic, 1000.0, 48_000, 30).expect("mic tone");
+    let mic = scratch.tone("mic-1khz.wav", 1000.0, 48_000);
 
     let site_arg = site.display().to_string();
     let relay = RelayProcess::start_embedded(
@@ -111,30 +97,13 @@ fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
 }
 
-fn assert_hears(heard: &Value, hz: f64, what: &str) {
-    let peak = heard["peakHz"].as_f64().unwrap_or_default();
-    assert!(
-        (peak - hz).abs() < 12.0,
-        "{what}: hears {peak:.0} Hz, not {hz}: {heard}"
-    );
-    assert!(
-        heard["peakOverMedianDb"].as_f64().unwrap_or_default() > 30.0,
-        "{what}: no clear tone: {heard}"
-    );
-}
-
 #[test]
 fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo() {
     let (scratch, site) = site();
-    let tone = |name: &str, hz: f64| {
-        let path = scratch.0.join(name);
-        write_tone(&path, hz, 48_000, 30).expect("tone");
-        path
-    };
     let (alice_mic, bob_mic, carol_mic) = (
-        tone("alice.wav", 1000.0),
-        tone("bob.wav", 440.0),
-        tone("carol.wav", 660.0),
+        scratch.tone("alice.wav", 1000.0, 48_000),
+        scratch.tone("bob.wav", 440.0, 48_000),
+        scratch.tone("carol.wav", 660.0, 48_000),
     );
     let site_arg = site.display().to_string();
     let relay = RelayProcess::start_embedded(
@@ -167,8 +136,8 @@ fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo()
         "{v}"
     );
     // Each hears the other's tone.
-    assert_hears(&v["talk"]["a"], 440.0, "alice");
-    assert_hears(&v["talk"]["b"], 1000.0, "bob");
+    assert_tone(&v["talk"]["a"], 440.0, "alice");
+    assert_tone(&v["talk"]["b"], 1000.0, "bob");
     // Her dial pad's digits reach bob's page (as SIP INFO).
     assert_eq!(
         v["dtmf"],
@@ -191,7 +160,7 @@ fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo()
             < 30.0,
         "alice still hears bob while holding: {v}"
     );
-    assert_hears(&v["resumed"]["a"], 440.0, "alice, resumed");
+    assert_tone(&v["resumed"]["a"], 440.0, "alice, resumed");
     // Her hangup reaches bob's page.
     assert!(
         v["ended"].as_array().is_some_and(|l| l
@@ -200,7 +169,7 @@ fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo()
         "{v}"
     );
     // Carol hears herself through the echo extension.
-    assert_hears(&v["echo"], 660.0, "carol, echo");
+    assert_tone(&v["echo"], 660.0, "carol, echo");
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"));
     // Kept for the README: target/screenshots/, or the folder named by

@@ -8,101 +8,52 @@
 
 mod common;
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sipline_test_harness::audio::{read_wav, write_tone};
-use sipline_test_harness::baresip::{self, Baresip};
+use sipline_test_harness::audio::read_wav;
+use sipline_test_harness::baresip::Baresip;
 use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
-
-const MIC_HZ: f64 = 1000.0;
-const FAR_HZ: f64 = 440.0;
-
-/// Packets in a 2 s listening window at 50 per second, with room for the
-/// window's edges and scheduling on a loaded machine.
-const WINDOW_PACKETS: std::ops::RangeInclusive<f64> = 80.0..=120.0;
-
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::calls::{
+    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, assert_window, far_end,
+    number, outcome,
+};
 
 /// A scratch folder with both tones: the browser's microphone (48 kHz) and
 /// the far end's (8 kHz, what baresip's aufile takes).
 fn tones() -> (Scratch, PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "sipline-sdk-{}-{}",
-        std::process::id(),
-        sipline_test_harness::free_port().expect("a unique name")
-    ));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    let mic = dir.join("mic-1khz.wav");
-    write_tone(&mic, MIC_HZ, 48_000, 30).expect("mic tone");
-    let far = dir.join("far-440hz.wav");
-    write_tone(&far, FAR_HZ, 8_000, 30).expect("far tone");
-    (Scratch(dir), mic, far)
+    let scratch = Scratch::new("sdk");
+    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
+    let far = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    (scratch, mic, far)
 }
 
-fn number(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("{key} missing in {v}"))
-}
-
+/// The tone heard, and a 2 s window's worth of packets both ways.
 fn assert_hears(step: &Value, expected_hz: f64, what: &str) {
-    let hz = number(step, "peakHz");
-    assert!(
-        (hz - expected_hz).abs() < 12.0,
-        "{what}: the browser hears {hz:.0} Hz, not {expected_hz} Hz: {step}"
-    );
-    assert!(
-        number(step, "peakOverMedianDb") > 30.0,
-        "{what}: no clear peak: {step}"
-    );
-    for way in ["received", "sent"] {
-        let n = number(step, way);
-        assert!(
-            WINDOW_PACKETS.contains(&n),
-            "{what}: {n} RTP packets {way} in 2 s: {step}"
-        );
-    }
+    assert_tone(step, expected_hz, what);
+    assert_window(step, "received", what);
+    assert_window(step, "sent", what);
 }
 
-/// The far end's last recording holds the browser's tone.
-fn assert_far_end_heard_the_browser(far: &Baresip) {
-    let recordings = far.received();
-    let recording = recordings
-        .last()
-        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", far.log_tail()));
-    let rec = read_wav(recording).expect("the recording reads");
-    let (hz, ratio) = rec.dominant();
-    assert!(rec.seconds() > 1.0, "{:.1} s recorded", rec.seconds());
-    assert!(
-        (hz - MIC_HZ).abs() <= 10.0 && ratio > 100.0,
-        "the far end hears {hz} Hz ({ratio:.0}× the median), not {MIC_HZ} Hz"
-    );
-}
-
-/// The browser's report, which must hold no error (the far end's log helps
-/// when it does).
-fn outcome(out: &str, far: &Baresip) -> Value {
-    let v: Value = serde_json::from_str(out).expect("JSON from the browser");
-    assert!(
-        v["error"].is_null(),
-        "{}\nevents: {}\nfar end:\n{}",
-        v["error"],
-        v["events"],
-        far.log_tail()
-    );
-    v
+/// Kamailio as the PBX, bob (baresip, playing `far_tone`) behind it, and
+/// the relay in front with the media ports `ports`.
+fn pbx_and_bob(
+    far_tone: PathBuf,
+    register: bool,
+    ports: &str,
+) -> (Kamailio, Baresip, RelayProcess) {
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let registrar: SocketAddr = format!("127.0.0.1:{}", kamailio.udp_port)
+        .parse()
+        .expect("address");
+    let bob = far_end(registrar, USERS[1], far_tone, register);
+    let relay = RelayProcess::start(registrar, &["--media-ports", ports]);
+    (kamailio, bob, relay)
 }
 
 /// Sends a MESSAGE into Kamailio for `to`, as a plain UDP phone would, and
@@ -140,23 +91,9 @@ Content-Length: {}\r\n\r\n{text}",
 #[test]
 fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
     let (_scratch, mic, far_tone) = tones();
-    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
-    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    let (kamailio, far, relay) = pbx_and_bob(far_tone, true, "33300-33399");
     let (alice, alice_password) = USERS[0];
-    let (bob, bob_password) = USERS[1];
-    let far = Baresip::start(&baresip::Options {
-        user: bob.into(),
-        password: bob_password.into(),
-        domain: DOMAIN.into(),
-        registrar: registrar.parse().expect("address"),
-        tone: far_tone,
-        register: true,
-    })
-    .expect("baresip registers");
-    let relay = RelayProcess::start(
-        registrar.parse().expect("address"),
-        &["--media-ports", "33300-33399"],
-    );
+    let (bob, _) = USERS[1];
     let bob_uri = format!("sip:{bob}@{DOMAIN}");
     let config = json!({
         "mic": mic,
@@ -220,7 +157,7 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
         "media stops while held: {}",
         steps["held"]
     );
-    assert!(WINDOW_PACKETS.contains(&number(&steps["held"], "sent")));
+    assert_window(&steps["held"], "sent", "held");
     assert_eq!(steps["unhold"]["held"], false);
     assert_hears(&steps["resumed"], FAR_HZ, "resumed");
     assert_hears(&steps["ice_restarted"], FAR_HZ, "after an ICE restart");
@@ -299,23 +236,10 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
 #[test]
 fn after_the_relay_dies_the_sdk_reconnects_re_registers_and_takes_a_call() {
     let (_scratch, mic, far_tone) = tones();
-    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
-    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    // baresip 1.0 digests with MD5 only; calling needs no account.
+    let (_kamailio, mut far, mut relay) = pbx_and_bob(far_tone, false, "33400-33499");
     let (alice, alice_password) = USERS[0];
-    let (bob, bob_password) = USERS[1];
-    let mut far = Baresip::start(&baresip::Options {
-        user: bob.into(),
-        password: bob_password.into(),
-        domain: DOMAIN.into(),
-        registrar: registrar.parse().expect("address"),
-        tone: far_tone,
-        register: false,
-    })
-    .expect("baresip starts");
-    let mut relay = RelayProcess::start(
-        registrar.parse().expect("address"),
-        &["--media-ports", "33400-33499"],
-    );
+    let (bob, _) = USERS[1];
     let config = json!({
         "mic": mic,
         "steps": [
@@ -364,26 +288,14 @@ fn after_the_relay_dies_the_sdk_reconnects_re_registers_and_takes_a_call() {
 fn a_blind_transfer_sends_the_far_end_to_a_second_one_who_hears_it() {
     let (scratch, mic, far_tone) = tones();
     const CAROL_HZ: f64 = 660.0;
-    let carol_tone = scratch.0.join("carol-660hz.wav");
-    write_tone(&carol_tone, CAROL_HZ, 8_000, 30).expect("carol's tone");
+    let carol_tone = scratch.tone("carol-660hz.wav", CAROL_HZ, 8_000);
     let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
-    let registrar: std::net::SocketAddr = format!("127.0.0.1:{}", kamailio.udp_port)
+    let registrar: SocketAddr = format!("127.0.0.1:{}", kamailio.udp_port)
         .parse()
         .expect("address");
     let (alice, alice_password) = USERS[0];
-    let far_end = |(user, password): (&str, &str), tone: PathBuf| {
-        Baresip::start(&baresip::Options {
-            user: user.into(),
-            password: password.into(),
-            domain: DOMAIN.into(),
-            registrar,
-            tone,
-            register: true,
-        })
-        .expect("baresip registers")
-    };
-    let bob = far_end(USERS[1], far_tone);
-    let mut carol = far_end(USERS[2], carol_tone);
+    let bob = far_end(registrar, USERS[1], far_tone, true);
+    let mut carol = far_end(registrar, USERS[2], carol_tone, true);
     let relay = RelayProcess::start(registrar, &["--media-ports", "33500-33599"]);
     let config = json!({
         "mic": mic,
@@ -446,23 +358,9 @@ fn a_blind_transfer_sends_the_far_end_to_a_second_one_who_hears_it() {
 #[test]
 fn a_call_survives_its_websocket_dropping_and_moves_to_the_new_one() {
     let (_scratch, mic, far_tone) = tones();
-    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
-    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    let (_kamailio, far, relay) = pbx_and_bob(far_tone, true, "33600-33699");
     let (alice, alice_password) = USERS[0];
-    let (bob, bob_password) = USERS[1];
-    let far = Baresip::start(&baresip::Options {
-        user: bob.into(),
-        password: bob_password.into(),
-        domain: DOMAIN.into(),
-        registrar: registrar.parse().expect("address"),
-        tone: far_tone,
-        register: true,
-    })
-    .expect("baresip registers");
-    let relay = RelayProcess::start(
-        registrar.parse().expect("address"),
-        &["--media-ports", "33600-33699"],
-    );
+    let (bob, _) = USERS[1];
     let config = json!({
         "mic": mic,
         "steps": [
@@ -505,8 +403,7 @@ fn a_call_survives_its_websocket_dropping_and_moves_to_the_new_one() {
 #[test]
 fn two_browsers_on_the_embedded_pbx_keep_their_call_when_one_websocket_drops() {
     let (scratch, alice_mic, _) = tones();
-    let bob_mic = scratch.0.join("bob-440hz-48k.wav");
-    write_tone(&bob_mic, FAR_HZ, 48_000, 30).expect("bob's tone");
+    let bob_mic = scratch.tone("bob-440hz-48k.wav", FAR_HZ, 48_000);
     let relay = RelayProcess::start_embedded(
         &["--domain", "sipline.local", "--media-ports", "33700-33799"],
         "alice:alice-e2e,bob:bob-e2e",

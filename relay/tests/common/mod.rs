@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own part of this module
 
 pub mod browser;
+pub mod calls;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};

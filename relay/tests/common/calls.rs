@@ -1,0 +1,138 @@
+//! What the tests of calls with real parts share: scratch folders with the
+//! tone files the microphones and far ends play, the far end (baresip
+//! registered to the test Kamailio), and the checks of what the browser
+//! scripts measured and what the far end recorded.
+
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+
+use serde_json::Value;
+use sipline_test_harness::audio::{read_wav, write_tone};
+use sipline_test_harness::baresip::{self, Baresip};
+use sipline_test_harness::kamailio::DOMAIN;
+
+/// The browser's microphone tone, and the far end's.
+pub const MIC_HZ: f64 = 1000.0;
+pub const FAR_HZ: f64 = 440.0;
+
+/// Packets in a 2 s listening window at 50 per second, with room for the
+/// window's edges and scheduling on a loaded machine.
+pub const WINDOW_PACKETS: RangeInclusive<f64> = 80.0..=120.0;
+
+/// A scratch folder, removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    /// A new, unique folder named after `what`.
+    pub fn new(what: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!(
+            "sipline-{what}-{}-{}",
+            std::process::id(),
+            sipline_test_harness::free_port().expect("a unique name")
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        Scratch(dir)
+    }
+
+    /// A WAV file `name` in it playing `hz`, 30 s at `rate` (48 kHz for
+    /// Chromium's fake microphone, 8 kHz for baresip's aufile).
+    pub fn tone(&self, name: &str, hz: f64, rate: u32) -> PathBuf {
+        let path = self.0.join(name);
+        write_tone(&path, hz, rate, 30).expect("tone file");
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// baresip as `user` of the test domain, through `registrar`, playing
+/// `tone` and recording what it hears; registered or (baresip 1.0 digests
+/// with MD5 only) calling without an account.
+pub fn far_end(
+    registrar: SocketAddr,
+    (user, password): (&str, &str),
+    tone: PathBuf,
+    register: bool,
+) -> Baresip {
+    Baresip::start(&baresip::Options {
+        user: user.into(),
+        password: password.into(),
+        domain: DOMAIN.into(),
+        registrar,
+        tone,
+        register,
+    })
+    .expect("baresip starts (and registers when asked)")
+}
+
+/// A number in a browser script's report.
+pub fn number(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// A counter's value from the relay's /metrics text.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+}
+
+/// A listening step heard `expected_hz`, clearly: its strongest frequency,
+/// standing 30 dB above the median.
+pub fn assert_tone(step: &Value, expected_hz: f64, what: &str) {
+    let hz = number(step, "peakHz");
+    assert!(
+        (hz - expected_hz).abs() < 12.0,
+        "{what}: the browser hears {hz:.0} Hz, not {expected_hz} Hz: {step}"
+    );
+    assert!(
+        number(step, "peakOverMedianDb") > 30.0,
+        "{what}: no clear peak: {step}"
+    );
+}
+
+/// A listening step's RTP packets counted `way` (`received`, `sent`) are
+/// a 2 s window's worth.
+pub fn assert_window(step: &Value, way: &str, what: &str) {
+    let n = number(step, way);
+    assert!(
+        WINDOW_PACKETS.contains(&n),
+        "{what}: {n} RTP packets {way} in 2 s: {step}"
+    );
+}
+
+/// The far end's last recording holds the browser's tone.
+pub fn assert_far_end_heard_the_browser(far: &Baresip) {
+    let recordings = far.received();
+    let recording = recordings
+        .last()
+        .unwrap_or_else(|| panic!("baresip recorded nothing:\n{}", far.log_tail()));
+    let rec = read_wav(recording).expect("the recording reads");
+    let (hz, ratio) = rec.dominant();
+    assert!(rec.seconds() > 1.0, "{:.1} s recorded", rec.seconds());
+    assert!(
+        (hz - MIC_HZ).abs() <= 10.0 && ratio > 100.0,
+        "the far end hears {hz} Hz ({ratio:.0}× the median), not {MIC_HZ} Hz"
+    );
+}
+
+/// A browser script's report, which must hold no error (its events and the
+/// far end's log help when it does).
+pub fn outcome(out: &str, far: &Baresip) -> Value {
+    let v: Value = serde_json::from_str(out).expect("JSON from the browser");
+    assert!(
+        v["error"].is_null(),
+        "{}\nevents: {}\nfar end:\n{}",
+        v["error"],
+        v["events"],
+        far.log_tail()
+    );
+    v
+}
