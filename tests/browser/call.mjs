@@ -19,7 +19,7 @@ import { launch, serve } from "./chromium.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const here = path.dirname(fileURLToPath(import.meta.url));
-const server = await serve({ "/": path.join(here, "phone.html") });
+const server = await serve({ "/": path.join(here, "phone.html"), "/spectrum.js": path.join(here, "spectrum.js") });
 const origin = server.origin;
 const browser = await launch(cfg.mic, cfg.chromium);
 const context = browser.context;

@@ -10,7 +10,11 @@
 //     "c":{"user":"carol","password":"…","mic":"/tmp/660.wav"},
 //     "screenshot":"/tmp/demo-call.png"}'
 
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { launch } from "./chromium.mjs";
+
+const spectrumJs = path.join(path.dirname(fileURLToPath(import.meta.url)), "spectrum.js");
 
 const cfg = JSON.parse(process.argv[2]);
 const browsers = [];
@@ -34,35 +38,19 @@ async function open(who) {
 const inCall = (page) =>
   page.waitForFunction(() => /in call/.test(document.getElementById("active-title")?.textContent ?? ""), null, { timeout: 15000 });
 
-/** The strongest frequency the page plays for `ms`, and how far it stands out. */
-function listen(page, ms) {
+/** The strongest frequency the page plays for `ms`, and how far it stands
+ * out: its own <audio> element, through the tests' spectrum.js. */
+async function listen(page, ms) {
+  await page.addScriptTag({ path: spectrumJs });
   return page.evaluate(async (ms) => {
     const audio = document.querySelector("#audio audio");
     if (!audio || !audio.srcObject) return { peakHz: 0, peakOverMedianDb: 0 };
     const ctx = new AudioContext();
-    const analyser = ctx.createAnalyser();
-    analyser.fftSize = 8192;
-    analyser.smoothingTimeConstant = 0;
+    const analyser = spectrumAnalyser(ctx);
     ctx.createMediaStreamSource(audio.srcObject).connect(analyser);
-    const bins = analyser.frequencyBinCount;
-    const sum = new Float64Array(bins);
-    const frame = new Float32Array(bins);
-    const end = performance.now() + ms;
-    while (performance.now() < end) {
-      await new Promise((ok) => setTimeout(ok, 50));
-      analyser.getFloatFrequencyData(frame);
-      for (let i = 0; i < bins; i++) sum[i] += Math.pow(10, frame[i] / 10);
-    }
-    let peak = 1;
-    for (let i = 2; i < bins; i++) if (sum[i] > sum[peak]) peak = i;
-    const sorted = Array.from(sum).sort((x, y) => x - y);
-    const median = sorted[Math.floor(sorted.length / 2)] || 1e-30;
-    const out = {
-      peakHz: (peak * ctx.sampleRate) / analyser.fftSize,
-      peakOverMedianDb: 10 * Math.log10((sum[peak] || 1e-30) / median),
-    };
+    const heard = await measureSpectrum(analyser, ms);
     await ctx.close();
-    return out;
+    return heard;
   }, ms);
 }
 

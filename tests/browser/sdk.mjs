@@ -21,7 +21,11 @@ import { launch, serve } from "./chromium.mjs";
 
 const cfg = JSON.parse(process.argv[2]);
 const here = path.dirname(fileURLToPath(import.meta.url));
-const server = await serve({ "/": path.join(here, "sdk.html"), "/pkg/": path.join(here, "../../npm") });
+const server = await serve({
+  "/": path.join(here, "sdk.html"),
+  "/spectrum.js": path.join(here, "spectrum.js"),
+  "/pkg/": path.join(here, "../../npm"),
+});
 const browser = await launch(cfg.mic, cfg.chromium);
 const result = { steps: {} };
 let page;
