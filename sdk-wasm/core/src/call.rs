@@ -336,8 +336,8 @@ impl Calls {
     }
 
     /// Builds and sends a request in a confirmed call's dialog, with extra
-    /// `headers` and an optional body; its transaction, or `None` when the
-    /// call is not up.
+    /// `headers`, the app's, and an optional body; its transaction and
+    /// CSeq, or `None` when the call is not up.
     fn request_in_dialog(
         &mut self,
         cx: &mut Ctx<'_>,
@@ -345,7 +345,7 @@ impl Calls {
         method: &str,
         headers: &[(&str, &str)],
         body: Option<(&str, &str)>,
-    ) -> Option<TransactionId> {
+    ) -> Option<(TransactionId, u32)> {
         let via = cx.via();
         let dialog = self
             .dialog_mut(id)
@@ -360,7 +360,8 @@ impl Calls {
             Some((content_type, body)) => b.finish(Some(content_type), body.as_bytes()),
             None => b.finish(None, b""),
         };
-        start(cx, raw)
+        let cseq = Message::parse(&raw).ok()?.cseq().seq;
+        Some((start(cx, raw)?, cseq))
     }
 
     /// Blind transfer (RFC 3515): asks the far end, with a REFER in the
@@ -382,7 +383,7 @@ impl Calls {
             ("Contact", contact.as_str()),
         ];
         match self.request_in_dialog(cx, id, "REFER", &headers, None) {
-            Some(tx) => {
+            Some((tx, _)) => {
                 self.refers.push((tx, id));
                 true
             }
@@ -461,8 +462,7 @@ impl Calls {
         method: &'static str,
         purpose: Purpose,
     ) -> bool {
-        let via = cx.via();
-        let contact = cx.id.contact_uri.clone();
+        let contact = String::from("<") + &cx.id.contact_uri + ">";
         let session_expires = self.timer_mut(id).map(|t| {
             if t.we_refresh {
                 t.request_header()
@@ -470,22 +470,13 @@ impl Calls {
                 SessionTimer::response_header(t.interval, Refresher::Uas)
             }
         });
-        let Some(dialog) = self.dialog_mut(id) else {
-            return false;
-        };
-        let mut b = dialog.request(method, &via);
-        b.header_parts("Contact", &["<", &contact, ">"])
-            .header("Allow", ALLOW)
-            .header("User-Agent", &cx.id.user_agent);
+        let mut headers = vec![("Contact", contact.as_str()), ("Allow", ALLOW)];
         if let Some(se) = &session_expires {
-            b.header("Session-Expires", se).header("Supported", "timer");
+            headers.extend([("Session-Expires", se.as_str()), ("Supported", "timer")]);
         }
-        cx.add_app_headers(&mut b);
-        let raw = b.finish(Some("application/sdp"), sdp.as_bytes());
-        let Some(cseq) = Message::parse(&raw).ok().map(|m| m.cseq().seq) else {
-            return false;
-        };
-        let Some(tx) = start(cx, raw) else {
+        let Some((tx, cseq)) =
+            self.request_in_dialog(cx, id, method, &headers, Some(("application/sdp", sdp)))
+        else {
             return false;
         };
         self.updates.push(Update::Sent {
