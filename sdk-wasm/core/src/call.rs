@@ -122,6 +122,14 @@ enum Purpose {
     Recover,
 }
 
+/// The parts of a call's session that outgoing and incoming calls both
+/// keep, borrowed together.
+struct Session<'a> {
+    dialog: &'a mut Option<Dialog>,
+    timer: &'a mut Option<SessionTimer>,
+    local_sdp: &'a mut String,
+}
+
 /// A re-INVITE of a call, ours or theirs.
 #[derive(Debug)]
 enum Update {
@@ -308,15 +316,26 @@ impl Calls {
 
     /// The dialog of a call, made or received.
     fn dialog_mut(&mut self, id: CallId) -> Option<&mut Dialog> {
-        match self.calls.iter_mut().find(|c| c.id == id) {
-            Some(c) => c.dialog.as_mut(),
-            None => self
-                .incoming
-                .iter_mut()
-                .find(|c| c.id == id)?
-                .dialog
-                .as_mut(),
-        }
+        self.session_mut(id)?.dialog.as_mut()
+    }
+
+    /// What both kinds of call keep of their session, found once.
+    fn session_mut(&mut self, id: CallId) -> Option<Session<'_>> {
+        Some(match self.calls.iter_mut().find(|c| c.id == id) {
+            Some(c) => Session {
+                dialog: &mut c.dialog,
+                timer: &mut c.timer,
+                local_sdp: &mut c.local_sdp,
+            },
+            None => {
+                let c = self.incoming.iter_mut().find(|c| c.id == id)?;
+                Session {
+                    dialog: &mut c.dialog,
+                    timer: &mut c.timer,
+                    local_sdp: &mut c.local_sdp,
+                }
+            }
+        })
     }
 
     /// Sends a request with `body` in a confirmed call's dialog (MESSAGE,
@@ -424,31 +443,17 @@ impl Calls {
 
     /// Our current SDP of a call of either kind.
     fn local_sdp_mut(&mut self, id: CallId) -> Option<&mut String> {
-        match self.calls.iter_mut().find(|c| c.id == id) {
-            Some(c) => Some(&mut c.local_sdp),
-            None => Some(&mut self.incoming.iter_mut().find(|c| c.id == id)?.local_sdp),
-        }
+        Some(self.session_mut(id)?.local_sdp)
     }
 
     /// Where a call of either kind keeps its session timer.
     fn timer_slot_mut(&mut self, id: CallId) -> Option<&mut Option<SessionTimer>> {
-        match self.calls.iter_mut().find(|c| c.id == id) {
-            Some(c) => Some(&mut c.timer),
-            None => Some(&mut self.incoming.iter_mut().find(|c| c.id == id)?.timer),
-        }
+        Some(self.session_mut(id)?.timer)
     }
 
     /// The session timer of a call of either kind.
     fn timer_mut(&mut self, id: CallId) -> Option<&mut SessionTimer> {
-        match self.calls.iter_mut().find(|c| c.id == id) {
-            Some(c) => c.timer.as_mut(),
-            None => self
-                .incoming
-                .iter_mut()
-                .find(|c| c.id == id)?
-                .timer
-                .as_mut(),
-        }
+        self.session_mut(id)?.timer.as_mut()
     }
 
     /// Sends a re-INVITE or UPDATE with `sdp`; only a change for the app
