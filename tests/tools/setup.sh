@@ -2,8 +2,9 @@
 # Installs what sipline's two commands need, and nothing when it is all there.
 # Sourced by demo/run.sh (the main command) and tests/run.sh (every test).
 #
-# Debian 12 packages come from apt; the Rust target from rustup. Each check is
-# a file or dpkg lookup, so a warm machine pays well under a second.
+# Debian 12 packages come from apt; Rust, when absent, and its wasm32 target
+# from rustup. Each check is a file or dpkg lookup, so a warm machine pays
+# well under a second.
 
 # Debian packages the tests use: the SIP server, the far ends (SIPp and
 # baresip), and the browser (Chromium, driven by playwright-core from npm).
@@ -41,9 +42,35 @@ ensure_apt_packages() {
     return 0
 }
 
+# A machine without Rust gets the official rustup-init (checked against its
+# published SHA-256) and the stable toolchain with rustfmt and clippy, in
+# ~/.cargo as rustup.rs would put it; a C compiler and linker come from
+# Debian (ring builds C, and rustc links with cc).
+install_rust() {
+    ensure_apt_packages curl ca-certificates gcc libc6-dev
+    local arch
+    arch="$(uname -m)-unknown-linux-gnu"
+    local url="https://static.rust-lang.org/rustup/dist/$arch/rustup-init"
+    local dir
+    dir=$(mktemp -d)
+    step "installing Rust (rustup, stable toolchain) into ${CARGO_HOME:-$HOME/.cargo}"
+    curl --proto '=https' --tlsv1.2 -fsS -o "$dir/rustup-init" "$url" || die "could not download $url"
+    curl --proto '=https' --tlsv1.2 -fsS -o "$dir/rustup-init.sha256" "$url.sha256" || die "could not download $url.sha256"
+    [ "$(cut -d' ' -f1 "$dir/rustup-init.sha256")" = "$(sha256sum "$dir/rustup-init" | cut -d' ' -f1)" ] \
+        || die "rustup-init does not match its published SHA-256"
+    chmod +x "$dir/rustup-init"
+    "$dir/rustup-init" -y -q --profile minimal --default-toolchain stable --component rustfmt,clippy
+    rm -rf "$dir"
+    printf 'Rust is in %s/bin: open a new shell, or run `. "%s/env"`, to use cargo yourself.\n' \
+        "${CARGO_HOME:-$HOME/.cargo}" "${CARGO_HOME:-$HOME/.cargo}"
+}
+
 ensure_rust() {
-    command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs), then run this again"
-    command -v rustup >/dev/null || die "rustup not found: the wasm32 target needs a rustup-managed toolchain"
+    # rustup's usual home, for a shell that has not read ~/.profile since.
+    case ":$PATH:" in *":${CARGO_HOME:-$HOME/.cargo}/bin:"*) ;; *) export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH" ;; esac
+    command -v cargo >/dev/null || install_rust
+    command -v rustup >/dev/null || die "rustup not found: the wasm32 target needs a rustup-managed toolchain (https://rustup.rs)"
+    command -v cc >/dev/null || ensure_apt_packages gcc libc6-dev
     if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
         step "adding the wasm32-unknown-unknown target"
         rustup target add wasm32-unknown-unknown

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The new user's check: the README's two commands on a Debian 12 with
+# nothing installed, timed.
+#
+#   sudo bash tools/fresh-debian/check.sh [FOLDER]     (default /var/tmp/sipline-fresh)
+#
+# It debootstraps a minimal Debian 12 (bookworm, minbase: no Rust, no
+# Node, no compiler, no curl) into FOLDER, with the sources a normal install
+# has (bookworm, -updates, -security), and clones this repository's HEAD
+# into it. Then, chrooted, as the README says:
+#   1. `bash demo/run.sh`, timed until it prints the URL; headless Chromium
+#      (the one the command installed) opens that URL, connects as alice,
+#      calls `echo` and must hear its own tone on the page's meters;
+#   2. `bash demo/run.sh` again, timed the same way (nothing to rebuild);
+#   3. `bash tests/run.sh`, timed, and its exit code.
+# Each line of the summary at the end goes into the issue note as it is.
+# Needs root (debootstrap, chroot, mounts) and about 6 GB in FOLDER.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+root="${1:-/var/tmp/sipline-fresh}"
+port=18080
+[ "$(id -u)" -eq 0 ] || { echo "run as root: debootstrap and chroot need it" >&2; exit 1; }
+command -v debootstrap >/dev/null || apt-get install -y -q debootstrap
+
+mounts=(proc sys dev)
+cleanup() {
+    pkill -INT -f "bash demo/run.sh" 2>/dev/null || true
+    for m in "${mounts[@]}"; do umount -R "$root/$m" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+if [ ! -x "$root/usr/bin/apt-get" ]; then
+    echo "==> debootstrap bookworm (minbase) into $root"
+    debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian
+fi
+cat >"$root/etc/apt/sources.list" <<'SOURCES'
+deb http://deb.debian.org/debian bookworm main
+deb http://deb.debian.org/debian bookworm-updates main
+deb http://deb.debian.org/debian-security bookworm-security main
+SOURCES
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount --rbind /dev "$root/dev"
+
+rm -rf "$root/root/sipline"
+git clone -q "$repo" "$root/root/sipline"
+echo "==> fresh clone of $(git -C "$repo" rev-parse --short HEAD) in $root/root/sipline"
+
+# In the chroot, as root, with the login environment a new shell has.
+in_root() { chroot "$root" env -i HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$1"; }
+
+# Starts the main command in the background and waits until it prints the
+# URL; sets $took to the seconds that took.
+start_main() {
+    local log=$1 t0
+    t0=$(date +%s)
+    in_root "cd /root/sipline && SIPLINE_HTTP_PORT=$port bash demo/run.sh" >"$log" 2>&1 &
+    main_pid=$!
+    until grep -q "Open        http://127.0.0.1:$port/" "$log"; do
+        kill -0 "$main_pid" 2>/dev/null || { tail -30 "$log" >&2; echo "the main command failed" >&2; exit 1; }
+        sleep 1
+    done
+    took=$(($(date +%s) - t0))
+}
+
+# Ctrl-C, as the person at the terminal would.
+stop_main() {
+    pkill -INT -f "bash demo/run.sh" || true
+    wait "$main_pid" || true
+}
+
+# A browser at the printed URL: connect as alice, call echo, hear the tone.
+# Its microphone is a 1 kHz tone, written by the Node the command installed.
+cat >"$root/tmp/tone.js" <<'TONE'
+const rate = 48000, n = rate * 5, b = Buffer.alloc(44 + 2 * n);
+b.write("RIFF", 0); b.writeUInt32LE(36 + 2 * n, 4); b.write("WAVEfmt ", 8);
+b.writeUInt32LE(16, 16); b.writeUInt16LE(1, 20); b.writeUInt16LE(1, 22); b.writeUInt32LE(rate, 24);
+b.writeUInt32LE(2 * rate, 28); b.writeUInt16LE(2, 32); b.writeUInt16LE(16, 34);
+b.write("data", 36); b.writeUInt32LE(2 * n, 40);
+for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(16000 * Math.sin((2 * Math.PI * 1000 * i) / rate)), 44 + 2 * i);
+require("fs").writeFileSync("/tmp/tone.wav", b);
+TONE
+call_echo() {
+    in_root "node /tmp/tone.js && cd /root/sipline/tests/browser && node demo.mjs \
+        '{\"url\":\"http://127.0.0.1:$port/\",\"mic\":\"/tmp/tone.wav\",\"password\":\"alice-demo\",\"target\":\"echo\"}'"
+}
+
+start_main "$root/main-1.log"
+first=$took
+echo "==> main command, first run: URL printed after ${first} s"
+echo_result=$(call_echo)
+echo "    the page's echo call: $echo_result"
+stop_main
+
+start_main "$root/main-2.log"
+second=$took
+echo "==> main command, second run: URL printed after ${second} s"
+stop_main
+
+echo "==> the test command"
+t0=$(date +%s)
+set +e
+in_root "cd /root/sipline && bash tests/run.sh" >"$root/tests.log" 2>&1
+rc=$?
+set -e
+took=$(($(date +%s) - t0))
+tail -5 "$root/tests.log"
+
+cat <<SUMMARY
+
+fresh Debian 12 (debootstrap minbase, chroot as root), clone of $(git -C "$repo" rev-parse --short HEAD):
+  bash demo/run.sh, first run:   URL after ${first} s
+  the page's echo call:          $echo_result
+  bash demo/run.sh, second run:  URL after ${second} s
+  bash tests/run.sh:             exit ${rc} after ${took} s
+  logs: $root/main-1.log, $root/main-2.log, $root/tests.log
+SUMMARY
+exit "$rc"
