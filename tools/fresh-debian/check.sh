@@ -39,6 +39,11 @@ deb http://deb.debian.org/debian bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 SOURCES
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The host's network trust: where HTTPS goes through a proxy with its own
+# CA (as on the machines this project is built on), every machine on that
+# network has the CA; installing ca-certificates in the chroot picks it up.
+mkdir -p "$root/usr/local/share/ca-certificates"
+cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
@@ -48,7 +53,13 @@ git clone -q "$repo" "$root/root/sipline"
 echo "==> fresh clone of $(git -C "$repo" rev-parse --short HEAD) in $root/root/sipline"
 
 # In the chroot, as root, with the login environment a new shell has.
-in_root() { chroot "$root" env -i HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin bash -c "$1"; }
+# The CA variables the host's environment sets for that proxy go along.
+in_root() {
+    local ca=()
+    for v in SSL_CERT_FILE CURL_CA_BUNDLE NODE_EXTRA_CA_CERTS; do [ -n "${!v:-}" ] && ca+=("$v=${!v}"); done
+    chroot "$root" env -i HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        "${ca[@]}" bash -c "$1"
+}
 
 # Starts the main command in the background and waits until it prints the
 # URL; sets $took to the seconds that took.
