@@ -96,9 +96,9 @@ impl FlowKey {
             return Err(TokenError::Malformed);
         }
         let mut bytes = [0u8; TOKEN_LEN / 2];
-        for (i, pair) in raw.chunks_exact(2).enumerate() {
-            let hi = hex_value(pair[0]).ok_or(TokenError::Malformed)?;
-            let lo = hex_value(pair[1]).ok_or(TokenError::Malformed)?;
+        for (i, [hi, lo]) in raw.as_chunks::<2>().0.iter().enumerate() {
+            let hi = hex_value(*hi).ok_or(TokenError::Malformed)?;
+            let lo = hex_value(*lo).ok_or(TokenError::Malformed)?;
             bytes[i] = hi << 4 | lo;
         }
         let mut id = [0u8; 8];

@@ -451,12 +451,10 @@ fn find_newline(b: &[u8]) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     const NL: u64 = LO * b'\n' as u64;
-    let mut chunks = b.chunks_exact(8);
+    let (words, rest) = b.as_chunks::<8>();
     let mut offset = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ NL;
+    for word in words {
+        let x = u64::from_le_bytes(*word) ^ NL;
         // The lowest flagged byte is always a real zero byte of `x`.
         let zero = x.wrapping_sub(LO) & !x & HI;
         if zero != 0 {
@@ -464,11 +462,7 @@ fn find_newline(b: &[u8]) -> Option<usize> {
         }
         offset += 8;
     }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&c| c == b'\n')
-        .map(|i| offset + i)
+    rest.iter().position(|&c| c == b'\n').map(|i| offset + i)
 }
 
 fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
