@@ -1,58 +1,109 @@
 //! The demo phone page (demo/, with the npm package it loads), served by
-//! the relay binary's `--web-root` as `demo/run.sh` serves it, in headless
-//! Chromium driven through its form and buttons: connect with the form
-//! prefilled from /api/config, call the embedded PBX's echo extension, and
-//! see the page's own meters show the microphone and the tone coming back.
+//! `demo/serve.sh`, the main command's own last step, with the relay binary
+//! under test: headless Chromium and Firefox driven through its form and
+//! buttons. Connect with the form prefilled from /api/config, call the
+//! embedded PBX's echo extension and see the page's own meters move; two
+//! people call each other (audio both ways, hold, DTMF, hangup); Firefox
+//! and Chromium call each other; and the page in front of a real PBX
+//! (Kamailio) calls a phone behind it (baresip).
 
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
-use sipline_test_harness::browser;
+use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
+use sipline_test_harness::{browser, free_port};
 
-use common::RelayProcess;
-use common::calls::{Scratch, assert_tone};
+use common::calls::{
+    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, far_end, outcome,
+};
 
-/// A scratch folder with the demo site assembled by `demo/site.sh`, as the
-/// main command assembles it.
-fn site() -> (Scratch, PathBuf) {
-    let scratch = Scratch::new("demo");
-    let site = scratch.0.join("site");
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let built = Command::new("bash")
-        .arg(repo.join("demo/site.sh"))
-        .arg(&site)
-        .status()
-        .expect("bash runs");
-    assert!(
-        built.success(),
-        "demo/site.sh (run bash npm/build.sh first)"
-    );
-    (scratch, site)
+/// `demo/serve.sh` running: the site assembled in a scratch folder, the
+/// relay with its embedded PBX and demo users, as `demo/run.sh` runs them,
+/// but with the relay binary under test. Dropping it is Ctrl-C.
+struct Demo {
+    script: Child,
+    /// The page's address, as the script printed it.
+    url: String,
+}
+
+impl Demo {
+    /// With the embedded PBX and its demo users.
+    fn serve(scratch: &Scratch, media_ports: &str) -> Demo {
+        Self::launch(scratch, media_ports, None)
+    }
+
+    /// In front of `pbx`, whose users are of `domain`, as the README's
+    /// guide to trying the page beside an existing PBX says.
+    fn in_front_of(scratch: &Scratch, media_ports: &str, pbx: SocketAddr, domain: &str) -> Demo {
+        Self::launch(scratch, media_ports, Some((pbx, domain)))
+    }
+
+    fn launch(scratch: &Scratch, media_ports: &str, pbx: Option<(SocketAddr, &str)>) -> Demo {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut command = Command::new("bash");
+        if let Some((pbx, domain)) = pbx {
+            command
+                .env("SIPLINE_PBX", pbx.to_string())
+                .env("SIPLINE_DOMAIN", domain);
+        }
+        let mut script = command
+            .arg(repo.join("demo/serve.sh"))
+            .env(
+                "SIPLINE_HTTP_PORT",
+                free_port().expect("free port").to_string(),
+            )
+            .env("SIPLINE_MEDIA_PORTS", media_ports)
+            .env("SIPLINE_RELAY", env!("CARGO_BIN_EXE_sipline-relay"))
+            .env("SIPLINE_SITE", scratch.0.join("site"))
+            .env("RUST_LOG", "warn,rtc_dtls=error")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            // Its own process group, so that dropping it stops the relay too.
+            .process_group(0)
+            .spawn()
+            .expect("bash runs demo/serve.sh");
+        let stdout = script.stdout.take().expect("piped stdout");
+        // Read on aside to the end, so that the script never blocks on a
+        // full pipe; the URL line comes back.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.trim().strip_prefix("Open") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("demo/serve.sh printed the URL (run bash npm/build.sh first)");
+        Demo { script, url }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.script.id());
+        let _ = Command::new("kill").args(["-INT", "--", &group]).status();
+        let _ = self.script.wait();
+    }
 }
 
 #[test]
 fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
-    let (scratch, site) = site();
+    let scratch = Scratch::new("demo");
     let mic = scratch.tone("mic-1khz.wav", 1000.0, 48_000);
-
-    let site_arg = site.display().to_string();
-    let relay = RelayProcess::start_embedded(
-        &[
-            "--domain",
-            "sipline.local",
-            "--media-ports",
-            "33800-33899",
-            "--web-root",
-            &site_arg,
-        ],
-        "alice:alice-demo",
-    );
+    let demo = Demo::serve(&scratch, "33800-33899");
     let shot = scratch.0.join("demo.png");
     let config = json!({
-        "url": format!("http://127.0.0.1:{}/", relay.http_port),
+        "url": demo.url,
         "mic": mic,
         "password": "alice-demo",
         "target": "echo",
@@ -99,27 +150,16 @@ fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
 
 #[test]
 fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo() {
-    let (scratch, site) = site();
+    let scratch = Scratch::new("demo-call");
     let (alice_mic, bob_mic, carol_mic) = (
         scratch.tone("alice.wav", 1000.0, 48_000),
         scratch.tone("bob.wav", 440.0, 48_000),
         scratch.tone("carol.wav", 660.0, 48_000),
     );
-    let site_arg = site.display().to_string();
-    let relay = RelayProcess::start_embedded(
-        &[
-            "--domain",
-            "sipline.local",
-            "--media-ports",
-            "33900-33999",
-            "--web-root",
-            &site_arg,
-        ],
-        "alice:alice-demo,bob:bob-demo,carol:carol-demo",
-    );
+    let demo = Demo::serve(&scratch, "33900-33999");
     let shot = scratch.0.join("demo-call.png");
     let config = json!({
-        "url": format!("http://127.0.0.1:{}/", relay.http_port),
+        "url": demo.url,
         "domain": "sipline.local",
         "a": {"user": "alice", "password": "alice-demo", "mic": alice_mic},
         "b": {"user": "bob", "password": "bob-demo", "mic": bob_mic},
@@ -179,4 +219,87 @@ fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo()
         .map_or_else(|| repo.join("target/screenshots"), |d| repo.join(d));
     std::fs::create_dir_all(&keep).expect("screenshot folder");
     std::fs::write(keep.join("demo-call.png"), png).expect("screenshot kept");
+}
+
+#[test]
+fn firefox_and_chromium_call_each_other_through_the_demo_page_and_firefox_calls_the_echo() {
+    let scratch = Scratch::new("demo-firefox");
+    let bob_mic = scratch.tone("bob.wav", 440.0, 48_000);
+    let demo = Demo::serve(&scratch, "34000-34099");
+    let config = json!({
+        "url": demo.url,
+        "domain": "sipline.local",
+        "firefox": {"user": "carol", "password": "carol-demo", "toneHz": 880},
+        "chromium": {"user": "bob", "password": "bob-demo", "mic": bob_mic},
+    });
+    let out = browser::demo_firefox(&config.to_string()).expect("the browsers ran");
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    assert_eq!(
+        v["firefoxStatus"], "Registered as sip:carol@sipline.local",
+        "{v}"
+    );
+    // Firefox answered Chromium's offer: each hears the other.
+    assert_tone(&v["talk"]["firefox"], 440.0, "Firefox");
+    assert_tone(&v["talk"]["chromium"], 880.0, "Chromium");
+    // The page reads Firefox's own statistics.
+    assert!(v["firefoxMeter"].as_f64().is_some_and(|l| l > 0.01), "{v}");
+    assert!(
+        v["firefoxStats"]["Jitter"]
+            .as_str()
+            .is_some_and(|j| j.ends_with(" ms")),
+        "{v}"
+    );
+    // Firefox's hangup reaches Chromium's page.
+    assert!(
+        v["chromiumLog"].as_array().is_some_and(|l| l
+            .iter()
+            .any(|e| e.as_str().is_some_and(|e| e.contains("ended")))),
+        "{v}"
+    );
+    // Firefox's own offer, to the echo: it hears its 880 Hz back.
+    assert_tone(&v["echo"], 880.0, "Firefox, echo");
+}
+
+#[test]
+fn the_demo_page_in_front_of_a_pbx_calls_a_phone_behind_it() {
+    let scratch = Scratch::new("demo-pbx");
+    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
+    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let pbx: SocketAddr = format!("127.0.0.1:{}", kamailio.udp_port)
+        .parse()
+        .expect("address");
+    let bob = far_end(pbx, USERS[1], far_tone, true);
+    let demo = Demo::in_front_of(&scratch, "34100-34199", pbx, DOMAIN);
+    let (alice, password) = USERS[0];
+    let config = json!({
+        "url": demo.url,
+        "mic": mic,
+        "uri": format!("sip:{alice}@{DOMAIN}"),
+        "password": password,
+        "target": USERS[1].0,
+        "listen": true,
+    });
+    let out = browser::demo(&config.to_string()).expect("the browser ran");
+    let v = outcome(&out, &bob);
+    // The page's form took the PBX's domain from /api/config.
+    assert_eq!(v["prefilled"]["uri"], format!("sip:alice@{DOMAIN}"), "{v}");
+    assert_eq!(
+        v["connected"],
+        format!("Registered as sip:{alice}@{DOMAIN}"),
+        "{v}"
+    );
+    assert_eq!(
+        v["calls"][0],
+        format!("sip:{}@{DOMAIN}: in call", USERS[1].0),
+        "{v}"
+    );
+    assert_tone(
+        &v["heard"],
+        FAR_HZ,
+        "the page, from the phone behind the PBX",
+    );
+    drop(demo);
+    assert_far_end_heard_the_browser(&bob);
 }

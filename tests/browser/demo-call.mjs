@@ -42,16 +42,7 @@ const inCall = (page) =>
  * out: its own <audio> element, through the tests' spectrum.js. */
 async function listen(page, ms) {
   await page.addScriptTag({ path: spectrumJs });
-  return page.evaluate(async (ms) => {
-    const audio = document.querySelector("#audio audio");
-    if (!audio || !audio.srcObject) return { peakHz: 0, peakOverMedianDb: 0 };
-    const ctx = new AudioContext();
-    const analyser = spectrumAnalyser(ctx);
-    ctx.createMediaStreamSource(audio.srcObject).connect(analyser);
-    const heard = await measureSpectrum(analyser, ms);
-    await ctx.close();
-    return heard;
-  }, ms);
+  return page.evaluate((ms) => measurePagePlaying(ms), ms);
 }
 
 const callList = (page) => page.evaluate(() => [...document.querySelectorAll("#call-list button")].map((b) => b.textContent));

@@ -5,11 +5,16 @@
 //   node demo.mjs '{"url":"http://127.0.0.1:8080/","mic":"/tmp/tone.wav",
 //                   "password":"alice-demo","target":"echo","screenshot":"/tmp/demo.png"}'
 //
-// It connects with the prefilled form (plus the password), calls the
-// target, waits until the call is up, reads the meters and stats the page
-// shows for a few seconds, takes the screenshot, then hangs up.
+// It connects with the prefilled form (plus the password, and "uri" when
+// given), calls the target, waits until the call is up, reads the meters
+// and stats the page shows for a few seconds, with "listen" measures what
+// the page plays (spectrum.js), takes the screenshot, then hangs up.
 
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { launch } from "./chromium.mjs";
+
+const spectrumJs = path.join(path.dirname(fileURLToPath(import.meta.url)), "spectrum.js");
 
 const cfg = JSON.parse(process.argv[2]);
 const browser = await launch(cfg.mic, cfg.chromium);
@@ -26,6 +31,7 @@ try {
     server: document.querySelector("input[name=server]").value,
     uri: document.querySelector("input[name=uri]").value,
   }));
+  if (cfg.uri) await page.fill("input[name=uri]", cfg.uri);
   await page.fill("input[name=password]", cfg.password);
   await page.click("#connect-button");
   await page.waitForFunction(() => document.getElementById("status").dataset.state !== "busy", null, { timeout: 10000 });
@@ -44,6 +50,10 @@ try {
   result.meters = { mic, remote };
   result.stats = await page.evaluate(() =>
     Object.fromEntries([...document.querySelectorAll("#stats dt")].map((dt) => [dt.textContent, dt.nextElementSibling.textContent])));
+  if (cfg.listen) {
+    await page.addScriptTag({ path: spectrumJs });
+    result.heard = await page.evaluate(() => measurePagePlaying(2000));
+  }
   result.calls = await page.evaluate(() => [...document.querySelectorAll("#call-list button")].map((b) => b.textContent));
   if (cfg.screenshot) await page.screenshot({ path: cfg.screenshot, fullPage: true });
   await page.click("#hangup");

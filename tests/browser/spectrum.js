@@ -34,3 +34,54 @@ globalThis.measureSpectrum = async function measureSpectrum(analyser, ms) {
     peakOverMedianDb: 10 * Math.log10((sum[peak] || 1e-30) / median),
   };
 };
+
+/** What the demo page plays: its remote stream's <audio> element (the
+ * element keeps Chromium feeding the analyser), for `ms`. */
+globalThis.measurePagePlaying = async function measurePagePlaying(ms) {
+  const audio = document.querySelector("#audio audio");
+  if (!audio || !audio.srcObject) return { peakHz: 0, peakOverMedianDb: 0 };
+  const ctx = new AudioContext();
+  const analyser = spectrumAnalyser(ctx);
+  ctx.createMediaStreamSource(audio.srcObject).connect(analyser);
+  const heard = await measureSpectrum(analyser, ms);
+  await ctx.close();
+  return heard;
+};
+
+/** The same measure without an AudioContext that plays: records `stream`
+ * for `ms` with MediaRecorder, decodes it offline and runs Goertzel's
+ * filter every 5 Hz from 100 Hz to 4 kHz over its middle second. Headless
+ * Firefox has no audio output, so its AudioContext never leaves
+ * "suspended" and an analyser there hears nothing. */
+globalThis.measureRecording = async function measureRecording(stream, ms) {
+  const recorder = new MediaRecorder(stream);
+  const chunks = [];
+  recorder.ondataavailable = (e) => chunks.push(e.data);
+  const stopped = new Promise((ok) => (recorder.onstop = ok));
+  recorder.start();
+  await new Promise((ok) => setTimeout(ok, ms));
+  recorder.stop();
+  await stopped;
+  const encoded = await new Blob(chunks, { type: recorder.mimeType }).arrayBuffer();
+  const audio = await new OfflineAudioContext(1, 48000, 48000).decodeAudioData(encoded);
+  const pcm = audio.getChannelData(0);
+  const rate = audio.sampleRate;
+  const n = Math.min(pcm.length, rate);
+  const start = Math.floor((pcm.length - n) / 2);
+  const powers = [];
+  for (let hz = 100; hz <= 4000; hz += 5) {
+    const k = 2 * Math.cos((2 * Math.PI * hz) / rate);
+    let s1 = 0;
+    let s2 = 0;
+    for (let i = start; i < start + n; i++) {
+      const s0 = pcm[i] + k * s1 - s2;
+      s2 = s1;
+      s1 = s0;
+    }
+    powers.push({ hz, power: s1 * s1 + s2 * s2 - k * s1 * s2 });
+  }
+  const peak = powers.reduce((a, b) => (b.power > a.power ? b : a));
+  const sorted = powers.map((p) => p.power).sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)] || 1e-30;
+  return { peakHz: peak.hz, peakOverMedianDb: 10 * Math.log10((peak.power || 1e-30) / median) };
+};

@@ -1,14 +1,16 @@
 # shellcheck shell=bash
 # Installs what sipline's two commands need, and nothing when it is all there.
-# Sourced by demo/run.sh (the main command) and tests/run.sh (every test).
+# Sourced by demo/run.sh (the main command: ensure_build) and tests/run.sh
+# (every test: ensure_all).
 #
 # Debian 12 packages come from apt; Rust, when absent, and its wasm32 target
 # from rustup. Each check is a file or dpkg lookup, so a warm machine pays
 # well under a second.
 
 # Debian packages the tests use: the SIP server, the far ends (SIPp and
-# baresip), and the browser (Chromium, driven by playwright-core from npm).
-SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules sip-tester baresip-core chromium)
+# baresip), and the browsers (Chromium, driven by playwright-core from npm,
+# and Firefox ESR, driven by puppeteer-core over WebDriver BiDi).
+SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules sip-tester baresip-core chromium firefox-esr)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -91,23 +93,34 @@ ensure_rust() {
 case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 
 # Node (Debian 12's nodejs 18, or a newer one already installed) and the
-# npm packages, installed from the lock files: the SDK package's build tools
-# (typescript, binaryen's wasm-opt) and the browser tests' playwright-core,
-# which never downloads a browser: the tests use /usr/bin/chromium.
+# npm packages of each folder given, installed from its lock file: npm/ has
+# the SDK package's build tools (typescript, binaryen's wasm-opt, esbuild),
+# tests/browser/ the browser drivers (playwright-core, puppeteer-core),
+# which never download a browser: the tests use Debian's.
 ensure_node() {
     command -v node >/dev/null && command -v npm >/dev/null || ensure_apt_packages nodejs npm
     local dir
-    for dir in npm tests/browser; do
+    for dir in "$@"; do
         local stamp="$dir/node_modules/.package-lock.json"
         if [ ! -f "$stamp" ] || [ "$dir/package-lock.json" -nt "$stamp" ]; then
             step "installing the npm packages of $dir"
-            (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+            (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 \
+                npm ci --no-audit --no-fund --loglevel=error)
         fi
     done
 }
 
-ensure_all() {
+# What the main command needs: Rust with its wasm32 target and the
+# wasm-bindgen CLI, and Node with the SDK package's build tools.
+ensure_build() {
     ensure_rust
+    ensure_node npm
+}
+
+# What every test needs besides: the SIP server, the far ends, the browsers
+# and their drivers.
+ensure_all() {
+    ensure_build
     ensure_apt_packages "${SIPLINE_APT_PACKAGES[@]}"
-    ensure_node
+    ensure_node tests/browser
 }

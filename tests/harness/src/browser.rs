@@ -2,7 +2,8 @@
 //! script of `tests/browser/` (playwright-core, never a downloaded
 //! browser) and returns the JSON line it prints. `call.mjs` drives a plain
 //! page with a SIP shim; `sdk.mjs` drives the built npm package; `demo.mjs`
-//! drives the demo phone page through its form and buttons.
+//! drives the demo phone page through its form and buttons, and
+//! `demo-firefox.mjs` does so in Firefox ESR too (puppeteer-core).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -67,6 +68,20 @@ pub fn demo(config: &str) -> Result<String, Error> {
 /// page and a third calling the echo, each in its own Chromium.
 pub fn demo_call(config: &str) -> Result<String, Error> {
     run("demo-call.mjs", config, |_| {})
+}
+
+/// Runs `demo-firefox.mjs`: Firefox ESR and Chromium calling each other
+/// through the demo page, and Firefox calling the echo.
+pub fn demo_firefox(config: &str) -> Result<String, Error> {
+    if !Path::new("/usr/bin/firefox-esr").is_file() {
+        return Err(Error::NotInstalled("/usr/bin/firefox-esr"));
+    }
+    if !dir().join("node_modules/puppeteer-core").is_dir() {
+        return Err(Error::NotInstalled(
+            "tests/browser/node_modules/puppeteer-core",
+        ));
+    }
+    run("demo-firefox.mjs", config, |_| {})
 }
 
 fn run(script: &str, config: &str, mut on_event: impl FnMut(&str)) -> Result<String, Error> {
