@@ -3,11 +3,15 @@
 // user interface: forms, the dial pad, the calls list, meters and stats.
 
 import { Phone, SipError, ConnectionError, InvalidStateError } from "./sdk/dist/index.js";
+import { unlockAudio, audioRunning, ringtone, ringback, levelMeter, toMeter } from "./webaudio.js";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
   status: $("status"),
+  account: $("account"),
   connect: $("connect"),
+  accountFields: $("account-fields"),
+  accountSummary: $("account-summary"),
   connectButton: $("connect-button"),
   disconnect: $("disconnect"),
   dial: $("dial"),
@@ -90,8 +94,23 @@ async function prefill() {
   }
 }
 
+/** Once connected, the account form folds to one line. */
+function showConnected(connected) {
+  const f = ui.connect.elements;
+  ui.account.classList.toggle("connected", connected);
+  ui.accountFields.hidden = connected;
+  ui.connectButton.hidden = connected;
+  ui.accountSummary.hidden = !connected;
+  ui.accountSummary.textContent = connected ? `${f.uri.value} via ${f.server.value}` : "";
+  ui.connectButton.disabled = connected;
+  ui.disconnect.disabled = !connected;
+  ui.callButton.disabled = !connected;
+  ui.send.disabled = !connected;
+}
+
 ui.connect.addEventListener("submit", async (ev) => {
   ev.preventDefault();
+  unlockAudio();
   const f = ui.connect.elements;
   domain = f.uri.value.split("@")[1] ?? domain;
   ui.connectButton.disabled = true;
@@ -108,9 +127,7 @@ ui.connect.addEventListener("submit", async (ev) => {
     });
     wirePhone(phone);
     setStatus(phone.registered ? `Registered as ${f.uri.value}` : "Connected (guest)", "ready");
-    ui.disconnect.disabled = false;
-    ui.callButton.disabled = false;
-    ui.send.disabled = false;
+    showConnected(true);
     ui.target.focus();
   } catch (e) {
     phone = null;
@@ -124,10 +141,7 @@ ui.disconnect.addEventListener("click", async () => {
   await phone.disconnect();
   phone = null;
   setStatus("Not connected", "offline");
-  ui.connectButton.disabled = false;
-  ui.disconnect.disabled = true;
-  ui.callButton.disabled = true;
-  ui.send.disabled = true;
+  showConnected(false);
 });
 
 function wirePhone(p) {
@@ -140,6 +154,7 @@ function wirePhone(p) {
     ringing = call;
     ui.incomingFrom.textContent = call.displayName ? `${call.displayName} <${call.remoteUri}>` : call.remoteUri;
     ui.incoming.hidden = false;
+    ringtone(true);
     ui.answer.focus();
   });
   p.on("message", (m) => addMessage(`${m.from}: ${m.body}`, "in"));
@@ -177,9 +192,11 @@ function track(call) {
 function hideIncoming() {
   ringing = null;
   ui.incoming.hidden = true;
+  ringtone(false);
 }
 
 ui.answer.addEventListener("click", async () => {
+  unlockAudio();
   const call = ringing;
   hideIncoming();
   if (!call) return;
@@ -196,6 +213,7 @@ ui.decline.addEventListener("click", () => {
 ui.dial.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   if (!phone || !ui.target.value.trim()) return;
+  unlockAudio();
   const target = address(ui.target.value);
   const off = phone.on("calling", (call) => {
     off();
@@ -344,6 +362,8 @@ function render() {
     }),
   );
   ui.noCalls.hidden = calls.size > 0;
+  // Ringback while a call of ours rings with no early media of its own.
+  ringback([...calls.values()].some(({ call }) => call.state === "ringing"));
   const call = current();
   ui.active.hidden = !call;
   if (!call) return;
@@ -354,19 +374,53 @@ function render() {
   ui.mute.setAttribute("aria-pressed", String(call.muted));
 }
 
-/** Meters and stats of the active call, once a second. */
+/** The active call's meters: read from its streams with Web Audio ten
+ * times a second, or from its statistics where Web Audio does not run. */
+const meters = { key: null, mic: () => null, far: () => null };
+const statsLevels = { mic: 0, far: 0 };
+
+function closeMeters() {
+  meters.mic.close?.();
+  meters.far.close?.();
+  Object.assign(meters, { key: null, mic: () => null, far: () => null });
+}
+
+/** Meters on the call's current audio tracks (a renegotiation may swap
+ * them; the streams around them are made afresh on each read). */
+function metersFor(call) {
+  const track = (stream) => stream?.getAudioTracks()[0]?.id;
+  const key = [call.id, track(call.localStream), track(call.remoteStream), audioRunning()].join();
+  if (meters.key !== key) {
+    closeMeters();
+    Object.assign(meters, { key, mic: levelMeter(call.localStream), far: levelMeter(call.remoteStream) });
+  }
+  return meters;
+}
+
+setInterval(() => {
+  const call = current();
+  if (!call || call.state !== "established") {
+    if (meters.key !== null) closeMeters();
+    ui.micLevel.value = 0;
+    ui.remoteLevel.value = 0;
+    return;
+  }
+  const m = metersFor(call);
+  ui.micLevel.value = call.muted ? 0 : m.mic() ?? statsLevels.mic;
+  ui.remoteLevel.value = m.far() ?? statsLevels.far;
+}, 100);
+
+/** Stats of the active call, once a second. */
 setInterval(async () => {
   const call = current();
   if (!call || call.state !== "established") {
-    ui.micLevel.value = 0;
-    ui.remoteLevel.value = 0;
     ui.stats.replaceChildren();
     return;
   }
   try {
     const s = await call.stats();
-    ui.micLevel.value = s.localAudioLevel ?? 0;
-    ui.remoteLevel.value = s.remoteAudioLevel ?? 0;
+    statsLevels.mic = toMeter(s.localAudioLevel);
+    statsLevels.far = toMeter(s.remoteAudioLevel);
     const rows = [
       ["Round trip", s.rttMs === undefined ? "—" : `${s.rttMs.toFixed(0)} ms`],
       ["Jitter", s.jitterMs === undefined ? "—" : `${s.jitterMs.toFixed(1)} ms`],

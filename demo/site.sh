@@ -9,5 +9,5 @@ site="${1:-target/demo-site}"
     || { echo "the npm package is not built: run bash npm/build.sh" >&2; exit 1; }
 rm -rf "$site"
 mkdir -p "$site/sdk"
-cp demo/index.html demo/app.js demo/style.css "$site/"
+cp demo/*.html demo/*.js demo/*.css "$site/"
 cp -r npm/dist npm/wasm "$site/sdk/"

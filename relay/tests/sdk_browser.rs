@@ -228,6 +228,14 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
         "a BYE: {}",
         steps["hangup"]
     );
+    // One microphone stream per call, released when the call ends (the
+    // browser's recording indicator goes off).
+    assert_eq!(
+        steps["hangup"]["sameLocalStream"], true,
+        "{}",
+        steps["hangup"]
+    );
+    assert_eq!(steps["hangup"]["micReleased"], true, "{}", steps["hangup"]);
     assert_far_end_heard_the_browser(&far);
     let m = relay.metrics();
     assert!(m.contains("sipline_media_calls 0"), "{m}");

@@ -187,9 +187,12 @@ impl Media {
         MediaStream::new_with_tracks(&tracks)
     }
 
-    /// What we send (the microphone, the camera).
+    /// What we send (the microphone, the camera): the stream itself, which
+    /// `close` stops. (`self.local.clone()` would be the JS method
+    /// `MediaStream.clone()`: new tracks on each read, which nothing stops,
+    /// keeping the microphone open after the call.)
     pub(crate) fn local_stream(&self) -> MediaStream {
-        self.local.clone()
+        Clone::clone(&self.local)
     }
 
     /// The connection's `RTCStatsReport`, for RTT, jitter and loss.
