@@ -17,6 +17,7 @@
 # Needs root (debootstrap, chroot, mounts) and about 6 GB in FOLDER.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
+commit=$(git -C "$repo" rev-parse --short HEAD)
 root="${1:-/var/tmp/sipline-fresh}"
 port=18080
 [ "$(id -u)" -eq 0 ] || { echo "run as root: debootstrap and chroot need it" >&2; exit 1; }
@@ -50,7 +51,7 @@ mount --rbind /dev "$root/dev"
 
 rm -rf "$root/root/sipline"
 git clone -q "$repo" "$root/root/sipline"
-echo "==> fresh clone of $(git -C "$repo" rev-parse --short HEAD) in $root/root/sipline"
+echo "==> fresh clone of $commit in $root/root/sipline"
 
 # In the chroot, as root, with the login environment a new shell has.
 # The CA variables the host's environment sets for that proxy go along.
@@ -120,7 +121,7 @@ tail -5 "$root/tests.log"
 
 cat <<SUMMARY
 
-fresh Debian 12 (debootstrap minbase, chroot as root), clone of $(git -C "$repo" rev-parse --short HEAD):
+fresh Debian 12 (debootstrap minbase, chroot as root), clone of $commit:
   bash demo/run.sh, first run:   URL after ${first} s
   the page's echo call:          $echo_result
   bash demo/run.sh, second run:  URL after ${second} s
