@@ -25,7 +25,7 @@ command -v debootstrap >/dev/null || apt-get install -y -q debootstrap
 
 mounts=(proc sys dev)
 cleanup() {
-    pkill -INT -f "bash demo/run.sh" 2>/dev/null || true
+    pkill -INT -f "bash demo/(run|serve)\.sh" 2>/dev/null || true
     for m in "${mounts[@]}"; do umount -R "$root/$m" 2>/dev/null || true; done
 }
 trap cleanup EXIT
@@ -78,7 +78,7 @@ start_main() {
 
 # Ctrl-C, as the person at the terminal would.
 stop_main() {
-    pkill -INT -f "bash demo/run.sh" || true
+    pkill -INT -f "bash demo/(run|serve)\.sh" || true
     wait "$main_pid" || true
 }
 
