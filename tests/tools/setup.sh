@@ -30,7 +30,11 @@ ensure_apt_packages() {
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     step "installing Debian packages: ${missing[*]}"
-    as_root apt-get update -q
+    # The package lists once per command, however many steps install.
+    if [ -z "${SIPLINE_APT_UPDATED:-}" ]; then
+        as_root apt-get update -q
+        SIPLINE_APT_UPDATED=1
+    fi
     # policy-rc.d 101: do not let the packages start their system services
     # (a system Kamailio on 5060); the tests start their own on 127.0.0.1.
     local policy=/usr/sbin/policy-rc.d created=0
