@@ -81,6 +81,10 @@ struct Call {
     /// The last RSeq acknowledged with PRACK, per early dialog (to-tag):
     /// reliable provisional responses (RFC 3262).
     rseqs: Vec<(String, u32)>,
+    /// The early dialogs of other forks than `dialog`'s that we sent PRACKs
+    /// in: their CSeq goes on counting there, for the next PRACK and for
+    /// the ACK and BYE if that fork answers.
+    forks: Vec<Dialog>,
     /// The application's headers for the INVITE (kept for its retries).
     headers: Vec<(String, String)>,
 }
@@ -145,6 +149,10 @@ enum Update {
         deadline: Instant,
         /// Why it was sent: only the app's own changes are reported.
         purpose: Purpose,
+        /// The app's headers it carried, for a retry after glare.
+        headers: Vec<(String, String)>,
+        /// The challenges answered for it so far (RFC 3261 §22.2).
+        auth: AuthRound,
     },
     /// Ours, answered with a 2xx and acknowledged: kept (until the next
     /// change or the end of the call) to acknowledge its retransmissions.
@@ -153,12 +161,14 @@ enum Update {
         tx: TransactionId,
         ack: Vec<u8>,
     },
-    /// Ours, refused with 491 (glare): sent again at `at`.
+    /// Ours, refused with 491 (glare): sent again at `at`, with the same
+    /// body and the app's same headers.
     Retry {
         call: CallId,
         method: &'static str,
         at: Instant,
         sdp: String,
+        headers: Vec<(String, String)>,
     },
     /// Theirs, waiting for the application's answer.
     Received {
@@ -266,6 +276,7 @@ impl Calls {
             min_se: MIN_SE,
             timer: None,
             rseqs: Vec::new(),
+            forks: Vec::new(),
             headers: cx.headers.to_vec(),
         };
         send_invite(&mut call, cx)?;
@@ -413,8 +424,9 @@ impl Calls {
     /// Changes a confirmed call's session with a re-INVITE (or, `method`
     /// `UPDATE`, RFC 3311) carrying `sdp` (hold: `sendonly`; unhold:
     /// `sendrecv`; an ICE restart's new offer). `false` while another
-    /// change of the call is under way (§14.1: one at a time), or when the
-    /// call is not up.
+    /// change of the app's or the far end's is under way (§14.1: one at a
+    /// time), or when the call is not up. During the agent's own refresh or
+    /// recovery re-INVITE, the change waits for it and then goes.
     pub fn update(
         &mut self,
         cx: &mut Ctx<'_>,
@@ -422,10 +434,14 @@ impl Calls {
         sdp: &str,
         method: &'static str,
     ) -> bool {
-        let busy = self
-            .updates
-            .iter()
-            .any(|u| u.call() == id && !matches!(u, Update::Retry { .. } | Update::Acked { .. }));
+        let busy = self.updates.iter().any(|u| {
+            u.call() == id
+                && match u {
+                    Update::Sent { purpose, .. } => *purpose == Purpose::App,
+                    Update::Received { .. } | Update::Answered { .. } => true,
+                    Update::Retry { .. } | Update::Acked { .. } => false,
+                }
+        });
         let confirmed = self
             .calls
             .iter()
@@ -437,8 +453,38 @@ impl Calls {
         if busy || !confirmed {
             return false;
         }
-        self.updates.retain(|u| u.call() != id);
+        let internal = self
+            .updates
+            .iter()
+            .any(|u| u.call() == id && matches!(u, Update::Sent { .. }));
+        self.updates
+            .retain(|u| u.call() != id || matches!(u, Update::Sent { .. }));
+        if internal {
+            self.updates.push(Update::Retry {
+                call: id,
+                method,
+                at: cx.now,
+                sdp: sdp.to_owned(),
+                headers: cx.headers.to_vec(),
+            });
+            return true;
+        }
         self.send_update(cx, id, sdp, method, Purpose::App)
+    }
+
+    /// The calls with a change under way, ours or theirs: a waiting one
+    /// (after glare, or behind a refresh) goes only once it is over.
+    fn changing(&self) -> Vec<CallId> {
+        self.updates
+            .iter()
+            .filter(|u| {
+                matches!(
+                    u,
+                    Update::Sent { .. } | Update::Received { .. } | Update::Answered { .. }
+                )
+            })
+            .map(Update::call)
+            .collect()
     }
 
     /// Our current SDP of a call of either kind.
@@ -467,6 +513,20 @@ impl Calls {
         method: &'static str,
         purpose: Purpose,
     ) -> bool {
+        self.send_update_with(cx, id, sdp, method, purpose, None)
+    }
+
+    /// [`Self::send_update`], with credentials when the far end (or a
+    /// proxy on the route) challenged it: `auth` holds what was answered.
+    fn send_update_with(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: CallId,
+        sdp: &str,
+        method: &'static str,
+        purpose: Purpose,
+        auth: Option<AuthRound>,
+    ) -> bool {
         let contact = String::from("<") + &cx.id.contact_uri + ">";
         let session_expires = self.timer_mut(id).map(|t| {
             if t.we_refresh {
@@ -479,6 +539,26 @@ impl Calls {
         if let Some(se) = &session_expires {
             headers.extend([("Session-Expires", se.as_str()), ("Supported", "timer")]);
         }
+        let credentials = match (&auth, self.dialog_mut(id)) {
+            (Some(_), Some(dialog)) => {
+                let uri = dialog.remote_target().to_owned();
+                let info = RequestInfo {
+                    method,
+                    uri: &uri,
+                    body: sdp.as_bytes(),
+                };
+                cx.digest
+                    .as_deref_mut()
+                    .map(|d| d.credentials(&info, cx.rng))
+                    .unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        headers.extend(
+            credentials
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+        );
         let Some((tx, cseq)) =
             self.request_in_dialog(cx, id, method, &headers, Some(("application/sdp", sdp)))
         else {
@@ -492,6 +572,8 @@ impl Calls {
             sdp: sdp.to_owned(),
             deadline: cx.now + TIMER_C,
             purpose,
+            headers: cx.headers.to_vec(),
+            auth: auth.unwrap_or_default(),
         });
         true
     }
@@ -513,9 +595,33 @@ impl Calls {
         if code < 200 {
             return;
         }
-        let Update::Sent { sdp, .. } = self.updates.remove(i) else {
+        let Update::Sent {
+            sdp, headers, auth, ..
+        } = self.updates.remove(i)
+        else {
             return;
         };
+        // A challenge: the same change again with credentials, once per
+        // realm; a refused answer is a failure like any other.
+        if let (401 | 407, Some(m)) = (code, msg) {
+            let mut round = auth;
+            let again = cx
+                .digest
+                .as_deref_mut()
+                .is_some_and(|d| d.on_challenges(&challenges_of(m), &mut round));
+            if again
+                && self.send_update_with(
+                    &mut cx.with_headers(&headers),
+                    call,
+                    &sdp,
+                    method,
+                    purpose,
+                    Some(round),
+                )
+            {
+                return;
+            }
+        }
         match (code, msg) {
             (200..=299, Some(msg)) => {
                 let via = cx.via();
@@ -588,6 +694,7 @@ impl Calls {
                     method,
                     at: cx.now + wait,
                     sdp,
+                    headers,
                 });
             }
             _ => {
@@ -833,21 +940,22 @@ impl Calls {
         let now = cx.now;
         let mut retries = Vec::new();
         let mut failed = Vec::new();
-        // A glare retry waits while their own change is under way (§14.1).
-        let theirs: Vec<CallId> = self
-            .updates
-            .iter()
-            .filter(|u| matches!(u, Update::Received { .. } | Update::Answered { .. }))
-            .map(Update::call)
-            .collect();
+        // A waiting change goes once no other is under way (§14.1).
+        let changing = self.changing();
         self.updates.retain_mut(|u| match u {
             Update::Retry {
                 call,
                 method,
                 at,
                 sdp,
-            } if *at <= now && !theirs.contains(call) => {
-                retries.push((*call, *method, core::mem::take(sdp)));
+                headers,
+            } if *at <= now && !changing.contains(call) => {
+                retries.push((
+                    *call,
+                    *method,
+                    core::mem::take(sdp),
+                    core::mem::take(headers),
+                ));
                 false
             }
             Update::Sent {
@@ -877,8 +985,14 @@ impl Calls {
             }
             _ => true,
         });
-        for (call, method, sdp) in retries {
-            self.send_update(cx, call, &sdp, method, Purpose::App);
+        for (call, method, sdp, headers) in retries {
+            self.send_update(
+                &mut cx.with_headers(&headers),
+                call,
+                &sdp,
+                method,
+                Purpose::App,
+            );
         }
         for (call, purpose) in failed {
             if purpose != Purpose::App {
@@ -894,10 +1008,13 @@ impl Calls {
     }
 
     fn update_deadline(&self) -> Option<Instant> {
+        // A waiting change has no deadline of its own while another is
+        // under way: the end of that one lets it go.
+        let changing = self.changing();
         self.updates
             .iter()
             .filter_map(|u| match u {
-                Update::Retry { at, .. } => Some(*at),
+                Update::Retry { at, call, .. } if !changing.contains(call) => Some(*at),
                 Update::Sent { deadline, .. } => Some(*deadline),
                 Update::Answered {
                     retransmit: (next, _, give_up),
@@ -1594,22 +1711,35 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
                 return true;
             };
             let same_dialog = |d: &Dialog| msg.to().tag() == Some(d.remote_tag());
-            if let Some(ack) = &call.ack {
+            if call.ack.is_some() {
                 if call.dialog.as_ref().is_some_and(same_dialog) {
                     // A retransmission (the transaction is kept Accepted
                     // for them, RFC 6026): the same ACK again.
-                    cx.transmit.push(ack.clone());
+                    cx.transmit.extend(call.ack.clone());
                 } else {
                     // Another fork answered too (§13.2.2.4): acknowledge
                     // it and end that dialog at once.
-                    end_extra_fork(call, cx, &invite, msg);
+                    end_extra_fork(&mut call.forks, call.invite_cseq, cx, &invite, msg);
                 }
                 return false;
             }
             match call.dialog.as_mut() {
                 Some(d) if same_dialog(d) => d.confirm(msg, true),
-                // The 2xx comes from another fork than the early dialog's.
-                _ => call.dialog = Dialog::caller(&invite, msg).ok(),
+                // The 2xx comes from another fork than the early dialog's:
+                // its own early dialog if we PRACKed in it, else a new one.
+                // The early dialog it replaces is kept with the forks, for
+                // the BYE if that fork answers too.
+                _ => {
+                    call.forks.extend(call.dialog.take());
+                    call.dialog = match call.forks.iter().position(same_dialog) {
+                        Some(i) => {
+                            let mut d = call.forks.swap_remove(i);
+                            d.confirm(msg, true);
+                            Some(d)
+                        }
+                        None => Dialog::caller(&invite, msg).ok(),
+                    }
+                }
             }
             let via = cx.via();
             let Some(dialog) = call.dialog.as_ref() else {
@@ -1660,18 +1790,10 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
             true
         }
         401 | 407 if call.state != CallState::Ending && !call.cancel_wanted => {
-            let challenges: Vec<Challenge> = msg
-                .header_lines(HeaderName::WwwAuthenticate)
-                .filter_map(|v| Challenge::parse(ChallengeKind::Www, v))
-                .chain(
-                    msg.header_lines(HeaderName::ProxyAuthenticate)
-                        .filter_map(|v| Challenge::parse(ChallengeKind::Proxy, v)),
-                )
-                .collect();
             let answered = cx
                 .digest
                 .as_deref_mut()
-                .is_some_and(|d| d.on_challenges(&challenges, &mut call.auth));
+                .is_some_and(|d| d.on_challenges(&challenges_of(msg), &mut call.auth));
             if answered && send_invite(call, cx).is_some() {
                 return false;
             }
@@ -1683,6 +1805,17 @@ fn on_invite_response(call: &mut Call, cx: &mut Ctx<'_>, msg: Option<&Message<'_
             true
         }
     }
+}
+
+/// The digest challenges of a 401 or 407.
+fn challenges_of(msg: &Message<'_>) -> Vec<Challenge> {
+    msg.header_lines(HeaderName::WwwAuthenticate)
+        .filter_map(|v| Challenge::parse(ChallengeKind::Www, v))
+        .chain(
+            msg.header_lines(HeaderName::ProxyAuthenticate)
+                .filter_map(|v| Challenge::parse(ChallengeKind::Proxy, v)),
+        )
+        .collect()
 }
 
 /// Whether `target` can be a Request-URI as given: a SIP URI, with no
@@ -1739,19 +1872,23 @@ fn prack(call: &mut Call, cx: &mut Ctx<'_>, msg: &Message<'_>) -> bool {
     rack.push_str(" INVITE");
     let via = cx.via();
     // The PRACK goes in the response's early dialog: the call's, or a
-    // fork's of its own.
-    let mut fork = None;
+    // fork's of its own, kept for its next request.
     let dialog = match call.dialog.as_mut() {
         Some(d) if d.remote_tag() == tag => d,
-        _ => {
-            let Ok(invite) = Message::parse(&call.invite) else {
-                return true;
-            };
-            let Ok(d) = Dialog::caller(&invite, msg) else {
-                return true;
-            };
-            fork.insert(d)
-        }
+        _ => match call.forks.iter().position(|d| d.remote_tag() == tag) {
+            Some(i) => &mut call.forks[i],
+            None => {
+                let Ok(invite) = Message::parse(&call.invite) else {
+                    return true;
+                };
+                let Ok(d) = Dialog::caller(&invite, msg) else {
+                    return true;
+                };
+                call.forks.push(d);
+                let last = call.forks.len() - 1;
+                &mut call.forks[last]
+            }
+        },
     };
     let mut b = dialog.request("PRACK", &via);
     b.header("RAck", &rack)
@@ -1760,14 +1897,33 @@ fn prack(call: &mut Call, cx: &mut Ctx<'_>, msg: &Message<'_>) -> bool {
     true
 }
 
-/// ACK and BYE for a 2xx from a fork other than the one the call took.
-fn end_extra_fork(call: &Call, cx: &mut Ctx<'_>, invite: &Message<'_>, ok: &Message<'_>) {
-    let Ok(mut fork) = Dialog::caller(invite, ok) else {
+/// ACK and BYE for a 2xx from a fork other than the one the call took
+/// (in its early dialog if we PRACKed in it, so that the BYE's CSeq is
+/// above the PRACKs').
+fn end_extra_fork(
+    forks: &mut Vec<Dialog>,
+    invite_cseq: u32,
+    cx: &mut Ctx<'_>,
+    invite: &Message<'_>,
+    ok: &Message<'_>,
+) {
+    let early = forks
+        .iter()
+        .position(|d| ok.to().tag() == Some(d.remote_tag()));
+    let fork = match early {
+        Some(i) => {
+            let mut d = forks.swap_remove(i);
+            d.confirm(ok, true);
+            Ok(d)
+        }
+        None => Dialog::caller(invite, ok),
+    };
+    let Ok(mut fork) = fork else {
         return;
     };
     let via_ack = cx.via();
     cx.transmit
-        .push(fork.ack(call.invite_cseq, &via_ack).finish(None, b""));
+        .push(fork.ack(invite_cseq, &via_ack).finish(None, b""));
     let via_bye = cx.via();
     let _ = start(cx, fork.request("BYE", &via_bye).finish(None, b""));
 }

@@ -102,6 +102,21 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
+    /// The same context for an action the application asked for earlier
+    /// (a retry), with the headers it gave then.
+    pub fn with_headers<'b>(&'b mut self, headers: &'b [(String, String)]) -> Ctx<'b> {
+        Ctx {
+            now: self.now,
+            id: self.id,
+            txs: &mut *self.txs,
+            digest: self.digest.as_deref_mut(),
+            rng: &mut *self.rng,
+            transmit: &mut *self.transmit,
+            events: &mut *self.events,
+            headers,
+        }
+    }
+
     /// Adds the application's headers to a request or response it asked for.
     pub fn add_app_headers(&self, b: &mut crate::sip::MessageBuilder) {
         for (name, value) in self.headers {

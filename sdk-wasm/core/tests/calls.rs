@@ -551,10 +551,98 @@ fn a_re_invite_puts_the_call_on_hold_and_is_acknowledged() {
 }
 
 #[test]
+fn a_challenged_re_invite_goes_again_with_credentials_for_a_hold_and_a_refresh() {
+    let challenge = |req: &str, nonce: &str| {
+        let m = parse(req);
+        let mut b = response_to(&m, 407, "Proxy Authentication Required", None);
+        b.header(
+            "Proxy-Authenticate",
+            &format!("Digest realm=\"pbx.example\", nonce=\"{nonce}\", qop=\"auth\""),
+        );
+        b.finish(None, b"")
+    };
+    let authorized = |frame: &str| {
+        parse(frame)
+            .header(HeaderName::ProxyAuthorization)
+            .is_some_and(|v| v.contains("username=\"alice\""))
+    };
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    ua.handle_message(at(1.0), &answer_with_timer(&invite, "120;refresher=uac"))
+        .expect("parses");
+    sent(&mut ua);
+    events(&mut ua);
+
+    // The app's hold, challenged: the same re-INVITE with credentials,
+    // the next CSeq, and the app hears only of the outcome.
+    assert!(ua.update(at(2.0), call, HOLD));
+    let hold = sent(&mut ua).remove(0);
+    assert!(!authorized(&hold));
+    ua.handle_message(at(2.1), &challenge(&hold, "n1"))
+        .expect("parses");
+    let again = sent(&mut ua)
+        .into_iter()
+        .find(|f| f.starts_with("INVITE "))
+        .expect("the re-INVITE again");
+    assert!(authorized(&again), "{again}");
+    assert_eq!(parse(&again).cseq().seq, parse(&hold).cseq().seq + 1);
+    assert_eq!(parse(&again).body(), HOLD.as_bytes());
+    assert_eq!(events(&mut ua), [], "no failure for the app");
+    ua.handle_message(at(2.2), &answer_with_timer(&again, "120;refresher=uac"))
+        .expect("parses");
+    sent(&mut ua);
+    assert!(matches!(&events(&mut ua)[..], [Event::Updated { .. }]));
+
+    // The refresh at half the interval, challenged with a new nonce: sent
+    // again with credentials, and the call goes on.
+    ua.handle_timeout(at(62.2));
+    let refresh = sent(&mut ua).remove(0);
+    ua.handle_message(at(62.3), &challenge(&refresh, "n2"))
+        .expect("parses");
+    let again = sent(&mut ua)
+        .into_iter()
+        .find(|f| f.starts_with("INVITE "))
+        .expect("the refresh again");
+    assert!(
+        authorized(&again) && again.contains("nonce=\"n2\""),
+        "{again}"
+    );
+    ua.handle_message(at(62.4), &answer_with_timer(&again, "120;refresher=uac"))
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("ACK "));
+    assert_eq!(events(&mut ua), [], "a refresh is not the app's business");
+
+    // Credentials refused (a second challenge for the same realm): the
+    // app's change fails, the call stays.
+    assert!(ua.update(at(70.0), call, OFFER));
+    let change = sent(&mut ua).remove(0);
+    ua.handle_message(at(70.1), &challenge(&change, "n3"))
+        .expect("parses");
+    let again = sent(&mut ua)
+        .into_iter()
+        .find(|f| f.starts_with("INVITE "))
+        .expect("answered once");
+    ua.handle_message(at(70.2), &challenge(&again, "n4"))
+        .expect("parses");
+    sent(&mut ua);
+    assert_eq!(
+        events(&mut ua),
+        [Event::UpdateFailed {
+            call,
+            code: 407,
+            reason: "Proxy Authentication Required".into()
+        }]
+    );
+}
+
+#[test]
 fn glare_is_answered_491_and_our_re_invite_retried_after_the_wait() {
     let mut ua = ua();
     let (call, _, ack) = answered(&mut ua);
-    assert!(ua.update(at(2.0), call, HOLD));
+    assert!(
+        ua.with_headers(&[("X-Crm-Id", "42")], |ua| ua.update(at(2.0), call, HOLD))
+            .expect("a valid header")
+    );
     let ours = sent(&mut ua).remove(0);
     // Theirs crosses ours: 491 for it.
     ua.handle_message(at(2.01), far_reinvite(&ack, 5, OFFER).as_bytes())
@@ -582,6 +670,9 @@ fn glare_is_answered_491_and_our_re_invite_retried_after_the_wait() {
         .expect("the re-INVITE again");
     assert_eq!(parse(retry).cseq().seq, 3);
     assert_eq!(parse(retry).body(), HOLD.as_bytes());
+    // The app's headers go with the retry as they went with the first.
+    assert!(ours.contains("X-Crm-Id: 42"), "{ours}");
+    assert!(retry.contains("X-Crm-Id: 42"), "{retry}");
     assert!(
         events(&mut ua).is_empty(),
         "glare is not the app's business"
@@ -1111,6 +1202,39 @@ fn session_timers_as_caller_ask_retry_a_422_and_refresh_at_half_the_interval() {
 }
 
 #[test]
+fn a_hold_during_a_session_refresh_waits_for_it_then_goes() {
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    ua.handle_message(at(1.0), &answer_with_timer(&invite, "120;refresher=uac"))
+        .expect("parses");
+    sent(&mut ua);
+    events(&mut ua);
+    ua.handle_timeout(at(61.0));
+    let refresh = sent(&mut ua).remove(0);
+    // The app holds while the refresh is out: taken, and held back (one
+    // re-INVITE at a time), with no timer due meanwhile.
+    assert!(ua.update(at(61.05), call, HOLD));
+    assert_eq!(sent(&mut ua), Vec::<String>::new());
+    assert!(
+        ua.poll_timeout().is_some_and(|t| t > at(61.05)),
+        "nothing to spin on while the refresh is out"
+    );
+    // The refresh's 2xx: then the hold goes, with the next CSeq.
+    ua.handle_message(at(61.1), &answer_with_timer(&refresh, "120;refresher=uac"))
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("ACK "));
+    assert!(ua.poll_timeout().is_some_and(|t| t <= at(61.1)));
+    ua.handle_timeout(at(61.1));
+    let hold = sent(&mut ua).remove(0);
+    assert!(hold.starts_with("INVITE "), "{hold}");
+    assert_eq!(parse(&hold).body(), HOLD.as_bytes());
+    assert_eq!(parse(&hold).cseq().seq, parse(&refresh).cseq().seq + 1);
+    ua.handle_message(at(61.2), &answer_with_timer(&hold, "120;refresher=uac"))
+        .expect("parses");
+    assert!(matches!(&events(&mut ua)[..], [Event::Updated { call: c, .. }] if *c == call));
+}
+
+#[test]
 fn a_session_the_far_end_stops_refreshing_ends_with_bye_before_the_interval() {
     let mut ua = ua();
     let (call, invite) = calling(&mut ua);
@@ -1265,6 +1389,59 @@ fn reliable_provisional_responses_are_pracked_once_each_in_order() {
         .expect("parses");
     assert!(sent(&mut ua)[0].starts_with("ACK "));
     assert!(matches!(&events(&mut ua)[..], [Event::Accepted { .. }]));
+}
+
+#[test]
+fn pracks_in_another_fork_count_that_fork_s_cseq_up_to_its_bye() {
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    let reliable_fork = |code, reason, rseq, tag: &str, host: &str| {
+        let text = String::from_utf8(fork_answer(&invite, code, reason, tag, host)).expect("utf8");
+        text.replacen(
+            "Content-Length",
+            &format!("Require: 100rel\r\nRSeq: {rseq}\r\nContent-Length"),
+            1,
+        )
+        .into_bytes()
+    };
+    let cseq_of = |frame: &str| parse(frame).cseq().seq;
+    // Fork A's reliable 183 makes the call's early dialog: PRACK 2 there.
+    ua.handle_message(
+        at(0.1),
+        &reliable_fork(183, "Session Progress", 1, "fa", "10.0.0.21"),
+    )
+    .expect("parses");
+    assert_eq!(cseq_of(&sent(&mut ua)[0]), 2);
+    // Fork B's two reliable 180s: PRACKs 2 and 3 in B's own early dialog.
+    for (rseq, cseq) in [(1, 2), (2, 3)] {
+        ua.handle_message(
+            at(0.2),
+            &reliable_fork(180, "Ringing", rseq, "fb", "10.0.0.22"),
+        )
+        .expect("parses");
+        let prack = sent(&mut ua).remove(0);
+        assert!(prack.starts_with("PRACK sip:bob@10.0.0.22"), "{prack}");
+        assert_eq!(parse(&prack).to().tag(), Some("fb"));
+        assert_eq!(cseq_of(&prack), cseq, "RSeq {rseq}: {prack}");
+    }
+    // B answers: the call is B's, and its BYE comes after B's PRACKs.
+    ua.handle_message(at(0.3), &fork_answer(&invite, 200, "OK", "fb", "10.0.0.22"))
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("ACK sip:bob@10.0.0.22"));
+    // A answers too: its BYE comes after A's PRACK.
+    ua.handle_message(at(0.4), &fork_answer(&invite, 200, "OK", "fa", "10.0.0.21"))
+        .expect("parses");
+    let frames = sent(&mut ua);
+    let bye_a = frames
+        .iter()
+        .find(|f| f.starts_with("BYE "))
+        .expect("A's BYE");
+    assert!(bye_a.starts_with("BYE sip:bob@10.0.0.21"), "{bye_a}");
+    assert_eq!(cseq_of(bye_a), 3, "{bye_a}");
+    ua.hangup(at(1.0), call);
+    let bye_b = sent(&mut ua).remove(0);
+    assert!(bye_b.starts_with("BYE sip:bob@10.0.0.22"), "{bye_b}");
+    assert_eq!(cseq_of(&bye_b), 4, "{bye_b}");
 }
 
 #[test]
