@@ -8,11 +8,14 @@
 # Node, no compiler, no curl) into FOLDER, with the sources a normal install
 # has (bookworm, -updates, -security), and clones this repository's HEAD
 # into it. Then, chrooted, as the README says:
-#   1. `bash demo/run.sh`, timed until it prints the URL; headless Chromium
-#      (the one the command installed) opens that URL, connects as alice,
-#      calls `echo` and must hear its own tone on the page's meters;
-#   2. `bash demo/run.sh` again, timed the same way (nothing to rebuild);
-#   3. `bash tests/run.sh`, timed, and its exit code.
+#   1. `bash demo/run.sh`, timed until it prints the URL; the page and the
+#      SDK's wasm module must be served there;
+#   2. `bash tests/run.sh`, timed, and its exit code;
+#   3. `bash demo/run.sh` again, timed the same way (nothing to rebuild),
+#      and a browser at the URL: headless Chromium (which the test command
+#      installed; the main command installs no browser, the user has one)
+#      connects as alice, calls `echo` and must see its tone on the page's
+#      meters.
 # Each line of the summary at the end goes into the issue note as it is.
 # Needs root (debootstrap, chroot, mounts) and about 6 GB in FOLDER.
 set -euo pipefail
@@ -98,16 +101,16 @@ call_echo() {
         '{\"url\":\"http://127.0.0.1:$port/\",\"mic\":\"/tmp/tone.wav\",\"password\":\"alice-demo\",\"target\":\"echo\"}'"
 }
 
+# What the browser fetches first: the page, and the SDK's wasm module.
+served() {
+    curl -fsS -o /dev/null -w '%{http_code} %{content_type}' "http://127.0.0.1:$port/$1"
+}
+
 start_main "$root/main-1.log"
 first=$took
 echo "==> main command, first run: URL printed after ${first} s"
-echo_result=$(call_echo)
-echo "    the page's echo call: $echo_result"
-stop_main
-
-start_main "$root/main-2.log"
-second=$took
-echo "==> main command, second run: URL printed after ${second} s"
+page="$(served "") (page), $(served sdk/wasm/sipline_wasm_bg.wasm) (wasm)"
+echo "    served: $page"
 stop_main
 
 echo "==> the test command"
@@ -116,16 +119,23 @@ set +e
 in_root "cd /root/sipline && bash tests/run.sh" >"$root/tests.log" 2>&1
 rc=$?
 set -e
-took=$(($(date +%s) - t0))
+tests_took=$(($(date +%s) - t0))
 tail -5 "$root/tests.log"
+
+start_main "$root/main-2.log"
+second=$took
+echo "==> main command, second run: URL printed after ${second} s"
+echo_result=$(call_echo)
+echo "    the page's echo call: $echo_result"
+stop_main
 
 cat <<SUMMARY
 
 fresh Debian 12 (debootstrap minbase, chroot as root), clone of $commit:
-  bash demo/run.sh, first run:   URL after ${first} s
-  the page's echo call:          $echo_result
+  bash demo/run.sh, first run:   URL after ${first} s; $page
+  bash tests/run.sh:             exit ${rc} after ${tests_took} s
   bash demo/run.sh, second run:  URL after ${second} s
-  bash tests/run.sh:             exit ${rc} after ${took} s
-  logs: $root/main-1.log, $root/main-2.log, $root/tests.log
+  the page's echo call:          $echo_result
+  logs: $root/main-1.log, $root/tests.log, $root/main-2.log
 SUMMARY
 exit "$rc"
