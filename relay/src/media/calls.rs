@@ -510,6 +510,15 @@ impl MediaCalls {
             .collect()
     }
 
+    /// The calls connection `conn` has media for.
+    pub fn calls_of(&self, conn: ConnId) -> Vec<String> {
+        self.calls
+            .keys()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
     /// The connections that have media for a call `call_id` (one, but a
     /// Call-ID is the browser's word, and two may claim the same).
     pub fn holders(&self, call_id: &str) -> Vec<ConnId> {

@@ -329,12 +329,19 @@ impl CallTracker {
         });
     }
 
-    /// A browser went away: its calls end with it.
-    pub fn connection_closed(&mut self, session: ConnId, out: &mut Vec<AdminEvent>) {
+    /// A browser went away: its calls end with it, but for those in `kept`
+    /// (answered, their media held for the browser to take back on a new
+    /// connection): they end when their BYE passes, whoever sends it.
+    pub fn connection_closed(
+        &mut self,
+        session: ConnId,
+        kept: &[String],
+        out: &mut Vec<AdminEvent>,
+    ) {
         let ended: Vec<String> = self
             .calls
             .iter()
-            .filter(|(_, c)| c.info.session == session)
+            .filter(|(k, c)| c.info.session == session && !kept.contains(k))
             .map(|(k, _)| k.clone())
             .collect();
         for key in ended {
@@ -345,6 +352,14 @@ impl CallTracker {
                     reason: None,
                 });
             }
+        }
+    }
+
+    /// Call `call_id` goes on on browser connection `session` (the browser
+    /// reconnected and took it back).
+    pub fn rehome(&mut self, call_id: &str, session: ConnId) {
+        if let Some(call) = self.calls.get_mut(call_id) {
+            call.info.session = session;
         }
     }
 

@@ -358,10 +358,18 @@ fn a_reconnected_browser_takes_its_call_back_and_nobody_else_can() {
     assert_eq!(held(&p, BROWSER), Some(id), "still the browser's");
     assert_ne!(held(&p, STRANGER), Some(id));
 
-    // Its WebSocket drops; the media stays (it is answered). Wrong tags
-    // from a new connection do not move it.
+    // Its WebSocket drops; the media stays (it is answered), and so does
+    // the call on the dashboards. Wrong tags from a new connection do not
+    // move it.
+    p.drain_events();
     p.ws_closed(BROWSER);
     assert_eq!(held(&p, BROWSER), Some(id), "kept through the drop");
+    let events: Vec<String> = p.drain_events().iter().map(AdminEvent::to_json).collect();
+    assert!(
+        !events.iter().any(|e| e.contains("\"hangup\"")),
+        "no hangup for a call kept: {events:?}"
+    );
+    assert_eq!(p.active_calls(), 1);
     // (Fresh connections, so that nothing they own short-cuts the check.)
     for (conn, forged) in [
         (ConnId(4), reinvite("a1", "zz")),
@@ -408,4 +416,26 @@ fn a_reconnected_browser_takes_its_call_back_and_nobody_else_can() {
         "taken from a live-looking socket"
     );
     assert_eq!(p.metrics.calls_recovered, 2);
+
+    // Its BYE from there ends it on the dashboards, on that session.
+    p.drain_events();
+    let bye = "BYE sip:bob@10.0.0.7:5062 SIP/2.0\r\n\
+Via: SIP/2.0/WSS def.invalid;branch=z9hG4bKbye1\r\n\
+Max-Forwards: 70\r\n\
+Route: <sip:tok@relay.example;transport=ws;lr;r2=on>\r\n\
+To: <sip:bob@pbx.example>;tag=b9\r\n\
+From: <sip:alice@pbx.example>;tag=a1\r\n\
+Call-ID: c1\r\n\
+CSeq: 5 BYE\r\n\
+Content-Length: 0\r\n\r\n";
+    p.handle_ws(t(500), MOVED, bye.as_bytes());
+    outputs(&mut p);
+    let hangup = p
+        .drain_events()
+        .iter()
+        .map(AdminEvent::to_json)
+        .find(|e| e.contains("\"hangup\""))
+        .expect("a hangup event");
+    assert!(hangup.contains("\"session\":6"), "{hangup}");
+    assert_eq!(p.active_calls(), 0);
 }

@@ -289,7 +289,12 @@ impl Proxy {
         }
         if self.conns.remove(&conn).is_some() {
             self.metrics.connections_open -= 1;
-            self.calls.connection_closed(conn, &mut self.events);
+            let kept = self
+                .media
+                .as_ref()
+                .map(|m| m.calls_of(conn))
+                .unwrap_or_default();
+            self.calls.connection_closed(conn, &kept, &mut self.events);
             if let Some(pbx) = &mut self.pbx {
                 pbx.connection_closed(conn);
             }
@@ -1298,6 +1303,7 @@ impl Proxy {
         if let Some(reason) = self.doomed.remove(&key) {
             self.doomed.insert((conn, call_id.to_owned()), reason);
         }
+        self.calls.rehome(call_id, conn);
         tracing::info!(call_id, "call moved to the browser's new connection");
         self.metrics.calls_recovered += 1;
     }
