@@ -182,12 +182,7 @@ fn a_dead_call_is_ended_with_a_bye_each_way() {
     assert!(!u.contains("relay.example;"), "our own route is not in it");
     assert_eq!(p.metrics.media_ended_count(MediaEnd::Timeout), 1);
     assert_eq!(p.active_calls(), 0, "the dashboards saw the hangup");
-    let hangup = p
-        .drain_events()
-        .iter()
-        .map(AdminEvent::to_json)
-        .find(|e| e.contains("\"hangup\""))
-        .expect("a hangup event");
+    let hangup = hangup_event(&mut p);
     assert!(hangup.ends_with(",\"reason\":\"RTP timeout\"}"), "{hangup}");
 
     // Both answers stop at the relay.
@@ -317,6 +312,15 @@ fn a_call_nobody_answers_gives_its_ports_back() {
 }
 
 /// The browser's re-INVITE of call `c1` with tags `from_tag`/`to_tag`.
+/// The admin stream's `hangup` event since the last drain, as JSON.
+fn hangup_event(p: &mut Proxy) -> String {
+    p.drain_events()
+        .iter()
+        .map(AdminEvent::to_json)
+        .find(|e| e.contains("\"hangup\""))
+        .expect("a hangup event")
+}
+
 fn reinvite(from_tag: &str, to_tag: &str) -> String {
     let sdp = chromium_sdp();
     format!(
@@ -430,12 +434,7 @@ CSeq: 5 BYE\r\n\
 Content-Length: 0\r\n\r\n";
     p.handle_ws(t(500), MOVED, bye.as_bytes());
     outputs(&mut p);
-    let hangup = p
-        .drain_events()
-        .iter()
-        .map(AdminEvent::to_json)
-        .find(|e| e.contains("\"hangup\""))
-        .expect("a hangup event");
+    let hangup = hangup_event(&mut p);
     assert!(hangup.contains("\"session\":6"), "{hangup}");
     assert_eq!(p.active_calls(), 0);
 }

@@ -469,7 +469,7 @@ impl Calls {
             });
             return true;
         }
-        self.send_update(cx, id, sdp, method, Purpose::App)
+        self.send_update(cx, id, sdp, method, Purpose::App, None)
     }
 
     /// The calls with a change under way, ours or theirs: a waiting one
@@ -505,20 +505,9 @@ impl Calls {
     /// Sends a re-INVITE or UPDATE with `sdp`; only a change for the app
     /// ([`Purpose::App`]) is reported to it. Every change refreshes the
     /// session timer, so each carries Session-Expires (RFC 4028 §7.4).
+    /// `auth`: the challenges answered for it so far, when the far end (or
+    /// a proxy on the route) asked for credentials; they go with it then.
     fn send_update(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        id: CallId,
-        sdp: &str,
-        method: &'static str,
-        purpose: Purpose,
-    ) -> bool {
-        self.send_update_with(cx, id, sdp, method, purpose, None)
-    }
-
-    /// [`Self::send_update`], with credentials when the far end (or a
-    /// proxy on the route) challenged it: `auth` holds what was answered.
-    fn send_update_with(
         &mut self,
         cx: &mut Ctx<'_>,
         id: CallId,
@@ -610,7 +599,7 @@ impl Calls {
                 .as_deref_mut()
                 .is_some_and(|d| d.on_challenges(&challenges_of(m), &mut round));
             if again
-                && self.send_update_with(
+                && self.send_update(
                     &mut cx.with_headers(&headers),
                     call,
                     &sdp,
@@ -890,7 +879,7 @@ impl Calls {
                 .unwrap_or_default();
             self.updates
                 .retain(|u| !(u.call() == id && matches!(u, Update::Acked { .. })));
-            if !self.send_update(cx, id, &sdp, "INVITE", Purpose::Refresh)
+            if !self.send_update(cx, id, &sdp, "INVITE", Purpose::Refresh, None)
                 && let Some(timer) = self.timer_mut(id)
             {
                 timer.retry_refresh(now);
@@ -992,6 +981,7 @@ impl Calls {
                 &sdp,
                 method,
                 Purpose::App,
+                None,
             );
         }
         for (call, purpose) in failed {
@@ -1599,7 +1589,7 @@ impl Calls {
                 .local_sdp_mut(id)
                 .map(|s| s.clone())
                 .unwrap_or_default();
-            if !self.send_update(cx, id, &sdp, "INVITE", Purpose::Recover) {
+            if !self.send_update(cx, id, &sdp, "INVITE", Purpose::Recover, None) {
                 self.forget(cx, id);
                 hangup(cx, id, Some(503), "Transport Closed");
             }

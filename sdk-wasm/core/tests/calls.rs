@@ -550,6 +550,16 @@ fn a_re_invite_puts_the_call_on_hold_and_is_acknowledged() {
     );
 }
 
+/// A call of ours, answered with a 120 s session timer that we refresh.
+fn answered_with_timer(ua: &mut UserAgent) -> CallId {
+    let (call, invite) = calling(ua);
+    ua.handle_message(at(1.0), &answer_with_timer(&invite, "120;refresher=uac"))
+        .expect("parses");
+    sent(ua);
+    assert!(matches!(&events(ua)[..], [Event::Accepted { .. }]));
+    call
+}
+
 #[test]
 fn a_challenged_re_invite_goes_again_with_credentials_for_a_hold_and_a_refresh() {
     let challenge = |req: &str, nonce: &str| {
@@ -567,11 +577,7 @@ fn a_challenged_re_invite_goes_again_with_credentials_for_a_hold_and_a_refresh()
             .is_some_and(|v| v.contains("username=\"alice\""))
     };
     let mut ua = ua();
-    let (call, invite) = calling(&mut ua);
-    ua.handle_message(at(1.0), &answer_with_timer(&invite, "120;refresher=uac"))
-        .expect("parses");
-    sent(&mut ua);
-    events(&mut ua);
+    let call = answered_with_timer(&mut ua);
 
     // The app's hold, challenged: the same re-INVITE with credentials,
     // the next CSeq, and the app hears only of the outcome.
@@ -1204,11 +1210,7 @@ fn session_timers_as_caller_ask_retry_a_422_and_refresh_at_half_the_interval() {
 #[test]
 fn a_hold_during_a_session_refresh_waits_for_it_then_goes() {
     let mut ua = ua();
-    let (call, invite) = calling(&mut ua);
-    ua.handle_message(at(1.0), &answer_with_timer(&invite, "120;refresher=uac"))
-        .expect("parses");
-    sent(&mut ua);
-    events(&mut ua);
+    let call = answered_with_timer(&mut ua);
     ua.handle_timeout(at(61.0));
     let refresh = sent(&mut ua).remove(0);
     // The app holds while the refresh is out: taken, and held back (one
