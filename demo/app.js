@@ -158,6 +158,20 @@ function wirePhone(p) {
     ui.answer.focus();
   });
   p.on("message", (m) => addMessage(`${m.from}: ${m.body}`, "in"));
+  // The far end transfers us: follow it, as a desk phone does.
+  p.on("referred", async (call, request) => {
+    addMessage(`${call.remoteUri ?? "The far end"} transfers you to ${request.target}`, "note");
+    const off = p.on("calling", (c) => {
+      off();
+      track(c);
+    });
+    try {
+      await request.accept();
+    } catch (e) {
+      off();
+      addMessage(`Transfer to ${request.target} failed: ${inWords(e)}`, "error");
+    }
+  });
 }
 
 /** Keeps a call in the list, with its own <audio> for the far end. */

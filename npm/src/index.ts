@@ -125,8 +125,25 @@ export interface CallEvents {
   dtmf: [{ digit: string; durationMs: number }];
   message: [IncomingMessage];
   transfer: [TransferProgress];
+  referred: [TransferRequest];
   hangup: [HangupInfo];
   media_error: [{ error: unknown }];
+}
+
+/**
+ * The far end asks to transfer us (a REFER): call `target` instead. Until
+ * the app accepts or declines, the far end waits; it then hears how the
+ * new call goes (ringing, answered, or why not).
+ */
+export interface TransferRequest {
+  /** Whom to call (a SIP URI). */
+  target: string;
+  /** Who asked for it, as the far end says (its Referred-By). */
+  referredBy?: string;
+  /** Calls the target; resolves with the new call once answered, rejects like `phone.call`. */
+  accept(options?: CallOptions): Promise<Call>;
+  /** Refuses it: the far end hears 603. */
+  decline(): void;
 }
 
 /** How a blind transfer goes: the REFER's answer, then the far end's call to the target. */
@@ -159,6 +176,7 @@ export interface PhoneEvents {
   hold: [Call, { held: boolean; by: "local" | "remote" }];
   dtmf: [Call, { digit: string; durationMs: number }];
   transfer: [Call, TransferProgress];
+  referred: [Call, TransferRequest];
   hangup: [Call, HangupInfo];
   message: [IncomingMessage];
 }
@@ -229,10 +247,32 @@ export class Phone extends Emitter<PhoneEvents> {
    * be hung up while it rings.
    */
   async call(target: string, options: CallOptions = {}): Promise<Call> {
-    const id = (await this.#engine.call(target, options.audio ?? true, options.video ?? false, options.headers)) as number;
+    return this.#place(this.#engine.call(target, options.audio ?? true, options.video ?? false, options.headers), target);
+  }
+
+  /** The call whose id `placed` resolves with, once answered. */
+  async #place(placed: Promise<unknown>, target: string): Promise<Call> {
+    const id = (await placed) as number;
     const call = this.#calls.get(id) ?? this.#ended.get(id) ?? this.#track(id, "outgoing", { to: target });
     await call.accepted;
     return call;
+  }
+
+  /** What the app answers the far end's transfer request in call `from` with. */
+  #transferRequest(from: Call, d: Detail): TransferRequest {
+    const target = d.target as string;
+    return {
+      target,
+      referredBy: d.referredBy as string | undefined,
+      accept: (options: CallOptions = {}) =>
+        this.#place(
+          this.#engine.acceptReferral(from.id, options.audio ?? true, options.video ?? false, options.headers),
+          target,
+        ),
+      decline: () => {
+        this.#engine.declineReferral(from.id);
+      },
+    };
   }
 
   /** Sends a MESSAGE (RFC 3428); resolves when the far end accepts it. */
@@ -304,6 +344,7 @@ export class Phone extends Emitter<PhoneEvents> {
     if (!call && (name === "incoming" || name === "calling")) {
       call = this.#track(d.call as number, name === "incoming" ? "incoming" : "outgoing", d);
     }
+    if (call && name === "referred") d.request = this.#transferRequest(call, d);
     if (call) {
       call._event(name, d);
       if (name === "hangup") {
@@ -338,6 +379,9 @@ export class Phone extends Emitter<PhoneEvents> {
       case "transfer":
       case "hangup":
         if (call) e(name, call, strip(d));
+        break;
+      case "referred":
+        if (call) e(name, call, d.request);
         break;
       case "message":
         e(name, { from: d.from, contentType: d.contentType, body: d.body, headers: d.headers ?? {}, call });
@@ -582,6 +626,9 @@ export class Call extends Emitter<CallEvents> {
       case "dtmf":
       case "transfer":
         e(name, strip(d));
+        break;
+      case "referred":
+        e(name, d.request);
         break;
       case "message":
         e(name, { from: d.from, contentType: d.contentType, body: d.body, headers: d.headers ?? {}, call: this });

@@ -364,6 +364,87 @@ fn a_blind_transfer_sends_the_far_end_to_a_second_one_who_hears_it() {
 }
 
 #[test]
+fn the_far_end_transfers_the_browser_to_a_second_one_and_each_hears_the_other() {
+    let (scratch, mic, far_tone) = tones();
+    const CAROL_HZ: f64 = 660.0;
+    let carol_tone = scratch.tone("carol-660hz.wav", CAROL_HZ, 8_000);
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let registrar: SocketAddr = format!("127.0.0.1:{}", kamailio.udp_port)
+        .parse()
+        .expect("address");
+    let (alice, alice_password) = USERS[0];
+    let carol_uri = format!("sip:{}@{DOMAIN}", USERS[2].0);
+    let mut bob = far_end(registrar, USERS[1], far_tone, true);
+    let mut carol = far_end(registrar, USERS[2], carol_tone, true);
+    let relay = RelayProcess::start(registrar, &["--media-ports", "34200-34299"]);
+    let config = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": {
+                "server": relay.ws_url(),
+                "uri": format!("sip:{alice}@{DOMAIN}"),
+                "password": alice_password,
+            }},
+            {"do": "call", "target": format!("sip:{}@{DOMAIN}", USERS[1].0)},
+            {"do": "measure", "name": "talk"},
+            // Bob transfers the browser to carol (his REFER).
+            {"do": "mark", "event": "transfer_me"},
+            {"do": "accept_referral"},
+            {"do": "measure", "name": "after"},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let out = browser::sdk(&config.to_string(), |event| {
+        if event == "transfer_me" {
+            bob.transfer(&carol_uri).expect("bob transfers");
+        }
+    })
+    .expect("the browser ran");
+    let v = outcome(&out, &bob);
+    let steps = &v["steps"];
+    assert_hears(&steps["talk"], FAR_HZ, "before the transfer");
+    // The request reached the app, which followed it: a new call to carol,
+    // who answered; the browser hears her.
+    assert_eq!(steps["accept_referral"]["target"], carol_uri, "{v}");
+    assert_eq!(steps["accept_referral"]["state"], "established", "{v}");
+    assert_hears(&steps["after"], CAROL_HZ, "after the transfer");
+    // Bob heard how it went: NOTIFYs of the refer event up to carol's 200.
+    let log = bob.log();
+    let notifies: Vec<&str> = log.split("NOTIFY sip:").skip(1).collect();
+    let notified = |frag: &str, state: &str| {
+        notifies
+            .iter()
+            .any(|n| n.contains("Event: refer") && n.contains(frag) && n.contains(state))
+    };
+    assert!(
+        notified("SIP/2.0 100 Trying", "Subscription-State: active"),
+        "{}",
+        bob.log_tail()
+    );
+    assert!(
+        notified("SIP/2.0 200 OK", "Subscription-State: terminated"),
+        "{}",
+        bob.log_tail()
+    );
+    // The browser's hangup closes carol's recording: she heard its 1 kHz.
+    std::thread::sleep(Duration::from_millis(500));
+    let recordings = carol.received();
+    let recording = recordings
+        .last()
+        .unwrap_or_else(|| panic!("carol recorded nothing:\n{}", carol.log_tail()));
+    let rec = read_wav(recording).expect("the recording reads");
+    let (hz, ratio) = rec.dominant();
+    assert!(
+        (hz - MIC_HZ).abs() <= 10.0 && ratio > 100.0,
+        "carol hears {hz} Hz ({ratio:.0}× the median), not the browser's {MIC_HZ} Hz"
+    );
+    let _ = carol.hangup();
+    let m = relay.metrics();
+    assert!(m.contains("sipline_media_calls 0"), "{m}");
+}
+
+#[test]
 fn a_call_survives_its_websocket_dropping_and_moves_to_the_new_one() {
     let (_scratch, mic, far_tone) = tones();
     let (_kamailio, far, relay) = pbx_and_bob(far_tone, true, "33600-33699");

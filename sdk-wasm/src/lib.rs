@@ -23,7 +23,7 @@ use wasm_bindgen_futures::future_to_promise;
 use web_sys::MediaStream;
 
 use media::{MediaSettings, Want};
-use shell::{Backoff, Shell, ShellSettings};
+use shell::{Backoff, CallTo, Shell, ShellSettings};
 
 /// One phone: a registration (or a guest), its WebSocket and its calls.
 /// The npm facade creates one per `Phone.connect`.
@@ -133,10 +133,40 @@ impl Engine {
         future_to_promise(async move {
             shell.with_ua_headers(&headers, |_, _| ())?;
             shell
-                .call(target, want(audio, video), headers)
+                .call(CallTo::Target(target), want(audio, video), headers)
                 .await
                 .map(JsValue::from)
         })
+    }
+
+    /// Follows the far end's transfer request (a `referred` event) of call
+    /// `call`: a new call to its target, whose progress the far end hears
+    /// of. Resolves with the new call's id once its INVITE is sent.
+    #[wasm_bindgen(js_name = acceptReferral)]
+    pub fn accept_referral(
+        &self,
+        call: u32,
+        audio: bool,
+        video: bool,
+        headers: JsValue,
+    ) -> Promise {
+        let shell = self.shell.clone();
+        let headers = js::headers(&headers);
+        future_to_promise(async move {
+            shell.with_ua_headers(&headers, |_, _| ())?;
+            shell
+                .call(CallTo::Referral(call), want(audio, video), headers)
+                .await
+                .map(JsValue::from)
+        })
+    }
+
+    /// Refuses the far end's transfer request of call `call` (it hears
+    /// 603); `false` if none waits.
+    #[wasm_bindgen(js_name = declineReferral)]
+    pub fn decline_referral(&self, call: u32) -> Result<bool, JsValue> {
+        self.shell
+            .with_ua_headers(&[], |ua, now| ua.decline_referral(now, CallId(call)))
     }
 
     /// Answers incoming call `call`; resolves once the answer is sent.

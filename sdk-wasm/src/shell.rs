@@ -647,6 +647,14 @@ impl Shell {
                 .set("code", code)
                 .set("reason", reason)
                 .set("done", done),
+            Event::Referred {
+                call,
+                target,
+                referred_by,
+            } => Obj::new()
+                .set("call", call.0)
+                .set("target", target)
+                .opt("referredBy", referred_by),
             Event::MessageSent { id } => Obj::new().set("id", id.0),
             Event::MessageFailed { id, code, reason } => Obj::new()
                 .set("id", id.0)
@@ -753,7 +761,7 @@ impl Shell {
     /// Places a call: the microphone, an offer, then the INVITE.
     pub(crate) async fn call(
         self: Rc<Self>,
-        target: String,
+        to: CallTo,
         want: Want,
         headers: Vec<(String, String)>,
     ) -> Result<u32, JsValue> {
@@ -765,13 +773,21 @@ impl Shell {
                 return Err(e);
             }
         };
-        let call = self.with_ua_headers(&headers, |ua, now| ua.call(now, &target, &offer));
+        let call = self.with_ua_headers(&headers, |ua, now| match &to {
+            CallTo::Target(target) => ua.call(now, target, &offer),
+            CallTo::Referral(from) => ua.accept_referral(now, CallId(*from), &offer),
+        });
         let Ok(Some(call)) = call else {
             media.close();
             return Err(call.err().unwrap_or_else(|| {
-                js::error(
-                    "the call could not be placed: not connected, or the target is not a SIP URI",
-                )
+                js::error(match to {
+                    CallTo::Target(_) => {
+                        "the call could not be placed: not connected, or the target is not a SIP URI"
+                    }
+                    CallTo::Referral(_) => {
+                        "the transfer could not be followed: not connected, or no transfer request waits"
+                    }
+                })
             }));
         };
         self.state.borrow_mut().calls.insert(
@@ -884,6 +900,14 @@ impl Shell {
     pub(crate) fn call_media(&self, call: u32) -> Option<Rc<Media>> {
         self.media(CallId(call))
     }
+}
+
+/// Whom a new call goes to.
+pub(crate) enum CallTo {
+    /// A SIP URI the app gave.
+    Target(String),
+    /// The target of the far end's transfer request in this call.
+    Referral(u32),
 }
 
 impl Drop for Shell {

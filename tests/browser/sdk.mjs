@@ -55,6 +55,7 @@ try {
       case "dtmf": out = await run(([d, m]) => window.t.dtmf(d, m), step.digits, step.method ?? "rfc4733"); break;
       case "message": out = await run(([t, x]) => window.t.message(t, x), step.target, step.text); break;
       case "transfer": out = await run(([t]) => window.t.transfer(t), step.target); break;
+      case "accept_referral": out = await run(([ms]) => window.t.acceptReferral(ms), step.timeoutMs ?? 10000); break;
       case "drop_ws": out = await run(() => window.t.dropWebSocket()); break;
       case "stats": out = await run(() => window.t.stats()); break;
       case "hangup": out = await run(() => window.t.hangup()); break;

@@ -46,7 +46,8 @@ pub enum CallState {
 }
 
 /// Methods the user agent accepts (in calls and outside them).
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, UPDATE, NOTIFY";
+pub(crate) const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, INFO, UPDATE, NOTIFY, REFER";
 
 #[derive(Debug)]
 struct Call {
@@ -203,6 +204,26 @@ pub(crate) enum InDialog {
     Respond(u16, Vec<u8>),
     /// Nothing yet: the application answers it (a re-INVITE).
     Held,
+    /// Answered already, with what had to follow the answer (a REFER's
+    /// 202 and its first NOTIFY).
+    Done,
+}
+
+/// A transfer the far end asked of us (RFC 3515: we are the one
+/// transferred). The REFER's implicit subscription reports the new call's
+/// progress, as `message/sipfrag` NOTIFYs in the old call's dialog.
+#[derive(Debug)]
+struct Referral {
+    /// The call the REFER came in.
+    from: CallId,
+    /// Whom to call.
+    target: String,
+    /// The REFER's Referred-By, for the new INVITE.
+    referred_by: Option<String>,
+    /// The new call, once the app followed the request.
+    call: Option<CallId>,
+    /// The last status NOTIFYed (100 at the start).
+    reported: u16,
 }
 
 /// The calls of one user agent.
@@ -213,6 +234,8 @@ pub(crate) struct Calls {
     updates: Vec<Update>,
     /// Our REFERs in flight (blind transfers), until their final answer.
     refers: Vec<(TransactionId, CallId)>,
+    /// The far end's REFERs we accepted, until their new call's outcome.
+    referrals: Vec<Referral>,
     next: u32,
     /// The Session-Expires our INVITEs ask for; `None`: no session timers
     /// unless the far end asks.
@@ -288,6 +311,153 @@ impl Calls {
         Some(id)
     }
 
+    /// The far end's REFER in call `id`'s dialog: the event for the app,
+    /// or the status to refuse it with.
+    fn on_refer(&mut self, id: CallId, msg: &Message<'_>) -> Result<Event, (u16, &'static str)> {
+        if self.referrals.iter().any(|r| r.from == id) {
+            return Err((491, "Request Pending"));
+        }
+        let refer_to = msg
+            .header(HeaderName::ReferTo)
+            .ok_or((400, "Missing Refer-To"))?
+            .trim();
+        let uri = match (refer_to.find('<'), refer_to.rfind('>')) {
+            (Some(open), Some(close)) if open < close => &refer_to[open + 1..close],
+            _ => refer_to.split(';').next().unwrap_or_default().trim(),
+        };
+        if uri.contains('?') {
+            // Headers in the URI: Replaces, an attended transfer.
+            return Err((501, "Attended Transfer Not Implemented"));
+        }
+        if !safe_target(uri) {
+            return Err((400, "Bad Refer-To"));
+        }
+        let referred_by = msg
+            .header(HeaderName::Other("Referred-By"))
+            .map(str::trim)
+            .filter(|v| safe_text(v) && !v.is_empty())
+            .map(str::to_owned);
+        self.referrals.push(Referral {
+            from: id,
+            target: uri.to_owned(),
+            referred_by: referred_by.clone(),
+            call: None,
+            reported: 100,
+        });
+        Ok(Event::Referred {
+            call: id,
+            target: uri.to_owned(),
+            referred_by,
+        })
+    }
+
+    /// Whether a transfer request of the far end's is under way.
+    pub fn has_referrals(&self) -> bool {
+        !self.referrals.is_empty()
+    }
+
+    /// Follows the far end's transfer request of call `from`: a new call
+    /// to its target with `offer`, whose progress the far end hears of.
+    pub fn accept_referral(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        from: CallId,
+        offer: &str,
+    ) -> Option<CallId> {
+        let i = self
+            .referrals
+            .iter()
+            .position(|r| r.from == from && r.call.is_none())?;
+        let target = self.referrals[i].target.clone();
+        let mut headers = cx.headers.to_vec();
+        if let Some(by) = &self.referrals[i].referred_by {
+            headers.push(("Referred-By".to_owned(), by.clone()));
+        }
+        let call = self.call(&mut cx.with_headers(&headers), &target, offer);
+        match call {
+            Some(call) => self.referrals[i].call = Some(call),
+            None => self.end_referral(cx, from, 503, "Service Unavailable"),
+        }
+        call
+    }
+
+    /// Refuses the far end's transfer request of call `from`.
+    pub fn decline_referral(&mut self, cx: &mut Ctx<'_>, from: CallId) -> bool {
+        let pending = self
+            .referrals
+            .iter()
+            .any(|r| r.from == from && r.call.is_none());
+        if pending {
+            self.end_referral(cx, from, 603, "Declined");
+        }
+        pending
+    }
+
+    /// Reports what `events` (just produced) say of the calls made for
+    /// transfer requests: 180 once ringing, then the final outcome.
+    pub fn report_referrals(&mut self, cx: &mut Ctx<'_>, events: &[Event]) {
+        for event in events {
+            let (call, code, reason) = match event {
+                Event::Ringing { call } | Event::Progress { call, .. } => (*call, 180, "Ringing"),
+                Event::Accepted { call, .. } => (*call, 200, "OK"),
+                Event::Hangup { call, code, reason } => {
+                    (*call, code.unwrap_or(487), reason.as_str())
+                }
+                _ => continue,
+            };
+            let Some(r) = self.referrals.iter_mut().find(|r| r.call == Some(call)) else {
+                continue;
+            };
+            if code < 200 {
+                if r.reported < code {
+                    r.reported = code;
+                    let from = r.from;
+                    self.notify_referral(cx, from, code, reason);
+                }
+            } else {
+                let from = r.from;
+                let reason = if code < 300 { "OK" } else { reason };
+                self.end_referral(cx, from, code, reason);
+            }
+        }
+    }
+
+    /// The last NOTIFY of call `from`'s transfer request, with the new
+    /// call's final status; the subscription ends.
+    fn end_referral(&mut self, cx: &mut Ctx<'_>, from: CallId, code: u16, reason: &str) {
+        self.referrals.retain(|r| r.from != from);
+        self.notify_referral(cx, from, code, reason);
+    }
+
+    /// A NOTIFY of a transfer request's progress in call `from`'s dialog
+    /// (RFC 3515 §2.4.4): `SIP/2.0 <code> <reason>` as `message/sipfrag`;
+    /// a final status ends the subscription.
+    fn notify_referral(&mut self, cx: &mut Ctx<'_>, from: CallId, code: u16, reason: &str) {
+        let state = if code < 200 {
+            "active;expires=60"
+        } else {
+            "terminated;reason=noresource"
+        };
+        let contact = String::from("<") + &cx.id.contact_uri + ">";
+        let mut frag = String::from("SIP/2.0 ");
+        frag.push_str(&code.to_string());
+        frag.push(' ');
+        frag.push_str(if safe_text(reason) { reason } else { "" });
+        frag.push_str("\r\n");
+        let headers = [
+            ("Event", "refer"),
+            ("Subscription-State", state),
+            ("Contact", contact.as_str()),
+        ];
+        let _ = self.request_in_dialog(
+            &mut cx.with_headers(&[]),
+            from,
+            "NOTIFY",
+            &headers,
+            Some(("message/sipfrag;version=2.0", &frag)),
+        );
+    }
+
     /// Whether a transaction is one of the calls'.
     pub fn owns(&self, tx: TransactionId) -> bool {
         self.calls
@@ -306,6 +476,9 @@ impl Calls {
         self.calls.retain(|c| c.id != id);
         self.incoming.retain(|c| c.id != id);
         self.refers.retain(|(_, c)| *c != id);
+        // Its subscription ends with its dialog; a transfer it asked for
+        // goes on unreported.
+        self.referrals.retain(|r| r.from != id);
         self.drop_updates(cx, id);
     }
 
@@ -1146,6 +1319,21 @@ impl Calls {
                     (200, "OK")
                 }
                 None => (489, "Bad Event"),
+            },
+            Some("REFER") => match self.on_refer(id, msg) {
+                Ok(event) => {
+                    // 202 first, then the subscription's first NOTIFY.
+                    let mut b = response_to(msg, 202, "Accepted", None);
+                    b.header("Allow", ALLOW);
+                    let resp = b.finish(None, b"");
+                    if cx.txs.respond(cx.now, tx, 202, &resp) {
+                        cx.transmit.push(resp);
+                    }
+                    self.notify_referral(cx, id, 100, "Trying");
+                    cx.events.push(event);
+                    return Some(InDialog::Done);
+                }
+                Err(refused) => refused,
             },
             Some("INFO") => match crate::message::dtmf_relay(msg) {
                 Some((digit, duration_ms)) => {

@@ -404,6 +404,19 @@ pub enum Event {
         /// No more progress will come: succeeded (2xx with `done`) or failed.
         done: bool,
     },
+    /// The far end asks us to call `target` instead (RFC 3515: a blind
+    /// transfer, we are the one transferred). The REFER was accepted
+    /// (202); the app follows it with [`UserAgent::accept_referral`], whose
+    /// new call's progress the far end then hears of, or refuses it with
+    /// [`UserAgent::decline_referral`].
+    Referred {
+        /// The call the request came in.
+        call: CallId,
+        /// Whom to call (the Refer-To URI).
+        target: String,
+        /// Who asked for it (the Referred-By header), if said.
+        referred_by: Option<String>,
+    },
     /// A call kept through a dropped transport moved to the new one: its
     /// re-INVITE was answered with `sdp`. Nothing changed if the far end's
     /// media is the one the shell already talks to (same ICE credentials
@@ -444,6 +457,7 @@ impl Event {
             Event::Accepted { .. } => "accepted",
             Event::Hangup { .. } => "hangup",
             Event::Transfer { .. } => "transfer",
+            Event::Referred { .. } => "referred",
             Event::Recovered { .. } => "recovered",
             Event::Updating { .. } => "updating",
             Event::Updated { .. } => "updated",
@@ -723,12 +737,35 @@ impl UserAgent {
     /// incoming call not answered yet is declined with `480`).
     pub fn hangup(&mut self, now: Instant, call: CallId) {
         let connected = self.connected;
-        let (calls, mut cx) = self.call_ctx(now);
-        if connected {
-            calls.hangup(&mut cx, call);
-        } else {
-            calls.abandon(&mut cx, call);
+        let mark = self.events.len();
+        {
+            let (calls, mut cx) = self.call_ctx(now);
+            if connected {
+                calls.hangup(&mut cx, call);
+            } else {
+                calls.abandon(&mut cx, call);
+            }
         }
+        self.report_referrals(now, mark);
+    }
+
+    /// Follows the far end's transfer request ([`Event::Referred`]) of
+    /// `call`: a new call to its target with `offer`, whose ringing and
+    /// outcome the far end hears of (NOTIFYs). `None` when there is no
+    /// such request waiting, or the call could not be placed (the far end
+    /// hears 503).
+    pub fn accept_referral(&mut self, now: Instant, call: CallId, offer: &str) -> Option<CallId> {
+        if !self.connected {
+            return None;
+        }
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.accept_referral(&mut cx, call, offer)
+    }
+
+    /// Refuses the far end's transfer request of `call` (it hears 603).
+    pub fn decline_referral(&mut self, now: Instant, call: CallId) -> bool {
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.decline_referral(&mut cx, call)
     }
 
     /// Blind-transfers a call to `target` with a REFER (RFC 3515);
@@ -856,6 +893,7 @@ impl UserAgent {
         let msg = Message::parse(bytes)?;
         // Any traffic proves the flow alive.
         self.pong_deadline = None;
+        let mark = self.events.len();
         if msg.is_request() {
             self.on_request(now, &msg, bytes);
         } else if msg.header_values(HeaderName::Via).count() != 1
@@ -877,7 +915,19 @@ impl UserAgent {
                 }
             }
         }
+        self.report_referrals(now, mark);
         Ok(())
+    }
+
+    /// Tells the far ends that asked for transfers how the calls made for
+    /// them go, from the events produced since `mark`.
+    fn report_referrals(&mut self, now: Instant, mark: usize) {
+        if !self.calls.has_referrals() || self.events.len() <= mark {
+            return;
+        }
+        let events = self.events[mark..].to_vec();
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.report_referrals(&mut cx, &events);
     }
 
     fn deliver(
@@ -952,7 +1002,7 @@ impl UserAgent {
                 }
                 return;
             }
-            Some(InDialog::Held) => return,
+            Some(InDialog::Held | InDialog::Done) => return,
             None => {}
         }
         let (code, reason) = match msg.method() {
@@ -984,6 +1034,7 @@ impl UserAgent {
 
     /// Time has reached `now`: run whatever timers are due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let mark = self.events.len();
         for expiry in self.txs.handle_timeout(now) {
             if let Expiry::Timeout(tx) = expiry {
                 self.deliver(now, tx, None);
@@ -1009,6 +1060,7 @@ impl UserAgent {
             }
             self.schedule_ping(now);
         }
+        self.report_referrals(now, mark);
     }
 
     /// Arms the next CRLF ping at 80–100 % of the interval (RFC 5626 §4.4.1),

@@ -1778,3 +1778,183 @@ fn a_far_end_change_without_session_expires_turns_the_timer_off() {
             .any(|e| matches!(e, Event::Hangup { .. }))
     );
 }
+
+/// The far end's REFER asking us to call `refer_to`, in the dialog of the
+/// call whose ACK is `ack`.
+fn far_refer(ack: &str, cseq: u32, refer_to: &str) -> String {
+    let a = parse(ack);
+    format!(
+        "REFER sip:x@a.invalid SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKrf{cseq}\r\n\
+Max-Forwards: 69\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} REFER\r\n\
+Contact: <sip:bob@10.0.0.7:5062>\r\nRefer-To: {refer_to}\r\nReferred-By: <sip:bob@pbx.example>\r\n\
+Content-Length: 0\r\n\r\n",
+        a.header(HeaderName::To).expect("to"),
+        a.header(HeaderName::From).expect("from"),
+        a.call_id(),
+    )
+}
+
+/// A NOTIFY of a transfer's progress: its sipfrag and Subscription-State.
+fn progress_notify(frame: &str) -> (String, String) {
+    let m = parse(frame);
+    assert_eq!(m.method(), Some("NOTIFY"), "{frame}");
+    assert_eq!(m.header(HeaderName::Event), Some("refer"), "{frame}");
+    assert_eq!(
+        m.header(HeaderName::ContentType),
+        Some("message/sipfrag;version=2.0")
+    );
+    (
+        String::from_utf8_lossy(m.body()).trim_end().to_owned(),
+        m.header(HeaderName::Other("Subscription-State"))
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+#[test]
+fn a_transfer_the_far_end_asks_for_is_followed_and_reported_until_answered() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    ua.handle_message(
+        at(2.0),
+        far_refer(&ack, 2, "<sip:carol@pbx.example>").as_bytes(),
+    )
+    .expect("parses");
+    let frames = sent(&mut ua);
+    assert!(frames[0].starts_with("SIP/2.0 202 Accepted"), "{frames:?}");
+    assert_eq!(
+        progress_notify(&frames[1]),
+        ("SIP/2.0 100 Trying".into(), "active;expires=60".into())
+    );
+    assert_eq!(
+        events(&mut ua),
+        [Event::Referred {
+            call,
+            target: "sip:carol@pbx.example".into(),
+            referred_by: Some("<sip:bob@pbx.example>".into()),
+        }]
+    );
+    // One at a time.
+    ua.handle_message(
+        at(2.1),
+        far_refer(&ack, 3, "<sip:dave@pbx.example>").as_bytes(),
+    )
+    .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 491"));
+
+    // The app follows it: a new call to carol, naming who referred it.
+    let carol = ua
+        .accept_referral(at(2.5), call, OFFER)
+        .expect("a new call");
+    let invite = sent(&mut ua).remove(0);
+    let m = parse(&invite);
+    assert_eq!(m.request_uri(), Some("sip:carol@pbx.example"));
+    assert_eq!(
+        m.header(HeaderName::Other("Referred-By")),
+        Some("<sip:bob@pbx.example>")
+    );
+    assert!(matches!(&events(&mut ua)[..], [Event::Calling { call: c, .. }] if *c == carol));
+    // Bob hears of its ringing, then of its answer, which ends his
+    // subscription.
+    ua.handle_message(at(2.6), &answer(&invite, 180, "Ringing", ""))
+        .expect("parses");
+    let frames = sent(&mut ua);
+    assert_eq!(
+        progress_notify(&frames[0]),
+        ("SIP/2.0 180 Ringing".into(), "active;expires=60".into())
+    );
+    ua.handle_message(at(3.0), &answer(&invite, 200, "OK", ANSWER))
+        .expect("parses");
+    let frames = sent(&mut ua);
+    assert!(frames[0].starts_with("ACK "), "{frames:?}");
+    assert_eq!(
+        progress_notify(&frames[1]),
+        (
+            "SIP/2.0 200 OK".into(),
+            "terminated;reason=noresource".into()
+        )
+    );
+    // Both calls are the app's: bob's BYE ends only his.
+    events(&mut ua);
+    let bye = far_reinvite(&ack, 4, "")
+        .replacen("INVITE sip:", "BYE sip:", 1)
+        .replace("CSeq: 4 INVITE", "CSeq: 4 BYE");
+    ua.handle_message(at(3.5), bye.as_bytes()).expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hangup {
+            call,
+            code: None,
+            reason: "BYE".into()
+        }]
+    );
+    ua.hangup(at(4.0), carol);
+    assert!(sent(&mut ua)[0].starts_with("BYE sip:"));
+}
+
+#[test]
+fn a_transfer_request_declined_failed_or_malformed_is_reported_so() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    // Attended transfer (Replaces) is not built; a Refer-To that is no SIP
+    // URI is refused.
+    for (cseq, refer_to, status) in [
+        (
+            2,
+            "<sip:carol@pbx.example?Replaces=abc%3Bto-tag%3D1>",
+            "SIP/2.0 501",
+        ),
+        (3, "<tel:+15551234>", "SIP/2.0 400"),
+    ] {
+        ua.handle_message(at(2.0), far_refer(&ack, cseq, refer_to).as_bytes())
+            .expect("parses");
+        let frames = sent(&mut ua);
+        assert!(frames[0].starts_with(status), "{refer_to}: {frames:?}");
+        assert_eq!(events(&mut ua), [], "{refer_to}");
+    }
+    // Declined by the app: 603, and the subscription ends.
+    ua.handle_message(
+        at(3.0),
+        far_refer(&ack, 4, "sip:carol@pbx.example").as_bytes(),
+    )
+    .expect("parses");
+    sent(&mut ua);
+    events(&mut ua);
+    assert!(ua.decline_referral(at(3.1), call));
+    assert_eq!(
+        progress_notify(&sent(&mut ua)[0]),
+        (
+            "SIP/2.0 603 Declined".into(),
+            "terminated;reason=noresource".into()
+        )
+    );
+    assert!(
+        !ua.decline_referral(at(3.2), call),
+        "nothing left to decline"
+    );
+    // Followed, but carol is busy: bob hears 486.
+    ua.handle_message(
+        at(4.0),
+        far_refer(&ack, 5, "<sip:carol@pbx.example>").as_bytes(),
+    )
+    .expect("parses");
+    sent(&mut ua);
+    events(&mut ua);
+    ua.accept_referral(at(4.1), call, OFFER)
+        .expect("a new call");
+    let invite = sent(&mut ua).remove(0);
+    ua.handle_message(at(4.2), &answer(&invite, 486, "Busy Here", ""))
+        .expect("parses");
+    let notify = sent(&mut ua)
+        .into_iter()
+        .find(|f| f.starts_with("NOTIFY "))
+        .expect("a NOTIFY");
+    assert_eq!(
+        progress_notify(&notify),
+        (
+            "SIP/2.0 486 Busy Here".into(),
+            "terminated;reason=noresource".into()
+        )
+    );
+}

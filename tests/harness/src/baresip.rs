@@ -147,6 +147,14 @@ module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
         self.console.flush()
     }
 
+    /// Blind-transfers its current call to `uri` (the `menu` module's
+    /// `/transfer`: a REFER to the far end).
+    pub fn transfer(&mut self, uri: &str) -> io::Result<()> {
+        use std::io::Write;
+        writeln!(self.console, "/transfer {uri}")?;
+        self.console.flush()
+    }
+
     /// Hangs up its current call (the `menu` module's `/hangup`), which
     /// also closes that call's recording.
     pub fn hangup(&mut self) -> io::Result<()> {
