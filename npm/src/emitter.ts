@@ -31,6 +31,11 @@ export class Emitter<E extends { [K in keyof E]: unknown[] }> {
     this.#handlers.get(event)?.delete(handler as AnyHandler);
   }
 
+  /** Whether any handler waits for `event`. */
+  listens<K extends keyof E>(event: K): boolean {
+    return (this.#handlers.get(event)?.size ?? 0) > 0;
+  }
+
   /** @internal */
   protected emit<K extends keyof E>(event: K, ...args: E[K]): void {
     for (const handler of [...(this.#handlers.get(event) ?? [])]) {

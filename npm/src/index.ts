@@ -133,7 +133,8 @@ export interface CallEvents {
 /**
  * The far end asks to transfer us (a REFER): call `target` instead. Until
  * the app accepts or declines, the far end waits; it then hears how the
- * new call goes (ringing, answered, or why not).
+ * new call goes (ringing, answered, or why not). With no `referred`
+ * listener on the phone or the call, the request is declined.
  */
 export interface TransferRequest {
   /** Whom to call (a SIP URI). */
@@ -355,6 +356,11 @@ export class Phone extends Emitter<PhoneEvents> {
     }
     for (const waiter of [...(this.#waiters.get(name) ?? [])]) waiter(name, d);
     this.#emitPublic(name, d, call);
+    // A transfer request nobody listens for is declined, so that the far
+    // end is not left waiting for an answer that never comes.
+    if (call && name === "referred" && !this.listens("referred") && !call.listens("referred")) {
+      this.#engine.declineReferral(call.id);
+    }
   }
 
   #track(id: number, direction: "incoming" | "outgoing", d: Detail): Call {

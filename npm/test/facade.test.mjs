@@ -36,7 +36,7 @@ test("a stats report becomes RTT, jitter, loss and levels", () => {
   assert.equal(empty.lossPercent, 0);
 });
 
-test("the emitter: on, once, off, and a throwing handler does not stop the others", () => {
+test("the emitter: on, once, off, listens, and a throwing handler does not stop the others", () => {
   class E extends Emitter {
     fire(...args) { this.emit("x", ...args); }
   }
@@ -53,6 +53,13 @@ test("the emitter: on, once, off, and a throwing handler does not stop the other
   e.fire(2);
   console.error = error;
   assert.deepEqual(seen, ["on:1", "once:1", "after:1", "after:2"]);
+  // Whether anyone listens (a transfer request nobody handles is declined).
+  const quiet = new E();
+  assert.equal(quiet.listens("x"), false);
+  const stop = quiet.once("x", () => {});
+  assert.equal(quiet.listens("x"), true);
+  stop();
+  assert.equal(quiet.listens("x"), false);
 });
 
 test("errors carry the SIP status and can be told apart", () => {
