@@ -420,6 +420,11 @@ impl Calls {
                 self.end_referral(cx, from, code, reason);
             }
         }
+        // A new call that ended unseen (its transport closed) leaves
+        // nothing to report.
+        let calls = &self.calls;
+        self.referrals
+            .retain(|r| r.call.is_none_or(|c| calls.iter().any(|x| x.id == c)));
     }
 
     /// The last NOTIFY of call `from`'s transfer request, with the new

@@ -922,10 +922,10 @@ impl UserAgent {
     /// Tells the far ends that asked for transfers how the calls made for
     /// them go, from the events produced since `mark`.
     fn report_referrals(&mut self, now: Instant, mark: usize) {
-        if !self.calls.has_referrals() || self.events.len() <= mark {
+        if !self.calls.has_referrals() {
             return;
         }
-        let events = self.events[mark..].to_vec();
+        let events = self.events.get(mark..).unwrap_or_default().to_vec();
         let (calls, mut cx) = self.call_ctx(now);
         calls.report_referrals(&mut cx, &events);
     }
