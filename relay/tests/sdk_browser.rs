@@ -13,15 +13,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use sipline_test_harness::audio::read_wav;
 use sipline_test_harness::baresip::Baresip;
 use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, assert_window, far_end,
-    number, outcome,
+    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard, assert_far_end_heard_the_browser, assert_tone,
+    assert_window, far_end, number, outcome,
 };
 
 /// A scratch folder with both tones: the browser's microphone (48 kHz) and
@@ -54,6 +53,25 @@ fn pbx_and_bob(
     let bob = far_end(registrar, USERS[1], far_tone, register);
     let relay = RelayProcess::start(registrar, &["--media-ports", ports]);
     (kamailio, bob, relay)
+}
+
+/// The second far end's tone: carol, whom transfers go to.
+const CAROL_HZ: f64 = 660.0;
+
+/// [`pbx_and_bob`] (bob registered), and carol (a second baresip, playing
+/// 660 Hz) behind the same Kamailio.
+fn pbx_bob_and_carol(
+    scratch: &Scratch,
+    far_tone: PathBuf,
+    ports: &str,
+) -> (Kamailio, Baresip, Baresip, RelayProcess) {
+    let (kamailio, bob, relay) = pbx_and_bob(far_tone, true, ports);
+    let registrar: SocketAddr = format!("127.0.0.1:{}", kamailio.udp_port)
+        .parse()
+        .expect("address");
+    let carol_tone = scratch.tone("carol-660hz.wav", CAROL_HZ, 8_000);
+    let carol = far_end(registrar, USERS[2], carol_tone, true);
+    (kamailio, bob, carol, relay)
 }
 
 /// Sends a MESSAGE into Kamailio for `to`, as a plain UDP phone would, and
@@ -295,16 +313,8 @@ fn after_the_relay_dies_the_sdk_reconnects_re_registers_and_takes_a_call() {
 #[test]
 fn a_blind_transfer_sends_the_far_end_to_a_second_one_who_hears_it() {
     let (scratch, mic, far_tone) = tones();
-    const CAROL_HZ: f64 = 660.0;
-    let carol_tone = scratch.tone("carol-660hz.wav", CAROL_HZ, 8_000);
-    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
-    let registrar: SocketAddr = format!("127.0.0.1:{}", kamailio.udp_port)
-        .parse()
-        .expect("address");
+    let (_kamailio, bob, mut carol, relay) = pbx_bob_and_carol(&scratch, far_tone, "33500-33599");
     let (alice, alice_password) = USERS[0];
-    let bob = far_end(registrar, USERS[1], far_tone, true);
-    let mut carol = far_end(registrar, USERS[2], carol_tone, true);
-    let relay = RelayProcess::start(registrar, &["--media-ports", "33500-33599"]);
     let config = json!({
         "mic": mic,
         "steps": [
@@ -349,16 +359,7 @@ fn a_blind_transfer_sends_the_far_end_to_a_second_one_who_hears_it() {
     // Her hangup closes the recording.
     carol.hangup().expect("carol hangs up");
     std::thread::sleep(Duration::from_millis(500));
-    let recordings = carol.received();
-    let recording = recordings
-        .last()
-        .unwrap_or_else(|| panic!("carol recorded nothing:\n{}", carol.log_tail()));
-    let rec = read_wav(recording).expect("the recording reads");
-    let (hz, ratio) = rec.dominant();
-    assert!(
-        (hz - FAR_HZ).abs() <= 10.0 && ratio > 100.0,
-        "carol hears {hz} Hz ({ratio:.0}× the median), not bob's {FAR_HZ} Hz"
-    );
+    assert_far_end_heard(&carol, FAR_HZ);
     let m = relay.metrics();
     assert!(m.contains("sipline_media_calls 0"), "{m}");
 }
@@ -366,17 +367,10 @@ fn a_blind_transfer_sends_the_far_end_to_a_second_one_who_hears_it() {
 #[test]
 fn the_far_end_transfers_the_browser_to_a_second_one_and_each_hears_the_other() {
     let (scratch, mic, far_tone) = tones();
-    const CAROL_HZ: f64 = 660.0;
-    let carol_tone = scratch.tone("carol-660hz.wav", CAROL_HZ, 8_000);
-    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
-    let registrar: SocketAddr = format!("127.0.0.1:{}", kamailio.udp_port)
-        .parse()
-        .expect("address");
+    let (_kamailio, mut bob, mut carol, relay) =
+        pbx_bob_and_carol(&scratch, far_tone, "34200-34299");
     let (alice, alice_password) = USERS[0];
     let carol_uri = format!("sip:{}@{DOMAIN}", USERS[2].0);
-    let mut bob = far_end(registrar, USERS[1], far_tone, true);
-    let mut carol = far_end(registrar, USERS[2], carol_tone, true);
-    let relay = RelayProcess::start(registrar, &["--media-ports", "34200-34299"]);
     let config = json!({
         "mic": mic,
         "steps": [
@@ -429,16 +423,7 @@ fn the_far_end_transfers_the_browser_to_a_second_one_and_each_hears_the_other() 
     );
     // The browser's hangup closes carol's recording: she heard its 1 kHz.
     std::thread::sleep(Duration::from_millis(500));
-    let recordings = carol.received();
-    let recording = recordings
-        .last()
-        .unwrap_or_else(|| panic!("carol recorded nothing:\n{}", carol.log_tail()));
-    let rec = read_wav(recording).expect("the recording reads");
-    let (hz, ratio) = rec.dominant();
-    assert!(
-        (hz - MIC_HZ).abs() <= 10.0 && ratio > 100.0,
-        "carol hears {hz} Hz ({ratio:.0}× the median), not the browser's {MIC_HZ} Hz"
-    );
+    assert_far_end_heard_the_browser(&carol);
     let _ = carol.hangup();
     let m = relay.metrics();
     assert!(m.contains("sipline_media_calls 0"), "{m}");

@@ -110,6 +110,11 @@ pub fn assert_window(step: &Value, way: &str, what: &str) {
 
 /// The far end's last recording holds the browser's tone.
 pub fn assert_far_end_heard_the_browser(far: &Baresip) {
+    assert_far_end_heard(far, MIC_HZ);
+}
+
+/// The far end's last recording (closed by its call's end) holds `expected_hz`.
+pub fn assert_far_end_heard(far: &Baresip, expected_hz: f64) {
     let recordings = far.received();
     let recording = recordings
         .last()
@@ -118,8 +123,8 @@ pub fn assert_far_end_heard_the_browser(far: &Baresip) {
     let (hz, ratio) = rec.dominant();
     assert!(rec.seconds() > 1.0, "{:.1} s recorded", rec.seconds());
     assert!(
-        (hz - MIC_HZ).abs() <= 10.0 && ratio > 100.0,
-        "the far end hears {hz} Hz ({ratio:.0}× the median), not {MIC_HZ} Hz"
+        (hz - expected_hz).abs() <= 10.0 && ratio > 100.0,
+        "the far end hears {hz} Hz ({ratio:.0}× the median), not {expected_hz} Hz"
     );
 }
 

@@ -1328,7 +1328,12 @@ fn session_timers_as_callee_refuse_a_short_interval_and_answer_with_the_refreshe
 
 /// The far end's provisional `code` made reliable (RFC 3262) with `rseq`.
 fn reliable(request: &str, code: u16, reason: &str, rseq: u32, body: &str) -> Vec<u8> {
-    let text = String::from_utf8(answer(request, code, reason, body)).expect("utf8");
+    made_reliable(answer(request, code, reason, body), rseq)
+}
+
+/// A provisional response made reliable (RFC 3262) with `rseq`.
+fn made_reliable(response: Vec<u8>, rseq: u32) -> Vec<u8> {
+    let text = String::from_utf8(response).expect("utf8");
     text.replacen(
         "Content-Length",
         &format!("Require: 100rel\r\nRSeq: {rseq}\r\nContent-Length"),
@@ -1398,13 +1403,7 @@ fn pracks_in_another_fork_count_that_fork_s_cseq_up_to_its_bye() {
     let mut ua = ua();
     let (call, invite) = calling(&mut ua);
     let reliable_fork = |code, reason, rseq, tag: &str, host: &str| {
-        let text = String::from_utf8(fork_answer(&invite, code, reason, tag, host)).expect("utf8");
-        text.replacen(
-            "Content-Length",
-            &format!("Require: 100rel\r\nRSeq: {rseq}\r\nContent-Length"),
-            1,
-        )
-        .into_bytes()
+        made_reliable(fork_answer(&invite, code, reason, tag, host), rseq)
     };
     let cseq_of = |frame: &str| parse(frame).cseq().seq;
     // Fork A's reliable 183 makes the call's early dialog: PRACK 2 there.
