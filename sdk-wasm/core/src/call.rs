@@ -495,9 +495,7 @@ impl Calls {
                 && let Ok(req) = Message::parse(invite)
             {
                 let resp = response_to(&req, 487, "Request Terminated", None).finish(None, b"");
-                if cx.txs.respond(cx.now, *tx, 487, &resp) {
-                    cx.transmit.push(resp);
-                }
+                cx.respond(*tx, 487, resp);
             }
         }
         self.updates.retain(|u| u.call() != id);
@@ -957,9 +955,7 @@ impl Calls {
         }
         cx.add_app_headers(&mut b);
         let ok = b.finish(Some("application/sdp"), sdp.as_bytes());
-        if cx.txs.respond(cx.now, tx, 200, &ok) {
-            cx.transmit.push(ok.clone());
-        }
+        cx.respond(tx, 200, ok.clone());
         if !is_invite {
             return true; // an UPDATE's 200 is final: no ACK to wait for
         }
@@ -1331,9 +1327,7 @@ impl Calls {
                     let mut b = response_to(msg, 202, "Accepted", None);
                     b.header("Allow", ALLOW);
                     let resp = b.finish(None, b"");
-                    if cx.txs.respond(cx.now, tx, 202, &resp) {
-                        cx.transmit.push(resp);
-                    }
+                    cx.respond(tx, 202, resp);
                     self.notify_referral(cx, id, 100, "Trying");
                     cx.events.push(event);
                     return Some(InDialog::Done);
@@ -1381,9 +1375,7 @@ impl Calls {
                 "Missing Contact"
             };
             let resp = response_to(msg, 400, reason, Some(&cx.rng.token(10))).finish(None, b"");
-            if cx.txs.respond(cx.now, tx, 400, &resp) {
-                cx.transmit.push(resp);
-            }
+            cx.respond(tx, 400, resp);
             return;
         }
         if session_timer::parse(msg).is_some_and(|(secs, _)| secs < MIN_SE) {
@@ -1396,9 +1388,7 @@ impl Calls {
             );
             b.header("Min-SE", &decimal(MIN_SE));
             let resp = b.finish(None, b"");
-            if cx.txs.respond(cx.now, tx, 422, &resp) {
-                cx.transmit.push(resp);
-            }
+            cx.respond(tx, 422, resp);
             return;
         }
         self.next += 1;
@@ -1481,9 +1471,7 @@ impl Calls {
         };
         dialog.confirm(&ok, false);
         call.dialog = Some(dialog);
-        if cx.txs.respond(cx.now, call.tx, 200, &resp) {
-            cx.transmit.push(resp.clone());
-        }
+        cx.respond(call.tx, 200, resp.clone());
         call.ok = Some(resp);
         let give_up = cx.now + cx.txs.timers().timer_64t1();
         call.retransmit = Some((cx.now + T1, T1, give_up));
@@ -1508,9 +1496,7 @@ impl Calls {
                 let mut b = response_to(&req, code, reason, None);
                 cx.add_app_headers(&mut b);
                 let resp = b.finish(None, b"");
-                if cx.txs.respond(cx.now, tx, code, &resp) {
-                    cx.transmit.push(resp);
-                }
+                cx.respond(tx, code, resp);
             }
             return;
         }
@@ -1549,9 +1535,7 @@ impl Calls {
                 && let Ok(req) = Message::parse(&invite)
             {
                 let resp = response_to(&req, 487, "Request Terminated", None).finish(None, b"");
-                if cx.txs.respond(cx.now, tx, 487, &resp) {
-                    cx.transmit.push(resp);
-                }
+                cx.respond(tx, 487, resp);
             }
             return true;
         }

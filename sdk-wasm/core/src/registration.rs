@@ -117,6 +117,14 @@ impl Ctx<'_> {
         }
     }
 
+    /// Answers server transaction `tx` with `resp` (status `code`), unless
+    /// the transaction has already answered.
+    pub fn respond(&mut self, tx: TransactionId, code: u16, resp: Vec<u8>) {
+        if self.txs.respond(self.now, tx, code, &resp) {
+            self.transmit.push(resp);
+        }
+    }
+
     /// Adds the application's headers to a request or response it asked for.
     pub fn add_app_headers(&self, b: &mut crate::sip::MessageBuilder) {
         for (name, value) in self.headers {
