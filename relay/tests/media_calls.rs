@@ -70,6 +70,78 @@ async fn a_call_whose_media_stops_is_ended_with_a_bye_each_way() {
     assert_hung_up(bye, &pbx, &relay, "RTP timeout", "rtp_timeout").await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_browser_s_call_ends_although_the_pbx_keeps_sending() {
+    let pbx = PbxUas::start("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("the PBX side binds");
+    let relay = RelayProcess::start(
+        pbx.addr(),
+        &["--media-ports", "35300-35399", "--rtp-timeout-secs", "5"],
+    );
+    let cfg = config(relay.ws_url(), 1, 0);
+    let mut call = set_up(&cfg, Some(&pbx), 0).await.expect("the call is up");
+    // The browser is gone (nothing from it: no RTP, no consent checks);
+    // the PBX goes on sending 20 ms packets of PCMU.
+    let mut packet = vec![0u8; 172];
+    packet[0] = 0x80;
+    let talk = async {
+        let mut seq = 0u16;
+        loop {
+            packet[2..4].copy_from_slice(&seq.to_be_bytes());
+            packet[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+            call.send_from_pbx(&packet).await.expect("PBX sends");
+            seq = seq.wrapping_add(1);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    // Five seconds of the browser's silence, checked once a second.
+    tokio::select! {
+        () = talk => {}
+        () = tokio::time::sleep(Duration::from_secs(8)) => {}
+    }
+    let bye = call.next_request(Duration::from_secs(1)).await;
+    assert_hung_up(bye, &pbx, &relay, "RTP timeout", "rtp_timeout").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_relay_ends_its_calls_with_a_bye_each_way_and_closes_with_1001() {
+    let pbx = PbxUas::start("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("the PBX side binds");
+    let mut relay = RelayProcess::start(
+        pbx.addr(),
+        &["--media-ports", "35400-35499", "--shutdown-grace-secs", "1"],
+    );
+    let cfg = config(relay.ws_url(), 2, 0);
+    let mut calls = Vec::new();
+    for n in 0..2 {
+        calls.push(set_up(&cfg, Some(&pbx), n).await.expect("the call is up"));
+    }
+    relay.terminate();
+    for call in &mut calls {
+        let bye = call.next_request(Duration::from_secs(5)).await;
+        let bye = bye.expect("the relay ends the call");
+        assert!(bye.starts_with("BYE "), "{bye}");
+        assert!(
+            bye.contains("Reason: SIP;cause=200;text=\"Relay shutting down\""),
+            "{bye}"
+        );
+    }
+    for call in &mut calls {
+        assert_eq!(call.next_request(Duration::from_secs(5)).await, None);
+        assert_eq!(call.close_code(), Some(1001), "a close frame: going away");
+    }
+    assert_eq!(pbx.byes(), 2, "the PBX got a BYE for each call");
+    for _ in 0..100 {
+        if !relay.alive() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the relay did not exit");
+}
+
 /// The relay ended the call: the browser got `bye` with the reason, the
 /// PBX its own BYE, and the metrics count it under `label`.
 async fn assert_hung_up(

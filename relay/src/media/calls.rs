@@ -263,6 +263,11 @@ pub enum MediaError {
     /// answer): it must not open the call again.
     #[error("SDP for a call that has ended")]
     Ended,
+    /// An offer in an UPDATE or PRACK (or their answers) for a call the
+    /// relay has no media for: only an INVITE starts a call, so that
+    /// requests in dialogs that do not exist cannot hold ports.
+    #[error("SDP in a {0} for a call with no media")]
+    NoCall(String),
 }
 
 impl MediaError {
@@ -272,6 +277,7 @@ impl MediaError {
             MediaError::Ports(_) | MediaError::Bind { .. } => (503, "Media Ports Exhausted"),
             MediaError::TooManyCalls(_) => (503, "Too Many Calls"),
             MediaError::Dtls(_) => (500, "Media Setup Failed"),
+            MediaError::NoCall(_) => (481, "Call/Transaction Does Not Exist"),
             _ => (488, "Not Acceptable Here"),
         }
     }
@@ -407,6 +413,14 @@ impl MediaCalls {
         let late = !matches!(carrier, Carrier::Request("INVITE"));
         if late && !self.calls.contains_key(&key) && self.ended.contains(&key) {
             return Err(MediaError::Ended);
+        }
+        // Only an INVITE (its offer, or the offer in its answer when it
+        // had none) makes a call; an UPDATE or PRACK belongs to one.
+        if let Carrier::Request(m @ ("UPDATE" | "PRACK"))
+        | Carrier::Response(m @ ("UPDATE" | "PRACK")) = carrier
+            && !self.calls.contains_key(&key)
+        {
+            return Err(MediaError::NoCall(m.to_owned()));
         }
         let sdp = Sdp::parse(body).map_err(|e| MediaError::Sdp(e.to_string()))?;
         if is_offer {

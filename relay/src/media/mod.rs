@@ -7,6 +7,7 @@
 pub mod calls;
 pub mod dtls;
 pub mod ice;
+pub mod liveness;
 pub mod ports;
 pub mod sdp;
 pub mod session;

@@ -20,6 +20,7 @@ use tracing::debug;
 
 use crate::media::calls::{Command, MediaEnd, PortBinder};
 use crate::media::dtls::DtlsError;
+use crate::media::liveness::Liveness;
 use crate::media::session::{Counters, Forward, MAX_LEGS, Session};
 
 /// Biggest datagram carried; RTP over UDP stays under it. A bigger one
@@ -31,9 +32,6 @@ const HEADROOM: usize = 128;
 /// How often a call publishes its figures for `/metrics` (and checks its
 /// RTP timeout).
 const PUBLISH: Duration = Duration::from_secs(1);
-/// A call not answered after this long is ended: a backstop for a
-/// signalling path that never said it ended.
-const UNANSWERED: Duration = Duration::from_secs(600);
 
 /// Sockets bound for pairs the media table took, until the call's task
 /// takes them. Touched at call setup only.
@@ -82,8 +80,8 @@ impl PortBinder for SocketStash {
 pub enum Ended {
     /// The signalling ended the call.
     Stopped,
-    /// No media (nor consent check) for the configured time once
-    /// answered, or no answer for ten minutes.
+    /// No media nor consent check from the browser for the configured
+    /// time once answered, or no answer for ten minutes.
     MediaTimeout,
     /// The DTLS handshake failed (a fingerprint not in the SDP, or a
     /// broken handshake).
@@ -252,8 +250,8 @@ impl MediaSockets {
     }
 
     /// Moves the call's media until `control` closes (the signalling ended
-    /// the call), the media stops for `idle` once answered (checked once a
-    /// second), the call stays unanswered for ten minutes, or the browser
+    /// the call), the browser is silent for `idle` once answered (checked
+    /// once a second), the call stays unanswered for ten minutes, or the browser
     /// side fails. Publishes its figures to `figures` as call `call`.
     pub async fn run(
         &self,
@@ -286,8 +284,7 @@ impl MediaSockets {
         let mut from_browser = vec![0u8; MAX_DATAGRAM + HEADROOM];
         let mut from_pbx = vec![0u8; MAX_DATAGRAM + HEADROOM];
         let started = Instant::now();
-        let mut last_media = started;
-        let mut answered = false;
+        let mut liveness = Liveness::new(started.into_std(), idle);
         let mut next_publish = started + PUBLISH;
         let mut pbx_turn = 0usize;
         // One timer, moved only when its deadline changes: the DTLS timer
@@ -337,8 +334,7 @@ impl MediaSockets {
                         }
                     }
                     Some(Command::Answered { .. }) => {
-                        answered = true;
-                        last_media = Instant::now();
+                        liveness.answered(Instant::now().into_std());
                     }
                     // Opening and closing are the shell's, not the call's.
                     Some(Command::Open { .. } | Command::Close { .. }) => {}
@@ -359,7 +355,7 @@ impl MediaSockets {
                     let now = Instant::now();
                     match session.from_browser(now.into_std(), from, &mut from_browser, len) {
                         Ok(Forward::ToPbx { leg, to, len, rtcp }) => {
-                            last_media = now;
+                            liveness.browser_heard(now.into_std());
                             if let Some((rtp_socket, rtcp_socket)) = self.legs.get(leg) {
                                 let socket = if rtcp { rtcp_socket } else { rtp_socket };
                                 send(socket, &from_browser[..len], to).await;
@@ -372,7 +368,7 @@ impl MediaSockets {
                             // call is on hold with no RTP at all. Before
                             // DTLS completes, checks alone keep nothing up.
                             if session.is_connected() {
-                                last_media = now;
+                                liveness.browser_heard(now.into_std());
                             }
                             send(&self.browser, &from_browser[..len], to).await;
                         }
@@ -398,8 +394,9 @@ impl MediaSockets {
                     }
                     let now = Instant::now();
                     match session.from_pbx(now.into_std(), leg, from, rtcp, &mut from_pbx, len) {
+                        // The PBX's packets say nothing of the browser
+                        // (see `Liveness`).
                         Ok(Forward::ToBrowser { to, len }) => {
-                            last_media = now;
                             send(&self.browser, &from_pbx[..len], to).await;
                         }
                         Ok(_) => {}
@@ -409,10 +406,7 @@ impl MediaSockets {
                 _ = &mut timer => {
                     let now = Instant::now();
                     if now >= next_publish {
-                        // Silent for the timeout once answered, or never
-                        // answered at all: nobody is left on the call.
-                        let silent = answered && now - last_media >= idle;
-                        if silent || (!answered && now - started >= UNANSWERED) {
+                        if liveness.is_over(now.into_std()) {
                             return Ended::MediaTimeout;
                         }
                         next_publish = now + PUBLISH;

@@ -59,6 +59,15 @@ enum Input {
     ActiveCalls {
         reply: oneshot::Sender<usize>,
     },
+    /// The relay stops: end every call still up; replies how many.
+    EndCalls {
+        reply: oneshot::Sender<usize>,
+    },
+    /// The relay stops: close every WebSocket (1001); replies how many
+    /// were open.
+    CloseAll {
+        reply: oneshot::Sender<usize>,
+    },
     /// A call's media task ended.
     MediaEnded {
         id: MediaId,
@@ -185,37 +194,69 @@ impl Relay {
 
     /// Calls being set up or in progress.
     pub async fn active_calls(&self) -> usize {
-        let (reply, answer) = oneshot::channel();
-        if self
-            .inputs
-            .send(Input::ActiveCalls { reply })
+        self.ask(|reply| Input::ActiveCalls { reply })
             .await
-            .is_err()
-        {
-            return 0;
-        }
-        answer.await.unwrap_or(0)
+            .unwrap_or(0)
     }
 
-    /// Graceful shutdown: stop accepting new browsers at once, then give the
-    /// calls in progress up to `grace` to end before returning.
+    /// Asks the proxy task something; `None` once it is gone.
+    async fn ask<T>(&self, input: impl FnOnce(oneshot::Sender<T>) -> Input) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        self.inputs.send(input(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Waits up to `within` for the calls to end; returns how many are
+    /// left.
+    async fn calls_gone(&self, within: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let calls = self.active_calls().await;
+            if calls == 0 || tokio::time::Instant::now() >= deadline {
+                return calls;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Graceful shutdown: stop accepting new browsers at once, give the
+    /// calls in progress up to `grace` to end, then end the rest as a proxy
+    /// does (a BYE each way with a Reason, a CANCEL for a call still
+    /// ringing), close every WebSocket with 1001 (going away), and return.
     pub async fn stop(mut self, grace: Duration) -> io::Result<()> {
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
         }
         let _ = self.stopping.send(true);
-        let deadline = tokio::time::Instant::now() + grace;
-        loop {
-            let calls = self.active_calls().await;
-            if calls == 0 {
-                break;
+        let left = self.calls_gone(grace).await;
+        if left > 0 {
+            let ended = self.ask(|reply| Input::EndCalls { reply }).await;
+            warn!(
+                calls = left,
+                ended = ended.unwrap_or(0),
+                "shutdown grace over: ending the calls in progress (BYE or CANCEL, Reason: {})",
+                crate::signalling::SHUTTING_DOWN
+            );
+            // Their BYEs and CANCELs are answered in a round trip; those
+            // that are not are retransmitted meanwhile.
+            self.calls_gone(SEND_OFF).await;
+        }
+        let open = self.ask(|reply| Input::CloseAll { reply }).await;
+        if open.unwrap_or(0) > 0 {
+            info!(
+                connections = open,
+                "closing the browsers' WebSockets (1001)"
+            );
+            let deadline = tokio::time::Instant::now() + SEND_OFF;
+            while tokio::time::Instant::now() < deadline
+                && self
+                    .ask(|reply| Input::CloseAll { reply })
+                    .await
+                    .unwrap_or(0)
+                    > 0
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            if tokio::time::Instant::now() >= deadline {
-                warn!(calls, "shutdown grace over: ending calls in progress");
-                break;
-            }
-            info!(calls, "waiting for calls to end before stopping");
-            tokio::time::sleep(Duration::from_millis(500)).await;
         }
         // A client that never lets go of its HTTP connection must not hold
         // the process: the server gets five more seconds, then it is left.
@@ -229,6 +270,10 @@ impl Relay {
         }
     }
 }
+
+/// How long a stopping relay waits for the answers to its BYEs, and for
+/// browsers to close their WebSockets.
+const SEND_OFF: Duration = Duration::from_secs(2);
 
 fn spawn_receivers(sockets: &udp::Sockets, inputs: &mpsc::Sender<Input>) {
     let mut all = vec![(None, sockets.any.clone())];
@@ -359,6 +404,15 @@ async fn run_proxy(
             }
             Some(Input::ActiveCalls { reply }) => {
                 let _ = reply.send(proxy.active_calls());
+            }
+            Some(Input::EndCalls { reply }) => {
+                let _ = reply.send(proxy.shut_down(now()));
+            }
+            Some(Input::CloseAll { reply }) => {
+                for (tx, _) in conns.values() {
+                    let _ = tx.try_send(ws::Out::Close(ws::GOING_AWAY, "relay shutting down"));
+                }
+                let _ = reply.send(conns.len());
             }
         }
         for event in proxy.drain_events() {

@@ -29,7 +29,7 @@ pub(super) enum Out {
 /// WebSocket close code for a message that is too big (RFC 6455 §7.4.1).
 const MESSAGE_TOO_BIG: u16 = 1009;
 /// WebSocket close code for a peer given up on (RFC 6455 §7.4.1).
-const GOING_AWAY: u16 = 1001;
+pub(super) const GOING_AWAY: u16 = 1001;
 
 /// Bytes read from a browser's socket at a time.
 const READ_BUFFER: usize = 4096;

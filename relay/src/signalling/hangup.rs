@@ -38,6 +38,9 @@ pub(crate) struct Dialog {
     /// The highest CSeq each side has used.
     browser_cseq: u32,
     pbx_cseq: u32,
+    /// While a browser's call rings: the CANCEL of its INVITE as the relay
+    /// forwarded it, and where it went (a stopping relay sends it).
+    pub cancel: Option<(SocketAddr, Vec<u8>)>,
 }
 
 /// The two BYEs that end a dialog.
@@ -99,6 +102,7 @@ impl Dialog {
             pbx_route: Vec::new(),
             browser_cseq,
             pbx_cseq,
+            cancel: None,
         }
     }
 
@@ -106,6 +110,7 @@ impl Dialog {
     /// Contact and the route set. `own` tells the relay's Record-Route
     /// entries apart.
     pub fn answered(&mut self, msg: &Message<'_>, own: impl Fn(&str) -> bool) {
+        self.cancel = None;
         if std::mem::replace(&mut self.answered, true) {
             return;
         }

@@ -438,3 +438,134 @@ Content-Length: 0\r\n\r\n";
     assert!(hangup.contains("\"session\":6"), "{hangup}");
     assert_eq!(p.active_calls(), 0);
 }
+
+/// A request carrying the Chromium offer, in a dialog with tags `a1`/`b9`.
+fn in_dialog_offer(method: &str, call_id: &str) -> String {
+    let sdp = chromium_sdp();
+    let rack = if method == "PRACK" {
+        "RAck: 1 3 INVITE\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "{method} sip:bob@10.0.0.7:5062 SIP/2.0\r\n\
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bK{method}{call_id}\r\n\
+Max-Forwards: 70\r\nTo: <sip:bob@pbx.example>;tag=b9\r\n\
+From: <sip:alice@pbx.example>;tag=a1\r\nCall-ID: {call_id}\r\nCSeq: 5 {method}\r\n{rack}\
+Contact: <sip:x7@abc.invalid;transport=ws;ob>\r\nContent-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+#[test]
+fn an_update_or_prack_offer_outside_any_call_takes_no_ports() {
+    let mut p = proxy(40_099);
+    for (i, method) in ["UPDATE", "PRACK", "UPDATE", "PRACK"].iter().enumerate() {
+        let call_id = format!("ghost{i}");
+        p.handle_ws(t(0), BROWSER, in_dialog_offer(method, &call_id).as_bytes());
+        let (out, media) = outputs(&mut p);
+        assert_eq!(media, 0, "{method}: no ports opened");
+        let [refusal] = &out[..] else {
+            panic!("{method}: one answer, nothing to the PBX: {out:?}")
+        };
+        assert!(
+            text(refusal).starts_with("SIP/2.0 481 Call/Transaction Does Not Exist\r\n"),
+            "{}",
+            text(refusal)
+        );
+    }
+    let metrics = p.render_metrics();
+    assert!(metrics.contains("sipline_media_calls 0"), "{metrics}");
+    assert!(
+        metrics.contains("sipline_media_port_pairs{state=\"in_use\"} 0"),
+        "{metrics}"
+    );
+    // An UPDATE in a call that exists still carries its offer.
+    answered_call(&mut p);
+    p.handle_ws(t(100), BROWSER, in_dialog_offer("UPDATE", "c1").as_bytes());
+    let (out, _) = outputs(&mut p);
+    assert!(text(&out[0]).starts_with("UPDATE "), "{}", text(&out[0]));
+}
+
+#[test]
+fn a_bare_cr_cannot_smuggle_an_sdp_line_to_the_pbx() {
+    for smuggle in [
+        (
+            "a=rtpmap:111 opus/48000/2",
+            "a=rtpmap:111 opus/48000/2\rc=IN IP4 127.0.0.2",
+        ),
+        (
+            "UDP/TLS/RTP/SAVPF 111",
+            "UDP/TLS/RTP/SAVPF 111\rc=IN IP4 127.0.0.2 0",
+        ),
+        ("a=rtpmap:111 opus/48000/2", "a=rtpmap:111 opus/48000/2\0"),
+    ] {
+        let mut p = proxy(40_099);
+        let offer = invite("c1").replacen(smuggle.0, smuggle.1, 1);
+        assert_ne!(offer, invite("c1"), "{smuggle:?} applies");
+        let length = |s: &str| s.len() - s.find("\r\n\r\n").expect("end of headers") - 4;
+        let offer = offer.replace(
+            &format!("Content-Length: {}", length(&invite("c1"))),
+            &format!("Content-Length: {}", length(&offer)),
+        );
+        p.handle_ws(t(0), BROWSER, offer.as_bytes());
+        let (out, media) = outputs(&mut p);
+        assert_eq!(media, 0, "no ports opened");
+        let [refusal] = &out[..] else {
+            panic!("one answer, nothing to the PBX: {out:?}")
+        };
+        assert!(
+            text(refusal).starts_with("SIP/2.0 488 Not Acceptable Here\r\n"),
+            "{}",
+            text(refusal)
+        );
+    }
+}
+
+#[test]
+fn a_stopping_relay_ends_answered_calls_with_byes_and_cancels_ringing_ones() {
+    let mut p = proxy(40_099);
+    answered_call(&mut p);
+    // A second call, ringing at the PBX (its 180 ended the INVITE's
+    // retransmissions).
+    p.handle_ws(t(100), BROWSER, invite("c2").as_bytes());
+    let (out, _) = outputs(&mut p);
+    let forwarded = text(&out[0]);
+    let ringing = pbx_ok(&forwarded)
+        .replace("SIP/2.0 200 OK", "SIP/2.0 180 Ringing")
+        .replace("Call-ID: c1", "Call-ID: c2");
+    p.handle_udp(t(150), addr(PBX), ringing.as_bytes());
+    outputs(&mut p);
+
+    assert_eq!(p.shut_down(t(200)), 2);
+    let (out, _) = outputs(&mut p);
+    let sent: Vec<String> = out.iter().map(text).collect();
+    let reason = "Reason: SIP;cause=200;text=\"Relay shutting down\"";
+    let bye_to = |udp: bool| {
+        out.iter().zip(&sent).any(|(o, s)| {
+            matches!(o, Output::Udp { .. }) == udp
+                && s.starts_with("BYE ")
+                && s.contains("Call-ID: c1\r\n")
+                && s.contains(reason)
+        })
+    };
+    assert!(bye_to(true), "the PBX's BYE: {sent:?}");
+    assert!(bye_to(false), "the browser's BYE: {sent:?}");
+    let cancel = sent
+        .iter()
+        .find(|s| s.starts_with("CANCEL "))
+        .unwrap_or_else(|| panic!("a CANCEL: {sent:?}"));
+    let forwarded = Message::parse(forwarded.as_bytes()).expect("INVITE");
+    let cancel = Message::parse(cancel.as_bytes()).expect("CANCEL parses");
+    assert_eq!(cancel.request_uri(), forwarded.request_uri());
+    assert_eq!(cancel.via().branch(), forwarded.via().branch());
+    assert_eq!(cancel.cseq().seq, forwarded.cseq().seq);
+    assert!(
+        cancel
+            .header(HeaderName::parse("Reason"))
+            .is_some_and(|r| r.contains("Relay shutting down"))
+    );
+    // Nothing more to end: a second stop sends nothing.
+    assert_eq!(p.shut_down(t(300)), 0);
+}

@@ -28,6 +28,8 @@ mod hangup;
 pub mod limits;
 pub mod pbx;
 mod pending;
+mod shutdown;
+pub use self::shutdown::SHUTTING_DOWN;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -643,8 +645,16 @@ impl Proxy {
             }
         }
         self.metrics.count_out(msg);
+        let cancel = (method == "INVITE" && msg.to().tag().is_none())
+            .then(|| shutdown::cancel_of(&datagram))
+            .flatten();
         self.udp(pbx, datagram);
         self.media_lifecycle(now, conn, msg, Side::Browser, pbx);
+        if let Some(cancel) = cancel
+            && let Some(d) = self.dialogs.get_mut(&(conn, msg.call_id().to_owned()))
+        {
+            d.cancel = Some((pbx, cancel));
+        }
     }
 
     fn browser_response(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>) {

@@ -23,6 +23,11 @@ pub enum SdpError {
     /// An `m=` line is not `media port proto fmt…`.
     #[error("malformed m= line {0}")]
     BadMediaLine(usize),
+    /// A control character (a bare CR, NUL…) inside line {0}: some stacks
+    /// end lines at a bare CR, so passing it on would smuggle lines past
+    /// whoever rewrote the SDP.
+    #[error("control character in SDP line {0}")]
+    ControlChar(usize),
     /// More lines or media sections than any real call uses.
     #[error("SDP too large")]
     TooLarge,
@@ -179,6 +184,9 @@ impl<'a> Sdp<'a> {
                 return Err(SdpError::TooLarge);
             }
             let b = raw.as_bytes();
+            if b.iter().any(|&c| crate::sip::is_control(c)) {
+                return Err(SdpError::ControlChar(i + 1));
+            }
             if b.len() < 2 || b[1] != b'=' || !b[0].is_ascii_lowercase() {
                 return Err(SdpError::BadLine(i + 1));
             }
@@ -417,6 +425,15 @@ a=rtpmap:126 telephone-event/8000\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r
                 SdpError::BadMediaLine(2),
             ),
             (b"v=0\r\n\xff\r\n", SdpError::NotUtf8),
+            (
+                b"v=0\r\na=rtpmap:0 PCMU/8000\rc=IN IP4 127.0.0.2\r\n",
+                SdpError::ControlChar(2),
+            ),
+            (
+                b"v=0\r\nm=audio 9 RTP/AVP 0\r8\r\n",
+                SdpError::ControlChar(2),
+            ),
+            (b"v=0\r\ns=a\x00b\r\n", SdpError::ControlChar(2)),
         ];
         for (body, want) in cases {
             assert_eq!(

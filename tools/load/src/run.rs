@@ -184,6 +184,22 @@ impl Call {
         let (uac, _) = self.signalling.as_mut()?;
         uac.next_request(within).await
     }
+
+    /// The code of the gateway's WebSocket close frame, once one came.
+    pub fn close_code(&self) -> Option<u16> {
+        self.signalling
+            .as_ref()
+            .and_then(|(uac, _)| uac.close_code())
+    }
+
+    /// Sends `packet` from the PBX's RTP socket to the gateway, as a PBX
+    /// that goes on talking; an error when the call has no PBX leg.
+    pub async fn send_from_pbx(&self, packet: &[u8]) -> std::io::Result<()> {
+        let leg = self.media.pbx.as_ref().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no PBX leg in this call")
+        })?;
+        leg.socket.send_to(packet, leg.gateway).await.map(|_| ())
+    }
 }
 
 /// Sets up call `n`: SIP, ICE, DTLS, and the PBX leg in PBX mode.

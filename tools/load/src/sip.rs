@@ -57,6 +57,8 @@ pub struct Uac {
     /// Answers 401/407 challenges, when credentials were given.
     digest: Option<DigestClient>,
     rng: Rng,
+    /// The close code the gateway sent, once it closed the WebSocket.
+    close_code: Option<u16>,
 }
 
 fn token() -> String {
@@ -81,6 +83,7 @@ impl Uac {
             next_branch: 1,
             digest: credentials.map(|(u, p)| DigestClient::new(u.to_owned(), Secret::new(p))),
             rng: Rng::from_seed(seed),
+            close_code: None,
         })
     }
 
@@ -146,7 +149,10 @@ impl Uac {
             let bytes: Bytes = match frame? {
                 Frame::Text(t) => Bytes::from(t.as_str().to_owned()),
                 Frame::Binary(b) => b,
-                Frame::Close(_) => return Err(SipError::Closed),
+                Frame::Close(frame) => {
+                    self.close_code = frame.map(|f| u16::from(f.code));
+                    return Err(SipError::Closed);
+                }
                 _ => continue,
             };
             let Ok(msg) = Message::parse(&bytes) else {
@@ -174,6 +180,11 @@ impl Uac {
                 return Ok(bytes.to_vec());
             }
         }
+    }
+
+    /// The code of the gateway's close frame, once one came.
+    pub fn close_code(&self) -> Option<u16> {
+        self.close_code
     }
 
     /// The next request the gateway sends (answered 200), as text.

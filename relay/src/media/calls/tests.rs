@@ -533,7 +533,28 @@ fn sdp_outside_offer_answer_is_left_alone_and_late_answers_open_nothing() {
         assert!(matches!(out, Ok(None)), "{carrier:?}: {out:?}");
     }
     assert_eq!(t.active(), 0);
-    // A PRACK with nothing pending carries an offer (RFC 3262).
+    // An UPDATE or PRACK belongs to a call: outside one, its offer takes
+    // no ports (481).
+    for carrier in [Carrier::Request("PRACK"), Carrier::Request("UPDATE")] {
+        let out = t.sdp(
+            CONN,
+            CALL,
+            Side::Pbx,
+            carrier,
+            FREESWITCH_HOLD_OFFER.as_bytes(),
+        );
+        assert!(matches!(out, Err(MediaError::NoCall(_))), "{out:?}");
+        assert_eq!(t.ports().0, 0);
+    }
+    // Within one, a PRACK with nothing pending carries an offer (RFC 3262).
+    browser_offer(&mut t, &chromium_offer()).expect("offer");
+    carry(
+        &mut t,
+        Side::Pbx,
+        Carrier::Response("INVITE"),
+        ASTERISK_ANSWER,
+    )
+    .expect("answer");
     let out = t.sdp(
         CONN,
         CALL,

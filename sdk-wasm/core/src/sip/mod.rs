@@ -13,6 +13,7 @@ mod values;
 
 pub use build::{MessageBuilder, response_to};
 pub use header::HeaderName;
+pub(crate) use parse::is_control;
 pub use parse::{Header, Limits, Message, ParseError, StartLine};
 pub use values::{
     AuthParams, CSeq, NameAddr, Params, Uri, Via, split_commas, split_params, unquote,

@@ -58,6 +58,10 @@ pub enum ParseError {
     /// proxy must not pass it on (header smuggling).
     #[error("Bare CR in a header line")]
     BareCr,
+    /// A control character (other than tab) inside a line: no SIP text
+    /// carries one (RFC 3261 §25.1), and stacks disagree on what it means.
+    #[error("Control character in a header line")]
+    ControlChar,
     /// A header name that is not a token.
     #[error("Malformed header name")]
     BadHeaderName,
@@ -429,16 +433,29 @@ impl<'a> Lines<'a> {
         self.pos += nl + 1;
         let line = &rest[..nl];
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if find_byte_bytes(line, b'\r') {
-            return Err(ParseError::BareCr);
+        // A control character may only be escaped in a quoted-pair
+        // (RFC 3261 §25.1: `\` then anything but CR and LF, as RFC 4475's
+        // torture tests do); anywhere else, it is refused.
+        let mut bytes = line.iter();
+        while let Some(&b) = bytes.next() {
+            if b == b'\\' {
+                if let Some(b'\r' | b'\n') = bytes.next() {
+                    return Err(ParseError::BareCr);
+                }
+            } else if b == b'\r' {
+                return Err(ParseError::BareCr);
+            } else if is_control(b) {
+                return Err(ParseError::ControlChar);
+            }
         }
         Ok(line)
     }
 }
 
-/// Whether `b` occurs in `bytes` (a short scan, per line).
-fn find_byte_bytes(bytes: &[u8], b: u8) -> bool {
-    bytes.contains(&b)
+/// A control character that no line of SIP or SDP text may hold: every C0
+/// byte but horizontal tab, and DEL. CR and LF only end lines.
+pub(crate) fn is_control(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
 }
 
 fn utf8(bytes: &[u8]) -> Result<&str, ParseError> {
@@ -702,6 +719,21 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
         assert_eq!(parse(&smuggled).err(), Some(ParseError::BareCr));
         let in_start = REGISTER.replace("REGISTER sip:sipline.test", "REGISTER sip:sipline.test\r");
         assert!(parse(&in_start).is_err());
+    }
+
+    #[test]
+    fn control_characters_in_a_line_are_refused_tabs_are_not() {
+        for c in ['\0', '\x01', '\x0b', '\x0c', '\x1b', '\x7f'] {
+            let bad = REGISTER.replace("Expires: 600", &format!("Subject: a{c}b"));
+            assert_eq!(parse(&bad).err(), Some(ParseError::ControlChar), "{c:?}");
+        }
+        let tab = REGISTER.replace("Expires: 600", "Expires:\t600");
+        assert!(parse(&tab).is_ok());
+        // Escaped in a quoted-pair (RFC 4475 §3.1.1.3), all but CR and LF.
+        let pair = REGISTER.replace("Expires: 600", "Subject: \"a\\\x07\\\0\"");
+        assert!(parse(&pair).is_ok(), "{pair:?}");
+        let escaped_cr = REGISTER.replace("Expires: 600", "Subject: \"a\\\rContact: <sip:x>\"");
+        assert_eq!(parse(&escaped_cr).err(), Some(ParseError::BareCr));
     }
 
     #[test]
