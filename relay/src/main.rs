@@ -8,7 +8,38 @@ use clap::Parser;
 use sipline_relay::net::Relay;
 use sipline_relay::ops::config::{Config, User};
 use sipline_relay::signalling::pbx::Password;
+use tracing::Level;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::prelude::*;
+
+/// Libraries that log what passes through them at debug or trace level:
+/// tungstenite every WebSocket frame (so digest responses, nonces, SDP
+/// with `ice-pwd` and `a=crypto` keys), hyper and rustls their bytes.
+/// Whatever `RUST_LOG` says, they log at info at most: the relay never
+/// logs message contents.
+const CONTENT_LOGGERS: [&str; 10] = [
+    "tungstenite",
+    "tokio_tungstenite",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "axum",
+    "rustls",
+    "tokio_rustls",
+    "rtc_dtls",
+    "rtc_srtp",
+];
+
+/// Whether an event from `target` at `level` may be logged.
+fn loggable(target: &str, level: Level) -> bool {
+    level <= Level::INFO
+        || !CONTENT_LOGGERS.iter().any(|t| {
+            target
+                .strip_prefix(t)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
+}
 
 /// Lets browsers speaking SIP over WebSocket (RFC 7118) reach one PBX over
 /// UDP, and nothing else. Flags override the config file; each flag can also
@@ -54,6 +85,17 @@ struct Args {
     /// How long the PBX may take to answer before the browser gets 408, ms.
     #[arg(long, env = "SIPLINE_REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<u64>,
+    /// HTTP connections not yet upgraded to a WebSocket, in all (beyond,
+    /// the oldest is closed).
+    #[arg(long, env = "SIPLINE_MAX_HTTP_CONNECTIONS")]
+    max_http_connections: Option<usize>,
+    /// HTTP connections not yet upgraded, from one IP address.
+    #[arg(long, env = "SIPLINE_MAX_HTTP_CONNECTIONS_PER_IP")]
+    max_http_connections_per_ip: Option<usize>,
+    /// Seconds a request's headers may take; an idle HTTP connection is
+    /// closed after as long.
+    #[arg(long, env = "SIPLINE_HTTP_HEADER_TIMEOUT_SECS")]
+    http_header_timeout_secs: Option<u64>,
     /// WebSocket connections allowed from one IP address.
     #[arg(long, env = "SIPLINE_MAX_CONNECTIONS_PER_IP")]
     max_connections_per_ip: Option<usize>,
@@ -134,6 +176,15 @@ impl Args {
         if let Some(v) = self.ws_idle_secs {
             c.limits.ws_idle_secs = v;
         }
+        if let Some(v) = self.max_http_connections {
+            c.limits.max_http_connections = v;
+        }
+        if let Some(v) = self.max_http_connections_per_ip {
+            c.limits.max_http_connections_per_ip = v;
+        }
+        if let Some(v) = self.http_header_timeout_secs {
+            c.limits.http_header_timeout_secs = v;
+        }
         if let Some(v) = self.request_timeout_ms {
             c.sip.request_timeout_ms = v;
         }
@@ -193,21 +244,32 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // webrtc-rs's DTLS warns about every TLS extension it does
-            // not know, on every call: only its errors are worth a line.
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,rtc_dtls=error")),
-        )
+    // webrtc-rs's DTLS warns about every TLS extension it does not know,
+    // on every call: by default only its errors are worth a line.
+    let asked =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rtc_dtls=error"));
+    let never_contents = filter_fn(|meta| loggable(meta.target(), *meta.level()));
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_filter(asked.and(never_contents)))
         .init();
     let config = Args::parse().config()?;
+    raise_open_files_limit();
     let relay = Relay::start(&config).await.context("starting the relay")?;
     shutdown_signal().await;
     let grace = std::time::Duration::from_secs(config.admin.shutdown_grace_secs);
     tracing::info!(?grace, "shutting down: no new connections");
     relay.stop(grace).await.context("stopping")?;
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard one: each browser
+/// holds a socket, each call a few, and Debian's default soft limit of
+/// 1,024 would run out long before the relay's own bounds do.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open files limit"),
+    }
 }
 
 async fn shutdown_signal() {
@@ -219,5 +281,28 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_libraries_that_log_contents_stop_at_info() {
+        for target in [
+            "tungstenite::protocol",
+            "tokio_tungstenite",
+            "hyper::proto::h1::io",
+        ] {
+            assert!(!loggable(target, Level::TRACE), "{target}");
+            assert!(!loggable(target, Level::DEBUG), "{target}");
+            assert!(loggable(target, Level::INFO), "{target}");
+        }
+        assert!(loggable("sipline_relay::net", Level::DEBUG));
+        assert!(
+            loggable("hyperion", Level::TRACE),
+            "a prefix of a name is not the name"
+        );
     }
 }

@@ -3,7 +3,9 @@
 //! logic lives here.
 
 mod admin;
+mod gate;
 pub mod media;
+mod serve;
 mod tls;
 mod udp;
 mod web;
@@ -102,8 +104,7 @@ pub struct Relay {
     pub sip_addr: SocketAddr,
     stopping: tokio::sync::watch::Sender<bool>,
     inputs: mpsc::Sender<Input>,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: JoinHandle<io::Result<()>>,
+    server: JoinHandle<()>,
 }
 
 impl Relay {
@@ -156,38 +157,27 @@ impl Relay {
             web_root: cfg.http.web_root.as_deref().map(Arc::from),
             stopping,
         };
-        let (shutdown, stop) = oneshot::channel::<()>();
         let app = ws::router(shared);
-        let stop = async {
-            let _ = stop.await;
-        };
         let scheme = if tls.is_some() { "wss" } else { "ws" };
-        let server = match tls {
-            Some(config) => {
-                let listener = tls::TlsListener::new(listener, config)?;
-                let service = app.into_make_service_with_connect_info::<tls::Peer>();
-                tokio::spawn(async move {
-                    axum::serve(listener, service)
-                        .with_graceful_shutdown(stop)
-                        .await
-                })
-            }
-            None => {
-                let service = app.into_make_service_with_connect_info::<tls::Peer>();
-                tokio::spawn(async move {
-                    axum::serve(listener, service)
-                        .with_graceful_shutdown(stop)
-                        .await
-                })
-            }
+        let limits = serve::HttpLimits {
+            total: cfg.limits.max_http_connections,
+            per_ip: cfg.limits.max_http_connections_per_ip,
+            header_timeout: Duration::from_secs(cfg.limits.http_header_timeout_secs),
         };
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let server = tokio::spawn(serve::serve(
+            listener,
+            acceptor,
+            app,
+            limits,
+            stopping_tx.subscribe(),
+        ));
         info!(%http_addr, %sip_addr, pbx = ?cfg.pbx.addresses, "relay listening: {scheme}://{http_addr}/sip");
         Ok(Relay {
             http_addr,
             sip_addr,
             stopping: stopping_tx,
             inputs,
-            shutdown: Some(shutdown),
             server,
         })
     }
@@ -224,22 +214,24 @@ impl Relay {
     /// does (a BYE each way with a Reason, a CANCEL for a call still
     /// ringing), close every WebSocket with 1001 (going away), and return.
     pub async fn stop(mut self, grace: Duration) -> io::Result<()> {
-        if let Some(s) = self.shutdown.take() {
-            let _ = s.send(());
-        }
         let _ = self.stopping.send(true);
         let left = self.calls_gone(grace).await;
         if left > 0 {
-            let ended = self.ask(|reply| Input::EndCalls { reply }).await;
+            let ended = self
+                .ask(|reply| Input::EndCalls { reply })
+                .await
+                .unwrap_or(0);
             warn!(
                 calls = left,
-                ended = ended.unwrap_or(0),
+                ended,
                 "shutdown grace over: ending the calls in progress (BYE or CANCEL, Reason: {})",
                 crate::signalling::SHUTTING_DOWN
             );
             // Their BYEs and CANCELs are answered in a round trip; those
             // that are not are retransmitted meanwhile.
-            self.calls_gone(SEND_OFF).await;
+            if ended > 0 {
+                self.calls_gone(SEND_OFF).await;
+            }
         }
         let open = self.ask(|reply| Input::CloseAll { reply }).await;
         if open.unwrap_or(0) > 0 {
@@ -261,7 +253,7 @@ impl Relay {
         // A client that never lets go of its HTTP connection must not hold
         // the process: the server gets five more seconds, then it is left.
         match tokio::time::timeout(Duration::from_secs(5), &mut self.server).await {
-            Ok(result) => result.map_err(io::Error::other)?,
+            Ok(result) => result.map_err(io::Error::other),
             Err(_) => {
                 warn!("HTTP connections still open at shutdown: closing them");
                 self.server.abort();

@@ -275,6 +275,16 @@ pub struct Limits {
     /// third of it) is closed: a browser gone without closing (a closed
     /// laptop, a changed network) must not hold its flow and registration.
     pub ws_idle_secs: u64,
+    /// HTTP connections not (yet) upgraded to a WebSocket, in all; beyond,
+    /// the oldest of them is closed to let the new one in, so that idle or
+    /// trickling sockets cannot lock browsers out (nor use up the
+    /// process's file descriptors).
+    pub max_http_connections: usize,
+    /// The same, from one IP address.
+    pub max_http_connections_per_ip: usize,
+    /// How long a request's headers may take to arrive, and how long an
+    /// idle HTTP connection is kept waiting for its next request.
+    pub http_header_timeout_secs: u64,
 }
 impl Default for Limits {
     fn default() -> Self {
@@ -286,6 +296,9 @@ impl Default for Limits {
             message_burst: 100,
             max_calls_per_connection: 16,
             ws_idle_secs: 90,
+            max_http_connections: 1024,
+            max_http_connections_per_ip: 32,
+            http_header_timeout_secs: 10,
         }
     }
 }
@@ -411,6 +424,18 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "limits.ws_idle_secs",
                 problem: "must be at least 3 seconds".into(),
+            });
+        }
+        if self.limits.max_http_connections == 0 || self.limits.max_http_connections_per_ip == 0 {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_http_connections",
+                problem: "the total and the per-address bound must both be at least 1".into(),
+            });
+        }
+        if self.limits.http_header_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "limits.http_header_timeout_secs",
+                problem: "must be at least 1 second".into(),
             });
         }
         if self.limits.max_message_bytes < 1024 {

@@ -117,6 +117,11 @@ impl RelayProcess {
             .status();
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running (it must never crash).
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
