@@ -110,6 +110,7 @@ async fn a_browser_calls_while_1500_idle_connections_are_held_against_the_relay(
             local_ip: IpAddr::from([127, 0, 0, 1]),
             gateway_pid: None,
             baseline: false,
+            keep_alive: Duration::from_secs(20),
         },
         None,
     )

@@ -49,6 +49,7 @@ async fn at_trace_level_no_secret_and_no_message_reaches_the_log() {
             local_ip: IpAddr::from([127, 0, 0, 1]),
             gateway_pid: None,
             baseline: false,
+            keep_alive: Duration::from_secs(20),
         },
         None,
     )

@@ -26,6 +26,7 @@ fn config(ws: String, calls: usize, seconds: u64) -> LoadConfig {
         local_ip: IpAddr::from([127, 0, 0, 1]),
         gateway_pid: None,
         baseline: false,
+        keep_alive: Duration::from_secs(20),
     }
 }
 
@@ -140,6 +141,33 @@ async fn a_stopping_relay_ends_its_calls_with_a_bye_each_way_and_closes_with_100
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the relay did not exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_longer_than_the_websocket_idle_limit_are_hung_up_by_their_browsers() {
+    let pbx = PbxUas::start("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("the PBX side binds");
+    let relay = RelayProcess::start(
+        pbx.addr(),
+        &["--media-ports", "35700-35799", "--ws-idle-secs", "3"],
+    );
+    // Media for twice the idle limit: the browsers' keep-alives hold
+    // their WebSockets, so their BYEs go through at the end.
+    let report = run(
+        LoadConfig {
+            keep_alive: Duration::from_millis(500),
+            ..config(relay.ws_url(), 2, 6)
+        },
+        Some(pbx.clone()),
+    )
+    .await;
+    assert_eq!(report.calls_up, 2, "{:?}", report.failures);
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.to_pbx.received, report.to_pbx.sent);
+    assert_eq!(pbx.byes(), 2, "the PBX got both BYEs");
+    let m = relay.metrics();
+    assert!(m.contains("sipline_media_calls 0"), "{m}");
 }
 
 /// The relay ended the call: the browser got `bye` with the reason, the

@@ -98,6 +98,7 @@ pub(crate) fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
     }
     let mut b = MessageBuilder::response(400, reason);
     let mut cseq_written = false;
+    let mut via_written = false;
     for line in lines.take_while(|l| !l.is_empty()) {
         let Some((name, value)) = line.split_once(':') else {
             continue;
@@ -105,7 +106,10 @@ pub(crate) fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
         let value = value.trim();
         // Echo only what parses, so that the sender can read the answer.
         let sound = match HeaderName::parse(name.trim()) {
-            HeaderName::Via => Via::parse(value).is_some(),
+            HeaderName::Via => {
+                via_written |= Via::parse(value).is_some();
+                Via::parse(value).is_some()
+            }
             HeaderName::From | HeaderName::To => NameAddr::parse(value).is_some(),
             HeaderName::CallId => !value.is_empty() && !value.contains(char::is_whitespace),
             HeaderName::CSeq => {
@@ -117,6 +121,11 @@ pub(crate) fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
         if sound {
             b.header(HeaderName::parse(name.trim()).as_str(), value);
         }
+    }
+    if !via_written {
+        // Nothing to match an answer to (RFC 3261 §8.2.6.2 copies the
+        // Via first): noise that only looks like a request line.
+        return None;
     }
     if !cseq_written && is_token(method) {
         // The CSeq was the broken part: a zero CSeq with the request's
@@ -149,6 +158,11 @@ mod tests {
         assert!(text.contains("Call-ID: c\r\n"));
         assert!(text.contains("CSeq: 0 INVITE\r\n"), "{text}");
         assert_eq!(bad_request(b"SIP/2.0 200 OK\r\n\r\n", "x"), None);
+        assert_eq!(
+            bad_request(b"GET / SIP/2.0\r\nX: y\r\nCSeq: 1 GET\r\n\r\n", "x"),
+            None,
+            "no Via: nothing to answer"
+        );
         assert_eq!(bad_request(b"", "x"), None);
     }
 }

@@ -569,3 +569,57 @@ fn a_stopping_relay_ends_answered_calls_with_byes_and_cancels_ringing_ones() {
     // Nothing more to end: a second stop sends nothing.
     assert_eq!(p.shut_down(t(300)), 0);
 }
+
+#[test]
+fn a_repeated_answer_to_the_relay_s_own_bye_stops_at_the_relay() {
+    let mut p = proxy(40_099);
+    answered_call(&mut p);
+    assert_eq!(p.shut_down(t(100)), 1);
+    let (out, _) = outputs(&mut p);
+    let bye = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Udp { datagram, .. } => Some(datagram.clone()),
+            _ => None,
+        })
+        .expect("the PBX's BYE");
+    let bye = Message::parse(&bye).expect("BYE parses");
+    let ok = response_to(&bye, 200, "OK", Some("b9")).finish(None, b"");
+    for at in [150, 5_000, 9_000] {
+        p.handle_udp(t(at), addr(PBX), &ok);
+        let (out, _) = outputs(&mut p);
+        assert!(out.is_empty(), "at {at} ms nothing goes on: {out:?}");
+    }
+}
+
+#[test]
+fn a_message_too_big_for_a_datagram_gets_513_and_a_huge_request_uri_414() {
+    let mut p = proxy(40_099);
+    let body = "x".repeat(65_250);
+    let message = format!(
+        "MESSAGE sip:bob@pbx.example SIP/2.0\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKm1\r\n\
+Max-Forwards: 70\r\nTo: <sip:bob@pbx.example>\r\nFrom: <sip:alice@pbx.example>;tag=a1\r\n\
+Call-ID: m1\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    assert!(message.len() < 65_507, "it fits until the relay adds to it");
+    p.handle_ws(t(0), BROWSER, message.as_bytes());
+    let (out, _) = outputs(&mut p);
+    let [refusal] = &out[..] else {
+        panic!("one answer, nothing to the PBX: {out:?}")
+    };
+    assert!(text(refusal).starts_with("SIP/2.0 513 Message Too Large\r\n"));
+
+    let long = invite("c1").replacen(
+        "INVITE sip:bob@pbx.example",
+        &format!("INVITE sip:{}@pbx.example", "b".repeat(60_000)),
+        1,
+    );
+    p.handle_ws(t(10), BROWSER, long.as_bytes());
+    let (out, media) = outputs(&mut p);
+    assert_eq!(media, 0, "no ports opened");
+    let [refusal] = &out[..] else {
+        panic!("one answer, nothing to the PBX: {out:?}")
+    };
+    assert!(text(refusal).starts_with("SIP/2.0 414 Request-URI Too Long\r\n"));
+}

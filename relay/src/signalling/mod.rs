@@ -57,6 +57,14 @@ const FLOW_PARAM: &str = "sl-flow";
 /// browser (a BYE ending a call): the answer stops here.
 const LOCAL_PARAM: &str = "sl-local";
 
+/// The largest UDP datagram (IPv4's payload bound): a message that grows
+/// past it when the relay adds its headers gets `513` instead.
+const MAX_DATAGRAM: usize = 65_507;
+
+/// The longest Request-URI accepted (`414` beyond): real ones are a few
+/// dozen bytes, and one UDP datagram must hold the whole message.
+const MAX_REQUEST_URI: usize = 4096;
+
 /// Requests one connection may have in flight toward the PBX: one browser
 /// must not fill the relay's table for everyone.
 const MAX_PENDING_PER_CONN: usize = 64;
@@ -562,6 +570,11 @@ impl Proxy {
             self.reply_ws(conn, msg, 483, "Too Many Hops");
             return;
         };
+        if msg.request_uri().is_some_and(|u| u.len() > MAX_REQUEST_URI) {
+            self.metrics.reject(Reject::Malformed);
+            self.reply_ws(conn, msg, 414, "Request-URI Too Long");
+            return;
+        }
         if self.pbx.is_some() {
             self.embedded_request(now, conn, msg, hops);
             return;
@@ -584,6 +597,10 @@ impl Proxy {
             return;
         }
         self.adopt_call(conn, msg);
+        let had_media = self
+            .media
+            .as_ref()
+            .is_some_and(|m| m.id(conn, msg.call_id()).is_some());
         let body = match self.media_body(conn, msg, Side::Browser) {
             Ok(body) => body,
             Err(e) if !is_ack => {
@@ -622,6 +639,17 @@ impl Proxy {
         };
         let datagram = rewrite_body(msg, None, &top, edit, body_of(msg, &body));
         let datagram = with_max_forwards(msg, datagram);
+        if datagram.len() > MAX_DATAGRAM {
+            // Grown past one datagram by our Via, Record-Route and Contact:
+            // refused, and a call it would have started gives its ports back.
+            if let Some(media) = self.media.as_mut().filter(|_| !had_media) {
+                media.close(conn, msg.call_id());
+                self.flush_media();
+            }
+            self.metrics.reject(Reject::Malformed);
+            self.reply_ws(conn, msg, 513, "Message Too Large");
+            return;
+        }
         self.remember_contacts(conn, rewritten);
         self.calls
             .observe(now, conn, Sender::Browser, msg, &mut self.events);
@@ -871,6 +899,11 @@ impl Proxy {
                 self.deadlines.remove(&(before, key.clone()));
                 self.deadlines.insert((after, key.clone()));
             }
+        }
+        if msg.header_values(HeaderName::Via).nth(1).is_none() {
+            // Only our Via: the answer to a request the relay made itself
+            // (its BYE or CANCEL), repeated after its transaction ended.
+            return;
         }
         if !self.conns.contains_key(&conn) {
             // The browser left: nothing to deliver to, but a failed call

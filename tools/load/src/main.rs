@@ -223,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
         local_ip: args.local_ip,
         gateway_pid: args.gateway_pid,
         baseline: args.baseline,
+        keep_alive: Duration::from_secs(20),
     };
     if !args.ramp.is_empty() {
         return ramp(&args, cfg, pbx).await;

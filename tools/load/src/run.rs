@@ -44,6 +44,9 @@ pub struct LoadConfig {
     /// No gateway: each call's two ends send to each other directly, to
     /// measure the load generator's own latency at this load.
     pub baseline: bool,
+    /// The longest a call's WebSocket goes without a keep-alive during its
+    /// media (at most 20 s, well under a third of the relay's idle limit).
+    pub keep_alive: Duration,
 }
 
 /// One direction's figures.
@@ -354,10 +357,17 @@ fn latency_us(packet: &[u8], epoch: Instant) -> Option<u64> {
     Some(now.saturating_sub(sent) / 1_000)
 }
 
+/// How often a call's WebSocket gets a keep-alive during its media: well
+/// under a third of any gateway's idle limit (the relay's default is 90 s).
+const KEEP_ALIVE: Duration = Duration::from_secs(20);
+
 /// Runs one call's media until `end`, with a phase `offset` into the
-/// packet interval so that calls do not send in lockstep.
+/// packet interval so that calls do not send in lockstep; its WebSocket
+/// (`uac`) gets a keep-alive meanwhile, so that the gateway does not close
+/// it as silent before the call's BYE.
 async fn media(
     call: &mut Media,
+    mut uac: Option<&mut Uac>,
     cfg: &LoadConfig,
     epoch: Instant,
     offset: Duration,
@@ -382,9 +392,19 @@ async fn media(
     let mut seq = 0u16;
     // Packets still on their way are counted for a moment after the end.
     let drain = end + Duration::from_millis(200);
+    let keep_alive_every = KEEP_ALIVE.min(cfg.keep_alive);
+    let mut keep_alive = tokio::time::interval_at(
+        tokio::time::Instant::now() + keep_alive_every,
+        keep_alive_every,
+    );
     loop {
         let sending = tokio::time::Instant::now() < end;
         tokio::select! {
+            _ = keep_alive.tick(), if uac.is_some() => {
+                if let Some(uac) = uac.as_deref_mut() {
+                    let _ = uac.keep_alive().await;
+                }
+            }
             _ = ticker.tick(), if sending => {
                 seq = seq.wrapping_add(1);
                 let len = stamp(&mut out, seq, step, ssrc, cfg.payload, epoch);
@@ -520,17 +540,26 @@ pub async fn run(cfg: LoadConfig, pbx: Option<PbxUas>) -> Report {
         let cfg = cfg.clone();
         let offset = period * (i as u32 % count) / count;
         tasks.push(tokio::spawn(async move {
-            let figures = media(&mut call.media, &cfg, epoch, offset, end).await;
-            if let Some((uac, dialog)) = call.signalling.as_mut() {
-                let _ = uac.hang_up(dialog).await;
-            }
-            figures
+            let uac = call.signalling.as_mut().map(|(uac, _)| uac);
+            let figures = media(&mut call.media, uac, &cfg, epoch, offset, end).await;
+            let hung_up = match call.signalling.as_mut() {
+                Some((uac, dialog)) => match uac.hang_up(dialog).await {
+                    Ok(200..=299) => Ok(()),
+                    Ok(code) => Err(format!("call {i}: BYE answered {code}")),
+                    Err(e) => Err(format!("call {i}: BYE failed: {e}")),
+                },
+                None => Ok(()),
+            };
+            (figures, hung_up)
         }));
     }
     let mut to_pbx = (0, 0, Histogram::new());
     let mut to_browser = (0, 0, Histogram::new());
     for t in tasks {
-        if let Ok(f) = t.await {
+        if let Ok((f, hung_up)) = t.await {
+            if let Err(e) = hung_up {
+                report.failures.push(e);
+            }
             to_pbx.0 += f.to_pbx.0;
             to_pbx.1 += f.to_pbx.1;
             to_pbx.2.merge(&f.to_pbx.2);

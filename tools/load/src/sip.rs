@@ -182,6 +182,13 @@ impl Uac {
         }
     }
 
+    /// An RFC 5626 keep-alive (a double CRLF): it tells the gateway the
+    /// browser is there while nothing else is said, as a browser's SIP
+    /// stack does during a long call.
+    pub async fn keep_alive(&mut self) -> Result<(), SipError> {
+        self.send(b"\r\n\r\n".to_vec()).await
+    }
+
     /// The code of the gateway's close frame, once one came.
     pub fn close_code(&self) -> Option<u16> {
         self.close_code
