@@ -24,6 +24,7 @@ use sipline_test_harness::{browser, free_port};
 use common::calls::{
     FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, far_end, outcome,
 };
+use common::flood::Flood;
 
 /// `demo/serve.sh` running: the site assembled in a scratch folder, the
 /// relay with its embedded PBX and demo users, as `demo/run.sh` runs them,
@@ -146,6 +147,52 @@ fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
     );
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
+}
+
+#[test]
+fn the_page_registers_and_calls_while_1500_idle_connections_are_held_against_the_relay() {
+    let scratch = Scratch::new("demo-flood");
+    let mic = scratch.tone("mic-1khz.wav", 1000.0, 48_000);
+    let demo = Demo::serve(&scratch, "36000-36099");
+    let port: u16 = demo
+        .url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the URL's port");
+    // Idle and trickling sockets from 50 addresses, reopened as fast as the
+    // relay closes them, for as long as the browser works.
+    let flood = Flood::hold(([127, 0, 0, 1], port).into(), 1500, 50);
+    std::thread::sleep(Duration::from_secs(1));
+    let config = json!({
+        "url": demo.url,
+        "mic": mic,
+        "password": "alice-demo",
+        "target": "echo",
+        "screenshot": scratch.0.join("flood.png"),
+    });
+    let out = browser::demo(&config.to_string()).expect("the browser ran");
+    let healthz = common::http_get(port, "/healthz");
+    let closed = flood.stop();
+    let v: Value = serde_json::from_str(&out).expect("JSON");
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    assert!(
+        v["connected"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("Registered")),
+        "{v}"
+    );
+    assert_eq!(v["calls"][0], "sip:echo@sipline.local: in call", "{v}");
+    assert!(
+        v["meters"]["remote"].as_f64().is_some_and(|l| l > 0.05),
+        "the echo brought the microphone back: {v}"
+    );
+    assert!(healthz.contains("200 OK"), "{healthz}");
+    assert!(
+        closed >= 476,
+        "the relay pushed out the oldest: {closed} closed"
+    );
 }
 
 #[test]

@@ -7,40 +7,18 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use common::flood::{closed_by_peer, connect_from};
 use common::{RelayProcess, http_get};
 use sipline_load::run::{LoadConfig, run};
-use socket2::{Domain, Socket, Type};
 
 /// Connections held against the relay.
 const FLOOD: usize = 1500;
 /// Source addresses they come from (127.0.0.2 onwards).
 const SOURCES: usize = 50;
-
-/// A TCP connection to `to` from `from` (any loopback address works here).
-fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.bind(&SocketAddr::new(from, 0).into())?;
-    socket.connect(&to.into())?;
-    Ok(socket.into())
-}
-
-/// Whether the relay closed `stream` (a read sees the end, or an error).
-fn closed_by_peer(mut stream: &TcpStream) -> bool {
-    let _ = stream.set_nonblocking(true);
-    let mut buf = [0u8; 512];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue, // a response to a trickled request, if any
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
-            Err(_) => return true,
-        }
-    }
-}
 
 fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
@@ -68,7 +46,7 @@ async fn a_browser_calls_while_1500_idle_connections_are_held_against_the_relay(
     for n in 0..FLOOD {
         let from = IpAddr::from([127, 0, 0, 2 + (n % SOURCES) as u8]);
         let mut s = connect_from(from, to).expect("the relay accepts");
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             // A request started and never finished.
             let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nX-Slow: ");
         }

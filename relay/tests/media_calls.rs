@@ -78,7 +78,7 @@ async fn a_vanished_browser_s_call_ends_although_the_pbx_keeps_sending() {
         .expect("the PBX side binds");
     let relay = RelayProcess::start(
         pbx.addr(),
-        &["--media-ports", "35300-35399", "--rtp-timeout-secs", "5"],
+        &["--media-ports", "35800-35899", "--rtp-timeout-secs", "5"],
     );
     let cfg = config(relay.ws_url(), 1, 0);
     let mut call = set_up(&cfg, Some(&pbx), 0).await.expect("the call is up");
@@ -112,7 +112,7 @@ async fn a_stopping_relay_ends_its_calls_with_a_bye_each_way_and_closes_with_100
         .expect("the PBX side binds");
     let mut relay = RelayProcess::start(
         pbx.addr(),
-        &["--media-ports", "35400-35499", "--shutdown-grace-secs", "1"],
+        &["--media-ports", "35900-35999", "--shutdown-grace-secs", "1"],
     );
     let cfg = config(relay.ws_url(), 2, 0);
     let mut calls = Vec::new();

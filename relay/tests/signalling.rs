@@ -7,7 +7,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{Received, RelayProcess, raw_ws, receive, send, send_binary};
+use common::{Received, RelayProcess, raw_ws, receive, receive_past_trying, send, send_binary};
 use sipline_core::{Config, Event, Secret};
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options};
 use sipline_ua_shell::{Backoff, Phone, ShellEvent};
@@ -449,7 +449,7 @@ async fn rate_and_connection_limits_answer_503_with_retry_after() {
         )
         .await;
     }
-    match receive(&mut ws, Duration::from_secs(2)).await {
+    match receive_past_trying(&mut ws, Duration::from_secs(2)).await {
         Received::Text(t) => {
             assert!(t.starts_with("SIP/2.0 503 Rate Limit Exceeded\r\n"), "{t}");
             assert!(t.contains("\r\nRetry-After: 1\r\n"), "{t}");
@@ -554,7 +554,7 @@ async fn sigterm_stops_accepting_but_lets_the_call_in_progress_finish() {
     let ok = sipline_core::sip::response_to(&inv, 200, "OK", Some("pbx")).finish(None, b"");
     pbx.send_to(&ok, from).expect("send");
     assert!(
-        matches!(receive(&mut ws, Duration::from_secs(2)).await, Received::Text(t) if t.starts_with("SIP/2.0 200"))
+        matches!(receive_past_trying(&mut ws, Duration::from_secs(2)).await, Received::Text(t) if t.starts_with("SIP/2.0 200"))
     );
 
     let stopped_at = Instant::now();
@@ -611,7 +611,7 @@ async fn a_full_media_range_refuses_with_503_and_a_failed_call_gives_its_ports_b
     assert!(!first.contains("a=fingerprint"), "{first}");
 
     send(&mut ws, &webrtc_invite("second")).await;
-    match receive(&mut ws, Duration::from_secs(2)).await {
+    match receive_past_trying(&mut ws, Duration::from_secs(2)).await {
         Received::Text(t) => assert!(
             t.starts_with("SIP/2.0 503 Media Ports Exhausted\r\n"),
             "{t}"

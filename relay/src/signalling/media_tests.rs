@@ -225,7 +225,11 @@ Call-ID: c1\r\nCSeq: 4 BYE\r\nContent-Length: 0\r\n\r\n";
     assert!(p.render_metrics().contains("sipline_media_calls 0"));
     p.handle_ws(t(300), BROWSER, invite("c3").as_bytes());
     let (out, media) = outputs(&mut p);
-    assert_eq!((media, out.len()), (2, 1), "the ports came back");
+    assert_eq!(
+        (media, out.len()),
+        (2, 2),
+        "the ports came back: the INVITE goes, and the browser has its 100"
+    );
 }
 
 #[test]

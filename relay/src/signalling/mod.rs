@@ -677,6 +677,16 @@ impl Proxy {
             .then(|| shutdown::cancel_of(&datagram))
             .flatten();
         self.udp(pbx, datagram);
+        if method == "INVITE" {
+            // A stateful proxy answers an INVITE `100 Trying` itself (RFC
+            // 3261 §16.2): the browser may CANCEL from then on (§9.1), and
+            // the PBX's own 100 stops here (§16.7).
+            self.metrics.local_responses += 1;
+            self.ws(
+                conn,
+                response_to(msg, 100, "Trying", None).finish(None, b""),
+            );
+        }
         self.media_lifecycle(now, conn, msg, Side::Browser, pbx);
         if let Some(cancel) = cancel
             && let Some(d) = self.dialogs.get_mut(&(conn, msg.call_id().to_owned()))
@@ -903,6 +913,10 @@ impl Proxy {
         if msg.header_values(HeaderName::Via).nth(1).is_none() {
             // Only our Via: the answer to a request the relay made itself
             // (its BYE or CANCEL), repeated after its transaction ended.
+            return;
+        }
+        if code == 100 {
+            // Hop by hop: the browser had the relay's own (RFC 3261 §16.7).
             return;
         }
         if !self.conns.contains_key(&conn) {

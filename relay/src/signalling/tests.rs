@@ -138,7 +138,7 @@ fn pbx_answer_returns_to_the_browser_with_its_own_contact_restored() {
 fn invite_goes_to_the_pbx_whatever_its_uri_and_route_say() {
     let mut p = proxy();
     p.handle_ws(t(0), ConnId(1), invite("evil.example").as_bytes());
-    let (to, dgram) = only_udp(&mut p);
+    let (to, dgram) = forwarded_invite_and_trying(&mut p);
     assert_eq!(to, addr(PBX), "never an open relay");
     let m = parse(&dgram);
     let rr: Vec<&str> = m.header_values(HeaderName::RecordRoute).collect();
@@ -158,7 +158,7 @@ fn invite_goes_to_the_pbx_whatever_its_uri_and_route_say() {
 fn requests_are_retransmitted_on_udp_and_time_out_with_408() {
     let mut p = proxy();
     p.handle_ws(t(0), ConnId(1), invite("sipline.test").as_bytes());
-    let (_, first) = only_udp(&mut p);
+    let (_, first) = forwarded_invite_and_trying(&mut p);
     // Timer A: 500 ms, 1 s, 2 s…
     let mut sent_at = Vec::new();
     while let Some(at) = p.poll_timeout() {
@@ -183,19 +183,43 @@ fn requests_are_retransmitted_on_udp_and_time_out_with_408() {
     panic!("no 408");
 }
 
+/// The INVITE forwarded to the PBX, and the relay's own `100 Trying` to
+/// the browser (RFC 3261 §16.2).
+fn forwarded_invite_and_trying(p: &mut Proxy) -> (SocketAddr, Vec<u8>) {
+    match outputs(p).as_slice() {
+        [Output::Udp { to, datagram }, Output::Ws { frame, .. }] => {
+            let trying = parse(frame);
+            assert_eq!((trying.status(), trying.reason()), (Some(100), "Trying"));
+            assert_eq!(trying.via().branch(), Some("z9hG4bKinv1"));
+            assert!(trying.to().tag().is_none(), "a 100 makes no dialog");
+            (*to, datagram.clone())
+        }
+        other => panic!("expected the INVITE and a 100, got {other:?}"),
+    }
+}
+
 #[test]
 fn provisional_answer_stops_invite_retransmissions() {
     let mut p = proxy();
     p.handle_ws(t(0), ConnId(1), invite("sipline.test").as_bytes());
-    let (_, dgram) = only_udp(&mut p);
+    let (_, dgram) = forwarded_invite_and_trying(&mut p);
     let req = parse(&dgram);
     p.handle_udp(
         t(100),
         addr(PBX),
         &response_to(&req, 100, "Trying", None).finish(None, b""),
     );
+    assert!(
+        outputs(&mut p).is_empty(),
+        "the PBX's 100 is hop by hop: the browser had the relay's"
+    );
+    p.handle_udp(
+        t(200),
+        addr(PBX),
+        &response_to(&req, 180, "Ringing", Some("b1")).finish(None, b""),
+    );
     let (_, frame) = only_ws(&mut p);
-    assert_eq!(parse(&frame).status(), Some(100));
+    assert_eq!(parse(&frame).status(), Some(180));
     // No retransmission is due any more: the only timer left is the call
     // tracker's once-a-minute sweep.
     assert!(
@@ -506,7 +530,7 @@ Call-ID: d1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
     // follows it even once the first is back.
     p.pbx_unreachable(t(0), addr(PBX));
     p.handle_ws(t(1), ConnId(1), invite("sipline.test").as_bytes());
-    assert_eq!(only_udp(&mut p).0, second);
+    assert_eq!(forwarded_invite_and_trying(&mut p).0, second);
     p.handle_udp(t(2), addr(PBX), b"\r\n\r\n"); // the first PBX is heard from again
     let cancel = invite("sipline.test")
         .replace("INVITE sip:", "CANCEL sip:")

@@ -5,6 +5,7 @@
 
 pub mod browser;
 pub mod calls;
+pub mod flood;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -197,6 +198,16 @@ pub async fn receive(ws: &mut Ws, within: Duration) -> Received {
         Ok(Some(Ok(_))) => Box::pin(receive(ws, within)).await,
         Ok(Some(Err(_))) | Ok(None) => Received::Closed(None),
         Err(_) => Received::Nothing,
+    }
+}
+
+/// The same, past the `100 Trying` the relay answers every INVITE with.
+pub async fn receive_past_trying(ws: &mut Ws, within: Duration) -> Received {
+    loop {
+        match receive(ws, within).await {
+            Received::Text(t) if t.starts_with("SIP/2.0 100 ") => continue,
+            other => return other,
+        }
     }
 }
 

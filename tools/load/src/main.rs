@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::Parser;
-use sipline_load::run::{DirectionReport, LoadConfig, Report, run};
+use sipline_load::run::{DirectionReport, IdleReport, LoadConfig, Report, run};
 use sipline_load::sip::PbxUas;
 
 /// Load for WebRTC-to-SIP gateways.
@@ -68,6 +68,11 @@ struct Args {
     /// per packet and the p99 latency it adds over the baseline).
     #[arg(long, value_delimiter = ',', conflicts_with_all = ["baseline", "json"])]
     ramp: Vec<usize>,
+    /// Also hold this many registered WebSockets that only send
+    /// keep-alives (agents' open tabs between calls), and report how many
+    /// the gateway lost.
+    #[arg(long, default_value_t = 0)]
+    idle: usize,
     /// Print one JSON line instead of the table.
     #[arg(long)]
     json: bool,
@@ -86,11 +91,12 @@ fn direction_json(d: &DirectionReport) -> String {
     )
 }
 
-fn json(args: &Args, r: &Report) -> String {
+fn json(args: &Args, r: &Report, idle: Option<&IdleReport>) -> String {
     let opt = |v: Option<String>| v.unwrap_or_else(|| "null".into());
     format!(
         "{{\"calls\":{},\"calls_up\":{},\"rate\":{},\"payload\":{},\"seconds\":{},\"profile\":{},\
-\"to_pbx\":{},\"to_browser\":{},\"gateway_cores\":{},\"gateway_bytes_per_call\":{},\"failures\":{}}}",
+\"to_pbx\":{},\"to_browser\":{},\"gateway_cores\":{},\"gateway_bytes_per_call\":{},\"failures\":{},\
+\"idle_registered\":{},\"idle_lost\":{}}}",
         args.calls,
         r.calls_up,
         args.rate,
@@ -101,7 +107,9 @@ fn json(args: &Args, r: &Report) -> String {
         direction_json(&r.to_browser),
         opt(r.gateway_cores.map(|c| format!("{c:.3}"))),
         opt(r.gateway_bytes_per_call.map(|b| b.to_string())),
-        r.failures.len()
+        r.failures.len(),
+        opt(idle.map(|i| i.registered.to_string())),
+        opt(idle.map(|i| i.lost.to_string())),
     )
 }
 
@@ -228,11 +236,35 @@ async fn main() -> anyhow::Result<()> {
     if !args.ramp.is_empty() {
         return ramp(&args, cfg, pbx).await;
     }
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let (stop, stop_rx) = tokio::sync::oneshot::channel();
+    let idle = (args.idle > 0).then(|| {
+        tokio::spawn(sipline_load::run::hold_idle(
+            cfg.clone(),
+            args.idle,
+            ready_tx,
+            stop_rx,
+        ))
+    });
+    if idle.is_some() {
+        let _ = ready.await;
+    }
     let report = run(cfg, pbx).await;
+    let _ = stop.send(());
+    let idle = match idle {
+        Some(task) => Some(task.await?),
+        None => None,
+    };
     if args.json {
-        println!("{}", json(&args, &report));
+        println!("{}", json(&args, &report, idle.as_ref()));
     } else {
         table(&report);
+        if let Some(i) = &idle {
+            println!("idle registered: {} ({} lost)", i.registered, i.lost);
+            for e in i.failures.iter().take(3) {
+                println!("  idle failure: {e}");
+            }
+        }
     }
     anyhow::ensure!(report.calls_up > 0, "no call reached media");
     Ok(())

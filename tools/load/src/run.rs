@@ -76,6 +76,100 @@ impl DirectionReport {
     }
 }
 
+/// Registered WebSockets that say nothing but keep-alives, as the open
+/// tabs of agents between calls: their count, and how many the gateway
+/// closed or that failed to register.
+#[derive(Clone, Debug, Default)]
+pub struct IdleReport {
+    /// Registered (2xx to their REGISTER).
+    pub registered: usize,
+    /// Refused, or closed by the gateway, at any time until the end.
+    pub lost: usize,
+    /// Why (first few).
+    pub failures: Vec<String>,
+}
+
+/// Opens `count` WebSockets, registers each (as `cfg.credentials`' user in
+/// `cfg.domain`), and keeps them alive until `stop` fires; `ready` fires
+/// once all are registered.
+pub async fn hold_idle(
+    cfg: LoadConfig,
+    count: usize,
+    ready: tokio::sync::oneshot::Sender<()>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> IdleReport {
+    let mut report = IdleReport::default();
+    let credentials = cfg
+        .credentials
+        .as_ref()
+        .map(|(u, p)| (u.as_str(), p.as_str()));
+    let aor = format!(
+        "sip:{}@{}",
+        credentials.map_or("load", |(u, _)| u),
+        cfg.domain
+    );
+    let mut held = Vec::with_capacity(count);
+    for chunk in (0..count)
+        .collect::<Vec<_>>()
+        .chunks(cfg.setup_parallel.max(1))
+    {
+        let tries = chunk.iter().map(|_| async {
+            let mut uac = Uac::connect(&cfg.ws, credentials)
+                .await
+                .map_err(|e| e.to_string())?;
+            match uac.register(&aor, 3600).await {
+                Ok(200..=299) => Ok(uac),
+                Ok(code) => Err(format!("REGISTER answered {code}")),
+                Err(e) => Err(e.to_string()),
+            }
+        });
+        for outcome in futures_util::future::join_all(tries).await {
+            match outcome {
+                Ok(uac) => held.push(uac),
+                Err(e) => {
+                    report.lost += 1;
+                    if report.failures.len() < 5 {
+                        report.failures.push(e);
+                    }
+                }
+            }
+        }
+    }
+    report.registered = held.len();
+    let _ = ready.send(());
+    let mut keep_alive = tokio::time::interval(cfg.keep_alive.min(KEEP_ALIVE));
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = keep_alive.tick() => {
+                let mut alive = Vec::with_capacity(held.len());
+                for mut uac in held.drain(..) {
+                    match uac.keep_alive().await {
+                        Ok(()) => alive.push(uac),
+                        Err(e) => {
+                            report.lost += 1;
+                            if report.failures.len() < 5 {
+                                report.failures.push(format!("closed: {e}"));
+                            }
+                        }
+                    }
+                }
+                held = alive;
+            }
+        }
+    }
+    // Each must still be open: one the gateway closed has its close frame
+    // (or a reset) waiting to be read.
+    let open = futures_util::future::join_all(
+        held.iter_mut()
+            .map(|uac| uac.still_open(Duration::from_millis(200))),
+    )
+    .await;
+    report.lost += open.iter().filter(|o| !**o).count();
+    report
+}
+
 /// What a run measured.
 #[derive(Clone, Debug, Default)]
 pub struct Report {

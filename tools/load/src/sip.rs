@@ -182,11 +182,49 @@ impl Uac {
         }
     }
 
+    /// Registers `aor` with this connection's Contact for `expires`
+    /// seconds (answering a digest challenge); returns the final status.
+    pub async fn register(&mut self, aor: &str, expires: u32) -> Result<u16, SipError> {
+        let call_id = token();
+        let from = format!("<{aor}>;tag={}", token());
+        let registrar = aor
+            .split_once('@')
+            .map_or(aor.to_owned(), |(_, domain)| format!("sip:{domain}"));
+        let build = |uac: &mut Self, cseq: u32, credentials: &[(&'static str, String)]| {
+            let mut b = MessageBuilder::request("REGISTER", &registrar);
+            b.header("Via", &uac.via())
+                .header("Max-Forwards", "70")
+                .header("From", &from)
+                .header("To", &format!("<{aor}>"))
+                .header("Call-ID", &call_id)
+                .header_parts("CSeq", &[&cseq.to_string(), " REGISTER"])
+                .header("Contact", &format!("<sip:load@{};transport=ws>", uac.host))
+                .header("Expires", &expires.to_string());
+            for (name, value) in credentials {
+                b.header(name, value);
+            }
+            b.finish(None, b"")
+        };
+        let (raw, _) = self.authed("REGISTER", &registrar, b"", 1, build).await?;
+        Ok(Message::parse(&raw)
+            .ok()
+            .and_then(|m| m.status())
+            .unwrap_or(0))
+    }
+
     /// An RFC 5626 keep-alive (a double CRLF): it tells the gateway the
     /// browser is there while nothing else is said, as a browser's SIP
     /// stack does during a long call.
     pub async fn keep_alive(&mut self) -> Result<(), SipError> {
         self.send(b"\r\n\r\n".to_vec()).await
+    }
+
+    /// Whether the gateway left the WebSocket open: reads what it sent
+    /// meanwhile (answering its requests) until nothing comes for
+    /// `within`.
+    pub async fn still_open(&mut self, within: std::time::Duration) -> bool {
+        let read = async { while self.next_message().await.is_ok() {} };
+        tokio::time::timeout(within, read).await.is_err()
     }
 
     /// The code of the gateway's close frame, once one came.
