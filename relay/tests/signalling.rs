@@ -655,3 +655,47 @@ async fn a_full_media_range_refuses_with_503_and_a_failed_call_gives_its_ports_b
         "the third call goes through"
     );
 }
+
+#[tokio::test]
+async fn after_a_restart_the_old_flow_tokens_count_as_gone_not_forged() {
+    let (pbx, pbx_addr) = udp_peer();
+    let mut relay = RelayProcess::start(pbx_addr, &[]);
+    let mut ws = raw_ws(&relay.ws_url()).await;
+    send(&mut ws, &invite(pbx_addr)).await;
+    let mut buf = [0u8; 65_536];
+    let (n, _) = (0..10)
+        .find_map(|_| pbx.recv_from(&mut buf).ok())
+        .expect("the INVITE at the PBX");
+    let forwarded = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let contact = sipline_core::sip::Message::parse(forwarded.as_bytes())
+        .ok()
+        .and_then(|m| {
+            m.header(sipline_core::sip::HeaderName::Contact)
+                .and_then(sipline_core::sip::NameAddr::parse)
+                .map(|na| na.uri_text.to_owned())
+        })
+        .expect("the relay's Contact, with its flow token");
+    relay.restart();
+    // The PBX reaches the browser it knew before the restart.
+    let options = format!(
+        "OPTIONS {contact} SIP/2.0\r\nVia: SIP/2.0/UDP {pbx_addr};branch=z9hG4bKold1\r\nMax-Forwards: 70\r\n\
+From: <sip:pbx@{DOMAIN}>;tag=p\r\nTo: <sip:alice@{DOMAIN}>\r\nCall-ID: old-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    let relay_sip: SocketAddr = ([127, 0, 0, 1], relay.sip_port).into();
+    let answer =
+        request_over_udp(&pbx, relay_sip, &options, Duration::from_secs(2)).expect("an answer");
+    assert!(
+        answer.starts_with("SIP/2.0 430 Flow Failed\r\n"),
+        "{answer}"
+    );
+    let m = relay.metrics();
+    assert!(
+        m.contains("sipline_sip_rejected_total{reason=\"flow_gone\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("sipline_sip_rejected_total{reason=\"flow_forged\"} 0")
+            || !m.contains("reason=\"flow_forged\""),
+        "{m}"
+    );
+}

@@ -57,6 +57,7 @@ echo "soak: $CALLS calls + $IDLE idle registered WebSockets for $SECONDS_SOAK s 
 SIPLINE_LOAD_PASSWORD="$PASSWORD" taskset -c 1 target/release/sipline-load \
     --ws "ws://$HTTP/sip" --echo echo --domain sipline.local --user soak \
     --calls "$CALLS" --idle "$IDLE" --seconds "$SECONDS_SOAK" --setup-parallel 20 \
+    --gateway-pid "$relay" \
     --json | tee "$OUT/report.json"
 sleep 10 # one more sample, after the hangups
 

@@ -2,11 +2,14 @@
 //! connection, signed so that the PBX (or anyone who can reach the relay's
 //! UDP port) cannot forge one that names another browser's connection.
 //!
-//! A token is the connection id and a truncated HMAC-SHA256 of it under a
-//! key made at start-up, in lowercase hex (valid in a URI user part, a URI
-//! parameter and a Via parameter without escaping). The key lives only in
-//! memory: a restarted relay refuses old tokens, which is right, since their
-//! connections are gone too.
+//! A token is the key's id, the connection id and a truncated HMAC-SHA256
+//! of both under a key made at start-up, in lowercase hex (valid in a URI
+//! user part, a URI parameter and a Via parameter without escaping). The
+//! key lives only in memory: a restarted relay refuses old tokens, which is
+//! right, since their connections are gone too. The key's id tells such a
+//! token (a PBX still calling a browser registered before the restart:
+//! [`TokenError::Stale`], its flow is gone) from one forged under this
+//! relay's key ([`TokenError::Forged`]).
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -19,13 +22,20 @@ pub struct ConnId(pub u64);
 /// attacker can guess online against a rate-limited relay.
 const MAC_LEN: usize = 10;
 
-/// Length of a token in characters: 8 bytes of id and the MAC, in hex.
-pub const TOKEN_LEN: usize = (8 + MAC_LEN) * 2;
+/// Bytes of the key's id.
+const KEY_ID_LEN: usize = 4;
+
+/// Length of a token in characters: the key's id, 8 bytes of connection
+/// id and the MAC, in hex.
+pub const TOKEN_LEN: usize = (KEY_ID_LEN + 8 + MAC_LEN) * 2;
 
 /// Signs and checks flow tokens.
 #[derive(Clone)]
 pub struct FlowKey {
     mac: Hmac<Sha256>,
+    /// Names this key among the keys of earlier runs (derived from it, so
+    /// as unpredictable).
+    id: [u8; KEY_ID_LEN],
 }
 
 impl std::fmt::Debug for FlowKey {
@@ -40,7 +50,11 @@ pub enum TokenError {
     /// Not a token at all (length or characters).
     #[error("malformed flow token")]
     Malformed,
-    /// Well formed, but not signed by this relay.
+    /// Signed under another key: an earlier run of this relay (whose
+    /// connections are all gone), or another relay.
+    #[error("flow token of another key")]
+    Stale,
+    /// Under this relay's key, but with a bad signature.
     #[error("flow token with a bad signature")]
     Forged,
 }
@@ -50,11 +64,16 @@ impl FlowKey {
     pub fn new(secret: [u8; 32]) -> Self {
         let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&secret)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        Self { mac }
+        let mut key_id = mac.clone();
+        key_id.update(b"sipline flow key id");
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&key_id.finalize().into_bytes()[..KEY_ID_LEN]);
+        Self { mac, id }
     }
 
     fn tag(&self, id: ConnId) -> [u8; MAC_LEN] {
         let mut mac = self.mac.clone();
+        mac.update(&self.id);
         mac.update(&id.0.to_be_bytes());
         let full = mac.finalize().into_bytes();
         let mut out = [0u8; MAC_LEN];
@@ -65,7 +84,8 @@ impl FlowKey {
     /// The token naming `id`.
     pub fn token(&self, id: ConnId) -> String {
         let mut out = String::with_capacity(TOKEN_LEN);
-        for b in id.0.to_be_bytes().iter().chain(self.tag(id).iter()) {
+        let parts = [&self.id[..], &id.0.to_be_bytes(), &self.tag(id)];
+        for b in parts.iter().flat_map(|p| p.iter()) {
             out.push(char::from(HEX[usize::from(b >> 4)]));
             out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
@@ -101,14 +121,19 @@ impl FlowKey {
             let lo = hex_value(*lo).ok_or(TokenError::Malformed)?;
             bytes[i] = hi << 4 | lo;
         }
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&bytes[..8]);
-        let id = ConnId(u64::from_be_bytes(id));
+        let (key_id, rest) = bytes.split_at(KEY_ID_LEN);
+        if key_id != self.id {
+            return Err(TokenError::Stale);
+        }
+        let (id, tag) = rest.split_at(8);
         let mut mac = self.mac.clone();
-        mac.update(&id.0.to_be_bytes());
-        mac.verify_truncated_left(&bytes[8..])
+        mac.update(key_id);
+        mac.update(id);
+        mac.verify_truncated_left(tag)
             .map_err(|_| TokenError::Forged)?;
-        Ok(id)
+        let mut conn = [0u8; 8];
+        conn.copy_from_slice(id);
+        Ok(ConnId(u64::from_be_bytes(conn)))
     }
 }
 
@@ -132,10 +157,11 @@ mod tests {
         let t = key.token(ConnId(42));
         assert_eq!(t.len(), TOKEN_LEN);
         assert_eq!(key.verify(&t), Ok(ConnId(42)));
-        // Another relay's key, or a changed id, does not verify.
-        assert_eq!(FlowKey::new([2; 32]).verify(&t), Err(TokenError::Forged));
+        // Another key's token (a restarted relay's) is stale; a changed
+        // connection id under this key does not verify.
+        assert_eq!(FlowKey::new([2; 32]).verify(&t), Err(TokenError::Stale));
         let mut forged = t.clone().into_bytes();
-        forged[15] = if forged[15] == b'0' { b'1' } else { b'0' };
+        forged[23] = if forged[23] == b'0' { b'1' } else { b'0' };
         assert_eq!(
             key.verify(&String::from_utf8(forged).expect("ascii")),
             Err(TokenError::Forged)

@@ -832,6 +832,12 @@ impl Proxy {
                 self.reply_udp(from, msg, 430, "Flow Failed");
                 return;
             }
+            // A token of an earlier run: its connection is gone too.
+            Err(TokenError::Stale) => {
+                self.metrics.reject(Reject::FlowGone);
+                self.reply_udp(from, msg, 430, "Flow Failed");
+                return;
+            }
             Err(_) => {
                 self.metrics.reject(Reject::FlowForged);
                 self.reply_udp(from, msg, 430, "Flow Failed");

@@ -285,13 +285,25 @@ From: <sip:pbx@sipline.test>;tag=p1\r\nTo: <sip:alice@sipline.test>\r\nCall-ID: 
 #[test]
 fn forged_or_stale_tokens_get_430_and_strangers_are_ignored() {
     let mut p = proxy();
-    let forged = FlowKey::new([1; 32]).token(ConnId(1));
     let options = |token: &str| {
         format!(
             "OPTIONS sip:x@192.0.2.10:5070;sl-flow={token} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKf\r\n\
 From: <sip:pbx@sipline.test>;tag=p1\r\nTo: <sip:x@sipline.test>\r\nCall-ID: f1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         )
     };
+    // A token of an earlier run (another key): its flow is gone, and it
+    // is counted so, not as forged.
+    let earlier_run = FlowKey::new([1; 32]).token(ConnId(1));
+    p.handle_udp(t(0), addr(PBX), options(&earlier_run).as_bytes());
+    let (to, resp) = only_udp(&mut p);
+    assert_eq!((to, parse(&resp).status()), (addr(PBX), Some(430)));
+    assert_eq!(p.metrics.rejected(Reject::FlowGone), 1);
+    assert_eq!(p.metrics.rejected(Reject::FlowForged), 0);
+    // Under this relay's key with a signature that does not match: forged.
+    let mut forged = p.token(ConnId(1)).into_bytes();
+    let last = forged.len() - 1;
+    forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+    let forged = String::from_utf8(forged).expect("hex");
     p.handle_udp(t(0), addr(PBX), options(&forged).as_bytes());
     let (to, resp) = only_udp(&mut p);
     assert_eq!((to, parse(&resp).status()), (addr(PBX), Some(430)));
