@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every sipline test: formatting, lints, the browser SDK's package build,
 # unit and property tests, and the end-to-end tests against a real Kamailio
-# (which the tests start and stop on 127.0.0.1). Installs what is missing.
+# (which the tests start and stop on 127.0.0.1), then five seconds of each
+# fuzz target. Installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/tools/setup.sh
@@ -12,6 +13,10 @@ cargo fmt --all --check
 
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "fuzz targets: format and lint (a crate of their own, see fuzz/run.sh)"
+cargo fmt --manifest-path fuzz/Cargo.toml --check
+cargo clippy --manifest-path fuzz/Cargo.toml --locked -- -D warnings
 
 step "the browser SDK: wasm build, npm package, and its check (tsc --strict)"
 bash npm/build.sh
@@ -26,3 +31,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
     cargo test --workspace --locked --no-fail-fast
 fi
+
+step "fuzz smoke"
+bash fuzz/run.sh 5

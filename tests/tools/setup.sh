@@ -122,9 +122,11 @@ ensure_build() {
 }
 
 # What every test needs besides: the SIP server, the far ends, the browsers
-# and their drivers.
+# and their drivers, and a C++ compiler for the fuzz targets.
 ensure_all() {
     ensure_build
     ensure_apt_packages "${SIPLINE_APT_PACKAGES[@]}"
+    # The fuzz targets link libFuzzer, which libfuzzer-sys compiles as C++.
+    command -v c++ >/dev/null || ensure_apt_packages g++
     ensure_node tests/browser
 }

@@ -547,6 +547,11 @@ impl MediaCalls {
     /// reconnected and goes on with it (RFC 5626 flow recovery). The media
     /// session itself is untouched: it never rode on the WebSocket.
     pub fn rehome(&mut self, from: ConnId, to: ConnId, call_id: &str) -> bool {
+        // Onto a connection with media for the same Call-ID: that call's
+        // ports would be lost with it.
+        if from == to || self.calls.contains_key(&(to, call_id.to_owned())) {
+            return false;
+        }
         let Some(call) = self.calls.remove(&(from, call_id.to_owned())) else {
             return false;
         };

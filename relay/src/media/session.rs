@@ -199,7 +199,8 @@ impl Session {
     /// pairs from its SDP); the others are dropped.
     pub fn set_payload_legs(&mut self, map: &[(u8, u8)]) {
         self.payload_legs = [NO_LEG; 128];
-        for &(pt, leg) in map {
+        // A leg the call does not have is ignored, as by `set_pbx`.
+        for &(pt, leg) in map.iter().filter(|(_, leg)| usize::from(*leg) < MAX_LEGS) {
             if let Some(slot) = self.payload_legs.get_mut(usize::from(pt)) {
                 *slot = leg;
             }

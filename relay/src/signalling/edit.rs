@@ -75,12 +75,23 @@ fn is_token(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c))
 }
 
-/// The lines of a fallback `400` for a request too broken to parse: the
-/// headers a response must echo, copied from the raw text where they can be
-/// found. Over a WebSocket the connection itself routes the answer, so even
-/// a response without a usable Via reaches the sender.
+/// Keeps `value` in `slot` if it is the first and sound; a second one makes
+/// the header unusable, whatever it says.
+fn once<'t>(slot: &mut Option<Option<&'t str>>, value: &'t str, sound: bool) {
+    *slot = match slot {
+        None if sound => Some(Some(value)),
+        _ => Some(None),
+    };
+}
+
+/// A fallback `400` for a request too broken to parse, with the headers a
+/// response must echo (RFC 3261 §8.2.6.2: every Via, From, To, Call-ID and
+/// CSeq) copied from the raw text; `None` (the request is dropped and
+/// counted) when they are not all there once each and sound, for an ACK
+/// (never answered), or when the answer would not parse itself: the sender
+/// could not match such an answer to anything.
 pub(crate) fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
-    let text = String::from_utf8_lossy(raw.get(..raw.len().min(16 * 1024))?);
+    let text = core::str::from_utf8(raw.get(..raw.len().min(16 * 1024))?).ok()?;
     let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r'));
     let first = lines.next()?;
     // Answer only what reads as a request line: never a response, never
@@ -90,49 +101,59 @@ pub(crate) fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
         return None;
     };
     if !is_token(method)
+        || method == "ACK"
         || !version
             .get(..4)
             .is_some_and(|v| v.eq_ignore_ascii_case("SIP/"))
     {
         return None;
     }
-    let mut b = MessageBuilder::response(400, reason);
-    let mut cseq_written = false;
-    let mut via_written = false;
+    let mut vias = Vec::new();
+    let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
     for line in lines.take_while(|l| !l.is_empty()) {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let value = value.trim();
-        // Echo only what parses, so that the sender can read the answer.
-        let sound = match HeaderName::parse(name.trim()) {
-            HeaderName::Via => {
-                via_written |= Via::parse(value).is_some();
-                Via::parse(value).is_some()
-            }
-            HeaderName::From | HeaderName::To => NameAddr::parse(value).is_some(),
-            HeaderName::CallId => !value.is_empty() && !value.contains(char::is_whitespace),
-            HeaderName::CSeq => {
-                cseq_written |= CSeq::parse(value).is_some();
-                CSeq::parse(value).is_some()
-            }
-            _ => false,
-        };
-        if sound {
-            b.header(HeaderName::parse(name.trim()).as_str(), value);
+        match HeaderName::parse(name.trim()) {
+            HeaderName::Via if Via::parse(value).is_some() => vias.push(value),
+            HeaderName::Via => return None,
+            HeaderName::From => once(&mut from, value, NameAddr::parse(value).is_some()),
+            HeaderName::To => once(&mut to, value, NameAddr::parse(value).is_some()),
+            HeaderName::CallId => once(
+                &mut call_id,
+                value,
+                !value.is_empty() && !value.contains(|c: char| c.is_whitespace() || c.is_control()),
+            ),
+            HeaderName::CSeq => once(&mut cseq, value, CSeq::parse(value).is_some()),
+            _ => {}
         }
     }
-    if !via_written {
-        // Nothing to match an answer to (RFC 3261 §8.2.6.2 copies the
-        // Via first): noise that only looks like a request line.
+    let (Some(Some(from)), Some(Some(to)), Some(Some(call_id))) = (from, to, call_id) else {
+        return None;
+    };
+    if vias.is_empty() {
         return None;
     }
-    if !cseq_written && is_token(method) {
+    let mut b = MessageBuilder::response(400, reason);
+    for via in vias {
+        b.header("Via", via);
+    }
+    b.header("From", from)
+        .header("To", to)
+        .header("Call-ID", call_id);
+    match cseq {
+        Some(Some(cseq)) => {
+            b.header("CSeq", cseq);
+        }
         // The CSeq was the broken part: a zero CSeq with the request's
         // method still lets the sender see which request failed.
-        b.header_parts("CSeq", &["0 ", method]);
+        _ => {
+            b.header_parts("CSeq", &["0 ", method]);
+        }
     }
-    Some(b.finish(None, b""))
+    let answer = b.finish(None, b"");
+    Message::parse(&answer).is_ok().then_some(answer)
 }
 
 #[cfg(test)]
@@ -150,7 +171,7 @@ mod tests {
 
     #[test]
     fn fallback_400_echoes_what_it_can() {
-        let raw = b"INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/WSS h.invalid;branch=z9hG4bK1\r\nCSeq: bogus\r\nCall-ID: c\r\n\r\n";
+        let raw = b"INVITE sip:x@y SIP/2.0\r\nVia: SIP/2.0/WSS h.invalid;branch=z9hG4bK1\r\nCSeq: bogus\r\nCall-ID: c\r\nFrom: <sip:a@y>;tag=1\r\nTo: <sip:x@y>\r\n\r\n";
         let resp = bad_request(raw, "Malformed CSeq").expect("a 400");
         let text = String::from_utf8(resp).expect("utf8");
         assert!(text.starts_with("SIP/2.0 400 Malformed CSeq\r\n"));
@@ -163,6 +184,24 @@ mod tests {
             None,
             "no Via: nothing to answer"
         );
+        // Found by fuzzing (fuzz/corpus/relay_proxy): a From missing or
+        // doubled, a Call-ID with a control character, an ACK.
+        let no_from = std::str::from_utf8(raw)
+            .expect("text")
+            .replace("From: <sip:a@y>;tag=1\r\n", "");
+        assert_eq!(bad_request(no_from.as_bytes(), "x"), None);
+        let two_froms = std::str::from_utf8(raw)
+            .expect("text")
+            .replace("From:", "From: <sip:b@y>;tag=2\r\nFrom:");
+        assert_eq!(bad_request(two_froms.as_bytes(), "x"), None);
+        let nul = std::str::from_utf8(raw)
+            .expect("text")
+            .replace("Call-ID: c", "Call-ID: c\u{0}");
+        assert_eq!(bad_request(nul.as_bytes(), "x"), None);
+        let ack = std::str::from_utf8(raw)
+            .expect("text")
+            .replace("INVITE sip", "ACK sip");
+        assert_eq!(bad_request(ack.as_bytes(), "x"), None);
         assert_eq!(bad_request(b"", "x"), None);
     }
 }

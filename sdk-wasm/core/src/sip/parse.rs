@@ -737,6 +737,20 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n"
     }
 
     #[test]
+    fn a_to_a_response_could_not_tag_is_refused() {
+        // Found by fuzzing (fuzz/corpus/sip_parse): a tag with no value, and
+        // an unquoted `<` as a parameter value, which swallowed the tag a
+        // response appends.
+        for to in [
+            "To: <sip:bob@sipline.test>;tag",
+            "To: <sip:bob@sipline.test>;x=<",
+        ] {
+            let bad = REGISTER.replace("To: <sip:alice@sipline.test>", to);
+            assert_eq!(parse(&bad).err(), Some(ParseError::BadHeader("To")), "{to}");
+        }
+    }
+
+    #[test]
     fn garbage_is_an_error() {
         assert!(Message::parse(&[0xff, 0xfe, 0x00, 0x13, b'\n', b'\n']).is_err());
         assert!(Message::parse(b"\x00\x01\x02").is_err());

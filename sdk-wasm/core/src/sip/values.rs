@@ -140,7 +140,8 @@ impl<'a> Params<'a> {
             is_token(n)
                 && v.is_none_or(|v| {
                     (v.len() >= 2 && v.starts_with('"') && v.ends_with('"'))
-                        || (!v.is_empty() && !v.contains(|c: char| is_lws(c) || c == '"'))
+                        || (!v.is_empty()
+                            && !v.contains(|c: char| is_lws(c) || matches!(c, '"' | '<' | '>')))
                 })
         })
     }
@@ -299,7 +300,9 @@ impl<'a> NameAddr<'a> {
             return None;
         }
         let params = Params(params);
-        if !params.is_well_formed() {
+        // A tag names a dialog's side: `tag` with no value names none, and
+        // a response could not add one that reads (RFC 3261 §25.1).
+        if !params.is_well_formed() || params.get("tag") == Some(None) {
             return None;
         }
         let uri = Uri::parse(uri_text)?;
