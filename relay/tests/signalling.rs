@@ -268,7 +268,7 @@ async fn malformed_messages_get_400_and_the_relay_lives_on() {
     let (pbx, pbx_addr) = udp_peer();
     let mut relay = RelayProcess::start(pbx_addr, &[]);
     let mut ws = raw_ws(&relay.ws_url()).await;
-    send(&mut ws, "REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/WSS a.invalid;branch=z9hG4bK1\r\nCall-ID: c\r\nCSeq: one REGISTER\r\n\r\n").await;
+    send(&mut ws, "REGISTER sip:x SIP/2.0\r\nVia: SIP/2.0/WSS a.invalid;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:a@x>\r\nCall-ID: c\r\nCSeq: one REGISTER\r\n\r\n").await;
     match receive(&mut ws, Duration::from_secs(2)).await {
         Received::Text(t) => assert!(t.starts_with("SIP/2.0 400 Malformed CSeq\r\n"), "{t}"),
         other => panic!("expected a 400, got {other:?}"),

@@ -31,8 +31,11 @@ try {
   await page.waitForFunction(() => window.ready === true);
   if (cfg.answer) {
     await page.evaluate((c) => window.phone.register(c), cfg);
+    // Ready to answer before the far end is told to call: an INVITE that
+    // came first would get the page's plain 200 for unexpected requests.
+    await page.evaluate(() => { window.answering = window.phone.answer(); });
     process.stdout.write("event registered\n");
-    await page.evaluate(() => window.phone.answer());
+    await page.evaluate(() => window.answering);
   } else {
     await page.evaluate((c) => window.phone.call(c), cfg);
   }
