@@ -29,8 +29,8 @@ use sipline_core::ua::Secret;
 use sipline_fuzz::bodies::Sdp;
 use sipline_fuzz::corpus::Mutated;
 use sipline_fuzz::oracle::{assert_sip, is_keepalive};
-use sipline_fuzz::remember;
 use sipline_fuzz::status::Status;
+use sipline_fuzz::{Dialog, remember};
 use sipline_relay::media::calls::{Command, MediaCalls, MediaConfig, MediaEnd, MediaId};
 use sipline_relay::media::dtls::Identity;
 use sipline_relay::signalling::limits::RateLimit;
@@ -321,15 +321,6 @@ enum Op {
 struct Input {
     setup: Setup,
     ops: Vec<Op>,
-}
-
-/// A dialog as one side sees it: Call-ID, that side's party and the
-/// other's, each with its tag once it has one.
-#[derive(Clone, Debug)]
-struct Dialog {
-    call_id: String,
-    ours: String,
-    theirs: String,
 }
 
 /// What the fuzzer's browsers and PBX know of what the relay sent them.

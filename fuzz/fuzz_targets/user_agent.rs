@@ -23,8 +23,8 @@ use sipline_core::{Config, Event, Instant, Secret, UserAgent};
 use sipline_fuzz::bodies::Sdp;
 use sipline_fuzz::corpus::Mutated;
 use sipline_fuzz::oracle::{assert_sip, is_keepalive};
-use sipline_fuzz::remember;
 use sipline_fuzz::status::Status;
+use sipline_fuzz::{Dialog, remember};
 
 /// Requests and dialogs remembered to answer and to talk in.
 const REMEMBERED: usize = 8;
@@ -415,15 +415,6 @@ enum Op {
 struct Input {
     setup: Setup,
     ops: Vec<Op>,
-}
-
-/// One dialog as the far end sees it: the Call-ID, the agent's side (its
-/// tag included once it has one) and the far side.
-#[derive(Clone, Debug)]
-struct Dialog {
-    call_id: String,
-    ours: String,
-    theirs: String,
 }
 
 /// The fuzzer's side of the connection.

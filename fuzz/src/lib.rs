@@ -14,6 +14,18 @@ pub mod oracle;
 pub mod status;
 pub mod stun;
 
+/// One dialog as a fuzzer's peer sees it: the Call-ID, the side under test
+/// (its tag included once it has one) and the peer's own side.
+#[derive(Clone, Debug)]
+pub struct Dialog {
+    /// The Call-ID.
+    pub call_id: String,
+    /// The From or To value of the side under test.
+    pub ours: String,
+    /// The peer's From or To value.
+    pub theirs: String,
+}
+
 /// Appends `item` to `recent`, dropping the oldest beyond `max`: what a
 /// target remembers of what it saw (requests to answer, dialogs), newest
 /// last.

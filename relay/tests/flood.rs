@@ -12,8 +12,8 @@ use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::flood::{closed_by_peer, connect_from};
-use common::{RelayProcess, http_get};
-use sipline_load::run::{LoadConfig, run};
+use common::{RelayProcess, echo_load, http_get};
+use sipline_load::run::run;
 
 /// Connections held against the relay.
 const FLOOD: usize = 1500;
@@ -75,21 +75,7 @@ async fn a_browser_calls_while_1500_idle_connections_are_held_against_the_relay(
     // A browser (the load generator's, with ICE, DTLS-SRTP and digest)
     // registers on its connection, calls the echo and gets its audio back.
     let report = run(
-        LoadConfig {
-            ws: relay.ws_url(),
-            domain: "sipline.local".into(),
-            echo_user: "echo".into(),
-            credentials: Some(("alice".into(), "alice-flood".into())),
-            calls: 1,
-            rate: 50,
-            payload: 160,
-            duration: Duration::from_secs(2),
-            setup_parallel: 1,
-            local_ip: IpAddr::from([127, 0, 0, 1]),
-            gateway_pid: None,
-            baseline: false,
-            keep_alive: Duration::from_secs(20),
-        },
+        echo_load(relay.ws_url(), 1, 2, "alice", "alice-flood"),
         None,
     )
     .await;

@@ -3,11 +3,13 @@
 //! the real binary leaves no password, digest response, nonce, ICE
 //! password or SDP body in its log.
 
-use std::net::IpAddr;
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sipline_load::run::{LoadConfig, run};
+use common::echo_load;
+use sipline_load::run::run;
 use sipline_test_harness::free_port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,25 +37,8 @@ async fn at_trace_level_no_secret_and_no_message_reaches_the_log() {
         assert!(Instant::now() < deadline, "the relay listens");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let report = run(
-        LoadConfig {
-            ws: format!("ws://127.0.0.1:{http_port}/sip"),
-            domain: "sipline.local".into(),
-            echo_user: "echo".into(),
-            credentials: Some(("alice".into(), "hunter2-trace".into())),
-            calls: 1,
-            rate: 50,
-            payload: 160,
-            duration: Duration::from_secs(1),
-            setup_parallel: 1,
-            local_ip: IpAddr::from([127, 0, 0, 1]),
-            gateway_pid: None,
-            baseline: false,
-            keep_alive: Duration::from_secs(20),
-        },
-        None,
-    )
-    .await;
+    let ws = format!("ws://127.0.0.1:{http_port}/sip");
+    let report = run(echo_load(ws, 1, 1, "alice", "hunter2-trace"), None).await;
     let _ = relay.kill();
     let _ = relay.wait();
     assert_eq!(report.calls_up, 1, "{:?}", report.failures);

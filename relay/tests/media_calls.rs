@@ -5,30 +5,11 @@
 
 mod common;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
-use common::RelayProcess;
+use common::{RelayProcess, echo_load, load};
 use sipline_load::run::{LoadConfig, run, set_up};
 use sipline_load::sip::PbxUas;
-
-fn config(ws: String, calls: usize, seconds: u64) -> LoadConfig {
-    LoadConfig {
-        ws,
-        domain: "pbx.test".into(),
-        echo_user: String::new(),
-        credentials: None,
-        calls,
-        rate: 50,
-        payload: 160,
-        duration: Duration::from_secs(seconds),
-        setup_parallel: 4,
-        local_ip: IpAddr::from([127, 0, 0, 1]),
-        gateway_pid: None,
-        baseline: false,
-        keep_alive: Duration::from_secs(20),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_packet_of_five_calls_crosses_the_relay_both_ways() {
@@ -36,7 +17,7 @@ async fn every_packet_of_five_calls_crosses_the_relay_both_ways() {
         .await
         .expect("the PBX side binds");
     let relay = RelayProcess::start(pbx.addr(), &["--media-ports", "35000-35099"]);
-    let report = run(config(relay.ws_url(), 5, 2), Some(pbx.clone())).await;
+    let report = run(load(relay.ws_url(), 5, 2), Some(pbx.clone())).await;
     assert_eq!(report.calls_up, 5, "{:?}", report.failures);
     for (name, d) in [
         ("to PBX", &report.to_pbx),
@@ -64,7 +45,7 @@ async fn a_call_whose_media_stops_is_ended_with_a_bye_each_way() {
         pbx.addr(),
         &["--media-ports", "35100-35199", "--rtp-timeout-secs", "5"],
     );
-    let cfg = config(relay.ws_url(), 1, 0);
+    let cfg = load(relay.ws_url(), 1, 0);
     let mut call = set_up(&cfg, Some(&pbx), 0).await.expect("the call is up");
     // Nobody sends: after the timeout the relay ends the call both ways.
     let bye = call.next_request(Duration::from_secs(10)).await;
@@ -80,7 +61,7 @@ async fn a_vanished_browser_s_call_ends_although_the_pbx_keeps_sending() {
         pbx.addr(),
         &["--media-ports", "35800-35899", "--rtp-timeout-secs", "5"],
     );
-    let cfg = config(relay.ws_url(), 1, 0);
+    let cfg = load(relay.ws_url(), 1, 0);
     let mut call = set_up(&cfg, Some(&pbx), 0).await.expect("the call is up");
     // The browser is gone (nothing from it: no RTP, no consent checks);
     // the PBX goes on sending 20 ms packets of PCMU.
@@ -114,7 +95,7 @@ async fn a_stopping_relay_ends_its_calls_with_a_bye_each_way_and_closes_with_100
         pbx.addr(),
         &["--media-ports", "35900-35999", "--shutdown-grace-secs", "1"],
     );
-    let cfg = config(relay.ws_url(), 2, 0);
+    let cfg = load(relay.ws_url(), 2, 0);
     let mut calls = Vec::new();
     for n in 0..2 {
         calls.push(set_up(&cfg, Some(&pbx), n).await.expect("the call is up"));
@@ -157,7 +138,7 @@ async fn calls_longer_than_the_websocket_idle_limit_are_hung_up_by_their_browser
     let report = run(
         LoadConfig {
             keep_alive: Duration::from_millis(500),
-            ..config(relay.ws_url(), 2, 6)
+            ..load(relay.ws_url(), 2, 6)
         },
         Some(pbx.clone()),
     )
@@ -208,12 +189,7 @@ async fn the_echo_extension_returns_every_packet_of_three_calls() {
         &["--domain", "sipline.local", "--media-ports", "35200-35299"],
         "alice:alice-load",
     );
-    let cfg = LoadConfig {
-        domain: "sipline.local".into(),
-        echo_user: "echo".into(),
-        credentials: Some(("alice".into(), "alice-load".into())),
-        ..config(relay.ws_url(), 3, 2)
-    };
+    let cfg = echo_load(relay.ws_url(), 3, 2, "alice", "alice-load");
     let report = run(cfg, None).await;
     assert_eq!(report.calls_up, 3, "{:?}", report.failures);
     let d = &report.to_pbx;
@@ -294,12 +270,7 @@ async fn a_silent_echo_call_is_hung_up_too() {
         ],
         "alice:alice-load",
     );
-    let cfg = LoadConfig {
-        domain: "sipline.local".into(),
-        echo_user: "echo".into(),
-        credentials: Some(("alice".into(), "alice-load".into())),
-        ..config(relay.ws_url(), 1, 0)
-    };
+    let cfg = echo_load(relay.ws_url(), 1, 0, "alice", "alice-load");
     let mut call = set_up(&cfg, None, 0).await.expect("the echo answers");
     let bye = call
         .next_request(Duration::from_secs(10))

@@ -12,11 +12,44 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use sipline_load::run::LoadConfig;
 use sipline_test_harness::free_port;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message as Frame};
+
+/// `sipline-load` settings: `calls` calls through the relay at `ws` with
+/// `seconds` of media, 50 packets of 160 bytes a second each way, the PBX
+/// side (in `pbx.test`) played by the load generator.
+pub fn load(ws: String, calls: usize, seconds: u64) -> LoadConfig {
+    LoadConfig {
+        ws,
+        domain: "pbx.test".into(),
+        echo_user: String::new(),
+        credentials: None,
+        calls,
+        rate: 50,
+        payload: 160,
+        duration: Duration::from_secs(seconds),
+        setup_parallel: 4,
+        local_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+        gateway_pid: None,
+        baseline: false,
+        keep_alive: Duration::from_secs(20),
+    }
+}
+
+/// The same, calling the embedded PBX's echo in `sipline.local` as `user`
+/// with `password`.
+pub fn echo_load(ws: String, calls: usize, seconds: u64, user: &str, password: &str) -> LoadConfig {
+    LoadConfig {
+        domain: "sipline.local".into(),
+        echo_user: "echo".into(),
+        credentials: Some((user.into(), password.into())),
+        ..load(ws, calls, seconds)
+    }
+}
 
 /// A running `sipline-relay` process; killed when dropped.
 pub struct RelayProcess {
