@@ -61,13 +61,38 @@ pub struct Baresip {
 
 impl Baresip {
     /// Starts baresip and waits until the registrar accepted it.
+    ///
+    /// baresip binds its SIP port for UDP and TCP and the next one for
+    /// TLS; ports are picked free but another process can take one before
+    /// baresip binds it, so a start that lost that race is retried on new
+    /// ports (a few times) instead of failing the test.
     pub fn start(opts: &Options) -> Result<Baresip, Error> {
         let bin = ["/usr/bin/baresip", "/usr/local/bin/baresip"]
             .into_iter()
             .map(PathBuf::from)
             .find(|p| p.is_file())
             .ok_or(Error::NotInstalled)?;
-        let sip_port = crate::free_port()?;
+        let mut tries = 0;
+        loop {
+            match Self::start_once(&bin, opts) {
+                Err(Error::NotRegistered { log, .. })
+                    if log.contains("Address already in use") && tries < 3 =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(bin: &Path, opts: &Options) -> Result<Baresip, Error> {
+        // The SIP port, and the next one free for its TLS listener.
+        let sip_port = loop {
+            let port = crate::free_port()?;
+            if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+                break port;
+            }
+        };
         let rtp = crate::free_port()?;
         let dir =
             std::env::temp_dir().join(format!("sipline-baresip-{}-{sip_port}", std::process::id()));
