@@ -22,9 +22,9 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use sipline_core::sdp::Sdp as ParsedSdp;
 use sipline_fuzz::bodies::Sdp;
-use sipline_relay::media::calls::{Carrier, Command, MediaCalls, MediaConfig, MediaId, Side};
+use sipline_relay::ids::{ConnId, MediaId};
+use sipline_relay::media::calls::{Carrier, Command, MediaCalls, MediaConfig, Side};
 use sipline_relay::media::dtls::Identity;
-use sipline_relay::signalling::ConnId;
 
 /// Browser connections.
 const CONNS: u8 = 3;

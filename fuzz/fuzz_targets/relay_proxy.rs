@@ -31,11 +31,12 @@ use sipline_fuzz::corpus::Mutated;
 use sipline_fuzz::oracle::{assert_sip, is_keepalive};
 use sipline_fuzz::status::Status;
 use sipline_fuzz::{Dialog, remember};
-use sipline_relay::media::calls::{Command, MediaCalls, MediaConfig, MediaEnd, MediaId};
+use sipline_relay::ids::{ConnId, MediaId};
+use sipline_relay::media::calls::{Command, MediaCalls, MediaConfig, MediaEnd};
 use sipline_relay::media::dtls::Identity;
 use sipline_relay::signalling::limits::RateLimit;
 use sipline_relay::signalling::pbx::{EmbeddedPbx, Password};
-use sipline_relay::signalling::{ConnId, FlowKey, Output, Proxy, ProxyConfig};
+use sipline_relay::signalling::{FlowKey, Output, Proxy, ProxyConfig};
 
 /// The PBXs the relay fronts.
 const PBX: [&str; 2] = ["10.0.0.5:5060", "10.0.0.6:5060"];

@@ -7,8 +7,10 @@
 //!   SRTP, the port pool and the per-call session; issue 5);
 //! - [`net`]: the thin tokio shells (axum WebSocket, UDP, a call's media
 //!   sockets);
-//! - [`ops`]: configuration and metrics.
+//! - [`ops`]: configuration and metrics;
+//! - [`ids`]: the ids both halves name connections and calls' media by.
 
+pub mod ids;
 pub mod media;
 pub mod net;
 pub mod ops;

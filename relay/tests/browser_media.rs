@@ -468,11 +468,11 @@ mod session {
         use std::net::{IpAddr, Ipv4Addr};
         use std::time::Duration;
 
+        use sipline_relay::ids::{ConnId, MediaId};
         use sipline_relay::media::calls::{
-            Carrier, Command, MediaCalls, MediaConfig, MediaId, PortBinder, Side,
+            Carrier, Command, MediaCalls, MediaConfig, PortBinder, Side,
         };
         use sipline_relay::net::media::{Ended, MediaFigures, MediaSockets, SocketStash};
-        use sipline_relay::signalling::ConnId;
         use tokio::net::UdpSocket;
         use tokio::sync::mpsc;
 

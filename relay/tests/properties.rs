@@ -6,8 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use proptest::prelude::*;
 use sipline_core::Instant;
+use sipline_relay::ids::ConnId;
 use sipline_relay::signalling::pbx::{EmbeddedPbx, Password};
-use sipline_relay::signalling::{ConnId, FlowKey, Output, Proxy, ProxyConfig};
+use sipline_relay::signalling::{FlowKey, Output, Proxy, ProxyConfig};
 
 const PBX: &str = "10.0.0.5:5060";
 

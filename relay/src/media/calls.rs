@@ -35,7 +35,7 @@ use super::sdp::{
     offer_to_pbx,
 };
 use super::session::{MAX_LEGS, Session};
-use crate::signalling::ConnId;
+use crate::ids::{ConnId, MediaId};
 
 /// Where the relay's media lives and what it tells each side.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,10 +122,6 @@ const BIND_ATTEMPTS: usize = 8;
 
 /// How many ended calls are remembered, to ignore their late SDP.
 const ENDED_KEPT: usize = 4096;
-
-/// Names one call's media, between the signalling and the shell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MediaId(pub u64);
 
 /// Which side sent a body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

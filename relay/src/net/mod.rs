@@ -23,10 +23,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-use crate::media::calls::{Command, MediaCalls, MediaId};
+use crate::ids::{ConnId, MediaId};
+use crate::media::calls::{Command, MediaCalls};
 use crate::media::dtls::Identity;
 use crate::ops::config::{Client, Config};
-use crate::signalling::{ConnId, FlowKey, Output, Proxy};
+use crate::signalling::{FlowKey, Output, Proxy};
 
 /// What the shells tell the proxy task.
 enum Input {

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info};
 
 use super::{Input, Shared};
-use crate::signalling::ConnId;
+use crate::ids::ConnId;
 
 /// What a connection's writer sends.
 pub(super) enum Out {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sipline_core::Instant;
 use sipline_core::sip::Message;
 
-use super::ConnId;
+use crate::ids::ConnId;
 
 /// One thing that happened, in the names the Janus SIP plugin and gateway
 /// dashboards use.

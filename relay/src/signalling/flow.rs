@@ -14,9 +14,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-/// Names one WebSocket connection for the lifetime of the process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u64);
+use crate::ids::ConnId;
 
 /// How many bytes of the MAC a token keeps: 80 bits is far beyond what an
 /// attacker can guess online against a rate-limited relay.

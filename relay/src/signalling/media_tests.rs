@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+use sipline_core::sip::HeaderName;
+
 use super::*;
-use crate::media::calls::MediaConfig;
+use crate::media::calls::{MediaConfig, MediaEnd};
 use crate::media::dtls::Identity;
 
 const PBX: &str = "10.0.0.5:5060";

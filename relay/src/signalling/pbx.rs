@@ -17,7 +17,8 @@ use sipline_core::sip::{
     AuthParams, HeaderName, Message, MessageBuilder, NameAddr, Uri, response_to,
 };
 
-use super::{ConnId, FlowKey};
+use super::FlowKey;
+use crate::ids::ConnId;
 
 /// A user's password: never shown by `Debug`.
 #[derive(Clone, PartialEq, Eq, serde::Deserialize)]

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use sipline_core::Instant;
 
-use super::{ConnId, ProxyConfig};
+use super::ProxyConfig;
+use crate::ids::ConnId;
 
 /// RFC 3261 T2: the cap on non-INVITE retransmission intervals.
 const T2: Duration = Duration::from_secs(4);

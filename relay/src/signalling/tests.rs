@@ -1,5 +1,9 @@
 //! The proxy, driven with explicit time and canned messages.
 
+use sipline_core::sip::{HeaderName, NameAddr};
+
+use super::contacts::FLOW_PARAM;
+use super::from_browser::MAX_PENDING_PER_CONN;
 use super::limits::RateLimit;
 use super::*;
 

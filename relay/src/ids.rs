@@ -1,0 +1,12 @@
+//! The ids that name the relay's live things, shared by its halves: the
+//! signalling names a browser's connection and a call's media by them, the
+//! media table and the shells carry them back. Neutral ground, so that
+//! neither half imports the other for a name.
+
+/// Names one WebSocket connection for the lifetime of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Names one call's media, between the signalling and the shell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MediaId(pub u64);

@@ -1,0 +1,260 @@
+//! What a browser sends toward the PBX (RFC 3261 §16, RFC 5626, RFC
+//! 5658): requests checked (Max-Forwards, Request-URI size, Contacts),
+//! given our Via and, when they start a dialog, our double Record-Route,
+//! their Contacts rewritten onto the relay with a flow token, their SDP
+//! handed to the media table; the relay's own `100 Trying` for an INVITE.
+//! Responses lose our Via and go to the PBX the Via below names. Always a
+//! configured PBX, whatever the message says: never an open relay.
+
+use sipline_core::Instant;
+use sipline_core::sip::{Header, HeaderName, Message, Via, response_to};
+
+use super::call_media::body_of;
+use super::contacts::contacts_sound;
+use super::edit::{Action, rewrite, rewrite_body, without_first};
+use super::events::Sender;
+use super::pending::{self, Pending};
+use super::routing::{
+    HopEdits, is_asserted_identity, needs_record_route, via_address, with_max_forwards,
+};
+use super::{LOCAL_PARAM, Proxy, shutdown};
+use crate::ids::ConnId;
+use crate::media::calls::Side;
+use crate::ops::metrics::Reject;
+
+/// The largest UDP datagram (IPv4's payload bound): a message that grows
+/// past it when the relay adds its headers gets `513` instead.
+pub(super) const MAX_DATAGRAM: usize = 65_507;
+
+/// The longest Request-URI accepted (`414` beyond): real ones are a few
+/// dozen bytes, and one UDP datagram must hold the whole message.
+pub(super) const MAX_REQUEST_URI: usize = 4096;
+
+/// Requests one connection may have in flight toward the PBX: one browser
+/// must not fill the relay's table for everyone.
+pub(super) const MAX_PENDING_PER_CONN: usize = 64;
+
+impl Proxy {
+    pub(super) fn browser_request(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        msg: &Message<'_>,
+        raw: &[u8],
+    ) {
+        let method = msg.method().unwrap_or_default();
+        let Some(hops) = self.check_max_forwards(msg) else {
+            self.reply_ws(conn, msg, 483, "Too Many Hops");
+            return;
+        };
+        if msg.request_uri().is_some_and(|u| u.len() > MAX_REQUEST_URI) {
+            self.metrics.reject(Reject::Malformed);
+            self.reply_ws(conn, msg, 414, "Request-URI Too Long");
+            return;
+        }
+        if self.pbx.is_some() {
+            self.embedded_request(now, conn, msg, hops);
+            return;
+        }
+        let Some(pbx) = self.destination(conn, msg) else {
+            self.reply_ws(conn, msg, 503, "No PBX Configured");
+            return;
+        };
+        let is_ack = method == "ACK";
+        if !contacts_sound(msg) {
+            self.reply_ws(conn, msg, 400, "Malformed Contact");
+            return;
+        }
+        let in_flight = self.conns.get(&conn).map_or(0, |c| c.in_flight);
+        if !is_ack
+            && (self.pending.len() >= self.cfg.max_pending || in_flight >= MAX_PENDING_PER_CONN)
+        {
+            self.metrics.reject(Reject::Overload);
+            self.reply_ws(conn, msg, 503, "Relay Overloaded");
+            return;
+        }
+        self.adopt_call(conn, msg);
+        let had_media = self
+            .media
+            .as_ref()
+            .is_some_and(|m| m.id(conn, msg.call_id()).is_some());
+        let body = match self.media_body(conn, msg, Side::Browser) {
+            Ok(body) => body,
+            Err(e) if !is_ack => {
+                let (code, reason) = e.status();
+                self.reply_ws(conn, msg, code, reason);
+                return;
+            }
+            // An ACK cannot be refused: its unusable answer is left out.
+            Err(_) => Some(String::new()),
+        };
+        let token = self.key.token(conn);
+        let browser_branch = msg.via().branch().unwrap_or_default();
+        let branch = self.branch(&token, browser_branch);
+        let via = format!(
+            "SIP/2.0/UDP {};branch={branch};rport;sl={token}",
+            self.cfg.sip_addr
+        );
+        let record_route = needs_record_route(msg).then(|| {
+            format!(
+                "<sip:{};lr;r2=on>, <sip:{token}@{};transport=ws;lr;r2=on>",
+                self.cfg.sip_addr, self.cfg.ws_host
+            )
+        });
+        let mut top: Vec<(&str, &str)> = vec![("Via", &via)];
+        if let Some(rr) = &record_route {
+            top.push(("Record-Route", rr));
+        }
+        let mut hop = HopEdits::new(hops, self.leading_own_routes(msg));
+        let mut rewritten = Vec::new();
+        let edit = |h: &Header<'_>| {
+            hop.apply(h).unwrap_or_else(|| match h.name {
+                HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
+                ref n if is_asserted_identity(n) => Action::Drop,
+                _ => Action::Keep,
+            })
+        };
+        let datagram = rewrite_body(msg, None, &top, edit, body_of(msg, &body));
+        let datagram = with_max_forwards(msg, datagram);
+        if datagram.len() > MAX_DATAGRAM {
+            // Grown past one datagram by our Via, Record-Route and Contact:
+            // refused, and a call it would have started gives its ports back.
+            if let Some(media) = self.media.as_mut().filter(|_| !had_media) {
+                media.close(conn, msg.call_id());
+                self.flush_media();
+            }
+            self.metrics.reject(Reject::Malformed);
+            self.reply_ws(conn, msg, 513, "Message Too Large");
+            return;
+        }
+        self.remember_contacts(conn, rewritten);
+        self.calls
+            .observe(now, conn, Sender::Browser, msg, &mut self.events);
+        if !is_ack {
+            let key = pending::key(&branch, method);
+            let p = Pending::new(
+                now,
+                conn,
+                pbx,
+                method,
+                datagram.clone(),
+                raw.to_vec(),
+                &self.cfg,
+            );
+            // A repeated request replaces its earlier entry.
+            self.take_pending(&key);
+            self.deadlines.insert((p.next_deadline(), key.clone()));
+            self.pending.insert(key, p);
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.in_flight += 1;
+            }
+        }
+        self.metrics.count_out(msg);
+        let cancel = (method == "INVITE" && msg.to().tag().is_none())
+            .then(|| shutdown::cancel_of(&datagram))
+            .flatten();
+        self.udp(pbx, datagram);
+        if method == "INVITE" {
+            // A stateful proxy answers an INVITE `100 Trying` itself (RFC
+            // 3261 §16.2): the browser may CANCEL from then on (§9.1), and
+            // the PBX's own 100 stops here (§16.7).
+            self.metrics.local_responses += 1;
+            self.ws(
+                conn,
+                response_to(msg, 100, "Trying", None).finish(None, b""),
+            );
+        }
+        self.media_lifecycle(now, conn, msg, Side::Browser, pbx);
+        if let Some(cancel) = cancel
+            && let Some(d) = self.dialogs.get_mut(&(conn, msg.call_id().to_owned()))
+        {
+            d.cancel = Some((pbx, cancel));
+        }
+    }
+
+    pub(super) fn browser_response(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>) {
+        if msg.via().params.value(LOCAL_PARAM).is_some() {
+            return; // the answer to a BYE the relay sent: nothing to relay
+        }
+        // Between two browsers (embedded PBX), our Via names the sender.
+        let top = msg.via();
+        if self.pbx.is_some()
+            && top.host.eq_ignore_ascii_case(&self.cfg.ws_host)
+            && let Some(token) = top.params.value("sl")
+        {
+            let branch = top.branch().unwrap_or_default();
+            let sealed = top
+                .params
+                .value("sr")
+                .is_some_and(|sr| sr == self.response_seal(token, conn, branch));
+            match self.key.verify(token) {
+                Ok(to) if sealed && self.conns.contains_key(&to) => {
+                    let mut popped = false;
+                    let frame = rewrite(msg, None, &[], |h| match h.name {
+                        HeaderName::Via if !popped => {
+                            popped = true;
+                            without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
+                        }
+                        _ => Action::Keep,
+                    });
+                    self.calls
+                        .observe(now, conn, Sender::Browser, msg, &mut self.events);
+                    self.metrics.count_out(msg);
+                    self.ws(to, frame);
+                }
+                _ => self.metrics.reject(Reject::FlowGone),
+            }
+            return;
+        }
+        // Our Via on top names the PBX; else the PBX's Via below it says.
+        let mut vias = msg.header_values(HeaderName::Via);
+        let ours = vias.next().and_then(Via::parse);
+        if !ours.is_some_and(|v| v.host.eq_ignore_ascii_case(&self.cfg.ws_host)) {
+            self.metrics.reject(Reject::NotOurs);
+            return;
+        }
+        let named = ours
+            .and_then(|v| v.params.value("px"))
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| self.cfg.pbx.get(i).copied());
+        let Some(to) = named.or_else(|| {
+            vias.next()
+                .and_then(Via::parse)
+                .and_then(|v| via_address(&v))
+        }) else {
+            self.metrics.reject(Reject::NotOurs);
+            return;
+        };
+        if !self.cfg.pbx.contains(&to) {
+            self.metrics.reject(Reject::NotPbx);
+            return;
+        }
+        if !contacts_sound(msg) {
+            self.metrics.reject(Reject::Malformed);
+            return;
+        }
+        // A response cannot be refused: an unusable answer is left out.
+        let body = self
+            .media_body(conn, msg, Side::Browser)
+            .unwrap_or_else(|_| Some(String::new()));
+        let token = self.key.token(conn);
+        let mut popped = false;
+        let mut rewritten = Vec::new();
+        let edit = |h: &Header<'_>| match h.name {
+            HeaderName::Via if !popped => {
+                popped = true;
+                without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
+            }
+            HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
+            ref n if is_asserted_identity(n) => Action::Drop,
+            _ => Action::Keep,
+        };
+        let datagram = rewrite_body(msg, None, &[], edit, body_of(msg, &body));
+        self.remember_contacts(conn, rewritten);
+        self.calls
+            .observe(now, conn, Sender::Browser, msg, &mut self.events);
+        self.metrics.count_out(msg);
+        self.udp(to, datagram);
+        self.media_lifecycle(now, conn, msg, Side::Browser, to);
+    }
+}

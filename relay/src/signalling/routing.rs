@@ -1,0 +1,201 @@
+//! Where a message goes and the per-hop edits on the way (RFC 3261 §16):
+//! the PBX a browser request goes to (only ever a configured one), which
+//! Route entries are the relay's own, Max-Forwards, our Via branch, and
+//! where a response goes by its Via.
+
+use std::net::{IpAddr, SocketAddr};
+
+use sipline_core::sip::{Header, HeaderName, Message, NameAddr, Uri, Via, split_commas};
+
+use super::Proxy;
+use super::edit::{Action, without_first};
+use super::pending;
+use crate::ids::ConnId;
+
+impl Proxy {
+    pub(super) fn pick_pbx(&self) -> Option<SocketAddr> {
+        let up = self.cfg.pbx.iter().find(|a| !self.down.contains_key(a));
+        up.or(self.cfg.pbx.first()).copied()
+    }
+
+    /// Which PBX a browser request goes to. A CANCEL (and the ACK of an
+    /// error) follows its INVITE (RFC 3261 §9.1); a request whose route set
+    /// or Request-URI names one of the configured PBXs goes to that one, so
+    /// that a dialog stays with the PBX that holds it; anything else goes
+    /// to the first PBX that is up. Never anywhere but a configured PBX.
+    pub(super) fn destination(&self, conn: ConnId, msg: &Message<'_>) -> Option<SocketAddr> {
+        if matches!(msg.method(), Some("CANCEL" | "ACK")) {
+            let branch = self.branch(
+                &self.key.token(conn),
+                msg.via().branch().unwrap_or_default(),
+            );
+            if let Some(p) = self.pending.get(&pending::key(&branch, "INVITE")) {
+                return Some(p.to);
+            }
+        }
+        let named = |uri: Uri<'_>| {
+            self.cfg
+                .pbx
+                .iter()
+                .copied()
+                .find(|a| host_port_is(&uri, *a))
+        };
+        let next_route = msg
+            .header_values(HeaderName::Route)
+            .filter(|v| self.own_route(v).is_none())
+            .find_map(|v| NameAddr::parse(v).map(|na| na.uri));
+        next_route
+            .and_then(named)
+            .or_else(|| msg.request_uri().and_then(Uri::parse).and_then(named))
+            .or_else(|| self.pick_pbx())
+    }
+
+    /// Whether a Route value names this relay (either of our Record-Route
+    /// entries), and the flow token it carries if any.
+    pub(super) fn own_route(&self, value: &str) -> Option<Option<String>> {
+        is_own_route(value, self.cfg.sip_addr, &self.cfg.ws_host)
+    }
+
+    /// The count of Route values at the top that are ours (at most our two
+    /// Record-Route entries).
+    pub(super) fn leading_own_routes(&self, msg: &Message<'_>) -> usize {
+        msg.header_values(HeaderName::Route)
+            .take(2)
+            .take_while(|v| self.own_route(v).is_some())
+            .count()
+    }
+
+    /// Max-Forwards after this hop, `None` when it is exhausted (RFC 3261
+    /// §16.3 step 3).
+    pub(super) fn check_max_forwards(&self, msg: &Message<'_>) -> Option<u32> {
+        match msg
+            .header(HeaderName::MaxForwards)
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            Some(0) => None,
+            Some(n) => Some(n - 1),
+            None => Some(69),
+        }
+    }
+
+    /// The Via branch toward the other side: a keyed hash of the flow and
+    /// the incoming branch, so that a CANCEL or the ACK of an error (same
+    /// incoming branch) gets the same outgoing one (RFC 3261 §16.11).
+    pub(super) fn branch(&self, token: &str, incoming: &str) -> String {
+        let mut b = String::from("z9hG4bK");
+        b.push_str(
+            &self
+                .key
+                .digest(&[token.as_bytes(), b"|", incoming.as_bytes()]),
+        );
+        b
+    }
+}
+
+/// Dialog-creating requests get our Record-Route (RFC 3261 §16.6 step 4);
+/// REGISTER must not, and in-dialog requests already follow the route set.
+pub(super) fn needs_record_route(msg: &Message<'_>) -> bool {
+    matches!(msg.method(), Some("INVITE" | "SUBSCRIBE" | "REFER")) && msg.to().tag().is_none()
+}
+
+/// Identity headers a PBX trusts from its peers (RFC 3325 §5): a browser
+/// must not be able to set them through the relay.
+pub(super) fn is_asserted_identity(name: &HeaderName<'_>) -> bool {
+    matches!(name, HeaderName::Other(n) if n.eq_ignore_ascii_case("P-Asserted-Identity")
+        || n.eq_ignore_ascii_case("Remote-Party-ID"))
+}
+
+/// Whether a Route or Record-Route value names the relay (its UDP address
+/// or its WebSocket host), and the flow token it carries if any.
+pub(super) fn is_own_route(
+    value: &str,
+    sip_addr: SocketAddr,
+    ws_host: &str,
+) -> Option<Option<String>> {
+    let na = NameAddr::parse(value)?;
+    let uri = na.uri;
+    let ours_udp = host_port_is(&uri, sip_addr);
+    let ours_ws = uri.host.eq_ignore_ascii_case(ws_host);
+    (ours_udp || ours_ws).then(|| uri.user.filter(|_| ours_ws).map(str::to_owned))
+}
+
+pub(super) fn host_port_is(uri: &Uri<'_>, addr: SocketAddr) -> bool {
+    host_port_matches(uri.host, uri.port, addr)
+}
+
+pub(super) fn host_port_matches(host: &str, port: Option<u16>, addr: SocketAddr) -> bool {
+    let host = host.trim_matches(['[', ']']);
+    host.parse::<IpAddr>().is_ok_and(|ip| ip == addr.ip()) && port.unwrap_or(5060) == addr.port()
+}
+
+/// Where a response goes per a Via (RFC 3261 §18.2.2, RFC 3581): `received`
+/// and `rport` when present, else the sent-by. IP literals only: the relay
+/// never resolves names on behalf of the network.
+pub(super) fn via_address(via: &Via<'_>) -> Option<SocketAddr> {
+    let ip = via
+        .params
+        .value("received")
+        .unwrap_or(via.host)
+        .trim_matches(['[', ']'])
+        .parse::<IpAddr>()
+        .ok()?;
+    let port = via
+        .params
+        .value("rport")
+        .and_then(|p| p.parse().ok())
+        .or(via.port)
+        .unwrap_or(5060);
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The per-hop edits every forwarded request gets (RFC 3261 §16.6):
+/// Max-Forwards decremented, and the relay's own Route entries popped.
+pub(super) struct HopEdits {
+    max_forwards: String,
+    routes_to_pop: usize,
+}
+
+impl HopEdits {
+    pub(super) fn new(hops: u32, routes_to_pop: usize) -> Self {
+        Self {
+            max_forwards: hops.to_string(),
+            routes_to_pop,
+        }
+    }
+
+    /// The edit for `h`, if it is one of these headers.
+    pub(super) fn apply(&mut self, h: &Header<'_>) -> Option<Action> {
+        match h.name {
+            HeaderName::MaxForwards => Some(Action::Replace(self.max_forwards.clone())),
+            HeaderName::Route if self.routes_to_pop > 0 => {
+                let n = split_commas(h.value).count().min(self.routes_to_pop);
+                self.routes_to_pop -= n;
+                Some(without_first(h.value, n).map_or(Action::Drop, Action::Replace))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A forwarded request without Max-Forwards gets one (RFC 3261 §16.6
+/// step 3: 70, less this hop).
+pub(super) fn with_max_forwards(msg: &Message<'_>, out: Vec<u8>) -> Vec<u8> {
+    if msg.header(HeaderName::MaxForwards).is_some() {
+        return out;
+    }
+    insert_after_first_line(&out, "Max-Forwards: 69")
+}
+
+/// Inserts a header line after the start line of a message we built.
+pub(super) fn insert_after_first_line(msg: &[u8], line: &str) -> Vec<u8> {
+    let cut = msg
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(msg.len(), |i| i + 1);
+    let mut out = Vec::with_capacity(msg.len() + line.len() + 2);
+    out.extend_from_slice(&msg[..cut]);
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&msg[cut..]);
+    out
+}
