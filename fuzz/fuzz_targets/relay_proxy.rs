@@ -25,7 +25,7 @@ use sipline_core::Instant;
 use sipline_core::auth::{AuthRound, Challenge, ChallengeKind, DigestClient, RequestInfo};
 use sipline_core::rand::Rng;
 use sipline_core::sip::{HeaderName, Message, MessageBuilder, response_to};
-use sipline_core::ua::Secret;
+use sipline_core::Secret;
 use sipline_fuzz::bodies::Sdp;
 use sipline_fuzz::corpus::Mutated;
 use sipline_fuzz::oracle::{assert_sip, is_keepalive};

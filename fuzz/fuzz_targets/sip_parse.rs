@@ -24,7 +24,7 @@ use sipline_core::sip::{
     AuthParams, CSeq, HeaderName, Limits, Message, NameAddr, Uri, Via, response_to, split_commas,
     split_params, unquote,
 };
-use sipline_core::ua::Secret;
+use sipline_core::Secret;
 
 /// Every header name the parser knows, to look each one up.
 const KNOWN: [HeaderName<'static>; 30] = [

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use sipline_core::call::CallId;
+use sipline_core::CallId;
 use sipline_core::sip::{HeaderName, Message, MessageBuilder, response_to};
 use sipline_core::{Config, Event, Instant, Secret, UserAgent};
 use sipline_fuzz::bodies::Sdp;

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use js_sys::{Function, Promise};
-use sipline_core::call::CallId;
+use sipline_core::CallId;
 use sipline_core::{Config, Secret, UserAgent};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::Function;
-use sipline_core::call::CallId;
+use sipline_core::CallId;
 use sipline_core::sdp::{Direction, Sdp};
 use sipline_core::{Event, Instant, UserAgent};
 use wasm_bindgen::JsCast;

@@ -21,8 +21,8 @@
 
 //!
 //! The table itself is here; how each body is rewritten and what the
-//! shell is told is in [`negotiation`]; the types both ends of the table
-//! speak, in [`types`] (re-exported here).
+//! shell is told is in `negotiation`; the types both ends of the table
+//! speak, in `types` (re-exported here).
 
 mod negotiation;
 mod types;

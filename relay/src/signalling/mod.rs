@@ -21,12 +21,12 @@
 //! (Timers A/E) and, when the PBX stays silent (Timer B/F) or is
 //! unreachable (ICMP), answers the browser `408` or `503` itself.
 //!
-//! One file per concern: [`connections`] admits and forgets browsers;
-//! [`from_browser`] and [`from_pbx`] forward each side's messages;
-//! [`routing`] picks the PBX and makes the per-hop edits; [`contacts`]
-//! rewrites and restores Contacts; [`transactions`] keeps the client
-//! transactions toward the PBX; [`embedded`] serves browsers when the
-//! relay is the PBX (its registrar and dial plan in [`pbx`]); [`call_media`]
+//! One file per concern: `connections` admits and forgets browsers;
+//! `from_browser` and `from_pbx` forward each side's messages;
+//! `routing` picks the PBX and makes the per-hop edits; `contacts`
+//! rewrites and restores Contacts; `transactions` keeps the client
+//! transactions toward the PBX; `embedded` serves browsers when the
+//! relay is the PBX (its registrar and dial plan in [`pbx`]); `call_media`
 //! follows calls for their media and ends them when it fails.
 
 mod call_media;

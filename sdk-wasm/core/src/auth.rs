@@ -287,13 +287,13 @@ pub struct AuthRound {
 #[derive(Clone, Debug)]
 pub struct DigestClient {
     username: String,
-    password: crate::ua::Secret,
+    password: crate::secret::Secret,
     sessions: Vec<Session>,
 }
 
 impl DigestClient {
     /// A client for one set of credentials.
-    pub fn new(username: String, password: crate::ua::Secret) -> Self {
+    pub fn new(username: String, password: crate::secret::Secret) -> Self {
         Self {
             username,
             password,
@@ -493,7 +493,7 @@ pub(crate) fn push_escaped(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ua::Secret;
+    use crate::secret::Secret;
 
     fn challenge(kind: ChallengeKind, s: &str) -> Challenge {
         Challenge::parse(kind, s).expect("supported challenge")

@@ -18,19 +18,17 @@
 //! §14.1 random wait.
 
 use crate::auth::{AuthRound, Challenge, ChallengeKind, RequestInfo};
+use crate::ctx::Ctx;
 use crate::dialog::Dialog;
-use crate::registration::Ctx;
 use crate::session_timer::{self, MIN_SE, Refresher, SessionTimer};
 use core::time::Duration;
 
 use crate::Instant;
+use crate::event::Event;
+use crate::ids::CallId;
+use crate::input::{safe_target, safe_text};
 use crate::sip::{HeaderName, Message, MessageBuilder, push_decimal, response_to};
 use crate::transaction::TransactionId;
-use crate::ua::Event;
-
-/// Names one call between the application and the user agent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallId(pub u32);
 
 /// Where an outgoing call stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1983,23 +1981,6 @@ fn challenges_of(msg: &Message<'_>) -> Vec<Challenge> {
                 .filter_map(|v| Challenge::parse(ChallengeKind::Proxy, v)),
         )
         .collect()
-}
-
-/// Whether `target` can be a Request-URI as given: a SIP URI, with no
-/// whitespace, control character or angle bracket that would let it forge
-/// the start line or a header.
-pub(crate) fn safe_target(target: &str) -> bool {
-    !target
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-        && crate::sip::Uri::parse(target).is_some_and(|u| {
-            u.scheme.eq_ignore_ascii_case("sip") || u.scheme.eq_ignore_ascii_case("sips")
-        })
-}
-
-/// Whether `value` can go in a header or a reason phrase as given.
-pub(crate) fn safe_text(value: &str) -> bool {
-    !value.chars().any(|c| c.is_control() && c != '\t')
 }
 
 /// Whether the INVITE `raw` requires reliable provisional responses.

@@ -47,16 +47,26 @@
 
 pub mod auth;
 pub mod call;
+pub mod config;
+mod ctx;
 pub mod dialog;
+pub mod event;
+pub mod ids;
+mod input;
 pub mod message;
 pub mod rand;
 pub mod registration;
 pub mod sdp;
+pub mod secret;
 mod session_timer;
 pub mod sip;
 pub mod time;
 pub mod transaction;
 pub mod ua;
 
+pub use config::{Config, ConfigError, HeaderError};
+pub use event::Event;
+pub use ids::{CallId, MessageId};
+pub use secret::Secret;
 pub use time::Instant;
-pub use ua::{Config, Event, HeaderError, Secret, UserAgent};
+pub use ua::UserAgent;

@@ -4,14 +4,12 @@
 //! reported as events; what the application sends is tracked to its final
 //! answer.
 
-use crate::registration::Ctx;
+use crate::ctx::Ctx;
+use crate::event::Event;
+use crate::ids::{CallId, MessageId};
+use crate::input::{safe_target, safe_text};
 use crate::sip::{HeaderName, Message, MessageBuilder, push_decimal};
 use crate::transaction::TransactionId;
-use crate::ua::Event;
-
-/// Names one MESSAGE the application sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageId(pub u32);
 
 /// The MESSAGEs in flight.
 #[derive(Debug, Default)]
@@ -29,7 +27,7 @@ impl Messages {
         content_type: &str,
         text: &str,
     ) -> Option<MessageId> {
-        if !crate::call::safe_target(target) || !crate::call::safe_text(content_type) {
+        if !safe_target(target) || !safe_text(content_type) {
             return None;
         }
         let mut b = MessageBuilder::request("MESSAGE", target);
@@ -93,8 +91,8 @@ impl Messages {
 /// in).
 pub(crate) fn received(
     msg: &Message<'_>,
-    call: Option<crate::call::CallId>,
-    id: &crate::registration::Identity,
+    call: Option<CallId>,
+    id: &crate::ctx::Identity,
 ) -> Event {
     Event::Message {
         call,

@@ -7,7 +7,7 @@
 //! blind transfer (REFER/NOTIFY), session timers (RFC 4028) and reliable
 //! provisional responses (RFC 3262).
 
-use sipline_core::call::CallId;
+use sipline_core::CallId;
 use sipline_core::sip::{HeaderName, Message, response_to};
 use sipline_core::{Config, Event, HeaderError, Instant, Secret, UserAgent};
 
@@ -717,7 +717,7 @@ fn the_far_end_s_re_invite_is_answered_by_the_app_and_acknowledged() {
 
 #[test]
 fn messages_go_out_and_come_in_with_their_outcome() {
-    use sipline_core::message::MessageId;
+    use sipline_core::MessageId;
     let mut ua = ua();
     let id = ua
         .message(at(0.0), "sip:bob@pbx.example", "text/plain", "hello bob")

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use sipline_core::call::CallId;
+use sipline_core::CallId;
 use sipline_core::rand::Rng;
 use sipline_core::{Config, Event, Instant, UserAgent};
 use tokio::sync::mpsc;
@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 pub enum ShellError {
     /// The core refused the configuration.
     #[error(transparent)]
-    Config(#[from] sipline_core::ua::ConfigError),
+    Config(#[from] sipline_core::ConfigError),
     /// No randomness to seed the core with.
     #[error("no OS randomness: {0}")]
     Random(getrandom::Error),

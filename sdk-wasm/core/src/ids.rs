@@ -1,0 +1,10 @@
+//! The ids the application names its calls and messages by, shared by
+//! the parts of the core that report on them.
+
+/// Names one call between the application and the user agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub u32);
+
+/// Names one MESSAGE the application sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MessageId(pub u32);
