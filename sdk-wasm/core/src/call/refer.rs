@@ -1,0 +1,252 @@
+//! Transfers (RFC 3515): our REFER of a call to a target (a blind
+//! transfer) and the NOTIFYs of its progress; the far end's REFER of us,
+//! accepted with 202, followed (or declined) by the application, and its
+//! new call's progress NOTIFYed in the old call's dialog.
+
+use super::{Calls, Referral};
+use crate::ctx::Ctx;
+use crate::event::Event;
+use crate::ids::CallId;
+use crate::input::{safe_target, safe_text};
+use crate::sip::{HeaderName, Message};
+
+impl Calls {
+    /// The far end's REFER in call `id`'s dialog: the event for the app,
+    /// or the status to refuse it with.
+    pub(super) fn on_refer(
+        &mut self,
+        id: CallId,
+        msg: &Message<'_>,
+    ) -> Result<Event, (u16, &'static str)> {
+        if self.referrals.iter().any(|r| r.from == id) {
+            return Err((491, "Request Pending"));
+        }
+        let refer_to = msg
+            .header(HeaderName::ReferTo)
+            .ok_or((400, "Missing Refer-To"))?
+            .trim();
+        let uri = match (refer_to.find('<'), refer_to.rfind('>')) {
+            (Some(open), Some(close)) if open < close => &refer_to[open + 1..close],
+            _ => refer_to.split(';').next().unwrap_or_default().trim(),
+        };
+        if uri.contains('?') {
+            // Headers in the URI: Replaces, an attended transfer.
+            return Err((501, "Attended Transfer Not Implemented"));
+        }
+        if !safe_target(uri) {
+            return Err((400, "Bad Refer-To"));
+        }
+        let referred_by = msg
+            .header(HeaderName::Other("Referred-By"))
+            .map(str::trim)
+            .filter(|v| safe_text(v) && !v.is_empty())
+            .map(str::to_owned);
+        self.referrals.push(Referral {
+            from: id,
+            target: uri.to_owned(),
+            referred_by: referred_by.clone(),
+            call: None,
+            reported: 100,
+        });
+        Ok(Event::Referred {
+            call: id,
+            target: uri.to_owned(),
+            referred_by,
+        })
+    }
+
+    /// Whether a transfer request of the far end's is under way.
+    pub fn has_referrals(&self) -> bool {
+        !self.referrals.is_empty()
+    }
+
+    /// Follows the far end's transfer request of call `from`: a new call
+    /// to its target with `offer`, whose progress the far end hears of.
+    pub fn accept_referral(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        from: CallId,
+        offer: &str,
+    ) -> Option<CallId> {
+        let i = self
+            .referrals
+            .iter()
+            .position(|r| r.from == from && r.call.is_none())?;
+        let target = self.referrals[i].target.clone();
+        let mut headers = cx.headers.to_vec();
+        if let Some(by) = &self.referrals[i].referred_by {
+            headers.push(("Referred-By".to_owned(), by.clone()));
+        }
+        let call = self.call(&mut cx.with_headers(&headers), &target, offer);
+        match call {
+            Some(call) => self.referrals[i].call = Some(call),
+            None => self.end_referral(cx, from, 503, "Service Unavailable"),
+        }
+        call
+    }
+
+    /// Refuses the far end's transfer request of call `from`.
+    pub fn decline_referral(&mut self, cx: &mut Ctx<'_>, from: CallId) -> bool {
+        let pending = self
+            .referrals
+            .iter()
+            .any(|r| r.from == from && r.call.is_none());
+        if pending {
+            self.end_referral(cx, from, 603, "Declined");
+        }
+        pending
+    }
+
+    /// Reports what `events` (just produced) say of the calls made for
+    /// transfer requests: 180 once ringing, then the final outcome.
+    pub fn report_referrals(&mut self, cx: &mut Ctx<'_>, events: &[Event]) {
+        for event in events {
+            let (call, code, reason) = match event {
+                Event::Ringing { call } | Event::Progress { call, .. } => (*call, 180, "Ringing"),
+                Event::Accepted { call, .. } => (*call, 200, "OK"),
+                Event::Hangup { call, code, reason } => {
+                    (*call, code.unwrap_or(487), reason.as_str())
+                }
+                _ => continue,
+            };
+            let Some(r) = self.referrals.iter_mut().find(|r| r.call == Some(call)) else {
+                continue;
+            };
+            if code < 200 {
+                if r.reported < code {
+                    r.reported = code;
+                    let from = r.from;
+                    self.notify_referral(cx, from, code, reason);
+                }
+            } else {
+                let from = r.from;
+                let reason = if code < 300 { "OK" } else { reason };
+                self.end_referral(cx, from, code, reason);
+            }
+        }
+        // A new call that ended unseen (its transport closed) leaves
+        // nothing to report.
+        let calls = &self.calls;
+        self.referrals
+            .retain(|r| r.call.is_none_or(|c| calls.iter().any(|x| x.id == c)));
+    }
+
+    /// The last NOTIFY of call `from`'s transfer request, with the new
+    /// call's final status; the subscription ends.
+    pub(super) fn end_referral(&mut self, cx: &mut Ctx<'_>, from: CallId, code: u16, reason: &str) {
+        self.referrals.retain(|r| r.from != from);
+        self.notify_referral(cx, from, code, reason);
+    }
+
+    /// A NOTIFY of a transfer request's progress in call `from`'s dialog
+    /// (RFC 3515 §2.4.4): `SIP/2.0 <code> <reason>` as `message/sipfrag`;
+    /// a final status ends the subscription.
+    pub(super) fn notify_referral(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        from: CallId,
+        code: u16,
+        reason: &str,
+    ) {
+        let state = if code < 200 {
+            "active;expires=60"
+        } else {
+            "terminated;reason=noresource"
+        };
+        let contact = String::from("<") + &cx.id.contact_uri + ">";
+        let mut frag = String::from("SIP/2.0 ");
+        frag.push_str(&code.to_string());
+        frag.push(' ');
+        frag.push_str(if safe_text(reason) { reason } else { "" });
+        frag.push_str("\r\n");
+        let headers = [
+            ("Event", "refer"),
+            ("Subscription-State", state),
+            ("Contact", contact.as_str()),
+        ];
+        let _ = self.request_in_dialog(
+            &mut cx.with_headers(&[]),
+            from,
+            "NOTIFY",
+            &headers,
+            Some(("message/sipfrag;version=2.0", &frag)),
+        );
+    }
+
+    /// Blind transfer (RFC 3515): asks the far end, with a REFER in the
+    /// call's dialog, to call `target`. Its progress arrives as
+    /// [`Event::Transfer`]s: the REFER's answer, then the far end's NOTIFYs
+    /// of its new call. `false` when the call is not up or `target` is not
+    /// a SIP URI.
+    pub fn transfer(&mut self, cx: &mut Ctx<'_>, id: CallId, target: &str) -> bool {
+        if !safe_target(target) {
+            return false;
+        }
+        let refer_to = String::from("<") + target + ">";
+        let referred_by = String::from("<") + &cx.id.aor + ">";
+        let contact = String::from("<") + &cx.id.contact_uri + ">";
+        let headers = [
+            ("Refer-To", refer_to.as_str()),
+            ("Referred-By", referred_by.as_str()),
+            // RFC 3515 §2.1: a REFER carries a Contact.
+            ("Contact", contact.as_str()),
+        ];
+        match self.request_in_dialog(cx, id, "REFER", &headers, None) {
+            Some((tx, _)) => {
+                self.refers.push((tx, id));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The progress a NOTIFY of a REFER subscription reports (RFC 3515 §2.4.5):
+/// the status line of its `message/sipfrag` body, and whether it is the
+/// last (a final status, or the subscription terminated). `None` when the
+/// NOTIFY is not about a REFER.
+pub(super) fn transfer_progress(msg: &Message<'_>) -> Option<(u16, String, bool)> {
+    let event = msg.header(HeaderName::Event)?;
+    let package = event.split(';').next().unwrap_or_default().trim();
+    if !package.eq_ignore_ascii_case("refer") {
+        return None;
+    }
+    let terminated = msg
+        .header(HeaderName::Other("Subscription-State"))
+        .is_some_and(|s| {
+            s.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("terminated")
+        });
+    let body = std::str::from_utf8(msg.body()).unwrap_or_default();
+    let line = body.lines().next().unwrap_or_default();
+    let mut parts = line.splitn(3, ' ');
+    let status = match (
+        parts.next(),
+        parts.next().and_then(|c| c.parse::<u16>().ok()),
+    ) {
+        (Some(version), Some(code))
+            if version.eq_ignore_ascii_case("SIP/2.0") && (100..700).contains(&code) =>
+        {
+            Some((code, parts.next().unwrap_or_default().trim().to_owned()))
+        }
+        _ => None,
+    };
+    match status {
+        // The subscription ended before a final status: the outcome is
+        // unknown, which is no success.
+        Some((code, _)) if terminated && code < 200 => Some((
+            487,
+            String::from("Subscription terminated without a final status"),
+            true,
+        )),
+        Some((code, reason)) => Some((code, reason, code >= 200)),
+        // No readable sipfrag: only the end of the subscription says much.
+        None if terminated => Some((
+            487,
+            String::from("Subscription terminated without a final status"),
+            true,
+        )),
+        None => Some((100, String::from("Trying"), false)),
+    }
+}
