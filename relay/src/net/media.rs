@@ -7,12 +7,16 @@
 //! the figures are published once a second.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -155,47 +159,78 @@ impl MediaFigures {
         sum.jitter_from_pbx_us /= live;
         sum
     }
+}
 
-    /// The Prometheus text for the packet counters.
-    pub fn render(&self, out: &mut String) {
+/// The calls' figures join `/metrics` at scrape time: summed from the
+/// snapshots the calls publish, never counted on the packet path.
+impl Collector for MediaFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let t = self.total();
-        out.push_str(
-            "# HELP sipline_media_packets_total RTP and RTCP packets carried, by direction.\n",
-        );
-        out.push_str("# TYPE sipline_media_packets_total counter\n");
-        let _ = writeln!(
-            out,
-            "sipline_media_packets_total{{direction=\"to_pbx\"}} {}\nsipline_media_packets_total{{direction=\"to_browser\"}} {}",
-            t.to_pbx, t.to_browser
-        );
-        out.push_str("# HELP sipline_media_bytes_total RTP and RTCP bytes carried (as sent), by direction.\n");
-        out.push_str("# TYPE sipline_media_bytes_total counter\n");
-        let _ = writeln!(
-            out,
-            "sipline_media_bytes_total{{direction=\"to_pbx\"}} {}\nsipline_media_bytes_total{{direction=\"to_browser\"}} {}",
-            t.bytes_to_pbx, t.bytes_to_browser
-        );
-        out.push_str("# HELP sipline_media_srtp_failures_total SRTP/SRTCP packets refused (authentication, replay).\n");
-        out.push_str("# TYPE sipline_media_srtp_failures_total counter\n");
-        let _ = writeln!(out, "sipline_media_srtp_failures_total {}", t.srtp_failures);
-        out.push_str("# HELP sipline_media_lost_packets_total RTP packets lost before reaching the relay (RFC 3550), by the side that sent them.\n");
-        out.push_str("# TYPE sipline_media_lost_packets_total counter\n");
-        let _ = writeln!(
-            out,
-            "sipline_media_lost_packets_total{{from=\"browser\"}} {}\nsipline_media_lost_packets_total{{from=\"pbx\"}} {}",
-            t.lost_from_browser, t.lost_from_pbx
-        );
-        out.push_str("# HELP sipline_media_jitter_seconds Interarrival jitter of the RTP reaching the relay, mean over the calls in progress, by the side that sent it.\n");
-        out.push_str("# TYPE sipline_media_jitter_seconds gauge\n");
-        let _ = writeln!(
-            out,
-            "sipline_media_jitter_seconds{{from=\"browser\"}} {}\nsipline_media_jitter_seconds{{from=\"pbx\"}} {}",
-            t.jitter_from_browser_us as f64 / 1e6,
-            t.jitter_from_pbx_us as f64 / 1e6
-        );
-        out.push_str("# HELP sipline_media_dropped_total Media datagrams dropped (unknown source, no keys yet, malformed, SRTP failures).\n");
-        out.push_str("# TYPE sipline_media_dropped_total counter\n");
-        let _ = writeln!(out, "sipline_media_dropped_total {}", t.dropped);
+        let per = |encoder: &mut DescriptorEncoder,
+                   name: &str,
+                   help: &str,
+                   label: &'static str,
+                   values: [(&'static str, u64); 2]|
+         -> Result<(), std::fmt::Error> {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (value, n) in values {
+                ConstCounter::new(n).encode(family.encode_family(&[(label, value)])?)?;
+            }
+            Ok(())
+        };
+        let one = |encoder: &mut DescriptorEncoder, name: &str, help: &str, n: u64| {
+            let counter = ConstCounter::new(n);
+            counter.encode(encoder.encode_descriptor(name, help, None, counter.metric_type())?)
+        };
+        per(
+            &mut encoder,
+            "sipline_media_packets",
+            "RTP and RTCP packets carried, by direction",
+            "direction",
+            [("to_pbx", t.to_pbx), ("to_browser", t.to_browser)],
+        )?;
+        per(
+            &mut encoder,
+            "sipline_media_bytes",
+            "RTP and RTCP bytes carried (as sent), by direction",
+            "direction",
+            [
+                ("to_pbx", t.bytes_to_pbx),
+                ("to_browser", t.bytes_to_browser),
+            ],
+        )?;
+        one(
+            &mut encoder,
+            "sipline_media_srtp_failures",
+            "SRTP/SRTCP packets refused (authentication, replay)",
+            t.srtp_failures,
+        )?;
+        per(
+            &mut encoder,
+            "sipline_media_lost_packets",
+            "RTP packets lost before reaching the relay (RFC 3550), by the side that sent them",
+            "from",
+            [("browser", t.lost_from_browser), ("pbx", t.lost_from_pbx)],
+        )?;
+        let mut jitter = encoder.encode_descriptor(
+            "sipline_media_jitter_seconds",
+            "Interarrival jitter of the RTP reaching the relay, mean over the calls in progress, \
+             by the side that sent it",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (from, us) in [
+            ("browser", t.jitter_from_browser_us),
+            ("pbx", t.jitter_from_pbx_us),
+        ] {
+            ConstGauge::new(us as f64 / 1e6).encode(jitter.encode_family(&[("from", from)])?)?;
+        }
+        one(
+            &mut encoder,
+            "sipline_media_dropped",
+            "Media datagrams dropped (unknown source, no keys yet, malformed, SRTP failures)",
+            t.dropped,
+        )
     }
 }
 

@@ -134,7 +134,9 @@ impl Relay {
         let calls = MediaCalls::new(media_cfg.clone(), Arc::new(identity), random()?)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?
             .with_binder(Box::new(stash.clone()));
-        let proxy = Proxy::new(cfg.proxy(sip_addr), FlowKey::new(random()?)).with_media(calls);
+        let mut proxy = Proxy::new(cfg.proxy(sip_addr), FlowKey::new(random()?)).with_media(calls);
+        let figures = media::MediaFigures::default();
+        proxy.metrics.register_collector(Box::new(figures.clone()));
         let (inputs, rx) = mpsc::channel(4096);
         let (admin, _) = broadcast::channel(1024);
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
@@ -142,7 +144,7 @@ impl Relay {
         let media_shell = MediaShell {
             stash,
             calls: HashMap::new(),
-            figures: media::MediaFigures::default(),
+            figures,
             rtp_timeout: media_cfg.rtp_timeout,
             inputs: inputs.clone(),
         };
@@ -384,9 +386,7 @@ async fn run_proxy(
             Some(Input::Datagram { from, bytes }) => proxy.handle_udp(now(), from, &bytes),
             Some(Input::Unreachable { pbx }) => proxy.pbx_unreachable(now(), pbx),
             Some(Input::Metrics { reply }) => {
-                let mut text = proxy.render_metrics();
-                media.figures.render(&mut text);
-                let _ = reply.send(text);
+                let _ = reply.send(proxy.render_metrics());
             }
             Some(Input::MediaEnded { id, ended }) => {
                 media.calls.remove(&id);

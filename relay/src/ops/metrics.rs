@@ -1,12 +1,24 @@
-//! Counters for `/metrics`, kept by the proxy itself (one task owns the
-//! proxy, so plain integers suffice: no atomics, no locks), rendered in the
-//! Prometheus text format.
+//! The relay's signalling and media-table metrics for `/metrics`, kept with
+//! `prometheus-client` and rendered in the Prometheus text format (0.0.4).
+//!
+//! Every series is created once, at start: counting a message is one
+//! uncontended atomic add on a counter held here, never a label lookup.
+//! The media shell's per-call figures join the same registry as a
+//! [`Collector`] read at scrape time (see [`Metrics::register_collector`]).
 
-use std::fmt::Write as _;
-
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use sipline_core::sip::{Message, Method};
 
 use crate::media::calls::{MediaEnd, MediaError};
+
+/// A series' labels: a few fixed pairs.
+type Labels = Vec<(&'static str, &'static str)>;
 
 /// Why a message was refused or dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,83 +73,22 @@ impl Reject {
             Reject::TooManyConnections => "too_many_connections",
         }
     }
+
+    fn index(self) -> usize {
+        Reject::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
 }
 
 /// Methods counted by name; the rest as "other".
 const METHODS: [Method; 14] = Method::ALL;
 
-/// Per-direction message counts: requests by method, responses by class.
-#[derive(Clone, Debug, Default)]
-pub struct Counts {
-    requests: [u64; METHODS.len() + 1],
-    responses: [u64; 6],
-}
+/// Response classes counted, `1xx` to `5xx`, and `6xx`.
+const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
 
-impl Counts {
-    fn add(&mut self, msg: &Message<'_>) {
-        match (msg.method(), msg.status()) {
-            (Some(m), _) => {
-                let i = METHODS
-                    .iter()
-                    .position(|k| k.as_str() == m)
-                    .unwrap_or(METHODS.len());
-                self.requests[i] += 1;
-            }
-            (None, Some(code)) => self.responses[usize::from(code / 100) % 6] += 1,
-            (None, None) => {}
-        }
-    }
-
-    fn render(&self, out: &mut String, name: &str) {
-        for (i, n) in self.requests.iter().enumerate() {
-            let method = METHODS.get(i).map_or("other", |m| m.as_str());
-            let _ = writeln!(out, "{name}{{kind=\"request\",method=\"{method}\"}} {n}");
-        }
-        for (class, n) in self.responses.iter().enumerate().skip(1) {
-            let _ = writeln!(out, "{name}{{kind=\"response\",class=\"{class}xx\"}} {n}");
-        }
-    }
-}
-
-/// The relay's signalling counters.
-#[derive(Clone, Debug, Default)]
-pub struct Metrics {
-    /// Browser WebSocket connections open now.
-    pub connections_open: i64,
-    /// Registered bindings (connection and address of record) now.
-    pub registrations: usize,
-    /// Messages received, by method / class.
-    pub messages_in: Counts,
-    /// Messages forwarded, by method / class.
-    pub messages_out: Counts,
-    /// Refused or dropped, by reason.
-    rejected: [u64; Reject::ALL.len()],
-    /// Requests retransmitted toward the PBX.
-    pub retransmissions: u64,
-    /// Responses the relay made itself (408, 430, 503…).
-    pub local_responses: u64,
-    /// PBX round trips: counts per bucket of [`RTT_BUCKETS_MS`], then the
-    /// overflow.
-    rtt_buckets: [u64; RTT_BUCKETS_MS.len() + 1],
-    rtt_sum_ms: f64,
-    rtt_count: u64,
-    /// Calls with media now, and the range's port pairs in use and in all.
-    pub media_calls: usize,
-    /// Port pairs of the media range in use.
-    pub media_ports_in_use: usize,
-    /// Port pairs of the media range.
-    pub media_ports_capacity: usize,
-    /// SDP refused: the range full, the connection's calls at their limit,
-    /// unreadable or unmappable SDP, DTLS setup.
-    media_refused: [u64; 4],
-    /// Calls ended by the relay for their media: timeout, DTLS, socket.
-    media_ended: [u64; 3],
-    /// Calls a browser took back on a new connection after its WebSocket
-    /// dropped.
-    pub calls_recovered: u64,
-}
-
+/// Why SDP was not carried, as labelled.
 const MEDIA_REFUSED: [&str; 4] = ["ports_exhausted", "too_many_calls", "sdp", "dtls"];
+
+/// Why the relay ended calls for their media, in label order.
 const MEDIA_ENDED: [MediaEnd; 3] = [MediaEnd::Timeout, MediaEnd::Dtls, MediaEnd::Io];
 
 fn media_end_label(why: MediaEnd) -> &'static str {
@@ -148,48 +99,268 @@ fn media_end_label(why: MediaEnd) -> &'static str {
     }
 }
 
-/// Upper bounds of the PBX round-trip histogram, in milliseconds.
-pub const RTT_BUCKETS_MS: [u64; 12] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000];
+/// Upper bounds of the PBX round-trip histogram, in seconds.
+pub const RTT_BUCKETS: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+];
 
-impl Metrics {
-    pub(crate) fn count_in(&mut self, msg: &Message<'_>) {
-        self.messages_in.add(msg);
-    }
+/// One direction's message counters: requests by method, responses by
+/// class.
+#[derive(Debug)]
+struct Counts {
+    requests: [Counter; METHODS.len() + 1],
+    responses: [Counter; CLASSES.len()],
+}
 
-    pub(crate) fn count_out(&mut self, msg: &Message<'_>) {
-        self.messages_out.add(msg);
-    }
-
-    pub(crate) fn reject(&mut self, why: Reject) {
-        if let Some(i) = Reject::ALL.iter().position(|r| *r == why) {
-            self.rejected[i] += 1;
+impl Counts {
+    fn new(family: &Family<Labels, Counter>) -> Self {
+        let method = |i: usize| METHODS.get(i).map_or("other", |m| m.as_str());
+        Self {
+            requests: std::array::from_fn(|i| {
+                family
+                    .get_or_create(&vec![("kind", "request"), ("method", method(i))])
+                    .clone()
+            }),
+            responses: std::array::from_fn(|i| {
+                family
+                    .get_or_create(&vec![("kind", "response"), ("class", CLASSES[i])])
+                    .clone()
+            }),
         }
     }
 
-    pub(crate) fn observe_pbx_rtt(&mut self, rtt: std::time::Duration) {
-        let ms = rtt.as_secs_f64() * 1000.0;
-        let i = RTT_BUCKETS_MS
-            .iter()
-            .position(|&b| ms <= b as f64)
-            .unwrap_or(RTT_BUCKETS_MS.len());
-        self.rtt_buckets[i] += 1;
-        self.rtt_sum_ms += ms;
-        self.rtt_count += 1;
+    fn add(&self, msg: &Message<'_>) {
+        match (msg.method(), msg.status()) {
+            (Some(m), _) => {
+                let i = METHODS
+                    .iter()
+                    .position(|k| k.as_str() == m)
+                    .unwrap_or(METHODS.len());
+                self.requests[i].inc();
+            }
+            (None, Some(code)) => {
+                if let Some(c) = usize::from(code / 100)
+                    .checked_sub(1)
+                    .and_then(|i| self.responses.get(i))
+                {
+                    c.inc();
+                }
+            }
+            (None, None) => {}
+        }
+    }
+}
+
+/// The relay's signalling counters, and the registry every `/metrics`
+/// series lives in.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    connections_open: Gauge,
+    registrations: Gauge,
+    calls_recovered: Counter,
+    messages_in: Counts,
+    messages_out: Counts,
+    rejected: [Counter; Reject::ALL.len()],
+    retransmissions: Counter,
+    local_responses: Counter,
+    pbx_rtt: Histogram,
+    media_calls: Gauge,
+    media_ports_in_use: Gauge,
+    media_ports_capacity: Gauge,
+    media_refused: [Counter; MEDIA_REFUSED.len()],
+    media_ended: [Counter; MEDIA_ENDED.len()],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            registry.register(name, help, c.clone());
+            c
+        };
+        let family = |registry: &mut Registry, name: &str, help: &str| {
+            let f = Family::<Labels, Counter>::default();
+            registry.register(name, help, f.clone());
+            f
+        };
+        let connections_open = gauge(
+            &mut registry,
+            "sipline_ws_connections",
+            "Browser WebSocket connections open now",
+        );
+        let registrations = gauge(
+            &mut registry,
+            "sipline_registrations",
+            "Browsers registered through the relay now",
+        );
+        let calls_recovered = counter(
+            &mut registry,
+            "sipline_calls_recovered",
+            "Calls a browser took back on a new WebSocket after its old one dropped",
+        );
+        let messages_in = Counts::new(&family(
+            &mut registry,
+            "sipline_sip_messages_in",
+            "SIP messages received",
+        ));
+        let messages_out = Counts::new(&family(
+            &mut registry,
+            "sipline_sip_messages_out",
+            "SIP messages forwarded",
+        ));
+        let rejected_family = family(
+            &mut registry,
+            "sipline_sip_rejected",
+            "SIP messages refused or dropped, by reason",
+        );
+        let rejected = std::array::from_fn(|i| {
+            rejected_family
+                .get_or_create(&vec![("reason", Reject::ALL[i].label())])
+                .clone()
+        });
+        let retransmissions = counter(
+            &mut registry,
+            "sipline_sip_retransmissions",
+            "Requests retransmitted toward the PBX",
+        );
+        let local_responses = counter(
+            &mut registry,
+            "sipline_sip_local_responses",
+            "Responses made by the relay itself",
+        );
+        let pbx_rtt = Histogram::new(RTT_BUCKETS);
+        registry.register(
+            "sipline_pbx_rtt_seconds",
+            "Time from forwarding a request to the PBX to its first answer",
+            pbx_rtt.clone(),
+        );
+        let media_calls = gauge(
+            &mut registry,
+            "sipline_media_calls",
+            "Calls whose media the relay carries now",
+        );
+        let pairs = Family::<Labels, Gauge>::default();
+        registry.register(
+            "sipline_media_port_pairs",
+            "Port pairs of the media range, in use and in all",
+            pairs.clone(),
+        );
+        let refused_family = family(
+            &mut registry,
+            "sipline_media_refused",
+            "SDP the relay could not carry, by reason (a request got 503 or 488; an ACK or a \
+             response went on without its body)",
+        );
+        let ended_family = family(
+            &mut registry,
+            "sipline_media_calls_ended",
+            "Calls the relay ended with a BYE each way because their media ended, by reason",
+        );
+        // One statement each: a family's guard lives to the end of its
+        // statement, and a second lookup under it would wait for itself.
+        let media_ports_in_use = pairs.get_or_create(&vec![("state", "in_use")]).clone();
+        let media_ports_capacity = pairs.get_or_create(&vec![("state", "capacity")]).clone();
+        Self {
+            connections_open,
+            registrations,
+            calls_recovered,
+            messages_in,
+            messages_out,
+            rejected,
+            retransmissions,
+            local_responses,
+            pbx_rtt,
+            media_calls,
+            media_ports_in_use,
+            media_ports_capacity,
+            media_refused: std::array::from_fn(|i| {
+                refused_family
+                    .get_or_create(&vec![("reason", MEDIA_REFUSED[i])])
+                    .clone()
+            }),
+            media_ended: std::array::from_fn(|i| {
+                ended_family
+                    .get_or_create(&vec![("reason", media_end_label(MEDIA_ENDED[i]))])
+                    .clone()
+            }),
+            registry,
+        }
+    }
+}
+
+impl Metrics {
+    /// Adds series read at scrape time (the media shell's figures).
+    pub fn register_collector(&mut self, collector: Box<dyn Collector>) {
+        self.registry.register_collector(collector);
     }
 
-    pub(crate) fn media_refused(&mut self, e: &MediaError) {
+    pub(crate) fn count_in(&self, msg: &Message<'_>) {
+        self.messages_in.add(msg);
+    }
+
+    pub(crate) fn count_out(&self, msg: &Message<'_>) {
+        self.messages_out.add(msg);
+    }
+
+    pub(crate) fn reject(&self, why: Reject) {
+        self.rejected[why.index()].inc();
+    }
+
+    pub(crate) fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    pub(crate) fn set_registrations(&self, n: usize) {
+        self.registrations.set(gauge_value(n));
+    }
+
+    pub(crate) fn call_recovered(&self) {
+        self.calls_recovered.inc();
+    }
+
+    pub(crate) fn retransmitted(&self) {
+        self.retransmissions.inc();
+    }
+
+    pub(crate) fn local_response(&self) {
+        self.local_responses.inc();
+    }
+
+    pub(crate) fn observe_pbx_rtt(&self, rtt: std::time::Duration) {
+        self.pbx_rtt.observe(rtt.as_secs_f64());
+    }
+
+    /// The media table's state: calls, and port pairs in use and in all.
+    pub(crate) fn set_media(&self, calls: usize, in_use: usize, capacity: usize) {
+        self.media_calls.set(gauge_value(calls));
+        self.media_ports_in_use.set(gauge_value(in_use));
+        self.media_ports_capacity.set(gauge_value(capacity));
+    }
+
+    pub(crate) fn media_refused(&self, e: &MediaError) {
         let i = match e {
             MediaError::Ports(_) | MediaError::Bind { .. } => 0,
             MediaError::TooManyCalls(_) => 1,
             MediaError::Dtls(_) => 3,
             _ => 2,
         };
-        self.media_refused[i] += 1;
+        self.media_refused[i].inc();
     }
 
-    pub(crate) fn media_ended(&mut self, why: MediaEnd) {
+    pub(crate) fn media_ended(&self, why: MediaEnd) {
         if let Some(i) = MEDIA_ENDED.iter().position(|w| *w == why) {
-            self.media_ended[i] += 1;
+            self.media_ended[i].inc();
         }
     }
 
@@ -198,126 +369,132 @@ impl Metrics {
         MEDIA_ENDED
             .iter()
             .position(|w| *w == why)
-            .map_or(0, |i| self.media_ended[i])
+            .map_or(0, |i| self.media_ended[i].get())
     }
 
     /// How many messages were refused for `why`.
     pub fn rejected(&self, why: Reject) -> u64 {
-        Reject::ALL
-            .iter()
-            .position(|r| *r == why)
-            .map_or(0, |i| self.rejected[i])
+        self.rejected[why.index()].get()
     }
 
-    /// The Prometheus text exposition of every counter.
+    /// Calls browsers took back on a new connection.
+    pub fn calls_recovered(&self) -> u64 {
+        self.calls_recovered.get()
+    }
+
+    /// The Prometheus text exposition (0.0.4) of every series.
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str("# HELP sipline_ws_connections Browser WebSocket connections open now.\n");
-        out.push_str("# TYPE sipline_ws_connections gauge\n");
-        let _ = writeln!(out, "sipline_ws_connections {}", self.connections_open);
-        out.push_str("# HELP sipline_registrations Browsers registered through the relay now.\n");
-        out.push_str("# TYPE sipline_registrations gauge\n");
-        let _ = writeln!(out, "sipline_registrations {}", self.registrations);
-        out.push_str("# HELP sipline_calls_recovered_total Calls a browser took back on a new WebSocket after its old one dropped.\n");
-        out.push_str("# TYPE sipline_calls_recovered_total counter\n");
-        let _ = writeln!(
-            out,
-            "sipline_calls_recovered_total {}",
-            self.calls_recovered
-        );
-        out.push_str("# HELP sipline_sip_messages_in_total SIP messages received.\n");
-        out.push_str("# TYPE sipline_sip_messages_in_total counter\n");
-        self.messages_in
-            .render(&mut out, "sipline_sip_messages_in_total");
-        out.push_str("# HELP sipline_sip_messages_out_total SIP messages forwarded.\n");
-        out.push_str("# TYPE sipline_sip_messages_out_total counter\n");
-        self.messages_out
-            .render(&mut out, "sipline_sip_messages_out_total");
-        out.push_str(
-            "# HELP sipline_sip_rejected_total SIP messages refused or dropped, by reason.\n",
-        );
-        out.push_str("# TYPE sipline_sip_rejected_total counter\n");
-        for (r, n) in Reject::ALL.iter().zip(self.rejected) {
-            let _ = writeln!(
-                out,
-                "sipline_sip_rejected_total{{reason=\"{}\"}} {n}",
-                r.label()
-            );
+        let mut out = String::with_capacity(8192);
+        // Writing into a String cannot fail; a collector's error would
+        // leave its part out, never the rest.
+        if let Err(e) = prometheus_text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "/metrics: a series could not be encoded");
         }
-        out.push_str(
-            "# HELP sipline_sip_retransmissions_total Requests retransmitted toward the PBX.\n",
-        );
-        out.push_str("# TYPE sipline_sip_retransmissions_total counter\n");
-        let _ = writeln!(
-            out,
-            "sipline_sip_retransmissions_total {}",
-            self.retransmissions
-        );
-        out.push_str(
-            "# HELP sipline_sip_local_responses_total Responses made by the relay itself.\n",
-        );
-        out.push_str("# TYPE sipline_sip_local_responses_total counter\n");
-        let _ = writeln!(
-            out,
-            "sipline_sip_local_responses_total {}",
-            self.local_responses
-        );
-        out.push_str("# HELP sipline_pbx_rtt_seconds Time from forwarding a request to the PBX to its first answer.\n");
-        out.push_str("# TYPE sipline_pbx_rtt_seconds histogram\n");
-        let mut cumulative = 0;
-        for (bound, n) in RTT_BUCKETS_MS.iter().zip(self.rtt_buckets) {
-            cumulative += n;
-            let _ = writeln!(
-                out,
-                "sipline_pbx_rtt_seconds_bucket{{le=\"{}\"}} {cumulative}",
-                *bound as f64 / 1000.0
-            );
-        }
-        let _ = writeln!(
-            out,
-            "sipline_pbx_rtt_seconds_bucket{{le=\"+Inf\"}} {}",
-            self.rtt_count
-        );
-        let _ = writeln!(
-            out,
-            "sipline_pbx_rtt_seconds_sum {}",
-            self.rtt_sum_ms / 1000.0
-        );
-        let _ = writeln!(out, "sipline_pbx_rtt_seconds_count {}", self.rtt_count);
-        self.render_media(&mut out);
         out
     }
+}
 
-    fn render_media(&self, out: &mut String) {
-        out.push_str("# HELP sipline_media_calls Calls whose media the relay carries now.\n");
-        out.push_str("# TYPE sipline_media_calls gauge\n");
-        let _ = writeln!(out, "sipline_media_calls {}", self.media_calls);
-        out.push_str(
-            "# HELP sipline_media_port_pairs Port pairs of the media range, in use and in all.\n",
+/// A count as a gauge's value (they never come near `i64::MAX`).
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The exposition parses as Prometheus text, and carries what was
+    /// counted under the names dashboards use.
+    #[test]
+    fn the_exposition_parses_and_carries_the_counts() {
+        let m = Metrics::default();
+        m.connection_opened();
+        m.reject(Reject::FlowGone);
+        m.reject(Reject::FlowGone);
+        m.retransmitted();
+        m.observe_pbx_rtt(std::time::Duration::from_millis(3));
+        m.set_media(2, 3, 100);
+        m.media_ended(MediaEnd::Dtls);
+        let req = Message::parse(
+            b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/WSS h;branch=z9hG4bK1\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        )
+        .expect("request");
+        m.count_in(&req);
+        let text = m.render();
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition");
+        let value = |name: &str, labels: &[(&str, &str)]| {
+            scrape
+                .samples
+                .iter()
+                .find(|s| {
+                    s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+                })
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
+                    _ => f64::NAN,
+                })
+                .unwrap_or_else(|| panic!("{name} {labels:?} not in:\n{text}"))
+        };
+        assert_eq!(value("sipline_ws_connections", &[]), 1.0);
+        assert_eq!(
+            value("sipline_sip_rejected_total", &[("reason", "flow_gone")]),
+            2.0
         );
-        out.push_str("# TYPE sipline_media_port_pairs gauge\n");
-        let _ = writeln!(
-            out,
-            "sipline_media_port_pairs{{state=\"in_use\"}} {}",
-            self.media_ports_in_use
+        assert_eq!(
+            value("sipline_sip_rejected_total", &[("reason", "not_pbx")]),
+            0.0
         );
-        let _ = writeln!(
-            out,
-            "sipline_media_port_pairs{{state=\"capacity\"}} {}",
-            self.media_ports_capacity
+        assert_eq!(value("sipline_sip_retransmissions_total", &[]), 1.0);
+        assert_eq!(
+            value(
+                "sipline_sip_messages_in_total",
+                &[("kind", "request"), ("method", "INVITE")]
+            ),
+            1.0
         );
-        out.push_str("# HELP sipline_media_refused_total SDP the relay could not carry, by reason (a request got 503 or 488; an ACK or a response went on without its body).\n");
-        out.push_str("# TYPE sipline_media_refused_total counter\n");
-        for (label, n) in MEDIA_REFUSED.iter().zip(self.media_refused) {
-            let _ = writeln!(out, "sipline_media_refused_total{{reason=\"{label}\"}} {n}");
+        assert_eq!(
+            value("sipline_media_port_pairs", &[("state", "capacity")]),
+            100.0
+        );
+        assert_eq!(
+            value(
+                "sipline_media_calls_ended_total",
+                &[("reason", "dtls_failed")]
+            ),
+            1.0
+        );
+        let rtt = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == "sipline_pbx_rtt_seconds")
+            .expect("the round-trip histogram");
+        match &rtt.value {
+            prometheus_parse::Value::Histogram(buckets) => {
+                let at = |le: f64| {
+                    buckets
+                        .iter()
+                        .find(|b| (b.less_than - le).abs() < 1e-9)
+                        .map(|b| b.count)
+                };
+                assert_eq!(at(0.002), Some(0.0));
+                assert_eq!(at(0.005), Some(1.0));
+            }
+            other => panic!("the round trips are not a histogram: {other:?}"),
         }
-        out.push_str("# HELP sipline_media_calls_ended_total Calls the relay ended with a BYE each way because their media ended, by reason.\n");
-        out.push_str("# TYPE sipline_media_calls_ended_total counter\n");
-        for (why, n) in MEDIA_ENDED.iter().zip(self.media_ended) {
-            let _ = writeln!(
-                out,
-                "sipline_media_calls_ended_total{{reason=\"{}\"}} {n}",
-                media_end_label(*why)
+        // Every series has its HELP and TYPE.
+        for s in &scrape.samples {
+            let family = s
+                .metric
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(
+                scrape.docs.contains_key(family) || scrape.docs.contains_key(&s.metric),
+                "{} has no HELP",
+                s.metric
             );
         }
     }

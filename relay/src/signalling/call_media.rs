@@ -53,7 +53,7 @@ impl Proxy {
         }
         self.calls.rehome(call_id, conn);
         tracing::info!(call_id, "call moved to the browser's new connection");
-        self.metrics.calls_recovered += 1;
+        self.metrics.call_recovered();
     }
 
     /// Hands a message's SDP to the media table: `Ok(Some(body))` is the

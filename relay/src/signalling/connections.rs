@@ -66,7 +66,7 @@ impl Proxy {
             contacts: VecDeque::new(),
         };
         self.conns.insert(conn, conn_state);
-        self.metrics.connections_open += 1;
+        self.metrics.connection_opened();
         self.events.push(AdminEvent::Connected { session: conn });
     }
 
@@ -85,7 +85,7 @@ impl Proxy {
             self.flush_media();
         }
         if self.conns.remove(&conn).is_some() {
-            self.metrics.connections_open -= 1;
+            self.metrics.connection_closed();
             let kept = self
                 .media
                 .as_ref()

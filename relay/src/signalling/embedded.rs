@@ -60,7 +60,7 @@ impl Proxy {
                         *p = conn;
                     }
                 }
-                self.metrics.calls_recovered += 1;
+                self.metrics.call_recovered();
                 tracing::info!(
                     call_id = msg.call_id(),
                     "dialog moved to the browser's new connection"
@@ -103,12 +103,12 @@ impl Proxy {
                 }
                 RegisterOutcome::Refused => {}
             }
-            self.metrics.local_responses += 1;
+            self.metrics.local_response();
             self.ws(conn, resp);
             return;
         }
         if let Some(refusal) = pbx.admit(key, now, conn, msg) {
-            self.metrics.local_responses += 1;
+            self.metrics.local_response();
             self.ws(conn, refusal);
             return;
         }
@@ -116,7 +116,7 @@ impl Proxy {
             Route::Echo => self.echo_request(now, conn, msg),
             Route::Reply { code, reason } => {
                 if msg.method() != Some("ACK") {
-                    self.metrics.local_responses += 1;
+                    self.metrics.local_response();
                     self.ws(conn, pbx::reply(msg, code, reason));
                 }
             }
@@ -187,7 +187,7 @@ impl Proxy {
                         self.dialogs.insert(key, dialog);
                     }
                 }
-                self.metrics.local_responses += 1;
+                self.metrics.local_response();
                 self.ws(conn, response);
             }
             Some("ACK") => {}

@@ -158,7 +158,7 @@ impl Proxy {
             // A stateful proxy answers an INVITE `100 Trying` itself (RFC
             // 3261 §16.2): the browser may CANCEL from then on (§9.1), and
             // the PBX's own 100 stops here (§16.7).
-            self.metrics.local_responses += 1;
+            self.metrics.local_response();
             self.ws(
                 conn,
                 response_to(msg, 100, "Trying", None).finish(None, b""),

@@ -411,7 +411,7 @@ fn a_reconnected_browser_takes_its_call_back_and_nobody_else_can() {
         forwarded.contains("m=audio 40002 RTP/AVP"),
         "the same ports: {forwarded}"
     );
-    assert_eq!(p.metrics.calls_recovered, 1);
+    assert_eq!(p.metrics.calls_recovered(), 1);
 
     // A phone that changed network: its old socket still looks open to
     // the relay, yet the browser itself takes its call to the new one.
@@ -425,7 +425,7 @@ fn a_reconnected_browser_takes_its_call_back_and_nobody_else_can() {
         Some(id),
         "taken from a live-looking socket"
     );
-    assert_eq!(p.metrics.calls_recovered, 2);
+    assert_eq!(p.metrics.calls_recovered(), 2);
 
     // Its BYE from there ends it on the dashboards, on that session.
     p.drain_events();

@@ -213,9 +213,7 @@ impl Proxy {
     pub fn render_metrics(&mut self) -> String {
         if let Some(m) = &self.media {
             let (used, capacity) = m.ports();
-            self.metrics.media_calls = m.active();
-            self.metrics.media_ports_in_use = used;
-            self.metrics.media_ports_capacity = capacity;
+            self.metrics.set_media(m.active(), used, capacity);
         }
         self.metrics.render()
     }
@@ -258,7 +256,7 @@ impl Proxy {
                 _ => {}
             }
         }
-        self.metrics.registrations = self.registered.len();
+        self.metrics.set_registrations(self.registered.len());
         events
     }
 
@@ -300,7 +298,7 @@ impl Proxy {
                 let secs = wait.as_secs().max(1).to_string();
                 let mut b = response_to(&msg, 503, "Rate Limit Exceeded", Some("sl"));
                 b.header("Retry-After", &secs);
-                self.metrics.local_responses += 1;
+                self.metrics.local_response();
                 self.ws(conn, b.finish(None, b""));
             }
             return;
@@ -355,7 +353,7 @@ impl Proxy {
         if msg.method() == Some("ACK") {
             return;
         }
-        self.metrics.local_responses += 1;
+        self.metrics.local_response();
         let resp = response_to(msg, code, reason, Some("sl")).finish(None, b"");
         self.ws(conn, resp);
     }
@@ -364,7 +362,7 @@ impl Proxy {
         if msg.method() == Some("ACK") {
             return;
         }
-        self.metrics.local_responses += 1;
+        self.metrics.local_response();
         let resp = response_to(msg, code, reason, Some("sl")).finish(None, b"");
         self.udp(to, resp);
     }

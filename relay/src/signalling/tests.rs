@@ -587,7 +587,7 @@ Contact: <sip:n@n.invalid;transport=ws>\r\nContent-Length: 0\r\n\r\n"
     p.handle_ws(t(2), ConnId(2), request("BYE", "bob", "alice").as_bytes());
     let (to, frame) = only_ws(&mut p);
     assert_eq!(to, ConnId(4), "{}", String::from_utf8_lossy(&frame));
-    assert_eq!(p.metrics.calls_recovered, 1);
+    assert_eq!(p.metrics.calls_recovered(), 1);
     // With both browsers connected, a third connection that learnt the
     // route set takes nothing over.
     p.handle_ws(t(3), ConnId(3), request("BYE", "alice", "bob").as_bytes());

@@ -57,7 +57,7 @@ impl Proxy {
             if let Some(datagram) = p.retransmit_due(now, self.cfg.t1) {
                 let to = p.to;
                 self.deadlines.insert((p.next_deadline(), key));
-                self.metrics.retransmissions += 1;
+                self.metrics.retransmitted();
                 self.udp(to, datagram);
             }
         }
@@ -91,7 +91,7 @@ impl Proxy {
                 self.media_lifecycle(now, p.conn, &answer, Side::Pbx, p.to);
             }
             if self.conns.contains_key(&p.conn) {
-                self.metrics.local_responses += 1;
+                self.metrics.local_response();
                 self.ws(p.conn, resp);
             }
         }
