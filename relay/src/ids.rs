@@ -3,8 +3,10 @@
 //! media table and the shells carry them back. Neutral ground, so that
 //! neither half imports the other for a name.
 
-/// Names one WebSocket connection for the lifetime of the process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Names one WebSocket connection for the lifetime of the process (a
+/// number on the admin event stream).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
 pub struct ConnId(pub u64);
 
 /// Names one call's media, between the signalling and the shell.

@@ -6,17 +6,18 @@
 //! state, forgotten when the call ends or goes stale.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::time::Duration;
 
+use serde::Serialize;
 use sipline_core::Instant;
 use sipline_core::sip::Message;
 
 use crate::ids::ConnId;
 
 /// One thing that happened, in the names the Janus SIP plugin and gateway
-/// dashboards use.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// dashboards use; on the stream, its name is the `event` field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
 pub enum AdminEvent {
     /// A browser opened a WebSocket.
     Connected {
@@ -51,17 +52,20 @@ pub enum AdminEvent {
     /// The call ended, or failed with `code`.
     Hangup {
         /// Which call.
+        #[serde(flatten)]
         call: CallInfo,
         /// SIP status for a failed or refused call; `None` for a BYE/CANCEL.
+        #[serde(skip_serializing_if = "Option::is_none")]
         code: Option<u16>,
         /// Why, from the BYE's Reason header (RFC 3326), e.g. the relay's
         /// own "RTP timeout" or "DTLS handshake failed".
+        #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
 }
 
 /// The details of a call that every call event carries.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CallInfo {
     /// The browser connection the call involves.
     pub session: ConnId,
@@ -91,35 +95,10 @@ impl AdminEvent {
         }
     }
 
-    /// The event as one line of JSON.
+    /// The event as one line of JSON: `{"event":"<name>", …fields}`.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(160);
-        let _ = write!(out, "{{\"event\":\"{}\"", self.name());
-        match self {
-            AdminEvent::Connected { session } | AdminEvent::Disconnected { session } => {
-                let _ = write!(out, ",\"session\":{}", session.0);
-            }
-            AdminEvent::Registered { session, client }
-            | AdminEvent::Unregistered { session, client } => {
-                let _ = write!(out, ",\"session\":{},\"client\":", session.0);
-                push_json_string(&mut out, client);
-            }
-            AdminEvent::Calling(c) | AdminEvent::Ringing(c) | AdminEvent::Answered(c) => {
-                push_call(&mut out, c)
-            }
-            AdminEvent::Hangup { call, code, reason } => {
-                push_call(&mut out, call);
-                if let Some(code) = code {
-                    let _ = write!(out, ",\"code\":{code}");
-                }
-                if let Some(reason) = reason {
-                    out.push_str(",\"reason\":");
-                    push_json_string(&mut out, reason);
-                }
-            }
-        }
-        out.push('}');
-        out
+        // Plain strings and integers only: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -128,33 +107,6 @@ fn reason_text(msg: &Message<'_>) -> Option<String> {
     let value = msg.header(sipline_core::sip::HeaderName::Other("Reason"))?;
     let text = value.split_once("text=")?.1.trim_start_matches('"');
     Some(bounded(text.split('"').next().unwrap_or(text)))
-}
-
-fn push_call(out: &mut String, c: &CallInfo) {
-    let _ = write!(out, ",\"session\":{},\"client\":", c.session.0);
-    push_json_string(out, &c.client);
-    out.push_str(",\"call_id\":");
-    push_json_string(out, &c.call_id);
-    out.push_str(",\"caller\":");
-    push_json_string(out, &c.caller);
-    out.push_str(",\"callee\":");
-    push_json_string(out, &c.callee);
-}
-
-/// Appends `s` as a JSON string (RFC 8259 escaping).
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c < ' ' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
