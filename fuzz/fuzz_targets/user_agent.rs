@@ -563,10 +563,18 @@ fn app(ua: &mut UserAgent, now: Instant, calls: &[CallId], action: &App) {
         App::Call(target, sdp) => {
             let _ = ua.call(now, &target.uri(), &sdp.text());
         }
-        App::Hangup(p) => ua.hangup(now, call(p)),
-        App::Answer(p, sdp) => ua.answer(now, call(p), &sdp.text()),
-        App::Decline(p, code, reason) => ua.decline(now, call(p), *code, reason),
-        App::Ringing(p) => ua.ringing(now, call(p)),
+        App::Hangup(p) => {
+            let _ = ua.hangup(now, call(p));
+        }
+        App::Answer(p, sdp) => {
+            let _ = ua.answer(now, call(p), &sdp.text());
+        }
+        App::Decline(p, code, reason) => {
+            let _ = ua.decline(now, call(p), *code, reason);
+        }
+        App::Ringing(p) => {
+            let _ = ua.ringing(now, call(p));
+        }
         App::Update(p, sdp) => {
             let _ = ua.update(now, call(p), &sdp.text());
         }

@@ -32,8 +32,37 @@ export class ConnectionError extends Error {
 
 /** The call or phone is not in a state that allows this (answering an outgoing call, holding one that rings…). */
 export class InvalidStateError extends Error {
-  constructor(message: string) {
+  /**
+   * Why, when the SIP engine refused: `not_connected`, `no_such_call`,
+   * `wrong_state` (not answered yet, or already), `change_pending` (another
+   * hold or ICE restart is under way), `no_referral`.
+   */
+  readonly code: string | undefined;
+
+  constructor(message: string, code?: string) {
     super(message);
     this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * The engine's refusal as this package's error: a bad argument stays the
+ * `TypeError` or `RangeError` the engine threw (it names the argument);
+ * the wrong moment becomes an `InvalidStateError` with the engine's `code`.
+ */
+export function fromEngine(e: unknown): unknown {
+  if (e instanceof TypeError || e instanceof RangeError) return e;
+  const code = (e as { code?: unknown } | null)?.code;
+  if (e instanceof Error && typeof code === "string") return new InvalidStateError(e.message, code);
+  return e;
+}
+
+/** Runs a call into the engine, its refusal thrown as {@link fromEngine} makes it. */
+export function engine<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw fromEngine(e);
   }
 }

@@ -9,7 +9,7 @@
 import init, { Engine } from "../wasm/sipline_wasm.js";
 
 export { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError } from "./errors.js";
-import { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError } from "./errors.js";
+import { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError, engine, fromEngine } from "./errors.js";
 import { Emitter } from "./emitter.js";
 import { summarize, type CallStats } from "./stats.js";
 export type { CallStats } from "./stats.js";
@@ -253,7 +253,7 @@ export class Phone extends Emitter<PhoneEvents> {
 
   /** The call whose id `placed` resolves with, once answered. */
   async #place(placed: Promise<unknown>, target: string): Promise<Call> {
-    const id = (await placed) as number;
+    const id = (await placed.catch((e) => { throw fromEngine(e); })) as number;
     const call = this.#calls.get(id) ?? this.#ended.get(id) ?? this.#track(id, "outgoing", { to: target });
     await call.accepted;
     return call;
@@ -271,15 +271,14 @@ export class Phone extends Emitter<PhoneEvents> {
           target,
         ),
       decline: () => {
-        this.#engine.declineReferral(from.id);
+        engine(() => this.#engine.declineReferral(from.id));
       },
     };
   }
 
   /** Sends a MESSAGE (RFC 3428); resolves when the far end accepts it. */
   async message(target: string, text: string, contentType = "text/plain", options: SendOptions = {}): Promise<void> {
-    const id = this.#engine.message(target, contentType, text, options.headers);
-    if (id === undefined) throw new InvalidStateError("not connected");
+    const id = engine(() => this.#engine.message(target, contentType, text, options.headers));
     const [name, d] = await this.#next(["message_sent", "message_failed"], 0, (d) => d.id === id);
     if (name === "message_failed") throw new SipError(d.code as number, d.reason as string);
   }
@@ -359,7 +358,7 @@ export class Phone extends Emitter<PhoneEvents> {
     // A transfer request nobody listens for is declined, so that the far
     // end is not left waiting for an answer that never comes.
     if (call && name === "referred" && !this.listens("referred") && !call.listens("referred")) {
-      this.#engine.declineReferral(call.id);
+      engine(() => this.#engine.declineReferral(call.id));
     }
   }
 
@@ -475,7 +474,7 @@ export class Call extends Emitter<CallEvents> {
       await this.#phone._engine.answer(this.id, options.audio ?? true, options.video ?? false, options.headers);
     } catch (e) {
       if (this.#state === "answering") this.#state = "incoming";
-      throw e;
+      throw fromEngine(e);
     }
     await this.accepted;
   }
@@ -483,12 +482,19 @@ export class Call extends Emitter<CallEvents> {
   /** Declines an incoming call with `code` (486 Busy Here by default, 603 Decline…). */
   decline(code = 486, reason = defaultReason(code), options: SendOptions = {}): void {
     if (this.#state !== "incoming") throw new InvalidStateError(`cannot decline a call that is ${this.#state}`);
-    this.#phone._engine.decline(this.id, code, reason, options.headers);
+    engine(() => this.#phone._engine.decline(this.id, code, reason, options.headers));
   }
 
   /** Ends the call (BYE, or CANCEL while it rings); resolves when it has ended. */
   async hangup(options: SendOptions = {}): Promise<HangupInfo> {
-    if (this.#state !== "ended") this.#phone._engine.hangup(this.id, options.headers);
+    try {
+      if (this.#state !== "ended") this.#phone._engine.hangup(this.id, options.headers);
+    } catch (e) {
+      // Ended in the engine already (its hangup event is on its way):
+      // hanging up twice is no error.
+      const refusal = fromEngine(e);
+      if (!(refusal instanceof InvalidStateError && refusal.code === "no_such_call")) throw refusal;
+    }
     return this.ended;
   }
 
@@ -522,9 +528,7 @@ export class Call extends Emitter<CallEvents> {
       return;
     }
     for (const digit of digits) {
-      if (digit !== "," && !this.#phone._engine.sendDtmfInfo(this.id, digit, duration, options.headers)) {
-        throw new InvalidStateError("the call ended");
-      }
+      if (digit !== ",") engine(() => this.#phone._engine.sendDtmfInfo(this.id, digit, duration, options.headers));
       await new Promise((r) => setTimeout(r, digit === "," ? 2000 : duration + gap));
     }
   }
@@ -542,10 +546,12 @@ export class Call extends Emitter<CallEvents> {
       (d, name) => d.call === this.id && (name === "hangup" || d.done === true));
     let accepted = false;
     const off = this.on("transfer", (p) => { accepted ||= p.code < 300 && !p.done; });
-    if (!this.#phone._engine.transfer(this.id, target, options.headers)) {
+    try {
+      engine(() => this.#phone._engine.transfer(this.id, target, options.headers));
+    } catch (e) {
       off();
       cancel();
-      throw new InvalidStateError(`cannot transfer to ${target}: not a SIP URI, or not connected`);
+      throw e;
     }
     const [name, d] = await outcome.catch(() => {
       throw new SipError(408, "the transfer's outcome never came");
@@ -562,7 +568,7 @@ export class Call extends Emitter<CallEvents> {
 
   /** Sends a MESSAGE in the call's dialog. */
   message(text: string, contentType = "text/plain", options: SendOptions = {}): void {
-    if (!this.#phone._engine.callMessage(this.id, contentType, text, options.headers)) throw new InvalidStateError("the call is not up");
+    engine(() => this.#phone._engine.callMessage(this.id, contentType, text, options.headers));
   }
 
   /** RTT, jitter, loss and a MOS estimate, from `getStats()`. */
@@ -585,7 +591,7 @@ export class Call extends Emitter<CallEvents> {
         await send();
       } catch (e) {
         cancel();
-        throw e;
+        throw fromEngine(e);
       }
       const [name, d] = await done;
       if (name !== "updated") throw new SipError((d.code as number) ?? 481, (d.reason as string) ?? "the call ended");

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mos, summarize } from "../dist/stats.js";
 import { Emitter } from "../dist/emitter.js";
-import { CallFailedError, ConnectionError, SipError } from "../dist/errors.js";
+import { CallFailedError, ConnectionError, InvalidStateError, SipError, engine, fromEngine } from "../dist/errors.js";
 
 test("MOS follows the E-model: best when clean, lower with loss and delay", () => {
   assert.equal(mos(20, 0), 4.4);
@@ -69,4 +69,23 @@ test("errors carry the SIP status and can be told apart", () => {
   assert.equal(e.message, "486 Busy Here");
   assert.equal(e.name, "CallFailedError");
   assert.ok(!(new ConnectionError("x") instanceof SipError));
+});
+
+test("the engine's refusals become the package's errors", () => {
+  // A bad argument stays the TypeError or RangeError the engine threw.
+  const bad = Object.assign(new TypeError("target is not a SIP URI"), { code: "bad_target" });
+  assert.equal(fromEngine(bad), bad);
+  const range = Object.assign(new RangeError("999 is not a status to decline with (300 to 699)"), { code: "bad_code" });
+  assert.equal(fromEngine(range), range);
+  // The wrong moment is an InvalidStateError carrying the engine's code.
+  const state = fromEngine(Object.assign(new Error("call 3: another change of its session is under way"), { code: "change_pending" }));
+  assert.ok(state instanceof InvalidStateError);
+  assert.equal(state.code, "change_pending");
+  assert.equal(state.message, "call 3: another change of its session is under way");
+  // Anything else passes through untouched.
+  const other = new Error("the microphone was refused");
+  assert.equal(fromEngine(other), other);
+  assert.throws(() => engine(() => { throw Object.assign(new Error("not connected"), { code: "not_connected" }); }),
+    (e) => e instanceof InvalidStateError && e.code === "not_connected");
+  assert.equal(engine(() => 7), 7);
 });

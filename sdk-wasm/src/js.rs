@@ -6,6 +6,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use sipline_core::ActionError;
+
 pub(crate) fn window() -> Result<web_sys::Window, JsValue> {
     web_sys::window().ok_or_else(|| JsValue::from_str("sipline needs a browser window"))
 }
@@ -110,4 +112,23 @@ impl Obj {
 /// An `Error` with `message`, for rejected promises.
 pub(crate) fn error(message: &str) -> JsValue {
     js_sys::Error::new(message).into()
+}
+
+/// The core's refusal as JavaScript expects it: a bad argument is a
+/// `TypeError` (a `RangeError` for a number out of range) naming it; the
+/// wrong moment an `Error`. Each carries the refusal's `code`
+/// (`not_connected`, `wrong_state`…) for the package to sort on.
+pub(crate) fn action_error(e: &ActionError) -> JsValue {
+    let message = e.to_string();
+    let error: js_sys::Error = match e {
+        ActionError::BadCode(_) => js_sys::RangeError::new(&message).into(),
+        _ if e.is_argument() => js_sys::TypeError::new(&message).into(),
+        _ => js_sys::Error::new(&message),
+    };
+    let _ = Reflect::set(
+        &error,
+        &JsValue::from_str("code"),
+        &JsValue::from_str(e.code()),
+    );
+    error.into()
 }

@@ -162,11 +162,11 @@ impl Engine {
     }
 
     /// Refuses the far end's transfer request of call `call` (it hears
-    /// 603); `false` if none waits.
+    /// 603); throws (`no_referral`) if none waits.
     #[wasm_bindgen(js_name = declineReferral)]
-    pub fn decline_referral(&self, call: u32) -> Result<bool, JsValue> {
+    pub fn decline_referral(&self, call: u32) -> Result<(), JsValue> {
         self.shell
-            .with_ua_headers(&[], |ua, now| ua.decline_referral(now, CallId(call)))
+            .act(&[], |ua, now| ua.decline_referral(now, CallId(call)))
     }
 
     /// Answers incoming call `call`; resolves once the answer is sent.
@@ -190,18 +190,16 @@ impl Engine {
         reason: String,
         headers: JsValue,
     ) -> Result<(), JsValue> {
-        self.shell
-            .with_ua_headers(&js::headers(&headers), |ua, now| {
-                ua.decline(now, CallId(call), code, &reason)
-            })
+        self.shell.act(&js::headers(&headers), |ua, now| {
+            ua.decline(now, CallId(call), code, &reason)
+        })
     }
 
     /// Ends a call: BYE, or CANCEL while it rings.
     pub fn hangup(&self, call: u32, headers: JsValue) -> Result<(), JsValue> {
-        self.shell
-            .with_ua_headers(&js::headers(&headers), |ua, now| {
-                ua.hangup(now, CallId(call))
-            })
+        self.shell.act(&js::headers(&headers), |ua, now| {
+            ua.hangup(now, CallId(call))
+        })
     }
 
     /// Holds (`held`) or resumes a call by re-INVITE; resolves once sent.
@@ -232,13 +230,12 @@ impl Engine {
         })
     }
 
-    /// Blind-transfers a call to `target` (REFER); `false` if the call is
+    /// Blind-transfers a call to `target` (REFER); throws if the call is
     /// not up or `target` is not a SIP URI. `transfer` events follow.
-    pub fn transfer(&self, call: u32, target: &str, headers: JsValue) -> Result<bool, JsValue> {
-        self.shell
-            .with_ua_headers(&js::headers(&headers), |ua, now| {
-                ua.transfer(now, CallId(call), target)
-            })
+    pub fn transfer(&self, call: u32, target: &str, headers: JsValue) -> Result<(), JsValue> {
+        self.shell.act(&js::headers(&headers), |ua, now| {
+            ua.transfer(now, CallId(call), target)
+        })
     }
 
     /// Mutes or unmutes the microphone of a call; `false` if no such call.
@@ -258,7 +255,7 @@ impl Engine {
             .is_some_and(|m| m.send_dtmf(digits, duration_ms, gap_ms))
     }
 
-    /// Sends one DTMF digit as SIP INFO; `false` if the call is not up or
+    /// Sends one DTMF digit as SIP INFO; throws if the call is not up or
     /// `digit` is not one.
     #[wasm_bindgen(js_name = sendDtmfInfo)]
     pub fn send_dtmf_info(
@@ -267,30 +264,30 @@ impl Engine {
         digit: char,
         duration_ms: u32,
         headers: JsValue,
-    ) -> Result<bool, JsValue> {
-        self.shell
-            .with_ua_headers(&js::headers(&headers), |ua, now| {
-                ua.send_dtmf_info(now, CallId(call), digit, duration_ms)
-            })
+    ) -> Result<(), JsValue> {
+        self.shell.act(&js::headers(&headers), |ua, now| {
+            ua.send_dtmf_info(now, CallId(call), digit, duration_ms)
+        })
     }
 
     /// Sends a MESSAGE outside any call; returns its id (`message_sent` or
-    /// `message_failed` follows), or `undefined` when not connected.
+    /// `message_failed` follows); throws when not connected or `target` is
+    /// not a SIP URI.
     pub fn message(
         &self,
         target: &str,
         content_type: &str,
         body: &str,
         headers: JsValue,
-    ) -> Result<Option<u32>, JsValue> {
+    ) -> Result<u32, JsValue> {
         self.shell
-            .with_ua_headers(&js::headers(&headers), |ua, now| {
+            .act(&js::headers(&headers), |ua, now| {
                 ua.message(now, target, content_type, body)
             })
-            .map(|id| id.map(|id| id.0))
+            .map(|id| id.0)
     }
 
-    /// Sends a MESSAGE in a call's dialog; `false` if the call is not up.
+    /// Sends a MESSAGE in a call's dialog; throws if the call is not up.
     #[wasm_bindgen(js_name = callMessage)]
     pub fn call_message(
         &self,
@@ -298,11 +295,10 @@ impl Engine {
         content_type: &str,
         body: &str,
         headers: JsValue,
-    ) -> Result<bool, JsValue> {
-        self.shell
-            .with_ua_headers(&js::headers(&headers), |ua, now| {
-                ua.call_message(now, CallId(call), content_type, body)
-            })
+    ) -> Result<(), JsValue> {
+        self.shell.act(&js::headers(&headers), |ua, now| {
+            ua.call_message(now, CallId(call), content_type, body)
+        })
     }
 
     /// What the far end sends, for an `<audio>`/`<video>` element.

@@ -12,8 +12,8 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::Function;
-use sipline_core::CallId;
 use sipline_core::sdp::{Direction, Sdp};
+use sipline_core::{ActionError, CallId};
 use sipline_core::{Event, Instant, UserAgent};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
@@ -231,6 +231,17 @@ impl Shell {
             .map_err(|e| js::error(&e.to_string()));
         self.pump();
         r
+    }
+
+    /// [`Self::with_ua_headers`] for an action the core may refuse: its
+    /// refusal becomes the typed JavaScript error.
+    pub(crate) fn act<R>(
+        self: &Rc<Self>,
+        headers: &[(String, String)],
+        f: impl FnOnce(&mut UserAgent, Instant) -> Result<R, ActionError>,
+    ) -> Result<R, JsValue> {
+        self.with_ua_headers(headers, f)?
+            .map_err(|e| js::action_error(&e))
     }
 
     /// Opens the WebSocket (subprotocol `sip`, RFC 7118 §4).
@@ -490,7 +501,8 @@ impl Shell {
                 .set("error", error.clone())
                 .build(),
         );
-        self.with_ua(|ua, now| ua.hangup(now, call));
+        // Gone already (the far end hung up first): nothing to end.
+        let _ = self.with_ua(|ua, now| ua.hangup(now, call));
     }
 
     async fn on_event(self: &Rc<Self>, event: Event) {
@@ -532,7 +544,8 @@ impl Shell {
                     },
                 );
                 // The user is being told: the caller hears ringing.
-                self.with_ua(|ua, now| ua.ringing(now, call));
+                // A call the far end already cancelled has nothing to ring.
+                let _ = self.with_ua(|ua, now| ua.ringing(now, call));
                 Obj::new()
                     .set("call", call.0)
                     .set("from", from)
@@ -689,7 +702,7 @@ impl Shell {
             .is_some_and(|c| c.proposed.is_some());
         if ours_out {
             // Our own offer is being made or is on its way: glare.
-            self.with_ua(|ua, now| ua.decline(now, call, 491, "Request Pending"));
+            let _ = self.with_ua(|ua, now| ua.decline(now, call, 491, "Request Pending"));
             return;
         }
         let sdp = match &offer {
@@ -697,7 +710,10 @@ impl Shell {
             None => media.offer().await,
         };
         match sdp {
-            Ok(sdp) => self.with_ua(|ua, now| ua.answer(now, call, &sdp)),
+            // The call may have ended while the browser made its answer.
+            Ok(sdp) => {
+                let _ = self.with_ua(|ua, now| ua.answer(now, call, &sdp));
+            }
             Err(e) => {
                 // The browser cannot take this offer: refuse the change,
                 // keep the call as it was.
@@ -705,7 +721,7 @@ impl Shell {
                 if offer.is_some() {
                     let _ = media.rollback_remote().await;
                 }
-                self.with_ua(|ua, now| ua.decline(now, call, 488, "Not Acceptable Here"));
+                let _ = self.with_ua(|ua, now| ua.decline(now, call, 488, "Not Acceptable Here"));
                 return;
             }
         }
@@ -773,22 +789,16 @@ impl Shell {
                 return Err(e);
             }
         };
-        let call = self.with_ua_headers(&headers, |ua, now| match &to {
+        let call = self.act(&headers, |ua, now| match &to {
             CallTo::Target(target) => ua.call(now, target, &offer),
             CallTo::Referral(from) => ua.accept_referral(now, CallId(*from), &offer),
         });
-        let Ok(Some(call)) = call else {
-            media.close();
-            return Err(call.err().unwrap_or_else(|| {
-                js::error(match to {
-                    CallTo::Target(_) => {
-                        "the call could not be placed: not connected, or the target is not a SIP URI"
-                    }
-                    CallTo::Referral(_) => {
-                        "the transfer could not be followed: not connected, or no transfer request waits"
-                    }
-                })
-            }));
+        let call = match call {
+            Ok(call) => call,
+            Err(e) => {
+                media.close();
+                return Err(e);
+            }
         };
         self.state.borrow_mut().calls.insert(
             call.0,
@@ -828,9 +838,7 @@ impl Shell {
             }
         };
         match sdp {
-            Ok(sdp) if ringing => {
-                self.with_ua_headers(&headers, |ua, now| ua.answer(now, CallId(call), &sdp))
-            }
+            Ok(sdp) if ringing => self.act(&headers, |ua, now| ua.answer(now, CallId(call), &sdp)),
             Ok(_) => {
                 media.close();
                 Err(js::error("the call ended before it was answered"))
@@ -883,17 +891,13 @@ impl Shell {
                 return Err(e);
             }
         };
-        if self
-            .with_ua_headers(&headers, |ua, now| ua.update(now, CallId(call), &offer))
-            .unwrap_or(false)
-        {
-            Ok(())
-        } else {
-            unpropose(&self);
-            media.rollback(current).await?;
-            Err(js::error(
-                "the call cannot be changed now: not answered, or another change is under way",
-            ))
+        match self.act(&headers, |ua, now| ua.update(now, CallId(call), &offer)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                unpropose(&self);
+                media.rollback(current).await?;
+                Err(e)
+            }
         }
     }
 

@@ -36,6 +36,7 @@ use crate::Instant;
 use crate::auth::{AuthRound, Challenge, ChallengeKind};
 use crate::ctx::Ctx;
 use crate::dialog::Dialog;
+use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::CallId;
 use crate::input::safe_text;
@@ -339,11 +340,28 @@ impl Calls {
         method: &str,
         content_type: &str,
         body: &str,
-    ) -> bool {
-        safe_text(content_type)
-            && self
-                .request_in_dialog(cx, id, method, &[], Some((content_type, body)))
-                .is_some()
+    ) -> Result<(), ActionError> {
+        if !safe_text(content_type) {
+            return Err(ActionError::BadText("content_type"));
+        }
+        self.request_in_dialog(cx, id, method, &[], Some((content_type, body)))
+            .map(|_| ())
+    }
+
+    /// Whether the application's id names a call of ours (set up, up, or
+    /// ending).
+    pub fn knows(&self, id: CallId) -> bool {
+        self.calls.iter().any(|c| c.id == id) || self.incoming.iter().any(|c| c.id == id)
+    }
+
+    /// Why `id` cannot take a request in its dialog: no such call, or not
+    /// answered (or already ending).
+    fn not_up(&self, id: CallId) -> ActionError {
+        if self.knows(id) {
+            ActionError::WrongState(id)
+        } else {
+            ActionError::NoSuchCall(id)
+        }
     }
 
     /// Builds and sends a request in a confirmed call's dialog, with extra
@@ -356,11 +374,15 @@ impl Calls {
         method: &str,
         headers: &[(&str, &str)],
         body: Option<(&str, &str)>,
-    ) -> Option<(TransactionId, u32)> {
+    ) -> Result<(TransactionId, u32), ActionError> {
         let via = cx.via();
-        let dialog = self
+        let confirmed = self
             .dialog_mut(id)
-            .filter(|d| d.state() == crate::dialog::DialogState::Confirmed)?;
+            .is_some_and(|d| d.state() == crate::dialog::DialogState::Confirmed);
+        if !confirmed {
+            return Err(self.not_up(id));
+        }
+        let dialog = self.dialog_mut(id).ok_or(ActionError::NoSuchCall(id))?;
         let mut b = dialog.request(method, &via);
         for (name, value) in headers {
             b.header(name, value);
@@ -371,8 +393,11 @@ impl Calls {
             Some((content_type, body)) => b.finish(Some(content_type), body.as_bytes()),
             None => b.finish(None, b""),
         };
-        let cseq = Message::parse(&raw).ok()?.cseq().seq;
-        Some((start(cx, raw)?, cseq))
+        let cseq = Message::parse(&raw)
+            .map_err(|_| ActionError::Unsendable)?
+            .cseq()
+            .seq;
+        Ok((start(cx, raw).ok_or(ActionError::Unsendable)?, cseq))
     }
 
     /// A response to one of the calls' requests (`None`: it timed out).

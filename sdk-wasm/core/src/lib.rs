@@ -50,6 +50,7 @@ pub mod call;
 pub mod config;
 mod ctx;
 pub mod dialog;
+pub mod error;
 pub mod event;
 pub mod ids;
 mod input;
@@ -65,6 +66,7 @@ pub mod transaction;
 pub mod ua;
 
 pub use config::{Config, ConfigError, HeaderError};
+pub use error::ActionError;
 pub use event::Event;
 pub use ids::{CallId, MessageId};
 pub use secret::Secret;

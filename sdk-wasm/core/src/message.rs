@@ -5,6 +5,7 @@
 //! answer.
 
 use crate::ctx::Ctx;
+use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::{CallId, MessageId};
 use crate::input::{safe_target, safe_text};
@@ -26,9 +27,12 @@ impl Messages {
         target: &str,
         content_type: &str,
         text: &str,
-    ) -> Option<MessageId> {
-        if !safe_target(target) || !safe_text(content_type) {
-            return None;
+    ) -> Result<MessageId, ActionError> {
+        if !safe_target(target) {
+            return Err(ActionError::BadTarget("target"));
+        }
+        if !safe_text(content_type) {
+            return Err(ActionError::BadText("content_type"));
         }
         let mut b = MessageBuilder::request("MESSAGE", target);
         b.header("Via", &cx.via())
@@ -40,13 +44,13 @@ impl Messages {
             .header("User-Agent", &cx.id.user_agent);
         cx.add_app_headers(&mut b);
         let raw = b.finish(Some(content_type), text.as_bytes());
-        let msg = Message::parse(&raw).ok()?;
+        let msg = Message::parse(&raw).map_err(|_| ActionError::Unsendable)?;
         let tx = cx.txs.start_client(cx.now, &msg, &raw);
         cx.transmit.push(raw);
         self.next += 1;
         let id = MessageId(self.next);
         self.pending.push((tx, id));
-        Some(id)
+        Ok(id)
     }
 
     /// Whether a transaction is one of the MESSAGEs'.

@@ -15,6 +15,7 @@ use crate::auth::DigestClient;
 use crate::call::{ALLOW, Calls, InDialog};
 use crate::config::{Config, ConfigError, HeaderError, check_app_header, validate_fields};
 use crate::ctx::{Ctx, Identity};
+use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::{CallId, MessageId};
 use crate::message::Messages;
@@ -220,63 +221,58 @@ impl UserAgent {
         target: &str,
         content_type: &str,
         body: &str,
-    ) -> Option<MessageId> {
-        if !self.connected {
-            return None;
-        }
+    ) -> Result<MessageId, ActionError> {
+        self.require_transport()?;
         let (messages, mut cx) = self.message_ctx(now);
         messages.send(&mut cx, target, content_type, body)
     }
 
-    /// Sends a MESSAGE in a call's dialog; `false` when the call is not up.
+    /// Sends a MESSAGE in a call's dialog (the call must be up).
     pub fn call_message(
         &mut self,
         now: Instant,
         call: CallId,
         content_type: &str,
         body: &str,
-    ) -> bool {
-        if !self.connected {
-            return false;
-        }
+    ) -> Result<(), ActionError> {
+        self.require_transport()?;
         let (calls, mut cx) = self.call_ctx(now);
         calls.send_in_dialog(&mut cx, call, "MESSAGE", content_type, body)
     }
 
     /// Sends a DTMF digit as SIP INFO (`application/dtmf-relay`), for PBXs
-    /// that do not take RFC 4733 in the media; `false` when the call is
-    /// not up or `digit` is not one.
+    /// that do not take RFC 4733 in the media (the call must be up).
     pub fn send_dtmf_info(
         &mut self,
         now: Instant,
         call: CallId,
         digit: char,
         duration_ms: u32,
-    ) -> bool {
-        let digit = digit.to_ascii_uppercase();
-        if !self.connected || !(digit.is_ascii_digit() || "*#ABCD".contains(digit)) {
-            return false;
+    ) -> Result<(), ActionError> {
+        let upper = digit.to_ascii_uppercase();
+        if !(upper.is_ascii_digit() || "*#ABCD".contains(upper)) {
+            return Err(ActionError::BadDigit(digit));
         }
-        let body = crate::message::dtmf_body(digit, duration_ms);
+        self.require_transport()?;
+        let body = crate::message::dtmf_body(upper, duration_ms);
         let (calls, mut cx) = self.call_ctx(now);
         calls.send_in_dialog(&mut cx, call, "INFO", "application/dtmf-relay", &body)
     }
 
     /// Calls `target` (a SIP URI) with the SDP `offer` (the browser's
-    /// `RTCPeerConnection` offer); `None` if the INVITE could not be
-    /// built or there is no transport. Events follow: calling, ringing or
+    /// `RTCPeerConnection` offer). Events follow: calling, ringing or
     /// progress, accepted, hangup.
-    pub fn call(&mut self, now: Instant, target: &str, offer: &str) -> Option<CallId> {
-        if !self.connected {
-            return None;
-        }
+    pub fn call(&mut self, now: Instant, target: &str, offer: &str) -> Result<CallId, ActionError> {
+        self.require_transport()?;
         let (calls, mut cx) = self.call_ctx(now);
         calls.call(&mut cx, target, offer)
     }
 
     /// Hangs a call up: BYE once answered, CANCEL while it rings (an
-    /// incoming call not answered yet is declined with `480`).
-    pub fn hangup(&mut self, now: Instant, call: CallId) {
+    /// incoming call not answered yet is declined with `480`). Without a
+    /// transport, the call ends here and now.
+    pub fn hangup(&mut self, now: Instant, call: CallId) -> Result<(), ActionError> {
+        self.require_call(call)?;
         let connected = self.connected;
         let mark = self.events.len();
         {
@@ -288,81 +284,124 @@ impl UserAgent {
             }
         }
         self.report_referrals(now, mark);
+        Ok(())
     }
 
     /// Follows the far end's transfer request ([`Event::Referred`]) of
     /// `call`: a new call to its target with `offer`, whose ringing and
-    /// outcome the far end hears of (NOTIFYs). `None` when there is no
-    /// such request waiting, or the call could not be placed (the far end
-    /// hears 503).
-    pub fn accept_referral(&mut self, now: Instant, call: CallId, offer: &str) -> Option<CallId> {
-        if !self.connected {
-            return None;
-        }
+    /// outcome the far end hears of (NOTIFYs). When the new call cannot be
+    /// placed, the far end hears 503.
+    pub fn accept_referral(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        offer: &str,
+    ) -> Result<CallId, ActionError> {
+        self.require_transport()?;
         let (calls, mut cx) = self.call_ctx(now);
         calls.accept_referral(&mut cx, call, offer)
     }
 
     /// Refuses the far end's transfer request of `call` (it hears 603).
-    pub fn decline_referral(&mut self, now: Instant, call: CallId) -> bool {
+    pub fn decline_referral(&mut self, now: Instant, call: CallId) -> Result<(), ActionError> {
         let (calls, mut cx) = self.call_ctx(now);
         calls.decline_referral(&mut cx, call)
     }
 
-    /// Blind-transfers a call to `target` with a REFER (RFC 3515);
-    /// `false` when the call is not up or `target` is not a SIP URI.
-    /// [`Event::Transfer`]s follow; the call stays up until someone hangs
-    /// up (the app, usually, once the transfer succeeded).
-    pub fn transfer(&mut self, now: Instant, call: CallId, target: &str) -> bool {
-        if !self.connected {
-            return false;
-        }
+    /// Blind-transfers a call to `target` with a REFER (RFC 3515); the
+    /// call must be up. [`Event::Transfer`]s follow; the call stays up
+    /// until someone hangs up (the app, usually, once the transfer
+    /// succeeded).
+    pub fn transfer(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        target: &str,
+    ) -> Result<(), ActionError> {
+        self.require_transport()?;
         let (calls, mut cx) = self.call_ctx(now);
         calls.transfer(&mut cx, call, target)
     }
 
     /// Changes a call's session with a re-INVITE carrying `sdp` (hold,
-    /// unhold, ICE restart); `false` while another is under way or when
-    /// the call is not up. Events follow: updated or update_failed.
-    pub fn update(&mut self, now: Instant, call: CallId, sdp: &str) -> bool {
-        if !self.connected {
-            return false;
-        }
+    /// unhold, ICE restart); the call must be up, with no other change
+    /// under way. Events follow: updated or update_failed.
+    pub fn update(&mut self, now: Instant, call: CallId, sdp: &str) -> Result<(), ActionError> {
+        self.require_transport()?;
         let (calls, mut cx) = self.call_ctx(now);
         calls.update(&mut cx, call, sdp, "INVITE")
     }
 
     /// [`Self::update`] with an UPDATE (RFC 3311) instead of a re-INVITE:
     /// no ACK, for PBXs that prefer it.
-    pub fn update_with_update(&mut self, now: Instant, call: CallId, sdp: &str) -> bool {
-        if !self.connected {
-            return false;
-        }
+    pub fn update_with_update(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        sdp: &str,
+    ) -> Result<(), ActionError> {
+        self.require_transport()?;
         let (calls, mut cx) = self.call_ctx(now);
         calls.update(&mut cx, call, sdp, "UPDATE")
     }
 
-    /// An incoming call rings: `180 Ringing` to the caller.
-    pub fn ringing(&mut self, now: Instant, call: CallId) {
+    /// An incoming call rings: `180 Ringing` to the caller (nothing once
+    /// it is answered, or when its INVITE asks for reliable provisional
+    /// responses).
+    pub fn ringing(&mut self, now: Instant, call: CallId) -> Result<(), ActionError> {
+        self.require_call(call)?;
         let (calls, mut cx) = self.call_ctx(now);
         calls.ringing(&mut cx, call);
+        Ok(())
     }
 
     /// Answers an incoming call, or the far end's re-INVITE
     /// ([`Event::Updating`]), with `sdp` (the answer to its offer, or an
     /// offer when it had none).
-    pub fn answer(&mut self, now: Instant, call: CallId, sdp: &str) {
+    pub fn answer(&mut self, now: Instant, call: CallId, sdp: &str) -> Result<(), ActionError> {
+        self.require_call(call)?;
         let (calls, mut cx) = self.call_ctx(now);
         calls.answer(&mut cx, call, sdp);
+        Ok(())
     }
 
-    /// Declines an incoming call with `code` and `reason` (`486 Busy
-    /// Here`, `603 Decline`…): the app chooses; the agent never does.
-    /// During the far end's re-INVITE ([`Event::Updating`]) it refuses
-    /// that change instead (`488`), and the call goes on.
-    pub fn decline(&mut self, now: Instant, call: CallId, code: u16, reason: &str) {
+    /// Declines an incoming call with `code` (300 to 699) and `reason`
+    /// (`486 Busy Here`, `603 Decline`…): the app chooses; the agent never
+    /// does. During the far end's re-INVITE ([`Event::Updating`]) it
+    /// refuses that change instead (`488`), and the call goes on.
+    pub fn decline(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        code: u16,
+        reason: &str,
+    ) -> Result<(), ActionError> {
+        if !(300..=699).contains(&code) {
+            return Err(ActionError::BadCode(code));
+        }
+        if !crate::input::safe_text(reason) {
+            return Err(ActionError::BadText("reason"));
+        }
+        self.require_call(call)?;
         let (calls, mut cx) = self.call_ctx(now);
         calls.decline(&mut cx, call, code, reason);
+        Ok(())
+    }
+
+    fn require_transport(&self) -> Result<(), ActionError> {
+        if self.connected {
+            Ok(())
+        } else {
+            Err(ActionError::NotConnected)
+        }
+    }
+
+    fn require_call(&self, call: CallId) -> Result<(), ActionError> {
+        if self.calls.knows(call) {
+            Ok(())
+        } else {
+            Err(ActionError::NoSuchCall(call))
+        }
     }
 
     /// The WebSocket is open: register if configured (or if a binding was

@@ -7,8 +7,8 @@
 //! blind transfer (REFER/NOTIFY), session timers (RFC 4028) and reliable
 //! provisional responses (RFC 3262).
 
-use sipline_core::CallId;
 use sipline_core::sip::{HeaderName, Message, response_to};
+use sipline_core::{ActionError, CallId};
 use sipline_core::{Config, Event, HeaderError, Instant, Secret, UserAgent};
 
 const OFFER: &str =
@@ -165,7 +165,7 @@ fn a_retransmitted_200_is_acknowledged_again_and_bye_ends_the_call() {
     );
     assert!(events(&mut ua).is_empty(), "no second Accepted");
 
-    ua.hangup(at(5.0), call);
+    ua.hangup(at(5.0), call).expect("hangup is taken");
     let bye = sent(&mut ua).remove(0);
     let m = parse(&bye);
     assert_eq!((m.method(), m.cseq().seq), (Some("BYE"), 2));
@@ -199,7 +199,7 @@ fn hanging_up_while_it_rings_cancels_the_invite() {
     let mut ua = ua();
     let (call, invite) = calling(&mut ua);
     // Before any provisional response, CANCEL must wait (§9.1).
-    ua.hangup(at(0.05), call);
+    ua.hangup(at(0.05), call).expect("hangup is taken");
     assert!(sent(&mut ua).is_empty());
     ua.handle_message(at(0.1), &answer(&invite, 180, "Ringing", ""))
         .expect("parses");
@@ -236,7 +236,7 @@ fn a_200_that_wins_the_race_with_cancel_is_acknowledged_and_hung_up() {
         }],
         "early media"
     );
-    ua.hangup(at(0.2), call);
+    ua.hangup(at(0.2), call).expect("hangup is taken");
     assert!(sent(&mut ua)[0].starts_with("CANCEL "));
     ua.handle_message(at(0.3), &answer(&invite, 200, "OK", ANSWER))
         .expect("parses");
@@ -310,7 +310,7 @@ fn refusals_timeouts_and_a_closed_transport_end_calls_with_their_code() {
     assert!(events(&mut ua).contains(&ended(dropped, 503, "Transport Closed")));
     assert_eq!(
         ua.call(at(41.0), TARGET, OFFER),
-        None,
+        Err(ActionError::NotConnected),
         "no transport, no call"
     );
 }
@@ -379,12 +379,12 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 10 ACK\r\n{ct}Content-Length: {}\r\n\
 fn an_incoming_call_rings_is_answered_and_confirmed_by_its_ack() {
     let mut ua = ua();
     let (call, _) = incoming(&mut ua, "in1", true);
-    ua.ringing(at(0.1), call);
+    ua.ringing(at(0.1), call).expect("ringing is taken");
     let ringing = sent(&mut ua).remove(0);
     let r = parse(&ringing);
     assert_eq!(r.status(), Some(180));
     let tag = r.to().tag().expect("our tag").to_owned();
-    ua.answer(at(1.0), call, ANSWER);
+    ua.answer(at(1.0), call, ANSWER).expect("answer is taken");
     let ok = sent(&mut ua).remove(0);
     let m = parse(&ok);
     assert_eq!(m.status(), Some(200));
@@ -412,7 +412,7 @@ fn an_incoming_call_rings_is_answered_and_confirmed_by_its_ack() {
     assert!(sent(&mut ua).is_empty(), "no retransmission after the ACK");
 
     // We hang up: BYE along the Record-Route in its order, our tag in From.
-    ua.hangup(at(5.0), call);
+    ua.hangup(at(5.0), call).expect("hangup is taken");
     let bye = sent(&mut ua).remove(0);
     let b = parse(&bye);
     assert_eq!(b.request_uri(), Some("sip:bob@10.0.0.7:5062"));
@@ -433,7 +433,7 @@ fn an_incoming_call_rings_is_answered_and_confirmed_by_its_ack() {
 fn an_offerless_invite_gets_our_offer_and_its_answer_comes_in_the_ack() {
     let mut ua = ua();
     let (call, _) = incoming(&mut ua, "in2", false);
-    ua.answer(at(0.5), call, OFFER);
+    ua.answer(at(0.5), call, OFFER).expect("answer is taken");
     let ok = sent(&mut ua).remove(0);
     assert_eq!(parse(&ok).body(), OFFER.as_bytes());
     ua.handle_message(at(0.6), ack_of(&ok, ANSWER).as_bytes())
@@ -452,13 +452,14 @@ fn declining_cancelling_and_a_lost_ack_end_incoming_calls() {
     let mut ua = ua();
     // Declined with the app's code.
     let (busy, _) = incoming(&mut ua, "in3", true);
-    ua.decline(at(0.1), busy, 486, "Busy Here");
+    ua.decline(at(0.1), busy, 486, "Busy Here")
+        .expect("decline is taken");
     assert!(sent(&mut ua)[0].starts_with("SIP/2.0 486 Busy Here"));
     assert_eq!(events(&mut ua), [ended(busy, 486, "Busy Here")]);
 
     // Cancelled while it rings: 200 to the CANCEL, 487 to the INVITE.
     let (ringing, invite) = incoming(&mut ua, "in4", true);
-    ua.ringing(at(0.2), ringing);
+    ua.ringing(at(0.2), ringing).expect("ringing is taken");
     sent(&mut ua);
     let cancel = invite
         .replacen("INVITE sip:", "CANCEL sip:", 1)
@@ -482,7 +483,7 @@ fn declining_cancelling_and_a_lost_ack_end_incoming_calls() {
 
     // Answered, but the ACK never comes: BYE after 64·T1.
     let (lost, _) = incoming(&mut ua, "in5", true);
-    ua.answer(at(1.0), lost, ANSWER);
+    ua.answer(at(1.0), lost, ANSWER).expect("answer is taken");
     sent(&mut ua);
     for s in 2..=33 {
         ua.handle_timeout(at(f64::from(s)));
@@ -512,8 +513,12 @@ Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
 fn a_re_invite_puts_the_call_on_hold_and_is_acknowledged() {
     let mut ua = ua();
     let (call, _, _) = answered(&mut ua);
-    assert!(ua.update(at(2.0), call, HOLD));
-    assert!(!ua.update(at(2.0), call, OFFER), "one re-INVITE at a time");
+    assert_eq!(ua.update(at(2.0), call, HOLD), Ok(()));
+    assert_eq!(
+        ua.update(at(2.0), call, OFFER),
+        Err(ActionError::ChangePending(call)),
+        "one re-INVITE at a time"
+    );
     let reinvite = sent(&mut ua).remove(0);
     let m = parse(&reinvite);
     assert_eq!((m.method(), m.cseq().seq), (Some("INVITE"), 2));
@@ -535,7 +540,7 @@ fn a_re_invite_puts_the_call_on_hold_and_is_acknowledged() {
         }]
     );
     // A refused re-INVITE leaves the call as it was.
-    assert!(ua.update(at(3.0), call, OFFER));
+    assert_eq!(ua.update(at(3.0), call, OFFER), Ok(()));
     let again = sent(&mut ua).remove(0);
     ua.handle_message(at(3.1), &answer(&again, 488, "Not Acceptable Here", ""))
         .expect("parses");
@@ -581,7 +586,7 @@ fn a_challenged_re_invite_goes_again_with_credentials_for_a_hold_and_a_refresh()
 
     // The app's hold, challenged: the same re-INVITE with credentials,
     // the next CSeq, and the app hears only of the outcome.
-    assert!(ua.update(at(2.0), call, HOLD));
+    assert_eq!(ua.update(at(2.0), call, HOLD), Ok(()));
     let hold = sent(&mut ua).remove(0);
     assert!(!authorized(&hold));
     ua.handle_message(at(2.1), &challenge(&hold, "n1"))
@@ -620,7 +625,7 @@ fn a_challenged_re_invite_goes_again_with_credentials_for_a_hold_and_a_refresh()
 
     // Credentials refused (a second challenge for the same realm): the
     // app's change fails, the call stays.
-    assert!(ua.update(at(70.0), call, OFFER));
+    assert_eq!(ua.update(at(70.0), call, OFFER), Ok(()));
     let change = sent(&mut ua).remove(0);
     ua.handle_message(at(70.1), &challenge(&change, "n3"))
         .expect("parses");
@@ -645,9 +650,9 @@ fn a_challenged_re_invite_goes_again_with_credentials_for_a_hold_and_a_refresh()
 fn glare_is_answered_491_and_our_re_invite_retried_after_the_wait() {
     let mut ua = ua();
     let (call, _, ack) = answered(&mut ua);
-    assert!(
-        ua.with_headers(&[("X-Crm-Id", "42")], |ua| ua.update(at(2.0), call, HOLD))
-            .expect("a valid header")
+    assert_eq!(
+        ua.with_headers(&[("X-Crm-Id", "42")], |ua| ua.update(at(2.0), call, HOLD)),
+        Ok(Ok(()))
     );
     let ours = sent(&mut ua).remove(0);
     // Theirs crosses ours: 491 for it.
@@ -700,7 +705,8 @@ fn the_far_end_s_re_invite_is_answered_by_the_app_and_acknowledged() {
         }]
     );
     let recvonly = HOLD.replace("sendonly", "recvonly");
-    ua.answer(at(3.1), call, &recvonly);
+    ua.answer(at(3.1), call, &recvonly)
+        .expect("answer is taken");
     let ok = sent(&mut ua).remove(0);
     assert!(ok.starts_with("SIP/2.0 200 OK"), "{ok}");
     assert_eq!(parse(&ok).body(), recvonly.as_bytes());
@@ -712,7 +718,11 @@ fn the_far_end_s_re_invite_is_answered_by_the_app_and_acknowledged() {
     ua.handle_timeout(at(5.0));
     assert!(sent(&mut ua).is_empty(), "acknowledged");
     assert!(events(&mut ua).is_empty());
-    assert!(ua.update(at(6.0), call, OFFER), "the call is free again");
+    assert_eq!(
+        ua.update(at(6.0), call, OFFER),
+        Ok(()),
+        "the call is free again"
+    );
 }
 
 #[test]
@@ -772,9 +782,10 @@ Content-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi";
 fn dtmf_as_sip_info_goes_both_ways_in_a_call() {
     let mut ua = ua();
     let (call, _, ack) = answered(&mut ua);
-    assert!(ua.send_dtmf_info(at(2.0), call, '5', 160));
-    assert!(
-        !ua.send_dtmf_info(at(2.0), call, 'x', 160),
+    assert_eq!(ua.send_dtmf_info(at(2.0), call, '5', 160), Ok(()));
+    assert_eq!(
+        ua.send_dtmf_info(at(2.0), call, 'x', 160),
+        Err(ActionError::BadDigit('x')),
         "not a DTMF digit"
     );
     let info = sent(&mut ua).remove(0);
@@ -786,7 +797,10 @@ fn dtmf_as_sip_info_goes_both_ways_in_a_call() {
     );
     assert_eq!(m.body(), b"Signal=5\r\nDuration=160\r\n");
     assert_eq!(m.to().tag(), Some("b9"), "in the call's dialog");
-    assert!(ua.call_message(at(2.1), call, "text/plain", "in call"));
+    assert_eq!(
+        ua.call_message(at(2.1), call, "text/plain", "in call"),
+        Ok(())
+    );
     assert!(sent(&mut ua)[0].starts_with("MESSAGE sip:bob@10.0.0.7:5062"));
 
     // The far end's INFO: a digit event for the app.
@@ -816,7 +830,7 @@ Content-Length: 24\r\n\r\nSignal=#\r\nDuration=250\r\n",
 fn update_changes_the_session_without_an_ack_both_ways() {
     let mut ua = ua();
     let (call, _, ack) = answered(&mut ua);
-    assert!(ua.update_with_update(at(2.0), call, HOLD));
+    assert_eq!(ua.update_with_update(at(2.0), call, HOLD), Ok(()));
     let update = sent(&mut ua).remove(0);
     assert!(
         update.starts_with("UPDATE sip:bob@10.0.0.7:5062"),
@@ -839,11 +853,11 @@ fn update_changes_the_session_without_an_ack_both_ways() {
     ua.handle_message(at(3.0), theirs.as_bytes())
         .expect("parses");
     assert!(matches!(events(&mut ua)[..], [Event::Updating { .. }]));
-    ua.answer(at(3.1), call, ANSWER);
+    ua.answer(at(3.1), call, ANSWER).expect("answer is taken");
     assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
     ua.handle_timeout(at(5.0));
     assert!(sent(&mut ua).is_empty());
-    assert!(ua.update(at(6.0), call, OFFER), "nothing pending");
+    assert_eq!(ua.update(at(6.0), call, OFFER), Ok(()), "nothing pending");
 }
 
 /// `answer`, from a fork with tag `tag` and Contact host `host`.
@@ -889,7 +903,7 @@ fn forks_a_cancel_without_answer_and_a_cancel_after_100_are_handled() {
     let (call, invite) = calling(&mut ua);
     ua.handle_message(at(1.0), &answer(&invite, 100, "Trying", ""))
         .expect("parses");
-    ua.hangup(at(1.1), call);
+    ua.hangup(at(1.1), call).expect("hangup is taken");
     assert!(
         sent(&mut ua)[0].starts_with("CANCEL "),
         "a 100 is enough to cancel"
@@ -943,7 +957,7 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 4 BYE\r\nContent-Length: 0\r\n\r\n",
 fn a_re_invite_s_2xx_retransmission_is_acknowledged_and_a_stuck_one_gives_up() {
     let mut ua = ua();
     let (call, _, _) = answered(&mut ua);
-    assert!(ua.update(at(2.0), call, HOLD));
+    assert_eq!(ua.update(at(2.0), call, HOLD), Ok(()));
     let reinvite = sent(&mut ua).remove(0);
     let ok = answer(&reinvite, 200, "OK", ANSWER);
     ua.handle_message(at(2.1), &ok).expect("parses");
@@ -958,7 +972,7 @@ fn a_re_invite_s_2xx_retransmission_is_acknowledged_and_a_stuck_one_gives_up() {
     assert!(events(&mut ua).is_empty());
 
     // A re-INVITE answered only with 100 Trying gives up after Timer C.
-    assert!(ua.update(at(3.0), call, OFFER));
+    assert_eq!(ua.update(at(3.0), call, OFFER), Ok(()));
     let stuck = sent(&mut ua).remove(0);
     ua.handle_message(at(3.1), &answer(&stuck, 100, "Trying", ""))
         .expect("parses");
@@ -968,7 +982,11 @@ fn a_re_invite_s_2xx_retransmission_is_acknowledged_and_a_stuck_one_gives_up() {
         code: 408,
         reason: "Request Timeout".into()
     }));
-    assert!(ua.update(at(201.0), call, OFFER), "the call is free again");
+    assert_eq!(
+        ua.update(at(201.0), call, OFFER),
+        Ok(()),
+        "the call is free again"
+    );
 }
 
 /// The far end's NOTIFY of a REFER subscription in the dialog of `ack`.
@@ -998,9 +1016,16 @@ fn transfer(call: CallId, code: u16, reason: &str, done: bool) -> Event {
 fn a_blind_transfer_sends_refer_and_reports_the_notify_progress() {
     let mut ua = ua();
     let (call, _, ack) = answered(&mut ua);
-    assert!(!ua.transfer(at(2.0), call, "not a uri"), "a SIP URI only");
-    assert!(!ua.transfer(at(2.0), CallId(99), "sip:carol@pbx.example"));
-    assert!(ua.transfer(at(2.0), call, "sip:carol@pbx.example"));
+    assert_eq!(
+        ua.transfer(at(2.0), call, "not a uri"),
+        Err(ActionError::BadTarget("target")),
+        "a SIP URI only"
+    );
+    assert_eq!(
+        ua.transfer(at(2.0), CallId(99), "sip:carol@pbx.example"),
+        Err(ActionError::NoSuchCall(CallId(99)))
+    );
+    assert_eq!(ua.transfer(at(2.0), call, "sip:carol@pbx.example"), Ok(()));
     let refer = sent(&mut ua).remove(0);
     let m = parse(&refer);
     assert_eq!(m.method(), Some("REFER"));
@@ -1065,7 +1090,7 @@ fn a_blind_transfer_sends_refer_and_reports_the_notify_progress() {
     ua.handle_message(at(3.5), other.as_bytes())
         .expect("parses");
     assert!(sent(&mut ua)[0].starts_with("SIP/2.0 489 Bad Event"));
-    assert!(ua.transfer(at(4.0), call, "sip:dave@pbx.example"));
+    assert_eq!(ua.transfer(at(4.0), call, "sip:dave@pbx.example"), Ok(()));
     let refer = sent(&mut ua).remove(0);
     ua.handle_message(at(4.1), &answer(&refer, 202, "Accepted", ""))
         .expect("parses");
@@ -1084,7 +1109,7 @@ fn a_blind_transfer_sends_refer_and_reports_the_notify_progress() {
     );
 
     // A subscription that ends before a final status is no success.
-    assert!(ua.transfer(at(4.6), call, "sip:frank@pbx.example"));
+    assert_eq!(ua.transfer(at(4.6), call, "sip:frank@pbx.example"), Ok(()));
     let refer = sent(&mut ua).remove(0);
     ua.handle_message(at(4.7), &answer(&refer, 202, "Accepted", ""))
         .expect("parses");
@@ -1114,12 +1139,12 @@ fn a_blind_transfer_sends_refer_and_reports_the_notify_progress() {
     );
 
     // A refused REFER is the end of it.
-    assert!(ua.transfer(at(5.0), call, "sip:erin@pbx.example"));
+    assert_eq!(ua.transfer(at(5.0), call, "sip:erin@pbx.example"), Ok(()));
     let refer = sent(&mut ua).remove(0);
     ua.handle_message(at(5.1), &answer(&refer, 603, "Declined", ""))
         .expect("parses");
     assert_eq!(events(&mut ua), [transfer(call, 603, "Declined", true)]);
-    ua.hangup(at(6.0), call);
+    ua.hangup(at(6.0), call).expect("hangup is taken");
     assert!(sent(&mut ua)[0].starts_with("BYE "));
 }
 
@@ -1215,7 +1240,7 @@ fn a_hold_during_a_session_refresh_waits_for_it_then_goes() {
     let refresh = sent(&mut ua).remove(0);
     // The app holds while the refresh is out: taken, and held back (one
     // re-INVITE at a time), with no timer due meanwhile.
-    assert!(ua.update(at(61.05), call, HOLD));
+    assert_eq!(ua.update(at(61.05), call, HOLD), Ok(()));
     assert_eq!(sent(&mut ua), Vec::<String>::new());
     assert!(
         ua.poll_timeout().is_some_and(|t| t > at(61.05)),
@@ -1256,7 +1281,7 @@ fn a_session_the_far_end_stops_refreshing_ends_with_bye_before_the_interval() {
     )
     .expect("parses");
     assert!(matches!(&events(&mut ua)[..], [Event::Updating { .. }]));
-    ua.answer(at(50.1), call, ANSWER);
+    ua.answer(at(50.1), call, ANSWER).expect("answer is taken");
     let ok = sent(&mut ua).remove(0);
     let o = parse(&ok);
     assert_eq!(
@@ -1306,7 +1331,7 @@ fn session_timers_as_callee_refuse_a_short_interval_and_answer_with_the_refreshe
     let Some(Event::Incoming { call, .. }) = events(&mut ua).pop() else {
         panic!("an incoming call")
     };
-    ua.answer(at(2.0), call, ANSWER);
+    ua.answer(at(2.0), call, ANSWER).expect("answer is taken");
     let ok = sent(&mut ua).remove(0);
     let o = parse(&ok);
     assert_eq!(
@@ -1439,7 +1464,7 @@ fn pracks_in_another_fork_count_that_fork_s_cseq_up_to_its_bye() {
         .expect("A's BYE");
     assert!(bye_a.starts_with("BYE sip:bob@10.0.0.21"), "{bye_a}");
     assert_eq!(cseq_of(bye_a), 3, "{bye_a}");
-    ua.hangup(at(1.0), call);
+    ua.hangup(at(1.0), call).expect("hangup is taken");
     let bye_b = sent(&mut ua).remove(0);
     assert!(bye_b.starts_with("BYE sip:bob@10.0.0.22"), "{bye_b}");
     assert_eq!(cseq_of(&bye_b), 4, "{bye_b}");
@@ -1455,9 +1480,9 @@ fn a_caller_requiring_100rel_gets_no_unreliable_ringing_only_the_answer() {
     let Some(Event::Incoming { call, .. }) = events(&mut ua).pop() else {
         panic!("an incoming call")
     };
-    ua.ringing(at(0.1), call);
+    ua.ringing(at(0.1), call).expect("ringing is taken");
     assert_eq!(sent(&mut ua), Vec::<String>::new(), "no 180 without 100rel");
-    ua.answer(at(1.0), call, ANSWER);
+    ua.answer(at(1.0), call, ANSWER).expect("answer is taken");
     assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
 }
 
@@ -1500,7 +1525,8 @@ fn the_app_s_headers_go_out_checked_and_the_chosen_incoming_ones_come_in() {
     ua.handle_message(at(0.2), &answer(&invite, 180, "Ringing", ""))
         .expect("parses");
     ua.with_headers(&[("X-Reason", "agent-busy")], |ua| ua.hangup(at(0.3), call))
-        .expect("valid");
+        .expect("valid")
+        .expect("taken");
     let cancel = sent(&mut ua).remove(0);
     assert!(cancel.starts_with("CANCEL "), "{cancel}");
     assert!(cancel.contains("X-Reason: agent-busy\r\n"), "{cancel}");
@@ -1518,7 +1544,8 @@ fn the_app_s_headers_go_out_checked_and_the_chosen_incoming_ones_come_in() {
     };
     assert_eq!(headers, [("X-Queue".to_owned(), "sales".to_owned())]);
     ua.with_headers(&[("X-Agent", "7")], |ua| ua.answer(at(2.0), call, ANSWER))
-        .expect("valid");
+        .expect("valid")
+        .expect("taken");
     let ok = sent(&mut ua).remove(0);
     assert!(
         ok.starts_with("SIP/2.0 200 OK") && ok.contains("X-Agent: 7\r\n"),
@@ -1533,13 +1560,13 @@ fn several_calls_live_side_by_side_on_one_registration() {
     let (a, invite_a, ack_a) = answered(&mut ua);
     let (b, invite_b) = incoming(&mut ua, "multi1", true);
     assert_ne!(a, b);
-    assert!(ua.update(at(2.0), a, HOLD));
+    assert_eq!(ua.update(at(2.0), a, HOLD), Ok(()));
     let hold = sent(&mut ua).remove(0);
     assert_eq!(parse(&hold).call_id(), parse(&invite_a).call_id());
     ua.handle_message(at(2.1), &answer(&hold, 200, "OK", ANSWER))
         .expect("parses");
     sent(&mut ua);
-    ua.answer(at(2.2), b, ANSWER);
+    ua.answer(at(2.2), b, ANSWER).expect("answer is taken");
     let ok_b = sent(&mut ua).remove(0);
     assert_eq!(parse(&ok_b).call_id(), parse(&invite_b).call_id());
     ua.handle_message(at(2.3), ack_of(&ok_b, "").as_bytes())
@@ -1563,7 +1590,7 @@ fn several_calls_live_side_by_side_on_one_registration() {
     events(&mut ua);
     let ids = [&invite_a, &invite_b, &invite_c].map(|i| parse(i).call_id().to_owned());
     assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
-    assert!(ua.send_dtmf_info(at(3.1), b, '1', 100));
+    assert_eq!(ua.send_dtmf_info(at(3.1), b, '1', 100), Ok(()));
     let info = sent(&mut ua).remove(0);
     assert_eq!(parse(&info).call_id(), ids[1]);
 
@@ -1579,11 +1606,14 @@ From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 5 BYE\r\nContent-Length: 0\r\n\r\n",
     ua.handle_message(at(4.0), bye.as_bytes()).expect("parses");
     assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
     assert_eq!(events(&mut ua), [bye_ended(a)]);
-    ua.hangup(at(4.1), c);
+    ua.hangup(at(4.1), c).expect("hangup is taken");
     ua.handle_message(at(4.2), &answer(&invite_c, 180, "Ringing", ""))
         .expect("parses");
     assert!(sent(&mut ua).iter().any(|f| f.starts_with("CANCEL ")));
-    assert!(ua.call_message(at(4.3), b, "text/plain", "B is still up"));
+    assert_eq!(
+        ua.call_message(at(4.3), b, "text/plain", "B is still up"),
+        Ok(())
+    );
 }
 
 #[test]
@@ -1594,11 +1624,12 @@ fn a_refused_offer_keeps_the_call_and_a_lost_dialog_ends_it() {
     ua.handle_message(at(2.0), far_reinvite(&ack, 2, OFFER).as_bytes())
         .expect("parses");
     assert!(matches!(&events(&mut ua)[..], [Event::Updating { .. }]));
-    ua.decline(at(2.1), call, 488, "Not Acceptable Here");
+    ua.decline(at(2.1), call, 488, "Not Acceptable Here")
+        .expect("decline is taken");
     assert!(sent(&mut ua)[0].starts_with("SIP/2.0 488 Not Acceptable Here"));
     assert_eq!(events(&mut ua), [], "no hangup");
     // Our re-INVITE answered 481: the far end lost the dialog.
-    assert!(ua.update(at(3.0), call, HOLD));
+    assert_eq!(ua.update(at(3.0), call, HOLD), Ok(()));
     let reinvite = sent(&mut ua).remove(0);
     ua.handle_message(
         at(3.1),
@@ -1640,7 +1671,7 @@ fn calls_that_are_up_survive_a_dropped_websocket_and_move_to_the_new_one() {
     let mut ua = ua();
     let (out, _, _) = answered(&mut ua);
     let (inc, _) = incoming(&mut ua, "keep1", true);
-    ua.answer(at(1.5), inc, ANSWER);
+    ua.answer(at(1.5), inc, ANSWER).expect("answer is taken");
     let ok = sent(&mut ua).remove(0);
     ua.handle_message(at(1.6), ack_of(&ok, "").as_bytes())
         .expect("parses");
@@ -1653,8 +1684,9 @@ fn calls_that_are_up_survive_a_dropped_websocket_and_move_to_the_new_one() {
     // The WebSocket drops: only the call still ringing ends.
     ua.transport_closed(at(2.0));
     assert_eq!(events(&mut ua), [ended(ringing, 503, "Transport Closed")]);
-    assert!(
-        !ua.update(at(2.1), out, HOLD),
+    assert_eq!(
+        ua.update(at(2.1), out, HOLD),
+        Err(ActionError::NotConnected),
         "nothing can be sent meanwhile"
     );
 
@@ -1691,7 +1723,7 @@ fn calls_that_are_up_survive_a_dropped_websocket_and_move_to_the_new_one() {
         events(&mut ua),
         [ended(inc, 481, "Call/Transaction Does Not Exist")]
     );
-    assert!(ua.update(at(4.0), out, HOLD), "the kept call works");
+    assert_eq!(ua.update(at(4.0), out, HOLD), Ok(()), "the kept call works");
 
     // Dropped again, and no new connection within 32 s: the call is lost;
     // hanging up meanwhile ends a call at once.
@@ -1710,7 +1742,7 @@ fn hanging_up_while_disconnected_ends_the_call_at_once() {
     let (call, _, _) = answered(&mut ua);
     ua.transport_closed(at(2.0));
     assert_eq!(events(&mut ua), []);
-    ua.hangup(at(2.5), call);
+    ua.hangup(at(2.5), call).expect("hangup is taken");
     assert_eq!(events(&mut ua), [ended(call, 503, "Transport Closed")]);
     ua.transport_connected(at(3.0));
     assert_eq!(sent(&mut ua), Vec::<String>::new(), "nothing left to move");
@@ -1740,16 +1772,27 @@ fn targets_and_texts_that_would_forge_a_message_are_refused() {
         "tel:+15551234",
         "",
     ] {
-        assert_eq!(ua.call(at(0.0), target, OFFER), None, "{target:?}");
-        assert_eq!(ua.message(at(0.0), target, "text/plain", "hi"), None);
+        let bad = Some(ActionError::BadTarget("target"));
+        assert_eq!(ua.call(at(0.0), target, OFFER).err(), bad, "{target:?}");
+        assert_eq!(ua.message(at(0.0), target, "text/plain", "hi").err(), bad);
     }
     assert_eq!(
         ua.message(at(0.0), TARGET, "text/plain\r\nX: y", "hi"),
-        None
+        Err(ActionError::BadText("content_type"))
     );
     assert_eq!(sent(&mut ua), Vec::<String>::new());
     let (call, _) = incoming(&mut ua, "forge1", true);
-    ua.decline(at(0.1), call, 999, "Busy\r\nX-Forged: 1");
+    assert_eq!(
+        ua.decline(at(0.1), call, 999, "Busy"),
+        Err(ActionError::BadCode(999))
+    );
+    assert_eq!(
+        ua.decline(at(0.1), call, 486, "Busy\r\nX-Forged: 1"),
+        Err(ActionError::BadText("reason"))
+    );
+    assert_eq!(sent(&mut ua), Vec::<String>::new(), "nothing sent");
+    ua.decline(at(0.1), call, 699, "Declined")
+        .expect("decline is taken");
     let refused = sent(&mut ua).remove(0);
     assert!(refused.starts_with("SIP/2.0 699 Declined\r\n"), "{refused}");
 }
@@ -1765,7 +1808,7 @@ fn a_far_end_change_without_session_expires_turns_the_timer_off() {
     ua.handle_message(at(30.0), far_reinvite(&ack, 2, OFFER).as_bytes())
         .expect("parses");
     events(&mut ua);
-    ua.answer(at(30.1), call, ANSWER);
+    ua.answer(at(30.1), call, ANSWER).expect("answer is taken");
     let ok = sent(&mut ua).remove(0);
     assert_eq!(parse(&ok).header(HeaderName::SessionExpires), None, "{ok}");
     // No refresh will come, and none is expected: the call stays.
@@ -1888,7 +1931,7 @@ fn a_transfer_the_far_end_asks_for_is_followed_and_reported_until_answered() {
             reason: "BYE".into()
         }]
     );
-    ua.hangup(at(4.0), carol);
+    ua.hangup(at(4.0), carol).expect("hangup is taken");
     assert!(sent(&mut ua)[0].starts_with("BYE sip:"));
 }
 
@@ -1920,7 +1963,7 @@ fn a_transfer_request_declined_failed_or_malformed_is_reported_so() {
     .expect("parses");
     sent(&mut ua);
     events(&mut ua);
-    assert!(ua.decline_referral(at(3.1), call));
+    assert_eq!(ua.decline_referral(at(3.1), call), Ok(()));
     assert_eq!(
         progress_notify(&sent(&mut ua)[0]),
         (
@@ -1928,8 +1971,9 @@ fn a_transfer_request_declined_failed_or_malformed_is_reported_so() {
             "terminated;reason=noresource".into()
         )
     );
-    assert!(
-        !ua.decline_referral(at(3.2), call),
+    assert_eq!(
+        ua.decline_referral(at(3.2), call),
+        Err(ActionError::NoReferral(call)),
         "nothing left to decline"
     );
     // Followed, but carol is busy: bob hears 486.

@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use sipline_core::CallId;
 use sipline_core::rand::Rng;
+use sipline_core::{ActionError, CallId};
 use sipline_core::{Config, Event, Instant, UserAgent};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -77,7 +77,7 @@ enum Command {
     Call {
         target: String,
         sdp: String,
-        reply: tokio::sync::oneshot::Sender<Option<CallId>>,
+        reply: tokio::sync::oneshot::Sender<Result<CallId, ActionError>>,
     },
     Answer {
         call: CallId,
@@ -97,8 +97,14 @@ impl Command {
             Command::Call { target, sdp, reply } => {
                 let _ = reply.send(ua.call(now, &target, &sdp));
             }
-            Command::Answer { call, sdp } => ua.answer(now, call, &sdp),
-            Command::Hangup { call } => ua.hangup(now, call),
+            // A call that ended meanwhile has nothing left to answer or
+            // hang up: the test sees its hangup event.
+            Command::Answer { call, sdp } => {
+                let _ = ua.answer(now, call, &sdp);
+            }
+            Command::Hangup { call } => {
+                let _ = ua.hangup(now, call);
+            }
             Command::DropConnection | Command::Shutdown => {}
         }
     }
@@ -155,15 +161,17 @@ impl Phone {
         let _ = self.commands.send(Command::DropConnection);
     }
 
-    /// Calls `target` with the SDP `offer`; `None` without a connection.
-    pub async fn call(&self, target: &str, offer: &str) -> Option<CallId> {
+    /// Calls `target` with the SDP `offer`; the core's refusal (no
+    /// connection, a bad target) as it gave it.
+    pub async fn call(&self, target: &str, offer: &str) -> Result<CallId, ActionError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let _ = self.commands.send(Command::Call {
             target: target.to_owned(),
             sdp: offer.to_owned(),
             reply,
         });
-        answer.await.ok().flatten()
+        // The task is gone only when the phone is: no transport either.
+        answer.await.unwrap_or(Err(ActionError::NotConnected))
     }
 
     /// Answers an incoming call with `sdp`.

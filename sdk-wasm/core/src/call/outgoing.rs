@@ -8,6 +8,7 @@ use super::{ALLOW, Call, CallState, Calls, challenges_of, decimal, hangup_event,
 use crate::auth::{AuthRound, RequestInfo};
 use crate::ctx::Ctx;
 use crate::dialog::Dialog;
+use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::CallId;
 use crate::input::safe_target;
@@ -18,9 +19,14 @@ use crate::transaction::TransactionId;
 
 impl Calls {
     /// Calls `target` with the SDP `offer`.
-    pub fn call(&mut self, cx: &mut Ctx<'_>, target: &str, offer: &str) -> Option<CallId> {
+    pub fn call(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        target: &str,
+        offer: &str,
+    ) -> Result<CallId, ActionError> {
         if !safe_target(target) {
-            return None;
+            return Err(ActionError::BadTarget("target"));
         }
         self.next += 1;
         let id = CallId(self.next);
@@ -49,13 +55,13 @@ impl Calls {
             forks: Vec::new(),
             headers: cx.headers.to_vec(),
         };
-        send_invite(&mut call, cx)?;
+        send_invite(&mut call, cx).ok_or(ActionError::Unsendable)?;
         cx.events.push(Event::Calling {
             call: id,
             target: target.to_owned(),
         });
         self.calls.push(call);
-        Some(id)
+        Ok(id)
     }
 }
 

@@ -5,6 +5,7 @@
 
 use super::{Calls, Referral};
 use crate::ctx::Ctx;
+use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::CallId;
 use crate::input::{safe_target, safe_text};
@@ -67,11 +68,12 @@ impl Calls {
         cx: &mut Ctx<'_>,
         from: CallId,
         offer: &str,
-    ) -> Option<CallId> {
+    ) -> Result<CallId, ActionError> {
         let i = self
             .referrals
             .iter()
-            .position(|r| r.from == from && r.call.is_none())?;
+            .position(|r| r.from == from && r.call.is_none())
+            .ok_or(ActionError::NoReferral(from))?;
         let target = self.referrals[i].target.clone();
         let mut headers = cx.headers.to_vec();
         if let Some(by) = &self.referrals[i].referred_by {
@@ -79,22 +81,23 @@ impl Calls {
         }
         let call = self.call(&mut cx.with_headers(&headers), &target, offer);
         match call {
-            Some(call) => self.referrals[i].call = Some(call),
-            None => self.end_referral(cx, from, 503, "Service Unavailable"),
+            Ok(call) => self.referrals[i].call = Some(call),
+            Err(_) => self.end_referral(cx, from, 503, "Service Unavailable"),
         }
         call
     }
 
     /// Refuses the far end's transfer request of call `from`.
-    pub fn decline_referral(&mut self, cx: &mut Ctx<'_>, from: CallId) -> bool {
+    pub fn decline_referral(&mut self, cx: &mut Ctx<'_>, from: CallId) -> Result<(), ActionError> {
         let pending = self
             .referrals
             .iter()
             .any(|r| r.from == from && r.call.is_none());
-        if pending {
-            self.end_referral(cx, from, 603, "Declined");
+        if !pending {
+            return Err(ActionError::NoReferral(from));
         }
-        pending
+        self.end_referral(cx, from, 603, "Declined");
+        Ok(())
     }
 
     /// Reports what `events` (just produced) say of the calls made for
@@ -178,9 +181,14 @@ impl Calls {
     /// [`Event::Transfer`]s: the REFER's answer, then the far end's NOTIFYs
     /// of its new call. `false` when the call is not up or `target` is not
     /// a SIP URI.
-    pub fn transfer(&mut self, cx: &mut Ctx<'_>, id: CallId, target: &str) -> bool {
+    pub fn transfer(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: CallId,
+        target: &str,
+    ) -> Result<(), ActionError> {
         if !safe_target(target) {
-            return false;
+            return Err(ActionError::BadTarget("target"));
         }
         let refer_to = String::from("<") + target + ">";
         let referred_by = String::from("<") + &cx.id.aor + ">";
@@ -191,13 +199,9 @@ impl Calls {
             // RFC 3515 §2.1: a REFER carries a Contact.
             ("Contact", contact.as_str()),
         ];
-        match self.request_in_dialog(cx, id, "REFER", &headers, None) {
-            Some((tx, _)) => {
-                self.refers.push((tx, id));
-                true
-            }
-            None => false,
-        }
+        let (tx, _) = self.request_in_dialog(cx, id, "REFER", &headers, None)?;
+        self.refers.push((tx, id));
+        Ok(())
     }
 }
 

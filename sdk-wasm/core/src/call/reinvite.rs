@@ -6,6 +6,7 @@
 use super::{ALLOW, CallState, Calls, InDialog, Purpose, T1, T2, TIMER_C, Update, challenges_of};
 use crate::auth::{AuthRound, RequestInfo};
 use crate::ctx::Ctx;
+use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::CallId;
 use crate::session_timer::{MIN_SE, Refresher, SessionTimer};
@@ -41,7 +42,7 @@ impl Calls {
         id: CallId,
         sdp: &str,
         method: &'static str,
-    ) -> bool {
+    ) -> Result<(), ActionError> {
         let busy = self.updates.iter().any(|u| {
             u.call() == id
                 && match u {
@@ -58,8 +59,11 @@ impl Calls {
                 .incoming
                 .iter()
                 .any(|c| c.id == id && c.ok.is_some() && c.retransmit.is_none());
-        if busy || !confirmed {
-            return false;
+        if !confirmed {
+            return Err(self.not_up(id));
+        }
+        if busy {
+            return Err(ActionError::ChangePending(id));
         }
         let internal = self
             .updates
@@ -75,9 +79,13 @@ impl Calls {
                 sdp: sdp.to_owned(),
                 headers: cx.headers.to_vec(),
             });
-            return true;
+            return Ok(());
         }
-        self.send_update(cx, id, sdp, method, Purpose::App, None)
+        if self.send_update(cx, id, sdp, method, Purpose::App, None) {
+            Ok(())
+        } else {
+            Err(ActionError::Unsendable)
+        }
     }
 
     /// The calls with a change under way, ours or theirs: a waiting one
@@ -146,7 +154,7 @@ impl Calls {
                 .iter()
                 .map(|(name, value)| (*name, value.as_str())),
         );
-        let Some((tx, cseq)) =
+        let Ok((tx, cseq)) =
             self.request_in_dialog(cx, id, method, &headers, Some(("application/sdp", sdp)))
         else {
             return false;
