@@ -338,6 +338,21 @@ async fn oversized_message_closes_with_1009() {
         Received::Closed(Some(close)) => assert_eq!(u16::from(close.code), 1009),
         other => panic!("expected close 1009, got {other:?}"),
     }
+    // Past the WebSocket library's own limit (four times ours) it is the
+    // library that refuses the frame: its capacity error earns 1009 too.
+    let mut ws = raw_ws(&relay.ws_url()).await;
+    send(
+        &mut ws,
+        &format!(
+            "OPTIONS sip:x SIP/2.0\r\nX-Pad: {}\r\n\r\n",
+            "a".repeat(10_000)
+        ),
+    )
+    .await;
+    match receive(&mut ws, Duration::from_secs(2)).await {
+        Received::Closed(Some(close)) => assert_eq!(u16::from(close.code), 1009),
+        other => panic!("expected close 1009 from the library's limit, got {other:?}"),
+    }
 }
 
 #[tokio::test]

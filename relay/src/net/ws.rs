@@ -178,8 +178,11 @@ async fn connection(shared: Shared, socket: WebSocket, peer: SocketAddr) {
             Err(e) => {
                 debug!(?conn, error = %e, "WebSocket read failed");
                 // Only a size limit earns 1009; anything else ends quietly.
-                let text = e.to_string();
-                if text.contains("too long") || text.contains("limit") {
+                let inner = e.into_inner();
+                if matches!(
+                    inner.downcast_ref::<tungstenite::Error>(),
+                    Some(tungstenite::Error::Capacity(_))
+                ) {
                     let _ = tx.try_send(Out::Close(MESSAGE_TOO_BIG, "message too big"));
                 }
                 break;
