@@ -6,12 +6,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sipline_core::Instant;
+use sipline_core::transaction::T2;
 
 use super::ProxyConfig;
 use crate::ids::ConnId;
-
-/// RFC 3261 T2: the cap on non-INVITE retransmission intervals.
-const T2: Duration = Duration::from_secs(4);
 
 /// The key of a pending request: our branch and the method (a CANCEL shares
 /// its INVITE's branch but is its own transaction).

@@ -42,7 +42,7 @@ use crate::ids::CallId;
 use crate::input::safe_text;
 use crate::session_timer::SessionTimer;
 use crate::sip::{HeaderName, Message, push_decimal, response_to};
-use crate::transaction::TransactionId;
+use crate::transaction::{Retransmit, RetransmitStep, TransactionId};
 use core::time::Duration;
 
 /// Where an outgoing call stands.
@@ -113,10 +113,9 @@ struct Incoming {
     local_tag: String,
     /// Made when answered.
     dialog: Option<Dialog>,
-    /// Our 2xx, retransmitted until the ACK: next time, interval, and
-    /// when to give up (64·T1).
+    /// Our 2xx, retransmitted until the ACK.
     ok: Option<Vec<u8>>,
-    retransmit: Option<(Instant, Duration, Instant)>,
+    retransmit: Option<Retransmit>,
     /// The application hung up before the ACK: BYE once it comes (§15).
     bye_wanted: bool,
     bye_tx: Option<TransactionId>,
@@ -195,7 +194,7 @@ enum Update {
         call: CallId,
         tx: TransactionId,
         ok: Vec<u8>,
-        retransmit: (Instant, Duration, Instant),
+        retransmit: Retransmit,
     },
 }
 
@@ -258,9 +257,6 @@ pub(crate) struct Calls {
     suspended: Option<Instant>,
 }
 
-/// A 2xx's first retransmission (T1) and the cap of its interval (T2).
-const T1: Duration = Duration::from_millis(500);
-const T2: Duration = Duration::from_secs(4);
 /// How long calls kept through a dropped WebSocket wait for a new one.
 const RECOVER_WAIT: Duration = Duration::from_secs(32);
 /// How long our re-INVITE may stay without a final answer (RFC 3261 Timer C).
@@ -573,7 +569,7 @@ impl Calls {
         let answers = self
             .incoming
             .iter()
-            .filter_map(|c| c.retransmit.map(|(next, _, give_up)| next.min(give_up)))
+            .filter_map(|c| c.retransmit.map(|r| r.deadline()))
             .min();
         if self.suspended.is_some() {
             // Nothing but the wait for a new transport runs meanwhile.
@@ -586,29 +582,31 @@ impl Calls {
         )
     }
 
-    /// Retransmits due 2xx (T1 doubling to T2); one never acknowledged in
+    /// Retransmits due 2xx ([`Retransmit`]); one never acknowledged in
     /// 64·T1 ends its call with a BYE (§13.3.1.4).
     pub fn handle_timeout(&mut self, cx: &mut Ctx<'_>) {
         let now = cx.now;
         let mut lost = Vec::new();
         for call in &mut self.incoming {
-            let Some((next, interval, give_up)) = call.retransmit else {
+            let Some(retransmit) = call.retransmit.as_mut() else {
                 continue;
             };
-            if now >= give_up {
-                call.retransmit = None;
-                lost.push(call.id);
-                send_callee_bye(call, cx);
-                // Reported once, here: the BYE's own answer is not awaited.
-                call.bye_tx = None;
-            } else if now >= next {
-                if let Some(ok) = &call.ok
-                    && cx.txs.respond(now, call.tx, 200, ok)
-                {
-                    cx.transmit.push(ok.clone());
+            match retransmit.poll(now) {
+                RetransmitStep::Wait => {}
+                RetransmitStep::Send => {
+                    if let Some(ok) = &call.ok
+                        && cx.txs.respond(now, call.tx, 200, ok)
+                    {
+                        cx.transmit.push(ok.clone());
+                    }
                 }
-                let interval = (interval * 2).min(T2);
-                call.retransmit = Some((now + interval, interval, give_up));
+                RetransmitStep::GiveUp => {
+                    call.retransmit = None;
+                    lost.push(call.id);
+                    send_callee_bye(call, cx);
+                    // Reported once, here: the BYE's own answer is not awaited.
+                    call.bye_tx = None;
+                }
             }
         }
         for id in lost {

@@ -54,6 +54,61 @@ impl TimerConfig {
     }
 }
 
+/// RFC 3261 T2: the longest interval between two retransmissions.
+pub const T2: Duration = Duration::from_secs(4);
+
+/// A message that must be repeated end to end until it is acknowledged,
+/// whatever the transport of the first hop: a UAS's 2xx to an INVITE, which
+/// may cross UDP hops beyond the WebSocket (RFC 3261 §13.3.1.4). First
+/// after T1, the interval doubling up to T2, given up after 64·T1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retransmit {
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+/// What a [`Retransmit`] schedule says at a given time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetransmitStep {
+    /// Nothing is due yet.
+    Wait,
+    /// Send the message again now.
+    Send,
+    /// Unacknowledged for 64·T1: give up.
+    GiveUp,
+}
+
+impl Retransmit {
+    /// The schedule of a message first sent at `now`, on `timers`' T1.
+    pub fn start(now: Instant, timers: &TimerConfig) -> Self {
+        Self {
+            next: now + timers.t1,
+            interval: timers.t1,
+            give_up: now + timers.timer_64t1(),
+        }
+    }
+
+    /// When [`Self::poll`] next has something to say.
+    pub fn deadline(&self) -> Instant {
+        self.next.min(self.give_up)
+    }
+
+    /// What is due at `now`; a [`RetransmitStep::Send`] moves the schedule
+    /// on to the next interval.
+    pub fn poll(&mut self, now: Instant) -> RetransmitStep {
+        if now >= self.give_up {
+            RetransmitStep::GiveUp
+        } else if now >= self.next {
+            self.interval = (self.interval * 2).min(T2);
+            self.next = now + self.interval;
+            RetransmitStep::Send
+        } else {
+            RetransmitStep::Wait
+        }
+    }
+}
+
 /// Names one transaction for its user, stable for its lifetime. The
 /// default (0) names none: live ids start at 1.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -498,6 +553,43 @@ mod tests {
 
     fn t(ms: u64) -> Instant {
         Instant::from_millis(ms)
+    }
+
+    /// The times a schedule says Send, up to the one it gives up at.
+    fn sends(timers: &TimerConfig) -> (Vec<u64>, u64) {
+        let mut r = Retransmit::start(t(0), timers);
+        let mut sent = Vec::new();
+        loop {
+            let now = r.deadline();
+            match r.poll(now) {
+                RetransmitStep::Send => sent.push(now.as_millis()),
+                RetransmitStep::GiveUp => return (sent, now.as_millis()),
+                RetransmitStep::Wait => panic!("nothing due at its own deadline"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_2xx_is_repeated_from_t1_doubling_to_t2_until_64_t1() {
+        let (sent, gave_up) = sends(&TimerConfig::default());
+        assert_eq!(
+            sent,
+            [
+                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+            ]
+        );
+        assert_eq!(gave_up, 32_000);
+        // Nothing between two deadlines.
+        let mut r = Retransmit::start(t(0), &TimerConfig::default());
+        assert_eq!(r.poll(t(499)), RetransmitStep::Wait);
+        // The configured T1 sets the whole schedule.
+        let fast = TimerConfig {
+            t1: Duration::from_millis(100),
+            ..TimerConfig::default()
+        };
+        let (sent, gave_up) = sends(&fast);
+        assert_eq!(&sent[..4], [100, 300, 700, 1500]);
+        assert_eq!(gave_up, 6_400);
     }
 
     fn request(method: &str, branch: &str) -> Vec<u8> {

@@ -4,7 +4,7 @@
 //! 487.
 
 use super::outgoing::requires_100rel;
-use super::{ALLOW, Calls, Incoming, T1, Update, bye, decimal, hangup};
+use super::{ALLOW, Calls, Incoming, Update, bye, decimal, hangup};
 use crate::ctx::Ctx;
 use crate::dialog::Dialog;
 use crate::event::Event;
@@ -13,7 +13,7 @@ use crate::input::safe_text;
 use crate::session_timer;
 use crate::session_timer::{MIN_SE, Refresher, SessionTimer};
 use crate::sip::{HeaderName, Message, response_to};
-use crate::transaction::TransactionId;
+use crate::transaction::{Retransmit, TransactionId};
 
 impl Calls {
     /// A new INVITE outside any dialog (server transaction `tx`): a call
@@ -132,8 +132,7 @@ impl Calls {
         call.dialog = Some(dialog);
         cx.respond(call.tx, 200, resp.clone());
         call.ok = Some(resp);
-        let give_up = cx.now + cx.txs.timers().timer_64t1();
-        call.retransmit = Some((cx.now + T1, T1, give_up));
+        call.retransmit = Some(Retransmit::start(cx.now, cx.txs.timers()));
     }
 
     /// The application declines the call with `code` (486, 603…).

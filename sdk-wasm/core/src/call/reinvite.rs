@@ -3,7 +3,7 @@
 //! and retried after the §14.1 random wait; the far end's, held for the
 //! application's answer and our 2xx retransmitted until its ACK.
 
-use super::{ALLOW, CallState, Calls, InDialog, Purpose, T1, T2, TIMER_C, Update, challenges_of};
+use super::{ALLOW, CallState, Calls, InDialog, Purpose, TIMER_C, Update, challenges_of};
 use crate::auth::{AuthRound, RequestInfo};
 use crate::ctx::Ctx;
 use crate::error::ActionError;
@@ -11,7 +11,7 @@ use crate::event::Event;
 use crate::ids::CallId;
 use crate::session_timer::{MIN_SE, Refresher, SessionTimer};
 use crate::sip::{Message, response_to};
-use crate::transaction::TransactionId;
+use crate::transaction::{Retransmit, RetransmitStep, TransactionId};
 use crate::{Instant, session_timer};
 use core::time::Duration;
 
@@ -394,12 +394,11 @@ impl Calls {
         if !is_invite {
             return true; // an UPDATE's 200 is final: no ACK to wait for
         }
-        let give_up = cx.now + cx.txs.timers().timer_64t1();
         self.updates.push(Update::Answered {
             call: id,
             tx,
             ok,
-            retransmit: (cx.now + T1, T1, give_up),
+            retransmit: Retransmit::start(cx.now, cx.txs.timers()),
         });
         true
     }
@@ -466,20 +465,16 @@ impl Calls {
             }
             Update::Answered {
                 tx, ok, retransmit, ..
-            } => {
-                let (next, interval, give_up) = *retransmit;
-                if now >= give_up {
-                    return false;
-                }
-                if now >= next {
+            } => match retransmit.poll(now) {
+                RetransmitStep::GiveUp => false,
+                RetransmitStep::Send => {
                     if cx.txs.respond(now, *tx, 200, ok) {
                         cx.transmit.push(ok.clone());
                     }
-                    let interval = (interval * 2).min(T2);
-                    *retransmit = (now + interval, interval, give_up);
+                    true
                 }
-                true
-            }
+                RetransmitStep::Wait => true,
+            },
             _ => true,
         });
         for (call, method, sdp, headers) in retries {
@@ -514,10 +509,7 @@ impl Calls {
             .filter_map(|u| match u {
                 Update::Retry { at, call, .. } if !changing.contains(call) => Some(*at),
                 Update::Sent { deadline, .. } => Some(*deadline),
-                Update::Answered {
-                    retransmit: (next, _, give_up),
-                    ..
-                } => Some((*next).min(*give_up)),
+                Update::Answered { retransmit, .. } => Some(retransmit.deadline()),
                 _ => None,
             })
             .min()
