@@ -479,8 +479,8 @@ export class Call extends Emitter<CallEvents> {
     await this.accepted;
   }
 
-  /** Declines an incoming call with `code` (486 Busy Here by default, 603 Decline…). */
-  decline(code = 486, reason = defaultReason(code), options: SendOptions = {}): void {
+  /** Declines an incoming call with `code` (486 Busy Here by default, 603 Decline…) and `reason` (by default the code's own phrase). */
+  decline(code = 486, reason?: string, options: SendOptions = {}): void {
     if (this.#state !== "incoming") throw new InvalidStateError(`cannot decline a call that is ${this.#state}`);
     engine(() => this.#phone._engine.decline(this.id, code, reason, options.headers));
   }
@@ -670,10 +670,6 @@ function strip(d: Detail): any {
 
 function check(ok: boolean, message: string): asserts ok {
   if (!ok) throw new TypeError(message);
-}
-
-function defaultReason(code: number): string {
-  return ({ 480: "Temporarily Unavailable", 486: "Busy Here", 488: "Not Acceptable Here", 600: "Busy Everywhere", 603: "Decline" } as Record<number, string>)[code] ?? "Declined";
 }
 
 /** A stable RFC 5626 instance id per origin and AoR, so a reload replaces the old binding. */

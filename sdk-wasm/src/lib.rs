@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use js_sys::{Function, Promise};
 use sipline_core::CallId;
+use sipline_core::sip::reason_phrase;
 use sipline_core::{Config, Secret, UserAgent};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -182,14 +183,16 @@ impl Engine {
         })
     }
 
-    /// Declines an incoming call with `code` (486, 603…) and `reason`.
+    /// Declines an incoming call with `code` (486, 603…) and `reason`
+    /// (by default the code's own phrase).
     pub fn decline(
         &self,
         call: u32,
         code: u16,
-        reason: String,
+        reason: Option<String>,
         headers: JsValue,
     ) -> Result<(), JsValue> {
+        let reason = reason.unwrap_or_else(|| reason_phrase(code).to_owned());
         self.shell.act(&js::headers(&headers), |ua, now| {
             ua.decline(now, CallId(call), code, &reason)
         })

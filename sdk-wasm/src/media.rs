@@ -213,8 +213,7 @@ impl Media {
         let Some(current) = self.pc.remote_description() else {
             return false;
         };
-        let ours = transport_identity(&current.sdp());
-        ours.is_some() && ours == transport_identity(sdp)
+        sipline_core::sdp::same_transport(&current.sdp(), sdp)
     }
 
     async fn set_remote(&self, kind: RtcSdpType, sdp: &str) -> Result<(), JsValue> {
@@ -249,17 +248,4 @@ fn stop_tracks(stream: &MediaStream) {
             track.stop();
         }
     }
-}
-
-/// The first section's `ice-ufrag` and `fingerprint` (or the session's).
-fn transport_identity(sdp: &str) -> Option<(String, String)> {
-    let sdp = sipline_core::sdp::Sdp::parse(sdp.as_bytes()).ok()?;
-    let value = |name: &str| {
-        sdp.media
-            .first()
-            .and_then(|m| m.attribute(name).flatten())
-            .or_else(|| sdp.attribute(name).flatten())
-            .map(str::to_owned)
-    };
-    Some((value("ice-ufrag")?, value("fingerprint")?))
 }

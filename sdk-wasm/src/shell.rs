@@ -12,7 +12,6 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::Function;
-use sipline_core::sdp::{Direction, Sdp};
 use sipline_core::{ActionError, CallId};
 use sipline_core::{Event, Instant, UserAgent};
 use wasm_bindgen::JsCast;
@@ -46,22 +45,12 @@ pub(crate) struct ShellSettings {
 }
 
 /// A call as the shell sees it: its media once there is any, and the far
-/// end's offer until the app answers it.
+/// end's offer until the app answers it. Everything SIP about the call
+/// (who holds it, which offer is pending, glare) is the core's.
 #[derive(Default)]
 struct CallMedia {
     media: Option<Rc<Media>>,
     offer: Option<String>,
-    /// We put the call on hold (our last agreed offer was sendonly).
-    held: bool,
-    /// The hold state our offer in flight proposes; while it is set, the
-    /// connection has a local offer out, and the far end's own offer gets
-    /// 491 (one offer/answer at a time, RFC 3264 §4).
-    proposed: Option<bool>,
-    /// The far end's early-media answer (a 183), final if its 2xx brings
-    /// none (a reliable 183 carried it, RFC 3262).
-    early: Option<String>,
-    /// The far end put us on hold (its last offer was sendonly/inactive).
-    held_by_far_end: bool,
 }
 
 /// The calls' media by call id: a handful at most, so a vector (smaller
@@ -86,18 +75,6 @@ impl CallMap {
     fn remove(&mut self, id: &u32) -> Option<CallMedia> {
         let i = self.0.iter().position(|(k, _)| k == id)?;
         Some(self.0.swap_remove(i).1)
-    }
-
-    /// The call's entry, made empty if it had none.
-    fn entry(&mut self, id: u32) -> &mut CallMedia {
-        let i = match self.0.iter().position(|(k, _)| *k == id) {
-            Some(i) => i,
-            None => {
-                self.0.push((id, CallMedia::default()));
-                self.0.len() - 1
-            }
-        };
-        &mut self.0[i].1
     }
 }
 
@@ -543,9 +520,6 @@ impl Shell {
                         ..CallMedia::default()
                     },
                 );
-                // The user is being told: the caller hears ringing.
-                // A call the far end already cancelled has nothing to ring.
-                let _ = self.with_ua(|ua, now| ua.ringing(now, call));
                 Obj::new()
                     .set("call", call.0)
                     .set("from", from)
@@ -556,30 +530,18 @@ impl Shell {
             Event::Calling { call, target } => Obj::new().set("call", call.0).set("to", target),
             Event::Ringing { call } => Obj::new().set("call", call.0),
             Event::Progress { call, sdp } => {
-                if let Some(media) = self.media(call) {
-                    match media.accept(&sdp, true).await {
-                        Ok(()) => {
-                            if let Some(c) = self.state.borrow_mut().calls.get_mut(&call.0) {
-                                c.early = Some(sdp);
-                            }
-                        }
-                        Err(e) => return self.media_failed(call, &e),
-                    }
+                if let Some(media) = self.media(call)
+                    && let Err(e) = media.accept(&sdp, true).await
+                {
+                    return self.media_failed(call, &e);
                 }
                 Obj::new().set("call", call.0)
             }
             Event::Accepted { call, sdp } => {
-                // A 2xx without SDP after early media: the 183's answer was
-                // the final one.
-                let early = self
-                    .state
-                    .borrow_mut()
-                    .calls
-                    .get_mut(&call.0)
-                    .and_then(|c| c.early.take());
-                let answer = if sdp.is_empty() { early } else { Some(sdp) };
-                if let (Some(answer), Some(media)) = (answer, self.media(call))
-                    && let Err(e) = media.accept(&answer, false).await
+                // Empty when there is nothing new (we answered its offer).
+                if !sdp.is_empty()
+                    && let Some(media) = self.media(call)
+                    && let Err(e) = media.accept(&sdp, false).await
                 {
                     // Not `accepted`: the call is being hung up.
                     return self.media_failed(call, &e);
@@ -604,23 +566,22 @@ impl Shell {
                 Obj::new().set("call", call.0)
             }
             Event::Updated { call, sdp } => {
-                if let Some(media) = self.media(call) {
-                    match media.accept(&sdp, false).await {
-                        Ok(()) => self.agreed(call),
-                        Err(e) => return self.media_failed(call, &e),
-                    }
+                if let Some(media) = self.media(call)
+                    && let Err(e) = media.accept(&sdp, false).await
+                {
+                    return self.media_failed(call, &e);
                 }
                 Obj::new().set("call", call.0)
             }
+            Event::Hold { call, held, by } => Obj::new()
+                .set("call", call.0)
+                .set("held", held)
+                .set("by", by.as_str()),
             Event::UpdateFailed { call, code, reason } => {
                 if let Some(media) = self.media(call) {
-                    let held = {
-                        let mut s = self.state.borrow_mut();
-                        let c = s.calls.entry(call.0);
-                        // The refused offer's change did not happen.
-                        c.proposed = None;
-                        c.held
-                    };
+                    // The refused offer's change did not happen: the
+                    // directions go back to what was agreed.
+                    let held = self.state.borrow().ua.held(call);
                     if let Err(e) = media.rollback(held).await {
                         self.media_failed(call, &e);
                     }
@@ -689,22 +650,12 @@ impl Shell {
     }
 
     /// The far end's re-INVITE or UPDATE: answer its offer, or make one
-    /// when it sent none; tell the app if it put us on hold or resumed.
+    /// when it sent none. (A change of ours under way already got `491`
+    /// from the core; who holds whom it reports once this is answered.)
     async fn far_end_update(self: &Rc<Self>, call: CallId, offer: Option<String>) {
         let Some(media) = self.media(call) else {
             return;
         };
-        let ours_out = self
-            .state
-            .borrow()
-            .calls
-            .get(&call.0)
-            .is_some_and(|c| c.proposed.is_some());
-        if ours_out {
-            // Our own offer is being made or is on its way: glare.
-            let _ = self.with_ua(|ua, now| ua.decline(now, call, 491, "Request Pending"));
-            return;
-        }
         let sdp = match &offer {
             Some(offer) => media.answer(offer).await,
             None => media.offer().await,
@@ -715,62 +666,14 @@ impl Shell {
                 let _ = self.with_ua(|ua, now| ua.answer(now, call, &sdp));
             }
             Err(e) => {
-                // The browser cannot take this offer: refuse the change,
-                // keep the call as it was.
+                // The browser cannot take this offer: the core refuses the
+                // change, and the call stays as it was.
                 web_sys::console::warn_2(&JsValue::from_str("sipline: refused an offer"), &e);
                 if offer.is_some() {
                     let _ = media.rollback_remote().await;
                 }
-                let _ = self.with_ua(|ua, now| ua.decline(now, call, 488, "Not Acceptable Here"));
-                return;
+                let _ = self.with_ua(|ua, now| ua.refuse_offer(now, call));
             }
-        }
-        if let Some(offer) = offer {
-            let held = Sdp::parse(offer.as_bytes()).is_ok_and(|sdp| {
-                matches!(sdp.direction(0), Direction::SendOnly | Direction::Inactive)
-            });
-            let changed = {
-                let mut s = self.state.borrow_mut();
-                let c = s.calls.entry(call.0);
-                let changed = c.held_by_far_end != held;
-                c.held_by_far_end = held;
-                changed
-            };
-            if changed {
-                self.emit(
-                    "hold",
-                    Obj::new()
-                        .set("call", call.0)
-                        .set("held", held)
-                        .set("by", "remote")
-                        .build(),
-                );
-            }
-        }
-    }
-
-    /// The far end took our offer: its hold state is the call's now (the
-    /// app hears `hold` when that changed it).
-    fn agreed(&self, call: CallId) {
-        let changed = {
-            let mut s = self.state.borrow_mut();
-            let Some(c) = s.calls.get_mut(&call.0) else {
-                return;
-            };
-            let now = c.proposed.take().unwrap_or(c.held);
-            let changed = now != c.held;
-            c.held = now;
-            changed.then_some(now)
-        };
-        if let Some(held) = changed {
-            self.emit(
-                "hold",
-                Obj::new()
-                    .set("call", call.0)
-                    .set("held", held)
-                    .set("by", "local")
-                    .build(),
-            );
         }
     }
 
@@ -862,39 +765,27 @@ impl Shell {
         ice_restart: bool,
         headers: Vec<(String, String)>,
     ) -> Result<(), JsValue> {
-        let Some(media) = self.media(CallId(call)) else {
+        let id = CallId(call);
+        let Some(media) = self.media(id) else {
             return Err(js::error("no such call with media"));
         };
-        let current = self.state.borrow().calls.get(&call).is_some_and(|c| c.held);
-        let target = held.unwrap_or(current);
-        {
-            let mut s = self.state.borrow_mut();
-            let Some(c) = s.calls.get_mut(&call) else {
-                return Err(js::error("no such call with media"));
-            };
-            if c.proposed.is_some() {
-                return Err(js::error("another change of this call is under way"));
-            }
-            c.proposed = Some(target);
-        }
-        let unpropose = |shell: &Rc<Self>| {
-            if let Some(c) = shell.state.borrow_mut().calls.get_mut(&call) {
-                c.proposed = None;
-            }
-        };
+        // The core holds the call's next change for this offer (the far
+        // end's own meanwhile gets 491) and says which way it must go.
+        let current = self.state.borrow().ua.held(id);
+        let target = self.act(&[], |ua, _| ua.begin_update(id, held))?;
         media.set_held(target);
         let offer = match media.offer_with(ice_restart).await {
             Ok(offer) => offer,
             Err(e) => {
                 media.set_held(current);
-                unpropose(&self);
+                self.with_ua(|ua, _| ua.abandon_update(id));
                 return Err(e);
             }
         };
-        match self.act(&headers, |ua, now| ua.update(now, CallId(call), &offer)) {
+        match self.act(&headers, |ua, now| ua.update(now, id, &offer)) {
             Ok(()) => Ok(()),
             Err(e) => {
-                unpropose(&self);
+                self.with_ua(|ua, _| ua.abandon_update(id));
                 media.rollback(current).await?;
                 Err(e)
             }

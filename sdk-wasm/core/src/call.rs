@@ -22,6 +22,7 @@
 //! `reinvite` (changes of a session), `session_timers`, `refer`
 //! (transfers both ways) and `recovery` (calls across a new transport).
 
+mod hold;
 mod incoming;
 mod outgoing;
 mod recovery;
@@ -101,6 +102,10 @@ struct Call {
     forks: Vec<Dialog>,
     /// The application's headers for the INVITE (kept for its retries).
     headers: Vec<(String, String)>,
+    /// The far end's early answer (a 183's SDP) and the early dialog's
+    /// tag: the final answer if that fork's 2xx brings none (a reliable
+    /// provisional carried it, RFC 3262 §5).
+    early: Option<(String, String)>,
 }
 
 /// A call the user agent received.
@@ -183,6 +188,10 @@ enum Update {
         sdp: String,
         headers: Vec<(String, String)>,
     },
+    /// Ours, being made: the application reserved the call's next change
+    /// ([`Calls::begin_update`]) while the browser makes its offer. The far
+    /// end's offers meanwhile get `491` (one offer at a time, RFC 3264 §4).
+    Preparing { call: CallId },
     /// Theirs, waiting for the application's answer.
     Received {
         call: CallId,
@@ -204,6 +213,7 @@ impl Update {
             Update::Sent { call, .. }
             | Update::Acked { call, .. }
             | Update::Retry { call, .. }
+            | Update::Preparing { call }
             | Update::Received { call, .. }
             | Update::Answered { call, .. } => *call,
         }
@@ -255,6 +265,8 @@ pub(crate) struct Calls {
     /// The transport dropped with calls up: until when they wait for a
     /// new one.
     suspended: Option<Instant>,
+    /// Who holds each call, as the agreed offers said.
+    holds: Vec<(CallId, hold::Hold)>,
 }
 
 /// How long calls kept through a dropped WebSocket wait for a new one.
@@ -300,6 +312,7 @@ impl Calls {
         // Its subscription ends with its dialog; a transfer it asked for
         // goes on unreported.
         self.referrals.retain(|r| r.from != id);
+        self.holds.retain(|(c, _)| *c != id);
         self.drop_updates(cx, id);
     }
 

@@ -52,6 +52,11 @@ pub struct Config {
     /// the next connection with a re-INVITE (their media does not ride on
     /// the WebSocket). `false` ends them with 503 at once.
     pub keep_calls_on_reconnect: bool,
+    /// Answer every incoming call `180 Ringing` as it is reported (the
+    /// application is being told, so the caller hears ringback). `false`
+    /// leaves it to the application ([`UserAgent::ringing`](crate::UserAgent::ringing)), e.g. for
+    /// calls it answers at once or screens first.
+    pub auto_ringing: bool,
 }
 
 impl Config {
@@ -74,6 +79,7 @@ impl Config {
             session_expires: Some(1800),
             incoming_header_prefixes: Vec::new(),
             keep_calls_on_reconnect: true,
+            auto_ringing: true,
         }
     }
 }

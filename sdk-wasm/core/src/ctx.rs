@@ -23,6 +23,8 @@ pub(crate) struct Identity {
     /// `WSS` on a secure WebSocket, `WS` on a plain one (RFC 7118 §5.1).
     pub via_transport: &'static str,
     pub user_agent: String,
+    /// Ring (`180`) as soon as an incoming call is reported.
+    pub auto_ringing: bool,
     /// Incoming headers whose names start with one of these (any case)
     /// are handed to the application (`X-`, `P-Asserted-Identity`…).
     pub header_prefixes: Vec<String>,

@@ -7,6 +7,25 @@ use core::time::Duration;
 
 use crate::ids::{CallId, MessageId};
 
+/// Which side put a call on hold (or resumed it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HoldBy {
+    /// We did.
+    Local,
+    /// The far end did.
+    Remote,
+}
+
+impl HoldBy {
+    /// `local` or `remote`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldBy::Local => "local",
+            HoldBy::Remote => "remote",
+        }
+    }
+}
+
 /// What the application is told. The names follow the events users of
 /// JsSIP, SIP.js and the Janus SIP plugin know (see [`Event::name`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +122,17 @@ pub enum Event {
         call: CallId,
         /// The far end's SDP answer.
         sdp: String,
+    },
+    /// Who holds the call changed: we (`by` [`HoldBy::Local`], once the
+    /// far end took our offer) or the far end ([`HoldBy::Remote`], once
+    /// its offer was answered).
+    Hold {
+        /// Which call.
+        call: CallId,
+        /// Held, or resumed.
+        held: bool,
+        /// Which side's offer said so.
+        by: HoldBy,
     },
     /// Our re-INVITE was refused; the call goes on as it was.
     UpdateFailed {
@@ -220,6 +250,7 @@ impl Event {
             Event::Recovered { .. } => "recovered",
             Event::Updating { .. } => "updating",
             Event::Updated { .. } => "updated",
+            Event::Hold { .. } => "hold",
             Event::UpdateFailed { .. } => "update_failed",
             Event::Dtmf { .. } => "dtmf",
             Event::Message { .. } => "message",

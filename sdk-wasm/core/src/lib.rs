@@ -67,7 +67,7 @@ pub mod ua;
 
 pub use config::{Config, ConfigError, HeaderError};
 pub use error::ActionError;
-pub use event::Event;
+pub use event::{Event, HoldBy};
 pub use ids::{CallId, MessageId};
 pub use secret::Secret;
 pub use time::Instant;

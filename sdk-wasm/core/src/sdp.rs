@@ -356,6 +356,25 @@ impl fmt::Display for Sdp<'_> {
     }
 }
 
+/// Whether two descriptions name the same transport: the first section's
+/// (else the session's) `ice-ufrag` and `fingerprint` are equal. After a
+/// reconnect, an answer that names another one comes from a far end that
+/// lost the call's media (a restarted relay).
+pub fn same_transport(a: &str, b: &str) -> bool {
+    fn identity(sdp: &str) -> Option<(&str, &str)> {
+        let sdp = Sdp::parse(sdp.as_bytes()).ok()?;
+        let value = |name: &'static str| {
+            sdp.media
+                .first()
+                .and_then(|m| m.attribute(name).flatten())
+                .or_else(|| sdp.attribute(name).flatten())
+        };
+        Some((value("ice-ufrag")?, value("fingerprint")?))
+    }
+    let a = identity(a);
+    a.is_some() && a == identity(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,6 +384,18 @@ a=msid-semantic: WMS\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 126\r\nc=IN IP4 0.0.
 a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijklmn\r\na=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\n\
 a=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
 a=rtpmap:126 telephone-event/8000\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=inactive\r\n";
+
+    #[test]
+    fn the_same_transport_is_the_same_ufrag_and_fingerprint() {
+        assert!(same_transport(OFFER, OFFER));
+        let restarted = OFFER.replace("ice-ufrag:abcd", "ice-ufrag:wxyz");
+        assert!(!same_transport(OFFER, &restarted));
+        let other_cert = OFFER.replace("AB:CD", "AB:CE");
+        assert!(!same_transport(OFFER, &other_cert));
+        // A description without them names nothing.
+        let plain = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        assert!(!same_transport(plain, plain));
+    }
 
     #[test]
     fn parses_a_webrtc_offer_and_writes_it_back() {

@@ -120,6 +120,7 @@ impl UserAgent {
             via_host,
             via_transport: if config.secure { "WSS" } else { "WS" },
             user_agent: config.user_agent.clone(),
+            auto_ringing: config.auto_ringing,
             header_prefixes: config.incoming_header_prefixes.clone(),
         };
         let registration = Registration::new(&mut rng, config.register_expires, config.register);
@@ -343,6 +344,37 @@ impl UserAgent {
         self.require_transport()?;
         let (calls, mut cx) = self.call_ctx(now);
         calls.update(&mut cx, call, sdp, "UPDATE")
+    }
+
+    /// Reserves a call's next change for an offer the application is about
+    /// to make (the browser's `createOffer` takes a while): until
+    /// [`Self::update`] sends it or [`Self::abandon_update`] drops it, the
+    /// far end's own offers get `491` and other changes are refused with
+    /// [`ActionError::ChangePending`]. Returns whether the offer must hold
+    /// the call: `hold` when given, else as the call is now.
+    pub fn begin_update(&mut self, call: CallId, hold: Option<bool>) -> Result<bool, ActionError> {
+        self.require_transport()?;
+        self.calls.begin_update(call)?;
+        Ok(hold.unwrap_or_else(|| self.calls.held(call)))
+    }
+
+    /// The offer reserved with [`Self::begin_update`] will not come (the
+    /// browser could not make it).
+    pub fn abandon_update(&mut self, call: CallId) {
+        self.calls.abandon_update(call);
+    }
+
+    /// The browser cannot take the far end's offer of `call` (in its
+    /// INVITE or in a change of the call): refused with `488 Not
+    /// Acceptable Here`, and a change leaves the call as it was.
+    pub fn refuse_offer(&mut self, now: Instant, call: CallId) -> Result<(), ActionError> {
+        self.decline(now, call, 488, "Not Acceptable Here")
+    }
+
+    /// Whether we hold `call` (our last offer the far end took was
+    /// `sendonly` or `inactive`).
+    pub fn held(&self, call: CallId) -> bool {
+        self.calls.held(call)
     }
 
     /// An incoming call rings: `180 Ringing` to the caller (nothing once

@@ -9,7 +9,7 @@
 
 use sipline_core::sip::{HeaderName, Message, response_to};
 use sipline_core::{ActionError, CallId};
-use sipline_core::{Config, Event, HeaderError, Instant, Secret, UserAgent};
+use sipline_core::{Config, Event, HeaderError, HoldBy, Instant, Secret, UserAgent};
 
 const OFFER: &str =
     "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n";
@@ -25,6 +25,9 @@ fn ua() -> UserAgent {
     let mut c = Config::new("sip:alice@pbx.example");
     c.register = false;
     c.password = Some(Secret::new("alice-secret"));
+    // These tests ring when they choose to (the default rings at once:
+    // `incoming_calls_ring_by_themselves_unless_the_app_chooses`).
+    c.auto_ringing = false;
     let mut ua = UserAgent::new(c, [7; 32]).expect("valid config");
     ua.transport_connected(at(0.0));
     ua
@@ -534,10 +537,17 @@ fn a_re_invite_puts_the_call_on_hold_and_is_acknowledged() {
     );
     assert_eq!(
         events(&mut ua),
-        [Event::Updated {
-            call,
-            sdp: ANSWER.into()
-        }]
+        [
+            Event::Updated {
+                call,
+                sdp: ANSWER.into()
+            },
+            Event::Hold {
+                call,
+                held: true,
+                by: HoldBy::Local
+            }
+        ]
     );
     // A refused re-INVITE leaves the call as it was.
     assert_eq!(ua.update(at(3.0), call, OFFER), Ok(()));
@@ -602,7 +612,10 @@ fn a_challenged_re_invite_goes_again_with_credentials_for_a_hold_and_a_refresh()
     ua.handle_message(at(2.2), &answer_with_timer(&again, "120;refresher=uac"))
         .expect("parses");
     sent(&mut ua);
-    assert!(matches!(&events(&mut ua)[..], [Event::Updated { .. }]));
+    assert!(matches!(
+        &events(&mut ua)[..],
+        [Event::Updated { .. }, Event::Hold { held: true, .. }]
+    ));
 
     // The refresh at half the interval, challenged with a new nonce: sent
     // again with credentials, and the call goes on.
@@ -717,7 +730,16 @@ fn the_far_end_s_re_invite_is_answered_by_the_app_and_acknowledged() {
         .expect("parses");
     ua.handle_timeout(at(5.0));
     assert!(sent(&mut ua).is_empty(), "acknowledged");
-    assert!(events(&mut ua).is_empty());
+    // Their sendonly offer, answered: they hold us.
+    assert_eq!(
+        events(&mut ua),
+        [Event::Hold {
+            call,
+            held: true,
+            by: HoldBy::Remote
+        }]
+    );
+    assert!(!ua.held(call), "we do not hold it ourselves");
     assert_eq!(
         ua.update(at(6.0), call, OFFER),
         Ok(()),
@@ -841,10 +863,17 @@ fn update_changes_the_session_without_an_ack_both_ways() {
     assert!(sent(&mut ua).is_empty(), "no ACK for an UPDATE");
     assert_eq!(
         events(&mut ua),
-        [Event::Updated {
-            call,
-            sdp: ANSWER.into()
-        }]
+        [
+            Event::Updated {
+                call,
+                sdp: ANSWER.into()
+            },
+            Event::Hold {
+                call,
+                held: true,
+                by: HoldBy::Local
+            }
+        ]
     );
     // Theirs: answered once, nothing retransmitted.
     let theirs = far_reinvite(&ack, 2, HOLD)
@@ -1258,7 +1287,10 @@ fn a_hold_during_a_session_refresh_waits_for_it_then_goes() {
     assert_eq!(parse(&hold).cseq().seq, parse(&refresh).cseq().seq + 1);
     ua.handle_message(at(61.2), &answer_with_timer(&hold, "120;refresher=uac"))
         .expect("parses");
-    assert!(matches!(&events(&mut ua)[..], [Event::Updated { call: c, .. }] if *c == call));
+    assert!(matches!(
+        &events(&mut ua)[..],
+        [Event::Updated { call: c, .. }, Event::Hold { held: true, .. }] if *c == call
+    ));
 }
 
 #[test]
@@ -1543,6 +1575,12 @@ fn the_app_s_headers_go_out_checked_and_the_chosen_incoming_ones_come_in() {
         panic!("an incoming call")
     };
     assert_eq!(headers, [("X-Queue".to_owned(), "sales".to_owned())]);
+    // By default the call rings as it is reported.
+    let ringing = sent(&mut ua);
+    assert!(
+        ringing[0].starts_with("SIP/2.0 180 Ringing\r\n"),
+        "{ringing:?}"
+    );
     ua.with_headers(&[("X-Agent", "7")], |ua| ua.answer(at(2.0), call, ANSWER))
         .expect("valid")
         .expect("taken");
@@ -1577,7 +1615,11 @@ fn several_calls_live_side_by_side_on_one_registration() {
         "{evs:?}"
     );
     assert!(
-        matches!(evs[1], Event::Accepted { call, .. } if call == b),
+        matches!(evs[1], Event::Hold { call, held: true, by: HoldBy::Local } if call == a),
+        "{evs:?}"
+    );
+    assert!(
+        matches!(evs[2], Event::Accepted { call, .. } if call == b),
         "{evs:?}"
     );
 
@@ -2000,4 +2042,187 @@ fn a_transfer_request_declined_failed_or_malformed_is_reported_so() {
             "terminated;reason=noresource".into()
         )
     );
+}
+
+#[test]
+fn incoming_calls_ring_by_themselves_unless_the_app_chooses() {
+    // The default: 180 as the call is reported, once.
+    let mut c = Config::new("sip:alice@pbx.example");
+    c.register = false;
+    let mut phone = UserAgent::new(c, [7; 32]).expect("valid config");
+    phone.transport_connected(at(0.0));
+    phone
+        .handle_message(at(0.0), incoming_invite("ring1", true).as_bytes())
+        .expect("parses");
+    let frames = sent(&mut phone);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert!(
+        frames[0].starts_with("SIP/2.0 180 Ringing\r\n"),
+        "{frames:?}"
+    );
+    // Asked to choose (as `ua()` does): nothing until the app rings.
+    let mut ua = ua();
+    let (call, _) = incoming(&mut ua, "ring2", true);
+    assert_eq!(sent(&mut ua), Vec::<String>::new());
+    ua.ringing(at(0.1), call).expect("ringing is taken");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 180 Ringing\r\n"));
+    assert_eq!(
+        ua.ringing(at(0.2), CallId(99)),
+        Err(ActionError::NoSuchCall(CallId(99)))
+    );
+}
+
+/// Our change of `call` to `sdp`, answered 200 and acknowledged; the
+/// events it brought.
+fn change(ua: &mut UserAgent, call: CallId, t: f64, sdp: &str) -> Vec<Event> {
+    ua.update(at(t), call, sdp).expect("the change goes");
+    let reinvite = sent(ua).remove(0);
+    ua.handle_message(at(t + 0.1), &answer(&reinvite, 200, "OK", ANSWER))
+        .expect("parses");
+    sent(ua);
+    events(ua)
+}
+
+#[test]
+fn holding_and_resuming_is_told_once_per_change_and_side() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    let hold = |held, by| Event::Hold { call, held, by };
+    let updated = Event::Updated {
+        call,
+        sdp: ANSWER.into(),
+    };
+    // Ours: told once the far end took the offer, and only on a change.
+    assert_eq!(
+        change(&mut ua, call, 2.0, HOLD),
+        [updated.clone(), hold(true, HoldBy::Local)]
+    );
+    assert!(ua.held(call));
+    let inactive = HOLD.replace("sendonly", "inactive");
+    assert_eq!(
+        change(&mut ua, call, 3.0, &inactive),
+        std::slice::from_ref(&updated)
+    );
+    assert_eq!(
+        change(&mut ua, call, 4.0, OFFER),
+        [updated.clone(), hold(false, HoldBy::Local)]
+    );
+    assert!(!ua.held(call));
+    // A refused change holds nothing.
+    ua.update(at(5.0), call, HOLD).expect("the change goes");
+    let refused = sent(&mut ua).remove(0);
+    ua.handle_message(at(5.1), &answer(&refused, 488, "Not Here", ""))
+        .expect("parses");
+    sent(&mut ua);
+    assert!(
+        !events(&mut ua)
+            .iter()
+            .any(|e| matches!(e, Event::Hold { .. }))
+    );
+    assert!(!ua.held(call));
+    // Theirs: told once their offer is answered.
+    for (cseq, sdp, told) in [
+        (2, HOLD, Some(true)),
+        (3, HOLD, None),
+        (4, OFFER, Some(false)),
+    ] {
+        ua.handle_message(at(6.0), far_reinvite(&ack, cseq, sdp).as_bytes())
+            .expect("parses");
+        events(&mut ua);
+        ua.answer(at(6.1), call, ANSWER).expect("answer is taken");
+        let ok = sent(&mut ua).remove(0);
+        let their_ack = ack_of(&ok, "").replace("CSeq: 10 ACK", &format!("CSeq: {cseq} ACK"));
+        ua.handle_message(at(6.2), their_ack.as_bytes())
+            .expect("parses");
+        let expected: Vec<Event> = told.map(|h| hold(h, HoldBy::Remote)).into_iter().collect();
+        assert_eq!(events(&mut ua), expected, "their offer {cseq}");
+    }
+}
+
+#[test]
+fn an_early_answer_is_the_final_one_when_the_2xx_brings_none() {
+    let mut ua = ua();
+    let (call, invite) = calling(&mut ua);
+    ua.handle_message(at(0.1), &answer(&invite, 183, "Session Progress", ANSWER))
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Progress {
+            call,
+            sdp: ANSWER.into()
+        }]
+    );
+    ua.handle_message(at(1.0), &answer(&invite, 200, "OK", ""))
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Accepted {
+            call,
+            sdp: ANSWER.into()
+        }]
+    );
+}
+
+#[test]
+fn a_reserved_change_makes_the_far_end_wait_and_can_be_dropped() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    // Reserved while the browser makes the offer: the far end's own offer
+    // meanwhile gets 491, and no other change may start.
+    assert_eq!(ua.begin_update(call, Some(true)), Ok(true));
+    assert_eq!(
+        ua.begin_update(call, None),
+        Err(ActionError::ChangePending(call))
+    );
+    ua.handle_message(at(2.0), far_reinvite(&ack, 2, HOLD).as_bytes())
+        .expect("parses");
+    let glare = sent(&mut ua).remove(0);
+    assert!(glare.starts_with("SIP/2.0 491 "), "{glare}");
+    assert!(
+        events(&mut ua).is_empty(),
+        "glare is not the app's business"
+    );
+    // The offer fills the reservation.
+    assert_eq!(
+        change(&mut ua, call, 2.1, HOLD),
+        [
+            Event::Updated {
+                call,
+                sdp: ANSWER.into()
+            },
+            Event::Hold {
+                call,
+                held: true,
+                by: HoldBy::Local
+            }
+        ]
+    );
+    // A reservation whose offer never comes is dropped; the hold state
+    // stays what was agreed.
+    assert_eq!(ua.begin_update(call, None), Ok(true));
+    ua.abandon_update(call);
+    assert_eq!(ua.begin_update(call, Some(false)), Ok(false));
+    ua.abandon_update(call);
+    // Not up: nothing to reserve.
+    assert_eq!(
+        ua.begin_update(CallId(99), None),
+        Err(ActionError::NoSuchCall(CallId(99)))
+    );
+}
+
+#[test]
+fn an_offer_the_browser_cannot_take_is_refused_488() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    ua.handle_message(at(2.0), far_reinvite(&ack, 2, HOLD).as_bytes())
+        .expect("parses");
+    events(&mut ua);
+    ua.refuse_offer(at(2.1), call).expect("refused");
+    let refused = sent(&mut ua).remove(0);
+    assert!(
+        refused.starts_with("SIP/2.0 488 Not Acceptable Here\r\n"),
+        "{refused}"
+    );
+    assert!(events(&mut ua).is_empty(), "the call goes on as it was");
+    assert!(!ua.held(call));
 }

@@ -74,6 +74,9 @@ impl Calls {
             timer: None,
             local_sdp: String::new(),
         });
+        if cx.id.auto_ringing {
+            self.ringing(cx, id);
+        }
     }
 
     /// The application says the call rings: `180 Ringing`.

@@ -54,6 +54,7 @@ impl Calls {
             rseqs: Vec::new(),
             forks: Vec::new(),
             headers: cx.headers.to_vec(),
+            early: None,
         };
         send_invite(&mut call, cx).ok_or(ActionError::Unsendable)?;
         cx.events.push(Event::Calling {
@@ -148,14 +149,17 @@ pub(super) fn on_invite_response(
             if !prack(call, cx, msg) {
                 return false; // a retransmitted reliable provisional
             }
-            cx.events.push(if body.is_empty() {
-                Event::Ringing { call: call.id }
+            if body.is_empty() {
+                cx.events.push(Event::Ringing { call: call.id });
             } else {
-                Event::Progress {
+                if let Some(tag) = msg.to().tag() {
+                    call.early = Some((tag.to_owned(), body.clone()));
+                }
+                cx.events.push(Event::Progress {
                     call: call.id,
                     sdp: body,
-                }
-            });
+                });
+            }
             false
         }
         200..=299 => {
@@ -217,10 +221,14 @@ pub(super) fn on_invite_response(
                 // The 200 won the race with our CANCEL: end it with BYE.
                 send_bye(call, cx);
             } else {
-                cx.events.push(Event::Accepted {
-                    call: call.id,
-                    sdp: body,
-                });
+                // No SDP in the 2xx: the answer was the early one of the
+                // same dialog.
+                let early = call.early.take();
+                let sdp = match early {
+                    Some((tag, sdp)) if body.is_empty() && msg.to().tag() == Some(&tag) => sdp,
+                    _ => body,
+                };
+                cx.events.push(Event::Accepted { call: call.id, sdp });
             }
             false
         }

@@ -3,6 +3,7 @@
 //! and retried after the §14.1 random wait; the far end's, held for the
 //! application's answer and our 2xx retransmitted until its ACK.
 
+use super::hold::offer_holds;
 use super::{ALLOW, CallState, Calls, InDialog, Purpose, TIMER_C, Update, challenges_of};
 use crate::auth::{AuthRound, RequestInfo};
 use crate::ctx::Ctx;
@@ -43,28 +44,8 @@ impl Calls {
         sdp: &str,
         method: &'static str,
     ) -> Result<(), ActionError> {
-        let busy = self.updates.iter().any(|u| {
-            u.call() == id
-                && match u {
-                    Update::Sent { purpose, .. } => *purpose == Purpose::App,
-                    Update::Received { .. } | Update::Answered { .. } => true,
-                    Update::Retry { .. } | Update::Acked { .. } => false,
-                }
-        });
-        let confirmed = self
-            .calls
-            .iter()
-            .any(|c| c.id == id && c.state == CallState::Confirmed)
-            || self
-                .incoming
-                .iter()
-                .any(|c| c.id == id && c.ok.is_some() && c.retransmit.is_none());
-        if !confirmed {
-            return Err(self.not_up(id));
-        }
-        if busy {
-            return Err(ActionError::ChangePending(id));
-        }
+        // Its own reservation is what this change fills.
+        self.may_change(id, false)?;
         let internal = self
             .updates
             .iter()
@@ -88,6 +69,52 @@ impl Calls {
         }
     }
 
+    /// Reserves call `id`'s next change for an offer the application is
+    /// making ([`Update::Preparing`]): the same checks as
+    /// [`Self::update`], which then fills it, or [`Self::abandon_update`]
+    /// frees it.
+    pub fn begin_update(&mut self, id: CallId) -> Result<(), ActionError> {
+        self.may_change(id, true)?;
+        self.updates.push(Update::Preparing { call: id });
+        Ok(())
+    }
+
+    /// The offer reserved with [`Self::begin_update`] will not come.
+    pub fn abandon_update(&mut self, id: CallId) {
+        self.updates
+            .retain(|u| !matches!(u, Update::Preparing { call } if *call == id));
+    }
+
+    /// Whether the app may change call `id` now: up, and no other change
+    /// of the app's or the far end's under way (§14.1: one at a time); a
+    /// reservation counts as one unless it is the one being filled.
+    fn may_change(&self, id: CallId, reserving: bool) -> Result<(), ActionError> {
+        let busy = self.updates.iter().any(|u| {
+            u.call() == id
+                && match u {
+                    Update::Sent { purpose, .. } => *purpose == Purpose::App,
+                    Update::Received { .. } | Update::Answered { .. } => true,
+                    Update::Preparing { .. } => reserving,
+                    Update::Retry { .. } | Update::Acked { .. } => false,
+                }
+        });
+        let confirmed = self
+            .calls
+            .iter()
+            .any(|c| c.id == id && c.state == CallState::Confirmed)
+            || self
+                .incoming
+                .iter()
+                .any(|c| c.id == id && c.ok.is_some() && c.retransmit.is_none());
+        if !confirmed {
+            return Err(self.not_up(id));
+        }
+        if busy {
+            return Err(ActionError::ChangePending(id));
+        }
+        Ok(())
+    }
+
     /// The calls with a change under way, ours or theirs: a waiting one
     /// (after glare, or behind a refresh) goes only once it is over.
     pub(super) fn changing(&self) -> Vec<CallId> {
@@ -96,7 +123,10 @@ impl Calls {
             .filter(|u| {
                 matches!(
                     u,
-                    Update::Sent { .. } | Update::Received { .. } | Update::Answered { .. }
+                    Update::Sent { .. }
+                        | Update::Preparing { .. }
+                        | Update::Received { .. }
+                        | Update::Answered { .. }
                 )
             })
             .map(Update::call)
@@ -239,6 +269,7 @@ impl Calls {
                     self.updates.push(Update::Acked { call, tx, ack });
                 }
                 let now = cx.now;
+                let ours_holds = offer_holds(sdp.as_bytes());
                 if let Some(local) = self.local_sdp_mut(call) {
                     *local = sdp;
                 }
@@ -252,7 +283,10 @@ impl Calls {
                 }
                 let sdp = String::from_utf8_lossy(msg.body()).into_owned();
                 match purpose {
-                    Purpose::App => cx.events.push(Event::Updated { call, sdp }),
+                    Purpose::App => {
+                        cx.events.push(Event::Updated { call, sdp });
+                        self.our_offer_agreed(cx, call, ours_holds);
+                    }
                     // The shell checks that the far end's media is still
                     // the one it talks to.
                     Purpose::Recover => cx.events.push(Event::Recovered { call, sdp }),
@@ -336,7 +370,7 @@ impl Calls {
         let ours = self
             .updates
             .iter()
-            .any(|u| u.call() == id && matches!(u, Update::Sent { .. }));
+            .any(|u| u.call() == id && matches!(u, Update::Sent { .. } | Update::Preparing { .. }));
         let theirs = self.updates.iter().any(|u| {
             u.call() == id && matches!(u, Update::Received { .. } | Update::Answered { .. })
         });
@@ -391,6 +425,9 @@ impl Calls {
         cx.add_app_headers(&mut b);
         let ok = b.finish(Some("application/sdp"), sdp.as_bytes());
         cx.respond(tx, 200, ok.clone());
+        if !req.body().is_empty() {
+            self.far_end_offer_answered(cx, id, offer_holds(req.body()));
+        }
         if !is_invite {
             return true; // an UPDATE's 200 is final: no ACK to wait for
         }

@@ -100,6 +100,34 @@ impl Method {
     }
 }
 
+/// The reason phrase RFC 3261 §21 (and the RFCs that added codes) give a
+/// status a user agent sends when refusing or ending a call, for an
+/// application that names only the code; `Declined` for others.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        380 => "Alternative Service",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        410 => "Gone",
+        415 => "Unsupported Media Type",
+        480 => "Temporarily Unavailable",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        500 => "Server Internal Error",
+        503 => "Service Unavailable",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        607 => "Unwanted",
+        _ => "Declined",
+    }
+}
+
 /// RFC 3261 `token` characters: what method names, header names and most
 /// parameter names are made of.
 pub(crate) fn is_token_char(c: u8) -> bool {
