@@ -42,9 +42,10 @@ const ui = {
 
 let phone = null;
 let domain = "";
-/** @type {Map<number, {call: import("./sdk/dist/index.js").Call, audio: HTMLAudioElement}>} */
+/** The calls by their Call object (an outgoing one has no id while it is placed). */
+/** @type {Map<import("./sdk/dist/index.js").Call, {call: import("./sdk/dist/index.js").Call, audio: HTMLAudioElement}>} */
 const calls = new Map();
-let activeId = null;
+let active = null;
 let ringing = null;
 
 /** A SIP status, or any error, in words a call-centre agent understands. */
@@ -148,7 +149,7 @@ function wirePhone(p) {
   p.on("reconnecting", (d) => setStatus(`Connection lost: reconnecting (attempt ${d.attempt})…`, "busy"));
   p.on("reconnected", () => setStatus("Reconnected", "ready"));
   p.on("registered", () => setStatus("Registered", "ready"));
-  p.on("registration_failed", (d) => setStatus(`Registration failed: ${inWords(new SipError(d.code, d.reason))}`, "error"));
+  p.on("registrationFailed", (d) => setStatus(`Registration failed: ${inWords(new SipError(d.code, d.reason))}`, "error"));
   p.on("incoming", (call) => {
     track(call);
     ringing = call;
@@ -161,14 +162,11 @@ function wirePhone(p) {
   // The far end transfers us: follow it, as a desk phone does.
   p.on("referred", async (call, request) => {
     addMessage(`${call.remoteUri ?? "The far end"} transfers you to ${request.target}`, "note");
-    const off = p.on("calling", (c) => {
-      off();
-      track(c);
-    });
     try {
-      await request.accept();
+      const next = request.accept();
+      track(next);
+      await next.accepted;
     } catch (e) {
-      off();
       addMessage(`Transfer to ${request.target} failed: ${inWords(e)}`, "error");
     }
   });
@@ -176,11 +174,11 @@ function wirePhone(p) {
 
 /** Keeps a call in the list, with its own <audio> for the far end. */
 function track(call) {
-  if (calls.has(call.id)) return;
+  if (calls.has(call)) return;
   const audio = document.createElement("audio");
   audio.autoplay = true;
   ui.audio.append(audio);
-  calls.set(call.id, { call, audio });
+  calls.set(call, { call, audio });
   const attach = () => {
     const stream = call.remoteStream;
     if (stream && audio.srcObject !== stream) audio.srcObject = stream;
@@ -188,14 +186,14 @@ function track(call) {
   call.on("progress", attach);
   call.on("accepted", () => {
     attach();
-    select(call.id);
+    select(call);
   });
   for (const name of ["ringing", "progress", "accepted", "hold"]) call.on(name, render);
   call.on("hangup", (info) => {
     audio.remove();
-    calls.delete(call.id);
+    calls.delete(call);
     if (ringing === call) hideIncoming();
-    if (activeId === call.id) activeId = null;
+    if (active === call) active = null;
     addMessage(`Call with ${call.remoteUri ?? "the far end"} ended${info.code ? `: ${inWords(new SipError(info.code, info.reason))}` : ""}`, "note");
     render();
   });
@@ -214,7 +212,7 @@ ui.answer.addEventListener("click", async () => {
   const call = ringing;
   hideIncoming();
   if (!call) return;
-  await holdOthers(call.id);
+  await holdOthers(call);
   call.answer().catch((e) => setStatus(`Could not answer: ${inWords(e)}`, "error"));
 });
 
@@ -229,18 +227,16 @@ ui.dial.addEventListener("submit", async (ev) => {
   if (!phone || !ui.target.value.trim()) return;
   unlockAudio();
   const target = address(ui.target.value);
-  const off = phone.on("calling", (call) => {
-    off();
-    track(call);
-  });
   await holdOthers(null);
   setStatus(`Calling ${target}…`, "busy");
   try {
-    await phone.call(target);
+    // The call at once: it shows (and can be hung up) while it rings.
+    const call = phone.call(target);
+    track(call);
+    await call.accepted;
     setStatus(`In a call with ${target}`, "ready");
     ui.target.value = "";
   } catch (e) {
-    off();
     setStatus(`Call to ${target} failed: ${inWords(e)}`, "error");
   }
 });
@@ -274,23 +270,23 @@ function sendDtmf(call, digit) {
 }
 
 function current() {
-  return activeId === null ? null : calls.get(activeId)?.call ?? null;
+  return active !== null && calls.has(active) ? active : null;
 }
 
 /** Puts every established call but `keep` on hold. */
 async function holdOthers(keep) {
   for (const { call } of calls.values()) {
-    if (call.id !== keep && call.state === "established" && !call.held) {
+    if (call !== keep && call.state === "established" && !call.held) {
       await call.hold().catch(() => {});
     }
   }
 }
 
 /** Makes a call the active one: the others on hold, this one resumed. */
-async function select(id) {
-  activeId = id;
+async function select(call) {
+  active = call;
   render();
-  await holdOthers(id);
+  await holdOthers(call);
   const call = current();
   if (call && call.held) await call.unhold().catch((e) => setStatus(`Resume: ${inWords(e)}`, "error"));
   render();
@@ -369,8 +365,8 @@ function render() {
       button.type = "button";
       const state = call.held ? "on hold" : call.heldByRemote ? "held by the far end" : STATE_WORDS[call.state];
       button.textContent = `${call.remoteUri ?? "…"}: ${state}`;
-      button.setAttribute("aria-current", String(call.id === activeId));
-      button.addEventListener("click", () => select(call.id));
+      button.setAttribute("aria-current", String(call === active));
+      button.addEventListener("click", () => select(call));
       li.append(button);
       return li;
     }),

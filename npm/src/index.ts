@@ -8,6 +8,12 @@
 
 import init, { Engine } from "../wasm/sipline_wasm.js";
 
+/** @internal What the facade uses of the engine (a fake one drives the facade's tests). */
+export type EngineLike = Pick<Engine,
+  "connect" | "close" | "free" | "register" | "unregister" | "checkTarget" | "call" | "acceptReferral" |
+  "declineReferral" | "answer" | "decline" | "hangup" | "hold" | "restartIce" | "transfer" | "mute" |
+  "sendDtmf" | "sendDtmfInfo" | "message" | "callMessage" | "remoteStream" | "localStream" | "stats">;
+
 export { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError } from "./errors.js";
 import { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError, engine, fromEngine } from "./errors.js";
 import { Emitter } from "./emitter.js";
@@ -127,7 +133,7 @@ export interface CallEvents {
   transfer: [TransferProgress];
   referred: [TransferRequest];
   hangup: [HangupInfo];
-  media_error: [{ error: unknown }];
+  mediaError: [{ error: unknown }];
 }
 
 /**
@@ -141,8 +147,8 @@ export interface TransferRequest {
   target: string;
   /** Who asked for it, as the far end says (its Referred-By). */
   referredBy?: string;
-  /** Calls the target; resolves with the new call once answered, rejects like `phone.call`. */
-  accept(options?: CallOptions): Promise<Call>;
+  /** Calls the target: the new call at once, like `phone.call`. */
+  accept(options?: CallOptions): Call;
   /** Refuses it: the far end hears 603. */
   decline(): void;
 }
@@ -164,10 +170,10 @@ export interface PhoneEvents {
   reconnected: [];
   registering: [];
   registered: [{ expires: number }];
-  registration_failed: [{ code: number; reason: string; retryInMs?: number }];
+  registrationFailed: [{ code: number; reason: string; retryInMs?: number }];
   unregistering: [];
   unregistered: [{ code?: number; reason: string }];
-  keepalive_timeout: [];
+  keepaliveTimeout: [];
   incoming: [Call];
   calling: [Call];
   ringing: [Call];
@@ -186,18 +192,38 @@ type Detail = Record<string, unknown> & { call?: number };
 
 let engineReady: Promise<unknown> | undefined;
 
+/** The engine's event names the public ones spell in camelCase. */
+const PUBLIC_NAMES: Record<string, string> = {
+  registration_failed: "registrationFailed",
+  keepalive_timeout: "keepaliveTimeout",
+  media_error: "mediaError",
+};
+
 /** A phone: one registration (or a guest), its connection and its calls. */
 export class Phone extends Emitter<PhoneEvents> {
-  readonly #engine: Engine;
+  readonly #engine: EngineLike;
   readonly #calls = new Map<number, Call>();
+  /** Outgoing calls whose INVITE is not sent yet (microphone, offer). */
+  readonly #placing = new Set<Call>();
+  /** Events of calls the engine announced before `call()` learnt their id. */
+  readonly #unclaimed = new Map<number, [string, Detail][]>();
   /** Calls that ended lately, for a `call()` whose call ended before it looked. */
   readonly #ended = new Map<number, Call>();
   readonly #waiters = new Map<string, Set<(name: string, d: Detail) => void>>();
   #registered = false;
 
-  private constructor(options: PhoneOptions) {
+  private constructor(options: PhoneOptions, makeEngine?: (emit: (name: string, detail: Detail) => void) => EngineLike) {
     super();
-    this.#engine = new Engine(options, (name: string, detail: Detail) => this.#dispatch(name, detail));
+    const emit = (name: string, detail: Detail) => this.#dispatch(name, detail);
+    this.#engine = makeEngine ? makeEngine(emit) : new Engine(options, emit);
+  }
+
+  /**
+   * @internal A phone on a given engine, connected at once (the facade's
+   * tests drive it with a fake one).
+   */
+  static _withEngine(makeEngine: (emit: (name: string, detail: Record<string, unknown>) => void) => EngineLike): Phone {
+    return new Phone({ server: "ws://test.invalid", uri: "sip:test@test.invalid" }, makeEngine as never);
   }
 
   /**
@@ -231,9 +257,9 @@ export class Phone extends Emitter<PhoneEvents> {
     return phone;
   }
 
-  /** The calls under way (ringing, in progress or established). */
+  /** The calls under way (being placed, ringing, in progress or established). */
   get calls(): Call[] {
-    return [...this.#calls.values()];
+    return [...this.#placing, ...this.#calls.values()];
   }
 
   /** Whether the registrar holds our binding. */
@@ -242,20 +268,36 @@ export class Phone extends Emitter<PhoneEvents> {
   }
 
   /**
-   * Calls `target` (a SIP URI). Resolves with the call once answered;
-   * rejects with a `CallFailedError` carrying the SIP code (486, 404…).
-   * The call is announced by the `calling` event before that, so it can
-   * be hung up while it rings.
+   * Calls `target` (a SIP URI): the call at once, while the microphone
+   * opens and the INVITE goes; it can be hung up from now on. `await
+   * call.accepted` for the answer (it rejects with a `CallFailedError`
+   * carrying the SIP code, 486, 404…, or with why the call could not be
+   * placed). A `target` that is not a SIP URI throws a `TypeError`.
    */
-  async call(target: string, options: CallOptions = {}): Promise<Call> {
+  call(target: string, options: CallOptions = {}): Call {
+    check(typeof target === "string", "target must be a SIP URI");
+    engine(() => this.#engine.checkTarget(target));
     return this.#place(this.#engine.call(target, options.audio ?? true, options.video ?? false, options.headers), target);
   }
 
-  /** The call whose id `placed` resolves with, once answered. */
-  async #place(placed: Promise<unknown>, target: string): Promise<Call> {
-    const id = (await placed.catch((e) => { throw fromEngine(e); })) as number;
-    const call = this.#calls.get(id) ?? this.#ended.get(id) ?? this.#track(id, "outgoing", { to: target });
-    await call.accepted;
+  /** A new outgoing call, bound to its engine id once `placed` gives it. */
+  #place(placed: Promise<unknown>, target: string): Call {
+    const call = new Call(this, 0, "outgoing", { to: target });
+    this.#placing.add(call);
+    placed.then(
+      (id) => {
+        this.#placing.delete(call);
+        this.#calls.set(id as number, call);
+        call._bind(id as number);
+        const early = this.#unclaimed.get(id as number) ?? [];
+        this.#unclaimed.delete(id as number);
+        for (const [name, d] of early) this.#dispatch(name, d);
+      },
+      (e) => {
+        this.#placing.delete(call);
+        call._failed(fromEngine(e));
+      },
+    );
     return call;
   }
 
@@ -265,7 +307,7 @@ export class Phone extends Emitter<PhoneEvents> {
     return {
       target,
       referredBy: d.referredBy as string | undefined,
-      accept: (options: CallOptions = {}) =>
+      accept: (options: CallOptions = {}): Call =>
         this.#place(
           this.#engine.acceptReferral(from.id, options.audio ?? true, options.video ?? false, options.headers),
           target,
@@ -297,14 +339,14 @@ export class Phone extends Emitter<PhoneEvents> {
 
   /** Hangs up every call, unregisters, and closes the connection for good. */
   async disconnect(): Promise<void> {
-    for (const call of this.#calls.values()) call.hangup().catch(() => undefined);
+    for (const call of this.calls) call.hangup().catch(() => undefined);
     if (this.#registered) await this.unregister();
     this.#engine.close();
     this.#engine.free();
   }
 
   /** @internal The engine, for the calls. */
-  get _engine(): Engine {
+  get _engine(): EngineLike {
     return this.#engine;
   }
 
@@ -341,8 +383,13 @@ export class Phone extends Emitter<PhoneEvents> {
     if (name === "registered") this.#registered = true;
     if (name === "unregistered" || name === "registration_failed") this.#registered = false;
     let call = d.call === undefined ? undefined : this.#calls.get(d.call);
-    if (!call && (name === "incoming" || name === "calling")) {
-      call = this.#track(d.call as number, name === "incoming" ? "incoming" : "outgoing", d);
+    if (!call && name === "incoming") call = this.#track(d.call as number, "incoming", d);
+    if (!call && d.call !== undefined && this.#placing.size > 0) {
+      // A call being placed: its INVITE went before `call()` learnt its id.
+      const early = this.#unclaimed.get(d.call) ?? [];
+      early.push([name, d]);
+      this.#unclaimed.set(d.call, early);
+      return;
     }
     if (call && name === "referred") d.request = this.#transferRequest(call, d);
     if (call) {
@@ -396,13 +443,13 @@ export class Phone extends Emitter<PhoneEvents> {
       case "registering":
       case "unregistering":
       case "keepalive_timeout":
-        e(name);
+        e(PUBLIC_NAMES[name] ?? name);
         break;
       case "reconnecting":
       case "registered":
       case "registration_failed":
       case "unregistered":
-        e(name, strip(d));
+        e(PUBLIC_NAMES[name] ?? name, strip(d));
         break;
       default:
         break;
@@ -412,8 +459,8 @@ export class Phone extends Emitter<PhoneEvents> {
 
 /** One call, incoming or outgoing. */
 export class Call extends Emitter<CallEvents> {
-  /** The engine's id for this call (unique per phone). */
-  readonly id: number;
+  /** The engine's id for this call (unique per phone); 0 while an outgoing call is being placed. */
+  #id: number;
   /** Who called whom. */
   readonly direction: "incoming" | "outgoing";
   /** The far end's URI: the caller's, or the one we called. */
@@ -432,6 +479,8 @@ export class Call extends Emitter<CallEvents> {
   #muted = false;
   /** Changes of the session (hold, unhold, ICE restart) go one at a time. */
   #negotiation: Promise<unknown> = Promise.resolve();
+  /** Hung up before its INVITE went: ended as soon as it has an id. */
+  #hangupWanted = false;
   readonly #phone: Phone;
   #settle!: { accept: () => void; fail: (e: Error) => void; end: (h: HangupInfo) => void };
 
@@ -439,7 +488,7 @@ export class Call extends Emitter<CallEvents> {
   constructor(phone: Phone, id: number, direction: "incoming" | "outgoing", d: Detail) {
     super();
     this.#phone = phone;
-    this.id = id;
+    this.#id = id;
     this.direction = direction;
     this.remoteUri = (d.from ?? d.to) as string | undefined;
     this.displayName = d.displayName as string | undefined;
@@ -452,6 +501,8 @@ export class Call extends Emitter<CallEvents> {
     this.#settle = { accept, fail, end };
   }
 
+  /** The engine's id for this call (unique per phone); 0 while an outgoing call is being placed. */
+  get id(): number { return this.#id; }
   /** Where the call stands. */
   get state(): CallState { return this.#state; }
   /** We put the call on hold. */
@@ -487,6 +538,11 @@ export class Call extends Emitter<CallEvents> {
 
   /** Ends the call (BYE, or CANCEL while it rings); resolves when it has ended. */
   async hangup(options: SendOptions = {}): Promise<HangupInfo> {
+    if (this.#id === 0) {
+      // Still being placed: it ends as soon as its INVITE is out.
+      this.#hangupWanted = true;
+      return this.ended;
+    }
     try {
       if (this.#state !== "ended") this.#phone._engine.hangup(this.id, options.headers);
     } catch (e) {
@@ -610,6 +666,22 @@ export class Call extends Emitter<CallEvents> {
     if (this.#state !== "established") throw new InvalidStateError(`cannot ${what}: the call is ${this.#state}`);
   }
 
+  /** @internal The engine sent its INVITE: the call has its id. */
+  _bind(id: number): void {
+    this.#id = id;
+    if (this.#hangupWanted) this.hangup().catch(() => undefined);
+  }
+
+  /** @internal It could not be placed (no microphone, no connection…): it ends here. */
+  _failed(error: unknown): void {
+    const reason = error instanceof Error ? error.message : String(error);
+    this.#state = "ended";
+    this.#settle.fail(error instanceof Error ? error : new Error(reason));
+    const info: HangupInfo = { reason };
+    this.#settle.end(info);
+    (this.emit.bind(this) as (n: string, ...a: unknown[]) => void)("hangup", info);
+  }
+
   /** @internal The phone routes the engine's events here. */
   _event(name: string, d: Detail): void {
     const e = this.emit.bind(this) as (n: string, ...a: unknown[]) => void;
@@ -646,7 +718,7 @@ export class Call extends Emitter<CallEvents> {
         e(name, { from: d.from, contentType: d.contentType, body: d.body, headers: d.headers ?? {}, call: this });
         break;
       case "media_error":
-        e(name, { error: d.error });
+        e("mediaError", { error: d.error });
         break;
       case "hangup": {
         const info: HangupInfo = { code: d.code as number | undefined, reason: d.reason as string };

@@ -140,6 +140,13 @@ impl Engine {
         })
     }
 
+    /// Throws the `TypeError` a call to `target` would get (not a SIP URI),
+    /// before anything asks for the microphone.
+    #[wasm_bindgen(js_name = checkTarget)]
+    pub fn check_target(&self, target: &str) -> Result<(), JsValue> {
+        UserAgent::check_target(target).map_err(|e| js::action_error(&e))
+    }
+
     /// Follows the far end's transfer request (a `referred` event) of call
     /// `call`: a new call to its target, whose progress the far end hears
     /// of. Resolves with the new call's id once its INVITE is sent.

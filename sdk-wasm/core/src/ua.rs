@@ -346,6 +346,17 @@ impl UserAgent {
         calls.update(&mut cx, call, sdp, "UPDATE")
     }
 
+    /// Whether `target` can be called as given (a SIP URI that cannot forge
+    /// the start line): the check [`Self::call`] makes, for an application
+    /// that refuses a bad argument before it asks for the microphone.
+    pub fn check_target(target: &str) -> Result<(), ActionError> {
+        if crate::input::safe_target(target) {
+            Ok(())
+        } else {
+            Err(ActionError::BadTarget("target"))
+        }
+    }
+
     /// Reserves a call's next change for an offer the application is about
     /// to make (the browser's `createOffer` takes a while): until
     /// [`Self::update`] sends it or [`Self::abandon_update`] drops it, the

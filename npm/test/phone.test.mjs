@@ -1,0 +1,191 @@
+// The facade's Phone and Call driven by a fake engine (no wasm, no
+// browser): how engine events reach calls and the app, a call returned at
+// once and bound to its id later, one change of a session at a time, and a
+// transfer's outcome. Run by check.sh on the built dist/.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Phone, CallFailedError, InvalidStateError } from "../dist/index.js";
+
+/** A fake engine: records what the facade asks, and lets the test emit events and settle calls. */
+function fakeEngine() {
+  const fake = {
+    asked: [],
+    emit: null,
+    placing: [],
+    holds: [],
+    make(emit) {
+      fake.emit = emit;
+      const record = (name) => (...args) => { fake.asked.push([name, ...args]); };
+      return {
+        connect: record("connect"),
+        close: record("close"),
+        free: record("free"),
+        register: record("register"),
+        unregister: record("unregister"),
+        checkTarget(target) {
+          if (!target.startsWith("sip:")) {
+            throw Object.assign(new TypeError("target is not a SIP URI"), { code: "bad_target" });
+          }
+        },
+        call(target) {
+          fake.asked.push(["call", target]);
+          return new Promise((resolve, reject) => fake.placing.push({ resolve, reject }));
+        },
+        acceptReferral(from) {
+          fake.asked.push(["acceptReferral", from]);
+          return new Promise((resolve, reject) => fake.placing.push({ resolve, reject }));
+        },
+        declineReferral: record("declineReferral"),
+        answer: async (...args) => { fake.asked.push(["answer", ...args]); },
+        decline: record("decline"),
+        hangup: record("hangup"),
+        hold(call, held) {
+          fake.asked.push(["hold", call, held]);
+          return new Promise((resolve) => fake.holds.push(resolve));
+        },
+        restartIce: async () => undefined,
+        transfer: record("transfer"),
+        mute: () => true,
+        sendDtmf: () => true,
+        sendDtmfInfo: record("sendDtmfInfo"),
+        message: () => 1,
+        callMessage: record("callMessage"),
+        remoteStream: () => undefined,
+        localStream: () => undefined,
+        stats: async () => undefined,
+      };
+    },
+  };
+  return fake;
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 0));
+
+test("a call is returned at once, bound to its id when its INVITE is out, and follows the engine's events", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  const seen = [];
+  phone.on("calling", (c) => seen.push(["calling", c]));
+  phone.on("ringing", (c) => seen.push(["ringing", c]));
+
+  const call = phone.call("sip:bob@pbx.test");
+  assert.equal(call.id, 0, "no id while it is placed");
+  assert.equal(call.state, "calling");
+  assert.deepEqual(phone.calls, [call]);
+
+  // The engine announces it before its promise gives the id.
+  fake.emit("calling", { call: 7, to: "sip:bob@pbx.test" });
+  assert.deepEqual(seen, [], "held until the call is known");
+  fake.placing.shift().resolve(7);
+  await settle();
+  assert.equal(call.id, 7);
+  assert.deepEqual(seen, [["calling", call]]);
+
+  fake.emit("ringing", { call: 7 });
+  assert.equal(call.state, "ringing");
+  assert.deepEqual(seen.at(-1), ["ringing", call]);
+  fake.emit("accepted", { call: 7 });
+  await call.accepted;
+  assert.equal(call.state, "established");
+
+  fake.emit("hangup", { call: 7, reason: "BYE" });
+  assert.deepEqual(await call.ended, { code: undefined, reason: "BYE" });
+  assert.deepEqual(phone.calls, []);
+});
+
+test("a call hung up while it is placed ends once its INVITE is out; one that cannot be placed ends with why", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+
+  const early = phone.call("sip:bob@pbx.test");
+  const ended = early.hangup();
+  assert.equal(fake.asked.filter(([n]) => n === "hangup").length, 0, "nothing to hang up yet");
+  fake.placing.shift().resolve(3);
+  await settle();
+  assert.deepEqual(fake.asked.find(([n]) => n === "hangup").slice(0, 2), ["hangup", 3]);
+  fake.emit("hangup", { call: 3, code: 487, reason: "Request Terminated" });
+  assert.deepEqual(await ended, { code: 487, reason: "Request Terminated" });
+  await assert.rejects(early.accepted, (e) => e instanceof CallFailedError && e.code === 487);
+
+  const refused = phone.call("sip:bob@pbx.test");
+  const hangups = [];
+  refused.on("hangup", (info) => hangups.push(info));
+  fake.placing.shift().reject(Object.assign(new Error("not connected"), { code: "not_connected" }));
+  await assert.rejects(refused.accepted, (e) => e instanceof InvalidStateError && e.code === "not_connected");
+  assert.deepEqual(await refused.ended, { reason: "not connected" });
+  assert.deepEqual(hangups, [{ reason: "not connected" }]);
+  assert.equal(refused.state, "ended");
+});
+
+test("a bad target throws at once; the engine's snake_case events reach the app in camelCase", () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  assert.throws(() => phone.call("tel:+1555"), TypeError);
+  assert.throws(() => phone.call(42), TypeError);
+  assert.equal(fake.asked.filter(([n]) => n === "call").length, 0, "nothing asked of the engine");
+
+  const got = [];
+  phone.on("registrationFailed", (d) => got.push(["registrationFailed", d]));
+  phone.on("keepaliveTimeout", () => got.push(["keepaliveTimeout"]));
+  fake.emit("registration_failed", { code: 403, reason: "Forbidden" });
+  fake.emit("keepalive_timeout", {});
+  assert.deepEqual(got, [
+    ["registrationFailed", { code: 403, reason: "Forbidden" }],
+    ["keepaliveTimeout"],
+  ]);
+  assert.equal(phone.registered, false);
+});
+
+test("changes of a session go one at a time, each to its answer, and hold follows the core's events", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  fake.emit("incoming", { call: 5, from: "sip:carol@pbx.test", hasOffer: true, headers: {} });
+  const [call] = phone.calls;
+  const answered = call.answer();
+  fake.emit("accepted", { call: 5 });
+  await answered;
+
+  const first = call.hold();
+  const second = call.unhold();
+  await settle();
+  assert.deepEqual(fake.asked.filter(([n]) => n === "hold").map((a) => a.slice(0, 3)), [["hold", 5, true]],
+    "the second waits for the first");
+  fake.holds.shift()();
+  fake.emit("updated", { call: 5 });
+  fake.emit("hold", { call: 5, held: true, by: "local" });
+  await first;
+  assert.equal(call.held, true);
+  await settle();
+  assert.deepEqual(fake.asked.filter(([n]) => n === "hold").map((a) => a.slice(0, 3)),
+    [["hold", 5, true], ["hold", 5, false]]);
+  fake.holds.shift()();
+  fake.emit("update_failed", { call: 5, code: 488, reason: "Not Acceptable Here" });
+  await assert.rejects(second, (e) => e.code === 488);
+  assert.equal(call.held, true, "a refused change changes nothing");
+
+  fake.emit("hold", { call: 5, held: true, by: "remote" });
+  assert.equal(call.heldByRemote, true);
+});
+
+test("a transfer resolves when the far end reports the target answered, then hangs up", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  fake.emit("incoming", { call: 9, from: "sip:dan@pbx.test", hasOffer: true, headers: {} });
+  const [call] = phone.calls;
+  const answered = call.answer();
+  fake.emit("accepted", { call: 9 });
+  await answered;
+
+  const done = call.transfer("sip:erin@pbx.test");
+  assert.deepEqual(fake.asked.find(([n]) => n === "transfer").slice(0, 3), ["transfer", 9, "sip:erin@pbx.test"]);
+  fake.emit("transfer", { call: 9, code: 202, reason: "Accepted", done: false });
+  fake.emit("transfer", { call: 9, code: 200, reason: "OK", done: true });
+  const hungUp = new Promise((resolve) => {
+    const poll = () => (fake.asked.some(([n, id]) => n === "hangup" && id === 9) ? resolve() : setTimeout(poll, 0));
+    poll();
+  });
+  await hungUp;
+  fake.emit("hangup", { call: 9, reason: "BYE" });
+  await done;
+});
