@@ -283,10 +283,10 @@ async function holdOthers(keep) {
 }
 
 /** Makes a call the active one: the others on hold, this one resumed. */
-async function select(call) {
-  active = call;
+async function select(chosen) {
+  active = chosen;
   render();
-  await holdOthers(call);
+  await holdOthers(chosen);
   const call = current();
   if (call && call.held) await call.unhold().catch((e) => setStatus(`Resume: ${inWords(e)}`, "error"));
   render();

@@ -18,6 +18,11 @@ step "fuzz targets: format and lint (a crate of their own, see fuzz/run.sh)"
 cargo fmt --manifest-path fuzz/Cargo.toml --check
 cargo clippy --manifest-path fuzz/Cargo.toml --locked -- -D warnings
 
+step "the demo page's and the test pages' scripts parse as ES modules"
+for f in demo/*.js tests/browser/*.mjs; do
+    node --input-type=module --check <"$f" || { echo "in $f" >&2; exit 1; }
+done
+
 step "the browser SDK: wasm build, npm package, and its check (tsc --strict)"
 bash npm/build.sh
 bash npm/check.sh
