@@ -17,6 +17,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sipline_core::Secret;
 use sipline_core::auth::{AuthRound, Challenge, ChallengeKind, DigestClient, RequestInfo, verify};
 use sipline_core::rand::Rng;
 use sipline_core::sdp::Sdp;
@@ -24,7 +25,6 @@ use sipline_core::sip::{
     AuthParams, CSeq, HeaderName, Limits, Message, NameAddr, Uri, Via, response_to, split_commas,
     split_params, unquote,
 };
-use sipline_core::Secret;
 
 /// Every header name the parser knows, to look each one up.
 const KNOWN: [HeaderName<'static>; 30] = [
