@@ -4,22 +4,27 @@
 //! media steps and then JS events, in order.
 //!
 //! Nothing here decides anything SIP: every request, response, timer and
-//! retry is the core's. The shell moves bytes, time and SDP between the core
-//! and the browser.
+//! retry is the core's, and so are offer/answer, glare and who holds whom.
+//! The shell moves bytes, time and SDP between the core and the browser;
+//! the browser's side of each call's media steps is in `calls`.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
 use js_sys::Function;
-use sipline_core::{ActionError, CallId};
+use sipline_core::ActionError;
 use sipline_core::{Event, Instant, UserAgent};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
+mod calls;
+
+pub(crate) use self::calls::CallTo;
+use self::calls::{CallMap, CallMedia};
 use crate::js::{self, Obj};
-use crate::media::{Media, MediaSettings, Want};
+use crate::media::MediaSettings;
 
 /// How long to wait before the next connection attempt: doubling from
 /// `min_ms` to `max_ms`, each delay drawn from its upper half so that a
@@ -42,40 +47,6 @@ pub(crate) struct ShellSettings {
     pub server: String,
     pub media: MediaSettings,
     pub backoff: Backoff,
-}
-
-/// A call as the shell sees it: its media once there is any, and the far
-/// end's offer until the app answers it. Everything SIP about the call
-/// (who holds it, which offer is pending, glare) is the core's.
-#[derive(Default)]
-struct CallMedia {
-    media: Option<Rc<Media>>,
-    offer: Option<String>,
-}
-
-/// The calls' media by call id: a handful at most, so a vector (smaller
-/// in wasm than a hash map, and as fast at this size).
-#[derive(Default)]
-struct CallMap(Vec<(u32, CallMedia)>);
-
-impl CallMap {
-    fn get(&self, id: &u32) -> Option<&CallMedia> {
-        self.0.iter().find(|(k, _)| k == id).map(|(_, c)| c)
-    }
-
-    fn get_mut(&mut self, id: &u32) -> Option<&mut CallMedia> {
-        self.0.iter_mut().find(|(k, _)| k == id).map(|(_, c)| c)
-    }
-
-    fn insert(&mut self, id: u32, call: CallMedia) {
-        self.remove(&id);
-        self.0.push((id, call));
-    }
-
-    fn remove(&mut self, id: &u32) -> Option<CallMedia> {
-        let i = self.0.iter().position(|(k, _)| k == id)?;
-        Some(self.0.swap_remove(i).1)
-    }
 }
 
 /// The open WebSocket and the handlers it calls: kept together so the
@@ -355,7 +326,7 @@ impl Shell {
             let mut s = self.state.borrow_mut();
             s.closed = true;
             let timers = (s.core_timer.take(), s.reconnect_timer.take());
-            let calls: Vec<_> = s.calls.0.drain(..).filter_map(|(_, c)| c.media).collect();
+            let calls = s.calls.take_all();
             (s.socket.take(), timers, calls)
         };
         if let Ok(w) = js::window() {
@@ -461,25 +432,6 @@ impl Shell {
             };
             self.on_event(event).await;
         }
-    }
-
-    fn media(&self, call: CallId) -> Option<Rc<Media>> {
-        self.state.borrow().calls.get(&call.0)?.media.clone()
-    }
-
-    /// A media step failed under a live call: the call cannot carry what
-    /// was agreed, so it ends (BYE) and the app is told why.
-    fn media_failed(self: &Rc<Self>, call: CallId, error: &JsValue) {
-        web_sys::console::error_2(&JsValue::from_str("sipline: media failed"), error);
-        self.emit(
-            "media_error",
-            Obj::new()
-                .set("call", call.0)
-                .set("error", error.clone())
-                .build(),
-        );
-        // Gone already (the far end hung up first): nothing to end.
-        let _ = self.with_ua(|ua, now| ua.hangup(now, call));
     }
 
     async fn on_event(self: &Rc<Self>, event: Event) {
@@ -648,161 +600,6 @@ impl Shell {
         };
         self.emit(name, detail.build());
     }
-
-    /// The far end's re-INVITE or UPDATE: answer its offer, or make one
-    /// when it sent none. (A change of ours under way already got `491`
-    /// from the core; who holds whom it reports once this is answered.)
-    async fn far_end_update(self: &Rc<Self>, call: CallId, offer: Option<String>) {
-        let Some(media) = self.media(call) else {
-            return;
-        };
-        let sdp = match &offer {
-            Some(offer) => media.answer(offer).await,
-            None => media.offer().await,
-        };
-        match sdp {
-            // The call may have ended while the browser made its answer.
-            Ok(sdp) => {
-                let _ = self.with_ua(|ua, now| ua.answer(now, call, &sdp));
-            }
-            Err(e) => {
-                // The browser cannot take this offer: the core refuses the
-                // change, and the call stays as it was.
-                web_sys::console::warn_2(&JsValue::from_str("sipline: refused an offer"), &e);
-                if offer.is_some() {
-                    let _ = media.rollback_remote().await;
-                }
-                let _ = self.with_ua(|ua, now| ua.refuse_offer(now, call));
-            }
-        }
-    }
-
-    /// Places a call: the microphone, an offer, then the INVITE.
-    pub(crate) async fn call(
-        self: Rc<Self>,
-        to: CallTo,
-        want: Want,
-        headers: Vec<(String, String)>,
-    ) -> Result<u32, JsValue> {
-        let media = Rc::new(Media::open(want, &self.settings.media).await?);
-        let offer = match media.offer().await {
-            Ok(offer) => offer,
-            Err(e) => {
-                media.close();
-                return Err(e);
-            }
-        };
-        let call = self.act(&headers, |ua, now| match &to {
-            CallTo::Target(target) => ua.call(now, target, &offer),
-            CallTo::Referral(from) => ua.accept_referral(now, CallId(*from), &offer),
-        });
-        let call = match call {
-            Ok(call) => call,
-            Err(e) => {
-                media.close();
-                return Err(e);
-            }
-        };
-        self.state.borrow_mut().calls.insert(
-            call.0,
-            CallMedia {
-                media: Some(media),
-                ..CallMedia::default()
-            },
-        );
-        Ok(call.0)
-    }
-
-    /// Answers an incoming call: the microphone, then our answer to its
-    /// offer (or our offer, when it came without one).
-    pub(crate) async fn answer(
-        self: Rc<Self>,
-        call: u32,
-        want: Want,
-        headers: Vec<(String, String)>,
-    ) -> Result<(), JsValue> {
-        let offer = match self.state.borrow().calls.get(&call) {
-            Some(c) if c.media.is_none() => c.offer.clone(),
-            _ => return Err(js::error("no such call waiting for an answer")),
-        };
-        let media = Rc::new(Media::open(want, &self.settings.media).await?);
-        let sdp = match &offer {
-            Some(offer) => media.answer(offer).await,
-            None => media.offer().await,
-        };
-        let ringing = {
-            let mut s = self.state.borrow_mut();
-            match s.calls.get_mut(&call) {
-                Some(c) if c.media.is_none() && sdp.is_ok() => {
-                    c.media = Some(media.clone());
-                    true
-                }
-                _ => false,
-            }
-        };
-        match sdp {
-            Ok(sdp) if ringing => self.act(&headers, |ua, now| ua.answer(now, CallId(call), &sdp)),
-            Ok(_) => {
-                media.close();
-                Err(js::error("the call ended before it was answered"))
-            }
-            Err(e) => {
-                media.close();
-                Err(e)
-            }
-        }
-    }
-
-    /// Puts a call on hold or resumes it with a re-INVITE; the outcome
-    /// arrives as `updated` + `hold`, or `update_failed`.
-    /// Changes a call with a new offer in a re-INVITE: hold or resume
-    /// (`held`), and/or an ICE restart; the outcome arrives as `updated`
-    /// (+ `hold` when that changed), or `update_failed`.
-    pub(crate) async fn reoffer(
-        self: Rc<Self>,
-        call: u32,
-        held: Option<bool>,
-        ice_restart: bool,
-        headers: Vec<(String, String)>,
-    ) -> Result<(), JsValue> {
-        let id = CallId(call);
-        let Some(media) = self.media(id) else {
-            return Err(js::error("no such call with media"));
-        };
-        // The core holds the call's next change for this offer (the far
-        // end's own meanwhile gets 491) and says which way it must go.
-        let current = self.state.borrow().ua.held(id);
-        let target = self.act(&[], |ua, _| ua.begin_update(id, held))?;
-        media.set_held(target);
-        let offer = match media.offer_with(ice_restart).await {
-            Ok(offer) => offer,
-            Err(e) => {
-                media.set_held(current);
-                self.with_ua(|ua, _| ua.abandon_update(id));
-                return Err(e);
-            }
-        };
-        match self.act(&headers, |ua, now| ua.update(now, id, &offer)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.with_ua(|ua, _| ua.abandon_update(id));
-                media.rollback(current).await?;
-                Err(e)
-            }
-        }
-    }
-
-    pub(crate) fn call_media(&self, call: u32) -> Option<Rc<Media>> {
-        self.media(CallId(call))
-    }
-}
-
-/// Whom a new call goes to.
-pub(crate) enum CallTo {
-    /// A SIP URI the app gave.
-    Target(String),
-    /// The target of the far end's transfer request in this call.
-    Referral(u32),
 }
 
 impl Drop for Shell {
