@@ -724,7 +724,9 @@ export class Call extends Emitter<CallEvents> {
         const info: HangupInfo = { code: d.code as number | undefined, reason: d.reason as string };
         const wasUp = this.#state === "established";
         this.#state = "ended";
-        if (!wasUp) this.#settle.fail(new CallFailedError(info.code ?? 487, info.reason));
+        // A call that was never up always ends with a code (the core
+        // reports one it cancelled as 487).
+        if (!wasUp) this.#settle.fail(new CallFailedError(info.code as number, info.reason));
         this.#settle.end(info);
         e(name, info);
         break;

@@ -102,6 +102,9 @@ struct Call {
     forks: Vec<Dialog>,
     /// The application's headers for the INVITE (kept for its retries).
     headers: Vec<(String, String)>,
+    /// Hung up before it was reported up (a 2xx that won the race with
+    /// our CANCEL): it ends as a cancelled call would, `487`.
+    cancelled: bool,
     /// The far end's early answer (a 183's SDP) and the early dialog's
     /// tag: the final answer if that fork's 2xx brings none (a reliable
     /// provisional carried it, RFC 3262 §5).
@@ -123,6 +126,9 @@ struct Incoming {
     retransmit: Option<Retransmit>,
     /// The application hung up before the ACK: BYE once it comes (§15).
     bye_wanted: bool,
+    /// Ended that way, never reported up: it ends as a cancelled call
+    /// would, `487`.
+    never_up: bool,
     bye_tx: Option<TransactionId>,
     /// The session timer our 2xx agreed on (RFC 4028).
     timer: Option<SessionTimer>,
@@ -443,11 +449,17 @@ impl Calls {
             return;
         }
         if let Some(i) = self.incoming.iter().position(|c| c.bye_tx == Some(tx)) {
-            // Our BYE on a received call: any answer (or none) ends it.
+            // Our BYE on a received call: any answer (or none) ends it;
+            // one the app left before its ACK was never up: 487.
             if msg.and_then(Message::status).is_none_or(|c| c >= 200) {
                 let id = self.incoming[i].id;
+                let never_up = self.incoming[i].never_up;
                 self.forget(cx, id);
-                hangup(cx, id, None, "BYE");
+                if never_up {
+                    hangup(cx, id, Some(487), "Request Terminated");
+                } else {
+                    hangup(cx, id, None, "BYE");
+                }
             }
             return;
         }
@@ -469,10 +481,15 @@ impl Calls {
         if ended {
             let call = self.calls.remove(i);
             if call.bye_tx == Some(tx) {
+                let (code, reason) = if call.cancelled {
+                    (Some(487), "Request Terminated")
+                } else {
+                    (None, "BYE")
+                };
                 cx.events.push(Event::Hangup {
                     call: call.id,
-                    code: None,
-                    reason: "BYE".into(),
+                    code,
+                    reason: reason.into(),
                 });
             }
         }
@@ -571,6 +588,18 @@ impl Calls {
         b.header("Allow", ALLOW);
         let resp = b.finish(None, b"");
         if msg.method() == Some("BYE") {
+            // A BYE before the ACK of our 2xx: the far end had the answer,
+            // so the call was up, however briefly (its ACK is late or lost).
+            let unacked = self
+                .incoming
+                .iter()
+                .any(|c| c.id == id && c.retransmit.is_some() && !c.never_up && !c.bye_wanted);
+            if unacked {
+                cx.events.push(Event::Accepted {
+                    call: id,
+                    sdp: String::new(),
+                });
+            }
             self.forget(cx, id);
             hangup(cx, id, None, "BYE");
         }

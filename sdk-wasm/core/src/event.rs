@@ -218,7 +218,9 @@ pub enum Event {
         sdp: String,
     },
     /// The call ended: `code` is the failure's SIP status (or 408/503 when
-    /// the far end or the transport went silent), `None` for a BYE.
+    /// the far end or the transport went silent, 487 for a call hung up
+    /// before it was up), `None` for a BYE of a call that was up. A call
+    /// that never reported [`Event::Accepted`] always ends with a code.
     Hangup {
         /// Which call.
         call: CallId,

@@ -251,10 +251,26 @@ fn a_200_that_wins_the_race_with_cancel_is_acknowledged_and_hung_up() {
     assert!(events(&mut ua).is_empty(), "never reported as accepted");
     ua.handle_message(at(0.4), &answer(&frames[1], 200, "OK", ""))
         .expect("parses");
-    assert!(matches!(
-        events(&mut ua)[..],
-        [Event::Hangup { code: None, .. }]
-    ));
+    // Never up: it ends as the cancelled call it was meant to be.
+    assert_eq!(events(&mut ua), [ended(call, 487, "Request Terminated")]);
+}
+
+#[test]
+fn an_incoming_call_hung_up_before_its_ack_ends_as_cancelled() {
+    let mut ua = ua();
+    let (call, _) = incoming(&mut ua, "early-bye", true);
+    ua.answer(at(1.0), call, ANSWER).expect("answer is taken");
+    let ok = sent(&mut ua).remove(0);
+    ua.hangup(at(1.1), call).expect("hangup is taken");
+    assert!(sent(&mut ua).is_empty(), "the BYE waits for the ACK");
+    ua.handle_message(at(1.2), ack_of(&ok, "").as_bytes())
+        .expect("parses");
+    let bye = sent(&mut ua).remove(0);
+    assert!(bye.starts_with("BYE "), "{bye}");
+    assert!(events(&mut ua).is_empty(), "never reported up");
+    ua.handle_message(at(1.3), &answer(&bye, 200, "OK", ""))
+        .expect("parses");
+    assert_eq!(events(&mut ua), [ended(call, 487, "Request Terminated")]);
 }
 
 #[test]
@@ -2225,4 +2241,35 @@ fn an_offer_the_browser_cannot_take_is_refused_488() {
     );
     assert!(events(&mut ua).is_empty(), "the call goes on as it was");
     assert!(!ua.held(call));
+}
+
+#[test]
+fn a_bye_before_the_ack_of_our_answer_ends_a_call_that_was_up() {
+    let mut ua = ua();
+    let (call, invite) = incoming(&mut ua, "bye-first", true);
+    ua.answer(at(1.0), call, ANSWER).expect("answer is taken");
+    let ok = sent(&mut ua).remove(0);
+    // The far end had our 200 (its BYE is in the dialog); its ACK is late.
+    let ack = ack_of(&ok, "");
+    let bye = ack
+        .replacen("ACK ", "BYE ", 1)
+        .replace("CSeq: 10 ACK", "CSeq: 11 BYE")
+        .replace("z9hG4bK", "z9hG4bKbye");
+    ua.handle_message(at(1.1), bye.as_bytes()).expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(
+        events(&mut ua),
+        [
+            Event::Accepted {
+                call,
+                sdp: String::new()
+            },
+            Event::Hangup {
+                call,
+                code: None,
+                reason: "BYE".into()
+            }
+        ],
+        "{invite}"
+    );
 }

@@ -70,6 +70,7 @@ impl Calls {
             ok: None,
             retransmit: None,
             bye_wanted: false,
+            never_up: false,
             bye_tx: None,
             timer: None,
             local_sdp: String::new(),
@@ -233,7 +234,9 @@ impl Calls {
         };
         call.retransmit = None;
         if call.bye_wanted {
-            // The app hung up meanwhile: the call ends, never reported up.
+            // The app hung up meanwhile: the call ends, never reported up
+            // (the BYE's answer reports it ended, 487).
+            call.never_up = true;
             send_callee_bye(call, cx);
             return;
         }

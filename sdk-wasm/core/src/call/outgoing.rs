@@ -55,6 +55,7 @@ impl Calls {
             forks: Vec::new(),
             headers: cx.headers.to_vec(),
             early: None,
+            cancelled: false,
         };
         send_invite(&mut call, cx).ok_or(ActionError::Unsendable)?;
         cx.events.push(Event::Calling {
@@ -219,6 +220,7 @@ pub(super) fn on_invite_response(
             });
             if cancelled {
                 // The 200 won the race with our CANCEL: end it with BYE.
+                call.cancelled = true;
                 send_bye(call, cx);
             } else {
                 // No SDP in the 2xx: the answer was the early one of the
