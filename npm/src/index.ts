@@ -597,26 +597,17 @@ export class Call extends Emitter<CallEvents> {
    */
   async transfer(target: string, options: SendOptions = {}): Promise<void> {
     this.#mustBeUp("transfer");
-    // The far end's call to the target rings for a while, but not forever.
-    const [outcome, cancel] = this.#phone._wait(["transfer", "hangup"], 120_000,
-      (d, name) => d.call === this.id && (name === "hangup" || d.done === true));
-    let accepted = false;
-    const off = this.on("transfer", (p) => { accepted ||= p.code < 300 && !p.done; });
+    // The engine always ends a transfer with one `done` event: the
+    // target's answer or why not (the far end refused, the call ended
+    // before it took the transfer, or no outcome within two minutes).
+    const [outcome, cancel] = this.#phone._wait(["transfer"], 0, (d) => d.call === this.id && d.done === true);
     try {
       engine(() => this.#phone._engine.transfer(this.id, target, options.headers));
     } catch (e) {
-      off();
       cancel();
       throw e;
     }
-    const [name, d] = await outcome.catch(() => {
-      throw new SipError(408, "the transfer's outcome never came");
-    }).finally(off);
-    if (name === "hangup") {
-      // Some PBXs hang up as soon as they take the transfer, before its outcome.
-      if (accepted) return;
-      throw new SipError(481, "the call ended before the transfer was accepted");
-    }
+    const [, d] = await outcome;
     const code = d.code as number;
     if (code >= 300) throw new SipError(code, d.reason as string);
     await this.hangup();

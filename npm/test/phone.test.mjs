@@ -189,3 +189,20 @@ test("a transfer resolves when the far end reports the target answered, then han
   fake.emit("hangup", { call: 9, reason: "BYE" });
   await done;
 });
+
+test("a transfer that fails rejects with the engine's outcome and leaves the call up", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  fake.emit("incoming", { call: 4, from: "sip:dan@pbx.test", hasOffer: true, headers: {} });
+  const [call] = phone.calls;
+  const answered = call.answer();
+  fake.emit("accepted", { call: 4 });
+  await answered;
+
+  const done = call.transfer("sip:erin@pbx.test");
+  fake.emit("transfer", { call: 4, code: 202, reason: "Accepted", done: false });
+  fake.emit("transfer", { call: 4, code: 408, reason: "Transfer Outcome Never Came", done: true });
+  await assert.rejects(done, (e) => e.code === 408 && e.reason === "Transfer Outcome Never Came");
+  assert.equal(fake.asked.filter(([n]) => n === "hangup").length, 0, "the call stays up");
+  assert.equal(call.state, "established");
+});

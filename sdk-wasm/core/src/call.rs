@@ -262,6 +262,8 @@ pub(crate) struct Calls {
     updates: Vec<Update>,
     /// Our REFERs in flight (blind transfers), until their final answer.
     refers: Vec<(TransactionId, CallId)>,
+    /// Our blind transfers, until their outcome is known.
+    transfers: Vec<refer::OurTransfer>,
     /// The far end's REFERs we accepted, until their new call's outcome.
     referrals: Vec<Referral>,
     next: u32,
@@ -315,6 +317,7 @@ impl Calls {
         self.calls.retain(|c| c.id != id);
         self.incoming.retain(|c| c.id != id);
         self.refers.retain(|(_, c)| *c != id);
+        self.transfer_ended_with_call(cx, id);
         // Its subscription ends with its dialog; a transfer it asked for
         // goes on unreported.
         self.referrals.retain(|r| r.from != id);
@@ -421,11 +424,12 @@ impl Calls {
             let code = msg.and_then(Message::status).unwrap_or(408);
             if code >= 200 {
                 let (_, call) = self.refers.remove(i);
+                // Accepted: the outcome comes in NOTIFYs.
+                self.transfer_progressed(call, code, code >= 300);
                 cx.events.push(Event::Transfer {
                     call,
                     code,
                     reason: msg.map_or("Request Timeout", |m| m.reason()).to_owned(),
-                    // Accepted: the outcome comes in NOTIFYs.
                     done: code >= 300,
                 });
             }
@@ -548,6 +552,7 @@ impl Calls {
             }
             Some("NOTIFY") => match transfer_progress(msg) {
                 Some((code, reason, done)) => {
+                    self.transfer_progressed(id, code, done);
                     cx.events.push(Event::Transfer {
                         call: id,
                         code,
@@ -618,6 +623,7 @@ impl Calls {
             return self.suspended;
         }
         let cancels = self.calls.iter().filter_map(|c| c.give_up).min();
+        let cancels = crate::time::earliest(cancels, self.transfer_deadline());
         crate::time::earliest(
             crate::time::earliest(answers, cancels),
             crate::time::earliest(self.update_deadline(), self.session_deadline()),
@@ -687,6 +693,7 @@ impl Calls {
         }
         self.update_timeouts(cx);
         self.session_timeouts(cx);
+        self.transfer_timeouts(cx);
     }
 
     /// The application hangs up: BYE once answered, CANCEL before (for a

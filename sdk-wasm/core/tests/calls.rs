@@ -2273,3 +2273,76 @@ fn a_bye_before_the_ack_of_our_answer_ends_a_call_that_was_up() {
         "{invite}"
     );
 }
+
+#[test]
+fn a_blind_transfer_s_outcome_is_always_told_once() {
+    // The far end took it and hung up before its last NOTIFY: success.
+    let mut ua = self::ua();
+    let (call, _, ack) = answered(&mut ua);
+    ua.transfer(at(2.0), call, "sip:carol@pbx.example")
+        .expect("the transfer goes");
+    let refer = sent(&mut ua).remove(0);
+    ua.handle_message(at(2.1), &answer(&refer, 202, "Accepted", ""))
+        .expect("parses");
+    events(&mut ua);
+    let bye = refer_notify(&ack, 5, "active", "")
+        .replacen("NOTIFY ", "BYE ", 1)
+        .replace("CSeq: 5 NOTIFY", "CSeq: 5 BYE");
+    ua.handle_message(at(3.0), bye.as_bytes()).expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [
+            transfer(call, 200, "OK", true),
+            Event::Hangup {
+                call,
+                code: None,
+                reason: "BYE".into()
+            }
+        ]
+    );
+
+    // The call ended before the far end accepted it: a failure.
+    let mut ua = self::ua();
+    let (call, _, ack) = answered(&mut ua);
+    ua.transfer(at(2.0), call, "sip:carol@pbx.example")
+        .expect("the transfer goes");
+    sent(&mut ua);
+    let bye = refer_notify(&ack, 5, "active", "")
+        .replacen("NOTIFY ", "BYE ", 1)
+        .replace("CSeq: 5 NOTIFY", "CSeq: 5 BYE");
+    ua.handle_message(at(2.5), bye.as_bytes()).expect("parses");
+    let evs = events(&mut ua);
+    assert_eq!(
+        evs[0],
+        transfer(
+            call,
+            481,
+            "Call Ended Before The Transfer Was Accepted",
+            true
+        ),
+        "{evs:?}"
+    );
+
+    // Accepted, then nothing for two minutes: given up, 408, once.
+    let mut ua = self::ua();
+    let (call, _, _) = answered(&mut ua);
+    ua.transfer(at(2.0), call, "sip:carol@pbx.example")
+        .expect("the transfer goes");
+    let refer = sent(&mut ua).remove(0);
+    ua.handle_message(at(2.1), &answer(&refer, 202, "Accepted", ""))
+        .expect("parses");
+    events(&mut ua);
+    assert_eq!(ua.poll_timeout().map(|t| t <= at(122.0)), Some(true));
+    ua.handle_timeout(at(122.0));
+    assert_eq!(
+        events(&mut ua),
+        [transfer(call, 408, "Transfer Outcome Never Came", true)]
+    );
+    ua.handle_timeout(at(300.0));
+    assert!(
+        !events(&mut ua)
+            .iter()
+            .any(|e| matches!(e, Event::Transfer { .. })),
+        "told once"
+    );
+}

@@ -30,6 +30,8 @@ impl Calls {
             }
         }
         for (_, call) in self.refers.drain(..) {
+            // Its REFER is lost with the transport: that transfer is over.
+            self.transfers.retain(|t| t.call() != call);
             cx.events.push(Event::Transfer {
                 call,
                 code: 503,

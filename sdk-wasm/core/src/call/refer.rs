@@ -4,6 +4,9 @@
 //! new call's progress NOTIFYed in the old call's dialog.
 
 use super::{Calls, Referral};
+use core::time::Duration;
+
+use crate::Instant;
 use crate::ctx::Ctx;
 use crate::error::ActionError;
 use crate::event::Event;
@@ -11,7 +14,83 @@ use crate::ids::CallId;
 use crate::input::{safe_target, safe_text};
 use crate::sip::{HeaderName, Message};
 
+/// How long a blind transfer's outcome may take (the far end's call to the
+/// target rings a while, but not for ever).
+const TRANSFER_WAIT: Duration = Duration::from_secs(120);
+
+/// One of our blind transfers whose outcome is not known yet.
+#[derive(Debug)]
+pub(super) struct OurTransfer {
+    call: CallId,
+    /// When to give up on hearing the outcome.
+    deadline: Instant,
+    /// The far end accepted the REFER (2xx): it is trying.
+    accepted: bool,
+}
+
+impl OurTransfer {
+    /// The call being transferred.
+    pub(super) fn call(&self) -> CallId {
+        self.call
+    }
+}
+
 impl Calls {
+    /// Our transfer of call `id` progressed to `code` (`done`: its outcome).
+    pub(super) fn transfer_progressed(&mut self, id: CallId, code: u16, done: bool) {
+        if done {
+            self.transfers.retain(|t| t.call != id);
+        } else if (200..300).contains(&code)
+            && let Some(t) = self.transfers.iter_mut().find(|t| t.call == id)
+        {
+            t.accepted = true;
+        }
+    }
+
+    /// Call `id` ends with our transfer of it unsettled: a far end that had
+    /// accepted it hung up as it carried it out (PBXs do, before or instead
+    /// of the last NOTIFY), which is its success; one that had not, never
+    /// took it.
+    pub(super) fn transfer_ended_with_call(&mut self, cx: &mut Ctx<'_>, id: CallId) {
+        let Some(i) = self.transfers.iter().position(|t| t.call == id) else {
+            return;
+        };
+        let t = self.transfers.remove(i);
+        let (code, reason) = if t.accepted {
+            (200, "OK")
+        } else {
+            (481, "Call Ended Before The Transfer Was Accepted")
+        };
+        cx.events.push(Event::Transfer {
+            call: id,
+            code,
+            reason: reason.into(),
+            done: true,
+        });
+    }
+
+    /// When a transfer's outcome is next given up on.
+    pub(super) fn transfer_deadline(&self) -> Option<Instant> {
+        self.transfers.iter().map(|t| t.deadline).min()
+    }
+
+    /// Transfers whose outcome never came: failed, 408.
+    pub(super) fn transfer_timeouts(&mut self, cx: &mut Ctx<'_>) {
+        let now = cx.now;
+        self.transfers.retain(|t| {
+            let expired = t.deadline <= now;
+            if expired {
+                cx.events.push(Event::Transfer {
+                    call: t.call,
+                    code: 408,
+                    reason: "Transfer Outcome Never Came".into(),
+                    done: true,
+                });
+            }
+            !expired
+        });
+    }
+
     /// The far end's REFER in call `id`'s dialog: the event for the app,
     /// or the status to refuse it with.
     pub(super) fn on_refer(
@@ -201,6 +280,12 @@ impl Calls {
         ];
         let (tx, _) = self.request_in_dialog(cx, id, "REFER", &headers, None)?;
         self.refers.push((tx, id));
+        self.transfers.retain(|t| t.call != id);
+        self.transfers.push(OurTransfer {
+            call: id,
+            deadline: cx.now + TRANSFER_WAIT,
+            accepted: false,
+        });
         Ok(())
     }
 }
