@@ -303,6 +303,8 @@ async fn two_native_user_agents_call_each_other_through_the_embedded_pbx() {
     };
     assert_eq!(from, "sip:alice@sipline.test");
     assert_eq!(sdp.as_deref(), Some(offer), "the offer arrives untouched");
+    // Bob's phone rings by itself as the call is reported.
+    assert_eq!(call_event(&mut alice).await, Event::Ringing { call });
     bob.answer(incoming, answer);
     assert_eq!(
         call_event(&mut alice).await,
