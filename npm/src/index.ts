@@ -11,7 +11,7 @@ import init, { Engine } from "../wasm/sipline_wasm.js";
 /** @internal What the facade uses of the engine (a fake one drives the facade's tests). */
 export type EngineLike = Pick<Engine,
   "connect" | "close" | "free" | "register" | "unregister" | "checkTarget" | "call" | "acceptReferral" |
-  "declineReferral" | "answer" | "decline" | "hangup" | "hold" | "restartIce" | "transfer" | "mute" |
+  "declineReferral" | "ringing" | "answer" | "decline" | "hangup" | "hold" | "restartIce" | "transfer" | "mute" |
   "sendDtmf" | "sendDtmfInfo" | "message" | "callMessage" | "remoteStream" | "localStream" | "stats">;
 
 export { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError } from "./errors.js";
@@ -32,6 +32,8 @@ export interface PhoneOptions {
   authUser?: string;
   /** Shown to the people you call. */
   displayName?: string;
+  /** Tell callers their call rings (`180 Ringing`) as soon as it arrives (default `true`); `false` leaves it to `call.ring()`, e.g. to screen calls first. */
+  autoRinging?: boolean;
   /** Register so calls can reach you (default `true`); `false` is guest mode: calls out only. */
   register?: boolean;
   /** Seconds asked for in REGISTER (default 600). */
@@ -528,6 +530,12 @@ export class Call extends Emitter<CallEvents> {
       throw fromEngine(e);
     }
     await this.accepted;
+  }
+
+  /** Tells the caller the call rings (`180 Ringing`), when `autoRinging` is off. */
+  ring(options: SendOptions = {}): void {
+    if (this.#state !== "incoming") throw new InvalidStateError(`cannot ring a call that is ${this.#state}`);
+    engine(() => this.#phone._engine.ringing(this.id, options.headers));
   }
 
   /** Declines an incoming call with `code` (486 Busy Here by default, 603 Decline…) and `reason` (by default the code's own phrase). */

@@ -37,6 +37,7 @@ function fakeEngine() {
           return new Promise((resolve, reject) => fake.placing.push({ resolve, reject }));
         },
         declineReferral: record("declineReferral"),
+        ringing: record("ringing"),
         answer: async (...args) => { fake.asked.push(["answer", ...args]); },
         decline: record("decline"),
         hangup: record("hangup"),
@@ -205,4 +206,17 @@ test("a transfer that fails rejects with the engine's outcome and leaves the cal
   await assert.rejects(done, (e) => e.code === 408 && e.reason === "Transfer Outcome Never Came");
   assert.equal(fake.asked.filter(([n]) => n === "hangup").length, 0, "the call stays up");
   assert.equal(call.state, "established");
+});
+
+test("an incoming call rings when the app says so, and only while it is incoming", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  fake.emit("incoming", { call: 6, from: "sip:fay@pbx.test", hasOffer: true, headers: {} });
+  const [call] = phone.calls;
+  call.ring({ headers: { "X-Queue": "sales" } });
+  assert.deepEqual(fake.asked.find(([n]) => n === "ringing"), ["ringing", 6, { "X-Queue": "sales" }]);
+  const answered = call.answer();
+  fake.emit("accepted", { call: 6 });
+  await answered;
+  assert.throws(() => call.ring(), InvalidStateError);
 });

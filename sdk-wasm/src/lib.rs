@@ -48,6 +48,9 @@ fn config(options: &JsValue) -> Result<(Config, ShellSettings), JsValue> {
     if let Some(agent) = js::get_str(options, "userAgent") {
         config.user_agent = agent;
     }
+    if let Some(ring) = js::get(options, "autoRinging").as_bool() {
+        config.auto_ringing = ring;
+    }
     if let Some(register) = js::get(options, "register").as_bool() {
         config.register = register;
     }
@@ -175,6 +178,14 @@ impl Engine {
     pub fn decline_referral(&self, call: u32) -> Result<(), JsValue> {
         self.shell
             .act(&[], |ua, now| ua.decline_referral(now, CallId(call)))
+    }
+
+    /// Tells the caller of incoming call `call` that it rings (`180`), for
+    /// an app that turned `autoRinging` off.
+    pub fn ringing(&self, call: u32, headers: JsValue) -> Result<(), JsValue> {
+        self.shell.act(&js::headers(&headers), |ua, now| {
+            ua.ringing(now, CallId(call))
+        })
     }
 
     /// Answers incoming call `call`; resolves once the answer is sent.
