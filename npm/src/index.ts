@@ -209,6 +209,8 @@ export class Phone extends Emitter<PhoneEvents> {
   readonly #placing = new Set<Call>();
   /** Events of calls the engine announced before `call()` learnt their id. */
   readonly #unclaimed = new Map<number, [string, Detail][]>();
+  /** The highest call id known: the engine numbers calls upward, so only a higher one can be a call being placed. */
+  #highestId = 0;
   /** Calls that ended lately, for a `call()` whose call ended before it looked. */
   readonly #ended = new Map<number, Call>();
   readonly #waiters = new Map<string, Set<(name: string, d: Detail) => void>>();
@@ -290,6 +292,7 @@ export class Phone extends Emitter<PhoneEvents> {
       (id) => {
         this.#placing.delete(call);
         this.#calls.set(id as number, call);
+        this.#highestId = Math.max(this.#highestId, id as number);
         call._bind(id as number);
         const early = this.#unclaimed.get(id as number) ?? [];
         this.#unclaimed.delete(id as number);
@@ -386,7 +389,7 @@ export class Phone extends Emitter<PhoneEvents> {
     if (name === "unregistered" || name === "registration_failed") this.#registered = false;
     let call = d.call === undefined ? undefined : this.#calls.get(d.call);
     if (!call && name === "incoming") call = this.#track(d.call as number, "incoming", d);
-    if (!call && d.call !== undefined && this.#placing.size > 0) {
+    if (!call && d.call !== undefined && d.call > this.#highestId && this.#placing.size > 0) {
       // A call being placed: its INVITE went before `call()` learnt its id.
       const early = this.#unclaimed.get(d.call) ?? [];
       early.push([name, d]);
@@ -412,6 +415,7 @@ export class Phone extends Emitter<PhoneEvents> {
   }
 
   #track(id: number, direction: "incoming" | "outgoing", d: Detail): Call {
+    this.#highestId = Math.max(this.#highestId, id);
     const call = new Call(this, id, direction, d);
     this.#calls.set(id, call);
     return call;
