@@ -46,33 +46,20 @@ impl Calls {
         }
     }
 
-    /// The far end's offer in call `id` was answered: it holds us, or
-    /// resumed, as `held` ([`offer_holds`] of that offer) says.
-    pub(super) fn far_end_offer_answered(&mut self, cx: &mut Ctx<'_>, id: CallId, held: bool) {
+    /// An offer in call `id` was settled: the far end's answered
+    /// ([`HoldBy::Remote`]) or ours agreed ([`HoldBy::Local`]). That side
+    /// holds the call, or resumed it, as `held` ([`offer_holds`] of that
+    /// offer) says; the application hears of a change only.
+    pub(super) fn offer_settled(&mut self, cx: &mut Ctx<'_>, id: CallId, held: bool, by: HoldBy) {
         let mut hold = self.hold(id);
-        if hold.theirs != held {
-            hold.theirs = held;
+        let side = match by {
+            HoldBy::Local => &mut hold.ours,
+            HoldBy::Remote => &mut hold.theirs,
+        };
+        if *side != held {
+            *side = held;
             self.set_hold(id, hold);
-            cx.events.push(Event::Hold {
-                call: id,
-                held,
-                by: HoldBy::Remote,
-            });
-        }
-    }
-
-    /// Our offer in call `id` was agreed: we hold the call, or resumed it,
-    /// as `held` ([`offer_holds`] of that offer) says.
-    pub(super) fn our_offer_agreed(&mut self, cx: &mut Ctx<'_>, id: CallId, held: bool) {
-        let mut hold = self.hold(id);
-        if hold.ours != held {
-            hold.ours = held;
-            self.set_hold(id, hold);
-            cx.events.push(Event::Hold {
-                call: id,
-                held,
-                by: HoldBy::Local,
-            });
+            cx.events.push(Event::Hold { call: id, held, by });
         }
     }
 }

@@ -8,7 +8,7 @@ use super::{ALLOW, CallState, Calls, InDialog, Purpose, TIMER_C, Update, challen
 use crate::auth::{AuthRound, RequestInfo};
 use crate::ctx::Ctx;
 use crate::error::ActionError;
-use crate::event::Event;
+use crate::event::{Event, HoldBy};
 use crate::ids::CallId;
 use crate::session_timer::{MIN_SE, Refresher, SessionTimer};
 use crate::sip::{Message, response_to};
@@ -285,7 +285,7 @@ impl Calls {
                 match purpose {
                     Purpose::App => {
                         cx.events.push(Event::Updated { call, sdp });
-                        self.our_offer_agreed(cx, call, ours_holds);
+                        self.offer_settled(cx, call, ours_holds, HoldBy::Local);
                     }
                     // The shell checks that the far end's media is still
                     // the one it talks to.
@@ -426,7 +426,7 @@ impl Calls {
         let ok = b.finish(Some("application/sdp"), sdp.as_bytes());
         cx.respond(tx, 200, ok.clone());
         if !req.body().is_empty() {
-            self.far_end_offer_answered(cx, id, offer_holds(req.body()));
+            self.offer_settled(cx, id, offer_holds(req.body()), HoldBy::Remote);
         }
         if !is_invite {
             return true; // an UPDATE's 200 is final: no ACK to wait for
