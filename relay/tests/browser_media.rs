@@ -460,6 +460,108 @@ mod session {
         assert!(!session.is_connected());
     }
 
+    /// The RTP timeout with explicit time, on a real session: before DTLS
+    /// completes the browser's checks prove nothing; after, its consent
+    /// checks alone keep a call on hold up, its media too, and its silence
+    /// for the idle time ends the call.
+    #[test]
+    fn only_a_connected_browser_keeps_an_answered_call_up() {
+        use sipline_relay::ids::MediaId;
+        use sipline_relay::media::call::{CHECK, CallMedia, Over};
+        use sipline_relay::media::calls::Command;
+        use std::time::Duration;
+
+        const IDLE: Duration = Duration::from_secs(30);
+        let secs = |t: Instant, s: u64| t + Duration::from_secs(s);
+        let run = |media: &mut CallMedia, until: Instant| -> Result<(), Over> {
+            while media.poll_timeout() <= until {
+                media.handle_timeout(media.poll_timeout())?;
+            }
+            Ok(())
+        };
+        let input = |media: &mut CallMedia, at: Instant, bytes: &[u8]| {
+            let mut buf = bytes.to_vec();
+            buf.resize(bytes.len().max(100) + 64, 0);
+            media.from_browser(at, addr(BROWSER), &mut buf, bytes.len())
+        };
+        let identity = Identity::generate().expect("identity");
+        let session = |fp: &str| {
+            let mut ice = IceLite::new("rlyU", "relaypassword0123456789a");
+            ice.set_remote_ufrag("brwU");
+            let dtls = DtlsServer::new(&identity, addr(RELAY), fp).expect("server");
+            Command::Browser {
+                id: MediaId(1),
+                session: Box::new(Session::new(ice, dtls)),
+            }
+        };
+        let answered = || Command::Answered { id: MediaId(1) };
+
+        // Checks every 5 s, but DTLS never completes: the call ends 30 s
+        // after the answer.
+        let t0 = Instant::now();
+        let mut media = CallMedia::new(t0, IDLE);
+        media.apply(t0, session("sha-256 00"));
+        media.apply(t0, answered());
+        for s in (5..30).step_by(5) {
+            assert!(matches!(
+                input(&mut media, secs(t0, s), &check()),
+                Ok(Forward::ToBrowser { .. })
+            ));
+            // The handshake's own timer gives up long after this; only
+            // the check whether the call is over is run here.
+            assert_eq!(run(&mut media, secs(t0, s)), Ok(()));
+        }
+        assert_eq!(
+            run(&mut media, secs(t0, 30) + CHECK),
+            Err(Over::Timeout),
+            "unconnected checks keep nothing up"
+        );
+
+        // Connected: checks every 5 s keep it up for an hour on hold, then
+        // media, then silence ends it.
+        let (mut client, fp, config) =
+            browser(vec![SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80]);
+        let mut media = CallMedia::new(t0, IDLE);
+        media.apply(t0, session(&fp));
+        input(&mut media, t0, &check()).expect("answered");
+        client
+            .connect(Instant::now(), addr(RELAY), config, None)
+            .expect("connect");
+        for _ in 0..32 {
+            while let Some(t) = client.poll_transmit() {
+                input(&mut media, t0, &t.message).expect("handshake datagram");
+            }
+            while let Some((_, d)) = media.poll_transmit() {
+                client
+                    .read(Instant::now(), addr(RELAY), None, d.as_slice().into())
+                    .expect("client reads");
+            }
+        }
+        assert_eq!(media.failure(), None);
+        media.apply(t0, answered());
+        for s in (5..3600).step_by(5) {
+            input(&mut media, secs(t0, s), &check()).expect("consent check");
+            assert_eq!(run(&mut media, secs(t0, s)), Ok(()), "at {s} s");
+        }
+        let (mut browser_out, _) =
+            browser_contexts(&client, addr(RELAY), Profile::Aes128CmHmacSha1_80);
+        for (n, s) in (3601..3700).enumerate() {
+            let srtp = sealed(&mut browser_out, &rtp(n as u16 + 10), false);
+            assert_eq!(
+                input(&mut media, secs(t0, s), &srtp).err(),
+                Some(Drop::NoPbxAddress),
+                "authenticated, and the PBX is not known: still the browser"
+            );
+            assert_eq!(run(&mut media, secs(t0, s)), Ok(()));
+        }
+        assert_eq!(run(&mut media, secs(t0, 3699 + 29)), Ok(()));
+        assert_eq!(
+            run(&mut media, secs(t0, 3699 + 30) + CHECK),
+            Err(Over::Timeout),
+            "30 s of silence"
+        );
+    }
+
     /// The same call through its real sockets on 127.0.0.1: the shell
     /// binds the ports from the pool, answers the check, completes DTLS,
     /// carries RTP and RTCP both ways, and gives the ports back.

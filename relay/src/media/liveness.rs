@@ -46,9 +46,10 @@ impl Liveness {
         self.heard = now;
     }
 
-    /// The browser sent media, or a consent check once DTLS is up.
-    pub fn browser_heard(&mut self, now: Instant) {
-        self.heard = now;
+    /// The browser sent media, or a consent check once DTLS is up, at
+    /// `at` (news older than the answer changes nothing).
+    pub fn browser_heard(&mut self, at: Instant) {
+        self.heard = self.heard.max(at);
     }
 
     /// Whether the call is over at `now`: answered and the browser silent

@@ -4,6 +4,7 @@
 //! The per-call sockets are in [`crate::net::media`]; the signalling hooks
 //! come next.
 
+pub mod call;
 pub mod calls;
 pub mod dtls;
 pub mod ice;

@@ -65,6 +65,8 @@ pub enum Drop {
     NoPbxAddress,
     /// The browser has not been verified yet.
     NoBrowserAddress,
+    /// The browser's SDP is not known yet: nothing to check against.
+    NoSession,
 }
 
 /// Counters of one call (summed into the relay's metrics).
@@ -136,6 +138,9 @@ pub struct Session {
     /// SDP says (a phone behind NAT); the first RTP (and RTCP) packet from
     /// it redirects that stream. Off unless configured.
     latch: bool,
+    /// When the browser last proved it is there: authenticated SRTP or
+    /// SRTCP, or a verified consent check once DTLS is up (RFC 7675).
+    heard: Option<Instant>,
     /// Counters for the metrics.
     pub counters: Counters,
 }
@@ -171,6 +176,7 @@ impl Session {
             failed: None,
             echo: false,
             latch: false,
+            heard: None,
             counters: Counters::default(),
         }
     }
@@ -290,6 +296,13 @@ impl Session {
         self.keys.is_some()
     }
 
+    /// When the browser last proved it is there (see [`super::call`]):
+    /// authenticated media, or a verified consent check once DTLS is up.
+    /// Before DTLS completes, checks alone prove nothing.
+    pub fn heard(&self) -> Option<Instant> {
+        self.heard
+    }
+
     fn drop(&mut self, why: Drop) -> Result<Forward, Drop> {
         self.counters.dropped += 1;
         if let Drop::Srtp(_) = why {
@@ -316,6 +329,9 @@ impl Session {
             let mut answer = [0u8; MAX_ANSWER];
             return match self.ice.handle(&buf[..len], from, &mut answer) {
                 Ok(v) => {
+                    if self.keys.is_some() {
+                        self.heard = Some(now);
+                    }
                     buf[..v.answer_len].copy_from_slice(&answer[..v.answer_len]);
                     Ok(Forward::ToBrowser {
                         to: from,
@@ -360,6 +376,7 @@ impl Session {
             Ok(n) => n,
             Err(e) => return self.drop(Drop::Srtp(e)),
         };
+        self.heard = Some(now);
         if self.echo {
             return self.echo_back(from, rtcp, buf, plain);
         }

@@ -1,10 +1,10 @@
 //! The calls' media sockets: the thin tokio shell around the sans-IO
-//! [`Session`]. Ports are bound the moment the media table takes them
+//! [`CallMedia`]. Ports are bound the moment the media table takes them
 //! ([`SocketStash`]), then each call runs as one task that moves datagrams
-//! through its session in buffers allocated once per call, runs the DTLS
-//! timer, and ends the call when media stops (the RTP timeout) or the
-//! browser side fails. Nothing is shared between calls on the packet path:
-//! the figures are published once a second.
+//! through its call's media in buffers allocated once per call, sends what
+//! it says, and runs its timer until it says the call is over. Nothing is
+//! shared between calls on the packet path: the figures are published
+//! once a second.
 
 use std::collections::HashMap;
 use std::io;
@@ -22,10 +22,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::debug;
 
+use crate::media::call::{CallMedia, Over};
 use crate::media::calls::{Command, MediaEnd, PortBinder};
 use crate::media::dtls::DtlsError;
-use crate::media::liveness::Liveness;
-use crate::media::session::{Counters, Forward, MAX_LEGS, Session};
+use crate::media::session::{Counters, Forward, MAX_LEGS};
 
 /// Biggest datagram carried; RTP over UDP stays under it. A bigger one
 /// (read one byte longer, to see it) is dropped rather than cut short.
@@ -33,8 +33,7 @@ const MAX_DATAGRAM: usize = 1500;
 /// Room after a read for what protecting adds (SRTCP with GCM: 20 bytes)
 /// and for a STUN answer longer than its request.
 const HEADROOM: usize = 128;
-/// How often a call publishes its figures for `/metrics` (and checks its
-/// RTP timeout).
+/// How often a call publishes its figures for `/metrics`.
 const PUBLISH: Duration = Duration::from_secs(1);
 
 /// Sockets bound for pairs the media table took, until the call's task
@@ -285,9 +284,8 @@ impl MediaSockets {
     }
 
     /// Moves the call's media until `control` closes (the signalling ended
-    /// the call), the browser is silent for `idle` once answered (checked
-    /// once a second), the call stays unanswered for ten minutes, or the browser
-    /// side fails. Publishes its figures to `figures` as call `call`.
+    /// the call) or [`CallMedia`] says it is over (see there). Publishes
+    /// its figures to `figures` as call `call`.
     pub async fn run(
         &self,
         mut control: mpsc::UnboundedReceiver<Command>,
@@ -295,84 +293,39 @@ impl MediaSockets {
         figures: &MediaFigures,
         call: u64,
     ) -> Ended {
-        let mut state = Call::default();
+        let mut media = CallMedia::new(std::time::Instant::now(), idle);
         let ended = self
-            .run_inner(&mut control, idle, figures, call, &mut state)
+            .run_inner(&mut control, figures, call, &mut media)
             .await;
-        let counters = state
-            .session
-            .as_ref()
-            .map(|s| s.figures())
-            .unwrap_or_default();
-        figures.publish(call, counters, true);
+        figures.publish(call, media.figures().unwrap_or_default(), true);
         ended
     }
 
     async fn run_inner(
         &self,
         control: &mut mpsc::UnboundedReceiver<Command>,
-        idle: Duration,
         figures: &MediaFigures,
         call: u64,
-        state: &mut Call,
+        media: &mut CallMedia,
     ) -> Ended {
         let mut from_browser = vec![0u8; MAX_DATAGRAM + HEADROOM];
         let mut from_pbx = vec![0u8; MAX_DATAGRAM + HEADROOM];
-        let started = Instant::now();
-        let mut liveness = Liveness::new(started.into_std(), idle);
-        let mut next_publish = started + PUBLISH;
+        let mut next_publish = Instant::now() + PUBLISH;
         let mut pbx_turn = 0usize;
-        // One timer, moved only when its deadline changes: the DTLS timer
-        // during the handshake, else the once-a-second tick that publishes
-        // the figures and checks the RTP timeout. Never re-armed per packet.
+        // One timer, moved only when its deadline changes (the DTLS timer
+        // during the handshake, else once a second): never re-armed per
+        // packet.
         let timer = tokio::time::sleep_until(next_publish);
         tokio::pin!(timer);
         loop {
-            let dtls_at = state
-                .session
-                .as_ref()
-                .and_then(|s| s.poll_timeout())
-                .map(Instant::from_std);
-            let deadline = dtls_at.map_or(next_publish, |at| at.min(next_publish));
+            let deadline = Instant::from_std(media.poll_timeout()).min(next_publish);
             if timer.deadline() != deadline {
                 timer.as_mut().reset(deadline);
             }
             tokio::select! {
                 command = control.recv() => match command {
                     None => return Ended::Stopped,
-                    Some(Command::Browser { mut session, .. }) => {
-                        for (leg, pbx) in state.pbx.iter().enumerate() {
-                            if let Some((rtp, rtcp, clock)) = *pbx {
-                                session.set_pbx(leg, rtp, rtcp);
-                                session.set_clock_rate(leg, clock);
-                            }
-                        }
-                        state.session = Some(session);
-                    }
-                    Some(Command::PayloadLegs { map, .. }) => {
-                        if let Some(s) = state.session.as_mut() {
-                            s.set_payload_legs(&map);
-                        }
-                    }
-                    Some(Command::IceRestart { ice, .. }) => {
-                        if let Some(s) = state.session.as_mut() {
-                            s.restart_ice(ice);
-                        }
-                    }
-                    Some(Command::Pbx { leg, rtp, rtcp, clock, .. }) => {
-                        if let Some(pending) = state.pbx.get_mut(leg) {
-                            *pending = Some((rtp, rtcp, clock));
-                        }
-                        if let Some(s) = state.session.as_mut() {
-                            s.set_pbx(leg, rtp, rtcp);
-                            s.set_clock_rate(leg, clock);
-                        }
-                    }
-                    Some(Command::Answered { .. }) => {
-                        liveness.answered(Instant::now().into_std());
-                    }
-                    // Opening and closing are the shell's, not the call's.
-                    Some(Command::Open { .. } | Command::Close { .. }) => {}
+                    Some(command) => media.apply(Instant::now().into_std(), command),
                 },
                 read = self.browser.recv_from(&mut from_browser[..=MAX_DATAGRAM]) => {
                     let (len, from) = match read {
@@ -380,37 +333,24 @@ impl MediaSockets {
                         Err(e) if transient(&e) => continue,
                         Err(e) => return Ended::Io(e),
                     };
-                    let Some(session) = state.session.as_mut() else {
-                        continue; // the browser's SDP is not known yet
-                    };
                     if len > MAX_DATAGRAM {
                         debug!(%from, "oversized browser datagram dropped");
                         continue;
                     }
-                    let now = Instant::now();
-                    match session.from_browser(now.into_std(), from, &mut from_browser, len) {
+                    match media.from_browser(Instant::now().into_std(), from, &mut from_browser, len) {
                         Ok(Forward::ToPbx { leg, to, len, rtcp }) => {
-                            liveness.browser_heard(now.into_std());
                             if let Some((rtp_socket, rtcp_socket)) = self.legs.get(leg) {
                                 let socket = if rtcp { rtcp_socket } else { rtp_socket };
                                 send(socket, &from_browser[..len], to).await;
                             }
                         }
                         Ok(Forward::ToBrowser { to, len }) => {
-                            // The echo extension's media, or the answer to
-                            // a verified ICE check: browsers check consent
-                            // every few seconds (RFC 7675), also while a
-                            // call is on hold with no RTP at all. Before
-                            // DTLS completes, checks alone keep nothing up.
-                            if session.is_connected() {
-                                liveness.browser_heard(now.into_std());
-                            }
                             send(&self.browser, &from_browser[..len], to).await;
                         }
                         Ok(Forward::Nothing) => {}
                         Err(why) => debug!(?why, %from, "browser datagram dropped"),
                     }
-                    if let Some(e) = session.failure() {
+                    if let Some(e) = media.failure() {
                         return Ended::Dtls(e.clone());
                     }
                 }
@@ -420,17 +360,12 @@ impl MediaSockets {
                         Err(e) if transient(&e) => continue,
                         Err(e) => return Ended::Io(e),
                     };
-                    let Some(session) = state.session.as_mut() else {
-                        continue;
-                    };
                     if len > MAX_DATAGRAM {
                         debug!(%from, "oversized PBX datagram dropped");
                         continue;
                     }
-                    let now = Instant::now();
-                    match session.from_pbx(now.into_std(), leg, from, rtcp, &mut from_pbx, len) {
-                        // The PBX's packets say nothing of the browser
-                        // (see `Liveness`).
+                    let now = Instant::now().into_std();
+                    match media.from_pbx(now, leg, from, rtcp, &mut from_pbx, len) {
                         Ok(Forward::ToBrowser { to, len }) => {
                             send(&self.browser, &from_pbx[..len], to).await;
                         }
@@ -441,38 +376,24 @@ impl MediaSockets {
                 _ = &mut timer => {
                     let now = Instant::now();
                     if now >= next_publish {
-                        if liveness.is_over(now.into_std()) {
-                            return Ended::MediaTimeout;
-                        }
                         next_publish = now + PUBLISH;
-                        if let Some(s) = &state.session {
-                            figures.publish(call, s.figures(), false);
+                        if let Some(counters) = media.figures() {
+                            figures.publish(call, counters, false);
                         }
                     }
-                    if let Some(s) = state.session.as_mut()
-                        && let Err(e) = s.handle_timeout(now.into_std())
-                    {
-                        return Ended::Dtls(e);
+                    match media.handle_timeout(now.into_std()) {
+                        Ok(()) => {}
+                        Err(Over::Timeout) => return Ended::MediaTimeout,
+                        Err(Over::Dtls(e)) => return Ended::Dtls(e),
                     }
                 }
             }
             // Handshake flights and retransmissions (not on the media path).
-            if let Some(session) = state.session.as_mut() {
-                while let Some((to, datagram)) = session.poll_transmit() {
-                    send(&self.browser, &datagram, to).await;
-                }
+            while let Some((to, datagram)) = media.poll_transmit() {
+                send(&self.browser, &datagram, to).await;
             }
         }
     }
-}
-
-/// A running call's state in its task.
-#[derive(Debug, Default)]
-struct Call {
-    session: Option<Box<Session>>,
-    /// Each leg's PBX addresses and clock, when they come before the
-    /// browser side.
-    pbx: [Option<(SocketAddr, SocketAddr, u32)>; MAX_LEGS],
 }
 
 /// Waits until a leg's socket is readable (never, for a leg the call does
