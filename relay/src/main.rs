@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
+use serde::Serialize;
 use sipline_relay::net::Relay;
-use sipline_relay::ops::config::{Config, User};
-use sipline_relay::signalling::pbx::Password;
+use sipline_relay::ops::config::Config;
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::{FilterExt, filter_fn};
@@ -42,39 +42,120 @@ fn loggable(target: &str, level: Level) -> bool {
 }
 
 /// Lets browsers speaking SIP over WebSocket (RFC 7118) reach one PBX over
-/// UDP, and nothing else. Flags override the config file; each flag can also
-/// come from the environment variable named beside it.
+/// UDP, and nothing else. Flags override the config file key by key; each
+/// flag can also come from the environment variable named beside it.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// TOML config file (see the README for every key).
     #[arg(long, env = "SIPLINE_CONFIG")]
     config: Option<PathBuf>,
-    /// PBX address (IP:port); repeat or comma-separate for several.
-    #[arg(long, env = "SIPLINE_PBX", value_delimiter = ',')]
-    pbx: Vec<SocketAddr>,
+    #[command(flatten)]
+    flags: Flags,
+}
+
+/// The flags, shaped as the config file: each serializes onto its key
+/// ([`Config::layered`]); one left out keeps the file's value.
+#[derive(clap::Args, Debug, Serialize)]
+struct Flags {
+    #[command(flatten)]
+    http: HttpFlags,
+    #[command(flatten)]
+    sip: SipFlags,
+    #[command(flatten)]
+    pbx: PbxFlags,
+    #[command(flatten)]
+    limits: LimitsFlags,
+    #[command(flatten)]
+    admin: AdminFlags,
+    #[command(flatten)]
+    client: ClientFlags,
+    #[command(flatten)]
+    media: MediaFlags,
+}
+
+/// `[http]`
+#[derive(clap::Args, Debug, Serialize)]
+struct HttpFlags {
     /// Where browsers connect: WebSocket on /sip, plus /healthz and /metrics.
-    #[arg(long, env = "SIPLINE_HTTP_LISTEN")]
-    http_listen: Option<SocketAddr>,
+    #[arg(id = "http-listen", long = "http-listen", env = "SIPLINE_HTTP_LISTEN")]
+    listen: Option<SocketAddr>,
     /// The relay's host name as browsers know it (Via, Record-Route).
     #[arg(long, env = "SIPLINE_PUBLIC_HOST")]
     public_host: Option<String>,
     /// PEM certificate chain for wss:// (with --tls-key).
     #[arg(long, env = "SIPLINE_TLS_CERT")]
     tls_cert: Option<PathBuf>,
-    /// A folder to serve at / (the demo page and the SDK).
-    #[arg(long, env = "SIPLINE_WEB_ROOT")]
-    web_root: Option<PathBuf>,
     /// PEM private key for --tls-cert.
     #[arg(long, env = "SIPLINE_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// A folder to serve at / (the demo page and the SDK).
+    #[arg(long, env = "SIPLINE_WEB_ROOT")]
+    web_root: Option<PathBuf>,
+}
+
+/// `[sip]`
+#[derive(clap::Args, Debug, Serialize)]
+struct SipFlags {
     /// UDP address toward the PBX.
-    #[arg(long, env = "SIPLINE_SIP_LISTEN")]
-    sip_listen: Option<SocketAddr>,
+    #[arg(id = "sip-listen", long = "sip-listen", env = "SIPLINE_SIP_LISTEN")]
+    listen: Option<SocketAddr>,
     /// The UDP address the PBX should use to reach the relay, if not the
     /// listen address.
-    #[arg(long, env = "SIPLINE_SIP_ADVERTISE")]
-    sip_advertise: Option<SocketAddr>,
+    #[arg(long = "sip-advertise", env = "SIPLINE_SIP_ADVERTISE")]
+    advertise: Option<SocketAddr>,
+    /// How long the PBX may take to answer before the browser gets 408, ms.
+    #[arg(long, env = "SIPLINE_REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<u64>,
+}
+
+/// `[pbx]`
+#[derive(clap::Args, Debug, Serialize)]
+struct PbxFlags {
+    /// PBX address (IP:port); repeat or comma-separate for several.
+    #[arg(long = "pbx", env = "SIPLINE_PBX", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    addresses: Vec<SocketAddr>,
+    /// Run the embedded mini PBX (a registrar for --user accounts that
+    /// connects its browsers to each other) instead of fronting a PBX.
+    #[arg(long = "embedded-pbx", env = "SIPLINE_EMBEDDED_PBX")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    embedded: bool,
+    /// An embedded PBX user as NAME:PASSWORD; repeat, or comma-separate in
+    /// SIPLINE_USERS (prefer the environment or the config file: command
+    /// lines are visible to other local users). Replaces the file's users.
+    #[arg(
+        long = "user",
+        env = "SIPLINE_USERS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "users")]
+    users: Vec<Hidden>,
+}
+
+/// `--user NAME:PASSWORD`s as `[[pbx.users]]` has them. A malformed one is
+/// refused here rather than by clap, whose message would show the value.
+fn users<S: serde::Serializer>(specs: &[Hidden], to: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::{Error, SerializeSeq};
+    #[derive(Serialize)]
+    struct User<'a> {
+        name: &'a str,
+        password: &'a str,
+    }
+    let mut seq = to.serialize_seq(Some(specs.len()))?;
+    for Hidden(spec) in specs {
+        let (name, password) = spec
+            .split_once(':')
+            .ok_or_else(|| S::Error::custom("--user wants NAME:PASSWORD"))?;
+        seq.serialize_element(&User { name, password })?;
+    }
+    seq.end()
+}
+
+/// `[limits]`
+#[derive(clap::Args, Debug, Serialize)]
+struct LimitsFlags {
     /// Largest WebSocket message accepted, in bytes (bigger: close 1009).
     #[arg(long, env = "SIPLINE_MAX_MESSAGE_BYTES")]
     max_message_bytes: Option<usize>,
@@ -82,9 +163,6 @@ struct Args {
     /// every third of it).
     #[arg(long, env = "SIPLINE_WS_IDLE_SECS")]
     ws_idle_secs: Option<u64>,
-    /// How long the PBX may take to answer before the browser gets 408, ms.
-    #[arg(long, env = "SIPLINE_REQUEST_TIMEOUT_MS")]
-    request_timeout_ms: Option<u64>,
     /// HTTP connections not yet upgraded to a WebSocket, in all (beyond,
     /// the oldest is closed).
     #[arg(long, env = "SIPLINE_MAX_HTTP_CONNECTIONS")]
@@ -105,141 +183,83 @@ struct Args {
     /// Messages a connection may send in a burst.
     #[arg(long, env = "SIPLINE_MESSAGE_BURST")]
     message_burst: Option<u32>,
+}
+
+/// `[admin]`
+#[derive(clap::Args, Debug, Serialize)]
+struct AdminFlags {
     /// Bearer token for GET /admin/events (the admin event stream).
-    #[arg(long, env = "SIPLINE_ADMIN_TOKEN", hide_env_values = true)]
-    admin_token: Option<String>,
+    #[arg(
+        long = "admin-token",
+        env = "SIPLINE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    token: Option<Hidden>,
     /// On SIGTERM, how long to wait for calls in progress to end, seconds.
     #[arg(long, env = "SIPLINE_SHUTDOWN_GRACE_SECS")]
     shutdown_grace_secs: Option<u64>,
-    /// SIP domain of the users: the embedded PBX's domain and realm, and
-    /// what /api/config tells phone pages.
+}
+
+/// A secret from the command line: never shown by `Debug`.
+#[derive(Clone, Serialize)]
+#[serde(transparent)]
+struct Hidden(String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("…")
+    }
+}
+
+impl From<&str> for Hidden {
+    fn from(value: &str) -> Self {
+        Hidden(value.to_owned())
+    }
+}
+
+/// `[client]`
+#[derive(clap::Args, Debug, Serialize)]
+struct ClientFlags {
+    /// SIP domain of the users: what /api/config tells phone pages, and
+    /// the embedded PBX's domain and realm (unless pbx.domain says
+    /// otherwise).
     #[arg(long, env = "SIPLINE_DOMAIN")]
     domain: Option<String>,
-    /// Run the embedded mini PBX (a registrar for --user accounts that
-    /// connects its browsers to each other) instead of fronting a PBX.
-    #[arg(long, env = "SIPLINE_EMBEDDED_PBX")]
-    embedded_pbx: bool,
-    /// An embedded PBX user as NAME:PASSWORD; repeat, or comma-separate in
-    /// SIPLINE_USERS (prefer the environment or the config file: command
-    /// lines are visible to other local users).
-    #[arg(
-        long = "user",
-        env = "SIPLINE_USERS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    users: Vec<String>,
+}
+
+/// `[media]`
+#[derive(clap::Args, Debug, Serialize)]
+struct MediaFlags {
     /// The media port range as MIN-MAX (each call takes four ports, six
     /// with video).
-    #[arg(long, env = "SIPLINE_MEDIA_PORTS")]
-    media_ports: Option<String>,
+    #[arg(long = "media-ports", env = "SIPLINE_MEDIA_PORTS", value_parser = port_range)]
+    #[serde(flatten)]
+    ports: Option<PortRange>,
     /// The address written in the SDP to browsers (behind NAT).
-    #[arg(long, env = "SIPLINE_MEDIA_ADVERTISE")]
-    media_advertise: Option<std::net::IpAddr>,
+    #[arg(long = "media-advertise", env = "SIPLINE_MEDIA_ADVERTISE")]
+    advertise_browser: Option<std::net::IpAddr>,
     /// End an answered call after this many seconds without RTP.
     #[arg(long, env = "SIPLINE_RTP_TIMEOUT_SECS")]
     rtp_timeout_secs: Option<u64>,
 }
-impl Args {
-    fn config(&self) -> anyhow::Result<Config> {
-        let mut c = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
-        };
-        if !self.pbx.is_empty() {
-            c.pbx.addresses = self.pbx.clone();
-        }
-        if let Some(v) = self.http_listen {
-            c.http.listen = v;
-        }
-        if let Some(v) = &self.public_host {
-            c.http.public_host = v.clone();
-        }
-        if self.tls_cert.is_some() {
-            c.http.tls_cert = self.tls_cert.clone();
-        }
-        if self.tls_key.is_some() {
-            c.http.tls_key = self.tls_key.clone();
-        }
-        if self.web_root.is_some() {
-            c.http.web_root = self.web_root.clone();
-        }
-        if let Some(v) = self.sip_listen {
-            c.sip.listen = v;
-        }
-        if self.sip_advertise.is_some() {
-            c.sip.advertise = self.sip_advertise;
-        }
-        if let Some(v) = self.max_message_bytes {
-            c.limits.max_message_bytes = v;
-        }
-        if let Some(v) = self.ws_idle_secs {
-            c.limits.ws_idle_secs = v;
-        }
-        if let Some(v) = self.max_http_connections {
-            c.limits.max_http_connections = v;
-        }
-        if let Some(v) = self.max_http_connections_per_ip {
-            c.limits.max_http_connections_per_ip = v;
-        }
-        if let Some(v) = self.http_header_timeout_secs {
-            c.limits.http_header_timeout_secs = v;
-        }
-        if let Some(v) = self.request_timeout_ms {
-            c.sip.request_timeout_ms = v;
-        }
-        if let Some(v) = self.max_connections_per_ip {
-            c.limits.max_connections_per_ip = v;
-        }
-        if let Some(v) = self.messages_per_second {
-            c.limits.messages_per_second = v;
-        }
-        if let Some(v) = self.message_burst {
-            c.limits.message_burst = v;
-        }
-        if let Some(t) = &self.admin_token {
-            c.admin.token = Some(Password(t.clone()));
-        }
-        if let Some(v) = self.shutdown_grace_secs {
-            c.admin.shutdown_grace_secs = v;
-        }
-        if let Some(v) = &self.domain {
-            c.client.domain = v.clone();
-            c.pbx.domain = v.clone();
-        }
-        if self.embedded_pbx {
-            c.pbx.embedded = true;
-            if self.domain.is_none() {
-                c.client.domain = c.pbx.domain.clone();
-            }
-        }
-        for spec in &self.users {
-            let Some((name, password)) = spec.split_once(':') else {
-                anyhow::bail!("--user wants NAME:PASSWORD (the value is not shown here)");
-            };
-            c.pbx.users.push(User {
-                name: name.to_owned(),
-                password: Password(password.to_owned()),
-            });
-        }
-        if let Some(range) = &self.media_ports {
-            let parsed = range
-                .split_once('-')
-                .and_then(|(a, b)| Some((a.trim().parse().ok()?, b.trim().parse().ok()?)));
-            let Some((min, max)) = parsed else {
-                anyhow::bail!("--media-ports wants MIN-MAX, e.g. 20000-29999, not {range:?}");
-            };
-            (c.media.port_min, c.media.port_max) = (min, max);
-        }
-        if self.media_advertise.is_some() {
-            c.media.advertise_browser = self.media_advertise;
-        }
-        if let Some(v) = self.rtp_timeout_secs {
-            c.media.rtp_timeout_secs = v;
-        }
-        c.validate()?;
-        Ok(c)
-    }
+
+/// `--media-ports MIN-MAX` as `[media]` has it.
+#[derive(Clone, Debug, Serialize)]
+struct PortRange {
+    port_min: u16,
+    port_max: u16,
+}
+
+fn port_range(range: &str) -> Result<PortRange, String> {
+    range
+        .split_once('-')
+        .and_then(|(a, b)| {
+            Some(PortRange {
+                port_min: a.trim().parse().ok()?,
+                port_max: b.trim().parse().ok()?,
+            })
+        })
+        .ok_or_else(|| format!("wants MIN-MAX, e.g. 20000-29999, not {range:?}"))
 }
 
 #[tokio::main]
@@ -252,7 +272,8 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_filter(asked.and(never_contents)))
         .init();
-    let config = Args::parse().config()?;
+    let args = Args::parse();
+    let config = Config::layered(args.config.as_deref(), &args.flags)?;
     raise_open_files_limit();
     let relay = Relay::start(&config).await.context("starting the relay")?;
     shutdown_signal().await;
@@ -287,6 +308,80 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn layered(file: &str, argv: &[&str]) -> Result<Config, String> {
+        let path = std::env::temp_dir().join(format!(
+            "sipline-layered-{}-{}.toml",
+            std::process::id(),
+            argv.len()
+        ));
+        std::fs::write(&path, file).expect("write");
+        let mut all = vec!["sipline-relay", "--config", path.to_str().expect("utf8")];
+        all.extend_from_slice(argv);
+        let args = Args::try_parse_from(all).map_err(|e| e.to_string())?;
+        let config = Config::layered(args.config.as_deref(), &args.flags);
+        let _ = std::fs::remove_file(&path);
+        config.map_err(|e| e.to_string())
+    }
+
+    const FILE: &str = r#"
+        [pbx]
+        embedded = true
+        users = [{ name = "alice", password = "file secret" }]
+        [limits]
+        message_burst = 7
+        messages_per_second = 3
+        [media]
+        port_min = 40000
+        port_max = 40099
+    "#;
+
+    #[test]
+    fn flags_lie_over_the_file_key_by_key() {
+        let c = layered(FILE, &[]).expect("the file alone");
+        assert!(c.pbx.embedded);
+        assert_eq!(
+            (c.limits.message_burst, c.limits.messages_per_second),
+            (7, 3)
+        );
+        assert_eq!(c.embedded_domain(), "sipline.local", "the users' domain");
+
+        let c = layered(
+            FILE,
+            &[
+                "--message-burst",
+                "9",
+                "--user",
+                "bob:flag secret",
+                "--media-ports",
+                "41000-41003",
+                "--domain",
+                "example.org",
+            ],
+        )
+        .expect("with flags");
+        assert_eq!(c.limits.message_burst, 9, "the flag wins");
+        assert_eq!(c.limits.messages_per_second, 3, "the file's, unflagged");
+        assert!(c.pbx.embedded, "an absent switch does not turn it off");
+        assert_eq!(c.pbx.users.len(), 1, "the flags' users replace the file's");
+        assert_eq!(c.pbx.users[0].name, "bob");
+        assert_eq!((c.media.port_min, c.media.port_max), (41000, 41003));
+        assert_eq!(c.client.domain, "example.org");
+        assert_eq!(c.embedded_domain(), "example.org");
+    }
+
+    #[test]
+    fn a_bad_flag_is_refused_without_its_value() {
+        let e = layered(FILE, &["--user", "no colon here"]).expect_err("refused");
+        assert!(
+            e.contains("NAME:PASSWORD") && !e.contains("no colon"),
+            "{e}"
+        );
+        let e = layered(FILE, &["--media-ports", "1-2"]).expect_err("refused");
+        assert!(e.contains("media.port_min"), "{e}");
+        let e = layered("[pbx]\nembedded = 1\n", &[]).expect_err("refused");
+        assert!(e.contains("line 2") && e.contains("embedded"), "{e}");
+    }
 
     #[test]
     fn the_libraries_that_log_contents_stop_at_info() {

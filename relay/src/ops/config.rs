@@ -1,11 +1,13 @@
-//! The relay's configuration: one TOML file, overridden by command-line
-//! flags, which may also come from `SIPLINE_*` environment variables.
+//! The relay's configuration, in layers: the defaults, one TOML file, then
+//! whatever the command line (or its `SIPLINE_*` environment variables)
+//! sets, each layer laid over the one before key by key
+//! ([`Config::layered`]). The schema below is the one list of keys.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::media::calls::MediaConfig;
 use crate::signalling::ProxyConfig;
@@ -32,6 +34,13 @@ pub enum ConfigError {
         line: usize,
         /// The key on that line.
         key: String,
+        /// What toml says.
+        message: String,
+    },
+    /// A flag (or its environment variable) does not fit the schema. The
+    /// value is never named: it may be a password.
+    #[error("command line: {message}")]
+    Flags {
         /// What toml says.
         message: String,
     },
@@ -147,7 +156,7 @@ impl Default for Client {
     fn default() -> Self {
         Self {
             server_url: None,
-            domain: String::from("sipline.invalid"),
+            domain: String::from("sipline.local"),
             register: true,
             ice_servers: Vec::new(),
         }
@@ -214,7 +223,7 @@ impl Default for Sip {
 }
 
 /// `[pbx]`: either an external PBX (`addresses`) or the embedded one.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pbx {
     /// PBX addresses (IP:port): the first that answers takes the traffic;
@@ -223,22 +232,13 @@ pub struct Pbx {
     /// Run the embedded mini PBX instead: a registrar for `users` that
     /// connects its registered browsers to each other.
     pub embedded: bool,
-    /// The embedded PBX's SIP domain and digest realm.
-    pub domain: String,
+    /// The embedded PBX's SIP domain and digest realm; the users' domain
+    /// (`client.domain`) when absent.
+    pub domain: Option<String>,
     /// The embedded PBX's users.
     pub users: Vec<User>,
 }
 
-impl Default for Pbx {
-    fn default() -> Self {
-        Self {
-            addresses: Vec::new(),
-            embedded: false,
-            domain: String::from("sipline.local"),
-            users: Vec::new(),
-        }
-    }
-}
 
 /// `[[pbx.users]]`: one user of the embedded PBX.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -303,6 +303,19 @@ impl Default for Limits {
     }
 }
 
+/// Lays `top` over `base`: tables merge key by key, any other value (an
+/// array too) replaces the one below.
+fn lay_over(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(below)), toml::Value::Table(above)) => lay_over(below, above),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 /// toml's message with whatever it quotes (the offending value, which may
 /// be a password) blanked out.
 fn without_quoted(message: &str) -> String {
@@ -328,15 +341,6 @@ fn without_quoted(message: &str) -> String {
 }
 
 impl Config {
-    /// Reads a TOML file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &text)
-    }
-
     /// Parses TOML text; `path` only names it in errors.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| {
@@ -355,6 +359,37 @@ impl Config {
                 message: without_quoted(e.message()),
             }
         })
+    }
+
+    /// The defaults, then the file at `file` if one is given, then
+    /// `overrides` laid over them key by key: any value that serializes to
+    /// the file's shape (the command line's flags, grouped by section as
+    /// in the file; a key it leaves out keeps the value below). Checked
+    /// with [`Config::validate`].
+    pub fn layered(file: Option<&Path>, overrides: &impl Serialize) -> Result<Config, ConfigError> {
+        let text = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                // The file alone first, for errors that name its line.
+                Self::parse(path, &text)?;
+                text
+            }
+            None => String::new(),
+        };
+        let flags_error = |e: &dyn std::fmt::Display| ConfigError::Flags {
+            message: without_quoted(&e.to_string()),
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| flags_error(&e))?;
+        lay_over(
+            &mut table,
+            toml::Table::try_from(overrides).map_err(|e| flags_error(&e))?,
+        );
+        let config = Config::deserialize(table).map_err(|e| flags_error(&e))?;
+        config.validate()?;
+        Ok(config)
     }
 
     /// Checks what serde cannot.
@@ -466,16 +501,19 @@ impl Config {
         if self.pbx.users.is_empty() {
             return Err(invalid("the embedded PBX needs at least one user".into()));
         }
-        let domain_ok = !self.pbx.domain.is_empty()
-            && self
-                .pbx
-                .domain
+        let domain = self.embedded_domain();
+        let domain_ok = !domain.is_empty()
+            && domain
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
         if !domain_ok {
             return Err(ConfigError::Invalid {
-                key: "pbx.domain",
-                problem: format!("{:?} is not a domain name", self.pbx.domain),
+                key: if self.pbx.domain.is_some() {
+                    "pbx.domain"
+                } else {
+                    "client.domain"
+                },
+                problem: format!("{domain:?} is not a domain name"),
             });
         }
         for (i, u) in self.pbx.users.iter().enumerate() {
@@ -502,6 +540,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The embedded PBX's domain: its own, else the users'.
+    pub fn embedded_domain(&self) -> &str {
+        self.pbx.domain.as_deref().unwrap_or(&self.client.domain)
     }
 
     /// The media table's view, once the SIP socket's address is known.
@@ -575,7 +618,7 @@ impl Config {
             burst: self.limits.message_burst,
         };
         p.embedded = self.pbx.embedded.then(|| EmbeddedPbx {
-            domain: self.pbx.domain.clone(),
+            domain: self.embedded_domain().to_owned(),
             users: self
                 .pbx
                 .users
