@@ -62,7 +62,7 @@ impl Call {
     }
 }
 
-/// Methods an SDP body may travel in.
+/// Methods an SDP body may travel in (and some it may not).
 #[derive(Arbitrary, Clone, Copy, Debug)]
 enum Method {
     Invite,
@@ -75,15 +75,16 @@ enum Method {
 }
 
 impl Method {
-    fn name(self) -> &'static str {
+    fn sip(self) -> sipline_core::sip::Method {
+        use sipline_core::sip::Method as M;
         match self {
-            Method::Invite => "INVITE",
-            Method::Update => "UPDATE",
-            Method::Prack => "PRACK",
-            Method::Ack => "ACK",
-            Method::Message => "MESSAGE",
-            Method::Options => "OPTIONS",
-            Method::Bye => "BYE",
+            Method::Invite => M::Invite,
+            Method::Update => M::Update,
+            Method::Prack => M::Prack,
+            Method::Ack => M::Ack,
+            Method::Message => M::Message,
+            Method::Options => M::Options,
+            Method::Bye => M::Bye,
         }
     }
 }
@@ -211,9 +212,9 @@ fuzz_target!(|input: Input| {
             } => {
                 let side = if *browser { Side::Browser } else { Side::Pbx };
                 let carrier = if *response {
-                    Carrier::Response(method.name())
+                    Carrier::Response(method.sip())
                 } else {
-                    Carrier::Request(method.name())
+                    Carrier::Request(method.sip())
                 };
                 let bytes = body.bytes();
                 match table.sdp(call.conn(), &call.call_id(), side, carrier, &bytes) {

@@ -504,7 +504,7 @@ impl Harness {
                 )
             }
         };
-        let mut b = MessageBuilder::request(method, &ruri);
+        let mut b = MessageBuilder::request_named(method, &ruri);
         b.header_parts(
             "Via",
             &[
@@ -612,7 +612,7 @@ impl Harness {
                 "<sip:alice@sipline.test>".to_owned(),
             ),
         };
-        let mut b = MessageBuilder::request(method, &ruri);
+        let mut b = MessageBuilder::request_named(method, &ruri);
         b.header_parts(
             "Via",
             &[

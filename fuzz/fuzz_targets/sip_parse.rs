@@ -22,8 +22,8 @@ use sipline_core::auth::{AuthRound, Challenge, ChallengeKind, DigestClient, Requ
 use sipline_core::rand::Rng;
 use sipline_core::sdp::Sdp;
 use sipline_core::sip::{
-    AuthParams, CSeq, HeaderName, Limits, Message, NameAddr, Uri, Via, response_to, split_commas,
-    split_params, unquote,
+    AuthParams, CSeq, HeaderName, Limits, Message, Method, NameAddr, Uri, Via, response_to,
+    split_commas, split_params, unquote,
 };
 
 /// Every header name the parser knows, to look each one up.
@@ -174,15 +174,20 @@ fuzz_target!(|data: &[u8]| {
     };
 
     // The start line.
-    assert_eq!(msg.is_request(), msg.method().is_some());
+    assert_eq!(msg.is_request(), msg.method_name().is_some());
     assert_eq!(msg.is_request(), msg.request_uri().is_some());
     assert_eq!(msg.is_request(), msg.status().is_none());
     let _ = (msg.start_line(), msg.reason());
     if let Some(code) = msg.status() {
         assert!((100..=699).contains(&code), "status {code}");
     }
-    if let Some(method) = msg.method() {
+    if let Some(method) = msg.method_name() {
         assert_eq!(msg.cseq().method, method, "CSeq method");
+        assert_eq!(
+            msg.method().map(|m| m.as_str()),
+            Method::from_name(method).map(|m| m.as_str())
+        );
+        assert!(msg.method().is_none_or(|m| msg.cseq().is(m)));
     }
     if let Some(uri) = msg.request_uri() {
         values(uri);

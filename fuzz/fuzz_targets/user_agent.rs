@@ -517,7 +517,7 @@ impl Harness {
                 "<sip:alice@pbx.example>".to_owned(),
             ),
         };
-        let mut b = MessageBuilder::request(method, self.ua.contact_uri());
+        let mut b = MessageBuilder::request_named(method, self.ua.contact_uri());
         b.header_parts(
             "Via",
             &[

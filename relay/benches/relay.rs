@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use sipline_core::sip::{Message, response_to};
+use sipline_core::sip::{Message, Method, response_to};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -41,7 +41,7 @@ fn echo_pbx(stop: Arc<AtomicBool>) -> SocketAddr {
             };
             if let Ok(m) = Message::parse(&buf[..n])
                 && m.is_request()
-                && m.method() != Some("ACK")
+                && m.method() != Some(Method::Ack)
             {
                 let ok = response_to(&m, 200, "OK", Some("pbx")).finish(None, b"");
                 let _ = sock.send_to(&ok, from);

@@ -766,7 +766,7 @@ mod session {
                     ConnId(1),
                     "c",
                     Side::Browser,
-                    Carrier::Request("INVITE"),
+                    Carrier::Request(sipline_core::sip::Method::Invite),
                     body.as_bytes(),
                 )
                 .expect("carried");

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::RelayProcess;
 use common::browser::Browser;
+use sipline_core::sip::Method;
 use sipline_core::{Config, Event, Secret};
 use sipline_ua_shell::{Backoff, Phone, ShellEvent};
 use tokio::time::timeout;
@@ -116,7 +117,7 @@ async fn two_browsers_call_each_other_and_either_can_hang_up() {
             ok.starts_with("SIP/2.0 200") && ok.contains("application/sdp"),
             "{ok}"
         );
-        alice.in_dialog("ACK", &invite, &ok).await;
+        alice.in_dialog(Method::Ack, &invite, &ok).await;
         assert!(
             bob.next_request(wait)
                 .await
@@ -130,7 +131,7 @@ async fn two_browsers_call_each_other_and_either_can_hang_up() {
             alice.answer(&bye, 200, "OK", "alicetag").await;
             assert!(bob.final_response().await.starts_with("SIP/2.0 200"));
         } else {
-            alice.in_dialog("BYE", &invite, &ok).await;
+            alice.in_dialog(Method::Bye, &invite, &ok).await;
             let bye = bob.next_request(wait).await.expect("BYE at bob");
             assert!(bye.starts_with("BYE "), "{bye}");
             bob.answer(&bye, 200, "OK", "bobtag").await;

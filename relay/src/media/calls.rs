@@ -39,6 +39,7 @@ pub use self::types::{Carrier, Command, MediaConfig, MediaEnd, MediaError, PortB
 use super::dtls::Identity;
 use super::ports::{PortError, PortPair, PortPool};
 use crate::ids::{ConnId, MediaId};
+use sipline_core::sip::Method;
 
 /// How many pairs to try when ports of the range are held by others.
 const BIND_ATTEMPTS: usize = 8;
@@ -154,7 +155,7 @@ impl MediaCalls {
         conn: ConnId,
         call_id: &str,
         from: Side,
-        carrier: Carrier<'_>,
+        carrier: Carrier,
         body: &[u8],
     ) -> Result<Option<String>, MediaError> {
         let key = (conn, call_id.to_owned());
@@ -164,26 +165,27 @@ impl MediaCalls {
             .and_then(|c| c.offer.as_ref())
             .is_some_and(|(side, _)| *side != from);
         let is_offer = match carrier {
-            Carrier::Request("INVITE" | "UPDATE") => true,
-            Carrier::Request("ACK") => false,
-            Carrier::Request("PRACK") | Carrier::Response("INVITE" | "UPDATE" | "PRACK") => {
+            Carrier::Request(Method::Invite | Method::Update) => true,
+            Carrier::Request(Method::Ack) => false,
+            Carrier::Request(Method::Prack)
+            | Carrier::Response(Method::Invite | Method::Update | Method::Prack) => {
                 !pending_from_other
             }
             _ => return Ok(None),
         };
         // A late answer (a 2xx retransmission after the BYE) must not open
         // the call again; a new INVITE may.
-        let late = !matches!(carrier, Carrier::Request("INVITE"));
+        let late = !matches!(carrier, Carrier::Request(Method::Invite));
         if late && !self.calls.contains_key(&key) && self.ended.contains(&key) {
             return Err(MediaError::Ended);
         }
         // Only an INVITE (its offer, or the offer in its answer when it
         // had none) makes a call; an UPDATE or PRACK belongs to one.
-        if let Carrier::Request(m @ ("UPDATE" | "PRACK"))
-        | Carrier::Response(m @ ("UPDATE" | "PRACK")) = carrier
+        if let Carrier::Request(m @ (Method::Update | Method::Prack))
+        | Carrier::Response(m @ (Method::Update | Method::Prack)) = carrier
             && !self.calls.contains_key(&key)
         {
-            return Err(MediaError::NoCall(m.to_owned()));
+            return Err(MediaError::NoCall(m.as_str().to_owned()));
         }
         let sdp = Sdp::parse(body).map_err(|e| MediaError::Sdp(e.to_string()))?;
         if is_offer {

@@ -239,7 +239,6 @@ pub struct Pbx {
     pub users: Vec<User>,
 }
 
-
 /// `[[pbx.users]]`: one user of the embedded PBX.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

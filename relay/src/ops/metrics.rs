@@ -130,15 +130,15 @@ impl Counts {
     }
 
     fn add(&self, msg: &Message<'_>) {
-        match (msg.method(), msg.status()) {
-            (Some(m), _) => {
-                let i = METHODS
-                    .iter()
-                    .position(|k| k.as_str() == m)
+        match (msg.is_request(), msg.status()) {
+            (true, _) => {
+                let i = msg
+                    .method()
+                    .and_then(|m| METHODS.iter().position(|k| *k == m))
                     .unwrap_or(METHODS.len());
                 self.requests[i].inc();
             }
-            (None, Some(code)) => {
+            (false, Some(code)) => {
                 if let Some(c) = usize::from(code / 100)
                     .checked_sub(1)
                     .and_then(|i| self.responses.get(i))
@@ -146,7 +146,7 @@ impl Counts {
                     c.inc();
                 }
             }
-            (None, None) => {}
+            (false, None) => {}
         }
     }
 }

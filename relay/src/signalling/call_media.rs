@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use sipline_core::Instant;
-use sipline_core::sip::{HeaderName, Message};
+use sipline_core::sip::{HeaderName, Message, Method};
 
 use super::events::Sender;
 use super::hangup::{Caller, Dialog};
@@ -70,14 +70,16 @@ impl Proxy {
         };
         let call_id = msg.call_id();
         if !is_sdp(msg) {
-            if msg.method() == Some("INVITE") && msg.body().is_empty() {
+            if msg.method() == Some(Method::Invite) && msg.body().is_empty() {
                 media.offerless(conn, call_id);
             }
             return Ok(None);
         }
-        let carrier = match msg.method() {
-            Some(method) => Carrier::Request(method),
-            None => Carrier::Response(msg.cseq().method),
+        let carrier = match (msg.method(), Method::from_name(msg.cseq().method)) {
+            (Some(method), _) => Carrier::Request(method),
+            (None, Some(method)) if !msg.is_request() => Carrier::Response(method),
+            // No extension method carries an offer or an answer.
+            _ => return Ok(None),
         };
         let out = media.sdp(conn, call_id, from, carrier, msg.body());
         if let Err(e) = &out {
@@ -114,7 +116,9 @@ impl Proxy {
         };
         let key = (conn, msg.call_id().to_owned());
         match (msg.method(), msg.status()) {
-            (Some("INVITE"), _) if msg.to().tag().is_none() && self.dialogs.len() < MAX_DIALOGS => {
+            (Some(Method::Invite), _)
+                if msg.to().tag().is_none() && self.dialogs.len() < MAX_DIALOGS =>
+            {
                 let caller = match from {
                     Side::Browser => Caller::Browser,
                     Side::Pbx => Caller::Pbx,
@@ -124,12 +128,12 @@ impl Proxy {
                     .entry(key)
                     .or_insert_with(|| Dialog::from_invite(msg, caller, Some(pbx)));
             }
-            (Some("BYE"), _) => {
+            (Some(Method::Bye), _) => {
                 media.close(conn, &key.1);
                 self.dialogs.remove(&key);
                 self.doomed.remove(&key);
             }
-            (Some("ACK"), _) => {
+            (Some(Method::Ack), _) => {
                 if let Some(reason) = self.doomed.remove(&key) {
                     self.hang_up(now, conn, &key.1, reason);
                 }
@@ -139,7 +143,7 @@ impl Proxy {
                     d.request(msg, from == Side::Browser);
                 }
             }
-            (None, Some(code)) if msg.cseq().method == "INVITE" => {
+            (None, Some(code)) if msg.cseq().is(Method::Invite) => {
                 if (200..300).contains(&code) {
                     media.answered(conn, &key.1);
                     let (sip_addr, ws_host) = (self.cfg.sip_addr, &self.cfg.ws_host);
@@ -226,8 +230,8 @@ impl Proxy {
         let Some(pbx) = dialog.pbx else {
             return; // the echo extension: the relay was the far end
         };
-        let pending_key = pending::key(&byes.pbx_branch, "BYE");
-        let p = Pending::local(now, conn, pbx, "BYE", byes.to_pbx.clone(), &self.cfg);
+        let pending_key = pending::key(&byes.pbx_branch, Method::Bye.as_str());
+        let p = Pending::local(now, conn, pbx, Method::Bye, byes.to_pbx.clone(), &self.cfg);
         self.deadlines
             .insert((p.next_deadline(), pending_key.clone()));
         self.pending.insert(pending_key, p);

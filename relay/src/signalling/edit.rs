@@ -3,7 +3,8 @@
 //! only what changes is new.
 
 use sipline_core::sip::{
-    CSeq, Header, HeaderName, Message, MessageBuilder, NameAddr, StartLine, Via, split_commas,
+    CSeq, Header, HeaderName, Message, MessageBuilder, Method, NameAddr, StartLine, Via,
+    split_commas,
 };
 
 /// What to do with one header line.
@@ -38,7 +39,7 @@ pub(crate) fn rewrite_body(
 ) -> Vec<u8> {
     let mut b = match msg.start_line() {
         StartLine::Request { method, uri: old } => {
-            MessageBuilder::request(method, uri.unwrap_or(old))
+            MessageBuilder::request_named(method, uri.unwrap_or(old))
         }
         StartLine::Response { code, reason } => MessageBuilder::response(code, reason),
     };
@@ -101,7 +102,7 @@ pub(crate) fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
         return None;
     };
     if !is_token(method)
-        || method == "ACK"
+        || method == Method::Ack.as_str()
         || !version
             .get(..4)
             .is_some_and(|v| v.eq_ignore_ascii_case("SIP/"))

@@ -5,7 +5,7 @@
 //! The registrar, its credentials and its dial plan are in [`super::pbx`].
 
 use sipline_core::Instant;
-use sipline_core::sip::{HeaderName, Message, response_to};
+use sipline_core::sip::{HeaderName, Message, Method, response_to};
 
 use super::call_media::is_sdp;
 use super::edit::{Action, rewrite};
@@ -88,7 +88,7 @@ impl Proxy {
         let preloaded = own.len();
         let key = &self.key;
         let Some(pbx) = self.pbx.as_mut() else { return };
-        if msg.method() == Some("REGISTER") {
+        if msg.method() == Some(Method::Register) {
             let (resp, outcome) = pbx.register(key, now, conn, msg);
             match outcome {
                 RegisterOutcome::Registered(client) => self.events.push(AdminEvent::Registered {
@@ -115,7 +115,7 @@ impl Proxy {
         match pbx.route(now, msg) {
             Route::Echo => self.echo_request(now, conn, msg),
             Route::Reply { code, reason } => {
-                if msg.method() != Some("ACK") {
+                if msg.method() != Some(Method::Ack) {
                     self.metrics.local_response();
                     self.ws(conn, pbx::reply(msg, code, reason));
                 }
@@ -149,7 +149,7 @@ impl Proxy {
     pub(super) fn echo_request(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>) {
         let call_id = msg.call_id();
         match msg.method() {
-            Some("INVITE" | "UPDATE") => {
+            Some(Method::Invite | Method::Update) => {
                 let answer = match self.media.as_mut() {
                     None => Err((480, "Echo Needs Media")),
                     Some(_) if !is_sdp(msg) => Err((488, "Echo Needs An Offer")),
@@ -190,8 +190,8 @@ impl Proxy {
                 self.metrics.local_response();
                 self.ws(conn, response);
             }
-            Some("ACK") => {}
-            Some("BYE") => {
+            Some(Method::Ack) => {}
+            Some(Method::Bye) => {
                 if let Some(media) = self.media.as_mut() {
                     media.close(conn, call_id);
                 }
@@ -201,7 +201,7 @@ impl Proxy {
                     .observe(now, conn, Sender::Browser, msg, &mut self.events);
                 self.reply_ws(conn, msg, 200, "OK");
             }
-            Some("OPTIONS" | "INFO") => self.reply_ws(conn, msg, 200, "OK"),
+            Some(Method::Options | Method::Info) => self.reply_ws(conn, msg, 200, "OK"),
             _ => self.reply_ws(conn, msg, 405, "Method Not Allowed"),
         }
     }

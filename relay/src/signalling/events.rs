@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sipline_core::Instant;
-use sipline_core::sip::Message;
+use sipline_core::sip::{Message, Method};
 
 use crate::ids::ConnId;
 
@@ -180,9 +180,9 @@ impl CallTracker {
         out: &mut Vec<AdminEvent>,
     ) {
         let call_id = msg.call_id();
-        let cseq = msg.cseq().method;
+        let cseq = msg.cseq();
         match (msg.method(), msg.status()) {
-            (Some("INVITE"), _) if msg.to().tag().is_none() => {
+            (Some(Method::Invite), _) if msg.to().tag().is_none() => {
                 let per_session = self
                     .calls
                     .values()
@@ -217,7 +217,7 @@ impl CallTracker {
                 );
                 self.next_sweep.get_or_insert(now + SWEEP);
             }
-            (Some("BYE" | "CANCEL"), _) => {
+            (Some(Method::Bye | Method::Cancel), _) => {
                 if let Some(call) = self.calls.remove(call_id) {
                     out.push(AdminEvent::Hangup {
                         call: call.info,
@@ -226,7 +226,7 @@ impl CallTracker {
                     });
                 }
             }
-            (None, Some(code)) if cseq == "INVITE" => {
+            (None, Some(code)) if cseq.is(Method::Invite) => {
                 let Some(call) = self.calls.get_mut(call_id) else {
                     return;
                 };
@@ -268,7 +268,8 @@ impl CallTracker {
         binding_gone: bool,
         out: &mut Vec<AdminEvent>,
     ) {
-        if msg.cseq().method != "REGISTER" || !msg.status().is_some_and(|c| (200..300).contains(&c))
+        if !msg.cseq().is(Method::Register)
+            || !msg.status().is_some_and(|c| (200..300).contains(&c))
         {
             return;
         }

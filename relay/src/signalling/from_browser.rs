@@ -7,7 +7,7 @@
 //! configured PBX, whatever the message says: never an open relay.
 
 use sipline_core::Instant;
-use sipline_core::sip::{Header, HeaderName, Message, Via, response_to};
+use sipline_core::sip::{Header, HeaderName, Message, Method, Via, response_to};
 
 use super::call_media::body_of;
 use super::contacts::contacts_sound;
@@ -42,7 +42,7 @@ impl Proxy {
         msg: &Message<'_>,
         raw: &[u8],
     ) {
-        let method = msg.method().unwrap_or_default();
+        let method = msg.method_name().unwrap_or_default();
         let Some(hops) = self.check_max_forwards(msg) else {
             self.reply_ws(conn, msg, 483, "Too Many Hops");
             return;
@@ -60,7 +60,7 @@ impl Proxy {
             self.reply_ws(conn, msg, 503, "No PBX Configured");
             return;
         };
-        let is_ack = method == "ACK";
+        let is_ack = msg.method() == Some(Method::Ack);
         if !contacts_sound(msg) {
             self.reply_ws(conn, msg, 400, "Malformed Contact");
             return;
@@ -150,11 +150,12 @@ impl Proxy {
             }
         }
         self.metrics.count_out(msg);
-        let cancel = (method == "INVITE" && msg.to().tag().is_none())
+        let is_invite = msg.method() == Some(Method::Invite);
+        let cancel = (is_invite && msg.to().tag().is_none())
             .then(|| shutdown::cancel_of(&datagram))
             .flatten();
         self.udp(pbx, datagram);
-        if method == "INVITE" {
+        if is_invite {
             // A stateful proxy answers an INVITE `100 Trying` itself (RFC
             // 3261 §16.2): the browser may CANCEL from then on (§9.1), and
             // the PBX's own 100 stops here (§16.7).

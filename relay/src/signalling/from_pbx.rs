@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use sipline_core::Instant;
-use sipline_core::sip::{Header, HeaderName, Message, Uri};
+use sipline_core::sip::{Header, HeaderName, Message, Method, Uri};
 
 use super::Proxy;
 use super::call_media::body_of;
@@ -65,7 +65,7 @@ impl Proxy {
             Ok(conn) if self.conns.contains_key(&conn) => conn,
             Ok(gone) => {
                 // A BYE for a call whose browser left still ends its media.
-                if msg.method() == Some("BYE") {
+                if msg.method() == Some(Method::Bye) {
                     self.media_lifecycle(now, gone, msg, Side::Pbx, from);
                 }
                 self.metrics.reject(Reject::FlowGone);
@@ -86,7 +86,7 @@ impl Proxy {
         };
         let body = match self.media_body(conn, msg, Side::Pbx) {
             Ok(body) => body,
-            Err(e) if msg.method() != Some("ACK") => {
+            Err(e) if msg.method() != Some(Method::Ack) => {
                 let (code, reason) = e.status();
                 self.reply_udp(from, msg, code, reason);
                 return;
@@ -146,7 +146,7 @@ impl Proxy {
             } // A final answer ends our transaction; a provisional one ends
             // INVITE retransmissions (Timer A) and keeps Timer F running for
             // the others, as RFC 3261 §17.1 does.
-            if code >= 200 || p.method == "INVITE" {
+            if code >= 200 || p.is(Method::Invite) {
                 self.take_pending(&key);
             } else {
                 let before = p.next_deadline();
@@ -175,7 +175,7 @@ impl Proxy {
             .media_body(conn, msg, Side::Pbx)
             .unwrap_or_else(|_| Some(String::new()));
         let mut popped = false;
-        let is_register = msg.cseq().method == "REGISTER";
+        let is_register = msg.cseq().is(Method::Register);
         let mut ours_bound = false;
         let edit = |h: &Header<'_>| match h.name {
             HeaderName::Via if !popped => {

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use sipline_core::sip::{HeaderName, Message, MessageBuilder, NameAddr, split_commas};
+use sipline_core::sip::{HeaderName, Message, MessageBuilder, Method, NameAddr, split_commas};
 
 /// Who sent the INVITE that made the dialog.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +160,7 @@ impl Dialog {
         let browser_target = self.browser_target.as_deref()?;
         let pbx_target = self.pbx_target.as_deref()?;
         let reason_header = format!("SIP;cause=200;text=\"{reason}\"");
-        let mut b = MessageBuilder::request("BYE", browser_target);
+        let mut b = MessageBuilder::request(Method::Bye, browser_target);
         b.header("Via", browser_via)
             .header("Max-Forwards", "70")
             .header("From", pbx_party)
@@ -169,7 +169,7 @@ impl Dialog {
             .header_parts("CSeq", &[&(self.pbx_cseq + 1).to_string(), " BYE"])
             .header("Reason", &reason_header);
         let to_browser = b.finish(None, b"");
-        let mut b = MessageBuilder::request("BYE", pbx_target);
+        let mut b = MessageBuilder::request(Method::Bye, pbx_target);
         b.header("Via", pbx_via).header("Max-Forwards", "70");
         for r in &self.pbx_route {
             b.header("Route", r);

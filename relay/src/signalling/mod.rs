@@ -52,7 +52,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use sipline_core::Instant;
-use sipline_core::sip::{Message, response_to};
+use sipline_core::sip::{Message, Method, response_to};
 
 use self::connections::Conn;
 use self::edit::bad_request;
@@ -293,7 +293,7 @@ impl Proxy {
             // Requests learn when to come back; anything else is dropped.
             if let Ok(msg) = Message::parse(frame)
                 && msg.is_request()
-                && msg.method() != Some("ACK")
+                && msg.method() != Some(Method::Ack)
             {
                 let secs = wait.as_secs().max(1).to_string();
                 let mut b = response_to(&msg, 503, "Rate Limit Exceeded", Some("sl"));
@@ -350,7 +350,7 @@ impl Proxy {
     }
 
     fn reply_ws(&mut self, conn: ConnId, msg: &Message<'_>, code: u16, reason: &str) {
-        if msg.method() == Some("ACK") {
+        if msg.method() == Some(Method::Ack) {
             return;
         }
         self.metrics.local_response();
@@ -359,7 +359,7 @@ impl Proxy {
     }
 
     fn reply_udp(&mut self, to: SocketAddr, msg: &Message<'_>, code: u16, reason: &str) {
-        if msg.method() == Some("ACK") {
+        if msg.method() == Some(Method::Ack) {
             return;
         }
         self.metrics.local_response();

@@ -14,7 +14,7 @@ use std::time::Duration;
 use sipline_core::Instant;
 use sipline_core::auth::verify;
 use sipline_core::sip::{
-    AuthParams, HeaderName, Message, MessageBuilder, NameAddr, Uri, response_to,
+    AuthParams, HeaderName, Message, MessageBuilder, Method, NameAddr, Uri, response_to,
 };
 
 use super::FlowKey;
@@ -176,7 +176,7 @@ impl MiniPbx {
         let Some(password) = self.password(&username) else {
             return Err(AuthFailure::Forbidden);
         };
-        let method = msg.method().unwrap_or_default();
+        let method = msg.method_name().unwrap_or_default();
         // The answer must be for this very request (RFC 7616 §3.4.6) and
         // use qop, which brings the client nonce (no downgrade to RFC 2069).
         let for_this_request = params.get("uri").as_deref() == msg.request_uri();
@@ -336,7 +336,7 @@ impl MiniPbx {
         conn: ConnId,
         msg: &Message<'_>,
     ) -> Option<Vec<u8>> {
-        if matches!(msg.method(), Some("ACK" | "CANCEL")) {
+        if matches!(msg.method(), Some(Method::Ack | Method::Cancel)) {
             return None;
         }
         // OPTIONS to the domain itself is a keep-alive probe: open to all.
@@ -344,7 +344,7 @@ impl MiniPbx {
             .request_uri()
             .and_then(Uri::parse)
             .is_some_and(|u| u.user.is_none());
-        if to_domain && msg.method() == Some("OPTIONS") {
+        if to_domain && msg.method() == Some(Method::Options) {
             return None;
         }
         let user = msg.from().uri.user.unwrap_or_default();
@@ -373,7 +373,7 @@ impl MiniPbx {
         let Some(user) = uri.user else {
             // A request for the domain itself: keep-alive probes.
             return match msg.method() {
-                Some("OPTIONS") => Route::Reply {
+                Some(Method::Options) => Route::Reply {
                     code: 200,
                     reason: "OK",
                 },

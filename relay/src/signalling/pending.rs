@@ -10,6 +10,7 @@ use sipline_core::transaction::T2;
 
 use super::ProxyConfig;
 use crate::ids::ConnId;
+use sipline_core::sip::Method;
 
 /// The key of a pending request: our branch and the method (a CANCEL shares
 /// its INVITE's branch but is its own transaction).
@@ -42,6 +43,11 @@ pub(crate) struct Pending {
     pub local: bool,
 }
 impl Pending {
+    /// Whether it is a request with `method`.
+    pub fn is(&self, method: Method) -> bool {
+        self.method == method.as_str()
+    }
+
     pub fn new(
         now: Instant,
         conn: ConnId,
@@ -71,13 +77,13 @@ impl Pending {
         now: Instant,
         conn: ConnId,
         to: SocketAddr,
-        method: &str,
+        method: Method,
         datagram: Vec<u8>,
         cfg: &ProxyConfig,
     ) -> Self {
         Self {
             local: true,
-            ..Self::new(now, conn, to, method, datagram, Vec::new(), cfg)
+            ..Self::new(now, conn, to, method.as_str(), datagram, Vec::new(), cfg)
         }
     }
 
@@ -99,7 +105,7 @@ impl Pending {
         }
         self.rtt_done = true;
         let doubled = self.interval.max(t1) * 2;
-        self.interval = if self.method == "INVITE" {
+        self.interval = if self.is(Method::Invite) {
             doubled
         } else {
             doubled.min(T2)

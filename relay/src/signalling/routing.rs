@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use sipline_core::sip::{Header, HeaderName, Message, NameAddr, Uri, Via, split_commas};
+use sipline_core::sip::{Header, HeaderName, Message, Method, NameAddr, Uri, Via, split_commas};
 
 use super::Proxy;
 use super::edit::{Action, without_first};
@@ -24,12 +24,15 @@ impl Proxy {
     /// that a dialog stays with the PBX that holds it; anything else goes
     /// to the first PBX that is up. Never anywhere but a configured PBX.
     pub(super) fn destination(&self, conn: ConnId, msg: &Message<'_>) -> Option<SocketAddr> {
-        if matches!(msg.method(), Some("CANCEL" | "ACK")) {
+        if matches!(msg.method(), Some(Method::Cancel | Method::Ack)) {
             let branch = self.branch(
                 &self.key.token(conn),
                 msg.via().branch().unwrap_or_default(),
             );
-            if let Some(p) = self.pending.get(&pending::key(&branch, "INVITE")) {
+            if let Some(p) = self
+                .pending
+                .get(&pending::key(&branch, Method::Invite.as_str()))
+            {
                 return Some(p.to);
             }
         }
@@ -95,7 +98,10 @@ impl Proxy {
 /// Dialog-creating requests get our Record-Route (RFC 3261 §16.6 step 4);
 /// REGISTER must not, and in-dialog requests already follow the route set.
 pub(super) fn needs_record_route(msg: &Message<'_>) -> bool {
-    matches!(msg.method(), Some("INVITE" | "SUBSCRIBE" | "REFER")) && msg.to().tag().is_none()
+    matches!(
+        msg.method(),
+        Some(Method::Invite | Method::Subscribe | Method::Refer)
+    ) && msg.to().tag().is_none()
 }
 
 /// Identity headers a PBX trusts from its peers (RFC 3325 §5): a browser

@@ -5,7 +5,7 @@
 //! (RFC 3261 §9.1), and the PBX's `487` reaches the browser as usual.
 
 use sipline_core::Instant;
-use sipline_core::sip::{HeaderName, Message, MessageBuilder};
+use sipline_core::sip::{HeaderName, Message, MessageBuilder, Method};
 
 use super::pending::{self, Pending};
 use super::{Output, Proxy};
@@ -37,8 +37,8 @@ impl Proxy {
                 continue;
             };
             let branch = msg.via().branch().unwrap_or_default();
-            let p = Pending::local(now, key.0, to, "CANCEL", cancel.clone(), &self.cfg);
-            let cancel_key = pending::key(branch, "CANCEL");
+            let p = Pending::local(now, key.0, to, Method::Cancel, cancel.clone(), &self.cfg);
+            let cancel_key = pending::key(branch, Method::Cancel.as_str());
             self.deadlines
                 .insert((p.next_deadline(), cancel_key.clone()));
             self.pending.insert(cancel_key, p);
@@ -56,7 +56,7 @@ impl Proxy {
 /// Request-URI, top Via, Route set, From, To, Call-ID and CSeq number.
 pub(super) fn cancel_of(invite: &[u8]) -> Option<Vec<u8>> {
     let msg = Message::parse(invite).ok()?;
-    let mut b = MessageBuilder::request("CANCEL", msg.request_uri()?);
+    let mut b = MessageBuilder::request(Method::Cancel, msg.request_uri()?);
     b.header("Via", msg.header_values(HeaderName::Via).next()?)
         .header("Max-Forwards", "70");
     for route in msg.header_lines(HeaderName::Route) {
@@ -82,7 +82,7 @@ Route: <sip:10.0.0.5;lr>\r\nMax-Forwards: 69\r\nTo: <sip:bob@pbx>\r\nFrom: <sip:
 Call-ID: c1\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
         let cancel = cancel_of(invite).expect("a CANCEL");
         let m = Message::parse(&cancel).expect("it parses");
-        assert_eq!(m.method(), Some("CANCEL"));
+        assert_eq!(m.method(), Some(Method::Cancel));
         assert_eq!(m.request_uri(), Some("sip:bob@10.0.0.5"));
         assert_eq!(m.header_values(HeaderName::Via).count(), 1);
         assert_eq!(m.via().branch(), Some("z9hG4bKr1"));

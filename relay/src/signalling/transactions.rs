@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use sipline_core::Instant;
-use sipline_core::sip::{Message, response_to};
+use sipline_core::sip::{Message, Method, response_to};
 
 use super::Proxy;
 use super::events::Sender;
@@ -78,7 +78,7 @@ impl Proxy {
     /// Sends the browser a response the relay makes itself for a request it
     /// forwarded (timeout, unreachable PBX).
     pub(super) fn answer_locally(&mut self, now: Instant, p: &Pending, code: u16, reason: &str) {
-        if p.local || p.method == "ACK" {
+        if p.local || p.is(Method::Ack) {
             return;
         }
         if let Ok(req) = Message::parse(&p.browser_request) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sipline_core::Secret;
 use sipline_core::auth::{AuthRound, Challenge, ChallengeKind, DigestClient, RequestInfo};
 use sipline_core::rand::Rng;
-use sipline_core::sip::{HeaderName, Message, MessageBuilder, response_to};
+use sipline_core::sip::{HeaderName, Message, MessageBuilder, Method, response_to};
 
 use super::{Received, Ws, raw_ws, receive, send};
 
@@ -40,7 +40,7 @@ impl Browser {
         let call_id = b.rng.token(12);
         for _ in 0..3 {
             b.cseq += 1;
-            let mut m = MessageBuilder::request("REGISTER", "sip:sipline.test");
+            let mut m = MessageBuilder::request(Method::Register, "sip:sipline.test");
             m.header("Via", &b.via());
             m.header("Max-Forwards", "70");
             m.header("To", &format!("<sip:{user}@sipline.test>"));
@@ -135,7 +135,7 @@ impl Browser {
     pub async fn answer(&mut self, request: &str, code: u16, reason: &str, to_tag: &str) {
         let req = Message::parse(request.as_bytes()).expect("request parses");
         let mut b = response_to(&req, code, reason, Some(to_tag));
-        let invite = req.method() == Some("INVITE");
+        let invite = req.method() == Some(Method::Invite);
         let invite_ok = invite && (200..300).contains(&code);
         if invite && (101..300).contains(&code) {
             // Dialog-creating answers echo the Record-Route set and name our
@@ -164,7 +164,7 @@ impl Browser {
             .and_then(sipline_core::sip::NameAddr::parse)
             .map(|c| c.uri_text.to_owned())
             .expect("caller Contact");
-        let mut b = MessageBuilder::request("BYE", &target);
+        let mut b = MessageBuilder::request(Method::Bye, &target);
         b.header("Via", &self.via());
         for rr in inv.header_values(HeaderName::RecordRoute) {
             b.header("Route", rr);
@@ -188,7 +188,7 @@ impl Browser {
 impl Browser {
     /// Sends an INVITE (fake SDP) to `sip:<to>@<domain>`; returns it.
     pub async fn invite(&mut self, to: &str, domain: &str, call_id: &str) -> String {
-        let mut b = MessageBuilder::request("INVITE", &format!("sip:{to}@{domain}"));
+        let mut b = MessageBuilder::request(Method::Invite, &format!("sip:{to}@{domain}"));
         b.header("Via", &self.via());
         b.header("Max-Forwards", "70");
         b.header(
@@ -219,7 +219,7 @@ impl Browser {
     /// A request inside the dialog that `invite` (sent by us) and its 2xx
     /// `ok` set up, as the caller (RFC 3261 §12.1.2: the route set is the
     /// Record-Route of the 2xx, reversed; the target its Contact).
-    pub async fn in_dialog(&mut self, method: &str, invite: &str, ok: &str) {
+    pub async fn in_dialog(&mut self, method: Method, invite: &str, ok: &str) {
         let inv = Message::parse(invite.as_bytes()).expect("INVITE parses");
         let ok = Message::parse(ok.as_bytes()).expect("2xx parses");
         let target = ok
@@ -237,7 +237,14 @@ impl Browser {
         b.header("From", inv.header(HeaderName::From).expect("From"));
         b.header("To", ok.header(HeaderName::To).expect("To"));
         b.header("Call-ID", inv.call_id());
-        b.header("CSeq", if method == "ACK" { "1 ACK" } else { "2 BYE" });
+        b.header(
+            "CSeq",
+            if method == Method::Ack {
+                "1 ACK"
+            } else {
+                "2 BYE"
+            },
+        );
         send(
             &mut self.ws,
             &String::from_utf8(b.finish(None, b"")).expect("utf8"),

@@ -186,7 +186,7 @@ pub fn choose<'c>(challenges: impl IntoIterator<Item = &'c Challenge>) -> Option
 /// What a digest response is computed over.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInfo<'a> {
-    /// The request's method.
+    /// The request's method (any, when verifying).
     pub method: &'a str,
     /// The Request-URI (also the `uri` directive).
     pub uri: &'a str,

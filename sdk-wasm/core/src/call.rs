@@ -42,7 +42,7 @@ use crate::event::Event;
 use crate::ids::CallId;
 use crate::input::safe_text;
 use crate::session_timer::SessionTimer;
-use crate::sip::{HeaderName, Message, push_decimal, response_to};
+use crate::sip::{HeaderName, Message, Method, push_decimal, response_to};
 use crate::transaction::{Retransmit, RetransmitStep, TransactionId};
 use core::time::Duration;
 
@@ -164,7 +164,7 @@ enum Update {
     /// Ours, in flight.
     Sent {
         call: CallId,
-        method: &'static str,
+        method: Method,
         tx: TransactionId,
         cseq: u32,
         sdp: String,
@@ -189,7 +189,7 @@ enum Update {
     /// body and the app's same headers.
     Retry {
         call: CallId,
-        method: &'static str,
+        method: Method,
         at: Instant,
         sdp: String,
         headers: Vec<(String, String)>,
@@ -355,7 +355,7 @@ impl Calls {
         &mut self,
         cx: &mut Ctx<'_>,
         id: CallId,
-        method: &str,
+        method: Method,
         content_type: &str,
         body: &str,
     ) -> Result<(), ActionError> {
@@ -389,7 +389,7 @@ impl Calls {
         &mut self,
         cx: &mut Ctx<'_>,
         id: CallId,
-        method: &str,
+        method: Method,
         headers: &[(&str, &str)],
         body: Option<(&str, &str)>,
     ) -> Result<(TransactionId, u32), ActionError> {
@@ -503,7 +503,7 @@ impl Calls {
     /// answered INVITE gets its ACK again (§13.2.2.4).
     pub fn on_stray(&mut self, cx: &mut Ctx<'_>, msg: &Message<'_>) {
         let is_2xx = msg.status().is_some_and(|c| (200..300).contains(&c));
-        if !is_2xx || msg.cseq().method != "INVITE" {
+        if !is_2xx || !msg.cseq().is(Method::Invite) {
             return;
         }
         if let Some(ack) = self
@@ -540,17 +540,17 @@ impl Calls {
             let resp = response_to(msg, 500, "CSeq Out of Order", None).finish(None, b"");
             return Some(InDialog::Respond(500, resp));
         }
-        if matches!(msg.method(), Some("INVITE" | "UPDATE")) {
+        if matches!(msg.method(), Some(Method::Invite | Method::Update)) {
             return Some(self.on_reinvite(cx, id, tx, msg, raw));
         }
         let (code, reason) = match msg.method() {
-            Some("BYE" | "OPTIONS") => (200, "OK"),
-            Some("MESSAGE") => {
+            Some(Method::Bye | Method::Options) => (200, "OK"),
+            Some(Method::Message) => {
                 cx.events
                     .push(crate::message::received(msg, Some(id), cx.id));
                 (200, "OK")
             }
-            Some("NOTIFY") => match transfer_progress(msg) {
+            Some(Method::Notify) => match transfer_progress(msg) {
                 Some((code, reason, done)) => {
                     self.transfer_progressed(id, code, done);
                     cx.events.push(Event::Transfer {
@@ -563,7 +563,7 @@ impl Calls {
                 }
                 None => (489, "Bad Event"),
             },
-            Some("REFER") => match self.on_refer(id, msg) {
+            Some(Method::Refer) => match self.on_refer(id, msg) {
                 Ok(event) => {
                     // 202 first, then the subscription's first NOTIFY.
                     let mut b = response_to(msg, 202, "Accepted", None);
@@ -576,7 +576,7 @@ impl Calls {
                 }
                 Err(refused) => refused,
             },
-            Some("INFO") => match crate::message::dtmf_relay(msg) {
+            Some(Method::Info) => match crate::message::dtmf_relay(msg) {
                 Some((digit, duration_ms)) => {
                     cx.events.push(Event::Dtmf {
                         call: id,
@@ -592,7 +592,7 @@ impl Calls {
         let mut b = response_to(msg, code, reason, None);
         b.header("Allow", ALLOW);
         let resp = b.finish(None, b"");
-        if msg.method() == Some("BYE") {
+        if msg.method() == Some(Method::Bye) {
             // A BYE before the ACK of our 2xx: the far end had the answer,
             // so the call was up, however briefly (its ACK is late or lost).
             let unacked = self
@@ -756,7 +756,7 @@ fn hangup(cx: &mut Ctx<'_>, call: CallId, code: Option<u16>, reason: &str) {
 /// Sends a BYE in `dialog`; its transaction.
 fn bye(dialog: Option<&mut Dialog>, cx: &mut Ctx<'_>) -> Option<TransactionId> {
     let via = cx.via();
-    let mut b = dialog?.request("BYE", &via);
+    let mut b = dialog?.request(Method::Bye, &via);
     b.header("User-Agent", &cx.id.user_agent);
     cx.add_app_headers(&mut b);
     start(cx, b.finish(None, b""))

@@ -5,7 +5,7 @@
 //! arrive. Calls (issue 6) are built on them; the state is plain text, so
 //! that a dialog survives what the transport does.
 
-use crate::sip::{HeaderName, Message, MessageBuilder, NameAddr, push_decimal};
+use crate::sip::{HeaderName, Message, MessageBuilder, Method, NameAddr, push_decimal};
 
 /// Why a dialog could not be made from a message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -202,7 +202,7 @@ impl Dialog {
             return Err(DialogError::OutOfOrder { got, expected });
         }
         self.remote_cseq = Some(got);
-        if matches!(msg.method(), Some("INVITE" | "UPDATE"))
+        if matches!(msg.method(), Some(Method::Invite | Method::Update))
             && let Ok(target) = contact_uri(msg)
         {
             self.remote_target = target;
@@ -212,7 +212,7 @@ impl Dialog {
 
     /// A 2xx to our re-INVITE or UPDATE may move the remote target.
     pub fn receive_response(&mut self, msg: &Message<'_>) {
-        let refresh = matches!(msg.cseq().method, "INVITE" | "UPDATE")
+        let refresh = (msg.cseq().is(Method::Invite) || msg.cseq().is(Method::Update))
             && msg.status().is_some_and(|c| (200..300).contains(&c));
         if refresh && let Ok(target) = contact_uri(msg) {
             self.remote_target = target;
@@ -223,7 +223,7 @@ impl Dialog {
     /// REFER, MESSAGE…) with the next CSeq: the Request-URI and Route per
     /// the route set (§12.2.1.1, loose or strict routing), then `via`,
     /// Max-Forwards, From, To, Call-ID and CSeq. The caller adds the rest.
-    pub fn request(&mut self, method: &str, via: &str) -> MessageBuilder {
+    pub fn request(&mut self, method: Method, via: &str) -> MessageBuilder {
         let cseq = self.local_cseq.map_or(1, |n| n.wrapping_add(1));
         self.local_cseq = Some(cseq);
         self.build(method, via, cseq)
@@ -232,10 +232,10 @@ impl Dialog {
     /// The ACK of a 2xx to our INVITE with CSeq `invite_cseq` (its own
     /// transaction, §13.2.2.4).
     pub fn ack(&self, invite_cseq: u32, via: &str) -> MessageBuilder {
-        self.build("ACK", via, invite_cseq)
+        self.build(Method::Ack, via, invite_cseq)
     }
 
-    fn build(&self, method: &str, via: &str, cseq: u32) -> MessageBuilder {
+    fn build(&self, method: Method, via: &str, cseq: u32) -> MessageBuilder {
         // Loose routing when the first route says `lr` (or there is none):
         // the target stays the Request-URI. Strict routing: the first
         // route becomes it, and the target goes last.
@@ -272,7 +272,7 @@ impl Dialog {
         b.header("From", &self.local_party)
             .header("To", &self.remote_party)
             .header("Call-ID", &self.call_id)
-            .header_parts("CSeq", &[&number, " ", method]);
+            .header_parts("CSeq", &[&number, " ", method.as_str()]);
         b
     }
 }

@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use sipline_core::{Config, Event, Instant, Secret, UserAgent};
-//! use sipline_core::sip::{response_to, Message};
+//! use sipline_core::sip::{response_to, Message, Method};
 //!
 //! let mut config = Config::new("sip:alice@sipline.test");
 //! config.password = Some(Secret::new("alice-secret"));
@@ -32,7 +32,7 @@
 //! ua.transport_connected(now); // the WebSocket opened
 //! let register = ua.poll_transmit().expect("a REGISTER to send");
 //! let request = Message::parse(&register).expect("valid SIP");
-//! assert_eq!(request.method(), Some("REGISTER"));
+//! assert_eq!(request.method(), Some(Method::Register));
 //!
 //! // The registrar's answer arrives as one WebSocket frame.
 //! let ok = response_to(&request, 200, "OK", Some("srv")).finish(None, b"");

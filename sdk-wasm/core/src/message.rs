@@ -9,7 +9,7 @@ use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::{CallId, MessageId};
 use crate::input::{safe_target, safe_text};
-use crate::sip::{HeaderName, Message, MessageBuilder, push_decimal};
+use crate::sip::{HeaderName, Message, MessageBuilder, Method, push_decimal};
 use crate::transaction::TransactionId;
 
 /// The MESSAGEs in flight.
@@ -34,7 +34,7 @@ impl Messages {
         if !safe_text(content_type) {
             return Err(ActionError::BadText("content_type"));
         }
-        let mut b = MessageBuilder::request("MESSAGE", target);
+        let mut b = MessageBuilder::request(Method::Message, target);
         b.header("Via", &cx.via())
             .header("Max-Forwards", "70")
             .header_parts("From", &["<", &cx.id.aor, ">;tag=", &cx.rng.token(10)])

@@ -13,7 +13,7 @@ use crate::auth::{AuthRound, Challenge, ChallengeKind, RequestInfo};
 use crate::ctx::Ctx;
 use crate::event::Event;
 use crate::rand::Rng;
-use crate::sip::{HeaderName, Message, MessageBuilder, NameAddr, push_decimal, unquote};
+use crate::sip::{HeaderName, Message, MessageBuilder, Method, NameAddr, push_decimal, unquote};
 use crate::time::earliest;
 use crate::transaction::TransactionId;
 
@@ -418,7 +418,7 @@ impl Registration {
 
     fn build(&self, cx: &mut Ctx<'_>, expires: u32) -> Vec<u8> {
         let id = cx.id;
-        let mut b = MessageBuilder::request("REGISTER", &id.registrar);
+        let mut b = MessageBuilder::request(Method::Register, &id.registrar);
         b.header("Via", &cx.via());
         b.header("Max-Forwards", "70");
         b.header_parts("To", &["<", &id.aor, ">"]);
@@ -456,7 +456,7 @@ impl Registration {
         b.header("User-Agent", &id.user_agent);
         if let Some(d) = cx.digest.as_deref_mut() {
             let info = RequestInfo {
-                method: "REGISTER",
+                method: Method::Register.as_str(),
                 uri: &id.registrar,
                 body: b"",
             };

@@ -239,7 +239,7 @@ impl Transactions {
         raw: &[u8],
     ) -> TransactionId {
         let id = self.next_id();
-        let method = request.method().unwrap_or_default();
+        let method = request.method_name().unwrap_or_default();
         let is_invite = method == Method::Invite.as_str();
         self.clients.push(Client {
             id,
@@ -324,7 +324,7 @@ impl Transactions {
         request: &Message<'_>,
         raw: &[u8],
     ) -> RequestVerdict {
-        let method = request.method().unwrap_or_default();
+        let method = request.method_name().unwrap_or_default();
         let via = request.via();
         let branch = via.branch().unwrap_or_default();
         let is_ack = method == Method::Ack.as_str();
@@ -530,7 +530,7 @@ fn sent_by_matches(stored: &str, host: &str, port: Option<u16>) -> bool {
 /// Request-URI, top Via, Route, From, Call-ID and CSeq number as the INVITE,
 /// To from the response.
 fn ack_for_error(invite: &Message<'_>, response: &Message<'_>) -> Vec<u8> {
-    let mut b = MessageBuilder::request("ACK", invite.request_uri().unwrap_or_default());
+    let mut b = MessageBuilder::request(Method::Ack, invite.request_uri().unwrap_or_default());
     if let Some(via) = invite.header_values(HeaderName::Via).next() {
         b.header("Via", via);
     }
@@ -592,14 +592,14 @@ mod tests {
         assert_eq!(gave_up, 6_400);
     }
 
-    fn request(method: &str, branch: &str) -> Vec<u8> {
+    fn request(method: Method, branch: &str) -> Vec<u8> {
         let mut b = MessageBuilder::request(method, "sip:bob@example.com");
         b.header_parts("Via", &["SIP/2.0/WSS h.invalid;branch=", branch])
             .header("Route", "<sip:proxy.example;lr>")
             .header("From", "<sip:alice@example.com>;tag=a1")
             .header("To", "<sip:bob@example.com>")
             .header("Call-ID", "call-1")
-            .header_parts("CSeq", &["5 ", method]);
+            .header_parts("CSeq", &["5 ", method.as_str()]);
         b.finish(None, b"")
     }
 
@@ -620,7 +620,7 @@ mod tests {
     #[test]
     fn non_invite_timer_f_is_64_t1() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let req = request("REGISTER", "z9hG4bKr1");
+        let req = request(Method::Register, "z9hG4bKr1");
         let id = start(&mut txs, t(0), &req);
         assert_eq!(txs.poll_timeout(), Some(t(32_000)));
         // A provisional response does not stop Timer F.
@@ -642,7 +642,7 @@ mod tests {
             ..TimerConfig::default()
         };
         let mut txs = Transactions::new(timers);
-        let id = start(&mut txs, t(1_000), &request("OPTIONS", "z9hG4bKo"));
+        let id = start(&mut txs, t(1_000), &request(Method::Options, "z9hG4bKo"));
         assert_eq!(txs.poll_timeout(), Some(t(6_000)));
         assert_eq!(txs.handle_timeout(t(6_000)), vec![Expiry::Timeout(id)]);
     }
@@ -650,20 +650,20 @@ mod tests {
     #[test]
     fn non_invite_final_response_ends_it_and_duplicates_are_stray() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let req = request("REGISTER", "z9hG4bKr2");
+        let req = request(Method::Register, "z9hG4bKr2");
         let id = start(&mut txs, t(0), &req);
         let ok = response_for(&req, 200);
         assert_eq!(respond(&mut txs, t(10), &ok), ResponseVerdict::Deliver(id));
         assert_eq!(respond(&mut txs, t(11), &ok), ResponseVerdict::Stray);
         // A response for another branch or method matches nothing.
-        let other = response_for(&request("REGISTER", "z9hG4bKzz"), 200);
+        let other = response_for(&request(Method::Register, "z9hG4bKzz"), 200);
         assert_eq!(respond(&mut txs, t(12), &other), ResponseVerdict::Stray);
     }
 
     #[test]
     fn invite_timer_b_stops_at_provisional_and_error_gets_ack() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let inv = request("INVITE", "z9hG4bKi1");
+        let inv = request(Method::Invite, "z9hG4bKi1");
         let id = start(&mut txs, t(0), &inv);
         assert_eq!(txs.poll_timeout(), Some(t(32_000)));
         assert_eq!(
@@ -677,7 +677,7 @@ mod tests {
         };
         assert_eq!(got, id);
         let ack = Message::parse(&ack).expect("ACK parses");
-        assert_eq!(ack.method(), Some("ACK"));
+        assert_eq!(ack.method(), Some(Method::Ack));
         assert_eq!(ack.request_uri(), Some("sip:bob@example.com"));
         assert_eq!(ack.via().branch(), Some("z9hG4bKi1"));
         assert_eq!(ack.cseq().seq, 5);
@@ -697,14 +697,14 @@ mod tests {
     #[test]
     fn invite_timer_b_fires_without_answer() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let id = start(&mut txs, t(0), &request("INVITE", "z9hG4bKi2"));
+        let id = start(&mut txs, t(0), &request(Method::Invite, "z9hG4bKi2"));
         assert_eq!(txs.handle_timeout(t(32_000)), vec![Expiry::Timeout(id)]);
     }
 
     #[test]
     fn invite_2xx_enters_accepted_and_passes_retransmissions_until_timer_m() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let inv = request("INVITE", "z9hG4bKi3");
+        let inv = request(Method::Invite, "z9hG4bKi3");
         let id = start(&mut txs, t(0), &inv);
         let ok = response_for(&inv, 200);
         assert_eq!(respond(&mut txs, t(10), &ok), ResponseVerdict::Deliver(id));
@@ -725,7 +725,7 @@ mod tests {
     #[test]
     fn server_non_invite_absorbs_retransmissions_then_ends() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let req = request("OPTIONS", "z9hG4bKs1");
+        let req = request(Method::Options, "z9hG4bKs1");
         let m = Message::parse(&req).expect("parses");
         let RequestVerdict::New(id) = txs.on_request(t(0), &m, &req) else {
             panic!("new transaction expected");
@@ -749,7 +749,7 @@ mod tests {
     #[test]
     fn server_invite_sends_trying_after_200ms_and_waits_for_ack_timer_h() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let inv = request("INVITE", "z9hG4bKs2");
+        let inv = request(Method::Invite, "z9hG4bKs2");
         let m = Message::parse(&inv).expect("parses");
         let RequestVerdict::New(id) = txs.on_request(t(0), &m, &inv) else {
             panic!("new transaction expected");
@@ -778,14 +778,14 @@ mod tests {
     #[test]
     fn server_invite_error_ack_is_absorbed_and_2xx_ack_goes_to_dialog() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let inv = request("INVITE", "z9hG4bKs3");
+        let inv = request(Method::Invite, "z9hG4bKs3");
         let m = Message::parse(&inv).expect("parses");
         let RequestVerdict::New(id) = txs.on_request(t(0), &m, &inv) else {
             panic!("new transaction expected");
         };
         let busy = response_for(&inv, 486);
         assert!(txs.respond(t(10), id, 486, &busy));
-        let ack = request("ACK", "z9hG4bKs3");
+        let ack = request(Method::Ack, "z9hG4bKs3");
         let ack_m = Message::parse(&ack).expect("parses");
         assert_eq!(
             txs.on_request(t(20), &ack_m, &ack),
@@ -797,7 +797,7 @@ mod tests {
             "Timer I is zero on reliable transports"
         );
 
-        let inv2 = request("INVITE", "z9hG4bKs4");
+        let inv2 = request(Method::Invite, "z9hG4bKs4");
         let m2 = Message::parse(&inv2).expect("parses");
         let RequestVerdict::New(id2) = txs.on_request(t(0), &m2, &inv2) else {
             panic!("new transaction expected");
@@ -814,7 +814,7 @@ mod tests {
             "the TU may resend its 2xx"
         );
         // The 2xx ACK has its own branch: it is the dialog's business.
-        let ack2 = request("ACK", "z9hG4bKnew");
+        let ack2 = request(Method::Ack, "z9hG4bKnew");
         assert_eq!(
             txs.on_request(t(30), &Message::parse(&ack2).expect("parses"), &ack2),
             RequestVerdict::AckForDialog
@@ -829,7 +829,7 @@ mod tests {
     #[test]
     fn requests_without_the_magic_cookie_are_never_matched() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let old = request("OPTIONS", "legacy1");
+        let old = request(Method::Options, "legacy1");
         let m = Message::parse(&old).expect("parses");
         assert!(matches!(
             txs.on_request(t(0), &m, &old),
@@ -844,13 +844,13 @@ mod tests {
     #[test]
     fn cancel_finds_its_invite() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let inv = request("INVITE", "z9hG4bKc1");
+        let inv = request(Method::Invite, "z9hG4bKc1");
         let RequestVerdict::New(id) =
             txs.on_request(t(0), &Message::parse(&inv).expect("parses"), &inv)
         else {
             panic!("new transaction expected");
         };
-        let cancel = request("CANCEL", "z9hG4bKc1");
+        let cancel = request(Method::Cancel, "z9hG4bKc1");
         let cm = Message::parse(&cancel).expect("parses");
         assert_eq!(txs.invite_for_cancel(&cm), Some(id));
         assert!(matches!(
@@ -862,8 +862,8 @@ mod tests {
     #[test]
     fn transport_loss_fails_pending_clients() {
         let mut txs = Transactions::new(TimerConfig::default());
-        let a = start(&mut txs, t(0), &request("REGISTER", "z9hG4bKa"));
-        let inv = request("INVITE", "z9hG4bKb");
+        let a = start(&mut txs, t(0), &request(Method::Register, "z9hG4bKa"));
+        let inv = request(Method::Invite, "z9hG4bKb");
         let b = start(&mut txs, t(0), &inv);
         respond(&mut txs, t(1), &response_for(&inv, 200));
         assert_eq!(

@@ -21,7 +21,7 @@ use crate::ids::{CallId, MessageId};
 use crate::message::Messages;
 use crate::rand::Rng;
 use crate::registration::{Registration, RegistrationState};
-use crate::sip::{HeaderName, Message, ParseError, Uri, response_to};
+use crate::sip::{HeaderName, Message, Method, ParseError, Uri, response_to};
 use crate::time::earliest;
 use crate::transaction::{Expiry, RequestVerdict, ResponseVerdict, Transactions};
 
@@ -238,7 +238,7 @@ impl UserAgent {
     ) -> Result<(), ActionError> {
         self.require_transport()?;
         let (calls, mut cx) = self.call_ctx(now);
-        calls.send_in_dialog(&mut cx, call, "MESSAGE", content_type, body)
+        calls.send_in_dialog(&mut cx, call, Method::Message, content_type, body)
     }
 
     /// Sends a DTMF digit as SIP INFO (`application/dtmf-relay`), for PBXs
@@ -257,7 +257,7 @@ impl UserAgent {
         self.require_transport()?;
         let body = crate::message::dtmf_body(upper, duration_ms);
         let (calls, mut cx) = self.call_ctx(now);
-        calls.send_in_dialog(&mut cx, call, "INFO", "application/dtmf-relay", &body)
+        calls.send_in_dialog(&mut cx, call, Method::Info, "application/dtmf-relay", &body)
     }
 
     /// Calls `target` (a SIP URI) with the SDP `offer` (the browser's
@@ -330,7 +330,7 @@ impl UserAgent {
     pub fn update(&mut self, now: Instant, call: CallId, sdp: &str) -> Result<(), ActionError> {
         self.require_transport()?;
         let (calls, mut cx) = self.call_ctx(now);
-        calls.update(&mut cx, call, sdp, "INVITE")
+        calls.update(&mut cx, call, sdp, Method::Invite)
     }
 
     /// [`Self::update`] with an UPDATE (RFC 3311) instead of a re-INVITE:
@@ -343,7 +343,7 @@ impl UserAgent {
     ) -> Result<(), ActionError> {
         self.require_transport()?;
         let (calls, mut cx) = self.call_ctx(now);
-        calls.update(&mut cx, call, sdp, "UPDATE")
+        calls.update(&mut cx, call, sdp, Method::Update)
     }
 
     /// Whether `target` can be called as given (a SIP URI that cannot forge
@@ -595,12 +595,12 @@ impl UserAgent {
             }
             _ => return,
         };
-        if msg.method() == Some("INVITE") && msg.to().tag().is_none() {
+        if msg.method() == Some(Method::Invite) && msg.to().tag().is_none() {
             let (calls, mut cx) = self.call_ctx(now);
             calls.on_invite(&mut cx, tx, msg, raw);
             return;
         }
-        if msg.method() == Some("CANCEL")
+        if msg.method() == Some(Method::Cancel)
             && let Some(invite) = self.txs.invite_for_cancel(msg)
         {
             let (calls, mut cx) = self.call_ctx(now);
@@ -630,16 +630,16 @@ impl UserAgent {
         }
         let (code, reason) = match msg.method() {
             // A request for a dialog we do not have (§12.2.2).
-            Some(m) if m != "OPTIONS" && msg.to().tag().is_some() => {
+            Some(m) if m != Method::Options && msg.to().tag().is_some() => {
                 (481, "Call/Transaction Does Not Exist")
             }
-            Some("OPTIONS") => (200, "OK"),
-            Some("MESSAGE") => {
+            Some(Method::Options) => (200, "OK"),
+            Some(Method::Message) => {
                 self.events
                     .push(crate::message::received(msg, None, &self.id));
                 (200, "OK")
             }
-            Some("CANCEL") => (481, "Call/Transaction Does Not Exist"),
+            Some(Method::Cancel) => (481, "Call/Transaction Does Not Exist"),
             _ => (501, "Not Implemented"),
         };
         let mut b = response_to(msg, code, reason, Some(&self.to_tag));

@@ -7,7 +7,7 @@
 //! blind transfer (REFER/NOTIFY), session timers (RFC 4028) and reliable
 //! provisional responses (RFC 3262).
 
-use sipline_core::sip::{HeaderName, Message, response_to};
+use sipline_core::sip::{HeaderName, Message, Method, response_to};
 use sipline_core::{ActionError, CallId};
 use sipline_core::{Config, Event, HeaderError, HoldBy, Instant, Secret, UserAgent};
 
@@ -71,7 +71,7 @@ fn parse(text: &str) -> Message<'_> {
 fn answer(request: &str, code: u16, reason: &str, body: &str) -> Vec<u8> {
     let req = parse(request);
     let mut b = response_to(&req, code, reason, Some("b9"));
-    if req.method() == Some("INVITE") && code < 300 {
+    if req.method() == Some(Method::Invite) && code < 300 {
         b.header("Record-Route", "<sip:10.0.0.5;lr>");
         b.header(
             "Record-Route",
@@ -171,7 +171,7 @@ fn a_retransmitted_200_is_acknowledged_again_and_bye_ends_the_call() {
     ua.hangup(at(5.0), call).expect("hangup is taken");
     let bye = sent(&mut ua).remove(0);
     let m = parse(&bye);
-    assert_eq!((m.method(), m.cseq().seq), (Some("BYE"), 2));
+    assert_eq!((m.method(), m.cseq().seq), (Some(Method::Bye), 2));
     assert_eq!(m.request_uri(), Some("sip:bob@10.0.0.7:5062"));
     ua.handle_message(at(5.1), &answer(&bye, 200, "OK", ""))
         .expect("parses");
@@ -209,7 +209,7 @@ fn hanging_up_while_it_rings_cancels_the_invite() {
     let cancel = sent(&mut ua).remove(0);
     let c = parse(&cancel);
     let i = parse(&invite);
-    assert_eq!(c.method(), Some("CANCEL"));
+    assert_eq!(c.method(), Some(Method::Cancel));
     assert_eq!(c.via().branch(), i.via().branch(), "the INVITE's branch");
     assert_eq!((c.cseq().seq, c.cseq().method), (1, "CANCEL"));
     assert_eq!(c.to().tag(), None);
@@ -540,7 +540,7 @@ fn a_re_invite_puts_the_call_on_hold_and_is_acknowledged() {
     );
     let reinvite = sent(&mut ua).remove(0);
     let m = parse(&reinvite);
-    assert_eq!((m.method(), m.cseq().seq), (Some("INVITE"), 2));
+    assert_eq!((m.method(), m.cseq().seq), (Some(Method::Invite), 2));
     assert_eq!(m.request_uri(), Some("sip:bob@10.0.0.7:5062"));
     assert_eq!(m.to().tag(), Some("b9"), "in the dialog");
     assert_eq!(m.body(), HOLD.as_bytes());
@@ -774,7 +774,7 @@ fn messages_go_out_and_come_in_with_their_outcome() {
     let m = parse(&out);
     assert_eq!(
         (m.method(), m.request_uri()),
-        (Some("MESSAGE"), Some("sip:bob@pbx.example"))
+        (Some(Method::Message), Some("sip:bob@pbx.example"))
     );
     assert_eq!(m.body(), b"hello bob");
     assert_eq!(m.header(HeaderName::ContentType), Some("text/plain"));
@@ -828,7 +828,7 @@ fn dtmf_as_sip_info_goes_both_ways_in_a_call() {
     );
     let info = sent(&mut ua).remove(0);
     let m = parse(&info);
-    assert_eq!(m.method(), Some("INFO"));
+    assert_eq!(m.method(), Some(Method::Info));
     assert_eq!(
         m.header(HeaderName::ContentType),
         Some("application/dtmf-relay")
@@ -1073,7 +1073,7 @@ fn a_blind_transfer_sends_refer_and_reports_the_notify_progress() {
     assert_eq!(ua.transfer(at(2.0), call, "sip:carol@pbx.example"), Ok(()));
     let refer = sent(&mut ua).remove(0);
     let m = parse(&refer);
-    assert_eq!(m.method(), Some("REFER"));
+    assert_eq!(m.method(), Some(Method::Refer));
     assert_eq!(
         m.request_uri(),
         Some("sip:bob@10.0.0.7:5062"),
@@ -1243,7 +1243,7 @@ fn session_timers_as_caller_ask_retry_a_422_and_refresh_at_half_the_interval() {
     ua.handle_timeout(at(61.0));
     let refresh = sent(&mut ua).remove(0);
     let r = parse(&refresh);
-    assert_eq!(r.method(), Some("INVITE"));
+    assert_eq!(r.method(), Some(Method::Invite));
     assert_eq!(r.to().tag(), Some("b9"), "in the dialog");
     assert_eq!(r.body(), OFFER.as_bytes(), "the session unchanged");
     assert_eq!(
@@ -1433,7 +1433,7 @@ fn reliable_provisional_responses_are_pracked_once_each_in_order() {
     .expect("parses");
     let prack = sent(&mut ua).remove(0);
     let p = parse(&prack);
-    assert_eq!(p.method(), Some("PRACK"));
+    assert_eq!(p.method(), Some(Method::Prack));
     assert_eq!(p.header(HeaderName::Other("RAck")), Some("7 1 INVITE"));
     assert_eq!(p.to().tag(), Some("b9"));
     assert_eq!(p.cseq().seq, 2, "the next CSeq of the dialog");
@@ -1753,8 +1753,14 @@ fn calls_that_are_up_survive_a_dropped_websocket_and_move_to_the_new_one() {
     let frames = sent(&mut ua);
     assert_eq!(frames.len(), 2, "{frames:?}");
     let (a, b) = (parse(&frames[0]), parse(&frames[1]));
-    assert_eq!((a.method(), a.body()), (Some("INVITE"), OFFER.as_bytes()));
-    assert_eq!((b.method(), b.body()), (Some("INVITE"), ANSWER.as_bytes()));
+    assert_eq!(
+        (a.method(), a.body()),
+        (Some(Method::Invite), OFFER.as_bytes())
+    );
+    assert_eq!(
+        (b.method(), b.body()),
+        (Some(Method::Invite), ANSWER.as_bytes())
+    );
     assert!(
         a.to().tag().is_some() && b.to().tag().is_some(),
         "in their dialogs"
@@ -1897,7 +1903,7 @@ Content-Length: 0\r\n\r\n",
 /// A NOTIFY of a transfer's progress: its sipfrag and Subscription-State.
 fn progress_notify(frame: &str) -> (String, String) {
     let m = parse(frame);
-    assert_eq!(m.method(), Some("NOTIFY"), "{frame}");
+    assert_eq!(m.method(), Some(Method::Notify), "{frame}");
     assert_eq!(m.header(HeaderName::Event), Some("refer"), "{frame}");
     assert_eq!(
         m.header(HeaderName::ContentType),

@@ -5,19 +5,10 @@
 use proptest::prelude::*;
 use rsip::headers::ToTypedHeader;
 use rsip::prelude::{HeadersExt, UntypedHeader};
-use sipline_core::sip::{HeaderName, Message, MessageBuilder};
+use sipline_core::sip::{HeaderName, Message, MessageBuilder, Method};
 use sipline_core::{Config, Instant, Secret, UserAgent};
 
-const METHODS: &[&str] = &[
-    "INVITE",
-    "REGISTER",
-    "OPTIONS",
-    "BYE",
-    "MESSAGE",
-    "NOTIFY",
-    "SUBSCRIBE",
-    "INFO",
-];
+const METHODS: &[Method] = &Method::ALL;
 
 fn token() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9][a-zA-Z0-9.!%*_+`'~-]{0,23}"
@@ -34,7 +25,7 @@ fn host() -> impl Strategy<Value = String> {
 #[derive(Debug, Clone)]
 struct Parts {
     request: bool,
-    method: &'static str,
+    method: Method,
     code: u16,
     user: String,
     host: String,
@@ -121,7 +112,7 @@ fn build(p: &Parts) -> Vec<u8> {
         None => b.header(name("To", "t"), &format!("<{uri}>")),
     };
     b.header(name("Call-ID", "i"), &p.call_id);
-    b.header("CSeq", &format!("{} {}", p.seq, p.method));
+    b.header("CSeq", &format!("{} {}", p.seq, p.method.as_str()));
     for (n, v) in &p.extra {
         b.header(n, v.trim());
     }
@@ -155,7 +146,7 @@ proptest! {
         let r = rsip::SipMessage::try_from(&bytes[..]).map_err(|e| TestCaseError::fail(format!("rsip: {e}")))?;
         match &r {
             rsip::SipMessage::Request(req) => {
-                prop_assert_eq!(req.method().to_string(), p.method);
+                prop_assert_eq!(req.method().to_string(), p.method.as_str());
                 prop_assert_eq!(req.uri().host_with_port.host.to_string(), p.host.clone());
                 prop_assert_eq!(req.uri().auth.as_ref().map(|a| a.user.clone()), Some(p.user.clone()));
             }

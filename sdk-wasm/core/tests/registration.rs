@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use md5::{Digest, Md5};
 use sipline_core::registration::RegistrationState;
-use sipline_core::sip::{AuthParams, HeaderName, Message, NameAddr, response_to};
+use sipline_core::sip::{AuthParams, HeaderName, Message, Method, NameAddr, response_to};
 use sipline_core::transaction::TimerConfig;
 use sipline_core::{Config, Event, Instant, Secret, UserAgent};
 
@@ -221,7 +221,7 @@ fn refreshes_at_ninety_percent_with_cached_credentials() {
         } else {
             assert_eq!(frames.len(), 1);
             let refresh = Message::parse(&frames[0]).expect("refresh parses");
-            assert_eq!(refresh.method(), Some("REGISTER"));
+            assert_eq!(refresh.method(), Some(Method::Register));
             let auth = refresh
                 .header(HeaderName::Authorization)
                 .expect("pre-emptive credentials");

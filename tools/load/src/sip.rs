@@ -11,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use sipline_core::Secret;
 use sipline_core::auth::{AuthRound, Challenge, ChallengeKind, DigestClient, RequestInfo};
 use sipline_core::rand::Rng;
-use sipline_core::sip::{HeaderName, Message, MessageBuilder, NameAddr, response_to};
+use sipline_core::sip::{HeaderName, Message, MessageBuilder, Method, NameAddr, response_to};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -158,7 +158,7 @@ impl Uac {
             let Ok(msg) = Message::parse(&bytes) else {
                 continue;
             };
-            if msg.is_request() && msg.method() != Some("ACK") {
+            if msg.is_request() && msg.method() != Some(Method::Ack) {
                 let ok = response_to(&msg, 200, "OK", None).finish(None, b"");
                 self.send(ok).await?;
             }
@@ -191,7 +191,7 @@ impl Uac {
             .split_once('@')
             .map_or(aor.to_owned(), |(_, domain)| format!("sip:{domain}"));
         let build = |uac: &mut Self, cseq: u32, credentials: &[(&'static str, String)]| {
-            let mut b = MessageBuilder::request("REGISTER", &registrar);
+            let mut b = MessageBuilder::request(Method::Register, &registrar);
             b.header("Via", &uac.via())
                 .header("Max-Forwards", "70")
                 .header("From", &from)
@@ -252,7 +252,7 @@ impl Uac {
         let call_id = token();
         let from = format!("<{from}>;tag={}", token());
         let build = |uac: &mut Self, cseq: u32, credentials: &[(&'static str, String)]| {
-            let mut b = MessageBuilder::request("INVITE", target);
+            let mut b = MessageBuilder::request(Method::Invite, target);
             b.header("Via", &uac.via())
                 .header("Max-Forwards", "70")
                 .header("From", &from)
@@ -294,14 +294,14 @@ impl Uac {
             cseq,
             answer: String::from_utf8_lossy(ok.body()).into_owned(),
         };
-        let ack = self.in_dialog("ACK", &dialog, dialog.cseq, &[]);
+        let ack = self.in_dialog(Method::Ack, &dialog, dialog.cseq, &[]);
         self.send(ack).await?;
         Ok(dialog)
     }
 
     fn in_dialog(
         &mut self,
-        method: &str,
+        method: Method,
         d: &Dialog,
         cseq: u32,
         credentials: &[(&'static str, String)],
@@ -314,7 +314,7 @@ impl Uac {
         b.header("From", &d.from)
             .header("To", &d.to)
             .header("Call-ID", &d.call_id)
-            .header_parts("CSeq", &[&cseq.to_string(), " ", method]);
+            .header_parts("CSeq", &[&cseq.to_string(), " ", method.as_str()]);
         for (name, value) in credentials {
             b.header(name, value);
         }
@@ -325,7 +325,7 @@ impl Uac {
     pub async fn hang_up(&mut self, d: &mut Dialog) -> Result<u16, SipError> {
         let dialog = d.clone();
         let build = |uac: &mut Self, cseq: u32, credentials: &[(&'static str, String)]| {
-            uac.in_dialog("BYE", &dialog, cseq, credentials)
+            uac.in_dialog(Method::Bye, &dialog, cseq, credentials)
         };
         let (raw, cseq) = self
             .authed("BYE", &dialog.target, b"", d.cseq + 1, build)
@@ -419,19 +419,19 @@ async fn serve(socket: UdpSocket, uas: PbxUas) {
             continue;
         };
         let reply = match msg.method() {
-            Some("INVITE") if answered.contains_key(msg.call_id()) => {
+            Some(Method::Invite) if answered.contains_key(msg.call_id()) => {
                 answered.get(msg.call_id()).cloned()
             }
-            Some("INVITE") => answer_invite(&msg, &uas.waiting, &socket).await,
-            Some("ACK") | None => None,
-            Some("BYE") => {
+            Some(Method::Invite) => answer_invite(&msg, &uas.waiting, &socket).await,
+            Some(Method::Ack) | None => None,
+            Some(Method::Bye) => {
                 uas.byes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 Some(response_to(&msg, 200, "OK", Some("pbx")).finish(None, b""))
             }
             Some(_) => Some(response_to(&msg, 200, "OK", Some("pbx")).finish(None, b"")),
         };
         if let Some(reply) = reply {
-            if msg.method() == Some("INVITE") {
+            if msg.method() == Some(Method::Invite) {
                 answered.insert(msg.call_id().to_owned(), reply.clone());
             }
             let _ = socket.send_to(&reply, from).await;

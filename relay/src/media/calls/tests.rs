@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use sipline_core::sdp::{Direction, Sdp};
-use sipline_core::sip::Message;
+use sipline_core::sip::{Message, Method};
 
 use super::*;
 
@@ -89,7 +89,7 @@ fn addr(s: &str) -> SocketAddr {
 fn carry(
     t: &mut MediaCalls,
     from: Side,
-    carrier: Carrier<'_>,
+    carrier: Carrier,
     body: &str,
 ) -> Result<String, MediaError> {
     t.sdp(CONN, CALL, from, carrier, body.as_bytes())
@@ -97,7 +97,7 @@ fn carry(
 }
 
 fn browser_offer(t: &mut MediaCalls, body: &str) -> Result<String, MediaError> {
-    carry(t, Side::Browser, Carrier::Request("INVITE"), body)
+    carry(t, Side::Browser, Carrier::Request(Method::Invite), body)
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn browser_offer_then_early_media_then_answer() {
         let to_browser = carry(
             &mut t,
             Side::Pbx,
-            Carrier::Response("INVITE"),
+            Carrier::Response(Method::Invite),
             ASTERISK_ANSWER,
         )
         .unwrap_or_else(|e| panic!("{carrier}: {e}"));
@@ -157,7 +157,7 @@ fn pbx_offer_gets_the_browser_s_answer() {
     let to_browser = carry(
         &mut t,
         Side::Pbx,
-        Carrier::Request("INVITE"),
+        Carrier::Request(Method::Invite),
         FREESWITCH_HOLD_OFFER,
     )
     .expect("carried");
@@ -176,7 +176,7 @@ fn pbx_offer_gets_the_browser_s_answer() {
     let to_pbx = carry(
         &mut t,
         Side::Browser,
-        Carrier::Response("INVITE"),
+        Carrier::Response(Method::Invite),
         CHROMIUM_ANSWER,
     )
     .expect("carried");
@@ -208,13 +208,18 @@ fn offerless_invite_takes_the_offer_in_the_200_and_the_answer_in_the_ack() {
     let to_pbx = carry(
         &mut t,
         Side::Browser,
-        Carrier::Response("INVITE"),
+        Carrier::Response(Method::Invite),
         &chromium_offer(),
     )
     .expect("the 200's offer");
     assert_eq!(sdp(&to_pbx).media[0].proto, "RTP/AVP");
-    let to_browser = carry(&mut t, Side::Pbx, Carrier::Request("ACK"), ASTERISK_ANSWER)
-        .expect("the ACK's answer");
+    let to_browser = carry(
+        &mut t,
+        Side::Pbx,
+        Carrier::Request(Method::Ack),
+        ASTERISK_ANSWER,
+    )
+    .expect("the ACK's answer");
     let answer = sdp(&to_browser);
     assert_eq!(answer.media[0].attribute("setup"), Some(Some("passive")));
     assert_eq!(answer.attribute("group"), Some(Some("BUNDLE 0")));
@@ -227,7 +232,7 @@ fn hold_and_unhold_both_ways_keep_the_ports() {
     carry(
         &mut t,
         Side::Pbx,
-        Carrier::Response("INVITE"),
+        Carrier::Response(Method::Invite),
         ASTERISK_ANSWER,
     )
     .expect("answer");
@@ -238,7 +243,8 @@ fn hold_and_unhold_both_ways_keep_the_ports() {
     let to_pbx = browser_offer(&mut t, &hold).expect("re-offer");
     assert_eq!(sdp(&to_pbx).direction(0), Direction::SendOnly);
     let held = ASTERISK_ANSWER.replace("a=sendrecv", "a=recvonly");
-    let to_browser = carry(&mut t, Side::Pbx, Carrier::Response("INVITE"), &held).expect("answer");
+    let to_browser =
+        carry(&mut t, Side::Pbx, Carrier::Response(Method::Invite), &held).expect("answer");
     assert_eq!(sdp(&to_browser).direction(0), Direction::RecvOnly);
     // The PBX holds the other way (UPDATE), then resumes with inactive
     // lifted: the browser is offered each direction.
@@ -249,11 +255,17 @@ fn hold_and_unhold_both_ways_keep_the_ports() {
     ] {
         let offer = ASTERISK_ANSWER.replace("a=sendrecv", dir);
         let to_browser =
-            carry(&mut t, Side::Pbx, Carrier::Request("UPDATE"), &offer).expect("offer");
+            carry(&mut t, Side::Pbx, Carrier::Request(Method::Update), &offer).expect("offer");
         assert_eq!(sdp(&to_browser).direction(0), expect, "{dir}");
         let answer =
             CHROMIUM_ANSWER.replace("a=recvonly", &format!("a={}", expect.answer().as_str()));
-        carry(&mut t, Side::Browser, Carrier::Response("UPDATE"), &answer).expect("answer");
+        carry(
+            &mut t,
+            Side::Browser,
+            Carrier::Response(Method::Update),
+            &answer,
+        )
+        .expect("answer");
     }
     let cs = commands(&mut t);
     assert!(
@@ -271,7 +283,7 @@ fn an_ice_restart_gets_new_credentials_and_keeps_dtls() {
     let first = carry(
         &mut t,
         Side::Pbx,
-        Carrier::Response("INVITE"),
+        Carrier::Response(Method::Invite),
         ASTERISK_ANSWER,
     )
     .expect("answer");
@@ -283,7 +295,7 @@ fn an_ice_restart_gets_new_credentials_and_keeps_dtls() {
     let second = carry(
         &mut t,
         Side::Pbx,
-        Carrier::Response("INVITE"),
+        Carrier::Response(Method::Invite),
         ASTERISK_ANSWER,
     )
     .expect("answer");
@@ -340,8 +352,13 @@ m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\
     // A video phone answers both.
     let pbx_answer = ASTERISK_ANSWER.to_owned()
         + "m=video 16390 RTP/AVP 102\r\na=rtpmap:102 H264/90000\r\na=sendrecv\r\nm=application 0 RTP/AVP 0\r\n";
-    let to_browser =
-        carry(&mut t, Side::Pbx, Carrier::Response("INVITE"), &pbx_answer).expect("answer");
+    let to_browser = carry(
+        &mut t,
+        Side::Pbx,
+        Carrier::Response(Method::Invite),
+        &pbx_answer,
+    )
+    .expect("answer");
     let answer = sdp(&to_browser);
     assert_eq!(answer.media.len(), 3, "every offered section answered");
     assert_eq!(answer.attribute("group"), Some(Some("BUNDLE 0 1")));
@@ -376,8 +393,13 @@ fn a_video_section_the_pbx_refuses_stays_refused_for_the_browser() {
         + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=rtpmap:96 VP8/90000\r\n";
     browser_offer(&mut t, &av).expect("offer");
     let pbx_answer = ASTERISK_ANSWER.to_owned() + "m=video 0 RTP/AVP 96\r\n";
-    let to_browser =
-        carry(&mut t, Side::Pbx, Carrier::Response("INVITE"), &pbx_answer).expect("answer");
+    let to_browser = carry(
+        &mut t,
+        Side::Pbx,
+        Carrier::Response(Method::Invite),
+        &pbx_answer,
+    )
+    .expect("answer");
     let answer = sdp(&to_browser);
     assert_eq!(answer.attribute("group"), Some(Some("BUNDLE 0")));
     assert!(answer.media[1].is_rejected());
@@ -392,7 +414,7 @@ fn a_full_range_refuses_with_503_and_nothing_leaks() {
             CONN,
             "call-2",
             Side::Browser,
-            Carrier::Request("INVITE"),
+            Carrier::Request(Method::Invite),
             chromium_offer().as_bytes(),
         )
         .expect_err("no ports left");
@@ -427,7 +449,7 @@ fn sdp_the_relay_cannot_carry_is_refused_with_488() {
             CONN,
             "other",
             Side::Pbx,
-            Carrier::Request("ACK"),
+            Carrier::Request(Method::Ack),
             ASTERISK_ANSWER.as_bytes(),
         )
         .expect_err("an answer to nothing");
@@ -506,7 +528,7 @@ fn one_connection_cannot_take_the_whole_range() {
             conn,
             call,
             Side::Browser,
-            Carrier::Request("INVITE"),
+            Carrier::Request(Method::Invite),
             chromium_offer().as_bytes(),
         )
     };
@@ -524,10 +546,10 @@ fn one_connection_cannot_take_the_whole_range() {
 fn sdp_outside_offer_answer_is_left_alone_and_late_answers_open_nothing() {
     let mut t = table(30_000, 30_099);
     for carrier in [
-        Carrier::Request("MESSAGE"),
-        Carrier::Request("OPTIONS"),
-        Carrier::Response("OPTIONS"),
-        Carrier::Response("BYE"),
+        Carrier::Request(Method::Message),
+        Carrier::Request(Method::Options),
+        Carrier::Response(Method::Options),
+        Carrier::Response(Method::Bye),
     ] {
         let out = t.sdp(CONN, CALL, Side::Pbx, carrier, ASTERISK_ANSWER.as_bytes());
         assert!(matches!(out, Ok(None)), "{carrier:?}: {out:?}");
@@ -535,7 +557,10 @@ fn sdp_outside_offer_answer_is_left_alone_and_late_answers_open_nothing() {
     assert_eq!(t.active(), 0);
     // An UPDATE or PRACK belongs to a call: outside one, its offer takes
     // no ports (481).
-    for carrier in [Carrier::Request("PRACK"), Carrier::Request("UPDATE")] {
+    for carrier in [
+        Carrier::Request(Method::Prack),
+        Carrier::Request(Method::Update),
+    ] {
         let out = t.sdp(
             CONN,
             CALL,
@@ -551,7 +576,7 @@ fn sdp_outside_offer_answer_is_left_alone_and_late_answers_open_nothing() {
     carry(
         &mut t,
         Side::Pbx,
-        Carrier::Response("INVITE"),
+        Carrier::Response(Method::Invite),
         ASTERISK_ANSWER,
     )
     .expect("answer");
@@ -559,7 +584,7 @@ fn sdp_outside_offer_answer_is_left_alone_and_late_answers_open_nothing() {
         CONN,
         CALL,
         Side::Pbx,
-        Carrier::Request("PRACK"),
+        Carrier::Request(Method::Prack),
         FREESWITCH_HOLD_OFFER.as_bytes(),
     );
     assert!(matches!(out, Ok(Some(_))), "{out:?}");
@@ -569,7 +594,7 @@ fn sdp_outside_offer_answer_is_left_alone_and_late_answers_open_nothing() {
         CONN,
         CALL,
         Side::Pbx,
-        Carrier::Response("INVITE"),
+        Carrier::Response(Method::Invite),
         ASTERISK_ANSWER.as_bytes(),
     );
     assert!(matches!(late, Err(MediaError::Ended)), "{late:?}");

@@ -2,6 +2,7 @@
 //! which side sent a body and in what, the commands for the media shell,
 //! and why media is refused or ends.
 
+use sipline_core::sip::Method;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -103,11 +104,11 @@ pub enum Side {
 
 /// What carried a body, which says whether it is an offer or an answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Carrier<'a> {
+pub enum Carrier {
     /// A request with this method.
-    Request(&'a str),
+    Request(Method),
     /// A response (any status) to a request with this method.
-    Response(&'a str),
+    Response(Method),
 }
 
 /// What the media shell must do, in order.

@@ -14,7 +14,7 @@ use crate::ids::CallId;
 use crate::input::safe_target;
 use crate::session_timer;
 use crate::session_timer::{MIN_SE, Refresher, SessionTimer};
-use crate::sip::{HeaderName, Message, MessageBuilder, push_decimal};
+use crate::sip::{HeaderName, Message, MessageBuilder, Method, push_decimal};
 use crate::transaction::TransactionId;
 
 impl Calls {
@@ -71,7 +71,7 @@ impl Calls {
 /// challenge), with the next CSeq and a new branch.
 pub(super) fn send_invite(call: &mut Call, cx: &mut Ctx<'_>) -> Option<()> {
     call.invite_cseq += 1;
-    let mut b = MessageBuilder::request("INVITE", &call.target);
+    let mut b = MessageBuilder::request(Method::Invite, &call.target);
     b.header("Via", &cx.via())
         .header("Max-Forwards", "70")
         .header("From", &call.from)
@@ -98,7 +98,7 @@ pub(super) fn send_invite(call: &mut Call, cx: &mut Ctx<'_>) -> Option<()> {
     }
     if let Some(d) = cx.digest.as_deref_mut() {
         let info = RequestInfo {
-            method: "INVITE",
+            method: Method::Invite.as_str(),
             uri: &call.target,
             body: call.local_sdp.as_bytes(),
         };
@@ -316,7 +316,7 @@ pub(super) fn prack(call: &mut Call, cx: &mut Ctx<'_>, msg: &Message<'_>) -> boo
             }
         },
     };
-    let mut b = dialog.request("PRACK", &via);
+    let mut b = dialog.request(Method::Prack, &via);
     b.header("RAck", &rack)
         .header("User-Agent", &cx.id.user_agent);
     let _ = start(cx, b.finish(None, b""));
@@ -359,7 +359,7 @@ pub(super) fn end_extra_fork(
     cx.transmit
         .push(fork.ack(invite_cseq, &via_ack).finish(None, b""));
     let via_bye = cx.via();
-    let _ = start(cx, fork.request("BYE", &via_bye).finish(None, b""));
+    let _ = start(cx, fork.request(Method::Bye, &via_bye).finish(None, b""));
 }
 
 /// CANCEL of the INVITE in flight (§9.1): its Request-URI, Call-ID, From,
@@ -371,7 +371,7 @@ pub(super) fn send_cancel(call: &mut Call, cx: &mut Ctx<'_>) {
     let Ok(invite) = Message::parse(&call.invite) else {
         return;
     };
-    let mut b = MessageBuilder::request("CANCEL", &call.target);
+    let mut b = MessageBuilder::request(Method::Cancel, &call.target);
     b.header("Via", invite.header(HeaderName::Via).unwrap_or_default())
         .header("Max-Forwards", "70")
         .header("From", &call.from)

@@ -6,6 +6,7 @@ use super::{CallState, Calls, Purpose, RECOVER_WAIT, Update, hangup};
 use crate::ctx::Ctx;
 use crate::event::Event;
 use crate::ids::CallId;
+use crate::sip::Method;
 
 impl Calls {
     /// The transport closed. What was in flight fails (changes and
@@ -86,7 +87,7 @@ impl Calls {
                 .local_sdp_mut(id)
                 .map(|s| s.clone())
                 .unwrap_or_default();
-            if !self.send_update(cx, id, &sdp, "INVITE", Purpose::Recover, None) {
+            if !self.send_update(cx, id, &sdp, Method::Invite, Purpose::Recover, None) {
                 self.forget(cx, id);
                 hangup(cx, id, Some(503), "Transport Closed");
             }

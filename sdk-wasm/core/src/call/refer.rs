@@ -12,7 +12,7 @@ use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::CallId;
 use crate::input::{safe_target, safe_text};
-use crate::sip::{HeaderName, Message};
+use crate::sip::{HeaderName, Message, Method};
 
 /// How long a blind transfer's outcome may take (the far end's call to the
 /// target rings a while, but not for ever).
@@ -249,7 +249,7 @@ impl Calls {
         let _ = self.request_in_dialog(
             &mut cx.with_headers(&[]),
             from,
-            "NOTIFY",
+            Method::Notify,
             &headers,
             Some(("message/sipfrag;version=2.0", &frag)),
         );
@@ -278,7 +278,7 @@ impl Calls {
             // RFC 3515 §2.1: a REFER carries a Contact.
             ("Contact", contact.as_str()),
         ];
-        let (tx, _) = self.request_in_dialog(cx, id, "REFER", &headers, None)?;
+        let (tx, _) = self.request_in_dialog(cx, id, Method::Refer, &headers, None)?;
         self.refers.push((tx, id));
         self.transfers.retain(|t| t.call != id);
         self.transfers.push(OurTransfer {

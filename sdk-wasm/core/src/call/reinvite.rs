@@ -11,7 +11,7 @@ use crate::error::ActionError;
 use crate::event::{Event, HoldBy};
 use crate::ids::CallId;
 use crate::session_timer::{MIN_SE, Refresher, SessionTimer};
-use crate::sip::{Message, response_to};
+use crate::sip::{Message, Method, response_to};
 use crate::transaction::{Retransmit, RetransmitStep, TransactionId};
 use crate::{Instant, session_timer};
 use core::time::Duration;
@@ -42,7 +42,7 @@ impl Calls {
         cx: &mut Ctx<'_>,
         id: CallId,
         sdp: &str,
-        method: &'static str,
+        method: Method,
     ) -> Result<(), ActionError> {
         // Its own reservation is what this change fills.
         self.may_change(id, false)?;
@@ -148,7 +148,7 @@ impl Calls {
         cx: &mut Ctx<'_>,
         id: CallId,
         sdp: &str,
-        method: &'static str,
+        method: Method,
         purpose: Purpose,
         auth: Option<AuthRound>,
     ) -> bool {
@@ -168,7 +168,7 @@ impl Calls {
             (Some(_), Some(dialog)) => {
                 let uri = dialog.remote_target().to_owned();
                 let info = RequestInfo {
-                    method,
+                    method: method.as_str(),
                     uri: &uri,
                     body: sdp.as_bytes(),
                 };
@@ -259,7 +259,7 @@ impl Calls {
                 if let Some(dialog) = self.dialog_mut(call) {
                     dialog.receive_response(msg);
                     // A re-INVITE's 2xx is acknowledged; an UPDATE's not.
-                    if method == "INVITE" {
+                    if method == Method::Invite {
                         let ack = dialog.ack(cseq, &via).finish(None, b"");
                         cx.transmit.push(ack.clone());
                         acked = Some(ack);
@@ -357,7 +357,7 @@ impl Calls {
         msg: &Message<'_>,
         raw: &[u8],
     ) -> InDialog {
-        if msg.method() == Some("UPDATE") && msg.body().is_empty() {
+        if msg.method() == Some(Method::Update) && msg.body().is_empty() {
             // No offer (a session-timer refresh): nothing for the app, and
             // no glare (RFC 3311 §5.2).
             let mut b = response_to(msg, 200, "OK", None);
@@ -411,7 +411,7 @@ impl Calls {
         let Ok(req) = Message::parse(&invite) else {
             return true;
         };
-        let is_invite = req.method() == Some("INVITE");
+        let is_invite = req.method() == Some(Method::Invite);
         let mut b = response_to(&req, 200, "OK", None);
         b.header_parts("Contact", &["<", &cx.id.contact_uri, ">"])
             .header("Allow", ALLOW)

@@ -8,7 +8,7 @@ use super::{CallState, Calls, Purpose, Update, hangup, send_bye};
 use crate::ctx::Ctx;
 use crate::ids::CallId;
 use crate::session_timer::{Refresher, SessionTimer};
-use crate::sip::Message;
+use crate::sip::{Message, Method};
 use crate::{Instant, session_timer};
 
 impl Calls {
@@ -106,7 +106,7 @@ impl Calls {
                 .unwrap_or_default();
             self.updates
                 .retain(|u| !(u.call() == id && matches!(u, Update::Acked { .. })));
-            if !self.send_update(cx, id, &sdp, "INVITE", Purpose::Refresh, None)
+            if !self.send_update(cx, id, &sdp, Method::Invite, Purpose::Refresh, None)
                 && let Some(timer) = self.timer_mut(id)
             {
                 timer.retry_refresh(now);

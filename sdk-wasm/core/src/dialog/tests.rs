@@ -2,6 +2,7 @@
 //! a proxy chain leaves (the relay's double Record-Route and a PBX's).
 
 use super::*;
+use crate::sip::Method;
 
 fn parse(text: &str) -> Message<'_> {
     Message::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}: {text}"))
@@ -29,7 +30,7 @@ fn the_caller_reverses_the_record_route_and_counts_on() {
     let mut d = Dialog::caller(&parse(INVITE), &parse(OK)).expect("a dialog");
     assert_eq!(d.state(), DialogState::Confirmed);
     assert_eq!((d.local_tag(), d.remote_tag()), ("a1", "b9"));
-    let bye = text(d.request("BYE", "SIP/2.0/WSS a.invalid;branch=z9hG4bK2"));
+    let bye = text(d.request(Method::Bye, "SIP/2.0/WSS a.invalid;branch=z9hG4bK2"));
     let m = parse(&bye);
     assert_eq!(
         m.request_uri(),
@@ -86,7 +87,7 @@ Call-ID: c2\r\nCSeq: 101 INVITE\r\nContact: <sip:bob@10.0.0.7:5062>\r\nContent-L
     );
     let mut d = Dialog::callee(&request, "a2").expect("a dialog");
     assert_eq!(d.state(), DialogState::Early);
-    let bye = text(d.request("BYE", "SIP/2.0/WSS a.invalid;branch=z9hG4bK9"));
+    let bye = text(d.request(Method::Bye, "SIP/2.0/WSS a.invalid;branch=z9hG4bK9"));
     let m = parse(&bye);
     assert_eq!(m.request_uri(), Some("sip:bob@10.0.0.7:5062"));
     assert_eq!(
@@ -133,7 +134,7 @@ fn strict_routing_puts_the_target_last() {
             "Record-Route: <sip:old.proxy.example>",
         );
     let mut d = Dialog::caller(&parse(INVITE), &parse(&strict)).expect("a dialog");
-    let m_text = text(d.request("BYE", "SIP/2.0/WSS a.invalid;branch=z9hG4bK4"));
+    let m_text = text(d.request(Method::Bye, "SIP/2.0/WSS a.invalid;branch=z9hG4bK4"));
     let m = parse(&m_text);
     assert_eq!(m.request_uri(), Some("sip:old.proxy.example"));
     assert_eq!(

@@ -1,7 +1,7 @@
 //! Building messages by appending text: no templates, no `format!`, so the
 //! wasm build stays small and the output is exactly what is written.
 
-use super::{HeaderName, Message, push_decimal};
+use super::{HeaderName, Message, Method, push_decimal};
 
 /// Writes a SIP message line by line; `finish` adds Content-Length.
 #[derive(Clone, Debug)]
@@ -11,7 +11,13 @@ pub struct MessageBuilder {
 
 impl MessageBuilder {
     /// Starts a request: `METHOD uri SIP/2.0`.
-    pub fn request(method: &str, uri: &str) -> Self {
+    pub fn request(method: Method, uri: &str) -> Self {
+        Self::request_named(method.as_str(), uri)
+    }
+
+    /// Starts a request with any method, as a proxy forwards an extension
+    /// method it does not know.
+    pub fn request_named(method: &str, uri: &str) -> Self {
         let mut buf = String::with_capacity(512);
         buf.push_str(method);
         buf.push(' ');
@@ -107,7 +113,7 @@ mod tests {
 
     #[test]
     fn builds_what_the_parser_reads() {
-        let mut b = MessageBuilder::request("MESSAGE", "sip:bob@b.example");
+        let mut b = MessageBuilder::request(Method::Message, "sip:bob@b.example");
         b.header("Via", "SIP/2.0/WSS h.invalid;branch=z9hG4bK1")
             .header("From", "<sip:a@a.example>;tag=x")
             .header("To", "<sip:bob@b.example>")
@@ -116,7 +122,7 @@ mod tests {
             .header_number("Max-Forwards", 70);
         let bytes = b.finish(Some("text/plain"), b"hi");
         let m = Message::parse(&bytes).expect("round trip");
-        assert_eq!(m.method(), Some("MESSAGE"));
+        assert_eq!(m.method(), Some(Method::Message));
         assert_eq!(m.body(), b"hi");
         assert_eq!(m.header(HeaderName::ContentType), Some("text/plain"));
         assert_eq!(m.header(HeaderName::ContentLength), Some("2"));

@@ -1,7 +1,7 @@
 //! The zero-copy parser: a [`Message`] borrows every slice from the input.
 
 use super::values::{CSeq, NameAddr, Via, is_lws, trim_lws};
-use super::{HeaderName, find_byte, is_token, split_at_byte};
+use super::{HeaderName, Method, find_byte, is_token, split_at_byte};
 
 /// Bounds on what the parser accepts, so that a hostile peer cannot make it
 /// do unbounded work or keep unbounded state.
@@ -262,8 +262,14 @@ impl<'a> Message<'a> {
         self.start
     }
 
-    /// The method of a request, `None` for a response.
-    pub fn method(&self) -> Option<&'a str> {
+    /// The method of a request if it is one of the [`Method`]s; `None`
+    /// for a response or an extension method (see [`Message::method_name`]).
+    pub fn method(&self) -> Option<Method> {
+        self.method_name().and_then(Method::from_name)
+    }
+
+    /// The method's name as written, any method; `None` for a response.
+    pub fn method_name(&self) -> Option<&'a str> {
         match self.start {
             StartLine::Request { method, .. } => Some(method),
             StartLine::Response { .. } => None,
@@ -569,7 +575,7 @@ Content-Length: 0\r\n\r\n";
     #[test]
     fn parses_a_register() {
         let m = parse(REGISTER).expect("valid REGISTER");
-        assert_eq!(m.method(), Some("REGISTER"));
+        assert_eq!(m.method(), Some(Method::Register));
         assert_eq!(m.request_uri(), Some("sip:sipline.test"));
         assert_eq!(m.call_id(), "a84b4c76e66710");
         assert_eq!(m.cseq().seq, 1);

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{find_byte, is_token, split_at_byte};
+use super::{Method, find_byte, is_token, split_at_byte};
 
 /// Linear whitespace as it may appear in a raw (possibly folded) value.
 pub(crate) fn is_lws(c: char) -> bool {
@@ -427,6 +427,11 @@ pub struct CSeq<'a> {
 }
 
 impl<'a> CSeq<'a> {
+    /// Whether its method is `method`.
+    pub fn is(&self, method: Method) -> bool {
+        self.method == method.as_str()
+    }
+
     /// Parses `1*DIGIT LWS Method`.
     pub fn parse(s: &'a str) -> Option<CSeq<'a>> {
         let s = trim_lws(s);
