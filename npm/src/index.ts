@@ -18,6 +18,8 @@ export { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidS
 import { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError, engine, fromEngine } from "./errors.js";
 import { Emitter } from "./emitter.js";
 import { summarize, type CallStats } from "./stats.js";
+import * as check from "./check.js";
+export { MAX_BODY_BYTES, MAX_DIGITS, MAX_HEADER_BYTES, MAX_HEADER_VALUE, MAX_HEADERS } from "./check.js";
 export type { CallStats } from "./stats.js";
 
 /** How to reach the relay and who to be. */
@@ -192,6 +194,15 @@ export interface PhoneEvents {
 
 type Detail = Record<string, unknown> & { call?: number };
 
+/** The events `phone.on` takes. */
+const PHONE_EVENTS: (keyof PhoneEvents)[] = ["connected", "reconnecting", "reconnected", "registering", "registered",
+  "registrationFailed", "unregistering", "unregistered", "keepaliveTimeout", "incoming", "calling", "ringing",
+  "progress", "accepted", "updating", "hold", "dtmf", "transfer", "referred", "hangup", "message"];
+
+/** The events `call.on` takes. */
+const CALL_EVENTS: (keyof CallEvents)[] = ["ringing", "progress", "accepted", "updating", "hold", "dtmf", "message",
+  "transfer", "referred", "hangup", "mediaError"];
+
 let engineReady: Promise<unknown> | undefined;
 
 /** The engine's event names the public ones spell in camelCase. */
@@ -215,9 +226,10 @@ export class Phone extends Emitter<PhoneEvents> {
   readonly #ended = new Map<number, Call>();
   readonly #waiters = new Map<string, Set<(name: string, d: Detail) => void>>();
   #registered = false;
+  #closed = false;
 
   private constructor(options: PhoneOptions, makeEngine?: (emit: (name: string, detail: Detail) => void) => EngineLike) {
-    super();
+    super(PHONE_EVENTS);
     const emit = (name: string, detail: Detail) => this.#dispatch(name, detail);
     this.#engine = makeEngine ? makeEngine(emit) : new Engine(options, emit);
   }
@@ -236,12 +248,19 @@ export class Phone extends Emitter<PhoneEvents> {
    * `RegistrationError` or `ConnectionError`.
    */
   static async connect(options: PhoneOptions): Promise<Phone> {
-    check(typeof options?.server === "string", "server must be a ws:// or wss:// URL");
-    check(/^wss?:\/\//.test(options.server), "server must be a ws:// or wss:// URL");
-    check(typeof options.uri === "string", "uri must be a SIP URI");
+    checkPhoneOptions(options);
     engineReady ??= init(options.wasmUrl ? { module_or_path: options.wasmUrl } : undefined);
     await engineReady;
-    const phone = new Phone({ ...options, instanceId: options.instanceId ?? instanceId(options.uri) });
+    // The engine checks the URIs and the free-text options with the
+    // core's rules, and throws a TypeError naming the option.
+    let phone: Phone;
+    try {
+      phone = new Phone({ ...options, instanceId: options.instanceId ?? instanceId(options.uri) });
+    } catch (e) {
+      if (e instanceof TypeError) throw new TypeError(`options.${e.message}`);
+      if (e instanceof RangeError) throw new RangeError(`options.${e.message}`);
+      throw e;
+    }
     const register = options.register ?? true;
     const ready = phone.#next(
       register ? ["registered", "registration_failed"] : ["connected"],
@@ -279,8 +298,9 @@ export class Phone extends Emitter<PhoneEvents> {
    * placed). A `target` that is not a SIP URI throws a `TypeError`.
    */
   call(target: string, options: CallOptions = {}): Call {
-    check(typeof target === "string", "target must be a SIP URI");
-    engine(() => this.#engine.checkTarget(target));
+    this._assertOpen();
+    this.#checkUri("target", target);
+    checkCallOptions(options);
     return this.#place(this.#engine.call(target, options.audio ?? true, options.video ?? false, options.headers), target);
   }
 
@@ -312,12 +332,16 @@ export class Phone extends Emitter<PhoneEvents> {
     return {
       target,
       referredBy: d.referredBy as string | undefined,
-      accept: (options: CallOptions = {}): Call =>
-        this.#place(
+      accept: (options: CallOptions = {}): Call => {
+        this._assertOpen();
+        checkCallOptions(options);
+        return this.#place(
           this.#engine.acceptReferral(from.id, options.audio ?? true, options.video ?? false, options.headers),
           target,
-        ),
+        );
+      },
       decline: () => {
+        this._assertOpen();
         engine(() => this.#engine.declineReferral(from.id));
       },
     };
@@ -325,6 +349,11 @@ export class Phone extends Emitter<PhoneEvents> {
 
   /** Sends a MESSAGE (RFC 3428); resolves when the far end accepts it. */
   async message(target: string, text: string, contentType = "text/plain", options: SendOptions = {}): Promise<void> {
+    this._assertOpen();
+    this.#checkUri("target", target);
+    check.body("text", text);
+    check.contentType("contentType", contentType);
+    checkSendOptions(options);
     const id = engine(() => this.#engine.message(target, contentType, text, options.headers));
     const [name, d] = await this.#next(["message_sent", "message_failed"], 0, (d) => d.id === id);
     if (name === "message_failed") throw new SipError(d.code as number, d.reason as string);
@@ -332,11 +361,13 @@ export class Phone extends Emitter<PhoneEvents> {
 
   /** Registers again after `unregister()`. */
   register(): void {
+    this._assertOpen();
     this.#engine.register();
   }
 
   /** Removes the registration; resolves when the registrar confirms (or refuses). */
   async unregister(): Promise<void> {
+    this._assertOpen();
     const done = this.#next(["unregistered"], 5_000);
     this.#engine.unregister();
     await done.catch(() => undefined);
@@ -344,10 +375,22 @@ export class Phone extends Emitter<PhoneEvents> {
 
   /** Hangs up every call, unregisters, and closes the connection for good. */
   async disconnect(): Promise<void> {
+    if (this.#closed) return;
     for (const call of this.calls) call.hangup().catch(() => undefined);
     if (this.#registered) await this.unregister();
+    this.#closed = true;
     this.#engine.close();
     this.#engine.free();
+  }
+
+  /** @internal Throws once the phone is disconnected: its engine is gone. */
+  _assertOpen(): void {
+    if (this.#closed) throw new InvalidStateError("the phone is disconnected", "disconnected");
+  }
+
+  /** A SIP URI argument, by the engine's (the core's) rule. */
+  #checkUri(name: string, v: unknown): asserts v is string {
+    check.uri(name, v, (uri) => engine(() => this.#engine.checkTarget(uri)));
   }
 
   /** @internal The engine, for the calls. */
@@ -492,7 +535,7 @@ export class Call extends Emitter<CallEvents> {
 
   /** @internal Calls are made by the phone. */
   constructor(phone: Phone, id: number, direction: "incoming" | "outgoing", d: Detail) {
-    super();
+    super(CALL_EVENTS);
     this.#phone = phone;
     this.#id = id;
     this.direction = direction;
@@ -519,12 +562,24 @@ export class Call extends Emitter<CallEvents> {
   get muted(): boolean { return this.#muted; }
 
   /** What the far end sends: attach it to an `<audio>` (or `<video>`) element. */
-  get remoteStream(): MediaStream | undefined { return this.#phone._engine.remoteStream(this.id); }
+  get remoteStream(): MediaStream | undefined { return this.#live() ? this.#phone._engine.remoteStream(this.id) : undefined; }
   /** What we send. */
-  get localStream(): MediaStream | undefined { return this.#phone._engine.localStream(this.id); }
+  get localStream(): MediaStream | undefined { return this.#live() ? this.#phone._engine.localStream(this.id) : undefined; }
+
+  /** Whether the engine may be asked about this call (the phone is still connected). */
+  #live(): boolean {
+    try {
+      this.#phone._assertOpen();
+      return true;
+    } catch {
+      return false;
+    }
+  }
 
   /** Answers an incoming call; resolves once the call is up. */
   async answer(options: CallOptions = {}): Promise<void> {
+    this.#phone._assertOpen();
+    checkCallOptions(options);
     if (this.#state !== "incoming") throw new InvalidStateError(`cannot answer a call that is ${this.#state}`);
     this.#state = "answering";
     try {
@@ -538,25 +593,34 @@ export class Call extends Emitter<CallEvents> {
 
   /** Tells the caller the call rings (`180 Ringing`), when `autoRinging` is off. */
   ring(options: SendOptions = {}): void {
+    this.#phone._assertOpen();
+    checkSendOptions(options);
     if (this.#state !== "incoming") throw new InvalidStateError(`cannot ring a call that is ${this.#state}`);
     engine(() => this.#phone._engine.ringing(this.id, options.headers));
   }
 
   /** Declines an incoming call with `code` (486 Busy Here by default, 603 Decline…) and `reason` (by default the code's own phrase). */
   decline(code = 486, reason?: string, options: SendOptions = {}): void {
+    this.#phone._assertOpen();
+    check.integer("code", code, 400, 699);
+    check.optional(reason, (r) => check.text("reason", r));
+    checkSendOptions(options);
     if (this.#state !== "incoming") throw new InvalidStateError(`cannot decline a call that is ${this.#state}`);
     engine(() => this.#phone._engine.decline(this.id, code, reason, options.headers));
   }
 
   /** Ends the call (BYE, or CANCEL while it rings); resolves when it has ended. */
   async hangup(options: SendOptions = {}): Promise<HangupInfo> {
+    checkSendOptions(options);
+    if (this.#state === "ended") return this.ended;
+    this.#phone._assertOpen();
     if (this.#id === 0) {
       // Still being placed: it ends as soon as its INVITE is out.
       this.#hangupWanted = true;
       return this.ended;
     }
     try {
-      if (this.#state !== "ended") this.#phone._engine.hangup(this.id, options.headers);
+      this.#phone._engine.hangup(this.id, options.headers);
     } catch (e) {
       // Ended in the engine already (its hangup event is on its way):
       // hanging up twice is no error.
@@ -574,6 +638,11 @@ export class Call extends Emitter<CallEvents> {
 
   /** Restarts ICE (new credentials, the path checked again) after a network change; resolves when the far end agreed. */
   restartIce(options: SendOptions = {}): Promise<void> {
+    try {
+      checkSendOptions(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.#renegotiate("restart ICE", () => this.#phone._engine.restartIce(this.id, options.headers));
   }
 
@@ -585,9 +654,16 @@ export class Call extends Emitter<CallEvents> {
 
   /** Sends DTMF digits (`0-9*#A-D`, `,` for a pause). */
   async sendDtmf(digits: string, options: DtmfOptions = {}): Promise<void> {
+    this.#phone._assertOpen();
+    check.string("digits", digits, check.MAX_DIGITS);
+    if (!/^[0-9A-Da-d*#,]+$/.test(digits)) throw new TypeError("digits must be DTMF digits: 0-9, *, #, A-D, and , for a pause");
+    check.options("options", options);
+    check.optional(options.method, (m) => check.oneOf("options.method", m, ["rfc4733", "info"] as const));
+    check.optional(options.durationMs, (d) => check.integer("options.durationMs", d, 40, 6000));
+    check.optional(options.gapMs, (g) => check.integer("options.gapMs", g, 30, 6000));
+    check.headers("options.headers", options.headers);
     const duration = options.durationMs ?? 100;
     const gap = options.gapMs ?? 70;
-    if (!/^[0-9A-Da-d*#,]+$/.test(digits)) throw new TypeError(`not DTMF digits: ${digits}`);
     this.#mustBeUp("send DTMF");
     if ((options.method ?? "rfc4733") === "rfc4733") {
       if (!this.#phone._engine.sendDtmf(this.id, digits, duration, gap)) {
@@ -608,6 +684,9 @@ export class Call extends Emitter<CallEvents> {
    * call then stays up, e.g. to try another target).
    */
   async transfer(target: string, options: SendOptions = {}): Promise<void> {
+    this.#phone._assertOpen();
+    check.uri("target", target, (uri) => engine(() => this.#phone._engine.checkTarget(uri)));
+    checkSendOptions(options);
     this.#mustBeUp("transfer");
     // The engine always ends a transfer with one `done` event: the
     // target's answer or why not (the far end refused, the call ended
@@ -627,17 +706,27 @@ export class Call extends Emitter<CallEvents> {
 
   /** Sends a MESSAGE in the call's dialog. */
   message(text: string, contentType = "text/plain", options: SendOptions = {}): void {
+    this.#phone._assertOpen();
+    check.body("text", text);
+    check.contentType("contentType", contentType);
+    checkSendOptions(options);
     engine(() => this.#phone._engine.callMessage(this.id, contentType, text, options.headers));
   }
 
   /** RTT, jitter, loss and a MOS estimate, from `getStats()`. */
   async stats(): Promise<CallStats> {
+    this.#phone._assertOpen();
     const report = await this.#phone._engine.stats(this.id);
     if (!report) throw new InvalidStateError("the call has no media");
     return summarize(report as RTCStatsReport);
   }
 
   #hold(held: boolean, options: SendOptions): Promise<void> {
+    try {
+      checkSendOptions(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return this.#renegotiate(held ? "hold" : "unhold", () => this.#phone._engine.hold(this.id, held, options.headers));
   }
 
@@ -661,11 +750,13 @@ export class Call extends Emitter<CallEvents> {
   }
 
   #mute(muted: boolean): void {
+    this.#phone._assertOpen();
     if (!this.#phone._engine.mute(this.id, muted)) throw new InvalidStateError("the call has no media");
     this.#muted = muted;
   }
 
   #mustBeUp(what: string): void {
+    this.#phone._assertOpen();
     if (this.#state !== "established") throw new InvalidStateError(`cannot ${what}: the call is ${this.#state}`);
   }
 
@@ -745,8 +836,56 @@ function strip(d: Detail): any {
   return rest;
 }
 
-function check(ok: boolean, message: string): asserts ok {
-  if (!ok) throw new TypeError(message);
+/** The options of `Phone.connect`: each of the right type and range (the engine checks URIs and text with the core's rules). */
+function checkPhoneOptions(o: PhoneOptions): void {
+  if (o === null || typeof o !== "object" || Array.isArray(o)) throw new TypeError("options must be an object with server and uri");
+  check.string("options.server", o.server, check.MAX_URI);
+  if (!/^wss?:\/\/[^\s]+$/.test(o.server)) throw new TypeError("options.server must be a ws:// or wss:// URL");
+  check.string("options.uri", o.uri, check.MAX_URI);
+  check.optional(o.password, (v) => check.string("options.password", v, check.MAX_TEXT));
+  check.optional(o.authUser, (v) => check.text("options.authUser", v));
+  check.optional(o.displayName, (v) => check.text("options.displayName", v));
+  check.optional(o.autoRinging, (v) => check.boolean("options.autoRinging", v));
+  check.optional(o.register, (v) => check.boolean("options.register", v));
+  check.optional(o.registerExpires, (v) => check.integer("options.registerExpires", v, 1, 604_800));
+  check.optional(o.registrar, (v) => check.string("options.registrar", v, check.MAX_URI));
+  check.optional(o.instanceId, (v) => check.text("options.instanceId", v));
+  check.optional(o.userAgent, (v) => check.text("options.userAgent", v));
+  check.optional(o.sessionExpiresSecs, (v) => {
+    check.integer("options.sessionExpiresSecs", v, 0, 86_400);
+    // RFC 4028 §4: nothing below the 90 s minimum.
+    if (v > 0 && v < 90) throw new RangeError("options.sessionExpiresSecs must be 0 (none) or from 90 to 86400");
+  });
+  check.optional(o.incomingHeaderPrefixes, (v) => {
+    if (!Array.isArray(v)) throw new TypeError("options.incomingHeaderPrefixes must be an array of strings");
+    if (v.length > check.MAX_HEADERS) throw new RangeError(`options.incomingHeaderPrefixes has more than ${check.MAX_HEADERS} entries`);
+    v.forEach((p, i) => check.text(`options.incomingHeaderPrefixes[${i}]`, p, 64));
+  });
+  check.optional(o.keepAliveSecs, (v) => check.integer("options.keepAliveSecs", v, 0, 3600));
+  check.optional(o.iceServers, (v) => {
+    if (!Array.isArray(v)) throw new TypeError("options.iceServers must be an array of RTCIceServer");
+  });
+  check.optional(o.iceGatheringTimeoutMs, (v) => check.integer("options.iceGatheringTimeoutMs", v, 0, 60_000));
+  check.optional(o.reconnectMinMs, (v) => check.integer("options.reconnectMinMs", v, 100, 600_000));
+  check.optional(o.reconnectMaxMs, (v) => check.integer("options.reconnectMaxMs", v, 100, 3_600_000));
+  if ((o.reconnectMaxMs ?? 30_000) < (o.reconnectMinMs ?? 500)) throw new RangeError("options.reconnectMaxMs must not be below options.reconnectMinMs");
+  check.optional(o.connectTimeoutMs, (v) => check.integer("options.connectTimeoutMs", v, 100, 600_000));
+  check.optional(o.wasmUrl, (v) => {
+    if (typeof v !== "string" && !(v instanceof URL)) throw new TypeError("options.wasmUrl must be a string or a URL");
+  });
+}
+
+/** `{ headers }` of an action that sends. */
+function checkSendOptions(o: SendOptions): void {
+  check.options("options", o);
+  check.headers("options.headers", o?.headers);
+}
+
+/** `{ audio, video, headers }` of an action that makes or answers a call. */
+function checkCallOptions(o: CallOptions): void {
+  checkSendOptions(o);
+  check.optional(o?.audio, (v) => check.boolean("options.audio", v));
+  check.optional(o?.video, (v) => check.boolean("options.video", v));
 }
 
 /** A stable RFC 5626 instance id per origin and AoR, so a reload replaces the old binding. */

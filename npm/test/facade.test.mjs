@@ -38,9 +38,15 @@ test("a stats report becomes RTT, jitter, loss and levels", () => {
 
 test("the emitter: on, once, off, listens, and a throwing handler does not stop the others", () => {
   class E extends Emitter {
+    constructor() { super(["x"]); }
     fire(...args) { this.emit("x", ...args); }
   }
   const e = new E();
+  // A misspelt event or a handler that is no function is refused at once.
+  assert.throws(() => e.on("y", () => {}), RangeError);
+  assert.throws(() => e.on(Symbol("x"), () => {}), TypeError);
+  assert.throws(() => e.on("x", "handler"), TypeError);
+  assert.throws(() => e.once("x", null), TypeError);
   const seen = [];
   const off = e.on("x", (v) => seen.push(`on:${v}`));
   e.once("x", (v) => seen.push(`once:${v}`));

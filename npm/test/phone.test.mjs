@@ -220,3 +220,61 @@ test("an incoming call rings when the app says so, and only while it is incoming
   await answered;
   assert.throws(() => call.ring(), InvalidStateError);
 });
+
+test("arguments are checked before the state, and name themselves; nothing reaches the engine", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  const call = phone.call("sip:bob@pbx.test");
+  fake.placing.shift().resolve(4);
+  await settle();
+  const named = (kind, name) => (e) => e instanceof kind && e.message.includes(name);
+
+  assert.throws(() => phone.call("sip:bob@pbx.test", { audio: "yes" }), named(TypeError, "options.audio"));
+  assert.throws(() => phone.call(call), named(TypeError, "target"));
+  assert.throws(() => phone.call("sip:" + "x".repeat(2000) + "@a"), named(RangeError, "target"));
+  assert.throws(() => phone.call("sip:bob@pbx.test", { headers: { "X-A": "1\r\nX-B: 2" } }), named(TypeError, "options.headers"));
+  assert.throws(() => phone.call("sip:bob@pbx.test", { headers: { "Bad Name": "v" } }), named(TypeError, "options.headers"));
+  assert.throws(() => phone.call("sip:bob@pbx.test", { headers: { "X-Big": "v".repeat(1025) } }), named(RangeError, "options.headers"));
+  // The call rings (not up): a wrong argument is still the argument's error.
+  assert.throws(() => call.decline(42), named(RangeError, "code"));
+  assert.throws(() => call.decline(486, "Busy\r\nX-A: 1"), named(TypeError, "reason"));
+  await assert.rejects(call.sendDtmf(5), named(TypeError, "digits"));
+  await assert.rejects(call.sendDtmf("1".repeat(65)), named(RangeError, "digits"));
+  await assert.rejects(call.sendDtmf("1", { method: "inband" }), named(RangeError, "options.method"));
+  await assert.rejects(call.sendDtmf("1", { durationMs: 10 }), named(RangeError, "options.durationMs"));
+  await assert.rejects(call.transfer(call), named(TypeError, "target"));
+  await assert.rejects(call.hangup({ headers: { "X-Huge": "h".repeat(1 << 20) } }), named(RangeError, "options.headers"));
+  await assert.rejects(call.hold(null), named(TypeError, "options"));
+  assert.throws(() => call.message("x".repeat(40_000)), named(RangeError, "text"));
+  assert.throws(() => call.message("hi", "not a type"), named(TypeError, "contentType"));
+  await assert.rejects(phone.message("sip:bob@pbx.test", Symbol("s")), named(TypeError, "text"));
+  await assert.rejects(Phone.connect({ server: "ws://x", uri: "sip:a@b", registerExpires: "600" }), named(TypeError, "options.registerExpires"));
+  await assert.rejects(Phone.connect({ server: "ws://x", uri: "sip:a@b", sessionExpiresSecs: 30 }), named(RangeError, "options.sessionExpiresSecs"));
+  await assert.rejects(Phone.connect({ server: "http://x", uri: "sip:a@b" }), named(TypeError, "options.server"));
+  await assert.rejects(Phone.connect(undefined), named(TypeError, "options"));
+  const sent = fake.asked.filter(([n]) => !["call"].includes(n));
+  assert.deepEqual(sent, [], "nothing asked of the engine");
+});
+
+test("a disconnected phone refuses every method with an InvalidStateError, and its engine is not touched", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  const call = phone.call("sip:bob@pbx.test");
+  fake.placing.shift().resolve(5);
+  await settle();
+  fake.emit("accepted", { call: 5 });
+  await call.accepted;
+  const disconnected = phone.disconnect();
+  fake.emit("hangup", { call: 5, reason: "BYE" });
+  await disconnected;
+  const asked = fake.asked.length;
+  const gone = (e) => e instanceof InvalidStateError && e.code === "disconnected";
+  assert.throws(() => phone.call("sip:bob@pbx.test"), gone);
+  assert.throws(() => phone.register(), gone);
+  await assert.rejects(phone.unregister(), gone);
+  await assert.rejects(phone.message("sip:bob@pbx.test", "hi"), gone);
+  assert.deepEqual(await call.hangup(), { code: undefined, reason: "BYE" }, "an ended call hangs up as before");
+  assert.equal(call.remoteStream, undefined);
+  await phone.disconnect();
+  assert.equal(fake.asked.length, asked, "the engine was not asked again");
+});

@@ -6,7 +6,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
-use sipline_core::ActionError;
+use sipline_core::{ActionError, ConfigError};
 
 pub(crate) fn window() -> Result<web_sys::Window, JsValue> {
     web_sys::window().ok_or_else(|| JsValue::from_str("sipline needs a browser window"))
@@ -112,6 +112,39 @@ impl Obj {
 /// An `Error` with `message`, for rejected promises.
 pub(crate) fn error(message: &str) -> JsValue {
     js_sys::Error::new(message).into()
+}
+
+/// A refused option of `Phone.connect` as JavaScript expects it: a
+/// `TypeError` (a `RangeError` for a number) that names the option as the
+/// app wrote it.
+pub(crate) fn config_error(e: &ConfigError) -> JsValue {
+    let option = match e {
+        ConfigError::BadUri(_) => "uri",
+        ConfigError::BadRegistrar(_) => "registrar",
+        ConfigError::BadExpires => "registerExpires",
+        ConfigError::BadField { field, .. } => match *field {
+            "display_name" => "displayName",
+            "auth_username" => "authUser",
+            "user_agent" => "userAgent",
+            "instance_id" => "instanceId",
+            "keepalive_interval" => "keepAliveSecs",
+            other => other,
+        },
+    };
+    // The core's message quotes the value; a URI may be long, so only
+    // the option and the rule are said.
+    let message = match e {
+        ConfigError::BadUri(_) => {
+            format!("{option} must be a SIP URI with a user part (sip:user@host)")
+        }
+        ConfigError::BadRegistrar(_) => format!("{option} must be a SIP URI (sip:host)"),
+        ConfigError::BadExpires => format!("{option} must be at least 1"),
+        ConfigError::BadField { problem, .. } => format!("{option}: {problem}"),
+    };
+    match e {
+        ConfigError::BadExpires => js_sys::RangeError::new(&message).into(),
+        _ => js_sys::TypeError::new(&message).into(),
+    }
 }
 
 /// The core's refusal as JavaScript expects it: a bad argument is a

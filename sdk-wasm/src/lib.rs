@@ -96,7 +96,7 @@ impl Engine {
     #[wasm_bindgen(constructor)]
     pub fn new(options: JsValue, emit: Function) -> Result<Engine, JsValue> {
         let (config, settings) = config(&options)?;
-        let ua = UserAgent::new(config, js::seed()?).map_err(|e| js::error(&e.to_string()))?;
+        let ua = UserAgent::new(config, js::seed()?).map_err(|e| js::config_error(&e))?;
         Ok(Engine {
             shell: Shell::new(ua, emit, settings),
         })

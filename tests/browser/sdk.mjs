@@ -8,8 +8,9 @@
 //     {"do":"hold"},{"do":"unhold"},{"do":"dtmf","digits":"12#"},{"do":"hangup"}]}'
 //
 // Steps: connect, call, answer (the next incoming call), measure, hold,
-// unhold, restart_ice, mute ({"on": false} unmutes), dtmf, message, transfer, drop_ws (the relay closes the
-// WebSocket: a frame over its limit), stats, hangup, disconnect, sleep, wait_event
+// unhold, restart_ice, mute ({"on": false} unmutes), dtmf, message, transfer, drop_ws (the page
+// drops the WebSocket as a network would), misuse (the whole API misused "count" times, see
+// misuse.js), stats, hangup, disconnect, sleep, wait_event
 // (a phone event, after the last "mark"), and mark, which prints
 // "event <name>" for the test to act on (dial, kill the relay…).
 // Results are keyed by the step's "name" (else its "do"); with the
@@ -24,6 +25,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const server = await serve({
   "/": path.join(here, "sdk.html"),
   "/spectrum.js": path.join(here, "spectrum.js"),
+  "/misuse.js": path.join(here, "misuse.js"),
   "/pkg/": path.join(here, "../../npm"),
 });
 const browser = await launch(cfg.mic, cfg.chromium);
@@ -57,6 +59,7 @@ try {
       case "transfer": out = await run(([t]) => window.t.transfer(t), step.target); break;
       case "accept_referral": out = await run(([ms]) => window.t.acceptReferral(ms), step.timeoutMs ?? 10000); break;
       case "drop_ws": out = await run(() => window.t.dropWebSocket()); break;
+      case "misuse": out = await run(([n, s, o]) => window.t.misuse(n, s, o), step.count, step.seed ?? 1, step.options); break;
       case "stats": out = await run(() => window.t.stats()); break;
       case "hangup": out = await run(() => window.t.hangup()); break;
       case "disconnect": out = await run(() => window.t.disconnect()); break;
