@@ -175,7 +175,12 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
         "media stops while held: {}",
         steps["held"]
     );
-    assert_window(&steps["held"], "sent", "held");
+    // Silent hold: the browser sends nothing while it holds.
+    assert!(
+        number(&steps["held"], "sent") <= 3.0,
+        "nothing is sent while held: {}",
+        steps["held"]
+    );
     assert_eq!(steps["unhold"]["held"], false);
     assert_hears(&steps["resumed"], FAR_HZ, "resumed");
     assert_hears(&steps["ice_restarted"], FAR_HZ, "after an ICE restart");
@@ -556,4 +561,134 @@ fn two_browsers_on_the_embedded_pbx_keep_their_call_when_one_websocket_drops() {
     assert!(bob_hangup["code"].is_null(), "bob's hangup: {bob_hangup}");
     let m = relay.metrics();
     assert!(m.contains("sipline_calls_recovered_total 1"), "{m}");
+}
+
+#[test]
+fn a_browser_on_hold_sends_nothing_its_far_end_could_hear() {
+    let (scratch, alice_mic, _) = tones();
+    let bob_mic = scratch.tone("bob-440hz-48k.wav", FAR_HZ, 48_000);
+    let relay = RelayProcess::start_embedded(
+        &["--domain", "sipline.local", "--media-ports", "34400-34499"],
+        "alice:alice-hold,bob:bob-hold",
+    );
+    let options = |user: &str, password: &str| {
+        json!({
+            "server": relay.ws_url(),
+            "uri": format!("sip:{user}@sipline.local"),
+            "password": password,
+        })
+    };
+    // Bob answers and listens: before alice holds, while she holds (each
+    // of her hold events after a mark, so the second wait is not the
+    // first), and after she resumes.
+    let bob_config = json!({
+        "mic": bob_mic,
+        "steps": [
+            {"do": "connect", "options": options("bob", "bob-hold")},
+            {"do": "mark", "event": "bob_ready"},
+            {"do": "answer", "timeoutMs": 20000},
+            {"do": "measure", "name": "talk"},
+            {"do": "mark", "event": "bob_heard"},
+            {"do": "wait_event", "name": "held", "event": "hold", "timeoutMs": 20000},
+            {"do": "measure", "name": "while_held", "settleMs": 500},
+            {"do": "mark", "event": "bob_heard_hold"},
+            {"do": "wait_event", "name": "resumed", "event": "hold", "timeoutMs": 20000},
+            {"do": "sleep", "ms": 3000},
+            {"do": "measure", "name": "after", "settleMs": 500},
+            {"do": "mark", "event": "bob_done"},
+            {"do": "wait_event", "name": "hangup", "event": "hangup", "timeoutMs": 30000},
+            {"do": "disconnect"},
+        ],
+    });
+    let alice_config = json!({
+        "mic": alice_mic,
+        "steps": [
+            {"do": "connect", "options": options("alice", "alice-hold")},
+            {"do": "call", "target": "sip:bob@sipline.local"},
+            {"do": "sleep", "ms": 4500},
+            {"do": "hold"},
+            {"do": "measure", "name": "while_held"},
+            {"do": "sleep", "ms": 1500},
+            {"do": "mute"},
+            {"do": "unhold"},
+            {"do": "measure", "name": "resumed_muted", "settleMs": 500},
+            {"do": "mute", "name": "unmute", "on": false},
+            {"do": "sleep", "ms": 4000},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let bob = std::thread::spawn(move || {
+        browser::sdk(&bob_config.to_string(), |event| {
+            if event == "bob_ready" {
+                let _ = ready_tx.send(());
+            }
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("bob registers");
+    let alice = browser::sdk(&alice_config.to_string(), |_| {}).expect("alice's browser ran");
+    let bob = bob
+        .join()
+        .expect("bob's thread")
+        .expect("bob's browser ran");
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(&alice).expect("JSON"),
+        serde_json::from_str(&bob).expect("JSON"),
+    );
+    assert!(
+        a["error"].is_null(),
+        "alice: {}\n{}",
+        a["error"],
+        a["events"]
+    );
+    assert!(b["error"].is_null(), "bob: {}\n{}", b["error"], b["events"]);
+    let (alice, bob) = (&a["steps"], &b["steps"]);
+    assert_hears(&bob["talk"], MIC_HZ, "bob, before the hold");
+    assert_eq!(
+        bob["held"]["detail"][1],
+        json!({"held": true, "by": "remote"})
+    );
+    // While held, alice sends nothing and bob hears nothing of her.
+    assert!(
+        number(&alice["while_held"], "sent") <= 3.0,
+        "{}",
+        alice["while_held"]
+    );
+    let held = &bob["while_held"];
+    assert!(
+        number(held, "received") <= 3.0,
+        "bob gets no packets: {held}"
+    );
+    // What bob plays of her: her tone's level against the same figure
+    // before the hold. While held, only the jitter buffer's fading
+    // concealment of her last tone is left, far below it.
+    let tone_db = |step: &Value| number(step, "peakDb");
+    let before = tone_db(&bob["talk"]);
+    eprintln!(
+        "bob hears alice's tone at {before:.1} dB, {:.1} dB while she holds, {:.1} dB after",
+        tone_db(held),
+        tone_db(&bob["after"])
+    );
+    assert!(
+        tone_db(held) < before - 40.0,
+        "bob hears nothing of alice while she holds: {held} against {}",
+        bob["talk"]
+    );
+    // Mute is her own: muted across the resume, she sends silence until
+    // she unmutes, then her tone is back at bob's.
+    assert!(
+        number(&alice["resumed_muted"], "localLevel") < 0.001,
+        "still muted after the resume: {}",
+        alice["resumed_muted"]
+    );
+    assert_window(&alice["resumed_muted"], "sent", "resumed, muted");
+    assert_eq!(
+        bob["resumed"]["detail"][1],
+        json!({"held": false, "by": "remote"})
+    );
+    assert_hears(&bob["after"], MIC_HZ, "bob, after the resume and unmute");
+    assert!(tone_db(&bob["after"]) > before - 6.0, "{}", bob["after"]);
 }

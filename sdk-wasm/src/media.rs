@@ -112,8 +112,7 @@ impl Media {
     pub(crate) async fn rollback(&self, held: bool) -> Result<(), JsValue> {
         let init = RtcSessionDescriptionInit::new(RtcSdpType::Rollback);
         JsFuture::from(self.pc.set_local_description(&init)).await?;
-        self.set_held(held);
-        Ok(())
+        self.set_held(held).await
     }
 
     /// Withdraws a remote offer we could not answer: back to the last
@@ -127,18 +126,38 @@ impl Media {
     }
 
     /// Hold (`sendonly`) or resume (`sendrecv`) every stream; the next
-    /// offer carries it.
-    pub(crate) fn set_held(&self, held: bool) {
+    /// offer carries it. On hold nothing is sent at all: `sendonly` would
+    /// allow the live microphone, but whoever pressed hold does not expect
+    /// to be heard, so each sender's track is taken off (and put back on
+    /// resume, muted or not as it was: mute stays the app's own).
+    pub(crate) async fn set_held(&self, held: bool) -> Result<(), JsValue> {
         let direction = if held {
             RtcRtpTransceiverDirection::Sendonly
         } else {
             RtcRtpTransceiverDirection::Sendrecv
         };
         for t in self.pc.get_transceivers().iter() {
-            if let Ok(t) = t.dyn_into::<RtcRtpTransceiver>() {
-                t.set_direction(direction);
-            }
+            let Ok(t) = t.dyn_into::<RtcRtpTransceiver>() else {
+                continue;
+            };
+            t.set_direction(direction);
+            // The receiver's track tells the kind even while the sender
+            // has none.
+            let kind = t.receiver().track().kind();
+            let track = if held { None } else { self.local_track(&kind) };
+            JsFuture::from(t.sender().replace_track(track.as_ref())).await?;
         }
+        Ok(())
+    }
+
+    /// The local stream's first track of `kind` (`audio`, `video`).
+    fn local_track(&self, kind: &str) -> Option<MediaStreamTrack> {
+        let tracks = match kind {
+            "audio" => self.local.get_audio_tracks(),
+            "video" => self.local.get_video_tracks(),
+            _ => return None,
+        };
+        tracks.get(0).dyn_into().ok()
     }
 
     /// Mutes or unmutes what we send, without renegotiating: the track

@@ -14,16 +14,19 @@ globalThis.spectrumAnalyser = function spectrumAnalyser(ctx) {
   return analyser;
 };
 
-/** Listens for `ms`: { peakHz, peakOverMedianDb }. */
+/** Listens for `ms`: { peakHz, peakOverMedianDb, peakDb }, the last the
+ * peak bin's mean level in dB (full scale is about 0). */
 globalThis.measureSpectrum = async function measureSpectrum(analyser, ms) {
   const bins = analyser.frequencyBinCount;
   const sum = new Float64Array(bins);
   const frame = new Float32Array(bins);
   const end = performance.now() + ms;
+  let frames = 0;
   while (performance.now() < end) {
     await new Promise((ok) => setTimeout(ok, 50));
     analyser.getFloatFrequencyData(frame);
     for (let i = 0; i < bins; i++) sum[i] += Math.pow(10, frame[i] / 10);
+    frames++;
   }
   let peak = 1;
   for (let i = 2; i < bins; i++) if (sum[i] > sum[peak]) peak = i;
@@ -32,6 +35,7 @@ globalThis.measureSpectrum = async function measureSpectrum(analyser, ms) {
   return {
     peakHz: (peak * analyser.context.sampleRate) / analyser.fftSize,
     peakOverMedianDb: 10 * Math.log10((sum[peak] || 1e-30) / median),
+    peakDb: 10 * Math.log10((sum[peak] || 1e-30) / Math.max(frames, 1)),
   };
 };
 

@@ -204,11 +204,14 @@ impl Shell {
         // end's own meanwhile gets 491) and says which way it must go.
         let current = self.state.borrow().ua.held(id);
         let target = self.act(&[], |ua, _| ua.begin_update(id, held))?;
-        media.set_held(target);
-        let offer = match media.offer_with(ice_restart).await {
+        let offer = match media.set_held(target).await {
+            Ok(()) => media.offer_with(ice_restart).await,
+            Err(e) => Err(e),
+        };
+        let offer = match offer {
             Ok(offer) => offer,
             Err(e) => {
-                media.set_held(current);
+                let _ = media.set_held(current).await;
                 self.with_ua(|ua, _| ua.abandon_update(id));
                 return Err(e);
             }
