@@ -12,7 +12,7 @@ import init, { Engine } from "../wasm/sipline_wasm.js";
 export type EngineLike = Pick<Engine,
   "connect" | "close" | "free" | "register" | "unregister" | "checkTarget" | "call" | "acceptReferral" |
   "declineReferral" | "ringing" | "answer" | "decline" | "hangup" | "hold" | "restartIce" | "transfer" | "mute" |
-  "sendDtmf" | "sendDtmfInfo" | "message" | "callMessage" | "remoteStream" | "localStream" | "stats">;
+  "sendDtmf" | "sendDtmfInfo" | "message" | "callMessage" | "info" | "remoteStream" | "localStream" | "stats">;
 
 export { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError } from "./errors.js";
 import { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError, engine, fromEngine } from "./errors.js";
@@ -115,6 +115,16 @@ export interface IncomingMessage {
   headers: Headers;
 }
 
+/** An INFO the far end sent in a call (of any type but DTMF's, which is the `dtmf` event). */
+export interface IncomingInfo {
+  /** Its Content-Type. */
+  contentType: string;
+  /** Its body. */
+  body: string;
+  /** Its headers named by `incomingHeaderPrefixes`. */
+  headers: Headers;
+}
+
 /** A call's life, as the app shows it. */
 export type CallState =
   | "calling"
@@ -133,6 +143,7 @@ export interface CallEvents {
   updating: [];
   hold: [{ held: boolean; by: "local" | "remote" }];
   dtmf: [{ digit: string; durationMs: number }];
+  info: [IncomingInfo];
   message: [IncomingMessage];
   transfer: [TransferProgress];
   referred: [TransferRequest];
@@ -186,6 +197,7 @@ export interface PhoneEvents {
   updating: [Call];
   hold: [Call, { held: boolean; by: "local" | "remote" }];
   dtmf: [Call, { digit: string; durationMs: number }];
+  info: [Call, IncomingInfo];
   transfer: [Call, TransferProgress];
   referred: [Call, TransferRequest];
   hangup: [Call, HangupInfo];
@@ -197,10 +209,10 @@ type Detail = Record<string, unknown> & { call?: number };
 /** The events `phone.on` takes. */
 const PHONE_EVENTS: (keyof PhoneEvents)[] = ["connected", "reconnecting", "reconnected", "registering", "registered",
   "registrationFailed", "unregistering", "unregistered", "keepaliveTimeout", "incoming", "calling", "ringing",
-  "progress", "accepted", "updating", "hold", "dtmf", "transfer", "referred", "hangup", "message"];
+  "progress", "accepted", "updating", "hold", "dtmf", "info", "transfer", "referred", "hangup", "message"];
 
 /** The events `call.on` takes. */
-const CALL_EVENTS: (keyof CallEvents)[] = ["ringing", "progress", "accepted", "updating", "hold", "dtmf", "message",
+const CALL_EVENTS: (keyof CallEvents)[] = ["ringing", "progress", "accepted", "updating", "hold", "dtmf", "info", "message",
   "transfer", "referred", "hangup", "mediaError"];
 
 let engineReady: Promise<unknown> | undefined;
@@ -477,6 +489,7 @@ export class Phone extends Emitter<PhoneEvents> {
         break;
       case "hold":
       case "dtmf":
+      case "info":
       case "transfer":
       case "hangup":
         if (call) e(name, call, strip(d));
@@ -713,6 +726,29 @@ export class Call extends Emitter<CallEvents> {
     engine(() => this.#phone._engine.callMessage(this.id, contentType, text, options.headers));
   }
 
+  /**
+   * Sends an INFO (RFC 6086) with `body` of `contentType` in the call, for
+   * whatever the far end understands (a CRM record, a queue command…).
+   * Resolves when the far end takes it (2xx); rejects with a `SipError`
+   * when it refuses, or an `InvalidStateError` when the call ends first.
+   */
+  async info(contentType: string, body: string, options: SendOptions = {}): Promise<void> {
+    this.#phone._assertOpen();
+    check.contentType("contentType", contentType);
+    check.body("body", body);
+    checkSendOptions(options);
+    this.#mustBeUp("send INFO");
+    const id = engine(() => this.#phone._engine.info(this.id, contentType, body, options.headers));
+    const [answered, cancel] = this.#phone._wait(["info_answered"], 0, (d) => d.call === this.id && d.id === id);
+    const outcome = await Promise.race([answered, this.ended.then(() => undefined)]);
+    if (!outcome) {
+      cancel();
+      throw new InvalidStateError("the call ended before the far end answered the INFO", "no_such_call");
+    }
+    const [, d] = outcome;
+    if ((d.code as number) >= 300) throw new SipError(d.code as number, d.reason as string);
+  }
+
   /** RTT, jitter, loss and a MOS estimate, from `getStats()`. */
   async stats(): Promise<CallStats> {
     this.#phone._assertOpen();
@@ -802,6 +838,7 @@ export class Call extends Emitter<CallEvents> {
         e(name, strip(d));
         break;
       case "dtmf":
+      case "info":
       case "transfer":
         e(name, strip(d));
         break;

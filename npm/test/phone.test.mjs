@@ -52,6 +52,10 @@ function fakeEngine() {
         sendDtmfInfo: record("sendDtmfInfo"),
         message: () => 1,
         callMessage: record("callMessage"),
+        info(...args) {
+          fake.asked.push(["info", ...args]);
+          return (fake.infos = (fake.infos ?? 0) + 1);
+        },
         remoteStream: () => undefined,
         localStream: () => undefined,
         stats: async () => undefined,
@@ -277,4 +281,33 @@ test("a disconnected phone refuses every method with an InvalidStateError, and i
   assert.equal(call.remoteStream, undefined);
   await phone.disconnect();
   assert.equal(fake.asked.length, asked, "the engine was not asked again");
+});
+
+test("INFO of any type: sent with its outcome, received as an event", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  const call = phone.call("sip:bob@pbx.test");
+  fake.placing.shift().resolve(6);
+  await settle();
+  fake.emit("accepted", { call: 6 });
+  await call.accepted;
+
+  const taken = call.info("application/x-crm+json", '{"case":42}');
+  assert.deepEqual(fake.asked.at(-1), ["info", 6, "application/x-crm+json", '{"case":42}', undefined]);
+  fake.emit("info_answered", { call: 6, id: 1, code: 200, reason: "OK" });
+  await taken;
+  const refused = call.info("text/plain", "x");
+  fake.emit("info_answered", { call: 6, id: 2, code: 415, reason: "Unsupported Media Type" });
+  await assert.rejects(refused, (e) => e.code === 415);
+
+  const got = [];
+  call.on("info", (i) => got.push(["call", i]));
+  phone.on("info", (c, i) => got.push(["phone", c === call, i]));
+  fake.emit("info", { call: 6, contentType: "application/vnd.queue+xml", body: "<q/>", headers: {} });
+  const info = { contentType: "application/vnd.queue+xml", body: "<q/>", headers: {} };
+  assert.deepEqual(got, [["call", info], ["phone", true, info]]);
+
+  const pending = call.info("text/plain", "late");
+  fake.emit("hangup", { call: 6, reason: "BYE" });
+  await assert.rejects(pending, (e) => e instanceof InvalidStateError);
 });

@@ -564,7 +564,7 @@ fn two_browsers_on_the_embedded_pbx_keep_their_call_when_one_websocket_drops() {
 }
 
 #[test]
-fn a_browser_on_hold_sends_nothing_its_far_end_could_hear() {
+fn a_browser_on_hold_sends_nothing_its_far_end_could_hear_and_info_of_any_type_goes_both_ways() {
     let (scratch, alice_mic, _) = tones();
     let bob_mic = scratch.tone("bob-440hz-48k.wav", FAR_HZ, 48_000);
     let relay = RelayProcess::start_embedded(
@@ -576,6 +576,7 @@ fn a_browser_on_hold_sends_nothing_its_far_end_could_hear() {
             "server": relay.ws_url(),
             "uri": format!("sip:{user}@sipline.local"),
             "password": password,
+            "incomingHeaderPrefixes": ["X-"],
         })
     };
     // Bob answers and listens: before alice holds, while she holds (each
@@ -593,9 +594,13 @@ fn a_browser_on_hold_sends_nothing_its_far_end_could_hear() {
             {"do": "measure", "name": "while_held", "settleMs": 500},
             {"do": "mark", "event": "bob_heard_hold"},
             {"do": "wait_event", "name": "resumed", "event": "hold", "timeoutMs": 20000},
+            {"do": "mark", "event": "bob_resumed"},
             {"do": "sleep", "ms": 3000},
             {"do": "measure", "name": "after", "settleMs": 500},
-            {"do": "mark", "event": "bob_done"},
+            // INFO of a custom type, from alice, then one back.
+            {"do": "wait_event", "name": "info_in", "event": "info", "timeoutMs": 20000},
+            {"do": "info", "name": "info_back", "contentType": "application/vnd.queue+xml",
+             "body": "<queue>sales</queue>"},
             {"do": "wait_event", "name": "hangup", "event": "hangup", "timeoutMs": 30000},
             {"do": "disconnect"},
         ],
@@ -614,6 +619,10 @@ fn a_browser_on_hold_sends_nothing_its_far_end_could_hear() {
             {"do": "measure", "name": "resumed_muted", "settleMs": 500},
             {"do": "mute", "name": "unmute", "on": false},
             {"do": "sleep", "ms": 4000},
+            {"do": "mark", "event": "info"},
+            {"do": "info", "name": "info_out", "contentType": "application/x-crm+json",
+             "body": "{\"case\":42}", "headers": {"X-Crm-Id": "42"}},
+            {"do": "wait_event", "name": "info_in", "event": "info", "timeoutMs": 10000},
             {"do": "hangup"},
             {"do": "disconnect"},
         ],
@@ -691,4 +700,19 @@ fn a_browser_on_hold_sends_nothing_its_far_end_could_hear() {
     );
     assert_hears(&bob["after"], MIC_HZ, "bob, after the resume and unmute");
     assert!(tone_db(&bob["after"]) > before - 6.0, "{}", bob["after"]);
+
+    // INFO both ways, each taken (2xx) and logged by the other side with
+    // its type, body and picked header.
+    assert_eq!(alice["info_out"]["ok"], true, "{}", alice["info_out"]);
+    assert_eq!(
+        bob["info_in"]["detail"][1],
+        json!({"contentType": "application/x-crm+json", "body": "{\"case\":42}",
+               "headers": {"X-Crm-Id": "42"}})
+    );
+    assert_eq!(bob["info_back"]["ok"], true, "{}", bob["info_back"]);
+    assert_eq!(
+        alice["info_in"]["detail"][1],
+        json!({"contentType": "application/vnd.queue+xml", "body": "<queue>sales</queue>",
+               "headers": {}})
+    );
 }

@@ -76,6 +76,7 @@ fn ten_thousand_misuses_get_named_errors_and_the_phone_still_calls() {
         "call.sendDtmf",
         "call.transfer",
         "call.message",
+        "call.info",
         "Phone.connect",
     ] {
         assert!(

@@ -322,6 +322,22 @@ impl Engine {
         })
     }
 
+    /// Sends an INFO of any type in a call; returns its id, which the
+    /// `info_answered` event names. Throws if the call is not up.
+    pub fn info(
+        &self,
+        call: u32,
+        content_type: &str,
+        body: &str,
+        headers: JsValue,
+    ) -> Result<u32, JsValue> {
+        self.shell
+            .act(&js::headers(&headers), |ua, now| {
+                ua.info(now, CallId(call), content_type, body)
+            })
+            .map(|id| id.0)
+    }
+
     /// What the far end sends, for an `<audio>`/`<video>` element.
     #[wasm_bindgen(js_name = remoteStream)]
     pub fn remote_stream(&self, call: u32) -> Option<MediaStream> {

@@ -581,6 +581,26 @@ impl Shell {
                 .set("call", call.0)
                 .set("target", target)
                 .opt("referredBy", referred_by),
+            Event::Info {
+                call,
+                content_type,
+                body,
+                headers,
+            } => Obj::new()
+                .set("call", call.0)
+                .set("contentType", content_type)
+                .set("body", body)
+                .set("headers", js::header_object(headers)),
+            Event::InfoAnswered {
+                call,
+                id,
+                code,
+                reason,
+            } => Obj::new()
+                .set("call", call.0)
+                .set("id", id.0)
+                .set("code", code)
+                .set("reason", reason),
             Event::MessageSent { id } => Obj::new().set("id", id.0),
             Event::MessageFailed { id, code, reason } => Obj::new()
                 .set("id", id.0)

@@ -131,6 +131,7 @@ function slots(t) {
     },
     { what: "call.transfer", on: c, method: "transfer", args: [uri("target"), sendOptions()] },
     { what: "call.message", on: c, method: "message", args: [body("text"), contentType, sendOptions()], sync: true },
+    { what: "call.info", on: c, method: "info", args: [{ ...contentType, bad: contentType.bad.concat([[ "contentType", undefined ]]) }, body("body"), sendOptions()] },
     { what: "Phone.connect", on: () => t.Phone, method: "connect", args: [connectOptions(t)] },
     { what: "phone.on", on: p, method: "on", sync: true, args: [eventName("registered"), handler] },
     { what: "phone.once", on: p, method: "once", sync: true, args: [eventName("incoming"), handler] },

@@ -8,7 +8,7 @@
 //     {"do":"hold"},{"do":"unhold"},{"do":"dtmf","digits":"12#"},{"do":"hangup"}]}'
 //
 // Steps: connect, call, answer (the next incoming call), measure, hold,
-// unhold, restart_ice, mute ({"on": false} unmutes), dtmf, message, transfer, drop_ws (the page
+// unhold, restart_ice, mute ({"on": false} unmutes), dtmf, message, info, transfer, drop_ws (the page
 // drops the WebSocket as a network would), misuse (the whole API misused "count" times, see
 // misuse.js), stats, hangup, disconnect, sleep, wait_event
 // (a phone event, after the last "mark"), and mark, which prints
@@ -56,6 +56,7 @@ try {
       case "unhold": out = await run(() => window.t.unhold()); break;
       case "dtmf": out = await run(([d, m]) => window.t.dtmf(d, m), step.digits, step.method ?? "rfc4733"); break;
       case "message": out = await run(([t, x]) => window.t.message(t, x), step.target, step.text); break;
+      case "info": out = await run(([c, b, h]) => window.t.info(c, b, h), step.contentType, step.body, step.headers); break;
       case "transfer": out = await run(([t]) => window.t.transfer(t), step.target); break;
       case "accept_referral": out = await run(([ms]) => window.t.acceptReferral(ms), step.timeoutMs ?? 10000); break;
       case "drop_ws": out = await run(() => window.t.dropWebSocket()); break;

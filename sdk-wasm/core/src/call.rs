@@ -24,6 +24,7 @@
 
 mod hold;
 mod incoming;
+mod info;
 mod outgoing;
 mod recovery;
 mod refer;
@@ -39,7 +40,7 @@ use crate::ctx::Ctx;
 use crate::dialog::Dialog;
 use crate::error::ActionError;
 use crate::event::Event;
-use crate::ids::CallId;
+use crate::ids::{CallId, MessageId};
 use crate::input::safe_text;
 use crate::session_timer::SessionTimer;
 use crate::sip::{HeaderName, Message, Method, push_decimal, response_to};
@@ -262,6 +263,10 @@ pub(crate) struct Calls {
     updates: Vec<Update>,
     /// Our REFERs in flight (blind transfers), until their final answer.
     refers: Vec<(TransactionId, CallId)>,
+    /// The application's INFOs in flight, until their final answer.
+    infos: Vec<(TransactionId, CallId, MessageId)>,
+    /// The last INFO's id.
+    next_info: u32,
     /// Our blind transfers, until their outcome is known.
     transfers: Vec<refer::OurTransfer>,
     /// The far end's REFERs we accepted, until their new call's outcome.
@@ -306,6 +311,7 @@ impl Calls {
             .any(|c| c.invite_tx == tx || c.bye_tx == Some(tx))
             || self.incoming.iter().any(|c| c.bye_tx == Some(tx))
             || self.refers.iter().any(|(t, _)| *t == tx)
+            || self.infos.iter().any(|(t, _, _)| *t == tx)
             || self.updates.iter().any(
                 |u| matches!(u, Update::Sent { tx: t, .. } | Update::Acked { tx: t, .. } if *t == tx),
             )
@@ -317,6 +323,7 @@ impl Calls {
         self.calls.retain(|c| c.id != id);
         self.incoming.retain(|c| c.id != id);
         self.refers.retain(|(_, c)| *c != id);
+        self.forget_infos(id);
         self.transfer_ended_with_call(cx, id);
         // Its subscription ends with its dialog; a transfer it asked for
         // goes on unreported.
@@ -420,6 +427,9 @@ impl Calls {
 
     /// A response to one of the calls' requests (`None`: it timed out).
     pub fn on_response(&mut self, cx: &mut Ctx<'_>, tx: TransactionId, msg: Option<&Message<'_>>) {
+        if self.on_info_response(cx, tx, msg) {
+            return;
+        }
         if let Some(i) = self.refers.iter().position(|(t, _)| *t == tx) {
             let code = msg.and_then(Message::status).unwrap_or(408);
             if code >= 200 {
@@ -576,16 +586,9 @@ impl Calls {
                 }
                 Err(refused) => refused,
             },
-            Some(Method::Info) => match crate::message::dtmf_relay(msg) {
-                Some((digit, duration_ms)) => {
-                    cx.events.push(Event::Dtmf {
-                        call: id,
-                        digit,
-                        duration_ms,
-                    });
-                    (200, "OK")
-                }
-                None => (415, "Unsupported Media Type"),
+            Some(Method::Info) => match self.on_info(cx, id, msg) {
+                200 => (200, "OK"),
+                code => (code, crate::sip::reason_phrase(code)),
             },
             _ => (501, "Not Implemented"),
         };

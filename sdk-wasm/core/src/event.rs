@@ -152,6 +152,30 @@ pub enum Event {
         /// How long it was pressed.
         duration_ms: u32,
     },
+    /// An INFO arrived in a call (RFC 6086) with a body of any type but
+    /// DTMF's (that is [`Event::Dtmf`]).
+    Info {
+        /// Which call.
+        call: CallId,
+        /// Its Content-Type.
+        content_type: String,
+        /// Its body.
+        body: String,
+        /// Its headers named by [`Config::incoming_header_prefixes`](crate::Config::incoming_header_prefixes).
+        headers: Vec<(String, String)>,
+    },
+    /// The far end answered an INFO the application sent
+    /// ([`UserAgent::info`](crate::UserAgent::info)): 2xx it took it.
+    InfoAnswered {
+        /// Which call.
+        call: CallId,
+        /// Which INFO.
+        id: MessageId,
+        /// The status (408 when none came).
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
     /// A MESSAGE arrived (RFC 3428), in a call's dialog or outside any.
     Message {
         /// The call it came in, if any.
@@ -255,6 +279,8 @@ impl Event {
             Event::Hold { .. } => "hold",
             Event::UpdateFailed { .. } => "update_failed",
             Event::Dtmf { .. } => "dtmf",
+            Event::Info { .. } => "info",
+            Event::InfoAnswered { .. } => "info_answered",
             Event::Message { .. } => "message",
             Event::MessageSent { .. } => "message_sent",
             Event::MessageFailed { .. } => "message_failed",

@@ -241,6 +241,20 @@ impl UserAgent {
         calls.send_in_dialog(&mut cx, call, Method::Message, content_type, body)
     }
 
+    /// Sends an INFO with `body` of `content_type` in a call (the call must
+    /// be up); [`Event::InfoAnswered`] with the returned id follows.
+    pub fn info(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        content_type: &str,
+        body: &str,
+    ) -> Result<MessageId, ActionError> {
+        self.require_transport()?;
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.send_info(&mut cx, call, content_type, body)
+    }
+
     /// Sends a DTMF digit as SIP INFO (`application/dtmf-relay`), for PBXs
     /// that do not take RFC 4733 in the media (the call must be up).
     pub fn send_dtmf_info(

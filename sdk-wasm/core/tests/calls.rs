@@ -865,6 +865,96 @@ Content-Length: 24\r\n\r\nSignal=#\r\nDuration=250\r\n",
 }
 
 #[test]
+fn info_of_any_type_goes_both_ways_with_its_outcome() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    let id = ua
+        .info(at(2.0), call, "application/x-crm+json", r#"{"case":42}"#)
+        .expect("sent");
+    assert_eq!(
+        ua.info(at(2.0), call, "text/plain\r\nX-Evil: 1", "x"),
+        Err(ActionError::BadText("content_type"))
+    );
+    let info = sent(&mut ua).remove(0);
+    let m = parse(&info);
+    assert_eq!(m.method(), Some(Method::Info));
+    assert_eq!(
+        m.header(HeaderName::ContentType),
+        Some("application/x-crm+json")
+    );
+    assert_eq!(m.body(), br#"{"case":42}"#);
+    assert_eq!(m.to().tag(), Some("b9"), "in the call's dialog");
+    ua.handle_message(at(2.1), &answer(&info, 200, "OK", ""))
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::InfoAnswered {
+            call,
+            id,
+            code: 200,
+            reason: "OK".into()
+        }]
+    );
+    // A refusal is reported too, with its own id.
+    let id2 = ua
+        .info(at(2.2), call, "text/plain", "second")
+        .expect("sent");
+    assert_ne!(id, id2);
+    let info = sent(&mut ua).remove(0);
+    ua.handle_message(at(2.3), &answer(&info, 415, "Unsupported Media Type", ""))
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::InfoAnswered {
+            call,
+            id: id2,
+            code: 415,
+            reason: "Unsupported Media Type".into()
+        }]
+    );
+
+    // The far end's: reported with its type and body; an empty one (a
+    // keep-alive) only answered.
+    let a = parse(&ack);
+    let theirs = |cseq: u32, content_type: &str, body: &str| {
+        format!(
+            "INFO sip:x@a.invalid SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKinfo{cseq}\r\nMax-Forwards: 69\r\n\
+From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} INFO\r\nContent-Type: {content_type}\r\n\
+Content-Length: {}\r\n\r\n{body}",
+            a.header(HeaderName::To).expect("to"),
+            a.header(HeaderName::From).expect("from"),
+            a.call_id(),
+            body.len()
+        )
+    };
+    ua.handle_message(
+        at(3.0),
+        theirs(3, "application/vnd.queue+xml", "<queue>7</queue>").as_bytes(),
+    )
+    .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Info {
+            call,
+            content_type: "application/vnd.queue+xml".into(),
+            body: "<queue>7</queue>".into(),
+            headers: vec![],
+        }]
+    );
+    ua.handle_message(at(3.1), theirs(4, "text/plain", "").as_bytes())
+        .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 200 OK"));
+    assert_eq!(events(&mut ua), [], "an empty INFO is a keep-alive");
+    ua.handle_message(
+        at(3.2),
+        theirs(5, "application/dtmf-relay", "Nonsense").as_bytes(),
+    )
+    .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 400 Bad Request"));
+}
+
+#[test]
 fn update_changes_the_session_without_an_ack_both_ways() {
     let mut ua = ua();
     let (call, _, ack) = answered(&mut ua);

@@ -106,6 +106,7 @@ impl Method {
 pub fn reason_phrase(code: u16) -> &'static str {
     match code {
         380 => "Alternative Service",
+        400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
         408 => "Request Timeout",
