@@ -11,7 +11,8 @@ import init, { Engine } from "../wasm/sipline_wasm.js";
 /** @internal What the facade uses of the engine (a fake one drives the facade's tests). */
 export type EngineLike = Pick<Engine,
   "connect" | "close" | "free" | "register" | "unregister" | "checkTarget" | "call" | "acceptReferral" |
-  "declineReferral" | "ringing" | "answer" | "decline" | "hangup" | "hold" | "restartIce" | "transfer" | "mute" |
+  "declineReferral" | "ringing" | "answer" | "decline" | "hangup" | "hold" | "restartIce" | "transfer" |
+  "transferReplacing" | "mute" |
   "sendDtmf" | "sendDtmfInfo" | "message" | "callMessage" | "info" | "remoteStream" | "localStream" | "stats">;
 
 export { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError } from "./errors.js";
@@ -147,6 +148,7 @@ export interface CallEvents {
   message: [IncomingMessage];
   transfer: [TransferProgress];
   referred: [TransferRequest];
+  replaced: [Call];
   hangup: [HangupInfo];
   mediaError: [{ error: unknown }];
 }
@@ -162,6 +164,8 @@ export interface TransferRequest {
   target: string;
   /** Who asked for it, as the far end says (its Referred-By). */
   referredBy?: string;
+  /** An attended transfer: the new call takes the place of the target's call with whoever asked (RFC 3891 Replaces). */
+  attended: boolean;
   /** Calls the target: the new call at once, like `phone.call`. */
   accept(options?: CallOptions): Call;
   /** Refuses it: the far end hears 603. */
@@ -200,6 +204,7 @@ export interface PhoneEvents {
   info: [Call, IncomingInfo];
   transfer: [Call, TransferProgress];
   referred: [Call, TransferRequest];
+  replaced: [Call, Call];
   hangup: [Call, HangupInfo];
   message: [IncomingMessage];
 }
@@ -209,11 +214,11 @@ type Detail = Record<string, unknown> & { call?: number };
 /** The events `phone.on` takes. */
 const PHONE_EVENTS: (keyof PhoneEvents)[] = ["connected", "reconnecting", "reconnected", "registering", "registered",
   "registrationFailed", "unregistering", "unregistered", "keepaliveTimeout", "incoming", "calling", "ringing",
-  "progress", "accepted", "updating", "hold", "dtmf", "info", "transfer", "referred", "hangup", "message"];
+  "progress", "accepted", "updating", "hold", "dtmf", "info", "transfer", "referred", "replaced", "hangup", "message"];
 
 /** The events `call.on` takes. */
 const CALL_EVENTS: (keyof CallEvents)[] = ["ringing", "progress", "accepted", "updating", "hold", "dtmf", "info", "message",
-  "transfer", "referred", "hangup", "mediaError"];
+  "transfer", "referred", "replaced", "hangup", "mediaError"];
 
 let engineReady: Promise<unknown> | undefined;
 
@@ -344,6 +349,7 @@ export class Phone extends Emitter<PhoneEvents> {
     return {
       target,
       referredBy: d.referredBy as string | undefined,
+      attended: d.attended === true,
       accept: (options: CallOptions = {}): Call => {
         this._assertOpen();
         checkCallOptions(options);
@@ -444,6 +450,25 @@ export class Phone extends Emitter<PhoneEvents> {
     if (name === "unregistered" || name === "registration_failed") this.#registered = false;
     let call = d.call === undefined ? undefined : this.#calls.get(d.call);
     if (!call && name === "incoming") call = this.#track(d.call as number, "incoming", d);
+    const replacing = name === "incoming" && call && typeof d.replaces === "number" ? this.#calls.get(d.replaces) : undefined;
+    if (replacing && call) {
+      // An attended transfer to us (RFC 3891): the new call takes the old
+      // one's place without ringing; the app hears of it as `replaced`.
+      const fresh = call;
+      fresh.answer().catch((e) => {
+        if (fresh.state !== "ended") fresh.decline(500, undefined);
+        console.error("sipline: a call replacing another could not be answered", e);
+      });
+      return;
+    }
+    if (name === "replaced") {
+      const by = this.#calls.get(d.by as number);
+      if (call && by) {
+        call._event(name, { by } as unknown as Detail);
+        (this.emit.bind(this) as (n: string, ...a: unknown[]) => void)("replaced", call, by);
+      }
+      return;
+    }
     if (!call && d.call !== undefined && d.call > this.#highestId && this.#placing.size > 0) {
       // A call being placed: its INVITE went before `call()` learnt its id.
       const early = this.#unclaimed.get(d.call) ?? [];
@@ -691,22 +716,38 @@ export class Call extends Emitter<CallEvents> {
   }
 
   /**
-   * Blind transfer (REFER): the far end calls `target`. Resolves when it
-   * reports the target answered, and then hangs this call up; rejects with
-   * a `SipError` when the far end refuses or the target's call fails (this
-   * call then stays up, e.g. to try another target).
+   * Transfers the far end (REFER). To a SIP URI `target`, blind: the far
+   * end calls it. To another `Call` of this phone (a consultation call),
+   * attended: the far end calls that call's far end, whose call with us
+   * it replaces (RFC 3891 Replaces). Resolves when the far end reports the
+   * target answered, and then hangs this call up (and the consultation,
+   * if its far end has not ended it); rejects with a `SipError` when the
+   * far end refuses or the target's call fails (this call then stays up,
+   * e.g. to try another target).
    */
-  async transfer(target: string, options: SendOptions = {}): Promise<void> {
+  async transfer(target: string | Call, options: SendOptions = {}): Promise<void> {
     this.#phone._assertOpen();
-    check.uri("target", target, (uri) => engine(() => this.#phone._engine.checkTarget(uri)));
+    const consult = target instanceof Call ? target : undefined;
+    if (consult) {
+      if (consult === this || consult.#phone !== this.#phone) {
+        throw new TypeError("target must be a SIP URI, or another call of the same phone");
+      }
+    } else {
+      check.uri("target", target, (uri) => engine(() => this.#phone._engine.checkTarget(uri)));
+    }
     checkSendOptions(options);
     this.#mustBeUp("transfer");
+    if (consult && consult.state !== "established") {
+      throw new InvalidStateError(`cannot transfer to a call that is ${consult.state}`, "wrong_state");
+    }
     // The engine always ends a transfer with one `done` event: the
     // target's answer or why not (the far end refused, the call ended
     // before it took the transfer, or no outcome within two minutes).
     const [outcome, cancel] = this.#phone._wait(["transfer"], 0, (d) => d.call === this.id && d.done === true);
     try {
-      engine(() => this.#phone._engine.transfer(this.id, target, options.headers));
+      engine(() => consult
+        ? this.#phone._engine.transferReplacing(this.id, consult.id, options.headers)
+        : this.#phone._engine.transfer(this.id, target as string, options.headers));
     } catch (e) {
       cancel();
       throw e;
@@ -715,6 +756,7 @@ export class Call extends Emitter<CallEvents> {
     const code = d.code as number;
     if (code >= 300) throw new SipError(code, d.reason as string);
     await this.hangup();
+    if (consult && consult.state !== "ended") await consult.hangup();
   }
 
   /** Sends a MESSAGE in the call's dialog. */
@@ -844,6 +886,9 @@ export class Call extends Emitter<CallEvents> {
         break;
       case "referred":
         e(name, d.request);
+        break;
+      case "replaced":
+        e(name, d.by);
         break;
       case "message":
         e(name, { from: d.from, contentType: d.contentType, body: d.body, headers: d.headers ?? {}, call: this });

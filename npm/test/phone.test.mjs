@@ -47,6 +47,7 @@ function fakeEngine() {
         },
         restartIce: async () => undefined,
         transfer: record("transfer"),
+        transferReplacing: record("transferReplacing"),
         mute: () => true,
         sendDtmf: () => true,
         sendDtmfInfo: record("sendDtmfInfo"),
@@ -310,4 +311,50 @@ test("INFO of any type: sent with its outcome, received as an event", async () =
   const pending = call.info("text/plain", "late");
   fake.emit("hangup", { call: 6, reason: "BYE" });
   await assert.rejects(pending, (e) => e instanceof InvalidStateError);
+});
+
+test("attended transfer: transfer(otherCall) refers with the consultation, then both end; a replacing call is answered and reported as replaced", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  const up = async (id) => {
+    const call = phone.call("sip:someone@pbx.test");
+    fake.placing.shift().resolve(id);
+    await settle();
+    fake.emit("accepted", { call: id });
+    await call.accepted;
+    return call;
+  };
+  const bob = await up(1);
+  const carol = await up(2);
+  await assert.rejects(bob.transfer(bob), TypeError, "not to itself");
+  const other = Phone._withEngine(fakeEngine().make);
+  const stranger = other.call("sip:x@pbx.test");
+  await assert.rejects(bob.transfer(stranger), TypeError, "not to another phone's call");
+
+  const done = bob.transfer(carol);
+  assert.deepEqual(fake.asked.at(-1).slice(0, 3), ["transferReplacing", 1, 2]);
+  fake.emit("transfer", { call: 1, code: 202, reason: "Accepted", done: false });
+  fake.emit("hangup", { call: 2, reason: "BYE" }); // carol's side ends the consultation
+  fake.emit("transfer", { call: 1, code: 200, reason: "OK", done: true });
+  await settle();
+  assert.deepEqual(fake.asked.at(-1).slice(0, 2), ["hangup", 1], "then the first call is hung up");
+  fake.emit("hangup", { call: 1, reason: "BYE" });
+  await done;
+
+  // As the target: a call replacing call 3 is answered without ringing
+  // the app, and reported as `replaced` once up.
+  const dave = await up(3);
+  const rang = [];
+  phone.on("incoming", (c) => rang.push(c));
+  const replaced = [];
+  phone.on("replaced", (old, by) => replaced.push([old, by]));
+  fake.emit("incoming", { call: 4, from: "sip:bob@pbx.test", hasOffer: true, headers: {}, replaces: 3 });
+  await settle();
+  assert.deepEqual(rang, [], "no ringing");
+  assert.deepEqual(fake.asked.find(([n]) => n === "answer")?.slice(0, 2), ["answer", 4]);
+  fake.emit("accepted", { call: 4 });
+  fake.emit("replaced", { call: 3, by: 4 });
+  assert.equal(replaced.length, 1);
+  assert.equal(replaced[0][0], dave);
+  assert.equal(replaced[0][1].id, 4);
 });

@@ -259,6 +259,21 @@ impl Engine {
         })
     }
 
+    /// Attended transfer: asks the far end of `call` to call the far end
+    /// of `other` (the consultation) in its place, with Replaces; the
+    /// outcome arrives as `transfer` events, as for [`Engine::transfer`].
+    #[wasm_bindgen(js_name = transferReplacing)]
+    pub fn transfer_replacing(
+        &self,
+        call: u32,
+        other: u32,
+        headers: JsValue,
+    ) -> Result<(), JsValue> {
+        self.shell.act(&js::headers(&headers), |ua, now| {
+            ua.transfer_replacing(now, CallId(call), CallId(other))
+        })
+    }
+
     /// Mutes or unmutes the microphone of a call; `false` if no such call.
     pub fn mute(&self, call: u32, muted: bool) -> bool {
         self.shell

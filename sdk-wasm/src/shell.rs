@@ -463,6 +463,7 @@ impl Shell {
                 display_name,
                 sdp,
                 headers,
+                replaces,
             } => {
                 let has_offer = sdp.is_some();
                 self.state.borrow_mut().calls.insert(
@@ -478,6 +479,7 @@ impl Shell {
                     .opt("displayName", display_name)
                     .set("hasOffer", has_offer)
                     .set("headers", js::header_object(headers))
+                    .opt("replaces", replaces.map(|c| c.0))
             }
             Event::Calling { call, target } => Obj::new().set("call", call.0).set("to", target),
             Event::Ringing { call } => Obj::new().set("call", call.0),
@@ -577,10 +579,13 @@ impl Shell {
                 call,
                 target,
                 referred_by,
+                attended,
             } => Obj::new()
                 .set("call", call.0)
                 .set("target", target)
-                .opt("referredBy", referred_by),
+                .opt("referredBy", referred_by)
+                .set("attended", attended),
+            Event::Replaced { call, by } => Obj::new().set("call", call.0).set("by", by.0),
             Event::Info {
                 call,
                 content_type,

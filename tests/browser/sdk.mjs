@@ -7,7 +7,9 @@
 //     {"do":"call","target":"sip:bob@x"},{"do":"measure","name":"talk","ms":2000},
 //     {"do":"hold"},{"do":"unhold"},{"do":"dtmf","digits":"12#"},{"do":"hangup"}]}'
 //
-// Steps: connect, call, answer (the next incoming call), measure, hold,
+// Steps: connect, call ({"keep": true} keeps the current call to transfer it),
+// attended_transfer (the kept call to the current one), wait_replaced (a call
+// replacing ours by an attended transfer), answer (the next incoming call), measure, hold,
 // unhold, restart_ice, mute ({"on": false} unmutes), dtmf, message, info, transfer, drop_ws (the page
 // drops the WebSocket as a network would), misuse (the whole API misused "count" times, see
 // misuse.js), stats, hangup, disconnect, sleep, wait_event
@@ -44,7 +46,9 @@ try {
     let out;
     switch (step.do) {
       case "connect": out = await run(([o]) => window.t.connect(o), step.options); break;
-      case "call": out = await run(([t, h]) => window.t.call(t, h), step.target, step.headers); break;
+      case "call": out = await run(([t, h, k]) => window.t.call(t, h, k), step.target, step.headers, step.keep ?? false); break;
+      case "attended_transfer": out = await run(() => window.t.attendedTransfer()); break;
+      case "wait_replaced": out = await run(([ms]) => window.t.waitReplaced(ms), step.timeoutMs ?? 30000); break;
       case "answer": out = await run(([ms]) => window.t.answer(ms), step.timeoutMs ?? 10000); break;
       case "measure":
         await page.waitForTimeout(step.settleMs ?? 1500);

@@ -29,6 +29,7 @@ mod outgoing;
 mod recovery;
 mod refer;
 mod reinvite;
+mod replaces;
 mod session_timers;
 
 use self::incoming::send_callee_bye;
@@ -136,6 +137,8 @@ struct Incoming {
     /// Our session description: our answer (or offer) in the 2xx, then
     /// each change's.
     local_sdp: String,
+    /// The call it replaces (RFC 3891), ended once this one is up.
+    replaces: Option<CallId>,
 }
 
 /// Why we sent a re-INVITE.
@@ -249,6 +252,9 @@ struct Referral {
     target: String,
     /// The REFER's Referred-By, for the new INVITE.
     referred_by: Option<String>,
+    /// The Replaces its Refer-To carried (an attended transfer), for the
+    /// new INVITE.
+    replaces: Option<String>,
     /// The new call, once the app followed the request.
     call: Option<CallId>,
     /// The last status NOTIFYed (100 at the start).

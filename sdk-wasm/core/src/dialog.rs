@@ -150,6 +150,11 @@ impl Dialog {
         self.state
     }
 
+    /// The far end's URI, from its From or To (without tag or display name).
+    pub fn remote_uri(&self) -> Option<&str> {
+        NameAddr::parse(&self.remote_party).map(|na| na.uri_text)
+    }
+
     /// Where our in-dialog requests go (their Contact).
     pub fn remote_target(&self) -> &str {
         &self.remote_target

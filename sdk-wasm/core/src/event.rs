@@ -77,6 +77,10 @@ pub enum Event {
         sdp: Option<String>,
         /// The INVITE's headers named by [`Config::incoming_header_prefixes`](crate::Config::incoming_header_prefixes).
         headers: Vec<(String, String)>,
+        /// The call of ours it replaces (RFC 3891: an attended transfer
+        /// to us, or a pickup): answer it, and once it is up the old one
+        /// ends ([`Event::Replaced`]).
+        replaces: Option<CallId>,
     },
     /// An outgoing call's INVITE is on its way.
     Calling {
@@ -229,6 +233,17 @@ pub enum Event {
         target: String,
         /// Who asked for it (the Referred-By header), if said.
         referred_by: Option<String>,
+        /// An attended transfer: the new call replaces the target's call
+        /// with the one who asked (RFC 5589 §7).
+        attended: bool,
+    },
+    /// Call `call` was replaced by call `by` (RFC 3891), which is up: it
+    /// ends now, with a BYE.
+    Replaced {
+        /// The call that ends.
+        call: CallId,
+        /// The call that took its place.
+        by: CallId,
     },
     /// A call kept through a dropped transport moved to the new one: its
     /// re-INVITE was answered with `sdp`. Nothing changed if the far end's
@@ -280,6 +295,7 @@ impl Event {
             Event::UpdateFailed { .. } => "update_failed",
             Event::Dtmf { .. } => "dtmf",
             Event::Info { .. } => "info",
+            Event::Replaced { .. } => "replaced",
             Event::InfoAnswered { .. } => "info_answered",
             Event::Message { .. } => "message",
             Event::MessageSent { .. } => "message_sent",

@@ -241,6 +241,21 @@ impl UserAgent {
         calls.send_in_dialog(&mut cx, call, Method::Message, content_type, body)
     }
 
+    /// Attended transfer (RFC 5589 §7): asks the far end of `call` to call
+    /// the far end of `other` (our consultation call) in its place, with
+    /// Replaces; progress arrives as for [`UserAgent::transfer`], and
+    /// `other`'s far end ends its call with us once replaced.
+    pub fn transfer_replacing(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        other: CallId,
+    ) -> Result<(), ActionError> {
+        self.require_transport()?;
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.transfer_replacing(&mut cx, call, other)
+    }
+
     /// Sends an INFO with `body` of `content_type` in a call (the call must
     /// be up); [`Event::InfoAnswered`] with the returned id follows.
     pub fn info(

@@ -2028,6 +2028,7 @@ fn a_transfer_the_far_end_asks_for_is_followed_and_reported_until_answered() {
             call,
             target: "sip:carol@pbx.example".into(),
             referred_by: Some("<sip:bob@pbx.example>".into()),
+            attended: false,
         }]
     );
     // One at a time.
@@ -2093,13 +2094,13 @@ fn a_transfer_the_far_end_asks_for_is_followed_and_reported_until_answered() {
 fn a_transfer_request_declined_failed_or_malformed_is_reported_so() {
     let mut ua = ua();
     let (call, _, ack) = answered(&mut ua);
-    // Attended transfer (Replaces) is not built; a Refer-To that is no SIP
-    // URI is refused.
+    // A Replaces that would break a header line, or a Refer-To that is no
+    // SIP URI, is refused.
     for (cseq, refer_to, status) in [
         (
             2,
-            "<sip:carol@pbx.example?Replaces=abc%3Bto-tag%3D1>",
-            "SIP/2.0 501",
+            "<sip:carol@pbx.example?Replaces=abc%0D%0AX-Evil%3A%201>",
+            "SIP/2.0 400",
         ),
         (3, "<tel:+15551234>", "SIP/2.0 400"),
     ] {
@@ -2441,4 +2442,164 @@ fn a_blind_transfer_s_outcome_is_always_told_once() {
             .any(|e| matches!(e, Event::Transfer { .. })),
         "told once"
     );
+}
+
+#[test]
+fn attended_transfer_refers_the_far_end_to_the_consultation_with_its_dialog() {
+    let mut ua = ua();
+    let (first, _, first_ack) = answered(&mut ua);
+    let (consult, _, consult_ack) = answered(&mut ua);
+    assert_eq!(
+        ua.transfer_replacing(at(2.0), first, first),
+        Err(ActionError::BadTarget("other"))
+    );
+    ua.transfer_replacing(at(2.0), first, consult)
+        .expect("the REFER goes");
+    let refer = sent(&mut ua).remove(0);
+    let m = parse(&refer);
+    assert_eq!(m.method(), Some(Method::Refer));
+    assert_eq!(
+        m.call_id(),
+        parse(&first_ack).call_id(),
+        "in the first call"
+    );
+    // The consultation's far end, with its dialog as that far end sees it:
+    // its own tag as to-tag, ours as from-tag.
+    let c = parse(&consult_ack);
+    let refer_to = m.header(HeaderName::ReferTo).expect("Refer-To");
+    let expected = format!(
+        "<{TARGET}?Replaces={}%3Bto-tag%3D{}%3Bfrom-tag%3D{}>",
+        c.call_id().replace('@', "%40"),
+        c.to().tag().expect("their tag"),
+        c.from().tag().expect("our tag"),
+    );
+    assert_eq!(refer_to, expected);
+}
+
+#[test]
+fn the_transferee_calls_the_target_with_the_replaces_it_was_given() {
+    let mut ua = ua();
+    let (call, _, ack) = answered(&mut ua);
+    ua.handle_message(
+        at(2.0),
+        far_refer(
+            &ack,
+            2,
+            "<sip:carol@pbx.example?Replaces=c1%40h.example%3Bto-tag%3Dcarol%3Bfrom-tag%3Dbob>",
+        )
+        .as_bytes(),
+    )
+    .expect("parses");
+    assert!(sent(&mut ua)[0].starts_with("SIP/2.0 202 Accepted"));
+    assert_eq!(
+        events(&mut ua),
+        [Event::Referred {
+            call,
+            target: "sip:carol@pbx.example".into(),
+            referred_by: Some("<sip:bob@pbx.example>".into()),
+            attended: true,
+        }]
+    );
+    ua.accept_referral(at(2.5), call, OFFER)
+        .expect("a new call");
+    let invite = sent(&mut ua).remove(0);
+    let m = parse(&invite);
+    assert_eq!(
+        m.request_uri(),
+        Some("sip:carol@pbx.example"),
+        "no headers in it"
+    );
+    assert_eq!(
+        m.header(HeaderName::Other("Replaces")),
+        Some("c1@h.example;to-tag=carol;from-tag=bob")
+    );
+}
+
+/// An INVITE from carol replacing the dialog `(call_id, our tag, bob's
+/// tag)`, with `extra` in the Replaces.
+fn replacing_invite(call_id: &str, ours: &str, theirs: &str, extra: &str) -> String {
+    let n = call_id.len() + ours.len() + extra.len();
+    format!(
+        "INVITE sip:x@a.invalid;transport=ws SIP/2.0\r\nVia: SIP/2.0/WSS relay.example;branch=z9hG4bKrep{n}\r\n\
+Max-Forwards: 69\r\nFrom: <sip:carol@pbx.example>;tag=c7\r\nTo: <sip:alice@pbx.example>\r\nCall-ID: rep-{n}\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:carol@10.0.0.8:5062>\r\nReplaces: {call_id};to-tag={ours};from-tag={theirs}{extra}\r\n\
+Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{OFFER}",
+        OFFER.len()
+    )
+}
+
+#[test]
+fn the_target_lets_an_invite_with_replaces_take_the_place_of_its_call() {
+    let mut ua = ua();
+    let (old, _) = incoming(&mut ua, "in1", true);
+    ua.answer(at(1.0), old, ANSWER).expect("answered");
+    let ok = sent(&mut ua).remove(0);
+    ua.handle_message(at(1.1), ack_of(&ok, "").as_bytes())
+        .expect("parses");
+    events(&mut ua);
+    let ours = parse(&ok).to().tag().expect("our tag").to_owned();
+
+    // Naming no dialog of ours, or only an early one: refused.
+    for (invite, status) in [
+        (replacing_invite("in-in1", "nope", "b1", ""), "SIP/2.0 481"),
+        (
+            replacing_invite("in-in1", &ours, "b1", ";early-only"),
+            "SIP/2.0 486",
+        ),
+        (replacing_invite("other", &ours, "b1", ""), "SIP/2.0 481"),
+    ] {
+        ua.handle_message(at(2.0), invite.as_bytes())
+            .expect("parses");
+        let frames = sent(&mut ua);
+        assert!(frames[0].starts_with(status), "{frames:?}");
+        assert_eq!(events(&mut ua), [], "nothing for the app");
+    }
+
+    // Naming the call: a new call that says so; once it is up, the old
+    // one ends with a BYE.
+    ua.handle_message(
+        at(3.0),
+        replacing_invite("in-in1", &ours, "b1", "").as_bytes(),
+    )
+    .expect("parses");
+    let evs = events(&mut ua);
+    let [
+        Event::Incoming {
+            call: new,
+            replaces,
+            ..
+        },
+    ] = &evs[..]
+    else {
+        panic!("{evs:?}")
+    };
+    assert_eq!(*replaces, Some(old));
+    let new = *new;
+    ua.answer(at(3.1), new, ANSWER).expect("answered");
+    let ok = sent(&mut ua)
+        .into_iter()
+        .find(|f| f.starts_with("SIP/2.0 200"))
+        .expect("200");
+    ua.handle_message(at(3.2), ack_of(&ok, "").as_bytes())
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [
+            Event::Accepted {
+                call: new,
+                sdp: String::new()
+            },
+            Event::Replaced { call: old, by: new },
+        ]
+    );
+    let bye = sent(&mut ua).remove(0);
+    let b = parse(&bye);
+    assert_eq!(b.method(), Some(Method::Bye));
+    assert_eq!(b.call_id(), "in-in1", "the old call ends");
+    ua.handle_message(at(3.3), &answer(&bye, 200, "OK", ""))
+        .expect("parses");
+    assert!(matches!(
+        events(&mut ua)[..],
+        [Event::Hangup { call, code: None, .. }] if call == old
+    ));
 }

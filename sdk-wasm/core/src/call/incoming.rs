@@ -4,6 +4,7 @@
 //! 487.
 
 use super::outgoing::requires_100rel;
+use super::replaces::Refusal;
 use super::{ALLOW, Calls, Incoming, Update, bye, decimal, hangup};
 use crate::ctx::Ctx;
 use crate::dialog::Dialog;
@@ -50,6 +51,15 @@ impl Calls {
             cx.respond(tx, 422, resp);
             return;
         }
+        let replaces = match self.replaced_by(msg) {
+            Ok(replaces) => replaces,
+            Err(Refusal(code, reason)) => {
+                let resp =
+                    response_to(msg, code, reason, Some(&cx.rng.token(10))).finish(None, b"");
+                cx.respond(tx, code, resp);
+                return;
+            }
+        };
         self.next += 1;
         let id = CallId(self.next);
         let sdp =
@@ -60,6 +70,7 @@ impl Calls {
             display_name: msg.from().display_name.map(str::to_owned),
             sdp,
             headers: cx.id.picked_headers(msg),
+            replaces,
         });
         self.incoming.push(Incoming {
             id,
@@ -74,6 +85,7 @@ impl Calls {
             bye_tx: None,
             timer: None,
             local_sdp: String::new(),
+            replaces,
         });
         if cx.id.auto_ringing {
             self.ringing(cx, id);
@@ -244,6 +256,10 @@ impl Calls {
             call: call.id,
             sdp: String::from_utf8_lossy(msg.body()).into_owned(),
         });
+        if let Some(old) = call.replaces {
+            let new = call.id;
+            self.replaced(cx, new, old);
+        }
     }
 }
 

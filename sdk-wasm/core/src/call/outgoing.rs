@@ -85,12 +85,12 @@ pub(super) fn send_invite(call: &mut Call, cx: &mut Ctx<'_>) -> Option<()> {
         Some(secs) => {
             let mut min_se = String::new();
             push_decimal(&mut min_se, u64::from(call.min_se));
-            b.header("Supported", "100rel, outbound, timer")
+            b.header("Supported", "100rel, outbound, replaces, timer")
                 .header("Session-Expires", &decimal(secs))
                 .header("Min-SE", &min_se);
         }
         None => {
-            b.header("Supported", "100rel, outbound");
+            b.header("Supported", "100rel, outbound, replaces");
         }
     }
     for (name, value) in &call.headers {

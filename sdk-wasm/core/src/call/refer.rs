@@ -109,10 +109,13 @@ impl Calls {
             (Some(open), Some(close)) if open < close => &refer_to[open + 1..close],
             _ => refer_to.split(';').next().unwrap_or_default().trim(),
         };
-        if uri.contains('?') {
-            // Headers in the URI: Replaces, an attended transfer.
-            return Err((501, "Attended Transfer Not Implemented"));
-        }
+        // Headers in the URI (§19.1.1): a Replaces makes it an attended
+        // transfer (RFC 5589 §7), carried into the new INVITE; no other
+        // header is taken from the far end.
+        let (uri, replaces) = match uri.split_once('?') {
+            Some((uri, headers)) => (uri, uri_replaces(headers).ok_or((400, "Bad Refer-To"))?),
+            None => (uri, None),
+        };
         if !safe_target(uri) {
             return Err((400, "Bad Refer-To"));
         }
@@ -121,10 +124,12 @@ impl Calls {
             .map(str::trim)
             .filter(|v| safe_text(v) && !v.is_empty())
             .map(str::to_owned);
+        let attended = replaces.is_some();
         self.referrals.push(Referral {
             from: id,
             target: uri.to_owned(),
             referred_by: referred_by.clone(),
+            replaces,
             call: None,
             reported: 100,
         });
@@ -132,6 +137,7 @@ impl Calls {
             call: id,
             target: uri.to_owned(),
             referred_by,
+            attended,
         })
     }
 
@@ -157,6 +163,9 @@ impl Calls {
         let mut headers = cx.headers.to_vec();
         if let Some(by) = &self.referrals[i].referred_by {
             headers.push(("Referred-By".to_owned(), by.clone()));
+        }
+        if let Some(replaces) = &self.referrals[i].replaces {
+            headers.push(("Replaces".to_owned(), replaces.clone()));
         }
         let call = self.call(&mut cx.with_headers(&headers), &target, offer);
         match call {
@@ -269,11 +278,21 @@ impl Calls {
         if !safe_target(target) {
             return Err(ActionError::BadTarget("target"));
         }
-        let refer_to = String::from("<") + target + ">";
+        self.send_refer(cx, id, &(String::from("<") + target + ">"))
+    }
+
+    /// Sends the REFER of a transfer of call `id` to `refer_to` (a
+    /// name-addr) and waits for its outcome.
+    pub(super) fn send_refer(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: CallId,
+        refer_to: &str,
+    ) -> Result<(), ActionError> {
         let referred_by = String::from("<") + &cx.id.aor + ">";
         let contact = String::from("<") + &cx.id.contact_uri + ">";
         let headers = [
-            ("Refer-To", refer_to.as_str()),
+            ("Refer-To", refer_to),
             ("Referred-By", referred_by.as_str()),
             // RFC 3515 §2.1: a REFER carries a Contact.
             ("Contact", contact.as_str()),
@@ -288,6 +307,20 @@ impl Calls {
         });
         Ok(())
     }
+}
+
+/// The `Replaces` among a Refer-To URI's headers (`a=b&c=d`), unescaped:
+/// `Ok(None)` when there is none, `None` when it is malformed or would
+/// break a header line.
+fn uri_replaces(headers: &str) -> Option<Option<String>> {
+    for pair in headers.split('&') {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if name.eq_ignore_ascii_case("Replaces") {
+            let value = super::replaces::unescape(value)?;
+            return (!value.is_empty() && safe_text(&value)).then_some(Some(value));
+        }
+    }
+    Some(None)
 }
 
 /// The progress a NOTIFY of a REFER subscription reports (RFC 3515 §2.4.5):
