@@ -323,6 +323,32 @@ impl Engine {
             .map(|id| id.0)
     }
 
+    /// Subscribes to `event` of `target` (RFC 6665), taking `accept`
+    /// bodies, for `expires` seconds (kept up until `unsubscribe`); its
+    /// id, which the `subscription_active`, `notify` and
+    /// `subscription_ended` events carry.
+    pub fn subscribe(
+        &self,
+        target: &str,
+        event: &str,
+        accept: &str,
+        expires: u32,
+        headers: JsValue,
+    ) -> Result<u32, JsValue> {
+        self.shell
+            .act(&js::headers(&headers), |ua, now| {
+                ua.subscribe(now, target, event, accept, expires)
+            })
+            .map(|id| id.0)
+    }
+
+    /// Ends a subscription; `subscription_ended` follows.
+    pub fn unsubscribe(&self, subscription: u32) -> Result<(), JsValue> {
+        self.shell.act(&[], |ua, now| {
+            ua.unsubscribe(now, sipline_core::SubscriptionId(subscription))
+        })
+    }
+
     /// Sends a MESSAGE in a call's dialog; throws if the call is not up.
     #[wasm_bindgen(js_name = callMessage)]
     pub fn call_message(

@@ -20,6 +20,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 mod calls;
+mod notify;
 
 pub(crate) use self::calls::CallTo;
 use self::calls::{CallMap, CallMedia};
@@ -605,6 +606,32 @@ impl Shell {
                 .set("call", call.0)
                 .set("id", id.0)
                 .set("code", code)
+                .set("reason", reason),
+            Event::SubscriptionActive {
+                subscription,
+                expires,
+            } => Obj::new()
+                .set("subscription", subscription.0)
+                .set("expires", expires),
+            Event::Notify {
+                subscription,
+                state,
+                content_type,
+                body,
+                status,
+            } => Obj::new()
+                .set("subscription", subscription.0)
+                .set("state", state)
+                .set("contentType", content_type)
+                .set("body", body)
+                .opt("status", status.map(notify::status_object)),
+            Event::SubscriptionEnded {
+                subscription,
+                code,
+                reason,
+            } => Obj::new()
+                .set("subscription", subscription.0)
+                .opt("code", code)
                 .set("reason", reason),
             Event::MessageSent { id } => Obj::new().set("id", id.0),
             Event::MessageFailed { id, code, reason } => Obj::new()

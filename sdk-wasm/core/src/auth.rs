@@ -183,6 +183,18 @@ pub fn choose<'c>(challenges: impl IntoIterator<Item = &'c Challenge>) -> Option
     best
 }
 
+/// The digest challenges of a 401 or 407.
+pub(crate) fn challenges(msg: &crate::sip::Message<'_>) -> Vec<Challenge> {
+    use crate::sip::HeaderName;
+    msg.header_lines(HeaderName::WwwAuthenticate)
+        .filter_map(|v| Challenge::parse(ChallengeKind::Www, v))
+        .chain(
+            msg.header_lines(HeaderName::ProxyAuthenticate)
+                .filter_map(|v| Challenge::parse(ChallengeKind::Proxy, v)),
+        )
+        .collect()
+}
+
 /// What a digest response is computed over.
 #[derive(Clone, Copy, Debug)]
 pub struct RequestInfo<'a> {

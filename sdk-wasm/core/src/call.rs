@@ -36,7 +36,7 @@ use self::incoming::send_callee_bye;
 use self::outgoing::{on_invite_response, send_cancel};
 use self::refer::transfer_progress;
 use crate::Instant;
-use crate::auth::{AuthRound, Challenge, ChallengeKind};
+use crate::auth::AuthRound;
 use crate::ctx::Ctx;
 use crate::dialog::Dialog;
 use crate::error::ActionError;
@@ -44,7 +44,7 @@ use crate::event::Event;
 use crate::ids::{CallId, MessageId};
 use crate::input::safe_text;
 use crate::session_timer::SessionTimer;
-use crate::sip::{HeaderName, Message, Method, push_decimal, response_to};
+use crate::sip::{Message, Method, push_decimal, response_to};
 use crate::transaction::{Retransmit, RetransmitStep, TransactionId};
 use core::time::Duration;
 
@@ -731,17 +731,6 @@ impl Calls {
             CallState::Ending => {}
         }
     }
-}
-
-/// The digest challenges of a 401 or 407.
-fn challenges_of(msg: &Message<'_>) -> Vec<Challenge> {
-    msg.header_lines(HeaderName::WwwAuthenticate)
-        .filter_map(|v| Challenge::parse(ChallengeKind::Www, v))
-        .chain(
-            msg.header_lines(HeaderName::ProxyAuthenticate)
-                .filter_map(|v| Challenge::parse(ChallengeKind::Proxy, v)),
-        )
-        .collect()
 }
 
 fn decimal(n: u32) -> String {

@@ -130,6 +130,34 @@ impl Dialog {
         })
     }
 
+    /// A subscriber's dialog (RFC 6665 §4.1.2.4), made by the first
+    /// NOTIFY of its subscription: `local_party` is our From with its
+    /// tag, `cseq` the last CSeq we sent before the dialog existed.
+    pub fn subscriber(
+        notify: &Message<'_>,
+        local_party: String,
+        cseq: u32,
+    ) -> Result<Self, DialogError> {
+        let remote_tag = notify.from().tag().ok_or(DialogError::MissingTag)?;
+        let local_tag = notify.to().tag().ok_or(DialogError::MissingTag)?;
+        Ok(Self {
+            call_id: notify.call_id().to_owned(),
+            local_tag: local_tag.to_owned(),
+            remote_tag: remote_tag.to_owned(),
+            local_party,
+            remote_party: notify
+                .header(HeaderName::From)
+                .unwrap_or_default()
+                .to_owned(),
+            remote_target: contact_uri(notify)?,
+            // Like a callee: the NOTIFY's Record-Route in its order.
+            route_set: record_route(notify),
+            local_cseq: Some(cseq),
+            remote_cseq: Some(notify.cseq().seq),
+            state: DialogState::Confirmed,
+        })
+    }
+
     /// The dialog's Call-ID.
     pub fn call_id(&self) -> &str {
         &self.call_id

@@ -2,7 +2,7 @@
 //! error for every action, so that each layer above (the wasm engine, the
 //! npm package) can say exactly why, instead of guessing from a `false`.
 
-use crate::ids::CallId;
+use crate::ids::{CallId, SubscriptionId};
 
 /// An action the user agent did not take, and why. Nothing was sent for
 /// it (a transfer request that cannot be followed is still answered: the
@@ -40,6 +40,9 @@ pub enum ActionError {
     /// No transfer request of the far end waits in this call.
     #[error("call {}: no transfer request waits", .0.0)]
     NoReferral(CallId),
+    /// The user agent has no such subscription (never, or ended).
+    #[error("no subscription {}", .0.0)]
+    NoSuchSubscription(SubscriptionId),
     /// The request made of these arguments did not parse back: a value
     /// slipped past the checks above (a bug; nothing was sent).
     #[error("the request could not be built from these arguments")]
@@ -59,6 +62,7 @@ impl ActionError {
             ActionError::WrongState(_) => "wrong_state",
             ActionError::ChangePending(_) => "change_pending",
             ActionError::NoReferral(_) => "no_referral",
+            ActionError::NoSuchSubscription(_) => "no_such_subscription",
             ActionError::Unsendable => "unsendable",
         }
     }

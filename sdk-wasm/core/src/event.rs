@@ -5,7 +5,8 @@
 use core::fmt;
 use core::time::Duration;
 
-use crate::ids::{CallId, MessageId};
+use crate::ids::{CallId, MessageId, SubscriptionId};
+use crate::status::Status;
 
 /// Which side put a call on hold (or resumed it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +181,38 @@ pub enum Event {
         /// Its reason phrase.
         reason: String,
     },
+    /// A subscription's SUBSCRIBE was accepted (2xx), for `expires`
+    /// seconds (refreshed before then); its NOTIFYs follow.
+    SubscriptionActive {
+        /// Which subscription.
+        subscription: SubscriptionId,
+        /// The interval the notifier granted.
+        expires: u32,
+    },
+    /// A NOTIFY of a subscription (RFC 6665): its state and body, parsed
+    /// when its type is one of [`Status`]'s.
+    Notify {
+        /// Which subscription.
+        subscription: SubscriptionId,
+        /// `active`, `pending` or `terminated` (its Subscription-State).
+        state: String,
+        /// The body's Content-Type (empty when there is no body).
+        content_type: String,
+        /// The body, as sent.
+        body: String,
+        /// The body parsed: a lamp, a voicemail summary, presence.
+        status: Option<Status>,
+    },
+    /// A subscription ended: refused (`code`), terminated by the notifier
+    /// (its reason), or unsubscribed.
+    SubscriptionEnded {
+        /// Which subscription.
+        subscription: SubscriptionId,
+        /// The refusal's status, when a SUBSCRIBE was refused.
+        code: Option<u16>,
+        /// Why.
+        reason: String,
+    },
     /// A MESSAGE arrived (RFC 3428), in a call's dialog or outside any.
     Message {
         /// The call it came in, if any.
@@ -295,6 +328,9 @@ impl Event {
             Event::UpdateFailed { .. } => "update_failed",
             Event::Dtmf { .. } => "dtmf",
             Event::Info { .. } => "info",
+            Event::SubscriptionActive { .. } => "subscription_active",
+            Event::Notify { .. } => "notify",
+            Event::SubscriptionEnded { .. } => "subscription_ended",
             Event::Replaced { .. } => "replaced",
             Event::InfoAnswered { .. } => "info_answered",
             Event::Message { .. } => "message",

@@ -22,8 +22,11 @@ use crate::message::Messages;
 use crate::rand::Rng;
 use crate::registration::{Registration, RegistrationState};
 use crate::sip::{HeaderName, Message, Method, ParseError, Uri, response_to};
+use crate::subscription::Subscriptions;
 use crate::time::earliest;
 use crate::transaction::{Expiry, RequestVerdict, ResponseVerdict, Transactions};
+
+mod subscribe;
 
 /// How long to wait for the pong of a CRLF ping (RFC 5626 §4.4.1).
 const PONG_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +41,7 @@ pub struct UserAgent {
     registration: Registration,
     calls: Calls,
     messages: Messages,
+    subscriptions: Subscriptions,
     connected: bool,
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
@@ -135,6 +139,7 @@ impl UserAgent {
             registration,
             calls: Calls::new(session_expires),
             messages: Messages::default(),
+            subscriptions: Subscriptions::default(),
             connected: false,
             next_ping: None,
             pong_deadline: None,
@@ -155,13 +160,24 @@ impl UserAgent {
         &self.id.contact_uri
     }
 
-    /// The registration, the calls, the messages, and what they may
-    /// touch.
-    fn parts(&mut self, now: Instant) -> (&mut Registration, &mut Calls, &mut Messages, Ctx<'_>) {
+    /// The registration, the calls, the messages, the subscriptions, and
+    /// what they may touch.
+    #[allow(clippy::type_complexity)]
+    fn parts(
+        &mut self,
+        now: Instant,
+    ) -> (
+        &mut Registration,
+        &mut Calls,
+        &mut Messages,
+        &mut Subscriptions,
+        Ctx<'_>,
+    ) {
         (
             &mut self.registration,
             &mut self.calls,
             &mut self.messages,
+            &mut self.subscriptions,
             Ctx {
                 now,
                 id: &self.id,
@@ -176,17 +192,17 @@ impl UserAgent {
     }
 
     fn ctx(&mut self, now: Instant) -> (&mut Registration, Ctx<'_>) {
-        let (reg, _, _, cx) = self.parts(now);
+        let (reg, _, _, _, cx) = self.parts(now);
         (reg, cx)
     }
 
     fn message_ctx(&mut self, now: Instant) -> (&mut Messages, Ctx<'_>) {
-        let (_, _, messages, cx) = self.parts(now);
+        let (_, _, messages, _, cx) = self.parts(now);
         (messages, cx)
     }
 
     fn call_ctx(&mut self, now: Instant) -> (&mut Calls, Ctx<'_>) {
-        let (_, calls, _, cx) = self.parts(now);
+        let (_, calls, _, _, cx) = self.parts(now);
         (calls, cx)
     }
 
@@ -482,11 +498,12 @@ impl UserAgent {
     pub fn transport_connected(&mut self, now: Instant) {
         self.connected = true;
         self.schedule_ping(now);
-        let (reg, calls, _, mut cx) = self.parts(now);
+        let (reg, calls, _, subs, mut cx) = self.parts(now);
         if reg.wanted() {
             reg.register(&mut cx);
         }
         calls.transport_connected(&mut cx);
+        subs.transport_connected(&mut cx);
     }
 
     /// The WebSocket closed: pending requests fail, the binding is reported
@@ -499,9 +516,10 @@ impl UserAgent {
         self.txs.transport_closed();
         let keep = self.config.keep_calls_on_reconnect;
         {
-            let (_, calls, messages, mut cx) = self.parts(now);
+            let (_, calls, messages, subs, mut cx) = self.parts(now);
             calls.transport_closed(&mut cx, keep);
             messages.transport_closed(&mut cx);
+            subs.transport_closed();
         }
         // The registration keeps its intent: if a binding is still wanted,
         // the next transport_connected registers again.
@@ -598,6 +616,11 @@ impl UserAgent {
             messages.on_response(&mut cx, tx, msg);
             return;
         }
+        if self.subscriptions.owns(tx) {
+            let (_, _, _, subs, mut cx) = self.parts(now);
+            subs.on_response(&mut cx, tx, msg);
+            return;
+        }
         if self.registration.owns(tx) {
             let (reg, mut cx) = self.ctx(now);
             reg.on_response(&mut cx, msg);
@@ -657,6 +680,12 @@ impl UserAgent {
             Some(InDialog::Held | InDialog::Done) => return,
             None => {}
         }
+        if msg.method() == Some(Method::Notify) {
+            let (_, _, _, subs, mut cx) = self.parts(now);
+            if subs.on_notify(&mut cx, tx, msg) {
+                return;
+            }
+        }
         let (code, reason) = match msg.method() {
             // A request for a dialog we do not have (§12.2.2).
             Some(m) if m != Method::Options && msg.to().tag().is_some() => {
@@ -696,9 +725,10 @@ impl UserAgent {
             self.transmit.push(bytes);
         }
         {
-            let (reg, calls, _, mut cx) = self.parts(now);
+            let (reg, calls, _, subs, mut cx) = self.parts(now);
             reg.handle_timeout(&mut cx);
             calls.handle_timeout(&mut cx);
+            subs.handle_timeout(&mut cx);
         }
         if self.pong_deadline.is_some_and(|t| t <= now) {
             self.pong_deadline = None;
@@ -738,6 +768,7 @@ impl UserAgent {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let t = earliest(self.txs.poll_timeout(), self.registration.poll_timeout());
         let t = earliest(t, self.calls.poll_timeout());
+        let t = earliest(t, self.subscriptions.poll_timeout());
         let t = earliest(t, self.pong_deadline);
         if self.connected {
             earliest(t, self.next_ping)

@@ -4,7 +4,8 @@
 //! first answered ended, a digest challenge answered, a 422 obeyed (RFC
 //! 4028), and CANCEL once a provisional response came (§9.1).
 
-use super::{ALLOW, Call, CallState, Calls, challenges_of, decimal, hangup_event, send_bye, start};
+use super::{ALLOW, Call, CallState, Calls, decimal, hangup_event, send_bye, start};
+use crate::auth::challenges;
 use crate::auth::{AuthRound, RequestInfo};
 use crate::ctx::Ctx;
 use crate::dialog::Dialog;
@@ -255,7 +256,7 @@ pub(super) fn on_invite_response(
             let answered = cx
                 .digest
                 .as_deref_mut()
-                .is_some_and(|d| d.on_challenges(&challenges_of(msg), &mut call.auth));
+                .is_some_and(|d| d.on_challenges(&challenges(msg), &mut call.auth));
             if answered && send_invite(call, cx).is_some() {
                 return false;
             }

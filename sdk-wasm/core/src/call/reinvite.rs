@@ -4,7 +4,8 @@
 //! application's answer and our 2xx retransmitted until its ACK.
 
 use super::hold::offer_holds;
-use super::{ALLOW, CallState, Calls, InDialog, Purpose, TIMER_C, Update, challenges_of};
+use super::{ALLOW, CallState, Calls, InDialog, Purpose, TIMER_C, Update};
+use crate::auth::challenges;
 use crate::auth::{AuthRound, RequestInfo};
 use crate::ctx::Ctx;
 use crate::error::ActionError;
@@ -238,7 +239,7 @@ impl Calls {
             let again = cx
                 .digest
                 .as_deref_mut()
-                .is_some_and(|d| d.on_challenges(&challenges_of(m), &mut round));
+                .is_some_and(|d| d.on_challenges(&challenges(m), &mut round));
             if again
                 && self.send_update(
                     &mut cx.with_headers(&headers),
