@@ -13,9 +13,15 @@ import { SipError, RegistrationError, ConnectionError, InvalidStateError, engine
 import { Emitter } from "./emitter.js";
 import * as check from "./check.js";
 import { Call, strip } from "./call.js";
+import { Subscription, type SubscribeOptions } from "./subscription.js";
 import { checkCallOptions, checkPhoneOptions, checkSendOptions } from "./options.js";
 import { PHONE_EVENTS, type CallOptions, type Detail, type EngineLike, type PhoneEvents, type PhoneOptions, type SendOptions, type TransferRequest } from "./types.js";
 export { Call } from "./call.js";
+export { Subscription } from "./subscription.js";
+export type {
+  LampStatus, Notification, PresenceStatus, Status, SubscribeOptions, SubscriptionEnd, SubscriptionEvents,
+  VoicemailStatus,
+} from "./subscription.js";
 export { MAX_BODY_BYTES, MAX_DIGITS, MAX_HEADER_BYTES, MAX_HEADER_VALUE, MAX_HEADERS } from "./check.js";
 export type { CallStats } from "./stats.js";
 export type {
@@ -47,9 +53,13 @@ export class Phone extends Emitter<PhoneEvents> {
   readonly #waiters = new Map<string, Set<(name: string, d: Detail) => void>>();
   #registered = false;
   #closed = false;
+  readonly #subscriptions = new Map<number, Subscription>();
+  /** Our address of record (the voicemail's target). */
+  readonly #uri: string;
 
   private constructor(options: PhoneOptions, makeEngine?: (emit: (name: string, detail: Detail) => void) => EngineLike) {
     super(PHONE_EVENTS);
+    this.#uri = options.uri;
     const emit = (name: string, detail: Detail) => this.#dispatch(name, detail);
     this.#engine = makeEngine ? makeEngine(emit) : new Engine(options, emit);
   }
@@ -180,6 +190,53 @@ export class Phone extends Emitter<PhoneEvents> {
     if (name === "message_failed") throw new SipError(d.code as number, d.reason as string);
   }
 
+  /**
+   * Subscribes to `event` of `target` (RFC 6665): the subscription at
+   * once; `await sub.active` for the server's acceptance (it rejects with
+   * a `SipError` when refused). Its NOTIFYs arrive as `notify` events,
+   * parsed where the engine knows the body (`sub.status`). Kept up until
+   * `sub.unsubscribe()`: refreshed, and subscribed again after a
+   * reconnect.
+   */
+  subscribe(target: string, event: string, options: SubscribeOptions = {}): Subscription {
+    this._assertOpen();
+    this.#checkUri("target", target);
+    check.string("event", event, 64);
+    if (!/^[A-Za-z0-9!%*_+`'~.-]+(;[A-Za-z0-9!%*_+`'~.-]+=[A-Za-z0-9!%*_+`'~.-]+)*$/.test(event)) {
+      throw new TypeError("event must be an event package name such as \"dialog\"");
+    }
+    checkSendOptions(options);
+    check.optional(options.accept, (a) => {
+      check.text("options.accept", a);
+      for (const type of a.split(",")) check.contentType("options.accept", type.trim());
+    });
+    check.optional(options.expires, (v) => check.integer("options.expires", v, 60, 86_400));
+    const id = engine(() =>
+      this.#engine.subscribe(target, event, options.accept ?? "*/*", options.expires ?? 600, options.headers),
+    );
+    const sub = new Subscription(id, target, event, (s) => engine(() => this.#engine.unsubscribe(s)));
+    this.#subscriptions.set(id, sub);
+    return sub;
+  }
+
+  /** A busy lamp for `target` (BLF: RFC 4235 `dialog`); `sub.status.lamp` is `idle`, `ringing` or `busy`. */
+  watch(target: string, options: SendOptions = {}): Subscription {
+    check.options("options", options);
+    return this.subscribe(target, "dialog", { ...options, accept: "application/dialog-info+xml" });
+  }
+
+  /** Our voicemail light (MWI: RFC 3842 `message-summary`); `sub.status.waiting` and the counts. */
+  voicemail(options: SendOptions = {}): Subscription {
+    check.options("options", options);
+    return this.subscribe(this.#uri, "message-summary", { ...options, accept: "application/simple-message-summary" });
+  }
+
+  /** Whether `target` is reachable (RFC 3856 `presence`, PIDF); `sub.status.open` and its note. */
+  presence(target: string, options: SendOptions = {}): Subscription {
+    check.options("options", options);
+    return this.subscribe(target, "presence", { ...options, accept: "application/pidf+xml" });
+  }
+
   /** Registers again after `unregister()`. */
   register(): void {
     this._assertOpen();
@@ -198,6 +255,10 @@ export class Phone extends Emitter<PhoneEvents> {
   async disconnect(): Promise<void> {
     if (this.#closed) return;
     for (const call of this.calls) call.hangup().catch(() => undefined);
+    for (const sub of this.#subscriptions.values()) {
+      sub._event("subscription_ended", { reason: "Disconnected" });
+    }
+    this.#subscriptions.clear();
     if (this.#registered) await this.unregister();
     this.#closed = true;
     this.#engine.close();
@@ -249,6 +310,11 @@ export class Phone extends Emitter<PhoneEvents> {
   }
 
   #dispatch(name: string, d: Detail): void {
+    if (typeof d.subscription === "number") {
+      this.#subscriptions.get(d.subscription)?._event(name, d);
+      if (name === "subscription_ended") this.#subscriptions.delete(d.subscription);
+      return;
+    }
     if (name === "registered") this.#registered = true;
     if (name === "unregistered" || name === "registration_failed") this.#registered = false;
     let call = d.call === undefined ? undefined : this.#calls.get(d.call);

@@ -8,7 +8,7 @@ import type { Call } from "./call.js";
 export type EngineLike = Pick<Engine,
   "connect" | "close" | "free" | "register" | "unregister" | "checkTarget" | "call" | "acceptReferral" |
   "declineReferral" | "ringing" | "answer" | "decline" | "hangup" | "hold" | "restartIce" | "transfer" |
-  "transferReplacing" | "mute" |
+  "transferReplacing" | "subscribe" | "unsubscribe" | "mute" |
   "sendDtmf" | "sendDtmfInfo" | "message" | "callMessage" | "info" | "remoteStream" | "localStream" | "stats">;
 
 /** How to reach the relay and who to be. */

@@ -48,6 +48,11 @@ function fakeEngine() {
         restartIce: async () => undefined,
         transfer: record("transfer"),
         transferReplacing: record("transferReplacing"),
+        subscribe(...args) {
+          fake.asked.push(["subscribe", ...args]);
+          return (fake.subs = (fake.subs ?? 0) + 1);
+        },
+        unsubscribe: record("unsubscribe"),
         mute: () => true,
         sendDtmf: () => true,
         sendDtmfInfo: record("sendDtmfInfo"),
@@ -357,4 +362,37 @@ test("attended transfer: transfer(otherCall) refers with the consultation, then 
   assert.equal(replaced.length, 1);
   assert.equal(replaced[0][0], dave);
   assert.equal(replaced[0][1].id, 4);
+});
+
+test("subscriptions: a lamp, the voicemail light and presence, their NOTIFYs and their end", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  const lamp = phone.watch("sip:bob@pbx.test");
+  assert.deepEqual(fake.asked.at(-1), ["subscribe", "sip:bob@pbx.test", "dialog", "application/dialog-info+xml", 600, undefined]);
+  const mwi = phone.voicemail();
+  assert.deepEqual(fake.asked.at(-1).slice(1, 4), ["sip:test@test.invalid", "message-summary", "application/simple-message-summary"]);
+  phone.presence("sip:carol@pbx.test", { headers: { "X-A": "1" } });
+  assert.throws(() => phone.subscribe("sip:bob@pbx.test", "dia log"), TypeError);
+  assert.throws(() => phone.subscribe("sip:bob@pbx.test", "dialog", { expires: 5 }), RangeError);
+  assert.throws(() => phone.subscribe("sip:bob@pbx.test", "dialog", { accept: "nonsense" }), TypeError);
+
+  const seen = [];
+  lamp.on("notify", (n) => seen.push(n.status?.lamp));
+  fake.emit("subscription_active", { subscription: 1, expires: 600 });
+  await lamp.active;
+  assert.equal(lamp.state, "active");
+  const busy = { kind: "dialog", entity: "sip:bob@pbx.test", lamp: "busy", full: true };
+  fake.emit("notify", { subscription: 1, state: "active", contentType: "application/dialog-info+xml", body: "<x/>", status: busy });
+  assert.deepEqual(seen, ["busy"]);
+  assert.deepEqual(lamp.status, busy);
+
+  // Refused: `active` rejects, `ended` says why.
+  fake.emit("subscription_ended", { subscription: 2, code: 489, reason: "Bad Event" });
+  await assert.rejects(mwi.active, (e) => e.code === 489);
+  assert.deepEqual(await mwi.ended, { code: 489, reason: "Bad Event" });
+
+  const ending = lamp.unsubscribe();
+  assert.deepEqual(fake.asked.at(-1), ["unsubscribe", 1]);
+  fake.emit("subscription_ended", { subscription: 1, reason: "Unsubscribed" });
+  assert.deepEqual(await ending, { code: undefined, reason: "Unsubscribed" });
 });

@@ -133,6 +133,27 @@ function slots(t) {
     { what: "call.message", on: c, method: "message", args: [body("text"), contentType, sendOptions()], sync: true },
     { what: "call.info", on: c, method: "info", args: [{ ...contentType, bad: contentType.bad.concat([[ "contentType", undefined ]]) }, body("body"), sendOptions()] },
     { what: "Phone.connect", on: () => t.Phone, method: "connect", args: [connectOptions(t)] },
+    {
+      what: "phone.subscribe",
+      on: p,
+      method: "subscribe",
+      sync: true,
+      args: [
+        uri("target"),
+        { name: "event", good: () => "dialog", bad: [...NOT_STRINGS, "", "dia log", "a\r\nb", HUGE].map((v) => ["event", v]) },
+        {
+          name: "options",
+          good: () => ({ expires: 600 }),
+          bad: [
+            ...NOT_OBJECTS.map((v) => ["options", v]),
+            ...[...NOT_NUMBERS.filter((v) => v !== undefined), 59, 86_401].map((v) => ["options.expires", { expires: v }]),
+            ...[null, 1, "", "nonsense", "a/b\r\n"].map((v) => ["options.accept", { accept: v }]),
+            ...BAD_HEADERS.map((h) => ["options.headers", { headers: h }]),
+          ],
+        },
+      ],
+    },
+    { what: "phone.watch", on: p, method: "watch", sync: true, args: [uri("target"), sendOptions()] },
     { what: "phone.on", on: p, method: "on", sync: true, args: [eventName("registered"), handler] },
     { what: "phone.once", on: p, method: "once", sync: true, args: [eventName("incoming"), handler] },
     { what: "call.on", on: c, method: "on", sync: true, args: [eventName("hangup"), handler] },

@@ -8,7 +8,8 @@
 //     {"do":"hold"},{"do":"unhold"},{"do":"dtmf","digits":"12#"},{"do":"hangup"}]}'
 //
 // Steps: connect, call ({"keep": true} keeps the current call to transfer it),
-// attended_transfer (the kept call to the current one), wait_replaced (a call
+// attended_transfer (the kept call to the current one), watch (a busy lamp, its
+// NOTIFYs logged as lamp_<state>), voicemail (MWI, logged as mwi), wait_replaced (a call
 // replacing ours by an attended transfer), answer (the next incoming call), measure, hold,
 // unhold, restart_ice, mute ({"on": false} unmutes), dtmf, message, info, transfer, drop_ws (the page
 // drops the WebSocket as a network would), misuse (the whole API misused "count" times, see
@@ -48,6 +49,8 @@ try {
       case "connect": out = await run(([o]) => window.t.connect(o), step.options); break;
       case "call": out = await run(([t, h, k]) => window.t.call(t, h, k), step.target, step.headers, step.keep ?? false); break;
       case "attended_transfer": out = await run(() => window.t.attendedTransfer()); break;
+      case "watch": out = await run(([t]) => window.t.watch(t), step.target); break;
+      case "voicemail": out = await run(() => window.t.voicemail()); break;
       case "wait_replaced": out = await run(([ms]) => window.t.waitReplaced(ms), step.timeoutMs ?? 30000); break;
       case "answer": out = await run(([ms]) => window.t.answer(ms), step.timeoutMs ?? 10000); break;
       case "measure":

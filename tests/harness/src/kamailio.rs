@@ -49,6 +49,9 @@ pub struct Options {
     pub nonce_expire: u32,
     /// Registrar minimum interval; lower requests get `423`.
     pub min_expires: u32,
+    /// Also a presence server (BLF, MWI, presence) on db_text tables
+    /// copied from Kamailio's own (`kamailio-presence-modules`).
+    pub presence: bool,
 }
 
 impl Default for Options {
@@ -57,9 +60,14 @@ impl Default for Options {
             digest: Digest::Md5,
             nonce_expire: 30,
             min_expires: 60,
+            presence: false,
         }
     }
 }
+
+/// Kamailio's db_text table definitions, which the presence server's
+/// copy starts from.
+const DB_TEXT_TABLES: &str = "/usr/share/kamailio/dbtext/kamailio";
 
 /// The test users in `tests/kamailio/kamailio.cfg`: (user, password).
 pub const USERS: [(&str, &str); 3] = [
@@ -125,6 +133,18 @@ impl Kamailio {
             .arg(format!("MIN_EXPIRES={}", opts.min_expires));
         if opts.digest == Digest::Sha256 {
             cmd.args(["-A", "WITH_SHA256"]);
+        }
+        if opts.presence {
+            let db = dir.join("db");
+            fs::create_dir_all(&db)?;
+            for entry in fs::read_dir(DB_TEXT_TABLES)? {
+                let entry = entry?;
+                fs::copy(entry.path(), db.join(entry.file_name()))?;
+            }
+            cmd.args(["-A", "WITH_PRESENCE", "-A"])
+                .arg(format!("DBURL=\"text://{}\"", db.display()))
+                .arg("-A")
+                .arg(format!("PRESENCE_URI=\"sip:127.0.0.1:{udp_port}\""));
         }
         // Its own process group: Kamailio forks workers that would outlive
         // a killed main process and hold the ports.

@@ -1,0 +1,225 @@
+//! Subscriptions end to end with Kamailio's presence server (its
+//! `presence`, `presence_dialoginfo`, `presence_mwi`, `pua_dialoginfo`
+//! modules from Debian) behind the relay, three Chromium browsers running
+//! the built npm package: alice watches bob's busy lamp (BLF) and her own
+//! voicemail light (MWI). Carol calls bob, who answers after it rings a
+//! while and hangs up later: alice's lamp shows ringing, then busy, then
+//! idle. A voicemail summary PUBLISHed for alice lights her indicator with
+//! its counts. The relay is killed and restarted: her phone reconnects,
+//! subscribes again, and the next summary reaches her too.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sipline_test_harness::browser;
+use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
+
+use common::RelayProcess;
+use common::calls::{MIC_HZ, Scratch};
+
+/// Sends a voicemail summary for alice to the presence server (as a
+/// voicemail system would, with PUBLISH); its status code.
+fn publish_mwi(kamailio_port: u16, seq: u32, new: u32, old: u32) -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let port = socket.local_addr().expect("addr").port();
+    let body = format!(
+        "Messages-Waiting: yes\r\nMessage-Account: sip:alice@{DOMAIN}\r\nVoice-Message: {new}/{old}\r\n"
+    );
+    let publish = format!(
+        "PUBLISH sip:alice@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKmwi{seq}{port}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:voicemail@{DOMAIN}>;tag=vm{seq}\r\nTo: <sip:alice@{DOMAIN}>\r\n\
+Call-ID: mwi-{seq}-{port}@127.0.0.1\r\nCSeq: {seq} PUBLISH\r\nEvent: message-summary\r\nExpires: 3600\r\n\
+Content-Type: application/simple-message-summary\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket
+        .send_to(publish.as_bytes(), ("127.0.0.1", kamailio_port))
+        .expect("send");
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.recv(&mut buf).expect("an answer to the PUBLISH");
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let code: u16 = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        if code >= 200 {
+            return code;
+        }
+    }
+}
+
+#[test]
+fn a_busy_lamp_and_the_voicemail_light_follow_kamailio_s_presence_server() {
+    let scratch = Scratch::new("presence");
+    let mic = scratch
+        .tone("mic-1khz.wav", MIC_HZ, 48_000)
+        .to_string_lossy()
+        .into_owned();
+    let kamailio = Kamailio::start(&Options {
+        presence: true,
+        ..Options::default()
+    })
+    .expect("kamailio with its presence server");
+    let registrar = format!("127.0.0.1:{}", kamailio.udp_port)
+        .parse()
+        .expect("address");
+    let mut relay = RelayProcess::start(registrar, &["--media-ports", "34700-34799"]);
+    let options = |user: &str| {
+        let password = USERS
+            .iter()
+            .find(|(name, _)| *name == user)
+            .map(|(_, p)| *p)
+            .expect("a Kamailio user");
+        json!({
+            "server": relay.ws_url(),
+            "uri": format!("sip:{user}@{DOMAIN}"),
+            "password": password,
+            "reconnectMinMs": 200,
+        })
+    };
+    let bob_uri = format!("sip:bob@{DOMAIN}");
+    let bob = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": options("bob")},
+            {"do": "mark", "event": "bob_ready"},
+            {"do": "wait_event", "event": "incoming", "timeoutMs": 60000},
+            {"do": "sleep", "ms": 2500},
+            {"do": "answer"},
+            {"do": "sleep", "ms": 2500},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let carol = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": options("carol")},
+            {"do": "call", "target": bob_uri},
+            {"do": "wait_event", "event": "hangup", "timeoutMs": 30000},
+            {"do": "disconnect"},
+        ],
+    });
+    let alice = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": options("alice")},
+            {"do": "watch", "target": bob_uri},
+            {"do": "voicemail"},
+            {"do": "mark", "event": "watching"},
+            {"do": "wait_event", "name": "busy", "event": "lamp_busy", "timeoutMs": 40000},
+            {"do": "wait_event", "name": "idle", "event": "lamp_idle", "timeoutMs": 40000},
+            {"do": "mark", "event": "publish_mwi"},
+            {"do": "wait_event", "name": "mwi", "event": "mwi", "timeoutMs": 20000},
+            {"do": "mark", "event": "restart_relay"},
+            {"do": "wait_event", "name": "reconnected", "event": "reconnected", "timeoutMs": 20000},
+            {"do": "wait_event", "name": "registered", "event": "registered", "timeoutMs": 20000},
+            {"do": "sleep", "ms": 1500},
+            {"do": "mark", "event": "publish_mwi_again"},
+            {"do": "wait_event", "name": "mwi_again", "event": "mwi", "timeoutMs": 20000},
+            {"do": "disconnect"},
+        ],
+    });
+
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let bob = thread::spawn(move || {
+        browser::sdk(&bob.to_string(), |event| {
+            if event == "bob_ready" {
+                let _ = ready_tx.send(());
+            }
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("bob registers");
+    let (events_tx, events_rx) = mpsc::channel::<String>();
+    let alice = thread::spawn(move || {
+        browser::sdk(&alice.to_string(), |event| {
+            let _ = events_tx.send(event.to_owned());
+        })
+    });
+    let mut carol_out = None;
+    let mut published = Vec::new();
+    for event in events_rx {
+        match event.as_str() {
+            "watching" => {
+                carol_out =
+                    Some(browser::sdk(&carol.to_string(), |_| {}).expect("carol's browser ran"));
+            }
+            "publish_mwi" => published.push(publish_mwi(kamailio.udp_port, 1, 2, 8)),
+            "restart_relay" => relay.restart(),
+            "publish_mwi_again" => published.push(publish_mwi(kamailio.udp_port, 2, 3, 8)),
+            _ => {}
+        }
+    }
+    let parse = |out: String| -> Value { serde_json::from_str(&out).expect("JSON") };
+    let a = parse(
+        alice
+            .join()
+            .expect("alice's thread")
+            .expect("alice's browser ran"),
+    );
+    let b = parse(
+        bob.join()
+            .expect("bob's thread")
+            .expect("bob's browser ran"),
+    );
+    let c = parse(carol_out.expect("carol called"));
+    for (who, v) in [("alice", &a), ("bob", &b), ("carol", &c)] {
+        assert!(
+            v["error"].is_null(),
+            "{who}: {}\n{}\nkamailio:\n{}",
+            v["error"],
+            v["events"],
+            kamailio.log_tail()
+        );
+    }
+    assert_eq!(
+        published,
+        [200, 200],
+        "the presence server took both summaries"
+    );
+
+    // The lamp: ringing, then busy, then idle, in that order.
+    let lamps: Vec<&str> = a["events"]
+        .as_array()
+        .expect("alice's events")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .filter_map(|n| n.strip_prefix("lamp_"))
+        .collect();
+    eprintln!("alice's lamp for bob: {lamps:?}");
+    let first = |state: &str| lamps.iter().position(|l| *l == state);
+    let last_idle = lamps.iter().rposition(|l| *l == "idle");
+    assert!(
+        matches!((first("ringing"), first("busy"), last_idle), (Some(r), Some(b), Some(i)) if r < b && b < i),
+        "ringing, then busy, then idle: {lamps:?}"
+    );
+    let busy_status = &a["steps"]["busy"]["detail"];
+    assert_eq!(
+        busy_status["entity"],
+        format!("sip:bob@{DOMAIN}"),
+        "{busy_status}"
+    );
+
+    // The voicemail light, with its counts, before and after the relay
+    // restarted.
+    let mwi = &a["steps"]["mwi"]["detail"];
+    assert_eq!(mwi["waiting"], true, "{mwi}");
+    assert_eq!(
+        mwi["counts"][0],
+        json!({"class": "voice", "new": 2, "old": 8, "urgentNew": 0, "urgentOld": 0})
+    );
+    let again = &a["steps"]["mwi_again"]["detail"];
+    assert_eq!(again["counts"][0]["new"], 3, "after the restart: {again}");
+}
