@@ -102,10 +102,10 @@ export class Call extends Emitter<CallEvents> {
     engine(() => this.#phone._engine.ringing(this.id, options.headers));
   }
 
-  /** Declines an incoming call with `code` (486 Busy Here by default, 603 Decline…) and `reason` (by default the code's own phrase). */
-  decline(code = 486, reason?: string, options: SendOptions = {}): void {
+  /** Declines an incoming call with `code` (the engine's 486 Busy Here by default, 603 Decline…) and `reason` (by default the code's own phrase). */
+  decline(code?: number, reason?: string, options: SendOptions = {}): void {
     this.#phone._assertOpen();
-    check.integer("code", code, 400, 699);
+    check.optional(code, (c) => check.integer("code", c, 400, 699));
     check.optional(reason, (r) => check.text("reason", r));
     checkSendOptions(options);
     if (this.#state !== "incoming") throw new InvalidStateError(`cannot decline a call that is ${this.#state}`);
@@ -285,7 +285,8 @@ export class Call extends Emitter<CallEvents> {
         throw fromEngine(e);
       }
       const [name, d] = await done;
-      if (name !== "updated") throw new SipError((d.code as number) ?? 481, (d.reason as string) ?? "the call ended");
+      if (name === "hangup") throw new InvalidStateError(`cannot ${what}: the call ended`, "no_such_call");
+      if (name !== "updated") throw new SipError(d.code as number, d.reason as string);
     };
     const next = this.#negotiation.then(run, run);
     this.#negotiation = next.catch(() => undefined);

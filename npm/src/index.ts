@@ -212,7 +212,7 @@ export class Phone extends Emitter<PhoneEvents> {
     });
     check.optional(options.expires, (v) => check.integer("options.expires", v, 60, 86_400));
     const id = engine(() =>
-      this.#engine.subscribe(target, event, options.accept ?? "*/*", options.expires ?? 600, options.headers),
+      this.#engine.subscribe(target, event, options.accept, options.expires, options.headers),
     );
     const sub = new Subscription(id, target, event, (s) => engine(() => this.#engine.unsubscribe(s)));
     this.#subscriptions.set(id, sub);
@@ -222,19 +222,19 @@ export class Phone extends Emitter<PhoneEvents> {
   /** A busy lamp for `target` (BLF: RFC 4235 `dialog`); `sub.status.lamp` is `idle`, `ringing` or `busy`. */
   watch(target: string, options: SendOptions = {}): Subscription {
     check.options("options", options);
-    return this.subscribe(target, "dialog", { ...options, accept: "application/dialog-info+xml" });
+    return this.subscribe(target, "dialog", options);
   }
 
   /** Our voicemail light (MWI: RFC 3842 `message-summary`); `sub.status.waiting` and the counts. */
   voicemail(options: SendOptions = {}): Subscription {
     check.options("options", options);
-    return this.subscribe(this.#uri, "message-summary", { ...options, accept: "application/simple-message-summary" });
+    return this.subscribe(this.#uri, "message-summary", options);
   }
 
   /** Whether `target` is reachable (RFC 3856 `presence`, PIDF); `sub.status.open` and its note. */
   presence(target: string, options: SendOptions = {}): Subscription {
     check.options("options", options);
-    return this.subscribe(target, "presence", { ...options, accept: "application/pidf+xml" });
+    return this.subscribe(target, "presence", options);
   }
 
   /** Registers again after `unregister()`. */
@@ -325,7 +325,7 @@ export class Phone extends Emitter<PhoneEvents> {
       // one's place without ringing; the app hears of it as `replaced`.
       const fresh = call;
       fresh.answer().catch((e) => {
-        if (fresh.state !== "ended") fresh.decline(500, undefined);
+        if (fresh.state !== "ended") fresh.hangup().catch(() => undefined);
         console.error("sipline: a call replacing another could not be answered", e);
       });
       return;

@@ -4,7 +4,7 @@
 // it knows; this object reports them.
 
 import { Emitter } from "./emitter.js";
-import { SipError } from "./errors.js";
+import { InvalidStateError, SipError } from "./errors.js";
 import type { Detail, SendOptions } from "./types.js";
 
 /** A busy lamp (RFC 4235 `dialog-info`): the watched user's busiest call. */
@@ -74,9 +74,9 @@ export interface SubscriptionEvents {
 
 /** Options of `phone.subscribe`. */
 export interface SubscribeOptions extends SendOptions {
-  /** The body types taken (the Accept header), e.g. `application/dialog-info+xml`. */
+  /** The body types taken (the Accept header); by default the one the package is known to carry. */
   accept?: string;
-  /** Seconds asked for (60–86400, default 600); refreshed before then. */
+  /** Seconds asked for (60–86400; the engine asks for 600 by default); refreshed before then. */
   expires?: number;
 }
 
@@ -144,7 +144,11 @@ export class Subscription extends Emitter<SubscriptionEvents> {
         const end: SubscriptionEnd = { code: d.code as number | undefined, reason: d.reason as string };
         const was = this.#state;
         this.#state = "ended";
-        if (was === "subscribing") this.#settle.refused(new SipError(end.code ?? 487, end.reason));
+        if (was === "subscribing") {
+          this.#settle.refused(end.code === undefined
+            ? new InvalidStateError(`the subscription ended: ${end.reason}`, "subscription_ended")
+            : new SipError(end.code, end.reason));
+        }
         this.#settle.ended(end);
         e("ended", end);
         break;

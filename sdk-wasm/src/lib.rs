@@ -206,10 +206,11 @@ impl Engine {
     pub fn decline(
         &self,
         call: u32,
-        code: u16,
+        code: Option<u16>,
         reason: Option<String>,
         headers: JsValue,
     ) -> Result<(), JsValue> {
+        let code = code.unwrap_or(UserAgent::DECLINE_CODE);
         let reason = reason.unwrap_or_else(|| reason_phrase(code).to_owned());
         self.shell.act(&js::headers(&headers), |ua, now| {
             ua.decline(now, CallId(call), code, &reason)
@@ -324,20 +325,21 @@ impl Engine {
     }
 
     /// Subscribes to `event` of `target` (RFC 6665), taking `accept`
-    /// bodies, for `expires` seconds (kept up until `unsubscribe`); its
+    /// bodies, for `expires` seconds (the core's defaults when undefined;
+    /// kept up until `unsubscribe`); its
     /// id, which the `subscription_active`, `notify` and
     /// `subscription_ended` events carry.
     pub fn subscribe(
         &self,
         target: &str,
         event: &str,
-        accept: &str,
-        expires: u32,
+        accept: Option<String>,
+        expires: Option<u32>,
         headers: JsValue,
     ) -> Result<u32, JsValue> {
         self.shell
             .act(&js::headers(&headers), |ua, now| {
-                ua.subscribe(now, target, event, accept, expires)
+                ua.subscribe(now, target, event, accept.as_deref(), expires)
             })
             .map(|id| id.0)
     }

@@ -32,6 +32,19 @@ use crate::transaction::TransactionId;
 
 /// The shortest interval asked for: below it, refreshes would flood.
 pub const MIN_EXPIRES: u32 = 60;
+/// The interval asked for when the application names none.
+pub const DEFAULT_EXPIRES: u32 = 600;
+
+/// The body type a package's NOTIFYs carry, asked for (Accept) when the
+/// application names none: the ones [`crate::status`] parses.
+fn default_accept(event: &str) -> Option<&'static str> {
+    match package(event).to_ascii_lowercase().as_str() {
+        "dialog" => Some("application/dialog-info+xml"),
+        "message-summary" => Some("application/simple-message-summary"),
+        "presence" => Some("application/pidf+xml"),
+        _ => None,
+    }
+}
 /// How long an unsubscription waits for its final NOTIFY (64·T1).
 const UNSUBSCRIBE_WAIT: Duration = Duration::from_secs(32);
 /// How long before trying again after a refresh the notifier could not
@@ -51,7 +64,8 @@ struct Sub {
     id: SubscriptionId,
     target: String,
     event: String,
-    accept: String,
+    /// The Accept header, if any (else the package's default body).
+    accept: Option<String>,
     expires: u32,
     /// The application's headers, for every SUBSCRIBE of it.
     headers: Vec<(String, String)>,
@@ -118,16 +132,18 @@ fn package(event: &str) -> &str {
 }
 
 impl Subscriptions {
-    /// Subscribes to `event` of `target`, accepting `accept` bodies, for
-    /// `expires` seconds (at least [`MIN_EXPIRES`]), refreshed until
-    /// [`Subscriptions::unsubscribe`]; events about it follow.
+    /// Subscribes to `event` of `target`, accepting `accept` bodies (by
+    /// default the one the package is known to carry), for `expires`
+    /// seconds (at least [`MIN_EXPIRES`], [`DEFAULT_EXPIRES`] unless
+    /// said), refreshed until [`Subscriptions::unsubscribe`]; events about
+    /// it follow.
     pub fn subscribe(
         &mut self,
         cx: &mut Ctx<'_>,
         target: &str,
         event: &str,
-        accept: &str,
-        expires: u32,
+        accept: Option<&str>,
+        expires: Option<u32>,
     ) -> Result<SubscriptionId, ActionError> {
         if !safe_target(target) {
             return Err(ActionError::BadTarget("target"));
@@ -135,17 +151,18 @@ impl Subscriptions {
         if !is_token(package(event)) || !safe_text(event) {
             return Err(ActionError::BadText("event"));
         }
-        if !safe_text(accept) {
+        if accept.is_some_and(|a| !safe_text(a)) {
             return Err(ActionError::BadText("accept"));
         }
+        let accept = accept.or(default_accept(event)).map(str::to_owned);
         self.next += 1;
         let id = SubscriptionId(self.next);
         let mut sub = Sub {
             id,
             target: target.to_owned(),
             event: event.to_owned(),
-            accept: accept.to_owned(),
-            expires: expires.max(MIN_EXPIRES),
+            accept,
+            expires: expires.unwrap_or(DEFAULT_EXPIRES).max(MIN_EXPIRES),
             headers: cx.headers.to_vec(),
             call_id: String::new(),
             local_tag: String::new(),
@@ -482,9 +499,11 @@ fn send(sub: &mut Sub, cx: &mut Ctx<'_>, expires: u32) -> Option<()> {
     push_decimal(&mut secs, u64::from(expires));
     b.header_parts("Contact", &["<", &cx.id.contact_uri, ">"])
         .header("Event", &sub.event)
-        .header("Accept", &sub.accept)
         .header("Expires", &secs)
         .header("User-Agent", &cx.id.user_agent);
+    if let Some(accept) = &sub.accept {
+        b.header("Accept", accept);
+    }
     for (name, value) in &sub.headers {
         b.header(name, value);
     }

@@ -453,6 +453,10 @@ impl UserAgent {
         Ok(())
     }
 
+    /// The status an incoming call is declined with when the application
+    /// names none: 486 Busy Here, as JsSIP and SIP.js do.
+    pub const DECLINE_CODE: u16 = 486;
+
     /// Declines an incoming call with `code` (300 to 699) and `reason`
     /// (`486 Busy Here`, `603 Decline`…): the app chooses; the agent never
     /// does. During the far end's re-INVITE ([`Event::Updating`]) it

@@ -83,7 +83,7 @@ fn lamp_body(state: &str) -> String {
 /// Subscribes to bob's lamp; the SUBSCRIBE.
 fn watch(ua: &mut UserAgent) -> (SubscriptionId, String) {
     let id = ua
-        .subscribe(at(0.0), BOB, "dialog", LAMP, 600)
+        .subscribe(at(0.0), BOB, "dialog", None, None)
         .expect("subscribed");
     let mut frames = sent(ua);
     assert_eq!(frames.len(), 1, "{frames:?}");
@@ -310,8 +310,8 @@ fn unsubscribing_ends_at_the_final_notify_and_several_live_at_once() {
             at(0.0),
             "sip:alice@pbx.example",
             "message-summary",
-            "application/simple-message-summary",
-            3600,
+            None,
+            Some(3600),
         )
         .expect("subscribed");
     let mwi_subscribe = sent(&mut ua).remove(0);
@@ -385,15 +385,15 @@ fn unsubscribing_ends_at_the_final_notify_and_several_live_at_once() {
 fn bad_arguments_are_refused_before_anything_is_sent() {
     let mut ua = ua();
     assert_eq!(
-        ua.subscribe(at(0.0), "not a uri", "dialog", LAMP, 600),
+        ua.subscribe(at(0.0), "not a uri", "dialog", None, None),
         Err(ActionError::BadTarget("target"))
     );
     assert_eq!(
-        ua.subscribe(at(0.0), BOB, "dia log", LAMP, 600),
+        ua.subscribe(at(0.0), BOB, "dia log", None, None),
         Err(ActionError::BadText("event"))
     );
     assert_eq!(
-        ua.subscribe(at(0.0), BOB, "dialog", "a\r\nb", 600),
+        ua.subscribe(at(0.0), BOB, "dialog", Some("a\r\nb"), None),
         Err(ActionError::BadText("accept"))
     );
     assert!(sent(&mut ua).is_empty());

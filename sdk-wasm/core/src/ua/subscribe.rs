@@ -9,7 +9,8 @@ use crate::ids::SubscriptionId;
 impl UserAgent {
     /// Subscribes to `event` of `target` (a SIP URI): `dialog` for a busy
     /// lamp, `message-summary` for voicemail, `presence`, or any package;
-    /// `accept` lists the body types taken. Kept up (refreshed, and again
+    /// `accept` lists the body types taken (by default the one the package
+    /// is known to carry), `expires` the interval (600 s by default). Kept up (refreshed, and again
     /// after a new transport) until [`UserAgent::unsubscribe`]; its
     /// NOTIFYs arrive as [`crate::Event::Notify`].
     pub fn subscribe(
@@ -17,8 +18,8 @@ impl UserAgent {
         now: Instant,
         target: &str,
         event: &str,
-        accept: &str,
-        expires: u32,
+        accept: Option<&str>,
+        expires: Option<u32>,
     ) -> Result<SubscriptionId, ActionError> {
         self.require_transport()?;
         let (_, _, _, subs, mut cx) = self.parts(now);
