@@ -223,3 +223,139 @@ fn a_busy_lamp_and_the_voicemail_light_follow_kamailio_s_presence_server() {
     let again = &a["steps"]["mwi_again"]["detail"];
     assert_eq!(again["counts"][0]["new"], 3, "after the restart: {again}");
 }
+
+/// The same lamp and light with no PBX: the relay's embedded PBX is the
+/// presence server. Carol calls bob (he answers, then hangs up): alice's
+/// lamp for bob goes ringing, busy, idle. Carol then calls alice, who
+/// does not answer: the missed call lights alice's voicemail.
+#[test]
+fn the_embedded_pbx_serves_busy_lamps_and_counts_missed_calls_as_voicemail() {
+    let scratch = Scratch::new("presence-embedded");
+    let mic = scratch
+        .tone("mic-1khz.wav", MIC_HZ, 48_000)
+        .to_string_lossy()
+        .into_owned();
+    let relay = RelayProcess::start_embedded(
+        &["--domain", "sipline.local", "--media-ports", "34800-34899"],
+        "alice:alice-p,bob:bob-p,carol:carol-p",
+    );
+    let options = |user: &str| {
+        json!({
+            "server": relay.ws_url(),
+            "uri": format!("sip:{user}@sipline.local"),
+            "password": format!("{user}-p"),
+        })
+    };
+    let bob = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": options("bob")},
+            {"do": "mark", "event": "bob_ready"},
+            {"do": "wait_event", "event": "incoming", "timeoutMs": 60000},
+            {"do": "sleep", "ms": 2500},
+            {"do": "answer"},
+            {"do": "sleep", "ms": 2500},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let carol_calls_bob = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": options("carol")},
+            {"do": "call", "target": "sip:bob@sipline.local"},
+            {"do": "wait_event", "event": "hangup", "timeoutMs": 30000},
+            {"do": "disconnect"},
+        ],
+    });
+    let carol_calls_alice = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": options("carol")},
+            {"do": "ring_then_give_up", "target": "sip:alice@sipline.local", "ms": 2000},
+            {"do": "disconnect"},
+        ],
+    });
+    let alice = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": options("alice")},
+            {"do": "watch", "target": "sip:bob@sipline.local"},
+            {"do": "voicemail"},
+            {"do": "mark", "event": "watching"},
+            {"do": "wait_event", "name": "busy", "event": "lamp_busy", "timeoutMs": 40000},
+            {"do": "wait_event", "name": "idle", "event": "lamp_idle", "timeoutMs": 40000},
+            {"do": "mark", "event": "call_alice"},
+            {"do": "wait_event", "name": "mwi", "event": "mwi", "timeoutMs": 30000},
+            {"do": "disconnect"},
+        ],
+    });
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let bob = thread::spawn(move || {
+        browser::sdk(&bob.to_string(), |event| {
+            if event == "bob_ready" {
+                let _ = ready_tx.send(());
+            }
+        })
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("bob registers");
+    let (events_tx, events_rx) = mpsc::channel::<String>();
+    let alice = thread::spawn(move || {
+        browser::sdk(&alice.to_string(), |event| {
+            let _ = events_tx.send(event.to_owned());
+        })
+    });
+    let mut carol_runs = Vec::new();
+    for event in events_rx {
+        match event.as_str() {
+            "watching" => carol_runs
+                .push(browser::sdk(&carol_calls_bob.to_string(), |_| {}).expect("carol ran")),
+            "call_alice" => carol_runs
+                .push(browser::sdk(&carol_calls_alice.to_string(), |_| {}).expect("carol ran")),
+            _ => {}
+        }
+    }
+    let parse = |out: String| -> Value { serde_json::from_str(&out).expect("JSON") };
+    let a = parse(
+        alice
+            .join()
+            .expect("alice's thread")
+            .expect("alice's browser ran"),
+    );
+    let b = parse(
+        bob.join()
+            .expect("bob's thread")
+            .expect("bob's browser ran"),
+    );
+    let carols: Vec<Value> = carol_runs.into_iter().map(parse).collect();
+    let everyone = [("alice", &a), ("bob", &b)]
+        .into_iter()
+        .chain(carols.iter().map(|c| ("carol", c)));
+    for (who, v) in everyone {
+        assert!(
+            v["error"].is_null(),
+            "{who}: {}\n{}",
+            v["error"],
+            v["events"]
+        );
+    }
+    let lamps: Vec<&str> = a["events"]
+        .as_array()
+        .expect("alice's events")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .filter_map(|n| n.strip_prefix("lamp_"))
+        .collect();
+    eprintln!("alice's lamp for bob (embedded PBX): {lamps:?}");
+    let first = |state: &str| lamps.iter().position(|l| *l == state);
+    let last_idle = lamps.iter().rposition(|l| *l == "idle");
+    assert!(
+        matches!((first("ringing"), first("busy"), last_idle), (Some(r), Some(b), Some(i)) if r < b && b < i),
+        "ringing, then busy, then idle: {lamps:?}"
+    );
+    let mwi = &a["steps"]["mwi"]["detail"];
+    assert_eq!(mwi["waiting"], true, "{mwi}");
+    assert_eq!(mwi["counts"][0]["new"], 1, "one missed call: {mwi}");
+}

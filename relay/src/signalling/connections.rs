@@ -73,6 +73,9 @@ impl Proxy {
     /// A browser's WebSocket closed: its flow is gone, and so are the
     /// requests it had in flight.
     pub fn ws_closed(&mut self, conn: ConnId) {
+        if let Some(p) = self.presence.as_mut() {
+            p.connection_closed(conn);
+        }
         // Its unanswered calls end with it: nobody is left to answer or
         // cancel them, and their ports must come back.
         if let Some(media) = self.media.as_mut() {

@@ -29,6 +29,12 @@ impl Proxy {
         msg: &Message<'_>,
         hops: u32,
     ) {
+        if msg.method() == Some(Method::Subscribe) && msg.to().tag().is_some() {
+            // A refresh or end of one of the presence server's
+            // subscriptions (its Contact is the relay; no Route).
+            self.presence_subscribe(now, conn, msg);
+            return;
+        }
         let own: Vec<Option<String>> = msg
             .header_values(HeaderName::Route)
             .take(2)
@@ -112,6 +118,10 @@ impl Proxy {
             self.ws(conn, refusal);
             return;
         }
+        if msg.method() == Some(Method::Subscribe) {
+            self.presence_subscribe(now, conn, msg);
+            return;
+        }
         match pbx.route(now, msg) {
             Route::Echo => self.echo_request(now, conn, msg),
             Route::Reply { code, reason } => {
@@ -140,6 +150,18 @@ impl Proxy {
                     hops,
                 );
             }
+        }
+    }
+
+    /// A SUBSCRIBE for the presence server: its answer and NOTIFY.
+    fn presence_subscribe(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>) {
+        let (Some(presence), Some(pbx)) = (self.presence.as_mut(), self.pbx.as_ref()) else {
+            return;
+        };
+        let frames = presence.subscribe(now, conn, msg, |user| pbx.knows(user));
+        self.metrics.local_response();
+        for (to, frame) in frames {
+            self.ws(to, frame);
         }
     }
 

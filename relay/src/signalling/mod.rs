@@ -42,6 +42,7 @@ mod hangup;
 pub mod limits;
 pub mod pbx;
 mod pending;
+mod presence;
 mod routing;
 mod shutdown;
 mod transactions;
@@ -159,6 +160,8 @@ pub struct Proxy {
     calls: CallTracker,
     events: Vec<AdminEvent>,
     pbx: Option<MiniPbx>,
+    /// The embedded PBX's presence server (busy lamps, presence, MWI).
+    presence: Option<presence::PresenceServer>,
     /// Handshakes admitted and not yet opened, per address, until when.
     reserved: HashMap<IpAddr, Vec<Instant>>,
     /// (connection, address of record) pairs with a binding.
@@ -181,8 +184,13 @@ impl Proxy {
     /// A proxy whose flow tokens are signed with `key`.
     pub fn new(cfg: ProxyConfig, key: FlowKey) -> Self {
         let pbx = cfg.embedded.clone().map(MiniPbx::new);
+        let presence = cfg
+            .embedded
+            .as_ref()
+            .map(|e| presence::PresenceServer::new(&e.domain, &cfg.ws_host));
         Self {
             pbx,
+            presence,
             registered: Default::default(),
             reserved: HashMap::new(),
             cfg,
@@ -240,8 +248,15 @@ impl Proxy {
 
     /// Everything that happened since the last call, for the admin stream.
     /// Registration events also keep the registrations gauge.
+    /// The embedded PBX's presence server reads them too: what they change
+    /// goes to its watchers as NOTIFYs, before the shell's next outputs.
     pub fn drain_events(&mut self) -> Vec<AdminEvent> {
         let events = std::mem::take(&mut self.events);
+        if let Some(p) = self.presence.as_mut() {
+            for (conn, frame) in p.events(&events) {
+                self.out.push_back(Output::Ws { conn, frame });
+            }
+        }
         for e in &events {
             match e {
                 AdminEvent::Registered { session, client } => {
@@ -268,10 +283,11 @@ impl Proxy {
     /// When [`Self::handle_timeout`] must next run.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let pending = self.deadlines.first().map(|(t, _)| *t);
-        match (pending, self.calls.next_expiry()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let presence = self.presence.as_ref().and_then(|p| p.poll_timeout());
+        [pending, self.calls.next_expiry(), presence]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn ws(&mut self, conn: ConnId, frame: Vec<u8>) {

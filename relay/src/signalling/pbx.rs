@@ -104,6 +104,11 @@ impl MiniPbx {
         }
     }
 
+    /// Whether `user` is one of ours.
+    pub fn knows(&self, user: &str) -> bool {
+        self.password(user).is_some()
+    }
+
     fn password(&self, user: &str) -> Option<&str> {
         self.cfg
             .users

@@ -63,6 +63,11 @@ impl Proxy {
         }
         self.down.retain(|_, until| *until > now);
         self.calls.expire(now);
+        if let Some(p) = self.presence.as_mut() {
+            for (conn, frame) in p.handle_timeout(now) {
+                self.ws(conn, frame);
+            }
+        }
     }
 
     /// Removes a pending request and its deadline.
