@@ -31,6 +31,12 @@ const ui = {
   hold: $("hold"),
   mute: $("mute"),
   transfer: $("transfer"),
+  consult: $("consult"),
+  join: $("join"),
+  voicemail: $("voicemail"),
+  lamps: $("lamps"),
+  watch: $("watch"),
+  watchButton: $("watch-button"),
   micLevel: $("mic-level"),
   remoteLevel: $("remote-level"),
   stats: $("stats"),
@@ -47,6 +53,8 @@ let domain = "";
 const calls = new Map();
 let active = null;
 let ringing = null;
+/** The call held while its transfer target is consulted. */
+let consulting = null;
 
 /** A SIP status, or any error, in words a call-centre agent understands. */
 function inWords(e) {
@@ -107,6 +115,11 @@ function showConnected(connected) {
   ui.disconnect.disabled = !connected;
   ui.callButton.disabled = !connected;
   ui.send.disabled = !connected;
+  ui.watchButton.disabled = !connected;
+  if (!connected) {
+    ui.lamps.replaceChildren();
+    showVoicemail(undefined);
+  }
 }
 
 ui.connect.addEventListener("submit", async (ev) => {
@@ -129,6 +142,7 @@ ui.connect.addEventListener("submit", async (ev) => {
     wirePhone(phone);
     setStatus(phone.registered ? `Registered as ${f.uri.value}` : "Connected (guest)", "ready");
     showConnected(true);
+    if (phone.registered) watchVoicemail(phone);
     ui.target.focus();
   } catch (e) {
     phone = null;
@@ -159,6 +173,14 @@ function wirePhone(p) {
     ui.answer.focus();
   });
   p.on("message", (m) => addMessage(`${m.from}: ${m.body}`, "in"));
+  // An attended transfer to us: the new call takes the old one's place.
+  p.on("replaced", (old, by) => {
+    track(by);
+    const entry = calls.get(by);
+    if (entry) entry.audio.srcObject = by.remoteStream ?? null;
+    addMessage(`${old.remoteUri} transferred ${by.remoteUri} to you`, "note");
+    select(by);
+  });
   // The far end transfers us: follow it, as a desk phone does.
   p.on("referred", async (call, request) => {
     addMessage(`${call.remoteUri ?? "The far end"} transfers you to ${request.target}`, "note");
@@ -324,6 +346,83 @@ ui.transfer.addEventListener("submit", async (ev) => {
   }
 });
 
+/** Consult first: the active call goes on hold while the target is called;
+ * then "Transfer the held call to this one" joins them (attended). */
+ui.consult.addEventListener("click", async () => {
+  const first = current();
+  const to = ui.transfer.elements.target.value;
+  if (!phone || !first || !to.trim()) return;
+  consulting = first;
+  await holdOthers(null);
+  setStatus(`Consulting ${address(to)}…`, "busy");
+  try {
+    const consult = phone.call(address(to));
+    track(consult);
+    await consult.accepted;
+    setStatus(`Consulting ${address(to)}: transfer when ready`, "ready");
+    ui.transfer.reset();
+  } catch (e) {
+    consulting = null;
+    setStatus(`Consultation failed: ${inWords(e)}`, "error");
+  }
+  render();
+});
+
+ui.join.addEventListener("click", async () => {
+  const consult = current();
+  const first = consulting;
+  if (!first || !consult) return;
+  setStatus(`Transferring ${first.remoteUri} to ${consult.remoteUri}…`, "busy");
+  try {
+    await first.transfer(consult);
+    setStatus("Transferred", "ready");
+  } catch (e) {
+    setStatus(`Transfer failed: ${inWords(e)}`, "error");
+  }
+  consulting = null;
+  render();
+});
+
+/** The voicemail light: lit while messages wait. */
+function watchVoicemail(p) {
+  const mwi = p.voicemail();
+  mwi.on("notify", (n) => showVoicemail(n.status));
+  mwi.active.catch(() => { ui.voicemail.textContent = "Voicemail: not offered"; });
+}
+
+function showVoicemail(status) {
+  const waiting = status?.kind === "message-summary" && status.waiting;
+  const voice = status?.kind === "message-summary" ? status.counts.find((c) => c.class === "voice") : undefined;
+  ui.voicemail.dataset.waiting = String(waiting);
+  ui.voicemail.textContent = !status
+    ? "Voicemail: —"
+    : waiting ? `Voicemail: ${voice?.new ?? "some"} new` : "Voicemail: none";
+}
+
+/** A busy lamp per colleague. */
+ui.watch.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if (!phone) return;
+  const me = ui.connect.elements.uri.value.trim();
+  for (const name of ui.watch.elements.users.value.split(/[\s,]+/).filter(Boolean)) {
+    const uri = address(name);
+    if (uri === me || ui.lamps.querySelector(`[data-uri="${CSS.escape(uri)}"]`)) continue;
+    const li = document.createElement("li");
+    li.dataset.uri = uri;
+    li.dataset.lamp = "unknown";
+    li.textContent = `${name}: …`;
+    ui.lamps.append(li);
+    const lamp = phone.watch(uri);
+    lamp.on("notify", (n) => {
+      if (n.status?.kind !== "dialog") return;
+      li.dataset.lamp = n.status.lamp;
+      const with_ = n.status.other ? ` (${n.status.other})` : "";
+      li.textContent = `${name}: ${n.status.lamp}${n.status.lamp === "idle" ? "" : with_}`;
+    });
+    lamp.on("ended", () => { li.dataset.lamp = "unknown"; li.textContent = `${name}: not watched`; });
+  }
+});
+
 ui.message.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = ui.message.elements;
@@ -382,6 +481,7 @@ function render() {
   ui.hold.setAttribute("aria-pressed", String(call.held));
   ui.mute.textContent = call.muted ? "Unmute" : "Mute";
   ui.mute.setAttribute("aria-pressed", String(call.muted));
+  ui.join.hidden = !(consulting && calls.has(consulting) && consulting !== call && call.state === "established");
 }
 
 /** The active call's meters: read from its streams with Web Audio ten

@@ -255,6 +255,15 @@ fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo()
             .any(|e| e.as_str().is_some_and(|e| e.contains("ended")))),
         "{v}"
     );
+    // Carol's page watched bob's lamp: busy in the call, idle after it.
+    assert!(
+        v["lampBusy"].as_str().is_some_and(|l| l.contains("busy")),
+        "{v}"
+    );
+    assert_eq!(v["lampIdle"], true, "{v}");
+    // Consult, then transfer: bob and carol talk, alice's calls ended.
+    assert_tone(&v["joined"]["b"], 660.0, "bob, after the attended transfer");
+    assert_tone(&v["joined"]["c"], 440.0, "carol, after the attended transfer");
     // Carol hears herself through the echo extension.
     assert_tone(&v["echo"], 660.0, "carol, echo");
     let png = std::fs::read(&shot).expect("a screenshot");

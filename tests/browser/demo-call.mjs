@@ -1,5 +1,7 @@
-// Two people call each other through the demo phone page, and a third
-// calls the echo extension: three Chromium processes (each its own fake
+// Two people call each other through the demo phone page while a third
+// watches their busy lamps; then the first consults the third and
+// transfers the second to her (attended), and the third calls the echo
+// extension: three Chromium processes (each its own fake
 // microphone tone), driven through the page's form and buttons only. What
 // each hears is measured on the page's own <audio> element with a Web
 // Audio analyser (test code, not the demo's). Prints one JSON line.
@@ -47,9 +49,20 @@ async function listen(page, ms) {
 
 const callList = (page) => page.evaluate(() => [...document.querySelectorAll("#call-list button")].map((b) => b.textContent));
 
+/** Waits until `page`'s busy lamp for `user` shows `state`. */
+const lamp = (page, user, state) =>
+  page.waitForFunction(
+    ([u, s]) => document.querySelector(`#lamps li[data-uri^="sip:${u}@"]`)?.dataset.lamp === s,
+    [user, state],
+    { timeout: 10000 },
+  );
+
 try {
   const a = await open(cfg.a);
   const b = await open(cfg.b);
+  const c = await open(cfg.c);
+  await c.click("#watch-button");
+  await lamp(c, cfg.b.user, "idle");
   await a.fill("#target", cfg.b.user);
   await a.click("#call-button");
   await b.waitForSelector("#incoming:not([hidden])", { timeout: 10000 });
@@ -57,6 +70,8 @@ try {
   await b.click("#answer");
   await inCall(a);
   await inCall(b);
+  await lamp(c, cfg.b.user, "busy");
+  result.lampBusy = await c.textContent(`#lamps li[data-uri^="sip:${cfg.b.user}@"]`);
   await a.waitForTimeout(1500);
   result.talk = { a: await listen(a, 2000), b: await listen(b, 2000) };
   if (cfg.screenshot) await a.screenshot({ path: cfg.screenshot, fullPage: true });
@@ -80,8 +95,31 @@ try {
   await a.waitForFunction(() => !document.getElementById("no-calls").hidden, null, { timeout: 10000 });
   await b.waitForFunction(() => !document.getElementById("no-calls").hidden, null, { timeout: 10000 });
   result.ended = await b.evaluate(() => [...document.querySelectorAll("#message-list li")].map((li) => li.textContent));
+  await lamp(c, cfg.b.user, "idle");
+  result.lampIdle = true;
 
-  const c = await open(cfg.c);
+  // Consult, then transfer: alice calls bob, consults carol, joins them.
+  await a.fill("#target", cfg.b.user);
+  await a.click("#call-button");
+  await b.waitForSelector("#incoming:not([hidden])", { timeout: 10000 });
+  await b.click("#answer");
+  await inCall(a);
+  await a.fill("#transfer input[name=target]", cfg.c.user);
+  await a.click("#consult");
+  await c.waitForSelector("#incoming:not([hidden])", { timeout: 10000 });
+  await c.click("#answer");
+  await a.waitForSelector("#join:not([hidden])", { timeout: 15000 });
+  await a.click("#join");
+  const talking = (page, who) =>
+    page.waitForFunction((w) => new RegExp(`${w}@[^:]*: in call`).test(document.getElementById("call-list").textContent), who, { timeout: 15000 });
+  await talking(b, cfg.c.user);
+  await talking(c, cfg.b.user);
+  await a.waitForFunction(() => !document.getElementById("no-calls").hidden, null, { timeout: 15000 });
+  await b.waitForTimeout(1500);
+  result.joined = { b: await listen(b, 2000), c: await listen(c, 2000), calls: { b: await callList(b), c: await callList(c) } };
+  await b.click("#hangup");
+  await c.waitForFunction(() => !document.getElementById("no-calls").hidden, null, { timeout: 10000 });
+
   await c.fill("#target", "echo");
   await c.click("#call-button");
   await inCall(c);
