@@ -282,9 +282,13 @@ fn the_embedded_pbx_serves_busy_lamps_and_counts_missed_calls_as_voicemail() {
             {"do": "connect", "options": options("alice")},
             {"do": "watch", "target": "sip:bob@sipline.local"},
             {"do": "voicemail"},
+            {"do": "presence", "target": "sip:bob@sipline.local"},
+            {"do": "wait_event", "name": "bob_online", "event": "presence_open", "timeoutMs": 10000},
             {"do": "mark", "event": "watching"},
             {"do": "wait_event", "name": "busy", "event": "lamp_busy", "timeoutMs": 40000},
             {"do": "wait_event", "name": "idle", "event": "lamp_idle", "timeoutMs": 40000},
+            // Bob leaves once his call is over: his presence closes.
+            {"do": "wait_event", "name": "bob_offline", "event": "presence_closed", "timeoutMs": 30000},
             {"do": "mark", "event": "call_alice"},
             {"do": "wait_event", "name": "mwi", "event": "mwi", "timeoutMs": 30000},
             {"do": "disconnect"},
@@ -358,4 +362,8 @@ fn the_embedded_pbx_serves_busy_lamps_and_counts_missed_calls_as_voicemail() {
     let mwi = &a["steps"]["mwi"]["detail"];
     assert_eq!(mwi["waiting"], true, "{mwi}");
     assert_eq!(mwi["counts"][0]["new"], 1, "one missed call: {mwi}");
+    // Presence: open while bob was registered, closed once he left.
+    let online = &a["steps"]["bob_online"]["detail"];
+    assert_eq!(online["entity"], "sip:bob@sipline.local", "{online}");
+    assert_eq!(a["steps"]["bob_offline"]["detail"]["open"], false);
 }

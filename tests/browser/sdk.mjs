@@ -51,6 +51,7 @@ try {
       case "attended_transfer": out = await run(() => window.t.attendedTransfer()); break;
       case "watch": out = await run(([t]) => window.t.watch(t), step.target); break;
       case "voicemail": out = await run(() => window.t.voicemail()); break;
+      case "presence": out = await run(([t]) => window.t.presence(t), step.target); break;
       case "ring_then_give_up": out = await run(([t, ms]) => window.t.ringThenGiveUp(t, ms), step.target, step.ms ?? 2000); break;
       case "wait_replaced": out = await run(([ms]) => window.t.waitReplaced(ms), step.timeoutMs ?? 30000); break;
       case "answer": out = await run(([ms]) => window.t.answer(ms), step.timeoutMs ?? 10000); break;
