@@ -263,7 +263,11 @@ fn two_people_call_each_other_through_the_demo_page_and_a_third_calls_the_echo()
     assert_eq!(v["lampIdle"], true, "{v}");
     // Consult, then transfer: bob and carol talk, alice's calls ended.
     assert_tone(&v["joined"]["b"], 660.0, "bob, after the attended transfer");
-    assert_tone(&v["joined"]["c"], 440.0, "carol, after the attended transfer");
+    assert_tone(
+        &v["joined"]["c"],
+        440.0,
+        "carol, after the attended transfer",
+    );
     // Carol hears herself through the echo extension.
     assert_tone(&v["echo"], 660.0, "carol, echo");
     let png = std::fs::read(&shot).expect("a screenshot");
