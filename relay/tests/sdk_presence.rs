@@ -22,22 +22,58 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 use common::RelayProcess;
 use common::calls::{MIC_HZ, Scratch};
 
+/// Publishes bob's presence (PIDF, `open`, with a note) to the presence
+/// server, as his phone would; its status code.
+fn publish_presence(kamailio_port: u16) -> u16 {
+    let body = format!(
+        "<?xml version=\"1.0\"?>\n<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:bob@{DOMAIN}\">\
+<tuple id=\"t1\"><status><basic>open</basic></status></tuple><note>At his desk</note></presence>"
+    );
+    publish(
+        kamailio_port,
+        "bob",
+        3,
+        "presence",
+        "application/pidf+xml",
+        &body,
+    )
+}
+
 /// Sends a voicemail summary for alice to the presence server (as a
 /// voicemail system would, with PUBLISH); its status code.
 fn publish_mwi(kamailio_port: u16, seq: u32, new: u32, old: u32) -> u16 {
+    let body = format!(
+        "Messages-Waiting: yes\r\nMessage-Account: sip:alice@{DOMAIN}\r\nVoice-Message: {new}/{old}\r\n"
+    );
+    publish(
+        kamailio_port,
+        "alice",
+        seq,
+        "message-summary",
+        "application/simple-message-summary",
+        &body,
+    )
+}
+
+/// A PUBLISH of `body` for `user`'s `event`, over UDP; its final status.
+fn publish(
+    kamailio_port: u16,
+    user: &str,
+    seq: u32,
+    event: &str,
+    content_type: &str,
+    body: &str,
+) -> u16 {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let port = socket.local_addr().expect("addr").port();
-    let body = format!(
-        "Messages-Waiting: yes\r\nMessage-Account: sip:alice@{DOMAIN}\r\nVoice-Message: {new}/{old}\r\n"
-    );
     let publish = format!(
-        "PUBLISH sip:alice@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKmwi{seq}{port}\r\n\
-Max-Forwards: 70\r\nFrom: <sip:voicemail@{DOMAIN}>;tag=vm{seq}\r\nTo: <sip:alice@{DOMAIN}>\r\n\
-Call-ID: mwi-{seq}-{port}@127.0.0.1\r\nCSeq: {seq} PUBLISH\r\nEvent: message-summary\r\nExpires: 3600\r\n\
-Content-Type: application/simple-message-summary\r\nContent-Length: {}\r\n\r\n{body}",
+        "PUBLISH sip:{user}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKpub{seq}{port}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:{user}@{DOMAIN}>;tag=pub{seq}\r\nTo: <sip:{user}@{DOMAIN}>\r\n\
+Call-ID: pub-{seq}-{port}@127.0.0.1\r\nCSeq: {seq} PUBLISH\r\nEvent: {event}\r\nExpires: 3600\r\n\
+Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     socket
@@ -116,6 +152,9 @@ fn a_busy_lamp_and_the_voicemail_light_follow_kamailio_s_presence_server() {
             {"do": "connect", "options": options("alice")},
             {"do": "watch", "target": bob_uri},
             {"do": "voicemail"},
+            {"do": "presence", "target": bob_uri},
+            {"do": "mark", "event": "publish_presence"},
+            {"do": "wait_event", "name": "bob_open", "event": "presence_open", "timeoutMs": 20000},
             {"do": "mark", "event": "watching"},
             {"do": "wait_event", "name": "busy", "event": "lamp_busy", "timeoutMs": 40000},
             {"do": "wait_event", "name": "idle", "event": "lamp_idle", "timeoutMs": 40000},
@@ -156,6 +195,7 @@ fn a_busy_lamp_and_the_voicemail_light_follow_kamailio_s_presence_server() {
                 carol_out =
                     Some(browser::sdk(&carol.to_string(), |_| {}).expect("carol's browser ran"));
             }
+            "publish_presence" => published.push(publish_presence(kamailio.udp_port)),
             "publish_mwi" => published.push(publish_mwi(kamailio.udp_port, 1, 2, 8)),
             "restart_relay" => relay.restart(),
             "publish_mwi_again" => published.push(publish_mwi(kamailio.udp_port, 2, 3, 8)),
@@ -186,8 +226,13 @@ fn a_busy_lamp_and_the_voicemail_light_follow_kamailio_s_presence_server() {
     }
     assert_eq!(
         published,
-        [200, 200],
-        "the presence server took both summaries"
+        [200, 200, 200],
+        "the presence server took bob's presence and both summaries"
+    );
+    let open = &a["steps"]["bob_open"]["detail"];
+    assert_eq!(
+        open["note"], "At his desk",
+        "bob's presence, as he published it: {open}"
     );
 
     // The lamp: ringing, then busy, then idle, in that order.
