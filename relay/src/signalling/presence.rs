@@ -212,7 +212,8 @@ impl PresenceServer {
         );
         let mut frames = vec![(conn, b.finish(None, b""))];
         if expires == 0 {
-            let w = self.watches.remove(index);
+            let mut w = self.watches.remove(index);
+            w.cseq += 1;
             frames.push((w.conn, self.notify(&w, "terminated;reason=timeout", false)));
         } else {
             let state = format!("active;expires={expires}");
@@ -320,7 +321,9 @@ impl PresenceServer {
         let mut i = 0;
         while i < self.watches.len() {
             if self.watches[i].expires_at <= now {
-                let w = self.watches.remove(i);
+                let mut w = self.watches.remove(i);
+                // Each NOTIFY of the dialog has the next CSeq (RFC 3261 §12.2.1.1).
+                w.cseq += 1;
                 frames.push((w.conn, self.notify(&w, "terminated;reason=timeout", false)));
             } else {
                 i += 1;
@@ -564,6 +567,11 @@ Contact: <sip:x@a.invalid;transport=ws>\r\nEvent: {event}\r\nExpires: {expires}\
         assert!(p.handle_timeout(at(129)).is_empty());
         let ended = p.handle_timeout(at(130));
         assert!(text(&ended[0]).contains("Subscription-State: terminated;reason=timeout"));
+        assert!(
+            text(&ended[0]).contains("CSeq: 4 NOTIFY"),
+            "after the NOTIFYs of the subscribe, the refresh and the binding: {}",
+            text(&ended[0])
+        );
         assert_eq!(p.poll_timeout(), None);
     }
 }
