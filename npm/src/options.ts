@@ -33,6 +33,7 @@ export function checkPhoneOptions(o: PhoneOptions): void {
   check.optional(o.iceServers, (v) => {
     if (!Array.isArray(v)) throw new TypeError("options.iceServers must be an array of RTCIceServer");
   });
+  check.optional(o.iceLite, (v) => check.boolean("options.iceLite", v));
   check.optional(o.iceGatheringTimeoutMs, (v) => check.integer("options.iceGatheringTimeoutMs", v, 0, 60_000));
   check.optional(o.reconnectMinMs, (v) => check.integer("options.reconnectMinMs", v, 100, 600_000));
   check.optional(o.reconnectMaxMs, (v) => check.integer("options.reconnectMaxMs", v, 100, 3_600_000));

@@ -43,7 +43,9 @@ export interface PhoneOptions {
   keepAliveSecs?: number;
   /** STUN/TURN servers, as for RTCPeerConnection (usually none: the relay has a known address). */
   iceServers?: RTCIceServer[];
-  /** The longest wait for ICE candidates before an offer or answer is sent (default 2000 ms). */
+  /** The far side is an ICE-lite gateway: offers and answers go without waiting for ICE candidates. Default: as the relay says when registering (the sipline relay is one); set `false` toward a full-ICE peer. */
+  iceLite?: boolean;
+  /** The longest wait for ICE candidates before an offer or answer is sent (default 2000 ms), when the far side is not ICE-lite. */
   iceGatheringTimeoutMs?: number;
   /** First reconnect delay (default 500 ms); it doubles per failed attempt, with jitter. */
   reconnectMinMs?: number;

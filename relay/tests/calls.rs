@@ -70,6 +70,13 @@ async fn pbx_caller_reaches_the_right_browser_and_hangs_up_through_the_record_ro
     assert!(admin.status.starts_with("HTTP/1.1 200"), "{}", admin.status);
     let mut alice = Browser::register(&relay.ws_url(), "alice", "alice-secret", 1).await;
     let mut bob = Browser::register(&relay.ws_url(), "bob", "bob-secret", 2).await;
+    // The relay tells browsers its media side is ICE-lite (no gathering
+    // wait before offers), in the 2xx it passes on from the PBX.
+    assert!(
+        alice.registered.contains("\r\nSipline-Media: ice-lite\r\n"),
+        "{}",
+        alice.registered
+    );
     let caller = sipp(pbx, "uac_bye.xml", "bob").await;
 
     let invite = bob

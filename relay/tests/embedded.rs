@@ -99,6 +99,11 @@ async fn two_browsers_call_each_other_and_either_can_hang_up() {
     let url = relay.ws_url();
     let mut alice = Browser::register(&url, "alice", "alice-pw", 11).await;
     let mut bob = Browser::register(&url, "bob", "bob-pw", 12).await;
+    assert!(
+        !bob.registered.contains("Sipline-Media"),
+        "calls between browsers are full ICE: no ICE-lite word: {}",
+        bob.registered
+    );
     let wait = Duration::from_secs(5);
 
     for (call, callee_hangs_up) in [("call-1", false), ("call-2", true)] {

@@ -76,6 +76,7 @@ fn config(options: &JsValue) -> Result<(Config, ShellSettings), JsValue> {
             ice_servers: js::get(options, "iceServers"),
             gathering_timeout_ms: js::get_num(options, "iceGatheringTimeoutMs").unwrap_or(2000.0)
                 as i32,
+            ice_lite: js::get(options, "iceLite").as_bool(),
         },
         backoff: Backoff {
             min_ms: js::get_num(options, "reconnectMinMs").unwrap_or(500.0),

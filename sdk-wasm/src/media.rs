@@ -2,8 +2,11 @@
 //! camera) it sends, and the offer/answer steps the core asks for.
 //!
 //! SIP carries one complete SDP per offer or answer (no trickle ICE), so
-//! every local description is read only once ICE gathering has finished,
-//! or after a bounded wait when some interface is slow.
+//! a local description is read once ICE gathering has finished, or after
+//! a bounded wait when some interface is slow. Toward an ICE-lite gateway
+//! (the sipline relay says it is one) there is no wait at all: it finds
+//! the browser by the browser's own connectivity checks, so candidates in
+//! the SDP buy nothing but the gathering time.
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::JsCast;
@@ -32,6 +35,9 @@ pub(crate) struct MediaSettings {
     pub ice_servers: JsValue,
     /// The longest wait for ICE gathering before the SDP is sent as is.
     pub gathering_timeout_ms: i32,
+    /// The app's word on whether the far side is an ICE-lite gateway
+    /// (no wait at all); `None`: as the relay says at registration.
+    pub ice_lite: Option<bool>,
 }
 
 /// A call's peer connection and local stream.

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use sipline_core::Instant;
 use sipline_core::sip::{Header, HeaderName, Message, Method, Uri};
 
-use super::Proxy;
 use super::call_media::body_of;
 use super::contacts::FLOW_PARAM;
 use super::edit::{Action, rewrite_body, without_first};
@@ -17,6 +16,7 @@ use super::events::{CallTracker, Sender};
 use super::flow::TokenError;
 use super::pending;
 use super::routing::{HopEdits, host_port_matches, needs_record_route, with_max_forwards};
+use super::{ICE_LITE_HEADER, Proxy};
 use crate::media::calls::Side;
 use crate::ops::metrics::Reject;
 
@@ -189,7 +189,15 @@ impl Proxy {
             }
             _ => Action::Keep,
         };
-        let frame = rewrite_body(msg, None, &[], edit, body_of(msg, &body));
+        let tell_ice_lite = is_register
+            && self.media.is_some()
+            && msg.status().is_some_and(|c| (200..300).contains(&c));
+        let top: &[(&str, &str)] = if tell_ice_lite {
+            &[ICE_LITE_HEADER]
+        } else {
+            &[]
+        };
+        let frame = rewrite_body(msg, None, top, edit, body_of(msg, &body));
         if is_register {
             CallTracker::observe_register(conn, msg, !ours_bound, &mut self.events);
         }

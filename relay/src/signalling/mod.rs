@@ -71,6 +71,12 @@ use crate::ops::metrics::{Metrics, Reject};
 /// browser (a BYE ending a call): the answer stops here.
 const LOCAL_PARAM: &str = "sl-local";
 
+/// Told to browsers in the 2xx of their REGISTER when the relay carries
+/// their media to a PBX: its WebRTC side is ICE-lite, so they find it by
+/// their own checks and need not wait for ICE gathering before an offer or
+/// answer. (Not from the embedded PBX: its calls go browser to browser.)
+pub const ICE_LITE_HEADER: (&str, &str) = ("Sipline-Media", "ice-lite");
+
 /// What the proxy needs to know about its surroundings.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {

@@ -327,6 +327,8 @@ impl MiniPbx {
         } else {
             RegisterOutcome::Unregistered(aor_text)
         };
+        // No ICE-lite word here: the embedded PBX's calls between browsers
+        // go browser to browser, full ICE both ways, and need candidates.
         (b.finish(None, b""), outcome)
     }
 

@@ -21,6 +21,8 @@ pub struct Browser {
     pub host: String,
     rng: Rng,
     cseq: u32,
+    /// The registrar's 2xx to its REGISTER, as the relay passed it on.
+    pub registered: String,
 }
 
 impl Browser {
@@ -34,6 +36,7 @@ impl Browser {
             host,
             rng,
             cseq: 0,
+            registered: String::new(),
         };
         let mut digest = DigestClient::new(user.to_owned(), Secret::new(password));
         let mut round = AuthRound::default();
@@ -68,7 +71,10 @@ impl Browser {
             let resp = b.next_response().await;
             let msg = Message::parse(resp.as_bytes()).expect("response parses");
             match msg.status() {
-                Some(200) => return b,
+                Some(200) => {
+                    b.registered = resp.clone();
+                    return b;
+                }
                 Some(401) => {
                     let chs: Vec<Challenge> = msg
                         .header_lines(HeaderName::WwwAuthenticate)

@@ -55,6 +55,9 @@ pub(crate) struct FlowInfo {
     pub outbound: bool,
     /// `Flow-Timer`: the server wants a keep-alive at least this often.
     pub flow_timer: Option<u32>,
+    /// The relay says its media side is ICE-lite (`Sipline-Media:
+    /// ice-lite`): offers and answers need not wait for ICE gathering.
+    pub ice_lite: bool,
 }
 
 /// Longest backoff between retries after a failure.
@@ -339,6 +342,12 @@ impl Registration {
             flow_timer: r
                 .header(HeaderName::FlowTimer)
                 .and_then(|v| v.trim().parse().ok()),
+            ice_lite: r
+                .header(HeaderName::Other("Sipline-Media"))
+                .is_some_and(|v| {
+                    v.split(',')
+                        .any(|t| t.trim().eq_ignore_ascii_case("ice-lite"))
+                }),
         };
         self.failures = 0;
         self.state = RegistrationState::Registered;

@@ -155,6 +155,14 @@ impl UserAgent {
         self.registration.state()
     }
 
+    /// Whether the registrar's side told us its media is ICE-lite (the
+    /// sipline relay does, in the REGISTER's 2xx): the shell may then send
+    /// offers and answers without waiting for ICE gathering, since the far
+    /// side finds the browser by its checks.
+    pub fn peer_ice_lite(&self) -> bool {
+        self.registration.flow.ice_lite
+    }
+
     /// The Contact URI this agent registers (with its `.invalid` host).
     pub fn contact_uri(&self) -> &str {
         &self.id.contact_uri

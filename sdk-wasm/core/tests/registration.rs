@@ -60,6 +60,8 @@ struct Registrar {
     nonce: String,
     stale_next: bool,
     min_expires: Option<u32>,
+    /// Says, like the sipline relay, that its media side is ICE-lite.
+    ice_lite: bool,
 }
 
 impl Registrar {
@@ -69,6 +71,7 @@ impl Registrar {
             nonce: "n0nce-1".into(),
             stale_next: false,
             min_expires: None,
+            ice_lite: false,
         }
     }
 
@@ -127,6 +130,9 @@ impl Registrar {
                 &format!("<sip:other@10.0.0.9>;expires=30, {contact}"),
             );
             b.header("Require", "outbound");
+        }
+        if self.ice_lite {
+            b.header("Sipline-Media", "ice-lite");
         }
         b.finish(None, b"")
     }
@@ -660,4 +666,17 @@ fn config_fields_cannot_inject_headers() {
     let mut c = config();
     c.keepalive_interval = Some(Duration::ZERO);
     assert!(UserAgent::new(c, [0; 32]).is_err());
+}
+
+#[test]
+fn a_registrar_that_says_its_media_is_ice_lite_spares_the_gathering_wait() {
+    for ice_lite in [false, true] {
+        let mut ua = ua(config());
+        let mut reg = Registrar::new();
+        reg.ice_lite = ice_lite;
+        ua.transport_connected(at(0.0));
+        assert!(!ua.peer_ice_lite(), "not before the registrar says so");
+        exchange(&mut ua, &mut reg, at(0.0));
+        assert_eq!(ua.peer_ice_lite(), ice_lite);
+    }
 }

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use super::Shell;
 use crate::js::{self, Obj};
-use crate::media::{Media, Want};
+use crate::media::{Media, MediaSettings, Want};
 
 /// A call as the shell sees it: its media once there is any, and the far
 /// end's offer until the app answers it. Everything SIP about the call
@@ -115,7 +115,7 @@ impl Shell {
         want: Want,
         headers: Vec<(String, String)>,
     ) -> Result<u32, JsValue> {
-        let media = Rc::new(Media::open(want, &self.settings.media).await?);
+        let media = Rc::new(Media::open(want, &self.media_settings()).await?);
         let offer = match media.offer().await {
             Ok(offer) => offer,
             Err(e) => {
@@ -156,7 +156,7 @@ impl Shell {
             Some(c) if c.media.is_none() => c.offer.clone(),
             _ => return Err(js::error("no such call waiting for an answer")),
         };
-        let media = Rc::new(Media::open(want, &self.settings.media).await?);
+        let media = Rc::new(Media::open(want, &self.media_settings()).await?);
         let sdp = match &offer {
             Some(offer) => media.answer(offer).await,
             None => media.offer().await,
@@ -224,6 +224,19 @@ impl Shell {
                 Err(e)
             }
         }
+    }
+
+    /// The media settings of a new call: no ICE gathering wait toward an
+    /// ICE-lite gateway, as the app says or else as the relay told us.
+    fn media_settings(&self) -> MediaSettings {
+        let mut settings = self.settings.media.clone();
+        let lite = settings
+            .ice_lite
+            .unwrap_or_else(|| self.state.borrow().ua.peer_ice_lite());
+        if lite {
+            settings.gathering_timeout_ms = 0;
+        }
+        settings
     }
 
     pub(crate) fn call_media(&self, call: u32) -> Option<Rc<Media>> {
