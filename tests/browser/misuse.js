@@ -179,6 +179,7 @@ function connectOptions(t) {
       ...field("registrar", [7, "", "nonsense"]),
       ...field("autoRinging", NOT_BOOLEANS),
       ...field("register", NOT_BOOLEANS),
+      ...field("iceLite", NOT_BOOLEANS),
       ...field("registerExpires", [...NOT_NUMBERS.filter((v) => v !== undefined), 0]),
       ...field("sessionExpiresSecs", [...NOT_NUMBERS.filter((v) => v !== undefined), 30, 89, 86_401]),
       ...field("keepAliveSecs", [...NOT_NUMBERS.filter((v) => v !== undefined), 3601]),
