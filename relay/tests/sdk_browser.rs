@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 use common::RelayProcess;
 use common::calls::{
     FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard, assert_far_end_heard_the_browser, assert_tone,
-    assert_window, far_end, number, outcome,
+    assert_window, far_end, number, outcome, sdk_once_ready, udp_request,
 };
 
 /// A scratch folder with both tones: the browser's microphone (48 kHz) and
@@ -77,33 +77,15 @@ fn pbx_bob_and_carol(
 /// Sends a MESSAGE into Kamailio for `to`, as a plain UDP phone would, and
 /// returns the status of its final answer.
 fn send_message(kamailio_port: u16, to: &str, text: &str) -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("udp");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let port = socket.local_addr().expect("addr").port();
-    let request = format!(
-        "MESSAGE {to} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-sdk-msg;rport\r\n\
+    udp_request(kamailio_port, |port| {
+        format!(
+            "MESSAGE {to} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-sdk-msg;rport\r\n\
 Max-Forwards: 70\r\nFrom: <sip:carol@{DOMAIN}>;tag=sdk-test\r\nTo: <{to}>\r\n\
 Call-ID: sdk-message-{port}\r\nCSeq: 1 MESSAGE\r\nX-Queue: sales\r\nContent-Type: text/plain\r\n\
 Content-Length: {}\r\n\r\n{text}",
-        text.len()
-    );
-    socket
-        .send_to(request.as_bytes(), ("127.0.0.1", kamailio_port))
-        .expect("send");
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = socket.recv(&mut buf).expect("an answer to the MESSAGE");
-        let status: u16 = String::from_utf8_lossy(&buf[..n])
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        if status >= 200 {
-            return status;
-        }
-    }
+            text.len()
+        )
+    })
 }
 
 #[test]
@@ -520,17 +502,7 @@ fn two_browsers_on_the_embedded_pbx_keep_their_call_when_one_websocket_drops() {
             {"do": "disconnect"},
         ],
     });
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let bob = std::thread::spawn(move || {
-        browser::sdk(&bob_config.to_string(), |event| {
-            if event == "bob_ready" {
-                let _ = ready_tx.send(());
-            }
-        })
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("bob registers");
+    let bob = sdk_once_ready(&bob_config, "bob_ready");
     let alice = browser::sdk(&alice_config.to_string(), |_| {}).expect("alice's browser ran");
     let bob = bob
         .join()
@@ -627,17 +599,7 @@ fn a_browser_on_hold_sends_nothing_its_far_end_could_hear_and_info_of_any_type_g
             {"do": "disconnect"},
         ],
     });
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let bob = std::thread::spawn(move || {
-        browser::sdk(&bob_config.to_string(), |event| {
-            if event == "bob_ready" {
-                let _ = ready_tx.send(());
-            }
-        })
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("bob registers");
+    let bob = sdk_once_ready(&bob_config, "bob_ready");
     let alice = browser::sdk(&alice_config.to_string(), |_| {}).expect("alice's browser ran");
     let bob = bob
         .join()

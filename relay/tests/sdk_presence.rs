@@ -10,17 +10,12 @@
 
 mod common;
 
-use std::net::UdpSocket;
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
-use common::calls::{MIC_HZ, Scratch};
+use common::calls::{MIC_HZ, Scratch, sdk_once_ready, udp_request};
 
 /// Publishes bob's presence (PIDF, `open`, with a note) to the presence
 /// server, as his phone would; its status code.
@@ -64,34 +59,38 @@ fn publish(
     content_type: &str,
     body: &str,
 ) -> u16 {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let port = socket.local_addr().expect("addr").port();
-    let publish = format!(
-        "PUBLISH sip:{user}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKpub{seq}{port}\r\n\
+    udp_request(kamailio_port, |port| {
+        format!(
+            "PUBLISH sip:{user}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKpub{seq}{port}\r\n\
 Max-Forwards: 70\r\nFrom: <sip:{user}@{DOMAIN}>;tag=pub{seq}\r\nTo: <sip:{user}@{DOMAIN}>\r\n\
 Call-ID: pub-{seq}-{port}@127.0.0.1\r\nCSeq: {seq} PUBLISH\r\nEvent: {event}\r\nExpires: 3600\r\n\
 Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
+            body.len()
+        )
+    })
+}
+
+fn parse(out: String) -> Value {
+    serde_json::from_str(&out).expect("JSON")
+}
+
+/// Alice's lamp for bob, as her page logged it (`lamp_<state>` events),
+/// rang, then went busy, then idle, in that order.
+fn assert_lamp_rings_then_busy_then_idle(alice: &Value, pbx: &str) {
+    let lamps: Vec<&str> = alice["events"]
+        .as_array()
+        .expect("alice's events")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .filter_map(|n| n.strip_prefix("lamp_"))
+        .collect();
+    eprintln!("alice's lamp for bob ({pbx}): {lamps:?}");
+    let first = |state: &str| lamps.iter().position(|l| *l == state);
+    let last_idle = lamps.iter().rposition(|l| *l == "idle");
+    assert!(
+        matches!((first("ringing"), first("busy"), last_idle), (Some(r), Some(b), Some(i)) if r < b && b < i),
+        "{pbx}: ringing, then busy, then idle: {lamps:?}"
     );
-    socket
-        .send_to(publish.as_bytes(), ("127.0.0.1", kamailio_port))
-        .expect("send");
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = socket.recv(&mut buf).expect("an answer to the PUBLISH");
-        let text = String::from_utf8_lossy(&buf[..n]);
-        let code: u16 = text
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        if code >= 200 {
-            return code;
-        }
-    }
 }
 
 #[test]
@@ -170,45 +169,24 @@ fn a_busy_lamp_and_the_voicemail_light_follow_kamailio_s_presence_server() {
         ],
     });
 
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let bob = thread::spawn(move || {
-        browser::sdk(&bob.to_string(), |event| {
-            if event == "bob_ready" {
-                let _ = ready_tx.send(());
-            }
-        })
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("bob registers");
-    let (events_tx, events_rx) = mpsc::channel::<String>();
-    let alice = thread::spawn(move || {
-        browser::sdk(&alice.to_string(), |event| {
-            let _ = events_tx.send(event.to_owned());
-        })
-    });
+    let bob = sdk_once_ready(&bob, "bob_ready");
+    // Alice's marks set the others going; each step waits on this thread
+    // while her page runs on.
     let mut carol_out = None;
     let mut published = Vec::new();
-    for event in events_rx {
-        match event.as_str() {
-            "watching" => {
-                carol_out =
-                    Some(browser::sdk(&carol.to_string(), |_| {}).expect("carol's browser ran"));
-            }
-            "publish_presence" => published.push(publish_presence(kamailio.udp_port)),
-            "publish_mwi" => published.push(publish_mwi(kamailio.udp_port, 1, 2, 8)),
-            "restart_relay" => relay.restart(),
-            "publish_mwi_again" => published.push(publish_mwi(kamailio.udp_port, 2, 3, 8)),
-            _ => {}
+    let alice = browser::sdk(&alice.to_string(), |event| match event {
+        "watching" => {
+            carol_out =
+                Some(browser::sdk(&carol.to_string(), |_| {}).expect("carol's browser ran"));
         }
-    }
-    let parse = |out: String| -> Value { serde_json::from_str(&out).expect("JSON") };
-    let a = parse(
-        alice
-            .join()
-            .expect("alice's thread")
-            .expect("alice's browser ran"),
-    );
+        "publish_presence" => published.push(publish_presence(kamailio.udp_port)),
+        "publish_mwi" => published.push(publish_mwi(kamailio.udp_port, 1, 2, 8)),
+        "restart_relay" => relay.restart(),
+        "publish_mwi_again" => published.push(publish_mwi(kamailio.udp_port, 2, 3, 8)),
+        _ => {}
+    })
+    .expect("alice's browser ran");
+    let a = parse(alice);
     let b = parse(
         bob.join()
             .expect("bob's thread")
@@ -236,20 +214,7 @@ fn a_busy_lamp_and_the_voicemail_light_follow_kamailio_s_presence_server() {
     );
 
     // The lamp: ringing, then busy, then idle, in that order.
-    let lamps: Vec<&str> = a["events"]
-        .as_array()
-        .expect("alice's events")
-        .iter()
-        .filter_map(|e| e["name"].as_str())
-        .filter_map(|n| n.strip_prefix("lamp_"))
-        .collect();
-    eprintln!("alice's lamp for bob: {lamps:?}");
-    let first = |state: &str| lamps.iter().position(|l| *l == state);
-    let last_idle = lamps.iter().rposition(|l| *l == "idle");
-    assert!(
-        matches!((first("ringing"), first("busy"), last_idle), (Some(r), Some(b), Some(i)) if r < b && b < i),
-        "ringing, then busy, then idle: {lamps:?}"
-    );
+    assert_lamp_rings_then_busy_then_idle(&a, "Kamailio");
     let busy_status = &a["steps"]["busy"]["detail"];
     assert_eq!(
         busy_status["entity"],
@@ -339,40 +304,18 @@ fn the_embedded_pbx_serves_busy_lamps_and_counts_missed_calls_as_voicemail() {
             {"do": "disconnect"},
         ],
     });
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let bob = thread::spawn(move || {
-        browser::sdk(&bob.to_string(), |event| {
-            if event == "bob_ready" {
-                let _ = ready_tx.send(());
-            }
-        })
-    });
-    ready_rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("bob registers");
-    let (events_tx, events_rx) = mpsc::channel::<String>();
-    let alice = thread::spawn(move || {
-        browser::sdk(&alice.to_string(), |event| {
-            let _ = events_tx.send(event.to_owned());
-        })
-    });
+    let bob = sdk_once_ready(&bob, "bob_ready");
     let mut carol_runs = Vec::new();
-    for event in events_rx {
-        match event.as_str() {
-            "watching" => carol_runs
-                .push(browser::sdk(&carol_calls_bob.to_string(), |_| {}).expect("carol ran")),
-            "call_alice" => carol_runs
-                .push(browser::sdk(&carol_calls_alice.to_string(), |_| {}).expect("carol ran")),
-            _ => {}
+    let alice = browser::sdk(&alice.to_string(), |event| match event {
+        "watching" => {
+            carol_runs.push(browser::sdk(&carol_calls_bob.to_string(), |_| {}).expect("carol ran"))
         }
-    }
-    let parse = |out: String| -> Value { serde_json::from_str(&out).expect("JSON") };
-    let a = parse(
-        alice
-            .join()
-            .expect("alice's thread")
-            .expect("alice's browser ran"),
-    );
+        "call_alice" => carol_runs
+            .push(browser::sdk(&carol_calls_alice.to_string(), |_| {}).expect("carol ran")),
+        _ => {}
+    })
+    .expect("alice's browser ran");
+    let a = parse(alice);
     let b = parse(
         bob.join()
             .expect("bob's thread")
@@ -390,20 +333,7 @@ fn the_embedded_pbx_serves_busy_lamps_and_counts_missed_calls_as_voicemail() {
             v["events"]
         );
     }
-    let lamps: Vec<&str> = a["events"]
-        .as_array()
-        .expect("alice's events")
-        .iter()
-        .filter_map(|e| e["name"].as_str())
-        .filter_map(|n| n.strip_prefix("lamp_"))
-        .collect();
-    eprintln!("alice's lamp for bob (embedded PBX): {lamps:?}");
-    let first = |state: &str| lamps.iter().position(|l| *l == state);
-    let last_idle = lamps.iter().rposition(|l| *l == "idle");
-    assert!(
-        matches!((first("ringing"), first("busy"), last_idle), (Some(r), Some(b), Some(i)) if r < b && b < i),
-        "ringing, then busy, then idle: {lamps:?}"
-    );
+    assert_lamp_rings_then_busy_then_idle(&a, "embedded PBX");
     let mwi = &a["steps"]["mwi"]["detail"];
     assert_eq!(mwi["waiting"], true, "{mwi}");
     assert_eq!(mwi["counts"][0]["new"], 1, "one missed call: {mwi}");

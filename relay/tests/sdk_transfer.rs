@@ -10,16 +10,12 @@
 
 mod common;
 
-use std::sync::mpsc;
-use std::thread;
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
-use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_tone, assert_window, number};
+use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_tone, assert_window, number, sdk_once_ready};
 
 const CAROL_HZ: f64 = 660.0;
 
@@ -32,24 +28,8 @@ fn assert_hears(step: &Value, hz: f64, what: &str) {
 /// Runs bob's and carol's pages, each until it marks itself ready, then
 /// alice's; their reports.
 fn three(alice: Value, bob: Value, carol: Value) -> (Value, Value, Value) {
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let spawn = |config: Value, ready: &'static str| {
-        let tx = ready_tx.clone();
-        thread::spawn(move || {
-            browser::sdk(&config.to_string(), |event| {
-                if event == ready {
-                    let _ = tx.send(ready);
-                }
-            })
-        })
-    };
-    let bob = spawn(bob, "bob_ready");
-    let carol = spawn(carol, "carol_ready");
-    for _ in 0..2 {
-        ready_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("bob and carol register");
-    }
+    let bob = sdk_once_ready(&bob, "bob_ready");
+    let carol = sdk_once_ready(&carol, "carol_ready");
     let alice = browser::sdk(&alice.to_string(), |_| {}).expect("alice's browser ran");
     let parse = |out: String| -> Value { serde_json::from_str(&out).expect("JSON") };
     let bob = bob

@@ -141,3 +141,51 @@ pub fn outcome(out: &str, far: &Baresip) -> Value {
     );
     v
 }
+
+/// Runs a browser script (`sdk.mjs`) in a thread of its own, and returns
+/// once the page marked `ready` (a `mark` step), for scripts that must be
+/// up before another starts (a callee registered before the caller dials).
+pub fn sdk_once_ready(
+    config: &Value,
+    ready: &'static str,
+) -> std::thread::JoinHandle<Result<String, sipline_test_harness::browser::Error>> {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let config = config.to_string();
+    let handle = std::thread::spawn(move || {
+        sipline_test_harness::browser::sdk(&config, |event| {
+            if event == ready {
+                let _ = ready_tx.send(());
+            }
+        })
+    });
+    ready_rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no {ready} within 30 s"));
+    handle
+}
+
+/// Sends one SIP request over UDP to 127.0.0.1:`port`, as a plain phone
+/// would (`request` is given the socket's port, for its Via), and returns
+/// the status of its final answer.
+pub fn udp_request(port: u16, request: impl FnOnce(u16) -> String) -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let ours = socket.local_addr().expect("addr").port();
+    socket
+        .send_to(request(ours).as_bytes(), ("127.0.0.1", port))
+        .expect("send");
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.recv(&mut buf).expect("an answer to the request");
+        let status: u16 = String::from_utf8_lossy(&buf[..n])
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if status >= 200 {
+            return status;
+        }
+    }
+}
