@@ -519,6 +519,23 @@ fn two_browsers_on_the_embedded_pbx_keep_their_call_when_one_websocket_drops() {
         a["events"]
     );
     assert!(b["error"].is_null(), "bob: {}\n{}", b["error"], b["events"]);
+    // Alice's INVITE left before ICE gathering (the relay says its media
+    // side is ICE-lite), and bob, a full-ICE browser, answered: her core
+    // then sent her candidates in a re-INVITE, which bob took at once
+    // (and later her reconnect's, which keeps the call).
+    let at = |name: &str| {
+        b["events"]
+            .as_array()
+            .and_then(|l| l.iter().find(|e| e["name"] == name))
+            .and_then(|e| e["at"].as_i64())
+            .unwrap_or_else(|| panic!("bob had no {name}: {}", b["events"]))
+    };
+    let after = at("updating") - at("accepted");
+    assert!(
+        (0..1000).contains(&after),
+        "alice's candidates came {after} ms after the answer: {}",
+        b["events"]
+    );
     // Each hears the other, before and after alice's reconnect.
     assert_hears(&a["steps"]["before"], FAR_HZ, "alice, before");
     assert_hears(&b["steps"]["talk"], MIC_HZ, "bob");
@@ -677,4 +694,81 @@ fn a_browser_on_hold_sends_nothing_its_far_end_could_hear_and_info_of_any_type_g
         json!({"contentType": "application/vnd.queue+xml", "body": "<queue>sales</queue>",
                "headers": {}})
     );
+}
+
+/// Two browsers registered straight to Kamailio's WebSocket, no relay: no
+/// one says the far side is ICE-lite, so the caller's offer waits for ICE
+/// gathering (bounded) and carries its candidates, as before; the callee,
+/// answering a full-ICE offer, sends its own; nobody needs a re-INVITE.
+#[test]
+fn toward_a_full_ice_peer_offers_and_answers_wait_for_their_candidates() {
+    let (scratch, alice_mic, _) = tones();
+    let bob_mic = scratch.tone("bob-440hz-48k.wav", FAR_HZ, 48_000);
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let options = |(user, password): (&str, &str)| {
+        json!({
+            "server": kamailio.ws_url(),
+            "uri": format!("sip:{user}@{DOMAIN}"),
+            "password": password,
+        })
+    };
+    let bob_config = json!({
+        "mic": bob_mic,
+        "steps": [
+            {"do": "connect", "options": options(USERS[1])},
+            {"do": "mark", "event": "bob_ready"},
+            {"do": "answer", "timeoutMs": 20000},
+            {"do": "candidates"},
+            {"do": "measure", "name": "talk"},
+            {"do": "wait_event", "name": "hangup", "event": "hangup", "timeoutMs": 30000},
+            {"do": "disconnect"},
+        ],
+    });
+    let alice_config = json!({
+        "mic": alice_mic,
+        "steps": [
+            {"do": "connect", "options": options(USERS[0])},
+            {"do": "call", "target": format!("sip:bob@{DOMAIN}")},
+            {"do": "candidates"},
+            {"do": "measure", "name": "talk"},
+            // Bob's own measuring started a little later.
+            {"do": "sleep", "ms": 2000},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let bob = sdk_once_ready(&bob_config, "bob_ready");
+    let alice = browser::sdk(&alice_config.to_string(), |_| {}).expect("alice's browser ran");
+    let bob = bob
+        .join()
+        .expect("bob's thread")
+        .expect("bob's browser ran");
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(&alice).expect("JSON"),
+        serde_json::from_str(&bob).expect("JSON"),
+    );
+    assert!(
+        a["error"].is_null(),
+        "alice: {}\n{}\n{}",
+        a["error"],
+        a["events"],
+        kamailio.log_tail()
+    );
+    assert!(b["error"].is_null(), "bob: {}\n{}", b["error"], b["events"]);
+    // Each side's SDP reached the other with its candidates in it.
+    let remote = |r: &Value| r["steps"]["candidates"]["remote"].as_i64().unwrap_or(0);
+    assert!(
+        remote(&b) > 0,
+        "alice's offer: {}",
+        b["steps"]["candidates"]
+    );
+    assert!(remote(&a) > 0, "bob's answer: {}", a["steps"]["candidates"]);
+    // So no re-INVITE followed the answer.
+    let names: Vec<&str> = b["events"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|e| e["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(!names.contains(&"updating"), "bob: {names:?}");
+    assert_hears(&a["steps"]["talk"], FAR_HZ, "alice");
+    assert_hears(&b["steps"]["talk"], MIC_HZ, "bob");
 }

@@ -1,10 +1,9 @@
 //! Small bridges to the browser that every other module uses: the clock,
 //! randomness, sleeping, and building or reading plain JS objects.
 
-use js_sys::{Object, Promise, Reflect};
+use js_sys::{Object, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 use sipline_core::{ActionError, ConfigError};
 
@@ -33,16 +32,6 @@ pub(crate) fn seed() -> Result<[u8; 32], JsValue> {
 /// A uniform number in `0..1` for reconnect jitter (it needs no secrecy).
 pub(crate) fn random() -> f64 {
     js_sys::Math::random()
-}
-
-/// Resolves after `ms` milliseconds.
-pub(crate) async fn sleep(ms: i32) {
-    let promise = Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
 }
 
 /// A property of a JS object (`undefined` when absent or not an object).

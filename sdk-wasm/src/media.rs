@@ -3,10 +3,11 @@
 //!
 //! SIP carries one complete SDP per offer or answer (no trickle ICE), so
 //! a local description is read once ICE gathering has finished, or after
-//! a bounded wait when some interface is slow. Toward an ICE-lite gateway
-//! (the sipline relay says it is one) there is no wait at all: it finds
-//! the browser by the browser's own connectivity checks, so candidates in
-//! the SDP buy nothing but the gathering time.
+//! a bounded wait when some interface is slow. Toward an ICE-lite far side
+//! there is no wait at all: it finds the browser by the browser's own
+//! connectivity checks, so candidates in the SDP buy nothing but the
+//! gathering time. The core says which (`UserAgent::candidates_optional`);
+//! each step here takes its word as `gather`.
 
 use js_sys::{Array, Promise};
 use wasm_bindgen::JsCast;
@@ -35,8 +36,8 @@ pub(crate) struct MediaSettings {
     pub ice_servers: JsValue,
     /// The longest wait for ICE gathering before the SDP is sent as is.
     pub gathering_timeout_ms: i32,
-    /// The app's word on whether the far side is an ICE-lite gateway
-    /// (no wait at all); `None`: as the relay says at registration.
+    /// The app's word on whether the far side of our offers is an ICE-lite
+    /// gateway; `None`: as the relay says at registration.
     pub ice_lite: Option<bool>,
 }
 
@@ -82,25 +83,31 @@ impl Media {
         })
     }
 
-    /// A new offer (the first, or a re-INVITE's), set as local description.
-    pub(crate) async fn offer(&self) -> Result<String, JsValue> {
-        self.offer_with(false).await
+    /// A new offer (the first, or a re-INVITE's), set as local description;
+    /// its candidates gathered first when `gather`.
+    pub(crate) async fn offer(&self, gather: bool) -> Result<String, JsValue> {
+        self.offer_with(false, gather).await
     }
 
     /// [`Self::offer`], with new ICE credentials when `ice_restart` (after
     /// a network change: the relay then checks the new path).
-    pub(crate) async fn offer_with(&self, ice_restart: bool) -> Result<String, JsValue> {
+    pub(crate) async fn offer_with(
+        &self,
+        ice_restart: bool,
+        gather: bool,
+    ) -> Result<String, JsValue> {
         let options = RtcOfferOptions::new();
         options.set_ice_restart(ice_restart);
         let offer = JsFuture::from(self.pc.create_offer_with_rtc_offer_options(&options)).await?;
-        self.set_local(&offer).await
+        self.set_local(&offer, gather).await
     }
 
-    /// The answer to the far end's `offer`, set as local description.
-    pub(crate) async fn answer(&self, offer: &str) -> Result<String, JsValue> {
+    /// The answer to the far end's `offer`, set as local description; its
+    /// candidates gathered first when `gather`.
+    pub(crate) async fn answer(&self, offer: &str, gather: bool) -> Result<String, JsValue> {
         self.set_remote(RtcSdpType::Offer, offer).await?;
         let answer = JsFuture::from(self.pc.create_answer()).await?;
-        self.set_local(&answer).await
+        self.set_local(&answer, gather).await
     }
 
     /// The far end's answer: provisional (early media, a 183) or final.
@@ -248,22 +255,45 @@ impl Media {
         Ok(())
     }
 
-    /// Sets `description` as local and returns the SDP once ICE gathering is
-    /// over (or the wait is), candidates included.
-    async fn set_local(&self, description: &JsValue) -> Result<String, JsValue> {
+    /// Sets `description` as local and returns the SDP: at once with the
+    /// candidates it has, or, when `gather`, once ICE gathering is over (or
+    /// the bounded wait is), candidates included.
+    async fn set_local(&self, description: &JsValue, gather: bool) -> Result<String, JsValue> {
         let init: RtcSessionDescriptionInit = description.clone().unchecked_into();
         JsFuture::from(self.pc.set_local_description(&init)).await?;
-        let mut waited = 0;
-        while self.pc.ice_gathering_state() != RtcIceGatheringState::Complete
-            && waited < self.settings.gathering_timeout_ms
-        {
-            js::sleep(20).await;
-            waited += 20;
+        if gather {
+            self.gathered().await;
         }
         self.pc
             .local_description()
             .map(|d| d.sdp())
             .ok_or_else(|| js::error("no local description"))
+    }
+
+    /// Resolves when ICE gathering is complete, or when the wait is over:
+    /// woken by `icegatheringstatechange` (no polling), the promise's own
+    /// `resolve` being the handler, so no closure is kept alive.
+    pub(crate) async fn gathered(&self) {
+        let limit = f64::from(self.settings.gathering_timeout_ms);
+        let deadline = js::now_ms() + limit;
+        let window = web_sys::window();
+        while self.pc.ice_gathering_state() != RtcIceGatheringState::Complete {
+            let left = deadline - js::now_ms();
+            if left <= 0.0 {
+                break;
+            }
+            let pc = &self.pc;
+            let change = Promise::new(&mut |resolve, _| {
+                pc.set_onicegatheringstatechange(Some(&resolve));
+                if let Some(w) = &window {
+                    // Whole milliseconds, rounded up: never a busy loop.
+                    let ms = left.ceil() as i32;
+                    let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+                }
+            });
+            let _ = JsFuture::from(change).await;
+        }
+        self.pc.set_onicegatheringstatechange(None);
     }
 }
 

@@ -503,6 +503,13 @@ impl Shell {
                 }
                 Obj::new().set("call", call.0)
             }
+            Event::CandidatesNeeded { call } => {
+                // The app's call does not change: a re-INVITE carries our
+                // candidates once gathered, off the event queue (which
+                // must not wait for gathering).
+                wasm_bindgen_futures::spawn_local(self.clone().send_candidates(call));
+                return;
+            }
             Event::Recovered { call, sdp } => {
                 if let Some(media) = self.media(call)
                     && !media.same_far_end(&sdp)

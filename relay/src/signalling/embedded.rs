@@ -95,7 +95,8 @@ impl Proxy {
         let key = &self.key;
         let Some(pbx) = self.pbx.as_mut() else { return };
         if msg.method() == Some(Method::Register) {
-            let (resp, outcome) = pbx.register(key, now, conn, msg);
+            let ice_lite = self.media.is_some();
+            let (resp, outcome) = pbx.register(key, now, conn, msg, ice_lite);
             match outcome {
                 RegisterOutcome::Registered(client) => self.events.push(AdminEvent::Registered {
                     session: conn,

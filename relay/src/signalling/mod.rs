@@ -72,9 +72,11 @@ use crate::ops::metrics::{Metrics, Reject};
 const LOCAL_PARAM: &str = "sl-local";
 
 /// Told to browsers in the 2xx of their REGISTER when the relay carries
-/// their media to a PBX: its WebRTC side is ICE-lite, so they find it by
-/// their own checks and need not wait for ICE gathering before an offer or
-/// answer. (Not from the embedded PBX: its calls go browser to browser.)
+/// media: its WebRTC side is ICE-lite, so they find it by their own checks
+/// and need not wait for ICE gathering before an offer. In front of a PBX
+/// every call's media is the relay's; the embedded PBX's echo is too, and
+/// a browser that answers another with full ICE gets the caller's
+/// candidates in a re-INVITE (the SDK's core asks for it).
 pub const ICE_LITE_HEADER: (&str, &str) = ("Sipline-Media", "ice-lite");
 
 /// What the proxy needs to know about its surroundings.

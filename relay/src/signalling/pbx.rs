@@ -242,6 +242,7 @@ impl MiniPbx {
         now: Instant,
         conn: ConnId,
         msg: &Message<'_>,
+        ice_lite: bool,
     ) -> (Vec<u8>, RegisterOutcome) {
         let aor = msg.to().uri;
         let user = aor.user.unwrap_or_default().to_owned();
@@ -327,8 +328,13 @@ impl MiniPbx {
         } else {
             RegisterOutcome::Unregistered(aor_text)
         };
-        // No ICE-lite word here: the embedded PBX's calls between browsers
-        // go browser to browser, full ICE both ways, and need candidates.
+        // With media, the echo is the relay's ICE-lite side; a browser's
+        // call to another browser is answered with full ICE, and the SDK
+        // then sends its candidates in a re-INVITE (its core's
+        // `CandidatesNeeded`), so offers need not wait either way.
+        if ice_lite && ours {
+            b.header(super::ICE_LITE_HEADER.0, super::ICE_LITE_HEADER.1);
+        }
         (b.finish(None, b""), outcome)
     }
 

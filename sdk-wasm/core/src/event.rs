@@ -111,6 +111,17 @@ pub enum Event {
         /// answered its offer: there is nothing new).
         sdp: String,
     },
+    /// Our INVITE's offer went without ICE candidates (the shell sent it
+    /// before gathering ended: [`UserAgent::candidates_optional`](crate::UserAgent::candidates_optional)) and
+    /// the answer came from a full-ICE agent, not the ICE-lite gateway that
+    /// was expected: send it our candidates in a new offer (a re-INVITE,
+    /// the same ICE credentials) once gathering ends. Media may already
+    /// flow (its checks find our address from ours); the candidates are
+    /// what lets its checks through our NAT or reach our TURN relay.
+    CandidatesNeeded {
+        /// Which call.
+        call: CallId,
+    },
     /// The far end changes the call (a re-INVITE or UPDATE: hold, unhold,
     /// ICE restart): answer with [`UserAgent::answer`](crate::UserAgent::answer) (the answer to `sdp`, or
     /// an offer when it has none).
@@ -318,6 +329,7 @@ impl Event {
             Event::Ringing { .. } => "ringing",
             Event::Progress { .. } => "progress",
             Event::Accepted { .. } => "accepted",
+            Event::CandidatesNeeded { .. } => "candidates_needed",
             Event::Hangup { .. } => "hangup",
             Event::Transfer { .. } => "transfer",
             Event::Referred { .. } => "referred",

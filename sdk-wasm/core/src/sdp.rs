@@ -356,6 +356,17 @@ impl fmt::Display for Sdp<'_> {
     }
 }
 
+/// Whether `sdp` names any ICE candidate (`a=candidate`, in any section).
+pub fn has_candidates(sdp: &str) -> bool {
+    sdp.lines().any(|l| l.starts_with("a=candidate:"))
+}
+
+/// Whether `sdp` is from an ICE-lite agent (a session-level `a=ice-lite`,
+/// RFC 8839 §5.3). Unparseable SDP is not.
+pub fn is_ice_lite(sdp: &str) -> bool {
+    Sdp::parse(sdp.as_bytes()).is_ok_and(|s| s.attribute("ice-lite").is_some())
+}
+
 /// Whether two descriptions name the same transport: the first section's
 /// (else the session's) `ice-ufrag` and `fingerprint` are equal. After a
 /// reconnect, an answer that names another one comes from a far end that
@@ -384,6 +395,19 @@ a=msid-semantic: WMS\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 0 8 126\r\nc=IN IP4 0.0.
 a=ice-ufrag:abcd\r\na=ice-pwd:0123456789abcdefghijklmn\r\na=fingerprint:sha-256 AB:CD\r\na=setup:actpass\r\n\
 a=mid:0\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
 a=rtpmap:126 telephone-event/8000\r\nm=video 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=inactive\r\n";
+
+    #[test]
+    fn ice_lite_is_a_session_attribute() {
+        assert!(!is_ice_lite(OFFER));
+        assert!(is_ice_lite(
+            &OFFER.replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n")
+        ));
+        // Only at session level (RFC 8839 §5.3), and only in valid SDP.
+        assert!(!is_ice_lite(
+            &OFFER.replace("a=mid:0\r\n", "a=mid:0\r\na=ice-lite\r\n")
+        ));
+        assert!(!is_ice_lite("a=ice-lite\r\n"));
+    }
 
     #[test]
     fn the_same_transport_is_the_same_ufrag_and_fingerprint() {

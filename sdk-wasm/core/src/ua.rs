@@ -156,11 +156,27 @@ impl UserAgent {
     }
 
     /// Whether the registrar's side told us its media is ICE-lite (the
-    /// sipline relay does, in the REGISTER's 2xx): the shell may then send
-    /// offers and answers without waiting for ICE gathering, since the far
-    /// side finds the browser by its checks.
+    /// sipline relay does, in the REGISTER's 2xx).
     pub fn peer_ice_lite(&self) -> bool {
         self.registration.flow.ice_lite
+    }
+
+    /// Whether our offer or answer may leave before ICE gathering ends,
+    /// with whatever candidates it has (possibly none).
+    ///
+    /// It may when the far side is an ICE-lite agent (RFC 8445 §2.5): we
+    /// are then the controlling side and make every check, and it learns
+    /// our address from them (peer-reflexive), so candidates in our SDP buy
+    /// nothing but the gathering time. When we answer, the offer says so
+    /// itself (`a=ice-lite`); when we offer, the word is the app's
+    /// (`app_says`) if it gave one, else the registrar side's (the sipline
+    /// relay in front of a PBX). Toward a full-ICE peer the candidates must
+    /// be in the SDP: its checks toward us are what open our NAT's path.
+    pub fn candidates_optional(&self, remote_offer: Option<&str>, app_says: Option<bool>) -> bool {
+        match remote_offer {
+            Some(offer) => crate::sdp::is_ice_lite(offer),
+            None => app_says.unwrap_or_else(|| self.peer_ice_lite()),
+        }
     }
 
     /// The Contact URI this agent registers (with its `.invalid` host).

@@ -11,8 +11,9 @@ use sipline_core::sip::{HeaderName, Message, Method, response_to};
 use sipline_core::{ActionError, CallId};
 use sipline_core::{Config, Event, HeaderError, HoldBy, Instant, Secret, UserAgent};
 
-const OFFER: &str =
-    "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n";
+/// An offer made after ICE gathering: it names its candidates.
+const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n\
+a=candidate:1 1 udp 2122260223 192.0.2.20 50000 typ host\r\n";
 const ANSWER: &str =
     "v=0\r\no=- 2 2 IN IP4 192.0.2.10\r\ns=-\r\nt=0 0\r\nm=audio 40000 UDP/TLS/RTP/SAVPF 0\r\n";
 const TARGET: &str = "sip:bob@pbx.example";
@@ -118,6 +119,40 @@ fn answered(ua: &mut UserAgent) -> (CallId, String, String) {
         ]
     );
     (call, invite, frames.remove(0))
+}
+
+#[test]
+fn an_offer_sent_before_gathering_gets_its_candidates_to_a_full_ice_answerer() {
+    // Sent at once (the relay said it is ICE-lite): no candidates yet.
+    let bare = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n";
+    let lite = ANSWER.replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n");
+    for (offer, answer_sdp, needed) in [
+        // The expected gateway answered: it finds us by our checks.
+        (bare, lite.as_str(), false),
+        // A full-ICE browser answered: it needs our candidates.
+        (bare, ANSWER, true),
+        // Our offer had them already.
+        (OFFER, ANSWER, false),
+    ] {
+        let mut ua = ua();
+        let call = ua.call(at(0.0), TARGET, offer).expect("a call");
+        let invite = sent(&mut ua).remove(0);
+        events(&mut ua);
+        ua.handle_message(at(0.5), &answer(&invite, 200, "OK", answer_sdp))
+            .expect("parses");
+        let mut want = vec![Event::Accepted {
+            call,
+            sdp: answer_sdp.into(),
+        }];
+        if needed {
+            want.push(Event::CandidatesNeeded { call });
+        }
+        assert_eq!(
+            events(&mut ua),
+            want,
+            "offer {offer:?}, answer {answer_sdp:?}"
+        );
+    }
 }
 
 #[test]

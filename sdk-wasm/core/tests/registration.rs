@@ -669,7 +669,7 @@ fn config_fields_cannot_inject_headers() {
 }
 
 #[test]
-fn a_registrar_that_says_its_media_is_ice_lite_spares_the_gathering_wait() {
+fn only_an_ice_lite_far_side_spares_the_gathering_wait() {
     for ice_lite in [false, true] {
         let mut ua = ua(config());
         let mut reg = Registrar::new();
@@ -678,5 +678,20 @@ fn a_registrar_that_says_its_media_is_ice_lite_spares_the_gathering_wait() {
         assert!(!ua.peer_ice_lite(), "not before the registrar says so");
         exchange(&mut ua, &mut reg, at(0.0));
         assert_eq!(ua.peer_ice_lite(), ice_lite);
+        // Our offers go at once when the relay said so, unless the app
+        // says otherwise either way.
+        assert_eq!(ua.candidates_optional(None, None), ice_lite);
+        assert!(ua.candidates_optional(None, Some(true)));
+        assert!(!ua.candidates_optional(None, Some(false)));
+        // An answer goes at once exactly when the offer is an ICE-lite
+        // agent's: a full-ICE offerer needs our candidates, whatever the
+        // relay or the app said.
+        let full = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n\
+a=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host\r\n";
+        let lite = full.replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n");
+        for app in [None, Some(true), Some(false)] {
+            assert!(!ua.candidates_optional(Some(full), app));
+            assert!(ua.candidates_optional(Some(&lite), app));
+        }
     }
 }

@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use super::Shell;
 use crate::js::{self, Obj};
-use crate::media::{Media, MediaSettings, Want};
+use crate::media::{Media, Want};
 
 /// A call as the shell sees it: its media once there is any, and the far
 /// end's offer until the app answers it. Everything SIP about the call
@@ -87,9 +87,10 @@ impl Shell {
         let Some(media) = self.media(call) else {
             return;
         };
+        let gather = self.gather_first(offer.as_deref());
         let sdp = match &offer {
-            Some(offer) => media.answer(offer).await,
-            None => media.offer().await,
+            Some(offer) => media.answer(offer, gather).await,
+            None => media.offer(gather).await,
         };
         match sdp {
             // The call may have ended while the browser made its answer.
@@ -115,8 +116,8 @@ impl Shell {
         want: Want,
         headers: Vec<(String, String)>,
     ) -> Result<u32, JsValue> {
-        let media = Rc::new(Media::open(want, &self.media_settings()).await?);
-        let offer = match media.offer().await {
+        let media = Rc::new(Media::open(want, &self.settings.media).await?);
+        let offer = match media.offer(self.gather_first(None)).await {
             Ok(offer) => offer,
             Err(e) => {
                 media.close();
@@ -156,10 +157,11 @@ impl Shell {
             Some(c) if c.media.is_none() => c.offer.clone(),
             _ => return Err(js::error("no such call waiting for an answer")),
         };
-        let media = Rc::new(Media::open(want, &self.media_settings()).await?);
+        let media = Rc::new(Media::open(want, &self.settings.media).await?);
+        let gather = self.gather_first(offer.as_deref());
         let sdp = match &offer {
-            Some(offer) => media.answer(offer).await,
-            None => media.offer().await,
+            Some(offer) => media.answer(offer, gather).await,
+            None => media.offer(gather).await,
         };
         let ringing = {
             let mut s = self.state.borrow_mut();
@@ -196,7 +198,36 @@ impl Shell {
         ice_restart: bool,
         headers: Vec<(String, String)>,
     ) -> Result<(), JsValue> {
-        let id = CallId(call);
+        let gather = self.gather_first(None);
+        self.reoffer_with(CallId(call), held, ice_restart, gather, headers)
+            .await
+    }
+
+    /// The core's [`Event::CandidatesNeeded`](sipline_core::Event): our
+    /// offer went without candidates to a full-ICE far end, so once they
+    /// are gathered a re-INVITE sends them (same ICE credentials, the call
+    /// held or not as it was). When that fails (an app's change got there
+    /// first), the call goes on as it is: checks from our side often find
+    /// the way alone.
+    pub(super) async fn send_candidates(self: Rc<Self>, call: CallId) {
+        // Gathered before the change is reserved: meanwhile the app's own
+        // changes and the far end's go through.
+        if let Some(media) = self.media(call) {
+            media.gathered().await;
+        }
+        if let Err(e) = self.reoffer_with(call, None, false, true, Vec::new()).await {
+            web_sys::console::warn_2(&JsValue::from_str("sipline: candidates not sent"), &e);
+        }
+    }
+
+    async fn reoffer_with(
+        self: Rc<Self>,
+        id: CallId,
+        held: Option<bool>,
+        ice_restart: bool,
+        gather: bool,
+        headers: Vec<(String, String)>,
+    ) -> Result<(), JsValue> {
         let Some(media) = self.media(id) else {
             return Err(js::error("no such call with media"));
         };
@@ -205,7 +236,7 @@ impl Shell {
         let current = self.state.borrow().ua.held(id);
         let target = self.act(&[], |ua, _| ua.begin_update(id, held))?;
         let offer = match media.set_held(target).await {
-            Ok(()) => media.offer_with(ice_restart).await,
+            Ok(()) => media.offer_with(ice_restart, gather).await,
             Err(e) => Err(e),
         };
         let offer = match offer {
@@ -226,17 +257,11 @@ impl Shell {
         }
     }
 
-    /// The media settings of a new call: no ICE gathering wait toward an
-    /// ICE-lite gateway, as the app says or else as the relay told us.
-    fn media_settings(&self) -> MediaSettings {
-        let mut settings = self.settings.media.clone();
-        let lite = settings
-            .ice_lite
-            .unwrap_or_else(|| self.state.borrow().ua.peer_ice_lite());
-        if lite {
-            settings.gathering_timeout_ms = 0;
-        }
-        settings
+    /// Whether our answer to `offer` (or our offer, when `None`) waits for
+    /// ICE gathering: the core's rule, with the app's word on offers.
+    fn gather_first(&self, offer: Option<&str>) -> bool {
+        let app_says = self.settings.media.ice_lite;
+        !self.state.borrow().ua.candidates_optional(offer, app_says)
     }
 
     pub(crate) fn call_media(&self, call: u32) -> Option<Rc<Media>> {

@@ -84,7 +84,19 @@ pub fn demo_firefox(config: &str) -> Result<String, Error> {
     run("demo-firefox.mjs", config, |_| {})
 }
 
-fn run(script: &str, config: &str, mut on_event: impl FnMut(&str)) -> Result<String, Error> {
+fn run(script: &str, config: &str, on_event: impl FnMut(&str)) -> Result<String, Error> {
+    script_at(&dir().join(script), config, on_event)
+}
+
+/// Runs the node script at `path` (a benchmark's driver, which imports
+/// `chromium.mjs` from this folder) with `config` as its argument, as the
+/// scripts here run: `event <name>` lines reach `on_event`, and the last
+/// line, a JSON object, is returned.
+pub fn script_at(
+    path: &Path,
+    config: &str,
+    mut on_event: impl FnMut(&str),
+) -> Result<String, Error> {
     use std::io::{BufRead, BufReader, Read};
     if !Path::new("/usr/bin/chromium").is_file() {
         return Err(Error::NotInstalled("/usr/bin/chromium"));
@@ -95,7 +107,7 @@ fn run(script: &str, config: &str, mut on_event: impl FnMut(&str)) -> Result<Str
         ));
     }
     let mut child = Command::new("node")
-        .arg(dir().join(script))
+        .arg(path)
         .arg(config)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

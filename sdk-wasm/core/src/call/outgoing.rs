@@ -231,7 +231,13 @@ pub(super) fn on_invite_response(
                     Some((tag, sdp)) if body.is_empty() && msg.to().tag() == Some(&tag) => sdp,
                     _ => body,
                 };
+                let backfill = !sdp.is_empty()
+                    && !crate::sdp::has_candidates(&call.local_sdp)
+                    && !crate::sdp::is_ice_lite(&sdp);
                 cx.events.push(Event::Accepted { call: call.id, sdp });
+                if backfill {
+                    cx.events.push(Event::CandidatesNeeded { call: call.id });
+                }
             }
             false
         }
