@@ -52,6 +52,10 @@ pub struct Options {
     /// Also a presence server (BLF, MWI, presence) on db_text tables
     /// copied from Kamailio's own (`kamailio-presence-modules`).
     pub presence: bool,
+    /// The ng control port of an [`crate::rtpengine::Rtpengine`] that
+    /// carries the media of the calls it routes between its WebSocket
+    /// clients and UDP phones (`WITH_RTPENGINE`): the classic gateway.
+    pub rtpengine: Option<u16>,
 }
 
 impl Default for Options {
@@ -61,6 +65,7 @@ impl Default for Options {
             nonce_expire: 30,
             min_expires: 60,
             presence: false,
+            rtpengine: None,
         }
     }
 }
@@ -145,6 +150,10 @@ impl Kamailio {
                 .arg(format!("DBURL=\"text://{}\"", db.display()))
                 .arg("-A")
                 .arg(format!("PRESENCE_URI=\"sip:127.0.0.1:{udp_port}\""));
+        }
+        if let Some(port) = opts.rtpengine {
+            cmd.args(["-A", "WITH_RTPENGINE", "-A"])
+                .arg(format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{port}\""));
         }
         // Its own process group: Kamailio forks workers that would outlive
         // a killed main process and hold the ports.
