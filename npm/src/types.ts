@@ -43,7 +43,7 @@ export interface PhoneOptions {
   keepAliveSecs?: number;
   /** STUN/TURN servers, as for RTCPeerConnection (usually none: the relay has a known address). */
   iceServers?: RTCIceServer[];
-  /** The far side of your offers is an ICE-lite gateway: they go without waiting for ICE candidates (a full-ICE answerer then gets them in a re-INVITE). Default: as the relay says when registering (the sipline relay is one); `false` always waits. Answers follow the offer: at once to an ICE-lite one (`a=ice-lite`), else with candidates. */
+  /** The far side of your offers is an ICE-lite gateway: they go without waiting for ICE candidates (a full-ICE answerer then gets them trickled in INFOs, RFC 8840, or else in a re-INVITE). Default: as the relay says when registering (the sipline relay is one); `false` makes offers wait. Answers go at once to an ICE-lite offer (`a=ice-lite`) or a caller that takes trickled candidates, else with candidates. */
   iceLite?: boolean;
   /** The longest wait for ICE candidates before an offer or answer is sent (default 2000 ms), when the far side is not ICE-lite. */
   iceGatheringTimeoutMs?: number;

@@ -10,13 +10,15 @@
 //! each step here takes its word as `gather`.
 
 use js_sys::{Array, Promise};
+use sipline_core::RemoteCandidate;
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcIceGatheringState,
-    RtcOfferOptions, RtcPeerConnection, RtcRtpReceiver, RtcRtpSender, RtcRtpTransceiver,
-    RtcRtpTransceiverDirection, RtcSdpType, RtcSessionDescriptionInit, RtcSignalingState,
+    MediaStream, MediaStreamConstraints, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit,
+    RtcIceGatheringState, RtcOfferOptions, RtcPeerConnection, RtcRtpReceiver, RtcRtpSender,
+    RtcRtpTransceiver, RtcRtpTransceiverDirection, RtcSdpType, RtcSessionDescriptionInit,
+    RtcSignalingState,
 };
 
 use crate::js;
@@ -238,6 +240,38 @@ impl Media {
         self.pc.close();
     }
 
+    /// Our local description as it is now (every candidate gathered so
+    /// far in it), for trickling them.
+    pub(crate) fn local_sdp(&self) -> Option<String> {
+        self.pc.local_description().map(|d| d.sdp())
+    }
+
+    /// The far end's trickled candidates, added to the connection; `end`:
+    /// it has no more. A candidate the browser refuses is logged and
+    /// skipped: the others may still connect.
+    pub(crate) async fn add_candidates(&self, candidates: &[RemoteCandidate], end: bool) {
+        let add = |init: &RtcIceCandidateInit| {
+            JsFuture::from(
+                self.pc
+                    .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(init)),
+            )
+        };
+        for c in candidates {
+            let init = RtcIceCandidateInit::new(&c.candidate);
+            init.set_sdp_mid(c.mid.as_deref());
+            init.set_sdp_m_line_index(u16::try_from(c.index).ok());
+            if let Err(e) = add(&init).await {
+                web_sys::console::warn_2(&JsValue::from_str("sipline: candidate refused"), &e);
+            }
+        }
+        if end {
+            // An empty candidate is the end of them (for the bundle).
+            let init = RtcIceCandidateInit::new("");
+            init.set_sdp_m_line_index(Some(0));
+            let _ = add(&init).await;
+        }
+    }
+
     /// Whether `sdp` (an answer after a reconnect) names the far end this
     /// connection already talks to: the same ICE user fragment and DTLS
     /// fingerprint as its remote description.
@@ -270,30 +304,49 @@ impl Media {
             .ok_or_else(|| js::error("no local description"))
     }
 
-    /// Resolves when ICE gathering is complete, or when the wait is over:
-    /// woken by `icegatheringstatechange` (no polling), the promise's own
-    /// `resolve` being the handler, so no closure is kept alive.
+    /// When the bounded wait for ICE gathering ends, on the page's clock
+    /// (`js::now_ms`), if it starts now.
+    pub(crate) fn gathering_deadline(&self) -> f64 {
+        js::now_ms() + f64::from(self.settings.gathering_timeout_ms)
+    }
+
+    /// Whether ICE gathering has ended.
+    pub(crate) fn gathering_complete(&self) -> bool {
+        self.pc.ice_gathering_state() == RtcIceGatheringState::Complete
+    }
+
+    /// Resolves when ICE gathering is complete, or when the wait is over.
     pub(crate) async fn gathered(&self) {
-        let limit = f64::from(self.settings.gathering_timeout_ms);
-        let deadline = js::now_ms() + limit;
-        let window = web_sys::window();
-        while self.pc.ice_gathering_state() != RtcIceGatheringState::Complete {
-            let left = deadline - js::now_ms();
-            if left <= 0.0 {
-                break;
-            }
-            let pc = &self.pc;
-            let change = Promise::new(&mut |resolve, _| {
-                pc.set_onicegatheringstatechange(Some(&resolve));
-                if let Some(w) = &window {
-                    // Whole milliseconds, rounded up: never a busy loop.
-                    let ms = left.ceil() as i32;
-                    let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-                }
-            });
-            let _ = JsFuture::from(change).await;
+        let deadline = self.gathering_deadline();
+        while !self.gathering_complete() && js::now_ms() < deadline {
+            self.gathering_news(deadline, false).await;
         }
+    }
+
+    /// Resolves at the next change of ICE gathering's state (and, with
+    /// `candidates`, at the next candidate gathered) or at `deadline`:
+    /// woken by the browser's event (no polling), the promise's own
+    /// `resolve` being the handler, so no closure is kept alive.
+    pub(crate) async fn gathering_news(&self, deadline: f64, candidates: bool) {
+        let left = deadline - js::now_ms();
+        if left <= 0.0 {
+            return;
+        }
+        let pc = &self.pc;
+        let news = Promise::new(&mut |resolve, _| {
+            pc.set_onicegatheringstatechange(Some(&resolve));
+            if candidates {
+                pc.set_onicecandidate(Some(&resolve));
+            }
+            if let Some(w) = web_sys::window() {
+                // Whole milliseconds, rounded up: never a busy loop.
+                let ms = left.ceil() as i32;
+                let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+            }
+        });
+        let _ = JsFuture::from(news).await;
         self.pc.set_onicegatheringstatechange(None);
+        self.pc.set_onicecandidate(None);
     }
 }
 

@@ -503,11 +503,21 @@ impl Shell {
                 }
                 Obj::new().set("call", call.0)
             }
-            Event::CandidatesNeeded { call } => {
-                // The app's call does not change: a re-INVITE carries our
-                // candidates once gathered, off the event queue (which
-                // must not wait for gathering).
-                wasm_bindgen_futures::spawn_local(self.clone().send_candidates(call));
+            Event::CandidatesNeeded { call, trickle } => {
+                // The app's call does not change: an INFO or a re-INVITE
+                // carries our candidates once gathered, off the event
+                // queue (which must not wait for gathering).
+                wasm_bindgen_futures::spawn_local(self.clone().send_candidates(call, trickle));
+                return;
+            }
+            Event::RemoteCandidates {
+                call,
+                candidates,
+                end,
+            } => {
+                if let Some(media) = self.media(call) {
+                    media.add_candidates(&candidates, end).await;
+                }
                 return;
             }
             Event::Recovered { call, sdp } => {

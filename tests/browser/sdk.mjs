@@ -13,7 +13,9 @@
 // replacing ours by an attended transfer), answer (the next incoming call), measure, hold,
 // unhold, restart_ice, mute ({"on": false} unmutes), dtmf, message, info, transfer, drop_ws (the page
 // drops the WebSocket as a network would), misuse (the whole API misused "count" times, see
-// misuse.js), stats, candidates (ICE candidates in the call's local and remote SDP), hangup,
+// misuse.js), stats, candidates (ICE candidates in the call's local and remote SDP), no_trickle
+// (the page hides trickle ICE support both ways, as a library without it), wire (each SIP message
+// sent and received so far: first line, CSeq method, candidates, Info-Package), hangup,
 // disconnect, sleep, wait_event
 // (a phone event, after the last "mark"), and mark, which prints
 // "event <name>" for the test to act on (dial, kill the relay…).
@@ -73,6 +75,8 @@ try {
       case "misuse": out = await run(([n, s, o]) => window.t.misuse(n, s, o), step.count, step.seed ?? 1, step.options); break;
       case "stats": out = await run(() => window.t.stats()); break;
       case "candidates": out = await run(() => window.t.candidates()); break;
+      case "no_trickle": out = await run(() => window.t.noTrickle()); break;
+      case "wire": out = await run(() => window.t.wire()); break;
       case "hangup": out = await run(() => window.t.hangup()); break;
       case "disconnect": out = await run(() => window.t.disconnect()); break;
       case "sleep": await page.waitForTimeout(step.ms); out = {}; break;

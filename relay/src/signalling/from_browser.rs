@@ -11,7 +11,7 @@ use sipline_core::sip::{Header, HeaderName, Message, Method, Via, response_to};
 
 use super::call_media::body_of;
 use super::contacts::contacts_sound;
-use super::edit::{Action, rewrite, rewrite_body, without_first};
+use super::edit::{Action, rewrite, rewrite_body, without_first, without_trickle_ice};
 use super::events::Sender;
 use super::pending::{self, Pending};
 use super::routing::{
@@ -107,10 +107,12 @@ impl Proxy {
         }
         let mut hop = HopEdits::new(hops, self.leading_own_routes(msg));
         let mut rewritten = Vec::new();
+        let anchored = self.media.is_some();
         let edit = |h: &Header<'_>| {
             hop.apply(h).unwrap_or_else(|| match h.name {
                 HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
                 ref n if is_asserted_identity(n) => Action::Drop,
+                _ if anchored => without_trickle_ice(h).unwrap_or(Action::Keep),
                 _ => Action::Keep,
             })
         };
@@ -241,6 +243,7 @@ impl Proxy {
         let token = self.key.token(conn);
         let mut popped = false;
         let mut rewritten = Vec::new();
+        let anchored = self.media.is_some();
         let edit = |h: &Header<'_>| match h.name {
             HeaderName::Via if !popped => {
                 popped = true;
@@ -248,6 +251,7 @@ impl Proxy {
             }
             HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
             ref n if is_asserted_identity(n) => Action::Drop,
+            _ if anchored => without_trickle_ice(h).unwrap_or(Action::Keep),
             _ => Action::Keep,
         };
         let datagram = rewrite_body(msg, None, &[], edit, body_of(msg, &body));

@@ -11,7 +11,7 @@ use sipline_core::sip::{Header, HeaderName, Message, Method, Uri};
 
 use super::call_media::body_of;
 use super::contacts::FLOW_PARAM;
-use super::edit::{Action, rewrite_body, without_first};
+use super::edit::{Action, rewrite_body, without_first, without_trickle_ice};
 use super::events::{CallTracker, Sender};
 use super::flow::TokenError;
 use super::pending;
@@ -112,7 +112,13 @@ impl Proxy {
             top.push(("Record-Route", rr));
         }
         let mut hop = HopEdits::new(hops, routes_to_pop);
-        let edit = |h: &Header<'_>| hop.apply(h).unwrap_or(Action::Keep);
+        let anchored = self.media.is_some();
+        let edit = |h: &Header<'_>| {
+            hop.apply(h).unwrap_or_else(|| match anchored {
+                true => without_trickle_ice(h).unwrap_or(Action::Keep),
+                false => Action::Keep,
+            })
+        };
         let frame = rewrite_body(msg, restored.as_deref(), &top, edit, body_of(msg, &body));
         let frame = with_max_forwards(msg, frame);
         self.calls
@@ -177,6 +183,7 @@ impl Proxy {
         let mut popped = false;
         let is_register = msg.cseq().is(Method::Register);
         let mut ours_bound = false;
+        let anchored = self.media.is_some();
         let edit = |h: &Header<'_>| match h.name {
             HeaderName::Via if !popped => {
                 popped = true;
@@ -187,6 +194,7 @@ impl Proxy {
                 ours_bound |= matches!(action, Action::Replace(_));
                 action
             }
+            _ if anchored => without_trickle_ice(h).unwrap_or(Action::Keep),
             _ => Action::Keep,
         };
         let tell_ice_lite = is_register

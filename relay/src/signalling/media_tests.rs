@@ -629,3 +629,28 @@ Call-ID: m1\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: {}
     };
     assert!(text(refusal).starts_with("SIP/2.0 414 Request-URI Too Long\r\n"));
 }
+
+#[test]
+fn trickle_ice_is_not_offered_across_a_relay_that_carries_the_media() {
+    let mut p = proxy(40_099);
+    let trickled = invite("c1").replace(
+        "CSeq: 3 INVITE\r\n",
+        "CSeq: 3 INVITE\r\nSupported: replaces, trickle-ice\r\nRecv-Info: trickle-ice\r\n",
+    );
+    p.handle_ws(t(0), BROWSER, trickled.as_bytes());
+    let (out, _) = outputs(&mut p);
+    let forwarded = text(&out[0]);
+    assert!(forwarded.contains("\r\nSupported: replaces\r\n"), "{forwarded}");
+    assert!(!forwarded.contains("trickle-ice"), "{forwarded}");
+    assert!(!forwarded.contains("Recv-Info"), "{forwarded}");
+    let ok = pbx_ok(&forwarded).replace(
+        "CSeq: 3 INVITE\r\n",
+        "CSeq: 3 INVITE\r\nSupported: timer, trickle-ice\r\nRecv-Info: trickle-ice, foo\r\n",
+    );
+    p.handle_udp(t(50), addr(PBX), ok.as_bytes());
+    let (out, _) = outputs(&mut p);
+    let to_browser = text(&out[0]);
+    assert!(to_browser.contains("\r\nSupported: timer\r\n"), "{to_browser}");
+    assert!(to_browser.contains("\r\nRecv-Info: foo\r\n"), "{to_browser}");
+    assert!(!to_browser.contains("trickle-ice"), "{to_browser}");
+}

@@ -31,6 +31,7 @@ mod refer;
 mod reinvite;
 mod replaces;
 mod session_timers;
+mod trickle;
 
 use self::incoming::send_callee_bye;
 use self::outgoing::{on_invite_response, send_cancel};
@@ -111,6 +112,8 @@ struct Call {
     /// tag: the final answer if that fork's 2xx brings none (a reliable
     /// provisional carried it, RFC 3262 §5).
     early: Option<(String, String)>,
+    /// The 2xx said the far end takes trickled candidates (RFC 8840).
+    trickle: bool,
 }
 
 /// A call the user agent received.
@@ -139,6 +142,9 @@ struct Incoming {
     local_sdp: String,
     /// The call it replaces (RFC 3891), ended once this one is up.
     replaces: Option<CallId>,
+    /// The caller takes trickled candidates (RFC 8840) and is a full-ICE
+    /// agent: our answer may go without them, and they follow by INFO.
+    trickle: bool,
 }
 
 /// Why we sent a re-INVITE.
@@ -271,6 +277,8 @@ pub(crate) struct Calls {
     refers: Vec<(TransactionId, CallId)>,
     /// The application's INFOs in flight, until their final answer.
     infos: Vec<(TransactionId, CallId, MessageId)>,
+    /// Per call, the candidates we trickled so far (RFC 8840).
+    trickled: Vec<(CallId, Vec<String>)>,
     /// The last INFO's id.
     next_info: u32,
     /// Our blind transfers, until their outcome is known.
@@ -330,6 +338,7 @@ impl Calls {
         self.incoming.retain(|c| c.id != id);
         self.refers.retain(|(_, c)| *c != id);
         self.forget_infos(id);
+        self.trickled.retain(|(c, _)| *c != id);
         self.transfer_ended_with_call(cx, id);
         // Its subscription ends with its dialog; a transfer it asked for
         // goes on unreported.

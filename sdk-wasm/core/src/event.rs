@@ -27,6 +27,19 @@ impl HoldBy {
     }
 }
 
+/// One ICE candidate the far end trickled (RFC 8840), as a browser's
+/// `RTCIceCandidateInit` takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteCandidate {
+    /// `candidate:…`, the attribute's value with its name.
+    pub candidate: String,
+    /// The media section's `a=mid`, when the fragment named it.
+    pub mid: Option<String>,
+    /// The media section's index in the fragment: its m-line index when
+    /// the fragment lists every section (for a far end that names no mid).
+    pub index: usize,
+}
+
 /// What the application is told. The names follow the events users of
 /// JsSIP, SIP.js and the Janus SIP plugin know (see [`Event::name`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,16 +124,29 @@ pub enum Event {
         /// answered its offer: there is nothing new).
         sdp: String,
     },
-    /// Our INVITE's offer went without ICE candidates (the shell sent it
-    /// before gathering ended: [`UserAgent::candidates_optional`](crate::UserAgent::candidates_optional)) and
-    /// the answer came from a full-ICE agent, not the ICE-lite gateway that
-    /// was expected: send it our candidates in a new offer (a re-INVITE,
-    /// the same ICE credentials) once gathering ends. Media may already
+    /// Our offer or answer went without ICE candidates (the shell sent it
+    /// before gathering ended: [`UserAgent::candidates_optional`](crate::UserAgent::candidates_optional)) to a
+    /// full-ICE far end: once gathering ends, send them. Media may already
     /// flow (its checks find our address from ours); the candidates are
     /// what lets its checks through our NAT or reach our TURN relay.
     CandidatesNeeded {
         /// Which call.
         call: CallId,
+        /// The far end takes trickled candidates (RFC 8840): give them to
+        /// [`UserAgent::send_candidates`](crate::UserAgent::send_candidates). Otherwise (our INVITE's offer
+        /// was answered by a far end that does not), send a new offer (a
+        /// re-INVITE, the same ICE credentials) with them.
+        trickle: bool,
+    },
+    /// The far end's trickled ICE candidates (RFC 8840): add them to the
+    /// call's peer connection.
+    RemoteCandidates {
+        /// Which call.
+        call: CallId,
+        /// The candidates, each with the media section it is for.
+        candidates: Vec<RemoteCandidate>,
+        /// The far end has no more (`a=end-of-candidates`).
+        end: bool,
     },
     /// The far end changes the call (a re-INVITE or UPDATE: hold, unhold,
     /// ICE restart): answer with [`UserAgent::answer`](crate::UserAgent::answer) (the answer to `sdp`, or
@@ -330,6 +356,7 @@ impl Event {
             Event::Progress { .. } => "progress",
             Event::Accepted { .. } => "accepted",
             Event::CandidatesNeeded { .. } => "candidates_needed",
+            Event::RemoteCandidates { .. } => "remote_candidates",
             Event::Hangup { .. } => "hangup",
             Event::Transfer { .. } => "transfer",
             Event::Referred { .. } => "referred",

@@ -145,7 +145,10 @@ fn an_offer_sent_before_gathering_gets_its_candidates_to_a_full_ice_answerer() {
             sdp: answer_sdp.into(),
         }];
         if needed {
-            want.push(Event::CandidatesNeeded { call });
+            want.push(Event::CandidatesNeeded {
+                call,
+                trickle: false,
+            });
         }
         assert_eq!(
             events(&mut ua),

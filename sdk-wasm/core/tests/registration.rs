@@ -689,9 +689,10 @@ fn only_an_ice_lite_far_side_spares_the_gathering_wait() {
         let full = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n\
 a=candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host\r\n";
         let lite = full.replace("t=0 0\r\n", "t=0 0\r\na=ice-lite\r\n");
+        let call = sipline_core::CallId(1);
         for app in [None, Some(true), Some(false)] {
-            assert!(!ua.candidates_optional(Some(full), app));
-            assert!(ua.candidates_optional(Some(&lite), app));
+            assert!(!ua.candidates_optional(Some((call, full)), app));
+            assert!(ua.candidates_optional(Some((call, &lite)), app));
         }
     }
 }

@@ -87,7 +87,7 @@ impl Shell {
         let Some(media) = self.media(call) else {
             return;
         };
-        let gather = self.gather_first(offer.as_deref());
+        let gather = self.gather_first(offer.as_deref().map(|o| (call, o)));
         let sdp = match &offer {
             Some(offer) => media.answer(offer, gather).await,
             None => media.offer(gather).await,
@@ -158,7 +158,7 @@ impl Shell {
             _ => return Err(js::error("no such call waiting for an answer")),
         };
         let media = Rc::new(Media::open(want, &self.settings.media).await?);
-        let gather = self.gather_first(offer.as_deref());
+        let gather = self.gather_first(offer.as_deref().map(|o| (CallId(call), o)));
         let sdp = match &offer {
             Some(offer) => media.answer(offer, gather).await,
             None => media.offer(gather).await,
@@ -204,18 +204,37 @@ impl Shell {
     }
 
     /// The core's [`Event::CandidatesNeeded`](sipline_core::Event): our
-    /// offer went without candidates to a full-ICE far end, so once they
-    /// are gathered a re-INVITE sends them (same ICE credentials, the call
-    /// held or not as it was). When that fails (an app's change got there
-    /// first), the call goes on as it is: checks from our side often find
-    /// the way alone.
-    pub(super) async fn send_candidates(self: Rc<Self>, call: CallId) {
-        // Gathered before the change is reserved: meanwhile the app's own
-        // changes and the far end's go through.
-        if let Some(media) = self.media(call) {
+    /// offer or answer went without candidates to a full-ICE far end, so
+    /// once they are gathered they follow: trickled in an INFO when the far
+    /// end takes that (`trickle`), else in a re-INVITE (same ICE
+    /// credentials, the call held or not as it was). When that fails (an
+    /// app's change got there first), the call goes on as it is: checks
+    /// from our side often find the way alone.
+    pub(super) async fn send_candidates(self: Rc<Self>, call: CallId, trickle: bool) {
+        let Some(media) = self.media(call) else {
+            return;
+        };
+        let sent = if trickle {
+            // Each time the browser has more, what is new goes (the core
+            // keeps what went), and the end of them once gathering ends
+            // or the bounded wait does.
+            let deadline = media.gathering_deadline();
+            loop {
+                let complete = media.gathering_complete() || js::now_ms() >= deadline;
+                let sdp = media.local_sdp().unwrap_or_default();
+                let sent = self.act(&[], |ua, now| ua.send_candidates(now, call, &sdp, complete));
+                if complete || sent.is_err() {
+                    break sent;
+                }
+                media.gathering_news(deadline, true).await;
+            }
+        } else {
+            // Gathered before the change is reserved: meanwhile the app's
+            // own changes and the far end's go through.
             media.gathered().await;
-        }
-        if let Err(e) = self.reoffer_with(call, None, false, true, Vec::new()).await {
+            self.reoffer_with(call, None, false, true, Vec::new()).await
+        };
+        if let Err(e) = sent {
             web_sys::console::warn_2(&JsValue::from_str("sipline: candidates not sent"), &e);
         }
     }
@@ -257,11 +276,16 @@ impl Shell {
         }
     }
 
-    /// Whether our answer to `offer` (or our offer, when `None`) waits for
-    /// ICE gathering: the core's rule, with the app's word on offers.
-    fn gather_first(&self, offer: Option<&str>) -> bool {
+    /// Whether our answer (`answering`: the call and its offer) or our
+    /// offer (`None`) waits for ICE gathering: the core's rule, with the
+    /// app's word on offers.
+    fn gather_first(&self, answering: Option<(CallId, &str)>) -> bool {
         let app_says = self.settings.media.ice_lite;
-        !self.state.borrow().ua.candidates_optional(offer, app_says)
+        !self
+            .state
+            .borrow()
+            .ua
+            .candidates_optional(answering, app_says)
     }
 
     pub(crate) fn call_media(&self, call: u32) -> Option<Rc<Media>> {

@@ -64,6 +64,8 @@ impl Calls {
         let id = CallId(self.next);
         let sdp =
             (!msg.body().is_empty()).then(|| String::from_utf8_lossy(msg.body()).into_owned());
+        let trickle = super::trickle::supported(msg)
+            && sdp.as_deref().is_some_and(|o| !crate::sdp::is_ice_lite(o));
         cx.events.push(Event::Incoming {
             call: id,
             from: msg.from().uri_text.to_owned(),
@@ -86,6 +88,7 @@ impl Calls {
             timer: None,
             local_sdp: String::new(),
             replaces,
+            trickle,
         });
         if cx.id.auto_ringing {
             self.ringing(cx, id);
@@ -125,7 +128,10 @@ impl Calls {
             .ok()
             .and_then(|invite| session_timer::as_uas(&invite));
         let header = timer.map(|(secs, refresher)| SessionTimer::response_header(secs, refresher));
-        let mut extra: Vec<(&str, &str)> = Vec::new();
+        let mut extra: Vec<(&str, &str)> = vec![
+            ("Supported", super::trickle::TRICKLE),
+            ("Recv-Info", super::trickle::TRICKLE),
+        ];
         if let Some(h) = &header {
             extra.push(("Session-Expires", h));
             if timer.is_some_and(|(_, r)| r == Refresher::Uac) {
@@ -256,6 +262,14 @@ impl Calls {
             call: call.id,
             sdp: String::from_utf8_lossy(msg.body()).into_owned(),
         });
+        // Our answer left before gathering, to a caller that takes
+        // trickled candidates: they follow in the confirmed dialog.
+        if call.trickle && !crate::sdp::has_candidates(&call.local_sdp) {
+            cx.events.push(Event::CandidatesNeeded {
+                call: call.id,
+                trickle: true,
+            });
+        }
         if let Some(old) = call.replaces {
             let new = call.id;
             self.replaced(cx, new, old);

@@ -61,6 +61,9 @@ impl Calls {
 
     /// The far end's INFO in call `id`: its status.
     pub(super) fn on_info(&mut self, cx: &mut Ctx<'_>, id: CallId, msg: &Message<'_>) -> u16 {
+        if super::trickle::is_trickle_info(msg) {
+            return self.on_trickle_info(cx, id, msg);
+        }
         if let Some((digit, duration_ms)) = crate::message::dtmf_relay(msg) {
             cx.events.push(Event::Dtmf {
                 call: id,

@@ -56,6 +56,7 @@ impl Calls {
             forks: Vec::new(),
             headers: cx.headers.to_vec(),
             early: None,
+            trickle: false,
             cancelled: false,
         };
         send_invite(&mut call, cx).ok_or(ActionError::Unsendable)?;
@@ -86,14 +87,18 @@ pub(super) fn send_invite(call: &mut Call, cx: &mut Ctx<'_>) -> Option<()> {
         Some(secs) => {
             let mut min_se = String::new();
             push_decimal(&mut min_se, u64::from(call.min_se));
-            b.header("Supported", "100rel, outbound, replaces, timer")
-                .header("Session-Expires", &decimal(secs))
-                .header("Min-SE", &min_se);
+            b.header(
+                "Supported",
+                "100rel, outbound, replaces, timer, trickle-ice",
+            )
+            .header("Session-Expires", &decimal(secs))
+            .header("Min-SE", &min_se);
         }
         None => {
-            b.header("Supported", "100rel, outbound, replaces");
+            b.header("Supported", "100rel, outbound, replaces, trickle-ice");
         }
     }
+    b.header("Recv-Info", super::trickle::TRICKLE);
     for (name, value) in &call.headers {
         b.header(name, value);
     }
@@ -231,12 +236,16 @@ pub(super) fn on_invite_response(
                     Some((tag, sdp)) if body.is_empty() && msg.to().tag() == Some(&tag) => sdp,
                     _ => body,
                 };
+                call.trickle = super::trickle::supported(msg);
                 let backfill = !sdp.is_empty()
                     && !crate::sdp::has_candidates(&call.local_sdp)
                     && !crate::sdp::is_ice_lite(&sdp);
                 cx.events.push(Event::Accepted { call: call.id, sdp });
                 if backfill {
-                    cx.events.push(Event::CandidatesNeeded { call: call.id });
+                    cx.events.push(Event::CandidatesNeeded {
+                        call: call.id,
+                        trickle: call.trickle,
+                    });
                 }
             }
             false
