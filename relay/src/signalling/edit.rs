@@ -20,9 +20,7 @@ pub(crate) fn without_trickle_ice(h: &Header<'_>) -> Option<Action> {
         HeaderName::Other(n) => n.eq_ignore_ascii_case("Recv-Info"),
         _ => false,
     };
-    if !listed
-        || !split_commas(h.value).any(|t| t.trim().eq_ignore_ascii_case(TRICKLE_ICE))
-    {
+    if !listed || !split_commas(h.value).any(|t| t.trim().eq_ignore_ascii_case(TRICKLE_ICE)) {
         return None;
     }
     let rest: Vec<&str> = split_commas(h.value)

@@ -640,7 +640,10 @@ fn trickle_ice_is_not_offered_across_a_relay_that_carries_the_media() {
     p.handle_ws(t(0), BROWSER, trickled.as_bytes());
     let (out, _) = outputs(&mut p);
     let forwarded = text(&out[0]);
-    assert!(forwarded.contains("\r\nSupported: replaces\r\n"), "{forwarded}");
+    assert!(
+        forwarded.contains("\r\nSupported: replaces\r\n"),
+        "{forwarded}"
+    );
     assert!(!forwarded.contains("trickle-ice"), "{forwarded}");
     assert!(!forwarded.contains("Recv-Info"), "{forwarded}");
     let ok = pbx_ok(&forwarded).replace(
@@ -650,7 +653,13 @@ fn trickle_ice_is_not_offered_across_a_relay_that_carries_the_media() {
     p.handle_udp(t(50), addr(PBX), ok.as_bytes());
     let (out, _) = outputs(&mut p);
     let to_browser = text(&out[0]);
-    assert!(to_browser.contains("\r\nSupported: timer\r\n"), "{to_browser}");
-    assert!(to_browser.contains("\r\nRecv-Info: foo\r\n"), "{to_browser}");
+    assert!(
+        to_browser.contains("\r\nSupported: timer\r\n"),
+        "{to_browser}"
+    );
+    assert!(
+        to_browser.contains("\r\nRecv-Info: foo\r\n"),
+        "{to_browser}"
+    );
     assert!(!to_browser.contains("trickle-ice"), "{to_browser}");
 }
