@@ -19,13 +19,16 @@ cargo fmt --manifest-path fuzz/Cargo.toml --check
 cargo clippy --manifest-path fuzz/Cargo.toml --locked -- -D warnings
 
 step "the demo page's and the test pages' scripts parse as ES modules"
-for f in demo/*.js tests/browser/*.mjs tests/browser/misuse.js; do
+for f in demo/*.js tests/browser/*.mjs tests/browser/misuse.js tools/*/*.mjs; do
     node --input-type=module --check <"$f" || { echo "in $f" >&2; exit 1; }
 done
 
 step "the browser SDK: wasm build, npm package, and its check (tsc --strict)"
 bash npm/build.sh
 bash npm/check.sh
+
+step "the browser SDK's size, against its budget (npm/size.sh)"
+bash npm/size.sh --gate
 
 step "doc examples"
 cargo test --workspace --doc --locked

@@ -7,7 +7,12 @@
 //
 //   node driver.mjs '{"mic":"/tmp/tone.wav","libs":"/scratch/libs","calls":50,
 //     "warmup":3,"scenarios":[{"name":"…","server":"ws://…","uri":"sip:…",
-//     "password":"…","target":"sip:…","incoming":true}],"only":["sipline"]}'
+//     "password":"…","target":"sip:…","incoming":true}],"only":["sipline"],
+//     "startup":{"runs":20,"server":"ws://…","uri":"sip:…","password":"…"}}'
+//
+// With "startup", first each library's start-up: `runs` fresh pages with
+// the HTTP cache off (so nothing, not the compiled wasm either, is reused),
+// each timing its library from import to registered.
 
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,13 +24,30 @@ const LIBS = (cfg.only ?? ["sipline", "jssip", "sipjs"]);
 const NAMES = { sipline: "sipline", jssip: "JsSIP 3.13.8", sipjs: "SIP.js 0.21.2" };
 const server = await serve({
   "/": path.join(here, "page/index.html"),
-  "/pkg/": path.join(here, "../../npm"),
   "/libs/": cfg.libs,
 });
 const browser = await launch(cfg.mic);
 const log = (text) => process.stderr.write(`${text}\n`);
 const results = [];
+const startups = [];
 try {
+  for (const lib of cfg.startup ? LIBS : []) {
+    const runs = [];
+    for (let i = 0; i < cfg.startup.runs + 1; i++) {
+      const page = await browser.context.newPage();
+      const cdp = await browser.context.newCDPSession(page);
+      await cdp.send("Network.setCacheDisabled", { cacheDisabled: true });
+      page.on("pageerror", (e) => log(`[${lib} page error] ${e}`));
+      await page.goto(`${server.origin}?lib=${lib}&startup`);
+      await page.waitForFunction(() => window.ready === true);
+      const run = await page.evaluate((o) => window.startup(o), cfg.startup);
+      // The first run warms the browser itself (its network service, V8), not the library.
+      if (i > 0) runs.push(run);
+      await page.close();
+    }
+    startups.push({ lib, runs });
+    log(`start-up / ${lib}: ${runs.length} runs`);
+  }
   for (const scenario of cfg.scenarios) {
     for (const lib of LIBS) {
       const page = await browser.context.newPage();
@@ -73,8 +95,18 @@ function stat(calls, key) {
 const both = (m) => (m.connected === undefined || m.frame === undefined ? undefined : Math.max(m.connected, m.frame));
 
 const rows = [];
-rows.push("| scenario | library | call() → INVITE sent | → ringing | → answered | → first audio frame | → ICE+DTLS connected |");
-rows.push("|---|---|---|---|---|---|---|");
+if (startups.length > 0) {
+  rows.push("| library | import → registered | import → loaded | its wasm compiled and instantiated |");
+  rows.push("|---|---|---|---|");
+  for (const s of startups) {
+    rows.push(`| ${NAMES[s.lib]} | ${stat(s.runs, "registered")} | ${stat(s.runs, "loaded")} | ${stat(s.runs, "wasm")} |`);
+  }
+  rows.push("");
+}
+if (results.length > 0) {
+  rows.push("| scenario | library | call() → INVITE sent | → ringing | → answered | → first audio frame | → ICE+DTLS connected |");
+  rows.push("|---|---|---|---|---|---|---|");
+}
 for (const r of results) {
   rows.push(`| ${r.scenario}, outgoing | ${NAMES[r.lib]} | ${stat(r.out, "out INVITE")} | ${stat(r.out, "ringing")} | ` +
     `${stat(r.out, "accepted")} | ${stat(r.out, "frame")} | ${stat(r.out, "connected")} |`);
@@ -89,4 +121,4 @@ if (incoming.length > 0) {
       `${stat(r.inc, "connected")} | ${stat(r.inc, "frame")} | ${stat(r.inc, both)} |`);
   }
 }
-process.stdout.write(`${JSON.stringify({ results, table: rows.join("\n") })}\n`);
+process.stdout.write(`${JSON.stringify({ startups, results, table: rows.join("\n") })}\n`);

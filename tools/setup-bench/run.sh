@@ -9,7 +9,9 @@
 #   1. the relay (release) and this benchmark, and the npm package
 #      (npm/build.sh), as the shipped ones are built;
 #   2. JsSIP and SIP.js (exact versions below) from the npm registry into a
-#      scratch folder, each bundled for the browser with esbuild;
+#      scratch folder, each bundled for the browser with esbuild, and so is
+#      the sipline package (its .wasm beside the bundle, where the bundle
+#      looks for it), as an app would ship them;
 #   3. sipline-setup-bench: Kamailio, baresip, two relays (one in front of
 #      Kamailio, one with its embedded PBX), then driver.mjs in
 #      /usr/bin/chromium (never a downloaded browser); prints the tables.
@@ -58,6 +60,10 @@ for lib in jssip sipjs; do
     "$root/npm/node_modules/.bin/esbuild" "$libs/$lib-entry.js" --bundle --minify --format=iife \
         --platform=browser --log-level=warning --outfile="$libs/$lib.js"
 done
+step "esbuild: sipline (npm/dist) -> $libs/sipline.js, its .wasm beside it"
+"$root/npm/node_modules/.bin/esbuild" "$root/npm/dist/index.js" --bundle --minify --format=esm \
+    --platform=browser --log-level=warning --outfile="$libs/sipline.js"
+cp "$root/npm/wasm/sipline_wasm_bg.wasm" "$libs/"
 
 # 3. The calls.
 step "sipline-setup-bench (a few minutes: 50 calls per library, scenario and direction)"

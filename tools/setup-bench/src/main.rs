@@ -7,7 +7,8 @@
 //! its embedded PBX (whose `echo` extension answers at once). Then
 //! `driver.mjs` runs each library in headless Chromium: calls out to
 //! baresip and to the echo, and calls in from baresip, which this program
-//! dials when the driver says so.
+//! dials when the driver says so; and first, each library's start-up, from
+//! its import to registered with the embedded PBX.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -34,6 +35,13 @@ struct Args {
     /// code paths and opens the devices).
     #[arg(long, default_value_t = 3)]
     warmup: usize,
+    /// Start-ups measured per library (a fresh page each, cache off): from
+    /// the library's import to registered with the embedded PBX.
+    #[arg(long, default_value_t = 20)]
+    startup_runs: usize,
+    /// Only the start-ups, no calls.
+    #[arg(long)]
+    startup_only: bool,
     /// Only these libraries (sipline, jssip, sipjs).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -130,30 +138,37 @@ fn main() -> Result<()> {
         Some("alice:alice-bench"),
     )?;
     let (alice, alice_password) = kamailio::USERS[0];
+    let scenarios = serde_json::json!([
+        {
+            "name": "relay + Kamailio + baresip",
+            "server": in_front.ws_url(),
+            "uri": format!("sip:{alice}@{}", kamailio::DOMAIN),
+            "password": alice_password,
+            "target": format!("sip:{bob}@{}", kamailio::DOMAIN),
+            "incoming": true,
+        },
+        {
+            "name": "relay's embedded PBX, echo",
+            "server": embedded.ws_url(),
+            "uri": "sip:alice@sipline.local",
+            "password": "alice-bench",
+            "target": "sip:echo@sipline.local",
+            "incoming": false,
+        },
+    ]);
     let config = serde_json::json!({
         "mic": mic,
         "libs": args.libs.canonicalize().context("the bundles' folder")?,
         "calls": args.calls,
         "warmup": args.warmup,
         "only": if args.only.is_empty() { None } else { Some(&args.only) },
-        "scenarios": [
-            {
-                "name": "relay + Kamailio + baresip",
-                "server": in_front.ws_url(),
-                "uri": format!("sip:{alice}@{}", kamailio::DOMAIN),
-                "password": alice_password,
-                "target": format!("sip:{bob}@{}", kamailio::DOMAIN),
-                "incoming": true,
-            },
-            {
-                "name": "relay's embedded PBX, echo",
-                "server": embedded.ws_url(),
-                "uri": "sip:alice@sipline.local",
-                "password": "alice-bench",
-                "target": "sip:echo@sipline.local",
-                "incoming": false,
-            },
-        ],
+        "startup": (args.startup_runs > 0).then(|| serde_json::json!({
+            "runs": args.startup_runs,
+            "server": embedded.ws_url(),
+            "uri": "sip:alice@sipline.local",
+            "password": "alice-bench",
+        })),
+        "scenarios": if args.startup_only { serde_json::json!([]) } else { scenarios },
     });
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("driver.mjs");
     let alice_uri = format!("sip:{alice}@{}", kamailio::DOMAIN);
@@ -178,7 +193,8 @@ fn main() -> Result<()> {
             .unwrap_or("(the driver printed no table)")
     );
     println!(
-        "\nmedian / p90 in ms over {} calls each; every call's marks: {}",
+        "\nmedian / p90 in ms over {} start-ups and {} calls each; every one's marks: {}",
+        args.startup_runs,
         args.calls,
         file.display()
     );
