@@ -1,6 +1,7 @@
 //! Small bridges to the browser that every other module uses: the clock,
 //! randomness, sleeping, and building or reading plain JS objects.
 
+use crate::prelude::*;
 use js_sys::{Object, Reflect};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;

@@ -8,12 +8,34 @@
 //! `emit(name, detail)`. The typed, promise-based API that applications use
 //! is the TypeScript facade in `npm/`, which builds on [`Engine`].
 
+// In the browser there is no `std`: its panic and formatting machinery
+// would be bytes every page pays for. The heap is dlmalloc (what `std`
+// uses on wasm32) and a panic, which the core's checks leave only to bugs,
+// is the wasm trap it would be anyway (`panic = "abort"`). Natively (the
+// workspace's lints and tests) the crate keeps `std`.
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static HEAP: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+#[cfg(target_arch = "wasm32")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
+}
+
+mod prelude;
+use prelude::*;
+
 mod js;
 mod media;
 mod shell;
 
-use std::rc::Rc;
-use std::time::Duration;
+use alloc::rc::Rc;
+use core::time::Duration;
 
 use js_sys::{Function, Promise};
 use sipline_core::CallId;

@@ -9,6 +9,7 @@
 //! gathering time. The core says which (`UserAgent::candidates_optional`);
 //! each step here takes its word as `gather`.
 
+use crate::prelude::*;
 use js_sys::{Array, Promise};
 use sipline_core::RemoteCandidate;
 use wasm_bindgen::JsCast;
@@ -340,7 +341,7 @@ impl Media {
             }
             if let Some(w) = web_sys::window() {
                 // Whole milliseconds, rounded up: never a busy loop.
-                let ms = left.ceil() as i32;
+                let ms = js_sys::Math::ceil(left) as i32;
                 let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
             }
         });

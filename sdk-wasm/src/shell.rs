@@ -8,9 +8,10 @@
 //! The shell moves bytes, time and SDP between the core and the browser;
 //! the browser's side of each call's media steps is in `calls`.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::rc::{Rc, Weak};
+use crate::prelude::*;
+use alloc::collections::VecDeque;
+use alloc::rc::{Rc, Weak};
+use core::cell::RefCell;
 
 use js_sys::Function;
 use sipline_core::ActionError;
@@ -38,7 +39,9 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     fn delay_ms(self, attempt: u32) -> f64 {
-        let ceiling = (self.min_ms * 2f64.powi(attempt.min(30) as i32 - 1)).min(self.max_ms);
+        // (`Math`: no float functions without `std`.)
+        let doubled = js_sys::Math::pow(2.0, f64::from(attempt.min(30)) - 1.0);
+        let ceiling = (self.min_ms * doubled).min(self.max_ms);
         ceiling * (0.5 + 0.5 * js::random())
     }
 }
@@ -285,7 +288,7 @@ impl Shell {
                 s.retired = Some(socket);
             }
             // A socket that never opened changes nothing for the core.
-            if std::mem::replace(&mut s.open, false) {
+            if core::mem::replace(&mut s.open, false) {
                 s.ua.transport_closed(now());
             }
         }
@@ -313,7 +316,7 @@ impl Shell {
             "reconnecting",
             Obj::new()
                 .set("attempt", attempt)
-                .set("delayMs", delay.round())
+                .set("delayMs", js_sys::Math::round(delay))
                 .set("code", code)
                 .set("reason", reason)
                 .build(),
@@ -346,7 +349,7 @@ impl Shell {
             let _ = socket.ws.close();
             let mut s = self.state.borrow_mut();
             s.retired = Some(socket);
-            if std::mem::replace(&mut s.open, false) {
+            if core::mem::replace(&mut s.open, false) {
                 s.ua.transport_closed(now());
             }
             drop(s);
@@ -368,7 +371,7 @@ impl Shell {
                 }
                 // One SIP message per frame (RFC 7118 §5.2): text when it is
                 // UTF-8, as SIP nearly always is.
-                let sent = match std::str::from_utf8(&frame) {
+                let sent = match core::str::from_utf8(&frame) {
                     Ok(text) => socket.ws.send_with_str(text),
                     Err(_) => socket.ws.send_with_u8_array(&frame),
                 };

@@ -86,7 +86,7 @@ ensure_rust() {
     # own downloads do not work offline; crates.io does). No --locked: the
     # crates mirror can lag behind the CLI's lock file.
     local want
-    want=$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' sdk-wasm/Cargo.toml)
+    want=$(sed -n 's/^wasm-bindgen = .*"=\([0-9][0-9.]*\)".*$/\1/p' sdk-wasm/Cargo.toml)
     [ -n "$want" ] || die "sdk-wasm/Cargo.toml must pin wasm-bindgen exactly"
     if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $want" ]; then
         step "installing wasm-bindgen-cli $want (a few minutes, once)"

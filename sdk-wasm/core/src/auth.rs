@@ -6,7 +6,8 @@
 //! so that requests after the first can carry credentials at once, and so
 //! that a `stale=true` challenge is answered without failing the request.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 use md5::Md5;
 use sha2::{Sha256, Sha512_256};

@@ -22,6 +22,8 @@
 //! `reinvite` (changes of a session), `session_timers`, `refer`
 //! (transfers both ways) and `recovery` (calls across a new transport).
 
+use crate::prelude::*;
+
 mod hold;
 mod incoming;
 mod info;

@@ -2,6 +2,7 @@
 //! the core: the configuration and its checks, and the headers it may add
 //! to what it asks for.
 
+use crate::prelude::*;
 use core::time::Duration;
 
 use crate::secret::Secret;

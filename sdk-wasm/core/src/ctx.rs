@@ -5,6 +5,7 @@
 use crate::Instant;
 use crate::auth::{DigestClient, push_escaped};
 use crate::event::Event;
+use crate::prelude::*;
 use crate::rand::Rng;
 use crate::transaction::{TransactionId, Transactions};
 

@@ -5,6 +5,7 @@
 //! arrive. Calls (issue 6) are built on them; the state is plain text, so
 //! that a dialog survives what the transport does.
 
+use crate::prelude::*;
 use crate::sip::{HeaderName, Message, MessageBuilder, Method, NameAddr, push_decimal};
 
 /// Why a dialog could not be made from a message.

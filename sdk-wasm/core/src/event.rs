@@ -2,6 +2,7 @@
 //! core pushes to, named as users of JsSIP, SIP.js and the Janus SIP
 //! plugin know them.
 
+use crate::prelude::*;
 use core::fmt;
 use core::time::Duration;
 

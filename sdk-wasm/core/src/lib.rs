@@ -45,6 +45,17 @@
 //! assert!(ua.poll_timeout().is_some());
 //! ```
 
+#![no_std]
+
+// The core needs a heap (`alloc`) and nothing else of `std`, so the browser
+// SDK's wasm carries no `std` (its panic and formatting machinery are the
+// bytes a page would pay for); the relay and the tests use it with `std`.
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
+
+mod prelude;
+
 pub mod auth;
 pub mod call;
 pub mod config;

@@ -9,6 +9,7 @@ use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::{CallId, MessageId};
 use crate::input::{safe_target, safe_text};
+use crate::prelude::*;
 use crate::sip::{HeaderName, Message, MessageBuilder, Method, push_decimal};
 use crate::transaction::TransactionId;
 

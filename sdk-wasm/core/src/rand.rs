@@ -8,6 +8,8 @@
 //! plenty for identifiers whose only job is to be unique and unguessable
 //! within one user agent's lifetime.
 
+use crate::prelude::*;
+
 /// A small seeded pseudo-random generator.
 #[derive(Clone, Debug)]
 pub struct Rng {

@@ -6,6 +6,7 @@
 //! challenges answered once (again only when the server says `stale`), and
 //! retries with backoff after failures that may pass (408, 5xx, transport).
 
+use crate::prelude::*;
 use core::time::Duration;
 
 use crate::Instant;

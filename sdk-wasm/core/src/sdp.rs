@@ -6,6 +6,7 @@
 //! Lines are kept in order and as written, so that a rewrite changes only
 //! what it means to and writes everything else back byte for byte.
 
+use crate::prelude::*;
 use core::fmt;
 
 /// Why an SDP body was refused.

@@ -1,6 +1,7 @@
 //! Credentials that never show up in `Debug` output or logs: the one type
 //! every layer that touches a password uses.
 
+use crate::prelude::*;
 use core::fmt;
 
 /// A password that never shows up in `Debug` output or logs.

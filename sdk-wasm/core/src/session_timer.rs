@@ -7,6 +7,7 @@
 //! came before the interval minus a margin (§10). This module holds the
 //! rules and the clock of one call; `call.rs` sends the requests.
 
+use crate::prelude::*;
 use core::time::Duration;
 
 use crate::Instant;

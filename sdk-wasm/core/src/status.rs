@@ -9,6 +9,8 @@
 //! tens of KB of wasm), and what is not understood is skipped. Namespace
 //! prefixes are ignored (`dm:note` is a `note`).
 
+use crate::prelude::*;
+
 /// A voicemail summary (RFC 3842 §5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MessageSummary {

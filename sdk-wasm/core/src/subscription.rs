@@ -15,6 +15,7 @@
 //! answer, or after 32 s). A new transport re-subscribes every
 //! subscription from scratch: its old dialog's flow is gone.
 
+use crate::prelude::*;
 use core::time::Duration;
 
 use crate::Instant;

@@ -17,6 +17,7 @@
 //! The layer is sans-IO: it is handed parsed messages and the time, and
 //! hands back what to send and which transactions ended.
 
+use crate::prelude::*;
 use core::time::Duration;
 
 use crate::Instant;

@@ -7,6 +7,7 @@
 //! [`UserAgent::poll_timeout`], [`UserAgent::poll_event`]. A shell loops:
 //! feed an input, then drain all three outputs.
 
+use crate::prelude::*;
 use core::fmt;
 use core::time::Duration;
 

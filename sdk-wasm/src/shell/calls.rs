@@ -4,7 +4,8 @@
 //! far end's change answered. The core decides every SIP step; these only
 //! run the browser's side of what it decided.
 
-use std::rc::Rc;
+use crate::prelude::*;
+use alloc::rc::Rc;
 
 use sipline_core::CallId;
 use wasm_bindgen::prelude::*;

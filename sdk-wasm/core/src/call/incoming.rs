@@ -11,6 +11,7 @@ use crate::dialog::Dialog;
 use crate::event::Event;
 use crate::ids::CallId;
 use crate::input::safe_text;
+use crate::prelude::*;
 use crate::session_timer;
 use crate::session_timer::{MIN_SE, Refresher, SessionTimer};
 use crate::sip::{HeaderName, Message, response_to};

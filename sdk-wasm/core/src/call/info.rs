@@ -11,6 +11,7 @@ use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::{CallId, MessageId};
 use crate::input::safe_text;
+use crate::prelude::*;
 use crate::sip::{HeaderName, Message, Method};
 use crate::transaction::TransactionId;
 

@@ -13,6 +13,7 @@ use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::CallId;
 use crate::input::safe_target;
+use crate::prelude::*;
 use crate::session_timer;
 use crate::session_timer::{MIN_SE, Refresher, SessionTimer};
 use crate::sip::{HeaderName, Message, MessageBuilder, Method, push_decimal};

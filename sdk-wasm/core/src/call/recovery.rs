@@ -6,6 +6,7 @@ use super::{CallState, Calls, Purpose, RECOVER_WAIT, Update, hangup};
 use crate::ctx::Ctx;
 use crate::event::Event;
 use crate::ids::CallId;
+use crate::prelude::*;
 use crate::sip::Method;
 
 impl Calls {

@@ -4,6 +4,7 @@
 //! new call's progress NOTIFYed in the old call's dialog.
 
 use super::{Calls, Referral};
+use crate::prelude::*;
 use core::time::Duration;
 
 use crate::Instant;
@@ -340,7 +341,7 @@ pub(super) fn transfer_progress(msg: &Message<'_>) -> Option<(u16, String, bool)
                 .to_ascii_lowercase()
                 .starts_with("terminated")
         });
-    let body = std::str::from_utf8(msg.body()).unwrap_or_default();
+    let body = core::str::from_utf8(msg.body()).unwrap_or_default();
     let line = body.lines().next().unwrap_or_default();
     let mut parts = line.splitn(3, ' ');
     let status = match (

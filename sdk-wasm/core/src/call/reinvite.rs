@@ -11,6 +11,7 @@ use crate::ctx::Ctx;
 use crate::error::ActionError;
 use crate::event::{Event, HoldBy};
 use crate::ids::CallId;
+use crate::prelude::*;
 use crate::session_timer::{MIN_SE, Refresher, SessionTimer};
 use crate::sip::{Message, Method, response_to};
 use crate::transaction::{Retransmit, RetransmitStep, TransactionId};

@@ -18,6 +18,7 @@ use crate::dialog::DialogState;
 use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::CallId;
+use crate::prelude::*;
 use crate::sip::{HeaderName, Message};
 
 /// Why an INVITE's Replaces cannot be honoured: its status.

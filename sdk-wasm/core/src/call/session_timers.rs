@@ -7,6 +7,7 @@ use super::incoming::send_callee_bye;
 use super::{CallState, Calls, Purpose, Update, hangup, send_bye};
 use crate::ctx::Ctx;
 use crate::ids::CallId;
+use crate::prelude::*;
 use crate::session_timer::{Refresher, SessionTimer};
 use crate::sip::{Message, Method};
 use crate::{Instant, session_timer};

@@ -16,6 +16,7 @@ use crate::ctx::Ctx;
 use crate::error::ActionError;
 use crate::event::{Event, RemoteCandidate};
 use crate::ids::CallId;
+use crate::prelude::*;
 use crate::sdp::Sdp;
 use crate::sip::{HeaderName, Message, Method};
 

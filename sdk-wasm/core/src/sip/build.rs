@@ -2,6 +2,7 @@
 //! wasm build stays small and the output is exactly what is written.
 
 use super::{HeaderName, Message, Method, push_decimal};
+use crate::prelude::*;
 
 /// Writes a SIP message line by line; `finish` adds Content-Length.
 #[derive(Clone, Debug)]

@@ -6,6 +6,8 @@
 //! borrowed slice, parsed only when read. `rsip` is its test oracle: the
 //! differential tests in `tests/` parse one corpus with both.
 
+use crate::prelude::*;
+
 mod build;
 mod header;
 mod parse;

@@ -2,6 +2,7 @@
 
 use super::values::{CSeq, NameAddr, Via, is_lws, trim_lws};
 use super::{HeaderName, Method, find_byte, is_token, split_at_byte};
+use crate::prelude::*;
 
 /// Bounds on what the parser accepts, so that a hostile peer cannot make it
 /// do unbounded work or keep unbounded state.

@@ -3,7 +3,8 @@
 //! Each parser returns `None` on malformed input; the caller decides whether
 //! that is a 400 (a header the transaction needs) or ignorable.
 
-use std::borrow::Cow;
+use crate::prelude::*;
+use alloc::borrow::Cow;
 
 use super::{Method, find_byte, is_token, split_at_byte};
 
