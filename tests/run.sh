@@ -19,7 +19,7 @@ cargo fmt --manifest-path fuzz/Cargo.toml --check
 cargo clippy --manifest-path fuzz/Cargo.toml --locked -- -D warnings
 
 step "the demo page's and the test pages' scripts parse as ES modules"
-for f in demo/*.js tests/browser/*.mjs tests/browser/misuse.js tools/*/*.mjs; do
+for f in demo/*.js tests/browser/*.mjs tests/browser/misuse.js tests/bundlers/app/*.js tools/*/*.mjs; do
     node --input-type=module --check <"$f" || { echo "in $f" >&2; exit 1; }
 done
 

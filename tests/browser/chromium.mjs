@@ -12,7 +12,8 @@ const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/ja
 
 /**
  * Serves `routes` ({ "/": file, "/pkg/": folder }) on a free port; returns
- * { origin, close }. A prefix ending in "/" maps to a folder.
+ * { origin, close }. A prefix ending in "/" maps to a folder; "*", when
+ * given, is the folder every other path is served from.
  */
 export async function serve(routes) {
   const server = http.createServer(async (req, res) => {
@@ -21,6 +22,7 @@ export async function serve(routes) {
     if (!file) {
       const prefix = Object.keys(routes).find((p) => p.endsWith("/") && p !== "/" && url.startsWith(p));
       if (prefix && !url.includes("..")) file = path.join(routes[prefix], url.slice(prefix.length));
+      else if (routes["*"] && !url.includes("..")) file = path.join(routes["*"], url);
     }
     try {
       const body = await readFile(file);

@@ -101,7 +101,8 @@ case ":$PATH:" in *:/usr/sbin:*) ;; *) export PATH="$PATH:/usr/sbin" ;; esac
 # npm packages of each folder given, installed from its lock file: npm/ has
 # the SDK package's build tools (typescript, binaryen's wasm-opt, esbuild),
 # tests/browser/ the browser drivers (playwright-core, puppeteer-core),
-# which never download a browser: the tests use Debian's.
+# which never download a browser: the tests use Debian's; tests/bundlers/
+# the bundlers the example apps are built with (Vite, webpack, esbuild).
 ensure_node() {
     command -v node >/dev/null && command -v npm >/dev/null || ensure_apt_packages nodejs npm
     local dir
@@ -129,5 +130,5 @@ ensure_all() {
     ensure_apt_packages "${SIPLINE_APT_PACKAGES[@]}"
     # The fuzz targets link libFuzzer, which libfuzzer-sys compiles as C++.
     command -v c++ >/dev/null || ensure_apt_packages g++
-    ensure_node tests/browser
+    ensure_node tests/browser tests/bundlers
 }
