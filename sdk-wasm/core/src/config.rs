@@ -155,7 +155,8 @@ pub(crate) fn validate_fields(config: &Config) -> Result<(), ConfigError> {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum HeaderError {
     /// Not a SIP token (RFC 3261 §25.1), e.g. empty or with a space or colon.
-    #[error("not a header name: {0:?}")]
+    // Quoted by hand: `{:?}` would link Debug's escaping into the SDK.
+    #[error("not a header name: \"{0}\"")]
     BadName(String),
     /// A line break or control character would forge headers.
     #[error("header {0}: the value has a line break or control character")]

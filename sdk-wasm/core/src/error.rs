@@ -24,7 +24,8 @@ pub enum ActionError {
     #[error("{0} is not a status to decline with (300 to 699)")]
     BadCode(u16),
     /// Not a DTMF digit (`0`–`9`, `*`, `#`, `A`–`D`).
-    #[error("{0:?} is not a DTMF digit (0-9, *, #, A-D)")]
+    // Quoted by hand: `{:?}` would link Debug's escaping into the SDK.
+    #[error("'{0}' is not a DTMF digit (0-9, *, #, A-D)")]
     BadDigit(char),
     /// The user agent has no such call (never, or ended).
     #[error("no call {}", .0.0)]
