@@ -141,6 +141,7 @@ pub(crate) fn config_error(e: &ConfigError) -> JsValue {
 /// `TypeError` (a `RangeError` for a number out of range) naming it; the
 /// wrong moment an `Error`. Each carries the refusal's `code`
 /// (`not_connected`, `wrong_state`…) for the package to sort on.
+#[inline(never)]
 pub(crate) fn action_error(e: &ActionError) -> JsValue {
     let message = e.to_string();
     let error: js_sys::Error = match e {

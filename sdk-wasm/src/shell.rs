@@ -170,19 +170,15 @@ impl Shell {
         headers: &[(String, String)],
         f: impl FnOnce(&mut UserAgent, Instant) -> R,
     ) -> Result<R, JsValue> {
-        let pairs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
+        let pairs = header_pairs(headers);
         let now = now();
         let r = self
             .state
             .borrow_mut()
             .ua
-            .with_headers(&pairs, |ua| f(ua, now))
-            .map_err(|e| js::error(&e.to_string()));
+            .with_headers(&pairs, |ua| f(ua, now));
         self.pump();
-        r
+        r.map_err(|e| header_error(&e))
     }
 
     /// [`Self::with_ua_headers`] for an action the core may refuse: its
@@ -691,6 +687,23 @@ impl Drop for Shell {
             let _ = socket.ws.close();
         }
     }
+}
+
+/// The app's headers as the core takes them. Out of line, as
+/// [`header_error`]: [`Shell::with_ua_headers`] is copied for every
+/// exported action, these once.
+#[inline(never)]
+fn header_pairs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
+
+/// A header the core refused, as the `Error` the app gets.
+#[inline(never)]
+fn header_error(e: &sipline_core::HeaderError) -> JsValue {
+    js::error(&e.to_string())
 }
 
 /// The shell, if it is still there and `generation` is its current socket.

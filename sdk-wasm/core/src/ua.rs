@@ -220,6 +220,17 @@ impl UserAgent {
         headers: &[(&str, &str)],
         action: impl FnOnce(&mut Self) -> R,
     ) -> Result<R, HeaderError> {
+        self.take_app_headers(headers)?;
+        let r = action(self);
+        self.app_headers.clear();
+        Ok(r)
+    }
+
+    /// [`Self::with_headers`]'s checks, out of line: the generic part is
+    /// copied for every action a shell exports (dozens in the SDK's wasm),
+    /// this part only once.
+    #[inline(never)]
+    fn take_app_headers(&mut self, headers: &[(&str, &str)]) -> Result<(), HeaderError> {
         for (name, value) in headers {
             check_app_header(name, value)?;
         }
@@ -227,9 +238,7 @@ impl UserAgent {
             .iter()
             .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
             .collect();
-        let r = action(self);
-        self.app_headers.clear();
-        Ok(r)
+        Ok(())
     }
 
     /// Sends a MESSAGE (RFC 3428) with `body` of `content_type` to
