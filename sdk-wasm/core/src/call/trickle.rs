@@ -3,11 +3,11 @@
 //!
 //! Both sides say they take it with `Supported: trickle-ice` and
 //! `Recv-Info: trickle-ice` in the INVITE and its 2xx. Then an offer or
-//! answer of ours may leave with no candidates: they follow, once
-//! gathered, in one INFO of the `trickle-ice` package
-//! (`application/trickle-ice-sdpfrag`: our ICE credentials, each section's
-//! `m=` line, `a=mid` and candidates, then `a=end-of-candidates`), sent in
-//! the confirmed dialog. The far end's INFOs of that package go to the
+//! answer of ours may leave with no candidates: they follow in INFOs of
+//! the `trickle-ice` package as the browser gathers them, in the confirmed
+//! dialog (`application/trickle-ice-sdpfrag`: our ICE credentials, each
+//! section's `m=` line and `a=mid`, the candidates not sent before, and
+//! `a=end-of-candidates` in the last). The far end's INFOs of that package go to the
 //! browser as [`Event::RemoteCandidates`]. Toward a far end that does not
 //! take it, our candidates go in a re-INVITE instead.
 
