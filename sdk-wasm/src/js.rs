@@ -83,7 +83,14 @@ impl Obj {
     }
 
     pub(crate) fn set(self, key: &str, value: impl Into<JsValue>) -> Self {
-        let _ = Reflect::set(&self.0, &JsValue::from_str(key), &value.into());
+        self.put(key, value.into())
+    }
+
+    /// [`Self::set`]'s work, out of line: events set some ninety fields,
+    /// and each would otherwise carry its own copy.
+    #[inline(never)]
+    fn put(self, key: &str, value: JsValue) -> Self {
+        let _ = Reflect::set(&self.0, &JsValue::from_str(key), &value);
         self
     }
 
