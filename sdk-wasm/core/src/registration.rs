@@ -334,12 +334,9 @@ impl Registration {
             self.fail(cx, 500, "Registrar granted no binding", Some(delay));
             return;
         }
-        let mentions = |h: HeaderName<'static>| {
-            r.header_values(h)
-                .any(|v| v.eq_ignore_ascii_case("outbound"))
-        };
         self.flow = FlowInfo {
-            outbound: mentions(HeaderName::Require) || mentions(HeaderName::Supported),
+            outbound: r.lists(HeaderName::Require, "outbound")
+                || r.lists(HeaderName::Supported, "outbound"),
             flow_timer: r
                 .header(HeaderName::FlowTimer)
                 .and_then(|v| v.trim().parse().ok()),

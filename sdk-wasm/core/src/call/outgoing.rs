@@ -291,10 +291,7 @@ pub(super) fn on_invite_response(
 /// `false` for one to drop: a retransmission or one out of order (its RSeq
 /// not one above the last).
 pub(super) fn prack(call: &mut Call, cx: &mut Ctx<'_>, msg: &Message<'_>) -> bool {
-    let reliable = msg
-        .header_values(HeaderName::Require)
-        .any(|v| v.eq_ignore_ascii_case("100rel"));
-    if !reliable {
+    if !msg.lists(HeaderName::Require, "100rel") {
         return true;
     }
     let Some(rseq) = msg
@@ -342,10 +339,7 @@ pub(super) fn prack(call: &mut Call, cx: &mut Ctx<'_>, msg: &Message<'_>) -> boo
 
 /// Whether the INVITE `raw` requires reliable provisional responses.
 pub(super) fn requires_100rel(raw: &[u8]) -> bool {
-    Message::parse(raw).is_ok_and(|m| {
-        m.header_values(HeaderName::Require)
-            .any(|v| v.eq_ignore_ascii_case("100rel"))
-    })
+    Message::parse(raw).is_ok_and(|m| m.lists(HeaderName::Require, "100rel"))
 }
 
 /// ACK and BYE for a 2xx from a fork other than the one the call took

@@ -28,14 +28,11 @@ const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 /// Whether `msg` (an INVITE or its 2xx) says its sender takes trickled
 /// candidates: the option tag, and the package among those it receives.
 pub(super) fn supported(msg: &Message<'_>) -> bool {
-    let says = |h: HeaderName<'static>| {
-        msg.header_values(h)
-            .any(|v| v.trim().eq_ignore_ascii_case(TRICKLE))
-    };
-    says(HeaderName::Supported) && says(HeaderName::Other("Recv-Info"))
+    msg.lists(HeaderName::Supported, TRICKLE) && msg.lists(HeaderName::Other("Recv-Info"), TRICKLE)
 }
 
-/// Whether `msg` is an INFO of the trickle-ice package.
+/// Whether `msg` is an INFO of the trickle-ice package (a header of one
+/// value, RFC 6086 §8.2.1).
 pub(super) fn is_trickle_info(msg: &Message<'_>) -> bool {
     msg.header(HeaderName::Other("Info-Package"))
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(TRICKLE))

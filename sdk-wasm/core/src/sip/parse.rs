@@ -330,6 +330,14 @@ impl<'a> Message<'a> {
         self.header_lines(name).flat_map(super::split_commas)
     }
 
+    /// Whether a list header (Supported, Require, Recv-Info…) names
+    /// `token`, in any case: an option tag, an INFO package.
+    pub fn lists(&self, name: HeaderName<'_>, token: &str) -> bool {
+        self.header_lines(name)
+            .flat_map(super::split_commas)
+            .any(|v| v.eq_ignore_ascii_case(token))
+    }
+
     /// The Call-ID.
     pub fn call_id(&self) -> &'a str {
         self.call_id
