@@ -7,9 +7,12 @@
 //! blind transfer (REFER/NOTIFY), session timers (RFC 4028) and reliable
 //! provisional responses (RFC 3262).
 
-use sipline_core::sip::{HeaderName, Message, Method, response_to};
+mod common;
+
+use common::{at, events, parse, sent};
+use sipline_core::sip::{HeaderName, Method, response_to};
 use sipline_core::{ActionError, CallId};
-use sipline_core::{Config, Event, HeaderError, HoldBy, Instant, Secret, UserAgent};
+use sipline_core::{Config, Event, HeaderError, HoldBy, Secret, UserAgent};
 
 /// An offer made after ICE gathering: it names its candidates.
 const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n\
@@ -17,10 +20,6 @@ a=candidate:1 1 udp 2122260223 192.0.2.20 50000 typ host\r\n";
 const ANSWER: &str =
     "v=0\r\no=- 2 2 IN IP4 192.0.2.10\r\ns=-\r\nt=0 0\r\nm=audio 40000 UDP/TLS/RTP/SAVPF 0\r\n";
 const TARGET: &str = "sip:bob@pbx.example";
-
-fn at(secs: f64) -> Instant {
-    Instant::from_millis((secs * 1000.0) as u64)
-}
 
 fn ua() -> UserAgent {
     let mut c = Config::new("sip:alice@pbx.example");
@@ -50,21 +49,6 @@ fn bye_ended(call: CallId) -> Event {
         code: None,
         reason: "BYE".into(),
     }
-}
-
-fn sent(ua: &mut UserAgent) -> Vec<String> {
-    std::iter::from_fn(|| ua.poll_transmit())
-        .map(|b| String::from_utf8(b).expect("utf8"))
-        .filter(|t| !t.trim().is_empty())
-        .collect()
-}
-
-fn events(ua: &mut UserAgent) -> Vec<Event> {
-    std::iter::from_fn(|| ua.poll_event()).collect()
-}
-
-fn parse(text: &str) -> Message<'_> {
-    Message::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 /// The far end's response to `request`, with its tag, Contact and the

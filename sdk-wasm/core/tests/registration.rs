@@ -1,6 +1,9 @@
 //! The user agent's registration behaviour, driven with explicit time
 //! against a scripted registrar: no sockets, no clock.
 
+mod common;
+
+use common::{at, events};
 use std::time::Duration;
 
 use md5::{Digest, Md5};
@@ -10,10 +13,6 @@ use sipline_core::transaction::TimerConfig;
 use sipline_core::{Config, Event, Instant, Secret, UserAgent};
 
 const REALM: &str = "sipline.test";
-
-fn at(secs: f64) -> Instant {
-    Instant::from_millis((secs * 1000.0) as u64)
-}
 
 fn config() -> Config {
     let mut c = Config::new("sip:alice@sipline.test");
@@ -29,10 +28,6 @@ fn ua(c: Config) -> UserAgent {
 /// Every frame the UA wants sent right now.
 fn sent(ua: &mut UserAgent) -> Vec<Vec<u8>> {
     std::iter::from_fn(|| ua.poll_transmit()).collect()
-}
-
-fn events(ua: &mut UserAgent) -> Vec<Event> {
-    std::iter::from_fn(|| ua.poll_event()).collect()
 }
 
 /// The one REGISTER the UA just sent.

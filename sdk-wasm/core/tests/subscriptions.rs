@@ -5,16 +5,15 @@
 //! that end it and those that ask to try again; unsubscribing; several
 //! subscriptions at once; a new transport subscribing again.
 
-use sipline_core::sip::{HeaderName, Message, Method, response_to};
+mod common;
+
+use common::{at, events, parse, sent};
+use sipline_core::sip::{HeaderName, Method, response_to};
 use sipline_core::status::{DialogInfo, Lamp, MessageCounts, MessageSummary, Status};
-use sipline_core::{ActionError, Config, Event, Instant, Secret, SubscriptionId, UserAgent};
+use sipline_core::{ActionError, Config, Event, Secret, SubscriptionId, UserAgent};
 
 const BOB: &str = "sip:bob@pbx.example";
 const LAMP: &str = "application/dialog-info+xml";
-
-fn at(secs: f64) -> Instant {
-    Instant::from_millis((secs * 1000.0) as u64)
-}
 
 fn ua() -> UserAgent {
     let mut c = Config::new("sip:alice@pbx.example");
@@ -23,21 +22,6 @@ fn ua() -> UserAgent {
     let mut ua = UserAgent::new(c, [9; 32]).expect("valid config");
     ua.transport_connected(at(0.0));
     ua
-}
-
-fn sent(ua: &mut UserAgent) -> Vec<String> {
-    std::iter::from_fn(|| ua.poll_transmit())
-        .map(|b| String::from_utf8(b).expect("utf8"))
-        .filter(|t| !t.trim().is_empty())
-        .collect()
-}
-
-fn events(ua: &mut UserAgent) -> Vec<Event> {
-    std::iter::from_fn(|| ua.poll_event()).collect()
-}
-
-fn parse(text: &str) -> Message<'_> {
-    Message::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 /// The notifier's answer to `request`, with its tag and `headers`.

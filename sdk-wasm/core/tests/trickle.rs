@@ -5,8 +5,11 @@
 //! the browser's candidates. A far end that does not take it gets a
 //! re-INVITE instead (`tests/calls.rs`).
 
-use sipline_core::sip::{HeaderName, Message, Method, response_to};
-use sipline_core::{CallId, Config, Event, Instant, RemoteCandidate, UserAgent};
+mod common;
+
+use common::{at, events, parse, sent};
+use sipline_core::sip::{HeaderName, Method, response_to};
+use sipline_core::{CallId, Config, Event, RemoteCandidate, UserAgent};
 
 /// SDP sent before gathering: no candidates.
 const BARE: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
@@ -24,31 +27,12 @@ a=candidate:7 1 udp 2122260223 192.0.2.30 40000 typ host\r\na=ice-ufrag:Them\r\n
 a=ice-pwd:their-password-012345678\r\na=mid:0\r\n";
 const TRICKLE_HEADERS: &str = "Supported: trickle-ice\r\nRecv-Info: trickle-ice\r\n";
 
-fn at(secs: f64) -> Instant {
-    Instant::from_millis((secs * 1000.0) as u64)
-}
-
 fn ua() -> UserAgent {
     let mut c = Config::new("sip:alice@pbx.example");
     c.register = false;
     let mut ua = UserAgent::new(c, [9; 32]).expect("valid config");
     ua.transport_connected(at(0.0));
     ua
-}
-
-fn sent(ua: &mut UserAgent) -> Vec<String> {
-    std::iter::from_fn(|| ua.poll_transmit())
-        .map(|b| String::from_utf8(b).expect("utf8"))
-        .filter(|t| !t.trim().is_empty())
-        .collect()
-}
-
-fn events(ua: &mut UserAgent) -> Vec<Event> {
-    std::iter::from_fn(|| ua.poll_event()).collect()
-}
-
-fn parse(text: &str) -> Message<'_> {
-    Message::parse(text.as_bytes()).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 /// The caller's INVITE with `THEIRS` as its offer and `extra` headers.
