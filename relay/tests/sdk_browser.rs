@@ -19,8 +19,8 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard, assert_far_end_heard_the_browser, assert_tone,
-    assert_window, far_end, number, outcome, sdk_once_ready, udp_request,
+    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard, assert_far_end_heard_the_browser, assert_hears,
+    assert_window, caller_and_callee, far_end, number, outcome, udp_request,
 };
 
 /// A scratch folder with both tones: the browser's microphone (48 kHz) and
@@ -30,13 +30,6 @@ fn tones() -> (Scratch, PathBuf, PathBuf) {
     let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
     let far = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
     (scratch, mic, far)
-}
-
-/// The tone heard, and a 2 s window's worth of packets both ways.
-fn assert_hears(step: &Value, expected_hz: f64, what: &str) {
-    assert_tone(step, expected_hz, what);
-    assert_window(step, "received", what);
-    assert_window(step, "sent", what);
 }
 
 /// Kamailio as the PBX, bob (baresip, playing `far_tone`) behind it, and
@@ -504,23 +497,7 @@ fn two_browsers_on_the_embedded_pbx_keep_their_call_when_one_websocket_drops() {
             {"do": "disconnect"},
         ],
     });
-    let bob = sdk_once_ready(&bob_config, "bob_ready");
-    let alice = browser::sdk(&alice_config.to_string(), |_| {}).expect("alice's browser ran");
-    let bob = bob
-        .join()
-        .expect("bob's thread")
-        .expect("bob's browser ran");
-    let (a, b): (Value, Value) = (
-        serde_json::from_str(&alice).expect("JSON"),
-        serde_json::from_str(&bob).expect("JSON"),
-    );
-    assert!(
-        a["error"].is_null(),
-        "alice: {}\n{}",
-        a["error"],
-        a["events"]
-    );
-    assert!(b["error"].is_null(), "bob: {}\n{}", b["error"], b["events"]);
+    let (a, b) = caller_and_callee(&alice_config, &bob_config, "bob_ready", String::new);
     // Alice's INVITE left before ICE gathering (the relay says its media
     // side is ICE-lite), and bob, a full-ICE browser without trickle ICE,
     // answered: her core then sent her candidates in a re-INVITE, which
@@ -618,23 +595,7 @@ fn a_browser_on_hold_sends_nothing_its_far_end_could_hear_and_info_of_any_type_g
             {"do": "disconnect"},
         ],
     });
-    let bob = sdk_once_ready(&bob_config, "bob_ready");
-    let alice = browser::sdk(&alice_config.to_string(), |_| {}).expect("alice's browser ran");
-    let bob = bob
-        .join()
-        .expect("bob's thread")
-        .expect("bob's browser ran");
-    let (a, b): (Value, Value) = (
-        serde_json::from_str(&alice).expect("JSON"),
-        serde_json::from_str(&bob).expect("JSON"),
-    );
-    assert!(
-        a["error"].is_null(),
-        "alice: {}\n{}",
-        a["error"],
-        a["events"]
-    );
-    assert!(b["error"].is_null(), "bob: {}\n{}", b["error"], b["events"]);
+    let (a, b) = caller_and_callee(&alice_config, &bob_config, "bob_ready", String::new);
     let (alice, bob) = (&a["steps"], &b["steps"]);
     assert_hears(&bob["talk"], MIC_HZ, "bob, before the hold");
     assert_eq!(
@@ -696,149 +657,4 @@ fn a_browser_on_hold_sends_nothing_its_far_end_could_hear_and_info_of_any_type_g
         json!({"contentType": "application/vnd.queue+xml", "body": "<queue>sales</queue>",
                "headers": {}})
     );
-}
-
-/// The SIP messages a browser script's `wire` step saw going `dir`
-/// (`out`, `in`) whose first line starts with `line` and CSeq method is
-/// `method`.
-fn on_wire<'a>(run: &'a Value, dir: &str, line: &str, method: &str) -> Vec<&'a Value> {
-    run["steps"]["wire"]
-        .as_array()
-        .map(|l| {
-            l.iter()
-                .filter(|m| {
-                    m["dir"] == dir
-                        && m["method"] == method
-                        && m["line"].as_str().is_some_and(|t| t.starts_with(line))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// ICE candidates in the first such message (see [`on_wire`]).
-fn candidates_in(run: &Value, dir: &str, line: &str, method: &str) -> i64 {
-    on_wire(run, dir, line, method)
-        .first()
-        .and_then(|m| m["candidates"].as_i64())
-        .unwrap_or_else(|| panic!("no {dir} {line} ({method}): {}", run["steps"]["wire"]))
-}
-
-/// Trickle ICE INFOs a browser sent (`out`) or got (`in`).
-fn trickle_infos(run: &Value, dir: &str) -> usize {
-    on_wire(run, dir, "INFO", "INFO")
-        .iter()
-        .filter(|m| m["infoPackage"] == "trickle-ice")
-        .count()
-}
-
-/// Two browsers registered straight to Kamailio's WebSocket, no relay, so
-/// no one says the far side is ICE-lite:
-/// - toward a full-ICE peer without trickle ICE (bob's page hides it, as a
-///   SIP library without it would), the caller's offer waits for ICE
-///   gathering (bounded) and carries its candidates, and so does bob's
-///   answer; nothing follows;
-/// - when bob takes trickled candidates (RFC 8840), his answer goes at
-///   once and his candidates follow in INFOs;
-/// - and when alice's app says to offer at once too (`iceLite`), both
-///   sides' candidates follow in INFOs.
-///
-/// Audio is measured both ways each time.
-#[test]
-fn toward_a_full_ice_peer_candidates_go_in_the_sdp_or_trickle_in_infos() {
-    let (scratch, alice_mic, _) = tones();
-    let bob_mic = scratch.tone("bob-440hz-48k.wav", FAR_HZ, 48_000);
-    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
-    let options = |(user, password): (&str, &str), ice_lite: bool| {
-        let mut o = json!({
-            "server": kamailio.ws_url(),
-            "uri": format!("sip:{user}@{DOMAIN}"),
-            "password": password,
-        });
-        if ice_lite {
-            o["iceLite"] = json!(true);
-        }
-        o
-    };
-    for (bob_trickles, alice_at_once) in [(false, false), (true, false), (true, true)] {
-        let what = format!("bob trickles: {bob_trickles}, alice offers at once: {alice_at_once}");
-        let mut bob_steps = vec![
-            json!({"do": "connect", "options": options(USERS[1], false)}),
-            json!({"do": "mark", "event": "bob_ready"}),
-            json!({"do": "answer", "timeoutMs": 20000}),
-            json!({"do": "measure", "name": "talk"}),
-            json!({"do": "wait_event", "name": "hangup", "event": "hangup", "timeoutMs": 30000}),
-            json!({"do": "wire"}),
-            json!({"do": "disconnect"}),
-        ];
-        if !bob_trickles {
-            bob_steps.insert(0, json!({"do": "no_trickle"}));
-        }
-        let bob_config = json!({"mic": bob_mic, "steps": bob_steps});
-        let alice_config = json!({
-            "mic": alice_mic,
-            "steps": [
-                {"do": "connect", "options": options(USERS[0], alice_at_once)},
-                {"do": "call", "target": format!("sip:bob@{DOMAIN}")},
-                {"do": "measure", "name": "talk"},
-                // Bob's own measuring started a little later.
-                {"do": "sleep", "ms": 2000},
-                {"do": "hangup"},
-                {"do": "wire"},
-                {"do": "disconnect"},
-            ],
-        });
-        let bob = sdk_once_ready(&bob_config, "bob_ready");
-        let alice = browser::sdk(&alice_config.to_string(), |_| {}).expect("alice's browser ran");
-        let bob = bob
-            .join()
-            .expect("bob's thread")
-            .expect("bob's browser ran");
-        let (a, b): (Value, Value) = (
-            serde_json::from_str(&alice).expect("JSON"),
-            serde_json::from_str(&bob).expect("JSON"),
-        );
-        assert!(
-            a["error"].is_null(),
-            "{what}: alice: {}\n{}\n{}",
-            a["error"],
-            a["events"],
-            kamailio.log_tail()
-        );
-        assert!(
-            b["error"].is_null(),
-            "{what}: bob: {}\n{}",
-            b["error"],
-            b["events"]
-        );
-        let offer = candidates_in(&a, "out", "INVITE", "INVITE");
-        let answer = candidates_in(&b, "out", "SIP/2.0 200", "INVITE");
-        assert_eq!(
-            offer == 0,
-            alice_at_once,
-            "{what}: {offer} candidates in the offer"
-        );
-        assert_eq!(answer == 0, bob_trickles, "{what}: {answer} in the answer");
-        // Whoever sent no candidates trickled them, and the other got them.
-        assert_eq!(
-            trickle_infos(&a, "out") > 0,
-            alice_at_once,
-            "{what}: alice's INFOs"
-        );
-        assert_eq!(
-            trickle_infos(&b, "out") > 0,
-            bob_trickles,
-            "{what}: bob's INFOs"
-        );
-        assert_eq!(trickle_infos(&b, "in"), trickle_infos(&a, "out"), "{what}");
-        assert_eq!(trickle_infos(&a, "in"), trickle_infos(&b, "out"), "{what}");
-        // No re-INVITE was needed.
-        let names: Vec<&str> = b["events"]
-            .as_array()
-            .map(|l| l.iter().filter_map(|e| e["name"].as_str()).collect())
-            .unwrap_or_default();
-        assert!(!names.contains(&"updating"), "{what}: bob: {names:?}");
-        assert_hears(&a["steps"]["talk"], FAR_HZ, &format!("{what}: alice"));
-        assert_hears(&b["steps"]["talk"], MIC_HZ, &format!("{what}: bob"));
-    }
 }

@@ -11,22 +11,14 @@ mod common;
 
 use std::net::SocketAddr;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 use sipline_test_harness::rtpengine::Rtpengine;
 
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, assert_window, far_end,
-    outcome,
+    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_hears, far_end, outcome,
 };
-
-/// The tone heard, and a 2 s window's worth of packets both ways.
-fn assert_hears(step: &Value, expected_hz: f64, what: &str) {
-    assert_tone(step, expected_hz, what);
-    assert_window(step, "received", what);
-    assert_window(step, "sent", what);
-}
 
 #[test]
 fn through_kamailio_and_rtpengine_calls_start_without_waiting_both_ways() {

@@ -15,15 +15,9 @@ use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
-use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_tone, assert_window, number, sdk_once_ready};
+use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_hears, number, sdk_once_ready};
 
 const CAROL_HZ: f64 = 660.0;
-
-fn assert_hears(step: &Value, hz: f64, what: &str) {
-    assert_tone(step, hz, what);
-    assert_window(step, "received", what);
-    assert_window(step, "sent", what);
-}
 
 /// Runs bob's and carol's pages, each until it marks itself ready, then
 /// alice's; their reports.

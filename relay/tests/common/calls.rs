@@ -164,6 +164,46 @@ pub fn sdk_once_ready(
     handle
 }
 
+/// Two browsers in one call: `callee`'s page runs until it marks `ready`,
+/// then `caller`'s to its end, then the callee's is awaited. Returns both
+/// reports (caller's first), each of which must hold no error; `context`
+/// (a PBX's log…) is said with a failure.
+pub fn caller_and_callee(
+    caller: &Value,
+    callee: &Value,
+    ready: &'static str,
+    context: impl Fn() -> String,
+) -> (Value, Value) {
+    let callee = sdk_once_ready(callee, ready);
+    let caller = sipline_test_harness::browser::sdk(&caller.to_string(), |_| {})
+        .expect("the caller's browser ran");
+    let callee = callee
+        .join()
+        .expect("the callee's thread")
+        .expect("the callee's browser ran");
+    let (a, b): (Value, Value) = (
+        serde_json::from_str(&caller).expect("JSON"),
+        serde_json::from_str(&callee).expect("JSON"),
+    );
+    for (who, v) in [("caller", &a), ("callee", &b)] {
+        assert!(
+            v["error"].is_null(),
+            "{who}: {}\n{}\n{}",
+            v["error"],
+            v["events"],
+            context()
+        );
+    }
+    (a, b)
+}
+
+/// The tone heard, and a 2 s window's worth of packets both ways.
+pub fn assert_hears(step: &Value, expected_hz: f64, what: &str) {
+    assert_tone(step, expected_hz, what);
+    assert_window(step, "received", what);
+    assert_window(step, "sent", what);
+}
+
 /// Sends one SIP request over UDP to 127.0.0.1:`port`, as a plain phone
 /// would (`request` is given the socket's port, for its Via), and returns
 /// the status of its final answer.
