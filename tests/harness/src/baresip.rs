@@ -195,9 +195,7 @@ module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
 
     /// The last lines it logged, for failure messages.
     pub fn log_tail(&self) -> String {
-        let text = self.log();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
+        crate::last_lines(&self.log(), 60)
     }
 
     /// The recordings of what it received, one per call (`*-dec.wav`).

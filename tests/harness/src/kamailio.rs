@@ -194,8 +194,7 @@ impl Kamailio {
     /// The last lines Kamailio logged, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(self.dir.join("kamailio.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        crate::last_lines(&text, 40)
     }
 
     fn signal_group(&self, signal: &str) {

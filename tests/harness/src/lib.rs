@@ -13,6 +13,12 @@ pub mod rtpengine;
 
 use std::net::{TcpListener, UdpSocket};
 
+/// The last `n` lines of `text` (a server's log, for failure messages).
+pub(crate) fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// A port that is free for both UDP and TCP on 127.0.0.1 right now.
 ///
 /// There is a window between this check and the server's bind; with ports

@@ -109,8 +109,7 @@ impl Rtpengine {
     /// The last lines it logged, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = fs::read_to_string(self.dir.join("rtpengine.log")).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        crate::last_lines(&text, 40)
     }
 }
 
