@@ -8,12 +8,12 @@ pub mod calls;
 pub mod flood;
 
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use sipline_load::run::LoadConfig;
-use sipline_test_harness::free_port;
+use sipline_test_harness::{free_port, relay};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -113,30 +113,16 @@ impl RelayProcess {
     }
 
     fn launch(http_port: u16, sip_port: u16, args: &[String], users: Option<&str>) -> Child {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sipline-relay"));
-        cmd.arg("--http-listen")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .arg("--sip-listen")
-            .arg(format!("127.0.0.1:{sip_port}"))
-            .args(args)
-            .env("RUST_LOG", "warn,rtc_dtls=error")
-            .stdin(Stdio::null());
-        if let Some(users) = users {
-            cmd.env("SIPLINE_USERS", users);
-        }
-        cmd.spawn().expect("relay binary starts")
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_sipline-relay"));
+        relay::launch(binary, http_port, sip_port, args, users).expect("relay binary starts")
     }
 
     fn wait_listening(&self) {
-        let http_port = self.http_port;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "relay did not listen on {http_port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        assert!(
+            relay::listening(self.http_port),
+            "relay did not listen on {}",
+            self.http_port
+        );
     }
 
     /// The WebSocket URL browsers use.

@@ -1,6 +1,6 @@
 //! Real servers for the end-to-end tests, started and stopped by the tests:
 //! Kamailio, rtpengine, baresip as a measuring far end, headless Chromium,
-//! and the tones they play and record.
+//! the relay binary, and the tones they play and record.
 //!
 //! Everything binds 127.0.0.1 on ports picked at run time, so tests run in
 //! parallel and never collide with a service on the machine.
@@ -9,6 +9,7 @@ pub mod audio;
 pub mod baresip;
 pub mod browser;
 pub mod kamailio;
+pub mod relay;
 pub mod rtpengine;
 
 use std::net::{TcpListener, UdpSocket};

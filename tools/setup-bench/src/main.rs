@@ -10,14 +10,13 @@
 //! dials when the driver says so; and first, each library's start-up, from
 //! its import to registered with the embedded PBX.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use sipline_test_harness::{audio, baresip, browser, free_port, kamailio};
+use sipline_test_harness::{audio, baresip, browser, free_port, kamailio, relay};
 
 #[derive(Parser)]
 #[command(about = "Call set-up times of sipline, JsSIP and SIP.js through the relay")]
@@ -60,29 +59,14 @@ impl Relay {
     fn start(binary: &Path, args: &[&str], users: Option<&str>) -> Result<Relay> {
         let http_port = free_port()?;
         let sip_port = free_port()?;
-        let mut cmd = Command::new(binary);
-        cmd.arg("--http-listen")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .arg("--sip-listen")
-            .arg(format!("127.0.0.1:{sip_port}"))
-            .args(args)
-            .env("RUST_LOG", "warn,rtc_dtls=error")
-            .stdin(Stdio::null());
-        if let Some(users) = users {
-            cmd.env("SIPLINE_USERS", users);
-        }
-        let child = cmd
-            .spawn()
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let child = relay::launch(binary, http_port, sip_port, &args, users)
             .with_context(|| format!("starting {}", binary.display()))?;
-        let relay = Relay { child, http_port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
-            if Instant::now() > deadline {
-                bail!("the relay did not listen on {http_port}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let started = Relay { child, http_port };
+        if !relay::listening(http_port) {
+            bail!("the relay did not listen on {http_port}");
         }
-        Ok(relay)
+        Ok(started)
     }
 
     fn ws_url(&self) -> String {
