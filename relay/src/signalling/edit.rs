@@ -10,28 +10,33 @@ use sipline_core::sip::{
 /// The option tag and INFO package of trickle ICE over SIP (RFC 8840).
 const TRICKLE_ICE: &str = "trickle-ice";
 
-/// Where the relay carries a call's media it is the browser's ICE agent,
-/// and the PBX's RTP side has no ICE: trickle ICE is neither side's to
-/// offer across it. `Some` for a `Supported` or `Recv-Info` header that
-/// names it: the header without it (dropped when nothing is left).
-pub(crate) fn without_trickle_ice(h: &Header<'_>) -> Option<Action> {
+/// Where the relay carries a call's media (`anchored`) it is the
+/// browser's ICE agent, and the PBX's RTP side has no ICE: trickle ICE is
+/// neither side's to offer across it. A `Supported` or `Recv-Info` header
+/// that names it goes on without it (dropped when nothing is left); any
+/// other header, or any header when the media is not the relay's, as it
+/// came.
+pub(crate) fn without_trickle_ice(h: &Header<'_>, anchored: bool) -> Action {
     let listed = match &h.name {
         HeaderName::Supported => true,
         HeaderName::Other(n) => n.eq_ignore_ascii_case("Recv-Info"),
         _ => false,
     };
-    if !listed || !split_commas(h.value).any(|t| t.trim().eq_ignore_ascii_case(TRICKLE_ICE)) {
-        return None;
+    if !anchored
+        || !listed
+        || !split_commas(h.value).any(|t| t.trim().eq_ignore_ascii_case(TRICKLE_ICE))
+    {
+        return Action::Keep;
     }
     let rest: Vec<&str> = split_commas(h.value)
         .map(str::trim)
         .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(TRICKLE_ICE))
         .collect();
-    Some(if rest.is_empty() {
+    if rest.is_empty() {
         Action::Drop
     } else {
         Action::Replace(rest.join(", "))
-    })
+    }
 }
 
 /// What to do with one header line.

@@ -112,8 +112,7 @@ impl Proxy {
             hop.apply(h).unwrap_or_else(|| match h.name {
                 HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
                 ref n if is_asserted_identity(n) => Action::Drop,
-                _ if anchored => without_trickle_ice(h).unwrap_or(Action::Keep),
-                _ => Action::Keep,
+                _ => without_trickle_ice(h, anchored),
             })
         };
         let datagram = rewrite_body(msg, None, &top, edit, body_of(msg, &body));
@@ -251,8 +250,7 @@ impl Proxy {
             }
             HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
             ref n if is_asserted_identity(n) => Action::Drop,
-            _ if anchored => without_trickle_ice(h).unwrap_or(Action::Keep),
-            _ => Action::Keep,
+            _ => without_trickle_ice(h, anchored),
         };
         let datagram = rewrite_body(msg, None, &[], edit, body_of(msg, &body));
         self.remember_contacts(conn, rewritten);

@@ -114,10 +114,8 @@ impl Proxy {
         let mut hop = HopEdits::new(hops, routes_to_pop);
         let anchored = self.media.is_some();
         let edit = |h: &Header<'_>| {
-            hop.apply(h).unwrap_or_else(|| match anchored {
-                true => without_trickle_ice(h).unwrap_or(Action::Keep),
-                false => Action::Keep,
-            })
+            hop.apply(h)
+                .unwrap_or_else(|| without_trickle_ice(h, anchored))
         };
         let frame = rewrite_body(msg, restored.as_deref(), &top, edit, body_of(msg, &body));
         let frame = with_max_forwards(msg, frame);
@@ -194,8 +192,7 @@ impl Proxy {
                 ours_bound |= matches!(action, Action::Replace(_));
                 action
             }
-            _ if anchored => without_trickle_ice(h).unwrap_or(Action::Keep),
-            _ => Action::Keep,
+            _ => without_trickle_ice(h, anchored),
         };
         let tell_ice_lite = is_register
             && self.media.is_some()
