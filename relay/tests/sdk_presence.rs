@@ -93,6 +93,37 @@ fn assert_lamp_rings_then_busy_then_idle(alice: &Value, pbx: &str) {
     );
 }
 
+/// Bob's page in both tests: registered, he lets a call ring 2.5 s,
+/// answers, talks 2.5 s and hangs up (his lamp: ringing, busy, idle).
+fn bob_answers_late(mic: &str, options: Value) -> Value {
+    json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": options},
+            {"do": "mark", "event": "bob_ready"},
+            {"do": "wait_event", "event": "incoming", "timeoutMs": 60000},
+            {"do": "sleep", "ms": 2500},
+            {"do": "answer"},
+            {"do": "sleep", "ms": 2500},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    })
+}
+
+/// A page that calls `target` and waits until the call is hung up.
+fn calls_until_hung_up(mic: &str, options: Value, target: &str) -> Value {
+    json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": options},
+            {"do": "call", "target": target},
+            {"do": "wait_event", "event": "hangup", "timeoutMs": 30000},
+            {"do": "disconnect"},
+        ],
+    })
+}
+
 #[test]
 fn a_busy_lamp_and_the_voicemail_light_follow_kamailio_s_presence_server() {
     let scratch = Scratch::new("presence");
@@ -123,28 +154,8 @@ fn a_busy_lamp_and_the_voicemail_light_follow_kamailio_s_presence_server() {
         })
     };
     let bob_uri = format!("sip:bob@{DOMAIN}");
-    let bob = json!({
-        "mic": mic,
-        "steps": [
-            {"do": "connect", "options": options("bob")},
-            {"do": "mark", "event": "bob_ready"},
-            {"do": "wait_event", "event": "incoming", "timeoutMs": 60000},
-            {"do": "sleep", "ms": 2500},
-            {"do": "answer"},
-            {"do": "sleep", "ms": 2500},
-            {"do": "hangup"},
-            {"do": "disconnect"},
-        ],
-    });
-    let carol = json!({
-        "mic": mic,
-        "steps": [
-            {"do": "connect", "options": options("carol")},
-            {"do": "call", "target": bob_uri},
-            {"do": "wait_event", "event": "hangup", "timeoutMs": 30000},
-            {"do": "disconnect"},
-        ],
-    });
+    let bob = bob_answers_late(&mic, options("bob"));
+    let carol = calls_until_hung_up(&mic, options("carol"), &bob_uri);
     let alice = json!({
         "mic": mic,
         "steps": [
@@ -256,28 +267,8 @@ fn the_embedded_pbx_serves_busy_lamps_and_counts_missed_calls_as_voicemail() {
             "password": format!("{user}-p"),
         })
     };
-    let bob = json!({
-        "mic": mic,
-        "steps": [
-            {"do": "connect", "options": options("bob")},
-            {"do": "mark", "event": "bob_ready"},
-            {"do": "wait_event", "event": "incoming", "timeoutMs": 60000},
-            {"do": "sleep", "ms": 2500},
-            {"do": "answer"},
-            {"do": "sleep", "ms": 2500},
-            {"do": "hangup"},
-            {"do": "disconnect"},
-        ],
-    });
-    let carol_calls_bob = json!({
-        "mic": mic,
-        "steps": [
-            {"do": "connect", "options": options("carol")},
-            {"do": "call", "target": "sip:bob@sipline.local"},
-            {"do": "wait_event", "event": "hangup", "timeoutMs": 30000},
-            {"do": "disconnect"},
-        ],
-    });
+    let bob = bob_answers_late(&mic, options("bob"));
+    let carol_calls_bob = calls_until_hung_up(&mic, options("carol"), "sip:bob@sipline.local");
     let carol_calls_alice = json!({
         "mic": mic,
         "steps": [
