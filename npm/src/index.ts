@@ -1,12 +1,14 @@
 // sipline: a phone in a web page.
 //
-// This file is the typed, promise-based face of the WebAssembly engine
-// (sdk-wasm). The engine owns the SIP logic, the WebSocket, the
-// RTCPeerConnections and the timers; this facade keeps one object per call,
-// turns the engine's events into typed events, and waits on them for the
-// promises it returns. It holds no SIP rule of its own.
+// This file is the typed, promise-based face of the engine (engine.ts): the
+// sans-IO SIP core compiled to WebAssembly (sdk-wasm), driven by the
+// engine's WebSocket, RTCPeerConnections and timers. This facade keeps one
+// object per call, turns the engine's events into typed events, and waits
+// on them for the promises it returns. Neither holds a SIP rule: those are
+// the core's.
 
-import init, { Engine } from "../wasm/sipline_wasm.js";
+import init from "../wasm/sipline_wasm.js";
+import { Engine, type EngineLike } from "./engine.js";
 
 export { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidStateError } from "./errors.js";
 import { SipError, RegistrationError, ConnectionError, InvalidStateError, engine, fromEngine } from "./errors.js";
@@ -15,7 +17,7 @@ import * as check from "./check.js";
 import { Call, strip } from "./call.js";
 import { Subscription, type SubscribeOptions } from "./subscription.js";
 import { checkCallOptions, checkPhoneOptions, checkSendOptions } from "./options.js";
-import { PHONE_EVENTS, type CallOptions, type Detail, type EngineLike, type PhoneEvents, type PhoneOptions, type SendOptions, type TransferRequest } from "./types.js";
+import { PHONE_EVENTS, type CallOptions, type Detail, type PhoneEvents, type PhoneOptions, type SendOptions, type TransferRequest } from "./types.js";
 export { Call } from "./call.js";
 export { Subscription } from "./subscription.js";
 export type {

@@ -1,15 +1,7 @@
 // The facade's public types: the options, events and records the app
 // sees, and what it uses of the engine.
 
-import type { Engine } from "../wasm/sipline_wasm.js";
 import type { Call } from "./call.js";
-
-/** @internal What the facade uses of the engine (a fake one drives the facade's tests). */
-export type EngineLike = Pick<Engine,
-  "connect" | "close" | "free" | "register" | "unregister" | "checkTarget" | "call" | "acceptReferral" |
-  "declineReferral" | "ringing" | "answer" | "decline" | "hangup" | "hold" | "restartIce" | "transfer" |
-  "transferReplacing" | "subscribe" | "unsubscribe" | "mute" |
-  "sendDtmf" | "sendDtmfInfo" | "message" | "callMessage" | "info" | "remoteStream" | "localStream" | "stats">;
 
 /** How to reach the relay and who to be. */
 export interface PhoneOptions {

@@ -1,12 +1,19 @@
-//! The browser half of sipline's SDK: the WebAssembly module the npm
-//! package `sipline` wraps.
+//! The WebAssembly half of sipline's SDK: the sans-IO core behind a thin,
+//! synchronous binding, which the npm package `sipline` drives.
 //!
-//! It owns what only a browser has (the WebSocket, the `RTCPeerConnection`s,
-//! `getUserMedia`, `setTimeout`) and drives the sans-IO core with it. All SIP
-//! behaviour lives in `sipline-core`; this crate moves bytes, time and SDP,
-//! and turns the core's events into calls of one JS function
-//! `emit(name, detail)`. The typed, promise-based API that applications use
-//! is the TypeScript facade in `npm/`, which builds on [`Engine`].
+//! Everything SIP and SDP is decided in `sipline-core`; this crate only
+//! carries its inputs and outputs across: bytes that arrived and the time
+//! in, bytes to send, the next deadline and events out, and the app's
+//! actions. The browser's objects (the WebSocket, the `RTCPeerConnection`s,
+//! `getUserMedia`, `setTimeout`) are held by the package's TypeScript
+//! engine (`npm/src/engine.ts`), which applies what the core decides: kept
+//! there, they cost a few kilobytes of JavaScript instead of tens of
+//! kilobytes of bindings and async state machines here.
+//!
+//! The crossing is kept small on purpose: numbers and strings in, strings
+//! out. Events leave as JSON records (`record`), a refused action as the
+//! string `"<code> <message>"`, which the engine turns into the
+//! `TypeError`, `RangeError` or `Error` the app gets.
 
 // In the browser there is no `std`: its panic and formatting machinery
 // would be bytes every page pays for. The heap is dlmalloc (what `std`
@@ -27,397 +34,376 @@ fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
     core::arch::wasm32::unreachable()
 }
 
+mod json;
+mod options;
 mod prelude;
+mod record;
+
 use prelude::*;
 
-mod js;
-mod media;
-mod shell;
-
-use alloc::rc::Rc;
-use core::time::Duration;
-
-use js_sys::{Function, Promise};
-use sipline_core::CallId;
 use sipline_core::sip::reason_phrase;
-use sipline_core::{Config, Secret, UserAgent};
+use sipline_core::{ActionError, CallId, Instant, MessageId, SubscriptionId, UserAgent};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
-use web_sys::MediaStream;
 
-use media::{MediaSettings, Want};
-use shell::{Backoff, CallTo, Shell, ShellSettings};
+pub use options::Options;
 
-/// One phone: a registration (or a guest), its WebSocket and its calls.
-/// The npm facade creates one per `Phone.connect`.
+/// One phone's user agent: a registration (or a guest) and its calls.
 #[wasm_bindgen]
-pub struct Engine {
-    shell: Rc<Shell>,
+pub struct Core {
+    ua: UserAgent,
+    /// The app's headers for the next action, staged by [`Core::header`].
+    headers: Vec<(String, String)>,
 }
 
-/// Reads the options object `Phone.connect` was given (the facade has
-/// checked its types and filled defaults).
-fn config(options: &JsValue) -> Result<(Config, ShellSettings), JsValue> {
-    let server = js::get_str(options, "server").ok_or_else(|| js::error("server is required"))?;
-    let uri = js::get_str(options, "uri").ok_or_else(|| js::error("uri is required"))?;
-    let mut config = Config::new(uri);
-    config.secure = server.starts_with("wss:");
-    config.password = js::get_str(options, "password").map(Secret::new);
-    config.auth_username = js::get_str(options, "authUser");
-    config.display_name = js::get_str(options, "displayName");
-    config.registrar = js::get_str(options, "registrar");
-    config.instance_id = js::get_str(options, "instanceId");
-    if let Some(agent) = js::get_str(options, "userAgent") {
-        config.user_agent = agent;
-    }
-    if let Some(ring) = js::get(options, "autoRinging").as_bool() {
-        config.auto_ringing = ring;
-    }
-    if let Some(register) = js::get(options, "register").as_bool() {
-        config.register = register;
-    }
-    if let Some(expires) = js::get_num(options, "registerExpires") {
-        config.register_expires = expires as u32;
-    }
-    if let Some(secs) = js::get_num(options, "sessionExpiresSecs") {
-        config.session_expires = (secs > 0.0).then_some(secs as u32);
-    }
-    let prefixes = js::get(options, "incomingHeaderPrefixes");
-    if prefixes.is_object() {
-        config.incoming_header_prefixes = js_sys::Array::from(&prefixes)
-            .iter()
-            .filter_map(|p| p.as_string())
-            .collect();
-    }
-    if let Some(secs) = js::get_num(options, "keepAliveSecs") {
-        config.keepalive_interval = (secs > 0.0).then(|| Duration::from_secs(secs as u64));
-    }
-    let settings = ShellSettings {
-        server,
-        media: MediaSettings {
-            ice_servers: js::get(options, "iceServers"),
-            gathering_timeout_ms: js::get_num(options, "iceGatheringTimeoutMs").unwrap_or(2000.0)
-                as i32,
-            ice_lite: js::get(options, "iceLite").as_bool(),
-        },
-        backoff: Backoff {
-            min_ms: js::get_num(options, "reconnectMinMs").unwrap_or(500.0),
-            max_ms: js::get_num(options, "reconnectMaxMs").unwrap_or(30_000.0),
-        },
-    };
-    Ok((config, settings))
+/// Milliseconds on the page's monotonic clock as the core's time.
+fn at(now_ms: f64) -> Instant {
+    // `as` saturates: a negative or NaN clock reads as 0.
+    Instant::from_millis(now_ms as u64)
 }
 
-fn want(audio: bool, video: bool) -> Want {
-    Want { audio, video }
+/// A refusal as the engine reads it: `"<code> <message>"`.
+#[inline(never)]
+fn refusal(e: &ActionError) -> String {
+    let mut s = String::from(e.code());
+    s.push(' ');
+    s.push_str(&e.to_string());
+    s
 }
 
 #[wasm_bindgen]
-impl Engine {
-    /// Builds the phone; nothing is sent before [`Engine::connect`].
-    /// `emit(name, detail)` receives every event.
+impl Core {
+    /// The user agent for `options` (what `Phone.connect` was given, checked
+    /// by the package), its tags and nonces drawn from `seed` (32 bytes
+    /// from `crypto.getRandomValues`). Throws `"type <message>"` or
+    /// `"range <message>"` naming the option the core refuses.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: JsValue, emit: Function) -> Result<Engine, JsValue> {
-        let (config, settings) = config(&options)?;
-        let ua = UserAgent::new(config, js::seed()?).map_err(|e| js::config_error(&e))?;
-        Ok(Engine {
-            shell: Shell::new(ua, emit, settings),
+    pub fn new(options: &Options, seed: &[u8]) -> Result<Core, String> {
+        let seed: [u8; 32] = seed
+            .try_into()
+            .map_err(|_| String::from("range seed must be 32 bytes"))?;
+        let config = options::config(options)?;
+        let ua = UserAgent::new(config, seed).map_err(|e| options::refusal(&e))?;
+        Ok(Core {
+            ua,
+            headers: Vec::new(),
         })
     }
 
-    /// Opens the WebSocket; it registers once open (unless a guest) and
-    /// reconnects whenever it drops, until [`Engine::close`].
-    pub fn connect(&self) {
-        self.shell.open_socket();
+    /// The WebSocket opened: the core registers (unless a guest) and
+    /// recovers its calls.
+    pub fn connected(&mut self, now: f64) {
+        self.ua.transport_connected(at(now));
     }
 
-    /// Registers again (after [`Engine::unregister`]).
-    pub fn register(&self) {
-        self.shell.with_ua(|ua, now| ua.register(now));
+    /// The WebSocket closed.
+    pub fn closed(&mut self, now: f64) {
+        self.ua.transport_closed(at(now));
+    }
+
+    /// One WebSocket frame, one SIP message (RFC 7118 §5.2). A malformed
+    /// one is dropped (RFC 3261 §18); what was wrong with it is returned,
+    /// for the console.
+    pub fn receive(&mut self, now: f64, frame: &[u8]) -> Option<String> {
+        self.ua
+            .handle_message(at(now), frame)
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    /// The deadline [`Core::deadline`] named has come.
+    pub fn timeout(&mut self, now: f64) {
+        self.ua.handle_timeout(at(now));
+    }
+
+    /// The next SIP message to send, one per frame.
+    pub fn transmit(&mut self) -> Option<Vec<u8>> {
+        self.ua.poll_transmit()
+    }
+
+    /// When [`Core::timeout`] is next due, in the clock's milliseconds;
+    /// `-1` when nothing is.
+    pub fn deadline(&self) -> f64 {
+        self.ua
+            .poll_timeout()
+            .map_or(-1.0, |t| t.as_millis() as f64)
+    }
+
+    /// The next event as its JSON record `["name", { detail }]`.
+    pub fn event(&mut self) -> Option<String> {
+        self.ua.poll_event().map(record::record)
+    }
+
+    /// Adds a header (`X-Crm-Id: 42`) to what the next action sends; the
+    /// core refuses malformed and reserved ones when that action runs.
+    pub fn header(&mut self, name: String, value: String) {
+        self.headers.push((name, value));
+    }
+
+    /// Runs `action` with the staged headers at `now`; a refusal (of a
+    /// header or of the action) as [`refusal`]'s string.
+    fn act<R>(
+        &mut self,
+        now: f64,
+        action: impl FnOnce(&mut UserAgent, Instant) -> Result<R, ActionError>,
+    ) -> Result<R, String> {
+        let headers = core::mem::take(&mut self.headers);
+        let pairs = header_pairs(&headers);
+        let now = at(now);
+        match self.ua.with_headers(&pairs, |ua| action(ua, now)) {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(refusal(&e)),
+            Err(e) => Err(header_refusal(&e)),
+        }
+    }
+
+    /// Checks (and drops) the staged headers, before an action that first
+    /// opens the microphone: a bad header fails it before the browser asks.
+    #[wasm_bindgen(js_name = checkHeaders)]
+    pub fn check_headers(&mut self) -> Result<(), String> {
+        self.act(0.0, |_, _| Ok(()))
+    }
+
+    /// Registers again (after [`Core::unregister`]).
+    pub fn register(&mut self, now: f64) {
+        self.ua.register(at(now));
     }
 
     /// Removes the binding; `unregistered` follows.
-    pub fn unregister(&self) {
-        self.shell.with_ua(|ua, now| ua.unregister(now));
+    pub fn unregister(&mut self, now: f64) {
+        self.ua.unregister(at(now));
     }
 
-    /// Closes the WebSocket and every call's media, for good.
-    pub fn close(&self) {
-        self.shell.close();
+    /// Calls `target` with our SDP `offer`; the new call's id.
+    pub fn call(&mut self, now: f64, target: &str, offer: &str) -> Result<u32, String> {
+        self.act(now, |ua, now| ua.call(now, target, offer).map(|c| c.0))
     }
 
-    // Every method that sends takes the app's `headers` last: a plain
-    // object `{ "X-Name": "value" }` (or undefined), added to what it
-    // sends. A header the core refuses throws (or rejects) before
-    // anything is sent.
-
-    /// Calls `target`; resolves with the call's id once the INVITE is
-    /// sent, rejects when the microphone is refused or there is no
-    /// connection.
-    pub fn call(&self, target: String, audio: bool, video: bool, headers: JsValue) -> Promise {
-        let shell = self.shell.clone();
-        let headers = js::headers(&headers);
-        future_to_promise(async move {
-            shell.with_ua_headers(&headers, |_, _| ())?;
-            shell
-                .call(CallTo::Target(target), want(audio, video), headers)
-                .await
-                .map(JsValue::from)
-        })
-    }
-
-    /// Throws the `TypeError` a call to `target` would get (not a SIP URI),
-    /// before anything asks for the microphone.
-    #[wasm_bindgen(js_name = checkTarget)]
-    pub fn check_target(&self, target: &str) -> Result<(), JsValue> {
-        UserAgent::check_target(target).map_err(|e| js::action_error(&e))
-    }
-
-    /// Follows the far end's transfer request (a `referred` event) of call
-    /// `call`: a new call to its target, whose progress the far end hears
-    /// of. Resolves with the new call's id once its INVITE is sent.
+    /// Follows the far end's transfer request in `call` with a new call
+    /// offering `offer`; its id.
     #[wasm_bindgen(js_name = acceptReferral)]
-    pub fn accept_referral(
-        &self,
-        call: u32,
-        audio: bool,
-        video: bool,
-        headers: JsValue,
-    ) -> Promise {
-        let shell = self.shell.clone();
-        let headers = js::headers(&headers);
-        future_to_promise(async move {
-            shell.with_ua_headers(&headers, |_, _| ())?;
-            shell
-                .call(CallTo::Referral(call), want(audio, video), headers)
-                .await
-                .map(JsValue::from)
+    pub fn accept_referral(&mut self, now: f64, call: u32, offer: &str) -> Result<u32, String> {
+        self.act(now, |ua, now| {
+            ua.accept_referral(now, CallId(call), offer).map(|c| c.0)
         })
     }
 
-    /// Refuses the far end's transfer request of call `call` (it hears
-    /// 603); throws (`no_referral`) if none waits.
+    /// Refuses the far end's transfer request in `call` (603).
     #[wasm_bindgen(js_name = declineReferral)]
-    pub fn decline_referral(&self, call: u32) -> Result<(), JsValue> {
-        self.shell
-            .act(&[], |ua, now| ua.decline_referral(now, CallId(call)))
+    pub fn decline_referral(&mut self, now: f64, call: u32) -> Result<(), String> {
+        self.act(now, |ua, now| ua.decline_referral(now, CallId(call)))
     }
 
-    /// Tells the caller of incoming call `call` that it rings (`180`), for
-    /// an app that turned `autoRinging` off.
-    pub fn ringing(&self, call: u32, headers: JsValue) -> Result<(), JsValue> {
-        self.shell.act(&js::headers(&headers), |ua, now| {
-            ua.ringing(now, CallId(call))
-        })
+    /// `180 Ringing` for incoming `call`.
+    pub fn ringing(&mut self, now: f64, call: u32) -> Result<(), String> {
+        self.act(now, |ua, now| ua.ringing(now, CallId(call)))
     }
 
-    /// Answers incoming call `call`; resolves once the answer is sent.
-    pub fn answer(&self, call: u32, audio: bool, video: bool, headers: JsValue) -> Promise {
-        let shell = self.shell.clone();
-        let headers = js::headers(&headers);
-        future_to_promise(async move {
-            shell.with_ua_headers(&headers, |_, _| ())?;
-            shell
-                .answer(call, want(audio, video), headers)
-                .await
-                .map(|()| JsValue::UNDEFINED)
-        })
+    /// Our `sdp` for `call`: the answer to its offer (incoming, or a far
+    /// end's change), or our offer where it sent none.
+    pub fn answer(&mut self, now: f64, call: u32, sdp: &str) -> Result<(), String> {
+        self.act(now, |ua, now| ua.answer(now, CallId(call), sdp))
     }
 
-    /// Declines an incoming call with `code` (486, 603…) and `reason`
-    /// (by default the code's own phrase).
+    /// Declines incoming `call` with `code` (486 when not given) and
+    /// `reason` (the code's own phrase when not given).
     pub fn decline(
-        &self,
+        &mut self,
+        now: f64,
         call: u32,
         code: Option<u16>,
         reason: Option<String>,
-        headers: JsValue,
-    ) -> Result<(), JsValue> {
+    ) -> Result<(), String> {
         let code = code.unwrap_or(UserAgent::DECLINE_CODE);
         let reason = reason.unwrap_or_else(|| reason_phrase(code).to_owned());
-        self.shell.act(&js::headers(&headers), |ua, now| {
-            ua.decline(now, CallId(call), code, &reason)
-        })
+        self.act(now, |ua, now| ua.decline(now, CallId(call), code, &reason))
     }
 
-    /// Ends a call: BYE, or CANCEL while it rings.
-    pub fn hangup(&self, call: u32, headers: JsValue) -> Result<(), JsValue> {
-        self.shell.act(&js::headers(&headers), |ua, now| {
-            ua.hangup(now, CallId(call))
-        })
+    /// Ends `call`: BYE, or CANCEL while it rings.
+    pub fn hangup(&mut self, now: f64, call: u32) -> Result<(), String> {
+        self.act(now, |ua, now| ua.hangup(now, CallId(call)))
     }
 
-    /// Holds (`held`) or resumes a call by re-INVITE; resolves once sent.
-    pub fn hold(&self, call: u32, held: bool, headers: JsValue) -> Promise {
-        let shell = self.shell.clone();
-        let headers = js::headers(&headers);
-        future_to_promise(async move {
-            shell.with_ua_headers(&headers, |_, _| ())?;
-            shell
-                .reoffer(call, Some(held), false, headers)
-                .await
-                .map(|()| JsValue::UNDEFINED)
-        })
+    /// Blind transfer of `call` to `target` (REFER).
+    pub fn transfer(&mut self, now: f64, call: u32, target: &str) -> Result<(), String> {
+        self.act(now, |ua, now| ua.transfer(now, CallId(call), target))
     }
 
-    /// Restarts ICE (new credentials, the relay checks the new path) by
-    /// re-INVITE, e.g. after the network changed; resolves once sent.
-    #[wasm_bindgen(js_name = restartIce)]
-    pub fn restart_ice(&self, call: u32, headers: JsValue) -> Promise {
-        let shell = self.shell.clone();
-        let headers = js::headers(&headers);
-        future_to_promise(async move {
-            shell.with_ua_headers(&headers, |_, _| ())?;
-            shell
-                .reoffer(call, None, true, headers)
-                .await
-                .map(|()| JsValue::UNDEFINED)
-        })
-    }
-
-    /// Blind-transfers a call to `target` (REFER); throws if the call is
-    /// not up or `target` is not a SIP URI. `transfer` events follow.
-    pub fn transfer(&self, call: u32, target: &str, headers: JsValue) -> Result<(), JsValue> {
-        self.shell.act(&js::headers(&headers), |ua, now| {
-            ua.transfer(now, CallId(call), target)
-        })
-    }
-
-    /// Attended transfer: asks the far end of `call` to call the far end
-    /// of `other` (the consultation) in its place, with Replaces; the
-    /// outcome arrives as `transfer` events, as for [`Engine::transfer`].
+    /// Attended transfer: the far end of `call` calls the far end of
+    /// `other` in our place (REFER with Replaces).
     #[wasm_bindgen(js_name = transferReplacing)]
-    pub fn transfer_replacing(
-        &self,
-        call: u32,
-        other: u32,
-        headers: JsValue,
-    ) -> Result<(), JsValue> {
-        self.shell.act(&js::headers(&headers), |ua, now| {
+    pub fn transfer_replacing(&mut self, now: f64, call: u32, other: u32) -> Result<(), String> {
+        self.act(now, |ua, now| {
             ua.transfer_replacing(now, CallId(call), CallId(other))
         })
     }
 
-    /// Mutes or unmutes the microphone of a call; `false` if no such call.
-    pub fn mute(&self, call: u32, muted: bool) -> bool {
-        self.shell
-            .call_media(call)
-            .map(|m| m.set_muted(muted))
-            .is_some()
-    }
-
-    /// Sends DTMF `digits` in the media (RFC 4733); `false` if the call
-    /// has no audio sender.
-    #[wasm_bindgen(js_name = sendDtmf)]
-    pub fn send_dtmf(&self, call: u32, digits: &str, duration_ms: u32, gap_ms: u32) -> bool {
-        self.shell
-            .call_media(call)
-            .is_some_and(|m| m.send_dtmf(digits, duration_ms, gap_ms))
-    }
-
-    /// Sends one DTMF digit as SIP INFO; throws if the call is not up or
-    /// `digit` is not one.
+    /// One DTMF digit as SIP INFO.
     #[wasm_bindgen(js_name = sendDtmfInfo)]
     pub fn send_dtmf_info(
-        &self,
+        &mut self,
+        now: f64,
         call: u32,
         digit: char,
         duration_ms: u32,
-        headers: JsValue,
-    ) -> Result<(), JsValue> {
-        self.shell.act(&js::headers(&headers), |ua, now| {
+    ) -> Result<(), String> {
+        self.act(now, |ua, now| {
             ua.send_dtmf_info(now, CallId(call), digit, duration_ms)
         })
     }
 
-    /// Sends a MESSAGE outside any call; returns its id (`message_sent` or
-    /// `message_failed` follows); throws when not connected or `target` is
-    /// not a SIP URI.
+    /// A MESSAGE outside any call; its id (`message_sent` or
+    /// `message_failed` names it).
     pub fn message(
-        &self,
+        &mut self,
+        now: f64,
         target: &str,
         content_type: &str,
         body: &str,
-        headers: JsValue,
-    ) -> Result<u32, JsValue> {
-        self.shell
-            .act(&js::headers(&headers), |ua, now| {
-                ua.message(now, target, content_type, body)
-            })
-            .map(|id| id.0)
-    }
-
-    /// Subscribes to `event` of `target` (RFC 6665), taking `accept`
-    /// bodies, for `expires` seconds (the core's defaults when undefined;
-    /// kept up until `unsubscribe`); its
-    /// id, which the `subscription_active`, `notify` and
-    /// `subscription_ended` events carry.
-    pub fn subscribe(
-        &self,
-        target: &str,
-        event: &str,
-        accept: Option<String>,
-        expires: Option<u32>,
-        headers: JsValue,
-    ) -> Result<u32, JsValue> {
-        self.shell
-            .act(&js::headers(&headers), |ua, now| {
-                ua.subscribe(now, target, event, accept.as_deref(), expires)
-            })
-            .map(|id| id.0)
-    }
-
-    /// Ends a subscription; `subscription_ended` follows.
-    pub fn unsubscribe(&self, subscription: u32) -> Result<(), JsValue> {
-        self.shell.act(&[], |ua, now| {
-            ua.unsubscribe(now, sipline_core::SubscriptionId(subscription))
+    ) -> Result<u32, String> {
+        self.act(now, |ua, now| {
+            ua.message(now, target, content_type, body).map(|m| m.0)
         })
     }
 
-    /// Sends a MESSAGE in a call's dialog; throws if the call is not up.
+    /// A MESSAGE in `call`'s dialog.
     #[wasm_bindgen(js_name = callMessage)]
     pub fn call_message(
-        &self,
+        &mut self,
+        now: f64,
         call: u32,
         content_type: &str,
         body: &str,
-        headers: JsValue,
-    ) -> Result<(), JsValue> {
-        self.shell.act(&js::headers(&headers), |ua, now| {
+    ) -> Result<(), String> {
+        self.act(now, |ua, now| {
             ua.call_message(now, CallId(call), content_type, body)
         })
     }
 
-    /// Sends an INFO of any type in a call; returns its id, which the
-    /// `info_answered` event names. Throws if the call is not up.
+    /// An INFO of any type in `call`; its id (`info_answered` names it).
     pub fn info(
-        &self,
+        &mut self,
+        now: f64,
         call: u32,
         content_type: &str,
         body: &str,
-        headers: JsValue,
-    ) -> Result<u32, JsValue> {
-        self.shell
-            .act(&js::headers(&headers), |ua, now| {
-                ua.info(now, CallId(call), content_type, body)
-            })
-            .map(|id| id.0)
+    ) -> Result<u32, String> {
+        self.act(now, |ua, now| {
+            ua.info(now, CallId(call), content_type, body)
+                .map(|m: MessageId| m.0)
+        })
     }
 
-    /// What the far end sends, for an `<audio>`/`<video>` element.
-    #[wasm_bindgen(js_name = remoteStream)]
-    pub fn remote_stream(&self, call: u32) -> Option<MediaStream> {
-        self.shell.call_media(call)?.remote_stream().ok()
+    /// Subscribes to `event` of `target` (RFC 6665); its id.
+    pub fn subscribe(
+        &mut self,
+        now: f64,
+        target: &str,
+        event: &str,
+        accept: Option<String>,
+        expires: Option<u32>,
+    ) -> Result<u32, String> {
+        self.act(now, |ua, now| {
+            ua.subscribe(now, target, event, accept.as_deref(), expires)
+                .map(|s| s.0)
+        })
     }
 
-    /// What the call sends (the microphone, the camera).
-    #[wasm_bindgen(js_name = localStream)]
-    pub fn local_stream(&self, call: u32) -> Option<MediaStream> {
-        Some(self.shell.call_media(call)?.local_stream())
+    /// Ends a subscription; `subscription_ended` follows.
+    pub fn unsubscribe(&mut self, now: f64, subscription: u32) -> Result<(), String> {
+        self.act(now, |ua, now| {
+            ua.unsubscribe(now, SubscriptionId(subscription))
+        })
     }
 
-    /// The call's `RTCStatsReport`; `undefined` if there is no such call.
-    pub fn stats(&self, call: u32) -> Option<Promise> {
-        Some(self.shell.call_media(call)?.stats())
+    /// Reserves `call`'s next session change for an offer of ours (hold
+    /// when `held` says so, else as it is); whether that offer must hold.
+    #[wasm_bindgen(js_name = beginUpdate)]
+    pub fn begin_update(&mut self, call: u32, held: Option<bool>) -> Result<bool, String> {
+        self.act(0.0, |ua, _| ua.begin_update(CallId(call), held))
     }
+
+    /// Gives the reserved change back: the offer could not be made.
+    #[wasm_bindgen(js_name = abandonUpdate)]
+    pub fn abandon_update(&mut self, call: u32) {
+        self.ua.abandon_update(CallId(call));
+    }
+
+    /// Sends our new `offer` for `call` in the reserved change (re-INVITE).
+    pub fn update(&mut self, now: f64, call: u32, offer: &str) -> Result<(), String> {
+        self.act(now, |ua, now| ua.update(now, CallId(call), offer))
+    }
+
+    /// The browser could not take the far end's offer in `call`: it is
+    /// refused, and the call stays as it was.
+    #[wasm_bindgen(js_name = refuseOffer)]
+    pub fn refuse_offer(&mut self, now: f64, call: u32) -> Result<(), String> {
+        self.act(now, |ua, now| ua.refuse_offer(now, CallId(call)))
+    }
+
+    /// Whether we hold `call`, as agreed so far.
+    pub fn held(&self, call: u32) -> bool {
+        self.ua.held(CallId(call))
+    }
+
+    /// Whether our answer to `offer` in `call` (or, without `offer`, our
+    /// offer) may leave before ICE gathering ends; `app_says`: the app's
+    /// `iceLite` option.
+    #[wasm_bindgen(js_name = candidatesOptional)]
+    pub fn candidates_optional(
+        &self,
+        call: u32,
+        offer: Option<String>,
+        app_says: Option<bool>,
+    ) -> bool {
+        let answering = offer.as_deref().map(|o| (CallId(call), o));
+        self.ua.candidates_optional(answering, app_says)
+    }
+
+    /// Trickles what is new in our local description `sdp` to `call`'s
+    /// far end (RFC 8840), the last time with `complete`.
+    #[wasm_bindgen(js_name = sendCandidates)]
+    pub fn send_candidates(
+        &mut self,
+        now: f64,
+        call: u32,
+        sdp: &str,
+        complete: bool,
+    ) -> Result<(), String> {
+        self.act(now, |ua, now| {
+            ua.send_candidates(now, CallId(call), sdp, complete)
+        })
+    }
+}
+
+/// Why a call to `target` would be refused (it is not a SIP URI), as
+/// [`refusal`]'s string; nothing when it would not.
+#[wasm_bindgen(js_name = checkTarget)]
+pub fn check_target(target: &str) -> Option<String> {
+    UserAgent::check_target(target).err().map(|e| refusal(&e))
+}
+
+/// Whether two SDPs name the same far end (ICE user fragment and DTLS
+/// fingerprint): after a reconnect, whether the relay's answer still
+/// reaches the media we have.
+#[wasm_bindgen(js_name = sameTransport)]
+pub fn same_transport(a: &str, b: &str) -> bool {
+    sipline_core::sdp::same_transport(a, b)
+}
+
+/// The staged headers as the core takes them. Out of line, as
+/// [`header_refusal`]: [`Core::act`] is copied for every action.
+#[inline(never)]
+fn header_pairs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
+
+/// A header the core refused, as a refusal with the code `bad_header`.
+#[inline(never)]
+fn header_refusal(e: &sipline_core::HeaderError) -> String {
+    let mut s = String::from("bad_header ");
+    s.push_str(&e.to_string());
+    s
 }

@@ -2,6 +2,5 @@
 //! `std` in the browser.
 
 pub(crate) use alloc::borrow::ToOwned;
-pub(crate) use alloc::format;
 pub(crate) use alloc::string::{String, ToString};
 pub(crate) use alloc::vec::Vec;
