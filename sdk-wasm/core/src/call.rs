@@ -29,7 +29,7 @@ mod incoming;
 mod info;
 mod outgoing;
 mod recovery;
-mod refer;
+pub(crate) mod refer;
 mod reinvite;
 mod replaces;
 mod session_timers;

@@ -610,9 +610,16 @@ impl UserAgent {
         if !self.calls.has_referrals() {
             return;
         }
-        let events = self.events.get(mark..).unwrap_or_default().to_vec();
+        let progress: Vec<(CallId, u16, String)> = self
+            .events
+            .get(mark..)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(crate::call::refer::referral_progress)
+            .map(|(call, code, reason)| (call, code, reason.to_owned()))
+            .collect();
         let (calls, mut cx) = self.call_ctx(now);
-        calls.report_referrals(&mut cx, &events);
+        calls.report_referrals(&mut cx, &progress);
     }
 
     fn deliver(

@@ -189,18 +189,13 @@ impl Calls {
         Ok(())
     }
 
-    /// Reports what `events` (just produced) say of the calls made for
-    /// transfer requests: 180 once ringing, then the final outcome.
-    pub fn report_referrals(&mut self, cx: &mut Ctx<'_>, events: &[Event]) {
-        for event in events {
-            let (call, code, reason) = match event {
-                Event::Ringing { call } | Event::Progress { call, .. } => (*call, 180, "Ringing"),
-                Event::Accepted { call, .. } => (*call, 200, "OK"),
-                Event::Hangup { call, code, reason } => {
-                    (*call, code.unwrap_or(487), reason.as_str())
-                }
-                _ => continue,
-            };
+    /// Reports the progress of calls (`progress`: what the events just
+    /// produced said, as [`referral_progress`] reads them) to the far ends
+    /// whose transfer requests made them: 180 once ringing, then the final
+    /// outcome.
+    pub fn report_referrals(&mut self, cx: &mut Ctx<'_>, progress: &[(CallId, u16, String)]) {
+        for (call, code, reason) in progress {
+            let (call, code, reason) = (*call, *code, reason.as_str());
             let Some(r) = self.referrals.iter_mut().find(|r| r.call == Some(call)) else {
                 continue;
             };
@@ -371,5 +366,18 @@ pub(super) fn transfer_progress(msg: &Message<'_>) -> Option<(u16, String, bool)
             true,
         )),
         None => Some((100, String::from("Trying"), false)),
+    }
+}
+
+/// What `event` says of a call's progress that a transfer request's
+/// NOTIFYs report: its call, the status, the reason. (Read out of the
+/// events instead of copying them: a copy of the whole event type is
+/// kilobytes of the SDK's wasm.)
+pub(crate) fn referral_progress(event: &Event) -> Option<(CallId, u16, &str)> {
+    match event {
+        Event::Ringing { call } | Event::Progress { call, .. } => Some((*call, 180, "Ringing")),
+        Event::Accepted { call, .. } => Some((*call, 200, "OK")),
+        Event::Hangup { call, code, reason } => Some((*call, code.unwrap_or(487), reason.as_str())),
+        _ => None,
     }
 }
