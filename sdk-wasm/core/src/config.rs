@@ -205,8 +205,7 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 pub(crate) fn check_app_header(name: &str, value: &str) -> Result<(), HeaderError> {
-    let token = |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
-    if name.is_empty() || !name.chars().all(token) {
+    if !crate::sip::is_token(name) {
         return Err(HeaderError::BadName(name.to_owned()));
     }
     if value.chars().any(|c| c.is_control() && c != '\t') {

@@ -132,7 +132,7 @@ pub(crate) fn dtmf_relay(msg: &Message<'_>) -> Option<(char, u32)> {
         }
     }
     digit
-        .filter(|d| d.is_ascii_digit() || "*#ABCDabcd".contains(*d))
+        .filter(|d| matches!(d, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d'))
         .map(|d| (d.to_ascii_uppercase(), duration))
 }
 

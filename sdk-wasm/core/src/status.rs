@@ -10,6 +10,7 @@
 //! prefixes are ignored (`dm:note` is a `note`).
 
 use crate::prelude::*;
+use crate::sip::{find_byte, find_str};
 
 /// A voicemail summary (RFC 3842 §5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -332,7 +333,7 @@ impl<'a> Iterator for Scanner<'a> {
                 ("<!", ">"),
             ] {
                 if self.rest.starts_with(start) {
-                    self.rest = match self.rest.find(end) {
+                    self.rest = match find_str(self.rest, end) {
                         Some(at) => &self.rest[at + end.len()..],
                         None => "",
                     };
@@ -387,7 +388,7 @@ fn attr(attrs: &str, name: &str) -> Option<String> {
 
 /// `text` with the XML entities and character references replaced.
 fn decode(text: &str) -> String {
-    if !text.contains('&') {
+    if find_byte(text, b'&').is_none() {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len());

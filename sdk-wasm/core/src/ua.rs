@@ -307,7 +307,7 @@ impl UserAgent {
         duration_ms: u32,
     ) -> Result<(), ActionError> {
         let upper = digit.to_ascii_uppercase();
-        if !(upper.is_ascii_digit() || "*#ABCD".contains(upper)) {
+        if !matches!(upper, '0'..='9' | '*' | '#' | 'A'..='D') {
             return Err(ActionError::BadDigit(digit));
         }
         self.require_transport()?;

@@ -149,6 +149,19 @@ pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
     s.bytes().position(|c| c == b)
 }
 
+/// Index of the first `needle` in `s`: a plain byte scan, which UTF-8
+/// makes exact (a match of whole characters can only start on a character).
+/// Not `str::find(&str)`: its two-way searcher (and the slicing panic it
+/// links) is kilobytes of the SDK's wasm, for needles of a few bytes.
+pub(crate) fn find_str(s: &str, needle: &str) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    s.as_bytes()
+        .windows(needle.len())
+        .position(|w| w == needle.as_bytes())
+}
+
 /// `s` split around its first byte `b` (ASCII), that byte dropped.
 pub(crate) fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
     let i = find_byte(s, b)?;

@@ -79,7 +79,7 @@ pub fn unquote(s: &str) -> Cow<'_, str> {
     let Some(inner) = s.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
         return Cow::Borrowed(s);
     };
-    if !inner.contains('\\') {
+    if find_byte(inner, b'\\').is_none() {
         return Cow::Borrowed(inner);
     }
     let mut out = String::with_capacity(inner.len());
