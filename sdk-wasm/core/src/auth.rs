@@ -120,7 +120,7 @@ impl Challenge {
         let base = if session {
             alg.get(..alg.len() - 5)?
         } else {
-            &alg[..]
+            &*alg
         };
         let algorithm = if base.eq_ignore_ascii_case("MD5") {
             Algorithm::Md5

@@ -46,6 +46,7 @@
 //! ```
 
 #![no_std]
+#![cfg_attr(not(test), deny(clippy::string_slice))]
 
 // The core needs a heap (`alloc`) and nothing else of `std`, so the browser
 // SDK's wasm carries no `std` (its panic and formatting machinery are the

@@ -7,6 +7,7 @@
 //! what it means to and writes everything else back byte for byte.
 
 use crate::prelude::*;
+use crate::sip::str_from;
 use core::fmt;
 
 /// Why an SDP body was refused.
@@ -193,7 +194,7 @@ impl<'a> Sdp<'a> {
             }
             let line = Line {
                 kind: b[0],
-                value: &raw[2..],
+                value: str_from(raw, 2),
             };
             if count == 1 && (line.kind != b'v' || line.value.trim() != "0") {
                 return Err(SdpError::BadVersion);

@@ -10,7 +10,7 @@
 //! prefixes are ignored (`dm:note` is a `note`).
 
 use crate::prelude::*;
-use crate::sip::{find_byte, find_str};
+use crate::sip::{find_byte, find_str, str_from, str_range, str_to};
 
 /// A voicemail summary (RFC 3842 §5).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -317,8 +317,8 @@ impl<'a> Iterator for Scanner<'a> {
                 return (!text.trim().is_empty()).then_some(Item::Text(text));
             };
             if open > 0 {
-                let text = &self.rest[..open];
-                self.rest = &self.rest[open..];
+                let text = str_to(self.rest, open);
+                self.rest = str_from(self.rest, open);
                 if !text.trim().is_empty() {
                     return Some(Item::Text(text));
                 }
@@ -334,7 +334,7 @@ impl<'a> Iterator for Scanner<'a> {
             ] {
                 if self.rest.starts_with(start) {
                     self.rest = match find_str(self.rest, end) {
-                        Some(at) => &self.rest[at + end.len()..],
+                        Some(at) => str_from(self.rest, at + end.len()),
                         None => "",
                     };
                     break;
@@ -347,8 +347,8 @@ impl<'a> Iterator for Scanner<'a> {
                 continue;
             }
             let close = self.rest.find('>')?;
-            let tag = &self.rest[1..close];
-            self.rest = &self.rest[close + 1..];
+            let tag = str_range(self.rest, 1, close);
+            self.rest = str_from(self.rest, close + 1);
             if let Some(name) = tag.strip_prefix('/') {
                 return Some(Item::End {
                     name: local(name.trim()),
@@ -362,8 +362,8 @@ impl<'a> Iterator for Scanner<'a> {
                 .find(|c: char| c.is_ascii_whitespace())
                 .unwrap_or(tag.len());
             return Some(Item::Start {
-                name: local(&tag[..end]),
-                attrs: &tag[end..],
+                name: local(str_to(tag, end)),
+                attrs: str_from(tag, end),
                 empty,
             });
         }
@@ -375,14 +375,14 @@ fn attr(attrs: &str, name: &str) -> Option<String> {
     let mut rest = attrs;
     loop {
         let eq = rest.find('=')?;
-        let key = local(rest[..eq].trim());
-        let after = rest[eq + 1..].trim_start();
+        let key = local(str_to(rest, eq).trim());
+        let after = str_from(rest, eq + 1).trim_start();
         let quote = after.chars().next().filter(|q| *q == '"' || *q == '\'')?;
-        let value_end = after[1..].find(quote)? + 1;
+        let value_end = str_from(after, 1).find(quote)? + 1;
         if key == name {
-            return Some(decode(&after[1..value_end]));
+            return Some(decode(str_range(after, 1, value_end)));
         }
-        rest = &after[value_end + 1..];
+        rest = str_from(after, value_end + 1);
     }
 }
 
@@ -394,14 +394,14 @@ fn decode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
+        out.push_str(str_to(rest, at));
+        rest = str_from(rest, at);
         let Some(semi) = rest.find(';').filter(|s| *s <= 10) else {
             out.push('&');
-            rest = &rest[1..];
+            rest = str_from(rest, 1);
             continue;
         };
-        let entity = &rest[1..semi];
+        let entity = str_range(rest, 1, semi);
         let c = match entity {
             "lt" => Some('<'),
             "gt" => Some('>'),
@@ -417,11 +417,11 @@ fn decode(text: &str) -> String {
         match c {
             Some(c) => {
                 out.push(c);
-                rest = &rest[semi + 1..];
+                rest = str_from(rest, semi + 1);
             }
             None => {
                 out.push('&');
-                rest = &rest[1..];
+                rest = str_from(rest, 1);
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::error::ActionError;
 use crate::event::Event;
 use crate::ids::CallId;
 use crate::input::{safe_target, safe_text};
-use crate::sip::{HeaderName, Message, Method};
+use crate::sip::{HeaderName, Message, Method, str_range};
 
 /// How long a blind transfer's outcome may take (the far end's call to the
 /// target rings a while, but not for ever).
@@ -107,7 +107,7 @@ impl Calls {
             .ok_or((400, "Missing Refer-To"))?
             .trim();
         let uri = match (refer_to.find('<'), refer_to.rfind('>')) {
-            (Some(open), Some(close)) if open < close => &refer_to[open + 1..close],
+            (Some(open), Some(close)) if open < close => str_range(refer_to, open + 1, close),
             _ => refer_to.split(';').next().unwrap_or_default().trim(),
         };
         // Headers in the URI (§19.1.1): a Replaces makes it an attended

@@ -162,10 +162,34 @@ pub(crate) fn find_str(s: &str, needle: &str) -> Option<usize> {
         .position(|w| w == needle.as_bytes())
 }
 
+// `&s[..end]`, `&s[start..]` and `&s[start..end]` without their panic
+// path: a `str` index that is not on a character boundary panics through
+// `core`'s slicing error, which formats the offending character with
+// `Debug` and links Unicode tables, kilobytes of the SDK's wasm. Every
+// index the core slices at comes from a scan of ASCII bytes, so these
+// never miss; if one did, the part would read as empty instead of
+// panicking on network input. (`clippy::string_slice` keeps plain string
+// slicing out of the core.)
+
+/// `s` up to byte `end`.
+pub(crate) fn str_to(s: &str, end: usize) -> &str {
+    s.get(..end).unwrap_or_default()
+}
+
+/// `s` from byte `start`.
+pub(crate) fn str_from(s: &str, start: usize) -> &str {
+    s.get(start..).unwrap_or_default()
+}
+
+/// `s` from byte `start` up to byte `end`.
+pub(crate) fn str_range(s: &str, start: usize, end: usize) -> &str {
+    s.get(start..end).unwrap_or_default()
+}
+
 /// `s` split around its first byte `b` (ASCII), that byte dropped.
 pub(crate) fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
     let i = find_byte(s, b)?;
-    Some((&s[..i], &s[i + 1..]))
+    Some((str_to(s, i), str_from(s, i + 1)))
 }
 
 /// Appends `n` in decimal without going through `core::fmt`, which would

@@ -1,7 +1,7 @@
 //! The zero-copy parser: a [`Message`] borrows every slice from the input.
 
 use super::values::{CSeq, NameAddr, Via, is_lws, trim_lws};
-use super::{HeaderName, Method, find_byte, is_token, split_at_byte};
+use super::{HeaderName, Method, find_byte, is_token, split_at_byte, str_from, str_to};
 use crate::prelude::*;
 
 /// Bounds on what the parser accepts, so that a hostile peer cannot make it
@@ -184,13 +184,13 @@ impl<'a> Message<'a> {
             }
             let line = utf8(line)?;
             let colon = find_byte(line, b':').ok_or(ParseError::MissingColon)?;
-            let name = line[..colon].trim_end_matches([' ', '\t']);
+            let name = str_to(line, colon).trim_end_matches([' ', '\t']);
             if !is_token(name) {
                 return Err(ParseError::BadHeaderName);
             }
             let header = Header {
                 name: HeaderName::parse(name),
-                value: trim_lws(&line[colon + 1..]),
+                value: trim_lws(str_from(line, colon + 1)),
             };
             singles.note(&header)?;
             headers.push(header);
@@ -541,7 +541,7 @@ fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
     let scheme_ok = find_byte(uri, b':').is_some_and(|i| {
         i > 0
             && uri.as_bytes()[0].is_ascii_alphabetic()
-            && uri[..i]
+            && str_to(uri, i)
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
     });
@@ -559,7 +559,7 @@ fn parse_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
 /// literals are).
 fn strip_version(s: &str) -> Option<&str> {
     let v = s.get(..7)?;
-    v.eq_ignore_ascii_case("SIP/2.0").then(|| &s[7..])
+    v.eq_ignore_ascii_case("SIP/2.0").then(|| str_from(s, 7))
 }
 
 #[cfg(test)]

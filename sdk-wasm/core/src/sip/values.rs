@@ -6,7 +6,7 @@
 use crate::prelude::*;
 use alloc::borrow::Cow;
 
-use super::{Method, find_byte, is_token, split_at_byte};
+use super::{Method, find_byte, is_token, split_at_byte, str_from, str_range, str_to};
 
 /// Linear whitespace as it may appear in a raw (possibly folded) value.
 pub(crate) fn is_lws(c: char) -> bool {
@@ -50,7 +50,7 @@ fn split_outside<'a>(s: &'a str, sep: u8) -> impl Iterator<Item = &'a str> + 'a 
             }
             i += 1;
         }
-        let part = &s[pos..i];
+        let part = str_range(s, pos, i);
         if i >= bytes.len() {
             done = true;
         } else {
@@ -195,7 +195,7 @@ impl<'a> Uri<'a> {
         // parameters or headers), and the user part may hold '?' and ';'
         // (RFC 3261 §25.1 user-unreserved), so split at '@' first.
         let (user, after_user) = match rest.rfind('@') {
-            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            Some(at) => (Some(str_to(rest, at)), str_from(rest, at + 1)),
             None => (None, rest),
         };
         let (hostpart, headers) = split_at_byte(after_user, b'?').unwrap_or((after_user, ""));
@@ -204,13 +204,13 @@ impl<'a> Uri<'a> {
         }
         let (host, after) = if hostpart.starts_with('[') {
             let end = find_byte(hostpart, b']')?;
-            (&hostpart[..=end], &hostpart[end + 1..])
+            (str_to(hostpart, end + 1), str_from(hostpart, end + 1))
         } else {
             let end = hostpart
                 .bytes()
                 .position(|c| c == b':' || c == b';')
                 .unwrap_or(hostpart.len());
-            (&hostpart[..end], &hostpart[end..])
+            (str_to(hostpart, end), str_from(hostpart, end))
         };
         if host.is_empty()
             || !host
@@ -222,14 +222,14 @@ impl<'a> Uri<'a> {
         let (port, params) = match after.strip_prefix(':') {
             Some(p) => {
                 let end = find_byte(p, b';').unwrap_or(p.len());
-                let digits = &p[..end];
+                let digits = str_to(p, end);
                 if digits.is_empty()
                     || digits.len() > 5
                     || !digits.bytes().all(|b| b.is_ascii_digit())
                 {
                     return None;
                 }
-                (Some(digits.parse().ok()?), &p[end..])
+                (Some(digits.parse().ok()?), str_from(p, end))
             }
             None => (None, after),
         };
@@ -272,21 +272,25 @@ impl<'a> NameAddr<'a> {
         let s = trim_lws(s);
         let (display_name, uri_text, params) = if let Some(rest) = s.strip_prefix('"') {
             let end = closing_quote(rest)?;
-            let display = &rest[..end];
-            let after = trim_lws(&rest[end + 1..]);
+            let display = str_to(rest, end);
+            let after = trim_lws(str_from(rest, end + 1));
             let inner = after.strip_prefix('<')?;
             let close = find_byte(inner, b'>')?;
-            (Some(display), &inner[..close], &inner[close + 1..])
+            (
+                Some(display),
+                str_to(inner, close),
+                str_from(inner, close + 1),
+            )
         } else if let Some(open) = find_byte(s, b'<') {
-            let display = trim_lws(&s[..open]);
+            let display = trim_lws(str_to(s, open));
             // An unquoted display name is a sequence of tokens.
             if !display.split(is_lws).all(|t| t.is_empty() || is_token(t)) {
                 return None;
             }
-            let inner = &s[open + 1..];
+            let inner = str_from(s, open + 1);
             let close = find_byte(inner, b'>')?;
             let display = (!display.is_empty()).then_some(display);
-            (display, &inner[..close], &inner[close + 1..])
+            (display, str_to(inner, close), str_from(inner, close + 1))
         } else {
             // addr-spec: the URI cannot hold ';' parameters, they belong to
             // the header (RFC 3261 §20.10).
@@ -294,7 +298,7 @@ impl<'a> NameAddr<'a> {
                 return None;
             }
             let end = find_byte(s, b';').unwrap_or(s.len());
-            (None, trim_lws(&s[..end]), &s[end..])
+            (None, trim_lws(str_to(s, end)), str_from(s, end))
         };
         let params = trim_lws(params);
         if !params.is_empty() && !params.starts_with(';') {
@@ -360,11 +364,11 @@ impl<'a> Via<'a> {
         }
         let rest = trim_lws(rest);
         let t_end = rest.find(is_lws)?;
-        let transport = &rest[..t_end];
-        let rest = trim_lws(&rest[t_end..]);
+        let transport = str_to(rest, t_end);
+        let rest = trim_lws(str_from(rest, t_end));
         let sb_end = find_byte(rest, b';').unwrap_or(rest.len());
-        let sent_by = trim_lws(&rest[..sb_end]);
-        let params = Params(&rest[sb_end..]);
+        let sent_by = trim_lws(str_to(rest, sb_end));
+        let params = Params(str_from(rest, sb_end));
         if !is_token(transport) || !params.is_well_formed() {
             return None;
         }
@@ -388,12 +392,12 @@ impl Uri<'_> {
     fn parse_host_port(s: &str) -> Option<(&str, Option<u16>)> {
         let (host, port) = if s.starts_with('[') {
             let end = find_byte(s, b']')?;
-            let after = &s[end + 1..];
+            let after = str_from(s, end + 1);
             // After the bracket: nothing, or ":port".
             if !after.is_empty() && !after.starts_with(':') {
                 return None;
             }
-            (&s[..=end], after.strip_prefix(':'))
+            (str_to(s, end + 1), after.strip_prefix(':'))
         } else {
             match split_at_byte(s, b':') {
                 Some((h, p)) => (h, Some(p)),
@@ -437,7 +441,7 @@ impl<'a> CSeq<'a> {
     pub fn parse(s: &'a str) -> Option<CSeq<'a>> {
         let s = trim_lws(s);
         let end = s.find(is_lws)?;
-        let (num, method) = (&s[..end], trim_lws(&s[end..]));
+        let (num, method) = (str_to(s, end), trim_lws(str_from(s, end)));
         if num.is_empty() || num.len() > 10 || !num.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
@@ -463,15 +467,15 @@ impl<'a> AuthParams<'a> {
     pub fn parse(s: &'a str) -> Option<AuthParams<'a>> {
         let s = trim_lws(s);
         let end = s.find(is_lws).unwrap_or(s.len());
-        let scheme = &s[..end];
+        let scheme = str_to(s, end);
         if !is_token(scheme) {
             return None;
         }
-        let params = trim_lws(&s[end..]);
+        let params = trim_lws(str_from(s, end));
         let mut rest = params;
         while let Some(open) = find_byte(rest, b'"') {
-            let close = closing_quote(&rest[open + 1..])?;
-            rest = &rest[open + 1 + close + 1..];
+            let close = closing_quote(str_from(rest, open + 1))?;
+            rest = str_from(rest, open + 1 + close + 1);
         }
         Some(AuthParams { scheme, params })
     }
