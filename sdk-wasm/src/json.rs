@@ -3,12 +3,13 @@
 //!
 //! By hand, not serde_json: an event is a flat object of strings, numbers
 //! and booleans (with a few small nested ones), and writing that needs a
-//! string escaper and an integer printer, a few hundred bytes of wasm,
+//! string escaper and the core's integer printer, a few hundred bytes of wasm,
 //! where serde's derive and `core::fmt` would cost tens of kilobytes of the
 //! SDK's budget. Building the object on the JavaScript side field by field
 //! (one import call per field) was larger still.
 
 use crate::prelude::*;
+use sipline_core::sip::push_decimal;
 
 /// One JSON text being written. Keys and values go in order; commas are
 /// placed by looking at what came last, so nesting needs no stack.
@@ -60,20 +61,7 @@ impl Json {
     #[inline(never)]
     pub(crate) fn num(&mut self, key: &str, value: u64) -> &mut Self {
         self.key(Some(key));
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = value;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        for &d in &digits[at..] {
-            self.0.push(char::from(d));
-        }
+        push_decimal(&mut self.0, value);
         self
     }
 

@@ -194,7 +194,7 @@ pub(crate) fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
 
 /// Appends `n` in decimal without going through `core::fmt`, which would
 /// pull formatting machinery into the wasm build.
-pub(crate) fn push_decimal(out: &mut String, mut n: u64) {
+pub fn push_decimal(out: &mut String, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
