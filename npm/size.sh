@@ -25,7 +25,7 @@ bundle() { "$esbuild" "$1" --bundle --minify --format=esm --platform=browser --l
 # What a page may download of sipline, wasm + bundled JS, minified and
 # gzipped, in bytes. Lowered as the size falls (issue: the SDK's weight,
 # aiming at 40,000); a feature that needs more says so here, in review.
-BUDGET=106300
+BUDGET=105200
 
 bundle dist/index.js "$work/sipline.js"
 js=$(gz "$work/sipline.js")

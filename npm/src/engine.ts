@@ -38,23 +38,13 @@ const ARGUMENT_CODES = new Set(["bad_target", "bad_text", "bad_digit"]);
  * `code` (`not_connected`, `wrong_state`…) for the facade to sort on. A
  * refused header is a plain `Error`.
  */
-function refusal(e: unknown): unknown {
-  if (typeof e !== "string") return e;
-  const space = e.indexOf(" ");
-  const code = e.slice(0, space);
-  const message = e.slice(space + 1);
+function refusal(text: string): Error {
+  const space = text.indexOf(" ");
+  const code = text.slice(0, space);
+  const message = text.slice(space + 1);
   if (code === "bad_header") return new Error(message);
   const error = code === "bad_code" ? new RangeError(message) : ARGUMENT_CODES.has(code) ? new TypeError(message) : new Error(message);
   return Object.assign(error, { code });
-}
-
-/** Runs `f` on the core, a refusal thrown as {@link refusal} makes it. */
-function refused<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    throw refusal(e);
-  }
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -258,12 +248,12 @@ export class Engine {
 
   /** Sends a MESSAGE outside any call; returns its id (`message_sent` or `message_failed` follows). */
   message(target: string, contentType: string, body: string, headers?: Headers): number {
-    return this.#act(headers, (c, t) => c.message(t, target, contentType, body));
+    return this.#make(headers, (c, t) => c.message(t, target, contentType, body));
   }
 
   /** Subscribes to `event` of `target` (RFC 6665); its id, which the subscription's events carry. */
   subscribe(target: string, event: string, accept?: string, expires?: number, headers?: Headers): number {
-    return this.#act(headers, (c, t) => c.subscribe(t, target, event, accept, expires));
+    return this.#make(headers, (c, t) => c.subscribe(t, target, event, accept, expires));
   }
 
   /** Ends a subscription; `subscription_ended` follows. */
@@ -278,7 +268,7 @@ export class Engine {
 
   /** Sends an INFO of any type in a call; returns its id, which the `info_answered` event names. */
   info(call: number, contentType: string, body: string, headers?: Headers): number {
-    return this.#act(headers, (c, t) => c.info(t, call, contentType, body));
+    return this.#make(headers, (c, t) => c.info(t, call, contentType, body));
   }
 
   /** What the far end sends, for an `<audio>`/`<video>` element. */
@@ -307,13 +297,20 @@ export class Engine {
     }
   }
 
-  /** {@link #with} for an action with the app's `headers`: a refusal (of a header or of the action) becomes the typed error. */
-  #act<R>(headers: Headers | undefined, f: (core: Core, now: number) => R): R {
+  /** {@link #with} for an action with the app's `headers` that makes nothing: its refusal (`false`; of a header or of the action) thrown as the typed error. */
+  #act(headers: Headers | undefined, f: (core: Core, now: number) => boolean): void {
+    this.#make(headers, (c, t) => f(c, t) || undefined);
+  }
+
+  /** {@link #with} for an action with the app's `headers` that makes something (a call's or a message's id): it, or its refusal (`undefined`) thrown as the typed error. */
+  #make<R>(headers: Headers | undefined, f: (core: Core, now: number) => R | undefined): R {
     if (this.#freed) throw Object.assign(new Error("the phone is disconnected"), { code: "not_connected" });
     for (const [name, value] of Object.entries(headers ?? {})) {
       if (typeof value === "string") this.#core.header(name, value);
     }
-    return refused(() => this.#with(f));
+    const made = this.#with(f);
+    if (made === undefined) throw refusal(this.#core.refusal());
+    return made;
   }
 
   /** Checks the app's headers before an action that first opens the microphone. */
@@ -543,12 +540,12 @@ export class Engine {
   }
 
   /** Places a call: the microphone, an offer, then the INVITE (`send`). */
-  async #place(send: (core: Core, now: number, offer: string) => number, want: Want, headers?: Headers): Promise<number> {
+  async #place(send: (core: Core, now: number, offer: string) => number | undefined, want: Want, headers?: Headers): Promise<number> {
     const media = await Media.open(want, this.#media);
     let call: number;
     try {
       const offer = await media.offer(this.#gatherFirst());
-      call = this.#act(headers, (c, t) => send(c, t, offer));
+      call = this.#make(headers, (c, t) => send(c, t, offer));
     } catch (e) {
       media.close();
       throw e;
@@ -582,12 +579,8 @@ export class Engine {
   }
 
   /** A core step whose refusal only means the call moved on (it ended, or changed first). */
-  #quietly(f: (core: Core, now: number) => void): void {
-    try {
-      if (!this.#freed) this.#with(f);
-    } catch {
-      // the call is gone or changed: nothing to do
-    }
+  #quietly(f: (core: Core, now: number) => unknown): void {
+    if (!this.#freed) this.#with(f);
   }
 
   /**
@@ -601,7 +594,7 @@ export class Engine {
     // The core holds the call's next change for this offer (the far end's
     // own meanwhile gets 491) and says which way it must go.
     const current = this.#core.held(call);
-    const target = this.#act(undefined, (c) => c.beginUpdate(call, held));
+    const target = this.#make(undefined, (c) => c.beginUpdate(call, held));
     let offer: string;
     try {
       await media.setHeld(target);

@@ -11,9 +11,10 @@
 //! kilobytes of bindings and async state machines here.
 //!
 //! The crossing is kept small on purpose: numbers and strings in, strings
-//! out. Events leave as JSON records (`record`), a refused action as the
-//! string `"<code> <message>"`, which the engine turns into the
-//! `TypeError`, `RangeError` or `Error` the app gets.
+//! out. Events leave as JSON records (`record`). An action the core
+//! refuses returns `false` (or nothing, where it would return an id), and
+//! [`Core::refusal`] says why, as `"<code> <message>"`, which the engine
+//! turns into the `TypeError`, `RangeError` or `Error` the app gets.
 
 // In the browser there is no `std`: its panic and formatting machinery
 // would be bytes every page pays for. The heap is talc (a well-kept wasm
@@ -54,6 +55,8 @@ pub struct Core {
     ua: UserAgent,
     /// The app's headers for the next action, staged by [`Core::header`].
     headers: Vec<(String, String)>,
+    /// Why the last action was refused, for [`Core::refusal`].
+    refused: String,
 }
 
 /// Milliseconds on the page's monotonic clock as the core's time.
@@ -87,6 +90,7 @@ impl Core {
         Ok(Core {
             ua,
             headers: Vec::new(),
+            refused: String::new(),
         })
     }
 
@@ -140,28 +144,39 @@ impl Core {
         self.headers.push((name, value));
     }
 
-    /// Runs `action` with the staged headers at `now`; a refusal (of a
-    /// header or of the action) as [`refusal`]'s string.
+    /// Runs `action` with the staged headers at `now`: what it made, or
+    /// `None` when it (or a header) was refused, kept for
+    /// [`Core::refusal`]. (Not a `Result` across the boundary: an export
+    /// returning one carries a wrapper in the wasm and in the glue, 0.2 KB
+    /// of the SDK for the twenty actions.)
     fn act<R>(
         &mut self,
         now: f64,
         action: impl FnOnce(&mut UserAgent, Instant) -> Result<R, ActionError>,
-    ) -> Result<R, String> {
+    ) -> Option<R> {
         let headers = core::mem::take(&mut self.headers);
         let pairs = header_pairs(&headers);
         let now = at(now);
-        match self.ua.with_headers(&pairs, |ua| action(ua, now)) {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(refusal(&e)),
-            Err(e) => Err(header_refusal(&e)),
-        }
+        let refused = match self.ua.with_headers(&pairs, |ua| action(ua, now)) {
+            Ok(Ok(r)) => return Some(r),
+            Ok(Err(e)) => refusal(&e),
+            Err(e) => header_refusal(&e),
+        };
+        self.refused = refused;
+        None
+    }
+
+    /// Why the last action that returned `false` (or nothing) was refused:
+    /// `"<code> <message>"`.
+    pub fn refusal(&self) -> String {
+        self.refused.clone()
     }
 
     /// Checks (and drops) the staged headers, before an action that first
     /// opens the microphone: a bad header fails it before the browser asks.
     #[wasm_bindgen(js_name = checkHeaders)]
-    pub fn check_headers(&mut self) -> Result<(), String> {
-        self.act(0.0, |_, _| Ok(()))
+    pub fn check_headers(&mut self) -> bool {
+        self.act(0.0, |_, _| Ok(())).is_some()
     }
 
     /// Registers again (after [`Core::unregister`]).
@@ -175,14 +190,14 @@ impl Core {
     }
 
     /// Calls `target` with our SDP `offer`; the new call's id.
-    pub fn call(&mut self, now: f64, target: &str, offer: &str) -> Result<u32, String> {
+    pub fn call(&mut self, now: f64, target: &str, offer: &str) -> Option<u32> {
         self.act(now, |ua, now| ua.call(now, target, offer).map(|c| c.0))
     }
 
     /// Follows the far end's transfer request in `call` with a new call
     /// offering `offer`; its id.
     #[wasm_bindgen(js_name = acceptReferral)]
-    pub fn accept_referral(&mut self, now: f64, call: u32, offer: &str) -> Result<u32, String> {
+    pub fn accept_referral(&mut self, now: f64, call: u32, offer: &str) -> Option<u32> {
         self.act(now, |ua, now| {
             ua.accept_referral(now, CallId(call), offer).map(|c| c.0)
         })
@@ -190,19 +205,22 @@ impl Core {
 
     /// Refuses the far end's transfer request in `call` (603).
     #[wasm_bindgen(js_name = declineReferral)]
-    pub fn decline_referral(&mut self, now: f64, call: u32) -> Result<(), String> {
+    pub fn decline_referral(&mut self, now: f64, call: u32) -> bool {
         self.act(now, |ua, now| ua.decline_referral(now, CallId(call)))
+            .is_some()
     }
 
     /// `180 Ringing` for incoming `call`.
-    pub fn ringing(&mut self, now: f64, call: u32) -> Result<(), String> {
+    pub fn ringing(&mut self, now: f64, call: u32) -> bool {
         self.act(now, |ua, now| ua.ringing(now, CallId(call)))
+            .is_some()
     }
 
     /// Our `sdp` for `call`: the answer to its offer (incoming, or a far
     /// end's change), or our offer where it sent none.
-    pub fn answer(&mut self, now: f64, call: u32, sdp: &str) -> Result<(), String> {
+    pub fn answer(&mut self, now: f64, call: u32, sdp: &str) -> bool {
         self.act(now, |ua, now| ua.answer(now, CallId(call), sdp))
+            .is_some()
     }
 
     /// Declines incoming `call` with `code` (486 when not given) and
@@ -213,43 +231,42 @@ impl Core {
         call: u32,
         code: Option<u16>,
         reason: Option<String>,
-    ) -> Result<(), String> {
+    ) -> bool {
         let code = code.unwrap_or(UserAgent::DECLINE_CODE);
         let reason = reason.unwrap_or_else(|| reason_phrase(code).to_owned());
         self.act(now, |ua, now| ua.decline(now, CallId(call), code, &reason))
+            .is_some()
     }
 
     /// Ends `call`: BYE, or CANCEL while it rings.
-    pub fn hangup(&mut self, now: f64, call: u32) -> Result<(), String> {
+    pub fn hangup(&mut self, now: f64, call: u32) -> bool {
         self.act(now, |ua, now| ua.hangup(now, CallId(call)))
+            .is_some()
     }
 
     /// Blind transfer of `call` to `target` (REFER).
-    pub fn transfer(&mut self, now: f64, call: u32, target: &str) -> Result<(), String> {
+    pub fn transfer(&mut self, now: f64, call: u32, target: &str) -> bool {
         self.act(now, |ua, now| ua.transfer(now, CallId(call), target))
+            .is_some()
     }
 
     /// Attended transfer: the far end of `call` calls the far end of
     /// `other` in our place (REFER with Replaces).
     #[wasm_bindgen(js_name = transferReplacing)]
-    pub fn transfer_replacing(&mut self, now: f64, call: u32, other: u32) -> Result<(), String> {
+    pub fn transfer_replacing(&mut self, now: f64, call: u32, other: u32) -> bool {
         self.act(now, |ua, now| {
             ua.transfer_replacing(now, CallId(call), CallId(other))
         })
+        .is_some()
     }
 
     /// One DTMF digit as SIP INFO.
     #[wasm_bindgen(js_name = sendDtmfInfo)]
-    pub fn send_dtmf_info(
-        &mut self,
-        now: f64,
-        call: u32,
-        digit: char,
-        duration_ms: u32,
-    ) -> Result<(), String> {
+    pub fn send_dtmf_info(&mut self, now: f64, call: u32, digit: char, duration_ms: u32) -> bool {
         self.act(now, |ua, now| {
             ua.send_dtmf_info(now, CallId(call), digit, duration_ms)
         })
+        .is_some()
     }
 
     /// A MESSAGE outside any call; its id (`message_sent` or
@@ -260,7 +277,7 @@ impl Core {
         target: &str,
         content_type: &str,
         body: &str,
-    ) -> Result<u32, String> {
+    ) -> Option<u32> {
         self.act(now, |ua, now| {
             ua.message(now, target, content_type, body).map(|m| m.0)
         })
@@ -268,26 +285,15 @@ impl Core {
 
     /// A MESSAGE in `call`'s dialog.
     #[wasm_bindgen(js_name = callMessage)]
-    pub fn call_message(
-        &mut self,
-        now: f64,
-        call: u32,
-        content_type: &str,
-        body: &str,
-    ) -> Result<(), String> {
+    pub fn call_message(&mut self, now: f64, call: u32, content_type: &str, body: &str) -> bool {
         self.act(now, |ua, now| {
             ua.call_message(now, CallId(call), content_type, body)
         })
+        .is_some()
     }
 
     /// An INFO of any type in `call`; its id (`info_answered` names it).
-    pub fn info(
-        &mut self,
-        now: f64,
-        call: u32,
-        content_type: &str,
-        body: &str,
-    ) -> Result<u32, String> {
+    pub fn info(&mut self, now: f64, call: u32, content_type: &str, body: &str) -> Option<u32> {
         self.act(now, |ua, now| {
             ua.info(now, CallId(call), content_type, body)
                 .map(|m: MessageId| m.0)
@@ -302,7 +308,7 @@ impl Core {
         event: &str,
         accept: Option<String>,
         expires: Option<u32>,
-    ) -> Result<u32, String> {
+    ) -> Option<u32> {
         self.act(now, |ua, now| {
             ua.subscribe(now, target, event, accept.as_deref(), expires)
                 .map(|s| s.0)
@@ -310,16 +316,17 @@ impl Core {
     }
 
     /// Ends a subscription; `subscription_ended` follows.
-    pub fn unsubscribe(&mut self, now: f64, subscription: u32) -> Result<(), String> {
+    pub fn unsubscribe(&mut self, now: f64, subscription: u32) -> bool {
         self.act(now, |ua, now| {
             ua.unsubscribe(now, SubscriptionId(subscription))
         })
+        .is_some()
     }
 
     /// Reserves `call`'s next session change for an offer of ours (hold
     /// when `held` says so, else as it is); whether that offer must hold.
     #[wasm_bindgen(js_name = beginUpdate)]
-    pub fn begin_update(&mut self, call: u32, held: Option<bool>) -> Result<bool, String> {
+    pub fn begin_update(&mut self, call: u32, held: Option<bool>) -> Option<bool> {
         self.act(0.0, |ua, _| ua.begin_update(CallId(call), held))
     }
 
@@ -330,15 +337,17 @@ impl Core {
     }
 
     /// Sends our new `offer` for `call` in the reserved change (re-INVITE).
-    pub fn update(&mut self, now: f64, call: u32, offer: &str) -> Result<(), String> {
+    pub fn update(&mut self, now: f64, call: u32, offer: &str) -> bool {
         self.act(now, |ua, now| ua.update(now, CallId(call), offer))
+            .is_some()
     }
 
     /// The browser could not take the far end's offer in `call`: it is
     /// refused, and the call stays as it was.
     #[wasm_bindgen(js_name = refuseOffer)]
-    pub fn refuse_offer(&mut self, now: f64, call: u32) -> Result<(), String> {
+    pub fn refuse_offer(&mut self, now: f64, call: u32) -> bool {
         self.act(now, |ua, now| ua.refuse_offer(now, CallId(call)))
+            .is_some()
     }
 
     /// Whether we hold `call`, as agreed so far.
@@ -363,16 +372,11 @@ impl Core {
     /// Trickles what is new in our local description `sdp` to `call`'s
     /// far end (RFC 8840), the last time with `complete`.
     #[wasm_bindgen(js_name = sendCandidates)]
-    pub fn send_candidates(
-        &mut self,
-        now: f64,
-        call: u32,
-        sdp: &str,
-        complete: bool,
-    ) -> Result<(), String> {
+    pub fn send_candidates(&mut self, now: f64, call: u32, sdp: &str, complete: bool) -> bool {
         self.act(now, |ua, now| {
             ua.send_candidates(now, CallId(call), sdp, complete)
         })
+        .is_some()
     }
 }
 

@@ -5,7 +5,9 @@
 use crate::prelude::*;
 use core::time::Duration;
 
+use sipline_core::sip::push_decimal;
 use sipline_core::{Config, ConfigError, Secret};
+use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -13,71 +15,58 @@ extern "C" {
     /// The options object `Phone.connect` was given.
     pub type Options;
 
-    #[wasm_bindgen(method, getter)]
-    fn uri(this: &Options) -> Option<String>;
-    #[wasm_bindgen(method, getter)]
-    fn server(this: &Options) -> Option<String>;
-    #[wasm_bindgen(method, getter)]
-    fn password(this: &Options) -> Option<String>;
-    #[wasm_bindgen(method, getter, js_name = authUser)]
-    fn auth_user(this: &Options) -> Option<String>;
-    #[wasm_bindgen(method, getter, js_name = displayName)]
-    fn display_name(this: &Options) -> Option<String>;
-    #[wasm_bindgen(method, getter)]
-    fn registrar(this: &Options) -> Option<String>;
-    #[wasm_bindgen(method, getter, js_name = instanceId)]
-    fn instance_id(this: &Options) -> Option<String>;
-    #[wasm_bindgen(method, getter, js_name = userAgent)]
-    fn user_agent(this: &Options) -> Option<String>;
-    #[wasm_bindgen(method, getter, js_name = autoRinging)]
-    fn auto_ringing(this: &Options) -> Option<bool>;
-    #[wasm_bindgen(method, getter)]
-    fn register(this: &Options) -> Option<bool>;
-    #[wasm_bindgen(method, getter, js_name = registerExpires)]
-    fn register_expires(this: &Options) -> Option<f64>;
-    #[wasm_bindgen(method, getter, js_name = sessionExpiresSecs)]
-    fn session_expires_secs(this: &Options) -> Option<f64>;
-    #[wasm_bindgen(method, getter, js_name = keepAliveSecs)]
-    fn keep_alive_secs(this: &Options) -> Option<f64>;
-    #[wasm_bindgen(method, getter, js_name = incomingHeaderPrefixes)]
-    fn incoming_header_prefixes(this: &Options) -> Option<Vec<JsValue>>;
+    /// `options[key]`: one import for every option, rather than a typed
+    /// getter each (each getter is an import and a JavaScript wrapper of
+    /// its own, about a kilobyte of the SDK for a dozen options).
+    #[wasm_bindgen(method, structural, indexing_getter)]
+    fn get(this: &Options, key: &str) -> JsValue;
 }
 
 /// The core's configuration from `o`; `"type uri is required"` style
 /// refusals for what is missing.
 pub(crate) fn config(o: &Options) -> Result<Config, String> {
-    let server = o
-        .server()
-        .ok_or_else(|| String::from("type server is required"))?;
-    let uri = o
-        .uri()
-        .ok_or_else(|| String::from("type uri is required"))?;
+    let text = |key| o.get(key).as_string();
+    let number = |key| o.get(key).as_f64();
+    let flag = |key| o.get(key).as_bool();
+    let server = text("server").ok_or_else(|| String::from("type server is required"))?;
+    let uri = text("uri").ok_or_else(|| String::from("type uri is required"))?;
     let mut config = Config::new(uri);
     config.secure = server.starts_with("wss:");
-    config.password = o.password().map(Secret::new);
-    config.auth_username = o.auth_user();
-    config.display_name = o.display_name();
-    config.registrar = o.registrar();
-    config.instance_id = o.instance_id();
-    if let Some(agent) = o.user_agent() {
+    config.password = text("password").map(Secret::new);
+    config.auth_username = text("authUser");
+    config.display_name = text("displayName");
+    config.registrar = text("registrar");
+    config.instance_id = text("instanceId");
+    if let Some(agent) = text("userAgent") {
         config.user_agent = agent;
     }
-    if let Some(ring) = o.auto_ringing() {
+    if let Some(ring) = flag("autoRinging") {
         config.auto_ringing = ring;
     }
-    if let Some(register) = o.register() {
+    if let Some(register) = flag("register") {
         config.register = register;
     }
-    if let Some(expires) = o.register_expires() {
+    if let Some(expires) = number("registerExpires") {
         config.register_expires = expires as u32;
     }
-    if let Some(secs) = o.session_expires_secs() {
+    if let Some(secs) = number("sessionExpiresSecs") {
         config.session_expires = (secs > 0.0).then_some(secs as u32);
     }
-    if let Some(prefixes) = o.incoming_header_prefixes() {
-        config.incoming_header_prefixes = prefixes.iter().filter_map(|p| p.as_string()).collect();
+    // The package checked it is an array of short header-name prefixes.
+    let prefixes = o.get("incomingHeaderPrefixes");
+    if prefixes.is_object() {
+        let list: &Options = prefixes.unchecked_ref();
+        let mut key = String::from("0");
+        for i in 1u64.. {
+            let Some(prefix) = list.get(&key).as_string() else {
+                break;
+            };
+            config.incoming_header_prefixes.push(prefix);
+            key.clear();
+            push_decimal(&mut key, i);
+        }
     }
-    if let Some(secs) = o.keep_alive_secs() {
+    if let Some(secs) = number("keepAliveSecs") {
         config.keepalive_interval = (secs > 0.0).then(|| Duration::from_secs(secs as u64));
     }
     Ok(config)
