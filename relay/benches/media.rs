@@ -2,8 +2,11 @@
 //! packet from the browser (SRTP → plain RTP: demultiplex, source check,
 //! unprotect, loss and jitter) or from the PBX (RTP → SRTP: source check,
 //! protect), in the shell's buffer, for both SRTP profiles and two payload
-//! sizes. Then, with a counting allocator: allocations per packet in steady
-//! state (must be 0), and the heap one call's session holds.
+//! sizes, with and without the call being recorded (each packet copied
+//! into the recording's ring, which a thread drains as the relay's writer
+//! does). Then, with a counting allocator: allocations per packet in
+//! steady state, recorded or not (must be 0), and the heap one call's
+//! session holds.
 //! `cargo bench -p sipline-relay --bench media`.
 //!
 //! The browser is `sipline-load`'s: a real ICE check and DTLS handshake in
@@ -19,6 +22,7 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use sipline_load::peer::{BrowserKeys, BrowserPeer, RemoteTransport, connect_in_memory};
 use sipline_relay::media::dtls::{DtlsServer, Identity};
 use sipline_relay::media::ice::IceLite;
+use sipline_relay::media::record::{self, HEADER_LEN, Sink};
 use sipline_relay::media::session::{Forward, Session};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -31,6 +35,11 @@ const PBX: &str = "10.0.0.5:16384";
 const PBX_RTCP: &str = "10.0.0.5:16385";
 /// The shell's buffer: the biggest datagram plus room for SRTP and STUN.
 const BUFFER: usize = 1500 + 128;
+/// The recording ring of the timed runs: they send packets back to back,
+/// millions a second, in bursts, so the ring is as deep as some
+/// milliseconds of that (not of a call's 50 packets a second) for the
+/// writer's thread to keep up.
+const BENCH_RING: usize = 4 << 20;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("address")
@@ -46,6 +55,58 @@ const PROFILES: [(SrtpProtectionProfile, &str); 2] = [
         "AEAD_AES_128_GCM",
     ),
 ];
+
+/// Takes every whole record out of a recording's ring, as the writer
+/// does (without the file): no allocation.
+fn drain(sink: &mut Sink) {
+    let mut packet = [0u8; BUFFER + HEADER_LEN];
+    while sink.ring.slots() >= HEADER_LEN {
+        let (h, rest) = packet.split_at_mut(HEADER_LEN);
+        let Ok(()) = sink.ring.pop_entire_slice(h) else {
+            return;
+        };
+        let len = usize::from(u16::from_be_bytes([h[10], h[11]]));
+        let _ = sink.ring.pop_entire_slice(&mut rest[..len]);
+    }
+}
+
+/// Drains `sink` on its own thread until the session's end of it goes,
+/// as the relay's writer thread does (here without pausing, so that it
+/// keeps up with a benchmark's packet rate); joined, whether the ring
+/// ever filled (the measurement would then be of a stopped recording).
+fn drain_on_a_thread(mut sink: Sink) -> std::thread::JoinHandle<bool> {
+    std::thread::spawn(move || {
+        while !sink.ring.is_abandoned() {
+            drain(&mut sink);
+            std::thread::yield_now();
+        }
+        sink.overflowed()
+    })
+}
+
+/// Joins the benchmark's writer: the recording must have kept up.
+fn writer_kept_up(writer: Option<std::thread::JoinHandle<bool>>) {
+    if let Some(w) = writer {
+        let overflowed = w.join().expect("the writer");
+        assert!(!overflowed, "the recording's ring filled: run on two cores");
+    }
+}
+
+/// A connected call: the relay's session and the browser's keys; with a
+/// `ring` size, recorded, and the recording's writer end too.
+fn call_recorded(
+    identity: &Identity,
+    profile: SrtpProtectionProfile,
+    ring: Option<usize>,
+) -> (Session, BrowserKeys, Option<Sink>) {
+    let (mut session, keys) = call(identity, profile);
+    let sink = ring.map(|bytes| {
+        let (tap, sink) = record::channel("bench", bytes);
+        session.set_tap(tap);
+        sink
+    });
+    (session, keys, sink)
+}
 
 /// A connected call: the relay's session and the browser's keys.
 fn call(identity: &Identity, profile: SrtpProtectionProfile) -> (Session, BrowserKeys) {
@@ -93,9 +154,18 @@ fn media(c: &mut Criterion) {
     for (profile, name) in PROFILES {
         let mut group = c.benchmark_group(format!("session {name}"));
         group.throughput(Throughput::Elements(1));
-        for payload in [160usize, 1200] {
-            group.bench_function(BenchmarkId::new("SRTP to RTP", payload), |b| {
-                let (mut session, mut keys) = call(&identity, profile);
+        for (payload, recorded) in [(160usize, false), (1200, false), (160, true)] {
+            let label = |way: &str| {
+                if recorded {
+                    format!("{way}, recorded")
+                } else {
+                    way.to_owned()
+                }
+            };
+            group.bench_function(BenchmarkId::new(label("SRTP to RTP"), payload), |b| {
+                let (mut session, mut keys, sink) =
+                    call_recorded(&identity, profile, recorded.then_some(BENCH_RING));
+                let writer = sink.map(drain_on_a_thread);
                 let mut seq = 0u16;
                 b.iter_batched_ref(
                     || {
@@ -108,9 +178,13 @@ fn media(c: &mut Criterion) {
                     },
                     BatchSize::SmallInput,
                 );
+                drop(session);
+                writer_kept_up(writer);
             });
-            group.bench_function(BenchmarkId::new("RTP to SRTP", payload), |b| {
-                let (mut session, _keys) = call(&identity, profile);
+            group.bench_function(BenchmarkId::new(label("RTP to SRTP"), payload), |b| {
+                let (mut session, _keys, sink) =
+                    call_recorded(&identity, profile, recorded.then_some(BENCH_RING));
+                let writer = sink.map(drain_on_a_thread);
                 let plain = rtp(1, payload);
                 let mut buf = vec![0u8; BUFFER];
                 let mut seq = 0u16;
@@ -124,6 +198,8 @@ fn media(c: &mut Criterion) {
                             .expect("forwarded"),
                     );
                 });
+                drop(session);
+                writer_kept_up(writer);
             });
         }
         group.finish();
@@ -134,9 +210,16 @@ fn media(c: &mut Criterion) {
 /// call's session holds (with the shell's two buffers).
 fn footprint() {
     let identity = Identity::generate().expect("identity");
-    for (profile, name) in PROFILES {
+    let runs = PROFILES.iter().flat_map(|p| [(*p, false), (*p, true)]);
+    for ((profile, name), recorded) in runs {
+        let name = if recorded {
+            format!("{name}, recorded")
+        } else {
+            name.to_owned()
+        };
         let region = Region::new(GLOBAL);
-        let (mut session, mut keys) = call(&identity, profile);
+        let (mut session, mut keys, mut sink) =
+            call_recorded(&identity, profile, recorded.then_some(record::RING_BYTES));
         let held = region.change();
         let per_call = held.bytes_allocated.saturating_sub(held.bytes_deallocated) + 2 * BUFFER;
         // Warm: the first packet each way sets the stream's state up.
@@ -163,6 +246,9 @@ fn footprint() {
                 &mut out,
                 plain.len(),
             ));
+            if let Some(sink) = sink.as_mut() {
+                drain(sink);
+            }
         }
         let stats = region.change();
         println!(

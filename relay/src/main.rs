@@ -72,6 +72,19 @@ struct Flags {
     client: ClientFlags,
     #[command(flatten)]
     media: MediaFlags,
+    #[command(flatten)]
+    recording: RecordingFlags,
+}
+
+/// `[recording]`
+#[derive(clap::Args, Debug, Serialize)]
+struct RecordingFlags {
+    /// Which calls to record: off, or all.
+    #[arg(id = "record", long = "record", env = "SIPLINE_RECORD", value_parser = ["off", "all"])]
+    mode: Option<String>,
+    /// Where the recordings go.
+    #[arg(id = "record-dir", long = "record-dir", env = "SIPLINE_RECORD_DIR")]
+    dir: Option<PathBuf>,
 }
 
 /// `[http]`

@@ -90,7 +90,7 @@ impl CallMedia {
                 }
             }
             Command::Answered { .. } => self.liveness.answered(now),
-            Command::Open { .. } | Command::Close { .. } => {}
+            Command::Open { .. } | Command::Record { .. } | Command::Close { .. } => {}
         }
     }
 

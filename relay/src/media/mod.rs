@@ -10,6 +10,7 @@ pub mod dtls;
 pub mod ice;
 pub mod liveness;
 pub mod ports;
+pub mod record;
 pub mod sdp;
 pub mod session;
 pub mod srtp;

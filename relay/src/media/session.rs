@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use super::dtls::{DtlsError, DtlsServer, SrtpKeys};
 use super::ice::{IceLite, MAX_ANSWER};
+use super::record::{Tap, Way};
 use super::srtp::SrtpError;
 use super::stats::RtpStats;
 
@@ -141,6 +142,8 @@ pub struct Session {
     /// When the browser last proved it is there: authenticated SRTP or
     /// SRTCP, or a verified consent check once DTLS is up (RFC 7675).
     heard: Option<Instant>,
+    /// Where the call's plain packets go when it is recorded.
+    tap: Option<Tap>,
     /// Counters for the metrics.
     pub counters: Counters,
 }
@@ -177,6 +180,7 @@ impl Session {
             echo: false,
             latch: false,
             heard: None,
+            tap: None,
             counters: Counters::default(),
         }
     }
@@ -219,6 +223,12 @@ impl Session {
     /// phones behind NAT; whoever sends first wins, hence off by default).
     pub fn set_latching(&mut self, on: bool) {
         self.latch = on;
+    }
+
+    /// Records the call from now on: each plain RTP and RTCP packet it
+    /// carries, either way, is handed to `tap`.
+    pub fn set_tap(&mut self, tap: Tap) {
+        self.tap = Some(tap);
     }
 
     /// `leg`'s codec's RTP clock rate (jitter is measured in it).
@@ -378,7 +388,10 @@ impl Session {
         };
         self.heard = Some(now);
         if self.echo {
-            return self.echo_back(from, rtcp, buf, plain);
+            if let Some(tap) = self.tap.as_mut() {
+                tap.packet(now, Way::FromBrowser, 0, rtcp, &buf[..plain]);
+            }
+            return self.echo_back(now, from, rtcp, buf, plain);
         }
         let leg = if rtcp {
             self.rtcp_leg(&buf[..plain])
@@ -388,6 +401,9 @@ impl Session {
                 None => return self.drop(Drop::Unrecognised),
             }
         };
+        if let Some(tap) = self.tap.as_mut() {
+            tap.packet(now, Way::FromBrowser, leg, rtcp, &buf[..plain]);
+        }
         let l = &mut self.legs[leg];
         if !rtcp {
             l.from_browser.observe(&buf[..plain], now, l.clock);
@@ -409,6 +425,7 @@ impl Session {
     /// the outbound keys.
     fn echo_back(
         &mut self,
+        now: Instant,
         to: SocketAddr,
         rtcp: bool,
         buf: &mut [u8],
@@ -416,6 +433,9 @@ impl Session {
     ) -> Result<Forward, Drop> {
         if rtcp {
             return Ok(Forward::Nothing);
+        }
+        if let Some(tap) = self.tap.as_mut() {
+            tap.packet(now, Way::ToBrowser, 0, false, &buf[..len]);
         }
         let Some(keys) = self.keys.as_mut() else {
             return self.drop(Drop::NoKeys);
@@ -476,6 +496,9 @@ impl Session {
         let Some(keys) = self.keys.as_mut() else {
             return self.drop(Drop::NoKeys);
         };
+        if let Some(tap) = self.tap.as_mut() {
+            tap.packet(now, Way::ToBrowser, leg, rtcp, &buf[..len]);
+        }
         let result = if rtcp {
             keys.outbound.protect_rtcp(buf, len)
         } else {

@@ -5,6 +5,7 @@
 mod admin;
 mod gate;
 pub mod media;
+mod recorder;
 mod serve;
 mod tls;
 mod udp;
@@ -127,6 +128,11 @@ impl Relay {
             Ok::<_, io::Error>(secret)
         };
         let media_cfg = cfg.media(sip_addr.ip());
+        let recordings = recorder::RecordingFigures::default();
+        let recorder = match (&cfg.recording.dir, media_cfg.record) {
+            (Some(dir), true) => Some(recorder::Recorder::start(dir, recordings.clone())?),
+            _ => None,
+        };
         // The DTLS certificate is made once per start (its fingerprint goes
         // in every SDP to browsers).
         let identity = Identity::generate().map_err(|e| io::Error::other(e.to_string()))?;
@@ -137,6 +143,7 @@ impl Relay {
         let mut proxy = Proxy::new(cfg.proxy(sip_addr), FlowKey::new(random()?)).with_media(calls);
         let figures = media::MediaFigures::default();
         proxy.metrics.register_collector(Box::new(figures.clone()));
+        proxy.metrics.register_collector(Box::new(recordings));
         let (inputs, rx) = mpsc::channel(4096);
         let (admin, _) = broadcast::channel(1024);
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
@@ -147,6 +154,7 @@ impl Relay {
             figures,
             rtp_timeout: media_cfg.rtp_timeout,
             inputs: inputs.clone(),
+            recorder,
         };
         tokio::spawn(run_proxy(proxy, rx, sockets, admin.clone(), media_shell));
         let shared = Shared {
@@ -311,6 +319,8 @@ struct MediaShell {
     rtp_timeout: Duration,
     /// Where a call's task reports its end.
     inputs: mpsc::Sender<Input>,
+    /// The recordings' writer, when calls are recorded.
+    recorder: Option<recorder::Recorder>,
 }
 
 impl MediaShell {
@@ -330,6 +340,11 @@ impl MediaShell {
                     debug!(call = id.0, ?ended, "media ended");
                     let _ = inputs.send(Input::MediaEnded { id, ended }).await;
                 });
+            }
+            Command::Record { sink, .. } => {
+                if let Some(recorder) = &self.recorder {
+                    recorder.record(sink);
+                }
             }
             Command::Close { id } => {
                 // Dropping the sender stops the task, which closes the sockets.

@@ -72,6 +72,30 @@ pub struct Config {
     pub client: Client,
     /// The calls' media: ports, addresses, the RTP timeout.
     pub media: MediaSection,
+    /// Recording the calls' media.
+    pub recording: Recording,
+}
+
+/// Which calls are recorded.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordingMode {
+    /// None.
+    #[default]
+    Off,
+    /// Every call with media, from its first packet to its end.
+    All,
+}
+
+/// `[recording]`
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recording {
+    /// Which calls are recorded.
+    pub mode: RecordingMode,
+    /// Where the files go (made at start if missing); required unless
+    /// `mode = "off"`.
+    pub dir: Option<PathBuf>,
 }
 
 /// `[media]`
@@ -414,6 +438,12 @@ impl Config {
             self.validate_users()?;
         }
         self.validate_media()?;
+        if self.recording.mode != RecordingMode::Off && self.recording.dir.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "recording.dir",
+                problem: "recording needs a directory for its files".into(),
+            });
+        }
         if self.sip.advertise.is_none() && self.sip.listen.ip().is_unspecified() {
             return Err(ConfigError::Invalid {
                 key: "sip.advertise",
@@ -563,6 +593,7 @@ impl Config {
             rtp_timeout: Duration::from_secs(m.rtp_timeout_secs),
             latch_pbx: m.latch_pbx,
             max_calls_per_connection: self.limits.max_calls_per_connection,
+            record: self.recording.mode == RecordingMode::All,
         }
     }
 
@@ -664,6 +695,32 @@ mod tests {
             c, defaults,
             "relay.example.toml must show the real defaults"
         );
+    }
+
+    #[test]
+    fn recording_needs_a_folder_and_a_known_mode() {
+        let no_dir = Config::parse(
+            Path::new("r.toml"),
+            "[pbx]\naddresses = [\"127.0.0.1:5060\"]\n[recording]\nmode = \"all\"\n",
+        )
+        .expect("parses");
+        assert!(
+            no_dir
+                .validate()
+                .expect_err("no folder")
+                .to_string()
+                .starts_with("config key `recording.dir`"),
+        );
+        let err = Config::parse(Path::new("r.toml"), "[recording]\nmode = \"sometimes\"\n")
+            .expect_err("unknown mode");
+        assert!(err.to_string().contains("key `mode`"), "{err}");
+        let all = Config::parse(
+            Path::new("r.toml"),
+            "[pbx]\naddresses = [\"127.0.0.1:5060\"]\n[recording]\nmode = \"all\"\ndir = \"/tmp/r\"\n",
+        )
+        .expect("parses");
+        all.validate().expect("valid");
+        assert!(all.media("127.0.0.1".parse().expect("ip")).record);
     }
 
     #[test]

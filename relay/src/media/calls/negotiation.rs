@@ -13,6 +13,7 @@ use super::{Call, MediaCalls};
 use crate::ids::ConnId;
 use crate::media::dtls::DtlsServer;
 use crate::media::ice::IceLite;
+use crate::media::record;
 use crate::media::sdp::{
     BrowserTransport, RewriteError, answer_to_browser, answer_to_pbx, offer_to_browser,
     offer_to_pbx,
@@ -172,6 +173,11 @@ impl MediaCalls {
             };
             session.set_latching(self.cfg.latch_pbx);
             session.set_payload_legs(&map);
+            if self.cfg.record {
+                let (tap, sink) = record::channel(&key.1, record::RING_BYTES);
+                session.set_tap(tap);
+                self.commands.push_back(Command::Record { id, sink });
+            }
             c.payload_legs = map;
             self.commands.push_back(Command::Browser {
                 id,

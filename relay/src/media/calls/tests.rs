@@ -38,8 +38,13 @@ c=IN IP4 10.0.0.6\r\nt=0 0\r\nm=audio 24000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/800
 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendonly\r\na=rtcp:24001 IN IP4 10.0.0.6\r\n";
 
 fn table(min: u16, max: u16) -> MediaCalls {
+    table_with(min, max, false)
+}
+
+fn table_with(min: u16, max: u16, record: bool) -> MediaCalls {
     let local = IpAddr::from([127, 0, 0, 1]);
     let cfg = MediaConfig {
+        record,
         port_min: min,
         port_max: max,
         browser_bind: local,
@@ -60,6 +65,7 @@ fn names(cs: &[Command]) -> Vec<&'static str> {
     cs.iter()
         .map(|c| match c {
             Command::Open { .. } => "open",
+            Command::Record { .. } => "record",
             Command::Browser { .. } => "browser",
             Command::IceRestart { .. } => "ice-restart",
             Command::Pbx { .. } => "pbx",
@@ -149,6 +155,21 @@ fn browser_offer_then_early_media_then_answer() {
     assert_eq!(names(&commands(&mut t)), ["close"]);
     assert_eq!(t.ports(), (0, 50), "every port given back");
     assert_eq!(t.close(CONN, CALL), None, "closing twice is harmless");
+}
+
+#[test]
+fn a_recorded_call_s_session_comes_with_its_recording_and_only_once() {
+    let mut t = table_with(30_000, 30_099, true);
+    browser_offer(&mut t, &chromium_offer()).expect("carried");
+    let cs = commands(&mut t);
+    assert_eq!(names(&cs), ["open", "record", "browser"]);
+    let Command::Record { sink, .. } = &cs[1] else {
+        unreachable!("checked above")
+    };
+    assert_eq!(sink.call_id, CALL);
+    // A re-offer (hold) keeps the session, and so the recording.
+    browser_offer(&mut t, &chromium_offer()).expect("carried");
+    assert!(!names(&commands(&mut t)).contains(&"record"));
 }
 
 #[test]

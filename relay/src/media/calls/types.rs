@@ -10,6 +10,7 @@ use crate::ids::MediaId;
 use crate::media::dtls::DtlsError;
 use crate::media::ice::IceLite;
 use crate::media::ports::PortError;
+use crate::media::record::Sink;
 use crate::media::sdp::RewriteError;
 use crate::media::session::Session;
 
@@ -38,6 +39,8 @@ pub struct MediaConfig {
     pub latch_pbx: bool,
     /// Calls with media one browser connection may have at once.
     pub max_calls_per_connection: usize,
+    /// Record every call's media (`[recording] mode = "all"`).
+    pub record: bool,
 }
 
 impl Default for MediaConfig {
@@ -53,6 +56,7 @@ impl Default for MediaConfig {
             rtp_timeout: Duration::from_secs(60),
             latch_pbx: false,
             max_calls_per_connection: 16,
+            record: false,
         }
     }
 }
@@ -124,6 +128,14 @@ pub enum Command {
         /// The PBX-side RTP socket address of each leg (audio, video).
         pbx: Vec<SocketAddr>,
     },
+    /// Record the call: its session's packets arrive at `sink` (sent
+    /// before the session that feeds it).
+    Record {
+        /// The call.
+        id: MediaId,
+        /// The writer's end of the recording.
+        sink: Sink,
+    },
     /// The browser side is known (its SDP was seen): start ICE and DTLS.
     Browser {
         /// The call.
@@ -178,6 +190,7 @@ impl Command {
     pub fn id(&self) -> MediaId {
         match self {
             Command::Open { id, .. }
+            | Command::Record { id, .. }
             | Command::Browser { id, .. }
             | Command::IceRestart { id, .. }
             | Command::Pbx { id, .. }

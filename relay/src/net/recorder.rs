@@ -1,0 +1,556 @@
+//! Recording a call's media, the files' half: one thread that drains every
+//! recorded call's ring ([`crate::media::record`]) and writes, per call, a
+//! pcap of its plain RTP and RTCP both ways, and when the call ends a JSON
+//! sidecar naming the file with its SHA-256.
+//!
+//! The thread wakes every [`TICK`], drains each ring and flushes each file,
+//! so a relay killed mid-call leaves a pcap whose records up to the last
+//! tick are whole (pcap has no length in its header: a reader stops at
+//! the last whole record). Nothing here runs on the packet path; a write
+//! that fails (the disk is full) ends that recording, which the packet
+//! path then sees as a ring nobody reads, and the call goes on.
+//!
+//! The pcap is `LINKTYPE_IPV4`: each packet behind an IPv4 and UDP header
+//! made up here, the browser side at 192.0.2.1 and the far side (the PBX,
+//! or the echo) at 192.0.2.2, each leg on its own ports (audio 5004 for
+//! RTP, 5005 for RTCP; video 5006 and 5007), so Wireshark's RTP player
+//! tells the streams apart (Decode As RTP on those ports, or
+//! `tshark -d udp.port==5004,rtp`).
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use pcap_file::DataLink;
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::media::record::{HEADER_LEN, Header, Sink, Way};
+
+/// How often the writer drains the rings and flushes the files.
+pub const TICK: Duration = Duration::from_millis(20);
+
+/// The browser's side of the made-up IPv4 header.
+const BROWSER_IP: [u8; 4] = [192, 0, 2, 1];
+/// The far side's (the PBX's, or the echo's).
+const FAR_IP: [u8; 4] = [192, 0, 2, 2];
+/// The first leg's RTP port in the pcap; RTCP is the next, and each leg
+/// after takes the next two.
+const FIRST_PORT: u16 = 5004;
+/// The made-up IPv4 and UDP headers' length.
+const IP_UDP_LEN: usize = 28;
+
+/// The recordings' figures for `/metrics`: kept by the writer thread,
+/// read at scrape time.
+#[derive(Clone, Debug, Default)]
+pub struct RecordingFigures(Arc<Figures>);
+
+#[derive(Debug, Default)]
+struct Figures {
+    active: AtomicU64,
+    bytes: AtomicU64,
+    complete: AtomicU64,
+    behind: AtomicU64,
+    write_failed: AtomicU64,
+}
+
+impl Collector for RecordingFigures {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let f = &self.0;
+        let read = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        let active = ConstGauge::new(read(&f.active) as i64);
+        active.encode(encoder.encode_descriptor(
+            "sipline_recordings_active",
+            "Calls being recorded",
+            None,
+            active.metric_type(),
+        )?)?;
+        let bytes = ConstCounter::new(read(&f.bytes));
+        bytes.encode(encoder.encode_descriptor(
+            "sipline_recording_bytes",
+            "Bytes written to recordings",
+            None,
+            bytes.metric_type(),
+        )?)?;
+        let mut ended = encoder.encode_descriptor(
+            "sipline_recordings",
+            "Recordings ended, by outcome: complete, or stopped because the writer fell \
+             behind or a write failed (the disk is full)",
+            None,
+            MetricType::Counter,
+        )?;
+        for (outcome, n) in [
+            ("complete", &f.complete),
+            ("behind", &f.behind),
+            ("write_failed", &f.write_failed),
+        ] {
+            ConstCounter::new(read(n)).encode(ended.encode_family(&[("outcome", outcome)])?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The handle the relay starts recordings with.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    starts: mpsc::Sender<Sink>,
+}
+
+impl Recorder {
+    /// Starts the writer thread, its files going to `dir` (made if
+    /// missing), its figures kept in `figures`.
+    pub fn start(dir: &Path, figures: RecordingFigures) -> io::Result<Recorder> {
+        std::fs::create_dir_all(dir)?;
+        let (starts, rx) = mpsc::channel();
+        let dir = dir.to_owned();
+        std::thread::Builder::new()
+            .name("recorder".into())
+            .spawn(move || run(&dir, &rx, &figures.0))?;
+        Ok(Recorder { starts })
+    }
+
+    /// Records the call whose ring `sink` reads.
+    pub fn record(&self, sink: Sink) {
+        if self.starts.send(sink).is_err() {
+            warn!("the recorder thread is gone: a call is not recorded");
+        }
+    }
+}
+
+/// A recording's buffered file, shared by its pcap writer (which has no
+/// way to flush what it owns) and the recording (which flushes it each
+/// tick). Only the recorder thread touches it.
+#[derive(Clone)]
+struct Out(Rc<RefCell<BufWriter<File>>>);
+
+impl Write for Out {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
+/// One call being recorded.
+struct Recording {
+    sink: Sink,
+    pcap: PcapWriter<Out>,
+    out: Out,
+    path: PathBuf,
+    /// Wall-clock time of the ring's zero (its first packet), known once
+    /// a packet arrived.
+    zero: Option<Duration>,
+    started: SystemTime,
+    packets: [u64; 2],
+    /// Why it stopped before the call ended.
+    failure: Option<Failure>,
+    /// The packet being copied out of the ring, behind its IP/UDP header.
+    frame: Vec<u8>,
+    /// Bytes written and not yet counted in the figures.
+    unreported: u64,
+}
+
+/// Why a recording stopped before its call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    /// The writer fell behind: the ring filled.
+    Behind,
+    /// Writing the file failed (the disk is full).
+    Write,
+}
+
+impl Failure {
+    fn as_str(self) -> &'static str {
+        match self {
+            Failure::Behind => "the writer fell behind",
+            Failure::Write => "a write failed",
+        }
+    }
+}
+
+/// What the sidecar says of a recording.
+#[derive(Serialize)]
+struct Sidecar<'a> {
+    call_id: &'a str,
+    started_unix_ms: u128,
+    ended_unix_ms: u128,
+    /// Whole: every packet of the call is in it.
+    complete: bool,
+    failure: Option<&'a str>,
+    packets_from_browser: u64,
+    packets_to_browser: u64,
+    files: Vec<FileEntry>,
+}
+
+#[derive(Serialize)]
+struct FileEntry {
+    path: String,
+    format: &'static str,
+    bytes: u64,
+    sha256: String,
+}
+
+fn run(dir: &Path, starts: &mpsc::Receiver<Sink>, figures: &Figures) {
+    let mut recordings: Vec<Recording> = Vec::new();
+    loop {
+        match starts.recv_timeout(TICK) {
+            Ok(sink) => match Recording::create(dir, sink) {
+                Ok(r) => {
+                    info!(path = %r.path.display(), "recording started");
+                    figures.active.fetch_add(1, Ordering::Relaxed);
+                    recordings.push(r);
+                }
+                Err(e) => {
+                    warn!(error = %e, "a recording could not be started");
+                    figures.write_failed.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) if recordings.is_empty() => return,
+            Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
+        }
+        for r in &mut recordings {
+            let written = r.drain();
+            figures.bytes.fetch_add(written, Ordering::Relaxed);
+        }
+        // A call whose session is gone (its media ended) and whose ring is
+        // empty is finished; so is one whose file failed.
+        recordings.retain_mut(|r| {
+            let over =
+                r.failure.is_some() || (r.sink.ring.is_abandoned() && r.sink.ring.is_empty());
+            if over {
+                // Counted before the sidecar appears: whoever waits for it
+                // finds the figures final.
+                figures.active.fetch_sub(1, Ordering::Relaxed);
+                let outcome = match r.failure {
+                    None => &figures.complete,
+                    Some(Failure::Behind) => &figures.behind,
+                    Some(Failure::Write) => &figures.write_failed,
+                };
+                outcome.fetch_add(1, Ordering::Relaxed);
+                r.finish();
+            }
+            !over
+        });
+    }
+}
+
+/// A file name from a Call-ID: its letters, digits and `-._` kept, the
+/// rest `_` (a Call-ID is the far end's text).
+fn file_stem(call_id: &str, started: SystemTime) -> String {
+    let ms = started
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let safe: String = call_id
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-._".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{ms}-{safe}")
+}
+
+impl Recording {
+    fn create(dir: &Path, sink: Sink) -> io::Result<Recording> {
+        let started = SystemTime::now();
+        let path = dir.join(format!("{}.pcap", file_stem(&sink.call_id, started)));
+        Recording::open(path, started, sink)
+    }
+
+    fn open(path: PathBuf, started: SystemTime, sink: Sink) -> io::Result<Recording> {
+        let header = PcapHeader {
+            datalink: DataLink::IPV4,
+            ..PcapHeader::default()
+        };
+        let out = Out(Rc::new(RefCell::new(BufWriter::new(File::create(&path)?))));
+        let pcap = PcapWriter::with_header(out.clone(), header).map_err(io::Error::other)?;
+        Ok(Recording {
+            sink,
+            pcap,
+            out,
+            path,
+            zero: None,
+            started,
+            packets: [0; 2],
+            failure: None,
+            frame: vec![0u8; IP_UDP_LEN + usize::from(u16::MAX)],
+            // The pcap file header, written already.
+            unreported: 24,
+        })
+    }
+
+    /// Copies every whole record out of the ring into the file, then
+    /// flushes it; the bytes written.
+    fn drain(&mut self) -> u64 {
+        let mut written = std::mem::take(&mut self.unreported);
+        let mut h = [0u8; HEADER_LEN];
+        while self.failure.is_none() && self.sink.ring.slots() >= HEADER_LEN {
+            // The tap commits a header and its packet at once.
+            if self.sink.ring.pop_entire_slice(&mut h).is_err() {
+                break;
+            }
+            let header = Header::decode(&h);
+            let len = usize::from(header.len);
+            let body = &mut self.frame[IP_UDP_LEN..IP_UDP_LEN + len];
+            if self.sink.ring.pop_entire_slice(body).is_err() {
+                // The tap commits whole records: not reached.
+                break;
+            }
+            let zero = *self.zero.get_or_insert_with(|| {
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+            });
+            ip_udp_header(&mut self.frame[..IP_UDP_LEN], &header);
+            let at = zero + Duration::from_micros(header.micros);
+            let data = &self.frame[..IP_UDP_LEN + len];
+            let packet = PcapPacket::new(at, data.len() as u32, data);
+            match self.pcap.write_packet(&packet) {
+                Ok(n) => written += n as u64,
+                Err(e) => {
+                    self.fail(Failure::Write, &e.to_string());
+                    break;
+                }
+            }
+            self.packets[usize::from(header.way == Way::ToBrowser)] += 1;
+        }
+        if self.failure.is_none() && self.sink.overflowed() {
+            self.fail(Failure::Behind, "the ring is full");
+        }
+        if self.failure.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.fail(Failure::Write, &e.to_string());
+        }
+        written
+    }
+
+    fn fail(&mut self, failure: Failure, detail: &str) {
+        warn!(path = %self.path.display(), why = failure.as_str(), detail, "recording stopped");
+        self.failure = Some(failure);
+    }
+
+    /// Closes the file and writes the sidecar beside it.
+    fn finish(&mut self) {
+        let _ = self.out.flush();
+        let _ = self.out.0.borrow().get_ref().sync_all();
+        let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        let (bytes, sha256) = match file_digest(&self.path) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(path = %self.path.display(), error = %e, "recording unreadable");
+                return;
+            }
+        };
+        let sidecar = Sidecar {
+            call_id: &self.sink.call_id,
+            started_unix_ms: ms(self.started),
+            ended_unix_ms: ms(SystemTime::now()),
+            complete: self.failure.is_none(),
+            failure: self.failure.map(Failure::as_str),
+            packets_from_browser: self.packets[0],
+            packets_to_browser: self.packets[1],
+            files: vec![FileEntry {
+                path: self
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                format: "pcap",
+                bytes,
+                sha256,
+            }],
+        };
+        let json_path = self.path.with_extension("json");
+        let written = serde_json::to_vec_pretty(&sidecar)
+            .map_err(io::Error::other)
+            .and_then(|json| std::fs::write(&json_path, json));
+        match written {
+            Ok(()) => info!(
+                path = %self.path.display(),
+                sidecar = %json_path.display(),
+                complete = sidecar.complete,
+                "recording finished"
+            ),
+            Err(e) => warn!(path = %json_path.display(), error = %e, "sidecar not written"),
+        }
+    }
+}
+
+/// The file's length and SHA-256, hex.
+fn file_digest(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    let mut hash = Sha256::new();
+    let mut buf = [0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hash.update(&buf[..n]);
+        total += n as u64;
+    }
+    let hex = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok((total, hex))
+}
+
+/// The made-up IPv4 and UDP headers in front of a recorded packet (see the
+/// module's text for the addresses and ports).
+fn ip_udp_header(out: &mut [u8], h: &Header) {
+    let udp_len = 8 + h.len;
+    let total = 20 + udp_len;
+    let port = FIRST_PORT + 2 * u16::from(h.leg) + u16::from(h.rtcp);
+    let (src, dst) = match h.way {
+        Way::FromBrowser => (BROWSER_IP, FAR_IP),
+        Way::ToBrowser => (FAR_IP, BROWSER_IP),
+    };
+    out[..20].copy_from_slice(&[
+        0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0, src[0], src[1], src[2], src[3], dst[0], dst[1],
+        dst[2], dst[3],
+    ]);
+    out[2..4].copy_from_slice(&total.to_be_bytes());
+    let checksum = ipv4_checksum(&out[..20]);
+    out[10..12].copy_from_slice(&checksum.to_be_bytes());
+    out[20..22].copy_from_slice(&port.to_be_bytes());
+    out[22..24].copy_from_slice(&port.to_be_bytes());
+    out[24..26].copy_from_slice(&udp_len.to_be_bytes());
+    // No UDP checksum: IPv4 allows none.
+    out[26..28].copy_from_slice(&[0, 0]);
+}
+
+/// RFC 791's header checksum (the checksum field zero while summing).
+fn ipv4_checksum(header: &[u8]) -> u16 {
+    let mut sum = 0u32;
+    for pair in header.chunks(2) {
+        let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
+        sum += u32::from(word);
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::record::channel;
+    use pcap_file::pcap::PcapReader;
+    use std::time::Instant;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sipline-rec-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_recorded_call_becomes_a_pcap_of_both_ways_and_a_sidecar_with_its_digest() {
+        let dir = scratch("pcap");
+        let figures = RecordingFigures::default();
+        let recorder = Recorder::start(&dir, figures.clone()).expect("recorder");
+        let (mut tap, sink) = channel("abc@x/y", 64 * 1024);
+        recorder.record(sink);
+        let t0 = Instant::now();
+        let rtp = |seq: u8| [0x80, 0, 0, seq, 0, 0, 0, 160, 1, 2, 3, 4, 0xff, 0xfe];
+        for seq in 0..10u8 {
+            let at = t0 + Duration::from_millis(20 * u64::from(seq));
+            tap.packet(at, Way::FromBrowser, 0, false, &rtp(seq));
+            tap.packet(at, Way::ToBrowser, 0, false, &rtp(seq));
+        }
+        tap.packet(t0, Way::ToBrowser, 1, true, &[0x81, 200, 0, 1, 9, 9, 9, 9]);
+        drop(tap); // the call's media ended
+        let sidecar = loop {
+            let found = std::fs::read_dir(&dir)
+                .expect("dir")
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == "json"));
+            if let Some(p) = found {
+                break p;
+            }
+            std::thread::sleep(TICK);
+        };
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&sidecar).expect("sidecar")).expect("JSON");
+        assert_eq!(meta["call_id"], "abc@x/y");
+        assert_eq!(meta["complete"], true);
+        assert_eq!(meta["packets_from_browser"], 10);
+        assert_eq!(meta["packets_to_browser"], 11);
+        let file = dir.join(meta["files"][0]["path"].as_str().expect("path"));
+        assert!(
+            file.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with("-abc_x_y.pcap"))
+        );
+        let (bytes, sha) = file_digest(&file).expect("digest");
+        assert_eq!(meta["files"][0]["sha256"], sha);
+        assert_eq!(meta["files"][0]["bytes"], bytes);
+        assert_eq!(figures.0.bytes.load(Ordering::Relaxed), bytes);
+        assert_eq!(figures.0.complete.load(Ordering::Relaxed), 1);
+        assert_eq!(figures.0.active.load(Ordering::Relaxed), 0);
+        let mut reader = PcapReader::new(File::open(&file).expect("pcap")).expect("a pcap");
+        assert_eq!(reader.header().datalink, DataLink::IPV4);
+        let mut seen = Vec::new();
+        while let Some(p) = reader.next_packet() {
+            let p = p.expect("a whole record");
+            let d = &p.data;
+            assert_eq!(ipv4_checksum(&d[..20]), 0, "the IPv4 checksum holds");
+            let src = [d[12], d[13], d[14], d[15]];
+            let port = u16::from_be_bytes([d[22], d[23]]);
+            seen.push((src, port, d[IP_UDP_LEN..].to_vec(), p.timestamp));
+        }
+        assert_eq!(seen.len(), 21);
+        assert_eq!(seen[0].0, BROWSER_IP);
+        assert_eq!(seen[1].0, FAR_IP);
+        assert_eq!(seen[0].2, rtp(0));
+        assert_eq!(seen[20].1, 5007, "video RTCP on its own port");
+        // Times as the packets passed: 20 ms apart.
+        assert_eq!(seen[2].3 - seen[0].3, Duration::from_millis(20));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_write_that_fails_stops_the_recording_and_the_packet_path_stops_feeding_it() {
+        // /dev/full takes the open and fails every write with ENOSPC, as a
+        // full disk does.
+        let (mut tap, sink) = channel("c", 4096);
+        let mut r = Recording::open(PathBuf::from("/dev/full"), SystemTime::now(), sink)
+            .expect("/dev/full opens");
+        tap.packet(Instant::now(), Way::FromBrowser, 0, false, &[0x80; 12]);
+        r.drain();
+        assert_eq!(r.failure, Some(Failure::Write));
+        // The writer lets the recording go: the packet path sees a ring
+        // nobody reads and stops copying into it.
+        drop(r);
+        tap.packet(Instant::now(), Way::FromBrowser, 0, false, &[0x80; 12]);
+        assert!(tap.is_stopped());
+    }
+
+    #[test]
+    fn names_keep_only_safe_characters_of_the_call_id() {
+        let t = UNIX_EPOCH + Duration::from_millis(1234);
+        assert_eq!(file_stem("a/../b c@d", t), "1234-a_.._b_c_d");
+    }
+}

@@ -1,0 +1,194 @@
+//! Recording by policy, with every part real: the relay binary started with
+//! `--record all`, Debian's headless Chromium (a fake microphone playing
+//! 1 kHz) calling the embedded PBX's echo through it. The recording is read
+//! back as an operator would: the sidecar JSON names the pcap and its
+//! SHA-256, and the pcap holds the call's RTP both ways, whole, in order and
+//! 20 ms apart, as a pcap reader decodes it.
+
+mod common;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pcap_file::DataLink;
+use pcap_file::pcap::PcapReader;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sipline_test_harness::browser;
+
+use common::RelayProcess;
+use common::calls::{MIC_HZ, Scratch, assert_hears, metric};
+
+/// The sidecar the relay writes when the call's recording ends.
+fn sidecar(dir: &Path, within: Duration) -> PathBuf {
+    let until = Instant::now() + within;
+    loop {
+        let found = std::fs::read_dir(dir)
+            .expect("the recording folder")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"));
+        if let Some(path) = found {
+            return path;
+        }
+        assert!(Instant::now() < until, "no sidecar in {}", dir.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One RTP packet of the pcap: its source address, SSRC, sequence number
+/// and time.
+struct Rtp {
+    from: [u8; 4],
+    ssrc: u32,
+    seq: u16,
+    at: Duration,
+}
+
+/// The RTP packets of the pcap (IPv4, UDP, then RTP version 2), and the
+/// sources of its RTCP packets.
+fn packets(path: &Path) -> (Vec<Rtp>, Vec<[u8; 4]>) {
+    let mut reader = PcapReader::new(File::open(path).expect("the pcap")).expect("a pcap file");
+    assert_eq!(reader.header().datalink, DataLink::IPV4);
+    let mut out = Vec::new();
+    let mut rtcp = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        let p = packet.expect("whole records");
+        let d = &p.data;
+        assert_eq!(d[0], 0x45, "IPv4 without options");
+        assert_eq!(d[9], 17, "UDP");
+        let rtp = &d[28..];
+        assert_eq!(rtp[0] >> 6, 2, "RTP version 2");
+        let from = [d[12], d[13], d[14], d[15]];
+        if (192..=223).contains(&rtp[1]) {
+            rtcp.push(from);
+            continue;
+        }
+        out.push(Rtp {
+            from,
+            ssrc: u32::from_be_bytes([rtp[8], rtp[9], rtp[10], rtp[11]]),
+            seq: u16::from_be_bytes([rtp[2], rtp[3]]),
+            at: p.timestamp,
+        });
+    }
+    (out, rtcp)
+}
+
+#[test]
+fn a_call_recorded_by_policy_leaves_a_pcap_of_both_ways_and_a_sidecar_that_vouches_for_it() {
+    let scratch = Scratch::new("recording");
+    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
+    let dir = scratch.0.join("recordings");
+    let relay = RelayProcess::start_embedded(
+        &[
+            "--domain",
+            "sipline.local",
+            "--media-ports",
+            "36800-36899",
+            "--record",
+            "all",
+            "--record-dir",
+            dir.to_str().expect("a UTF-8 path"),
+        ],
+        "alice:alice-e2e",
+    );
+    let config = serde_json::json!({
+        "ws": relay.ws_url(),
+        "target": "sip:echo@sipline.local",
+        "domain": "sipline.local",
+        "user": "alice",
+        "password": "alice-e2e",
+        "mic": mic,
+    });
+    let out = browser::call(&config.to_string()).expect("the browser ran");
+    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    // Recording changes nothing for the call.
+    assert_hears(&v["steps"]["talk"], MIC_HZ, "echo");
+    assert_eq!(v["bye"], 200, "{}", v["events"]);
+
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(sidecar(&dir, Duration::from_secs(5))).expect("the sidecar"),
+    )
+    .expect("JSON");
+    assert_eq!(meta["complete"], true, "{meta}");
+    assert!(
+        meta["call_id"].as_str().is_some_and(|c| !c.is_empty()),
+        "{meta}"
+    );
+    let file = &meta["files"][0];
+    assert_eq!(file["format"], "pcap");
+    let pcap = dir.join(file["path"].as_str().expect("a file name"));
+    let bytes = std::fs::read(&pcap).expect("the pcap");
+    assert_eq!(file["bytes"], bytes.len());
+    let sha256: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(file["sha256"], sha256);
+
+    // The call's RTP both ways: the browser's (192.0.2.1) and the echo's
+    // (192.0.2.2), each one stream, in order, at the 20 ms cadence.
+    let (rtp, rtcp) = packets(&pcap);
+    let mut ways: HashMap<[u8; 4], Vec<&Rtp>> = HashMap::new();
+    for p in &rtp {
+        ways.entry(p.from).or_default().push(p);
+    }
+    for (from, what) in [
+        ([192, 0, 2, 1], "from the browser"),
+        ([192, 0, 2, 2], "to the browser"),
+    ] {
+        let stream = ways.get(&from).map(Vec::as_slice).unwrap_or_default();
+        // The browser talks for several seconds at 50 packets a second.
+        assert!(stream.len() > 150, "{} RTP packets {what}", stream.len());
+        assert!(
+            stream.iter().all(|p| p.ssrc == stream[0].ssrc),
+            "one stream {what}"
+        );
+        assert!(
+            stream
+                .windows(2)
+                .all(|w| w[1].seq == w[0].seq.wrapping_add(1)),
+            "in order, none missing, {what}"
+        );
+        let span = stream[stream.len() - 1].at - stream[0].at;
+        let cadence = span / u32::try_from(stream.len() - 1).expect("a count");
+        assert!(
+            (Duration::from_millis(15)..Duration::from_millis(25)).contains(&cadence),
+            "{cadence:?} between packets {what}"
+        );
+    }
+    let m = relay.metrics();
+    assert_eq!(metric(&m, "sipline_recordings_active"), 0, "{m}");
+    assert_eq!(
+        metric(&m, "sipline_recording_bytes_total"),
+        bytes.len() as u64,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "sipline_recordings_total{outcome=\"complete\"}"),
+        1,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "sipline_recordings_total{outcome=\"behind\"}"),
+        0,
+        "{m}"
+    );
+    // The sidecar counts every record, RTCP included, each way.
+    let records = |from: [u8; 4]| {
+        rtp.iter().filter(|p| p.from == from).count() + rtcp.iter().filter(|f| **f == from).count()
+    };
+    assert_eq!(
+        meta["packets_from_browser"],
+        records([192, 0, 2, 1]),
+        "{meta}"
+    );
+    assert_eq!(
+        meta["packets_to_browser"],
+        records([192, 0, 2, 2]),
+        "{meta}"
+    );
+}
