@@ -3,7 +3,12 @@
 //! 1 kHz) calling the embedded PBX's echo through it. The recording is read
 //! back as an operator would: the sidecar JSON names the pcap and its
 //! SHA-256, and the pcap holds the call's RTP both ways, whole, in order and
-//! 20 ms apart, as a pcap reader decodes it.
+//! 20 ms apart, as a pcap reader decodes it. And a relay killed with
+//! SIGKILL mid-call (`sipline-load`'s browsers calling the echo) leaves
+//! pcaps a reader opens, with the media up to the kill; and a full disk (a
+//! small tmpfs the test mounts: it runs as root, as the test command does)
+//! stops the recordings, counted, while every packet of the calls still
+//! goes both ways.
 
 mod common;
 
@@ -18,8 +23,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sipline_test_harness::browser;
 
-use common::RelayProcess;
 use common::calls::{MIC_HZ, Scratch, assert_hears, metric};
+use common::{RelayProcess, echo_load};
+use sipline_load::run::run;
 
 /// The sidecar the relay writes when the call's recording ends.
 fn sidecar(dir: &Path, within: Duration) -> PathBuf {
@@ -50,12 +56,28 @@ struct Rtp {
 /// The RTP packets of the pcap (IPv4, UDP, then RTP version 2), and the
 /// sources of its RTCP packets.
 fn packets(path: &Path) -> (Vec<Rtp>, Vec<[u8; 4]>) {
+    packets_up_to(path, false)
+}
+
+/// [`packets`], reading only up to a last record cut short when `cut` (a
+/// file whose writer was killed).
+fn packets_up_to(path: &Path, cut: bool) -> (Vec<Rtp>, Vec<[u8; 4]>) {
     let mut reader = PcapReader::new(File::open(path).expect("the pcap")).expect("a pcap file");
     assert_eq!(reader.header().datalink, DataLink::IPV4);
     let mut out = Vec::new();
     let mut rtcp = Vec::new();
     while let Some(packet) = reader.next_packet() {
-        let p = packet.expect("whole records");
+        let p = match packet {
+            Ok(p) => p,
+            Err(e) if cut => {
+                assert!(
+                    reader.next_packet().is_none(),
+                    "only the last record may be cut: {e}"
+                );
+                break;
+            }
+            Err(e) => panic!("a record cut short: {e}"),
+        };
         let d = &p.data;
         assert_eq!(d[0], 0x45, "IPv4 without options");
         assert_eq!(d[9], 17, "UDP");
@@ -191,4 +213,121 @@ fn a_call_recorded_by_policy_leaves_a_pcap_of_both_ways_and_a_sidecar_that_vouch
         records([192, 0, 2, 2]),
         "{meta}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_call_leaves_recordings_a_reader_opens_up_to_the_kill() {
+    let scratch = Scratch::new("recording-kill");
+    let dir = scratch.0.join("recordings");
+    let relay = RelayProcess::start_embedded(
+        &[
+            "--domain",
+            "sipline.local",
+            "--media-ports",
+            "36900-36999",
+            "--record",
+            "all",
+            "--record-dir",
+            dir.to_str().expect("a UTF-8 path"),
+        ],
+        "alice:alice-load",
+    );
+    // Two calls to the echo with 6 s of media; the relay dies 3 s in.
+    let calls = tokio::spawn(run(
+        echo_load(relay.ws_url(), 2, 6, "alice", "alice-load"),
+        None,
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &relay.pid().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let _ = calls.await;
+
+    let pcaps: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("the recording folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(pcaps.len(), 2, "one pcap a call and no sidecar: {pcaps:?}");
+    for pcap in &pcaps {
+        assert_eq!(pcap.extension().and_then(|e| e.to_str()), Some("pcap"));
+        let (rtp, _) = packets_up_to(pcap, true);
+        for from in [[192, 0, 2, 1], [192, 0, 2, 2]] {
+            let n = rtp.iter().filter(|p| p.from == from).count();
+            // About 2.5 s of media at 50 packets a second each way before
+            // the kill, less the call's set-up.
+            assert!(
+                n > 75,
+                "{n} RTP packets from {from:?} in {}",
+                pcap.display()
+            );
+        }
+    }
+}
+
+/// A small tmpfs mounted at a folder, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("the mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_recordings_and_the_calls_go_on_both_ways() {
+    let scratch = Scratch::new("recording-full");
+    let dir = scratch.0.join("recordings");
+    // 48 KiB: about a second of two calls' recordings.
+    let _disk = Tmpfs::mount(&dir, "48k");
+    let relay = RelayProcess::start_embedded(
+        &[
+            "--domain",
+            "sipline.local",
+            "--media-ports",
+            "37000-37099",
+            "--record",
+            "all",
+            "--record-dir",
+            dir.to_str().expect("a UTF-8 path"),
+        ],
+        "alice:alice-load",
+    );
+    let report = run(echo_load(relay.ws_url(), 2, 4, "alice", "alice-load"), None).await;
+    assert_eq!(report.calls_up, 2, "{:?}", report.failures);
+    let d = &report.to_pbx;
+    assert!(d.sent >= 2 * 180, "{} sent in 4 s", d.sent);
+    assert_eq!(
+        d.received, d.sent,
+        "every packet comes back, recorded or not"
+    );
+    let m = relay.metrics();
+    assert!(
+        metric(&m, "sipline_recordings_total{outcome=\"write_failed\"}") >= 1,
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "sipline_recordings_total{outcome=\"complete\"}"),
+        0,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "sipline_recordings_active"), 0, "{m}");
 }
