@@ -24,7 +24,10 @@ use sha2::{Digest, Sha256};
 use sipline_test_harness::browser;
 
 use common::calls::{MIC_HZ, Scratch, assert_hears, metric};
-use common::{RelayProcess, echo_load};
+use common::{AdminStream, RelayProcess, echo_load};
+
+/// The admin stream's token in these tests.
+const ADMIN_TOKEN: &str = "recording-test-token-0123";
 use sipline_load::run::run;
 
 /// The sidecar the relay writes when the call's recording ends.
@@ -308,9 +311,13 @@ async fn a_full_disk_stops_the_recordings_and_the_calls_go_on_both_ways() {
             "all",
             "--record-dir",
             dir.to_str().expect("a UTF-8 path"),
+            "--admin-token",
+            ADMIN_TOKEN,
         ],
         "alice:alice-load",
     );
+    let mut admin = AdminStream::open(relay.http_port, Some(ADMIN_TOKEN)).await;
+    assert!(admin.status.contains(" 200 "), "{}", admin.status);
     let report = run(echo_load(relay.ws_url(), 2, 4, "alice", "alice-load"), None).await;
     assert_eq!(report.calls_up, 2, "{:?}", report.failures);
     let d = &report.to_pbx;
@@ -330,4 +337,20 @@ async fn a_full_disk_stops_the_recordings_and_the_calls_go_on_both_ways() {
         "{m}"
     );
     assert_eq!(metric(&m, "sipline_recordings_active"), 0, "{m}");
+    // The operator hears of each start and of each stop and why.
+    let mut stopped = Vec::new();
+    while stopped.len() < 2 {
+        let Some((name, data)) = admin.next(Duration::from_secs(5)).await else {
+            panic!("no recording_stopped on the admin stream: {stopped:?}");
+        };
+        if name == "recording_stopped" {
+            stopped.push(serde_json::from_str::<Value>(&data).expect("JSON"));
+        }
+    }
+    for s in &stopped {
+        assert_eq!(s["complete"], false, "{s}");
+        assert_eq!(s["failure"], "a write failed", "{s}");
+        // No room for the sidecar either: the event is the only record.
+        assert!(s["sidecar_path"].is_null(), "{s}");
+    }
 }

@@ -128,9 +128,14 @@ impl Relay {
             Ok::<_, io::Error>(secret)
         };
         let media_cfg = cfg.media(sip_addr.ip());
+        let (admin, _) = broadcast::channel(1024);
         let recordings = recorder::RecordingFigures::default();
         let recorder = match (&cfg.recording.dir, media_cfg.record) {
-            (Some(dir), true) => Some(recorder::Recorder::start(dir, recordings.clone())?),
+            (Some(dir), true) => Some(recorder::Recorder::start(
+                dir,
+                recordings.clone(),
+                admin.clone(),
+            )?),
             _ => None,
         };
         // The DTLS certificate is made once per start (its fingerprint goes
@@ -145,7 +150,6 @@ impl Relay {
         proxy.metrics.register_collector(Box::new(figures.clone()));
         proxy.metrics.register_collector(Box::new(recordings));
         let (inputs, rx) = mpsc::channel(4096);
-        let (admin, _) = broadcast::channel(1024);
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         spawn_receivers(&sockets, &inputs);
         let media_shell = MediaShell {

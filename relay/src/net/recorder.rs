@@ -10,6 +10,10 @@
 //! that fails (the disk is full) ends that recording, which the packet
 //! path then sees as a ring nobody reads, and the call goes on.
 //!
+//! Each start and end is also an event on the admin stream
+//! (`recording_started`, `recording_stopped` with the sidecar's content
+//! and its path), for an operator's script that ships the files elsewhere.
+//!
 //! The pcap is `LINKTYPE_IPV4`: each packet behind an IPv4 and UDP header
 //! made up here, the browser side at 192.0.2.1 and the far side (the PBX,
 //! or the echo) at 192.0.2.2, each leg on its own ports (audio 5004 for
@@ -36,6 +40,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use crate::media::record::{HEADER_LEN, Header, Sink, Way};
@@ -109,16 +114,24 @@ pub struct Recorder {
     starts: mpsc::Sender<Sink>,
 }
 
+/// The admin event stream's sender: `(name, JSON)`.
+pub type AdminEvents = broadcast::Sender<(&'static str, String)>;
+
 impl Recorder {
     /// Starts the writer thread, its files going to `dir` (made if
-    /// missing), its figures kept in `figures`.
-    pub fn start(dir: &Path, figures: RecordingFigures) -> io::Result<Recorder> {
+    /// missing), its figures kept in `figures`, its starts and ends told
+    /// to `admin`.
+    pub fn start(
+        dir: &Path,
+        figures: RecordingFigures,
+        admin: AdminEvents,
+    ) -> io::Result<Recorder> {
         std::fs::create_dir_all(dir)?;
         let (starts, rx) = mpsc::channel();
         let dir = dir.to_owned();
         std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(&dir, &rx, &figures.0))?;
+            .spawn(move || run(&dir, &rx, &figures.0, &admin))?;
         Ok(Recorder { starts })
     }
 
@@ -205,7 +218,23 @@ struct FileEntry {
     sha256: String,
 }
 
-fn run(dir: &Path, starts: &mpsc::Receiver<Sink>, figures: &Figures) {
+/// The `recording_started` event's data.
+#[derive(Serialize)]
+struct Started<'a> {
+    call_id: &'a str,
+    path: String,
+}
+
+/// The `recording_stopped` event's data: the sidecar's, and where it is
+/// (`null` when it could not be written).
+#[derive(Serialize)]
+struct Stopped<'a> {
+    #[serde(flatten)]
+    sidecar: &'a Sidecar<'a>,
+    sidecar_path: Option<String>,
+}
+
+fn run(dir: &Path, starts: &mpsc::Receiver<Sink>, figures: &Figures, admin: &AdminEvents) {
     let mut recordings: Vec<Recording> = Vec::new();
     loop {
         match starts.recv_timeout(TICK) {
@@ -213,6 +242,14 @@ fn run(dir: &Path, starts: &mpsc::Receiver<Sink>, figures: &Figures) {
                 Ok(r) => {
                     info!(path = %r.path.display(), "recording started");
                     figures.active.fetch_add(1, Ordering::Relaxed);
+                    let started = Started {
+                        call_id: &r.sink.call_id,
+                        path: r.path.display().to_string(),
+                    };
+                    if let Ok(json) = serde_json::to_string(&started) {
+                        // Nobody listening is no error.
+                        let _ = admin.send(("recording_started", json));
+                    }
                     recordings.push(r);
                 }
                 Err(e) => {
@@ -243,7 +280,7 @@ fn run(dir: &Path, starts: &mpsc::Receiver<Sink>, figures: &Figures) {
                     Some(Failure::Write) => &figures.write_failed,
                 };
                 outcome.fetch_add(1, Ordering::Relaxed);
-                r.finish();
+                r.finish(admin);
             }
             !over
         });
@@ -351,8 +388,8 @@ impl Recording {
         self.failure = Some(failure);
     }
 
-    /// Closes the file and writes the sidecar beside it.
-    fn finish(&mut self) {
+    /// Closes the file, writes the sidecar beside it, and tells `admin`.
+    fn finish(&mut self, admin: &AdminEvents) {
         let _ = self.out.flush();
         let _ = self.out.0.borrow().get_ref().sync_all();
         let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
@@ -386,14 +423,27 @@ impl Recording {
         let written = serde_json::to_vec_pretty(&sidecar)
             .map_err(io::Error::other)
             .and_then(|json| std::fs::write(&json_path, json));
-        match written {
-            Ok(()) => info!(
-                path = %self.path.display(),
-                sidecar = %json_path.display(),
-                complete = sidecar.complete,
-                "recording finished"
-            ),
-            Err(e) => warn!(path = %json_path.display(), error = %e, "sidecar not written"),
+        let sidecar_path = match written {
+            Ok(()) => {
+                info!(
+                    path = %self.path.display(),
+                    sidecar = %json_path.display(),
+                    complete = sidecar.complete,
+                    "recording finished"
+                );
+                Some(json_path.display().to_string())
+            }
+            Err(e) => {
+                warn!(path = %json_path.display(), error = %e, "sidecar not written");
+                None
+            }
+        };
+        let stopped = Stopped {
+            sidecar: &sidecar,
+            sidecar_path,
+        };
+        if let Ok(json) = serde_json::to_string(&stopped) {
+            let _ = admin.send(("recording_stopped", json));
         }
     }
 }
@@ -470,7 +520,8 @@ mod tests {
     fn a_recorded_call_becomes_a_pcap_of_both_ways_and_a_sidecar_with_its_digest() {
         let dir = scratch("pcap");
         let figures = RecordingFigures::default();
-        let recorder = Recorder::start(&dir, figures.clone()).expect("recorder");
+        let (admin, mut events) = broadcast::channel(8);
+        let recorder = Recorder::start(&dir, figures.clone(), admin).expect("recorder");
         let (mut tap, sink) = channel("abc@x/y", 64 * 1024);
         recorder.record(sink);
         let t0 = Instant::now();
@@ -510,6 +561,21 @@ mod tests {
         assert_eq!(figures.0.bytes.load(Ordering::Relaxed), bytes);
         assert_eq!(figures.0.complete.load(Ordering::Relaxed), 1);
         assert_eq!(figures.0.active.load(Ordering::Relaxed), 0);
+        // The stop is told once the sidecar is written: wait for it.
+        let mut told = Vec::new();
+        for _ in 0..250 {
+            match events.try_recv() {
+                Ok(event) => told.push(event),
+                Err(_) if told.len() == 2 => break,
+                Err(_) => std::thread::sleep(TICK),
+            }
+        }
+        let names: Vec<&str> = told.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["recording_started", "recording_stopped"]);
+        assert!(told[0].1.contains("abc@x/y"), "{}", told[0].1);
+        let stopped: serde_json::Value = serde_json::from_str(&told[1].1).expect("JSON");
+        assert_eq!(stopped["files"][0]["sha256"], sha);
+        assert_eq!(stopped["sidecar_path"], sidecar.display().to_string());
         let mut reader = PcapReader::new(File::open(&file).expect("pcap")).expect("a pcap");
         assert_eq!(reader.header().datalink, DataLink::IPV4);
         let mut seen = Vec::new();
