@@ -4,8 +4,8 @@
 //! back as an operator would: the sidecar JSON names the pcap and its
 //! SHA-256, and the pcap holds the call's RTP both ways, whole, in order and
 //! 20 ms apart, as a pcap reader decodes it. And a relay killed with
-//! SIGKILL mid-call (`sipline-load`'s browsers calling the echo) leaves
-//! pcaps a reader opens, with the media up to the kill; and a full disk (a
+//! SIGKILL mid-call (`sipline-load`'s browsers calling the echo, in G.711)
+//! leaves pcaps and WAVs readers open, with the media up to the kill; and a full disk (a
 //! small tmpfs the test mounts: it runs as root, as the test command does)
 //! stops the recordings, counted, while every packet of the calls still
 //! goes both ways.
@@ -248,14 +248,21 @@ async fn a_relay_killed_mid_call_leaves_recordings_a_reader_opens_up_to_the_kill
     assert!(killed.success());
     let _ = calls.await;
 
-    let pcaps: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("the recording folder")
         .filter_map(Result::ok)
         .map(|e| e.path())
         .collect();
-    assert_eq!(pcaps.len(), 2, "one pcap a call and no sidecar: {pcaps:?}");
-    for pcap in &pcaps {
-        assert_eq!(pcap.extension().and_then(|e| e.to_str()), Some("pcap"));
+    let of = |ext: &str| -> Vec<&PathBuf> {
+        files
+            .iter()
+            .filter(|p| p.extension().is_some_and(|e| e == ext))
+            .collect()
+    };
+    // sipline-load speaks G.711: a pcap and a WAV a call, and no sidecar.
+    assert_eq!((of("pcap").len(), of("wav").len()), (2, 2), "{files:?}");
+    assert!(of("json").is_empty(), "{files:?}");
+    for pcap in of("pcap") {
         let (rtp, _) = packets_up_to(pcap, true);
         for from in [[192, 0, 2, 1], [192, 0, 2, 2]] {
             let n = rtp.iter().filter(|p| p.from == from).count();
@@ -265,6 +272,32 @@ async fn a_relay_killed_mid_call_leaves_recordings_a_reader_opens_up_to_the_kill
                 n > 75,
                 "{n} RTP packets from {from:?} in {}",
                 pcap.display()
+            );
+        }
+    }
+    for wav in of("wav") {
+        // Its header was rewritten at the last flush: a standard reader
+        // opens it and finds the audio up to the kill.
+        let mut reader = hound::WavReader::open(wav).expect("a WAV a reader opens");
+        let spec = reader.spec();
+        assert_eq!((spec.channels, spec.sample_rate), (2, 8000));
+        let samples: Vec<i16> = reader
+            .samples::<i16>()
+            .map(|s| s.expect("a whole sample"))
+            .collect();
+        let secs = samples.len() as f64 / 2.0 / 8000.0;
+        assert!(secs > 1.5, "{secs} s of audio in {}", wav.display());
+        for channel in 0..2 {
+            let sound = samples
+                .iter()
+                .skip(channel)
+                .step_by(2)
+                .filter(|s| **s != 0)
+                .count();
+            assert!(
+                sound > 8000,
+                "channel {channel} of {} is silent",
+                wav.display()
             );
         }
     }

@@ -7,6 +7,7 @@
 pub mod call;
 pub mod calls;
 pub mod dtls;
+pub mod g711;
 pub mod ice;
 pub mod liveness;
 pub mod ports;
@@ -15,6 +16,7 @@ pub mod sdp;
 pub mod session;
 pub mod srtp;
 pub mod stats;
+pub mod stereo;
 
 #[cfg(test)]
 mod tests;

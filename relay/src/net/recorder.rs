@@ -1,12 +1,15 @@
 //! Recording a call's media, the files' half: one thread that drains every
 //! recorded call's ring ([`crate::media::record`]) and writes, per call, a
-//! pcap of its plain RTP and RTCP both ways, and when the call ends a JSON
-//! sidecar naming the file with its SHA-256.
+//! pcap of its plain RTP and RTCP both ways; a stereo WAV of its audio when
+//! it is G.711 (left the browser, right the far end, 8 kHz, 16-bit, laid
+//! out by [`crate::media::stereo`]); and when the call ends a JSON sidecar
+//! naming the files with their SHA-256.
 //!
 //! The thread wakes every [`TICK`], drains each ring and flushes each file,
 //! so a relay killed mid-call leaves a pcap whose records up to the last
 //! tick are whole (pcap has no length in its header: a reader stops at
-//! the last whole record). Nothing here runs on the packet path; a write
+//! the last whole record), and a WAV whose header, rewritten at each
+//! flush, covers its samples up to then. Nothing here runs on the packet path; a write
 //! that fails (the disk is full) ends that recording, which the packet
 //! path then sees as a ring nobody reads, and the call goes on.
 //!
@@ -43,7 +46,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
+use crate::media::g711;
 use crate::media::record::{HEADER_LEN, Header, Sink, Way};
+use crate::media::stereo::{self, Stereo};
 
 /// How often the writer drains the rings and flushes the files.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -176,6 +181,14 @@ struct Recording {
     frame: Vec<u8>,
     /// Bytes written and not yet counted in the figures.
     unreported: u64,
+    /// The audio laid out for the WAV.
+    stereo: Stereo,
+    /// The WAV, once G.711 audio arrived.
+    wav: Option<hound::WavWriter<BufWriter<File>>>,
+    /// A WAV was written and closed.
+    wav_done: bool,
+    /// A packet's decoded samples.
+    samples: Vec<i16>,
 }
 
 /// Why a recording stopped before its call ended.
@@ -273,6 +286,8 @@ fn run(dir: &Path, starts: &mpsc::Receiver<Sink>, figures: &Figures, admin: &Adm
             if over {
                 // Counted before the sidecar appears: whoever waits for it
                 // finds the figures final.
+                let last = r.close();
+                figures.bytes.fetch_add(last, Ordering::Relaxed);
                 figures.active.fetch_sub(1, Ordering::Relaxed);
                 let outcome = match r.failure {
                     None => &figures.complete,
@@ -334,6 +349,10 @@ impl Recording {
             frame: vec![0u8; IP_UDP_LEN + usize::from(u16::MAX)],
             // The pcap file header, written already.
             unreported: 24,
+            stereo: Stereo::default(),
+            wav: None,
+            wav_done: false,
+            samples: Vec::with_capacity(1024),
         })
     }
 
@@ -371,6 +390,14 @@ impl Recording {
                 }
             }
             self.packets[usize::from(header.way == Way::ToBrowser)] += 1;
+            if header.leg == 0 && !header.rtcp {
+                self.hear(&header, len);
+            }
+        }
+        if self.failure.is_none()
+            && let Err(e) = self.write_audio(false)
+        {
+            self.fail(Failure::Write, &e.to_string());
         }
         if self.failure.is_none() && self.sink.overflowed() {
             self.fail(Failure::Behind, "the ring is full");
@@ -383,23 +410,95 @@ impl Recording {
         written
     }
 
+    /// The audio of the RTP packet behind `header` in `frame`, to the
+    /// stereo layout when it is G.711.
+    fn hear(&mut self, header: &Header, len: usize) {
+        let rtp = &self.frame[IP_UDP_LEN..IP_UDP_LEN + len];
+        let Some((payload_type, timestamp, payload)) = rtp_payload(rtp) else {
+            return;
+        };
+        let Some(decode) = g711::decoder(payload_type) else {
+            return;
+        };
+        self.samples.clear();
+        self.samples.extend(payload.iter().map(|&b| decode(b)));
+        let arrived = header.micros * stereo::RATE / 1_000_000;
+        let channel = usize::from(header.way == Way::ToBrowser);
+        self.stereo.add(channel, arrived, timestamp, &self.samples);
+        if self.wav.is_none() {
+            let spec = hound::WavSpec {
+                channels: 2,
+                sample_rate: stereo::RATE as u32,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            match hound::WavWriter::create(self.path.with_extension("wav"), spec) {
+                Ok(w) => {
+                    // Its header: 44 bytes for 16-bit PCM.
+                    self.unreported += 44;
+                    self.wav = Some(w);
+                }
+                Err(e) => self.fail(Failure::Write, &e.to_string()),
+            }
+        }
+    }
+
+    /// Writes the stereo frames that are ready (all of them at the end) to
+    /// the WAV and rewrites its header, so the file is whole up to here.
+    fn write_audio(&mut self, all: bool) -> Result<(), hound::Error> {
+        let Some(wav) = self.wav.as_mut() else {
+            return Ok(());
+        };
+        let before = wav.len();
+        for [left, right] in self.stereo.ready(all) {
+            wav.write_sample(left)?;
+            wav.write_sample(right)?;
+        }
+        self.unreported += u64::from(wav.len() - before) * 2;
+        wav.flush()
+    }
+
     fn fail(&mut self, failure: Failure, detail: &str) {
         warn!(path = %self.path.display(), why = failure.as_str(), detail, "recording stopped");
         self.failure = Some(failure);
     }
 
-    /// Closes the file, writes the sidecar beside it, and tells `admin`.
-    fn finish(&mut self, admin: &AdminEvents) {
+    /// Closes the files: the WAV's last frames written and its header
+    /// made final. The bytes written since the last count.
+    fn close(&mut self) -> u64 {
         let _ = self.out.flush();
         let _ = self.out.0.borrow().get_ref().sync_all();
+        if self.failure.is_none() {
+            let _ = self.write_audio(true);
+        }
+        if let Some(wav) = self.wav.take() {
+            let _ = wav.finalize();
+            self.wav_done = true;
+        }
+        std::mem::take(&mut self.unreported)
+    }
+
+    /// Writes the sidecar beside the files (closed by [`Self::close`]),
+    /// and tells `admin`.
+    fn finish(&mut self, admin: &AdminEvents) {
+        let wav_path = self.wav_done.then(|| self.path.with_extension("wav"));
         let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-        let (bytes, sha256) = match file_digest(&self.path) {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(path = %self.path.display(), error = %e, "recording unreadable");
-                return;
+        let mut files = Vec::new();
+        for (path, format) in [(Some(self.path.clone()), "pcap"), (wav_path, "wav")] {
+            let Some(path) = path else { continue };
+            match file_digest(&path) {
+                Ok((bytes, sha256)) => files.push(FileEntry {
+                    path: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    format,
+                    bytes,
+                    sha256,
+                }),
+                Err(e) => warn!(path = %path.display(), error = %e, "recording unreadable"),
             }
-        };
+        }
         let sidecar = Sidecar {
             call_id: &self.sink.call_id,
             started_unix_ms: ms(self.started),
@@ -408,16 +507,7 @@ impl Recording {
             failure: self.failure.map(Failure::as_str),
             packets_from_browser: self.packets[0],
             packets_to_browser: self.packets[1],
-            files: vec![FileEntry {
-                path: self
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                format: "pcap",
-                bytes,
-                sha256,
-            }],
+            files,
         };
         let json_path = self.path.with_extension("json");
         let written = serde_json::to_vec_pretty(&sidecar)
@@ -446,6 +536,28 @@ impl Recording {
             let _ = admin.send(("recording_stopped", json));
         }
     }
+}
+
+/// An RTP packet's payload type, timestamp and payload (past its CSRCs
+/// and header extension, without its padding), if it is one.
+fn rtp_payload(rtp: &[u8]) -> Option<(u8, u32, &[u8])> {
+    let first = *rtp.first()?;
+    if first >> 6 != 2 {
+        return None;
+    }
+    let mut start = 12 + 4 * usize::from(first & 0x0f);
+    if first & 0x10 != 0 {
+        let words = u16::from_be_bytes(rtp.get(start + 2..start + 4)?.try_into().ok()?);
+        start += 4 + 4 * usize::from(words);
+    }
+    let padding = if first & 0x20 != 0 {
+        usize::from(*rtp.last()?)
+    } else {
+        0
+    };
+    let payload = rtp.get(start..rtp.len().checked_sub(padding)?)?;
+    let timestamp = u32::from_be_bytes(rtp.get(4..8)?.try_into().ok()?);
+    Some((rtp.get(1)? & 0x7f, timestamp, payload))
 }
 
 /// The file's length and SHA-256, hex.
@@ -525,7 +637,8 @@ mod tests {
         let (mut tap, sink) = channel("abc@x/y", 64 * 1024);
         recorder.record(sink);
         let t0 = Instant::now();
-        let rtp = |seq: u8| [0x80, 0, 0, seq, 0, 0, 0, 160, 1, 2, 3, 4, 0xff, 0xfe];
+        // Payload type 111 (Opus): a pcap only, no WAV.
+        let rtp = |seq: u8| [0x80, 111, 0, seq, 0, 0, 0, 160, 1, 2, 3, 4, 0xff, 0xfe];
         for seq in 0..10u8 {
             let at = t0 + Duration::from_millis(20 * u64::from(seq));
             tap.packet(at, Way::FromBrowser, 0, false, &rtp(seq));
@@ -548,6 +661,11 @@ mod tests {
             serde_json::from_slice(&std::fs::read(&sidecar).expect("sidecar")).expect("JSON");
         assert_eq!(meta["call_id"], "abc@x/y");
         assert_eq!(meta["complete"], true);
+        assert_eq!(
+            meta["files"].as_array().map(Vec::len),
+            Some(1),
+            "no WAV of Opus"
+        );
         assert_eq!(meta["packets_from_browser"], 10);
         assert_eq!(meta["packets_to_browser"], 11);
         let file = dir.join(meta["files"][0]["path"].as_str().expect("path"));
@@ -612,6 +730,103 @@ mod tests {
         drop(r);
         tap.packet(Instant::now(), Way::FromBrowser, 0, false, &[0x80; 12]);
         assert!(tap.is_stopped());
+    }
+
+    /// µ-law of a sample (the inverse of [`g711::ulaw`], to the nearest
+    /// code), for making test tones.
+    fn to_ulaw(sample: i16) -> u8 {
+        (0..=255u8)
+            .min_by_key(|&b| (i32::from(g711::ulaw(b)) - i32::from(sample)).abs())
+            .unwrap_or(0xff)
+    }
+
+    /// The frequency of a channel by its zero crossings.
+    fn frequency(samples: &[i16]) -> f64 {
+        let crossings = samples
+            .windows(2)
+            .filter(|w| (w[0] < 0) != (w[1] < 0))
+            .count();
+        crossings as f64 / 2.0 / (samples.len() as f64 / 8000.0)
+    }
+
+    #[test]
+    fn g711_audio_becomes_a_stereo_wav_browser_left_far_end_right() {
+        let dir = scratch("wav");
+        let figures = RecordingFigures::default();
+        let (admin, _) = broadcast::channel(8);
+        let recorder = Recorder::start(&dir, figures.clone(), admin).expect("recorder");
+        let (mut tap, sink) = channel("wav@x", 64 * 1024);
+        recorder.record(sink);
+        let t0 = Instant::now();
+        let tone = |hz: f64, n: usize| -> Vec<u8> {
+            (0..160)
+                .map(|i| {
+                    let t = (n * 160 + i) as f64 / 8000.0;
+                    to_ulaw((8000.0 * (2.0 * std::f64::consts::PI * hz * t).sin()) as i16)
+                })
+                .collect()
+        };
+        // 2 s of 1 kHz from the browser and 440 Hz from the far end, with
+        // unrelated timestamp bases; the far end starts 100 ms later.
+        for n in 0..100usize {
+            let at = t0 + Duration::from_millis(20 * n as u64);
+            for (way, hz, base, delay) in [
+                (Way::FromBrowser, 1000.0, 7_000u32, 0u64),
+                (Way::ToBrowser, 440.0, 3_000_000, 100),
+            ] {
+                let ts = base.wrapping_add(160 * n as u32);
+                let mut p = vec![0x80, 0, 0, n as u8];
+                p.extend_from_slice(&ts.to_be_bytes());
+                p.extend_from_slice(&[9, 9, 9, 9]);
+                p.extend_from_slice(&tone(hz, n));
+                tap.packet(at + Duration::from_millis(delay), way, 0, false, &p);
+            }
+        }
+        drop(tap);
+        let wav_path = loop {
+            let found = std::fs::read_dir(&dir)
+                .expect("dir")
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == "json"));
+            if let Some(p) = found {
+                break p.with_extension("wav");
+            }
+            std::thread::sleep(TICK);
+        };
+        let mut reader = hound::WavReader::open(&wav_path).expect("a WAV");
+        let spec = reader.spec();
+        assert_eq!(
+            (spec.channels, spec.sample_rate, spec.bits_per_sample),
+            (2, 8000, 16)
+        );
+        let all: Vec<i16> = reader
+            .samples::<i16>()
+            .map(|s| s.expect("a sample"))
+            .collect();
+        let left: Vec<i16> = all.iter().step_by(2).copied().collect();
+        let right: Vec<i16> = all.iter().skip(1).step_by(2).copied().collect();
+        // 2 s and the far end's 100 ms: the length of the call.
+        let secs = left.len() as f64 / 8000.0;
+        assert!((2.0..2.2).contains(&secs), "{secs} s");
+        let steady = 1600..left.len() - 1600;
+        assert!((frequency(&left[steady.clone()]) - 1000.0).abs() < 20.0);
+        assert!((frequency(&right[steady]) - 440.0).abs() < 20.0);
+        // The far end's first 100 ms: silence on the right.
+        assert!(
+            right[..700].iter().all(|&s| s == 0),
+            "silence before it spoke"
+        );
+        let sidecar: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(wav_path.with_extension("json")).expect("sidecar"),
+        )
+        .expect("JSON");
+        assert_eq!(sidecar["files"][1]["format"], "wav");
+        let (bytes, sha) = file_digest(&wav_path).expect("digest");
+        assert_eq!(sidecar["files"][1]["sha256"], sha);
+        let pcap_bytes = sidecar["files"][0]["bytes"].as_u64().expect("bytes");
+        assert_eq!(figures.0.bytes.load(Ordering::Relaxed), pcap_bytes + bytes);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
