@@ -3,7 +3,9 @@
 //! 1 kHz) calling the embedded PBX's echo through it. The recording is read
 //! back as an operator would: the sidecar JSON names the pcap and its
 //! SHA-256, and the pcap holds the call's RTP both ways, whole, in order and
-//! 20 ms apart, as a pcap reader decodes it. And a relay killed with
+//! 20 ms apart, as a pcap reader decodes it. A call to baresip (440 Hz)
+//! through Kamailio, in G.711, is also a stereo WAV: the browser's 1 kHz on
+//! the left, the far end's 440 Hz on the right. And a relay killed with
 //! SIGKILL mid-call (`sipline-load`'s browsers calling the echo, in G.711)
 //! leaves pcaps and WAVs readers open, with the media up to the kill; and a full disk (a
 //! small tmpfs the test mounts: it runs as root, as the test command does)
@@ -23,8 +25,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sipline_test_harness::browser;
 
-use common::calls::{MIC_HZ, Scratch, assert_hears, metric};
+use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_hears, far_end, metric, outcome};
 use common::{AdminStream, RelayProcess, echo_load};
+use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 /// The admin stream's token in these tests.
 const ADMIN_TOKEN: &str = "recording-test-token-0123";
@@ -386,4 +389,90 @@ async fn a_full_disk_stops_the_recordings_and_the_calls_go_on_both_ways() {
         // No room for the sidecar either: the event is the only record.
         assert!(s["sidecar_path"].is_null(), "{s}");
     }
+}
+
+/// The frequency of a stretch of samples, by its zero crossings (a pure
+/// tone's).
+fn frequency(samples: &[i16]) -> f64 {
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / 8000.0)
+}
+
+#[test]
+fn a_call_through_kamailio_to_baresip_is_a_stereo_wav_the_browser_left_the_far_end_right() {
+    let scratch = Scratch::new("recording-wav");
+    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
+    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let dir = scratch.0.join("recordings");
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    let (user, _) = USERS[1];
+    let far = far_end(
+        registrar.parse().expect("address"),
+        USERS[1],
+        far_tone,
+        true,
+    );
+    let relay = RelayProcess::start(
+        registrar.parse().expect("address"),
+        &[
+            "--media-ports",
+            "37100-37199",
+            "--record",
+            "all",
+            "--record-dir",
+            dir.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    let config = serde_json::json!({
+        "ws": relay.ws_url(),
+        "target": format!("sip:{user}@{DOMAIN}"),
+        "domain": DOMAIN,
+        "mic": mic,
+    });
+    let out = browser::call(&config.to_string()).expect("the browser ran");
+    let v = outcome(&out, &far);
+    assert_hears(&v["steps"]["talk"], FAR_HZ, "talking");
+
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(sidecar(&dir, Duration::from_secs(5))).expect("the sidecar"),
+    )
+    .expect("JSON");
+    assert_eq!(meta["complete"], true, "{meta}");
+    let file = |format: &str| {
+        let f = meta["files"]
+            .as_array()
+            .and_then(|fs| fs.iter().find(|f| f["format"] == format))
+            .unwrap_or_else(|| panic!("no {format} in {meta}"));
+        dir.join(f["path"].as_str().expect("a file name"))
+    };
+    let mut reader = hound::WavReader::open(file("wav")).expect("a WAV");
+    assert_eq!(reader.spec().channels, 2);
+    let all: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect();
+    let left: Vec<i16> = all.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = all.iter().skip(1).step_by(2).copied().collect();
+    // The middle second of the call, where both sides play their tones.
+    let mid = left.len() / 2;
+    let second = mid - 4000..mid + 4000;
+    let (l, r) = (frequency(&left[second.clone()]), frequency(&right[second]));
+    assert!((l - MIC_HZ).abs() < 30.0, "left (the browser) is {l:.0} Hz");
+    assert!(
+        (r - FAR_HZ).abs() < 30.0,
+        "right (the far end) is {r:.0} Hz"
+    );
+    // As long as the call's media: its first to last RTP packet.
+    let (rtp, _) = packets(&file("pcap"));
+    let span = rtp.iter().map(|p| p.at).max().expect("packets")
+        - rtp.iter().map(|p| p.at).min().expect("packets");
+    let secs = left.len() as f64 / 8000.0;
+    assert!(
+        (secs - span.as_secs_f64()).abs() < 0.5,
+        "{secs:.2} s of WAV for {span:?} of media"
+    );
 }
