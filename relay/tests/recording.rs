@@ -146,6 +146,8 @@ fn a_call_recorded_by_policy_leaves_a_pcap_of_both_ways_and_a_sidecar_that_vouch
         meta["call_id"].as_str().is_some_and(|c| !c.is_empty()),
         "{meta}"
     );
+    assert_eq!(meta["from"], "sip:alice@sipline.local", "{meta}");
+    assert_eq!(meta["to"], "sip:echo@sipline.local", "{meta}");
     let file = &meta["files"][0];
     assert_eq!(file["format"], "pcap");
     let pcap = dir.join(file["path"].as_str().expect("a file name"));
@@ -175,11 +177,22 @@ fn a_call_recorded_by_policy_leaves_a_pcap_of_both_ways_and_a_sidecar_that_vouch
             stream.iter().all(|p| p.ssrc == stream[0].ssrc),
             "one stream {what}"
         );
+        // In order; a packet the network lost before the relay is not in
+        // the recording either (loopback under a full test run drops one
+        // now and then), so a few may be missing, no more.
+        let steps: Vec<u16> = stream
+            .windows(2)
+            .map(|w| w[1].seq.wrapping_sub(w[0].seq))
+            .collect();
         assert!(
-            stream
-                .windows(2)
-                .all(|w| w[1].seq == w[0].seq.wrapping_add(1)),
-            "in order, none missing, {what}"
+            steps.iter().all(|s| (1..100).contains(s)),
+            "in order, {what}"
+        );
+        let missing: u32 = steps.iter().map(|s| u32::from(s - 1)).sum();
+        assert!(
+            missing * 100 <= stream.len() as u32,
+            "{missing} of {} missing {what}",
+            stream.len()
         );
         let span = stream[stream.len() - 1].at - stream[0].at;
         let cadence = span / u32::try_from(stream.len() - 1).expect("a count");

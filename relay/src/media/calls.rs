@@ -197,6 +197,26 @@ impl MediaCalls {
         }
     }
 
+    /// Names call `call_id`'s parties (the URIs of From and To of the
+    /// message whose SDP made its recording): a recording made by that SDP
+    /// and not yet handed to the shell takes them for its sidecar.
+    pub fn name_parties(&mut self, conn: ConnId, call_id: &str, from: &str, to: &str) {
+        if !self.cfg.record {
+            return;
+        }
+        let Some(id) = self.id(conn, call_id) else {
+            return;
+        };
+        for command in &mut self.commands {
+            if let Command::Record { id: r, sink } = command
+                && *r == id
+                && sink.parties.is_none()
+            {
+                sink.parties = Some((from.to_owned(), to.to_owned()));
+            }
+        }
+    }
+
     /// The echo extension answers the browser's offer itself: the first
     /// audio codec offered (and its telephone-event), sent back as it
     /// comes. Returns the answer for the browser.

@@ -103,6 +103,9 @@ pub struct Sink {
     pub ring: Consumer<u8>,
     /// The call's SIP Call-ID, for the file names and the sidecar.
     pub call_id: String,
+    /// Who called and whom (the URIs of From and To), for the sidecar,
+    /// when the signalling named them.
+    pub parties: Option<(String, String)>,
     overflowed: Arc<AtomicBool>,
 }
 
@@ -127,6 +130,7 @@ pub fn channel(call_id: &str, bytes: usize) -> (Tap, Sink) {
         Sink {
             ring: consumer,
             call_id: call_id.to_owned(),
+            parties: None,
             overflowed,
         },
     )

@@ -213,6 +213,10 @@ impl Failure {
 #[derive(Serialize)]
 struct Sidecar<'a> {
     call_id: &'a str,
+    /// The URIs of the call's From and To, as the message that started
+    /// the recording had them (`null` when unknown).
+    from: Option<&'a str>,
+    to: Option<&'a str>,
     started_unix_ms: u128,
     ended_unix_ms: u128,
     /// Whole: every packet of the call is in it.
@@ -499,8 +503,11 @@ impl Recording {
                 Err(e) => warn!(path = %path.display(), error = %e, "recording unreadable"),
             }
         }
+        let parties = self.sink.parties.as_ref();
         let sidecar = Sidecar {
             call_id: &self.sink.call_id,
+            from: parties.map(|(f, _)| f.as_str()),
+            to: parties.map(|(_, t)| t.as_str()),
             started_unix_ms: ms(self.started),
             ended_unix_ms: ms(SystemTime::now()),
             complete: self.failure.is_none(),

@@ -82,6 +82,7 @@ impl Proxy {
             _ => return Ok(None),
         };
         let out = media.sdp(conn, call_id, from, carrier, msg.body());
+        media.name_parties(conn, call_id, msg.from().uri_text, msg.to().uri_text);
         if let Err(e) = &out {
             tracing::warn!(call_id, error = %e, "SDP not carried");
             self.metrics.media_refused(e);

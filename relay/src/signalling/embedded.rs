@@ -176,11 +176,15 @@ impl Proxy {
                 let answer = match self.media.as_mut() {
                     None => Err((480, "Echo Needs Media")),
                     Some(_) if !is_sdp(msg) => Err((488, "Echo Needs An Offer")),
-                    Some(media) => media.echo(conn, call_id, msg.body()).map_err(|e| {
-                        tracing::warn!(call_id, error = %e, "echo call refused");
-                        self.metrics.media_refused(&e);
-                        e.status()
-                    }),
+                    Some(media) => {
+                        let answer = media.echo(conn, call_id, msg.body());
+                        media.name_parties(conn, call_id, msg.from().uri_text, msg.to().uri_text);
+                        answer.map_err(|e| {
+                            tracing::warn!(call_id, error = %e, "echo call refused");
+                            self.metrics.media_refused(&e);
+                            e.status()
+                        })
+                    }
                 };
                 self.flush_media();
                 self.calls

@@ -161,12 +161,18 @@ fn browser_offer_then_early_media_then_answer() {
 fn a_recorded_call_s_session_comes_with_its_recording_and_only_once() {
     let mut t = table_with(30_000, 30_099, true);
     browser_offer(&mut t, &chromium_offer()).expect("carried");
+    // The signalling names the parties of the message that carried it.
+    t.name_parties(CONN, CALL, "sip:alice@a.test", "sip:bob@b.test");
     let cs = commands(&mut t);
     assert_eq!(names(&cs), ["open", "record", "browser"]);
     let Command::Record { sink, .. } = &cs[1] else {
         unreachable!("checked above")
     };
     assert_eq!(sink.call_id, CALL);
+    assert_eq!(
+        sink.parties,
+        Some(("sip:alice@a.test".into(), "sip:bob@b.test".into()))
+    );
     // A re-offer (hold) keeps the session, and so the recording.
     browser_offer(&mut t, &chromium_offer()).expect("carried");
     assert!(!names(&commands(&mut t)).contains(&"record"));
