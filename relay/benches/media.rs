@@ -101,7 +101,7 @@ fn call_recorded(
 ) -> (Session, BrowserKeys, Option<Sink>) {
     let (mut session, keys) = call(identity, profile);
     let sink = ring.map(|bytes| {
-        let (tap, sink) = record::channel("bench", bytes);
+        let (tap, sink) = record::channel("bench", record::Starter::Policy, bytes);
         session.set_tap(tap);
         sink
     });

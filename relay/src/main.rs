@@ -79,8 +79,9 @@ struct Flags {
 /// `[recording]`
 #[derive(clap::Args, Debug, Serialize)]
 struct RecordingFlags {
-    /// Which calls to record: off, or all.
-    #[arg(id = "record", long = "record", env = "SIPLINE_RECORD", value_parser = ["off", "all"])]
+    /// Which calls to record: off, on-demand (the app or the operator
+    /// asks), or all.
+    #[arg(id = "record", long = "record", env = "SIPLINE_RECORD", value_parser = ["off", "on-demand", "all"])]
     mode: Option<String>,
     /// Where the recordings go.
     #[arg(id = "record-dir", long = "record-dir", env = "SIPLINE_RECORD_DIR")]

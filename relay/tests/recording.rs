@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use sipline_test_harness::browser;
 
 use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_hears, far_end, metric, outcome};
-use common::{AdminStream, RelayProcess, echo_load};
+use common::{AdminStream, RelayProcess, echo_load, http};
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 /// The admin stream's token in these tests.
@@ -488,4 +488,131 @@ fn a_call_through_kamailio_to_baresip_is_a_stereo_wav_the_browser_left_the_far_e
         (secs - span.as_secs_f64()).abs() < 0.5,
         "{secs:.2} s of WAV for {span:?} of media"
     );
+}
+
+/// The body of an HTTP answer (past its blank line).
+fn body(answer: &str) -> &str {
+    answer.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// What the admin API answers `method path` with `json`, with the token.
+fn admin(relay: &RelayProcess, method: &str, path: &str, json: Option<&str>) -> String {
+    let auth = format!("Authorization: Bearer {ADMIN_TOKEN}\r\n");
+    http(relay.http_port, method, path, &auth, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_lists_the_calls_and_records_one_for_as_long_as_asked() {
+    let scratch = Scratch::new("recording-admin");
+    let dir = scratch.0.join("recordings");
+    let relay = RelayProcess::start_embedded(
+        &[
+            "--domain",
+            "sipline.local",
+            "--media-ports",
+            "37200-37299",
+            "--record",
+            "on-demand",
+            "--record-dir",
+            dir.to_str().expect("a UTF-8 path"),
+            "--admin-token",
+            ADMIN_TOKEN,
+        ],
+        "alice:alice-load",
+    );
+    let mut events = AdminStream::open(relay.http_port, Some(ADMIN_TOKEN)).await;
+    // One call to the echo with 7 s of media.
+    let call = tokio::spawn(run(
+        echo_load(relay.ws_url(), 1, 7, "alice", "alice-load"),
+        None,
+    ));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Without the token, nothing.
+    let refused = http(relay.http_port, "GET", "/admin/calls", "", None);
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let listed = admin(&relay, "GET", "/admin/calls", None);
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    let list: Value = serde_json::from_str(body(&listed)).expect("JSON");
+    let calls = list["calls"].as_array().expect("a list of calls");
+    assert_eq!(calls.len(), 1, "{list}");
+    assert_eq!(calls[0]["state"], "answered", "{list}");
+    assert_eq!(calls[0]["callee"], "sip:echo@sipline.local", "{list}");
+    assert!(calls[0]["recording"].is_null(), "on demand: not yet {list}");
+    let call_id = calls[0]["call_id"].as_str().expect("a Call-ID").to_owned();
+    // A Call-ID may hold characters a path may not.
+    let encoded: String = call_id
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let path = format!("/admin/calls/{encoded}/recording");
+
+    let bad = admin(&relay, "POST", &path, Some(r#"{"action":"pause"}"#));
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    let unknown = admin(
+        &relay,
+        "POST",
+        "/admin/calls/nobody/recording",
+        Some(r#"{"action":"start"}"#),
+    );
+    assert!(unknown.starts_with("HTTP/1.1 404"), "{unknown}");
+
+    let started = admin(&relay, "POST", &path, Some(r#"{"action":"start"}"#));
+    assert!(started.starts_with("HTTP/1.1 200"), "{started}");
+    let started: Value = serde_json::from_str(body(&started)).expect("JSON");
+    assert_eq!(started["changed"], true, "{started}");
+    let again = admin(&relay, "POST", &path, Some(r#"{"action":"start"}"#));
+    assert!(body(&again).contains(r#""changed":false"#), "{again}");
+    let listed = admin(&relay, "GET", "/admin/calls", None);
+    assert!(
+        body(&listed).contains(r#""recording":"operator""#),
+        "{listed}"
+    );
+
+    // Two seconds recorded, then stopped; the call goes on.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stopped = admin(&relay, "POST", &path, Some(r#"{"action":"stop"}"#));
+    assert!(stopped.starts_with("HTTP/1.1 200"), "{stopped}");
+    assert!(body(&stopped).contains(r#""changed":true"#), "{stopped}");
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(sidecar(&dir, Duration::from_secs(5))).expect("the sidecar"),
+    )
+    .expect("JSON");
+    assert_eq!(meta["complete"], true, "{meta}");
+    assert_eq!(meta["started_by"], "operator", "{meta}");
+    assert_eq!(meta["call_id"], call_id.as_str(), "{meta}");
+    let pcap = dir.join(meta["files"][0]["path"].as_str().expect("a file name"));
+    let (rtp, _) = packets(&pcap);
+    for from in [[192, 0, 2, 1], [192, 0, 2, 2]] {
+        let n = rtp.iter().filter(|p| p.from == from).count();
+        // Two seconds at 50 packets a second, give or take the time the
+        // requests took.
+        assert!((80..=130).contains(&n), "{n} RTP packets from {from:?}");
+    }
+    let report = call.await.expect("the load ran");
+    assert_eq!(report.calls_up, 1, "{:?}", report.failures);
+    assert_eq!(
+        report.to_pbx.received, report.to_pbx.sent,
+        "the call never noticed"
+    );
+
+    // The admin stream told of the start and the stop, naming who.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let Some((name, data)) = events.next(Duration::from_secs(5)).await else {
+            panic!("recording events missing: {seen:?}");
+        };
+        if name.starts_with("recording_") {
+            let data: Value = serde_json::from_str(&data).expect("JSON");
+            assert_eq!(data["started_by"], "operator", "{data}");
+            seen.push(name);
+        }
+    }
+    assert_eq!(seen, ["recording_started", "recording_stopped"]);
 }

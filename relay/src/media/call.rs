@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::calls::Command;
 use super::dtls::DtlsError;
 use super::liveness::Liveness;
+use super::record::Tap;
 use super::session::{Counters, Drop, Forward, MAX_LEGS, Session};
 
 /// How often the call checks whether it is over.
@@ -37,6 +38,8 @@ pub struct CallMedia {
     pbx: [Option<(SocketAddr, SocketAddr, u32)>; MAX_LEGS],
     liveness: Liveness,
     next_check: Instant,
+    /// A recording started before the browser side was known.
+    tap: Option<Tap>,
 }
 
 impl CallMedia {
@@ -48,6 +51,7 @@ impl CallMedia {
             pbx: [None; MAX_LEGS],
             liveness: Liveness::new(now, idle),
             next_check: now + CHECK,
+            tap: None,
         }
     }
 
@@ -61,6 +65,9 @@ impl CallMedia {
                         session.set_pbx(leg, rtp, rtcp);
                         session.set_clock_rate(leg, clock);
                     }
+                }
+                if let Some(tap) = self.tap.take() {
+                    session.set_tap(tap);
                 }
                 self.session = Some(session);
             }
@@ -87,6 +94,16 @@ impl CallMedia {
                 if let Some(s) = self.session.as_mut() {
                     s.set_pbx(leg, rtp, rtcp);
                     s.set_clock_rate(leg, clock);
+                }
+            }
+            Command::Tap { tap, .. } => match self.session.as_mut() {
+                Some(s) => s.set_tap(tap),
+                None => self.tap = Some(tap),
+            },
+            Command::Untap { .. } => {
+                self.tap = None;
+                if let Some(s) = self.session.as_mut() {
+                    s.clear_tap();
                 }
             }
             Command::Answered { .. } => self.liveness.answered(now),

@@ -25,6 +25,7 @@
 //! speak, in `types` (re-exported here).
 
 mod negotiation;
+mod recording;
 mod types;
 
 use std::collections::{HashMap, VecDeque};
@@ -35,10 +36,13 @@ use sha2::{Digest, Sha256};
 use sipline_core::sdp::Sdp;
 
 use self::negotiation::carried;
+use self::recording::CallRecording;
+pub use self::recording::RecordingError;
 pub use self::types::{Carrier, Command, MediaConfig, MediaEnd, MediaError, PortBinder, Side};
 use super::dtls::Identity;
 use super::ports::{PortError, PortPair, PortPool};
 use crate::ids::{ConnId, MediaId};
+use crate::media::record::RecordingMode;
 use sipline_core::sip::Method;
 
 /// How many pairs to try when ports of the range are held by others.
@@ -72,6 +76,11 @@ struct Call {
     /// The last offer, who made it, and its text.
     offer: Option<(Side, String)>,
     answered: bool,
+    /// The URIs of From and To, once the signalling named them (for a
+    /// recording's sidecar).
+    parties: Option<(String, String)>,
+    /// The call's recording, while one was started.
+    recording: Option<CallRecording>,
 }
 
 /// Every call's media, keyed by browser connection and Call-ID.
@@ -201,12 +210,16 @@ impl MediaCalls {
     /// message whose SDP made its recording): a recording made by that SDP
     /// and not yet handed to the shell takes them for its sidecar.
     pub fn name_parties(&mut self, conn: ConnId, call_id: &str, from: &str, to: &str) {
-        if !self.cfg.record {
+        if self.cfg.recording == RecordingMode::Off {
             return;
         }
-        let Some(id) = self.id(conn, call_id) else {
+        let Some(c) = self.calls.get_mut(&(conn, call_id.to_owned())) else {
             return;
         };
+        if c.parties.is_none() {
+            c.parties = Some((from.to_owned(), to.to_owned()));
+        }
+        let id = c.id;
         for command in &mut self.commands {
             if let Command::Record { id: r, sink } = command
                 && *r == id
@@ -441,6 +454,8 @@ impl MediaCalls {
                     echo: false,
                     offer: None,
                     answered: false,
+                    parties: None,
+                    recording: None,
                 },
             );
         }

@@ -19,6 +19,33 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rtrb::{Consumer, Producer, RingBuffer};
+use serde::{Deserialize, Serialize};
+
+/// Which calls are recorded (`[recording] mode`).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordingMode {
+    /// None: a request to record is refused (`403`).
+    #[default]
+    Off,
+    /// The calls the app (an in-dialog INFO with `Record: on`) or the
+    /// operator (the admin API) asks for, from then until asked to stop.
+    OnDemand,
+    /// Every call with media, from its first packet to its end.
+    All,
+}
+
+/// Who started a recording (the sidecar names it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Starter {
+    /// The configuration (`mode = "all"`).
+    Policy,
+    /// The browser's app, with an INFO carrying `Record: on`.
+    App,
+    /// The operator, through the admin API.
+    Operator,
+}
 
 /// Bytes of ring per recorded call: at 50 packets a second each way of up
 /// to 200 bytes (G.711, Opus) about 3 s of audio, and half a second of a
@@ -94,6 +121,21 @@ pub struct Tap {
     start: Option<Instant>,
     /// Set once, when a packet did not fit: nothing more is recorded.
     overflowed: Arc<AtomicBool>,
+    /// Set when the recording is over for any reason.
+    over: Arc<AtomicBool>,
+}
+
+/// Tells whoever started a recording whether it is still going: it is
+/// over once its writer finished it (the tap was dropped, or a write
+/// failed), or the writer fell behind.
+#[derive(Clone, Debug)]
+pub struct Watch(Arc<AtomicBool>);
+
+impl Watch {
+    /// Whether the recording is over.
+    pub fn is_over(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 /// The writer's end of one call's recording.
@@ -106,7 +148,17 @@ pub struct Sink {
     /// Who called and whom (the URIs of From and To), for the sidecar,
     /// when the signalling named them.
     pub parties: Option<(String, String)>,
+    /// Who started it.
+    pub by: Starter,
     overflowed: Arc<AtomicBool>,
+    over: Arc<AtomicBool>,
+}
+
+impl Drop for Sink {
+    /// The writer is done with the recording: it is over.
+    fn drop(&mut self) {
+        self.over.store(true, Ordering::Release);
+    }
 }
 
 impl Sink {
@@ -117,26 +169,36 @@ impl Sink {
     }
 }
 
-/// A recording's two ends, its ring of `bytes` allocated now.
-pub fn channel(call_id: &str, bytes: usize) -> (Tap, Sink) {
+/// A recording started by `by`: its two ends, its ring of `bytes`
+/// allocated now.
+pub fn channel(call_id: &str, by: Starter, bytes: usize) -> (Tap, Sink) {
     let (producer, consumer) = RingBuffer::new(bytes);
     let overflowed = Arc::new(AtomicBool::new(false));
+    let over = Arc::new(AtomicBool::new(false));
     (
         Tap {
             ring: producer,
             start: None,
             overflowed: overflowed.clone(),
+            over: over.clone(),
         },
         Sink {
             ring: consumer,
             call_id: call_id.to_owned(),
             parties: None,
+            by,
             overflowed,
+            over,
         },
     )
 }
 
 impl Tap {
+    /// A handle that says whether this recording is over.
+    pub fn watch(&self) -> Watch {
+        Watch(self.over.clone())
+    }
+
     /// Whether nothing more is recorded: the ring filled, or the writer
     /// gave the recording up.
     pub fn is_stopped(&self) -> bool {
@@ -174,7 +236,10 @@ impl Tap {
                 copy_across(packet, first, second, HEADER_LEN);
                 chunk.commit_all();
             }
-            Err(_) => self.overflowed.store(true, Ordering::Release),
+            Err(_) => {
+                self.overflowed.store(true, Ordering::Release);
+                self.over.store(true, Ordering::Release);
+            }
         }
     }
 }
@@ -216,7 +281,7 @@ mod tests {
 
     #[test]
     fn packets_arrive_whole_in_order_with_their_way_leg_and_time() {
-        let (mut tap, mut sink) = channel("call-1@x", 1024);
+        let (mut tap, mut sink) = channel("call-1@x", Starter::Policy, 1024);
         let t0 = Instant::now();
         tap.packet(t0, Way::FromBrowser, 0, false, &[0x80, 0, 0, 1]);
         tap.packet(
@@ -246,7 +311,7 @@ mod tests {
 
     #[test]
     fn records_that_wrap_around_the_ring_s_end_come_out_whole() {
-        let (mut tap, mut sink) = channel("c", 100);
+        let (mut tap, mut sink) = channel("c", Starter::Policy, 100);
         let now = Instant::now();
         for round in 0..20u8 {
             let packet: Vec<u8> = (0..30).map(|i| round ^ i).collect();
@@ -260,13 +325,16 @@ mod tests {
 
     #[test]
     fn a_full_ring_stops_the_recording_without_a_partial_record() {
-        let (mut tap, mut sink) = channel("c", 64);
+        let (mut tap, mut sink) = channel("c", Starter::Policy, 64);
+        let watch = tap.watch();
         let now = Instant::now();
         let packet = [0x80u8; 40];
         tap.packet(now, Way::FromBrowser, 0, false, &packet);
+        assert!(!watch.is_over());
         // The second does not fit: the recording stops, for good.
         tap.packet(now, Way::ToBrowser, 0, false, &packet);
         assert!(sink.overflowed());
+        assert!(watch.is_over());
         let got = drain(&mut sink);
         assert_eq!(got.len(), 1);
         tap.packet(now, Way::FromBrowser, 0, false, &[0x80; 4]);
@@ -275,9 +343,12 @@ mod tests {
 
     #[test]
     fn a_writer_that_gave_up_is_not_written_to() {
-        let (mut tap, sink) = channel("c", 64);
+        let (mut tap, sink) = channel("c", Starter::Policy, 64);
+        let watch = tap.watch();
         assert!(!tap.is_stopped());
+        assert!(!watch.is_over());
         drop(sink);
+        assert!(watch.is_over(), "whoever started it sees it over");
         tap.packet(Instant::now(), Way::FromBrowser, 0, false, &[0x80; 4]);
         assert!(tap.is_stopped());
     }

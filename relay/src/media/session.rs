@@ -231,6 +231,12 @@ impl Session {
         self.tap = Some(tap);
     }
 
+    /// Stops recording the call: its tap is dropped, and the writer, seeing
+    /// nobody feeds the recording any more, finishes its files.
+    pub fn clear_tap(&mut self) {
+        self.tap = None;
+    }
+
     /// `leg`'s codec's RTP clock rate (jitter is measured in it).
     pub fn set_clock_rate(&mut self, leg: usize, hz: u32) {
         if let Some(l) = self.legs.get_mut(leg) {

@@ -1,18 +1,20 @@
 //! Operations endpoints: the admin event stream (server-sent events, for
-//! call-centre dashboards) and `/api/config` (the defaults a phone page
+//! call-centre dashboards), the calls in progress and their recording
+//! (for a CRM's back end), and `/api/config` (the defaults a phone page
 //! needs).
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream;
 use tokio::sync::broadcast;
 
-use super::Shared;
+use super::{Input, Shared, ask};
+use crate::media::calls::RecordingError;
 
 /// Whether `given` equals `expected`, in time that does not depend on where
 /// they differ (the token guards call details).
@@ -34,24 +36,119 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// `GET /admin/events`: one SSE event per relay event (`event: registered`,
-/// `data: {json}`). Needs `Authorization: Bearer <admin token>`; without a
-/// configured token the stream does not exist.
-pub(super) async fn events(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+/// The answer to a request without the admin token (404 when no token is
+/// configured: the admin API does not exist); `None` when it has it.
+fn refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = shared.admin_token.as_deref() else {
-        return (
-            StatusCode::NOT_FOUND,
-            "admin event stream disabled: set admin.token\n",
-        )
-            .into_response();
+        return Some(
+            (
+                StatusCode::NOT_FOUND,
+                "admin API disabled: set admin.token\n",
+            )
+                .into_response(),
+        );
     };
-    if !bearer(&headers).is_some_and(|t| same_secret(t.as_bytes(), token.as_bytes())) {
-        return (
+    if bearer(headers).is_some_and(|t| same_secret(t.as_bytes(), token.as_bytes())) {
+        return None;
+    }
+    Some(
+        (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
             "admin token required\n",
         )
-            .into_response();
+            .into_response(),
+    )
+}
+
+/// The answer when the proxy task is gone (the relay is stopping).
+fn stopping() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "the relay is stopping\n").into_response()
+}
+
+/// `GET /admin/calls`: the calls set up or in progress, as
+/// `{"calls":[{"session","client","call_id","caller","callee","state",
+/// "seconds","recording"}]}` (`recording`: who started it, or `null`).
+/// Needs the admin token.
+pub(super) async fn calls(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&shared, &headers) {
+        return refused;
+    }
+    match ask(&shared.inputs, |reply| Input::Calls { reply }).await {
+        Some(calls) => axum::Json(serde_json::json!({ "calls": calls })).into_response(),
+        None => stopping(),
+    }
+}
+
+/// What `POST /admin/calls/{call-id}/recording` asks.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RecordingAction {
+    /// `start` or `stop`.
+    action: Action,
+}
+
+#[derive(Clone, Copy, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Action {
+    Start,
+    Stop,
+}
+
+/// `POST /admin/calls/{call-id}/recording` with `{"action":"start"}` or
+/// `{"action":"stop"}`: the operator starts or stops a call's recording
+/// (the Call-ID percent-encoded in the path). `200` with
+/// `{"call_id","recording","changed"}`; `404` for no such call with media;
+/// `403` when recording is off. Needs the admin token.
+pub(super) async fn recording(
+    State(shared): State<Shared>,
+    Path(call_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<axum::Json<RecordingAction>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Some(refused) = refusal(&shared, &headers) {
+        return refused;
+    }
+    let on = match body {
+        Ok(axum::Json(RecordingAction { action })) => matches!(action, Action::Start),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"action\": \"start\" or \"stop\"}}: {e}\n"),
+            )
+                .into_response();
+        }
+    };
+    let asked = ask(&shared.inputs, |reply| Input::Recording {
+        call_id: call_id.clone(),
+        on,
+        reply,
+    })
+    .await;
+    match asked {
+        Some(Ok(changed)) => axum::Json(serde_json::json!({
+            "call_id": call_id,
+            "recording": on,
+            "changed": changed,
+        }))
+        .into_response(),
+        Some(Err(e)) => {
+            let status = match e {
+                RecordingError::NoCall => StatusCode::NOT_FOUND,
+                RecordingError::Disabled | RecordingError::Mandatory => StatusCode::FORBIDDEN,
+            };
+            (status, format!("{e}\n")).into_response()
+        }
+        None => stopping(),
+    }
+}
+
+/// `GET /admin/events`: one SSE event per relay event (`event: registered`,
+/// `data: {json}`). Needs `Authorization: Bearer <admin token>`; without a
+/// configured token the stream does not exist.
+pub(super) async fn events(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(refused) = refusal(&shared, &headers) {
+        return refused;
     }
     let rx = shared.admin.subscribe();
     let stopping = shared.stopping.clone();

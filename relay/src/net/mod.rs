@@ -25,9 +25,11 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::ids::{ConnId, MediaId};
-use crate::media::calls::{Command, MediaCalls};
+use crate::media::calls::{Command, MediaCalls, RecordingError};
 use crate::media::dtls::Identity;
+use crate::media::record::RecordingMode;
 use crate::ops::config::{Client, Config};
+use crate::signalling::events::CallView;
 use crate::signalling::{FlowKey, Output, Proxy};
 
 /// What the shells tell the proxy task.
@@ -63,6 +65,16 @@ enum Input {
     ActiveCalls {
         reply: oneshot::Sender<usize>,
     },
+    /// `GET /admin/calls`.
+    Calls {
+        reply: oneshot::Sender<Vec<CallView>>,
+    },
+    /// The operator starts (`on`) or stops a call's recording.
+    Recording {
+        call_id: String,
+        on: bool,
+        reply: oneshot::Sender<Result<bool, RecordingError>>,
+    },
     /// The relay stops: end every call still up; replies how many.
     EndCalls {
         reply: oneshot::Sender<usize>,
@@ -77,6 +89,16 @@ enum Input {
         id: MediaId,
         ended: media::Ended,
     },
+}
+
+/// Asks the proxy task through `inputs`; `None` once it is gone.
+async fn ask<T>(
+    inputs: &mpsc::Sender<Input>,
+    input: impl FnOnce(oneshot::Sender<T>) -> Input,
+) -> Option<T> {
+    let (reply, answer) = oneshot::channel();
+    inputs.send(input(reply)).await.ok()?;
+    answer.await.ok()
 }
 
 /// State shared by the HTTP handlers: a way to reach the proxy task.
@@ -130,7 +152,8 @@ impl Relay {
         let media_cfg = cfg.media(sip_addr.ip());
         let (admin, _) = broadcast::channel(1024);
         let recordings = recorder::RecordingFigures::default();
-        let recorder = match (&cfg.recording.dir, media_cfg.record) {
+        let recording = media_cfg.recording != RecordingMode::Off;
+        let recorder = match (&cfg.recording.dir, recording) {
             (Some(dir), true) => Some(recorder::Recorder::start(
                 dir,
                 recordings.clone(),
@@ -206,9 +229,7 @@ impl Relay {
 
     /// Asks the proxy task something; `None` once it is gone.
     async fn ask<T>(&self, input: impl FnOnce(oneshot::Sender<T>) -> Input) -> Option<T> {
-        let (reply, answer) = oneshot::channel();
-        self.inputs.send(input(reply)).await.ok()?;
-        answer.await.ok()
+        ask(&self.inputs, input).await
     }
 
     /// Waits up to `within` for the calls to end; returns how many are
@@ -416,6 +437,12 @@ async fn run_proxy(
             }
             Some(Input::ActiveCalls { reply }) => {
                 let _ = reply.send(proxy.active_calls());
+            }
+            Some(Input::Calls { reply }) => {
+                let _ = reply.send(proxy.call_list(now()));
+            }
+            Some(Input::Recording { call_id, on, reply }) => {
+                let _ = reply.send(proxy.operator_recording(&call_id, on));
             }
             Some(Input::EndCalls { reply }) => {
                 let _ = reply.send(proxy.shut_down(now()));

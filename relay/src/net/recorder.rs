@@ -47,7 +47,7 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use crate::media::g711;
-use crate::media::record::{HEADER_LEN, Header, Sink, Way};
+use crate::media::record::{HEADER_LEN, Header, Sink, Starter, Way};
 use crate::media::stereo::{self, Stereo};
 
 /// How often the writer drains the rings and flushes the files.
@@ -213,6 +213,8 @@ impl Failure {
 #[derive(Serialize)]
 struct Sidecar<'a> {
     call_id: &'a str,
+    /// Who started it: `policy`, `app` or `operator`.
+    started_by: Starter,
     /// The URIs of the call's From and To, as the message that started
     /// the recording had them (`null` when unknown).
     from: Option<&'a str>,
@@ -239,6 +241,7 @@ struct FileEntry {
 #[derive(Serialize)]
 struct Started<'a> {
     call_id: &'a str,
+    started_by: Starter,
     path: String,
 }
 
@@ -261,6 +264,7 @@ fn run(dir: &Path, starts: &mpsc::Receiver<Sink>, figures: &Figures, admin: &Adm
                     figures.active.fetch_add(1, Ordering::Relaxed);
                     let started = Started {
                         call_id: &r.sink.call_id,
+                        started_by: r.sink.by,
                         path: r.path.display().to_string(),
                     };
                     if let Ok(json) = serde_json::to_string(&started) {
@@ -506,6 +510,7 @@ impl Recording {
         let parties = self.sink.parties.as_ref();
         let sidecar = Sidecar {
             call_id: &self.sink.call_id,
+            started_by: self.sink.by,
             from: parties.map(|(f, _)| f.as_str()),
             to: parties.map(|(_, t)| t.as_str()),
             started_unix_ms: ms(self.started),

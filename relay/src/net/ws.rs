@@ -39,6 +39,11 @@ pub(super) fn router(shared: Shared) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/admin/events", get(super::admin::events))
+        .route("/admin/calls", get(super::admin::calls))
+        .route(
+            "/admin/calls/{call_id}/recording",
+            axum::routing::post(super::admin::recording),
+        )
         .route("/api/config", get(super::admin::client_config));
     let router = match shared.web_root.clone() {
         Some(root) => router.fallback(get(move |uri: axum::http::Uri| async move {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::media::calls::MediaConfig;
+pub use crate::media::record::RecordingMode;
 use crate::signalling::ProxyConfig;
 use crate::signalling::limits::RateLimit;
 use crate::signalling::pbx::{ECHO_EXTENSION, EmbeddedPbx, Password};
@@ -74,17 +75,6 @@ pub struct Config {
     pub media: MediaSection,
     /// Recording the calls' media.
     pub recording: Recording,
-}
-
-/// Which calls are recorded.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum RecordingMode {
-    /// None.
-    #[default]
-    Off,
-    /// Every call with media, from its first packet to its end.
-    All,
 }
 
 /// `[recording]`
@@ -593,7 +583,7 @@ impl Config {
             rtp_timeout: Duration::from_secs(m.rtp_timeout_secs),
             latch_pbx: m.latch_pbx,
             max_calls_per_connection: self.limits.max_calls_per_connection,
-            record: self.recording.mode == RecordingMode::All,
+            recording: self.recording.mode,
         }
     }
 
@@ -720,7 +710,10 @@ mod tests {
         )
         .expect("parses");
         all.validate().expect("valid");
-        assert!(all.media("127.0.0.1".parse().expect("ip")).record);
+        assert_eq!(
+            all.media("127.0.0.1".parse().expect("ip")).recording,
+            RecordingMode::All
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use sipline_core::Instant;
 use sipline_core::sip::{Message, Method};
 
 use crate::ids::ConnId;
+use crate::media::record::Starter;
 
 /// One thing that happened, in the names the Janus SIP plugin and gateway
 /// dashboards use; on the stream, its name is the `event` field.
@@ -109,7 +110,8 @@ fn reason_text(msg: &Message<'_>) -> Option<String> {
     Some(bounded(text.split('"').next().unwrap_or(text)))
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 enum CallState {
     Calling,
     Ringing,
@@ -120,7 +122,23 @@ enum CallState {
 struct Call {
     info: CallInfo,
     state: CallState,
+    /// When its INVITE passed.
+    since: Instant,
     touched: Instant,
+}
+
+/// A call set up or in progress, as `GET /admin/calls` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CallView {
+    /// Its details, as its events carry them.
+    #[serde(flatten)]
+    pub info: CallInfo,
+    /// `calling`, `ringing` or `answered`.
+    state: CallState,
+    /// Seconds since its INVITE.
+    pub seconds: u64,
+    /// Who started its recording, while it is recorded (`null` if not).
+    pub recording: Option<Starter>,
 }
 
 /// Calls older than this without a message are forgotten (a BYE lost with
@@ -170,6 +188,23 @@ impl CallTracker {
         self.calls.len()
     }
 
+    /// The calls set up or in progress, by Call-ID (their recording left
+    /// for the media table to say).
+    pub fn list(&self, now: Instant) -> Vec<CallView> {
+        let mut calls: Vec<CallView> = self
+            .calls
+            .values()
+            .map(|c| CallView {
+                info: c.info.clone(),
+                state: c.state,
+                seconds: now.as_millis().saturating_sub(c.since.as_millis()) / 1000,
+                recording: None,
+            })
+            .collect();
+        calls.sort_by(|a, b| a.info.call_id.cmp(&b.info.call_id));
+        calls
+    }
+
     /// Looks at one message relayed for browser connection `session`.
     pub fn observe(
         &mut self,
@@ -212,6 +247,7 @@ impl CallTracker {
                     Call {
                         info,
                         state: CallState::Calling,
+                        since: now,
                         touched: now,
                     },
                 );

@@ -14,6 +14,7 @@ use super::contacts::contacts_sound;
 use super::edit::{Action, rewrite, rewrite_body, without_first, without_trickle_ice};
 use super::events::Sender;
 use super::pending::{self, Pending};
+use super::recording::RECORD;
 use super::routing::{
     HopEdits, is_asserted_identity, needs_record_route, via_address, with_max_forwards,
 };
@@ -50,6 +51,10 @@ impl Proxy {
         if msg.request_uri().is_some_and(|u| u.len() > MAX_REQUEST_URI) {
             self.metrics.reject(Reject::Malformed);
             self.reply_ws(conn, msg, 414, "Request-URI Too Long");
+            return;
+        }
+        if msg.method() == Some(Method::Info) && msg.header(RECORD).is_some() {
+            self.record_request(conn, msg);
             return;
         }
         if self.pbx.is_some() {

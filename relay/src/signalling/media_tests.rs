@@ -9,6 +9,7 @@ use sipline_core::sip::HeaderName;
 use super::*;
 use crate::media::calls::{MediaConfig, MediaEnd};
 use crate::media::dtls::Identity;
+use crate::media::record::RecordingMode;
 
 const PBX: &str = "10.0.0.5:5060";
 const RELAY: &str = "192.0.2.10:5070";
@@ -24,11 +25,16 @@ fn addr(s: &str) -> SocketAddr {
 }
 
 fn proxy(port_max: u16) -> Proxy {
+    proxy_recording(port_max, RecordingMode::Off)
+}
+
+fn proxy_recording(port_max: u16, recording: RecordingMode) -> Proxy {
     let mut cfg = ProxyConfig::new(vec![addr(PBX)], addr(RELAY));
     cfg.ws_host = "relay.example".into();
     let media = MediaConfig {
         port_min: 40_000,
         port_max,
+        recording,
         ..MediaConfig::default()
     };
     let identity = Arc::new(Identity::generate().expect("identity"));
@@ -662,4 +668,93 @@ fn trickle_ice_is_not_offered_across_a_relay_that_carries_the_media() {
         "{to_browser}"
     );
     assert!(!to_browser.contains("trickle-ice"), "{to_browser}");
+}
+
+/// The browser's INFO in call `call_id` asking for recording (`Record:
+/// {value}`).
+fn record_info(call_id: &str, value: &str) -> String {
+    format!(
+        "INFO sip:bob@10.0.0.7:5062 SIP/2.0\r\n\
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKrec{value}\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:bob@pbx.example>;tag=b9\r\n\
+From: <sip:alice@pbx.example>;tag=a1\r\n\
+Call-ID: {call_id}\r\n\
+CSeq: 5 INFO\r\n\
+Record: {value}\r\n\
+Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Sends `info` from the browser; the relay's answer's status line and
+/// how many media commands it gave (kept alive: a recording whose ends
+/// are both dropped is over). Nothing goes to the PBX.
+fn ask(p: &mut Proxy, held: &mut Vec<Output>, info: &str) -> (String, usize) {
+    p.handle_ws(t(100), BROWSER, info.as_bytes());
+    let (out, commands): (Vec<Output>, Vec<Output>) =
+        std::iter::from_fn(|| p.poll_output()).partition(|o| !matches!(o, Output::Media(_)));
+    let media = commands.len();
+    held.extend(commands);
+    assert_eq!(out.len(), 1, "one answer, nothing to the PBX: {out:?}");
+    assert!(matches!(out[0], Output::Ws { conn: BROWSER, .. }));
+    let answer = text(&out[0]);
+    (answer.lines().next().unwrap_or_default().to_owned(), media)
+}
+
+#[test]
+fn the_app_s_record_info_is_answered_by_the_relay_as_its_recording_mode_says() {
+    // Off: refused, whatever the call.
+    let mut held = Vec::new();
+    let mut p = proxy(40_099);
+    answered_call(&mut p);
+    assert_eq!(
+        ask(&mut p, &mut held, &record_info("c1", "on")),
+        ("SIP/2.0 403 Recording Disabled".into(), 0)
+    );
+
+    // On demand: the app starts and stops it.
+    let mut p = proxy_recording(40_099, RecordingMode::OnDemand);
+    answered_call(&mut p);
+    assert_eq!(
+        ask(&mut p, &mut held, &record_info("c1", "on")),
+        ("SIP/2.0 200 OK".into(), 2),
+        "the writer's end, then the tap"
+    );
+    assert_eq!(
+        ask(&mut p, &mut held, &record_info("c1", "ON")),
+        ("SIP/2.0 200 OK".into(), 0),
+        "once at a time"
+    );
+    assert_eq!(
+        ask(&mut p, &mut held, &record_info("c1", "off")),
+        ("SIP/2.0 200 OK".into(), 1),
+        "the tap dropped"
+    );
+    assert_eq!(
+        ask(&mut p, &mut held, &record_info("c1", "maybe")).0,
+        "SIP/2.0 400 Record Must Be on or off"
+    );
+    assert_eq!(
+        ask(&mut p, &mut held, &record_info("elsewhere", "on")).0,
+        "SIP/2.0 481 Call Does Not Exist"
+    );
+
+    // Every call recorded: the app may not stop it.
+    let mut p = proxy_recording(40_099, RecordingMode::All);
+    p.handle_ws(t(0), BROWSER, invite("c1").as_bytes());
+    let setup: Vec<Output> = std::iter::from_fn(|| p.poll_output()).collect();
+    let media = setup
+        .iter()
+        .filter(|o| matches!(o, Output::Media(_)))
+        .count();
+    assert_eq!(media, 4, "open, record, tap, browser");
+    held.extend(setup);
+    assert_eq!(
+        ask(&mut p, &mut held, &record_info("c1", "off")),
+        ("SIP/2.0 403 Recording Is Mandatory".into(), 0)
+    );
+    assert_eq!(
+        ask(&mut p, &mut held, &record_info("c1", "on")),
+        ("SIP/2.0 200 OK".into(), 0)
+    );
 }

@@ -43,6 +43,7 @@ pub mod limits;
 pub mod pbx;
 mod pending;
 mod presence;
+mod recording;
 mod routing;
 mod shutdown;
 mod transactions;

@@ -162,11 +162,24 @@ impl Drop for RelayProcess {
 
 /// A minimal HTTP/1.1 GET, enough for /healthz and /metrics.
 pub fn http_get(port: u16, path: &str) -> String {
+    http(port, "GET", path, "", None)
+}
+
+/// A minimal HTTP/1.1 request with `headers` (each line ending in CRLF)
+/// and, if given, a JSON body; the whole answer, status line first.
+pub fn http(port: u16, method: &str, path: &str, headers: &str, json: Option<&str>) -> String {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let body = json.map_or(String::new(), |j| {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{j}",
+            j.len()
+        )
+    });
+    let body = if body.is_empty() { "\r\n".into() } else { body };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{headers}{body}"
     )
     .expect("write");
     let mut out = String::new();

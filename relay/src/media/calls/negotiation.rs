@@ -13,7 +13,7 @@ use super::{Call, MediaCalls};
 use crate::ids::ConnId;
 use crate::media::dtls::DtlsServer;
 use crate::media::ice::IceLite;
-use crate::media::record;
+use crate::media::record::{RecordingMode, Starter};
 use crate::media::sdp::{
     BrowserTransport, RewriteError, answer_to_browser, answer_to_pbx, offer_to_browser,
     offer_to_pbx,
@@ -173,12 +173,13 @@ impl MediaCalls {
             };
             session.set_latching(self.cfg.latch_pbx);
             session.set_payload_legs(&map);
-            if self.cfg.record {
-                let (tap, sink) = record::channel(&key.1, record::RING_BYTES);
-                session.set_tap(tap);
-                self.commands.push_back(Command::Record { id, sink });
-            }
+            let recorded = c.recording.is_some();
             c.payload_legs = map;
+            // By policy, from the first packet (unless the operator
+            // started one already, while the call rang).
+            if self.cfg.recording == RecordingMode::All && !recorded {
+                self.begin_recording(key, Starter::Policy);
+            }
             self.commands.push_back(Command::Browser {
                 id,
                 session: Box::new(session),

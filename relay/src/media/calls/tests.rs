@@ -9,6 +9,7 @@ use sipline_core::sdp::{Direction, Sdp};
 use sipline_core::sip::{Message, Method};
 
 use super::*;
+use crate::media::record::Starter;
 
 const CALL: &str = "call-1@browser";
 const CONN: ConnId = ConnId(7);
@@ -38,13 +39,13 @@ c=IN IP4 10.0.0.6\r\nt=0 0\r\nm=audio 24000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/800
 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendonly\r\na=rtcp:24001 IN IP4 10.0.0.6\r\n";
 
 fn table(min: u16, max: u16) -> MediaCalls {
-    table_with(min, max, false)
+    table_with(min, max, RecordingMode::Off)
 }
 
-fn table_with(min: u16, max: u16, record: bool) -> MediaCalls {
+fn table_with(min: u16, max: u16, recording: RecordingMode) -> MediaCalls {
     let local = IpAddr::from([127, 0, 0, 1]);
     let cfg = MediaConfig {
-        record,
+        recording,
         port_min: min,
         port_max: max,
         browser_bind: local,
@@ -66,6 +67,8 @@ fn names(cs: &[Command]) -> Vec<&'static str> {
         .map(|c| match c {
             Command::Open { .. } => "open",
             Command::Record { .. } => "record",
+            Command::Tap { .. } => "tap",
+            Command::Untap { .. } => "untap",
             Command::Browser { .. } => "browser",
             Command::IceRestart { .. } => "ice-restart",
             Command::Pbx { .. } => "pbx",
@@ -159,23 +162,104 @@ fn browser_offer_then_early_media_then_answer() {
 
 #[test]
 fn a_recorded_call_s_session_comes_with_its_recording_and_only_once() {
-    let mut t = table_with(30_000, 30_099, true);
+    let mut t = table_with(30_000, 30_099, RecordingMode::All);
     browser_offer(&mut t, &chromium_offer()).expect("carried");
     // The signalling names the parties of the message that carried it.
     t.name_parties(CONN, CALL, "sip:alice@a.test", "sip:bob@b.test");
     let cs = commands(&mut t);
-    assert_eq!(names(&cs), ["open", "record", "browser"]);
+    assert_eq!(names(&cs), ["open", "record", "tap", "browser"]);
     let Command::Record { sink, .. } = &cs[1] else {
         unreachable!("checked above")
     };
     assert_eq!(sink.call_id, CALL);
+    assert_eq!(sink.by, Starter::Policy);
     assert_eq!(
         sink.parties,
         Some(("sip:alice@a.test".into(), "sip:bob@b.test".into()))
     );
+    assert_eq!(t.recorded_by(CONN, CALL), Some(Starter::Policy));
     // A re-offer (hold) keeps the session, and so the recording.
     browser_offer(&mut t, &chromium_offer()).expect("carried");
     assert!(!names(&commands(&mut t)).contains(&"record"));
+    // The app may not stop it; the operator may, and start it again.
+    assert_eq!(
+        t.stop_recording(CONN, CALL, Starter::App),
+        Err(RecordingError::Mandatory)
+    );
+    assert_eq!(t.stop_recording(CONN, CALL, Starter::Operator), Ok(true));
+    assert_eq!(names(&commands(&mut t)), ["untap"]);
+    assert_eq!(t.recorded_by(CONN, CALL), None);
+    assert_eq!(t.start_recording(CONN, CALL, Starter::Operator), Ok(true));
+    assert_eq!(names(&commands(&mut t)), ["record", "tap"]);
+    drop(cs);
+}
+
+#[test]
+fn on_demand_recording_starts_and_stops_when_asked_each_span_its_own() {
+    let mut t = table_with(30_000, 30_099, RecordingMode::OnDemand);
+    assert_eq!(
+        t.start_recording(CONN, CALL, Starter::App),
+        Err(RecordingError::NoCall)
+    );
+    browser_offer(&mut t, &chromium_offer()).expect("carried");
+    t.name_parties(CONN, CALL, "sip:alice@a.test", "sip:bob@b.test");
+    assert_eq!(
+        names(&commands(&mut t)),
+        ["open", "browser"],
+        "not by itself"
+    );
+    assert_eq!(t.recorded_by(CONN, CALL), None);
+    assert_eq!(t.stop_recording(CONN, CALL, Starter::App), Ok(false));
+
+    assert_eq!(t.start_recording(CONN, CALL, Starter::App), Ok(true));
+    let cs = commands(&mut t);
+    assert_eq!(names(&cs), ["record", "tap"]);
+    let Command::Record { sink, .. } = &cs[0] else {
+        unreachable!("checked above")
+    };
+    assert_eq!(sink.by, Starter::App);
+    assert_eq!(
+        sink.parties,
+        Some(("sip:alice@a.test".into(), "sip:bob@b.test".into())),
+        "named before the recording started"
+    );
+    assert_eq!(t.recorded_by(CONN, CALL), Some(Starter::App));
+    assert_eq!(
+        t.start_recording(CONN, CALL, Starter::Operator),
+        Ok(false),
+        "once at a time"
+    );
+    assert!(commands(&mut t).is_empty());
+    assert_eq!(t.stop_recording(CONN, CALL, Starter::App), Ok(true));
+    assert_eq!(names(&commands(&mut t)), ["untap"]);
+
+    // A recording its writer ended (a full disk) is over: a new start
+    // makes a new one.
+    assert_eq!(t.start_recording(CONN, CALL, Starter::Operator), Ok(true));
+    let cs = commands(&mut t);
+    assert_eq!(t.recorded_by(CONN, CALL), Some(Starter::Operator));
+    drop(cs);
+    assert_eq!(t.recorded_by(CONN, CALL), None, "its writer let go");
+    assert_eq!(t.start_recording(CONN, CALL, Starter::App), Ok(true));
+}
+
+#[test]
+fn with_recording_off_nothing_starts_or_stops() {
+    let mut t = table(30_000, 30_099);
+    browser_offer(&mut t, &chromium_offer()).expect("carried");
+    let _ = commands(&mut t);
+    for by in [Starter::App, Starter::Operator] {
+        assert_eq!(
+            t.start_recording(CONN, CALL, by),
+            Err(RecordingError::Disabled)
+        );
+        assert_eq!(
+            t.stop_recording(CONN, CALL, by),
+            Err(RecordingError::Disabled)
+        );
+    }
+    assert!(commands(&mut t).is_empty());
+    assert_eq!(RecordingError::Disabled.status().0, 403);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use crate::ids::MediaId;
 use crate::media::dtls::DtlsError;
 use crate::media::ice::IceLite;
 use crate::media::ports::PortError;
-use crate::media::record::Sink;
+use crate::media::record::{RecordingMode, Sink, Tap};
 use crate::media::sdp::RewriteError;
 use crate::media::session::Session;
 
@@ -39,8 +39,8 @@ pub struct MediaConfig {
     pub latch_pbx: bool,
     /// Calls with media one browser connection may have at once.
     pub max_calls_per_connection: usize,
-    /// Record every call's media (`[recording] mode = "all"`).
-    pub record: bool,
+    /// Which calls' media is recorded.
+    pub recording: RecordingMode,
 }
 
 impl Default for MediaConfig {
@@ -56,7 +56,7 @@ impl Default for MediaConfig {
             rtp_timeout: Duration::from_secs(60),
             latch_pbx: false,
             max_calls_per_connection: 16,
-            record: false,
+            recording: RecordingMode::Off,
         }
     }
 }
@@ -136,6 +136,20 @@ pub enum Command {
         /// The writer's end of the recording.
         sink: Sink,
     },
+    /// Hand the call's packets to `tap` from now on (its recording
+    /// started; the shell has its [`Command::Record`] already).
+    Tap {
+        /// The call.
+        id: MediaId,
+        /// The packet path's end of the recording.
+        tap: Tap,
+    },
+    /// Stop recording the call: drop its tap (the writer then finishes
+    /// the files).
+    Untap {
+        /// The call.
+        id: MediaId,
+    },
     /// The browser side is known (its SDP was seen): start ICE and DTLS.
     Browser {
         /// The call.
@@ -191,6 +205,8 @@ impl Command {
         match self {
             Command::Open { id, .. }
             | Command::Record { id, .. }
+            | Command::Tap { id, .. }
+            | Command::Untap { id }
             | Command::Browser { id, .. }
             | Command::IceRestart { id, .. }
             | Command::Pbx { id, .. }

@@ -33,7 +33,7 @@ fn a_recorded_call_becomes_a_pcap_of_both_ways_and_a_sidecar_with_its_digest() {
     let figures = RecordingFigures::default();
     let (admin, mut events) = broadcast::channel(8);
     let recorder = Recorder::start(&dir, figures.clone(), admin).expect("recorder");
-    let (mut tap, sink) = channel("abc@x/y", 64 * 1024);
+    let (mut tap, sink) = channel("abc@x/y", Starter::Policy, 64 * 1024);
     recorder.record(sink);
     let t0 = Instant::now();
     // Payload type 111 (Opus): a pcap only, no WAV.
@@ -49,6 +49,7 @@ fn a_recorded_call_becomes_a_pcap_of_both_ways_and_a_sidecar_with_its_digest() {
     let meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&sidecar).expect("sidecar")).expect("JSON");
     assert_eq!(meta["call_id"], "abc@x/y");
+    assert_eq!(meta["started_by"], "policy");
     assert_eq!(meta["complete"], true);
     assert_eq!(
         meta["files"].as_array().map(Vec::len),
@@ -108,7 +109,7 @@ fn a_recorded_call_becomes_a_pcap_of_both_ways_and_a_sidecar_with_its_digest() {
 fn a_write_that_fails_stops_the_recording_and_the_packet_path_stops_feeding_it() {
     // /dev/full takes the open and fails every write with ENOSPC, as a
     // full disk does.
-    let (mut tap, sink) = channel("c", 4096);
+    let (mut tap, sink) = channel("c", Starter::Operator, 4096);
     let mut r = Recording::open(PathBuf::from("/dev/full"), SystemTime::now(), sink)
         .expect("/dev/full opens");
     tap.packet(Instant::now(), Way::FromBrowser, 0, false, &[0x80; 12]);
@@ -144,7 +145,7 @@ fn g711_audio_becomes_a_stereo_wav_browser_left_far_end_right() {
     let figures = RecordingFigures::default();
     let (admin, _) = broadcast::channel(8);
     let recorder = Recorder::start(&dir, figures.clone(), admin).expect("recorder");
-    let (mut tap, sink) = channel("wav@x", 64 * 1024);
+    let (mut tap, sink) = channel("wav@x", Starter::App, 64 * 1024);
     recorder.record(sink);
     let t0 = Instant::now();
     let tone = |hz: f64, n: usize| -> Vec<u8> {
