@@ -6,7 +6,7 @@ import { Emitter } from "./emitter.js";
 import { summarize, type CallStats } from "./stats.js";
 import * as check from "./check.js";
 import { checkCallOptions, checkSendOptions } from "./options.js";
-import { CALL_EVENTS, type CallEvents, type CallOptions, type CallState, type Detail, type DtmfOptions, type HangupInfo, type Headers, type SendOptions } from "./types.js";
+import { CALL_EVENTS, type CallEvents, type CallOptions, type CallState, type Detail, type DtmfOptions, type HangupInfo, type Headers, type RecordingInfo, type SendOptions } from "./types.js";
 import type { Phone } from "./index.js";
 
 /** One call, incoming or outgoing. */
@@ -256,6 +256,34 @@ export class Call extends Emitter<CallEvents> {
     if ((d.code as number) >= 300) throw new SipError(d.code as number, d.reason as string);
   }
 
+  /**
+   * Asks the relay to record the call from now on (an INFO with `Record:
+   * on`, as desk phones send; a relay with `[recording] mode =
+   * "on-demand"` answers it). Resolves once it records (the `recording`
+   * event says `started`); rejects with a `SipError` when it refuses (403
+   * when the relay does not record on demand), or an `InvalidStateError`
+   * when the call ends first.
+   */
+  startRecording(options: SendOptions = {}): Promise<void> { return this.#record(true, options); }
+
+  /** Asks the relay to stop recording the call (`Record: off`); settles as `startRecording()` does. */
+  stopRecording(options: SendOptions = {}): Promise<void> { return this.#record(false, options); }
+
+  async #record(on: boolean, options: SendOptions): Promise<void> {
+    this.#phone._assertOpen();
+    checkSendOptions(options);
+    this.#mustBeUp(on ? "start recording" : "stop recording");
+    const id = engine(() => this.#phone._engine.record(this.id, on, options.headers));
+    const [answered, cancel] = this.#phone._wait(["recording"], 0, (d) => d.call === this.id && d.id === id);
+    const outcome = await Promise.race([answered, this.ended.then(() => undefined)]);
+    if (!outcome) {
+      cancel();
+      throw new InvalidStateError("the call ended before the relay answered", "no_such_call");
+    }
+    const [, d] = outcome;
+    if (d.state === "failed") throw new SipError(d.code as number, d.reason as string);
+  }
+
   /** RTT, jitter, loss and a MOS estimate, from `getStats()`. */
   async stats(): Promise<CallStats> {
     this.#phone._assertOpen();
@@ -356,6 +384,9 @@ export class Call extends Emitter<CallEvents> {
       case "replaced":
         e(name, d.by);
         break;
+      case "recording":
+        e(name, recordingInfo(d));
+        break;
       case "message":
         e(name, { from: d.from, contentType: d.contentType, body: d.body, headers: d.headers ?? {}, call: this });
         break;
@@ -377,6 +408,11 @@ export class Call extends Emitter<CallEvents> {
         break;
     }
   }
+}
+
+/** @internal The `recording` event's detail as the app sees it. */
+export function recordingInfo(d: Detail): RecordingInfo {
+  return { state: d.state as RecordingInfo["state"], code: d.code as number, reason: d.reason as string };
 }
 
 /** @internal An event's detail without its call id. */

@@ -20,7 +20,7 @@ export type EngineLike = Pick<Engine,
   "connect" | "close" | "free" | "register" | "unregister" | "checkTarget" | "call" | "acceptReferral" |
   "declineReferral" | "ringing" | "answer" | "decline" | "hangup" | "hold" | "restartIce" | "transfer" |
   "transferReplacing" | "subscribe" | "unsubscribe" | "mute" |
-  "sendDtmf" | "sendDtmfInfo" | "message" | "callMessage" | "info" | "remoteStream" | "localStream" | "stats">;
+  "sendDtmf" | "sendDtmfInfo" | "message" | "callMessage" | "info" | "record" | "remoteStream" | "localStream" | "stats">;
 
 /** A call as the engine sees it: its media once there is any, and the far end's offer until the app answers it. */
 interface CallMedia {
@@ -269,6 +269,11 @@ export class Engine {
   /** Sends an INFO of any type in a call; returns its id, which the `info_answered` event names. */
   info(call: number, contentType: string, body: string, headers?: Headers): number {
     return this.#make(headers, (c, t) => c.info(t, call, contentType, body));
+  }
+
+  /** Asks the relay to start (`on`) or stop recording a call; returns the id its `recording` event names. */
+  record(call: number, on: boolean, headers?: Headers): number {
+    return this.#make(headers, (c, t) => c.record(t, call, on));
   }
 
   /** What the far end sends, for an `<audio>`/`<video>` element. */

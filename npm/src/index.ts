@@ -14,7 +14,7 @@ export { SipError, CallFailedError, RegistrationError, ConnectionError, InvalidS
 import { SipError, RegistrationError, ConnectionError, InvalidStateError, engine, fromEngine } from "./errors.js";
 import { Emitter } from "./emitter.js";
 import * as check from "./check.js";
-import { Call, strip } from "./call.js";
+import { Call, recordingInfo, strip } from "./call.js";
 import { Subscription, type SubscribeOptions } from "./subscription.js";
 import { checkCallOptions, checkPhoneOptions, checkSendOptions } from "./options.js";
 import { PHONE_EVENTS, type CallOptions, type Detail, type PhoneEvents, type PhoneOptions, type SendOptions, type TransferRequest } from "./types.js";
@@ -28,7 +28,7 @@ export { MAX_BODY_BYTES, MAX_DIGITS, MAX_HEADER_BYTES, MAX_HEADER_VALUE, MAX_HEA
 export type { CallStats } from "./stats.js";
 export type {
   CallEvents, CallOptions, CallState, DtmfOptions, HangupInfo, Headers, IncomingInfo, IncomingMessage,
-  PhoneEvents, PhoneOptions, SendOptions, TransferProgress, TransferRequest,
+  PhoneEvents, PhoneOptions, RecordingInfo, SendOptions, TransferProgress, TransferRequest,
 } from "./types.js";
 
 let engineReady: Promise<unknown> | undefined;
@@ -392,6 +392,9 @@ export class Phone extends Emitter<PhoneEvents> {
         break;
       case "referred":
         if (call) e(name, call, d.request);
+        break;
+      case "recording":
+        if (call) e(name, call, recordingInfo(d));
         break;
       case "message":
         e(name, { from: d.from, contentType: d.contentType, body: d.body, headers: d.headers ?? {}, call });

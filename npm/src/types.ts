@@ -108,6 +108,16 @@ export interface IncomingInfo {
   headers: Headers;
 }
 
+/** The relay's answer to `startRecording()` or `stopRecording()`. */
+export interface RecordingInfo {
+  /** `started` or `stopped` as asked, or `failed` (refused, or unanswered). */
+  state: "started" | "stopped" | "failed";
+  /** The relay's status: 200; 403 when it does not record on demand (or, recording every call, for a stop); 408 when no answer came. */
+  code: number;
+  /** Its reason phrase (`Recording Disabled`, `Recording Is Mandatory`…). */
+  reason: string;
+}
+
 /** A call's life, as the app shows it. */
 export type CallState =
   | "calling"
@@ -131,6 +141,7 @@ export interface CallEvents {
   transfer: [TransferProgress];
   referred: [TransferRequest];
   replaced: [Call];
+  recording: [RecordingInfo];
   hangup: [HangupInfo];
   mediaError: [{ error: unknown }];
 }
@@ -187,6 +198,7 @@ export interface PhoneEvents {
   transfer: [Call, TransferProgress];
   referred: [Call, TransferRequest];
   replaced: [Call, Call];
+  recording: [Call, RecordingInfo];
   hangup: [Call, HangupInfo];
   message: [IncomingMessage];
 }
@@ -197,8 +209,9 @@ export type Detail = Record<string, unknown> & { call?: number };
 /** The events `phone.on` takes. */
 export const PHONE_EVENTS: (keyof PhoneEvents)[] = ["connected", "reconnecting", "reconnected", "registering", "registered",
   "registrationFailed", "unregistering", "unregistered", "keepaliveTimeout", "incoming", "calling", "ringing",
-  "progress", "accepted", "updating", "hold", "dtmf", "info", "transfer", "referred", "replaced", "hangup", "message"];
+  "progress", "accepted", "updating", "hold", "dtmf", "info", "transfer", "referred", "replaced", "recording", "hangup",
+  "message"];
 
 /** The events `call.on` takes. */
 export const CALL_EVENTS: (keyof CallEvents)[] = ["ringing", "progress", "accepted", "updating", "hold", "dtmf", "info", "message",
-  "transfer", "referred", "replaced", "hangup", "mediaError"];
+  "transfer", "referred", "replaced", "recording", "hangup", "mediaError"];

@@ -62,6 +62,10 @@ function fakeEngine() {
           fake.asked.push(["info", ...args]);
           return (fake.infos = (fake.infos ?? 0) + 1);
         },
+        record(...args) {
+          fake.asked.push(["record", ...args]);
+          return (fake.infos = (fake.infos ?? 0) + 1);
+        },
         remoteStream: () => undefined,
         localStream: () => undefined,
         stats: async () => undefined,
@@ -255,6 +259,8 @@ test("arguments are checked before the state, and name themselves; nothing reach
   await assert.rejects(call.transfer(call), named(TypeError, "target"));
   await assert.rejects(call.hangup({ headers: { "X-Huge": "h".repeat(1 << 20) } }), named(RangeError, "options.headers"));
   await assert.rejects(call.hold(null), named(TypeError, "options"));
+  await assert.rejects(call.startRecording("now"), named(TypeError, "options"));
+  await assert.rejects(call.stopRecording({ headers: { "X-A": "1\r\n" } }), named(TypeError, "options.headers"));
   assert.throws(() => call.message("x".repeat(40_000)), named(RangeError, "text"));
   assert.throws(() => call.message("hi", "not a type"), named(TypeError, "contentType"));
   await assert.rejects(phone.message("sip:bob@pbx.test", Symbol("s")), named(TypeError, "text"));
@@ -395,4 +401,34 @@ test("subscriptions: a lamp, the voicemail light and presence, their NOTIFYs and
   assert.deepEqual(fake.asked.at(-1), ["unsubscribe", 1]);
   fake.emit("subscription_ended", { subscription: 1, reason: "Unsubscribed" });
   assert.deepEqual(await ending, { code: undefined, reason: "Unsubscribed" });
+});
+
+test("recording: asked of the relay, settled by its answer, reported as an event", async () => {
+  const fake = fakeEngine();
+  const phone = Phone._withEngine(fake.make);
+  const call = phone.call("sip:bob@pbx.test");
+  fake.placing.shift().resolve(9);
+  await settle();
+  await assert.rejects(call.startRecording(), (e) => e instanceof InvalidStateError, "not before the call is up");
+  fake.emit("accepted", { call: 9 });
+  await call.accepted;
+
+  const got = [];
+  call.on("recording", (r) => got.push(["call", r]));
+  phone.on("recording", (c, r) => got.push(["phone", c === call, r]));
+  const started = call.startRecording();
+  assert.deepEqual(fake.asked.at(-1), ["record", 9, true, undefined]);
+  fake.emit("recording", { call: 9, id: 1, state: "started", code: 200, reason: "OK" });
+  await started;
+  const on = { state: "started", code: 200, reason: "OK" };
+  assert.deepEqual(got, [["call", on], ["phone", true, on]]);
+
+  const refused = call.stopRecording();
+  assert.deepEqual(fake.asked.at(-1), ["record", 9, false, undefined]);
+  fake.emit("recording", { call: 9, id: 2, state: "failed", code: 403, reason: "Recording Is Mandatory" });
+  await assert.rejects(refused, (e) => e.code === 403 && e.message.includes("Recording Is Mandatory"));
+
+  const pending = call.startRecording();
+  fake.emit("hangup", { call: 9, reason: "BYE" });
+  await assert.rejects(pending, (e) => e instanceof InvalidStateError);
 });

@@ -616,3 +616,106 @@ async fn the_operator_lists_the_calls_and_records_one_for_as_long_as_asked() {
     }
     assert_eq!(seen, ["recording_started", "recording_stopped"]);
 }
+
+/// The WAV a sidecar names: its left and right channels.
+fn wav_channels(dir: &Path, meta: &Value) -> (Vec<i16>, Vec<i16>) {
+    let wav = meta["files"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["format"] == "wav"))
+        .unwrap_or_else(|| panic!("no WAV in {meta}"));
+    let mut reader = hound::WavReader::open(dir.join(wav["path"].as_str().expect("a file name")))
+        .expect("a WAV");
+    assert_eq!(reader.spec().channels, 2);
+    let all: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect();
+    let left = all.iter().step_by(2).copied().collect();
+    let right = all.iter().skip(1).step_by(2).copied().collect();
+    (left, right)
+}
+
+#[test]
+fn the_app_records_the_second_half_of_a_call_to_baresip_from_the_sdk() {
+    let scratch = Scratch::new("recording-sdk");
+    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
+    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let dir = scratch.0.join("recordings");
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    let (alice, alice_password) = USERS[0];
+    let (bob, _) = USERS[1];
+    let far = far_end(
+        registrar.parse().expect("address"),
+        USERS[1],
+        far_tone,
+        true,
+    );
+    let relay = RelayProcess::start(
+        registrar.parse().expect("address"),
+        &[
+            "--media-ports",
+            "37300-37399",
+            "--record",
+            "on-demand",
+            "--record-dir",
+            dir.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    let config = serde_json::json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": {
+                "server": relay.ws_url(),
+                "uri": format!("sip:{alice}@{DOMAIN}"),
+                "password": alice_password,
+            }},
+            {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},
+            // The first half is not recorded: nobody asked yet.
+            {"do": "sleep", "ms": 2500},
+            {"do": "recording", "name": "start"},
+            {"do": "measure", "name": "talk"},
+            {"do": "hangup"},
+        ],
+    });
+    let out = browser::sdk(&config.to_string(), |_| {}).expect("the browser ran");
+    let v = outcome(&out, &far);
+    let steps = &v["steps"];
+    assert_eq!(steps["start"]["ok"], true, "{v}");
+    assert_hears(&steps["talk"], FAR_HZ, "while recorded");
+    let events = v["events"].as_array().expect("the page's events");
+    let at = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} event in {v}"))
+    };
+    assert!(
+        at("recording")["detail"].to_string().contains("started"),
+        "{v}"
+    );
+
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(sidecar(&dir, Duration::from_secs(5))).expect("the sidecar"),
+    )
+    .expect("JSON");
+    assert_eq!(meta["complete"], true, "{meta}");
+    assert_eq!(meta["started_by"], "app", "{meta}");
+    let (left, right) = wav_channels(&dir, &meta);
+    let mid = left.len() / 2;
+    let second = mid - 4000..mid + 4000;
+    let (l, r) = (frequency(&left[second.clone()]), frequency(&right[second]));
+    assert!((l - MIC_HZ).abs() < 30.0, "left (the browser) is {l:.0} Hz");
+    assert!(
+        (r - FAR_HZ).abs() < 30.0,
+        "right (the far end) is {r:.0} Hz"
+    );
+    // From the request to the hang-up, not the whole call.
+    let recorded_ms = at("hangup")["at"].as_f64().expect("a time")
+        - steps["start"]["at"].as_f64().expect("a time");
+    let secs = left.len() as f64 / 8000.0;
+    assert!(
+        (secs - recorded_ms / 1000.0).abs() < 0.5,
+        "{secs:.2} s of WAV for {recorded_ms} ms recorded"
+    );
+}

@@ -260,6 +260,12 @@ impl Core {
         .is_some()
     }
 
+    /// Asks the relay to start (`on`) or stop recording `call`; the id
+    /// its `recording` event names.
+    pub fn record(&mut self, now: f64, call: u32, on: bool) -> Option<u32> {
+        self.act(now, |ua, now| ua.record(now, CallId(call), on).map(|m| m.0))
+    }
+
     /// One DTMF digit as SIP INFO.
     #[wasm_bindgen(js_name = sendDtmfInfo)]
     pub fn send_dtmf_info(&mut self, now: f64, call: u32, digit: char, duration_ms: u32) -> bool {

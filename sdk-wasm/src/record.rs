@@ -163,6 +163,19 @@ pub(crate) fn record(event: Event) -> String {
                 .num("code", code.into())
                 .str(Some("reason"), &reason);
         }
+        Event::Recording {
+            call,
+            id,
+            state,
+            code,
+            reason,
+        } => {
+            j.num("call", call.0.into())
+                .num("id", id.0.into())
+                .str(Some("state"), state.as_str())
+                .num("code", code.into())
+                .str(Some("reason"), &reason);
+        }
         Event::SubscriptionActive {
             subscription,
             expires,

@@ -120,6 +120,8 @@ function slots(t) {
     { what: "call.hold", on: c, method: "hold", args: [sendOptions()] },
     { what: "call.unhold", on: c, method: "unhold", args: [sendOptions()] },
     { what: "call.restartIce", on: c, method: "restartIce", args: [sendOptions()] },
+    { what: "call.startRecording", on: c, method: "startRecording", args: [sendOptions()] },
+    { what: "call.stopRecording", on: c, method: "stopRecording", args: [sendOptions()] },
     {
       what: "call.sendDtmf",
       on: c,

@@ -11,7 +11,8 @@
 // attended_transfer (the kept call to the current one), watch (a busy lamp, its
 // NOTIFYs logged as lamp_<state>), voicemail (MWI, logged as mwi), wait_replaced (a call
 // replacing ours by an attended transfer), answer (the next incoming call), measure, hold,
-// unhold, restart_ice, mute ({"on": false} unmutes), dtmf, message, info, transfer, drop_ws (the page
+// unhold, restart_ice, mute ({"on": false} unmutes), dtmf, message, info, recording
+// ({"on": false} stops it: the relay's answer), transfer, drop_ws (the page
 // drops the WebSocket as a network would), misuse (the whole API misused "count" times, see
 // misuse.js), stats, candidates (ICE candidates in the call's local and remote SDP), no_trickle
 // (the page hides trickle ICE support both ways, as a library without it), wire (each SIP message
@@ -68,6 +69,7 @@ try {
       case "unhold": out = await run(() => window.t.unhold()); break;
       case "dtmf": out = await run(([d, m]) => window.t.dtmf(d, m), step.digits, step.method ?? "rfc4733"); break;
       case "message": out = await run(([t, x]) => window.t.message(t, x), step.target, step.text); break;
+      case "recording": out = await run(([on]) => window.t.recording(on), step.on ?? true); break;
       case "info": out = await run(([c, b, h]) => window.t.info(c, b, h), step.contentType, step.body, step.headers); break;
       case "transfer": out = await run(([t]) => window.t.transfer(t), step.target); break;
       case "accept_referral": out = await run(([ms]) => window.t.acceptReferral(ms), step.timeoutMs ?? 10000); break;

@@ -277,8 +277,9 @@ pub(crate) struct Calls {
     updates: Vec<Update>,
     /// Our REFERs in flight (blind transfers), until their final answer.
     refers: Vec<(TransactionId, CallId)>,
-    /// The application's INFOs in flight, until their final answer.
-    infos: Vec<(TransactionId, CallId, MessageId)>,
+    /// The application's INFOs in flight, until their final answer; with
+    /// `Some(on)`, a request to start or stop recording.
+    infos: Vec<(TransactionId, CallId, MessageId, Option<bool>)>,
     /// Per call, the candidates we trickled so far (RFC 8840).
     trickled: Vec<(CallId, Vec<String>)>,
     /// The last INFO's id.
@@ -327,7 +328,7 @@ impl Calls {
             .any(|c| c.invite_tx == tx || c.bye_tx == Some(tx))
             || self.incoming.iter().any(|c| c.bye_tx == Some(tx))
             || self.refers.iter().any(|(t, _)| *t == tx)
-            || self.infos.iter().any(|(t, _, _)| *t == tx)
+            || self.infos.iter().any(|(t, ..)| *t == tx)
             || self.updates.iter().any(
                 |u| matches!(u, Update::Sent { tx: t, .. } | Update::Acked { tx: t, .. } if *t == tx),
             )

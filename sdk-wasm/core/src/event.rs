@@ -28,6 +28,28 @@ impl HoldBy {
     }
 }
 
+/// Where a request to record a call stands, once answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recording {
+    /// The call is recorded from now on.
+    Started,
+    /// It is no longer recorded.
+    Stopped,
+    /// The request was refused (or not answered).
+    Failed,
+}
+
+impl Recording {
+    /// `started`, `stopped` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recording::Started => "started",
+            Recording::Stopped => "stopped",
+            Recording::Failed => "failed",
+        }
+    }
+}
+
 /// One ICE candidate the far end trickled (RFC 8840), as a browser's
 /// `RTCIceCandidateInit` takes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -219,6 +241,20 @@ pub enum Event {
         /// Its reason phrase.
         reason: String,
     },
+    /// The far end (the relay, recording on demand) answered a request to
+    /// start or stop recording a call ([`UserAgent::record`](crate::UserAgent::record)).
+    Recording {
+        /// Which call.
+        call: CallId,
+        /// Which request.
+        id: MessageId,
+        /// Where it stands: started or stopped as asked, or failed.
+        state: Recording,
+        /// The status (408 when none came).
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
     /// A subscription's SUBSCRIBE was accepted (2xx), for `expires`
     /// seconds (refreshed before then); its NOTIFYs follow.
     SubscriptionActive {
@@ -373,6 +409,7 @@ impl Event {
             Event::SubscriptionEnded { .. } => "subscription_ended",
             Event::Replaced { .. } => "replaced",
             Event::InfoAnswered { .. } => "info_answered",
+            Event::Recording { .. } => "recording",
             Event::Message { .. } => "message",
             Event::MessageSent { .. } => "message_sent",
             Event::MessageFailed { .. } => "message_failed",

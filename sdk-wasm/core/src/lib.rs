@@ -81,7 +81,7 @@ pub mod ua;
 
 pub use config::{Config, ConfigError, HeaderError};
 pub use error::ActionError;
-pub use event::{Event, HoldBy, RemoteCandidate};
+pub use event::{Event, HoldBy, Recording, RemoteCandidate};
 pub use ids::{CallId, MessageId, SubscriptionId};
 pub use secret::Secret;
 pub use time::Instant;

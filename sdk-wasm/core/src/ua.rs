@@ -297,6 +297,21 @@ impl UserAgent {
         calls.send_info(&mut cx, call, content_type, body)
     }
 
+    /// Asks the far end to start (`on`) or stop recording `call` (the call
+    /// must be up): an INFO with `Record: on|off`, which the relay answers
+    /// when it records on demand; [`Event::Recording`] with the returned
+    /// id follows.
+    pub fn record(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        on: bool,
+    ) -> Result<MessageId, ActionError> {
+        self.require_transport()?;
+        let (calls, mut cx) = self.call_ctx(now);
+        calls.send_record(&mut cx, call, on)
+    }
+
     /// Sends a DTMF digit as SIP INFO (`application/dtmf-relay`), for PBXs
     /// that do not take RFC 4733 in the media (the call must be up).
     pub fn send_dtmf_info(

@@ -12,7 +12,7 @@ mod common;
 use common::{at, events, parse, sent};
 use sipline_core::sip::{HeaderName, Method, response_to};
 use sipline_core::{ActionError, CallId};
-use sipline_core::{Config, Event, HeaderError, HoldBy, Secret, UserAgent};
+use sipline_core::{Config, Event, HeaderError, HoldBy, Recording, Secret, UserAgent};
 
 /// An offer made after ICE gathering: it names its candidates.
 const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\n\
@@ -974,6 +974,80 @@ Content-Length: {}\r\n\r\n{body}",
     )
     .expect("parses");
     assert!(sent(&mut ua)[0].starts_with("SIP/2.0 400 Bad Request"));
+}
+
+#[test]
+fn recording_is_asked_for_with_a_record_info_and_its_answer_says_where_it_stands() {
+    let mut ua = ua();
+    let (call, _, _) = answered(&mut ua);
+    let on = ua.record(at(2.0), call, true).expect("sent");
+    let info = sent(&mut ua).remove(0);
+    let m = parse(&info);
+    assert_eq!(m.method(), Some(Method::Info));
+    assert_eq!(m.header(HeaderName::Other("Record")), Some("on"));
+    assert!(m.body().is_empty(), "no body: {info}");
+    assert_eq!(m.to().tag(), Some("b9"), "in the call's dialog");
+    ua.handle_message(at(2.1), &answer(&info, 200, "OK", ""))
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Recording {
+            call,
+            id: on,
+            state: Recording::Started,
+            code: 200,
+            reason: "OK".into()
+        }]
+    );
+    let off = ua.record(at(3.0), call, false).expect("sent");
+    let info = sent(&mut ua).remove(0);
+    assert_eq!(
+        parse(&info).header(HeaderName::Other("Record")),
+        Some("off")
+    );
+    ua.handle_message(at(3.1), &answer(&info, 200, "OK", ""))
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Recording {
+            call,
+            id: off,
+            state: Recording::Stopped,
+            code: 200,
+            reason: "OK".into()
+        }]
+    );
+    // Refused (a relay that does not record on demand), or unanswered.
+    let refused = ua.record(at(4.0), call, true).expect("sent");
+    let info = sent(&mut ua).remove(0);
+    ua.handle_message(at(4.1), &answer(&info, 403, "Recording Disabled", ""))
+        .expect("parses");
+    assert_eq!(
+        events(&mut ua),
+        [Event::Recording {
+            call,
+            id: refused,
+            state: Recording::Failed,
+            code: 403,
+            reason: "Recording Disabled".into()
+        }]
+    );
+    let lost = ua.record(at(5.0), call, true).expect("sent");
+    let _ = sent(&mut ua);
+    ua.handle_timeout(at(45.0));
+    let ev = events(&mut ua);
+    assert!(
+        ev.contains(&Event::Recording {
+            call,
+            id: lost,
+            state: Recording::Failed,
+            code: 408,
+            reason: "Request Timeout".into()
+        }),
+        "{ev:?}"
+    );
+    // Only in a call that is up.
+    assert!(ua.record(at(46.0), CallId(999), true).is_err());
 }
 
 #[test]

@@ -8,7 +8,7 @@
 use super::Calls;
 use crate::ctx::Ctx;
 use crate::error::ActionError;
-use crate::event::Event;
+use crate::event::{Event, Recording};
 use crate::ids::{CallId, MessageId};
 use crate::input::safe_text;
 use crate::prelude::*;
@@ -30,10 +30,30 @@ impl Calls {
         }
         let (tx, _) =
             self.request_in_dialog(cx, id, Method::Info, &[], Some((content_type, body)))?;
+        Ok(self.track_info(tx, id, None))
+    }
+
+    /// Asks the far end to start (`on`) or stop recording call `id`: an
+    /// INFO without a body carrying `Record: on` or `Record: off`, as desk
+    /// phones send for on-demand recording (the relay answers it when it
+    /// records). [`Event::Recording`] with the returned id follows.
+    pub fn send_record(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        id: CallId,
+        on: bool,
+    ) -> Result<MessageId, ActionError> {
+        let value = if on { "on" } else { "off" };
+        let (tx, _) = self.request_in_dialog(cx, id, Method::Info, &[("Record", value)], None)?;
+        Ok(self.track_info(tx, id, Some(on)))
+    }
+
+    /// An INFO of ours in flight, under a new id.
+    fn track_info(&mut self, tx: TransactionId, call: CallId, record: Option<bool>) -> MessageId {
         self.next_info = self.next_info.wrapping_add(1);
         let info = MessageId(self.next_info);
-        self.infos.push((tx, id, info));
-        Ok(info)
+        self.infos.push((tx, call, info, record));
+        info
     }
 
     /// A response to one of our INFOs (`None`: none came): reported once
@@ -44,17 +64,31 @@ impl Calls {
         tx: TransactionId,
         msg: Option<&Message<'_>>,
     ) -> bool {
-        let Some(i) = self.infos.iter().position(|(t, _, _)| *t == tx) else {
+        let Some(i) = self.infos.iter().position(|(t, ..)| *t == tx) else {
             return false;
         };
         let code = msg.and_then(Message::status).unwrap_or(408);
         if code >= 200 {
-            let (_, call, id) = self.infos.remove(i);
-            cx.events.push(Event::InfoAnswered {
-                call,
-                id,
-                code,
-                reason: msg.map_or("Request Timeout", |m| m.reason()).to_owned(),
+            let (_, call, id, record) = self.infos.remove(i);
+            let reason = msg.map_or("Request Timeout", |m| m.reason()).to_owned();
+            cx.events.push(match record {
+                None => Event::InfoAnswered {
+                    call,
+                    id,
+                    code,
+                    reason,
+                },
+                Some(on) => Event::Recording {
+                    call,
+                    id,
+                    state: match (code < 300, on) {
+                        (true, true) => Recording::Started,
+                        (true, false) => Recording::Stopped,
+                        (false, _) => Recording::Failed,
+                    },
+                    code,
+                    reason,
+                },
             });
         }
         true
@@ -95,6 +129,6 @@ impl Calls {
 
     /// The call `id` ended: its INFOs' answers no longer matter.
     pub(super) fn forget_infos(&mut self, id: CallId) {
-        self.infos.retain(|(_, call, _)| *call != id);
+        self.infos.retain(|(_, call, ..)| *call != id);
     }
 }
