@@ -148,6 +148,16 @@ fn a_call_recorded_by_policy_leaves_a_pcap_of_both_ways_and_a_sidecar_that_vouch
     );
     assert_eq!(meta["from"], "sip:alice@sipline.local", "{meta}");
     assert_eq!(meta["to"], "sip:echo@sipline.local", "{meta}");
+    // Chromium's first codec, which the echo takes: Opus, whose WAV is
+    // 16 kHz, the tone on both sides.
+    assert_eq!(meta["codec"], "opus", "{meta}");
+    let (left, right) = wav_channels(&dir, &meta);
+    let mid = left.len() / 2;
+    let second = mid - 8000..mid + 8000;
+    for (side, samples) in [("left", &left), ("right", &right)] {
+        let hz = frequency_at(&samples[second.clone()], 16_000.0);
+        assert!((hz - MIC_HZ).abs() < 30.0, "{side} is {hz:.0} Hz");
+    }
     let file = &meta["files"][0];
     assert_eq!(file["format"], "pcap");
     let pcap = dir.join(file["path"].as_str().expect("a file name"));
@@ -203,11 +213,14 @@ fn a_call_recorded_by_policy_leaves_a_pcap_of_both_ways_and_a_sidecar_that_vouch
     }
     let m = relay.metrics();
     assert_eq!(metric(&m, "sipline_recordings_active"), 0, "{m}");
-    assert_eq!(
-        metric(&m, "sipline_recording_bytes_total"),
-        bytes.len() as u64,
-        "{m}"
-    );
+    // Every byte of the pcap and the WAV is counted.
+    let files: u64 = meta["files"]
+        .as_array()
+        .expect("the files")
+        .iter()
+        .map(|f| f["bytes"].as_u64().expect("a length"))
+        .sum();
+    assert_eq!(metric(&m, "sipline_recording_bytes_total"), files, "{m}");
     assert_eq!(
         metric(&m, "sipline_recordings_total{outcome=\"complete\"}"),
         1,
@@ -404,14 +417,19 @@ async fn a_full_disk_stops_the_recordings_and_the_calls_go_on_both_ways() {
     }
 }
 
-/// The frequency of a stretch of samples, by its zero crossings (a pure
-/// tone's).
-fn frequency(samples: &[i16]) -> f64 {
+/// The frequency of a stretch of samples at `rate`, by its zero crossings
+/// (a pure tone's).
+fn frequency_at(samples: &[i16], rate: f64) -> f64 {
     let crossings = samples
         .windows(2)
         .filter(|w| (w[0] < 0) != (w[1] < 0))
         .count();
-    crossings as f64 / 2.0 / (samples.len() as f64 / 8000.0)
+    crossings as f64 / 2.0 / (samples.len() as f64 / rate)
+}
+
+/// [`frequency_at`] 8 kHz (G.711).
+fn frequency(samples: &[i16]) -> f64 {
+    frequency_at(samples, 8000.0)
 }
 
 #[test]
@@ -714,6 +732,73 @@ fn the_app_records_the_second_half_of_a_call_to_baresip_from_the_sdk() {
     let recorded_ms = at("hangup")["at"].as_f64().expect("a time")
         - steps["start"]["at"].as_f64().expect("a time");
     let secs = left.len() as f64 / 8000.0;
+    assert!(
+        (secs - recorded_ms / 1000.0).abs() < 0.5,
+        "{secs:.2} s of WAV for {recorded_ms} ms recorded"
+    );
+}
+
+#[test]
+fn an_opus_call_to_the_echo_recorded_from_halfway_by_the_sdk_is_a_16_khz_wav_of_the_tone() {
+    let scratch = Scratch::new("recording-opus");
+    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
+    let dir = scratch.0.join("recordings");
+    let relay = RelayProcess::start_embedded(
+        &[
+            "--domain",
+            "sipline.local",
+            "--media-ports",
+            "37400-37499",
+            "--record",
+            "on-demand",
+            "--record-dir",
+            dir.to_str().expect("a UTF-8 path"),
+        ],
+        "alice:alice-e2e",
+    );
+    let config = serde_json::json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": {
+                "server": relay.ws_url(),
+                "uri": "sip:alice@sipline.local",
+                "password": "alice-e2e",
+            }},
+            {"do": "call", "target": "sip:echo@sipline.local"},
+            {"do": "sleep", "ms": 2000},
+            {"do": "recording", "name": "start"},
+            {"do": "measure", "name": "talk"},
+            {"do": "hangup"},
+        ],
+    });
+    let out = browser::sdk(&config.to_string(), |_| {}).expect("the browser ran");
+    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
+    assert!(v["error"].is_null(), "{}\n{}", v["error"], v["events"]);
+    let steps = &v["steps"];
+    assert_eq!(steps["start"]["ok"], true, "{v}");
+    assert_hears(&steps["talk"], MIC_HZ, "the echo, recorded");
+
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(sidecar(&dir, Duration::from_secs(5))).expect("the sidecar"),
+    )
+    .expect("JSON");
+    assert_eq!(meta["complete"], true, "{meta}");
+    assert_eq!(meta["started_by"], "app", "{meta}");
+    assert_eq!(meta["codec"], "opus", "{meta}");
+    let (left, right) = wav_channels(&dir, &meta);
+    let mid = left.len() / 2;
+    let second = mid - 8000..mid + 8000;
+    for (side, samples) in [("left", &left), ("right", &right)] {
+        let hz = frequency_at(&samples[second.clone()], 16_000.0);
+        assert!((hz - MIC_HZ).abs() < 30.0, "{side} is {hz:.0} Hz");
+    }
+    let hangup = v["events"]
+        .as_array()
+        .and_then(|es| es.iter().find(|e| e["name"] == "hangup"))
+        .unwrap_or_else(|| panic!("no hangup event in {v}"));
+    let recorded_ms =
+        hangup["at"].as_f64().expect("a time") - steps["start"]["at"].as_f64().expect("a time");
+    let secs = left.len() as f64 / 16_000.0;
     assert!(
         (secs - recorded_ms / 1000.0).abs() < 0.5,
         "{secs:.2} s of WAV for {recorded_ms} ms recorded"

@@ -117,9 +117,12 @@ ensure_node() {
 }
 
 # What the main command needs: Rust with its wasm32 target and the
-# wasm-bindgen CLI, and Node with the SDK package's build tools.
+# wasm-bindgen CLI, Debian's libopus (the relay decodes Opus recordings
+# with it; pkg-config finds it), and Node with the SDK package's build
+# tools.
 ensure_build() {
     ensure_rust
+    ensure_apt_packages pkg-config libopus-dev
     ensure_node npm
 }
 

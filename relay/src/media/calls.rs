@@ -42,6 +42,7 @@ pub use self::types::{Carrier, Command, MediaConfig, MediaEnd, MediaError, PortB
 use super::dtls::Identity;
 use super::ports::{PortError, PortPair, PortPool};
 use crate::ids::{ConnId, MediaId};
+use crate::media::decode::Codec;
 use crate::media::record::RecordingMode;
 use sipline_core::sip::Method;
 
@@ -81,6 +82,9 @@ struct Call {
     parties: Option<(String, String)>,
     /// The call's recording, while one was started.
     recording: Option<CallRecording>,
+    /// The audio payload types its SDP named with a codec a recording
+    /// decodes (only when calls may be recorded).
+    codecs: Vec<(u8, Codec)>,
 }
 
 /// Every call's media, keyed by browser connection and Call-ID.
@@ -456,6 +460,7 @@ impl MediaCalls {
                     answered: false,
                     parties: None,
                     recording: None,
+                    codecs: Vec::new(),
                 },
             );
         }

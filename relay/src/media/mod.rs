@@ -6,6 +6,7 @@
 
 pub mod call;
 pub mod calls;
+pub mod decode;
 pub mod dtls;
 pub mod g711;
 pub mod ice;

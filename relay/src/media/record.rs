@@ -21,6 +21,8 @@ use std::time::Instant;
 use rtrb::{Consumer, Producer, RingBuffer};
 use serde::{Deserialize, Serialize};
 
+use super::decode::Codec;
+
 /// Which calls are recorded (`[recording] mode`).
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -150,6 +152,9 @@ pub struct Sink {
     pub parties: Option<(String, String)>,
     /// Who started it.
     pub by: Starter,
+    /// The audio payload types the call's SDP named, and their codecs, for
+    /// the WAV (RTP's static types are known without).
+    pub codecs: Vec<(u8, Codec)>,
     overflowed: Arc<AtomicBool>,
     over: Arc<AtomicBool>,
 }
@@ -187,6 +192,7 @@ pub fn channel(call_id: &str, by: Starter, bytes: usize) -> (Tap, Sink) {
             call_id: call_id.to_owned(),
             parties: None,
             by,
+            codecs: Vec::new(),
             overflowed,
             over,
         },

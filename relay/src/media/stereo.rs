@@ -1,6 +1,7 @@
 //! Two RTP audio streams (the browser's and the far end's) laid side by
-//! side as stereo frames at 8 kHz, for the recordings' WAV files: left the
-//! browser, right the far end.
+//! side as stereo frames at the WAV's rate (8 kHz for G.711, 16 kHz for
+//! Opus), for the recordings' WAV files: left the browser, right the far
+//! end.
 //!
 //! Each stream is placed by its RTP timestamps, anchored where its first
 //! packet arrived: so the two line up as they were heard, whatever their
@@ -13,14 +14,13 @@
 
 use std::collections::VecDeque;
 
-/// Samples a second.
-pub const RATE: u64 = 8000;
 /// How far the leading stream may run ahead before the other's frames are
-/// taken as silence: 200 ms, more than a jitter buffer's worth.
-pub const LAG: u64 = RATE / 5;
-/// A timestamp more than this away from where the packet's arrival puts it
-/// re-anchors the stream: 2 s.
-const JUMP: i64 = 2 * RATE as i64;
+/// taken as silence, in a fraction of a second: 200 ms, more than a jitter
+/// buffer's worth.
+const LAG_PER_SECOND: u64 = 5;
+/// A timestamp more than this many seconds away from where the packet's
+/// arrival puts it re-anchors the stream.
+const JUMP_SECONDS: i64 = 2;
 
 /// One stream's place in the recording.
 #[derive(Debug, Default)]
@@ -32,8 +32,10 @@ struct Stream {
 }
 
 /// The two streams and the frames not yet handed out.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Stereo {
+    /// Frames a second.
+    rate: u64,
     streams: [Stream; 2],
     /// Frames from `written` on, left and right.
     pending: VecDeque<[i16; 2]>,
@@ -42,18 +44,46 @@ pub struct Stereo {
 }
 
 impl Stereo {
+    /// Two streams laid out at `rate` frames a second.
+    pub fn new(rate: u32) -> Stereo {
+        Stereo {
+            rate: u64::from(rate.max(1)),
+            streams: Default::default(),
+            pending: VecDeque::new(),
+            written: 0,
+        }
+    }
+
+    /// Frames a second.
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
+    /// How far the leading stream may run ahead of the other, in frames.
+    pub fn lag(&self) -> u64 {
+        self.rate / LAG_PER_SECOND
+    }
+
     /// Places `samples` of `channel` (0 left, 1 right), whose RTP
-    /// timestamp is `timestamp`, that arrived `arrived` frames into the
-    /// recording.
-    pub fn add(&mut self, channel: usize, arrived: u64, timestamp: u32, samples: &[i16]) {
+    /// timestamp is `timestamp` on a clock of `clock` a second, that
+    /// arrived `arrived` frames into the recording.
+    pub fn add(
+        &mut self,
+        channel: usize,
+        arrived: u64,
+        timestamp: u32,
+        clock: u32,
+        samples: &[i16],
+    ) {
+        let (rate, clock) = (self.rate as i64, i64::from(clock.max(1)));
         let Some(stream) = self.streams.get_mut(channel) else {
             return;
         };
         let at = match stream.anchor {
             Some((ts, frame)) => {
-                let delta = i64::from(timestamp.wrapping_sub(ts) as i32);
+                let delta = i64::from(timestamp.wrapping_sub(ts) as i32) * rate / clock;
                 let at = frame as i64 + delta;
-                if (at - arrived as i64).abs() > JUMP {
+                if (at - arrived as i64).abs() > JUMP_SECONDS * rate {
                     stream.anchor = Some((timestamp, arrived));
                     arrived
                 } else {
@@ -81,15 +111,17 @@ impl Stereo {
     }
 
     /// The frames ready to be written: up to where both streams are, or
-    /// [`LAG`] behind the leading one; everything when `all` (the end).
+    /// [`Self::lag`] behind the leading one; everything when `all` (the
+    /// end).
     pub fn ready(&mut self, all: bool) -> impl Iterator<Item = [i16; 2]> + '_ {
+        let lag = self.lag();
         let [a, b] = [&self.streams[0], &self.streams[1]];
         let both = a.end.min(b.end);
         let lead = a.end.max(b.end);
         let up_to = if all {
             self.written + self.pending.len() as u64
         } else {
-            both.max(lead.saturating_sub(LAG))
+            both.max(lead.saturating_sub(lag))
         };
         let n = up_to
             .saturating_sub(self.written)
@@ -109,12 +141,18 @@ mod tests {
 
     #[test]
     fn two_streams_line_up_by_arrival_whatever_their_timestamp_bases() {
-        let mut s = Stereo::default();
+        let mut s = Stereo::new(8000);
         // The browser's stream from timestamp 1000, the far end's from
         // 555_000, both arriving at frame 160.
         for k in 0..5u32 {
-            s.add(0, 160 + u64::from(k) * 160, 1000 + k * 160, &[1; 160]);
-            s.add(1, 160 + u64::from(k) * 160, 555_000 + k * 160, &[2; 160]);
+            s.add(0, 160 + u64::from(k) * 160, 1000 + k * 160, 8000, &[1; 160]);
+            s.add(
+                1,
+                160 + u64::from(k) * 160,
+                555_000 + k * 160,
+                8000,
+                &[2; 160],
+            );
         }
         let frames = take(&mut s, false);
         assert_eq!(frames.len(), 160 + 5 * 160);
@@ -124,15 +162,15 @@ mod tests {
 
     #[test]
     fn a_gap_is_silence_and_a_silent_side_does_not_hold_the_file_back() {
-        let mut s = Stereo::default();
+        let mut s = Stereo::new(8000);
         // 20 packets of the browser's, the 4th and 5th lost; the far end
         // sends nothing.
         for k in (0..20u32).filter(|k| !(3..5).contains(k)) {
-            s.add(0, u64::from(k) * 160, k * 160, &[5; 160]);
+            s.add(0, u64::from(k) * 160, k * 160, 8000, &[5; 160]);
         }
-        // Frames come out LAG behind the browser.
+        // Frames come out 200 ms behind the browser.
         let frames = take(&mut s, false);
-        assert_eq!(frames.len() as u64, 20 * 160 - LAG);
+        assert_eq!(frames.len() as u64, 20 * 160 - 1600);
         assert!(frames[..480].iter().all(|f| *f == [5, 0]));
         assert!(frames[480..800].iter().all(|f| *f == [0, 0]), "the gap");
         assert!(frames[800..].iter().all(|f| *f == [5, 0]));
@@ -142,10 +180,10 @@ mod tests {
 
     #[test]
     fn a_timestamp_jump_re_anchors_where_the_packet_arrived() {
-        let mut s = Stereo::default();
-        s.add(1, 0, 100, &[1; 160]);
+        let mut s = Stereo::new(8000);
+        s.add(1, 0, 100, 8000, &[1; 160]);
         // A new source after a re-INVITE: its timestamps start elsewhere.
-        s.add(1, 160, 9_000_000, &[2; 160]);
+        s.add(1, 160, 9_000_000, 8000, &[2; 160]);
         let frames = take(&mut s, true);
         assert_eq!(frames.len(), 320);
         assert!(frames[160..].iter().all(|f| *f == [0, 2]));
@@ -153,11 +191,27 @@ mod tests {
 
     #[test]
     fn a_late_packet_does_not_rewrite_what_was_written() {
-        let mut s = Stereo::default();
-        s.add(0, 0, 0, &[1; 160]);
-        s.add(1, 0, 0, &[1; 160]);
+        let mut s = Stereo::new(8000);
+        s.add(0, 0, 0, 8000, &[1; 160]);
+        s.add(1, 0, 0, 8000, &[1; 160]);
         assert_eq!(take(&mut s, false).len(), 160);
-        s.add(0, 200, 0, &[9; 160]);
+        s.add(0, 200, 0, 8000, &[9; 160]);
         assert!(take(&mut s, true).is_empty());
+    }
+
+    #[test]
+    fn a_faster_clock_is_scaled_to_the_rate_opus_at_48_khz_into_16() {
+        let mut s = Stereo::new(16_000);
+        // 20 ms packets: 960 ticks of Opus's 48 kHz clock, 320 frames.
+        for k in 0..5u32 {
+            s.add(0, u64::from(k) * 320, 7 + k * 960, 48_000, &[3; 320]);
+        }
+        // One lost in between: its 20 ms are silence, not squeezed out.
+        s.add(0, 6 * 320, 7 + 6 * 960, 48_000, &[4; 320]);
+        let frames = take(&mut s, true);
+        assert_eq!(frames.len(), 7 * 320);
+        assert!(frames[..5 * 320].iter().all(|f| *f == [3, 0]));
+        assert!(frames[5 * 320..6 * 320].iter().all(|f| *f == [0, 0]));
+        assert!(frames[6 * 320..].iter().all(|f| *f == [4, 0]));
     }
 }

@@ -1,9 +1,10 @@
 //! Recording a call's media, the files' half: one thread that drains every
 //! recorded call's ring ([`crate::media::record`]) and writes, per call, a
 //! pcap of its plain RTP and RTCP both ways; a stereo WAV of its audio when
-//! it is G.711 (left the browser, right the far end, 8 kHz, 16-bit, laid
-//! out by [`crate::media::stereo`]); and when the call ends a JSON sidecar
-//! naming the files with their SHA-256.
+//! it is G.711 or Opus (left the browser, right the far end, 16-bit, at 8
+//! kHz or 16 kHz, decoded by [`crate::media::decode`] and laid out by
+//! [`crate::media::stereo`]); and when the call ends a JSON sidecar naming
+//! the files with their SHA-256.
 //!
 //! The thread wakes every [`TICK`], drains each ring and flushes each file,
 //! so a relay killed mid-call leaves a pcap whose records up to the last
@@ -46,9 +47,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
-use crate::media::g711;
+use crate::media::decode::{self, Codec, Decoder};
 use crate::media::record::{HEADER_LEN, Header, Sink, Starter, Way};
-use crate::media::stereo::{self, Stereo};
+use crate::media::stereo::Stereo;
 
 /// How often the writer drains the rings and flushes the files.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -181,9 +182,11 @@ struct Recording {
     frame: Vec<u8>,
     /// Bytes written and not yet counted in the figures.
     unreported: u64,
-    /// The audio laid out for the WAV.
-    stereo: Stereo,
-    /// The WAV, once G.711 audio arrived.
+    /// The audio laid out for the WAV, and its codec, once audio came.
+    stereo: Option<(Stereo, Codec)>,
+    /// Each side's decoder, and the payload type it decodes.
+    decoders: [Option<(u8, Decoder)>; 2],
+    /// The WAV, once audio it can decode arrived.
     wav: Option<hound::WavWriter<BufWriter<File>>>,
     /// A WAV was written and closed.
     wav_done: bool,
@@ -226,6 +229,8 @@ struct Sidecar<'a> {
     failure: Option<&'a str>,
     packets_from_browser: u64,
     packets_to_browser: u64,
+    /// The audio codec the WAV was decoded from (`null`: no WAV).
+    codec: Option<&'static str>,
     files: Vec<FileEntry>,
 }
 
@@ -357,10 +362,11 @@ impl Recording {
             frame: vec![0u8; IP_UDP_LEN + usize::from(u16::MAX)],
             // The pcap file header, written already.
             unreported: 24,
-            stereo: Stereo::default(),
+            stereo: None,
+            decoders: [None, None],
             wav: None,
             wav_done: false,
-            samples: Vec::with_capacity(1024),
+            samples: Vec::with_capacity(decode::MAX_SAMPLES),
         })
     }
 
@@ -419,24 +425,54 @@ impl Recording {
     }
 
     /// The audio of the RTP packet behind `header` in `frame`, to the
-    /// stereo layout when it is G.711.
+    /// stereo layout when its codec is one the WAV can hold: the first
+    /// decodable packet sets the WAV's codec and rate; a later codec of
+    /// another rate (after a re-INVITE) is in the pcap only.
     fn hear(&mut self, header: &Header, len: usize) {
         let rtp = &self.frame[IP_UDP_LEN..IP_UDP_LEN + len];
         let Some((payload_type, timestamp, payload)) = rtp_payload(rtp) else {
             return;
         };
-        let Some(decode) = g711::decoder(payload_type) else {
+        let Some(codec) = Codec::of_static(payload_type).or_else(|| {
+            self.sink
+                .codecs
+                .iter()
+                .find(|(pt, _)| *pt == payload_type)
+                .map(|(_, c)| *c)
+        }) else {
             return;
         };
-        self.samples.clear();
-        self.samples.extend(payload.iter().map(|&b| decode(b)));
-        let arrived = header.micros * stereo::RATE / 1_000_000;
+        if self.wav_done {
+            return;
+        }
+        let (stereo, _) = self
+            .stereo
+            .get_or_insert_with(|| (Stereo::new(codec.rate()), codec));
+        if stereo.rate() != u64::from(codec.rate()) {
+            return;
+        }
         let channel = usize::from(header.way == Way::ToBrowser);
-        self.stereo.add(channel, arrived, timestamp, &self.samples);
+        let decoder = match &mut self.decoders[channel] {
+            Some((pt, d)) if *pt == payload_type => d,
+            slot => match Decoder::new(codec) {
+                Ok(d) => &mut slot.insert((payload_type, d)).1,
+                Err(e) => {
+                    warn!(error = %e, "no decoder: the WAV goes without this audio");
+                    return;
+                }
+            },
+        };
+        // A payload that does not decode (a lost or damaged packet) is a
+        // gap, silence in the WAV; the pcap has it as it came.
+        if decoder.decode(payload, &mut self.samples).is_err() {
+            return;
+        }
+        let arrived = header.micros * stereo.rate() / 1_000_000;
+        stereo.add(channel, arrived, timestamp, codec.clock(), &self.samples);
         if self.wav.is_none() {
             let spec = hound::WavSpec {
                 channels: 2,
-                sample_rate: stereo::RATE as u32,
+                sample_rate: codec.rate(),
                 bits_per_sample: 16,
                 sample_format: hound::SampleFormat::Int,
             };
@@ -454,11 +490,11 @@ impl Recording {
     /// Writes the stereo frames that are ready (all of them at the end) to
     /// the WAV and rewrites its header, so the file is whole up to here.
     fn write_audio(&mut self, all: bool) -> Result<(), hound::Error> {
-        let Some(wav) = self.wav.as_mut() else {
+        let (Some(wav), Some((stereo, _))) = (self.wav.as_mut(), self.stereo.as_mut()) else {
             return Ok(());
         };
         let before = wav.len();
-        for [left, right] in self.stereo.ready(all) {
+        for [left, right] in stereo.ready(all) {
             wav.write_sample(left)?;
             wav.write_sample(right)?;
         }
@@ -519,6 +555,11 @@ impl Recording {
             failure: self.failure.map(Failure::as_str),
             packets_from_browser: self.packets[0],
             packets_to_browser: self.packets[1],
+            codec: self
+                .wav_done
+                .then_some(self.stereo.as_ref())
+                .flatten()
+                .map(|(_, c)| c.name()),
             files,
         };
         let json_path = self.path.with_extension("json");

@@ -58,6 +58,7 @@ impl MediaCalls {
     ) -> Result<String, MediaError> {
         let cfg = self.cfg.clone();
         self.call(key.clone(), sections)?;
+        self.learn_codecs(key, sdp);
         match from {
             Side::Browser => {
                 self.browser_sdp(key, sdp, true)?;
@@ -106,6 +107,7 @@ impl MediaCalls {
             .ok_or(MediaError::NoOffer)?;
         let offer =
             Sdp::parse(offer_text.as_bytes()).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        self.learn_codecs(&key, sdp);
         match from {
             Side::Pbx => {
                 self.pbx_sdp(&key, sdp, true);
@@ -260,6 +262,7 @@ impl MediaCalls {
         audio: usize,
     ) -> Result<String, MediaError> {
         self.call(key.clone(), &[audio])?.echo = true;
+        self.learn_codecs(key, sdp);
         self.browser_sdp(key, sdp, true)?;
         let answer = echo_answer(sdp, audio, self.cfg.browser_advertised);
         let answer = Sdp::parse(answer.as_bytes()).map_err(|e| MediaError::Sdp(e.to_string()))?;

@@ -7,8 +7,11 @@
 //! Each start makes new files: a call stopped and started again has one
 //! recording per span.
 
+use sipline_core::sdp::Sdp;
+
 use super::{Command, MediaCalls};
 use crate::ids::ConnId;
+use crate::media::decode::Codec;
 use crate::media::record::{self, RecordingMode, Starter, Watch};
 
 /// Why a recording was not started or stopped.
@@ -112,11 +115,36 @@ impl MediaCalls {
         };
         let (tap, mut sink) = record::channel(&key.1, by, record::RING_BYTES);
         sink.parties = c.parties.clone();
+        sink.codecs = c.codecs.clone();
         c.recording = Some(CallRecording {
             by,
             watch: tap.watch(),
         });
         self.commands.push_back(Command::Record { id: c.id, sink });
         self.commands.push_back(Command::Tap { id: c.id, tap });
+    }
+
+    /// Notes the codecs of call `key`'s audio (its first leg) that `sdp`
+    /// maps to payload types, for its recordings' WAV. A payload type keeps
+    /// the codec it was first given.
+    pub(super) fn learn_codecs(&mut self, key: &(ConnId, String), sdp: &Sdp<'_>) {
+        if self.cfg.recording == RecordingMode::Off {
+            return;
+        }
+        let Some(c) = self.calls.get_mut(key) else {
+            return;
+        };
+        let Some(audio) = c.sections.first().and_then(|&i| sdp.media.get(i)) else {
+            return;
+        };
+        for (pt, encoding) in audio.rtpmaps() {
+            let (Ok(pt), Some(codec)) = (pt.parse::<u8>(), Codec::from_rtpmap(encoding)) else {
+                continue;
+            };
+            // Payload types are 0–127: the list stays that short.
+            if pt < 128 && !c.codecs.iter().any(|(p, _)| *p == pt) {
+                c.codecs.push((pt, codec));
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ use sipline_core::sdp::{Direction, Sdp};
 use sipline_core::sip::{Message, Method};
 
 use super::*;
+use crate::media::decode::Codec;
 use crate::media::record::Starter;
 
 const CALL: &str = "call-1@browser";
@@ -173,6 +174,12 @@ fn a_recorded_call_s_session_comes_with_its_recording_and_only_once() {
     };
     assert_eq!(sink.call_id, CALL);
     assert_eq!(sink.by, Starter::Policy);
+    // The WAV decodes what the SDP maps: Chromium's Opus at 111.
+    assert!(
+        sink.codecs.contains(&(111, Codec::Opus)),
+        "{:?}",
+        sink.codecs
+    );
     assert_eq!(
         sink.parties,
         Some(("sip:alice@a.test".into(), "sip:bob@b.test".into()))

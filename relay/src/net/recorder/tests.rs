@@ -2,6 +2,8 @@
 //! pcap and WAV readers.
 
 use super::*;
+use crate::media::decode::Codec;
+use crate::media::g711;
 use crate::media::record::channel;
 use pcap_file::pcap::PcapReader;
 use std::time::Instant;
@@ -130,13 +132,18 @@ fn to_ulaw(sample: i16) -> u8 {
         .unwrap_or(0xff)
 }
 
-/// The frequency of a channel by its zero crossings.
-fn frequency(samples: &[i16]) -> f64 {
+/// The frequency of a channel at `rate` by its zero crossings.
+fn frequency_at(samples: &[i16], rate: f64) -> f64 {
     let crossings = samples
         .windows(2)
         .filter(|w| (w[0] < 0) != (w[1] < 0))
         .count();
-    crossings as f64 / 2.0 / (samples.len() as f64 / 8000.0)
+    crossings as f64 / 2.0 / (samples.len() as f64 / rate)
+}
+
+/// The frequency of a channel at 8 kHz.
+fn frequency(samples: &[i16]) -> f64 {
+    frequency_at(samples, 8000.0)
 }
 
 #[test]
@@ -205,6 +212,78 @@ fn g711_audio_becomes_a_stereo_wav_browser_left_far_end_right() {
     assert_eq!(sidecar["files"][1]["sha256"], sha);
     let pcap_bytes = sidecar["files"][0]["bytes"].as_u64().expect("bytes");
     assert_eq!(figures.0.bytes.load(Ordering::Relaxed), pcap_bytes + bytes);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn opus_audio_becomes_a_16_khz_stereo_wav_placed_by_its_48_khz_timestamps() {
+    let dir = scratch("opus");
+    let (admin, _) = broadcast::channel(8);
+    let recorder = Recorder::start(&dir, RecordingFigures::default(), admin).expect("recorder");
+    let (mut tap, mut sink) = channel("opus@x", Starter::Policy, 64 * 1024);
+    // Chromium's payload type for Opus, as the SDP named it.
+    sink.codecs = vec![(111, Codec::Opus)];
+    recorder.record(sink);
+    let mut encoders = [1000.0, 440.0].map(|hz| {
+        let e = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip)
+            .expect("an encoder");
+        (e, hz)
+    });
+    let t0 = Instant::now();
+    // 2 s each way, 20 ms packets (960 ticks of the 48 kHz clock); the far
+    // end's 10th packet is lost.
+    for n in 0..100usize {
+        for (way, (encoder, hz)) in [Way::FromBrowser, Way::ToBrowser]
+            .into_iter()
+            .zip(encoders.iter_mut())
+        {
+            if way == Way::ToBrowser && n == 10 {
+                continue;
+            }
+            let pcm: Vec<i16> = (0..960)
+                .map(|i| {
+                    let t = (n * 960 + i) as f64 / 48_000.0;
+                    (8000.0 * (2.0 * std::f64::consts::PI * *hz * t).sin()) as i16
+                })
+                .collect();
+            let ts = 5_000u32.wrapping_add(960 * n as u32);
+            let mut p = vec![0x80, 111, 0, n as u8];
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&[9, 9, 9, 9]);
+            p.extend_from_slice(&encoder.encode_vec(&pcm, 1000).expect("encoded"));
+            tap.packet(t0 + Duration::from_millis(20 * n as u64), way, 0, false, &p);
+        }
+    }
+    drop(tap);
+    let wav_path = sidecar_in(&dir).with_extension("wav");
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(wav_path.with_extension("json")).expect("sidecar"))
+            .expect("JSON");
+    assert_eq!(sidecar["codec"], "opus", "{sidecar}");
+    let mut reader = hound::WavReader::open(&wav_path).expect("a WAV");
+    assert_eq!(
+        (reader.spec().channels, reader.spec().sample_rate),
+        (2, 16_000)
+    );
+    let all: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect();
+    let left: Vec<i16> = all.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = all.iter().skip(1).step_by(2).copied().collect();
+    let secs = left.len() as f64 / 16_000.0;
+    assert!((1.95..2.05).contains(&secs), "{secs} s");
+    let steady = 8000..left.len() - 3200;
+    let (l, r) = (
+        frequency_at(&left[steady.clone()], 16_000.0),
+        frequency_at(&right[steady], 16_000.0),
+    );
+    assert!((l - 1000.0).abs() < 20.0, "left {l} Hz");
+    assert!((r - 440.0).abs() < 20.0, "right {r} Hz");
+    // The lost packet's 20 ms (frames 3200–3520): silence on the right,
+    // the packets after it in their place.
+    assert!(right[3200..3520].iter().all(|&s| s == 0), "the gap");
+    assert!(right[3600..3700].iter().any(|&s| s != 0), "after the gap");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
