@@ -693,6 +693,9 @@ fn the_app_records_the_second_half_of_a_call_to_baresip_from_the_sdk() {
             {"do": "sleep", "ms": 2500},
             {"do": "recording", "name": "start"},
             {"do": "measure", "name": "talk"},
+            // Keys pressed while recorded are in the sidecar.
+            {"do": "dtmf", "digits": "12#"},
+            {"do": "sleep", "ms": 1000},
             {"do": "hangup"},
         ],
     });
@@ -719,6 +722,19 @@ fn the_app_records_the_second_half_of_a_call_to_baresip_from_the_sdk() {
     .expect("JSON");
     assert_eq!(meta["complete"], true, "{meta}");
     assert_eq!(meta["started_by"], "app", "{meta}");
+    let dtmf = meta["dtmf"].as_array().expect("the key presses");
+    let keys: String = dtmf
+        .iter()
+        .map(|k| k["digit"].as_str().expect("a digit"))
+        .collect();
+    assert_eq!(keys, "12#", "{meta}");
+    for k in dtmf {
+        assert_eq!(k["from"], "browser", "{k}");
+        // The SDK's 100 ms presses (the WAV's time line: after the talk).
+        let ms = k["duration_ms"].as_u64().expect("a duration");
+        assert!((80..=140).contains(&ms), "{k}");
+        assert!(k["at_ms"].as_u64().expect("a time") > 3000, "{k}");
+    }
     let (left, right) = wav_channels(&dir, &meta);
     let mid = left.len() / 2;
     let second = mid - 4000..mid + 4000;

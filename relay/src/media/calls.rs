@@ -85,6 +85,8 @@ struct Call {
     /// The audio payload types its SDP named with a codec a recording
     /// decodes (only when calls may be recorded).
     codecs: Vec<(u8, Codec)>,
+    /// Its telephone-event payload types and their clocks, likewise.
+    events: Vec<(u8, u32)>,
 }
 
 /// Every call's media, keyed by browser connection and Call-ID.
@@ -461,6 +463,7 @@ impl MediaCalls {
                     parties: None,
                     recording: None,
                     codecs: Vec::new(),
+                    events: Vec::new(),
                 },
             );
         }

@@ -8,6 +8,7 @@ pub mod call;
 pub mod calls;
 pub mod decode;
 pub mod dtls;
+pub mod dtmf;
 pub mod g711;
 pub mod ice;
 pub mod liveness;

@@ -155,6 +155,9 @@ pub struct Sink {
     /// The audio payload types the call's SDP named, and their codecs, for
     /// the WAV (RTP's static types are known without).
     pub codecs: Vec<(u8, Codec)>,
+    /// The payload types of its telephone-events (RFC 4733), with their
+    /// clock rates, for the DTMF the sidecar lists.
+    pub events: Vec<(u8, u32)>,
     overflowed: Arc<AtomicBool>,
     over: Arc<AtomicBool>,
 }
@@ -193,6 +196,7 @@ pub fn channel(call_id: &str, by: Starter, bytes: usize) -> (Tap, Sink) {
             parties: None,
             by,
             codecs: Vec::new(),
+            events: Vec::new(),
             overflowed,
             over,
         },

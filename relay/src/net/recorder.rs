@@ -48,6 +48,7 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use crate::media::decode::{self, Codec, Decoder};
+use crate::media::dtmf::{KeyPress, KeyPresses, Presser};
 use crate::media::record::{HEADER_LEN, Header, Sink, Starter, Way};
 use crate::media::stereo::Stereo;
 
@@ -192,6 +193,8 @@ struct Recording {
     wav_done: bool,
     /// A packet's decoded samples.
     samples: Vec<i16>,
+    /// The DTMF either side sent.
+    keys: KeyPresses,
 }
 
 /// Why a recording stopped before its call ended.
@@ -231,6 +234,9 @@ struct Sidecar<'a> {
     packets_to_browser: u64,
     /// The audio codec the WAV was decoded from (`null`: no WAV).
     codec: Option<&'static str>,
+    /// The keys either side pressed (RFC 4733 telephone-events), each
+    /// with when in the recording it began and how long it lasted.
+    dtmf: &'a [KeyPress],
     files: Vec<FileEntry>,
 }
 
@@ -367,6 +373,7 @@ impl Recording {
             wav: None,
             wav_done: false,
             samples: Vec::with_capacity(decode::MAX_SAMPLES),
+            keys: KeyPresses::default(),
         })
     }
 
@@ -433,6 +440,15 @@ impl Recording {
         let Some((payload_type, timestamp, payload)) = rtp_payload(rtp) else {
             return;
         };
+        if let Some(&(_, clock)) = self.sink.events.iter().find(|(pt, _)| *pt == payload_type) {
+            let from = match header.way {
+                Way::FromBrowser => Presser::Browser,
+                Way::ToBrowser => Presser::FarEnd,
+            };
+            self.keys
+                .packet(from, header.micros / 1000, timestamp, clock, payload);
+            return;
+        }
         let Some(codec) = Codec::of_static(payload_type).or_else(|| {
             self.sink
                 .codecs
@@ -560,6 +576,7 @@ impl Recording {
                 .then_some(self.stereo.as_ref())
                 .flatten()
                 .map(|(_, c)| c.name()),
+            dtmf: self.keys.presses(),
             files,
         };
         let json_path = self.path.with_extension("json");

@@ -116,6 +116,7 @@ impl MediaCalls {
         let (tap, mut sink) = record::channel(&key.1, by, record::RING_BYTES);
         sink.parties = c.parties.clone();
         sink.codecs = c.codecs.clone();
+        sink.events = c.events.clone();
         c.recording = Some(CallRecording {
             by,
             watch: tap.watch(),
@@ -125,8 +126,9 @@ impl MediaCalls {
     }
 
     /// Notes the codecs of call `key`'s audio (its first leg) that `sdp`
-    /// maps to payload types, for its recordings' WAV. A payload type keeps
-    /// the codec it was first given.
+    /// maps to payload types, for its recordings' WAV, and its
+    /// telephone-events, for their DTMF. A payload type keeps the codec it
+    /// was first given.
     pub(super) fn learn_codecs(&mut self, key: &(ConnId, String), sdp: &Sdp<'_>) {
         if self.cfg.recording == RecordingMode::Off {
             return;
@@ -138,12 +140,22 @@ impl MediaCalls {
             return;
         };
         for (pt, encoding) in audio.rtpmaps() {
-            let (Ok(pt), Some(codec)) = (pt.parse::<u8>(), Codec::from_rtpmap(encoding)) else {
+            // Payload types are 0–127: the lists stay that short.
+            let Ok(pt) = pt.parse::<u8>() else { continue };
+            if pt >= 128
+                || c.codecs.iter().any(|(p, _)| *p == pt)
+                || c.events.iter().any(|(p, _)| *p == pt)
+            {
                 continue;
-            };
-            // Payload types are 0–127: the list stays that short.
-            if pt < 128 && !c.codecs.iter().any(|(p, _)| *p == pt) {
+            }
+            if let Some(codec) = Codec::from_rtpmap(encoding) {
                 c.codecs.push((pt, codec));
+            } else if let Some(clock) = encoding
+                .split_once('/')
+                .filter(|(name, _)| name.eq_ignore_ascii_case("telephone-event"))
+                .and_then(|(_, clock)| clock.parse::<u32>().ok())
+            {
+                c.events.push((pt, clock));
             }
         }
     }

@@ -288,6 +288,57 @@ fn opus_audio_becomes_a_16_khz_stereo_wav_placed_by_its_48_khz_timestamps() {
 }
 
 #[test]
+fn the_keys_either_side_pressed_are_listed_in_the_sidecar_once_each() {
+    let dir = scratch("dtmf");
+    let (admin, _) = broadcast::channel(8);
+    let recorder = Recorder::start(&dir, RecordingFigures::default(), admin).expect("recorder");
+    let (mut tap, mut sink) = channel("dtmf@x", Starter::App, 64 * 1024);
+    sink.events = vec![(101, 8000)];
+    recorder.record(sink);
+    let t0 = Instant::now();
+    let event = |ts: u32, code: u8, end: bool, duration: u16| {
+        let mut p = vec![0x80, 101, 0, 1];
+        p.extend_from_slice(&ts.to_be_bytes());
+        p.extend_from_slice(&[9, 9, 9, 9, code, u8::from(end) << 7 | 10]);
+        p.extend_from_slice(&duration.to_be_bytes());
+        p
+    };
+    // The browser's '7' held 120 ms (its end sent three times), then the
+    // far end's '#' 1 s in.
+    for (ms, duration, end) in [
+        (0, 160, false),
+        (20, 480, false),
+        (40, 960, true),
+        (40, 960, true),
+        (40, 960, true),
+    ] {
+        let at = t0 + Duration::from_millis(ms);
+        tap.packet(
+            at,
+            Way::FromBrowser,
+            0,
+            false,
+            &event(5000, 7, end, duration),
+        );
+    }
+    let at = t0 + Duration::from_millis(1000);
+    tap.packet(at, Way::ToBrowser, 0, false, &event(90, 11, true, 800));
+    drop(tap);
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sidecar_in(&dir)).expect("sidecar")).expect("JSON");
+    assert_eq!(
+        sidecar["dtmf"],
+        serde_json::json!([
+            {"digit": "7", "from": "browser", "at_ms": 0, "duration_ms": 120},
+            {"digit": "#", "from": "far_end", "at_ms": 1000, "duration_ms": 100},
+        ]),
+        "{sidecar}"
+    );
+    assert!(sidecar["codec"].is_null(), "no audio, no WAV: {sidecar}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn names_keep_only_safe_characters_of_the_call_id() {
     let t = UNIX_EPOCH + Duration::from_millis(1234);
     assert_eq!(file_stem("a/../b c@d", t), "1234-a_.._b_c_d");
