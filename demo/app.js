@@ -30,6 +30,9 @@ const ui = {
   hangup: $("hangup"),
   hold: $("hold"),
   mute: $("mute"),
+  record: $("record"),
+  recordingsNote: $("recordings-note"),
+  recordingList: $("recording-list"),
   transfer: $("transfer"),
   consult: $("consult"),
   join: $("join"),
@@ -55,6 +58,8 @@ let active = null;
 let ringing = null;
 /** The call held while its transfer target is consulted. */
 let consulting = null;
+/** The calls the relay records, as its answers to Record said. */
+const recorded = new WeakSet();
 
 /** A SIP status, or any error, in words a call-centre agent understands. */
 function inWords(e) {
@@ -220,6 +225,15 @@ function track(call) {
     render();
   });
   call.on("dtmf", (d) => addMessage(`DTMF ${d.digit} received`, "note"));
+  call.on("recording", (r) => {
+    if (r.state === "started") recorded.add(call);
+    if (r.state === "stopped") recorded.delete(call);
+    render();
+  });
+  call.ended.then(() => {
+    // Its recording's files are finished a moment after the call.
+    if (recorded.has(call)) setTimeout(listRecordings, 500);
+  });
   render();
 }
 
@@ -331,6 +345,68 @@ ui.mute.addEventListener("click", () => {
   if (call.muted) call.unmute(); else call.mute();
   render();
 });
+ui.record.addEventListener("click", async () => {
+  const call = current();
+  if (!call) return;
+  const stopping = recorded.has(call);
+  try {
+    await (stopping ? call.stopRecording() : call.startRecording());
+    setStatus(stopping ? "Recording stopped" : "Recording", "ready");
+    if (stopping) setTimeout(listRecordings, 500);
+  } catch (e) {
+    setStatus(`Record: ${inWords(e)}`, "error");
+  }
+  render();
+});
+
+/** The relay's finished recordings (its embedded PBX's demo lists them to
+ * its page; in front of a PBX they need the operator's admin token). */
+async function listRecordings() {
+  let list;
+  try {
+    const r = await fetch("/admin/recordings", { cache: "no-store" });
+    if (!r.ok) {
+      ui.recordingsNote.textContent = r.status === 401 || r.status === 404
+        ? "Recordings are listed here with the embedded PBX; in front of a PBX, ask your operator."
+        : `Recordings unavailable (${r.status}).`;
+      return;
+    }
+    list = (await r.json()).recordings;
+  } catch {
+    return;
+  }
+  ui.recordingsNote.textContent = list.length ? "" : "None yet: press Record in a call.";
+  ui.recordingList.replaceChildren(...list.map(recordingItem));
+}
+
+function recordingItem(rec) {
+  const li = document.createElement("li");
+  li.dataset.callId = rec.call_id;
+  const when = new Date(rec.started_unix_ms).toLocaleTimeString();
+  const secs = Math.round((rec.ended_unix_ms - rec.started_unix_ms) / 1000);
+  const keys = rec.dtmf?.length ? `, keys ${rec.dtmf.map((k) => k.digit).join("")}` : "";
+  const title = document.createElement("p");
+  title.textContent = `${when}: ${rec.from ?? "?"} → ${rec.to ?? "?"}, ${secs} s${keys}${rec.complete ? "" : ` (cut short: ${rec.failure})`}`;
+  li.append(title);
+  const wav = rec.files.find((f) => f.format === "wav");
+  if (wav) {
+    const audio = document.createElement("audio");
+    audio.controls = true;
+    audio.preload = "none";
+    audio.src = `/admin/recordings/${encodeURIComponent(wav.path)}`;
+    li.append(audio);
+  }
+  const pcap = rec.files.find((f) => f.format === "pcap");
+  if (pcap) {
+    const a = document.createElement("a");
+    a.href = `/admin/recordings/${encodeURIComponent(pcap.path)}`;
+    a.download = pcap.path;
+    a.textContent = "pcap";
+    li.append(" ", a);
+  }
+  return li;
+}
+
 ui.transfer.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const call = current();
@@ -481,6 +557,8 @@ function render() {
   ui.hold.setAttribute("aria-pressed", String(call.held));
   ui.mute.textContent = call.muted ? "Unmute" : "Mute";
   ui.mute.setAttribute("aria-pressed", String(call.muted));
+  ui.record.textContent = recorded.has(call) ? "Stop recording" : "Record";
+  ui.record.setAttribute("aria-pressed", String(recorded.has(call)));
   ui.join.hidden = !(consulting && calls.has(consulting) && consulting !== call && call.state === "established");
 }
 
@@ -552,3 +630,4 @@ setInterval(async () => {
 }, 1000);
 
 prefill();
+listRecordings();

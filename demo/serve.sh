@@ -14,6 +14,8 @@
 #   SIPLINE_MEDIA_PORTS the RTP port range, MIN-MAX (the relay's default)
 #   SIPLINE_RELAY       the relay binary (target/release/sipline-relay)
 #   SIPLINE_SITE        where the site is assembled (target/demo-site)
+#   SIPLINE_RECORD_DIR  where calls recorded on demand (the page's Record
+#                       button) go (target/demo-recordings)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/tools/setup.sh
@@ -23,6 +25,7 @@ PBX="${SIPLINE_PBX:-}"
 DOMAIN="${SIPLINE_DOMAIN:-sipline.local}"
 RELAY="${SIPLINE_RELAY:-target/release/sipline-relay}"
 SITE="${SIPLINE_SITE:-target/demo-site}"
+RECORD_DIR="${SIPLINE_RECORD_DIR:-target/demo-recordings}"
 [ -x "$RELAY" ] || die "no relay binary at $RELAY: run bash demo/run.sh, which builds it"
 if [ -n "$PBX" ]; then
     [ -n "${SIPLINE_DOMAIN:-}" ] || die "SIPLINE_PBX needs SIPLINE_DOMAIN: your users' SIP domain"
@@ -43,7 +46,8 @@ bash demo/site.sh "$SITE"
 step "starting the relay $WHAT"
 "$RELAY" "${MODE[@]}" --domain "$DOMAIN" \
     --http-listen "127.0.0.1:$HTTP_PORT" --sip-listen "${SIPLINE_SIP_LISTEN:-127.0.0.1:0}" \
-    --web-root "$SITE" --shutdown-grace-secs 2 &
+    --web-root "$SITE" --shutdown-grace-secs 2 \
+    --record on-demand --record-dir "$RECORD_DIR" &
 relay=$!
 trap 'kill -TERM $relay 2>/dev/null || true; wait $relay 2>/dev/null || true' EXIT INT TERM
 for _ in $(seq 200); do
@@ -64,6 +68,7 @@ else
 fi
 cat <<INFO
   WebSocket   ws://127.0.0.1:$HTTP_PORT/sip   (subprotocol "sip")
+  recordings  $RECORD_DIR   (the Record button in a call)
   metrics     http://127.0.0.1:$HTTP_PORT/metrics
 
   Ctrl-C stops it.

@@ -64,6 +64,7 @@ impl Demo {
             .env("SIPLINE_MEDIA_PORTS", media_ports)
             .env("SIPLINE_RELAY", env!("CARGO_BIN_EXE_sipline-relay"))
             .env("SIPLINE_SITE", scratch.0.join("site"))
+            .env("SIPLINE_RECORD_DIR", scratch.0.join("recordings"))
             .env("RUST_LOG", "warn,rtc_dtls=error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -109,6 +110,7 @@ fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
         "password": "alice-demo",
         "target": "echo",
         "screenshot": shot,
+        "record": true,
     });
     let out = browser::demo(&config.to_string()).expect("the browser ran");
     let v: Value = serde_json::from_str(&out).expect("JSON");
@@ -147,6 +149,38 @@ fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
     );
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
+
+    // Recorded from the Record button: listed on the page, which loads it
+    // (about the call's 4 s), and the relay's WAV holds the echoed tone.
+    assert_eq!(v["recordButton"], "Stop recording", "{v}");
+    let rec = &v["recording"];
+    assert!(
+        rec["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("sip:alice@sipline.local → sip:echo@sipline.local")),
+        "{v}"
+    );
+    let secs = rec["seconds"].as_f64().unwrap_or_default();
+    assert!((3.0..8.0).contains(&secs), "{secs} s: {v}");
+    let wav_path = rec["src"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("/admin/recordings/"))
+        .expect("served by the relay");
+    let mut wav =
+        hound::WavReader::open(scratch.0.join("recordings").join(wav_path)).expect("the WAV");
+    assert_eq!(wav.spec().sample_rate, 16_000, "Opus, to the echo");
+    let left: Vec<i16> = wav
+        .samples::<i16>()
+        .step_by(2)
+        .map(|s| s.expect("a sample"))
+        .collect();
+    let mid = left.len() / 2;
+    let crossings = left[mid - 8000..mid + 8000]
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    let hz = crossings as f64 / 2.0;
+    assert!((hz - 1000.0).abs() < 30.0, "the browser's side is {hz} Hz");
 }
 
 #[test]

@@ -613,6 +613,35 @@ async fn the_operator_lists_the_calls_and_records_one_for_as_long_as_asked() {
         // requests took.
         assert!((80..=130).contains(&n), "{n} RTP packets from {from:?}");
     }
+    // The embedded PBX's demo page lists and plays its recordings without
+    // the token.
+    let listed = http(relay.http_port, "GET", "/admin/recordings", "", None);
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    let listed: Value = serde_json::from_str(body(&listed)).expect("JSON");
+    assert_eq!(
+        listed["recordings"][0]["started_by"], "operator",
+        "{listed}"
+    );
+    let pcap_name = meta["files"][0]["path"].as_str().expect("a name");
+    let served = http(
+        relay.http_port,
+        "GET",
+        &format!("/admin/recordings/{pcap_name}"),
+        "",
+        None,
+    );
+    assert!(
+        served.contains("content-type: application/vnd.tcpdump.pcap"),
+        "{}",
+        served.lines().next().unwrap_or_default()
+    );
+    for bad in [
+        "/admin/recordings/..%2Fsecret.json",
+        "/admin/recordings/x.toml",
+    ] {
+        let refused = http(relay.http_port, "GET", bad, "", None);
+        assert!(refused.starts_with("HTTP/1.1 404"), "{bad}: {refused}");
+    }
     let report = call.await.expect("the load ran");
     assert_eq!(report.calls_up, 1, "{:?}", report.failures);
     assert_eq!(
@@ -722,6 +751,10 @@ fn the_app_records_the_second_half_of_a_call_to_baresip_from_the_sdk() {
     .expect("JSON");
     assert_eq!(meta["complete"], true, "{meta}");
     assert_eq!(meta["started_by"], "app", "{meta}");
+    // In front of a PBX, the recordings are the operator's: not without the
+    // admin token (none is set here, so there is no admin API at all).
+    let listed = http(relay.http_port, "GET", "/admin/recordings", "", None);
+    assert!(listed.starts_with("HTTP/1.1 404"), "{listed}");
     let dtmf = meta["dtmf"].as_array().expect("the key presses");
     let keys: String = dtmf
         .iter()

@@ -8,7 +8,9 @@
 // It connects with the prefilled form (plus the password, and "uri" when
 // given), calls the target, waits until the call is up, reads the meters
 // and stats the page shows for a few seconds, with "listen" measures what
-// the page plays (spectrum.js), takes the screenshot, then hangs up.
+// the page plays (spectrum.js), takes the screenshot, then hangs up. With
+// "record" it presses Record once the call is up, and after the hang-up
+// waits for the recording in the page's list and loads its audio.
 
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -39,6 +41,11 @@ try {
   await page.fill("#target", cfg.target);
   await page.click("#call-button");
   await page.waitForFunction(() => /in call/.test(document.getElementById("active-title")?.textContent ?? ""), null, { timeout: 10000 });
+  if (cfg.record) {
+    await page.click("#record");
+    await page.waitForFunction(() => document.getElementById("record").textContent === "Stop recording", null, { timeout: 5000 });
+    result.recordButton = await page.textContent("#record");
+  }
   // Meters and stats refresh once a second: take the best of a few.
   let remote = 0;
   let mic = 0;
@@ -59,6 +66,20 @@ try {
   await page.click("#hangup");
   await page.waitForFunction(() => document.getElementById("no-calls").hidden === false, null, { timeout: 10000 });
   result.log = await page.evaluate(() => [...document.querySelectorAll("#message-list li")].map((li) => li.textContent));
+  if (cfg.record) {
+    await page.waitForSelector("#recording-list li audio", { timeout: 10000 });
+    result.recording = await page.evaluate(async () => {
+      const li = document.querySelector("#recording-list li");
+      const audio = li.querySelector("audio");
+      const loaded = new Promise((ok, fail) => {
+        audio.addEventListener("loadedmetadata", ok, { once: true });
+        audio.addEventListener("error", () => fail(new Error("the recording does not load")), { once: true });
+      });
+      audio.load();
+      await loaded;
+      return { title: li.querySelector("p").textContent, src: audio.getAttribute("src"), seconds: audio.duration };
+    });
+  }
 } catch (e) {
   result.error = String(e && e.stack ? e.stack : e);
 } finally {

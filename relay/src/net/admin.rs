@@ -38,7 +38,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// The answer to a request without the admin token (404 when no token is
 /// configured: the admin API does not exist); `None` when it has it.
-fn refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
+pub(super) fn refusal(shared: &Shared, headers: &HeaderMap) -> Option<Response> {
     let Some(token) = shared.admin_token.as_deref() else {
         return Some(
             (

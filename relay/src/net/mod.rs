@@ -6,6 +6,7 @@ mod admin;
 mod gate;
 pub mod media;
 mod recorder;
+mod recordings;
 mod serve;
 mod tls;
 mod udp;
@@ -115,6 +116,11 @@ struct Shared {
     client: Arc<Client>,
     /// The folder served at `/`, if any.
     web_root: Option<Arc<std::path::Path>>,
+    /// The recordings' folder, when calls may be recorded.
+    recordings: Option<Arc<std::path::Path>>,
+    /// The recordings are served without the admin token (the embedded
+    /// PBX's demo).
+    recordings_open: bool,
     /// Turns true when the relay stops: long-lived responses (the admin
     /// event stream) end then, so that shutdown is not held up.
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -193,6 +199,11 @@ impl Relay {
             admin_token: cfg.admin.token.as_ref().map(|t| Arc::from(t.0.as_str())),
             client: Arc::new(cfg.client.clone()),
             web_root: cfg.http.web_root.as_deref().map(Arc::from),
+            recordings: recording
+                .then_some(cfg.recording.dir.as_deref())
+                .flatten()
+                .map(Arc::from),
+            recordings_open: cfg.pbx.embedded,
             stopping,
         };
         let app = ws::router(shared);

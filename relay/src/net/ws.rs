@@ -40,6 +40,8 @@ pub(super) fn router(shared: Shared) -> Router {
         .route("/metrics", get(metrics))
         .route("/admin/events", get(super::admin::events))
         .route("/admin/calls", get(super::admin::calls))
+        .route("/admin/recordings", get(super::recordings::list))
+        .route("/admin/recordings/{file}", get(super::recordings::file))
         .route(
             "/admin/calls/{call_id}/recording",
             axum::routing::post(super::admin::recording),

@@ -166,7 +166,8 @@ pub fn http_get(port: u16, path: &str) -> String {
 }
 
 /// A minimal HTTP/1.1 request with `headers` (each line ending in CRLF)
-/// and, if given, a JSON body; the whole answer, status line first.
+/// and, if given, a JSON body; the whole answer, status line first (a
+/// binary body read lossily).
 pub fn http(port: u16, method: &str, path: &str, headers: &str, json: Option<&str>) -> String {
     use std::io::{Read, Write};
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -182,9 +183,9 @@ pub fn http(port: u16, method: &str, path: &str, headers: &str, json: Option<&st
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{headers}{body}"
     )
     .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 pub type Ws =
