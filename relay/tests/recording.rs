@@ -25,7 +25,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sipline_test_harness::browser;
 
-use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_hears, far_end, metric, outcome};
+use common::calls::{
+    FAR_HZ, MIC_HZ, Scratch, assert_hears, far_end, metric, outcome, wideband_far_end,
+};
 use common::{AdminStream, RelayProcess, echo_load, http};
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
@@ -851,5 +853,65 @@ fn an_opus_call_to_the_echo_recorded_from_halfway_by_the_sdk_is_a_16_khz_wav_of_
     assert!(
         (secs - recorded_ms / 1000.0).abs() < 0.5,
         "{secs:.2} s of WAV for {recorded_ms} ms recorded"
+    );
+}
+
+#[test]
+fn a_g722_call_to_baresip_is_a_16_khz_wav_the_browser_left_the_far_end_right() {
+    let scratch = Scratch::new("recording-g722");
+    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
+    let far_tone = scratch.tone("far-440hz-16k.wav", FAR_HZ, 16_000);
+    let dir = scratch.0.join("recordings");
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let registrar = format!("127.0.0.1:{}", kamailio.udp_port);
+    let (user, _) = USERS[1];
+    // baresip speaks G.722 only: Chromium's offer has it (payload type 9).
+    let far = wideband_far_end(registrar.parse().expect("address"), USERS[1], far_tone);
+    let relay = RelayProcess::start(
+        registrar.parse().expect("address"),
+        &[
+            "--media-ports",
+            "37500-37599",
+            "--record",
+            "all",
+            "--record-dir",
+            dir.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    let config = serde_json::json!({
+        "ws": relay.ws_url(),
+        "target": format!("sip:{user}@{DOMAIN}"),
+        "domain": DOMAIN,
+        "mic": mic,
+    });
+    let out = browser::call(&config.to_string()).expect("the browser ran");
+    let v = outcome(&out, &far);
+    assert_hears(&v["steps"]["talk"], FAR_HZ, "talking, in G.722");
+
+    let meta: Value = serde_json::from_slice(
+        &std::fs::read(sidecar(&dir, Duration::from_secs(5))).expect("the sidecar"),
+    )
+    .expect("JSON");
+    assert_eq!(meta["complete"], true, "{meta}");
+    assert_eq!(meta["codec"], "G722", "{meta}");
+    let (left, right) = wav_channels(&dir, &meta);
+    let mid = left.len() / 2;
+    let second = mid - 8000..mid + 8000;
+    let (l, r) = (
+        frequency_at(&left[second.clone()], 16_000.0),
+        frequency_at(&right[second], 16_000.0),
+    );
+    assert!((l - MIC_HZ).abs() < 30.0, "left (the browser) is {l:.0} Hz");
+    assert!(
+        (r - FAR_HZ).abs() < 30.0,
+        "right (the far end) is {r:.0} Hz"
+    );
+    let (rtp, _) = packets(&dir.join(meta["files"][0]["path"].as_str().expect("a name")));
+    let span = rtp.iter().map(|p| p.at).max().expect("packets")
+        - rtp.iter().map(|p| p.at).min().expect("packets");
+    let secs = left.len() as f64 / 16_000.0;
+    assert!(
+        (secs - span.as_secs_f64()).abs() < 0.5,
+        "{secs:.2} s of WAV for {span:?} of media"
     );
 }

@@ -1,8 +1,11 @@
 //! A call's audio decoded for the recordings' WAV files: which codec an RTP
 //! payload type is (from the call's SDP, or RTP's static types), and its
 //! decoder. G.711 is decoded by hand ([`super::g711`]); Opus through
-//! libopus (Debian's, by the `opus` crate). G.722 is not decoded yet (its
-//! calls are recorded as pcap only).
+//! libopus (Debian's, by the `opus` crate); G.722 by spandsp's
+//! public-domain codec as the `ezk-g722` crate has it in Rust.
+
+use ezk_g722::libg722::Bitrate;
+use ezk_g722::libg722::decoder::Decoder as G722Decoder;
 
 /// An audio codec a recording can decode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -11,6 +14,9 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law.
     Pcma,
+    /// G.722 at 64 kbit/s (its RTP clock is 8 kHz, its audio 16 kHz: RFC
+    /// 3551 §4.5.2).
+    G722,
     /// Opus (RFC 7587).
     Opus,
 }
@@ -31,6 +37,7 @@ impl Codec {
         match (name.to_ascii_lowercase().as_str(), clock) {
             ("pcmu", "8000") => Some(Codec::Pcmu),
             ("pcma", "8000") => Some(Codec::Pcma),
+            ("g722", "8000") => Some(Codec::G722),
             ("opus", "48000") => Some(Codec::Opus),
             _ => None,
         }
@@ -41,6 +48,7 @@ impl Codec {
         match payload_type {
             0 => Some(Codec::Pcmu),
             8 => Some(Codec::Pcma),
+            9 => Some(Codec::G722),
             _ => None,
         }
     }
@@ -48,7 +56,7 @@ impl Codec {
     /// Its RTP clock rate (timestamp units a second).
     pub fn clock(self) -> u32 {
         match self {
-            Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => 8000,
             Codec::Opus => 48_000,
         }
     }
@@ -57,7 +65,7 @@ impl Codec {
     pub fn rate(self) -> u32 {
         match self {
             Codec::Pcmu | Codec::Pcma => 8000,
-            Codec::Opus => OPUS_WAV_RATE,
+            Codec::G722 | Codec::Opus => 16_000,
         }
     }
 
@@ -66,6 +74,7 @@ impl Codec {
         match self {
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
             Codec::Opus => "opus",
         }
     }
@@ -81,6 +90,8 @@ pub struct DecodeError(String);
 pub enum Decoder {
     /// G.711: a table per byte.
     G711(fn(u8) -> i16),
+    /// G.722 at 64 kbit/s, 16 kHz out.
+    G722(Box<G722Decoder>),
     /// Opus, mono at the codec's WAV rate.
     Opus(Box<opus::Decoder>),
 }
@@ -89,6 +100,7 @@ impl std::fmt::Debug for Decoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Decoder::G711(_) => "Decoder::G711",
+            Decoder::G722(_) => "Decoder::G722",
             Decoder::Opus(_) => "Decoder::Opus",
         })
     }
@@ -100,6 +112,11 @@ impl Decoder {
         Ok(match codec {
             Codec::Pcmu => Decoder::G711(super::g711::ulaw),
             Codec::Pcma => Decoder::G711(super::g711::alaw),
+            Codec::G722 => Decoder::G722(Box::new(G722Decoder::new(
+                Bitrate::Mode1_64000,
+                false,
+                false,
+            ))),
             Codec::Opus => Decoder::Opus(Box::new(
                 opus::Decoder::new(OPUS_WAV_RATE, opus::Channels::Mono)
                     .map_err(|e| DecodeError(e.to_string()))?,
@@ -112,6 +129,7 @@ impl Decoder {
         out.clear();
         match self {
             Decoder::G711(decode) => out.extend(payload.iter().map(|&b| decode(b))),
+            Decoder::G722(d) => out.extend_from_slice(&d.decode(payload)),
             Decoder::Opus(d) => {
                 out.resize(MAX_SAMPLES, 0);
                 let n = d
@@ -138,6 +156,8 @@ mod tests {
         assert_eq!(Codec::from_rtpmap("PCMU/16000"), None);
         assert_eq!(Codec::of_static(0), Some(Codec::Pcmu));
         assert_eq!(Codec::of_static(8), Some(Codec::Pcma));
+        assert_eq!(Codec::of_static(9), Some(Codec::G722));
+        assert_eq!(Codec::from_rtpmap("G722/8000"), Some(Codec::G722));
         assert_eq!(Codec::of_static(111), None);
     }
 
@@ -167,6 +187,34 @@ mod tests {
         let hz = crossings as f64 / 2.0 / 0.2;
         assert!((hz - 1000.0).abs() < 30.0, "{hz} Hz");
         assert!(decoder.decode(&[0xff; 3], &mut out).is_err() || out.len() <= MAX_SAMPLES);
+    }
+
+    #[test]
+    fn g722_decodes_a_tone_to_16_khz() {
+        use ezk_g722::libg722::encoder::Encoder;
+        let mut encoder = Encoder::new(Bitrate::Mode1_64000, false, false);
+        let mut decoder = Decoder::new(Codec::G722).expect("a decoder");
+        let mut out = Vec::new();
+        let mut heard = Vec::new();
+        for frame in 0..25 {
+            let pcm: Vec<i16> = (0..320)
+                .map(|i| {
+                    let t = f64::from(frame * 320 + i) / 16_000.0;
+                    ((2.0 * std::f64::consts::PI * 440.0 * t).sin() * 8000.0) as i16
+                })
+                .collect();
+            let packet = encoder.encode(&pcm);
+            assert_eq!(packet.len(), 160, "20 ms at 64 kbit/s");
+            decoder.decode(&packet, &mut out).expect("decoded");
+            assert_eq!(out.len(), 320, "20 ms at 16 kHz");
+            heard.extend_from_slice(&out);
+        }
+        let tail = &heard[heard.len() - 3200..];
+        let crossings = tail.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        let hz = crossings as f64 / 2.0 / 0.2;
+        assert!((hz - 440.0).abs() < 15.0, "{hz} Hz");
+        let peak = tail.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
+        assert!((6000..10_000).contains(&peak), "level {peak}");
     }
 
     #[test]

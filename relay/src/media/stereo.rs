@@ -113,7 +113,7 @@ impl Stereo {
     /// The frames ready to be written: up to where both streams are, or
     /// [`Self::lag`] behind the leading one; everything when `all` (the
     /// end).
-    pub fn ready(&mut self, all: bool) -> impl Iterator<Item = [i16; 2]> + '_ {
+    pub fn ready(&mut self, all: bool) -> impl ExactSizeIterator<Item = [i16; 2]> + '_ {
         let lag = self.lag();
         let [a, b] = [&self.streams[0], &self.streams[1]];
         let both = a.end.min(b.end);

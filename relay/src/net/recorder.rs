@@ -6,13 +6,16 @@
 //! [`crate::media::stereo`]); and when the call ends a JSON sidecar naming
 //! the files with their SHA-256.
 //!
-//! The thread wakes every [`TICK`], drains each ring and flushes each file,
-//! so a relay killed mid-call leaves a pcap whose records up to the last
-//! tick are whole (pcap has no length in its header: a reader stops at
-//! the last whole record), and a WAV whose header, rewritten at each
-//! flush, covers its samples up to then. Nothing here runs on the packet path; a write
-//! that fails (the disk is full) ends that recording, which the packet
-//! path then sees as a ring nobody reads, and the call goes on.
+//! The thread wakes every [`TICK`] and drains each ring into its files'
+//! buffers; every [`FLUSH`] it flushes them, so a relay killed mid-call
+//! leaves a pcap whose records up to the last flush are whole (pcap has no
+//! length in its header: a reader stops at the last whole record), and a
+//! WAV whose header, rewritten at each flush, covers its samples up to
+//! then. (Flushing at every tick cost twice the CPU a recorded packet
+//! takes, in system calls: see the README's cost of recording.) Nothing
+//! here runs on the packet path; a write that fails (the disk is full) ends
+//! that recording, which the packet path then sees as a ring nobody reads,
+//! and the call goes on.
 //!
 //! Each start and end is also an event on the admin stream
 //! (`recording_started`, `recording_stopped` with the sidecar's content
@@ -52,8 +55,15 @@ use crate::media::dtmf::{KeyPress, KeyPresses, Presser};
 use crate::media::record::{HEADER_LEN, Header, Sink, Starter, Way};
 use crate::media::stereo::Stereo;
 
-/// How often the writer drains the rings and flushes the files.
+/// How often the writer drains the rings.
 pub const TICK: Duration = Duration::from_millis(20);
+
+/// How often it flushes the files (and rewrites the WAVs' headers): what a
+/// relay killed mid-call may lose of its recordings.
+pub const FLUSH: Duration = Duration::from_millis(200);
+
+/// Each pcap's write buffer: more than a call's packets between flushes.
+const PCAP_BUFFER: usize = 32 * 1024;
 
 /// The browser's side of the made-up IPv4 header.
 const BROWSER_IP: [u8; 4] = [192, 0, 2, 1];
@@ -267,6 +277,7 @@ struct Stopped<'a> {
 
 fn run(dir: &Path, starts: &mpsc::Receiver<Sink>, figures: &Figures, admin: &AdminEvents) {
     let mut recordings: Vec<Recording> = Vec::new();
+    let mut flushed = std::time::Instant::now();
     loop {
         match starts.recv_timeout(TICK) {
             Ok(sink) => match Recording::create(dir, sink) {
@@ -293,8 +304,12 @@ fn run(dir: &Path, starts: &mpsc::Receiver<Sink>, figures: &Figures, admin: &Adm
             Err(mpsc::RecvTimeoutError::Disconnected) if recordings.is_empty() => return,
             Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(TICK),
         }
+        let flush = flushed.elapsed() >= FLUSH;
+        if flush {
+            flushed = std::time::Instant::now();
+        }
         for r in &mut recordings {
-            let written = r.drain();
+            let written = r.drain(flush);
             figures.bytes.fetch_add(written, Ordering::Relaxed);
         }
         // A call whose session is gone (its media ended) and whose ring is
@@ -354,7 +369,10 @@ impl Recording {
             datalink: DataLink::IPV4,
             ..PcapHeader::default()
         };
-        let out = Out(Rc::new(RefCell::new(BufWriter::new(File::create(&path)?))));
+        let out = Out(Rc::new(RefCell::new(BufWriter::with_capacity(
+            PCAP_BUFFER,
+            File::create(&path)?,
+        ))));
         let pcap = PcapWriter::with_header(out.clone(), header).map_err(io::Error::other)?;
         Ok(Recording {
             sink,
@@ -377,9 +395,9 @@ impl Recording {
         })
     }
 
-    /// Copies every whole record out of the ring into the file, then
-    /// flushes it; the bytes written.
-    fn drain(&mut self) -> u64 {
+    /// Copies every whole record out of the ring into the files' buffers,
+    /// and flushes them when `flush`; the bytes written.
+    fn drain(&mut self, flush: bool) -> u64 {
         let mut written = std::mem::take(&mut self.unreported);
         let mut h = [0u8; HEADER_LEN];
         while self.failure.is_none() && self.sink.ring.slots() >= HEADER_LEN {
@@ -416,14 +434,15 @@ impl Recording {
             }
         }
         if self.failure.is_none()
-            && let Err(e) = self.write_audio(false)
+            && let Err(e) = self.write_audio(false, flush)
         {
             self.fail(Failure::Write, &e.to_string());
         }
         if self.failure.is_none() && self.sink.overflowed() {
             self.fail(Failure::Behind, "the ring is full");
         }
-        if self.failure.is_none()
+        if flush
+            && self.failure.is_none()
             && let Err(e) = self.out.flush()
         {
             self.fail(Failure::Write, &e.to_string());
@@ -504,18 +523,26 @@ impl Recording {
     }
 
     /// Writes the stereo frames that are ready (all of them at the end) to
-    /// the WAV and rewrites its header, so the file is whole up to here.
-    fn write_audio(&mut self, all: bool) -> Result<(), hound::Error> {
+    /// the WAV; with `flush`, rewrites its header and flushes it, so the
+    /// file is whole up to here.
+    fn write_audio(&mut self, all: bool, flush: bool) -> Result<(), hound::Error> {
         let (Some(wav), Some((stereo, _))) = (self.wav.as_mut(), self.stereo.as_mut()) else {
             return Ok(());
         };
-        let before = wav.len();
-        for [left, right] in stereo.ready(all) {
-            wav.write_sample(left)?;
-            wav.write_sample(right)?;
+        let frames = stereo.ready(all);
+        let samples = u32::try_from(frames.len() * 2).unwrap_or(u32::MAX);
+        // One bounds check for the lot, not one a sample.
+        let mut writer = wav.get_i16_writer(samples);
+        for [left, right] in frames {
+            writer.write_sample(left);
+            writer.write_sample(right);
         }
-        self.unreported += u64::from(wav.len() - before) * 2;
-        wav.flush()
+        writer.flush()?;
+        self.unreported += u64::from(samples) * 2;
+        if flush {
+            wav.flush()?;
+        }
+        Ok(())
     }
 
     fn fail(&mut self, failure: Failure, detail: &str) {
@@ -529,7 +556,7 @@ impl Recording {
         let _ = self.out.flush();
         let _ = self.out.0.borrow().get_ref().sync_all();
         if self.failure.is_none() {
-            let _ = self.write_audio(true);
+            let _ = self.write_audio(true, true);
         }
         if let Some(wav) = self.wav.take() {
             let _ = wav.finalize();

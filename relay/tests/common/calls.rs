@@ -66,8 +66,27 @@ pub fn far_end(
         registrar,
         tone,
         register,
+        codec: baresip::Codec::G711,
     })
     .expect("baresip starts (and registers when asked)")
+}
+
+/// [`far_end`], registered, speaking G.722 only.
+pub fn wideband_far_end(
+    registrar: SocketAddr,
+    (user, password): (&str, &str),
+    tone: PathBuf,
+) -> Baresip {
+    Baresip::start(&baresip::Options {
+        user: user.into(),
+        password: password.into(),
+        domain: DOMAIN.into(),
+        registrar,
+        tone,
+        register: true,
+        codec: baresip::Codec::G722,
+    })
+    .expect("baresip starts and registers")
 }
 
 /// A number in a browser script's report.

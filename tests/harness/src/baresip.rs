@@ -47,6 +47,19 @@ pub struct Options {
     /// Whether it registers; without, it only makes calls (through the
     /// registrar as its outbound proxy). baresip 1.0 digests with MD5 only.
     pub register: bool,
+    /// Its one codec family: G.711 (PCMU, PCMA), or G.722 only (wideband,
+    /// as a desk phone's HD voice).
+    pub codec: Codec,
+}
+
+/// The codecs a baresip offers and accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Codec {
+    /// PCMU and PCMA, 8 kHz.
+    #[default]
+    G711,
+    /// G.722 alone, 16 kHz audio.
+    G722,
 }
 
 /// A running baresip; stopped when dropped.
@@ -98,13 +111,18 @@ impl Baresip {
             std::env::temp_dir().join(format!("sipline-baresip-{}-{sip_port}", std::process::id()));
         let recordings = dir.join("recordings");
         fs::create_dir_all(&recordings)?;
-        // Only what a measuring far end needs: G.711, the tone file as the
-        // microphone, no sound card (aubridge,nil), and sndfile to record.
+        // Only what a measuring far end needs: its codec, the tone file as
+        // the microphone, no sound card (aubridge,nil), and sndfile to
+        // record.
+        let (module, srate, codecs) = match opts.codec {
+            Codec::G711 => ("g711", 8000, "PCMU,PCMA"),
+            Codec::G722 => ("g722", 16000, "G722"),
+        };
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
 audio_source aufile,{tone}\naudio_player aubridge,nil\naudio_alert aubridge,nil\n\
-audio_srate 8000\naudio_channels 1\nrtp_ports {rtp}-{rtp_max}\n\
-module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule menu.so\nmodule g711.so\nmodule aufile.so\n\
+audio_srate {srate}\naudio_channels 1\nrtp_ports {rtp}-{rtp_max}\n\
+module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule menu.so\nmodule {module}.so\nmodule aufile.so\n\
 module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
             tone = opts.tone.display(),
             rtp_max = rtp.saturating_add(99),
@@ -114,7 +132,7 @@ module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
         fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{}@{}>;auth_pass={};outbound=\"sip:{}\";regint={};answermode=auto;audio_codecs=PCMU,PCMA\n",
+                "<sip:{}@{}>;auth_pass={};outbound=\"sip:{}\";regint={};answermode=auto;audio_codecs={codecs}\n",
                 opts.user,
                 opts.domain,
                 opts.password,

@@ -115,7 +115,7 @@ fn a_write_that_fails_stops_the_recording_and_the_packet_path_stops_feeding_it()
     let mut r = Recording::open(PathBuf::from("/dev/full"), SystemTime::now(), sink)
         .expect("/dev/full opens");
     tap.packet(Instant::now(), Way::FromBrowser, 0, false, &[0x80; 12]);
-    r.drain();
+    r.drain(true);
     assert_eq!(r.failure, Some(Failure::Write));
     // The writer lets the recording go: the packet path sees a ring
     // nobody reads and stops copying into it.
