@@ -99,6 +99,7 @@ fn main() -> Result<()> {
         registrar,
         tone: far,
         register: true,
+        codec: baresip::Codec::G711,
     })?;
     let in_front = Relay::start(
         &args.relay,
