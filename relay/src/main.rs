@@ -86,6 +86,15 @@ struct RecordingFlags {
     /// Where the recordings go.
     #[arg(id = "record-dir", long = "record-dir", env = "SIPLINE_RECORD_DIR")]
     dir: Option<PathBuf>,
+    /// What each recording is written as: wav, pcap, or both (wav,pcap).
+    #[arg(
+        id = "record-formats",
+        long = "record-formats",
+        env = "SIPLINE_RECORD_FORMATS",
+        value_delimiter = ',',
+        value_parser = ["wav", "pcap"]
+    )]
+    formats: Option<Vec<String>>,
 }
 
 /// `[http]`

@@ -804,6 +804,9 @@ fn an_opus_call_to_the_echo_recorded_from_halfway_by_the_sdk_is_a_16_khz_wav_of_
             "on-demand",
             "--record-dir",
             dir.to_str().expect("a UTF-8 path"),
+            // The WAV alone: no pcap is written.
+            "--record-formats",
+            "wav",
         ],
         "alice:alice-e2e",
     );
@@ -836,6 +839,14 @@ fn an_opus_call_to_the_echo_recorded_from_halfway_by_the_sdk_is_a_16_khz_wav_of_
     assert_eq!(meta["complete"], true, "{meta}");
     assert_eq!(meta["started_by"], "app", "{meta}");
     assert_eq!(meta["codec"], "opus", "{meta}");
+    assert_eq!(meta["files"].as_array().map(Vec::len), Some(1), "{meta}");
+    assert!(
+        std::fs::read_dir(&dir)
+            .expect("the folder")
+            .filter_map(Result::ok)
+            .all(|e| e.path().extension().is_some_and(|x| x != "pcap")),
+        "no pcap"
+    );
     let (left, right) = wav_channels(&dir, &meta);
     let mid = left.len() / 2;
     let second = mid - 8000..mid + 8000;

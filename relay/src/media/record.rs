@@ -37,6 +37,35 @@ pub enum RecordingMode {
     All,
 }
 
+/// What a recording is written as (`[recording] formats`).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordingFormat {
+    /// A stereo WAV of the audio (G.711, G.722, Opus).
+    Wav,
+    /// A pcap of the plain RTP and RTCP of every leg, both ways.
+    Pcap,
+}
+
+/// Which files each recording is written as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Formats {
+    /// The stereo WAV.
+    pub wav: bool,
+    /// The pcap.
+    pub pcap: bool,
+}
+
+impl Formats {
+    /// The formats a list names.
+    pub fn of(list: &[RecordingFormat]) -> Formats {
+        Formats {
+            wav: list.contains(&RecordingFormat::Wav),
+            pcap: list.contains(&RecordingFormat::Pcap),
+        }
+    }
+}
+
 /// Who started a recording (the sidecar names it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

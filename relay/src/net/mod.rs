@@ -162,6 +162,7 @@ impl Relay {
         let recorder = match (&cfg.recording.dir, recording) {
             (Some(dir), true) => Some(recorder::Recorder::start(
                 dir,
+                cfg.recording.formats(),
                 recordings.clone(),
                 admin.clone(),
             )?),

@@ -52,7 +52,7 @@ use tracing::{info, warn};
 
 use crate::media::decode::{self, Codec, Decoder};
 use crate::media::dtmf::{KeyPress, KeyPresses, Presser};
-use crate::media::record::{HEADER_LEN, Header, Sink, Starter, Way};
+use crate::media::record::{Formats, HEADER_LEN, Header, Sink, Starter, Way};
 use crate::media::stereo::Stereo;
 
 /// How often the writer drains the rings.
@@ -140,6 +140,7 @@ impl Recorder {
     /// to `admin`.
     pub fn start(
         dir: &Path,
+        formats: Formats,
         figures: RecordingFigures,
         admin: AdminEvents,
     ) -> io::Result<Recorder> {
@@ -148,7 +149,7 @@ impl Recorder {
         let dir = dir.to_owned();
         std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(&dir, &rx, &figures.0, &admin))?;
+            .spawn(move || run(&dir, formats, &rx, &figures.0, &admin))?;
         Ok(Recorder { starts })
     }
 
@@ -179,8 +180,11 @@ impl Write for Out {
 /// One call being recorded.
 struct Recording {
     sink: Sink,
-    pcap: PcapWriter<Out>,
-    out: Out,
+    /// The pcap's writer and its file, unless only the WAV is written.
+    pcap: Option<(PcapWriter<Out>, Out)>,
+    /// Whether a WAV is written.
+    wav_on: bool,
+    /// The files' path but for the extension (the pcap's).
     path: PathBuf,
     /// Wall-clock time of the ring's zero (its first packet), known once
     /// a packet arrived.
@@ -275,19 +279,31 @@ struct Stopped<'a> {
     sidecar_path: Option<String>,
 }
 
-fn run(dir: &Path, starts: &mpsc::Receiver<Sink>, figures: &Figures, admin: &AdminEvents) {
+fn run(
+    dir: &Path,
+    formats: Formats,
+    starts: &mpsc::Receiver<Sink>,
+    figures: &Figures,
+    admin: &AdminEvents,
+) {
     let mut recordings: Vec<Recording> = Vec::new();
     let mut flushed = std::time::Instant::now();
     loop {
         match starts.recv_timeout(TICK) {
-            Ok(sink) => match Recording::create(dir, sink) {
+            Ok(sink) => match Recording::create(dir, formats, sink) {
                 Ok(r) => {
-                    info!(path = %r.path.display(), "recording started");
+                    // Where its first file goes (the WAV's when alone).
+                    let path = if formats.pcap {
+                        r.path.clone()
+                    } else {
+                        r.path.with_extension("wav")
+                    };
+                    info!(path = %path.display(), "recording started");
                     figures.active.fetch_add(1, Ordering::Relaxed);
                     let started = Started {
                         call_id: &r.sink.call_id,
                         started_by: r.sink.by,
-                        path: r.path.display().to_string(),
+                        path: path.display().to_string(),
                     };
                     if let Ok(json) = serde_json::to_string(&started) {
                         // Nobody listening is no error.
@@ -358,34 +374,44 @@ fn file_stem(call_id: &str, started: SystemTime) -> String {
 }
 
 impl Recording {
-    fn create(dir: &Path, sink: Sink) -> io::Result<Recording> {
+    fn create(dir: &Path, formats: Formats, sink: Sink) -> io::Result<Recording> {
         let started = SystemTime::now();
         let path = dir.join(format!("{}.pcap", file_stem(&sink.call_id, started)));
-        Recording::open(path, started, sink)
+        Recording::open(path, formats, started, sink)
     }
 
-    fn open(path: PathBuf, started: SystemTime, sink: Sink) -> io::Result<Recording> {
-        let header = PcapHeader {
-            datalink: DataLink::IPV4,
-            ..PcapHeader::default()
+    fn open(
+        path: PathBuf,
+        formats: Formats,
+        started: SystemTime,
+        sink: Sink,
+    ) -> io::Result<Recording> {
+        let pcap = if formats.pcap {
+            let header = PcapHeader {
+                datalink: DataLink::IPV4,
+                ..PcapHeader::default()
+            };
+            let out = Out(Rc::new(RefCell::new(BufWriter::with_capacity(
+                PCAP_BUFFER,
+                File::create(&path)?,
+            ))));
+            let pcap = PcapWriter::with_header(out.clone(), header).map_err(io::Error::other)?;
+            Some((pcap, out))
+        } else {
+            None
         };
-        let out = Out(Rc::new(RefCell::new(BufWriter::with_capacity(
-            PCAP_BUFFER,
-            File::create(&path)?,
-        ))));
-        let pcap = PcapWriter::with_header(out.clone(), header).map_err(io::Error::other)?;
         Ok(Recording {
             sink,
+            // The pcap file header, written already.
+            unreported: if pcap.is_some() { 24 } else { 0 },
             pcap,
-            out,
+            wav_on: formats.wav,
             path,
             zero: None,
             started,
             packets: [0; 2],
             failure: None,
             frame: vec![0u8; IP_UDP_LEN + usize::from(u16::MAX)],
-            // The pcap file header, written already.
-            unreported: 24,
             stereo: None,
             decoders: [None, None],
             wav: None,
@@ -417,15 +443,17 @@ impl Recording {
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default()
             });
-            ip_udp_header(&mut self.frame[..IP_UDP_LEN], &header);
-            let at = zero + Duration::from_micros(header.micros);
-            let data = &self.frame[..IP_UDP_LEN + len];
-            let packet = PcapPacket::new(at, data.len() as u32, data);
-            match self.pcap.write_packet(&packet) {
-                Ok(n) => written += n as u64,
-                Err(e) => {
-                    self.fail(Failure::Write, &e.to_string());
-                    break;
+            if let Some((pcap, _)) = self.pcap.as_mut() {
+                ip_udp_header(&mut self.frame[..IP_UDP_LEN], &header);
+                let at = zero + Duration::from_micros(header.micros);
+                let data = &self.frame[..IP_UDP_LEN + len];
+                let packet = PcapPacket::new(at, data.len() as u32, data);
+                match pcap.write_packet(&packet) {
+                    Ok(n) => written += n as u64,
+                    Err(e) => {
+                        self.fail(Failure::Write, &e.to_string());
+                        break;
+                    }
                 }
             }
             self.packets[usize::from(header.way == Way::ToBrowser)] += 1;
@@ -443,7 +471,8 @@ impl Recording {
         }
         if flush
             && self.failure.is_none()
-            && let Err(e) = self.out.flush()
+            && let Some((_, out)) = self.pcap.as_mut()
+            && let Err(e) = out.flush()
         {
             self.fail(Failure::Write, &e.to_string());
         }
@@ -466,6 +495,9 @@ impl Recording {
             };
             self.keys
                 .packet(from, header.micros / 1000, timestamp, clock, payload);
+            return;
+        }
+        if !self.wav_on {
             return;
         }
         let Some(codec) = Codec::of_static(payload_type).or_else(|| {
@@ -553,8 +585,10 @@ impl Recording {
     /// Closes the files: the WAV's last frames written and its header
     /// made final. The bytes written since the last count.
     fn close(&mut self) -> u64 {
-        let _ = self.out.flush();
-        let _ = self.out.0.borrow().get_ref().sync_all();
+        if let Some((_, out)) = self.pcap.as_mut() {
+            let _ = out.flush();
+            let _ = out.0.borrow().get_ref().sync_all();
+        }
         if self.failure.is_none() {
             let _ = self.write_audio(true, true);
         }
@@ -571,7 +605,8 @@ impl Recording {
         let wav_path = self.wav_done.then(|| self.path.with_extension("wav"));
         let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
         let mut files = Vec::new();
-        for (path, format) in [(Some(self.path.clone()), "pcap"), (wav_path, "wav")] {
+        let pcap_path = self.pcap.is_some().then(|| self.path.clone());
+        for (path, format) in [(pcap_path, "pcap"), (wav_path, "wav")] {
             let Some(path) = path else { continue };
             match file_digest(&path) {
                 Ok((bytes, sha256)) => files.push(FileEntry {

@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::recording::Recording;
 use crate::media::calls::MediaConfig;
 pub use crate::media::record::RecordingMode;
 use crate::signalling::ProxyConfig;
 use crate::signalling::limits::RateLimit;
 use crate::signalling::pbx::{ECHO_EXTENSION, EmbeddedPbx, Password};
+
+mod recording;
 /// Why the configuration was refused. Each message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -75,17 +78,6 @@ pub struct Config {
     pub media: MediaSection,
     /// Recording the calls' media.
     pub recording: Recording,
-}
-
-/// `[recording]`
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct Recording {
-    /// Which calls are recorded.
-    pub mode: RecordingMode,
-    /// Where the files go (made at start if missing); required unless
-    /// `mode = "off"`.
-    pub dir: Option<PathBuf>,
 }
 
 /// `[media]`
@@ -428,12 +420,7 @@ impl Config {
             self.validate_users()?;
         }
         self.validate_media()?;
-        if self.recording.mode != RecordingMode::Off && self.recording.dir.is_none() {
-            return Err(ConfigError::Invalid {
-                key: "recording.dir",
-                problem: "recording needs a directory for its files".into(),
-            });
-        }
+        self.recording.validate()?;
         if self.sip.advertise.is_none() && self.sip.listen.ip().is_unspecified() {
             return Err(ConfigError::Invalid {
                 key: "sip.advertise",
@@ -684,35 +671,6 @@ mod tests {
         assert_eq!(
             c, defaults,
             "relay.example.toml must show the real defaults"
-        );
-    }
-
-    #[test]
-    fn recording_needs_a_folder_and_a_known_mode() {
-        let no_dir = Config::parse(
-            Path::new("r.toml"),
-            "[pbx]\naddresses = [\"127.0.0.1:5060\"]\n[recording]\nmode = \"all\"\n",
-        )
-        .expect("parses");
-        assert!(
-            no_dir
-                .validate()
-                .expect_err("no folder")
-                .to_string()
-                .starts_with("config key `recording.dir`"),
-        );
-        let err = Config::parse(Path::new("r.toml"), "[recording]\nmode = \"sometimes\"\n")
-            .expect_err("unknown mode");
-        assert!(err.to_string().contains("key `mode`"), "{err}");
-        let all = Config::parse(
-            Path::new("r.toml"),
-            "[pbx]\naddresses = [\"127.0.0.1:5060\"]\n[recording]\nmode = \"all\"\ndir = \"/tmp/r\"\n",
-        )
-        .expect("parses");
-        all.validate().expect("valid");
-        assert_eq!(
-            all.media("127.0.0.1".parse().expect("ip")).recording,
-            RecordingMode::All
         );
     }
 

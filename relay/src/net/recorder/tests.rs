@@ -4,9 +4,16 @@
 use super::*;
 use crate::media::decode::Codec;
 use crate::media::g711;
+use crate::media::record::Formats;
 use crate::media::record::channel;
 use pcap_file::pcap::PcapReader;
 use std::time::Instant;
+
+/// Both files, as by default.
+const BOTH: Formats = Formats {
+    wav: true,
+    pcap: true,
+};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sipline-rec-{name}-{}", std::process::id()));
@@ -34,7 +41,7 @@ fn a_recorded_call_becomes_a_pcap_of_both_ways_and_a_sidecar_with_its_digest() {
     let dir = scratch("pcap");
     let figures = RecordingFigures::default();
     let (admin, mut events) = broadcast::channel(8);
-    let recorder = Recorder::start(&dir, figures.clone(), admin).expect("recorder");
+    let recorder = Recorder::start(&dir, BOTH, figures.clone(), admin).expect("recorder");
     let (mut tap, sink) = channel("abc@x/y", Starter::Policy, 64 * 1024);
     recorder.record(sink);
     let t0 = Instant::now();
@@ -112,7 +119,7 @@ fn a_write_that_fails_stops_the_recording_and_the_packet_path_stops_feeding_it()
     // /dev/full takes the open and fails every write with ENOSPC, as a
     // full disk does.
     let (mut tap, sink) = channel("c", Starter::Operator, 4096);
-    let mut r = Recording::open(PathBuf::from("/dev/full"), SystemTime::now(), sink)
+    let mut r = Recording::open(PathBuf::from("/dev/full"), BOTH, SystemTime::now(), sink)
         .expect("/dev/full opens");
     tap.packet(Instant::now(), Way::FromBrowser, 0, false, &[0x80; 12]);
     r.drain(true);
@@ -151,7 +158,7 @@ fn g711_audio_becomes_a_stereo_wav_browser_left_far_end_right() {
     let dir = scratch("wav");
     let figures = RecordingFigures::default();
     let (admin, _) = broadcast::channel(8);
-    let recorder = Recorder::start(&dir, figures.clone(), admin).expect("recorder");
+    let recorder = Recorder::start(&dir, BOTH, figures.clone(), admin).expect("recorder");
     let (mut tap, sink) = channel("wav@x", Starter::App, 64 * 1024);
     recorder.record(sink);
     let t0 = Instant::now();
@@ -219,7 +226,8 @@ fn g711_audio_becomes_a_stereo_wav_browser_left_far_end_right() {
 fn opus_audio_becomes_a_16_khz_stereo_wav_placed_by_its_48_khz_timestamps() {
     let dir = scratch("opus");
     let (admin, _) = broadcast::channel(8);
-    let recorder = Recorder::start(&dir, RecordingFigures::default(), admin).expect("recorder");
+    let recorder =
+        Recorder::start(&dir, BOTH, RecordingFigures::default(), admin).expect("recorder");
     let (mut tap, mut sink) = channel("opus@x", Starter::Policy, 64 * 1024);
     // Chromium's payload type for Opus, as the SDP named it.
     sink.codecs = vec![(111, Codec::Opus)];
@@ -291,7 +299,8 @@ fn opus_audio_becomes_a_16_khz_stereo_wav_placed_by_its_48_khz_timestamps() {
 fn the_keys_either_side_pressed_are_listed_in_the_sidecar_once_each() {
     let dir = scratch("dtmf");
     let (admin, _) = broadcast::channel(8);
-    let recorder = Recorder::start(&dir, RecordingFigures::default(), admin).expect("recorder");
+    let recorder =
+        Recorder::start(&dir, BOTH, RecordingFigures::default(), admin).expect("recorder");
     let (mut tap, mut sink) = channel("dtmf@x", Starter::App, 64 * 1024);
     sink.events = vec![(101, 8000)];
     recorder.record(sink);
@@ -336,6 +345,70 @@ fn the_keys_either_side_pressed_are_listed_in_the_sidecar_once_each() {
     );
     assert!(sidecar["codec"].is_null(), "no audio, no WAV: {sidecar}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn only_the_formats_asked_for_are_written() {
+    for (formats, expected) in [
+        (
+            Formats {
+                wav: true,
+                pcap: false,
+            },
+            ["wav"],
+        ),
+        (
+            Formats {
+                wav: false,
+                pcap: true,
+            },
+            ["pcap"],
+        ),
+    ] {
+        let dir = scratch("formats");
+        let (admin, _) = broadcast::channel(8);
+        let recorder =
+            Recorder::start(&dir, formats, RecordingFigures::default(), admin).expect("recorder");
+        let (mut tap, sink) = channel("f@x", Starter::Policy, 64 * 1024);
+        recorder.record(sink);
+        let t0 = Instant::now();
+        for n in 0..10u8 {
+            let mut p = vec![0x80, 0, 0, n];
+            p.extend_from_slice(&(u32::from(n) * 160).to_be_bytes());
+            p.extend_from_slice(&[9, 9, 9, 9]);
+            p.extend_from_slice(&[0x55; 160]);
+            tap.packet(
+                t0 + Duration::from_millis(20 * u64::from(n)),
+                Way::FromBrowser,
+                0,
+                false,
+                &p,
+            );
+        }
+        drop(tap);
+        let sidecar: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(sidecar_in(&dir)).expect("sidecar"))
+                .expect("JSON");
+        let listed: Vec<&str> = sidecar["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .map(|f| f["format"].as_str().expect("a format"))
+            .collect();
+        assert_eq!(listed, expected, "{sidecar}");
+        let on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                e.path()
+                    .extension()
+                    .map(|x| x.to_string_lossy().into_owned())
+            })
+            .filter(|x| x != "json")
+            .collect();
+        assert_eq!(on_disk, expected);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 #[test]
