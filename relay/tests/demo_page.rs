@@ -175,11 +175,7 @@ fn the_demo_page_connects_calls_the_echo_and_its_meters_move() {
         .map(|s| s.expect("a sample"))
         .collect();
     let mid = left.len() / 2;
-    let crossings = left[mid - 8000..mid + 8000]
-        .windows(2)
-        .filter(|w| (w[0] < 0) != (w[1] < 0))
-        .count();
-    let hz = crossings as f64 / 2.0;
+    let hz = sipline_test_harness::audio::zero_crossing_hz(&left[mid - 8000..mid + 8000], 16_000.0);
     assert!((hz - 1000.0).abs() < 30.0, "the browser's side is {hz} Hz");
 }
 

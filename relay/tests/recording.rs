@@ -23,6 +23,7 @@ use pcap_file::DataLink;
 use pcap_file::pcap::PcapReader;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use sipline_test_harness::audio::zero_crossing_hz as frequency_at;
 use sipline_test_harness::browser;
 
 use common::calls::{
@@ -417,16 +418,6 @@ async fn a_full_disk_stops_the_recordings_and_the_calls_go_on_both_ways() {
         // No room for the sidecar either: the event is the only record.
         assert!(s["sidecar_path"].is_null(), "{s}");
     }
-}
-
-/// The frequency of a stretch of samples at `rate`, by its zero crossings
-/// (a pure tone's).
-fn frequency_at(samples: &[i16], rate: f64) -> f64 {
-    let crossings = samples
-        .windows(2)
-        .filter(|w| (w[0] < 0) != (w[1] < 0))
-        .count();
-    crossings as f64 / 2.0 / (samples.len() as f64 / rate)
 }
 
 /// [`frequency_at`] 8 kHz (G.711).

@@ -6,6 +6,17 @@ use std::fs;
 use std::io;
 use std::path::Path;
 
+/// The frequency of a pure tone in `samples` at `rate` samples a second,
+/// by counting its zero crossings (what the recordings' tests read a WAV's
+/// channel with).
+pub fn zero_crossing_hz(samples: &[i16], rate: f64) -> f64 {
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / rate)
+}
+
 /// Writes a mono 16-bit PCM WAV of a sine at `hz`.
 pub fn write_tone(path: &Path, hz: f64, rate: u32, seconds: u32) -> io::Result<()> {
     let samples = rate * seconds;

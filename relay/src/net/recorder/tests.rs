@@ -2,6 +2,8 @@
 //! pcap and WAV readers.
 
 use super::*;
+use sipline_test_harness::audio::zero_crossing_hz as frequency_at;
+
 use crate::media::decode::Codec;
 use crate::media::g711;
 use crate::media::record::Formats;
@@ -137,15 +139,6 @@ fn to_ulaw(sample: i16) -> u8 {
     (0..=255u8)
         .min_by_key(|&b| (i32::from(g711::ulaw(b)) - i32::from(sample)).abs())
         .unwrap_or(0xff)
-}
-
-/// The frequency of a channel at `rate` by its zero crossings.
-fn frequency_at(samples: &[i16], rate: f64) -> f64 {
-    let crossings = samples
-        .windows(2)
-        .filter(|w| (w[0] < 0) != (w[1] < 0))
-        .count();
-    crossings as f64 / 2.0 / (samples.len() as f64 / rate)
 }
 
 /// The frequency of a channel at 8 kHz.
