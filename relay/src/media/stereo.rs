@@ -1,6 +1,6 @@
 //! Two RTP audio streams (the browser's and the far end's) laid side by
 //! side as stereo frames at the WAV's rate (8 kHz for G.711, 16 kHz for
-//! Opus), for the recordings' WAV files: left the browser, right the far
+//! G.722 and Opus), for the recordings' WAV files: left the browser, right the far
 //! end.
 //!
 //! Each stream is placed by its RTP timestamps, anchored where its first

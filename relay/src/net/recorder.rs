@@ -1,10 +1,11 @@
 //! Recording a call's media, the files' half: one thread that drains every
-//! recorded call's ring ([`crate::media::record`]) and writes, per call, a
-//! pcap of its plain RTP and RTCP both ways; a stereo WAV of its audio when
-//! it is G.711 or Opus (left the browser, right the far end, 16-bit, at 8
-//! kHz or 16 kHz, decoded by [`crate::media::decode`] and laid out by
-//! [`crate::media::stereo`]); and when the call ends a JSON sidecar naming
-//! the files with their SHA-256.
+//! recorded call's ring ([`crate::media::record`]) and writes, per call and
+//! as its formats say, a pcap of its plain RTP and RTCP both ways and a
+//! stereo WAV of its audio when it is G.711, G.722 or Opus (left the
+//! browser, right the far end, 16-bit, at 8 kHz or 16 kHz, decoded by
+//! [`crate::media::decode`] and laid out by [`crate::media::stereo`]); and
+//! when the call ends a JSON sidecar naming the files with their SHA-256,
+//! the codec and the DTMF either side pressed.
 //!
 //! The thread wakes every [`TICK`] and drains each ring into its files'
 //! buffers; every [`FLUSH`] it flushes them, so a relay killed mid-call
