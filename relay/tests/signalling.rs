@@ -609,8 +609,9 @@ Contact: <sip:a@x.invalid;transport=ws>\r\nContent-Type: application/sdp\r\nCont
 #[tokio::test]
 async fn a_full_media_range_refuses_with_503_and_a_failed_call_gives_its_ports_back() {
     let (pbx, pbx_addr) = udp_peer();
-    // Four ports: one call's two pairs.
-    let relay = RelayProcess::start(pbx_addr, &["--media-ports", "34000-34003"]);
+    // Four ports: one call's two pairs (a range no other test uses: tests
+    // of other files run at the same time).
+    let relay = RelayProcess::start(pbx_addr, &["--media-ports", "37600-37603"]);
     let mut ws = raw_ws(&relay.ws_url()).await;
     let mut buf = [0u8; 65_536];
 
@@ -620,7 +621,7 @@ async fn a_full_media_range_refuses_with_503_and_a_failed_call_gives_its_ports_b
         .expect("the PBX gets the first INVITE");
     let first = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(
-        first.contains("m=audio 34002 RTP/AVP 111") && first.contains("c=IN IP4 127.0.0.1"),
+        first.contains("m=audio 37602 RTP/AVP 111") && first.contains("c=IN IP4 127.0.0.1"),
         "plain RTP on the relay's port toward the PBX:\n{first}"
     );
     assert!(!first.contains("a=fingerprint"), "{first}");
