@@ -628,6 +628,18 @@ async fn the_operator_lists_the_calls_and_records_one_for_as_long_as_asked() {
         "{}",
         served.lines().next().unwrap_or_default()
     );
+    // Streamed whole: its length, and its first bytes the pcap's magic.
+    let pcap_bytes = std::fs::read(dir.join(pcap_name)).expect("the pcap");
+    assert!(
+        served.contains(&format!("content-length: {}\r\n", pcap_bytes.len())),
+        "{}",
+        served.lines().take(6).collect::<Vec<_>>().join(" | ")
+    );
+    assert_eq!(
+        served.split_once("\r\n\r\n").map(|(_, b)| b.len()),
+        Some(String::from_utf8_lossy(&pcap_bytes).len()),
+        "the whole file"
+    );
     for bad in [
         "/admin/recordings/..%2Fsecret.json",
         "/admin/recordings/x.toml",

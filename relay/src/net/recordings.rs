@@ -7,10 +7,13 @@
 
 use std::path::Path;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Path as UriPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::stream;
 use serde_json::Value;
+use tokio::io::AsyncReadExt;
 use tracing::warn;
 
 use super::Shared;
@@ -94,7 +97,11 @@ pub(super) async fn list(State(shared): State<Shared>, headers: HeaderMap) -> Re
     axum::Json(serde_json::json!({ "recordings": recordings })).into_response()
 }
 
-/// `GET /admin/recordings/{file}`: one recording's file.
+/// Bytes read from a recording at a time while it is served.
+const CHUNK: usize = 64 * 1024;
+
+/// `GET /admin/recordings/{file}`: one recording's file, streamed (an
+/// hour's WAV is hundreds of megabytes: never read whole into memory).
 pub(super) async fn file(
     State(shared): State<Shared>,
     UriPath(name): UriPath<String>,
@@ -108,17 +115,35 @@ pub(super) async fn file(
     let Some(kind) = file_kind(&name) else {
         return not_found();
     };
-    match tokio::fs::read(dir.join(&name)).await {
-        Ok(bytes) => (
-            [
-                (header::CONTENT_TYPE, kind),
-                (header::CACHE_CONTROL, "no-store"),
-            ],
-            bytes,
-        )
-            .into_response(),
-        Err(_) => not_found(),
-    }
+    let Ok(file) = tokio::fs::File::open(dir.join(&name)).await else {
+        return not_found();
+    };
+    let Ok(length) = file.metadata().await.map(|m| m.len()) else {
+        return not_found();
+    };
+    // Chunk after chunk until the end, or the first read that fails (the
+    // response then ends short, and the client sees it against its length).
+    let chunks = stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = vec![0u8; CHUNK];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(file)))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
