@@ -55,9 +55,24 @@ impl Drop for Scratch {
 /// with MD5 only) calling without an account.
 pub fn far_end(
     registrar: SocketAddr,
+    user: (&str, &str),
+    tone: PathBuf,
+    register: bool,
+) -> Baresip {
+    start_far_end(registrar, user, tone, register, baresip::Codec::G711)
+}
+
+/// [`far_end`], registered, speaking G.722 only.
+pub fn wideband_far_end(registrar: SocketAddr, user: (&str, &str), tone: PathBuf) -> Baresip {
+    start_far_end(registrar, user, tone, true, baresip::Codec::G722)
+}
+
+fn start_far_end(
+    registrar: SocketAddr,
     (user, password): (&str, &str),
     tone: PathBuf,
     register: bool,
+    codec: baresip::Codec,
 ) -> Baresip {
     Baresip::start(&baresip::Options {
         user: user.into(),
@@ -66,27 +81,9 @@ pub fn far_end(
         registrar,
         tone,
         register,
-        codec: baresip::Codec::G711,
+        codec,
     })
     .expect("baresip starts (and registers when asked)")
-}
-
-/// [`far_end`], registered, speaking G.722 only.
-pub fn wideband_far_end(
-    registrar: SocketAddr,
-    (user, password): (&str, &str),
-    tone: PathBuf,
-) -> Baresip {
-    Baresip::start(&baresip::Options {
-        user: user.into(),
-        password: password.into(),
-        domain: DOMAIN.into(),
-        registrar,
-        tone,
-        register: true,
-        codec: baresip::Codec::G722,
-    })
-    .expect("baresip starts and registers")
 }
 
 /// A number in a browser script's report.

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod calls;
 pub mod flood;
+pub mod recordings;
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command};

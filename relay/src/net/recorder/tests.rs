@@ -141,6 +141,18 @@ fn to_ulaw(sample: i16) -> u8 {
         .unwrap_or(0xff)
 }
 
+/// A stereo WAV's format, and its left and right channels.
+fn stereo(path: &Path) -> (hound::WavSpec, Vec<i16>, Vec<i16>) {
+    let mut reader = hound::WavReader::open(path).expect("a WAV");
+    let all: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("a sample"))
+        .collect();
+    let left = all.iter().step_by(2).copied().collect();
+    let right = all.iter().skip(1).step_by(2).copied().collect();
+    (reader.spec(), left, right)
+}
+
 /// The frequency of a channel at 8 kHz.
 fn frequency(samples: &[i16]) -> f64 {
     frequency_at(samples, 8000.0)
@@ -181,18 +193,11 @@ fn g711_audio_becomes_a_stereo_wav_browser_left_far_end_right() {
     }
     drop(tap);
     let wav_path = sidecar_in(&dir).with_extension("wav");
-    let mut reader = hound::WavReader::open(&wav_path).expect("a WAV");
-    let spec = reader.spec();
+    let (spec, left, right) = stereo(&wav_path);
     assert_eq!(
         (spec.channels, spec.sample_rate, spec.bits_per_sample),
         (2, 8000, 16)
     );
-    let all: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("a sample"))
-        .collect();
-    let left: Vec<i16> = all.iter().step_by(2).copied().collect();
-    let right: Vec<i16> = all.iter().skip(1).step_by(2).copied().collect();
     // 2 s and the far end's 100 ms: the length of the call.
     let secs = left.len() as f64 / 8000.0;
     assert!((2.0..2.2).contains(&secs), "{secs} s");
@@ -261,17 +266,8 @@ fn opus_audio_becomes_a_16_khz_stereo_wav_placed_by_its_48_khz_timestamps() {
         serde_json::from_slice(&std::fs::read(wav_path.with_extension("json")).expect("sidecar"))
             .expect("JSON");
     assert_eq!(sidecar["codec"], "opus", "{sidecar}");
-    let mut reader = hound::WavReader::open(&wav_path).expect("a WAV");
-    assert_eq!(
-        (reader.spec().channels, reader.spec().sample_rate),
-        (2, 16_000)
-    );
-    let all: Vec<i16> = reader
-        .samples::<i16>()
-        .map(|s| s.expect("a sample"))
-        .collect();
-    let left: Vec<i16> = all.iter().step_by(2).copied().collect();
-    let right: Vec<i16> = all.iter().skip(1).step_by(2).copied().collect();
+    let (spec, left, right) = stereo(&wav_path);
+    assert_eq!((spec.channels, spec.sample_rate), (2, 16_000));
     let secs = left.len() as f64 / 16_000.0;
     assert!((1.95..2.05).contains(&secs), "{secs} s");
     let steady = 8000..left.len() - 3200;
