@@ -264,6 +264,9 @@ struct MediaFlags {
     /// End an answered call after this many seconds without RTP.
     #[arg(long, env = "SIPLINE_RTP_TIMEOUT_SECS")]
     rtp_timeout_secs: Option<u64>,
+    /// Threads carrying the media (0: one per core).
+    #[arg(long = "media-workers", env = "SIPLINE_MEDIA_WORKERS")]
+    workers: Option<usize>,
 }
 
 /// `--media-ports MIN-MAX` as `[media]` has it.

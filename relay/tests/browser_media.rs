@@ -574,9 +574,9 @@ mod session {
         use sipline_relay::media::calls::{
             Carrier, Command, MediaCalls, MediaConfig, PortBinder, Side,
         };
+        use sipline_relay::net::engine::Engine;
         use sipline_relay::net::media::{Ended, MediaFigures, MediaSockets, SocketStash};
         use tokio::net::UdpSocket;
-        use tokio::sync::mpsc;
 
         const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
         /// The one call these tests run.
@@ -618,29 +618,21 @@ mod session {
             let mut ice = IceLite::new("rlyU", "relaypassword0123456789a");
             ice.set_remote_ufrag("brwU");
             let dtls = DtlsServer::new(&identity, relay_browser, &fp).expect("server");
-            let (control, commands) = mpsc::unbounded_channel();
-            // The PBX's address may come first (an incoming call).
-            control
-                .send(Command::Pbx {
-                    id: CALL,
-                    leg: 0,
-                    rtp: pbx_rtp.local_addr().expect("addr"),
-                    rtcp: pbx_rtcp.local_addr().expect("addr"),
-                    clock: 8000,
-                })
-                .expect("running");
-            control
-                .send(Command::Browser {
-                    id: CALL,
-                    session: Box::new(Session::new(ice, dtls)),
-                })
-                .expect("running");
             let figures = MediaFigures::default();
-            let published = figures.clone();
-            let call = tokio::spawn(async move {
-                sockets
-                    .run(commands, Duration::from_secs(10), &published, 1)
-                    .await
+            let (engine, mut ends) =
+                Engine::start(1, Duration::from_secs(10), figures.clone()).expect("engine");
+            engine.open(CALL, sockets).expect("opened");
+            // The PBX's address may come first (an incoming call).
+            engine.apply(Command::Pbx {
+                id: CALL,
+                leg: 0,
+                rtp: pbx_rtp.local_addr().expect("addr"),
+                rtcp: pbx_rtcp.local_addr().expect("addr"),
+                clock: 8000,
+            });
+            engine.apply(Command::Browser {
+                id: CALL,
+                session: Box::new(Session::new(ice, dtls)),
             });
 
             // ICE check, answered from the WebRTC port.
@@ -732,8 +724,9 @@ mod session {
                 .expect("the browser decrypts it");
             assert_eq!(&got[..n], &next[..]);
 
-            drop(control); // the signalling ends the call
-            let ended = call.await.expect("call task");
+            engine.close(CALL); // the signalling ends the call
+            let (id, ended) = ends.recv().await.expect("the call's end");
+            assert_eq!(id, CALL);
             assert!(matches!(ended, Ended::Stopped), "{ended:?}");
             let total = figures.total();
             assert_eq!(
@@ -742,6 +735,39 @@ mod session {
                 "published at the end"
             );
             assert_eq!(total.bytes_to_pbx, (plain.len() + sr.len()) as u64);
+        }
+
+        #[tokio::test]
+        async fn every_call_reports_its_end_once_also_when_the_engine_stops() {
+            let figures = MediaFigures::default();
+            let (engine, mut ends) =
+                Engine::start(2, Duration::from_secs(10), figures).expect("engine");
+            assert_eq!(engine.workers(), 2);
+            // Calls 1 and 2 land on different workers.
+            engine
+                .open(MediaId(1), sockets(47010, 47012))
+                .expect("opened");
+            engine
+                .open(MediaId(2), sockets(47020, 47022))
+                .expect("opened");
+            engine.close(MediaId(1));
+            engine.close(MediaId(1)); // twice: the second finds nothing
+            let (id, ended) = ends.recv().await.expect("call 1's end");
+            assert_eq!(id, MediaId(1));
+            assert!(matches!(ended, Ended::Stopped), "{ended:?}");
+            // A command for a call that is gone is dropped.
+            engine.apply(Command::Answered { id: MediaId(1) });
+            drop(engine); // the relay stops: its threads end their calls
+            let (id, ended) = ends.recv().await.expect("call 2's end");
+            assert_eq!(id, MediaId(2));
+            assert!(matches!(ended, Ended::Stopped), "{ended:?}");
+            assert!(
+                ends.recv().await.is_none(),
+                "nothing more, the workers gone"
+            );
+            // Their ports are free again.
+            sockets(47010, 47012);
+            sockets(47020, 47022);
         }
 
         #[tokio::test]
@@ -790,29 +816,27 @@ mod session {
             )
             .expect("server");
             let session = Session::new(IceLite::new("rlyU", "relaypassword0123456789a"), dtls);
-            let (control, commands) = mpsc::unbounded_channel();
-            control
-                .send(Command::Browser {
-                    id: CALL,
-                    session: Box::new(session),
-                })
-                .expect("running");
-            let figures = MediaFigures::default();
-            let run = sockets.run(commands, Duration::from_millis(300), &figures, 1);
-            tokio::pin!(run);
+            let (engine, mut ends) =
+                Engine::start(1, Duration::from_millis(300), MediaFigures::default())
+                    .expect("engine");
+            engine.open(CALL, sockets).expect("opened");
+            engine.apply(Command::Browser {
+                id: CALL,
+                session: Box::new(session),
+            });
             // Ringing is silent: no timeout before the answer.
             assert!(
-                tokio::time::timeout(Duration::from_millis(600), &mut run)
+                tokio::time::timeout(Duration::from_millis(600), ends.recv())
                     .await
                     .is_err(),
                 "still running while unanswered"
             );
-            control
-                .send(Command::Answered { id: CALL })
-                .expect("running");
-            let ended = tokio::time::timeout(Duration::from_secs(5), run)
+            engine.apply(Command::Answered { id: CALL });
+            let (id, ended) = tokio::time::timeout(Duration::from_secs(5), ends.recv())
                 .await
-                .expect("ended by the RTP timeout");
+                .expect("ended by the RTP timeout")
+                .expect("the call's end");
+            assert_eq!(id, CALL);
             assert!(matches!(ended, Ended::MediaTimeout), "{ended:?}");
         }
     }

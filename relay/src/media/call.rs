@@ -1,7 +1,7 @@
-//! One call's media as its task drives it, sans-IO: the browser side's
+//! One call's media as the media engine drives it, sans-IO: the browser side's
 //! [`Session`] once the browser's SDP is known, the PBX's addresses that
 //! came before it, and whether anybody is still on the call
-//! ([`Liveness`]). The shell (`net::media`) hands it the signalling's
+//! ([`Liveness`]). The shell (`net::engine`) hands it the signalling's
 //! commands and the datagrams, sends what it says, and wakes it at
 //! [`CallMedia::poll_timeout`]; every rule is here, tested with explicit
 //! time.

@@ -1,8 +1,8 @@
 //! The media half of the relay (issue 5), sans-IO like the signalling:
 //! SDP rewriting between WebRTC and plain RTP, ICE-lite, DTLS-SRTP, SRTP in
 //! place, the media port range, and the per-call session that joins them.
-//! The per-call sockets are in [`crate::net::media`]; the signalling hooks
-//! come next.
+//! The sockets, and the threads that move every call's datagrams, are in
+//! [`crate::net::engine`] and [`crate::net::media`].
 
 pub mod call;
 pub mod calls;

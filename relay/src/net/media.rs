@@ -1,50 +1,33 @@
-//! The calls' media sockets: the thin tokio shell around the sans-IO
-//! [`CallMedia`]. Ports are bound the moment the media table takes them
-//! ([`SocketStash`]), then each call runs as one task that moves datagrams
-//! through its call's media in buffers allocated once per call, sends what
-//! it says, and runs its timer until it says the call is over. Nothing is
-//! shared between calls on the packet path: the figures are published
-//! once a second.
+//! The calls' media sockets and what the media engine reports: ports are
+//! bound the moment the media table takes them ([`SocketStash`]) and
+//! handed to the engine ([`super::engine`]) as one call's
+//! [`MediaSockets`]; a call's end comes back as [`Ended`], and its figures
+//! are published once a second into [`MediaFigures`] for `/metrics`.
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
-use tokio::time::Instant;
-use tracing::debug;
 
-use crate::media::call::{CallMedia, Over};
-use crate::media::calls::{Command, MediaEnd, PortBinder};
+use crate::media::calls::{MediaEnd, PortBinder};
 use crate::media::dtls::DtlsError;
-use crate::media::session::{Counters, Forward, MAX_LEGS};
+use crate::media::session::{Counters, MAX_LEGS};
 
-/// Biggest datagram carried; RTP over UDP stays under it. A bigger one
-/// (read one byte longer, to see it) is dropped rather than cut short.
-const MAX_DATAGRAM: usize = 1500;
-/// Room after a read for what protecting adds (SRTCP with GCM: 20 bytes)
-/// and for a STUN answer longer than its request.
-const HEADROOM: usize = 128;
-/// How often a call publishes its figures for `/metrics`.
-const PUBLISH: Duration = Duration::from_secs(1);
-
-/// Sockets bound for pairs the media table took, until the call's task
+/// Sockets bound for pairs the media table took, until the engine
 /// takes them. Touched at call setup only.
 #[derive(Clone, Debug, Default)]
 pub struct SocketStash {
-    bound: Arc<Mutex<HashMap<SocketAddr, Vec<std::net::UdpSocket>>>>,
+    bound: Arc<Mutex<HashMap<SocketAddr, Vec<UdpSocket>>>>,
 }
 
 impl SocketStash {
-    fn take(&self, addr: SocketAddr) -> Option<Vec<std::net::UdpSocket>> {
+    fn take(&self, addr: SocketAddr) -> Option<Vec<UdpSocket>> {
         self.bound
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -52,8 +35,8 @@ impl SocketStash {
     }
 }
 
-fn bind_nonblocking(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    let socket = std::net::UdpSocket::bind(addr)?;
+fn bind_nonblocking(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = UdpSocket::bind(addr)?;
     socket.set_nonblocking(true)?;
     Ok(socket)
 }
@@ -131,7 +114,7 @@ fn add(sum: &mut Counters, c: &Counters) {
 }
 
 impl MediaFigures {
-    fn publish(&self, call: u64, c: Counters, ended: bool) {
+    pub(super) fn publish(&self, call: u64, c: Counters, ended: bool) {
         let mut f = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         if ended {
             f.live.remove(&call);
@@ -242,10 +225,8 @@ pub struct MediaSockets {
     legs: Vec<(UdpSocket, UdpSocket)>,
 }
 
-fn from_std(socket: Option<std::net::UdpSocket>, addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = socket
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr} was not bound")))?;
-    UdpSocket::from_std(socket)
+fn taken(socket: Option<UdpSocket>, addr: SocketAddr) -> io::Result<UdpSocket> {
+    socket.ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{addr} was not bound")))
 }
 
 impl MediaSockets {
@@ -258,7 +239,7 @@ impl MediaSockets {
         for &addr in pbx {
             let mut p = stash.take(addr).unwrap_or_default().into_iter();
             let (rtp, rtcp) = (p.next(), p.next());
-            legs.push((from_std(rtp, addr)?, from_std(rtcp, addr)?));
+            legs.push((taken(rtp, addr)?, taken(rtcp, addr)?));
         }
         if legs.is_empty() || legs.len() > MAX_LEGS {
             return Err(io::Error::new(
@@ -267,7 +248,7 @@ impl MediaSockets {
             ));
         }
         Ok(Self {
-            browser: from_std(b, browser)?,
+            browser: taken(b, browser)?,
             legs,
         })
     }
@@ -283,179 +264,10 @@ impl MediaSockets {
         self.legs[0].0.local_addr()
     }
 
-    /// Moves the call's media until `control` closes (the signalling ended
-    /// the call) or [`CallMedia`] says it is over (see there). Publishes
-    /// its figures to `figures` as call `call`.
-    pub async fn run(
-        &self,
-        mut control: mpsc::UnboundedReceiver<Command>,
-        idle: Duration,
-        figures: &MediaFigures,
-        call: u64,
-    ) -> Ended {
-        let mut media = CallMedia::new(std::time::Instant::now(), idle);
-        let ended = self
-            .run_inner(&mut control, figures, call, &mut media)
-            .await;
-        figures.publish(call, media.figures().unwrap_or_default(), true);
-        ended
-    }
-
-    async fn run_inner(
-        &self,
-        control: &mut mpsc::UnboundedReceiver<Command>,
-        figures: &MediaFigures,
-        call: u64,
-        media: &mut CallMedia,
-    ) -> Ended {
-        let mut from_browser = vec![0u8; MAX_DATAGRAM + HEADROOM];
-        let mut from_pbx = vec![0u8; MAX_DATAGRAM + HEADROOM];
-        let mut next_publish = Instant::now() + PUBLISH;
-        let mut pbx_turn = 0usize;
-        // One timer, moved only when its deadline changes (the DTLS timer
-        // during the handshake, else once a second): never re-armed per
-        // packet.
-        let timer = tokio::time::sleep_until(next_publish);
-        tokio::pin!(timer);
-        loop {
-            let deadline = Instant::from_std(media.poll_timeout()).min(next_publish);
-            if timer.deadline() != deadline {
-                timer.as_mut().reset(deadline);
-            }
-            tokio::select! {
-                command = control.recv() => match command {
-                    None => return Ended::Stopped,
-                    Some(command) => media.apply(Instant::now().into_std(), command),
-                },
-                read = self.browser.recv_from(&mut from_browser[..=MAX_DATAGRAM]) => {
-                    let (len, from) = match read {
-                        Ok(read) => read,
-                        Err(e) if transient(&e) => continue,
-                        Err(e) => return Ended::Io(e),
-                    };
-                    if len > MAX_DATAGRAM {
-                        debug!(%from, "oversized browser datagram dropped");
-                        continue;
-                    }
-                    match media.from_browser(Instant::now().into_std(), from, &mut from_browser, len) {
-                        Ok(Forward::ToPbx { leg, to, len, rtcp }) => {
-                            if let Some((rtp_socket, rtcp_socket)) = self.legs.get(leg) {
-                                let socket = if rtcp { rtcp_socket } else { rtp_socket };
-                                send(socket, &from_browser[..len], to).await;
-                            }
-                        }
-                        Ok(Forward::ToBrowser { to, len }) => {
-                            send(&self.browser, &from_browser[..len], to).await;
-                        }
-                        Ok(Forward::Nothing) => {}
-                        Err(why) => debug!(?why, %from, "browser datagram dropped"),
-                    }
-                    if let Some(e) = media.failure() {
-                        return Ended::Dtls(e.clone());
-                    }
-                }
-                read = recv_pbx(&self.legs, &mut pbx_turn, &mut from_pbx[..=MAX_DATAGRAM]) => {
-                    let (len, from, leg, rtcp) = match read {
-                        Ok(read) => read,
-                        Err(e) if transient(&e) => continue,
-                        Err(e) => return Ended::Io(e),
-                    };
-                    if len > MAX_DATAGRAM {
-                        debug!(%from, "oversized PBX datagram dropped");
-                        continue;
-                    }
-                    let now = Instant::now().into_std();
-                    match media.from_pbx(now, leg, from, rtcp, &mut from_pbx, len) {
-                        Ok(Forward::ToBrowser { to, len }) => {
-                            send(&self.browser, &from_pbx[..len], to).await;
-                        }
-                        Ok(_) => {}
-                        Err(why) => debug!(?why, %from, "PBX datagram dropped"),
-                    }
-                }
-                _ = &mut timer => {
-                    let now = Instant::now();
-                    if now >= next_publish {
-                        next_publish = now + PUBLISH;
-                        if let Some(counters) = media.figures() {
-                            figures.publish(call, counters, false);
-                        }
-                    }
-                    match media.handle_timeout(now.into_std()) {
-                        Ok(()) => {}
-                        Err(Over::Timeout) => return Ended::MediaTimeout,
-                        Err(Over::Dtls(e)) => return Ended::Dtls(e),
-                    }
-                }
-            }
-            // Handshake flights and retransmissions (not on the media path).
-            while let Some((to, datagram)) = media.poll_transmit() {
-                send(&self.browser, &datagram, to).await;
-            }
-        }
-    }
-}
-
-/// Waits until a leg's socket is readable (never, for a leg the call does
-/// not have).
-async fn readable(legs: &[(UdpSocket, UdpSocket)], leg: usize, rtcp: bool) -> io::Result<()> {
-    match legs.get(leg) {
-        Some((rtp_socket, rtcp_socket)) => {
-            if rtcp {
-                rtcp_socket.readable().await
-            } else {
-                rtp_socket.readable().await
-            }
-        }
-        None => std::future::pending().await,
-    }
-}
-
-/// A read from any leg's RTP or RTCP socket toward the PBX: the length,
-/// the sender, the leg, and whether it is RTCP. The sockets are tried in
-/// turn from `turn`, so that a flood on one cannot starve the others.
-async fn recv_pbx(
-    legs: &[(UdpSocket, UdpSocket)],
-    turn: &mut usize,
-    buf: &mut [u8],
-) -> io::Result<(usize, SocketAddr, usize, bool)> {
-    loop {
-        tokio::select! {
-            ready = readable(legs, 0, false) => ready?,
-            ready = readable(legs, 0, true) => ready?,
-            ready = readable(legs, 1, false) => ready?,
-            ready = readable(legs, 1, true) => ready?,
-        }
-        let sockets = 2 * legs.len();
-        for i in 0..sockets {
-            let n = (*turn + i) % sockets;
-            let (leg, is_rtcp) = (n / 2, n % 2 == 1);
-            let (rtp_socket, rtcp_socket) = &legs[leg];
-            let socket = if is_rtcp { rtcp_socket } else { rtp_socket };
-            match socket.try_recv_from(buf) {
-                Ok((len, from)) => {
-                    *turn = n + 1;
-                    return Ok((len, from, leg, is_rtcp));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-}
-
-/// Errors a UDP read may report that say nothing about this socket
-/// (an ICMP error for an earlier send, on some systems).
-fn transient(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionReset
-    )
-}
-
-/// Sends one datagram; a failed send loses that packet only, as on the wire.
-async fn send(socket: &UdpSocket, datagram: &[u8], to: SocketAddr) {
-    if let Err(e) = socket.send_to(datagram, to).await {
-        debug!(%to, error = %e, "media send failed");
+    /// The sockets by their place in a call: 0 the browser's, then each
+    /// leg's RTP (`1 + 2 * leg`) and RTCP (`2 + 2 * leg`).
+    pub(super) fn into_sockets(self) -> impl Iterator<Item = (usize, UdpSocket)> {
+        let legs = self.legs.into_iter().flat_map(|(rtp, rtcp)| [rtp, rtcp]);
+        std::iter::once(self.browser).chain(legs).enumerate()
     }
 }

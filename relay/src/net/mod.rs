@@ -3,6 +3,7 @@
 //! logic lives here.
 
 mod admin;
+pub mod engine;
 mod gate;
 pub mod media;
 mod recorder;
@@ -84,11 +85,6 @@ enum Input {
     /// were open.
     CloseAll {
         reply: oneshot::Sender<usize>,
-    },
-    /// A call's media task ended.
-    MediaEnded {
-        id: MediaId,
-        ended: media::Ended,
     },
 }
 
@@ -178,16 +174,17 @@ impl Relay {
         let mut proxy = Proxy::new(cfg.proxy(sip_addr), FlowKey::new(random()?)).with_media(calls);
         let figures = media::MediaFigures::default();
         proxy.metrics.register_collector(Box::new(figures.clone()));
+        let (engine, media_ended) =
+            engine::Engine::start(cfg.media_workers(), media_cfg.rtp_timeout, figures)?;
+        info!(workers = engine.workers(), "media engine started");
         proxy.metrics.register_collector(Box::new(recordings));
         let (inputs, rx) = mpsc::channel(4096);
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         spawn_receivers(&sockets, &inputs);
         let media_shell = MediaShell {
             stash,
-            calls: HashMap::new(),
-            figures,
-            rtp_timeout: media_cfg.rtp_timeout,
-            inputs: inputs.clone(),
+            engine,
+            ended: media_ended,
             recorder,
         };
         tokio::spawn(run_proxy(proxy, rx, sockets, admin.clone(), media_shell));
@@ -348,14 +345,12 @@ fn spawn_receivers(sockets: &udp::Sockets, inputs: &mpsc::Sender<Input>) {
     }
 }
 
-/// The calls' media tasks, driven by the proxy's media commands.
+/// The calls' media, driven by the proxy's media commands.
 struct MediaShell {
     stash: media::SocketStash,
-    calls: HashMap<MediaId, mpsc::UnboundedSender<Command>>,
-    figures: media::MediaFigures,
-    rtp_timeout: Duration,
-    /// Where a call's task reports its end.
-    inputs: mpsc::Sender<Input>,
+    engine: engine::Engine,
+    /// Where the engine reports each call's end.
+    ended: mpsc::UnboundedReceiver<(MediaId, media::Ended)>,
     /// The recordings' writer, when calls are recorded.
     recorder: Option<recorder::Recorder>,
 }
@@ -368,34 +363,28 @@ impl MediaShell {
             Command::Open { id, browser, pbx } => {
                 let sockets = media::MediaSockets::take(&self.stash, browser, &pbx)
                     .map_err(|e| (id, media::Ended::Io(e)))?;
-                let (tx, rx) = mpsc::unbounded_channel();
-                self.calls.insert(id, tx);
-                let (idle, figures, inputs) =
-                    (self.rtp_timeout, self.figures.clone(), self.inputs.clone());
-                tokio::spawn(async move {
-                    let ended = sockets.run(rx, idle, &figures, id.0).await;
-                    debug!(call = id.0, ?ended, "media ended");
-                    let _ = inputs.send(Input::MediaEnded { id, ended }).await;
-                });
+                self.engine.open(id, sockets).map_err(|e| (id, e))?;
             }
             Command::Record { sink, .. } => {
                 if let Some(recorder) = &self.recorder {
                     recorder.record(sink);
                 }
             }
-            Command::Close { id } => {
-                // Dropping the sender stops the task, which closes the sockets.
-                self.calls.remove(&id);
-            }
-            // The rest is the call's own business: to its task as it is.
-            other => {
-                if let Some(tx) = self.calls.get(&other.id()) {
-                    let _ = tx.send(other);
-                }
-            }
+            Command::Close { id } => self.engine.close(id),
+            // The rest is the call's own business: to its worker as it is.
+            other => self.engine.apply(other),
         }
         Ok(())
     }
+}
+
+/// What woke the proxy task.
+enum Wake {
+    Input(Input),
+    /// A call's media ended (see [`media::Ended`]).
+    MediaEnded(MediaId, media::Ended),
+    /// The proxy's timer.
+    Timer,
 }
 
 /// The one task that owns the proxy: inputs in, outputs out, timers.
@@ -416,50 +405,50 @@ async fn run_proxy(
             .map(|t| epoch + Duration::from_millis(t.as_millis()));
         let input = tokio::select! {
             input = rx.recv() => match input {
-                Some(i) => Some(i),
+                Some(i) => Wake::Input(i),
                 None => return,
             },
-            _ = sleep_or_never(wake) => None,
+            Some((id, ended)) = media.ended.recv() => Wake::MediaEnded(id, ended),
+            _ = sleep_or_never(wake) => Wake::Timer,
         };
         match input {
-            None => proxy.handle_timeout(now()),
-            Some(Input::Admit { ip, reply }) => {
-                let _ = reply.send(proxy.admit(now(), ip));
-            }
-            Some(Input::Opened { conn, ip, tx, kill }) => {
-                conns.insert(conn, (tx, kill));
-                proxy.ws_opened(now(), conn, ip);
-            }
-            Some(Input::Frame { conn, bytes }) => proxy.handle_ws(now(), conn, &bytes),
-            Some(Input::Closed { conn }) => {
-                conns.remove(&conn);
-                proxy.ws_closed(conn);
-            }
-            Some(Input::Datagram { from, bytes }) => proxy.handle_udp(now(), from, &bytes),
-            Some(Input::Unreachable { pbx }) => proxy.pbx_unreachable(now(), pbx),
-            Some(Input::Metrics { reply }) => {
-                let _ = reply.send(proxy.render_metrics());
-            }
-            Some(Input::MediaEnded { id, ended }) => {
-                media.calls.remove(&id);
+            Wake::MediaEnded(id, ended) => {
                 if let Some(why) = ended.cause() {
                     warn!(call = id.0, ?ended, "media ended: ending the call");
                     proxy.media_ended(now(), id, why);
                 }
             }
-            Some(Input::ActiveCalls { reply }) => {
+            Wake::Timer => proxy.handle_timeout(now()),
+            Wake::Input(Input::Admit { ip, reply }) => {
+                let _ = reply.send(proxy.admit(now(), ip));
+            }
+            Wake::Input(Input::Opened { conn, ip, tx, kill }) => {
+                conns.insert(conn, (tx, kill));
+                proxy.ws_opened(now(), conn, ip);
+            }
+            Wake::Input(Input::Frame { conn, bytes }) => proxy.handle_ws(now(), conn, &bytes),
+            Wake::Input(Input::Closed { conn }) => {
+                conns.remove(&conn);
+                proxy.ws_closed(conn);
+            }
+            Wake::Input(Input::Datagram { from, bytes }) => proxy.handle_udp(now(), from, &bytes),
+            Wake::Input(Input::Unreachable { pbx }) => proxy.pbx_unreachable(now(), pbx),
+            Wake::Input(Input::Metrics { reply }) => {
+                let _ = reply.send(proxy.render_metrics());
+            }
+            Wake::Input(Input::ActiveCalls { reply }) => {
                 let _ = reply.send(proxy.active_calls());
             }
-            Some(Input::Calls { reply }) => {
+            Wake::Input(Input::Calls { reply }) => {
                 let _ = reply.send(proxy.call_list(now()));
             }
-            Some(Input::Recording { call_id, on, reply }) => {
+            Wake::Input(Input::Recording { call_id, on, reply }) => {
                 let _ = reply.send(proxy.operator_recording(&call_id, on));
             }
-            Some(Input::EndCalls { reply }) => {
+            Wake::Input(Input::EndCalls { reply }) => {
                 let _ = reply.send(proxy.shut_down(now()));
             }
-            Some(Input::CloseAll { reply }) => {
+            Wake::Input(Input::CloseAll { reply }) => {
                 for (tx, _) in conns.values() {
                     let _ = tx.try_send(ws::Out::Close(ws::GOING_AWAY, "relay shutting down"));
                 }

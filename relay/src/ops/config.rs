@@ -105,6 +105,8 @@ pub struct MediaSection {
     /// Latch onto the PBX side's first media packet's source instead of
     /// requiring the address its SDP gave (PBX phones behind NAT).
     pub latch_pbx: bool,
+    /// Threads carrying the media; 0: one per core the relay may run on.
+    pub workers: usize,
 }
 
 impl Default for MediaSection {
@@ -119,6 +121,7 @@ impl Default for MediaSection {
             advertise_pbx: None,
             rtp_timeout_secs: d.rtp_timeout.as_secs(),
             latch_pbx: d.latch_pbx,
+            workers: 0,
         }
     }
 }
@@ -571,6 +574,15 @@ impl Config {
             latch_pbx: m.latch_pbx,
             max_calls_per_connection: self.limits.max_calls_per_connection,
             recording: self.recording.mode,
+        }
+    }
+
+    /// The media engine's threads: as configured, else one per core the
+    /// process may run on (`taskset` and cgroup limits count).
+    pub fn media_workers(&self) -> usize {
+        match self.media.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
         }
     }
 
