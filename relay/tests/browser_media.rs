@@ -770,6 +770,33 @@ mod session {
             sockets(47020, 47022);
         }
 
+        /// The media table hands a pair out again as soon as its call
+        /// ended; the engine's worker closes the old sockets a moment
+        /// later: the bind waits for that, it does not fail.
+        #[tokio::test]
+        async fn a_closed_call_s_ports_bind_again_at_once() {
+            let (engine, mut ends) =
+                Engine::start(1, Duration::from_secs(10), MediaFigures::default()).expect("engine");
+            let mut stash = SocketStash::default();
+            let (browser, pbx) = (SocketAddr::new(LO, 47030), SocketAddr::new(LO, 47032));
+            for round in 0..20 {
+                stash.bind(browser, false).expect("bind");
+                stash.bind(pbx, true).expect("bind");
+                let sockets = MediaSockets::take(&stash, browser, &[pbx]).expect("take");
+                let call = MediaId(round);
+                engine.open(call, sockets).expect("opened");
+                engine.close(call);
+                stash.unbind(browser);
+                stash.unbind(pbx);
+            }
+            stash.bind(browser, false).expect("bind");
+            for round in 0..20 {
+                let (id, ended) = ends.recv().await.expect("an end");
+                assert_eq!(id, MediaId(round));
+                assert!(matches!(ended, Ended::Stopped), "{ended:?}");
+            }
+        }
+
         #[tokio::test]
         async fn a_port_another_program_holds_is_passed_over() {
             let _squatter = UdpSocket::bind((LO, 47200)).await.expect("bind 47200");

@@ -129,6 +129,39 @@ fn first_verified_address_is_used_before_nomination() {
     assert!(!ice.is_verified("127.0.0.1:40001".parse().expect("addr")));
 }
 
+/// A browser with two interfaces checks both pairs and may move its media
+/// to the second before it nominates either (Chromium does, under load):
+/// media from either is taken, and goes to the first until a nomination.
+#[test]
+fn every_verified_address_may_send_media_before_nomination() {
+    let mut ice = IceLite::new(LOCAL_UFRAG, LOCAL_PWD);
+    let mut out = [0u8; MAX_ANSWER];
+    let pairs: Vec<SocketAddr> = (0..6)
+        .map(|i| format!("192.0.2.{}:4000{i}", i + 1).parse().expect("addr"))
+        .collect();
+    for &from in &pairs[..2] {
+        ice.handle(&request("rlyU:brwU", LOCAL_PWD, false).raw, from, &mut out)
+            .expect("valid");
+    }
+    assert!(ice.is_verified(pairs[0]) && ice.is_verified(pairs[1]));
+    assert_eq!(ice.selected(), Some(pairs[0]));
+    // A long list of candidates: the latest four are remembered.
+    for &from in &pairs[2..] {
+        ice.handle(&request("rlyU:brwU", LOCAL_PWD, false).raw, from, &mut out)
+            .expect("valid");
+    }
+    assert!(!ice.is_verified(pairs[0]) && !ice.is_verified(pairs[1]));
+    assert!(pairs[2..].iter().all(|&p| ice.is_verified(p)));
+    ice.handle(
+        &request("rlyU:brwU", LOCAL_PWD, true).raw,
+        pairs[1],
+        &mut out,
+    )
+    .expect("valid");
+    assert_eq!(ice.selected(), Some(pairs[1]), "the nominated pair wins");
+    assert!(ice.is_verified(pairs[1]));
+}
+
 #[test]
 fn forged_and_foreign_checks_are_refused() {
     let mut ice = IceLite::new(LOCAL_UFRAG, LOCAL_PWD);

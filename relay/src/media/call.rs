@@ -78,7 +78,7 @@ impl CallMedia {
             }
             Command::IceRestart { ice, .. } => {
                 if let Some(s) = self.session.as_mut() {
-                    s.restart_ice(ice);
+                    s.restart_ice(*ice);
                 }
             }
             Command::Pbx {

@@ -5,7 +5,9 @@
 //! and never checks on its own; media goes to the address the browser
 //! nominated (USE-CANDIDATE), or until then to the first verified one:
 //! Chromium starts DTLS right after its first successful check, before it
-//! nominates.
+//! nominates. Media is taken from every address a check verified (the last
+//! few): a browser with two interfaces may move its media to a pair that
+//! passed later, before it nominates one.
 //!
 //! Sans-IO and allocation-free per check: the answer is written into the
 //! caller's buffer.
@@ -71,6 +73,10 @@ pub struct Verified {
     pub nominated: bool,
 }
 
+/// How many verified addresses are remembered (a browser's candidates
+/// that passed a check: one per interface, a reflexive one, a relayed one).
+const CHECKED: usize = 4;
+
 /// The ICE-lite agent of one call's browser side.
 #[derive(Clone, Debug)]
 pub struct IceLite {
@@ -79,6 +85,9 @@ pub struct IceLite {
     remote_ufrag: Option<String>,
     verified: Option<SocketAddr>,
     nominated: Option<SocketAddr>,
+    /// The latest addresses that passed a check, oldest overwritten first.
+    checked: [Option<SocketAddr>; CHECKED],
+    next_checked: usize,
     /// After an ICE restart, the credentials before it: still answered
     /// until a check with the new ones succeeds, in case the restart's
     /// offer was refused and the browser keeps them.
@@ -95,6 +104,8 @@ impl IceLite {
             remote_ufrag: None,
             verified: None,
             nominated: None,
+            checked: [None; CHECKED],
+            next_checked: 0,
             previous: None,
         }
     }
@@ -110,6 +121,9 @@ impl IceLite {
     /// succeeds, so that media does not stop while the browser learns them.
     pub fn carry_over(&mut self, previous: &IceLite) {
         self.verified = previous.selected();
+        if let Some(selected) = self.verified {
+            self.remember(selected);
+        }
         let mut old = previous.clone();
         old.previous = None;
         self.previous = Some(Box::new(old));
@@ -122,7 +136,14 @@ impl IceLite {
 
     /// Whether `from` passed a check: only such addresses may send media.
     pub fn is_verified(&self, from: SocketAddr) -> bool {
-        self.verified == Some(from) || self.nominated == Some(from)
+        self.nominated == Some(from) || self.checked.contains(&Some(from))
+    }
+
+    fn remember(&mut self, from: SocketAddr) {
+        if !self.checked.contains(&Some(from)) {
+            self.checked[self.next_checked] = Some(from);
+            self.next_checked = (self.next_checked + 1) % CHECKED;
+        }
     }
 
     /// Checks a Binding Request from `from` and writes the Binding Success
@@ -214,6 +235,7 @@ impl IceLite {
         if self.verified.is_none() {
             self.verified = Some(from);
         }
+        self.remember(from);
         if nominated {
             self.nominated = Some(from);
         }

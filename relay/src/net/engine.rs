@@ -27,7 +27,7 @@ use slab::Slab;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tracing::{debug, error};
 
-use super::media::{Ended, MediaFigures, MediaSockets};
+use super::media::{Ended, Held, MediaFigures, MediaSockets};
 use crate::ids::MediaId;
 use crate::media::call::{CallMedia, Over};
 use crate::media::calls::Command;
@@ -175,6 +175,8 @@ struct Call {
     media: CallMedia,
     /// The browser's socket, then each leg's RTP and RTCP.
     sockets: [Option<UdpSocket>; PER_CALL],
+    /// Their addresses, let go after them (fields drop in order).
+    _held: Held,
     /// The call's timer in the heap.
     deadline: Instant,
     next_publish: Instant,
@@ -413,8 +415,10 @@ impl Worker {
     fn open(&mut self, now: Instant, id: MediaId, sockets: MediaSockets) {
         let entry = self.calls.vacant_entry();
         let slot = entry.key();
+        // `held` goes after the sockets, also on the way out below.
+        let (held, sockets) = sockets.into_parts();
         let mut all: [Option<UdpSocket>; PER_CALL] = Default::default();
-        for (idx, socket) in sockets.into_sockets() {
+        for (idx, socket) in sockets {
             let mut socket = UdpSocket::from_std(socket);
             if let Err(e) = self.poll.registry().register(
                 &mut socket,
@@ -436,6 +440,7 @@ impl Worker {
             generation,
             media,
             sockets: all,
+            _held: held,
             deadline,
             next_publish,
             busy: 0,

@@ -4,10 +4,11 @@
 //! [`MediaSockets`]; a call's end comes back as [`Ended`], and its figures
 //! are published once a second into [`MediaFigures`] for `/metrics`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
@@ -19,11 +20,18 @@ use crate::media::calls::{MediaEnd, PortBinder};
 use crate::media::dtls::DtlsError;
 use crate::media::session::{Counters, MAX_LEGS};
 
+/// How long a bind waits for the engine to close an ended call's socket
+/// on the same port (its worker does so within its turn; this is the
+/// bound, not the usual wait).
+const RELEASE_WAIT: Duration = Duration::from_millis(100);
+
 /// Sockets bound for pairs the media table took, until the engine
-/// takes them. Touched at call setup only.
+/// takes them, and the addresses the engine's calls hold. Touched at call
+/// setup and end only.
 #[derive(Clone, Debug, Default)]
 pub struct SocketStash {
     bound: Arc<Mutex<HashMap<SocketAddr, Vec<UdpSocket>>>>,
+    held: Arc<(Mutex<HashSet<SocketAddr>>, Condvar)>,
 }
 
 impl SocketStash {
@@ -33,20 +41,73 @@ impl SocketStash {
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&addr)
     }
+
+    /// Binds `addr`. The media table hands a pair out again as soon as
+    /// its call ended, while the engine's worker may still be closing that
+    /// call's sockets: a port the engine holds is waited for (briefly).
+    fn bind_one(&self, addr: SocketAddr) -> io::Result<UdpSocket> {
+        let socket = match UdpSocket::bind(addr) {
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && self.released(addr) => {
+                UdpSocket::bind(addr)?
+            }
+            bound => bound?,
+        };
+        socket.set_nonblocking(true)?;
+        Ok(socket)
+    }
+
+    /// Whether the engine held `addr` and let it go within
+    /// [`RELEASE_WAIT`].
+    fn released(&self, addr: SocketAddr) -> bool {
+        let (held, closed) = &*self.held;
+        let held = held.lock().unwrap_or_else(PoisonError::into_inner);
+        if !held.contains(&addr) {
+            return false;
+        }
+        let (_held, wait) = closed
+            .wait_timeout_while(held, RELEASE_WAIT, |held| held.contains(&addr))
+            .unwrap_or_else(PoisonError::into_inner);
+        !wait.timed_out()
+    }
+
+    fn hold(&self, addrs: Vec<SocketAddr>) -> Held {
+        let (held, _) = &*self.held;
+        held.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(addrs.iter().copied());
+        Held {
+            addrs,
+            stash: Arc::clone(&self.held),
+        }
+    }
 }
 
-fn bind_nonblocking(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = UdpSocket::bind(addr)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
+/// A call's addresses as long as the engine holds its sockets: dropped
+/// after them, it tells a bind waiting for one of them (see
+/// [`SocketStash::bind_one`]).
+#[derive(Debug)]
+pub struct Held {
+    addrs: Vec<SocketAddr>,
+    stash: Arc<(Mutex<HashSet<SocketAddr>>, Condvar)>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let (held, closed) = &*self.stash;
+        let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+        for addr in &self.addrs {
+            held.remove(addr);
+        }
+        closed.notify_all();
+    }
 }
 
 impl PortBinder for SocketStash {
     fn bind(&mut self, addr: SocketAddr, rtcp: bool) -> io::Result<()> {
-        let mut sockets = vec![bind_nonblocking(addr)?];
+        let mut sockets = vec![self.bind_one(addr)?];
         if rtcp {
             let next = SocketAddr::new(addr.ip(), addr.port().saturating_add(1));
-            sockets.push(bind_nonblocking(next)?);
+            sockets.push(self.bind_one(next)?);
         }
         self.bound
             .lock()
@@ -223,6 +284,7 @@ impl Collector for MediaFigures {
 pub struct MediaSockets {
     browser: UdpSocket,
     legs: Vec<(UdpSocket, UdpSocket)>,
+    held: Held,
 }
 
 fn taken(socket: Option<UdpSocket>, addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -247,9 +309,15 @@ impl MediaSockets {
                 format!("{} legs: a call has 1 to {MAX_LEGS}", legs.len()),
             ));
         }
+        let browser = taken(b, browser)?;
+        let mut addrs = vec![browser.local_addr()?];
+        for (rtp, rtcp) in &legs {
+            addrs.extend([rtp.local_addr()?, rtcp.local_addr()?]);
+        }
         Ok(Self {
-            browser: taken(b, browser)?,
+            browser,
             legs,
+            held: stash.hold(addrs),
         })
     }
 
@@ -265,9 +333,11 @@ impl MediaSockets {
     }
 
     /// The sockets by their place in a call: 0 the browser's, then each
-    /// leg's RTP (`1 + 2 * leg`) and RTCP (`2 + 2 * leg`).
-    pub(super) fn into_sockets(self) -> impl Iterator<Item = (usize, UdpSocket)> {
+    /// leg's RTP (`1 + 2 * leg`) and RTCP (`2 + 2 * leg`); and their
+    /// addresses, to drop once they are closed.
+    pub(super) fn into_parts(self) -> (Held, impl Iterator<Item = (usize, UdpSocket)>) {
         let legs = self.legs.into_iter().flat_map(|(rtp, rtcp)| [rtp, rtcp]);
-        std::iter::once(self.browser).chain(legs).enumerate()
+        let sockets = std::iter::once(self.browser).chain(legs).enumerate();
+        (self.held, sockets)
     }
 }

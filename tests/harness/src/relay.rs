@@ -24,7 +24,11 @@ pub fn launch(
         .arg("--sip-listen")
         .arg(format!("127.0.0.1:{sip_port}"))
         .args(args)
-        .env("RUST_LOG", "warn,rtc_dtls=error")
+        .env(
+            "RUST_LOG",
+            // SIPLINE_RELAY_LOG (a RUST_LOG filter) to see more.
+            std::env::var("SIPLINE_RELAY_LOG").unwrap_or_else(|_| "warn,rtc_dtls=error".into()),
+        )
         .stdin(Stdio::null());
     if let Some(users) = users {
         cmd.env("SIPLINE_USERS", users);

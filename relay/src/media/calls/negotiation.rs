@@ -188,7 +188,10 @@ impl MediaCalls {
             });
         } else {
             if restart {
-                self.commands.push_back(Command::IceRestart { id, ice });
+                self.commands.push_back(Command::IceRestart {
+                    id,
+                    ice: Box::new(ice),
+                });
             }
             if c.payload_legs != map {
                 c.payload_legs = map.clone();

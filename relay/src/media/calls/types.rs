@@ -163,7 +163,7 @@ pub enum Command {
         /// The call.
         id: MediaId,
         /// The agent with the new credentials.
-        ice: IceLite,
+        ice: Box<IceLite>,
     },
     /// Where the PBX now receives a leg's RTP and RTCP (its SDP said so).
     Pbx {
