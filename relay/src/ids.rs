@@ -12,3 +12,12 @@ pub struct ConnId(pub u64);
 /// Names one call's media, between the signalling and the shell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MediaId(pub u64);
+
+impl MediaId {
+    /// Which of `workers` media threads carries the call (the media table
+    /// names its shared browser port by it, the engine sends it there).
+    pub fn worker(self, workers: usize) -> usize {
+        let workers = workers.max(1) as u64;
+        (self.0 % workers) as usize
+    }
+}

@@ -267,6 +267,10 @@ struct MediaFlags {
     /// Threads carrying the media (0: one per core).
     #[arg(long = "media-workers", env = "SIPLINE_MEDIA_WORKERS")]
     workers: Option<usize>,
+    /// One UDP port for every browser's media (one more per media thread
+    /// after the first); 0: a port per call from the range.
+    #[arg(long = "media-browser-port", env = "SIPLINE_MEDIA_BROWSER_PORT")]
+    browser_port: Option<u16>,
 }
 
 /// `--media-ports MIN-MAX` as `[media]` has it.

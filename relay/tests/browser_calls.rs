@@ -62,6 +62,48 @@ fn the_embedded_pbx_s_echo_extension_sends_the_browser_its_own_voice() {
     assert!(metric(&m, "sipline_media_packets_total{direction=\"to_browser\"}") > 120);
 }
 
+/// The same with one UDP port for every browser (`--media-browser-port`):
+/// Chromium's checks find the call by their ICE username, its media by its
+/// address, and it hears its own voice back.
+#[test]
+fn with_one_shared_browser_port_the_echo_extension_sends_the_browser_its_own_voice() {
+    let (_scratch, mic) = mic_tone();
+    let relay = RelayProcess::start_embedded(
+        &[
+            "--domain",
+            "sipline.local",
+            "--media-ports",
+            "37700-37719",
+            "--media-browser-port",
+            "37720",
+            "--media-workers",
+            "2",
+        ],
+        "alice:alice-e2e",
+    );
+    let config = serde_json::json!({
+        "ws": relay.ws_url(),
+        "target": "sip:echo@sipline.local",
+        "domain": "sipline.local",
+        "user": "alice",
+        "password": "alice-e2e",
+        "mic": mic,
+    });
+    let out = browser::call(&config.to_string()).expect("the browser ran");
+    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    assert_hears(&v["steps"]["talk"], MIC_HZ, "echo");
+    assert_eq!(v["bye"], 200, "{}", v["events"]);
+    let m = relay.metrics();
+    assert!(metric(&m, "sipline_media_packets_total{direction=\"to_browser\"}") > 120);
+    // Every pair of the range is back.
+    assert_eq!(
+        metric(&m, "sipline_media_port_pairs{state=\"in_use\"}"),
+        0,
+        "{m}"
+    );
+}
+
 #[test]
 fn chromium_and_the_far_end_hear_each_other_through_relay_and_kamailio_and_hold_stops_media() {
     let (scratch, mic) = mic_tone();

@@ -205,15 +205,20 @@ mod session {
     const PBX_RTCP: &str = "10.0.0.5:16385";
 
     fn check() -> Vec<u8> {
+        check_as("rlyU:brwU", "relaypassword0123456789a")
+    }
+
+    /// A nominating check as `username`, signed with `pwd`.
+    fn check_as(username: &str, pwd: &str) -> Vec<u8> {
         let mut m = Message::new();
         m.build(&[
             Box::new(BINDING_REQUEST),
             Box::new(TransactionId::new()),
-            Box::new(TextAttribute::new(ATTR_USERNAME, "rlyU:brwU".to_owned())),
+            Box::new(TextAttribute::new(ATTR_USERNAME, username.to_owned())),
         ])
         .expect("build");
         m.add(ATTR_USE_CANDIDATE, &[]);
-        MessageIntegrity::new_short_term_integrity("relaypassword0123456789a".to_owned())
+        MessageIntegrity::new_short_term_integrity(pwd.to_owned())
             .add_to(&mut m)
             .expect("integrity");
         FINGERPRINT.add_to(&mut m).expect("fingerprint");
@@ -599,13 +604,141 @@ mod session {
             let (browser, pbx) = (SocketAddr::new(LO, browser), SocketAddr::new(LO, pbx));
             stash.bind(browser, false).expect("bind");
             stash.bind(pbx, true).expect("bind");
-            MediaSockets::take(&stash, browser, &[pbx]).expect("take")
+            MediaSockets::take(&stash, Some(browser), &[pbx]).expect("take")
+        }
+
+        /// Completes DTLS with the relay at `relay` over `browser`; the
+        /// browser's SRTP contexts, out and in.
+        async fn handshake(
+            browser: &UdpSocket,
+            relay: SocketAddr,
+            mut client: Endpoint,
+            config: Arc<rtc_dtls::config::HandshakeConfig>,
+        ) -> (Context, Context) {
+            client
+                .connect(Instant::now(), relay, config, None)
+                .expect("connect");
+            let mut done = false;
+            for _ in 0..16 {
+                while let Some(t) = client.poll_transmit() {
+                    browser.send_to(&t.message, relay).await.expect("send");
+                }
+                if done {
+                    break;
+                }
+                let (datagram, _) = recv(browser).await;
+                let events = client
+                    .read(Instant::now(), relay, None, datagram.as_slice().into())
+                    .expect("client reads");
+                done |= events
+                    .iter()
+                    .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+            }
+            assert!(done, "DTLS completed over UDP");
+            browser_contexts(&client, relay, Profile::AeadAes128Gcm)
+        }
+
+        /// One UDP port for every browser: two browsers on the same
+        /// address, each its own call, told apart by their ICE usernames
+        /// and then by their ports; each call's media reaches its own PBX
+        /// ports and comes back to its own browser.
+        #[tokio::test]
+        async fn browsers_on_one_shared_port_each_get_their_own_call() {
+            let shared = SocketAddr::new(LO, 47040);
+            let (engine, mut ends) = Engine::start(
+                1,
+                Duration::from_secs(10),
+                MediaFigures::default(),
+                Some(shared),
+            )
+            .expect("engine");
+            let identity = Identity::generate().expect("identity");
+            let mut stash = SocketStash::default();
+            let mut calls = Vec::new();
+            for (n, ours, pwd, pbx_port) in [
+                (1, "rlyA", "passwordofcallA012345678", 47042),
+                (2, "rlyB", "passwordofcallB012345678", 47046),
+            ] {
+                let id = MediaId(n);
+                let pbx = SocketAddr::new(LO, pbx_port);
+                stash.bind(pbx, true).expect("bind");
+                let sockets = MediaSockets::take(&stash, None, &[pbx]).expect("take");
+                assert!(
+                    sockets.browser_addr().is_none(),
+                    "the shared port serves it"
+                );
+                engine.open(id, sockets).expect("opened");
+                let pbx_rtp = UdpSocket::bind((LO, 0)).await.expect("bind");
+                engine.apply(Command::Pbx {
+                    id,
+                    leg: 0,
+                    rtp: pbx_rtp.local_addr().expect("addr"),
+                    rtcp: pbx_rtp.local_addr().expect("addr"),
+                    clock: 8000,
+                });
+                let (client, fp, config) =
+                    super::super::browser(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
+                let mut ice = IceLite::new(ours, pwd);
+                ice.set_remote_ufrag("brwU");
+                let dtls = DtlsServer::new(&identity, shared, &fp).expect("server");
+                engine.apply(Command::Browser {
+                    id,
+                    session: Box::new(Session::new(ice, dtls)),
+                });
+                let browser = UdpSocket::bind((LO, 0)).await.expect("bind");
+                calls.push((id, ours, pwd, pbx, pbx_rtp, browser, Some(client), config));
+            }
+
+            // A stranger's datagram names no call: dropped, nothing breaks.
+            let stranger = UdpSocket::bind((LO, 0)).await.expect("bind");
+            stranger.send_to(&rtp(1), shared).await.expect("send");
+
+            let mut contexts = Vec::new();
+            for (_, ours, pwd, _, _, browser, client, config) in calls.iter_mut() {
+                // Each browser's check is answered with its call's
+                // password (the other call would refuse it).
+                browser
+                    .send_to(&check_as(&format!("{ours}:brwU"), pwd), shared)
+                    .await
+                    .expect("send");
+                let (answer, from) = recv(browser).await;
+                assert_eq!((from, &answer[..2]), (shared, &[0x01u8, 0x01][..]));
+                let client = client.take().expect("one handshake each");
+                contexts.push(handshake(browser, shared, client, config.clone()).await);
+            }
+            for (i, ((id, _, _, pbx, pbx_rtp, browser, _, _), (out, inb))) in
+                calls.iter().zip(contexts.iter_mut()).enumerate()
+            {
+                // Browser → its own PBX ports, and back to it alone.
+                let plain = rtp(100 + i as u16);
+                browser
+                    .send_to(&sealed(out, &plain, false), shared)
+                    .await
+                    .expect("send");
+                let (got, from) = recv(pbx_rtp).await;
+                assert_eq!((got, from), (plain.clone(), *pbx), "call {id:?}");
+                pbx_rtp.send_to(&plain, *pbx).await.expect("send");
+                let (mut got, from) = recv(browser).await;
+                assert_eq!(from, shared);
+                let n = inb
+                    .unprotect_rtp(&mut got)
+                    .expect("its browser decrypts it");
+                assert_eq!(&got[..n], &plain[..]);
+            }
+            for (id, ..) in &calls {
+                engine.close(*id);
+            }
+            for (id, ..) in &calls {
+                let (ended, why) = ends.recv().await.expect("an end");
+                assert_eq!(ended, *id);
+                assert!(matches!(why, Ended::Stopped), "{why:?}");
+            }
         }
 
         #[tokio::test]
         async fn a_call_s_media_crosses_real_sockets() {
             let sockets = sockets(47000, 47002);
-            let relay_browser = sockets.browser_addr().expect("addr");
+            let relay_browser = sockets.browser_addr().expect("its own").expect("addr");
             let relay_rtp = sockets.pbx_addr().expect("addr");
             assert_eq!(relay_rtp.port() % 2, 0, "RTP on an even port");
 
@@ -613,14 +746,14 @@ mod session {
             let pbx_rtp = UdpSocket::bind((LO, 0)).await.expect("bind");
             let pbx_rtcp = UdpSocket::bind((LO, 0)).await.expect("bind");
             let identity = Identity::generate().expect("identity");
-            let (mut client, fp, config) =
+            let (client, fp, config) =
                 super::super::browser(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
             let mut ice = IceLite::new("rlyU", "relaypassword0123456789a");
             ice.set_remote_ufrag("brwU");
             let dtls = DtlsServer::new(&identity, relay_browser, &fp).expect("server");
             let figures = MediaFigures::default();
             let (engine, mut ends) =
-                Engine::start(1, Duration::from_secs(10), figures.clone()).expect("engine");
+                Engine::start(1, Duration::from_secs(10), figures.clone(), None).expect("engine");
             engine.open(CALL, sockets).expect("opened");
             // The PBX's address may come first (an incoming call).
             engine.apply(Command::Pbx {
@@ -644,36 +777,7 @@ mod session {
             assert_eq!((from, &answer[..2]), (relay_browser, &[0x01u8, 0x01][..]));
 
             // DTLS over the wire.
-            client
-                .connect(Instant::now(), relay_browser, config, None)
-                .expect("connect");
-            let mut done = false;
-            for _ in 0..16 {
-                while let Some(t) = client.poll_transmit() {
-                    browser
-                        .send_to(&t.message, relay_browser)
-                        .await
-                        .expect("send");
-                }
-                if done {
-                    break;
-                }
-                let (datagram, _) = recv(&browser).await;
-                let events = client
-                    .read(
-                        Instant::now(),
-                        relay_browser,
-                        None,
-                        datagram.as_slice().into(),
-                    )
-                    .expect("client reads");
-                done |= events
-                    .iter()
-                    .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
-            }
-            assert!(done, "DTLS completed over UDP");
-            let (mut out, mut inb) =
-                browser_contexts(&client, relay_browser, Profile::AeadAes128Gcm);
+            let (mut out, mut inb) = handshake(&browser, relay_browser, client, config).await;
 
             // Browser → PBX: SRTP in, plain RTP out of the even port.
             let plain = rtp(7);
@@ -741,7 +845,7 @@ mod session {
         async fn every_call_reports_its_end_once_also_when_the_engine_stops() {
             let figures = MediaFigures::default();
             let (engine, mut ends) =
-                Engine::start(2, Duration::from_secs(10), figures).expect("engine");
+                Engine::start(2, Duration::from_secs(10), figures, None).expect("engine");
             assert_eq!(engine.workers(), 2);
             // Calls 1 and 2 land on different workers.
             engine
@@ -776,13 +880,14 @@ mod session {
         #[tokio::test]
         async fn a_closed_call_s_ports_bind_again_at_once() {
             let (engine, mut ends) =
-                Engine::start(1, Duration::from_secs(10), MediaFigures::default()).expect("engine");
+                Engine::start(1, Duration::from_secs(10), MediaFigures::default(), None)
+                    .expect("engine");
             let mut stash = SocketStash::default();
             let (browser, pbx) = (SocketAddr::new(LO, 47030), SocketAddr::new(LO, 47032));
             for round in 0..20 {
                 stash.bind(browser, false).expect("bind");
                 stash.bind(pbx, true).expect("bind");
-                let sockets = MediaSockets::take(&stash, browser, &[pbx]).expect("take");
+                let sockets = MediaSockets::take(&stash, Some(browser), &[pbx]).expect("take");
                 let call = MediaId(round);
                 engine.open(call, sockets).expect("opened");
                 engine.close(call);
@@ -827,7 +932,7 @@ mod session {
                 panic!("the call opens first")
             };
             assert_eq!((browser.port(), pbx[0].port()), (47202, 47204));
-            let sockets = MediaSockets::take(&stash, browser, &pbx).expect("bound already");
+            let sockets = MediaSockets::take(&stash, Some(browser), &pbx).expect("bound already");
             assert_eq!(sockets.pbx_addr().expect("addr"), pbx[0]);
             assert_eq!(calls.ports().0, 2, "the squatted pair went back");
         }
@@ -838,13 +943,13 @@ mod session {
             let identity = Identity::generate().expect("identity");
             let dtls = DtlsServer::new(
                 &identity,
-                sockets.browser_addr().expect("addr"),
+                sockets.browser_addr().expect("its own").expect("addr"),
                 "sha-256 00",
             )
             .expect("server");
             let session = Session::new(IceLite::new("rlyU", "relaypassword0123456789a"), dtls);
             let (engine, mut ends) =
-                Engine::start(1, Duration::from_millis(300), MediaFigures::default())
+                Engine::start(1, Duration::from_millis(300), MediaFigures::default(), None)
                     .expect("engine");
             engine.open(CALL, sockets).expect("opened");
             engine.apply(Command::Browser {

@@ -144,6 +144,13 @@ impl CallMedia {
         }
     }
 
+    /// Whether `from` passed a connectivity check of this call.
+    pub fn is_verified(&self, from: SocketAddr) -> bool {
+        self.session
+            .as_ref()
+            .is_some_and(|s| s.ice().is_verified(from))
+    }
+
     /// Why the browser side failed, if it did: the call must end.
     pub fn failure(&self) -> Option<&DtlsError> {
         self.session.as_ref().and_then(|s| s.failure())

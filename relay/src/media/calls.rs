@@ -292,7 +292,10 @@ impl MediaCalls {
             }
         }
         // Sockets a failed Open left in the binder's hands are closed too.
-        let mut pairs = vec![(self.cfg.browser_bind, call.browser)];
+        let mut pairs: Vec<(IpAddr, PortPair)> = (!self.shared())
+            .then_some((self.cfg.browser_bind, call.browser))
+            .into_iter()
+            .collect();
         pairs.extend(call.pbx.iter().map(|p| (self.cfg.pbx_bind, *p)));
         self.give_back(&pairs);
         self.commands.push_back(Command::Close { id: call.id });
@@ -375,6 +378,12 @@ impl MediaCalls {
         (chars[..8].to_owned(), chars[8..32].to_owned())
     }
 
+    /// Whether every browser shares the engine's port (no pair of the
+    /// range for the browser side).
+    fn shared(&self) -> bool {
+        self.cfg.browser_port != 0
+    }
+
     /// A pair from the range, bound on `ip` when there is a binder;
     /// pairs whose ports another program holds are passed over.
     fn take_pair(&mut self, ip: IpAddr, rtcp: bool) -> Result<PortPair, MediaError> {
@@ -416,28 +425,35 @@ impl MediaCalls {
             if self.per_conn.get(&key.0).copied().unwrap_or(0) >= limit {
                 return Err(MediaError::TooManyCalls(limit));
             }
-            // WebRTC muxes RTCP: only the browser pair's even port is bound.
-            let mut taken = vec![(
-                self.cfg.browser_bind,
-                self.take_pair(self.cfg.browser_bind, false)?,
-            )];
+            let id = MediaId(self.next);
+            // WebRTC muxes RTCP: only the browser pair's even port is bound
+            // (the engine's shared port is bound already).
+            let browser = if self.shared() {
+                let worker = u16::try_from(id.worker(self.cfg.workers)).unwrap_or(u16::MAX);
+                PortPair {
+                    rtp: self.cfg.browser_port.saturating_add(worker),
+                }
+            } else {
+                self.take_pair(self.cfg.browser_bind, false)?
+            };
+            let mut taken = vec![(self.cfg.browser_bind, browser)];
             for _ in sections {
                 match self.take_pair(self.cfg.pbx_bind, true) {
                     Ok(p) => taken.push((self.cfg.pbx_bind, p)),
                     Err(e) => {
-                        self.give_back(&taken);
+                        let ours = usize::from(self.shared());
+                        self.give_back(&taken[ours..]);
                         return Err(e);
                     }
                 }
             }
-            let browser = taken[0].1;
             let pbx: Vec<PortPair> = taken[1..].iter().map(|(_, p)| *p).collect();
             let (ufrag, pwd) = self.credentials();
-            let id = MediaId(self.next);
             self.next += 1;
             self.commands.push_back(Command::Open {
                 id,
                 browser: SocketAddr::new(self.cfg.browser_bind, browser.rtp),
+                shared: self.shared(),
                 pbx: pbx
                     .iter()
                     .map(|p| SocketAddr::new(self.cfg.pbx_bind, p.rtp))

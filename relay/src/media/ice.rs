@@ -43,6 +43,26 @@ pub fn is_stun(datagram: &[u8]) -> bool {
         && u32::from_be_bytes([datagram[4], datagram[5], datagram[6], datagram[7]]) == MAGIC_COOKIE
 }
 
+/// Our part of a Binding Request's USERNAME (`ours:theirs`, RFC 8445
+/// §7.2.2): it names the call on a port every browser shares. Unchecked:
+/// [`IceLite::handle`] authenticates the request afterwards.
+pub fn local_ufrag(request: &[u8]) -> Option<&[u8]> {
+    if !is_stun(request) {
+        return None;
+    }
+    let mut at = 20;
+    while at + 4 <= request.len() {
+        let kind = u16::from_be_bytes([request[at], request[at + 1]]);
+        let len = usize::from(u16::from_be_bytes([request[at + 2], request[at + 3]]));
+        let value = request.get(at + 4..at + 4 + len)?;
+        if kind == ATTR_USERNAME {
+            return value.split(|b| *b == b':').next();
+        }
+        at += 4 + len.div_ceil(4) * 4;
+    }
+    None
+}
+
 /// Why a check was not answered (it is dropped: RFC 8445 answers only
 /// authenticated checks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +128,11 @@ impl IceLite {
             next_checked: 0,
             previous: None,
         }
+    }
+
+    /// Our username fragment (what the browser's checks start with).
+    pub fn local_ufrag(&self) -> &str {
+        &self.local_ufrag
     }
 
     /// The browser's username fragment, from its SDP; until it is known,

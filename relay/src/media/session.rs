@@ -319,6 +319,11 @@ impl Session {
         self.heard
     }
 
+    /// The browser side's ICE agent.
+    pub fn ice(&self) -> &IceLite {
+        &self.ice
+    }
+
     fn drop(&mut self, why: Drop) -> Result<Forward, Drop> {
         self.counters.dropped += 1;
         if let Drop::Srtp(_) = why {

@@ -8,6 +8,12 @@
 //! calls' timers from one heap (each call has one deadline: its DTLS
 //! timer during the handshake, else once a second).
 //!
+//! With a shared browser port (`[media] browser_port`), each worker has
+//! one socket for all its calls' browsers: a datagram finds its call by
+//! its source address once a check from there passed, and a check from a
+//! new address by the ICE username it carries (ours names the call).
+//! Toward the PBX each call keeps its own RTP and RTCP ports.
+//!
 //! The signalling reaches a call through [`Engine::open`],
 //! [`Engine::apply`] and [`Engine::close`]; every call opened reports its
 //! end exactly once on the channel [`Engine::start`] returns.
@@ -25,12 +31,13 @@ use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use super::media::{Ended, Held, MediaFigures, MediaSockets};
 use crate::ids::MediaId;
 use crate::media::call::{CallMedia, Over};
 use crate::media::calls::Command;
+use crate::media::ice;
 use crate::media::session::{Forward, MAX_LEGS};
 
 /// Biggest datagram carried; RTP over UDP stays under it. A bigger one
@@ -43,10 +50,19 @@ const HEADROOM: usize = 128;
 const PUBLISH: Duration = Duration::from_secs(1);
 /// Datagrams read from one socket before the worker turns to the others.
 const BUDGET: usize = 32;
+/// The same for the shared browser port, which carries many calls.
+const SHARED_BUDGET: usize = 256;
+/// Browser addresses a call keeps on the shared port (its verified ones).
+const ADDRS: usize = 4;
+/// ICE username fragments a call keeps (the current and, after a
+/// restart, the previous).
+const UFRAGS: usize = 2;
 /// A call's sockets: the browser's, then each leg's RTP and RTCP.
 const PER_CALL: usize = 1 + 2 * MAX_LEGS;
 /// The token of a worker's waker (commands are waiting).
 const WAKE: Token = Token(usize::MAX);
+/// The token of a worker's shared browser port.
+const SHARED: Token = Token(usize::MAX - 1);
 
 /// What the signalling sends a worker (a command boxed: it is large, and
 /// comes at the signalling's pace).
@@ -72,12 +88,14 @@ pub struct Engine {
 impl Engine {
     /// Starts `workers` threads (at least one). A call answered and then
     /// silent for `idle` ends; every call publishes its figures to
-    /// `figures`. Each call's end comes out of the returned channel once,
-    /// with its id.
+    /// `figures`. With `shared`, worker `i` serves every browser of its
+    /// calls on `shared`'s port plus `i` (see [`MediaId::worker`]). Each
+    /// call's end comes out of the returned channel once, with its id.
     pub fn start(
         workers: usize,
         idle: Duration,
         figures: MediaFigures,
+        shared: Option<SocketAddr>,
     ) -> io::Result<(Engine, UnboundedReceiver<(MediaId, Ended)>)> {
         let (ended, ends) = unbounded_channel();
         let mut engine = Engine {
@@ -87,7 +105,15 @@ impl Engine {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
             let (tx, rx) = channel();
+            let shared = match shared {
+                Some(base) => Some(bind_shared(&poll, base, i)?),
+                None => None,
+            };
             let worker = Worker {
+                shared,
+                shared_busy: false,
+                by_addr: HashMap::new(),
+                by_ufrag: HashMap::new(),
                 poll,
                 rx,
                 calls: Slab::new(),
@@ -140,7 +166,7 @@ impl Engine {
     }
 
     fn send(&self, id: MediaId, msg: Msg) -> Result<(), ()> {
-        let worker = &self.workers[(id.0 % self.workers.len() as u64) as usize];
+        let worker = &self.workers[id.worker(self.workers.len())];
         worker.tx.send(msg).map_err(|_| ())?;
         worker
             .waker
@@ -182,13 +208,20 @@ struct Call {
     next_publish: Instant,
     /// Which of its sockets are on the worker's busy list.
     busy: u8,
+    /// On the shared port: the browser addresses that lead to the call,
+    /// oldest replaced first, and its ICE username fragments.
+    addrs: [Option<SocketAddr>; ADDRS],
+    next_addr: usize,
+    ufrags: Vec<Vec<u8>>,
 }
 
 impl Call {
-    /// Sends one datagram from socket `idx`; a failed send loses that
-    /// packet only, as on the wire.
-    fn send(&self, idx: usize, datagram: &[u8], to: SocketAddr) {
-        if let Some(socket) = &self.sockets[idx]
+    /// Sends one datagram from socket `idx` (the browser's: the call's own,
+    /// else the worker's `shared`); a failed send loses that packet only,
+    /// as on the wire.
+    fn send(&self, shared: Option<&UdpSocket>, idx: usize, datagram: &[u8], to: SocketAddr) {
+        let socket = self.sockets[idx].as_ref().or(shared.filter(|_| idx == 0));
+        if let Some(socket) = socket
             && let Err(e) = socket.send_to(datagram, to)
         {
             debug!(call = self.id.0, %to, error = %e, "media send failed");
@@ -197,9 +230,9 @@ impl Call {
 
     /// Sends the DTLS flights and retransmissions the call has (not on the
     /// media path).
-    fn transmit(&mut self) {
+    fn transmit(&mut self, shared: Option<&UdpSocket>) {
         while let Some((to, datagram)) = self.media.poll_transmit() {
-            self.send(0, &datagram, to);
+            self.send(shared, 0, &datagram, to);
         }
     }
 
@@ -213,6 +246,14 @@ impl Call {
 type Timer = Reverse<(Instant, usize, u64)>;
 
 struct Worker {
+    /// The browser port every call of this worker shares, if configured.
+    shared: Option<UdpSocket>,
+    /// It has datagrams left after its budget.
+    shared_busy: bool,
+    /// On the shared port: browser address and ICE username fragment to
+    /// the call's slot.
+    by_addr: HashMap<SocketAddr, usize>,
+    by_ufrag: HashMap<Vec<u8>, usize>,
     poll: Poll,
     rx: Receiver<Msg>,
     calls: Slab<Call>,
@@ -234,7 +275,7 @@ impl Worker {
         let mut events = Events::with_capacity(1024);
         let mut again = Vec::new();
         loop {
-            let timeout = if self.busy.is_empty() {
+            let timeout = if self.busy.is_empty() && !self.shared_busy {
                 self.timers
                     .peek()
                     .map(|Reverse((at, ..))| at.saturating_duration_since(Instant::now()))
@@ -250,15 +291,29 @@ impl Worker {
                 return;
             }
             let now = Instant::now();
+            // The signalling's messages first: what it sent before these
+            // datagrams came (a call's browser side) applies to them.
+            if !self.commands(now) {
+                self.end_all(|| Ended::Stopped);
+                return;
+            }
+            let mut shared = std::mem::take(&mut self.shared_busy);
             for event in events.iter() {
                 let Token(token) = event.token();
                 if token == WAKE.0 {
+                    continue;
+                }
+                if token == SHARED.0 {
+                    shared = true;
                     continue;
                 }
                 let slot = token / PER_CALL;
                 if let Some(generation) = self.calls.get(slot).map(|c| c.generation) {
                     self.drain(now, slot, token % PER_CALL, generation);
                 }
+            }
+            if shared {
+                self.drain_shared(now);
             }
             std::mem::swap(&mut self.busy, &mut again);
             for (slot, idx, generation) in again.drain(..) {
@@ -270,10 +325,6 @@ impl Worker {
                 }
             }
             self.expire(now);
-            if !self.commands(now) {
-                self.end_all(|| Ended::Stopped);
-                return;
-            }
         }
     }
 
@@ -301,31 +352,19 @@ impl Worker {
                 continue;
             }
             if idx == 0 {
-                match call.media.from_browser(now, from, &mut self.buf, len) {
-                    Ok(Forward::ToPbx { leg, to, len, rtcp }) => {
-                        call.send(1 + 2 * leg + usize::from(rtcp), &self.buf[..len], to);
-                    }
-                    Ok(Forward::ToBrowser { to, len }) => call.send(0, &self.buf[..len], to),
-                    Ok(Forward::Nothing) => {}
-                    Err(why) => debug!(call = call.id.0, ?why, %from, "browser datagram dropped"),
+                self.browser_datagram(now, slot, from, len);
+                continue;
+            }
+            let (leg, rtcp) = ((idx - 1) / 2, (idx - 1) % 2 == 1);
+            match call
+                .media
+                .from_pbx(now, leg, from, rtcp, &mut self.buf, len)
+            {
+                Ok(Forward::ToBrowser { to, len }) => {
+                    call.send(self.shared.as_ref(), 0, &self.buf[..len], to);
                 }
-                if let Some(e) = call.media.failure() {
-                    let e = e.clone();
-                    self.remove(slot, Ended::Dtls(e));
-                    return;
-                }
-                call.transmit();
-                self.rearm(slot);
-            } else {
-                let (leg, rtcp) = ((idx - 1) / 2, (idx - 1) % 2 == 1);
-                match call
-                    .media
-                    .from_pbx(now, leg, from, rtcp, &mut self.buf, len)
-                {
-                    Ok(Forward::ToBrowser { to, len }) => call.send(0, &self.buf[..len], to),
-                    Ok(_) => {}
-                    Err(why) => debug!(call = call.id.0, ?why, %from, "PBX datagram dropped"),
-                }
+                Ok(_) => {}
+                Err(why) => debug!(call = call.id.0, ?why, %from, "PBX datagram dropped"),
             }
         }
         if let Some(call) = self.calls.get_mut(slot)
@@ -334,6 +373,93 @@ impl Worker {
             call.busy |= 1 << idx;
             self.busy.push((slot, idx, generation));
         }
+    }
+
+    /// Reads the shared browser port until it is empty or its budget is
+    /// spent, each datagram to the call its source address (or, from a new
+    /// address, its ICE username) names.
+    fn drain_shared(&mut self, now: Instant) {
+        for _ in 0..SHARED_BUDGET {
+            let Some(socket) = &self.shared else {
+                return;
+            };
+            let (len, from) = match socket.recv_from(&mut self.buf[..=MAX_DATAGRAM]) {
+                Ok(read) => read,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // Not the calls' fault: the next datagram may be fine.
+                    if !transient(&e) {
+                        warn!(error = %e, "shared browser port: read failed");
+                    }
+                    continue;
+                }
+            };
+            if len > MAX_DATAGRAM {
+                debug!(%from, "oversized datagram dropped");
+                continue;
+            }
+            let slot = match self.by_addr.get(&from) {
+                Some(&slot) => slot,
+                None => {
+                    let named = ice::local_ufrag(&self.buf[..len])
+                        .and_then(|ufrag| self.by_ufrag.get(ufrag));
+                    let Some(&slot) = named else {
+                        debug!(%from, "datagram for no call dropped (shared port)");
+                        continue;
+                    };
+                    slot
+                }
+            };
+            self.browser_datagram(now, slot, from, len);
+            if let Some(call) = self.calls.get(slot)
+                && call.media.is_verified(from)
+                && self.by_addr.get(&from) != Some(&slot)
+            {
+                self.learn(slot, from);
+            }
+        }
+        self.shared_busy = true;
+    }
+
+    /// The browser datagram of `len` bytes in the buffer, from `from`, for
+    /// the call in `slot`.
+    fn browser_datagram(&mut self, now: Instant, slot: usize, from: SocketAddr, len: usize) {
+        let Some(call) = self.calls.get_mut(slot) else {
+            return;
+        };
+        let shared = self.shared.as_ref();
+        match call.media.from_browser(now, from, &mut self.buf, len) {
+            Ok(Forward::ToPbx { leg, to, len, rtcp }) => {
+                let idx = 1 + 2 * leg + usize::from(rtcp);
+                call.send(shared, idx, &self.buf[..len], to);
+            }
+            Ok(Forward::ToBrowser { to, len }) => call.send(shared, 0, &self.buf[..len], to),
+            Ok(Forward::Nothing) => {}
+            Err(why) => debug!(call = call.id.0, ?why, %from, "browser datagram dropped"),
+        }
+        if let Some(e) = call.media.failure() {
+            let e = e.clone();
+            self.remove(slot, Ended::Dtls(e));
+            return;
+        }
+        call.transmit(shared);
+        self.rearm(slot);
+    }
+
+    /// Leads the shared port's datagrams from `from` to the call in `slot`
+    /// (a check from there passed), forgetting its oldest address if it
+    /// has too many.
+    fn learn(&mut self, slot: usize, from: SocketAddr) {
+        let Some(call) = self.calls.get_mut(slot) else {
+            return;
+        };
+        if let Some(old) = call.addrs[call.next_addr].replace(from)
+            && self.by_addr.get(&old) == Some(&slot)
+        {
+            self.by_addr.remove(&old);
+        }
+        call.next_addr = (call.next_addr + 1) % ADDRS;
+        self.by_addr.insert(from, slot);
     }
 
     /// Moves the call's timer earlier when it needs it sooner (a DTLS
@@ -378,7 +504,7 @@ impl Worker {
                     continue;
                 }
             }
-            call.transmit();
+            call.transmit(self.shared.as_ref());
             call.deadline = call.next_deadline();
             self.timers
                 .push(Reverse((call.deadline, slot, call.generation)));
@@ -395,9 +521,12 @@ impl Worker {
                     let Some(&slot) = self.ids.get(&command.id()) else {
                         continue;
                     };
+                    if self.shared.is_some() {
+                        self.name(slot, &command);
+                    }
                     if let Some(call) = self.calls.get_mut(slot) {
                         call.media.apply(now, *command);
-                        call.transmit();
+                        call.transmit(self.shared.as_ref());
                     }
                     self.rearm(slot);
                 }
@@ -410,6 +539,28 @@ impl Worker {
                 Err(TryRecvError::Disconnected) => return false,
             }
         }
+    }
+
+    /// On the shared port, a call is found by our ICE username fragment
+    /// toward its browser: the first, and each restart's (the one before
+    /// stays, in case the browser keeps it).
+    fn name(&mut self, slot: usize, command: &Command) {
+        let ufrag = match command {
+            Command::Browser { session, .. } => session.ice().local_ufrag(),
+            Command::IceRestart { ice, .. } => ice.local_ufrag(),
+            _ => return,
+        };
+        let Some(call) = self.calls.get_mut(slot) else {
+            return;
+        };
+        if call.ufrags.len() == UFRAGS {
+            let old = call.ufrags.remove(0);
+            if self.by_ufrag.get(&old) == Some(&slot) {
+                self.by_ufrag.remove(&old);
+            }
+        }
+        call.ufrags.push(ufrag.as_bytes().to_vec());
+        self.by_ufrag.insert(ufrag.as_bytes().to_vec(), slot);
     }
 
     fn open(&mut self, now: Instant, id: MediaId, sockets: MediaSockets) {
@@ -444,6 +595,9 @@ impl Worker {
             deadline,
             next_publish,
             busy: 0,
+            addrs: [None; ADDRS],
+            next_addr: 0,
+            ufrags: Vec::with_capacity(UFRAGS),
         });
         self.ids.insert(id, slot);
         self.timers.push(Reverse((deadline, slot, generation)));
@@ -456,6 +610,16 @@ impl Worker {
             return;
         };
         self.ids.remove(&call.id);
+        for addr in call.addrs.iter().flatten() {
+            if self.by_addr.get(addr) == Some(&slot) {
+                self.by_addr.remove(addr);
+            }
+        }
+        for ufrag in &call.ufrags {
+            if self.by_ufrag.get(ufrag) == Some(&slot) {
+                self.by_ufrag.remove(ufrag);
+            }
+        }
         debug!(call = call.id.0, ?ended, "media ended");
         self.figures
             .publish(call.id.0, call.media.figures().unwrap_or_default(), true);
@@ -468,6 +632,22 @@ impl Worker {
             self.remove(slot, why());
         }
     }
+}
+
+/// Binds worker `i`'s shared browser port: `base`'s port plus `i`.
+fn bind_shared(poll: &Poll, base: SocketAddr, i: usize) -> io::Result<UdpSocket> {
+    let port = u16::try_from(i)
+        .ok()
+        .and_then(|i| base.port().checked_add(i))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "browser port past 65535"))?;
+    let addr = SocketAddr::new(base.ip(), port);
+    let socket = std::net::UdpSocket::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("media.browser_port {addr}: {e}")))?;
+    socket.set_nonblocking(true)?;
+    let mut socket = UdpSocket::from_std(socket);
+    poll.registry()
+        .register(&mut socket, SHARED, Interest::READABLE)?;
+    Ok(socket)
 }
 
 /// Errors a UDP read may report that say nothing about this socket

@@ -278,11 +278,11 @@ impl Collector for MediaFigures {
 }
 
 /// One call's sockets: the browser's WebRTC port (every stream, RTP and
-/// RTCP multiplexed, RFC 5761, RFC 8843), and RTP and RTCP toward the PBX
-/// for each leg (audio, video).
+/// RTCP multiplexed, RFC 5761, RFC 8843) unless the engine's shared port
+/// serves it, and RTP and RTCP toward the PBX for each leg (audio, video).
 #[derive(Debug)]
 pub struct MediaSockets {
-    browser: UdpSocket,
+    browser: Option<UdpSocket>,
     legs: Vec<(UdpSocket, UdpSocket)>,
     held: Held,
 }
@@ -292,11 +292,18 @@ fn taken(socket: Option<UdpSocket>, addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 impl MediaSockets {
-    /// Takes a call's sockets from the stash: the browser's at `browser`,
-    /// each leg's RTP toward the PBX at `pbx` and its RTCP on the next
-    /// port.
-    pub fn take(stash: &SocketStash, browser: SocketAddr, pbx: &[SocketAddr]) -> io::Result<Self> {
-        let b = stash.take(browser).and_then(|mut s| s.pop());
+    /// Takes a call's sockets from the stash: the browser's at `browser`
+    /// (none when the call uses the engine's shared port), each leg's RTP
+    /// toward the PBX at `pbx` and its RTCP on the next port.
+    pub fn take(
+        stash: &SocketStash,
+        browser: Option<SocketAddr>,
+        pbx: &[SocketAddr],
+    ) -> io::Result<Self> {
+        let browser = match browser {
+            Some(addr) => Some(taken(stash.take(addr).and_then(|mut s| s.pop()), addr)?),
+            None => None,
+        };
         let mut legs = Vec::with_capacity(pbx.len());
         for &addr in pbx {
             let mut p = stash.take(addr).unwrap_or_default().into_iter();
@@ -309,8 +316,10 @@ impl MediaSockets {
                 format!("{} legs: a call has 1 to {MAX_LEGS}", legs.len()),
             ));
         }
-        let browser = taken(b, browser)?;
-        let mut addrs = vec![browser.local_addr()?];
+        let mut addrs = Vec::with_capacity(1 + 2 * legs.len());
+        if let Some(browser) = &browser {
+            addrs.push(browser.local_addr()?);
+        }
         for (rtp, rtcp) in &legs {
             addrs.extend([rtp.local_addr()?, rtcp.local_addr()?]);
         }
@@ -321,9 +330,9 @@ impl MediaSockets {
         })
     }
 
-    /// The browser's WebRTC port.
-    pub fn browser_addr(&self) -> io::Result<SocketAddr> {
-        self.browser.local_addr()
+    /// The browser's WebRTC port, when the call has its own.
+    pub fn browser_addr(&self) -> Option<io::Result<SocketAddr>> {
+        self.browser.as_ref().map(UdpSocket::local_addr)
     }
 
     /// The first leg's RTP port toward the PBX (its RTCP port is the next
@@ -337,7 +346,10 @@ impl MediaSockets {
     /// addresses, to drop once they are closed.
     pub(super) fn into_parts(self) -> (Held, impl Iterator<Item = (usize, UdpSocket)>) {
         let legs = self.legs.into_iter().flat_map(|(rtp, rtcp)| [rtp, rtcp]);
-        let sockets = std::iter::once(self.browser).chain(legs).enumerate();
+        let sockets = std::iter::once(self.browser)
+            .chain(legs.map(Some))
+            .enumerate()
+            .filter_map(|(idx, socket)| Some((idx, socket?)));
         (self.held, sockets)
     }
 }

@@ -174,8 +174,10 @@ impl Relay {
         let mut proxy = Proxy::new(cfg.proxy(sip_addr), FlowKey::new(random()?)).with_media(calls);
         let figures = media::MediaFigures::default();
         proxy.metrics.register_collector(Box::new(figures.clone()));
+        let shared = (media_cfg.browser_port != 0)
+            .then(|| SocketAddr::new(media_cfg.browser_bind, media_cfg.browser_port));
         let (engine, media_ended) =
-            engine::Engine::start(cfg.media_workers(), media_cfg.rtp_timeout, figures)?;
+            engine::Engine::start(media_cfg.workers, media_cfg.rtp_timeout, figures, shared)?;
         info!(workers = engine.workers(), "media engine started");
         proxy.metrics.register_collector(Box::new(recordings));
         let (inputs, rx) = mpsc::channel(4096);
@@ -360,7 +362,13 @@ impl MediaShell {
     /// (the proxy then ends it).
     fn command(&mut self, command: Command) -> Result<(), (MediaId, media::Ended)> {
         match command {
-            Command::Open { id, browser, pbx } => {
+            Command::Open {
+                id,
+                browser,
+                shared,
+                pbx,
+            } => {
+                let browser = (!shared).then_some(browser);
                 let sockets = media::MediaSockets::take(&self.stash, browser, &pbx)
                     .map_err(|e| (id, media::Ended::Io(e)))?;
                 self.engine.open(id, sockets).map_err(|e| (id, e))?;

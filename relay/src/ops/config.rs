@@ -107,6 +107,9 @@ pub struct MediaSection {
     pub latch_pbx: bool,
     /// Threads carrying the media; 0: one per core the relay may run on.
     pub workers: usize,
+    /// One UDP port for every browser's media instead of one per call
+    /// (0: off); each media thread takes the next port from it.
+    pub browser_port: u16,
 }
 
 impl Default for MediaSection {
@@ -122,6 +125,7 @@ impl Default for MediaSection {
             rtp_timeout_secs: d.rtp_timeout.as_secs(),
             latch_pbx: d.latch_pbx,
             workers: 0,
+            browser_port: 0,
         }
     }
 }
@@ -574,6 +578,8 @@ impl Config {
             latch_pbx: m.latch_pbx,
             max_calls_per_connection: self.limits.max_calls_per_connection,
             recording: self.recording.mode,
+            browser_port: m.browser_port,
+            workers: self.media_workers(),
         }
     }
 
@@ -596,6 +602,23 @@ impl Config {
                     m.port_min, m.port_max
                 ),
             });
+        }
+        if m.browser_port != 0 {
+            let last = usize::from(m.browser_port) + self.media_workers() - 1;
+            let ours = usize::from(m.port_min)..=usize::from(m.port_max);
+            if m.browser_port < 1024
+                || last > 65_535
+                || ours.contains(&usize::from(m.browser_port))
+                || ours.contains(&last)
+            {
+                return Err(ConfigError::Invalid {
+                    key: "media.browser_port",
+                    problem: format!(
+                        "{}..={last} (one port per media thread) must lie above 1023 and outside media.port_min..=media.port_max",
+                        m.browser_port
+                    ),
+                });
+            }
         }
         if m.advertise_browser.is_none() && m.listen_browser.is_unspecified() {
             return Err(ConfigError::Invalid {
@@ -758,5 +781,26 @@ mod tests {
                 .to_string()
                 .starts_with("config key `sip.advertise`")
         );
+    }
+
+    #[test]
+    fn the_shared_browser_port_lies_outside_the_range() {
+        let mut c = Config::default();
+        c.pbx.addresses = vec!["10.0.0.5:5060".parse().expect("addr")];
+        c.media.workers = 2;
+        c.media.browser_port = 40_000;
+        c.validate().expect("outside the range");
+        assert_eq!(c.media(c.sip.listen.ip()).browser_port, 40_000);
+        assert_eq!(c.media(c.sip.listen.ip()).workers, 2);
+        // The second worker's port, 20,000, is the range's first.
+        c.media.browser_port = 19_999;
+        let err = c.validate().expect_err("overlaps");
+        assert!(
+            err.to_string()
+                .starts_with("config key `media.browser_port`: 19999..=20000"),
+            "{err}"
+        );
+        c.media.browser_port = 65_535;
+        assert!(c.validate().is_err(), "its second port would pass 65535");
     }
 }

@@ -41,6 +41,12 @@ pub struct MediaConfig {
     pub max_calls_per_connection: usize,
     /// Which calls' media is recorded.
     pub recording: RecordingMode,
+    /// One UDP port for every browser's media (0: a port of the range per
+    /// call). The engine's worker `i` listens on `browser_port + i`; a
+    /// call is on worker [`MediaId::worker`].
+    pub browser_port: u16,
+    /// The engine's worker threads.
+    pub workers: usize,
 }
 
 impl Default for MediaConfig {
@@ -57,6 +63,8 @@ impl Default for MediaConfig {
             latch_pbx: false,
             max_calls_per_connection: 16,
             recording: RecordingMode::Off,
+            browser_port: 0,
+            workers: 1,
         }
     }
 }
@@ -125,6 +133,9 @@ pub enum Command {
         id: MediaId,
         /// The browser-side socket address.
         browser: SocketAddr,
+        /// `browser` is the engine's port that every browser shares
+        /// ([`MediaConfig::browser_port`]): nothing to bind for it.
+        shared: bool,
         /// The PBX-side RTP socket address of each leg (audio, video).
         pbx: Vec<SocketAddr>,
     },
