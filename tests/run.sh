@@ -40,5 +40,16 @@ else
     cargo test --workspace --locked --no-fail-fast
 fi
 
+# The browser tests again, every browser on one UDP port of the relay
+# (media.browser_port): Chromium and Firefox, calls both ways, ICE
+# restart, a call moving to a new WebSocket, transfers.
+step "browser tests with one shared browser port"
+browser_tests=(--test sdk_browser --test browser_calls --test demo_page --test sdk_ice)
+if cargo nextest --version >/dev/null 2>&1; then
+    SIPLINE_TEST_BROWSER_PORT=1 cargo nextest run -p sipline-relay --locked --no-fail-fast "${browser_tests[@]}"
+else
+    SIPLINE_TEST_BROWSER_PORT=1 cargo test -p sipline-relay --locked --no-fail-fast "${browser_tests[@]}"
+fi
+
 step "fuzz smoke"
 bash fuzz/run.sh 5

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
-use sipline_test_harness::{browser, free_port};
+use sipline_test_harness::{browser, free_port, relay};
 
 use common::calls::{
     FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, far_end, outcome,
@@ -55,6 +55,11 @@ impl Demo {
                 .env("SIPLINE_PBX", pbx.to_string())
                 .env("SIPLINE_DOMAIN", domain);
         }
+        if let Some(port) = relay::shared_browser_port().expect("a free port") {
+            command
+                .env("SIPLINE_MEDIA_BROWSER_PORT", port.to_string())
+                .env("SIPLINE_MEDIA_WORKERS", "1");
+        }
         let mut script = command
             .arg(repo.join("demo/serve.sh"))
             .env(
@@ -65,7 +70,10 @@ impl Demo {
             .env("SIPLINE_RELAY", env!("CARGO_BIN_EXE_sipline-relay"))
             .env("SIPLINE_SITE", scratch.0.join("site"))
             .env("SIPLINE_RECORD_DIR", scratch.0.join("recordings"))
-            .env("RUST_LOG", "warn,rtc_dtls=error")
+            .env(
+                "RUST_LOG",
+                std::env::var("SIPLINE_RELAY_LOG").unwrap_or_else(|_| "warn,rtc_dtls=error".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             // Its own process group, so that dropping it stops the relay too.

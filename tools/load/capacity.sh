@@ -14,6 +14,7 @@
 #   PAYLOAD=1200 CALLS=100,300 bash tools/load/capacity.sh
 #   GATEWAYS=relay bash tools/load/capacity.sh  # the relay alone
 #   RECORD=1 CALLS=100,300 GATEWAYS=relay bash tools/load/capacity.sh
+#   SHARED_PORT=1 GATEWAYS=relay bash tools/load/capacity.sh  # one browser port
 #
 # GATEWAYS: "relay rtpengine" (the default), or either. rtpengine and
 # Kamailio come from Debian (installed when missing, as the tests do); for
@@ -65,7 +66,9 @@ ramp() { # WS PID DOMAIN OUT
 
 relay() {
     local http=127.0.0.1:28080
-    local recording=()
+    local recording=() shared=()
+    # One UDP port for every browser instead of one per call.
+    [ -n "${SHARED_PORT:-}" ] && shared=(--media-browser-port 39000)
     if [ -n "${RECORD:-}" ]; then
         mkdir -p "$work/records"
         recording=(--record all --record-dir "$work/records")
@@ -74,7 +77,7 @@ relay() {
         --pbx "$PBX" --http-listen "$http" --sip-listen 127.0.0.1:25070 --media-ports 40000-59999 \
         --max-connections-per-ip 100000 --max-http-connections-per-ip 100000 \
         --messages-per-second 100000 --message-burst 100000 \
-        "${recording[@]}" &
+        "${recording[@]}" "${shared[@]}" &
     local pid=$!
     pids+=("$pid")
     wait_tcp "$http"

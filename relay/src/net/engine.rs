@@ -54,6 +54,9 @@ const BUDGET: usize = 32;
 const SHARED_BUDGET: usize = 256;
 /// Browser addresses a call keeps on the shared port (its verified ones).
 const ADDRS: usize = 4;
+/// The shared browser port's socket buffers: 4 MiB, ≈ 4,000 packets
+/// (as the kernel counts them) arriving faster than the worker reads.
+const SHARED_BUFFER: usize = 4 << 20;
 /// ICE username fragments a call keeps (the current and, after a
 /// restart, the previous).
 const UFRAGS: usize = 2;
@@ -644,6 +647,23 @@ fn bind_shared(poll: &Poll, base: SocketAddr, i: usize) -> io::Result<UdpSocket>
     let socket = std::net::UdpSocket::bind(addr)
         .map_err(|e| io::Error::new(e.kind(), format!("media.browser_port {addr}: {e}")))?;
     socket.set_nonblocking(true)?;
+    // Every call's browser packets queue here: the default buffer (about
+    // 200 KiB) overflows with a few hundred calls' packets arriving at
+    // once.
+    let sock = socket2::SockRef::from(&socket);
+    sock.set_recv_buffer_size(SHARED_BUFFER)?;
+    sock.set_send_buffer_size(SHARED_BUFFER)?;
+    // Linux reports twice what it grants (its bookkeeping counted in).
+    let granted = sock.recv_buffer_size()? / 2;
+    if granted < SHARED_BUFFER {
+        warn!(
+            %addr,
+            granted,
+            wanted = SHARED_BUFFER,
+            "shared browser port: small receive buffer, packets may be lost under load \
+             (raise the sysctl net.core.rmem_max)"
+        );
+    }
     let mut socket = UdpSocket::from_std(socket);
     poll.registry()
         .register(&mut socket, SHARED, Interest::READABLE)?;

@@ -178,7 +178,14 @@ impl Relay {
             .then(|| SocketAddr::new(media_cfg.browser_bind, media_cfg.browser_port));
         let (engine, media_ended) =
             engine::Engine::start(media_cfg.workers, media_cfg.rtp_timeout, figures, shared)?;
-        info!(workers = engine.workers(), "media engine started");
+        match shared {
+            Some(port) => info!(
+                workers = engine.workers(),
+                %port,
+                "media engine started: every browser on one port (one more per worker after the first)"
+            ),
+            None => info!(workers = engine.workers(), "media engine started"),
+        }
         proxy.metrics.register_collector(Box::new(recordings));
         let (inputs, rx) = mpsc::channel(4096);
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);

@@ -30,10 +30,38 @@ pub fn launch(
             std::env::var("SIPLINE_RELAY_LOG").unwrap_or_else(|_| "warn,rtc_dtls=error".into()),
         )
         .stdin(Stdio::null());
+    if let Some(port) = shared_browser_port()?
+        && !args.iter().any(|a| a == "--media-browser-port")
+    {
+        cmd.arg("--media-browser-port")
+            .arg(port.to_string())
+            .args(["--media-workers", "1"]);
+    }
     if let Some(users) = users {
         cmd.env("SIPLINE_USERS", users);
     }
     cmd.spawn()
+}
+
+/// With `SIPLINE_TEST_BROWSER_PORT` set, the browser tests run again with
+/// one UDP port for every browser: the port their relay takes (with one
+/// media thread), else `None`.
+pub fn shared_browser_port() -> io::Result<Option<u16>> {
+    match std::env::var_os("SIPLINE_TEST_BROWSER_PORT") {
+        Some(_) => free_udp_port().map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A UDP port free on 127.0.0.1 now, from 38000–38999 (outside every
+/// test's media range), tried from a place this process's id picks so that
+/// tests starting together seldom try the same.
+fn free_udp_port() -> io::Result<u16> {
+    let start = std::process::id() % 1000;
+    (0..1000)
+        .map(|i| 38_000 + ((start + i) % 1000) as u16)
+        .find(|&port| std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "38000-38999 all taken"))
 }
 
 /// Whether 127.0.0.1:`http_port` accepted a connection within 10 s.
