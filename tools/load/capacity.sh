@@ -7,8 +7,10 @@
 # packets through the gateway, its media process's CPU (and CPU per
 # packet), the p99 latency through it, the load generator's own p99 at the
 # same load without a gateway (baseline), the difference (what the gateway
-# adds), loss, and the media process's memory per call. Then the two side
-# by side, with their ratios.
+# adds), loss, and the media process's memory per call. Then the machine's
+# floor for the same pattern (sipline-floor: a socket pair per call in one
+# epoll, each datagram sent on as it is, nothing of a gateway), and the
+# gateways side by side with their ratios, over the floor too.
 #
 #   bash tools/load/capacity.sh                 # 160-byte payloads (G.711)
 #   PAYLOAD=1200 CALLS=100,300 bash tools/load/capacity.sh
@@ -32,7 +34,7 @@ SECONDS_EACH="${SECONDS_EACH:-10}"
 GATEWAYS="${GATEWAYS:-relay rtpengine}"
 [ "$(nproc)" -ge 2 ] || die "needs two cores: one for the gateway, one for the load"
 
-cargo build --release --locked -p sipline-relay -p sipline-load
+cargo build --release --locked -p sipline-relay -p sipline-load --bins
 [[ " $GATEWAYS " == *" rtpengine "* ]] && ensure_apt_packages kamailio kamailio-websocket-modules rtpengine-daemon
 
 PBX=127.0.0.1:25090
@@ -117,6 +119,23 @@ rtpengine_gateway() {
     stop_all
 }
 
+# The floor, at each step of the ramp: CPU per datagram of a forwarder
+# with nothing of a gateway in it.
+floor() {
+    echo "floor: sipline-floor forwarding on core 0, its load on core 1"
+    for calls in ${CALLS//,/ }; do
+        taskset -c 0 target/release/sipline-floor forward "$calls" $((SECONDS_EACH + 2)) >"$work/floor-$calls.txt" &
+        local pid=$!
+        sleep 0.3
+        taskset -c 1 target/release/sipline-floor load "$calls" "$SECONDS_EACH" >/dev/null
+        wait "$pid"
+        cat "$work/floor-$calls.txt"
+        awk -v c="$calls" '{ print c, $(NF-3) }' "$work/floor-$calls.txt" >>"$work/floor.txt"
+    done
+    echo
+}
+floor
+
 for gateway in $GATEWAYS; do
     case "$gateway" in
         relay) relay ;;
@@ -131,13 +150,16 @@ done
 if [ -f "$work/relay.txt" ] && [ -f "$work/rtpengine.txt" ]; then
     echo "relay against rtpengine (userspace), same ramp, same machine:"
     awk -v ramp="$CALLS" 'FNR == 1 { file++ } $1 ~ /^[0-9]+$/ { us[file, $1] = $4; p99[file, $1] = $7; loss[file, $1] = $8 }
+        FILENAME ~ /floor/ { floor[$1] = $2 }
         END {
-            printf " calls   relay µs/pkt   rtpengine µs/pkt   ratio   relay added p99 µs   rtpengine added p99 µs   loss %% (relay / rtpengine)\n"
+            printf " calls   relay µs/pkt   rtpengine µs/pkt   ratio   floor µs/pkt   ratio over the floor   relay added p99 µs   rtpengine added p99 µs   loss %% (relay / rtpengine)\n"
             n = split(ramp, order, ",")
             for (i = 1; i <= n; i++) {
                 c = order[i]
-                if ((1, c) in us && (2, c) in us)
-                    printf "%6d %14.2f %18.2f %7.2f %20d %24d   %s / %s\n", c, us[1, c], us[2, c], us[2, c] / us[1, c], p99[1, c], p99[2, c], loss[1, c], loss[2, c]
+                if ((1, c) in us && (2, c) in us) {
+                    over = (us[1, c] > floor[c]) ? (us[2, c] - floor[c]) / (us[1, c] - floor[c]) : 0
+                    printf "%6d %14.2f %18.2f %7.2f %14.2f %22.1f %20d %24d   %s / %s\n", c, us[1, c], us[2, c], us[2, c] / us[1, c], floor[c], over, p99[1, c], p99[2, c], loss[1, c], loss[2, c]
+                }
             }
-        }' "$work/relay.txt" "$work/rtpengine.txt"
+        }' "$work/relay.txt" "$work/rtpengine.txt" "$work/floor.txt"
 fi
