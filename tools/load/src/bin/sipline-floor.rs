@@ -11,6 +11,10 @@
 //!
 //!   taskset -c 0 sipline-floor forward 600 12 &
 //!   taskset -c 1 sipline-floor load 600 10
+//!
+//! `forward-shared` and `load-shared`: the browser side on one port of the
+//! forwarder for every call, read in batches (`recvmmsg`, through
+//! quinn-udp), the floor of the relay's `browser_port` mode.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -36,9 +40,11 @@ fn main() -> anyhow::Result<()> {
         bail!("CALLS: 1 to {MAX_CALLS}");
     }
     let seconds: u64 = args.get(3).map_or(Ok(10), |s| s.parse()).context(usage)?;
-    let forward = match role.as_str() {
-        "forward" => true,
-        "load" => false,
+    let (forward, shared) = match role.as_str() {
+        "forward" => (true, false),
+        "load" => (false, false),
+        "forward-shared" => (true, true),
+        "load-shared" => (false, true),
         _ => bail!("{usage}"),
     };
     let (ours, theirs) = if forward {
@@ -52,11 +58,21 @@ fn main() -> anyhow::Result<()> {
     let mut poll = Poll::new()?;
     let mut sockets = Vec::with_capacity(2 * calls);
     for i in 0..2 * calls {
+        if forward && shared && i % 2 == 0 && i > 0 {
+            // The browser side is socket 0's, for every call: a stand-in
+            // keeps the numbering.
+            sockets.push(UdpSocket::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?);
+            continue;
+        }
         let mut socket = UdpSocket::bind(at(ours, i)).with_context(|| at(ours, i).to_string())?;
         poll.registry()
             .register(&mut socket, Token(i), Interest::READABLE)?;
         sockets.push(socket);
     }
+    let state = quinn_udp::UdpSocketState::new((&sockets[0]).into())?;
+    let mut bufs = vec![[0u8; 1500]; quinn_udp::BATCH_SIZE];
+    let mut slices: Vec<io::IoSliceMut> = bufs.iter_mut().map(|b| io::IoSliceMut::new(b)).collect();
+    let mut meta = vec![quinn_udp::RecvMeta::default(); quinn_udp::BATCH_SIZE];
     let mut events = Events::with_capacity(1024);
     let mut buf = [0u8; 1500];
     let datagram = [0x80u8; 172];
@@ -72,14 +88,29 @@ fn main() -> anyhow::Result<()> {
         poll.poll(&mut events, Some(timeout))?;
         for event in &events {
             let i = event.token().0;
+            if forward && shared && i == 0 {
+                // Every call's browser side, in batches.
+                // Until WouldBlock: the socket is empty.
+                while let Ok(n) = state.recv((&sockets[0]).into(), &mut slices, &mut meta) {
+                    for (m, buf) in meta.iter().zip(&slices).take(n) {
+                        moved += 1;
+                        let call = usize::from(m.addr.port() - theirs) / 2;
+                        let j = 2 * call + 1;
+                        let _ = sockets[j].send_to(&buf[..m.len], at(theirs, j));
+                    }
+                }
+                continue;
+            }
             loop {
                 match sockets[i].recv_from(&mut buf) {
                     Ok((len, _)) => {
                         moved += 1;
                         if forward {
-                            // Out of the call's other socket, to the load's
+                            // Out of the call's other socket (the shared
+                            // one, for the browser side), to the load's
                             // socket facing it.
-                            let _ = sockets[i ^ 1].send_to(&buf[..len], at(theirs, i ^ 1));
+                            let out = if shared && i % 2 == 1 { 0 } else { i ^ 1 };
+                            let _ = sockets[out].send_to(&buf[..len], at(theirs, i ^ 1));
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -90,7 +121,8 @@ fn main() -> anyhow::Result<()> {
         if !forward && Instant::now() >= next_send {
             next_send += Duration::from_millis(20);
             for (i, socket) in sockets.iter().enumerate() {
-                let _ = socket.send_to(&datagram, at(theirs, i));
+                let to = if shared && i % 2 == 0 { 0 } else { i };
+                let _ = socket.send_to(&datagram, at(theirs, to));
             }
         }
     }
