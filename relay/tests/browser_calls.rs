@@ -15,8 +15,8 @@ use sipline_test_harness::kamailio::{DOMAIN, Digest, Kamailio, Options, USERS};
 
 use common::RelayProcess;
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, assert_window, far_end,
-    metric, number, outcome,
+    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, assert_window,
+    call_the_echo, far_end, metric, number, outcome,
 };
 
 /// The tone heard, and a 2 s window's worth of packets received.
@@ -39,19 +39,8 @@ fn the_embedded_pbx_s_echo_extension_sends_the_browser_its_own_voice() {
         &["--domain", "sipline.local", "--media-ports", "33100-33199"],
         "alice:alice-e2e",
     );
-    let config = serde_json::json!({
-        "ws": relay.ws_url(),
-        "target": "sip:echo@sipline.local",
-        "domain": "sipline.local",
-        "user": "alice",
-        "password": "alice-e2e",
-        "mic": mic,
-    });
-    let out = browser::call(&config.to_string()).expect("the browser ran");
-    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
-    assert!(v["error"].is_null(), "{}", v["error"]);
+    let v = call_the_echo(&relay, &mic);
     assert_hears(&v["steps"]["talk"], MIC_HZ, "echo");
-    assert_eq!(v["bye"], 200, "{}", v["events"]);
     let m = relay.metrics();
     assert_eq!(metric(&m, "sipline_media_calls"), 0, "{m}");
     assert_eq!(
@@ -81,19 +70,8 @@ fn with_one_shared_browser_port_the_echo_extension_sends_the_browser_its_own_voi
         ],
         "alice:alice-e2e",
     );
-    let config = serde_json::json!({
-        "ws": relay.ws_url(),
-        "target": "sip:echo@sipline.local",
-        "domain": "sipline.local",
-        "user": "alice",
-        "password": "alice-e2e",
-        "mic": mic,
-    });
-    let out = browser::call(&config.to_string()).expect("the browser ran");
-    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
-    assert!(v["error"].is_null(), "{}", v["error"]);
+    let v = call_the_echo(&relay, &mic);
     assert_hears(&v["steps"]["talk"], MIC_HZ, "echo");
-    assert_eq!(v["bye"], 200, "{}", v["events"]);
     let m = relay.metrics();
     assert!(metric(&m, "sipline_media_packets_total{direction=\"to_browser\"}") > 120);
     // Every pair of the range is back.

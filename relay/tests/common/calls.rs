@@ -213,6 +213,25 @@ pub fn caller_and_callee(
     (a, b)
 }
 
+/// Alice (`alice:alice-e2e` of the embedded PBX behind `relay`) calls its
+/// echo extension from Chromium, her microphone playing `mic`: what the
+/// page measured, once it ran without error and hung up with a 200.
+pub fn call_the_echo(relay: &super::RelayProcess, mic: &std::path::Path) -> Value {
+    let config = serde_json::json!({
+        "ws": relay.ws_url(),
+        "target": "sip:echo@sipline.local",
+        "domain": "sipline.local",
+        "user": "alice",
+        "password": "alice-e2e",
+        "mic": mic,
+    });
+    let out = sipline_test_harness::browser::call(&config.to_string()).expect("the browser ran");
+    let v: Value = serde_json::from_str(&out).expect("JSON from the browser");
+    assert!(v["error"].is_null(), "{}", v["error"]);
+    assert_eq!(v["bye"], 200, "{}", v["events"]);
+    v
+}
+
 /// The tone heard, and a 2 s window's worth of packets both ways.
 pub fn assert_hears(step: &Value, expected_hz: f64, what: &str) {
     assert_tone(step, expected_hz, what);
