@@ -4,7 +4,7 @@
 //! [`MediaSockets`]; a call's end comes back as [`Ended`], and its figures
 //! are published once a second into [`MediaFigures`] for `/metrics`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -31,7 +31,9 @@ const RELEASE_WAIT: Duration = Duration::from_millis(100);
 #[derive(Clone, Debug, Default)]
 pub struct SocketStash {
     bound: Arc<Mutex<HashMap<SocketAddr, Vec<UdpSocket>>>>,
-    held: Arc<(Mutex<HashSet<SocketAddr>>, Condvar)>,
+    /// How many of the engine's calls hold each address: a closing call
+    /// may still count one when the next call on its port already does.
+    held: Arc<(Mutex<HashMap<SocketAddr, usize>>, Condvar)>,
 }
 
 impl SocketStash {
@@ -61,20 +63,21 @@ impl SocketStash {
     fn released(&self, addr: SocketAddr) -> bool {
         let (held, closed) = &*self.held;
         let held = held.lock().unwrap_or_else(PoisonError::into_inner);
-        if !held.contains(&addr) {
+        if !held.contains_key(&addr) {
             return false;
         }
         let (_held, wait) = closed
-            .wait_timeout_while(held, RELEASE_WAIT, |held| held.contains(&addr))
+            .wait_timeout_while(held, RELEASE_WAIT, |held| held.contains_key(&addr))
             .unwrap_or_else(PoisonError::into_inner);
         !wait.timed_out()
     }
 
     fn hold(&self, addrs: Vec<SocketAddr>) -> Held {
         let (held, _) = &*self.held;
-        held.lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend(addrs.iter().copied());
+        let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
+        for &addr in &addrs {
+            *held.entry(addr).or_default() += 1;
+        }
         Held {
             addrs,
             stash: Arc::clone(&self.held),
@@ -88,7 +91,7 @@ impl SocketStash {
 #[derive(Debug)]
 pub struct Held {
     addrs: Vec<SocketAddr>,
-    stash: Arc<(Mutex<HashSet<SocketAddr>>, Condvar)>,
+    stash: Arc<(Mutex<HashMap<SocketAddr, usize>>, Condvar)>,
 }
 
 impl Drop for Held {
@@ -96,7 +99,12 @@ impl Drop for Held {
         let (held, closed) = &*self.stash;
         let mut held = held.lock().unwrap_or_else(PoisonError::into_inner);
         for addr in &self.addrs {
-            held.remove(addr);
+            if let Some(n) = held.get_mut(addr) {
+                *n -= 1;
+                if *n == 0 {
+                    held.remove(addr);
+                }
+            }
         }
         closed.notify_all();
     }
