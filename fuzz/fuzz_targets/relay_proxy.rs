@@ -391,7 +391,7 @@ impl Harness {
             match out {
                 Output::Udp { to, datagram } => {
                     assert!(
-                        self.proxy.config().pbx.contains(&to),
+                        self.proxy.config().pbx.iter().any(|t| t.addr == to),
                         "a datagram to {to}, which is no PBX: an open relay:\n{}",
                         String::from_utf8_lossy(&datagram)
                     );

@@ -139,6 +139,14 @@ struct PbxFlags {
     #[arg(long = "pbx", env = "SIPLINE_PBX", value_delimiter = ',')]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     addresses: Vec<SocketAddr>,
+    /// A new request its PBX leaves without any answer this long goes on to
+    /// the next PBX, ms.
+    #[arg(long = "pbx-failover-ms", env = "SIPLINE_PBX_FAILOVER_MS")]
+    failover_ms: Option<u64>,
+    /// How often each PBX is probed with OPTIONS, ms (0: never; default:
+    /// every 10 s with several PBXs).
+    #[arg(long = "pbx-probe-interval-ms", env = "SIPLINE_PBX_PROBE_INTERVAL_MS")]
+    probe_interval_ms: Option<u64>,
     /// Run the embedded mini PBX (a registrar for --user accounts that
     /// connects its browsers to each other) instead of fronting a PBX.
     #[arg(long = "embedded-pbx", env = "SIPLINE_EMBEDDED_PBX")]

@@ -31,7 +31,7 @@ use crate::media::calls::{Command, MediaCalls, RecordingError};
 use crate::media::dtls::Identity;
 use crate::media::record::RecordingMode;
 use crate::ops::config::{Client, Config};
-use crate::signalling::events::CallView;
+use crate::signalling::events::{AdminEvent, CallView};
 use crate::signalling::{FlowKey, Output, Proxy};
 
 /// What the shells tell the proxy task.
@@ -136,7 +136,7 @@ pub struct Relay {
 impl Relay {
     /// Binds every socket and starts serving. Fails if an address is taken.
     pub async fn start(cfg: &Config) -> io::Result<Relay> {
-        let sockets = udp::Sockets::bind(cfg.sip.listen, &cfg.pbx.addresses)?;
+        let sockets = udp::Sockets::bind(cfg.sip.listen, &cfg.pbx_addresses())?;
         let sip_addr = sockets.local_addr()?;
         // Load the certificate before binding anything: a bad path must stop
         // the start with its name, not leave a half-started relay.
@@ -228,7 +228,7 @@ impl Relay {
             limits,
             stopping_tx.subscribe(),
         ));
-        info!(%http_addr, %sip_addr, pbx = ?cfg.pbx.addresses, "relay listening: {scheme}://{http_addr}/sip");
+        info!(%http_addr, %sip_addr, pbx = ?cfg.pbx_addresses(), "relay listening: {scheme}://{http_addr}/sip");
         Ok(Relay {
             http_addr,
             sip_addr,
@@ -338,7 +338,8 @@ fn spawn_receivers(sockets: &udp::Sockets, inputs: &mpsc::Sender<Input>) {
                     }
                     Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
                         if let Some(pbx) = pbx {
-                            warn!(%pbx, "PBX unreachable (ICMP)");
+                            // The proxy warns once, when the PBX goes down.
+                            debug!(%pbx, "PBX unreachable (ICMP)");
                             if inputs.send(Input::Unreachable { pbx }).await.is_err() {
                                 return;
                             }
@@ -471,6 +472,13 @@ async fn run_proxy(
             }
         }
         for event in proxy.drain_events() {
+            match &event {
+                AdminEvent::PbxDown { pbx, reason } => {
+                    warn!(%pbx, reason, "PBX down: new requests go to another while one is up");
+                }
+                AdminEvent::PbxUp { pbx } => info!(%pbx, "PBX up again"),
+                _ => {}
+            }
             debug!(event = event.name(), "{}", event.to_json());
             // No subscriber is fine: the event is simply not kept.
             let _ = admin.send((event.name(), event.to_json()));

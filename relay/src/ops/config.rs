@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 pub use self::recording::Recording;
 use crate::media::calls::MediaConfig;
 pub use crate::media::record::RecordingMode;
-use crate::signalling::ProxyConfig;
 use crate::signalling::limits::RateLimit;
 use crate::signalling::pbx::{ECHO_EXTENSION, EmbeddedPbx, Password};
+use crate::signalling::{PbxTarget, ProxyConfig};
 
 mod recording;
 /// Why the configuration was refused. Each message names the key.
@@ -235,13 +235,28 @@ impl Default for Sip {
     }
 }
 
-/// `[pbx]`: either an external PBX (`addresses`) or the embedded one.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+/// `[pbx]`: either external PBXs (`addresses` or `servers`) or the
+/// embedded one.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pbx {
-    /// PBX addresses (IP:port): the first that answers takes the traffic;
-    /// UDP from any other address is dropped.
+    /// PBX addresses (IP:port), preferred in this order: the first that is
+    /// up takes the new requests; UDP from any other address is dropped.
     pub addresses: Vec<SocketAddr>,
+    /// The PBXs with a priority and a weight each (instead of
+    /// `addresses`): the lowest priority that is up takes the new
+    /// requests, shared by weight (RFC 2782's rules).
+    pub servers: Vec<PbxServer>,
+    /// A new request (outside a dialog) that its PBX leaves without any
+    /// answer this long, milliseconds, goes on to the next PBX, and that
+    /// PBX counts as down; so does one unreachable (ICMP) or answering
+    /// `503` at once.
+    pub failover_ms: u64,
+    /// How often each PBX is probed with OPTIONS, milliseconds; a probe
+    /// unanswered for `failover_ms` takes it down, an answer brings it back.
+    /// 0: never. Unset: every 10 s when there are several PBXs, never with
+    /// one.
+    pub probe_interval_ms: Option<u64>,
     /// Run the embedded mini PBX instead: a registrar for `users` that
     /// connects its registered browsers to each other.
     pub embedded: bool,
@@ -251,6 +266,47 @@ pub struct Pbx {
     /// The embedded PBX's users.
     pub users: Vec<User>,
 }
+
+impl Default for Pbx {
+    fn default() -> Self {
+        Self {
+            addresses: Vec::new(),
+            servers: Vec::new(),
+            failover_ms: 2_000,
+            probe_interval_ms: None,
+            embedded: false,
+            domain: None,
+            users: Vec::new(),
+        }
+    }
+}
+
+/// `[[pbx.servers]]`: one PBX with its priority and weight.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PbxServer {
+    /// Its SIP address (IP:port).
+    pub address: SocketAddr,
+    /// Lower is preferred; a higher one takes over when every PBX of the
+    /// lower ones is down.
+    #[serde(default = "default_priority")]
+    pub priority: u16,
+    /// Its share of new calls among the PBXs of its priority.
+    #[serde(default = "default_weight")]
+    pub weight: u16,
+}
+
+fn default_priority() -> u16 {
+    10
+}
+
+fn default_weight() -> u16 {
+    1
+}
+
+/// How often the PBXs are probed when `pbx.probe_interval_ms` is unset and
+/// there are several of them.
+const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(10);
 
 /// `[[pbx.users]]`: one user of the embedded PBX.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -406,23 +462,7 @@ impl Config {
 
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        match (self.pbx.embedded, self.pbx.addresses.is_empty()) {
-            (false, true) => {
-                return Err(ConfigError::Invalid {
-                    key: "pbx.addresses",
-                    problem:
-                        "at least one PBX address (IP:port) is required, or pbx.embedded = true"
-                            .into(),
-                });
-            }
-            (true, false) => {
-                return Err(ConfigError::Invalid {
-                    key: "pbx.embedded",
-                    problem: "an embedded PBX and pbx.addresses exclude each other".into(),
-                });
-            }
-            _ => {}
-        }
+        self.validate_pbxs()?;
         if self.pbx.embedded {
             self.validate_users()?;
         }
@@ -644,12 +684,95 @@ impl Config {
         Ok(())
     }
 
+    fn validate_pbxs(&self) -> Result<(), ConfigError> {
+        let p = &self.pbx;
+        let invalid = |key, problem: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.into(),
+            })
+        };
+        if !p.addresses.is_empty() && !p.servers.is_empty() {
+            return invalid(
+                "pbx.servers",
+                "pbx.addresses and [[pbx.servers]] exclude each other: list the PBXs in one",
+            );
+        }
+        let none = p.addresses.is_empty() && p.servers.is_empty();
+        match (p.embedded, none) {
+            (false, true) => {
+                return invalid(
+                    "pbx.addresses",
+                    "at least one PBX address (IP:port) is required, or pbx.embedded = true",
+                );
+            }
+            (true, false) => {
+                return invalid(
+                    "pbx.embedded",
+                    "an embedded PBX and pbx.addresses (or [[pbx.servers]]) exclude each other",
+                );
+            }
+            _ => {}
+        }
+        let targets = self.pbx_targets();
+        for (i, t) in targets.iter().enumerate() {
+            if targets[..i].iter().any(|o| o.addr == t.addr) {
+                return Err(ConfigError::Invalid {
+                    key: "pbx.addresses",
+                    problem: format!("{} is listed twice", t.addr),
+                });
+            }
+        }
+        if !(100..=self.sip.request_timeout_ms.max(100)).contains(&p.failover_ms) {
+            return Err(ConfigError::Invalid {
+                key: "pbx.failover_ms",
+                problem: format!(
+                    "{} is outside 100..=sip.request_timeout_ms ({})",
+                    p.failover_ms, self.sip.request_timeout_ms
+                ),
+            });
+        }
+        if p.probe_interval_ms.is_some_and(|ms| ms != 0 && ms < 500) {
+            return invalid(
+                "pbx.probe_interval_ms",
+                "0 (never) or at least 500: probes must not load the PBX",
+            );
+        }
+        Ok(())
+    }
+
+    /// The PBXs as the proxy weighs them: `servers` as given, or
+    /// `addresses` preferred in their order.
+    fn pbx_targets(&self) -> Vec<PbxTarget> {
+        if self.pbx.servers.is_empty() {
+            return ProxyConfig::new(self.pbx.addresses.clone(), self.sip.listen).pbx;
+        }
+        self.pbx
+            .servers
+            .iter()
+            .map(|s| PbxTarget {
+                addr: s.address,
+                priority: s.priority,
+                weight: s.weight,
+            })
+            .collect()
+    }
+
+    /// Every PBX address, in configuration order.
+    pub fn pbx_addresses(&self) -> Vec<SocketAddr> {
+        self.pbx_targets().iter().map(|t| t.addr).collect()
+    }
+
     /// The proxy's view, once the UDP socket's real address is known.
     pub fn proxy(&self, bound: SocketAddr) -> ProxyConfig {
-        let mut p = ProxyConfig::new(
-            self.pbx.addresses.clone(),
-            self.sip.advertise.unwrap_or(bound),
-        );
+        let mut p = ProxyConfig::new(Vec::new(), self.sip.advertise.unwrap_or(bound));
+        p.pbx = self.pbx_targets();
+        p.failover_after = Duration::from_millis(self.pbx.failover_ms);
+        p.probe_interval = match self.pbx.probe_interval_ms {
+            Some(0) => None,
+            Some(ms) => Some(Duration::from_millis(ms)),
+            None => (p.pbx.len() > 1).then_some(DEFAULT_PROBE_INTERVAL),
+        };
         p.ws_host = self.http.public_host.clone();
         p.t1 = Duration::from_millis(self.sip.t1_ms);
         p.request_timeout = Duration::from_millis(self.sip.request_timeout_ms);

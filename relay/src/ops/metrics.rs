@@ -6,6 +6,8 @@
 //! The media shell's per-call figures join the same registry as a
 //! [`Collector`] read at scrape time (see [`Metrics::register_collector`]).
 
+use std::net::SocketAddr;
+
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
@@ -16,6 +18,18 @@ use prometheus_client::registry::Registry;
 use sipline_core::sip::{Message, Method};
 
 use crate::media::calls::{MediaEnd, MediaError};
+
+/// Why a new request left its PBX for the next (label order of
+/// `sipline_pbx_failovers_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failover {
+    /// ICMP unreachable.
+    Unreachable = 0,
+    /// No answer at all within the failover time.
+    Silent = 1,
+    /// `503 Service Unavailable` as its first answer.
+    Refused = 2,
+}
 
 /// A series' labels: a few fixed pairs.
 type Labels = Vec<(&'static str, &'static str)>;
@@ -43,10 +57,12 @@ pub enum Reject {
     RateLimited,
     /// An address opened more connections than allowed.
     TooManyConnections,
+    /// An answer from a PBX its request had already left for the next.
+    LeftPbx,
 }
 
 impl Reject {
-    const ALL: [Reject; 10] = [
+    const ALL: [Reject; 11] = [
         Reject::Malformed,
         Reject::NotPbx,
         Reject::NotOurs,
@@ -57,6 +73,7 @@ impl Reject {
         Reject::Overload,
         Reject::RateLimited,
         Reject::TooManyConnections,
+        Reject::LeftPbx,
     ];
 
     fn label(self) -> &'static str {
@@ -71,6 +88,7 @@ impl Reject {
             Reject::Overload => "overload",
             Reject::RateLimited => "rate_limited",
             Reject::TooManyConnections => "too_many_connections",
+            Reject::LeftPbx => "left_pbx",
         }
     }
 
@@ -87,6 +105,9 @@ const CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
 
 /// Why SDP was not carried, as labelled.
 const MEDIA_REFUSED: [&str; 4] = ["ports_exhausted", "too_many_calls", "sdp", "dtls"];
+
+/// Why a new request went on to the next PBX, in label order.
+const FAILOVERS: [&str; 3] = ["unreachable", "no_answer", "503"];
 
 /// Why the relay ended calls for their media, in label order.
 const MEDIA_ENDED: [MediaEnd; 3] = [MediaEnd::Timeout, MediaEnd::Dtls, MediaEnd::Io];
@@ -170,6 +191,8 @@ pub struct Metrics {
     media_ports_capacity: Gauge,
     media_refused: [Counter; MEDIA_REFUSED.len()],
     media_ended: [Counter; MEDIA_ENDED.len()],
+    pbx_up: Family<Vec<(&'static str, String)>, Gauge>,
+    failovers: [Counter; FAILOVERS.len()],
 }
 
 impl Default for Metrics {
@@ -263,6 +286,18 @@ impl Default for Metrics {
             "sipline_media_calls_ended",
             "Calls the relay ended with a BYE each way because their media ended, by reason",
         );
+        let pbx_up = Family::<Vec<(&'static str, String)>, Gauge>::default();
+        registry.register(
+            "sipline_pbx_up",
+            "Whether each configured PBX is up (1) or down (0): it answers, or it went silent or \
+             unreachable",
+            pbx_up.clone(),
+        );
+        let failover_family = family(
+            &mut registry,
+            "sipline_pbx_failovers",
+            "New requests sent on to the next PBX, by what the one before did",
+        );
         // One statement each: a family's guard lives to the end of its
         // statement, and a second lookup under it would wait for itself.
         let media_ports_in_use = pairs.get_or_create(&vec![("state", "in_use")]).clone();
@@ -288,6 +323,12 @@ impl Default for Metrics {
             media_ended: std::array::from_fn(|i| {
                 ended_family
                     .get_or_create(&vec![("reason", media_end_label(MEDIA_ENDED[i]))])
+                    .clone()
+            }),
+            pbx_up,
+            failovers: std::array::from_fn(|i| {
+                failover_family
+                    .get_or_create(&vec![("reason", FAILOVERS[i])])
                     .clone()
             }),
             registry,
@@ -323,6 +364,20 @@ impl Metrics {
 
     pub(crate) fn set_registrations(&self, n: usize) {
         self.registrations.set(gauge_value(n));
+    }
+
+    /// Each PBX's health, as the scrape will show it.
+    pub(crate) fn set_pbx_health(&self, health: impl Iterator<Item = (SocketAddr, bool)>) {
+        for (addr, up) in health {
+            self.pbx_up
+                .get_or_create(&vec![("pbx", addr.to_string())])
+                .set(i64::from(up));
+        }
+    }
+
+    /// A new request went on to the next PBX.
+    pub(crate) fn failover(&self, why: Failover) {
+        self.failovers[why as usize].inc();
     }
 
     pub(crate) fn call_recovered(&self) {

@@ -63,6 +63,19 @@ pub enum AdminEvent {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A PBX stopped answering or is unreachable: new requests go to the
+    /// next one.
+    PbxDown {
+        /// Its address.
+        pbx: String,
+        /// `unreachable` (ICMP) or `no answer` (a request or a probe).
+        reason: &'static str,
+    },
+    /// A PBX that was down answers again.
+    PbxUp {
+        /// Its address.
+        pbx: String,
+    },
 }
 
 /// The details of a call that every call event carries.
@@ -93,6 +106,8 @@ impl AdminEvent {
             AdminEvent::Ringing(_) => "ringing",
             AdminEvent::Answered(_) => "answered",
             AdminEvent::Hangup { .. } => "hangup",
+            AdminEvent::PbxDown { .. } => "pbx_down",
+            AdminEvent::PbxUp { .. } => "pbx_up",
         }
     }
 

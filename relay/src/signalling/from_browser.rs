@@ -16,7 +16,7 @@ use super::events::Sender;
 use super::pending::{self, Pending};
 use super::recording::RECORD;
 use super::routing::{
-    HopEdits, is_asserted_identity, needs_record_route, via_address, with_max_forwards,
+    Destination, HopEdits, is_asserted_identity, needs_record_route, via_address, with_max_forwards,
 };
 use super::{LOCAL_PARAM, Proxy, shutdown};
 use crate::ids::ConnId;
@@ -61,7 +61,7 @@ impl Proxy {
             self.embedded_request(now, conn, msg, hops);
             return;
         }
-        let Some(pbx) = self.destination(conn, msg) else {
+        let Some(Destination { addr: pbx, chosen }) = self.destination(now, conn, msg) else {
             self.reply_ws(conn, msg, 503, "No PBX Configured");
             return;
         };
@@ -138,7 +138,7 @@ impl Proxy {
             .observe(now, conn, Sender::Browser, msg, &mut self.events);
         if !is_ack {
             let key = pending::key(&branch, method);
-            let p = Pending::new(
+            let mut p = Pending::new(
                 now,
                 conn,
                 pbx,
@@ -147,6 +147,9 @@ impl Proxy {
                 raw.to_vec(),
                 &self.cfg,
             );
+            if chosen && self.cfg.pbx.len() > 1 {
+                p = p.may_fail_over(now, &self.cfg);
+            }
             // A repeated request replaces its earlier entry.
             self.take_pending(&key);
             self.deadlines.insert((p.next_deadline(), key.clone()));
@@ -223,7 +226,7 @@ impl Proxy {
         let named = ours
             .and_then(|v| v.params.value("px"))
             .and_then(|i| i.parse::<usize>().ok())
-            .and_then(|i| self.cfg.pbx.get(i).copied());
+            .and_then(|i| self.pbx_at(i));
         let Some(to) = named.or_else(|| {
             vias.next()
                 .and_then(Via::parse)
@@ -232,7 +235,7 @@ impl Proxy {
             self.metrics.reject(Reject::NotOurs);
             return;
         };
-        if !self.cfg.pbx.contains(&to) {
+        if !self.is_pbx(to) {
             self.metrics.reject(Reject::NotPbx);
             return;
         }

@@ -16,9 +16,10 @@ use super::events::{CallTracker, Sender};
 use super::flow::TokenError;
 use super::pending;
 use super::routing::{HopEdits, host_port_matches, needs_record_route, with_max_forwards};
+use super::transactions::ack_for_error;
 use super::{ICE_LITE_HEADER, Proxy};
 use crate::media::calls::Side;
-use crate::ops::metrics::Reject;
+use crate::ops::metrics::{Failover, Reject};
 
 impl Proxy {
     pub(super) fn pbx_request(&mut self, now: Instant, from: SocketAddr, msg: &Message<'_>) {
@@ -99,7 +100,12 @@ impl Proxy {
         let branch = self.branch(&token, msg.via().branch().unwrap_or_default());
         // Name the PBX the request came from, so that the answer goes back
         // to it even when its own Via names a host or a NATed address.
-        let px = self.cfg.pbx.iter().position(|a| *a == from).unwrap_or(0);
+        let px = self
+            .cfg
+            .pbx
+            .iter()
+            .position(|t| t.addr == from)
+            .unwrap_or(0);
         let via = format!("SIP/2.0/WSS {};branch={branch};px={px}", self.cfg.ws_host);
         let record_route = needs_record_route(msg).then(|| {
             format!(
@@ -143,6 +149,27 @@ impl Proxy {
                 self.take_pending(&key);
             }
             return;
+        }
+        if let Some(p) = self.pending.get(&key) {
+            if p.to != from && p.tried.contains(&from) {
+                // A PBX this request already left (it failed over): too
+                // late, its call is with the next one now.
+                self.metrics.reject(Reject::LeftPbx);
+                return;
+            }
+            // An early 503 (RFC 3263 §4.3): the next PBX may take it; an
+            // INVITE's is acknowledged here, as its client transaction
+            // would (RFC 3261 §17.1.1.3).
+            let ack = (code == 503 && p.is(Method::Invite))
+                .then(|| Message::parse(p.datagram()).ok())
+                .flatten()
+                .map(|invite| ack_for_error(&invite, msg));
+            if code == 503 && self.fail_over(now, &key, Failover::Refused) {
+                if let Some(ack) = ack {
+                    self.udp(from, ack);
+                }
+                return;
+            }
         }
         if let Some(p) = self.pending.get_mut(&key) {
             if let Some(rtt) = p.first_answer(now) {

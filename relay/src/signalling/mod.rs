@@ -18,12 +18,14 @@
 //!
 //! The browser side is reliable and never retransmits, so toward the PBX
 //! (UDP) the relay keeps each request's client transaction: it retransmits
-//! (Timers A/E) and, when the PBX stays silent (Timer B/F) or is
-//! unreachable (ICMP), answers the browser `408` or `503` itself.
+//! (Timers A/E); a new request whose PBX stays silent, is unreachable
+//! (ICMP) or answers an early `503` goes on to the next PBX; with none
+//! left, the relay answers the browser `408` (Timer B/F) or `503` itself.
 //!
 //! One file per concern: `connections` admits and forgets browsers;
-//! `from_browser` and `from_pbx` forward each side's messages;
-//! `routing` picks the PBX and makes the per-hop edits; `contacts`
+//! `from_browser` and `from_pbx` forward each side's messages; `pbxs`
+//! knows which PBXs are up and which takes a new request; `routing`
+//! picks the destination and makes the per-hop edits; `contacts`
 //! rewrites and restores Contacts; `transactions` keeps the client
 //! transactions toward the PBX; `embedded` serves browsers when the
 //! relay is the PBX (its registrar and dial plan in [`pbx`]); `call_media`
@@ -41,12 +43,14 @@ mod from_pbx;
 mod hangup;
 pub mod limits;
 pub mod pbx;
+mod pbxs;
 mod pending;
 mod presence;
 mod recording;
 mod routing;
 mod shutdown;
 mod transactions;
+pub use self::pbxs::PbxTarget;
 pub use self::shutdown::SHUTTING_DOWN;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -63,6 +67,7 @@ pub use self::flow::{FlowKey, TokenError};
 use self::hangup::Dialog;
 use self::limits::RateLimit;
 use self::pbx::{EmbeddedPbx, MiniPbx};
+use self::pbxs::Pbxs;
 use self::pending::Pending;
 use crate::ids::ConnId;
 use crate::media::calls::{Command, MediaCalls};
@@ -83,9 +88,15 @@ pub const ICE_LITE_HEADER: (&str, &str) = ("Sipline-Media", "ice-lite");
 /// What the proxy needs to know about its surroundings.
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
-    /// The PBX addresses: browser requests go to the first one that is not
-    /// known to be down, and UDP is accepted from these only.
-    pub pbx: Vec<SocketAddr>,
+    /// The PBXs: a new browser request goes to one that is up, chosen by
+    /// priority and weight ([`pbxs`]), and UDP is accepted from these only.
+    pub pbx: Vec<PbxTarget>,
+    /// A new request that its PBX leaves without any answer this long goes
+    /// to the next PBX (and that one is taken as down).
+    pub failover_after: Duration,
+    /// How often each PBX is probed with OPTIONS; none: never (a PBX that
+    /// went down is then tried again after [`pbxs::RETRY_UNPROBED`]).
+    pub probe_interval: Option<Duration>,
     /// The relay's UDP address as the PBX reaches it (Via, Record-Route,
     /// Contact).
     pub sip_addr: SocketAddr,
@@ -111,10 +122,20 @@ pub struct ProxyConfig {
 }
 
 impl ProxyConfig {
-    /// Defaults around the given PBX and the relay's own UDP address.
+    /// Defaults around the given PBXs, preferred in their order, and the
+    /// relay's own UDP address.
     pub fn new(pbx: Vec<SocketAddr>, sip_addr: SocketAddr) -> Self {
         Self {
-            pbx,
+            pbx: (1..)
+                .zip(pbx)
+                .map(|(priority, addr)| PbxTarget {
+                    addr,
+                    priority,
+                    weight: 1,
+                })
+                .collect(),
+            failover_after: Duration::from_secs(2),
+            probe_interval: None,
             sip_addr,
             ws_host: String::from("relay.invalid"),
             t1: Duration::from_millis(500),
@@ -163,8 +184,8 @@ pub struct Proxy {
     /// When each pending request next needs attention, in order, kept in
     /// step with `pending`: no event scans the whole table.
     deadlines: BTreeSet<(Instant, String)>,
-    /// PBX addresses that sent ICMP unreachable, until when to avoid them.
-    down: HashMap<SocketAddr, Instant>,
+    /// The PBXs' health, and which takes a new request.
+    pbxs: Pbxs,
     out: VecDeque<Output>,
     calls: CallTracker,
     events: Vec<AdminEvent>,
@@ -198,6 +219,7 @@ impl Proxy {
             .as_ref()
             .map(|e| presence::PresenceServer::new(&e.domain, &cfg.ws_host));
         Self {
+            pbxs: Pbxs::new(&cfg.pbx, cfg.probe_interval, cfg.failover_after, cfg.t1),
             pbx,
             presence,
             registered: Default::default(),
@@ -207,7 +229,6 @@ impl Proxy {
             conns: HashMap::new(),
             pending: HashMap::new(),
             deadlines: BTreeSet::new(),
-            down: HashMap::new(),
             out: VecDeque::new(),
             calls: CallTracker::default(),
             events: Vec::new(),
@@ -226,8 +247,10 @@ impl Proxy {
         self
     }
 
-    /// The `/metrics` text, with the media gauges brought up to date.
+    /// The `/metrics` text, with the media and PBX gauges brought up to
+    /// date.
     pub fn render_metrics(&mut self) -> String {
+        self.metrics.set_pbx_health(self.pbxs.health());
         if let Some(m) = &self.media {
             let (used, capacity) = m.ports();
             self.metrics.set_media(m.active(), used, capacity);
@@ -260,7 +283,8 @@ impl Proxy {
     /// The embedded PBX's presence server reads them too: what they change
     /// goes to its watchers as NOTIFYs, before the shell's next outputs.
     pub fn drain_events(&mut self) -> Vec<AdminEvent> {
-        let events = std::mem::take(&mut self.events);
+        let mut events = std::mem::take(&mut self.events);
+        events.extend(self.pbxs.take_events());
         if let Some(p) = self.presence.as_mut() {
             for (conn, frame) in p.events(&events) {
                 self.out.push_back(Output::Ws { conn, frame });
@@ -293,10 +317,15 @@ impl Proxy {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let pending = self.deadlines.first().map(|(t, _)| *t);
         let presence = self.presence.as_ref().and_then(|p| p.poll_timeout());
-        [pending, self.calls.next_expiry(), presence]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            pending,
+            self.calls.next_expiry(),
+            presence,
+            self.pbxs.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn ws(&mut self, conn: ConnId, frame: Vec<u8>) {
@@ -354,11 +383,11 @@ impl Proxy {
 
     /// One datagram on the SIP port.
     pub fn handle_udp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        if !self.cfg.pbx.contains(&from) {
+        if !self.is_pbx(from) {
             self.metrics.reject(Reject::NotPbx);
             return;
         }
-        self.down.remove(&from);
+        self.pbxs.heard_from(from);
         if datagram.iter().all(|&b| b == b'\r' || b == b'\n') {
             return; // keep-alive
         }
@@ -369,9 +398,21 @@ impl Proxy {
         self.metrics.count_in(&msg);
         if msg.is_request() {
             self.pbx_request(now, from, &msg);
+        } else if self.pbxs.probe_answered(from, &msg) {
+            // The answer to a health probe: it only showed the PBX up.
         } else {
             self.pbx_response(now, from, &msg);
         }
+    }
+
+    /// Whether `addr` is one of the configured PBXs.
+    fn is_pbx(&self, addr: SocketAddr) -> bool {
+        self.cfg.pbx.iter().any(|t| t.addr == addr)
+    }
+
+    /// The configured PBX at `index` (configuration order).
+    fn pbx_at(&self, index: usize) -> Option<SocketAddr> {
+        self.cfg.pbx.get(index).map(|t| t.addr)
     }
 
     fn reply_ws(&mut self, conn: ConnId, msg: &Message<'_>, code: u16, reason: &str) {
@@ -393,6 +434,8 @@ impl Proxy {
     }
 }
 
+#[cfg(test)]
+mod failover_tests;
 #[cfg(test)]
 mod media_tests;
 #[cfg(test)]

@@ -41,6 +41,15 @@ pub(crate) struct Pending {
     /// Made by the relay itself (a BYE ending a call): its answer is
     /// consumed here, and no browser waits for it.
     pub local: bool,
+    /// Chosen among several PBXs: the next may take it if this one stays
+    /// silent, is unreachable, or refuses it with `503` at once.
+    pub chosen: bool,
+    /// Any answer came (a provisional one too): it stays with this PBX.
+    pub heard: bool,
+    /// When it goes on to the next PBX if nothing was heard.
+    failover_at: Option<Instant>,
+    /// The PBXs it went to before this one.
+    pub tried: Vec<SocketAddr>,
 }
 impl Pending {
     /// Whether it is a request with `method`.
@@ -69,7 +78,53 @@ impl Pending {
             sent_at: now,
             rtt_done: false,
             local: false,
+            chosen: false,
+            heard: false,
+            failover_at: None,
+            tried: Vec::new(),
         }
+    }
+
+    /// Lets the next PBX take it if this one fails (there are several).
+    pub fn may_fail_over(mut self, now: Instant, cfg: &ProxyConfig) -> Self {
+        self.chosen = true;
+        self.failover_at = Some(now + cfg.failover_after);
+        self
+    }
+
+    /// Whether it is due to go on to the next PBX: nothing heard from this
+    /// one for the failover time.
+    pub fn failover_due(&self, now: Instant) -> bool {
+        self.chosen && !self.heard && self.failover_at.is_some_and(|at| at <= now)
+    }
+
+    /// It stays with its PBX from now on (there is no other to go to).
+    pub fn stay(&mut self) {
+        self.failover_at = None;
+    }
+
+    /// Sends it to `next` instead, from the start of its retransmissions;
+    /// Timer B/F keeps running from the first send, so that the browser's
+    /// wait stays bounded. Returns the datagram to send.
+    pub fn go_to(
+        &mut self,
+        now: Instant,
+        next: SocketAddr,
+        t1: Duration,
+        failover_after: Duration,
+    ) -> Vec<u8> {
+        self.tried.push(std::mem::replace(&mut self.to, next));
+        self.next_retransmit = now + t1;
+        self.interval = t1;
+        self.sent_at = now;
+        self.rtt_done = false;
+        self.failover_at = Some(now + failover_after);
+        self.datagram.clone()
+    }
+
+    /// The request as it was sent.
+    pub fn datagram(&self) -> &[u8] {
+        &self.datagram
     }
 
     /// A request the relay makes itself, on behalf of `conn`'s call.
@@ -94,7 +149,10 @@ impl Pending {
         first.then(|| now - self.sent_at)
     }
     pub fn next_deadline(&self) -> Instant {
-        self.next_retransmit.min(self.deadline)
+        let failover = self.failover_at.filter(|_| self.chosen && !self.heard);
+        self.next_retransmit
+            .min(self.deadline)
+            .min(failover.unwrap_or(self.deadline))
     }
 
     /// The datagram again if Timer A/E fired; doubles the interval (capped
@@ -117,6 +175,7 @@ impl Pending {
     /// A provisional response arrived for a non-INVITE request: keep
     /// retransmitting, every T2 (RFC 3261 §17.1.2.2, Proceeding state).
     pub fn proceeding(&mut self, now: Instant, _t1: Duration) {
+        self.heard = true;
         self.interval = T2;
         self.next_retransmit = now + T2;
     }

@@ -291,7 +291,9 @@ impl PresenceServer {
                     }
                     self.bindings.retain(|(s, _)| s != session);
                 }
-                AdminEvent::Connected { .. } => {}
+                AdminEvent::Connected { .. }
+                | AdminEvent::PbxDown { .. }
+                | AdminEvent::PbxUp { .. } => {}
             }
         }
         changed.dedup();

@@ -5,6 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use sipline_core::Instant;
 use sipline_core::sip::{Header, HeaderName, Message, Method, NameAddr, Uri, Via, split_commas};
 
 use super::Proxy;
@@ -12,18 +13,36 @@ use super::edit::{Action, without_first};
 use super::pending;
 use crate::ids::ConnId;
 
-impl Proxy {
-    pub(super) fn pick_pbx(&self) -> Option<SocketAddr> {
-        let up = self.cfg.pbx.iter().find(|a| !self.down.contains_key(a));
-        up.or(self.cfg.pbx.first()).copied()
-    }
+/// Where a browser request goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Destination {
+    pub addr: SocketAddr,
+    /// Chosen among the PBXs, not named by the request nor following its
+    /// INVITE: the next PBX may take it if this one fails.
+    pub chosen: bool,
+}
 
+impl Proxy {
     /// Which PBX a browser request goes to. A CANCEL (and the ACK of an
-    /// error) follows its INVITE (RFC 3261 §9.1); a request whose route set
-    /// or Request-URI names one of the configured PBXs goes to that one, so
-    /// that a dialog stays with the PBX that holds it; anything else goes
-    /// to the first PBX that is up. Never anywhere but a configured PBX.
-    pub(super) fn destination(&self, conn: ConnId, msg: &Message<'_>) -> Option<SocketAddr> {
+    /// error) follows its INVITE (RFC 3261 §9.1), also when that went on
+    /// to another PBX; a request whose route set or Request-URI names one
+    /// of the configured PBXs goes to that one, so that a dialog stays with
+    /// the PBX that holds it; anything else goes to the PBX [`Pbxs::pick`]
+    /// chooses for its Call-ID. Never anywhere but a configured PBX.
+    ///
+    /// [`Pbxs::pick`]: super::pbxs::Pbxs::pick
+    pub(super) fn destination(
+        &self,
+        now: Instant,
+        conn: ConnId,
+        msg: &Message<'_>,
+    ) -> Option<Destination> {
+        let named = |addr| {
+            Some(Destination {
+                addr,
+                chosen: false,
+            })
+        };
         if matches!(msg.method(), Some(Method::Cancel | Method::Ack)) {
             let branch = self.branch(
                 &self.key.token(conn),
@@ -33,24 +52,39 @@ impl Proxy {
                 .pending
                 .get(&pending::key(&branch, Method::Invite.as_str()))
             {
-                return Some(p.to);
+                return named(p.to);
+            }
+            if let Some(pbx) = self
+                .dialogs
+                .get(&(conn, msg.call_id().to_owned()))
+                .and_then(|d| d.pbx)
+            {
+                return named(pbx);
             }
         }
-        let named = |uri: Uri<'_>| {
+        let configured = |uri: Uri<'_>| {
             self.cfg
                 .pbx
                 .iter()
-                .copied()
+                .map(|t| t.addr)
                 .find(|a| host_port_is(&uri, *a))
         };
         let next_route = msg
             .header_values(HeaderName::Route)
             .filter(|v| self.own_route(v).is_none())
             .find_map(|v| NameAddr::parse(v).map(|na| na.uri));
-        next_route
-            .and_then(named)
-            .or_else(|| msg.request_uri().and_then(Uri::parse).and_then(named))
-            .or_else(|| self.pick_pbx())
+        if let Some(addr) = next_route
+            .and_then(configured)
+            .or_else(|| msg.request_uri().and_then(Uri::parse).and_then(configured))
+        {
+            return named(addr);
+        }
+        let addr = self.pbxs.pick(now, msg.call_id(), &[])?;
+        // Only a request outside any dialog may go on to another PBX: one
+        // inside a dialog belongs where the dialog is.
+        let chosen =
+            msg.to().tag().is_none() && !matches!(msg.method(), Some(Method::Cancel | Method::Ack));
+        Some(Destination { addr, chosen })
     }
 
     /// Whether a Route value names this relay (either of our Record-Route

@@ -1,27 +1,30 @@
 //! The client transactions toward the PBX (RFC 3261 §17.1): the browser's
 //! transport is reliable and never retransmits, so the relay does it over
-//! UDP (Timers A/E), and answers the browser itself when the PBX stays
-//! silent (`408`, Timer B/F) or is unreachable (`503`, ICMP). One
+//! UDP (Timers A/E); a new request its PBX leaves silent for the failover
+//! time, or that is unreachable (ICMP) or refuses it with an early `503`,
+//! goes on to the next PBX (RFC 3263 §4.3); with none left, the relay
+//! answers the browser itself (`408` at Timer B/F, `503` for ICMP). One
 //! transaction's own state is a [`Pending`].
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use sipline_core::Instant;
-use sipline_core::sip::{Message, Method, response_to};
+use sipline_core::sip::{HeaderName, Message, MessageBuilder, Method, response_to};
 
 use super::Proxy;
 use super::events::Sender;
+use super::pbxs::DownReason;
 use super::pending::Pending;
 use crate::media::calls::Side;
-use crate::ops::metrics::Reject;
+use crate::ops::metrics::{Failover, Reject};
 
 impl Proxy {
-    /// The PBX at `addr` is unreachable (ICMP port/host unreachable): fail
-    /// what is in flight toward it at once with `503` rather than making
-    /// browsers wait for the timeout, and prefer another PBX for a while.
+    /// The PBX at `addr` is unreachable (ICMP port/host unreachable): what
+    /// is in flight toward it and unanswered goes on to the next PBX, or,
+    /// with none left, fails at once with `503` rather than making browsers
+    /// wait for the timeout; new requests avoid it while it is down.
     pub fn pbx_unreachable(&mut self, now: Instant, addr: SocketAddr) {
-        self.down.insert(addr, now + Duration::from_secs(30));
+        self.pbxs.failed(now, addr, DownReason::Unreachable);
         let failed: Vec<String> = self
             .pending
             .iter()
@@ -29,45 +32,110 @@ impl Proxy {
             .map(|(k, _)| k.clone())
             .collect();
         for key in failed {
+            if self.fail_over(now, &key, Failover::Unreachable) {
+                continue;
+            }
             if let Some(p) = self.take_pending(&key) {
                 self.answer_locally(now, &p, 503, "Service Unavailable");
             }
         }
     }
 
-    /// Time has reached `now`: retransmit, and time out what must.
+    /// Time has reached `now`: retransmit, fail over, and time out what
+    /// must.
     pub fn handle_timeout(&mut self, now: Instant) {
         // Only what is due is visited: the deadline set is ordered.
         while let Some((due, key)) = self.deadlines.first().cloned() {
             if due > now {
                 break;
             }
-            let timed_out = self.pending.get(&key).is_some_and(|p| p.deadline <= now);
-            if timed_out {
+            // Taken out here; whatever is done below puts the request's
+            // next deadline back in.
+            self.deadlines.remove(&(due, key.clone()));
+            let Some(p) = self.pending.get(&key) else {
+                continue;
+            };
+            if p.deadline <= now {
                 if let Some(p) = self.take_pending(&key) {
                     self.metrics.reject(Reject::PbxTimeout);
                     self.answer_locally(now, &p, 408, "Request Timeout");
                 }
                 continue;
             }
-            self.deadlines.remove(&(due, key.clone()));
-            let Some(p) = self.pending.get_mut(&key) else {
+            if p.failover_due(now) {
+                let silent = p.to;
+                self.pbxs.failed(now, silent, DownReason::Silent);
+                if self.fail_over(now, &key, Failover::Silent) {
+                    continue;
+                }
+                // Nowhere else to go: it stays, until Timer B/F.
+                self.update_pending(&key, Pending::stay);
+            }
+            let t1 = self.cfg.t1;
+            let Some(Some((to, datagram))) = self.update_pending(&key, |p| {
+                let to = p.to;
+                p.retransmit_due(now, t1).map(|d| (to, d))
+            }) else {
                 continue;
             };
-            if let Some(datagram) = p.retransmit_due(now, self.cfg.t1) {
-                let to = p.to;
-                self.deadlines.insert((p.next_deadline(), key));
-                self.metrics.retransmitted();
-                self.udp(to, datagram);
-            }
+            self.metrics.retransmitted();
+            self.udp(to, datagram);
         }
-        self.down.retain(|_, until| *until > now);
+        for (to, probe) in self.pbxs.handle_timeout(now, self.cfg.sip_addr) {
+            self.udp(to, probe);
+        }
         self.calls.expire(now);
         if let Some(p) = self.presence.as_mut() {
             for (conn, frame) in p.handle_timeout(now) {
                 self.ws(conn, frame);
             }
         }
+    }
+
+    /// Sends a new request its PBX failed (`why`) to the next PBX, if it
+    /// may go on and one is left; whether it did. Its call's dialog (for a
+    /// CANCEL or a shutdown) follows it.
+    pub(super) fn fail_over(&mut self, now: Instant, key: &str, why: Failover) -> bool {
+        let Some(p) = self.pending.get(key).filter(|p| p.chosen && !p.heard) else {
+            return false;
+        };
+        let Ok(request) = Message::parse(&p.browser_request) else {
+            return false;
+        };
+        let call_id = request.call_id().to_owned();
+        let (conn, is_invite) = (p.conn, p.is(Method::Invite));
+        let mut tried = p.tried.clone();
+        tried.push(p.to);
+        let Some(next) = self.pbxs.pick(now, &call_id, &tried) else {
+            return false;
+        };
+        let (t1, after) = (self.cfg.t1, self.cfg.failover_after);
+        let Some(datagram) = self.update_pending(key, |p| p.go_to(now, next, t1, after)) else {
+            return false;
+        };
+        self.metrics.failover(why);
+        if is_invite && let Some(d) = self.dialogs.get_mut(&(conn, call_id)) {
+            d.pbx = Some(next);
+            if let Some(cancel) = d.cancel.as_mut() {
+                cancel.0 = next;
+            }
+        }
+        self.udp(next, datagram);
+        true
+    }
+
+    /// Changes a pending request with `f`, keeping its deadline in step.
+    pub(super) fn update_pending<R>(
+        &mut self,
+        key: &str,
+        f: impl FnOnce(&mut Pending) -> R,
+    ) -> Option<R> {
+        let p = self.pending.get_mut(key)?;
+        let before = p.next_deadline();
+        let r = f(p);
+        self.deadlines.remove(&(before, key.to_owned()));
+        self.deadlines.insert((p.next_deadline(), key.to_owned()));
+        Some(r)
     }
 
     /// Removes a pending request and its deadline.
@@ -101,4 +169,28 @@ impl Proxy {
             }
         }
     }
+}
+
+/// The ACK for an error response to an INVITE the relay forwarded, sent by
+/// the relay itself when the browser never sees that response (an early
+/// 503 that failed over): same Request-URI, top Via, Route, From, Call-ID
+/// and CSeq number as the INVITE, To from the response (RFC 3261
+/// §17.1.1.3). The core has the same for the SDK, private: made public
+/// for this, it grew the SDK's wasm by 17.5 KB gzipped (measured with
+/// `npm/size.sh`), so the relay keeps its own.
+pub(super) fn ack_for_error(invite: &Message<'_>, response: &Message<'_>) -> Vec<u8> {
+    let mut b = MessageBuilder::request(Method::Ack, invite.request_uri().unwrap_or_default());
+    if let Some(via) = invite.header_values(HeaderName::Via).next() {
+        b.header("Via", via);
+    }
+    for route in invite.header_lines(HeaderName::Route) {
+        b.header("Route", route);
+    }
+    let seq = invite.cseq().seq.to_string();
+    b.header("Max-Forwards", "70")
+        .header("From", invite.header(HeaderName::From).unwrap_or_default())
+        .header("To", response.header(HeaderName::To).unwrap_or_default())
+        .header("Call-ID", invite.call_id())
+        .header_parts("CSeq", &[&seq, " ACK"]);
+    b.finish(None, b"")
 }

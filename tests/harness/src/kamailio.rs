@@ -197,6 +197,18 @@ impl Kamailio {
         crate::last_lines(&text, 40)
     }
 
+    /// Stops every Kamailio process where it is (SIGSTOP): its ports stay
+    /// open and nothing answers, as a PBX that hangs or a host that is gone
+    /// behind a firewall (no ICMP unreachable).
+    pub fn pause(&self) {
+        self.signal_group("-STOP");
+    }
+
+    /// Lets a [`Kamailio::pause`]d Kamailio go on.
+    pub fn resume(&self) {
+        self.signal_group("-CONT");
+    }
+
     fn signal_group(&self, signal: &str) {
         // `kill -SIG -- -PGID`: the whole group, workers included.
         let _ = Command::new("kill")
@@ -209,6 +221,7 @@ impl Kamailio {
 impl Drop for Kamailio {
     fn drop(&mut self) {
         self.signal_group("-TERM");
+        self.signal_group("-CONT"); // a paused one handles its TERM now
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {

@@ -129,3 +129,78 @@ fn the_shared_browser_port_lies_outside_the_range() {
     c.media.browser_port = 65_535;
     assert!(c.validate().is_err(), "its second port would pass 65535");
 }
+
+#[test]
+fn pbxs_with_priorities_and_weights_and_their_failover_and_probes() {
+    let text = r#"
+        [pbx]
+        failover_ms = 1500
+        [[pbx.servers]]
+        address = "10.0.0.5:5060"
+        weight = 3
+        [[pbx.servers]]
+        address = "10.0.0.6:5060"
+        priority = 20
+    "#;
+    let c = Config::parse(Path::new("r.toml"), text).expect("valid");
+    c.validate().expect("valid");
+    let p = c.proxy("10.0.0.2:5070".parse().expect("addr"));
+    let weighed: Vec<(u16, u16)> = p.pbx.iter().map(|t| (t.priority, t.weight)).collect();
+    assert_eq!(
+        weighed,
+        vec![(10, 3), (20, 1)],
+        "defaults: priority 10, weight 1"
+    );
+    assert_eq!(p.failover_after, Duration::from_millis(1500));
+    assert_eq!(
+        p.probe_interval,
+        Some(Duration::from_secs(10)),
+        "several PBXs are probed by default"
+    );
+    assert_eq!(c.pbx_addresses().len(), 2, "every one bound and accepted");
+
+    // `addresses`: preferred in order; one alone is not probed unless asked.
+    let mut c = Config::default();
+    c.pbx.addresses = vec!["10.0.0.5:5060".parse().expect("addr")];
+    let p = c.proxy("10.0.0.2:5070".parse().expect("addr"));
+    assert_eq!(p.probe_interval, None);
+    c.pbx.probe_interval_ms = Some(2_000);
+    let p = c.proxy("10.0.0.2:5070".parse().expect("addr"));
+    assert_eq!(p.probe_interval, Some(Duration::from_secs(2)));
+
+    let refused = |text: &str, key: &str| {
+        let err = Config::parse(Path::new("r.toml"), text)
+            .and_then(|c| c.validate().map(|()| c))
+            .expect_err(text);
+        assert!(
+            err.to_string().starts_with(&format!("config key `{key}`")),
+            "{err}"
+        );
+    };
+    refused(
+        "[pbx]\naddresses = [\"10.0.0.5:5060\"]\n[[pbx.servers]]\naddress = \"10.0.0.6:5060\"\n",
+        "pbx.servers",
+    );
+    refused(
+        "[pbx]\naddresses = [\"10.0.0.5:5060\", \"10.0.0.5:5060\"]\n",
+        "pbx.addresses",
+    );
+    refused(
+        "[pbx]\naddresses = [\"10.0.0.5:5060\"]\nfailover_ms = 50\n",
+        "pbx.failover_ms",
+    );
+    refused(
+        "[pbx]\naddresses = [\"10.0.0.5:5060\"]\nfailover_ms = 40000\n",
+        "pbx.failover_ms",
+    );
+    refused(
+        "[pbx]\naddresses = [\"10.0.0.5:5060\"]\nprobe_interval_ms = 100\n",
+        "pbx.probe_interval_ms",
+    );
+    let err = Config::parse(
+        Path::new("r.toml"),
+        "[[pbx.servers]]\naddress = \"10.0.0.6:5060\"\nweigth = 2\n",
+    )
+    .expect_err("a misspelt key");
+    assert!(err.to_string().contains("weigth"), "{err}");
+}
