@@ -139,6 +139,13 @@ struct PbxFlags {
     #[arg(long = "pbx", env = "SIPLINE_PBX", value_delimiter = ',')]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     addresses: Vec<SocketAddr>,
+    /// The PBX as a SIP URI looked up in DNS (NAPTR, SRV, A/AAAA), e.g.
+    /// sip:pbx.example.com, instead of --pbx.
+    #[arg(long = "pbx-uri", env = "SIPLINE_PBX_URI")]
+    uri: Option<String>,
+    /// The DNS server for --pbx-uri (IP:port); the system's by default.
+    #[arg(long = "dns-server", env = "SIPLINE_DNS_SERVER")]
+    dns_server: Option<SocketAddr>,
     /// A new request its PBX leaves without any answer this long goes on to
     /// the next PBX, ms.
     #[arg(long = "pbx-failover-ms", env = "SIPLINE_PBX_FAILOVER_MS")]

@@ -4,7 +4,9 @@
 //! stops answering (SIGSTOP: its ports stay open, so no ICMP tells), a new
 //! call goes on to B after the failover time and is heard both ways; when
 //! A answers again the relay sees it up; when A is gone for good (its port
-//! closed: ICMP unreachable), the next call moves to B at once.
+//! closed: ICMP unreachable), the next call moves to B at once. The PBXs
+//! are listed (`--pbx A --pbx B`) or named by DNS (`--pbx-uri
+//! sip:pbx.test`, SRV records from a dnsmasq the test starts).
 
 mod common;
 
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sipline_test_harness::browser;
+use sipline_test_harness::dnsmasq::Dnsmasq;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
@@ -146,4 +149,104 @@ fn a_new_call_goes_on_to_the_second_pbx_when_the_first_stops_answering_or_is_gon
     assert_eq!(metric(&m, &up(a_addr)), 0, "A gone is seen down: {m}");
     assert_eq!(metric(&m, &up(b_addr)), 1, "{m}");
     assert!(m.contains("sipline_media_calls 0"), "{m}");
+}
+
+#[test]
+fn a_pbx_named_by_dns_is_found_through_srv_and_a_new_call_fails_over_to_its_second_target() {
+    let scratch = Scratch::new("failover-dns");
+    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
+    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let a = Kamailio::start(&Options::default()).expect("kamailio A");
+    let b = Kamailio::start(&Options::default()).expect("kamailio B");
+    let (a_addr, b_addr) = (udp_addr(&a), udp_addr(&b));
+    let far = far_end(b_addr, USERS[1], far_tone, true);
+    // pbx.test: A at priority 10, B at 20, on their own ports (RFC 2782).
+    let dns = Dnsmasq::start(
+        &[
+            "host-record=pbx-a.pbx.test,127.0.0.1".into(),
+            "host-record=pbx-b.pbx.test,127.0.0.1".into(),
+            format!(
+                "srv-host=_sip._udp.pbx.test,pbx-a.pbx.test,{},10,100",
+                a.udp_port
+            ),
+            format!(
+                "srv-host=_sip._udp.pbx.test,pbx-b.pbx.test,{},20,100",
+                b.udp_port
+            ),
+        ],
+        60,
+    )
+    .expect("dnsmasq");
+    let dns_server = dns.addr.to_string();
+    let failover = FAILOVER_MS.to_string();
+    let relay = RelayProcess::start_with(&[
+        "--pbx-uri",
+        "sip:pbx.test",
+        "--dns-server",
+        &dns_server,
+        "--pbx-failover-ms",
+        &failover,
+        "--pbx-probe-interval-ms",
+        "1000",
+        "--media-ports",
+        "37900-37999",
+    ]);
+    let up = |addr: SocketAddr| format!("sipline_pbx_up{{pbx=\"{addr}\"}}");
+    let found = |addr| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if relay.metrics().contains(&format!("{} 1", up(addr))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    };
+    assert!(
+        found(a_addr) && found(b_addr),
+        "both SRV targets found and answering: {}",
+        relay.metrics()
+    );
+
+    let (alice, alice_password) = USERS[0];
+    let (bob, _) = USERS[1];
+    let config = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": {
+                "server": relay.ws_url(),
+                "uri": format!("sip:{alice}@{DOMAIN}"),
+                "password": alice_password,
+            }},
+            {"do": "mark", "event": "pause_a"},
+            {"do": "sleep", "ms": 300},
+            {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},
+            {"do": "measure", "name": "talk"},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let out = browser::sdk(&config.to_string(), |event| {
+        if event == "pause_a" {
+            a.pause();
+        }
+    })
+    .expect("the browser ran");
+    let v = outcome(&out, &far);
+    let steps = &v["steps"];
+    assert_eq!(steps["connect"]["registered"], true, "registered at A: {v}");
+    assert_eq!(steps["call"]["state"], "established", "{v}");
+    let ms = number(&steps["call"], "ms");
+    assert!(
+        ms < (FAILOVER_MS + 5_000) as f64,
+        "answered {ms} ms after the call: {v}"
+    );
+    assert_hears(&steps["talk"], FAR_HZ, "through the second SRV target");
+    assert_far_end_heard_the_browser(&far);
+    let m = relay.metrics();
+    assert!(
+        metric(&m, "sipline_pbx_failovers_total{reason=\"no_answer\"}") >= 1,
+        "{m}"
+    );
+    assert_eq!(metric(&m, &up(a_addr)), 0, "{m}");
 }

@@ -3,6 +3,7 @@
 //! logic lives here.
 
 mod admin;
+mod dns;
 pub mod engine;
 mod gate;
 pub mod media;
@@ -22,6 +23,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use sipline_core::Instant;
+use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -32,7 +34,7 @@ use crate::media::dtls::Identity;
 use crate::media::record::RecordingMode;
 use crate::ops::config::{Client, Config};
 use crate::signalling::events::{AdminEvent, CallView};
-use crate::signalling::{FlowKey, Output, Proxy};
+use crate::signalling::{FlowKey, MAX_PBXS, Output, PbxTarget, Proxy};
 
 /// What the shells tell the proxy task.
 enum Input {
@@ -60,6 +62,10 @@ enum Input {
     },
     Unreachable {
         pbx: SocketAddr,
+    },
+    /// The PBXs `pbx.uri` names now (DNS).
+    Pbxs {
+        targets: Vec<PbxTarget>,
     },
     Metrics {
         reply: oneshot::Sender<String>,
@@ -196,7 +202,19 @@ impl Relay {
             ended: media_ended,
             recorder,
         };
-        tokio::spawn(run_proxy(proxy, rx, sockets, admin.clone(), media_shell));
+        if let Some((host, port)) = cfg.pbx_name() {
+            let name = dns::PbxName { host, port };
+            let resolver = dns::resolver(cfg.pbx.dns_server)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            tokio::spawn(dns::watch(resolver, name, inputs.clone()));
+        }
+        tokio::spawn(run_proxy(
+            proxy,
+            (inputs.clone(), rx),
+            sockets,
+            admin.clone(),
+            media_shell,
+        ));
         let shared = Shared {
             inputs: inputs.clone(),
             next_conn: Arc::new(AtomicU64::new(1)),
@@ -322,9 +340,16 @@ impl Relay {
 const SEND_OFF: Duration = Duration::from_secs(2);
 
 fn spawn_receivers(sockets: &udp::Sockets, inputs: &mpsc::Sender<Input>) {
-    let mut all = vec![(None, sockets.any.clone())];
-    all.extend(sockets.pbx.iter().map(|(a, s)| (Some(*a), s.clone())));
-    for (pbx, sock) in all {
+    spawn_receiver(None, sockets.any.clone(), inputs);
+    for (pbx, sock) in &sockets.pbx {
+        spawn_receiver(Some(*pbx), sock.clone(), inputs);
+    }
+}
+
+/// Reads one UDP socket (a PBX's connected one, or the catch-all) into the
+/// proxy task.
+fn spawn_receiver(pbx: Option<SocketAddr>, sock: Arc<UdpSocket>, inputs: &mpsc::Sender<Input>) {
+    {
         let inputs = inputs.clone();
         tokio::spawn(async move {
             let mut buf = vec![0u8; 65_536];
@@ -406,8 +431,8 @@ enum Wake {
 /// The one task that owns the proxy: inputs in, outputs out, timers.
 async fn run_proxy(
     mut proxy: Proxy,
-    mut rx: mpsc::Receiver<Input>,
-    sockets: udp::Sockets,
+    (inputs, mut rx): (mpsc::Sender<Input>, mpsc::Receiver<Input>),
+    mut sockets: udp::Sockets,
     admin: broadcast::Sender<(&'static str, String)>,
     mut media: MediaShell,
 ) {
@@ -449,6 +474,26 @@ async fn run_proxy(
             }
             Wake::Input(Input::Datagram { from, bytes }) => proxy.handle_udp(now(), from, &bytes),
             Wake::Input(Input::Unreachable { pbx }) => proxy.pbx_unreachable(now(), pbx),
+            Wake::Input(Input::Pbxs { targets }) => {
+                // Each new PBX gets its connected socket before the proxy
+                // may send to it.
+                for t in &targets {
+                    if sockets.for_pbx(t.addr).is_some() || sockets.pbx.len() >= MAX_PBXS {
+                        continue;
+                    }
+                    match sockets.add(t.addr) {
+                        Ok(sock) => spawn_receiver(Some(t.addr), sock, &inputs),
+                        Err(e) => {
+                            warn!(pbx = %t.addr, error = %e, "no socket toward a PBX from DNS")
+                        }
+                    }
+                }
+                let usable: Vec<PbxTarget> = targets
+                    .into_iter()
+                    .filter(|t| sockets.for_pbx(t.addr).is_some())
+                    .collect();
+                proxy.set_pbxs(&usable);
+            }
             Wake::Input(Input::Metrics { reply }) => {
                 let _ = reply.send(proxy.render_metrics());
             }

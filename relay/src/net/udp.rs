@@ -53,6 +53,13 @@ impl Sockets {
         self.any.local_addr()
     }
 
+    /// Adds a connected socket toward `peer` (a PBX DNS named).
+    pub fn add(&mut self, peer: SocketAddr) -> io::Result<Arc<UdpSocket>> {
+        let sock = Arc::new(socket(self.local_addr()?, Some(peer))?);
+        self.pbx.push((peer, sock.clone()));
+        Ok(sock)
+    }
+
     /// The connected socket for `to`, if it is a PBX.
     pub fn for_pbx(&self, to: SocketAddr) -> Option<&Arc<UdpSocket>> {
         self.pbx.iter().find(|(a, _)| *a == to).map(|(_, s)| s)

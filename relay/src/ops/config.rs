@@ -247,6 +247,13 @@ pub struct Pbx {
     /// `addresses`): the lowest priority that is up takes the new
     /// requests, shared by weight (RFC 2782's rules).
     pub servers: Vec<PbxServer>,
+    /// The PBX as a SIP URI whose host is looked up in DNS (RFC 3263:
+    /// NAPTR, SRV `_sip._udp`, then A/AAAA), e.g. `sip:pbx.example.com`;
+    /// instead of `addresses`. Looked up again as the records' TTLs run out.
+    pub uri: Option<String>,
+    /// The DNS server for `uri` (IP:port); the system's resolv.conf when
+    /// unset.
+    pub dns_server: Option<SocketAddr>,
     /// A new request (outside a dialog) that its PBX leaves without any
     /// answer this long, milliseconds, goes on to the next PBX, and that
     /// PBX counts as down; so does one unreachable (ICMP) or answering
@@ -254,8 +261,8 @@ pub struct Pbx {
     pub failover_ms: u64,
     /// How often each PBX is probed with OPTIONS, milliseconds; a probe
     /// unanswered for `failover_ms` takes it down, an answer brings it back.
-    /// 0: never. Unset: every 10 s when there are several PBXs, never with
-    /// one.
+    /// 0: never. Unset: every 10 s when there are several PBXs (or a
+    /// `uri`), never with one.
     pub probe_interval_ms: Option<u64>,
     /// Run the embedded mini PBX instead: a registrar for `users` that
     /// connects its registered browsers to each other.
@@ -272,6 +279,8 @@ impl Default for Pbx {
         Self {
             addresses: Vec::new(),
             servers: Vec::new(),
+            uri: None,
+            dns_server: None,
             failover_ms: 2_000,
             probe_interval_ms: None,
             embedded: false,
@@ -692,13 +701,26 @@ impl Config {
                 problem: problem.into(),
             })
         };
-        if !p.addresses.is_empty() && !p.servers.is_empty() {
+        let ways = [
+            !p.addresses.is_empty(),
+            !p.servers.is_empty(),
+            p.uri.is_some(),
+        ];
+        if ways.iter().filter(|w| **w).count() > 1 {
             return invalid(
                 "pbx.servers",
-                "pbx.addresses and [[pbx.servers]] exclude each other: list the PBXs in one",
+                "pbx.addresses, [[pbx.servers]] and pbx.uri exclude each other: name the PBXs in one",
             );
         }
-        let none = p.addresses.is_empty() && p.servers.is_empty();
+        if let Some(uri) = &p.uri
+            && self.pbx_name().is_none()
+        {
+            return Err(ConfigError::Invalid {
+                key: "pbx.uri",
+                problem: format!("{uri:?} is not a sip: URI with a host, e.g. sip:pbx.example.com"),
+            });
+        }
+        let none = !ways.contains(&true);
         match (p.embedded, none) {
             (false, true) => {
                 return invalid(
@@ -709,7 +731,7 @@ impl Config {
             (true, false) => {
                 return invalid(
                     "pbx.embedded",
-                    "an embedded PBX and pbx.addresses (or [[pbx.servers]]) exclude each other",
+                    "an embedded PBX and pbx.addresses (or [[pbx.servers]], pbx.uri) exclude each other",
                 );
             }
             _ => {}
@@ -758,6 +780,15 @@ impl Config {
             .collect()
     }
 
+    /// The host and port of `pbx.uri`, when the PBX is named so.
+    pub fn pbx_name(&self) -> Option<(String, Option<u16>)> {
+        let text = self.pbx.uri.as_deref()?;
+        let uri = sipline_core::sip::Uri::parse(text)?;
+        let plain = uri.user.is_none() && uri.rest.is_empty();
+        (uri.scheme.eq_ignore_ascii_case("sip") && !uri.host.is_empty() && plain)
+            .then(|| (uri.host.to_owned(), uri.port))
+    }
+
     /// Every PBX address, in configuration order.
     pub fn pbx_addresses(&self) -> Vec<SocketAddr> {
         self.pbx_targets().iter().map(|t| t.addr).collect()
@@ -771,7 +802,7 @@ impl Config {
         p.probe_interval = match self.pbx.probe_interval_ms {
             Some(0) => None,
             Some(ms) => Some(Duration::from_millis(ms)),
-            None => (p.pbx.len() > 1).then_some(DEFAULT_PROBE_INTERVAL),
+            None => (p.pbx.len() > 1 || self.pbx.uri.is_some()).then_some(DEFAULT_PROBE_INTERVAL),
         };
         p.ws_host = self.http.public_host.clone();
         p.t1 = Duration::from_millis(self.sip.t1_ms);

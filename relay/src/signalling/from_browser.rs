@@ -62,7 +62,8 @@ impl Proxy {
             return;
         }
         let Some(Destination { addr: pbx, chosen }) = self.destination(now, conn, msg) else {
-            self.reply_ws(conn, msg, 503, "No PBX Configured");
+            // Only before a PBX named by DNS was first found.
+            self.reply_ws(conn, msg, 503, "No PBX Available");
             return;
         };
         let is_ack = msg.method() == Some(Method::Ack);
@@ -147,7 +148,7 @@ impl Proxy {
                 raw.to_vec(),
                 &self.cfg,
             );
-            if chosen && self.cfg.pbx.len() > 1 {
+            if chosen && self.pbxs.active() > 1 {
                 p = p.may_fail_over(now, &self.cfg);
             }
             // A repeated request replaces its earlier entry.

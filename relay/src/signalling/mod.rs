@@ -171,6 +171,10 @@ pub enum Output {
     Media(Command),
 }
 
+/// Most PBX addresses known over a run (DNS may name new ones): each has
+/// its index in the relay's Via toward browsers, so none is forgotten.
+pub const MAX_PBXS: usize = 64;
+
 /// Most dialogs remembered for ending calls on media failure.
 const MAX_DIALOGS: usize = 100_000;
 
@@ -403,6 +407,26 @@ impl Proxy {
         } else {
             self.pbx_response(now, from, &msg);
         }
+    }
+
+    /// A new set of PBXs (the shell resolved `pbx.uri` again): new ones
+    /// are added, those gone retire (not chosen any more; what they send is
+    /// still taken, for their dialogs). At most [`MAX_PBXS`] are known.
+    pub fn set_pbxs(&mut self, targets: &[PbxTarget]) {
+        for t in targets {
+            let known = self.cfg.pbx.len();
+            match self.cfg.pbx.iter_mut().find(|k| k.addr == t.addr) {
+                Some(k) => *k = *t,
+                None if known < MAX_PBXS => self.cfg.pbx.push(*t),
+                None => {}
+            }
+        }
+        let kept: Vec<PbxTarget> = targets
+            .iter()
+            .filter(|t| self.is_pbx(t.addr))
+            .copied()
+            .collect();
+        self.pbxs.set_targets(&kept);
     }
 
     /// Whether `addr` is one of the configured PBXs.

@@ -72,6 +72,9 @@ struct Probe {
 #[derive(Debug)]
 struct State {
     target: PbxTarget,
+    /// No longer in the PBX set (DNS dropped it): never chosen nor probed,
+    /// but what it sends is still taken (its dialogs go on).
+    retired: bool,
     up: bool,
     /// Without probes: when a PBX that is down may be tried again.
     retry_at: Option<Instant>,
@@ -105,6 +108,7 @@ impl Pbxs {
             .iter()
             .map(|&target| State {
                 target,
+                retired: false,
                 up: true,
                 retry_at: None,
                 // The first probes go out at once.
@@ -122,6 +126,37 @@ impl Pbxs {
         }
     }
 
+    /// A new PBX set (from DNS): PBXs in it keep their health and take
+    /// its priority and weight, new ones start up, the others retire.
+    pub fn set_targets(&mut self, targets: &[PbxTarget]) {
+        for s in &mut self.all {
+            match targets.iter().find(|t| t.addr == s.target.addr) {
+                Some(t) => {
+                    s.target = *t;
+                    s.retired = false;
+                }
+                None => s.retired = true,
+            }
+        }
+        for t in targets {
+            if !self.all.iter().any(|s| s.target.addr == t.addr) {
+                self.all.push(State {
+                    target: *t,
+                    retired: false,
+                    up: true,
+                    retry_at: None,
+                    next_probe: Instant::from_millis(0),
+                    probe: None,
+                });
+            }
+        }
+    }
+
+    /// How many PBXs a new request may go to.
+    pub fn active(&self) -> usize {
+        self.all.iter().filter(|s| !s.retired).count()
+    }
+
     fn state(&mut self, addr: SocketAddr) -> Option<&mut State> {
         self.all.iter_mut().find(|s| s.target.addr == addr)
     }
@@ -132,9 +167,12 @@ impl Pbxs {
         self.all.iter().any(|s| s.target.addr == addr && s.up)
     }
 
-    /// Each PBX and whether it is up, in configuration order.
+    /// Each PBX in the set and whether it is up, in configuration order.
     pub fn health(&self) -> impl Iterator<Item = (SocketAddr, bool)> + '_ {
-        self.all.iter().map(|s| (s.target.addr, s.up))
+        self.all
+            .iter()
+            .filter(|s| !s.retired)
+            .map(|s| (s.target.addr, s.up))
     }
 
     /// The PBX for a new request of the call `call_id`, not one of
@@ -142,7 +180,7 @@ impl Pbxs {
     /// nothing was tried yet (a request must go somewhere, and the PBX may
     /// be back), none when this is a failover (the caller answers itself).
     pub fn pick(&self, now: Instant, call_id: &str, tried: &[SocketAddr]) -> Option<SocketAddr> {
-        let open = |s: &&State| !tried.contains(&s.target.addr);
+        let open = |s: &&State| !s.retired && !tried.contains(&s.target.addr);
         let usable = |s: &&State| s.up || s.retry_at.is_some_and(|at| at <= now);
         let best = |candidates: Vec<&State>| {
             let priority = candidates.iter().map(|s| s.target.priority).min()?;
@@ -161,7 +199,7 @@ impl Pbxs {
         best(self.all.iter().filter(open).filter(usable).collect()).or_else(|| {
             tried
                 .is_empty()
-                .then(|| best(self.all.iter().collect()))
+                .then(|| best(self.all.iter().filter(|s| !s.retired).collect()))
                 .flatten()
         })
     }
@@ -215,6 +253,7 @@ impl Pbxs {
         self.probe_every?;
         self.all
             .iter()
+            .filter(|s| !s.retired)
             .map(|s| match &s.probe {
                 Some(p) => p.retransmit_at.min(p.give_up_at),
                 None => s.next_probe,
@@ -234,7 +273,7 @@ impl Pbxs {
         };
         let mut out = Vec::new();
         let mut silent = Vec::new();
-        for s in &mut self.all {
+        for s in self.all.iter_mut().filter(|s| !s.retired) {
             let addr = s.target.addr;
             if let Some(p) = &mut s.probe {
                 if p.give_up_at <= now {
@@ -434,6 +473,29 @@ mod tests {
             pbxs.pick(t(0), "x", &[]),
             Some(a(A)),
             "all down: a new request still tries the best"
+        );
+    }
+
+    #[test]
+    fn a_new_set_keeps_health_adds_and_retires() {
+        let mut pbxs = Pbxs::new(
+            &[target(A, 10, 1), target(B, 10, 1)],
+            None,
+            Duration::from_secs(2),
+            Duration::from_millis(500),
+        );
+        pbxs.failed(t(0), a(A), DownReason::Unreachable);
+        pbxs.set_targets(&[target(A, 10, 1), target(C, 20, 1)]);
+        assert_eq!(pbxs.active(), 2);
+        assert!(!pbxs.is_up(a(A)), "A keeps its health");
+        assert_eq!(pbxs.pick(t(1), "x", &[]), Some(a(C)), "B retired, A down");
+        let health: Vec<_> = pbxs.health().collect();
+        assert_eq!(health, vec![(a(A), false), (a(C), true)]);
+        pbxs.heard_from(a(B));
+        assert_eq!(
+            pbxs.pick(t(1), "x", &[]),
+            Some(a(C)),
+            "a retired PBX is not chosen"
         );
     }
 

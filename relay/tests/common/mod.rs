@@ -74,6 +74,12 @@ impl RelayProcess {
         Self::spawn(&args, None)
     }
 
+    /// Starts the relay with exactly `args` (its PBXs among them, e.g.
+    /// `--pbx-uri`), and waits until it accepts connections.
+    pub fn start_with(args: &[&str]) -> RelayProcess {
+        Self::spawn(args, None)
+    }
+
     /// Starts the relay with its embedded PBX and `users` (NAME:PASSWORD,
     /// comma-separated, passed through the environment as in production).
     pub fn start_embedded(extra: &[&str], users: &str) -> RelayProcess {

@@ -204,3 +204,34 @@ fn pbxs_with_priorities_and_weights_and_their_failover_and_probes() {
     .expect_err("a misspelt key");
     assert!(err.to_string().contains("weigth"), "{err}");
 }
+
+#[test]
+fn a_pbx_named_by_a_sip_uri_is_looked_up_in_dns() {
+    let c = Config::parse(
+        Path::new("r.toml"),
+        "[pbx]\nuri = \"sip:pbx.example.com\"\ndns_server = \"127.0.0.1:5353\"\n",
+    )
+    .expect("valid");
+    c.validate().expect("valid");
+    assert_eq!(c.pbx_name(), Some(("pbx.example.com".into(), None)));
+    assert!(c.pbx_addresses().is_empty(), "found at run time");
+    let p = c.proxy("10.0.0.2:5070".parse().expect("addr"));
+    assert_eq!(p.probe_interval, Some(Duration::from_secs(10)));
+    let mut c = c.clone();
+    c.pbx.uri = Some("sip:[::1]:5062".into());
+    assert_eq!(c.pbx_name(), Some(("[::1]".into(), Some(5062))));
+    for bad in [
+        "pbx.example.com",
+        "sips:pbx.example.com",
+        "sip:alice@pbx.example.com",
+        "tel:+1555",
+    ] {
+        c.pbx.uri = Some(bad.into());
+        let err = c.validate().expect_err(bad);
+        assert!(err.to_string().starts_with("config key `pbx.uri`"), "{err}");
+    }
+    c.pbx.uri = Some("sip:pbx.example.com".into());
+    c.pbx.addresses = vec!["10.0.0.5:5060".parse().expect("addr")];
+    let err = c.validate().expect_err("two ways");
+    assert!(err.to_string().contains("exclude each other"), "{err}");
+}
