@@ -118,8 +118,15 @@ impl Baresip {
             Codec::G711 => ("g711", 8000, "PCMU,PCMA"),
             Codec::G722 => ("g722", 16000, "G722"),
         };
+        // On the registrar's side of IPv4 and IPv6.
+        let host = if opts.registrar.is_ipv6() {
+            "::1"
+        } else {
+            "127.0.0.1"
+        };
+        let listen = std::net::SocketAddr::new(host.parse().map_err(io::Error::other)?, sip_port);
         let config = format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
+            "poll_method epoll\nsip_listen {listen}\nnet_interface {host}\n\
 audio_source aufile,{tone}\naudio_player aubridge,nil\naudio_alert aubridge,nil\n\
 audio_srate {srate}\naudio_channels 1\nrtp_ports {rtp}-{rtp_max}\n\
 module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule menu.so\nmodule {module}.so\nmodule aufile.so\n\

@@ -56,6 +56,9 @@ pub struct Options {
     /// carries the media of the calls it routes between its WebSocket
     /// clients and UDP phones (`WITH_RTPENGINE`): the classic gateway.
     pub rtpengine: Option<u16>,
+    /// SIP over UDP on `[::1]` instead of 127.0.0.1 (`WITH_IPV6`): a PBX
+    /// on IPv6. Its WebSocket stays on 127.0.0.1.
+    pub ipv6: bool,
 }
 
 impl Default for Options {
@@ -66,6 +69,7 @@ impl Default for Options {
             min_expires: 60,
             presence: false,
             rtpengine: None,
+            ipv6: false,
         }
     }
 }
@@ -88,8 +92,9 @@ pub const DOMAIN: &str = "sipline.test";
 pub struct Kamailio {
     child: Child,
     dir: PathBuf,
-    /// UDP SIP port on 127.0.0.1.
+    /// UDP SIP port on 127.0.0.1 (or `[::1]`, see [`Options::ipv6`]).
     pub udp_port: u16,
+    ipv6: bool,
     /// WebSocket port on 127.0.0.1.
     pub ws_port: u16,
 }
@@ -151,6 +156,9 @@ impl Kamailio {
                 .arg("-A")
                 .arg(format!("PRESENCE_URI=\"sip:127.0.0.1:{udp_port}\""));
         }
+        if opts.ipv6 {
+            cmd.args(["-A", "WITH_IPV6"]);
+        }
         if let Some(port) = opts.rtpengine {
             cmd.args(["-A", "WITH_RTPENGINE", "-A"])
                 .arg(format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{port}\""));
@@ -166,6 +174,7 @@ impl Kamailio {
             child,
             dir,
             udp_port,
+            ipv6: opts.ipv6,
             ws_port,
         };
         let waited = Duration::from_secs(10);
@@ -184,6 +193,16 @@ impl Kamailio {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Its SIP address over UDP.
+    pub fn udp_addr(&self) -> std::net::SocketAddr {
+        let ip: std::net::IpAddr = if self.ipv6 {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        };
+        std::net::SocketAddr::new(ip, self.udp_port)
     }
 
     /// `ws://127.0.0.1:<port>/` for clients.
