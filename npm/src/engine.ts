@@ -194,6 +194,7 @@ export class Engine {
       throw new Error("the call ended before it was answered");
     }
     still.media = media;
+    this.#watch(call, media);
     this.#act(headers, (c, t) => c.answer(t, call, sdp));
   }
 
@@ -556,7 +557,17 @@ export class Engine {
       throw e;
     }
     this.#calls.set(call, { media });
+    this.#watch(call, media);
     return call;
+  }
+
+  /** A call whose media connection fails for good ends (BYE, or at once while the WebSocket is down) and the app is told why: a relay that died takes its calls' media with it. */
+  #watch(call: number, media: Media): void {
+    media.onFailed(() => {
+      if (this.#calls.get(call)?.media === media) {
+        this.#mediaFailed(call, new Error("the call's media connection failed"));
+      }
+    });
   }
 
   /**

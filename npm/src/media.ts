@@ -147,6 +147,21 @@ export class Media {
     this.#pc.close();
   }
 
+  /**
+   * Calls `then` once if the connection fails for good (`connectionState`
+   * `failed`: ICE found no path for ~15 s, or DTLS broke), as when the
+   * relay carrying the call died.
+   */
+  onFailed(then: () => void): void {
+    const pc = this.#pc;
+    const check = (): void => {
+      if (pc.connectionState !== "failed") return;
+      pc.removeEventListener("connectionstatechange", check);
+      then();
+    };
+    pc.addEventListener("connectionstatechange", check);
+  }
+
   /** Our local description as it is now (every candidate gathered so far in it), for trickling them. */
   localSdp(): string {
     return this.#pc.localDescription?.sdp ?? "";

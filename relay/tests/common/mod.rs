@@ -137,6 +137,13 @@ impl RelayProcess {
         format!("ws://127.0.0.1:{}/sip", self.http_port)
     }
 
+    /// Kills the relay for good (SIGKILL, as a crash or a lost host): every
+    /// WebSocket drops and no BYE goes anywhere.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM, as an init system stopping the service would.
     pub fn terminate(&self) {
         let _ = Command::new("kill")

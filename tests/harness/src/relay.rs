@@ -19,7 +19,8 @@ pub fn launch(
     users: Option<&str>,
 ) -> io::Result<Child> {
     let mut cmd = Command::new(binary);
-    cmd.arg("--http-listen").arg(format!("127.0.0.1:{http_port}"));
+    cmd.arg("--http-listen")
+        .arg(format!("127.0.0.1:{http_port}"));
     // A test may put the PBX side elsewhere (`[::1]`, for a PBX on IPv6).
     if !args.iter().any(|a| a == "--sip-listen") {
         cmd.arg("--sip-listen").arg(format!("127.0.0.1:{sip_port}"));
