@@ -112,6 +112,15 @@ struct HttpFlags {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "SIPLINE_TLS_KEY")]
     tls_key: Option<PathBuf>,
+    /// A load balancer's IP address whose connections start with a PROXY
+    /// protocol header naming the browser's; repeat or comma-separate.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SIPLINE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// A folder to serve at / (the demo page and the SDK).
     #[arg(long, env = "SIPLINE_WEB_ROOT")]
     web_root: Option<PathBuf>,

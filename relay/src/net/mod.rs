@@ -7,6 +7,7 @@ mod dns;
 pub mod engine;
 mod gate;
 pub mod media;
+mod proxy_protocol;
 mod recorder;
 mod recordings;
 mod serve;
@@ -238,12 +239,13 @@ impl Relay {
             per_ip: cfg.limits.max_http_connections_per_ip,
             header_timeout: Duration::from_secs(cfg.limits.http_header_timeout_secs),
         };
+        let trusted: serve::Trusted = cfg.http.trusted_proxies.clone().into();
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let server = tokio::spawn(serve::serve(
             listener,
             acceptor,
             app,
-            limits,
+            (limits, trusted),
             stopping_tx.subscribe(),
         ));
         info!(%http_addr, %sip_addr, pbx = ?cfg.pbx_addresses(), "relay listening: {scheme}://{http_addr}/sip");

@@ -6,7 +6,7 @@
 //! the proxy's admission and the WebSocket's own idle limit apply.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use tower::Service;
 use tracing::{debug, warn};
 
 use super::gate::Gate;
+use super::proxy_protocol;
 use super::tls::Peer;
 
 /// How long a client may take to finish its TLS handshake.
@@ -40,6 +41,9 @@ pub(super) struct HttpLimits {
     pub header_timeout: Duration,
 }
 
+/// Load balancers whose connections start with a PROXY protocol header.
+pub(super) type Trusted = Arc<[IpAddr]>;
+
 /// The gate and, for each connection in it, what closes it.
 struct Door {
     gate: Gate,
@@ -52,7 +56,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     app: Router,
-    limits: HttpLimits,
+    (limits, trusted): (HttpLimits, Trusted),
     stopping: watch::Receiver<bool>,
 ) {
     let door = Arc::new(Mutex::new(Door {
@@ -65,7 +69,7 @@ pub(super) async fn serve(
             accepted = listener.accept() => accepted,
             () = stopped(stopping.clone()) => return,
         };
-        let (stream, peer) = match accepted {
+        let (mut stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors (EMFILE) or a connection reset
@@ -75,20 +79,24 @@ pub(super) async fn serve(
                 continue;
             }
         };
-        let closer = Arc::new(Notify::new());
-        let id = {
-            let mut d = door.lock().unwrap_or_else(PoisonError::into_inner);
-            let (id, evicted) = d.gate.enter(peer.ip());
-            for old in evicted {
-                if let Some(c) = d.closers.remove(&old) {
-                    c.notify_one();
-                }
-            }
-            d.closers.insert(id, closer.clone());
-            id
-        };
         let (door, app, tls, stopping) = (door.clone(), app.clone(), tls.clone(), stopping.clone());
+        let behind_balancer = trusted.contains(&peer.ip());
+        // An untrusted connection takes its place in the gate before its
+        // task exists; a balancer's, once its header named the browser.
+        let entered = (!behind_balancer).then(|| enter(&door, peer));
         tokio::spawn(async move {
+            let (peer, (id, closer)) = match entered {
+                Some(entered) => (peer, entered),
+                None => {
+                    match proxy_protocol::read_client(&mut stream, peer, HANDSHAKE_TIMEOUT).await {
+                        Ok(client) => (client, enter(&door, client)),
+                        Err(e) => {
+                            debug!(balancer = %peer, error = %e, "connection dropped");
+                            return;
+                        }
+                    }
+                }
+            };
             tokio::select! {
                 () = connection(stream, peer, tls, app, limits.header_timeout, stopping) => {}
                 () = closer.notified() => debug!(%peer, "HTTP connection closed to make room"),
@@ -98,6 +106,21 @@ pub(super) async fn serve(
             d.closers.remove(&id);
         });
     }
+}
+
+/// Takes a place in the gate for a connection from `peer`, pushing the
+/// oldest out when full: its id and what closes it.
+fn enter(door: &Mutex<Door>, peer: SocketAddr) -> (u64, Arc<Notify>) {
+    let closer = Arc::new(Notify::new());
+    let mut d = door.lock().unwrap_or_else(PoisonError::into_inner);
+    let (id, evicted) = d.gate.enter(peer.ip());
+    for old in evicted {
+        if let Some(c) = d.closers.remove(&old) {
+            c.notify_one();
+        }
+    }
+    d.closers.insert(id, closer.clone());
+    (id, closer)
 }
 
 /// One connection: TLS if configured, then HTTP/1.1 until it closes or

@@ -194,6 +194,11 @@ pub struct Http {
     /// A folder served at `/` (the demo phone page and the SDK it loads);
     /// none by default: a production relay serves no pages.
     pub web_root: Option<PathBuf>,
+    /// Load balancers in front of the relay (their IP addresses) that put
+    /// a PROXY protocol header (v1 or v2) before each connection: the
+    /// browser's address it names counts for the per-address limits and
+    /// the logs. Their connections must bring one; nobody else's is read.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for Http {
@@ -204,6 +209,7 @@ impl Default for Http {
             tls_cert: None,
             tls_key: None,
             web_root: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Real servers for the end-to-end tests, started and stopped by the tests:
-//! Kamailio, rtpengine, dnsmasq, baresip as a measuring far end, headless Chromium,
+//! Kamailio, rtpengine, dnsmasq, HAProxy, baresip as a measuring far end, headless Chromium,
 //! the relay binary, and the tones they play and record.
 //!
 //! Everything binds 127.0.0.1 on ports picked at run time, so tests run in
@@ -9,6 +9,7 @@ pub mod audio;
 pub mod baresip;
 pub mod browser;
 pub mod dnsmasq;
+pub mod haproxy;
 pub mod kamailio;
 pub mod relay;
 pub mod rtpengine;
