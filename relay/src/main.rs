@@ -245,6 +245,10 @@ struct AdminFlags {
     /// On SIGTERM, how long to wait for calls in progress to end, seconds.
     #[arg(long, env = "SIPLINE_SHUTDOWN_GRACE_SECS")]
     shutdown_grace_secs: Option<u64>,
+    /// This relay's name among several: a `relay` label on every metric and
+    /// a `relay` field in every admin event.
+    #[arg(long, env = "SIPLINE_INSTANCE")]
+    instance: Option<String>,
 }
 
 /// A secret from the command line: never shown by `Debug`.

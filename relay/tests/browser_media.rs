@@ -883,7 +883,11 @@ mod session {
                 Engine::start(1, Duration::from_secs(10), MediaFigures::default(), None)
                     .expect("engine");
             let mut stash = SocketStash::default();
-            let (browser, pbx) = (SocketAddr::new(LO, 47030), SocketAddr::new(LO, 47032));
+            // Below the kernel's ephemeral range (32768-60999): this test
+            // binds its ports forty times, and in that range any other
+            // test's port-0 socket (or baresip's RTP range) may take one
+            // in between.
+            let (browser, pbx) = (SocketAddr::new(LO, 29030), SocketAddr::new(LO, 29032));
             for round in 0..20 {
                 stash.bind(browser, false).expect("bind");
                 stash.bind(pbx, true).expect("bind");

@@ -511,7 +511,14 @@ async fn admin_stream_needs_its_token_and_api_config_serves_defaults() {
     let token = "admin-token-for-tests-0001";
     let relay = RelayProcess::start(
         pbx_addr,
-        &["--admin-token", token, "--domain", "pbx.example"],
+        &[
+            "--admin-token",
+            token,
+            "--domain",
+            "pbx.example",
+            "--instance",
+            "relay-a",
+        ],
     );
     let refused = common::AdminStream::open(relay.http_port, None).await;
     assert!(
@@ -527,8 +534,9 @@ async fn admin_stream_needs_its_token_and_api_config_serves_defaults() {
     let ws = raw_ws(&relay.ws_url()).await;
     let (name, data) = admin.next(Duration::from_secs(3)).await.expect("an event");
     assert_eq!(name, "connected");
+    // Named among several relays: every event says which.
     assert!(
-        data.starts_with("{\"event\":\"connected\",\"session\":"),
+        data.starts_with("{\"relay\":\"relay-a\",\"event\":\"connected\",\"session\":"),
         "{data}"
     );
     drop(ws);
@@ -552,6 +560,17 @@ async fn admin_stream_needs_its_token_and_api_config_serves_defaults() {
     );
     assert!(body.contains("\"domain\":\"pbx.example\""), "{body}");
     assert!(body.contains("\"iceServers\":[]"), "{body}");
+    // And every series carries its name.
+    let m = relay.metrics();
+    let series: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("sipline_") && !l.starts_with('#'))
+        .collect();
+    assert!(series.len() > 50, "{m}");
+    assert!(
+        series.iter().all(|l| l.contains("relay=\"relay-a\"")),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

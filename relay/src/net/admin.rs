@@ -152,24 +152,46 @@ pub(super) async fn events(State(shared): State<Shared>, headers: HeaderMap) -> 
     }
     let rx = shared.admin.subscribe();
     let stopping = shared.stopping.clone();
-    let events = stream::unfold((rx, stopping), |(mut rx, mut stopping)| async move {
-        let received = tokio::select! {
-            r = rx.recv() => r,
-            _ = stopping.wait_for(|s| *s) => return None,
-        };
-        let event = match received {
-            Ok((name, json)) => Event::default().event(name).data(json),
-            // A slow reader missed events: say so, and go on.
-            Err(broadcast::error::RecvError::Lagged(n)) => Event::default()
-                .event("lagged")
-                .data(format!("{{\"missed\":{n}}}")),
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((Ok::<Event, Infallible>(event), (rx, stopping)))
+    let instance = shared.instance.clone();
+    let events = stream::unfold((rx, stopping), move |(mut rx, mut stopping)| {
+        let instance = instance.clone();
+        async move {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = stopping.wait_for(|s| *s) => return None,
+            };
+            let event = match received {
+                Ok((name, json)) => Event::default()
+                    .event(name)
+                    .data(with_relay(&json, instance.as_deref())),
+                // A slow reader missed events: say so, and go on.
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    Event::default().event("lagged").data(with_relay(
+                        &format!("{{\"missed\":{n}}}"),
+                        instance.as_deref(),
+                    ))
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            Some((Ok::<Event, Infallible>(event), (rx, stopping)))
+        }
     });
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
+}
+
+/// An event's JSON object with the relay's name as its first field,
+/// `"relay"`, when the relay has one.
+fn with_relay(json: &str, instance: Option<&str>) -> String {
+    match (instance, json.strip_prefix('{')) {
+        (Some(name), Some(rest)) => {
+            let name = serde_json::Value::from(name);
+            let sep = if rest.starts_with('}') { "" } else { "," };
+            format!("{{\"relay\":{name}{sep}{rest}")
+        }
+        _ => json.to_owned(),
+    }
 }
 
 /// `GET /api/config`: what a phone page needs to connect, so that it can be
@@ -224,5 +246,19 @@ mod tests {
         assert!(same_secret(b"abc", b"abc"));
         assert!(!same_secret(b"abd", b"abc"));
         assert!(!same_secret(b"ab", b"abc"));
+    }
+
+    #[test]
+    fn events_carry_the_relay_s_name_when_it_has_one() {
+        let json = r#"{"event":"connected","session":3}"#;
+        assert_eq!(with_relay(json, None), json);
+        assert_eq!(
+            with_relay(json, Some("relay-b")),
+            r#"{"relay":"relay-b","event":"connected","session":3}"#
+        );
+        assert_eq!(with_relay("{}", Some("r1")), r#"{"relay":"r1"}"#);
+        let parsed: serde_json::Value =
+            serde_json::from_str(&with_relay(json, Some("r.1_x-2"))).expect("still JSON");
+        assert_eq!(parsed["relay"], "r.1_x-2");
     }
 }

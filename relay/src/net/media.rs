@@ -23,9 +23,8 @@ use crate::media::session::{Counters, MAX_LEGS};
 /// How long a bind waits for the engine to close an ended call's socket
 /// on the same port (its worker does so within its turn; this is the
 /// bound, not the usual wait). Only a nearly full range hands a port out
-/// again that soon (the table walks it round-robin); 100 ms proved too
-/// short on a starved machine (the full test suite on 2 cores).
-const RELEASE_WAIT: Duration = Duration::from_secs(1);
+/// again that soon: the table walks it round-robin.
+const RELEASE_WAIT: Duration = Duration::from_millis(100);
 
 /// Sockets bound for pairs the media table took, until the engine
 /// takes them, and the addresses the engine's calls hold. Touched at call

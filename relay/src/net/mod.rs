@@ -116,6 +116,8 @@ struct Shared {
     /// Relay events as (name, JSON), for the admin stream's subscribers.
     admin: broadcast::Sender<(&'static str, String)>,
     admin_token: Option<Arc<str>>,
+    /// This relay's name among several, for the admin events.
+    instance: Option<Arc<str>>,
     client: Arc<Client>,
     /// The folder served at `/`, if any.
     web_root: Option<Arc<std::path::Path>>,
@@ -223,6 +225,7 @@ impl Relay {
             ws_idle: std::time::Duration::from_secs(cfg.limits.ws_idle_secs),
             admin,
             admin_token: cfg.admin.token.as_ref().map(|t| Arc::from(t.0.as_str())),
+            instance: cfg.admin.instance.as_deref().map(Arc::from),
             client: Arc::new(cfg.client.clone()),
             web_root: cfg.http.web_root.as_deref().map(Arc::from),
             recordings: recording

@@ -139,6 +139,9 @@ pub struct Admin {
     pub token: Option<Password>,
     /// On SIGTERM: stop accepting, then wait this long for calls to end.
     pub shutdown_grace_secs: u64,
+    /// This relay's name among several: the `relay` label of every metric
+    /// and the `relay` field of every admin event. None: left out.
+    pub instance: Option<String>,
 }
 
 impl Default for Admin {
@@ -146,6 +149,7 @@ impl Default for Admin {
         Self {
             token: None,
             shutdown_grace_secs: 30,
+            instance: None,
         }
     }
 }
@@ -478,6 +482,7 @@ impl Config {
     /// Checks what serde cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_pbxs()?;
+        self.validate_instance()?;
         if self.pbx.embedded {
             self.validate_users()?;
         }
@@ -699,6 +704,23 @@ impl Config {
         Ok(())
     }
 
+    fn validate_instance(&self) -> Result<(), ConfigError> {
+        let Some(name) = &self.admin.instance else {
+            return Ok(());
+        };
+        let fits = (1..=64).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        if fits {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            key: "admin.instance",
+            problem: format!("{name:?}: 1 to 64 of A-Z a-z 0-9 . - _"),
+        })
+    }
+
     fn validate_pbxs(&self) -> Result<(), ConfigError> {
         let p = &self.pbx;
         let invalid = |key, problem: &str| {
@@ -805,6 +827,7 @@ impl Config {
         let mut p = ProxyConfig::new(Vec::new(), self.sip.advertise.unwrap_or(bound));
         p.pbx = self.pbx_targets();
         p.failover_after = Duration::from_millis(self.pbx.failover_ms);
+        p.instance.clone_from(&self.admin.instance);
         p.probe_interval = match self.pbx.probe_interval_ms {
             Some(0) => None,
             Some(ms) => Some(Duration::from_millis(ms)),

@@ -6,6 +6,7 @@
 //! The media shell's per-call figures join the same registry as a
 //! [`Collector`] read at scrape time (see [`Metrics::register_collector`]).
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use prometheus_client::collector::Collector;
@@ -197,7 +198,16 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::default();
+        Self::new(None)
+    }
+}
+
+impl Metrics {
+    /// Every series, labelled `relay="<instance>"` when the relay has a
+    /// name among several.
+    pub fn new(instance: Option<&str>) -> Self {
+        let labels = instance.map(|name| (Cow::Borrowed("relay"), Cow::Owned(name.to_owned())));
+        let mut registry = Registry::with_labels(labels.into_iter());
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
             registry.register(name, help, g.clone());

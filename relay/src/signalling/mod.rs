@@ -94,6 +94,8 @@ pub struct ProxyConfig {
     /// A new request that its PBX leaves without any answer this long goes
     /// to the next PBX (and that one is taken as down).
     pub failover_after: Duration,
+    /// This relay's name among several: the `relay` label of its metrics.
+    pub instance: Option<String>,
     /// How often each PBX is probed with OPTIONS; none: never (a PBX that
     /// went down is then tried again after [`pbxs::RETRY_UNPROBED`]).
     pub probe_interval: Option<Duration>,
@@ -136,6 +138,7 @@ impl ProxyConfig {
                 .collect(),
             failover_after: Duration::from_secs(2),
             probe_interval: None,
+            instance: None,
             sip_addr,
             ws_host: String::from("relay.invalid"),
             t1: Duration::from_millis(500),
@@ -223,6 +226,7 @@ impl Proxy {
             .as_ref()
             .map(|e| presence::PresenceServer::new(&e.domain, &cfg.ws_host));
         Self {
+            metrics: Metrics::new(cfg.instance.as_deref()),
             pbxs: Pbxs::new(&cfg.pbx, cfg.probe_interval, cfg.failover_after, cfg.t1),
             pbx,
             presence,
@@ -240,7 +244,6 @@ impl Proxy {
             dialogs: HashMap::new(),
             successors: HashMap::new(),
             doomed: HashMap::new(),
-            metrics: Metrics::default(),
         }
     }
 

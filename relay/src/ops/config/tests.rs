@@ -235,3 +235,25 @@ fn a_pbx_named_by_a_sip_uri_is_looked_up_in_dns() {
     let err = c.validate().expect_err("two ways");
     assert!(err.to_string().contains("exclude each other"), "{err}");
 }
+
+#[test]
+fn the_instance_name_is_checked() {
+    let mut c = Config::default();
+    c.pbx.addresses = vec!["10.0.0.5:5060".parse().expect("addr")];
+    c.admin.instance = Some("relay-b.eu_1".into());
+    c.validate().expect("valid");
+    assert_eq!(
+        c.proxy("10.0.0.2:5070".parse().expect("addr"))
+            .instance
+            .as_deref(),
+        Some("relay-b.eu_1")
+    );
+    for bad in ["", "relay b", "relay\"b", &"x".repeat(65)] {
+        c.admin.instance = Some(bad.into());
+        let err = c.validate().expect_err(bad);
+        assert!(
+            err.to_string().starts_with("config key `admin.instance`"),
+            "{err}"
+        );
+    }
+}
