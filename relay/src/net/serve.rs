@@ -3,7 +3,9 @@
 //! first), TLS handshakes have a deadline, and hyper reads each request's
 //! headers under a deadline that also ends an idle keep-alive connection.
 //! Once a connection becomes a WebSocket it leaves the gate: from then on
-//! the proxy's admission and the WebSocket's own idle limit apply.
+//! the proxy's admission and the WebSocket's own idle limit apply. A
+//! connection from a trusted load balancer first gives its PROXY protocol
+//! header, and passes the gate as the browser it names.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};

@@ -82,6 +82,21 @@ struct State {
     probe: Option<Probe>,
 }
 
+impl State {
+    /// A PBX just configured (or named by DNS): up, its first probe due at
+    /// once.
+    fn new(target: PbxTarget) -> Self {
+        Self {
+            target,
+            retired: false,
+            up: true,
+            retry_at: None,
+            next_probe: Instant::from_millis(0),
+            probe: None,
+        }
+    }
+}
+
 /// The set of PBXs and their health.
 #[derive(Debug)]
 pub(super) struct Pbxs {
@@ -104,18 +119,7 @@ impl Pbxs {
         answer_within: Duration,
         t1: Duration,
     ) -> Self {
-        let all = targets
-            .iter()
-            .map(|&target| State {
-                target,
-                retired: false,
-                up: true,
-                retry_at: None,
-                // The first probes go out at once.
-                next_probe: Instant::from_millis(0),
-                probe: None,
-            })
-            .collect();
+        let all = targets.iter().map(|&target| State::new(target)).collect();
         Self {
             all,
             probe_every,
@@ -140,14 +144,7 @@ impl Pbxs {
         }
         for t in targets {
             if !self.all.iter().any(|s| s.target.addr == t.addr) {
-                self.all.push(State {
-                    target: *t,
-                    retired: false,
-                    up: true,
-                    retry_at: None,
-                    next_probe: Instant::from_millis(0),
-                    probe: None,
-                });
+                self.all.push(State::new(*t));
             }
         }
     }
