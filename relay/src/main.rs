@@ -163,6 +163,9 @@ struct PbxFlags {
     /// every 10 s with several PBXs).
     #[arg(long = "pbx-probe-interval-ms", env = "SIPLINE_PBX_PROBE_INTERVAL_MS")]
     probe_interval_ms: Option<u64>,
+    /// SRTP toward the PBX, keyed by SDES: off, optional or mandatory.
+    #[arg(long = "pbx-srtp", env = "SIPLINE_PBX_SRTP", value_parser = ["off", "optional", "mandatory"])]
+    srtp: Option<String>,
     /// Run the embedded mini PBX (a registrar for --user accounts that
     /// connects its browsers to each other) instead of fronting a PBX.
     #[arg(long = "embedded-pbx", env = "SIPLINE_EMBEDDED_PBX")]

@@ -52,7 +52,7 @@ fn handshake(
     server: &mut DtlsServer,
     client: &mut Endpoint,
     config: Arc<rtc_dtls::config::HandshakeConfig>,
-) -> Result<sipline_relay::media::dtls::SrtpKeys, DtlsError> {
+) -> Result<sipline_relay::media::srtp::SrtpKeys, DtlsError> {
     client
         .connect(Instant::now(), addr(RELAY), config, None)
         .expect("connect");
@@ -192,6 +192,7 @@ fn a_certificate_not_in_the_sdp_fails_the_call() {
 mod session {
     use super::*;
     use sipline_relay::media::ice::IceLite;
+    use sipline_relay::media::sdes::{self, KeySalt};
     use sipline_relay::media::session::{Drop, Forward, Session};
     use sipline_relay::media::srtp::SrtpError;
     use stun::agent::TransactionId;
@@ -429,6 +430,47 @@ mod session {
             from_pbx(&mut session, "10.0.0.66:16384"),
             Err(Drop::UnknownSource),
             "no stranger takes a stream latched at its SDP address"
+        );
+
+        // SDES on the PBX leg (RFC 4568): SRTP toward the PBX with the
+        // relay's key, SRTP from it with the PBX's; plain RTP from the
+        // PBX is refused then.
+        let ours = KeySalt::derive(&[1; 32], 1, Profile::AeadAes128Gcm);
+        let theirs = KeySalt::derive(&[1; 32], 2, Profile::AeadAes128Gcm);
+        let keys = sdes::keys(&ours, &theirs).expect("keys");
+        session.set_pbx_keys(0, Some(Box::new(keys)));
+        let mut pbx = sdes::keys(&theirs, &ours).expect("the PBX's side");
+        let srtp = sealed(&mut browser_out, &rtp(5), false);
+        let (fwd, mut buf) = feed(&mut session, BROWSER, &srtp).expect("forwarded");
+        let Forward::ToPbx { len, .. } = fwd else {
+            panic!("{fwd:?}")
+        };
+        assert_eq!(len, rtp(5).len() + 16, "AES-GCM's tag toward the PBX");
+        let n = pbx
+            .inbound
+            .unprotect_rtp(&mut buf[..len])
+            .expect("the PBX decrypts it");
+        assert_eq!(&buf[..n], &rtp(5)[..]);
+        let fresh = rtp(6);
+        let mut buf = fresh.clone();
+        buf.resize(fresh.len() + 64, 0);
+        let len = pbx
+            .outbound
+            .protect_rtp(&mut buf, fresh.len())
+            .expect("sealed");
+        let fwd = session
+            .from_pbx(Instant::now(), 0, addr(PBX_RTP), false, &mut buf, len)
+            .expect("the PBX's SRTP is decrypted and sealed for the browser");
+        let Forward::ToBrowser { len, .. } = fwd else {
+            panic!("{fwd:?}")
+        };
+        let n = browser_in
+            .unprotect_rtp(&mut buf[..len])
+            .expect("the browser decrypts it");
+        assert_eq!(&buf[..n], &fresh[..], "the PBX's payload, whole");
+        assert!(
+            matches!(from_pbx(&mut session, PBX_RTP), Err(Drop::Srtp(_))),
+            "plain RTP on an SRTP leg"
         );
     }
 

@@ -11,7 +11,7 @@
 # (rtpengine, behind Kamailio), the far ends (SIPp and
 # baresip), and the browsers (Chromium, driven by playwright-core from npm,
 # and Firefox ESR, driven by puppeteer-core over WebDriver BiDi).
-SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules kamailio-presence-modules rtpengine-daemon sip-tester baresip-core dnsmasq-base haproxy chromium firefox-esr)
+SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules kamailio-presence-modules rtpengine-daemon sip-tester baresip-core dnsmasq-base haproxy tcpdump chromium firefox-esr)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 

@@ -14,6 +14,7 @@ use super::dtls::DtlsError;
 use super::liveness::Liveness;
 use super::record::Tap;
 use super::session::{Counters, Drop, Forward, MAX_LEGS, Session};
+use super::srtp::SrtpKeys;
 
 /// How often the call checks whether it is over.
 pub const CHECK: Duration = Duration::from_secs(1);
@@ -36,6 +37,8 @@ pub struct CallMedia {
     /// Each leg's PBX addresses and clock, when they come before the
     /// browser side.
     pbx: [Option<(SocketAddr, SocketAddr, u32)>; MAX_LEGS],
+    /// Each leg's SDES keys, when they come before the browser side.
+    pbx_keys: [Option<Box<SrtpKeys>>; MAX_LEGS],
     liveness: Liveness,
     next_check: Instant,
     /// A recording started before the browser side was known.
@@ -49,6 +52,7 @@ impl CallMedia {
         Self {
             session: None,
             pbx: [None; MAX_LEGS],
+            pbx_keys: [None, None],
             liveness: Liveness::new(now, idle),
             next_check: now + CHECK,
             tap: None,
@@ -64,6 +68,11 @@ impl CallMedia {
                     if let Some((rtp, rtcp, clock)) = *pbx {
                         session.set_pbx(leg, rtp, rtcp);
                         session.set_clock_rate(leg, clock);
+                    }
+                }
+                for (leg, keys) in self.pbx_keys.iter_mut().enumerate() {
+                    if keys.is_some() {
+                        session.set_pbx_keys(leg, keys.take());
                     }
                 }
                 if let Some(tap) = self.tap.take() {
@@ -96,6 +105,14 @@ impl CallMedia {
                     s.set_clock_rate(leg, clock);
                 }
             }
+            Command::PbxKeys { leg, keys, .. } => match self.session.as_mut() {
+                Some(s) => s.set_pbx_keys(leg, keys),
+                None => {
+                    if let Some(pending) = self.pbx_keys.get_mut(leg) {
+                        *pending = keys;
+                    }
+                }
+            },
             Command::Tap { tap, .. } => match self.session.as_mut() {
                 Some(s) => s.set_tap(tap),
                 None => self.tap = Some(tap),

@@ -41,6 +41,7 @@ pub use self::recording::RecordingError;
 pub use self::types::{Carrier, Command, MediaConfig, MediaEnd, MediaError, PortBinder, Side};
 use super::dtls::Identity;
 use super::ports::{PortError, PortPair, PortPool};
+use super::sdes::LegSdes;
 use crate::ids::{ConnId, MediaId};
 use crate::media::decode::Codec;
 use crate::media::record::RecordingMode;
@@ -87,6 +88,8 @@ struct Call {
     codecs: Vec<(u8, Codec)>,
     /// Its telephone-event payload types and their clocks, likewise.
     events: Vec<(u8, u32)>,
+    /// Each leg's SDES-SRTP negotiation with the PBX.
+    srtp: Vec<LegSdes>,
 }
 
 /// Every call's media, keyed by browser connection and Call-ID.
@@ -103,6 +106,8 @@ pub struct MediaCalls {
     /// Calls that ended lately: their late SDP must not open them again.
     ended: VecDeque<(ConnId, String)>,
     next: u64,
+    /// SRTP master keys made so far (each derived from `secret` and this).
+    keys_made: u64,
     commands: VecDeque<Command>,
     binder: Option<Box<dyn PortBinder>>,
 }
@@ -126,6 +131,7 @@ impl MediaCalls {
             per_conn: HashMap::new(),
             ended: VecDeque::new(),
             next: 1,
+            keys_made: 0,
             commands: VecDeque::new(),
             binder: None,
         })
@@ -480,6 +486,7 @@ impl MediaCalls {
                     recording: None,
                     codecs: Vec::new(),
                     events: Vec::new(),
+                    srtp: vec![LegSdes::default(); sections.len()],
                 },
             );
         }

@@ -20,7 +20,7 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_shared::TransportProtocol;
 use sha2::{Digest, Sha256};
 
-use super::srtp::{Context, Profile, SrtpError};
+use super::srtp::{Context, Profile, SrtpError, SrtpKeys};
 
 /// Why a DTLS session failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -89,18 +89,6 @@ impl Identity {
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
     }
-}
-
-/// The SRTP contexts of one side of a DTLS-SRTP association (the relay's
-/// side of a call, or, in tests and the load generator, the browser's).
-#[derive(Debug)]
-pub struct SrtpKeys {
-    /// The negotiated profile.
-    pub profile: Profile,
-    /// Protects what this side sends (its own write keys).
-    pub outbound: Context,
-    /// Unprotects what the other side sends.
-    pub inbound: Context,
 }
 
 /// The SRTP contexts a completed DTLS connection exports (RFC 5764 §4.2:

@@ -13,11 +13,34 @@
 //! fingerprint (passive in answers, `actpass` in offers: it is always the
 //! DTLS server), and rtcp-mux. Toward the PBX: RTP/AVP on one port per
 //! section, RTCP on the next port, or on the same one when the PBX offers
-//! rtcp-mux.
+//! rtcp-mux; `RTP/SAVP` and `a=crypto` where the leg is SDES-SRTP
+//! (see [`super::sdes`]).
 
 use std::net::SocketAddr;
 
 use sipline_core::sdp::{Line, Media, Sdp, SdpWriter};
+
+use super::sdes::Secure;
+
+/// The relay's side of one PBX section: where it receives, and how the
+/// leg is secured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PbxSection {
+    /// The relay's RTP address for the section (RTCP on the next port).
+    pub addr: SocketAddr,
+    /// Its profile and crypto lines.
+    pub secure: Secure,
+}
+
+impl PbxSection {
+    /// A plain RTP section at `addr`.
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self {
+            addr,
+            secure: Secure::default(),
+        }
+    }
+}
 
 /// What the relay presents to the browser for one call.
 #[derive(Clone, Debug)]
@@ -112,25 +135,29 @@ fn has_direction(media: &Media<'_>) -> bool {
         .any(|(n, v)| v.is_none() && matches!(n, "sendrecv" | "sendonly" | "recvonly" | "inactive"))
 }
 
-/// Writes a PBX-side section: plain RTP on `port`, RTCP on port+1 unless
-/// `mux`.
+/// Writes a PBX-side section: RTP (or SRTP) on its port, RTCP on port+1
+/// unless `mux`.
 fn pbx_section(
     w: &mut SdpWriter,
     from: &Sdp<'_>,
     m: &Media<'_>,
-    addr: Option<SocketAddr>,
+    pbx: Option<&PbxSection>,
     mux: bool,
 ) {
-    let Some(addr) = addr.filter(|_| !m.is_rejected() && m.kind != "application") else {
+    let Some(p) = pbx.filter(|_| !m.is_rejected() && m.kind != "application") else {
         w.media(m.kind, 0, "RTP/AVP", m.formats);
         return;
     };
-    w.media(m.kind, addr.port(), "RTP/AVP", m.formats);
+    let proto = if p.secure.savp { "RTP/SAVP" } else { "RTP/AVP" };
+    w.media(m.kind, p.addr.port(), proto, m.formats);
     if mux {
         w.attribute("rtcp-mux", None);
     } else {
-        let rtcp = format!("{}", addr.port().saturating_add(1));
+        let rtcp = format!("{}", p.addr.port().saturating_add(1));
         w.attribute("rtcp", Some(&rtcp));
+    }
+    for crypto in &p.secure.crypto {
+        w.attribute("crypto", Some(crypto));
     }
     for line in m.lines.iter().filter(|l| carried(l)) {
         w.copy(line);
@@ -201,18 +228,18 @@ fn session_to_browser(w: &mut SdpWriter, from: &Sdp<'_>, ip: std::net::IpAddr, m
     }
 }
 
-/// The browser's offer, as the PBX gets it. `pbx[i]` is the relay's RTP
-/// address for section `i` (`None`: the relay rejects it, e.g. no port left
-/// or a data channel, which does not cross to plain RTP).
+/// The browser's offer, as the PBX gets it. `pbx[i]` is the relay's side
+/// of section `i` (`None`: the relay rejects it, e.g. no port left or a
+/// data channel, which does not cross to plain RTP).
 pub fn offer_to_pbx(
     offer: &Sdp<'_>,
-    pbx: &[Option<SocketAddr>],
+    pbx: &[Option<PbxSection>],
     relay_ip: std::net::IpAddr,
 ) -> String {
     let mut w = SdpWriter::new();
     session_to_pbx(&mut w, offer, relay_ip);
     for (i, m) in offer.media.iter().enumerate() {
-        pbx_section(&mut w, offer, m, pbx.get(i).copied().flatten(), false);
+        pbx_section(&mut w, offer, m, pbx.get(i).and_then(Option::as_ref), false);
     }
     w.finish()
 }
@@ -293,7 +320,7 @@ pub fn offer_to_browser(pbx_offer: &Sdp<'_>, t: &BrowserTransport<'_>) -> String
 pub fn answer_to_pbx(
     pbx_offer: &Sdp<'_>,
     browser_answer: &Sdp<'_>,
-    pbx: &[Option<SocketAddr>],
+    pbx: &[Option<PbxSection>],
     relay_ip: std::net::IpAddr,
 ) -> Result<String, RewriteError> {
     if pbx_offer.media.len() != browser_answer.media.len() {
@@ -311,7 +338,7 @@ pub fn answer_to_pbx(
             &mut w,
             browser_answer,
             m,
-            pbx.get(i).copied().flatten(),
+            pbx.get(i).and_then(Option::as_ref),
             mux,
         );
     }

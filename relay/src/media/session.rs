@@ -9,16 +9,18 @@
 //! and video when the call has it), each plain RTP and RTCP on its own
 //! ports, accepted only from the address the PBX's SDP gave. The browser's
 //! RTP goes to the leg its payload type belongs to; its RTCP to the leg of
-//! the sender SSRC it reports on. Codecs and payloads pass through: a
-//! packet is decrypted or encrypted in place and sent on, nothing more.
+//! the sender SSRC it reports on. A leg keyed by SDES (RFC 4568) is SRTP
+//! toward the PBX too, with its own keys. Codecs and payloads pass
+//! through: a packet is decrypted or encrypted in place and sent on,
+//! nothing more.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::dtls::{DtlsError, DtlsServer, SrtpKeys};
+use super::dtls::{DtlsError, DtlsServer};
 use super::ice::{IceLite, MAX_ANSWER};
 use super::record::{Tap, Way};
-use super::srtp::SrtpError;
+use super::srtp::{SrtpError, SrtpKeys};
 use super::stats::RtpStats;
 
 /// What to do with the buffer after a datagram was handled.
@@ -77,11 +79,11 @@ pub struct Counters {
     pub to_pbx: u64,
     /// Media packets PBX → browser.
     pub to_browser: u64,
-    /// Bytes sent to the PBX (plain RTP/RTCP).
+    /// Bytes sent to the PBX (RTP/RTCP, or SRTP/SRTCP on an SDES leg).
     pub bytes_to_pbx: u64,
     /// Bytes sent to the browser (SRTP/SRTCP).
     pub bytes_to_browser: u64,
-    /// SRTP packets refused (authentication, replay).
+    /// SRTP packets refused (authentication, replay), from either side.
     pub srtp_failures: u64,
     /// Datagrams dropped for any reason.
     pub dropped: u64,
@@ -126,6 +128,8 @@ pub struct Session {
     dtls: DtlsServer,
     keys: Option<SrtpKeys>,
     legs: [Leg; MAX_LEGS],
+    /// Each leg's SDES-SRTP keys toward the PBX, when it is encrypted.
+    pbx_keys: [Option<Box<SrtpKeys>>; MAX_LEGS],
     /// The leg of each RTP payload type the browser sends (all leg 0 until
     /// told otherwise: an audio-only call needs no table).
     payload_legs: [u8; 128],
@@ -174,6 +178,7 @@ impl Session {
                 clock: 8000,
                 ..Leg::default()
             }; MAX_LEGS],
+            pbx_keys: [None, None],
             payload_legs: [0; 128],
             ssrc_legs: [(0, NO_LEG); SSRCS],
             failed: None,
@@ -202,6 +207,13 @@ impl Session {
             l.rtp = Some(rtp);
             l.rtcp = Some(rtcp);
             l.latched = [false; 2];
+        }
+    }
+
+    /// Keys `leg`'s PBX side with SDES-SRTP (`None`: plain RTP).
+    pub fn set_pbx_keys(&mut self, leg: usize, keys: Option<Box<SrtpKeys>>) {
+        if let Some(slot) = self.pbx_keys.get_mut(leg) {
+            *slot = keys;
         }
     }
 
@@ -422,14 +434,20 @@ impl Session {
         let Some(to) = (if rtcp { l.rtcp } else { l.rtp }) else {
             return self.drop(Drop::NoPbxAddress);
         };
+        let len = match self.pbx_keys[leg].as_mut() {
+            None => plain,
+            Some(k) if rtcp => match k.outbound.protect_rtcp(buf, plain) {
+                Ok(n) => n,
+                Err(e) => return self.drop(Drop::Srtp(e)),
+            },
+            Some(k) => match k.outbound.protect_rtp(buf, plain) {
+                Ok(n) => n,
+                Err(e) => return self.drop(Drop::Srtp(e)),
+            },
+        };
         self.counters.to_pbx += 1;
-        self.counters.bytes_to_pbx += plain as u64;
-        Ok(Forward::ToPbx {
-            leg,
-            to,
-            len: plain,
-            rtcp,
-        })
+        self.counters.bytes_to_pbx += len as u64;
+        Ok(Forward::ToPbx { leg, to, len, rtcp })
     }
 
     /// The echo extension's turn: RTP back to the browser, protected with
@@ -503,6 +521,27 @@ impl Session {
         }
         let Some(to) = self.ice.selected() else {
             return self.drop(Drop::NoBrowserAddress);
+        };
+        if self.keys.is_none() {
+            return self.drop(Drop::NoKeys);
+        }
+        // An SDES leg's SRTP from the PBX, decrypted in place first.
+        let len = match self.pbx_keys[leg].as_mut() {
+            None => len,
+            Some(k) => {
+                let Some(packet) = buf.get_mut(..len) else {
+                    return self.drop(Drop::Unrecognised);
+                };
+                let result = if rtcp {
+                    k.inbound.unprotect_rtcp(packet)
+                } else {
+                    k.inbound.unprotect_rtp(packet)
+                };
+                match result {
+                    Ok(n) => n,
+                    Err(e) => return self.drop(Drop::Srtp(e)),
+                }
+            }
         };
         let Some(keys) = self.keys.as_mut() else {
             return self.drop(Drop::NoKeys);

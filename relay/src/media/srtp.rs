@@ -254,6 +254,19 @@ impl Stream {
     }
 }
 
+/// The SRTP contexts of one side of an association: the relay's side of
+/// a call toward the browser (keyed by DTLS) or toward the PBX (keyed by
+/// SDES), or, in tests and the load generator, the browser's.
+#[derive(Debug)]
+pub struct SrtpKeys {
+    /// The negotiated profile.
+    pub profile: Profile,
+    /// Protects what this side sends (its own write keys).
+    pub outbound: Context,
+    /// Unprotects what the other side sends.
+    pub inbound: Context,
+}
+
 /// The SRTP state of one direction of one call: protect for what the relay
 /// sends, unprotect for what it receives (use two contexts per call).
 #[derive(Clone)]

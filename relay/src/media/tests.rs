@@ -7,7 +7,7 @@ use sipline_core::sdp::{Direction, Sdp};
 use sipline_core::sip::Message;
 
 use super::sdp::{
-    BrowserTransport, RewriteError, answer_to_browser, answer_to_pbx, offer_to_browser,
+    BrowserTransport, PbxSection, RewriteError, answer_to_browser, answer_to_pbx, offer_to_browser,
     offer_to_pbx,
 };
 
@@ -49,8 +49,11 @@ fn transport() -> BrowserTransport<'static> {
     }
 }
 
-fn pbx_port(port: u16) -> Option<SocketAddr> {
-    Some(SocketAddr::new(RELAY.parse().expect("ip"), port))
+fn pbx_port(port: u16) -> Option<PbxSection> {
+    Some(PbxSection::plain(SocketAddr::new(
+        RELAY.parse().expect("ip"),
+        port,
+    )))
 }
 
 fn ip() -> IpAddr {

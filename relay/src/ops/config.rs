@@ -546,6 +546,7 @@ impl Config {
                 .unwrap_or(pbx_bind),
             rtp_timeout: Duration::from_secs(m.rtp_timeout_secs),
             latch_pbx: m.latch_pbx,
+            pbx_srtp: self.pbx.srtp,
             max_calls_per_connection: self.limits.max_calls_per_connection,
             recording: self.recording.mode,
             browser_port: m.browser_port,

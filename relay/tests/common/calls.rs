@@ -59,12 +59,18 @@ pub fn far_end(
     tone: PathBuf,
     register: bool,
 ) -> Baresip {
-    start_far_end(registrar, user, tone, register, baresip::Codec::G711)
+    start_far_end(registrar, user, tone, register, baresip::Codec::G711, false)
 }
 
 /// [`far_end`], registered, speaking G.722 only.
 pub fn wideband_far_end(registrar: SocketAddr, user: (&str, &str), tone: PathBuf) -> Baresip {
-    start_far_end(registrar, user, tone, true, baresip::Codec::G722)
+    start_far_end(registrar, user, tone, true, baresip::Codec::G722, false)
+}
+
+/// [`far_end`], registered, whose media must be SDES-SRTP (it refuses a
+/// plain offer with 488).
+pub fn srtp_far_end(registrar: SocketAddr, user: (&str, &str), tone: PathBuf) -> Baresip {
+    start_far_end(registrar, user, tone, true, baresip::Codec::G711, true)
 }
 
 fn start_far_end(
@@ -73,6 +79,7 @@ fn start_far_end(
     tone: PathBuf,
     register: bool,
     codec: baresip::Codec,
+    srtp: bool,
 ) -> Baresip {
     Baresip::start(&baresip::Options {
         user: user.into(),
@@ -82,6 +89,7 @@ fn start_far_end(
         tone,
         register,
         codec,
+        srtp,
     })
     .expect("baresip starts (and registers when asked)")
 }

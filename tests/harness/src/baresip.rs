@@ -50,6 +50,9 @@ pub struct Options {
     /// Its one codec family: G.711 (PCMU, PCMA), or G.722 only (wideband,
     /// as a desk phone's HD voice).
     pub codec: Codec,
+    /// Its media must be SDES-SRTP, AES_CM_128_HMAC_SHA1_80 (the `srtp`
+    /// module, `mediaenc=srtp-mand`): a plain offer gets `488`.
+    pub srtp: bool,
 }
 
 /// The codecs a baresip offers and accepts.
@@ -70,6 +73,8 @@ pub struct Baresip {
     dir: PathBuf,
     /// Its SIP port on 127.0.0.1.
     pub sip_port: u16,
+    /// The first and last port its media may use.
+    pub rtp_ports: (u16, u16),
 }
 
 impl Baresip {
@@ -130,7 +135,8 @@ impl Baresip {
 audio_source aufile,{tone}\naudio_player aubridge,nil\naudio_alert aubridge,nil\n\
 audio_srate {srate}\naudio_channels 1\nrtp_ports {rtp}-{rtp_max}\n\
 module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule menu.so\nmodule {module}.so\nmodule aufile.so\n\
-module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
+module aubridge.so\nmodule sndfile.so\n{srtp}module account.so\nsnd_path {rec}\n",
+            srtp = if opts.srtp { "module srtp.so\n" } else { "" },
             tone = opts.tone.display(),
             rtp_max = rtp.saturating_add(99),
             rec = recordings.display(),
@@ -139,12 +145,13 @@ module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
         fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{}@{}>;auth_pass={};outbound=\"sip:{}\";regint={};answermode=auto;audio_codecs={codecs}\n",
+                "<sip:{}@{}>;auth_pass={};outbound=\"sip:{}\";regint={};answermode=auto;audio_codecs={codecs}{}\n",
                 opts.user,
                 opts.domain,
                 opts.password,
                 opts.registrar,
-                if opts.register { 600 } else { 0 }
+                if opts.register { 600 } else { 0 },
+                if opts.srtp { ";mediaenc=srtp-mand" } else { "" },
             ),
         )?;
         let log = fs::File::create(dir.join("baresip.log"))?;
@@ -166,6 +173,7 @@ module aubridge.so\nmodule sndfile.so\nmodule account.so\nsnd_path {rec}\n",
             console,
             dir,
             sip_port,
+            rtp_ports: (rtp, rtp.saturating_add(99)),
         };
         let waited = Duration::from_secs(10);
         let deadline = Instant::now() + waited;

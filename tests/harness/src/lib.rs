@@ -1,6 +1,7 @@
 //! Real servers for the end-to-end tests, started and stopped by the tests:
 //! Kamailio, rtpengine, dnsmasq, HAProxy, baresip as a measuring far end, headless Chromium,
-//! the relay binary, and the tones they play and record.
+//! the relay binary, the tones they play and record, and tcpdump to see
+//! what crossed the wire.
 //!
 //! Everything binds 127.0.0.1 on ports picked at run time, so tests run in
 //! parallel and never collide with a service on the machine.
@@ -8,6 +9,7 @@
 pub mod audio;
 pub mod baresip;
 pub mod browser;
+pub mod capture;
 pub mod dnsmasq;
 pub mod haproxy;
 pub mod kamailio;

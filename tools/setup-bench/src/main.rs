@@ -100,6 +100,7 @@ fn main() -> Result<()> {
         tone: far,
         register: true,
         codec: baresip::Codec::G711,
+        srtp: false,
     })?;
     let in_front = Relay::start(
         &args.relay,

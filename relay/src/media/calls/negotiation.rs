@@ -14,8 +14,9 @@ use crate::ids::ConnId;
 use crate::media::dtls::DtlsServer;
 use crate::media::ice::IceLite;
 use crate::media::record::{RecordingMode, Starter};
+use crate::media::sdes::{self, KeySalt};
 use crate::media::sdp::{
-    BrowserTransport, RewriteError, answer_to_browser, answer_to_pbx, offer_to_browser,
+    BrowserTransport, PbxSection, RewriteError, answer_to_browser, answer_to_pbx, offer_to_browser,
     offer_to_pbx,
 };
 use crate::media::session::{MAX_LEGS, Session};
@@ -62,11 +63,11 @@ impl MediaCalls {
         match from {
             Side::Browser => {
                 self.browser_sdp(key, sdp, true)?;
-                let ports = self.pbx_ports(key, sdp.media.len());
+                let ports = self.pbx_sections(key, sdp.media.len(), true);
                 Ok(offer_to_pbx(sdp, &ports, cfg.pbx_advertised))
             }
             Side::Pbx => {
-                self.pbx_sdp(key, sdp, false);
+                self.pbx_sdp(key, sdp, false)?;
                 let c = &self.calls[key];
                 let t = transport(&cfg, c, self.identity.fingerprint());
                 Ok(offer_to_browser(&only(sdp, &c.sections), &t))
@@ -74,19 +75,38 @@ impl MediaCalls {
         }
     }
 
-    /// The relay's PBX-side address for each section of an SDP with
-    /// `count` sections: a carried one gets its leg's pair, the others
+    /// The relay's side of each section of an SDP toward the PBX with
+    /// `count` sections: a carried one gets its leg's pair and SRTP (as
+    /// the relay offers it, or as it answers the PBX's offer), the others
     /// are rejected.
-    pub(super) fn pbx_ports(
-        &self,
+    pub(super) fn pbx_sections(
+        &mut self,
         key: &(ConnId, String),
         count: usize,
-    ) -> Vec<Option<SocketAddr>> {
-        let c = &self.calls[key];
+        offering: bool,
+    ) -> Vec<Option<PbxSection>> {
+        let (policy, ip, secret) = (self.cfg.pbx_srtp, self.cfg.pbx_advertised, self.secret);
+        let made = &mut self.keys_made;
+        let mut mint = |p| {
+            *made += 1;
+            KeySalt::derive(&secret, *made, p)
+        };
+        let Some(c) = self.calls.get_mut(key) else {
+            return vec![None; count];
+        };
         (0..count)
             .map(|i| {
                 let leg = c.sections.iter().position(|&s| s == i)?;
-                Some(SocketAddr::new(self.cfg.pbx_advertised, c.pbx[leg].rtp))
+                let sdes = c.srtp.get_mut(leg)?;
+                let secure = if offering {
+                    sdes.offer(policy, &mut mint)
+                } else {
+                    sdes.answer()
+                };
+                Some(PbxSection {
+                    addr: SocketAddr::new(ip, c.pbx.get(leg)?.rtp),
+                    secure,
+                })
             })
             .collect()
     }
@@ -110,7 +130,7 @@ impl MediaCalls {
         self.learn_codecs(&key, sdp);
         match from {
             Side::Pbx => {
-                self.pbx_sdp(&key, sdp, true);
+                self.pbx_sdp(&key, sdp, true)?;
                 let c = &self.calls[&key];
                 let t = transport(&cfg, c, self.identity.fingerprint());
                 Ok(answer_to_browser(&offer, &only(sdp, &sections), &t)?)
@@ -118,7 +138,7 @@ impl MediaCalls {
             Side::Browser => {
                 self.browser_sdp(&key, sdp, false)?;
                 self.negotiated_clocks(&key, sdp);
-                let ports = self.pbx_ports(&key, sdp.media.len());
+                let ports = self.pbx_sections(&key, sdp.media.len(), false);
                 Ok(answer_to_pbx(
                     &only(&offer, &sections),
                     sdp,
@@ -222,16 +242,47 @@ impl MediaCalls {
         }
     }
 
-    /// Reads where the PBX receives each leg's media. An address of
-    /// `0.0.0.0` (the old way to hold, RFC 2543) keeps the one known.
-    pub(super) fn pbx_sdp(&mut self, key: &(ConnId, String), sdp: &Sdp<'_>, answer: bool) {
+    /// Reads where the PBX receives each leg's media, and its SRTP keys.
+    /// An address of `0.0.0.0` (the old way to hold, RFC 2543) keeps the
+    /// one known.
+    pub(super) fn pbx_sdp(
+        &mut self,
+        key: &(ConnId, String),
+        sdp: &Sdp<'_>,
+        answer: bool,
+    ) -> Result<(), MediaError> {
+        let (policy, secret) = (self.cfg.pbx_srtp, self.secret);
+        let made = &mut self.keys_made;
+        let mut mint = |p| {
+            *made += 1;
+            KeySalt::derive(&secret, *made, p)
+        };
         let Some(c) = self.calls.get_mut(key) else {
-            return;
+            return Ok(());
         };
         for (leg, &i) in c.sections.iter().enumerate() {
             let Some(m) = sdp.media.get(i).filter(|m| !m.is_rejected()) else {
                 continue;
             };
+            let Some(sdes) = c.srtp.get_mut(leg) else {
+                continue;
+            };
+            let change = if answer {
+                sdes.answered(policy, m)?
+            } else {
+                sdes.offered_by_pbx(policy, m, &mut mint)?
+            };
+            if let Some(keys) = change {
+                let keys = match keys {
+                    Some((ours, theirs)) => Some(Box::new(sdes::keys(&ours, &theirs)?)),
+                    None => None,
+                };
+                self.commands.push_back(Command::PbxKeys {
+                    id: c.id,
+                    leg,
+                    keys,
+                });
+            }
             let Some(ip) = m
                 .connection()
                 .or_else(|| sdp.connection())
@@ -256,6 +307,7 @@ impl MediaCalls {
                 clock: clock_rate(m),
             });
         }
+        Ok(())
     }
 
     pub(super) fn echo_inner(

@@ -73,6 +73,7 @@ fn names(cs: &[Command]) -> Vec<&'static str> {
             Command::Browser { .. } => "browser",
             Command::IceRestart { .. } => "ice-restart",
             Command::Pbx { .. } => "pbx",
+            Command::PbxKeys { .. } => "pbx-keys",
             Command::Answered { .. } => "answered",
             Command::PayloadLegs { .. } => "payload-legs",
             Command::Close { .. } => "close",
@@ -718,3 +719,5 @@ fn sdp_outside_offer_answer_is_left_alone_and_late_answers_open_nothing() {
     assert!(matches!(late, Err(MediaError::Ended)), "{late:?}");
     assert_eq!(t.ports().0, 0);
 }
+
+mod srtp;

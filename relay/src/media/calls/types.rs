@@ -11,8 +11,10 @@ use crate::media::dtls::DtlsError;
 use crate::media::ice::IceLite;
 use crate::media::ports::PortError;
 use crate::media::record::{RecordingMode, Sink, Tap};
+use crate::media::sdes::{SdesError, SrtpPolicy};
 use crate::media::sdp::RewriteError;
 use crate::media::session::Session;
+use crate::media::srtp::SrtpKeys;
 
 /// Where the relay's media lives and what it tells each side.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +39,8 @@ pub struct MediaConfig {
     /// Accept the PBX side's media from wherever its first packet comes
     /// (PBX phones behind NAT); off: only from the address its SDP gave.
     pub latch_pbx: bool,
+    /// When the PBX leg is SRTP keyed by SDES.
+    pub pbx_srtp: SrtpPolicy,
     /// Calls with media one browser connection may have at once.
     pub max_calls_per_connection: usize,
     /// Which calls' media is recorded.
@@ -61,6 +65,7 @@ impl Default for MediaConfig {
             pbx_advertised: local,
             rtp_timeout: Duration::from_secs(60),
             latch_pbx: false,
+            pbx_srtp: SrtpPolicy::Off,
             max_calls_per_connection: 16,
             recording: RecordingMode::Off,
             browser_port: 0,
@@ -189,6 +194,16 @@ pub enum Command {
         /// The RTP clock rate of its first codec, for jitter.
         clock: u32,
     },
+    /// A leg's SRTP keys toward the PBX changed (SDES, RFC 4568): its
+    /// packets to and from the PBX are SRTP with these, or plain (`None`).
+    PbxKeys {
+        /// The call.
+        id: MediaId,
+        /// Which leg.
+        leg: usize,
+        /// The relay's and the PBX's contexts (secret; `Debug` shows none).
+        keys: Option<Box<SrtpKeys>>,
+    },
     /// Which leg each of the browser's payload types goes to (its SDP
     /// changed them).
     PayloadLegs {
@@ -221,6 +236,7 @@ impl Command {
             | Command::Browser { id, .. }
             | Command::IceRestart { id, .. }
             | Command::Pbx { id, .. }
+            | Command::PbxKeys { id, .. }
             | Command::PayloadLegs { id, .. }
             | Command::Answered { id }
             | Command::Close { id } => *id,
@@ -256,6 +272,9 @@ pub enum MediaError {
     /// No section the relay can carry (an audio section with a port).
     #[error("no audio section to carry")]
     NoAudio,
+    /// The PBX leg's SRTP could not be agreed.
+    #[error(transparent)]
+    Srtp(#[from] SdesError),
     /// The browser's SDP has no DTLS fingerprint.
     #[error("the browser's SDP has no fingerprint")]
     NoFingerprint,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Config, ConfigError};
+use crate::media::sdes::SrtpPolicy;
 use crate::signalling::pbx::Password;
 use crate::signalling::{PbxTarget, ProxyConfig};
 
@@ -39,6 +40,13 @@ pub struct Pbx {
     /// 0: never. Unset: every 10 s when there are several PBXs (or a
     /// `uri`), never with one.
     pub probe_interval_ms: Option<u64>,
+    /// SRTP toward the PBX, keyed by SDES (RFC 4568): `"off"` (plain RTP
+    /// offered), `"optional"` (SRTP offered in an RTP/AVP section, plain
+    /// when the PBX ignores it) or `"mandatory"` (RTP/SAVP; a PBX that
+    /// answers or offers plain RTP gets 488). An SRTP offer from the PBX
+    /// is answered with SRTP whatever this says. One setting for all the
+    /// PBXs: a request that fails over carries the same offer on.
+    pub srtp: SrtpPolicy,
     /// Run the embedded mini PBX instead: a registrar for `users` that
     /// connects its registered browsers to each other.
     pub embedded: bool,
@@ -58,6 +66,7 @@ impl Default for Pbx {
             dns_server: None,
             failover_ms: 2_000,
             probe_interval_ms: None,
+            srtp: SrtpPolicy::Off,
             embedded: false,
             domain: None,
             users: Vec::new(),
