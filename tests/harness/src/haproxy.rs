@@ -44,8 +44,9 @@ const BINARY: &str = "/usr/sbin/haproxy";
 
 impl Haproxy {
     /// Starts HAProxy balancing over the relays' HTTP ports `relays`
-    /// (least connections, health-checked on `/healthz`), sending each the
-    /// PROXY protocol v2 header, and waits until it listens.
+    /// (least connections, health-checked on `/healthz`; a refused
+    /// connection is retried on another relay), sending each the PROXY
+    /// protocol v2 header, and waits until it listens.
     pub fn start(relays: &[u16]) -> Result<Haproxy, Error> {
         if !std::path::Path::new(BINARY).is_file() {
             return Err(Error::NotInstalled);
@@ -68,7 +69,7 @@ impl Haproxy {
             "global\n    maxconn 1000\n\
 defaults\n    mode http\n    timeout connect 5s\n    timeout client 1h\n    timeout server 1h\n    timeout tunnel 1h\n\
 frontend browsers\n    bind 127.0.0.1:{port}\n    default_backend relays\n\
-backend relays\n    balance leastconn\n    option httpchk GET /healthz\n    http-check expect string ok\n{servers}"
+backend relays\n    balance leastconn\n    retries 2\n    option redispatch 1\n    option httpchk GET /healthz\n    http-check expect string ok\n{servers}"
         );
         let cfg = dir.join("haproxy.cfg");
         fs::write(&cfg, config)?;
