@@ -51,5 +51,9 @@ else
     SIPLINE_TEST_BROWSER_PORT=1 cargo test -p sipline-relay --locked --no-fail-fast "${browser_tests[@]}"
 fi
 
+# The relay as operators install it: the Debian package in a clean
+# Debian 12, the container image, the Kubernetes manifests.
+bash tests/packaging.sh
+
 step "fuzz smoke"
 bash fuzz/run.sh 5

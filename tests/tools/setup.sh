@@ -9,9 +9,11 @@
 
 # Debian packages the tests use: the SIP server, the classic media gateway
 # (rtpengine, behind Kamailio), the far ends (SIPp and
-# baresip), and the browsers (Chromium, driven by playwright-core from npm,
-# and Firefox ESR, driven by puppeteer-core over WebDriver BiDi).
-SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules kamailio-presence-modules rtpengine-daemon sip-tester baresip-core dnsmasq-base haproxy tcpdump chromium firefox-esr)
+# baresip), DNS, a load balancer and a packet capture, what the packaging
+# test builds and installs with (debootstrap, umoci, a Python venv), and
+# the browsers (Chromium, driven by playwright-core from npm, and Firefox
+# ESR, driven by puppeteer-core over WebDriver BiDi).
+SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules kamailio-presence-modules rtpengine-daemon sip-tester baresip-core dnsmasq-base haproxy tcpdump debootstrap umoci python3-venv chromium firefox-esr)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
