@@ -6,11 +6,18 @@
 //! record-routes and flow-tokens through its own SIP address, so the PBX
 //! reaches each browser through the relay that holds it.
 //!
-//! - A relay dies (SIGKILL): its browser reconnects through HAProxy to the
-//!   other, re-registers within 5 s, and takes a call from bob there.
+//! - Alice and bob, two browsers, land on different relays and call each
+//!   other across them, heard both ways. Alice's relay dies (SIGKILL)
+//!   while she talks to dave (a baresip) and bob to carol (another): she
+//!   is registered again through bob's relay within 5 s; her call with dave
+//!   is reported ended with a reason, and its BYE reaches dave through bob's
+//!   relay (the dead relay's Record-Route pair is popped); bob's call with
+//!   carol goes on without a missing packet; alice and bob call each other
+//!   again.
 //! - A relay is told to stop (SIGTERM): it drains. New browsers go to the
-//!   other relay at once, its call in progress goes on and is heard, and
-//!   when that call ends the relay exits.
+//!   other relay at once; its call in progress goes on and is heard until
+//!   the grace is over, then ends with the relay's BYE each way; its
+//!   browser registers through the other relay; the relay exits.
 
 mod common;
 
@@ -25,12 +32,20 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_hears, far_end, number,
-    outcome,
+    FAR_HZ, MIC_HZ, Scratch, assert_hears, assert_tone, far_end, number, outcome, sdk_once_ready,
 };
 
-/// A relay of the pair, named, trusting HAProxy's PROXY header.
-fn relay(pbx: SocketAddr, name: &str, ports: &str) -> RelayProcess {
+/// What a stopping relay gives its calls, seconds.
+const GRACE: &str = "4";
+
+/// Carol's tone (a far end on the relay that lives) and dave's (on the
+/// one that dies).
+const CAROL_HZ: f64 = 660.0;
+const DAVE_HZ: f64 = 880.0;
+
+/// A relay of the pair, named, trusting HAProxy's PROXY header, giving
+/// its calls `grace` seconds when told to stop.
+fn relay(pbx: SocketAddr, name: &str, ports: &str, grace: &str) -> RelayProcess {
     RelayProcess::start(
         pbx,
         &[
@@ -41,7 +56,7 @@ fn relay(pbx: SocketAddr, name: &str, ports: &str) -> RelayProcess {
             "--media-ports",
             ports,
             "--shutdown-grace-secs",
-            "60",
+            grace,
         ],
     )
 }
@@ -101,16 +116,158 @@ Sec-WebSocket-Protocol: sip\r\n\r\n"
 }
 
 #[test]
-fn a_browser_whose_relay_dies_re_registers_through_the_other_within_5_s_and_takes_a_call() {
+fn browsers_on_two_relays_call_each_other_and_survive_the_loss_of_one() {
     let scratch = Scratch::new("several-relays");
+    let alice_mic = scratch.tone("alice-1khz.wav", MIC_HZ, 48_000);
+    let bob_mic = scratch.tone("bob-440hz.wav", FAR_HZ, 48_000);
+    let carol_tone = scratch.tone("carol-660hz.wav", CAROL_HZ, 8_000);
+    let dave_tone = scratch.tone("dave-880hz.wav", DAVE_HZ, 8_000);
+    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
+    let pbx = kamailio.udp_addr();
+    let carol = far_end(pbx, USERS[2], carol_tone, true);
+    let dave = far_end(pbx, USERS[3], dave_tone, true);
+    let mut relays = [
+        relay(pbx, "relay-a", "36200-36249", "30"),
+        relay(pbx, "relay-b", "36250-36299", "30"),
+    ];
+    let haproxy = Haproxy::start(&[relays[0].http_port, relays[1].http_port]).expect("haproxy");
+    let options = |(user, password): (&str, &str)| {
+        json!({
+            "server": format!("ws://{}/sip", haproxy.addr),
+            "uri": format!("sip:{user}@{DOMAIN}"),
+            "password": password,
+            "reconnectMinMs": 500,
+        })
+    };
+    let uri = |(user, _): (&str, &str)| format!("sip:{user}@{DOMAIN}");
+    // Bob: alice's call across the relays; then carol's, on his relay
+    // alone, heard for 12 s while alice's relay dies; then alice's again.
+    let bob_config = json!({
+        "mic": bob_mic,
+        "steps": [
+            {"do": "connect", "options": options(USERS[1])},
+            {"do": "mark", "event": "bob_ready"},
+            {"do": "answer", "timeoutMs": 20000},
+            {"do": "measure", "name": "talk_ab"},
+            {"do": "wait_event", "name": "hangup_ab", "event": "hangup", "timeoutMs": 15000},
+            {"do": "call", "name": "call_carol", "target": uri(USERS[2])},
+            {"do": "measure", "name": "across_the_loss", "settleMs": 500, "ms": 8000},
+            {"do": "hangup", "name": "hangup_carol"},
+            {"do": "answer", "name": "answer_again", "timeoutMs": 60000},
+            {"do": "measure", "name": "talk_again"},
+            {"do": "mark", "event": "bob_heard_again"},
+            {"do": "wait_event", "name": "hangup_again", "event": "hangup", "timeoutMs": 15000},
+            {"do": "disconnect"},
+        ],
+    });
+    // Alice: calls bob across the relays; then dave, on her relay alone,
+    // which is killed during that call; back through the other relay, she
+    // calls bob again.
+    let alice_config = json!({
+        "mic": alice_mic,
+        "steps": [
+            {"do": "connect", "options": options(USERS[0])},
+            {"do": "call", "target": uri(USERS[1])},
+            {"do": "measure", "name": "talk_ab"},
+            // Bob answered a little later: his measuring ends first.
+            {"do": "sleep", "ms": 1000},
+            {"do": "hangup"},
+            {"do": "call", "name": "call_dave", "target": uri(USERS[3])},
+            {"do": "measure", "name": "talk_dave"},
+            {"do": "mark", "event": "kill_her_relay"},
+            {"do": "wait_event", "name": "reconnected", "event": "reconnected", "timeoutMs": 10000},
+            {"do": "wait_event", "name": "registered", "event": "registered", "timeoutMs": 10000},
+            {"do": "wait_event", "name": "dave_ended", "event": "hangup", "timeoutMs": 45000},
+            // Bob is still talking to carol: his page takes one call at a
+            // time.
+            {"do": "sleep", "ms": 7000},
+            {"do": "call", "name": "call_again", "target": uri(USERS[1])},
+            {"do": "measure", "name": "talk_again"},
+            {"do": "sleep", "ms": 1000},
+            {"do": "hangup", "name": "hangup_again"},
+            {"do": "disconnect"},
+        ],
+    });
+    let bob_page = sdk_once_ready(&bob_config, "bob_ready");
+    let bobs = relays
+        .iter()
+        .position(|r| sockets(r) == 1)
+        .expect("bob's relay");
+    let mut held = [0, 0];
+    let alice_out = browser::sdk(&alice_config.to_string(), |event| {
+        if event == "kill_her_relay" {
+            held = [sockets(&relays[0]), sockets(&relays[1])];
+            relays[1 - bobs].kill();
+        }
+    })
+    .expect("alice's browser ran");
+    let bob_out = bob_page
+        .join()
+        .expect("bob's thread")
+        .expect("bob's browser ran");
+    // Bob's report first: alice's last call fails when his page stopped.
+    let bob = outcome(&bob_out, &carol);
+    let alice = outcome(&alice_out, &dave);
+    let (a, b) = (&alice["steps"], &bob["steps"]);
+    assert_eq!(
+        held,
+        [1, 1],
+        "alice and bob were each on a relay of their own"
+    );
+
+    // Across the relays, each hears the other.
+    assert_hears(&a["talk_ab"], FAR_HZ, "alice hearing bob across the relays");
+    assert_hears(&b["talk_ab"], MIC_HZ, "bob hearing alice across the relays");
+    // Alice's relay dies: she is registered again through bob's within
+    // 5 s, and the call she had there is reported ended, with a reason.
+    assert_hears(
+        &a["talk_dave"],
+        DAVE_HZ,
+        "alice's call on the relay that dies",
+    );
+    let registered_after = number(&a["registered"], "afterMarkMs");
+    assert!(
+        registered_after < 5000.0,
+        "alice registered through the other relay {registered_after} ms after hers died: {alice}"
+    );
+    let ended = &a["dave_ended"]["detail"];
+    assert_eq!(ended[0]["state"], "ended", "{ended}");
+    assert!(
+        ended[1]["code"].is_u64() || ended[1]["reason"].is_string(),
+        "the call on the dead relay ended with a reason: {ended}"
+    );
+    // The BYE went through the surviving relay to the PBX and dave.
+    assert!(
+        dave.log().contains("BYE sip:dave"),
+        "dave got the BYE of the call whose relay died:\n{}",
+        dave.log_tail()
+    );
+    // Bob's call with carol, on the relay that lives, went on through it
+    // all: 8 s of carol around the loss, no packet missing.
+    let across = &b["across_the_loss"];
+    assert_tone(across, CAROL_HZ, "bob's call on the surviving relay");
+    let received = number(across, "received");
+    assert!(
+        received >= 0.95 * 50.0 * 8.0,
+        "no gap in bob's audio while alice's relay died: {received} packets in 8 s: {across}"
+    );
+    // Both on one relay now, they call each other again.
+    assert_hears(&a["talk_again"], FAR_HZ, "alice hearing bob after the loss");
+    assert_hears(&b["talk_again"], MIC_HZ, "bob hearing alice after the loss");
+    assert!(relays[bobs].alive(), "the surviving relay runs on");
+}
+
+#[test]
+fn a_relay_told_to_stop_takes_no_new_browser_ends_its_call_after_the_grace_and_its_browser_moves() {
+    let scratch = Scratch::new("relay-drain");
     let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
     let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
     let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
     let pbx = kamailio.udp_addr();
-    let mut far = far_end(pbx, USERS[1], far_tone, true);
+    let far = far_end(pbx, USERS[1], far_tone, true);
     let mut relays = [
-        relay(pbx, "relay-a", "36200-36249"),
-        relay(pbx, "relay-b", "36250-36299"),
+        relay(pbx, "relay-a", "36300-36349", GRACE),
+        relay(pbx, "relay-b", "36350-36399", GRACE),
     ];
     let haproxy = Haproxy::start(&[relays[0].http_port, relays[1].http_port]).expect("haproxy");
     let (alice, alice_password) = USERS[0];
@@ -125,89 +282,14 @@ fn a_browser_whose_relay_dies_re_registers_through_the_other_within_5_s_and_take
                 "reconnectMinMs": 500,
             }},
             {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},
-            {"do": "measure", "name": "talk_out"},
-            {"do": "hangup"},
-            {"do": "mark", "event": "kill_its_relay"},
-            {"do": "wait_event", "name": "reconnected", "event": "reconnected", "timeoutMs": 10000},
-            {"do": "wait_event", "name": "registered", "event": "registered", "timeoutMs": 10000},
-            {"do": "mark", "event": "dial"},
-            {"do": "answer"},
-            {"do": "measure", "name": "talk_in"},
-            {"do": "hangup", "name": "hangup_in"},
-            {"do": "disconnect"},
-        ],
-    });
-    let mut killed = None;
-    let mut dialled = Ok(());
-    let out = browser::sdk(&config.to_string(), |event| match event {
-        "kill_its_relay" => {
-            let holder = relays.iter().position(|r| sockets(r) == 1);
-            if let Some(i) = holder {
-                relays[i].kill();
-            }
-            killed = holder;
-        }
-        "dial" => dialled = far.dial(&format!("sip:{alice}@{DOMAIN}")),
-        _ => {}
-    })
-    .expect("the browser ran");
-    dialled.expect("baresip dials");
-    let v = outcome(&out, &far);
-    let steps = &v["steps"];
-    let dead = killed.unwrap_or_else(|| panic!("one relay held the browser: {v}"));
-    assert_eq!(steps["call"]["state"], "established", "{v}");
-    assert_hears(&steps["talk_out"], FAR_HZ, "through the first relay");
-    let registered_after = number(&steps["registered"], "afterMarkMs");
-    assert!(
-        registered_after < 5000.0,
-        "re-registered through the other relay {registered_after} ms after the first died: {v}"
-    );
-    assert_eq!(
-        steps["answer"]["from"],
-        format!("sip:{bob}@{DOMAIN}"),
-        "{v}"
-    );
-    assert_hears(&steps["talk_in"], FAR_HZ, "through the surviving relay");
-    assert_far_end_heard_the_browser(&far);
-    // The call in went through the relay that was left.
-    let survivor = &relays[1 - dead];
-    let metrics = metrics(survivor);
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l.starts_with("sipline_media_packets_total{") && !l.ends_with(" 0")),
-        "the survivor carried the second call:\n{metrics}"
-    );
-}
-
-#[test]
-fn a_relay_told_to_stop_takes_no_new_browser_and_exits_when_its_call_ends() {
-    let scratch = Scratch::new("relay-drain");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
-    let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
-    let pbx = kamailio.udp_addr();
-    let far = far_end(pbx, USERS[1], far_tone, true);
-    let mut relays = [
-        relay(pbx, "relay-a", "36300-36349"),
-        relay(pbx, "relay-b", "36350-36399"),
-    ];
-    let haproxy = Haproxy::start(&[relays[0].http_port, relays[1].http_port]).expect("haproxy");
-    let (alice, alice_password) = USERS[0];
-    let (bob, _) = USERS[1];
-    let config = json!({
-        "mic": mic,
-        "steps": [
-            {"do": "connect", "options": {
-                "server": format!("ws://{}/sip", haproxy.addr),
-                "uri": format!("sip:{alice}@{DOMAIN}"),
-                "password": alice_password,
-            }},
-            {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},
             {"do": "mark", "event": "drain"},
-            {"do": "measure", "name": "talk_while_draining"},
-            {"do": "hangup"},
-            {"do": "sleep", "ms": 500},
+            {"do": "measure", "name": "talk_while_draining", "settleMs": 300},
+            // The grace over, the relay ends the call with a BYE each way,
+            // closes the WebSocket, exits; the SDK registers through the
+            // other relay.
+            {"do": "wait_event", "name": "ended", "event": "hangup", "timeoutMs": 15000},
+            {"do": "wait_event", "name": "registered", "event": "registered", "timeoutMs": 15000},
+            {"do": "disconnect"},
         ],
     });
     let mut drained = None;
@@ -249,14 +331,28 @@ fn a_relay_told_to_stop_takes_no_new_browser_and_exits_when_its_call_ends() {
         4,
         "the new browsers are all on the relay that is not stopping"
     );
-    // Its last call over, the stopping relay exits (well within its grace
-    // of 60 s).
+    // The call ended when the grace was over, by the relay's BYE, which
+    // bob got too, with the reason.
+    let ended_after = number(&steps["ended"], "afterMarkMs");
+    let grace_ms: f64 = GRACE.parse::<f64>().expect("seconds") * 1000.0;
+    assert!(
+        (grace_ms..grace_ms + 3000.0).contains(&ended_after),
+        "the call ended {ended_after} ms after SIGTERM, the grace being {grace_ms} ms: {v}"
+    );
+    assert!(
+        far.log().contains("Relay shutting down"),
+        "bob got the relay's BYE with its reason:\n{}",
+        far.log_tail()
+    );
+    // Her registration moved: through the other relay, at once.
+    let registered_after = number(&steps["registered"], "afterMarkMs");
+    assert!(
+        registered_after < ended_after + 3000.0,
+        "registered through the other relay {registered_after} ms after SIGTERM: {v}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while relays[i].alive() {
-        assert!(
-            Instant::now() < deadline,
-            "the drained relay exits once its call has ended"
-        );
+        assert!(Instant::now() < deadline, "the drained relay exits");
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(newcomers);

@@ -94,12 +94,26 @@ impl Proxy {
     }
 
     /// The count of Route values at the top that are ours (at most our two
-    /// Record-Route entries).
+    /// Record-Route entries), popped before the request goes on.
+    ///
+    /// A browser's route set starts with the WebSocket side of the pair a
+    /// relay record-routed (the service's host, which every relay of it
+    /// shares), followed by that relay's PBX side. When a sibling relay
+    /// record-routed the dialog and then died, its browser comes back
+    /// through this one: that PBX side names a relay that is gone, so it
+    /// is popped with its pair and the request goes to the PBX (as always,
+    /// never anywhere else). So the BYE of a call whose relay died still
+    /// reaches the PBX and the far end.
     pub(super) fn leading_own_routes(&self, msg: &Message<'_>) -> usize {
-        msg.header_values(HeaderName::Route)
-            .take(2)
-            .take_while(|v| self.own_route(v).is_some())
-            .count()
+        let mut routes = msg.header_values(HeaderName::Route);
+        let Some(first) = routes.next().and_then(|v| self.own_route(v)) else {
+            return 0;
+        };
+        let websocket_side = first.is_some();
+        match routes.next() {
+            Some(second) if websocket_side || self.own_route(second).is_some() => 2,
+            _ => 1,
+        }
     }
 
     /// Max-Forwards after this hop, `None` when it is exhausted (RFC 3261

@@ -593,3 +593,29 @@ Contact: <sip:n@n.invalid;transport=ws>\r\nContent-Length: 0\r\n\r\n"
     p.handle_ws(t(3), ConnId(3), request("BYE", "alice", "bob").as_bytes());
     assert_eq!(parse(&only_ws(&mut p).1).status(), Some(430));
 }
+
+#[test]
+fn a_dialog_record_routed_by_a_sibling_relay_that_died_still_reaches_the_pbx() {
+    let mut p = proxy();
+    // The route set alice's call got through another relay of the same
+    // service (same WebSocket host, its own SIP address and flow key),
+    // then Kamailio's entry; that relay died and she reconnected here.
+    let sibling = FlowKey::new([4; 32]).token(ConnId(77));
+    let bye = format!(
+        "BYE sip:bob@10.0.0.9:5090 SIP/2.0\r\nVia: SIP/2.0/WSS abc.invalid;branch=z9hG4bKbye9\r\n\
+Max-Forwards: 70\r\nRoute: <sip:{sibling}@relay.example;transport=ws;lr;r2=on>, <sip:192.0.2.11:5070;lr;r2=on>\r\n\
+Route: <sip:10.0.0.5:5060;lr>\r\nFrom: <sip:alice@sipline.test>;tag=a\r\nTo: <sip:bob@sipline.test>;tag=b\r\n\
+Call-ID: orphan-1\r\nCSeq: 3 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    p.handle_ws(t(0), ConnId(1), bye.as_bytes());
+    let (to, dgram) = only_udp(&mut p);
+    assert_eq!(to, addr(PBX), "to the PBX, never to the dead relay");
+    let m = parse(&dgram);
+    let routes: Vec<&str> = m.header_values(HeaderName::Route).collect();
+    assert_eq!(
+        routes,
+        ["<sip:10.0.0.5:5060;lr>"],
+        "the dead relay's pair popped"
+    );
+    assert_eq!(m.method(), Some(Method::Bye));
+}

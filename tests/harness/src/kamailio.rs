@@ -79,10 +79,11 @@ impl Default for Options {
 const DB_TEXT_TABLES: &str = "/usr/share/kamailio/dbtext/kamailio";
 
 /// The test users in `tests/kamailio/kamailio.cfg`: (user, password).
-pub const USERS: [(&str, &str); 3] = [
+pub const USERS: [(&str, &str); 4] = [
     ("alice", "alice-secret"),
     ("bob", "bob-secret"),
     ("carol", "carol-secret"),
+    ("dave", "dave-secret"),
 ];
 
 /// The realm and domain of the test users.
