@@ -194,7 +194,7 @@ mod session {
     use sipline_relay::media::ice::IceLite;
     use sipline_relay::media::sdes::{self, KeySalt};
     use sipline_relay::media::session::{Drop, Forward, Session};
-    use sipline_relay::media::srtp::SrtpError;
+    use sipline_relay::media::srtp::{LegKeys, SrtpError};
     use stun::agent::TransactionId;
     use stun::attributes::{ATTR_USE_CANDIDATE, ATTR_USERNAME};
     use stun::fingerprint::FINGERPRINT;
@@ -438,7 +438,7 @@ mod session {
         let ours = KeySalt::derive(&[1; 32], 1, Profile::AeadAes128Gcm);
         let theirs = KeySalt::derive(&[1; 32], 2, Profile::AeadAes128Gcm);
         let keys = sdes::keys(&ours, &theirs).expect("keys");
-        session.set_pbx_keys(0, Some(Box::new(keys)));
+        session.set_pbx_keys(0, LegKeys::Both(Box::new(keys)));
         let mut pbx = sdes::keys(&theirs, &ours).expect("the PBX's side");
         let srtp = sealed(&mut browser_out, &rtp(5), false);
         let (fwd, mut buf) = feed(&mut session, BROWSER, &srtp).expect("forwarded");

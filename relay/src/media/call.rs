@@ -14,7 +14,7 @@ use super::dtls::DtlsError;
 use super::liveness::Liveness;
 use super::record::Tap;
 use super::session::{Counters, Drop, Forward, MAX_LEGS, Session};
-use super::srtp::SrtpKeys;
+use super::srtp::{LegKeys, SrtpKeys};
 
 /// How often the call checks whether it is over.
 pub const CHECK: Duration = Duration::from_secs(1);
@@ -71,8 +71,8 @@ impl CallMedia {
                     }
                 }
                 for (leg, keys) in self.pbx_keys.iter_mut().enumerate() {
-                    if keys.is_some() {
-                        session.set_pbx_keys(leg, keys.take());
+                    if let Some(keys) = keys.take() {
+                        session.set_pbx_keys(leg, LegKeys::Both(keys));
                     }
                 }
                 if let Some(tap) = self.tap.take() {
@@ -109,7 +109,7 @@ impl CallMedia {
                 Some(s) => s.set_pbx_keys(leg, keys),
                 None => {
                     if let Some(pending) = self.pbx_keys.get_mut(leg) {
-                        *pending = keys;
+                        keys.apply_to(pending);
                     }
                 }
             },

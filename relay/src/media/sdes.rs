@@ -25,7 +25,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use sipline_core::sdp::Media;
 
-use super::srtp::{Context, Profile, SrtpError, SrtpKeys};
+use super::srtp::{Context, LegKeys, Profile, SrtpError, SrtpKeys};
 
 /// When the PBX leg is SRTP, from the `[pbx]` section's `srtp` key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -222,6 +222,24 @@ impl std::fmt::Debug for Secure {
     }
 }
 
+/// A leg's keys changed: what its session is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Plain RTP from now on.
+    Plain,
+    /// SRTP with the relay's key and the PBX's.
+    Keyed {
+        /// The relay's key (protects what it sends).
+        ours: KeySalt,
+        /// The PBX's key (unprotects what it sends).
+        theirs: KeySalt,
+        /// The relay's key is the one in use already: its context, and the
+        /// rollover counters the PBX tracks for it, carry on (only the
+        /// PBX's key changed).
+        same_ours: bool,
+    },
+}
+
 /// One leg's SDES negotiation with the PBX, sans-IO: what the relay
 /// offered or will answer, and the keys its session was last given.
 #[derive(Clone, Debug, Default)]
@@ -272,12 +290,12 @@ impl LegSdes {
     }
 
     /// The PBX's answer to the relay's offer: the keys the leg uses from
-    /// now on, when they changed (`Some(None)`: plain RTP again).
+    /// now on, when they changed.
     pub fn answered(
         &mut self,
         policy: SrtpPolicy,
         m: &Media<'_>,
-    ) -> Result<Option<Option<(KeySalt, KeySalt)>>, SdesError> {
+    ) -> Result<Option<KeyChange>, SdesError> {
         let chosen = offered(m).find_map(|theirs| {
             let ours = self.offered.iter().find(|o| o.tag == theirs.tag)?;
             (ours.key.profile == theirs.key.profile).then(|| (ours.key.clone(), theirs.key))
@@ -296,7 +314,7 @@ impl LegSdes {
         policy: SrtpPolicy,
         m: &Media<'_>,
         mint: &mut dyn FnMut(Profile) -> KeySalt,
-    ) -> Result<Option<Option<(KeySalt, KeySalt)>>, SdesError> {
+    ) -> Result<Option<KeyChange>, SdesError> {
         let Some(theirs) = offered(m).next() else {
             if is_savp(m) {
                 return Err(SdesError::NoSuite);
@@ -324,10 +342,18 @@ impl LegSdes {
         self.answer.clone().unwrap_or_default()
     }
 
-    fn apply(&mut self, keys: Option<(KeySalt, KeySalt)>) -> Option<Option<(KeySalt, KeySalt)>> {
-        (self.applied != keys).then(|| {
-            self.applied = keys.clone();
-            keys
+    fn apply(&mut self, keys: Option<(KeySalt, KeySalt)>) -> Option<KeyChange> {
+        if self.applied == keys {
+            return None;
+        }
+        let before = std::mem::replace(&mut self.applied, keys.clone());
+        Some(match keys {
+            None => KeyChange::Plain,
+            Some((ours, theirs)) => KeyChange::Keyed {
+                same_ours: before.is_some_and(|(o, _)| o == ours),
+                ours,
+                theirs,
+            },
         })
     }
 }
@@ -342,6 +368,21 @@ pub fn keys(ours: &KeySalt, theirs: &KeySalt) -> Result<SrtpKeys, SdesError> {
         profile: ours.profile,
         outbound: ours.context().map_err(|_| SdesError::Key)?,
         inbound: theirs.context().map_err(|_| SdesError::Key)?,
+    })
+}
+
+/// What the leg's session is given for `change`.
+pub fn leg_keys(change: &KeyChange) -> Result<LegKeys, SdesError> {
+    Ok(match change {
+        KeyChange::Plain => LegKeys::Plain,
+        KeyChange::Keyed {
+            ours,
+            theirs,
+            same_ours: true,
+        } if ours.profile == theirs.profile => {
+            LegKeys::Inbound(Box::new(theirs.context().map_err(|_| SdesError::Key)?))
+        }
+        KeyChange::Keyed { ours, theirs, .. } => LegKeys::Both(Box::new(keys(ours, theirs)?)),
     })
 }
 

@@ -20,7 +20,7 @@ use std::time::Instant;
 use super::dtls::{DtlsError, DtlsServer};
 use super::ice::{IceLite, MAX_ANSWER};
 use super::record::{Tap, Way};
-use super::srtp::{SrtpError, SrtpKeys};
+use super::srtp::{LegKeys, SrtpError, SrtpKeys};
 use super::stats::RtpStats;
 
 /// What to do with the buffer after a datagram was handled.
@@ -210,10 +210,10 @@ impl Session {
         }
     }
 
-    /// Keys `leg`'s PBX side with SDES-SRTP (`None`: plain RTP).
-    pub fn set_pbx_keys(&mut self, leg: usize, keys: Option<Box<SrtpKeys>>) {
+    /// Keys `leg`'s PBX side with SDES-SRTP, or makes it plain RTP.
+    pub fn set_pbx_keys(&mut self, leg: usize, keys: LegKeys) {
         if let Some(slot) = self.pbx_keys.get_mut(leg) {
-            *slot = keys;
+            keys.apply_to(slot);
         }
     }
 

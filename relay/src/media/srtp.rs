@@ -267,6 +267,35 @@ pub struct SrtpKeys {
     pub inbound: Context,
 }
 
+/// What a call's PBX leg is given when its SDES keys change.
+#[derive(Debug)]
+pub enum LegKeys {
+    /// Plain RTP from now on.
+    Plain,
+    /// New contexts both ways.
+    Both(Box<SrtpKeys>),
+    /// Only the PBX's key changed: a new context for what it sends; the
+    /// relay's own carries on, its rollover counters with it.
+    Inbound(Box<Context>),
+}
+
+impl LegKeys {
+    /// Applies the change to a leg's `slot`. An inbound key for a leg
+    /// without keys cannot come (the relay's key would be new too) and is
+    /// ignored.
+    pub fn apply_to(self, slot: &mut Option<Box<SrtpKeys>>) {
+        match self {
+            LegKeys::Plain => *slot = None,
+            LegKeys::Both(keys) => *slot = Some(keys),
+            LegKeys::Inbound(context) => {
+                if let Some(keys) = slot.as_deref_mut() {
+                    keys.inbound = *context;
+                }
+            }
+        }
+    }
+}
+
 /// The SRTP state of one direction of one call: protect for what the relay
 /// sends, unprotect for what it receives (use two contexts per call).
 #[derive(Clone)]

@@ -260,11 +260,15 @@ impl MediaCalls {
         let Some(c) = self.calls.get_mut(key) else {
             return Ok(());
         };
+        // Every leg's SRTP is agreed, or none changes: a refused re-offer
+        // leaves the call as it was.
+        let mut srtp = c.srtp.clone();
+        let mut keyed = Vec::new();
         for (leg, &i) in c.sections.iter().enumerate() {
-            let Some(m) = sdp.media.get(i).filter(|m| !m.is_rejected()) else {
-                continue;
-            };
-            let Some(sdes) = c.srtp.get_mut(leg) else {
+            let (Some(m), Some(sdes)) = (
+                sdp.media.get(i).filter(|m| !m.is_rejected()),
+                srtp.get_mut(leg),
+            ) else {
                 continue;
             };
             let change = if answer {
@@ -272,17 +276,20 @@ impl MediaCalls {
             } else {
                 sdes.offered_by_pbx(policy, m, &mut mint)?
             };
-            if let Some(keys) = change {
-                let keys = match keys {
-                    Some((ours, theirs)) => Some(Box::new(sdes::keys(&ours, &theirs)?)),
-                    None => None,
-                };
-                self.commands.push_back(Command::PbxKeys {
+            if let Some(change) = change {
+                keyed.push(Command::PbxKeys {
                     id: c.id,
                     leg,
-                    keys,
+                    keys: sdes::leg_keys(&change)?,
                 });
             }
+        }
+        c.srtp = srtp;
+        self.commands.extend(keyed);
+        for (leg, &i) in c.sections.iter().enumerate() {
+            let Some(m) = sdp.media.get(i).filter(|m| !m.is_rejected()) else {
+                continue;
+            };
             let Some(ip) = m
                 .connection()
                 .or_else(|| sdp.connection())

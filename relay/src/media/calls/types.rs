@@ -14,7 +14,7 @@ use crate::media::record::{RecordingMode, Sink, Tap};
 use crate::media::sdes::{SdesError, SrtpPolicy};
 use crate::media::sdp::RewriteError;
 use crate::media::session::Session;
-use crate::media::srtp::SrtpKeys;
+use crate::media::srtp::LegKeys;
 
 /// Where the relay's media lives and what it tells each side.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,14 +195,14 @@ pub enum Command {
         clock: u32,
     },
     /// A leg's SRTP keys toward the PBX changed (SDES, RFC 4568): its
-    /// packets to and from the PBX are SRTP with these, or plain (`None`).
+    /// packets to and from the PBX are SRTP with these, or plain.
     PbxKeys {
         /// The call.
         id: MediaId,
         /// Which leg.
         leg: usize,
-        /// The relay's and the PBX's contexts (secret; `Debug` shows none).
-        keys: Option<Box<SrtpKeys>>,
+        /// The new contexts (secret; `Debug` shows none of it).
+        keys: LegKeys,
     },
     /// Which leg each of the browser's payload types goes to (its SDP
     /// changed them).

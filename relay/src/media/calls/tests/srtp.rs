@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::media::sdes::{Crypto, SdesError, SrtpPolicy};
-use crate::media::srtp::Profile;
+use crate::media::srtp::{LegKeys, Profile};
 
 fn table_srtp(policy: SrtpPolicy) -> MediaCalls {
     let local = IpAddr::from([127, 0, 0, 1]);
@@ -32,11 +32,15 @@ fn cryptos(body: &str) -> Vec<Crypto> {
         .collect()
 }
 
-/// The PBX's keys commands: `Some(true)` keyed, `Some(false)` plain again.
-fn keyed(cs: &[Command]) -> Vec<bool> {
+/// The first leg's keys commands, by kind.
+fn keyed(cs: &[Command]) -> Vec<&'static str> {
     cs.iter()
         .filter_map(|c| match c {
-            Command::PbxKeys { leg: 0, keys, .. } => Some(keys.is_some()),
+            Command::PbxKeys { leg: 0, keys, .. } => Some(match keys {
+                LegKeys::Plain => "plain",
+                LegKeys::Both(_) => "both",
+                LegKeys::Inbound(_) => "inbound",
+            }),
             _ => None,
         })
         .collect()
@@ -77,7 +81,7 @@ fn mandatory_offers_savp_with_both_suites_and_keys_the_leg_from_the_answer() {
         &pbx_sdp("RTP/SAVP", PBX_KEY),
     )
     .expect("an SRTP answer is carried");
-    assert_eq!(keyed(&commands(&mut t)), [true]);
+    assert_eq!(keyed(&commands(&mut t)), ["both"]);
 
     // A re-offer repeats the relay's keys; the same answer changes nothing.
     let again = browser_offer(&mut t, &chromium_offer()).expect("re-offer");
@@ -93,7 +97,23 @@ fn mandatory_offers_savp_with_both_suites_and_keys_the_leg_from_the_answer() {
         &pbx_sdp("RTP/SAVP", PBX_KEY),
     )
     .expect("carried");
-    assert_eq!(keyed(&commands(&mut t)), Vec::<bool>::new());
+    assert_eq!(keyed(&commands(&mut t)), Vec::<&str>::new());
+
+    // The PBX changes its key: only what it sends gets a new context; the
+    // relay's own, with its rollover counters, carries on.
+    browser_offer(&mut t, &chromium_offer()).expect("re-offer");
+    let rekeyed = PBX_KEY.replace(
+        "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR",
+        "Hh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7",
+    );
+    carry(
+        &mut t,
+        Side::Pbx,
+        Carrier::Response(Method::Invite),
+        &pbx_sdp("RTP/SAVP", &rekeyed),
+    )
+    .expect("carried");
+    assert_eq!(keyed(&commands(&mut t)), ["inbound"]);
 }
 
 #[test]
@@ -139,7 +159,7 @@ fn optional_offers_keys_in_avp_and_stays_plain_when_the_pbx_ignores_them() {
     .expect("a plain answer is fine");
     assert_eq!(
         keyed(&commands(&mut t)),
-        Vec::<bool>::new(),
+        Vec::<&str>::new(),
         "plain, as it was"
     );
 
@@ -153,7 +173,7 @@ fn optional_offers_keys_in_avp_and_stays_plain_when_the_pbx_ignores_them() {
         &pbx_sdp("RTP/AVP", &unknown),
     )
     .expect("carried");
-    assert_eq!(keyed(&commands(&mut t)), Vec::<bool>::new());
+    assert_eq!(keyed(&commands(&mut t)), Vec::<&str>::new());
 }
 
 #[test]
@@ -170,7 +190,7 @@ a=crypto:5 AES_256_CM_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaV
         &pbx_sdp("RTP/SAVP", &gcm_first),
     )
     .expect("an SRTP offer is carried to the browser");
-    assert_eq!(keyed(&commands(&mut t)), [true], "keyed at the offer");
+    assert_eq!(keyed(&commands(&mut t)), ["both"], "keyed at the offer");
     let to_pbx = carry(
         &mut t,
         Side::Browser,
