@@ -289,6 +289,9 @@ struct MediaFlags {
     #[arg(long = "media-ports", env = "SIPLINE_MEDIA_PORTS", value_parser = port_range)]
     #[serde(flatten)]
     ports: Option<PortRange>,
+    /// The address the browsers' media sockets bind to (IPv4 or IPv6).
+    #[arg(long = "media-listen", env = "SIPLINE_MEDIA_LISTEN")]
+    listen_browser: Option<std::net::IpAddr>,
     /// The address written in the SDP to browsers (behind NAT).
     #[arg(long = "media-advertise", env = "SIPLINE_MEDIA_ADVERTISE")]
     advertise_browser: Option<std::net::IpAddr>,

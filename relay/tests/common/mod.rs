@@ -8,7 +8,7 @@ pub mod calls;
 pub mod flood;
 pub mod recordings;
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -55,7 +55,9 @@ pub fn echo_load(ws: String, calls: usize, seconds: u64, user: &str, password: &
 /// A running `sipline-relay` process; killed when dropped.
 pub struct RelayProcess {
     child: Child,
-    /// Browser side: `ws://127.0.0.1:<http_port>/sip`.
+    /// Its browser side's address: 127.0.0.1, or ::1.
+    host: IpAddr,
+    /// Browser side: `ws://<host>:<http_port>/sip`.
     pub http_port: u16,
     /// PBX side UDP port.
     pub sip_port: u16,
@@ -88,14 +90,39 @@ impl RelayProcess {
         Self::spawn(&args, Some(users))
     }
 
+    /// Starts the relay in front of `pbx` with every side on `::1`: its
+    /// WebSocket, the browsers' media, and its SIP toward the PBX.
+    pub fn start_on_ipv6(pbx: SocketAddr, extra: &[&str]) -> RelayProcess {
+        let pbx = pbx.to_string();
+        let mut args = vec![
+            "--pbx",
+            pbx.as_str(),
+            "--sip-listen",
+            "[::1]:0",
+            "--media-listen",
+            "::1",
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn_on(IpAddr::from(std::net::Ipv6Addr::LOCALHOST), &args, None)
+    }
+
     fn spawn(args: &[&str], users: Option<&str>) -> RelayProcess {
+        Self::spawn_on(IpAddr::from([127, 0, 0, 1]), args, users)
+    }
+
+    fn spawn_on(host: IpAddr, args: &[&str], users: Option<&str>) -> RelayProcess {
         let http_port = free_port().expect("free port");
         let sip_port = free_port().expect("free port");
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend([
+            "--http-listen".to_owned(),
+            SocketAddr::new(host, http_port).to_string(),
+        ]);
         let users = users.map(str::to_owned);
         let child = Self::launch(http_port, sip_port, &args, users.as_deref());
         let relay = RelayProcess {
             child,
+            host,
             http_port,
             sip_port,
             args,
@@ -125,16 +152,13 @@ impl RelayProcess {
     }
 
     fn wait_listening(&self) {
-        assert!(
-            relay::listening(self.http_port),
-            "relay did not listen on {}",
-            self.http_port
-        );
+        let addr = SocketAddr::new(self.host, self.http_port);
+        assert!(relay::listening_at(addr), "relay did not listen on {addr}");
     }
 
     /// The WebSocket URL browsers use.
     pub fn ws_url(&self) -> String {
-        format!("ws://127.0.0.1:{}/sip", self.http_port)
+        format!("ws://{}/sip", SocketAddr::new(self.host, self.http_port))
     }
 
     /// Kills the relay for good (SIGKILL, as a crash or a lost host): every
@@ -163,7 +187,13 @@ impl RelayProcess {
 
     /// `GET /metrics`, as text.
     pub fn metrics(&self) -> String {
-        http_get(self.http_port, "/metrics")
+        http_at(
+            SocketAddr::new(self.host, self.http_port),
+            "GET",
+            "/metrics",
+            "",
+            None,
+        )
     }
 }
 
@@ -183,8 +213,25 @@ pub fn http_get(port: u16, path: &str) -> String {
 /// and, if given, a JSON body; the whole answer, status line first (a
 /// binary body read lossily).
 pub fn http(port: u16, method: &str, path: &str, headers: &str, json: Option<&str>) -> String {
+    http_at(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        method,
+        path,
+        headers,
+        json,
+    )
+}
+
+/// [`http`] to `addr`.
+pub fn http_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    json: Option<&str>,
+) -> String {
     use std::io::{Read, Write};
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut s = TcpStream::connect(addr).expect("connect");
     let body = json.map_or(String::new(), |j| {
         format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{j}",
@@ -194,7 +241,7 @@ pub fn http(port: u16, method: &str, path: &str, headers: &str, json: Option<&st
     let body = if body.is_empty() { "\r\n".into() } else { body };
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{headers}{body}"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{headers}{body}"
     )
     .expect("write");
     let mut out = Vec::new();

@@ -4,7 +4,7 @@
 //! (never the command line, which other local users can read).
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,9 +19,11 @@ pub fn launch(
     users: Option<&str>,
 ) -> io::Result<Child> {
     let mut cmd = Command::new(binary);
-    cmd.arg("--http-listen")
-        .arg(format!("127.0.0.1:{http_port}"));
-    // A test may put the PBX side elsewhere (`[::1]`, for a PBX on IPv6).
+    // A test may put either side elsewhere (`[::1]`, for IPv6).
+    if !args.iter().any(|a| a == "--http-listen") {
+        cmd.arg("--http-listen")
+            .arg(format!("127.0.0.1:{http_port}"));
+    }
     if !args.iter().any(|a| a == "--sip-listen") {
         cmd.arg("--sip-listen").arg(format!("127.0.0.1:{sip_port}"));
     }
@@ -68,8 +70,13 @@ fn free_udp_port() -> io::Result<u16> {
 
 /// Whether 127.0.0.1:`http_port` accepted a connection within 10 s.
 pub fn listening(http_port: u16) -> bool {
+    listening_at(SocketAddr::from(([127, 0, 0, 1], http_port)))
+}
+
+/// Whether `addr` accepted a connection within 10 s.
+pub fn listening_at(addr: SocketAddr) -> bool {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+    while TcpStream::connect(addr).is_err() {
         if Instant::now() >= deadline {
             return false;
         }
