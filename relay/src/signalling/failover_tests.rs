@@ -6,21 +6,12 @@
 use sipline_core::sip::HeaderName;
 
 use super::hangup::Caller;
+use super::test_support::*;
 use super::*;
 
 const A: &str = "10.0.0.5:5060";
 const B: &str = "10.0.0.6:5060";
-const RELAY: &str = "192.0.2.10:5070";
-const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 const BROWSER: ConnId = ConnId(1);
-
-fn t(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("socket address")
-}
 
 /// A proxy in front of A, then B (A preferred), failing over after 2 s.
 fn proxy(probe: Option<Duration>) -> Proxy {
@@ -57,10 +48,6 @@ fn only_udp(p: &mut Proxy) -> (SocketAddr, Vec<u8>) {
         (udp, ws) if udp.len() == 1 && ws.is_empty() => udp.into_iter().next().expect("one"),
         other => panic!("expected one datagram, got {other:?}"),
     }
-}
-
-fn parse(bytes: &[u8]) -> Message<'_> {
-    Message::parse(bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
 }
 
 fn answer(request: &[u8], code: u16) -> Vec<u8> {

@@ -6,23 +6,14 @@ use std::sync::Arc;
 
 use sipline_core::sip::HeaderName;
 
+use super::test_support::*;
 use super::*;
 use crate::media::calls::{MediaConfig, MediaEnd};
 use crate::media::dtls::Identity;
 use crate::media::record::RecordingMode;
 
 const PBX: &str = "10.0.0.5:5060";
-const RELAY: &str = "192.0.2.10:5070";
-const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 const BROWSER: ConnId = ConnId(1);
-
-fn t(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("socket address")
-}
 
 fn proxy(port_max: u16) -> Proxy {
     proxy_recording(port_max, RecordingMode::Off)

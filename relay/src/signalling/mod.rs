@@ -466,4 +466,6 @@ mod failover_tests;
 #[cfg(test)]
 mod media_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

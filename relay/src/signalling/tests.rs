@@ -5,19 +5,10 @@ use sipline_core::sip::{HeaderName, NameAddr};
 use super::contacts::FLOW_PARAM;
 use super::from_browser::MAX_PENDING_PER_CONN;
 use super::limits::RateLimit;
+use super::test_support::*;
 use super::*;
 
 const PBX: &str = "10.0.0.5:5060";
-const RELAY: &str = "192.0.2.10:5070";
-const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-
-fn t(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-fn addr(s: &str) -> SocketAddr {
-    s.parse().expect("socket address")
-}
 
 fn proxy() -> Proxy {
     let mut cfg = ProxyConfig::new(vec![addr(PBX)], addr(RELAY));
@@ -70,10 +61,6 @@ Contact: <sip:x7@abc.invalid;transport=ws;ob>\r\n\
 Content-Type: application/sdp\r\n\
 Content-Length: 4\r\n\r\nv=0\n"
     )
-}
-
-fn parse(bytes: &[u8]) -> Message<'_> {
-    Message::parse(bytes).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
 }
 
 #[test]
