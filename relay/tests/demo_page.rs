@@ -22,7 +22,7 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 use sipline_test_harness::{browser, free_port, relay};
 
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, far_end, outcome,
+    FAR_HZ, Scratch, assert_far_end_heard_the_browser, assert_tone, far_end, outcome, tones,
 };
 use common::flood::Flood;
 
@@ -361,9 +361,7 @@ fn firefox_and_chromium_call_each_other_through_the_demo_page_and_firefox_calls_
 
 #[test]
 fn the_demo_page_in_front_of_a_pbx_calls_a_phone_behind_it() {
-    let scratch = Scratch::new("demo-pbx");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let (scratch, mic, far_tone) = tones("demo-pbx");
     let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
     let pbx: SocketAddr = format!("127.0.0.1:{}", kamailio.udp_port)
         .parse()

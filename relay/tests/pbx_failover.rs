@@ -20,8 +20,7 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_hears, far_end, metric,
-    number, outcome,
+    FAR_HZ, assert_far_end_heard_the_browser, assert_hears, far_end, metric, number, outcome, tones,
 };
 
 /// The relay's failover time in this test, ms.
@@ -51,9 +50,7 @@ fn wait_metric(relay: &RelayProcess, series: &str, value: u64, within: Duration)
 
 #[test]
 fn a_new_call_goes_on_to_the_second_pbx_when_the_first_stops_answering_or_is_gone() {
-    let scratch = Scratch::new("failover");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let (_scratch, mic, far_tone) = tones("failover");
     let mut a = Some(Kamailio::start(&Options::default()).expect("kamailio A"));
     let b = Kamailio::start(&Options::default()).expect("kamailio B");
     let (a_addr, b_addr) = (udp_addr(a.as_ref().expect("A")), udp_addr(&b));
@@ -159,9 +156,7 @@ fn a_new_call_goes_on_to_the_second_pbx_when_the_first_stops_answering_or_is_gon
 
 #[test]
 fn a_pbx_named_by_dns_is_found_through_srv_and_a_new_call_fails_over_to_its_second_target() {
-    let scratch = Scratch::new("failover-dns");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let (_scratch, mic, far_tone) = tones("failover-dns");
     let a = Kamailio::start(&Options::default()).expect("kamailio A");
     let b = Kamailio::start(&Options::default()).expect("kamailio B");
     let (a_addr, b_addr) = (udp_addr(&a), udp_addr(&b));

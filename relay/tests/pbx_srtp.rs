@@ -22,7 +22,7 @@ use webrtc_srtp::protection_profile::ProtectionProfile;
 
 use common::RelayProcess;
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_hears, outcome, srtp_far_end,
+    FAR_HZ, assert_far_end_heard_the_browser, assert_hears, outcome, srtp_far_end, tones,
 };
 
 /// Every SDES key (master key and salt: 30 bytes for AES-CM, 28 for
@@ -76,9 +76,7 @@ fn decrypting_key<'k>(keys: &'k [Vec<u8>], packets: &[&Datagram]) -> Option<&'k 
 
 #[test]
 fn with_srtp_mandatory_the_pbx_leg_is_srtp_both_ways_and_the_call_is_heard_both_ways() {
-    let scratch = Scratch::new("pbx-srtp");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let (_scratch, mic, far_tone) = tones("pbx-srtp");
     let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
     let pbx = kamailio.udp_addr();
     let mut far = srtp_far_end(pbx, USERS[1], far_tone);
@@ -175,9 +173,7 @@ fn with_srtp_mandatory_the_pbx_leg_is_srtp_both_ways_and_the_call_is_heard_both_
 
 #[test]
 fn with_srtp_off_an_srtp_only_phone_refuses_the_relay_s_plain_offer() {
-    let scratch = Scratch::new("pbx-srtp-off");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let (_scratch, mic, far_tone) = tones("pbx-srtp-off");
     let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
     let pbx = kamailio.udp_addr();
     let far = srtp_far_end(pbx, USERS[1], far_tone);

@@ -26,7 +26,7 @@ use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, USERS};
 
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_hears, call_the_echo, far_end, metric, outcome,
+    FAR_HZ, MIC_HZ, Scratch, assert_hears, call_the_echo, far_end, metric, outcome, tones,
     wideband_far_end,
 };
 use common::recordings::{
@@ -335,9 +335,7 @@ async fn a_full_disk_stops_the_recordings_and_the_calls_go_on_both_ways() {
 
 #[test]
 fn a_call_through_kamailio_to_baresip_is_a_stereo_wav_the_browser_left_the_far_end_right() {
-    let scratch = Scratch::new("recording-wav");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let (scratch, mic, far_tone) = tones("recording-wav");
     let dir = scratch.0.join("recordings");
     let (user, _) = USERS[1];
     let (_kamailio, far, relay) = behind_kamailio(

@@ -16,7 +16,7 @@ use sipline_load::run::run;
 use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, USERS};
 
-use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_hears, far_end, outcome};
+use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_hears, far_end, outcome, tones};
 use common::recordings::{
     assert_lasts, assert_tones, behind_kamailio, file_of, packets, read_sidecar, wav_channels,
 };
@@ -191,9 +191,7 @@ async fn the_operator_lists_the_calls_and_records_one_for_as_long_as_asked() {
 
 #[test]
 fn the_app_records_the_second_half_of_a_call_to_baresip_from_the_sdk() {
-    let scratch = Scratch::new("recording-sdk");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let (scratch, mic, far_tone) = tones("recording-sdk");
     let dir = scratch.0.join("recordings");
     let (alice, alice_password) = USERS[0];
     let (bob, _) = USERS[1];

@@ -20,17 +20,8 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 use common::RelayProcess;
 use common::calls::{
     FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard, assert_far_end_heard_the_browser, assert_hears,
-    assert_window, caller_and_callee, far_end, number, outcome, udp_request,
+    assert_window, caller_and_callee, far_end, number, outcome, tones, udp_request,
 };
-
-/// A scratch folder with both tones: the browser's microphone (48 kHz) and
-/// the far end's (8 kHz, what baresip's aufile takes).
-fn tones() -> (Scratch, PathBuf, PathBuf) {
-    let scratch = Scratch::new("sdk");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
-    (scratch, mic, far)
-}
 
 /// Kamailio as the PBX, bob (baresip, playing `far_tone`) behind it, and
 /// the relay in front with the media ports `ports`.
@@ -83,7 +74,7 @@ Content-Length: {}\r\n\r\n{text}",
 
 #[test]
 fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
-    let (_scratch, mic, far_tone) = tones();
+    let (_scratch, mic, far_tone) = tones("sdk");
     let (kamailio, far, relay) = pbx_and_bob(far_tone, true, "33300-33399");
     let (alice, alice_password) = USERS[0];
     let (bob, _) = USERS[1];
@@ -241,7 +232,7 @@ fn the_sdk_calls_holds_sends_dtmf_and_messages_through_relay_and_kamailio() {
 
 #[test]
 fn after_the_relay_dies_the_sdk_reconnects_re_registers_and_takes_a_call() {
-    let (_scratch, mic, far_tone) = tones();
+    let (_scratch, mic, far_tone) = tones("sdk");
     // baresip 1.0 digests with MD5 only; calling needs no account.
     let (_kamailio, mut far, mut relay) = pbx_and_bob(far_tone, false, "33400-33499");
     let (alice, alice_password) = USERS[0];
@@ -292,7 +283,7 @@ fn after_the_relay_dies_the_sdk_reconnects_re_registers_and_takes_a_call() {
 
 #[test]
 fn a_blind_transfer_sends_the_far_end_to_a_second_one_who_hears_it() {
-    let (scratch, mic, far_tone) = tones();
+    let (scratch, mic, far_tone) = tones("sdk");
     let (_kamailio, bob, mut carol, relay) = pbx_bob_and_carol(&scratch, far_tone, "33500-33599");
     let (alice, alice_password) = USERS[0];
     let config = json!({
@@ -346,7 +337,7 @@ fn a_blind_transfer_sends_the_far_end_to_a_second_one_who_hears_it() {
 
 #[test]
 fn the_far_end_transfers_the_browser_to_a_second_one_and_each_hears_the_other() {
-    let (scratch, mic, far_tone) = tones();
+    let (scratch, mic, far_tone) = tones("sdk");
     let (_kamailio, mut bob, mut carol, relay) =
         pbx_bob_and_carol(&scratch, far_tone, "34200-34299");
     let (alice, alice_password) = USERS[0];
@@ -411,7 +402,7 @@ fn the_far_end_transfers_the_browser_to_a_second_one_and_each_hears_the_other() 
 
 #[test]
 fn a_call_survives_its_websocket_dropping_and_moves_to_the_new_one() {
-    let (_scratch, mic, far_tone) = tones();
+    let (_scratch, mic, far_tone) = tones("sdk");
     let (_kamailio, far, relay) = pbx_and_bob(far_tone, true, "33600-33699");
     let (alice, alice_password) = USERS[0];
     let (bob, _) = USERS[1];
@@ -456,7 +447,7 @@ fn a_call_survives_its_websocket_dropping_and_moves_to_the_new_one() {
 
 #[test]
 fn two_browsers_on_the_embedded_pbx_keep_their_call_when_one_websocket_drops() {
-    let (scratch, alice_mic, _) = tones();
+    let (scratch, alice_mic, _) = tones("sdk");
     let bob_mic = scratch.tone("bob-440hz-48k.wav", FAR_HZ, 48_000);
     let relay = RelayProcess::start_embedded(
         &["--domain", "sipline.local", "--media-ports", "33700-33799"],
@@ -533,7 +524,7 @@ fn two_browsers_on_the_embedded_pbx_keep_their_call_when_one_websocket_drops() {
 
 #[test]
 fn a_browser_on_hold_sends_nothing_its_far_end_could_hear_and_info_of_any_type_goes_both_ways() {
-    let (scratch, alice_mic, _) = tones();
+    let (scratch, alice_mic, _) = tones("sdk");
     let bob_mic = scratch.tone("bob-440hz-48k.wav", FAR_HZ, 48_000);
     let relay = RelayProcess::start_embedded(
         &["--domain", "sipline.local", "--media-ports", "34400-34499"],

@@ -11,13 +11,11 @@ use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
-use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_hears, far_end, number, outcome};
+use common::calls::{FAR_HZ, assert_hears, far_end, number, outcome, tones};
 
 #[test]
 fn a_call_whose_relay_died_ends_for_the_app_when_its_media_fails() {
-    let scratch = Scratch::new("relay-loss");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let (_scratch, mic, far_tone) = tones("relay-loss");
     let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
     let far = far_end(kamailio.udp_addr(), USERS[1], far_tone, true);
     let mut relay = RelayProcess::start(kamailio.udp_addr(), &["--media-ports", "37610-37699"]);

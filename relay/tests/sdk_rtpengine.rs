@@ -17,14 +17,12 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 use sipline_test_harness::rtpengine::Rtpengine;
 
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_far_end_heard_the_browser, assert_hears, far_end, outcome,
+    FAR_HZ, assert_far_end_heard_the_browser, assert_hears, far_end, outcome, tones,
 };
 
 #[test]
 fn through_kamailio_and_rtpengine_calls_start_without_waiting_both_ways() {
-    let scratch = Scratch::new("sdk-rtpengine");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let (_scratch, mic, far_tone) = tones("sdk-rtpengine");
     let rtpengine = Rtpengine::start(36600, 36699).expect("rtpengine");
     let kamailio = Kamailio::start(&Options {
         rtpengine: Some(rtpengine.ng_port),

@@ -33,6 +33,7 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 use common::RelayProcess;
 use common::calls::{
     FAR_HZ, MIC_HZ, Scratch, assert_hears, assert_tone, far_end, number, outcome, sdk_once_ready,
+    tones,
 };
 
 /// What a stopping relay gives its calls, seconds.
@@ -259,9 +260,7 @@ fn browsers_on_two_relays_call_each_other_and_survive_the_loss_of_one() {
 
 #[test]
 fn a_relay_told_to_stop_takes_no_new_browser_ends_its_call_after_the_grace_and_its_browser_moves() {
-    let scratch = Scratch::new("relay-drain");
-    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
-    let far_tone = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    let (_scratch, mic, far_tone) = tones("relay-drain");
     let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
     let pbx = kamailio.udp_addr();
     let far = far_end(pbx, USERS[1], far_tone, true);

@@ -44,6 +44,16 @@ impl Scratch {
     }
 }
 
+/// A scratch folder named after `what` with the two tones most tests
+/// play: the browser's microphone (`MIC_HZ`, 48 kHz) and the far end's
+/// (`FAR_HZ`, 8 kHz, for baresip).
+pub fn tones(what: &str) -> (Scratch, PathBuf, PathBuf) {
+    let scratch = Scratch::new(what);
+    let mic = scratch.tone("mic-1khz.wav", MIC_HZ, 48_000);
+    let far = scratch.tone("far-440hz.wav", FAR_HZ, 8_000);
+    (scratch, mic, far)
+}
+
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
