@@ -7,7 +7,10 @@
 //     {"do":"call","target":"sip:bob@x"},{"do":"measure","name":"talk","ms":2000},
 //     {"do":"hold"},{"do":"unhold"},{"do":"dtmf","digits":"12#"},{"do":"hangup"}]}'
 //
-// Steps: connect, call ({"keep": true} keeps the current call to transfer it),
+// Steps: connect, call ({"keep": true} keeps the current call to transfer it;
+// {"video": true} sends the camera too; answer takes the same), prefer_video
+// ({"mimeType": "video/H264"}: offer and answer that codec first), video (the
+// latest call's video over "ms": frames decoded and encoded, sizes, codecs),
 // attended_transfer (the kept call to the current one), watch (a busy lamp, its
 // NOTIFYs logged as lamp_<state>), voicemail (MWI, logged as mwi), wait_replaced (a call
 // replacing ours by an attended transfer), answer (the next incoming call), measure, hold,
@@ -51,14 +54,16 @@ try {
     let out;
     switch (step.do) {
       case "connect": out = await run(([o]) => window.t.connect(o), step.options); break;
-      case "call": out = await run(([t, h, k]) => window.t.call(t, h, k), step.target, step.headers, step.keep ?? false); break;
+      case "call": out = await run(([t, h, k, v]) => window.t.call(t, h, k, v), step.target, step.headers, step.keep ?? false, step.video ?? false); break;
       case "attended_transfer": out = await run(() => window.t.attendedTransfer()); break;
       case "watch": out = await run(([t]) => window.t.watch(t), step.target); break;
       case "voicemail": out = await run(() => window.t.voicemail()); break;
       case "presence": out = await run(([t]) => window.t.presence(t), step.target); break;
       case "ring_then_give_up": out = await run(([t, ms]) => window.t.ringThenGiveUp(t, ms), step.target, step.ms ?? 2000); break;
       case "wait_replaced": out = await run(([ms]) => window.t.waitReplaced(ms), step.timeoutMs ?? 30000); break;
-      case "answer": out = await run(([ms]) => window.t.answer(ms), step.timeoutMs ?? 10000); break;
+      case "answer": out = await run(([ms, v]) => window.t.answer(ms, v), step.timeoutMs ?? 10000, step.video ?? false); break;
+      case "prefer_video": out = await run(([m]) => window.t.preferVideo(m), step.mimeType); break;
+      case "video": out = await run(([ms]) => window.t.videoStats(ms), step.ms ?? 2000); break;
       case "measure":
         await page.waitForTimeout(step.settleMs ?? 1500);
         out = await run(([ms]) => window.t.measure(ms), step.ms ?? 2000);
