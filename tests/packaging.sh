@@ -18,7 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/tools/setup.sh
 [ "$(id -u)" -eq 0 ] || die "tests/packaging.sh needs root (debootstrap, chroot, mount)"
-ensure_apt_packages debootstrap umoci python3-venv curl
+# systemd for systemd-analyze (a minimal Debian has none).
+ensure_apt_packages debootstrap umoci python3-venv curl systemd
 
 cache=${SIPLINE_CACHE:-$HOME/.cache/sipline}
 mirror=${SIPLINE_DEBIAN_MIRROR:-http://deb.debian.org/debian}

@@ -13,7 +13,7 @@
 # test builds and installs with (debootstrap, umoci, a Python venv), and
 # the browsers (Chromium, driven by playwright-core from npm, and Firefox
 # ESR, driven by puppeteer-core over WebDriver BiDi).
-SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules kamailio-presence-modules rtpengine-daemon sip-tester baresip-core dnsmasq-base haproxy tcpdump debootstrap umoci python3-venv chromium firefox-esr)
+SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules kamailio-presence-modules rtpengine-daemon sip-tester baresip-core dnsmasq-base haproxy tcpdump debootstrap umoci python3-venv systemd chromium firefox-esr)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
