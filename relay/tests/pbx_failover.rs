@@ -20,7 +20,8 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
 use common::calls::{
-    FAR_HZ, assert_far_end_heard_the_browser, assert_hears, far_end, metric, number, outcome, tones,
+    FAR_HZ, account, assert_far_end_heard_the_browser, assert_hears, far_end, metric, number,
+    outcome, tones,
 };
 
 /// The relay's failover time in this test, ms.
@@ -76,17 +77,12 @@ fn a_new_call_goes_on_to_the_second_pbx_when_the_first_stops_answering_or_is_gon
         "A answers its probes"
     );
 
-    let (alice, alice_password) = USERS[0];
     let (bob, _) = USERS[1];
     let bob_uri = format!("sip:{bob}@{DOMAIN}");
     let config = json!({
         "mic": mic,
         "steps": [
-            {"do": "connect", "options": {
-                "server": relay.ws_url(),
-                "uri": format!("sip:{alice}@{DOMAIN}"),
-                "password": alice_password,
-            }},
+            {"do": "connect", "options": account(&relay.ws_url(), USERS[0], DOMAIN)},
             // A hangs; the call is placed at once, before any probe could
             // tell: its INVITE goes to A, then on to B.
             {"do": "mark", "event": "pause_a"},
@@ -200,16 +196,11 @@ fn a_pbx_named_by_dns_is_found_through_srv_and_a_new_call_fails_over_to_its_seco
         relay.metrics()
     );
 
-    let (alice, alice_password) = USERS[0];
     let (bob, _) = USERS[1];
     let config = json!({
         "mic": mic,
         "steps": [
-            {"do": "connect", "options": {
-                "server": relay.ws_url(),
-                "uri": format!("sip:{alice}@{DOMAIN}"),
-                "password": alice_password,
-            }},
+            {"do": "connect", "options": account(&relay.ws_url(), USERS[0], DOMAIN)},
             {"do": "mark", "event": "pause_a"},
             {"do": "sleep", "ms": 300},
             {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},

@@ -21,9 +21,7 @@ use webrtc_srtp::context::Context as Oracle;
 use webrtc_srtp::protection_profile::ProtectionProfile;
 
 use common::RelayProcess;
-use common::calls::{
-    FAR_HZ, assert_far_end_heard_the_browser, assert_hears, outcome, srtp_far_end, tones,
-};
+use common::calls::{account, alice_calls_bob_and_back, srtp_far_end, tones};
 
 /// Every SDES key (master key and salt: 30 bytes for AES-CM, 28 for
 /// AES-GCM) bob's SIP trace shows, his and the relay's.
@@ -86,40 +84,7 @@ fn with_srtp_mandatory_the_pbx_leg_is_srtp_both_ways_and_the_call_is_heard_both_
         pbx,
         &["--media-ports", "36100-36149", "--pbx-srtp", "mandatory"],
     );
-    let (alice, alice_password) = USERS[0];
-    let (bob, _) = USERS[1];
-    let config = json!({
-        "mic": mic,
-        "steps": [
-            {"do": "connect", "options": {
-                "server": relay.ws_url(),
-                "uri": format!("sip:{alice}@{DOMAIN}"),
-                "password": alice_password,
-            }},
-            {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},
-            {"do": "measure", "name": "talk_out"},
-            {"do": "hangup"},
-            {"do": "mark", "event": "dial"},
-            {"do": "answer"},
-            {"do": "measure", "name": "talk_in"},
-            {"do": "hangup", "name": "hangup_in"},
-            {"do": "disconnect"},
-        ],
-    });
-    let mut dialled = Ok(());
-    let out = browser::sdk(&config.to_string(), |event| {
-        if event == "dial" {
-            dialled = far.dial(&format!("sip:{alice}@{DOMAIN}"));
-        }
-    })
-    .expect("the browser ran");
-    dialled.expect("baresip dials");
-    let v = outcome(&out, &far);
-    let steps = &v["steps"];
-    assert_eq!(steps["call"]["state"], "established", "{v}");
-    assert_hears(&steps["talk_out"], FAR_HZ, "calling an SRTP-only phone");
-    assert_hears(&steps["talk_in"], FAR_HZ, "called by an SRTP-only phone");
-    assert_far_end_heard_the_browser(&far);
+    alice_calls_bob_and_back(&relay, &mut far, &mic, "an SRTP-only phone");
 
     // What crossed the wire on bob's media ports.
     let seen = capture.stop().expect("the capture");
@@ -178,17 +143,11 @@ fn with_srtp_off_an_srtp_only_phone_refuses_the_relay_s_plain_offer() {
     let pbx = kamailio.udp_addr();
     let far = srtp_far_end(pbx, USERS[1], far_tone);
     let relay = RelayProcess::start(pbx, &["--media-ports", "36150-36199"]);
-    let (alice, alice_password) = USERS[0];
-    let (bob, _) = USERS[1];
     let config = json!({
         "mic": mic,
         "steps": [
-            {"do": "connect", "options": {
-                "server": relay.ws_url(),
-                "uri": format!("sip:{alice}@{DOMAIN}"),
-                "password": alice_password,
-            }},
-            {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},
+            {"do": "connect", "options": account(&relay.ws_url(), USERS[0], DOMAIN)},
+            {"do": "call", "target": format!("sip:{}@{DOMAIN}", USERS[1].0)},
         ],
     });
     let out = browser::sdk(&config.to_string(), |_| {}).expect("the browser ran");

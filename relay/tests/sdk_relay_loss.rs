@@ -11,7 +11,7 @@ use sipline_test_harness::browser;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
-use common::calls::{FAR_HZ, assert_hears, far_end, number, outcome, tones};
+use common::calls::{FAR_HZ, account, assert_hears, far_end, number, outcome, tones};
 
 #[test]
 fn a_call_whose_relay_died_ends_for_the_app_when_its_media_fails() {
@@ -19,16 +19,11 @@ fn a_call_whose_relay_died_ends_for_the_app_when_its_media_fails() {
     let kamailio = Kamailio::start(&Options::default()).expect("kamailio");
     let far = far_end(kamailio.udp_addr(), USERS[1], far_tone, true);
     let mut relay = RelayProcess::start(kamailio.udp_addr(), &["--media-ports", "37610-37699"]);
-    let (alice, alice_password) = USERS[0];
     let (bob, _) = USERS[1];
     let config = json!({
         "mic": mic,
         "steps": [
-            {"do": "connect", "options": {
-                "server": relay.ws_url(),
-                "uri": format!("sip:{alice}@{DOMAIN}"),
-                "password": alice_password,
-            }},
+            {"do": "connect", "options": account(&relay.ws_url(), USERS[0], DOMAIN)},
             {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},
             {"do": "measure", "name": "talk"},
             {"do": "mark", "event": "kill_relay"},

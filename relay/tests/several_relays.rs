@@ -32,8 +32,8 @@ use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
 use common::calls::{
-    FAR_HZ, MIC_HZ, Scratch, assert_hears, assert_tone, far_end, number, outcome, sdk_once_ready,
-    tones,
+    FAR_HZ, MIC_HZ, Scratch, account, assert_hears, assert_tone, far_end, number, outcome,
+    sdk_once_ready, tones,
 };
 
 /// What a stopping relay gives its calls, seconds.
@@ -60,6 +60,14 @@ fn relay(pbx: SocketAddr, name: &str, ports: &str, grace: &str) -> RelayProcess 
             grace,
         ],
     )
+}
+
+/// `Phone.connect`'s options for `user` through HAProxy, reconnecting
+/// after 0.5 s.
+fn balanced(haproxy: &Haproxy, user: (&str, &str)) -> serde_json::Value {
+    let mut options = account(&format!("ws://{}/sip", haproxy.addr), user, DOMAIN);
+    options["reconnectMinMs"] = json!(500);
+    options
 }
 
 /// A relay's `/metrics`, asked from 127.0.0.2: 127.0.0.1 is HAProxy's
@@ -132,14 +140,7 @@ fn browsers_on_two_relays_call_each_other_and_survive_the_loss_of_one() {
         relay(pbx, "relay-b", "36250-36299", "30"),
     ];
     let haproxy = Haproxy::start(&[relays[0].http_port, relays[1].http_port]).expect("haproxy");
-    let options = |(user, password): (&str, &str)| {
-        json!({
-            "server": format!("ws://{}/sip", haproxy.addr),
-            "uri": format!("sip:{user}@{DOMAIN}"),
-            "password": password,
-            "reconnectMinMs": 500,
-        })
-    };
+    let options = |user| balanced(&haproxy, user);
     let uri = |(user, _): (&str, &str)| format!("sip:{user}@{DOMAIN}");
     // Bob: alice's call across the relays; then carol's, on his relay
     // alone, heard for 12 s while alice's relay dies; then alice's again.
@@ -269,17 +270,11 @@ fn a_relay_told_to_stop_takes_no_new_browser_ends_its_call_after_the_grace_and_i
         relay(pbx, "relay-b", "36350-36399", GRACE),
     ];
     let haproxy = Haproxy::start(&[relays[0].http_port, relays[1].http_port]).expect("haproxy");
-    let (alice, alice_password) = USERS[0];
     let (bob, _) = USERS[1];
     let config = json!({
         "mic": mic,
         "steps": [
-            {"do": "connect", "options": {
-                "server": format!("ws://{}/sip", haproxy.addr),
-                "uri": format!("sip:{alice}@{DOMAIN}"),
-                "password": alice_password,
-                "reconnectMinMs": 500,
-            }},
+            {"do": "connect", "options": balanced(&haproxy, USERS[0])},
             {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},
             {"do": "mark", "event": "drain"},
             {"do": "measure", "name": "talk_while_draining", "settleMs": 300},

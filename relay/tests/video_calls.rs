@@ -12,7 +12,7 @@ use serde_json::json;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
 use common::RelayProcess;
-use common::calls::{FAR_HZ, MIC_HZ, Scratch, assert_hears, caller_and_callee, number};
+use common::calls::{FAR_HZ, MIC_HZ, Scratch, account, assert_hears, caller_and_callee, number};
 
 /// The codecs tried, as the pages name them.
 const CODECS: [&str; 2] = ["video/VP8", "video/H264"];
@@ -30,7 +30,7 @@ fn video_call(
 ) {
     let alice_mic = scratch.tone("alice-1khz.wav", MIC_HZ, 48_000);
     let bob_mic = scratch.tone("bob-440hz.wav", FAR_HZ, 48_000);
-    let options = |user: &str, password: &str| json!({"server": ws, "uri": format!("sip:{user}@{domain}"), "password": password});
+    let options = |user, password| account(ws, (user, password), domain);
     let bob_config = json!({
         "mic": bob_mic,
         "steps": [

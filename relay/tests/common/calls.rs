@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sipline_test_harness::audio::{read_wav, write_tone};
 use sipline_test_harness::baresip::{self, Baresip};
-use sipline_test_harness::kamailio::DOMAIN;
+use sipline_test_harness::kamailio::{DOMAIN, USERS};
 
 /// The browser's microphone tone, and the far end's.
 pub const MIC_HZ: f64 = 1000.0;
@@ -281,4 +281,57 @@ pub fn udp_request(port: u16, request: impl FnOnce(u16) -> String) -> u16 {
             return status;
         }
     }
+}
+
+/// `Phone.connect`'s options for `user` (name, password) of `domain`,
+/// through the relay's WebSocket `ws`.
+pub fn account(ws: &str, (user, password): (&str, &str), domain: &str) -> Value {
+    json!({"server": ws, "uri": format!("sip:{user}@{domain}"), "password": password})
+}
+
+/// Alice, in Chromium through `relay`, calls bob (`far`, a baresip of the
+/// Kamailio test domain) and is then called by him; each call heard both
+/// ways (`what` names the setting in a failure). The page's report.
+pub fn alice_calls_bob_and_back(
+    relay: &super::RelayProcess,
+    far: &mut Baresip,
+    mic: &std::path::Path,
+    what: &str,
+) -> Value {
+    let (alice, bob) = (USERS[0].0, USERS[1].0);
+    let config = json!({
+        "mic": mic,
+        "steps": [
+            {"do": "connect", "options": account(&relay.ws_url(), USERS[0], DOMAIN)},
+            {"do": "call", "target": format!("sip:{bob}@{DOMAIN}")},
+            {"do": "measure", "name": "talk_out"},
+            {"do": "hangup"},
+            {"do": "mark", "event": "dial"},
+            {"do": "answer"},
+            {"do": "measure", "name": "talk_in"},
+            {"do": "hangup", "name": "hangup_in"},
+            {"do": "disconnect"},
+        ],
+    });
+    let mut dialled = Ok(());
+    let out = sipline_test_harness::browser::sdk(&config.to_string(), |event| {
+        if event == "dial" {
+            dialled = far.dial(&format!("sip:{alice}@{DOMAIN}"));
+        }
+    })
+    .expect("the browser ran");
+    dialled.expect("baresip dials");
+    let v = outcome(&out, far);
+    let steps = &v["steps"];
+    assert_eq!(steps["connect"]["registered"], true, "{what}: {v}");
+    assert_eq!(steps["call"]["state"], "established", "{what}: {v}");
+    assert_hears(&steps["talk_out"], FAR_HZ, &format!("{what}: calling bob"));
+    assert_eq!(
+        steps["answer"]["from"],
+        format!("sip:{bob}@{DOMAIN}"),
+        "{what}: {v}"
+    );
+    assert_hears(&steps["talk_in"], FAR_HZ, &format!("{what}: called by bob"));
+    assert_far_end_heard_the_browser(far);
+    v
 }
