@@ -10,6 +10,7 @@
 # serves, since the relay resolves names itself (hickory), not through NSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source packaging/lib.sh
 profile=${PROFILE:-release}
 target=x86_64-unknown-linux-gnu
 # --target keeps the static flag off build scripts and proc macros.
@@ -18,8 +19,7 @@ RUSTFLAGS="-C target-feature=+crt-static" LIBOPUS_STATIC=1 \
 dir=$profile
 [ "$profile" = dev ] && dir=debug
 bin=target/$target/$dir/sipline-relay
-# ldd lists a dynamic executable's libraries as "name => path".
-if ldd "$bin" 2>&1 | grep -q '=>'; then
+if is_dynamic "$bin"; then
     echo "error: $bin is not static: $(ldd "$bin" | tr '\n' ' ')" >&2
     exit 1
 fi

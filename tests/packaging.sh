@@ -17,6 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/tools/setup.sh
+source packaging/lib.sh
 [ "$(id -u)" -eq 0 ] || die "tests/packaging.sh needs root (debootstrap, chroot, mount)"
 # systemd for systemd-analyze (a minimal Debian has none).
 ensure_apt_packages debootstrap umoci python3-venv curl systemd
@@ -112,7 +113,7 @@ step "packaging: the container image, unpacked and its entrypoint run"
 image=$(BINARY=$bin bash packaging/container/build.sh)
 mkdir -p "$work/oci"
 tar -C "$work/oci" -xf "$image"
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(sipline_version)
 umoci unpack --image "$work/oci:$version" "$work/bundle" >/dev/null
 # The runtime spec umoci wrote: the image's entrypoint and user.
 read -r uid gid args < <(python3 -c '

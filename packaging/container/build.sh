@@ -9,12 +9,13 @@
 #   BINARY=path bash packaging/container/build.sh  that (static) binary
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source packaging/lib.sh
 bin=${BINARY:-$(bash packaging/static.sh)}
-if ldd "$bin" 2>&1 | grep -q '=>'; then
+if is_dynamic "$bin"; then
     echo "error: $bin is dynamically linked: FROM scratch needs the static build" >&2
     exit 1
 fi
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(sipline_version)
 out=target/packaging
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

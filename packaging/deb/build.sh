@@ -12,9 +12,10 @@
 # and starts the service where systemd runs.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source packaging/lib.sh
 here=packaging/deb
 bin=${BINARY:-$(bash packaging/static.sh)}
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(sipline_version)
 arch=$(dpkg --print-architecture)
 out=target/packaging
 stage=$out/stage
@@ -36,7 +37,7 @@ echo /etc/sipline/relay.toml > "$stage/DEBIAN/conffiles"
 # A static binary needs nothing; a dynamic one (a test's debug build)
 # depends on what dpkg-shlibdeps finds it linked against.
 depends=
-if ldd "$stage/usr/bin/sipline-relay" 2>&1 | grep -q '=>'; then
+if is_dynamic "$stage/usr/bin/sipline-relay"; then
     scratch=$(mktemp -d)
     mkdir -p "$scratch/debian"
     printf 'Source: sipline\n\nPackage: sipline-relay\nArchitecture: any\n' > "$scratch/debian/control"

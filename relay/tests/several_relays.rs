@@ -22,7 +22,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -30,11 +30,11 @@ use sipline_test_harness::browser;
 use sipline_test_harness::haproxy::Haproxy;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options, USERS};
 
-use common::RelayProcess;
 use common::calls::{
     FAR_HZ, MIC_HZ, Scratch, account, assert_hears, assert_tone, far_end, number, outcome,
     sdk_once_ready, tones,
 };
+use common::{RelayProcess, http_get_from};
 
 /// What a stopping relay gives its calls, seconds.
 const GRACE: &str = "4";
@@ -73,23 +73,11 @@ fn balanced(haproxy: &Haproxy, user: (&str, &str)) -> serde_json::Value {
 /// A relay's `/metrics`, asked from 127.0.0.2: 127.0.0.1 is HAProxy's
 /// address, whose connections must begin with a PROXY header.
 fn metrics(relay: &RelayProcess) -> String {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 2], 0)).into())
-        .expect("bind 127.0.0.2");
-    socket
-        .connect(&SocketAddr::from(([127, 0, 0, 1], relay.http_port)).into())
-        .expect("connect");
-    let mut s = TcpStream::from(socket);
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    http_get_from(
+        IpAddr::from([127, 0, 0, 2]),
+        SocketAddr::from(([127, 0, 0, 1], relay.http_port)),
+        "/metrics",
     )
-    .expect("write");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read");
-    out
 }
 
 /// The WebSockets a relay holds (`sipline_ws_connections`).

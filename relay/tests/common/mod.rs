@@ -230,8 +230,38 @@ pub fn http_at(
     headers: &str,
     json: Option<&str>,
 ) -> String {
+    exchange(
+        TcpStream::connect(addr).expect("connect"),
+        addr,
+        method,
+        path,
+        headers,
+        json,
+    )
+}
+
+/// A GET of `path` at `addr` from the local address `source` (127.0.0.2,
+/// …: a host other than a trusted balancer's 127.0.0.1).
+pub fn http_get_from(source: IpAddr, addr: SocketAddr, path: &str) -> String {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::new(source, 0).into())
+        .expect("bind the source address");
+    socket.connect(&addr.into()).expect("connect");
+    exchange(TcpStream::from(socket), addr, "GET", path, "", None)
+}
+
+/// One request on `s` (to `addr`), and the whole answer.
+fn exchange(
+    mut s: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    json: Option<&str>,
+) -> String {
     use std::io::{Read, Write};
-    let mut s = TcpStream::connect(addr).expect("connect");
     let body = json.map_or(String::new(), |j| {
         format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{j}",
