@@ -20,6 +20,7 @@ use crate::media::sdp::{
     offer_to_pbx,
 };
 use crate::media::session::{MAX_LEGS, Session};
+use crate::media::srtp::Profile;
 
 impl MediaCalls {
     pub(super) fn offer(
@@ -85,12 +86,8 @@ impl MediaCalls {
         count: usize,
         offering: bool,
     ) -> Vec<Option<PbxSection>> {
-        let (policy, ip, secret) = (self.cfg.pbx_srtp, self.cfg.pbx_advertised, self.secret);
-        let made = &mut self.keys_made;
-        let mut mint = |p| {
-            *made += 1;
-            KeySalt::derive(&secret, *made, p)
-        };
+        let (policy, ip) = (self.cfg.pbx_srtp, self.cfg.pbx_advertised);
+        let mut mint = minter(self.secret, &mut self.keys_made);
         let Some(c) = self.calls.get_mut(key) else {
             return vec![None; count];
         };
@@ -251,12 +248,8 @@ impl MediaCalls {
         sdp: &Sdp<'_>,
         answer: bool,
     ) -> Result<(), MediaError> {
-        let (policy, secret) = (self.cfg.pbx_srtp, self.secret);
-        let made = &mut self.keys_made;
-        let mut mint = |p| {
-            *made += 1;
-            KeySalt::derive(&secret, *made, p)
-        };
+        let policy = self.cfg.pbx_srtp;
+        let mut mint = minter(self.secret, &mut self.keys_made);
         let Some(c) = self.calls.get_mut(key) else {
             return Ok(());
         };
@@ -340,6 +333,15 @@ impl MediaCalls {
 /// browser's transport is added as for any PBX answer): the offer's first
 /// audio codec and the telephone-event of its clock rate, the answering
 /// direction; other sections rejected.
+/// Makes the relay's SRTP master keys, each derived from `secret` and
+/// the count `made` so far.
+fn minter(secret: [u8; 32], made: &mut u64) -> impl FnMut(Profile) -> KeySalt + '_ {
+    move |profile| {
+        *made += 1;
+        KeySalt::derive(&secret, *made, profile)
+    }
+}
+
 pub(super) fn echo_answer(offer: &Sdp<'_>, audio: usize, ip: IpAddr) -> String {
     let mut w = sipline_core::sdp::SdpWriter::new();
     let c = format!("IN {} {ip}", if ip.is_ipv4() { "IP4" } else { "IP6" });
