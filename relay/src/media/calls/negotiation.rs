@@ -329,10 +329,6 @@ impl MediaCalls {
     }
 }
 
-/// What the echo extension answers, in the PBX's plain dialect (the
-/// browser's transport is added as for any PBX answer): the offer's first
-/// audio codec and the telephone-event of its clock rate, the answering
-/// direction; other sections rejected.
 /// Makes the relay's SRTP master keys, each derived from `secret` and
 /// the count `made` so far.
 fn minter(secret: [u8; 32], made: &mut u64) -> impl FnMut(Profile) -> KeySalt + '_ {
@@ -342,6 +338,10 @@ fn minter(secret: [u8; 32], made: &mut u64) -> impl FnMut(Profile) -> KeySalt + 
     }
 }
 
+/// What the echo extension answers, in the PBX's plain dialect (the
+/// browser's transport is added as for any PBX answer): the offer's first
+/// audio codec and the telephone-event of its clock rate, the answering
+/// direction; other sections rejected.
 pub(super) fn echo_answer(offer: &Sdp<'_>, audio: usize, ip: IpAddr) -> String {
     let mut w = sipline_core::sdp::SdpWriter::new();
     let c = format!("IN {} {ip}", if ip.is_ipv4() { "IP4" } else { "IP6" });
