@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(sip_parse user_agent relay_proxy media_calls ice srtp media_session)
+ALL_TARGETS=(sip_parse user_agent relay_proxy stream_framing media_calls ice srtp media_session)
 
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

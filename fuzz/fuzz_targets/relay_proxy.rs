@@ -37,6 +37,7 @@ use sipline_relay::media::dtls::Identity;
 use sipline_relay::signalling::limits::RateLimit;
 use sipline_relay::signalling::pbx::{EmbeddedPbx, Password};
 use sipline_relay::signalling::{FlowKey, Output, Proxy, ProxyConfig};
+use sipline_relay::transport::Transport;
 
 /// The PBXs the relay fronts.
 const PBX: [&str; 2] = ["10.0.0.5:5060", "10.0.0.6:5060"];
@@ -71,6 +72,8 @@ struct Setup {
     generous_rate: bool,
     /// Requests in flight toward the PBX (small, so that it fills up).
     max_pending: u8,
+    /// Each PBX's transport, two bits apiece (UDP, TCP, TLS).
+    transports: u8,
 }
 
 impl Setup {
@@ -78,6 +81,13 @@ impl Setup {
         let mut cfg = ProxyConfig::new(PBX.iter().map(|a| addr(a)).collect(), addr(RELAY));
         cfg.ws_host = "relay.example".into();
         cfg.max_pending = usize::from(self.max_pending.max(1));
+        for (i, t) in cfg.pbx.iter_mut().enumerate() {
+            t.transport = match (self.transports >> (2 * i)) & 3 {
+                1 => Transport::Tcp,
+                2 => Transport::Tls,
+                _ => Transport::Udp,
+            };
+        }
         if self.generous_rate {
             cfg.rate = RateLimit {
                 per_second: 1_000_000,
@@ -389,7 +399,11 @@ impl Harness {
     fn drain(&mut self) {
         while let Some(out) = self.proxy.poll_output() {
             match out {
-                Output::Udp { to, datagram } => {
+                Output::Pbx {
+                    to,
+                    message: datagram,
+                    ..
+                } => {
                     assert!(
                         self.proxy.config().pbx.iter().any(|t| t.addr == to),
                         "a datagram to {to}, which is no PBX: an open relay:\n{}",
@@ -679,7 +693,7 @@ impl Harness {
                 bytes
             }
         };
-        self.proxy.handle_udp(self.now, from, &bytes);
+        self.proxy.handle_pbx(self.now, from, &bytes);
     }
 }
 

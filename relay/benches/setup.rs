@@ -47,7 +47,10 @@ fn proxy(identity: &Arc<Identity>) -> Proxy {
 fn drain(p: &mut Proxy) -> Option<Vec<u8>> {
     let mut udp = None;
     while let Some(o) = p.poll_output() {
-        if let Output::Udp { datagram, .. } = o {
+        if let Output::Pbx {
+            message: datagram, ..
+        } = o
+        {
             udp = Some(datagram);
         }
     }
@@ -120,7 +123,7 @@ fn setup(c: &mut Criterion) {
                 p
             },
             |mut p| {
-                p.handle_udp(Instant::from_millis(2), addr(PBX), black_box(&ok));
+                p.handle_pbx(Instant::from_millis(2), addr(PBX), black_box(&ok));
                 black_box(drain(&mut p));
                 p
             },

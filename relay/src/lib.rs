@@ -8,10 +8,12 @@
 //! - [`net`]: the thin tokio shells (axum WebSocket, UDP, a call's media
 //!   sockets);
 //! - [`ops`]: configuration and metrics;
-//! - [`ids`]: the ids both halves name connections and calls' media by.
+//! - [`ids`]: the ids both halves name connections and calls' media by;
+//! - [`transport`]: UDP, TCP or TLS toward a PBX.
 
 pub mod ids;
 pub mod media;
 pub mod net;
 pub mod ops;
 pub mod signalling;
+pub mod transport;

@@ -163,6 +163,22 @@ struct PbxFlags {
     /// every 10 s with several PBXs).
     #[arg(long = "pbx-probe-interval-ms", env = "SIPLINE_PBX_PROBE_INTERVAL_MS")]
     probe_interval_ms: Option<u64>,
+    /// SIP toward the PBXs of --pbx: udp, tcp or tls.
+    #[arg(long = "pbx-transport", env = "SIPLINE_PBX_TRANSPORT", value_parser = ["udp", "tcp", "tls"])]
+    transport: Option<String>,
+    /// PEM file of the CA certificates a TLS PBX's certificate must chain
+    /// to; the system's roots by default.
+    #[arg(long = "pbx-tls-ca", env = "SIPLINE_PBX_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// The name a TLS PBX's certificate must carry (default: the host of
+    /// --pbx-uri, else the PBX's IP address).
+    #[arg(long = "pbx-tls-name", env = "SIPLINE_PBX_TLS_NAME")]
+    tls_name: Option<String>,
+    /// Requests over 1,300 bytes for a UDP PBX go over TCP to its address
+    /// (RFC 3261 §18.1.1): when the PBXs take TCP on their UDP port.
+    #[arg(long = "pbx-large-over-tcp", env = "SIPLINE_PBX_LARGE_OVER_TCP")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    large_over_tcp: bool,
     /// SRTP toward the PBX, keyed by SDES: off, optional or mandatory.
     #[arg(long = "pbx-srtp", env = "SIPLINE_PBX_SRTP", value_parser = ["off", "optional", "mandatory"])]
     srtp: Option<String>,

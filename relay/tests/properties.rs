@@ -127,7 +127,7 @@ proptest! {
                 Input::Ws(c, b) => p.handle_ws(Instant::from_millis(now), ConnId(c), &b),
                 Input::Udp(from_pbx, b) => {
                     let from = if from_pbx { pbx } else { "203.0.113.1:5060".parse().expect("addr") };
-                    p.handle_udp(Instant::from_millis(now), from, &b);
+                    p.handle_pbx(Instant::from_millis(now), from, &b);
                 }
                 Input::Close(c) => p.ws_closed(ConnId(c)),
                 Input::Time(dt) => {
@@ -137,7 +137,7 @@ proptest! {
             }
             while let Some(out) = p.poll_output() {
                 // Never an open relay: datagrams go to the PBX only.
-                if let Output::Udp { to, .. } = out {
+                if let Output::Pbx { to, .. } = out {
                     prop_assert_eq!(to, pbx);
                     prop_assert!(!embedded, "the embedded PBX sends no UDP");
                 }

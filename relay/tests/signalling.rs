@@ -7,8 +7,9 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use common::native::{config, outcome};
 use common::{Received, RelayProcess, raw_ws, receive, receive_past_trying, send, send_binary};
-use sipline_core::{Config, Event, Secret};
+use sipline_core::Event;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options};
 use sipline_ua_shell::{Backoff, Phone, ShellEvent};
 use tokio::time::timeout;
@@ -19,31 +20,6 @@ fn kamailio(opts: Options) -> Kamailio {
 
 fn pbx_addr(k: &Kamailio) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], k.udp_port))
-}
-
-fn config(user: &str, password: &str) -> Config {
-    let mut c = Config::new(format!("sip:{user}@{DOMAIN}"));
-    c.password = Some(Secret::new(password));
-    c
-}
-
-async fn outcome(phone: &mut Phone, within: Duration) -> Event {
-    let mut seen = Vec::new();
-    let got = timeout(within, async {
-        while let Some(ev) = phone.next_event().await {
-            match ev {
-                ShellEvent::Ua(
-                    e @ (Event::Registered { .. } | Event::RegistrationFailed { .. }),
-                ) => return Some(e),
-                other => seen.push(other),
-            }
-        }
-        None
-    })
-    .await;
-    got.ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("no registration outcome within {within:?}; saw {seen:#?}"))
 }
 
 /// A UDP socket standing in for a SIP peer the test controls.

@@ -7,13 +7,14 @@
 # from rustup. Each check is a file or dpkg lookup, so a warm machine pays
 # well under a second.
 
-# Debian packages the tests use: the SIP server, the classic media gateway
-# (rtpengine, behind Kamailio), the far ends (SIPp and
-# baresip), DNS, a load balancer and a packet capture, what the packaging
+# Debian packages the tests use: the SIP server (with TLS, and openssl
+# for the test CA it shows), the classic media gateway (rtpengine, behind
+# Kamailio), the far ends (SIPp and baresip), DNS, a load balancer and a
+# packet capture, what the packaging
 # test builds and installs with (debootstrap, umoci, a Python venv), and
 # the browsers (Chromium, driven by playwright-core from npm, and Firefox
 # ESR, driven by puppeteer-core over WebDriver BiDi).
-SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules kamailio-presence-modules rtpengine-daemon sip-tester baresip-core dnsmasq-base haproxy tcpdump debootstrap umoci python3-venv systemd chromium firefox-esr)
+SIPLINE_APT_PACKAGES=(kamailio kamailio-websocket-modules kamailio-presence-modules kamailio-tls-modules openssl rtpengine-daemon sip-tester baresip-core dnsmasq-base haproxy tcpdump debootstrap umoci python3-venv systemd chromium firefox-esr)
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 

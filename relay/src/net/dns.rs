@@ -1,9 +1,12 @@
-//! A PBX given by name (`pbx.uri`), found as RFC 3263 §4 says for SIP over
-//! UDP: the host's NAPTR records that offer `SIP+D2U` name the SRV records
-//! to read; without NAPTR, `_sip._udp.<host>`'s SRV records; without those,
-//! the host's own addresses on port 5060 (or the URI's port, which skips
-//! NAPTR and SRV). Each SRV target brings its priority and weight to the
-//! proxy's choice ([`crate::signalling::PbxTarget`]).
+//! A PBX given by name (`pbx.uri`), found as RFC 3263 §4 says: the host's
+//! NAPTR records that offer SIP over UDP, TCP or TLS (`SIP+D2U`,
+//! `SIP+D2T`, `SIPS+D2T`; only the URI's transport when it names one) name
+//! the SRV records to read, best first; without NAPTR, the SRV records of
+//! the URI's transport, or else the first of `_sips._tcp`, `_sip._tcp` and
+//! `_sip._udp` that has any; without those, the host's own addresses on
+//! port 5060 (5061 for TLS), or the URI's port, which skips NAPTR and SRV.
+//! Each SRV target brings its priority, weight and transport to the proxy's
+//! choice ([`crate::signalling::PbxTarget`]).
 //!
 //! The names are looked up again when their records' TTL runs out (at least
 //! [`MIN_REFRESH`] apart, at most [`MAX_REFRESH`]); a failed lookup keeps
@@ -21,6 +24,7 @@ use tracing::{info, warn};
 
 use super::Input;
 use crate::signalling::PbxTarget;
+use crate::transport::Transport;
 
 /// Lookups at most this often, whatever the TTLs say.
 pub const MIN_REFRESH: Duration = Duration::from_secs(5);
@@ -29,8 +33,34 @@ pub const MAX_REFRESH: Duration = Duration::from_secs(3600);
 /// After a failed lookup.
 pub const RETRY: Duration = Duration::from_secs(10);
 
-/// SIP's port when neither the URI nor SRV give one.
-const SIP_PORT: u16 = 5060;
+/// SIP's port when neither the URI nor SRV give one (RFC 3261 §19.1.2).
+fn default_port(transport: Transport) -> u16 {
+    match transport {
+        Transport::Tls => 5061,
+        _ => 5060,
+    }
+}
+
+/// The SRV service name of a transport (RFC 3263 §4.1).
+fn srv_prefix(transport: Transport) -> &'static str {
+    match transport {
+        Transport::Udp => "_sip._udp",
+        Transport::Tcp => "_sip._tcp",
+        Transport::Tls => "_sips._tcp",
+    }
+}
+
+/// The transport a NAPTR service field offers (RFC 3263 §4.1).
+fn naptr_transport(service: &[u8]) -> Option<Transport> {
+    [
+        (&b"SIP+D2U"[..], Transport::Udp),
+        (b"SIP+D2T", Transport::Tcp),
+        (b"SIPS+D2T", Transport::Tls),
+    ]
+    .into_iter()
+    .find(|(s, _)| s.eq_ignore_ascii_case(service))
+    .map(|(_, t)| t)
+}
 
 /// Why a PBX name could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +85,8 @@ pub struct PbxName {
     pub host: String,
     /// The URI's port, when it has one.
     pub port: Option<u16>,
+    /// The URI's transport (`sips:`, `;transport=`); none: DNS says.
+    pub transport: Option<Transport>,
 }
 
 /// A resolver using `server`, or the system's (`/etc/resolv.conf`).
@@ -100,17 +132,21 @@ struct Naptr {
     replacement: String,
 }
 
-/// The SRV names a host's NAPTR records offer for SIP over UDP, best first
-/// (by order, then preference); none when it has no NAPTR records.
-fn naptr_srv_names(records: &[Naptr]) -> Vec<String> {
-    let mut usable: Vec<&Naptr> = records
+/// The SRV names a host's NAPTR records offer for SIP (over `only`, when
+/// given), with their transports, best first (by order, then preference);
+/// none when it has no NAPTR records.
+fn naptr_srv_names(records: &[Naptr], only: Option<Transport>) -> Vec<(String, Transport)> {
+    let mut usable: Vec<(&Naptr, Transport)> = records
         .iter()
-        .filter(|n| {
-            n.flags.eq_ignore_ascii_case(b"s") && n.services.eq_ignore_ascii_case(b"SIP+D2U")
-        })
+        .filter(|n| n.flags.eq_ignore_ascii_case(b"s"))
+        .filter_map(|n| Some((n, naptr_transport(&n.services)?)))
+        .filter(|(_, t)| only.is_none_or(|o| o == *t))
         .collect();
-    usable.sort_by_key(|n| (n.order, n.preference));
-    usable.into_iter().map(|n| n.replacement.clone()).collect()
+    usable.sort_by_key(|(n, _)| (n.order, n.preference));
+    usable
+        .into_iter()
+        .map(|(n, t)| (n.replacement.clone(), t))
+        .collect()
 }
 
 /// Resolves `name` once: the PBXs, and how long the answer holds.
@@ -118,9 +154,13 @@ pub async fn resolve(
     r: &TokioResolver,
     name: &PbxName,
 ) -> Result<(Vec<PbxTarget>, Duration), DnsError> {
+    // RFC 3263 §4.1: an address or a port in the URI means UDP unless
+    // the URI says otherwise.
+    let given = name.transport.unwrap_or(Transport::Udp);
     if let Ok(ip) = name.host.trim_matches(['[', ']']).parse::<IpAddr>() {
         let target = PbxTarget {
-            addr: SocketAddr::new(ip, name.port.unwrap_or(SIP_PORT)),
+            addr: SocketAddr::new(ip, name.port.unwrap_or(default_port(given))),
+            transport: given,
             priority: 1,
             weight: 1,
         };
@@ -128,7 +168,7 @@ pub async fn resolve(
     }
     let host = fqdn(&name.host);
     if let Some(port) = name.port {
-        return addresses(r, &host, port, 1, 1).await;
+        return addresses(r, &host, (port, given), 1, 1).await;
     }
     let mut ttl = MAX_REFRESH;
     // NAPTR first; a server with none (or none for UDP) leads to SRV.
@@ -150,13 +190,21 @@ pub async fn resolve(
                 _ => None,
             })
             .collect();
-        srv_names = naptr_srv_names(&records);
+        srv_names = naptr_srv_names(&records, name.transport);
     }
     if srv_names.is_empty() {
-        srv_names.push(format!("_sip._udp.{host}"));
+        let transports = match name.transport {
+            Some(t) => vec![t],
+            // The most secure first.
+            None => vec![Transport::Tls, Transport::Tcp, Transport::Udp],
+        };
+        srv_names = transports
+            .into_iter()
+            .map(|t| (format!("{}.{host}", srv_prefix(t)), t))
+            .collect();
     }
     let mut targets = Vec::new();
-    for srv_name in &srv_names {
+    for (srv_name, transport) in &srv_names {
         let Ok(lookup) = r.lookup(srv_name.as_str(), RecordType::SRV).await else {
             continue;
         };
@@ -166,7 +214,8 @@ pub async fn resolve(
                 continue;
             };
             let target = srv.target.to_ascii();
-            match addresses(r, &target, srv.port, srv.priority, srv.weight).await {
+            let at = (srv.port, *transport);
+            match addresses(r, &target, at, srv.priority, srv.weight).await {
                 Ok((found, held)) => {
                     ttl = ttl.min(held);
                     targets.extend(found);
@@ -180,7 +229,7 @@ pub async fn resolve(
     }
     if targets.is_empty() {
         // No SRV: the host itself (RFC 3263 §4.2).
-        return addresses(r, &host, SIP_PORT, 1, 1).await;
+        return addresses(r, &host, (default_port(given), given), 1, 1).await;
     }
     Ok((targets, ttl))
 }
@@ -190,12 +239,12 @@ fn left(until: std::time::Instant) -> Duration {
     until.saturating_duration_since(std::time::Instant::now())
 }
 
-/// `host`'s addresses (A and AAAA) on `port`, each with the priority and
-/// weight given.
+/// `host`'s addresses (A and AAAA) on `port` over `transport`, each with
+/// the priority and weight given.
 async fn addresses(
     r: &TokioResolver,
     host: &str,
-    port: u16,
+    (port, transport): (u16, Transport),
     priority: u16,
     weight: u16,
 ) -> Result<(Vec<PbxTarget>, Duration), DnsError> {
@@ -204,6 +253,7 @@ async fn addresses(
         .iter()
         .map(|ip| PbxTarget {
             addr: SocketAddr::new(ip, port),
+            transport,
             priority,
             weight,
         })
@@ -264,12 +314,31 @@ mod tests {
             rec(10, 20, "s", "sip+d2u", "_sip._udp.a.test."),
             rec(10, 5, "A", "SIP+D2U", "x.test."),
         ];
+        let names = |only| -> Vec<String> {
+            naptr_srv_names(&records, only)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect()
+        };
         assert_eq!(
-            naptr_srv_names(&records),
-            vec!["_sip._udp.a.test.", "_sip._udp.b.test."],
-            "TLS and non-SRV records left out; by order, then preference"
+            names(None),
+            vec![
+                "_sips._tcp.a.test.",
+                "_sip._udp.a.test.",
+                "_sip._udp.b.test."
+            ],
+            "non-SRV records left out; by order, then preference"
         );
-        assert!(naptr_srv_names(&[]).is_empty());
+        assert_eq!(
+            naptr_srv_names(&records, Some(Transport::Tls)),
+            vec![("_sips._tcp.a.test.".to_owned(), Transport::Tls)],
+            "only the URI's transport"
+        );
+        assert_eq!(
+            names(Some(Transport::Udp)),
+            vec!["_sip._udp.a.test.", "_sip._udp.b.test."]
+        );
+        assert!(naptr_srv_names(&[], None).is_empty());
     }
 
     #[test]
@@ -284,11 +353,19 @@ mod tests {
         let name = PbxName {
             host: "[::1]".into(),
             port: None,
+            transport: None,
         };
         let (targets, _) = resolve(&r, &name).await.expect("no lookup");
         assert_eq!(
             targets[0].addr,
             "[::1]:5060".parse::<SocketAddr>().expect("addr")
         );
+        let tls = PbxName {
+            transport: Some(Transport::Tls),
+            ..name
+        };
+        let (targets, _) = resolve(&r, &tls).await.expect("no lookup");
+        assert_eq!(targets[0].addr.port(), 5061, "TLS's own port");
+        assert_eq!(targets[0].transport, Transport::Tls);
     }
 }

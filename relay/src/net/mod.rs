@@ -1,16 +1,18 @@
-//! The thin tokio shells around the sans-IO proxy: axum for browsers, UDP
-//! for the PBX, and one task that owns the proxy and moves bytes. No SIP
-//! logic lives here.
+//! The thin tokio shells around the sans-IO proxy: axum for browsers, UDP,
+//! TCP or TLS for the PBX, and one task that owns the proxy and moves
+//! bytes. No SIP logic lives here.
 
 mod admin;
 mod dns;
 pub mod engine;
+pub mod framing;
 mod gate;
 pub mod media;
 mod proxy_protocol;
 mod recorder;
 mod recordings;
 mod serve;
+mod stream;
 mod tls;
 mod udp;
 mod web;
@@ -36,6 +38,7 @@ use crate::media::record::RecordingMode;
 use crate::ops::config::{Client, Config};
 use crate::signalling::events::{AdminEvent, CallView};
 use crate::signalling::{FlowKey, MAX_PBXS, Output, PbxTarget, Proxy};
+use crate::transport::Transport;
 
 /// What the shells tell the proxy task.
 enum Input {
@@ -57,10 +60,12 @@ enum Input {
     Closed {
         conn: ConnId,
     },
+    /// One message from a PBX: a datagram, or framed off its stream.
     Datagram {
         from: SocketAddr,
         bytes: Vec<u8>,
     },
+    /// A PBX is unreachable: ICMP over UDP, no connection over TCP or TLS.
     Unreachable {
         pbx: SocketAddr,
     },
@@ -135,7 +140,8 @@ struct Shared {
 pub struct Relay {
     /// Where browsers connect (`ws://<http_addr>/sip`).
     pub http_addr: SocketAddr,
-    /// The relay's UDP address toward the PBX.
+    /// The relay's SIP address toward the PBX (its UDP port; TCP and TLS
+    /// connections are made from the same port).
     pub sip_addr: SocketAddr,
     stopping: tokio::sync::watch::Sender<bool>,
     inputs: mpsc::Sender<Input>,
@@ -145,8 +151,22 @@ pub struct Relay {
 impl Relay {
     /// Binds every socket and starts serving. Fails if an address is taken.
     pub async fn start(cfg: &Config) -> io::Result<Relay> {
-        let sockets = udp::Sockets::bind(cfg.sip.listen, &cfg.pbx_addresses())?;
+        let targets = cfg.pbx_targets();
+        let over_udp: Vec<SocketAddr> = targets
+            .iter()
+            .filter(|t| t.transport == Transport::Udp)
+            .map(|t| t.addr)
+            .collect();
+        let sockets = udp::Sockets::bind(cfg.sip.listen, &over_udp)?;
         let sip_addr = sockets.local_addr()?;
+        let pbx_tls = match cfg.pbx_tls() {
+            true => {
+                let p = &cfg.pbx;
+                let identity = p.tls_cert.as_deref().zip(p.tls_key.as_deref());
+                Some(tls::client_config(p.tls_ca.as_deref(), identity)?)
+            }
+            false => None,
+        };
         // Load the certificate before binding anything: a bad path must stop
         // the start with its name, not leave a half-started relay.
         let tls = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
@@ -199,14 +219,36 @@ impl Relay {
         let (inputs, rx) = mpsc::channel(4096);
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         spawn_receivers(&sockets, &inputs);
+        let mut streams = stream::Streams::new(stream::StreamSettings {
+            local: sip_addr,
+            tls: pbx_tls,
+            tls_name: cfg
+                .pbx
+                .tls_name
+                .clone()
+                .or_else(|| cfg.pbx_name().map(|n| n.0)),
+            keepalive: (cfg.pbx.keepalive_secs > 0)
+                .then(|| Duration::from_secs(cfg.pbx.keepalive_secs)),
+            max_message: cfg.limits.max_message_bytes,
+        });
+        let large_over_tcp = cfg.pbx.large_over_tcp;
+        for t in &targets {
+            streams
+                .add_for(*t, large_over_tcp, &inputs)
+                .map_err(|e| io::Error::other(format!("PBX {}: {e}", t.addr)))?;
+        }
         let media_shell = MediaShell {
             stash,
             engine,
             ended: media_ended,
             recorder,
         };
-        if let Some((host, port)) = cfg.pbx_name() {
-            let name = dns::PbxName { host, port };
+        if let Some((host, port, transport)) = cfg.pbx_name() {
+            let name = dns::PbxName {
+                host,
+                port,
+                transport,
+            };
             let resolver = dns::resolver(cfg.pbx.dns_server)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
             tokio::spawn(dns::watch(resolver, name, inputs.clone()));
@@ -214,7 +256,7 @@ impl Relay {
         tokio::spawn(run_proxy(
             proxy,
             (inputs.clone(), rx),
-            sockets,
+            (sockets, streams, large_over_tcp),
             admin.clone(),
             media_shell,
         ));
@@ -251,7 +293,11 @@ impl Relay {
             (limits, trusted),
             stopping_tx.subscribe(),
         ));
-        info!(%http_addr, %sip_addr, pbx = ?cfg.pbx_addresses(), "relay listening: {scheme}://{http_addr}/sip");
+        let pbx: Vec<String> = targets
+            .iter()
+            .map(|t| format!("{}/{}", t.addr, t.transport))
+            .collect();
+        info!(%http_addr, %sip_addr, ?pbx, "relay listening: {scheme}://{http_addr}/sip");
         Ok(Relay {
             http_addr,
             sip_addr,
@@ -437,7 +483,7 @@ enum Wake {
 async fn run_proxy(
     mut proxy: Proxy,
     (inputs, mut rx): (mpsc::Sender<Input>, mpsc::Receiver<Input>),
-    mut sockets: udp::Sockets,
+    (mut sockets, mut streams, large_over_tcp): (udp::Sockets, stream::Streams, bool),
     admin: broadcast::Sender<(&'static str, String)>,
     mut media: MediaShell,
 ) {
@@ -477,25 +523,33 @@ async fn run_proxy(
                 conns.remove(&conn);
                 proxy.ws_closed(conn);
             }
-            Wake::Input(Input::Datagram { from, bytes }) => proxy.handle_udp(now(), from, &bytes),
+            Wake::Input(Input::Datagram { from, bytes }) => proxy.handle_pbx(now(), from, &bytes),
             Wake::Input(Input::Unreachable { pbx }) => proxy.pbx_unreachable(now(), pbx),
             Wake::Input(Input::Pbxs { targets }) => {
-                // Each new PBX gets its connected socket before the proxy
-                // may send to it.
+                // Each new PBX gets its connected socket, or its
+                // connection, before the proxy may send to it.
                 for t in &targets {
-                    if sockets.for_pbx(t.addr).is_some() || sockets.pbx.len() >= MAX_PBXS {
+                    let known = sockets.for_pbx(t.addr).is_some() || streams.has(t.addr);
+                    if known || sockets.pbx.len() + streams.len() >= MAX_PBXS {
                         continue;
                     }
-                    match sockets.add(t.addr) {
-                        Ok(sock) => spawn_receiver(Some(t.addr), sock, &inputs),
-                        Err(e) => {
-                            warn!(pbx = %t.addr, error = %e, "no socket toward a PBX from DNS")
-                        }
+                    let added = match t.transport {
+                        Transport::Udp => sockets
+                            .add(t.addr)
+                            .map(|sock| spawn_receiver(Some(t.addr), sock, &inputs)),
+                        _ => Ok(()),
+                    }
+                    .and_then(|()| streams.add_for(*t, large_over_tcp, &inputs));
+                    if let Err(e) = added {
+                        warn!(pbx = %t.addr, error = %e, "no way to a PBX from DNS");
                     }
                 }
                 let usable: Vec<PbxTarget> = targets
                     .into_iter()
-                    .filter(|t| sockets.for_pbx(t.addr).is_some())
+                    .filter(|t| match t.transport {
+                        Transport::Udp => sockets.for_pbx(t.addr).is_some(),
+                        _ => streams.has(t.addr),
+                    })
                     .collect();
                 proxy.set_pbxs(&usable);
             }
@@ -547,16 +601,30 @@ async fn run_proxy(
                         proxy.ws_closed(conn);
                     }
                 }
-                Output::Udp { to, datagram } => match sockets.for_pbx(to) {
+                Output::Pbx {
+                    to,
+                    transport: Transport::Udp,
+                    message,
+                } => match sockets.for_pbx(to) {
                     Some(sock) => {
-                        if let Err(e) = sock.send(&datagram).await {
+                        if let Err(e) = sock.send(&message).await {
                             debug!(%to, error = %e, "send to PBX failed");
                             if e.kind() == io::ErrorKind::ConnectionRefused {
                                 proxy.pbx_unreachable(now(), to);
                             }
                         }
                     }
-                    None => warn!(%to, "refusing to send to a non-PBX address"),
+                    None => warn!(%to, "refusing to send UDP to a non-PBX address"),
+                },
+                Output::Pbx { to, message, .. } => match streams.send(to, message) {
+                    Ok(()) => {}
+                    Err(stream::SendError::Full) => {
+                        warn!(%to, "the PBX's connection takes nothing: failing what waits for it");
+                        proxy.pbx_unreachable(now(), to);
+                    }
+                    Err(stream::SendError::NotOurs) => {
+                        warn!(%to, "refusing to send to a PBX with no connection")
+                    }
                 },
                 Output::Media(command) => {
                     if let Err((id, ended)) = media.command(command) {

@@ -16,6 +16,7 @@ use super::routing::is_own_route;
 use super::{LOCAL_PARAM, MAX_DIALOGS, Output, Proxy};
 use crate::ids::{ConnId, MediaId};
 use crate::media::calls::{Carrier, MediaEnd, MediaError, Side};
+use crate::transport::Transport;
 
 impl Proxy {
     /// A browser that reconnected goes on with its calls (RFC 5626 flow
@@ -214,7 +215,8 @@ impl Proxy {
             self.cfg.ws_host
         );
         let pbx_via = format!(
-            "SIP/2.0/UDP {};branch=z9hG4bK{tag};rport;sl={token}",
+            "SIP/2.0/{} {};branch=z9hG4bK{tag};rport;sl={token}",
+            dialog.pbx.map_or(Transport::Udp, |p| self.transport_to(p)),
             self.cfg.sip_addr
         );
         let Some(byes) = dialog.byes(&browser_via, &pbx_via, reason) else {
@@ -236,7 +238,7 @@ impl Proxy {
         self.deadlines
             .insert((p.next_deadline(), pending_key.clone()));
         self.pending.insert(pending_key, p);
-        self.udp(pbx, byes.to_pbx);
+        self.send_pbx(pbx, byes.to_pbx);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Contacts across the relay (RFC 5626 §5): every browser Contact becomes
-//! the relay's UDP address with a flow token, so that the PBX reaches the
+//! the relay's SIP address (with the PBX's transport) and a flow token, so that the PBX reaches the
 //! browser only through its WebSocket; the originals are remembered per
 //! connection to restore Request-URIs and show a REGISTER's answer its own
 //! bindings (RFC 3261 §10.2.4).
@@ -10,16 +10,18 @@ use super::Proxy;
 use super::edit::Action;
 use super::routing::host_port_is;
 use crate::ids::ConnId;
+use crate::transport::Transport;
 
 /// URI parameter that carries the flow token in a rewritten Contact.
 pub(super) const FLOW_PARAM: &str = "sl-flow";
 
 impl Proxy {
-    /// Rewrites every browser Contact of a header line onto the relay.
+    /// Rewrites every browser Contact of a header line onto the relay, as
+    /// the PBX reaches it over `transport`.
     pub(super) fn rewrite_contacts(
         &self,
         h: &Header<'_>,
-        token: &str,
+        (token, transport): (&str, Transport),
         rewritten: &mut Vec<(String, String)>,
     ) -> Action {
         let mut values = Vec::new();
@@ -32,8 +34,9 @@ impl Proxy {
                     let user = na.uri.user.unwrap_or("ws");
                     let params = na.params.0;
                     values.push(format!(
-                        "<sip:{user}@{};{FLOW_PARAM}={token}>{params}",
-                        self.cfg.sip_addr
+                        "<sip:{user}@{}{};{FLOW_PARAM}={token}>{params}",
+                        self.cfg.sip_addr,
+                        transport.uri_param()
                     ));
                     rewritten.push((user.to_owned(), na.uri_text.to_owned()));
                     changed = true;

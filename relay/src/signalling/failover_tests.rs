@@ -27,22 +27,6 @@ fn outputs(p: &mut Proxy) -> Vec<Output> {
     std::iter::from_fn(|| p.poll_output()).collect()
 }
 
-/// Datagrams, each with where it went.
-type Datagrams = Vec<(SocketAddr, Vec<u8>)>;
-
-/// The datagrams sent; the frames to the browser.
-fn sent(p: &mut Proxy) -> (Datagrams, Vec<Vec<u8>>) {
-    let (mut udp, mut ws) = (Vec::new(), Vec::new());
-    for out in outputs(p) {
-        match out {
-            Output::Udp { to, datagram } => udp.push((to, datagram)),
-            Output::Ws { frame, .. } => ws.push(frame),
-            Output::Media(_) => {}
-        }
-    }
-    (udp, ws)
-}
-
 fn only_udp(p: &mut Proxy) -> (SocketAddr, Vec<u8>) {
     match sent(p) {
         (udp, ws) if udp.len() == 1 && ws.is_empty() => udp.into_iter().next().expect("one"),
@@ -116,7 +100,7 @@ fn a_new_request_a_silent_pbx_leaves_goes_to_the_next_at_the_failover_time() {
         .expect("pending")
         .datagram()
         .to_vec();
-    p.handle_udp(t(2_600), addr(B), &answer(&last, 401));
+    p.handle_pbx(t(2_600), addr(B), &answer(&last, 401));
     let (udp, ws) = sent(&mut p);
     assert!(udp.is_empty());
     assert_eq!(parse(&ws[0]).status(), Some(401));
@@ -169,7 +153,7 @@ fn an_early_503_is_acknowledged_and_the_invite_goes_to_the_next_pbx() {
     let key = (BROWSER, "call-1".to_owned());
     let dialog = Dialog::from_invite(&parse(INVITE.as_bytes()), Caller::Browser, Some(addr(A)));
     p.dialogs.insert(key.clone(), dialog);
-    p.handle_udp(t(50), addr(A), &answer(&invite, 503));
+    p.handle_pbx(t(50), addr(A), &answer(&invite, 503));
     let (udp, ws) = sent(&mut p);
     assert!(ws.is_empty(), "the browser never sees A's 503: {ws:?}");
     let ack = udp
@@ -186,13 +170,13 @@ fn an_early_503_is_acknowledged_and_the_invite_goes_to_the_next_pbx() {
     assert!(p.drain_events().iter().all(|e| e.name() != "pbx_down"));
     // A late answer from A is dropped; B's reaches the browser, and the
     // browser's CANCEL follows the INVITE to B.
-    p.handle_udp(t(60), addr(A), &answer(&invite, 180));
+    p.handle_pbx(t(60), addr(A), &answer(&invite, 180));
     assert!(outputs(&mut p).is_empty());
     assert!(
         p.render_metrics()
             .contains("sipline_sip_rejected_total{reason=\"left_pbx\"} 1")
     );
-    p.handle_udp(t(70), addr(B), &answer(again, 180));
+    p.handle_pbx(t(70), addr(B), &answer(again, 180));
     assert_eq!(parse(&sent(&mut p).1[0]).status(), Some(180));
     let cancel = INVITE
         .replace("INVITE sip:", "CANCEL sip:")
@@ -217,7 +201,7 @@ Call-ID: d1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
     let mut p = proxy(None);
     p.handle_ws(t(0), BROWSER, REGISTER.as_bytes());
     let (_, register) = only_udp(&mut p);
-    p.handle_udp(t(10), addr(A), &answer(&register, 100));
+    p.handle_pbx(t(10), addr(A), &answer(&register, 100));
     let (udp, _) = run(&mut p, 100, 10_000);
     assert!(udp.iter().all(|(_, to)| *to == addr(A)), "{udp:?}");
 }
@@ -258,7 +242,7 @@ fn probes_take_a_silent_pbx_down_and_bring_it_back_when_it_answers() {
     assert_eq!(probe.method(), Some(Method::Options));
     assert_eq!(probe.header(HeaderName::MaxForwards), Some("70"));
     // B answers (its answer goes nowhere else); A stays silent.
-    p.handle_udp(t(20), addr(B), &answer(&udp[1].1, 200));
+    p.handle_pbx(t(20), addr(B), &answer(&udp[1].1, 200));
     assert!(outputs(&mut p).is_empty());
     run(&mut p, 100, 2_000);
     assert!(p.drain_events().contains(&AdminEvent::PbxDown {
@@ -268,13 +252,13 @@ fn probes_take_a_silent_pbx_down_and_bring_it_back_when_it_answers() {
     p.handle_ws(t(2_100), BROWSER, REGISTER.as_bytes());
     let (to, register) = only_udp(&mut p);
     assert_eq!(to, addr(B));
-    p.handle_udp(t(2_200), addr(B), &answer(&register, 200));
+    p.handle_pbx(t(2_200), addr(B), &answer(&register, 200));
     assert_eq!(sent(&mut p).1.len(), 1, "B's 200 reaches the browser");
     // At the next round A answers, and new requests prefer it again.
     p.handle_timeout(t(5_000));
     let (udp, _) = sent(&mut p);
     let (_, to_a) = udp.iter().find(|(to, _)| *to == addr(A)).expect("A probed");
-    p.handle_udp(t(5_010), addr(A), &answer(to_a, 200));
+    p.handle_pbx(t(5_010), addr(A), &answer(to_a, 200));
     let events = p.drain_events();
     let pbx: Vec<_> = events
         .iter()

@@ -18,13 +18,22 @@ use super::recording::RECORD;
 use super::routing::{
     Destination, HopEdits, is_asserted_identity, needs_record_route, via_address, with_max_forwards,
 };
-use super::{LOCAL_PARAM, Proxy, shutdown};
+use super::{LARGE_OVER_UDP, LOCAL_PARAM, Proxy, shutdown};
 use crate::ids::ConnId;
 use crate::media::calls::Side;
 use crate::ops::metrics::Reject;
+use crate::transport::Transport;
+
+/// Whether the Request-URI is a `sips:` one.
+fn is_sips(msg: &Message<'_>) -> bool {
+    msg.request_uri()
+        .and_then(|u| u.get(..5))
+        .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+}
 
 /// The largest UDP datagram (IPv4's payload bound): a message that grows
-/// past it when the relay adds its headers gets `513` instead.
+/// past it when the relay adds its headers gets `513` instead (over TCP
+/// and TLS too: no PBX takes a bigger one).
 pub(super) const MAX_DATAGRAM: usize = 65_507;
 
 /// The longest Request-URI accepted (`414` beyond): real ones are a few
@@ -67,6 +76,11 @@ impl Proxy {
             return;
         };
         let is_ack = msg.method() == Some(Method::Ack);
+        if !is_ack && is_sips(msg) && self.transport_to(pbx) != Transport::Tls {
+            // RFC 3261 §26.2.2: a SIPS request goes over TLS on every hop.
+            self.reply_ws(conn, msg, 416, "SIPS Needs TLS Toward The PBX");
+            return;
+        }
         if !contacts_sound(msg) {
             self.reply_ws(conn, msg, 400, "Malformed Contact");
             return;
@@ -97,32 +111,16 @@ impl Proxy {
         let token = self.key.token(conn);
         let browser_branch = msg.via().branch().unwrap_or_default();
         let branch = self.branch(&token, browser_branch);
-        let via = format!(
-            "SIP/2.0/UDP {};branch={branch};rport;sl={token}",
-            self.cfg.sip_addr
-        );
-        let record_route = needs_record_route(msg).then(|| {
-            format!(
-                "<sip:{};lr;r2=on>, <sip:{token}@{};transport=ws;lr;r2=on>",
-                self.cfg.sip_addr, self.cfg.ws_host
-            )
-        });
-        let mut top: Vec<(&str, &str)> = vec![("Via", &via)];
-        if let Some(rr) = &record_route {
-            top.push(("Record-Route", rr));
+        let body = body_of(msg, &body);
+        let transport = self.transport_to(pbx);
+        let (mut datagram, mut rewritten) =
+            self.toward_pbx(msg, (&token, &branch, transport), hops, body);
+        if transport == Transport::Udp && self.cfg.large_over_tcp && datagram.len() > LARGE_OVER_UDP
+        {
+            // RFC 3261 §18.1.1: too big for UDP without a known path MTU.
+            (datagram, rewritten) =
+                self.toward_pbx(msg, (&token, &branch, Transport::Tcp), hops, body);
         }
-        let mut hop = HopEdits::new(hops, self.leading_own_routes(msg));
-        let mut rewritten = Vec::new();
-        let anchored = self.media.is_some();
-        let edit = |h: &Header<'_>| {
-            hop.apply(h).unwrap_or_else(|| match h.name {
-                HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
-                ref n if is_asserted_identity(n) => Action::Drop,
-                _ => without_trickle_ice(h, anchored),
-            })
-        };
-        let datagram = rewrite_body(msg, None, &top, edit, body_of(msg, &body));
-        let datagram = with_max_forwards(msg, datagram);
         if datagram.len() > MAX_DATAGRAM {
             // Grown past one datagram by our Via, Record-Route and Contact:
             // refused, and a call it would have started gives its ports back.
@@ -164,7 +162,7 @@ impl Proxy {
         let cancel = (is_invite && msg.to().tag().is_none())
             .then(|| shutdown::cancel_of(&datagram))
             .flatten();
-        self.udp(pbx, datagram);
+        self.send_pbx(pbx, datagram);
         if is_invite {
             // A stateful proxy answers an INVITE `100 Trying` itself (RFC
             // 3261 §16.2): the browser may CANCEL from then on (§9.1), and
@@ -181,6 +179,50 @@ impl Proxy {
         {
             d.cancel = Some((pbx, cancel));
         }
+    }
+
+    /// A browser's request as it goes to the PBX over `transport`: our Via
+    /// and, when it starts a dialog, our Record-Route, naming the
+    /// transport; its Contacts rewritten onto the relay (returned, to be
+    /// remembered); the per-hop edits; `body`.
+    fn toward_pbx(
+        &self,
+        msg: &Message<'_>,
+        (token, branch, transport): (&str, &str, Transport),
+        hops: u32,
+        body: &[u8],
+    ) -> (Vec<u8>, Vec<(String, String)>) {
+        // Over TCP and TLS, `alias` (RFC 5923) asks the PBX to send its
+        // requests back on this connection.
+        let alias = if transport.reliable() { ";alias" } else { "" };
+        let via = format!(
+            "SIP/2.0/{transport} {};branch={branch};rport{alias};sl={token}",
+            self.cfg.sip_addr
+        );
+        let record_route = needs_record_route(msg).then(|| {
+            format!(
+                "<sip:{}{};lr;r2=on>, <sip:{token}@{};transport=ws;lr;r2=on>",
+                self.cfg.sip_addr,
+                transport.uri_param(),
+                self.cfg.ws_host
+            )
+        });
+        let mut top: Vec<(&str, &str)> = vec![("Via", &via)];
+        if let Some(rr) = &record_route {
+            top.push(("Record-Route", rr));
+        }
+        let mut hop = HopEdits::new(hops, self.leading_own_routes(msg));
+        let mut rewritten = Vec::new();
+        let anchored = self.media.is_some();
+        let edit = |h: &Header<'_>| {
+            hop.apply(h).unwrap_or_else(|| match h.name {
+                HeaderName::Contact => self.rewrite_contacts(h, (token, transport), &mut rewritten),
+                ref n if is_asserted_identity(n) => Action::Drop,
+                _ => without_trickle_ice(h, anchored),
+            })
+        };
+        let message = rewrite_body(msg, None, &top, edit, body);
+        (with_max_forwards(msg, message), rewritten)
     }
 
     pub(super) fn browser_response(&mut self, now: Instant, conn: ConnId, msg: &Message<'_>) {
@@ -257,7 +299,9 @@ impl Proxy {
                 popped = true;
                 without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
             }
-            HeaderName::Contact => self.rewrite_contacts(h, &token, &mut rewritten),
+            HeaderName::Contact => {
+                self.rewrite_contacts(h, (&token, self.transport_to(to)), &mut rewritten)
+            }
             ref n if is_asserted_identity(n) => Action::Drop,
             _ => without_trickle_ice(h, anchored),
         };
@@ -266,7 +310,7 @@ impl Proxy {
         self.calls
             .observe(now, conn, Sender::Browser, msg, &mut self.events);
         self.metrics.count_out(msg);
-        self.udp(to, datagram);
+        self.send_pbx(to, datagram);
         self.media_lifecycle(now, conn, msg, Side::Browser, to);
     }
 }

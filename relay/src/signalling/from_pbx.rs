@@ -24,7 +24,7 @@ use crate::ops::metrics::{Failover, Reject};
 impl Proxy {
     pub(super) fn pbx_request(&mut self, now: Instant, from: SocketAddr, msg: &Message<'_>) {
         let Some(hops) = self.check_max_forwards(msg) else {
-            self.reply_udp(from, msg, 483, "Too Many Hops");
+            self.reply_pbx(from, msg, 483, "Too Many Hops");
             return;
         };
         // Which browser: the token in our Record-Route entry, else the one
@@ -59,7 +59,7 @@ impl Proxy {
         };
         let Some(token) = token else {
             self.metrics.reject(Reject::NoFlow);
-            self.reply_udp(from, msg, 404, "Not Found");
+            self.reply_pbx(from, msg, 404, "Not Found");
             return;
         };
         let conn = match self.key.verify(&token) {
@@ -70,18 +70,18 @@ impl Proxy {
                     self.media_lifecycle(now, gone, msg, Side::Pbx, from);
                 }
                 self.metrics.reject(Reject::FlowGone);
-                self.reply_udp(from, msg, 430, "Flow Failed");
+                self.reply_pbx(from, msg, 430, "Flow Failed");
                 return;
             }
             // A token of an earlier run: its connection is gone too.
             Err(TokenError::Stale) => {
                 self.metrics.reject(Reject::FlowGone);
-                self.reply_udp(from, msg, 430, "Flow Failed");
+                self.reply_pbx(from, msg, 430, "Flow Failed");
                 return;
             }
             Err(_) => {
                 self.metrics.reject(Reject::FlowForged);
-                self.reply_udp(from, msg, 430, "Flow Failed");
+                self.reply_pbx(from, msg, 430, "Flow Failed");
                 return;
             }
         };
@@ -89,7 +89,7 @@ impl Proxy {
             Ok(body) => body,
             Err(e) if msg.method() != Some(Method::Ack) => {
                 let (code, reason) = e.status();
-                self.reply_udp(from, msg, code, reason);
+                self.reply_pbx(from, msg, code, reason);
                 return;
             }
             Err(_) => Some(String::new()),
@@ -109,8 +109,10 @@ impl Proxy {
         let via = format!("SIP/2.0/WSS {};branch={branch};px={px}", self.cfg.ws_host);
         let record_route = needs_record_route(msg).then(|| {
             format!(
-                "<sip:{token}@{};transport=ws;lr;r2=on>, <sip:{};lr;r2=on>",
-                self.cfg.ws_host, self.cfg.sip_addr
+                "<sip:{token}@{};transport=ws;lr;r2=on>, <sip:{}{};lr;r2=on>",
+                self.cfg.ws_host,
+                self.cfg.sip_addr,
+                self.transport_to(from).uri_param()
             )
         });
         let mut top: Vec<(&str, &str)> = vec![("Via", &via)];
@@ -166,7 +168,7 @@ impl Proxy {
                 .map(|invite| ack_for_error(&invite, msg));
             if code == 503 && self.fail_over(now, &key, Failover::Refused) {
                 if let Some(ack) = ack {
-                    self.udp(from, ack);
+                    self.send_pbx(from, ack);
                 }
                 return;
             }

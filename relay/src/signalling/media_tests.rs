@@ -49,7 +49,9 @@ fn outputs(p: &mut Proxy) -> (Vec<Output>, usize) {
 fn text(o: &Output) -> String {
     match o {
         Output::Ws { frame, .. } => String::from_utf8_lossy(frame).into_owned(),
-        Output::Udp { datagram, .. } => String::from_utf8_lossy(datagram).into_owned(),
+        Output::Pbx {
+            message: datagram, ..
+        } => String::from_utf8_lossy(datagram).into_owned(),
         Output::Media(c) => format!("{c:?}"),
     }
 }
@@ -113,7 +115,7 @@ fn answered_call(p: &mut Proxy) -> String {
     );
     assert!(!forwarded.contains("fingerprint"), "{forwarded}");
 
-    p.handle_udp(t(50), addr(PBX), pbx_ok(&forwarded).as_bytes());
+    p.handle_pbx(t(50), addr(PBX), pbx_ok(&forwarded).as_bytes());
     let (out, media) = outputs(p);
     assert_eq!(
         media, 2,
@@ -165,7 +167,7 @@ fn a_dead_call_is_ended_with_a_bye_each_way() {
         assert!(b.contains(line), "{line} in\n{b}");
     }
     let u = text(to_pbx);
-    assert!(matches!(to_pbx, Output::Udp { to, .. } if *to == addr(PBX)));
+    assert!(matches!(to_pbx, Output::Pbx { to, .. } if *to == addr(PBX)));
     assert!(
         u.starts_with("BYE sip:bob@10.0.0.7:5062 SIP/2.0\r\n"),
         "{u}"
@@ -187,7 +189,7 @@ fn a_dead_call_is_ended_with_a_bye_each_way() {
     // Both answers stop at the relay.
     let bye = Message::parse(u.as_bytes()).expect("our BYE parses");
     let ok = response_to(&bye, 200, "OK", Some("b9")).finish(None, b"");
-    p.handle_udp(t(60_010), addr(PBX), &ok);
+    p.handle_pbx(t(60_010), addr(PBX), &ok);
     let bye = Message::parse(b.as_bytes()).expect("our BYE parses");
     let ok = response_to(&bye, 200, "OK", Some("a1")).finish(None, b"");
     p.handle_ws(t(60_020), BROWSER, &ok);
@@ -242,7 +244,7 @@ fn a_failed_invite_gives_its_ports_back() {
         .replace("Content-Type: application/sdp\r\n", "");
     let busy = busy[..busy.find("Content-Length").expect("length")].to_owned()
         + "Content-Length: 0\r\n\r\n";
-    p.handle_udp(t(50), addr(PBX), busy.as_bytes());
+    p.handle_pbx(t(50), addr(PBX), busy.as_bytes());
     let (out, media) = outputs(&mut p);
     assert_eq!(media, 1, "closed");
     assert!(text(&out[0]).starts_with("SIP/2.0 486"));
@@ -268,7 +270,7 @@ fn media_failing_before_the_answer_ends_the_call_after_its_ack() {
     p.media_ended(t(10), id, MediaEnd::Dtls);
     let (out, media) = outputs(&mut p);
     assert_eq!((out.len(), media), (0, 1), "closed, nothing sent yet");
-    p.handle_udp(t(50), addr(PBX), pbx_ok(&forwarded).as_bytes());
+    p.handle_pbx(t(50), addr(PBX), pbx_ok(&forwarded).as_bytes());
     let (out, _) = outputs(&mut p);
     assert!(text(&out[0]).starts_with("SIP/2.0 200 OK"));
     p.handle_ws(t(60), BROWSER, ACK.as_bytes());
@@ -538,7 +540,7 @@ fn a_stopping_relay_ends_answered_calls_with_byes_and_cancels_ringing_ones() {
     let ringing = pbx_ok(&forwarded)
         .replace("SIP/2.0 200 OK", "SIP/2.0 180 Ringing")
         .replace("Call-ID: c1", "Call-ID: c2");
-    p.handle_udp(t(150), addr(PBX), ringing.as_bytes());
+    p.handle_pbx(t(150), addr(PBX), ringing.as_bytes());
     outputs(&mut p);
 
     assert_eq!(p.shut_down(t(200)), 2);
@@ -547,7 +549,7 @@ fn a_stopping_relay_ends_answered_calls_with_byes_and_cancels_ringing_ones() {
     let reason = "Reason: SIP;cause=200;text=\"Relay shutting down\"";
     let bye_to = |udp: bool| {
         out.iter().zip(&sent).any(|(o, s)| {
-            matches!(o, Output::Udp { .. }) == udp
+            matches!(o, Output::Pbx { .. }) == udp
                 && s.starts_with("BYE ")
                 && s.contains("Call-ID: c1\r\n")
                 && s.contains(reason)
@@ -582,14 +584,16 @@ fn a_repeated_answer_to_the_relay_s_own_bye_stops_at_the_relay() {
     let bye = out
         .iter()
         .find_map(|o| match o {
-            Output::Udp { datagram, .. } => Some(datagram.clone()),
+            Output::Pbx {
+                message: datagram, ..
+            } => Some(datagram.clone()),
             _ => None,
         })
         .expect("the PBX's BYE");
     let bye = Message::parse(&bye).expect("BYE parses");
     let ok = response_to(&bye, 200, "OK", Some("b9")).finish(None, b"");
     for at in [150, 5_000, 9_000] {
-        p.handle_udp(t(at), addr(PBX), &ok);
+        p.handle_pbx(t(at), addr(PBX), &ok);
         let (out, _) = outputs(&mut p);
         assert!(out.is_empty(), "at {at} ms nothing goes on: {out:?}");
     }
@@ -647,7 +651,7 @@ fn trickle_ice_is_not_offered_across_a_relay_that_carries_the_media() {
         "CSeq: 3 INVITE\r\n",
         "CSeq: 3 INVITE\r\nSupported: timer, trickle-ice\r\nRecv-Info: trickle-ice, foo\r\n",
     );
-    p.handle_udp(t(50), addr(PBX), ok.as_bytes());
+    p.handle_pbx(t(50), addr(PBX), ok.as_bytes());
     let (out, _) = outputs(&mut p);
     let to_browser = text(&out[0]);
     assert!(

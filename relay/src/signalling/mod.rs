@@ -1,5 +1,6 @@
-//! The relay's SIP proxy, sans-IO: WebSocket frames, UDP datagrams and time
-//! in; frames, datagrams and deadlines out. The tokio shell in `net` only
+//! The relay's SIP proxy, sans-IO: WebSocket frames, the PBXs' messages
+//! (UDP datagrams, or whole messages off a TCP or TLS stream) and time in;
+//! frames, messages and deadlines out. The tokio shell in `net` only
 //! moves bytes.
 //!
 //! What it does to each message (RFC 3261 §16, RFC 5626, RFC 5658, RFC 7118):
@@ -7,18 +8,23 @@
 //!   Route entries popped, our Via added (its branch derived from the
 //!   browser's, so CANCEL and the ACK of an error match), a double
 //!   Record-Route on dialog-creating requests, and the `.invalid` Contact
-//!   rewritten onto the relay's UDP address with a signed flow token. It
+//!   rewritten onto the relay's SIP address with a signed flow token. It
 //!   always goes to the configured PBX, whatever the Request-URI and Route
 //!   say: never an open relay.
 //! - PBX → browser requests: routed by the flow token in our Record-Route
 //!   or in the Request-URI (the rewritten Contact); a token we did not sign,
 //!   or whose WebSocket is gone, gets `430 Flow Failed`.
-//! - responses: our Via popped; they follow the next Via, which toward UDP
-//!   must name a PBX address.
+//! - responses: our Via popped; they follow the next Via, which toward the
+//!   PBX side must name a PBX address.
+//!
+//! Each PBX has its transport (UDP, TCP or TLS, [`Transport`]): the
+//! relay's Via, Record-Route and Contact toward it name it, so that the PBX
+//! answers and calls back over the same transport (over TCP and TLS, on the
+//! relay's own connection: the shell opens it from the relay's SIP port).
 //!
 //! The browser side is reliable and never retransmits, so toward the PBX
-//! (UDP) the relay keeps each request's client transaction: it retransmits
-//! (Timers A/E); a new request whose PBX stays silent, is unreachable
+//! the relay keeps each request's client transaction: over UDP it
+//! retransmits (Timers A/E); a new request whose PBX stays silent, is unreachable
 //! (ICMP) or answers an early `503` goes on to the next PBX; with none
 //! left, the relay answers the browser `408` (Timer B/F) or `503` itself.
 //!
@@ -72,6 +78,7 @@ use self::pending::Pending;
 use crate::ids::ConnId;
 use crate::media::calls::{Command, MediaCalls};
 use crate::ops::metrics::{Metrics, Reject};
+use crate::transport::Transport;
 
 /// Via parameter that marks a request the relay made itself toward a
 /// browser (a BYE ending a call): the answer stops here.
@@ -89,7 +96,7 @@ pub const ICE_LITE_HEADER: (&str, &str) = ("Sipline-Media", "ice-lite");
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
     /// The PBXs: a new browser request goes to one that is up, chosen by
-    /// priority and weight ([`pbxs`]), and UDP is accepted from these only.
+    /// priority and weight ([`pbxs`]), and SIP is accepted from these only.
     pub pbx: Vec<PbxTarget>,
     /// A new request that its PBX leaves without any answer this long goes
     /// to the next PBX (and that one is taken as down).
@@ -99,8 +106,8 @@ pub struct ProxyConfig {
     /// How often each PBX is probed with OPTIONS; none: never (a PBX that
     /// went down is then tried again after [`pbxs::RETRY_UNPROBED`]).
     pub probe_interval: Option<Duration>,
-    /// The relay's UDP address as the PBX reaches it (Via, Record-Route,
-    /// Contact).
+    /// The relay's SIP address as the PBX reaches it (Via, Record-Route,
+    /// Contact), over each transport.
     pub sip_addr: SocketAddr,
     /// The relay's host name as browsers see it (their side's Via and
     /// Record-Route).
@@ -110,6 +117,10 @@ pub struct ProxyConfig {
     /// How long a request toward the PBX may go unanswered (Timer B/F)
     /// before the browser gets `408`.
     pub request_timeout: Duration,
+    /// A request bigger than [`LARGE_OVER_UDP`] bytes for a UDP PBX goes
+    /// over TCP to the same address instead (RFC 3261 §18.1.1): the PBX
+    /// takes TCP there too.
+    pub large_over_tcp: bool,
     /// Most requests in flight toward the PBX; more get `503`.
     pub max_pending: usize,
     /// Most Contacts remembered per connection.
@@ -132,6 +143,7 @@ impl ProxyConfig {
                 .zip(pbx)
                 .map(|(priority, addr)| PbxTarget {
                     addr,
+                    transport: Transport::Udp,
                     priority,
                     weight: 1,
                 })
@@ -143,6 +155,7 @@ impl ProxyConfig {
             ws_host: String::from("relay.invalid"),
             t1: Duration::from_millis(500),
             request_timeout: Duration::from_secs(32),
+            large_over_tcp: false,
             max_pending: 10_000,
             max_contacts_per_conn: 8,
             max_connections_per_ip: 50,
@@ -162,17 +175,24 @@ pub enum Output {
         /// The SIP message (or keep-alive).
         frame: Vec<u8>,
     },
-    /// One UDP datagram to the PBX.
-    Udp {
+    /// One SIP message to a PBX.
+    Pbx {
         /// A PBX address.
         to: SocketAddr,
+        /// How: the transport its top Via names.
+        transport: Transport,
         /// The SIP message.
-        datagram: Vec<u8>,
+        message: Vec<u8>,
     },
     /// Work for the media shell; it comes before the message whose SDP
     /// names the ports, so that they are bound when the peer learns them.
     Media(Command),
 }
+
+/// Requests for a UDP PBX bigger than this go over TCP when
+/// [`ProxyConfig::large_over_tcp`] says the PBX takes it (RFC 3261
+/// §18.1.1: 1300 bytes when the path's MTU is not known).
+pub const LARGE_OVER_UDP: usize = 1300;
 
 /// Most PBX addresses known over a run (DNS may name new ones): each has
 /// its index in the relay's Via toward browsers, so none is forgotten.
@@ -339,8 +359,24 @@ impl Proxy {
         self.out.push_back(Output::Ws { conn, frame });
     }
 
-    fn udp(&mut self, to: SocketAddr, datagram: Vec<u8>) {
-        self.out.push_back(Output::Udp { to, datagram });
+    /// Sends `message` to the PBX at `to`, over the transport its top Via
+    /// names (the PBX's own when it names none the relay speaks).
+    fn send_pbx(&mut self, to: SocketAddr, message: Vec<u8>) {
+        let transport = routing::sent_over(&message).unwrap_or_else(|| self.transport_to(to));
+        self.out.push_back(Output::Pbx {
+            to,
+            transport,
+            message,
+        });
+    }
+
+    /// The transport toward the PBX at `addr` (UDP for any other address).
+    fn transport_to(&self, addr: SocketAddr) -> Transport {
+        self.cfg
+            .pbx
+            .iter()
+            .find(|t| t.addr == addr)
+            .map_or(Transport::Udp, |t| t.transport)
     }
 
     /// One frame from a browser.
@@ -388,8 +424,9 @@ impl Proxy {
         }
     }
 
-    /// One datagram on the SIP port.
-    pub fn handle_udp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    /// One message from a PBX: a datagram on the SIP port, or a whole
+    /// message off a PBX's TCP or TLS connection (framed by the shell).
+    pub fn handle_pbx(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         if !self.is_pbx(from) {
             self.metrics.reject(Reject::NotPbx);
             return;
@@ -400,7 +437,7 @@ impl Proxy {
         }
         let Ok(msg) = Message::parse(datagram) else {
             self.metrics.reject(Reject::Malformed);
-            return; // RFC 3261 §18.3: a bad datagram is discarded
+            return; // RFC 3261 §18.3: a bad message is discarded
         };
         self.metrics.count_in(&msg);
         if msg.is_request() {
@@ -451,13 +488,13 @@ impl Proxy {
         self.ws(conn, resp);
     }
 
-    fn reply_udp(&mut self, to: SocketAddr, msg: &Message<'_>, code: u16, reason: &str) {
+    fn reply_pbx(&mut self, to: SocketAddr, msg: &Message<'_>, code: u16, reason: &str) {
         if msg.method() == Some(Method::Ack) {
             return;
         }
         self.metrics.local_response();
         let resp = response_to(msg, code, reason, Some("sl")).finish(None, b"");
-        self.udp(to, resp);
+        self.send_pbx(to, resp);
     }
 }
 
@@ -469,3 +506,5 @@ mod media_tests;
 mod test_support;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transport_tests;

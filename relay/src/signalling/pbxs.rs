@@ -23,6 +23,7 @@ use sipline_core::sip::{Message, MessageBuilder, Method};
 use sipline_core::transaction::T2;
 
 use super::events::AdminEvent;
+use crate::transport::Transport;
 
 /// How long a PBX that went down is avoided when there are no probes to
 /// tell when it is back.
@@ -33,6 +34,8 @@ pub const RETRY_UNPROBED: Duration = Duration::from_secs(30);
 pub struct PbxTarget {
     /// Its SIP address.
     pub addr: SocketAddr,
+    /// How the relay reaches it.
+    pub transport: Transport,
     /// Lower is preferred (RFC 2782); the next priority takes over only
     /// when every PBX of this one is down.
     pub priority: u16,
@@ -271,7 +274,9 @@ impl Pbxs {
         let mut out = Vec::new();
         let mut silent = Vec::new();
         for s in self.all.iter_mut().filter(|s| !s.retired) {
-            let addr = s.target.addr;
+            let PbxTarget {
+                addr, transport, ..
+            } = s.target;
             if let Some(p) = &mut s.probe {
                 if p.give_up_at <= now {
                     s.probe = None;
@@ -285,12 +290,18 @@ impl Pbxs {
             if s.probe.is_none() && s.next_probe <= now {
                 self.probes += 1;
                 let branch = format!("z9hG4bK-sl-probe-{}", self.probes);
-                let datagram = options(sip_addr, addr, &branch, self.probes);
+                let datagram = options(sip_addr, s.target, &branch, self.probes);
                 out.push((addr, datagram.clone()));
                 s.probe = Some(Probe {
                     branch,
                     datagram,
-                    retransmit_at: now + self.t1,
+                    // Over TCP and TLS a probe is sent once.
+                    retransmit_at: now
+                        + if transport.reliable() {
+                            self.answer_within
+                        } else {
+                            self.t1
+                        },
                     interval: self.t1,
                     give_up_at: now + self.answer_within,
                 });
@@ -310,13 +321,15 @@ impl Pbxs {
 }
 
 /// The OPTIONS the relay probes a PBX with.
-fn options(sip_addr: SocketAddr, pbx: SocketAddr, branch: &str, n: u64) -> Vec<u8> {
-    let uri = format!("sip:{pbx}");
+fn options(sip_addr: SocketAddr, pbx: PbxTarget, branch: &str, n: u64) -> Vec<u8> {
+    let uri = format!("sip:{}{}", pbx.addr, pbx.transport.uri_param());
     let mut b = MessageBuilder::request(Method::Options, &uri);
     b.header_parts(
         "Via",
         &[
-            "SIP/2.0/UDP ",
+            "SIP/2.0/",
+            pbx.transport.via_name(),
+            " ",
             &sip_addr.to_string(),
             ";branch=",
             branch,
@@ -374,6 +387,7 @@ mod tests {
     fn target(addr: &str, priority: u16, weight: u16) -> PbxTarget {
         PbxTarget {
             addr: addr.parse().expect("address"),
+            transport: Transport::Udp,
             priority,
             weight,
         }

@@ -1,6 +1,8 @@
-//! A request the relay forwarded to the PBX over UDP and has not seen
-//! answered: the client half of an RFC 3261 §17.1 transaction, kept because
-//! the browser, on a reliable transport, will not retransmit.
+//! A request the relay forwarded to the PBX and has not seen answered: the
+//! client half of an RFC 3261 §17.1 transaction, kept because the browser,
+//! on a reliable transport, will not retransmit. Over UDP the relay
+//! retransmits it; over TCP and TLS it sends it once, and only Timer B/F
+//! (and the failover time) run.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use sipline_core::Instant;
 use sipline_core::transaction::T2;
 
 use super::ProxyConfig;
+use super::routing::sent_over;
 use crate::ids::ConnId;
 use sipline_core::sip::Method;
 
@@ -50,6 +53,8 @@ pub(crate) struct Pending {
     failover_at: Option<Instant>,
     /// The PBXs it went to before this one.
     pub tried: Vec<SocketAddr>,
+    /// Sent over TCP or TLS: never retransmitted.
+    reliable: bool,
 }
 impl Pending {
     /// Whether it is a request with `method`.
@@ -66,15 +71,18 @@ impl Pending {
         browser_request: Vec<u8>,
         cfg: &ProxyConfig,
     ) -> Self {
+        let deadline = now + cfg.request_timeout.min(cfg.t1 * 64);
+        let reliable = sent_over(&datagram).is_some_and(|t| t.reliable());
         Self {
             conn,
             to,
             method: method.to_owned(),
             datagram,
             browser_request,
-            next_retransmit: now + cfg.t1,
+            next_retransmit: if reliable { deadline } else { now + cfg.t1 },
             interval: cfg.t1,
-            deadline: now + cfg.request_timeout.min(cfg.t1 * 64),
+            deadline,
+            reliable,
             sent_at: now,
             rtt_done: false,
             local: false,
@@ -114,7 +122,11 @@ impl Pending {
         failover_after: Duration,
     ) -> Vec<u8> {
         self.tried.push(std::mem::replace(&mut self.to, next));
-        self.next_retransmit = now + t1;
+        // The same message, over the same transport (see
+        // `Proxy::fail_over`).
+        if !self.reliable {
+            self.next_retransmit = now + t1;
+        }
         self.interval = t1;
         self.sent_at = now;
         self.rtt_done = false;
@@ -158,7 +170,7 @@ impl Pending {
     /// The datagram again if Timer A/E fired; doubles the interval (capped
     /// at T2 for non-INVITE, RFC 3261 §17.1.2.2).
     pub fn retransmit_due(&mut self, now: Instant, t1: Duration) -> Option<Vec<u8>> {
-        if self.next_retransmit > now {
+        if self.next_retransmit > now || self.reliable {
             return None;
         }
         self.rtt_done = true;
@@ -176,7 +188,9 @@ impl Pending {
     /// retransmitting, every T2 (RFC 3261 §17.1.2.2, Proceeding state).
     pub fn proceeding(&mut self, now: Instant, _t1: Duration) {
         self.heard = true;
-        self.interval = T2;
-        self.next_retransmit = now + T2;
+        if !self.reliable {
+            self.interval = T2;
+            self.next_retransmit = now + T2;
+        }
     }
 }

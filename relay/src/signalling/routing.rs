@@ -12,6 +12,7 @@ use super::Proxy;
 use super::edit::{Action, without_first};
 use super::pending;
 use crate::ids::ConnId;
+use crate::transport::Transport;
 
 /// Where a browser request goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,4 +253,12 @@ pub(super) fn insert_after_first_line(msg: &[u8], line: &str) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&msg[cut..]);
     out
+}
+
+/// The transport a message to a PBX goes over: the one its top Via names
+/// (RFC 3261 §18: ours on a request; on a response, the one its request
+/// came over, §18.2.2). None when it names none the relay speaks.
+pub(super) fn sent_over(message: &[u8]) -> Option<Transport> {
+    let msg = Message::parse(message).ok()?;
+    Transport::from_param(msg.via().transport)
 }

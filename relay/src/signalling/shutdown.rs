@@ -7,8 +7,8 @@
 use sipline_core::Instant;
 use sipline_core::sip::{HeaderName, Message, MessageBuilder, Method};
 
+use super::Proxy;
 use super::pending::{self, Pending};
-use super::{Output, Proxy};
 
 /// The Reason text of the BYEs and CANCELs a stopping relay sends.
 pub const SHUTTING_DOWN: &str = "Relay shutting down";
@@ -42,10 +42,7 @@ impl Proxy {
             self.deadlines
                 .insert((p.next_deadline(), cancel_key.clone()));
             self.pending.insert(cancel_key, p);
-            self.out.push_back(Output::Udp {
-                to,
-                datagram: cancel,
-            });
+            self.send_pbx(to, cancel);
             ended += 1;
         }
         ended

@@ -24,7 +24,13 @@ fn outputs(p: &mut Proxy) -> Vec<Output> {
 
 fn only_udp(p: &mut Proxy) -> (SocketAddr, Vec<u8>) {
     match outputs(p).as_slice() {
-        [Output::Udp { to, datagram }] => (*to, datagram.clone()),
+        [
+            Output::Pbx {
+                to,
+                message: datagram,
+                ..
+            },
+        ] => (*to, datagram.clone()),
         other => panic!("expected one datagram, got {other:?}"),
     }
 }
@@ -108,7 +114,7 @@ fn pbx_answer_returns_to_the_browser_with_its_own_contact_restored() {
     let rewritten = req.header(HeaderName::Contact).expect("Contact");
     let mut ok = response_to(&req, 200, "OK", Some("k1"));
     ok.header("Contact", rewritten);
-    p.handle_udp(t(10), addr(PBX), &ok.finish(None, b""));
+    p.handle_pbx(t(10), addr(PBX), &ok.finish(None, b""));
     let (conn, frame) = only_ws(&mut p);
     assert_eq!(conn, ConnId(1));
     let m = parse(&frame);
@@ -156,7 +162,9 @@ fn requests_are_retransmitted_on_udp_and_time_out_with_408() {
         p.handle_timeout(at);
         for o in outputs(&mut p) {
             match o {
-                Output::Udp { datagram, .. } => {
+                Output::Pbx {
+                    message: datagram, ..
+                } => {
                     assert_eq!(datagram, first);
                     sent_at.push(at.as_millis());
                 }
@@ -178,7 +186,14 @@ fn requests_are_retransmitted_on_udp_and_time_out_with_408() {
 /// the browser (RFC 3261 §16.2).
 fn forwarded_invite_and_trying(p: &mut Proxy) -> (SocketAddr, Vec<u8>) {
     match outputs(p).as_slice() {
-        [Output::Udp { to, datagram }, Output::Ws { frame, .. }] => {
+        [
+            Output::Pbx {
+                to,
+                message: datagram,
+                ..
+            },
+            Output::Ws { frame, .. },
+        ] => {
             let trying = parse(frame);
             assert_eq!((trying.status(), trying.reason()), (Some(100), "Trying"));
             assert_eq!(trying.via().branch(), Some("z9hG4bKinv1"));
@@ -195,7 +210,7 @@ fn provisional_answer_stops_invite_retransmissions() {
     p.handle_ws(t(0), ConnId(1), invite("sipline.test").as_bytes());
     let (_, dgram) = forwarded_invite_and_trying(&mut p);
     let req = parse(&dgram);
-    p.handle_udp(
+    p.handle_pbx(
         t(100),
         addr(PBX),
         &response_to(&req, 100, "Trying", None).finish(None, b""),
@@ -204,7 +219,7 @@ fn provisional_answer_stops_invite_retransmissions() {
         outputs(&mut p).is_empty(),
         "the PBX's 100 is hop by hop: the browser had the relay's"
     );
-    p.handle_udp(
+    p.handle_pbx(
         t(200),
         addr(PBX),
         &response_to(&req, 180, "Ringing", Some("b1")).finish(None, b""),
@@ -243,7 +258,7 @@ fn pbx_request_reaches_the_right_browser_by_flow_token() {
         "OPTIONS {target} SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKpbx1\r\nMax-Forwards: 70\r\n\
 From: <sip:pbx@sipline.test>;tag=p1\r\nTo: <sip:alice@sipline.test>\r\nCall-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
     );
-    p.handle_udp(t(1), addr(PBX), options.as_bytes());
+    p.handle_pbx(t(1), addr(PBX), options.as_bytes());
     let (conn, frame) = only_ws(&mut p);
     assert_eq!(conn, ConnId(1));
     let m = parse(&frame);
@@ -255,7 +270,7 @@ From: <sip:pbx@sipline.test>;tag=p1\r\nTo: <sip:alice@sipline.test>\r\nCall-ID: 
     assert!(m.via().host == "relay.example" && m.via().transport == "WSS");
     assert_eq!(m.header(HeaderName::MaxForwards), Some("69"));
     // A PBX that sends no Max-Forwards still gets one added (§16.6).
-    p.handle_udp(
+    p.handle_pbx(
         t(1),
         addr(PBX),
         options
@@ -285,7 +300,7 @@ From: <sip:pbx@sipline.test>;tag=p1\r\nTo: <sip:x@sipline.test>\r\nCall-ID: f1\r
     // A token of an earlier run (another key): its flow is gone, and it
     // is counted so, not as forged.
     let earlier_run = FlowKey::new([1; 32]).token(ConnId(1));
-    p.handle_udp(t(0), addr(PBX), options(&earlier_run).as_bytes());
+    p.handle_pbx(t(0), addr(PBX), options(&earlier_run).as_bytes());
     let (to, resp) = only_udp(&mut p);
     assert_eq!((to, parse(&resp).status()), (addr(PBX), Some(430)));
     assert_eq!(p.metrics.rejected(Reject::FlowGone), 1);
@@ -295,16 +310,16 @@ From: <sip:pbx@sipline.test>;tag=p1\r\nTo: <sip:x@sipline.test>\r\nCall-ID: f1\r
     let last = forged.len() - 1;
     forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
     let forged = String::from_utf8(forged).expect("hex");
-    p.handle_udp(t(0), addr(PBX), options(&forged).as_bytes());
+    p.handle_pbx(t(0), addr(PBX), options(&forged).as_bytes());
     let (to, resp) = only_udp(&mut p);
     assert_eq!((to, parse(&resp).status()), (addr(PBX), Some(430)));
     assert_eq!(p.metrics.rejected(Reject::FlowForged), 1);
     let gone = p.token(ConnId(7));
-    p.handle_udp(t(0), addr(PBX), options(&gone).as_bytes());
+    p.handle_pbx(t(0), addr(PBX), options(&gone).as_bytes());
     let (_, resp) = only_udp(&mut p);
     assert_eq!(parse(&resp).status(), Some(430));
     // Not from the PBX: not even answered.
-    p.handle_udp(t(0), addr("203.0.113.9:5060"), options(&gone).as_bytes());
+    p.handle_pbx(t(0), addr("203.0.113.9:5060"), options(&gone).as_bytes());
     assert!(outputs(&mut p).is_empty());
     assert_eq!(p.metrics.rejected(Reject::NotPbx), 1);
 }
@@ -428,7 +443,7 @@ fn one_connection_cannot_fill_the_pending_table() {
     // Another browser is not affected.
     p.ws_opened(t(0), ConnId(2), LOCAL);
     p.handle_ws(t(0), ConnId(2), REGISTER.as_bytes());
-    assert!(matches!(outputs(&mut p).as_slice(), [Output::Udp { .. }]));
+    assert!(matches!(outputs(&mut p).as_slice(), [Output::Pbx { .. }]));
 }
 
 #[test]
@@ -534,7 +549,7 @@ Call-ID: d1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
     p.pbx_unreachable(t(0), addr(PBX));
     p.handle_ws(t(1), ConnId(1), invite("sipline.test").as_bytes());
     assert_eq!(forwarded_invite_and_trying(&mut p).0, second);
-    p.handle_udp(t(2), addr(PBX), b"\r\n\r\n"); // the first PBX is heard from again
+    p.handle_pbx(t(2), addr(PBX), b"\r\n\r\n"); // the first PBX is heard from again
     let cancel = invite("sipline.test")
         .replace("INVITE sip:", "CANCEL sip:")
         .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");

@@ -1,6 +1,7 @@
 //! The client transactions toward the PBX (RFC 3261 §17.1): the browser's
 //! transport is reliable and never retransmits, so the relay does it over
-//! UDP (Timers A/E); a new request its PBX leaves silent for the failover
+//! UDP (Timers A/E; over TCP and TLS nothing is retransmitted, RFC 3261
+//! §17.1.1.2); a new request its PBX leaves silent for the failover
 //! time, or that is unreachable (ICMP) or refuses it with an early `503`,
 //! goes on to the next PBX (RFC 3263 §4.3); with none left, the relay
 //! answers the browser itself (`408` at Timer B/F, `503` for ICMP). One
@@ -19,7 +20,8 @@ use crate::media::calls::Side;
 use crate::ops::metrics::{Failover, Reject};
 
 impl Proxy {
-    /// The PBX at `addr` is unreachable (ICMP port/host unreachable): what
+    /// The PBX at `addr` is unreachable (ICMP port/host unreachable over
+    /// UDP; over TCP and TLS, no connection could be made, or it broke): what
     /// is in flight toward it and unanswered goes on to the next PBX, or,
     /// with none left, fails at once with `503` rather than making browsers
     /// wait for the timeout; new requests avoid it while it is down.
@@ -79,10 +81,10 @@ impl Proxy {
                 continue;
             };
             self.metrics.retransmitted();
-            self.udp(to, datagram);
+            self.send_pbx(to, datagram);
         }
         for (to, probe) in self.pbxs.handle_timeout(now, self.cfg.sip_addr) {
-            self.udp(to, probe);
+            self.send_pbx(to, probe);
         }
         self.calls.expire(now);
         if let Some(p) = self.presence.as_mut() {
@@ -106,6 +108,16 @@ impl Proxy {
         let (conn, is_invite) = (p.conn, p.is(Method::Invite));
         let mut tried = p.tried.clone();
         tried.push(p.to);
+        // Only to a PBX on the same transport: the request's Via,
+        // Record-Route and Contact name it.
+        let transport = self.transport_to(p.to);
+        tried.extend(
+            self.cfg
+                .pbx
+                .iter()
+                .filter(|t| t.transport != transport)
+                .map(|t| t.addr),
+        );
         let Some(next) = self.pbxs.pick(now, &call_id, &tried) else {
             return false;
         };
@@ -120,7 +132,7 @@ impl Proxy {
                 cancel.0 = next;
             }
         }
-        self.udp(next, datagram);
+        self.send_pbx(next, datagram);
         true
     }
 

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod calls;
 pub mod flood;
+pub mod native;
 pub mod recordings;
 
 use std::net::{IpAddr, SocketAddr, TcpStream};

@@ -1,6 +1,7 @@
-//! tcpdump from Debian capturing UDP on the loopback interface into a pcap
-//! file, read back with `pcap-file`: what a test shows crossed the wire
-//! (that a leg is SRTP, not plain RTP), not what a part says it sent.
+//! tcpdump from Debian capturing UDP (or TCP) on the loopback interface
+//! into a pcap file, read back with `pcap-file`: what a test shows crossed
+//! the wire (that a leg is SRTP, not plain RTP; that SIP over TLS is not in
+//! the clear), not what a part says it sent.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -33,7 +34,7 @@ pub enum Error {
     Pcap(#[from] pcap_file::PcapError),
 }
 
-/// One UDP datagram seen on the wire.
+/// One UDP datagram (or TCP segment with a payload) seen on the wire.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Datagram {
     /// Who sent it.
@@ -47,6 +48,8 @@ pub struct Datagram {
 /// A running capture; stopped when dropped or read.
 pub struct Capture {
     child: Child,
+    /// The IP protocol kept: 17 (UDP) or 6 (TCP).
+    protocol: u8,
     file: PathBuf,
     log: PathBuf,
 }
@@ -57,6 +60,16 @@ impl Capture {
     /// Captures the UDP datagrams on `lo` that `filter` (a pcap filter,
     /// e.g. `portrange 40000-40099`) keeps, once tcpdump is listening.
     pub fn start(filter: &str) -> Result<Capture, Error> {
+        Self::of(17, filter)
+    }
+
+    /// Captures the payloads of the TCP segments on `lo` that `filter`
+    /// keeps (empty segments, the handshake and ACKs, are left out).
+    pub fn tcp(filter: &str) -> Result<Capture, Error> {
+        Self::of(6, filter)
+    }
+
+    fn of(protocol: u8, filter: &str) -> Result<Capture, Error> {
         let bin = [BINARY, "/usr/sbin/tcpdump"]
             .into_iter()
             .find(|p| std::path::Path::new(p).is_file())
@@ -69,17 +82,36 @@ impl Capture {
         let file = stem.with_extension("pcap");
         let log = stem.with_extension("log");
         let out = std::fs::File::create(&log)?;
-        // -U: each packet written at once; -Z root: no privilege drop, so
-        // it can write the file the test reads.
+        // --immediate-mode: each packet handed over as it comes (not when
+        // the kernel's buffer block fills or times out, which a short
+        // capture would lose); -U: each packet written at once; -Z root: no
+        // privilege drop, so it can write the file the test reads.
         let child = Command::new(bin)
-            .args(["-i", "lo", "-n", "-U", "-Z", "root", "-w"])
+            .args([
+                "-i",
+                "lo",
+                "-n",
+                "--immediate-mode",
+                "-U",
+                "-Z",
+                "root",
+                "-w",
+            ])
             .arg(&file)
-            .arg(format!("udp and ({filter})"))
+            .arg(format!(
+                "{} and ({filter})",
+                if protocol == 6 { "tcp" } else { "udp" }
+            ))
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()?;
-        let mut c = Capture { child, file, log };
+        let mut c = Capture {
+            child,
+            protocol,
+            file,
+            log,
+        };
         let waited = Duration::from_secs(5);
         let deadline = Instant::now() + waited;
         loop {
@@ -105,7 +137,7 @@ impl Capture {
         let mut reader = PcapReader::new(std::fs::File::open(&self.file)?)?;
         let mut seen = Vec::new();
         while let Some(packet) = reader.next_packet() {
-            if let Some(d) = udp(&packet?.data) {
+            if let Some(d) = payload(&packet?.data, self.protocol) {
                 seen.push(d);
             }
         }
@@ -113,12 +145,13 @@ impl Capture {
     }
 }
 
-/// The UDP datagram in an Ethernet frame (`lo`'s link type), if it is one.
-fn udp(frame: &[u8]) -> Option<Datagram> {
+/// The UDP datagram (`protocol` 17) or TCP segment with a payload (6) in
+/// an Ethernet frame (`lo`'s link type), if it is one.
+fn payload(frame: &[u8], protocol: u8) -> Option<Datagram> {
     let ethertype = u16::from_be_bytes(frame.get(12..14)?.try_into().ok()?);
     let ip = frame.get(14..)?;
     let (src, dst, rest): (IpAddr, IpAddr, &[u8]) = match ethertype {
-        0x0800 if ip.get(9) == Some(&17) => {
+        0x0800 if ip.get(9) == Some(&protocol) => {
             let header = usize::from(ip.first()? & 0x0f) * 4;
             let a: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
             let b: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
@@ -128,7 +161,7 @@ fn udp(frame: &[u8]) -> Option<Datagram> {
                 ip.get(header..)?,
             )
         }
-        0x86dd if ip.get(6) == Some(&17) => {
+        0x86dd if ip.get(6) == Some(&protocol) => {
             let a: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
             let b: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
             (
@@ -140,11 +173,23 @@ fn udp(frame: &[u8]) -> Option<Datagram> {
         _ => return None,
     };
     let port = |at: usize| Some(u16::from_be_bytes(rest.get(at..at + 2)?.try_into().ok()?));
-    let len = usize::from(port(4)?);
+    let payload = if protocol == 6 {
+        // The data offset, in 32-bit words; the rest of the frame is data
+        // (lo pads nothing).
+        let offset = usize::from(rest.get(12)? >> 4) * 4;
+        let data = rest.get(offset..)?;
+        if data.is_empty() {
+            return None;
+        }
+        data.to_vec()
+    } else {
+        let len = usize::from(port(4)?);
+        rest.get(8..len.max(8))?.to_vec()
+    };
     Some(Datagram {
         from: SocketAddr::new(src, port(0)?),
         to: SocketAddr::new(dst, port(2)?),
-        payload: rest.get(8..len.max(8))?.to_vec(),
+        payload,
     })
 }
 

@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::test_ca::TestCa;
+
 /// Why Kamailio could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -59,6 +61,10 @@ pub struct Options {
     /// SIP over UDP on `[::1]` instead of 127.0.0.1 (`WITH_IPV6`): a PBX
     /// on IPv6. Its WebSocket stays on 127.0.0.1.
     pub ipv6: bool,
+    /// SIP over TCP too, on the UDP port (as PBXs take both on 5060), and
+    /// over TLS on a port of its own, the TLS certificate from a [`TestCa`]
+    /// made for this run (`WITH_STREAMS`; `kamailio-tls-modules`).
+    pub streams: bool,
 }
 
 impl Default for Options {
@@ -70,6 +76,7 @@ impl Default for Options {
             presence: false,
             rtpengine: None,
             ipv6: false,
+            streams: false,
         }
     }
 }
@@ -98,6 +105,21 @@ pub struct Kamailio {
     ipv6: bool,
     /// WebSocket port on 127.0.0.1.
     pub ws_port: u16,
+    /// SIP over TCP and TLS on 127.0.0.1 ([`Options::streams`]): the
+    /// ports, and the CA that signed the TLS certificate.
+    pub streams: Option<Streams>,
+}
+
+/// Where Kamailio takes SIP over TCP and TLS.
+#[derive(Clone, Debug)]
+pub struct Streams {
+    /// SIP over TCP: the UDP port.
+    pub tcp_port: u16,
+    /// SIP over TLS; its certificate names `sipline.test`, `pbx.test`,
+    /// 127.0.0.1 and ::1.
+    pub tls_port: u16,
+    /// The test CA: `ca.ca` is what a client must trust.
+    pub ca: TestCa,
 }
 
 fn binary() -> Option<PathBuf> {
@@ -160,6 +182,36 @@ impl Kamailio {
         if opts.ipv6 {
             cmd.args(["-A", "WITH_IPV6"]);
         }
+        let streams = match opts.streams {
+            true => {
+                let ca = TestCa::make(&dir.join("tls"), &[DOMAIN, "pbx.test", "127.0.0.1", "::1"])?;
+                let tls_cfg = dir.join("tls.cfg");
+                fs::write(
+                    &tls_cfg,
+                    format!(
+                        "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                         require_certificate = no\nprivate_key = {}\ncertificate = {}\n\
+                         ca_list = {}\n\n[client:default]\nmethod = TLSv1.2+\n\
+                         verify_certificate = no\nrequire_certificate = no\n",
+                        ca.key.display(),
+                        ca.cert.display(),
+                        ca.ca.display()
+                    ),
+                )?;
+                // free_port() found the UDP port free for TCP as well.
+                let s = Streams {
+                    tcp_port: udp_port,
+                    tls_port: crate::free_port()?,
+                    ca,
+                };
+                cmd.args(["-A", "WITH_STREAMS", "-A"])
+                    .arg(format!("TLS_PORT={}", s.tls_port))
+                    .arg("-A")
+                    .arg(format!("TLS_CFG=\"{}\"", tls_cfg.display()));
+                Some(s)
+            }
+            false => None,
+        };
         if let Some(port) = opts.rtpengine {
             cmd.args(["-A", "WITH_RTPENGINE", "-A"])
                 .arg(format!("RTPENGINE_SOCK=\"udp:127.0.0.1:{port}\""));
@@ -177,6 +229,7 @@ impl Kamailio {
             udp_port,
             ipv6: opts.ipv6,
             ws_port,
+            streams,
         };
         let waited = Duration::from_secs(10);
         let deadline = Instant::now() + waited;
@@ -204,6 +257,18 @@ impl Kamailio {
             std::net::Ipv4Addr::LOCALHOST.into()
         };
         std::net::SocketAddr::new(ip, self.udp_port)
+    }
+
+    /// Its SIP address over TCP ([`Options::streams`]).
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        let s = self.streams.as_ref()?;
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], s.tcp_port)))
+    }
+
+    /// Its SIP address over TLS ([`Options::streams`]).
+    pub fn tls_addr(&self) -> Option<std::net::SocketAddr> {
+        let s = self.streams.as_ref()?;
+        Some(std::net::SocketAddr::from(([127, 0, 0, 1], s.tls_port)))
     }
 
     /// `ws://127.0.0.1:<port>/` for clients.

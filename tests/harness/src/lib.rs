@@ -15,6 +15,7 @@ pub mod haproxy;
 pub mod kamailio;
 pub mod relay;
 pub mod rtpengine;
+pub mod test_ca;
 
 use std::net::{TcpListener, UdpSocket};
 

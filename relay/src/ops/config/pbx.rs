@@ -2,6 +2,7 @@
 //! their failover and probes, or the embedded PBX and its users.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -10,6 +11,7 @@ use super::{Config, ConfigError};
 use crate::media::sdes::SrtpPolicy;
 use crate::signalling::pbx::Password;
 use crate::signalling::{PbxTarget, ProxyConfig};
+use crate::transport::Transport;
 
 /// `[pbx]`: either external PBXs (`addresses` or `servers`) or the
 /// embedded one.
@@ -24,9 +26,38 @@ pub struct Pbx {
     /// requests, shared by weight (RFC 2782's rules).
     pub servers: Vec<PbxServer>,
     /// The PBX as a SIP URI whose host is looked up in DNS (RFC 3263:
-    /// NAPTR, SRV `_sip._udp`, then A/AAAA), e.g. `sip:pbx.example.com`;
-    /// instead of `addresses`. Looked up again as the records' TTLs run out.
+    /// NAPTR, SRV, then A/AAAA), e.g. `sip:pbx.example.com`; instead of
+    /// `addresses`. `sips:` means TLS, `;transport=tcp` (or `tls`, `udp`)
+    /// that transport; without either, DNS says (NAPTR, else the first of
+    /// `_sips._tcp`, `_sip._tcp` and `_sip._udp` with SRV records). Looked
+    /// up again as the records' TTLs run out.
     pub uri: Option<String>,
+    /// SIP toward the PBXs of `addresses` (and of `servers` that do not say
+    /// otherwise): `"udp"`, `"tcp"` or `"tls"`. Over TCP and TLS the relay
+    /// keeps one connection to each PBX, opened from its SIP port (so that
+    /// the PBX's requests come back on it), kept alive with CRLF pings
+    /// (RFC 5626 §4.4.1) and opened again when it breaks.
+    pub transport: Transport,
+    /// TLS: a PEM file of the CA certificates the PBX's certificate must
+    /// chain to; the system's roots when unset.
+    pub tls_ca: Option<PathBuf>,
+    /// TLS: the name the PBX's certificate must carry; the host of `uri`,
+    /// else the PBX's IP address, when unset.
+    pub tls_name: Option<String>,
+    /// TLS: a PEM certificate chain the relay shows the PBX (a PBX that
+    /// authenticates its peers by certificate); with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the PEM private key of `tls_cert` (never logged).
+    pub tls_key: Option<PathBuf>,
+    /// A request bigger than 1,300 bytes for a UDP PBX (a video call's
+    /// INVITE) goes over TCP to the same address instead (RFC 3261
+    /// §18.1.1): turn on when the PBXs take TCP on their UDP port. The
+    /// relay then keeps a TCP connection to each of them too.
+    pub large_over_tcp: bool,
+    /// TCP and TLS: a CRLF ping every this many seconds, and a connection
+    /// whose pong does not come within 10 s is closed and opened again.
+    /// 0: no pings (TCP keep-alive only).
+    pub keepalive_secs: u64,
     /// The DNS server for `uri` (IP:port); the system's resolv.conf when
     /// unset.
     pub dns_server: Option<SocketAddr>,
@@ -63,6 +94,13 @@ impl Default for Pbx {
             addresses: Vec::new(),
             servers: Vec::new(),
             uri: None,
+            transport: Transport::Udp,
+            tls_ca: None,
+            tls_name: None,
+            tls_cert: None,
+            tls_key: None,
+            keepalive_secs: 30,
+            large_over_tcp: false,
             dns_server: None,
             failover_ms: 2_000,
             probe_interval_ms: None,
@@ -87,6 +125,8 @@ pub struct PbxServer {
     /// Its share of new calls among the PBXs of its priority.
     #[serde(default = "default_weight")]
     pub weight: u16,
+    /// Its transport; `pbx.transport` when unset.
+    pub transport: Option<Transport>,
 }
 
 fn default_priority() -> u16 {
@@ -136,8 +176,26 @@ impl Config {
         {
             return Err(ConfigError::Invalid {
                 key: "pbx.uri",
-                problem: format!("{uri:?} is not a sip: URI with a host, e.g. sip:pbx.example.com"),
+                problem: format!(
+                    "{uri:?} is not a sip: or sips: URI with a host (and at most a transport \
+                     parameter), e.g. sip:pbx.example.com or sips:pbx.example.com"
+                ),
             });
+        }
+        if p.uri.is_some() && p.transport != Transport::Udp {
+            return invalid(
+                "pbx.transport",
+                "a pbx.uri names its transport itself (sips:, ;transport=tcp) or leaves it to DNS",
+            );
+        }
+        if p.tls_cert.is_some() != p.tls_key.is_some() {
+            return invalid("pbx.tls_cert", "pbx.tls_cert and pbx.tls_key go together");
+        }
+        if p.keepalive_secs != 0 && p.keepalive_secs < 10 {
+            return invalid(
+                "pbx.keepalive_secs",
+                "0 (no pings) or at least 10: a pong may take up to 10 s",
+            );
         }
         let none = !ways.contains(&true);
         match (p.embedded, none) {
@@ -184,34 +242,66 @@ impl Config {
 
     /// The PBXs as the proxy weighs them: `servers` as given, or
     /// `addresses` preferred in their order.
-    fn pbx_targets(&self) -> Vec<PbxTarget> {
+    pub fn pbx_targets(&self) -> Vec<PbxTarget> {
         if self.pbx.servers.is_empty() {
-            return ProxyConfig::new(self.pbx.addresses.clone(), self.sip.listen).pbx;
+            let mut targets = ProxyConfig::new(self.pbx.addresses.clone(), self.sip.listen).pbx;
+            for t in &mut targets {
+                t.transport = self.pbx.transport;
+            }
+            return targets;
         }
         self.pbx
             .servers
             .iter()
             .map(|s| PbxTarget {
                 addr: s.address,
+                transport: s.transport.unwrap_or(self.pbx.transport),
                 priority: s.priority,
                 weight: s.weight,
             })
             .collect()
     }
 
-    /// The host and port of `pbx.uri`, when the PBX is named so.
-    pub fn pbx_name(&self) -> Option<(String, Option<u16>)> {
+    /// The host, port and transport (if it says one) of `pbx.uri`, when
+    /// the PBX is named so.
+    pub fn pbx_name(&self) -> Option<(String, Option<u16>, Option<Transport>)> {
         let text = self.pbx.uri.as_deref()?;
         let uri = sipline_core::sip::Uri::parse(text)?;
-        let plain = uri.user.is_none() && uri.rest.is_empty();
-        (uri.scheme.eq_ignore_ascii_case("sip") && !uri.host.is_empty() && plain)
-            .then(|| (uri.host.to_owned(), uri.port))
+        let sips = uri.scheme.eq_ignore_ascii_case("sips");
+        let param = uri.params.value("transport");
+        let transport = match param.map(Transport::from_param) {
+            None => sips.then_some(Transport::Tls),
+            // `sips:` is TLS whatever the parameter says (RFC 3261 §19.1).
+            Some(Some(_)) if sips => Some(Transport::Tls),
+            Some(Some(t)) => Some(t),
+            Some(None) => return None,
+        };
+        let only_transport = uri
+            .params
+            .iter()
+            .all(|(n, _)| n.eq_ignore_ascii_case("transport"));
+        let plain = uri.user.is_none() && uri.rest.is_empty() && only_transport;
+        let scheme = sips || uri.scheme.eq_ignore_ascii_case("sip");
+        (scheme && !uri.host.is_empty() && plain)
+            .then(|| (uri.host.to_owned(), uri.port, transport))
+    }
+
+    /// Whether any PBX may be reached over TLS (its settings are loaded at
+    /// start).
+    pub fn pbx_tls(&self) -> bool {
+        let named = matches!(self.pbx_name(), Some((_, _, None | Some(Transport::Tls))));
+        named
+            || self
+                .pbx_targets()
+                .iter()
+                .any(|t| t.transport == Transport::Tls)
     }
 
     /// The proxy's PBXs, their failover time and their probes.
     pub(super) fn pbx_settings(&self, p: &mut ProxyConfig) {
         p.pbx = self.pbx_targets();
         p.failover_after = Duration::from_millis(self.pbx.failover_ms);
+        p.large_over_tcp = self.pbx.large_over_tcp;
         p.probe_interval = match self.pbx.probe_interval_ms {
             Some(0) => None,
             Some(ms) => Some(Duration::from_millis(ms)),

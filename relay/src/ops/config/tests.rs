@@ -1,6 +1,7 @@
 //! The configuration's parsing and checks.
 
 use super::*;
+use crate::transport::Transport;
 
 #[test]
 fn full_file_parses() {
@@ -213,16 +214,27 @@ fn a_pbx_named_by_a_sip_uri_is_looked_up_in_dns() {
     )
     .expect("valid");
     c.validate().expect("valid");
-    assert_eq!(c.pbx_name(), Some(("pbx.example.com".into(), None)));
+    assert_eq!(c.pbx_name(), Some(("pbx.example.com".into(), None, None)));
     assert!(c.pbx_addresses().is_empty(), "found at run time");
     let p = c.proxy("10.0.0.2:5070".parse().expect("addr"));
     assert_eq!(p.probe_interval, Some(Duration::from_secs(10)));
     let mut c = c.clone();
     c.pbx.uri = Some("sip:[::1]:5062".into());
-    assert_eq!(c.pbx_name(), Some(("[::1]".into(), Some(5062))));
+    assert_eq!(c.pbx_name(), Some(("[::1]".into(), Some(5062), None)));
+    for (uri, transport) in [
+        ("sips:pbx.example.com", Transport::Tls),
+        ("sips:pbx.example.com;transport=tcp", Transport::Tls),
+        ("sip:pbx.example.com;transport=TCP", Transport::Tcp),
+        ("sip:pbx.example.com;transport=tls", Transport::Tls),
+    ] {
+        c.pbx.uri = Some(uri.into());
+        c.validate().expect(uri);
+        assert_eq!(c.pbx_name().and_then(|n| n.2), Some(transport), "{uri}");
+    }
     for bad in [
         "pbx.example.com",
-        "sips:pbx.example.com",
+        "sip:pbx.example.com;transport=sctp",
+        "sip:pbx.example.com;lr",
         "sip:alice@pbx.example.com",
         "tel:+1555",
     ] {
@@ -231,9 +243,54 @@ fn a_pbx_named_by_a_sip_uri_is_looked_up_in_dns() {
         assert!(err.to_string().starts_with("config key `pbx.uri`"), "{err}");
     }
     c.pbx.uri = Some("sip:pbx.example.com".into());
+    c.pbx.transport = Transport::Tcp;
+    let err = c.validate().expect_err("the URI says");
+    assert!(
+        err.to_string().starts_with("config key `pbx.transport`"),
+        "{err}"
+    );
+    c.pbx.transport = Transport::Udp;
     c.pbx.addresses = vec!["10.0.0.5:5060".parse().expect("addr")];
     let err = c.validate().expect_err("two ways");
     assert!(err.to_string().contains("exclude each other"), "{err}");
+}
+
+#[test]
+fn each_pbx_has_its_transport() {
+    let c = Config::parse(
+        Path::new("r.toml"),
+        "[pbx]
+transport = \"tls\"
+tls_ca = \"/etc/ca.pem\"
+         [[pbx.servers]]
+address = \"10.0.0.5:5061\"
+         [[pbx.servers]]
+address = \"10.0.0.6:5060\"
+transport = \"udp\"
+",
+    )
+    .expect("valid");
+    c.validate().expect("valid");
+    let p = c.proxy("10.0.0.2:5070".parse().expect("addr"));
+    let transports: Vec<Transport> = p.pbx.iter().map(|t| t.transport).collect();
+    assert_eq!(transports, [Transport::Tls, Transport::Udp]);
+    assert!(c.pbx_tls());
+    let mut c = c.clone();
+    c.pbx.tls_cert = Some("/etc/relay.pem".into());
+    let err = c.validate().expect_err("no key");
+    assert!(err.to_string().contains("pbx.tls_cert"), "{err}");
+    c.pbx.tls_cert = None;
+    c.pbx.keepalive_secs = 3;
+    let err = c.validate().expect_err("too often");
+    assert!(err.to_string().contains("pbx.keepalive_secs"), "{err}");
+    let err = Config::parse(
+        Path::new("r.toml"),
+        "[pbx]
+transport = \"sctp\"
+",
+    )
+    .expect_err("unknown transport");
+    assert!(err.to_string().contains("transport"), "{err}");
 }
 
 #[test]

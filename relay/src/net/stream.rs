@@ -1,0 +1,465 @@
+//! The PBX side over TCP and TLS: one connection per PBX, kept open.
+//!
+//! Each PBX reached over a stream has a task that owns its connection:
+//! - it connects from the relay's own SIP address and port (`SO_REUSEPORT`,
+//!   as the UDP sockets share it), so that the PBX finds this connection
+//!   under the address the relay's Via, Record-Route and Contact name, and
+//!   sends its requests (an incoming call) on it; when that port cannot be
+//!   had, any port, and the Via's `alias` (RFC 5923) asks the same;
+//! - TLS verifies the PBX's certificate against the configured CA or the
+//!   system's roots, for the configured name or the PBX's IP address;
+//! - messages are framed by their Content-Length ([`super::framing`]) and
+//!   handed to the proxy as one PBX message each, as a datagram is;
+//! - a CRLF ping every keep-alive interval (RFC 5626 §4.4.1) whose pong
+//!   must come within [`PONG_WITHIN`], plus TCP keep-alive;
+//! - a connection that breaks is opened again at once; one that cannot be
+//!   opened makes the PBX unreachable for the proxy (what was in flight to
+//!   it fails over, or is answered `503` at once, as an ICMP unreachable
+//!   does over UDP), and is tried again with a growing backoff, or at once
+//!   when a message is waiting.
+//!
+//! No SIP rule lives here: the proxy decides what goes where.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tracing::{debug, info, warn};
+
+use super::Input;
+use super::framing::{Frame, Framer};
+use crate::signalling::PbxTarget;
+use crate::transport::Transport;
+
+/// A connection (and its TLS handshake) must be up within this.
+const CONNECT_WITHIN: Duration = Duration::from_secs(5);
+/// A pong must follow a ping within this (RFC 5626 §4.4.1: 10 s).
+pub const PONG_WITHIN: Duration = Duration::from_secs(10);
+/// A message must be taken by the PBX's socket within this.
+const WRITE_WITHIN: Duration = Duration::from_secs(10);
+/// The first wait before connecting again after a failure; it doubles up
+/// to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection that lived this long is opened again at once when it
+/// breaks; a shorter one waits its backoff (a PBX that accepts and closes
+/// must not make the relay spin).
+const STABLE_AFTER: Duration = Duration::from_secs(1);
+/// Messages waiting for one PBX's connection; beyond, the proxy is told
+/// that the PBX is not taking them.
+const QUEUE: usize = 1024;
+
+/// How the relay's stream connections are made.
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    /// The relay's bound SIP address: connections are made from it.
+    pub local: SocketAddr,
+    /// TLS toward PBXs, when any may be reached over it.
+    pub tls: Option<Arc<ClientConfig>>,
+    /// The name a TLS PBX's certificate must carry; its IP address when
+    /// none.
+    pub tls_name: Option<String>,
+    /// How often a CRLF ping goes out; none: never.
+    pub keepalive: Option<Duration>,
+    /// The longest message accepted off a stream.
+    pub max_message: usize,
+}
+
+/// Why a message could not be handed to a PBX's connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// No connection for that address: it is not a stream PBX.
+    NotOurs,
+    /// Its queue is full: the PBX is not taking messages.
+    Full,
+}
+
+/// The connections to the PBXs reached over TCP or TLS.
+pub struct Streams {
+    settings: Arc<StreamSettings>,
+    conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+}
+
+impl Streams {
+    /// None yet.
+    pub fn new(settings: StreamSettings) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            conns: HashMap::new(),
+        }
+    }
+
+    /// Starts the connection `target` needs, if any: its own over TCP or
+    /// TLS; over UDP, a TCP one to the same address when its large
+    /// requests go over TCP (`large_over_tcp`).
+    pub fn add_for(
+        &mut self,
+        target: PbxTarget,
+        large_over_tcp: bool,
+        inputs: &mpsc::Sender<Input>,
+    ) -> io::Result<()> {
+        match target.transport {
+            Transport::Udp if !large_over_tcp => Ok(()),
+            Transport::Udp => self.add(
+                PbxTarget {
+                    transport: Transport::Tcp,
+                    ..target
+                },
+                inputs,
+            ),
+            _ => self.add(target, inputs),
+        }
+    }
+
+    /// Starts the connection to `target` (TCP or TLS), which reports to
+    /// the proxy through `inputs`. A PBX already known is left as it is.
+    pub fn add(&mut self, target: PbxTarget, inputs: &mpsc::Sender<Input>) -> io::Result<()> {
+        if self.conns.contains_key(&target.addr) {
+            return Ok(());
+        }
+        let tls = match target.transport {
+            Transport::Udp => return Err(io::Error::other("a UDP PBX has no stream")),
+            Transport::Tcp => None,
+            Transport::Tls => {
+                let config = self
+                    .settings
+                    .tls
+                    .clone()
+                    .ok_or_else(|| io::Error::other("TLS toward the PBX is not configured"))?;
+                let name = match &self.settings.tls_name {
+                    Some(name) => ServerName::try_from(name.clone())
+                        .map_err(|e| io::Error::other(format!("pbx.tls_name: {e}")))?,
+                    None => ServerName::from(target.addr.ip()),
+                };
+                Some((TlsConnector::from(config), name))
+            }
+        };
+        let (tx, rx) = mpsc::channel(QUEUE);
+        self.conns.insert(target.addr, tx);
+        let pbx = Pbx {
+            addr: target.addr,
+            tls,
+            settings: self.settings.clone(),
+            inputs: inputs.clone(),
+        };
+        tokio::spawn(pbx.run(rx));
+        Ok(())
+    }
+
+    /// How many PBXs are reached over a stream.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Whether `addr` is a PBX reached over a stream.
+    pub fn has(&self, addr: SocketAddr) -> bool {
+        self.conns.contains_key(&addr)
+    }
+
+    /// Hands `message` to the connection toward `to`.
+    pub fn send(&self, to: SocketAddr, message: Vec<u8>) -> Result<(), SendError> {
+        let tx = self.conns.get(&to).ok_or(SendError::NotOurs)?;
+        tx.try_send(message).map_err(|_| SendError::Full)
+    }
+}
+
+/// How a connection ended.
+enum Ended {
+    /// The proxy is gone: the relay stops.
+    Proxy,
+    /// The connection broke (why).
+    Lost(String),
+}
+
+/// One PBX's connection task.
+struct Pbx {
+    addr: SocketAddr,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    settings: Arc<StreamSettings>,
+    inputs: mpsc::Sender<Input>,
+}
+
+impl Pbx {
+    async fn run(self, mut rx: mpsc::Receiver<Vec<u8>>) {
+        let pbx = self.addr;
+        let mut backoff = MIN_BACKOFF;
+        let mut failures = 0u32;
+        let mut waiting: Option<Vec<u8>> = None;
+        loop {
+            let opened = tokio::time::timeout(CONNECT_WITHIN, self.open()).await;
+            let opened = opened.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
+            let again_at_once = match opened {
+                Ok(stream) => {
+                    if failures > 0 {
+                        info!(%pbx, after = failures, "connected to the PBX again");
+                    } else {
+                        info!(%pbx, tls = self.tls.is_some(), "connected to the PBX");
+                    }
+                    failures = 0;
+                    backoff = MIN_BACKOFF;
+                    let since = Instant::now();
+                    let ended = match stream {
+                        Opened::Tcp(s) => self.serve(s, &mut rx, waiting.take()).await,
+                        Opened::Tls(s) => self.serve(*s, &mut rx, waiting.take()).await,
+                    };
+                    match ended {
+                        Ended::Proxy => return,
+                        Ended::Lost(why) => {
+                            warn!(%pbx, why, "connection to the PBX lost: opening it again");
+                            since.elapsed() >= STABLE_AFTER
+                        }
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    if failures == 1 {
+                        warn!(%pbx, error = %e, "cannot connect to the PBX");
+                    } else {
+                        debug!(%pbx, error = %e, failures, "still cannot connect to the PBX");
+                    }
+                    // What waited for this connection is lost: the proxy
+                    // fails over, or answers its requests itself.
+                    waiting = None;
+                    while rx.try_recv().is_ok() {}
+                    if self.inputs.send(Input::Unreachable { pbx }).await.is_err() {
+                        return;
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    false
+                }
+            };
+            if again_at_once {
+                continue;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                message = rx.recv() => match message {
+                    Some(m) => waiting = Some(m),
+                    None => return,
+                },
+            }
+        }
+    }
+
+    /// A connection to the PBX, TLS when it wants it.
+    async fn open(&self) -> io::Result<Opened> {
+        let tcp = connect(self.settings.local, self.addr).await?;
+        let _ = tcp.set_nodelay(true);
+        // A backstop for a PBX that vanishes between pings.
+        let keepalive = TcpKeepalive::new()
+            .with_time(Duration::from_secs(30))
+            .with_interval(Duration::from_secs(10));
+        let _ = SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
+        match &self.tls {
+            None => Ok(Opened::Tcp(tcp)),
+            Some((connector, name)) => {
+                let tls = connector.connect(name.clone(), tcp).await?;
+                Ok(Opened::Tls(Box::new(tls)))
+            }
+        }
+    }
+
+    /// Carries messages both ways until the connection breaks or the proxy
+    /// is gone.
+    async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        rx: &mut mpsc::Receiver<Vec<u8>>,
+        first: Option<Vec<u8>>,
+    ) -> Ended {
+        let (mut reader, mut writer) = tokio::io::split(stream);
+        if let Some(m) = first
+            && let Err(why) = write(&mut writer, &m).await
+        {
+            return Ended::Lost(why);
+        }
+        let mut framer = Framer::new(self.settings.max_message);
+        let mut buf = vec![0u8; 16 * 1024];
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        let every = self.settings.keepalive;
+        let mut next_ping = every.map_or(far, |e| Instant::now() + e);
+        let mut pong_by = far;
+        loop {
+            tokio::select! {
+                message = rx.recv() => match message {
+                    None => return Ended::Proxy,
+                    Some(m) => {
+                        if let Err(why) = write(&mut writer, &m).await {
+                            return Ended::Lost(why);
+                        }
+                    }
+                },
+                read = reader.read(&mut buf) => {
+                    let n = match read {
+                        Ok(0) => return Ended::Lost("closed by the PBX".into()),
+                        Ok(n) => n,
+                        Err(e) => return Ended::Lost(e.to_string()),
+                    };
+                    // Anything heard shows the connection alive.
+                    pong_by = far;
+                    framer.push(&buf[..n]);
+                    loop {
+                        match framer.next_frame() {
+                            Ok(None) => break,
+                            Ok(Some(Frame::KeepAlive)) => {}
+                            Ok(Some(Frame::Message(bytes))) => {
+                                let input = Input::Datagram { from: self.addr, bytes };
+                                if self.inputs.send(input).await.is_err() {
+                                    return Ended::Proxy;
+                                }
+                            }
+                            // RFC 3261 §18.3: a stream that cannot be framed
+                            // any more is closed.
+                            Err(e) => return Ended::Lost(e.to_string()),
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(next_ping) => {
+                    if let Err(why) = write(&mut writer, b"\r\n\r\n").await {
+                        return Ended::Lost(why);
+                    }
+                    next_ping = every.map_or(far, |e| Instant::now() + e);
+                    pong_by = Instant::now() + PONG_WITHIN;
+                }
+                _ = tokio::time::sleep_until(pong_by) => {
+                    return Ended::Lost(format!("no pong within {PONG_WITHIN:?}"));
+                }
+            }
+        }
+    }
+}
+
+enum Opened {
+    Tcp(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+async fn write<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> Result<(), String> {
+    match tokio::time::timeout(WRITE_WITHIN, writer.write_all(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("the PBX took nothing for {WRITE_WITHIN:?}")),
+    }
+}
+
+/// A TCP connection to `pbx` from `local` (the relay's SIP address and
+/// port) when that can be had, else from any port.
+async fn connect(local: SocketAddr, pbx: SocketAddr) -> io::Result<TcpStream> {
+    let fresh = || {
+        if pbx.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+    };
+    if local.is_ipv4() == pbx.is_ipv4() {
+        let socket = fresh()?;
+        let bound = socket
+            .set_reuseaddr(true)
+            .and_then(|()| socket.set_reuseport(true))
+            .and_then(|()| socket.bind(local));
+        if bound.is_ok() {
+            match socket.connect(pbx).await {
+                Ok(stream) => return Ok(stream),
+                // The same four addresses still in TIME_WAIT from the last
+                // connection: any port will do.
+                Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => {
+                    debug!(%pbx, "the SIP port's connection is still closing: connecting from another port");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    fresh()?.connect(pbx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    fn settings(local: SocketAddr) -> StreamSettings {
+        StreamSettings {
+            local,
+            tls: None,
+            tls_name: None,
+            keepalive: None,
+            max_message: 65_536,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_pbx_gets_the_messages_and_its_own_come_back_whole() {
+        let pbx = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = pbx.local_addr().expect("addr");
+        // The relay's SIP port, taken by its UDP socket as in the relay.
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+        let local = udp.local_addr().expect("addr");
+        let (inputs, mut from_streams) = mpsc::channel(16);
+        let mut streams = Streams::new(settings(local));
+        let target = PbxTarget {
+            addr,
+            transport: Transport::Tcp,
+            priority: 1,
+            weight: 1,
+        };
+        streams.add(target, &inputs).expect("started");
+        let (mut conn, peer) = pbx.accept().await.expect("connected at once");
+        assert_eq!(peer, local, "from the relay's SIP port");
+        let options = b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n";
+        streams.send(addr, options.to_vec()).expect("queued");
+        let mut got = vec![0u8; options.len()];
+        conn.read_exact(&mut got).await.expect("read");
+        assert_eq!(got, options);
+        // Two messages in one write, with a pong between them.
+        let mut two = options.to_vec();
+        two.extend_from_slice(b"\r\n");
+        two.extend_from_slice(options);
+        conn.write_all(&two).await.expect("write");
+        for _ in 0..2 {
+            match from_streams.recv().await {
+                Some(Input::Datagram { from, bytes }) => {
+                    assert_eq!(from, addr);
+                    assert_eq!(bytes, options);
+                }
+                _ => panic!("a message from the PBX"),
+            }
+        }
+        assert_eq!(
+            streams.send("127.0.0.1:9".parse().expect("addr"), Vec::new()),
+            Err(SendError::NotOurs)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pbx_that_cannot_be_reached_is_reported_at_once() {
+        // A port nobody listens on: refused.
+        let closed = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = closed.local_addr().expect("addr");
+        drop(closed);
+        let (inputs, mut from_streams) = mpsc::channel(16);
+        let mut streams = Streams::new(settings("127.0.0.1:0".parse().expect("addr")));
+        let target = PbxTarget {
+            addr,
+            transport: Transport::Tcp,
+            priority: 1,
+            weight: 1,
+        };
+        streams.add(target, &inputs).expect("started");
+        let reported = tokio::time::timeout(Duration::from_secs(2), from_streams.recv()).await;
+        assert!(
+            matches!(reported, Ok(Some(Input::Unreachable { pbx })) if pbx == addr),
+            "unreachable within moments"
+        );
+    }
+}
