@@ -174,6 +174,18 @@ struct PbxFlags {
     /// --pbx-uri, else the PBX's IP address).
     #[arg(long = "pbx-tls-name", env = "SIPLINE_PBX_TLS_NAME")]
     tls_name: Option<String>,
+    /// PEM certificate chain the relay shows a TLS PBX that asks for one
+    /// (with --pbx-tls-key).
+    // Ids of their own: [http] has fields of the same names.
+    #[arg(
+        id = "pbx_tls_cert",
+        long = "pbx-tls-cert",
+        env = "SIPLINE_PBX_TLS_CERT"
+    )]
+    tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --pbx-tls-cert.
+    #[arg(id = "pbx_tls_key", long = "pbx-tls-key", env = "SIPLINE_PBX_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
     /// Requests over 1,300 bytes for a UDP PBX go over TCP to its address
     /// (RFC 3261 §18.1.1): when the PBXs take TCP on their UDP port.
     #[arg(long = "pbx-large-over-tcp", env = "SIPLINE_PBX_LARGE_OVER_TCP")]
@@ -415,6 +427,31 @@ mod tests {
         port_min = 40000
         port_max = 40099
     "#;
+
+    #[test]
+    fn the_flags_are_well_formed_and_each_sets_its_own_key() {
+        use clap::CommandFactory;
+        // Duplicate ids, conflicting names: what clap checks only in debug
+        // builds, and in release silently merges.
+        Args::command().debug_assert();
+        let c = layered(
+            "[pbx]\naddresses = [\"127.0.0.1:5061\"]\n",
+            &[
+                "--pbx-transport",
+                "tls",
+                "--pbx-tls-cert",
+                "/etc/c.pem",
+                "--pbx-tls-key",
+                "/etc/k.pem",
+            ],
+        )
+        .expect("valid");
+        assert_eq!(
+            c.pbx.tls_cert.as_deref(),
+            Some(std::path::Path::new("/etc/c.pem"))
+        );
+        assert_eq!(c.http.tls_cert, None, "not the browser side's");
+    }
 
     #[test]
     fn flags_lie_over_the_file_key_by_key() {

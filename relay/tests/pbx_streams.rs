@@ -12,7 +12,9 @@
 //! and bob (SRTP only) hears and is heard. A TLS PBX whose certificate the
 //! relay does not trust, and a stream PBX that is down, get the browser a
 //! `503` at once. In front of a UDP PBX that takes TCP on the same port, a
-//! request too big for UDP (RFC 3261 §18.1.1) goes over TCP.
+//! request too big for UDP (RFC 3261 §18.1.1) goes over TCP. A PBX named
+//! by DNS whose NAPTR record offers `SIPS+D2T` is reached over TLS, its
+//! certificate checked for the domain.
 
 mod common;
 
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use sipline_core::Event;
 use sipline_test_harness::capture::{Capture, Datagram};
+use sipline_test_harness::dnsmasq::Dnsmasq;
 use sipline_test_harness::kamailio::{Kamailio, Options, USERS};
 use sipline_ua_shell::{Backoff, Phone};
 
@@ -258,4 +261,114 @@ async fn a_request_too_big_for_udp_goes_over_tcp_to_a_udp_pbx_that_takes_it() {
         [relay.sip_port],
         "from the SIP port"
     );
+}
+
+#[tokio::test]
+async fn a_pbx_whose_naptr_offers_tls_is_reached_over_tls_and_checked_for_its_domain() {
+    let kamailio = kamailio();
+    let tls = kamailio.tls_addr().expect("TLS");
+    // NAPTR: TLS preferred over UDP; SRV names Kamailio's TLS port. The
+    // certificate names pbx.test (and 127.0.0.1), not pbx1.pbx.test nor
+    // other.test, which leads to the same server: RFC 5922 checks the
+    // domain the user asked for.
+    let dns = Dnsmasq::start(
+        &[
+            "host-record=pbx1.pbx.test,127.0.0.1".into(),
+            "naptr-record=other.test,10,10,S,SIPS+D2T,,_sips._tcp.pbx.test".into(),
+            "naptr-record=pbx.test,10,10,S,SIPS+D2T,,_sips._tcp.pbx.test".into(),
+            "naptr-record=pbx.test,20,10,S,SIP+D2U,,_sip._udp.pbx.test".into(),
+            format!(
+                "srv-host=_sips._tcp.pbx.test,pbx1.pbx.test,{},10,100",
+                tls.port()
+            ),
+            format!(
+                "srv-host=_sip._udp.pbx.test,pbx1.pbx.test,{},10,100",
+                kamailio.udp_port
+            ),
+        ],
+        60,
+    )
+    .expect("dnsmasq");
+    let dns_server = dns.addr.to_string();
+    let ca = kamailio.streams.as_ref().expect("streams").ca.ca.clone();
+    let capture = Capture::tcp(&format!("port {}", tls.port())).expect("tcpdump");
+    let relay = RelayProcess::start_with(&[
+        "--pbx-uri",
+        "sip:pbx.test",
+        "--dns-server",
+        &dns_server,
+        "--pbx-tls-ca",
+        ca.to_str().expect("a UTF-8 path"),
+    ]);
+    let mut phone = Phone::spawn(
+        &relay.ws_url(),
+        config(USERS[0].0, USERS[0].1),
+        Backoff::default(),
+    )
+    .expect("shell");
+    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
+    assert!(matches!(ev, Event::Registered { .. }), "{ev:?}");
+    phone.shutdown().await;
+    let w = wire(&capture.stop().expect("the capture"), tls);
+    assert_eq!(w.out.first(), Some(&0x16), "over TLS");
+    assert!(!contains(&w.out, "REGISTER"), "encrypted");
+    let m = relay.metrics();
+    assert!(
+        m.contains(&format!("sipline_pbx_up{{pbx=\"{tls}\"}} 1")),
+        "the TLS target, and only it: {m}"
+    );
+    assert!(!m.contains(&format!(":{}\"}}", kamailio.udp_port)), "{m}");
+
+    // The same server as other.test: its certificate does not name it.
+    let relay = RelayProcess::start_with(&[
+        "--pbx-uri",
+        "sip:other.test",
+        "--dns-server",
+        &dns_server,
+        "--pbx-tls-ca",
+        ca.to_str().expect("a UTF-8 path"),
+    ]);
+    // Found in DNS first (before, a browser would get 503 for no PBX).
+    let up = format!("sipline_pbx_up{{pbx=\"{tls}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !relay.metrics().contains(&up) {
+        assert!(Instant::now() < deadline, "{}", relay.metrics());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    refused_at_once(&relay).await;
+    assert!(
+        relay.metrics().contains(&format!("{up} 0")),
+        "down: {}",
+        relay.metrics()
+    );
+}
+
+#[tokio::test]
+async fn a_pbx_that_wants_a_client_certificate_takes_the_relay_s() {
+    let kamailio = kamailio();
+    let streams = kamailio.streams.as_ref().expect("streams");
+    let pbx = std::net::SocketAddr::from(([127, 0, 0, 1], streams.mtls_port));
+    let path = |p: &std::path::Path| p.to_str().expect("a UTF-8 path").to_owned();
+    let (ca, cert, key) = (
+        path(&streams.ca.ca),
+        path(&streams.ca.client_cert),
+        path(&streams.ca.client_key),
+    );
+    let tls = ["--pbx-transport", "tls", "--pbx-tls-ca", &ca];
+    // Without one, the handshake fails: refused at once.
+    let relay = RelayProcess::start(pbx, &tls);
+    refused_at_once(&relay).await;
+    drop(relay);
+    let mut with_cert = tls.to_vec();
+    with_cert.extend(["--pbx-tls-cert", &cert, "--pbx-tls-key", &key]);
+    let relay = RelayProcess::start(pbx, &with_cert);
+    let mut phone = Phone::spawn(
+        &relay.ws_url(),
+        config(USERS[0].0, USERS[0].1),
+        Backoff::default(),
+    )
+    .expect("shell");
+    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
+    assert!(matches!(ev, Event::Registered { .. }), "{ev:?}");
+    phone.shutdown().await;
 }

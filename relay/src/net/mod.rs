@@ -229,6 +229,7 @@ impl Relay {
                 .or_else(|| cfg.pbx_name().map(|n| n.0)),
             keepalive: (cfg.pbx.keepalive_secs > 0)
                 .then(|| Duration::from_secs(cfg.pbx.keepalive_secs)),
+            pong_within: stream::PONG_WITHIN,
             max_message: cfg.limits.max_message_bytes,
         });
         let large_over_tcp = cfg.pbx.large_over_tcp;

@@ -13,10 +13,11 @@
 //! - a CRLF ping every keep-alive interval (RFC 5626 §4.4.1) whose pong
 //!   must come within [`PONG_WITHIN`], plus TCP keep-alive;
 //! - a connection that breaks is opened again at once; one that cannot be
-//!   opened makes the PBX unreachable for the proxy (what was in flight to
-//!   it fails over, or is answered `503` at once, as an ICMP unreachable
-//!   does over UDP), and is tried again with a growing backoff, or at once
-//!   when a message is waiting.
+//!   opened, or breaks as soon as it is (a TLS 1.3 server refusing the
+//!   relay's certificate), makes the PBX unreachable for the proxy (what
+//!   was in flight to it fails over, or is answered `503` at once, as an
+//!   ICMP unreachable does over UDP), and is tried again with a growing
+//!   backoff, or at once when a message is waiting.
 //!
 //! No SIP rule lives here: the proxy decides what goes where.
 
@@ -52,8 +53,8 @@ const WRITE_WITHIN: Duration = Duration::from_secs(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A connection that lived this long is opened again at once when it
-/// breaks; a shorter one waits its backoff (a PBX that accepts and closes
-/// must not make the relay spin).
+/// breaks; a shorter one counts as a failed attempt (a PBX that accepts
+/// and closes must not make the relay spin).
 const STABLE_AFTER: Duration = Duration::from_secs(1);
 /// Messages waiting for one PBX's connection; beyond, the proxy is told
 /// that the PBX is not taking them.
@@ -71,6 +72,8 @@ pub struct StreamSettings {
     pub tls_name: Option<String>,
     /// How often a CRLF ping goes out; none: never.
     pub keepalive: Option<Duration>,
+    /// How long its pong may take ([`PONG_WITHIN`]).
+    pub pong_within: Duration,
     /// The longest message accepted off a stream.
     pub max_message: usize,
 }
@@ -198,15 +201,13 @@ impl Pbx {
         loop {
             let opened = tokio::time::timeout(CONNECT_WITHIN, self.open()).await;
             let opened = opened.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
-            let again_at_once = match opened {
+            let failure = match opened {
                 Ok(stream) => {
                     if failures > 0 {
                         info!(%pbx, after = failures, "connected to the PBX again");
                     } else {
                         info!(%pbx, tls = self.tls.is_some(), "connected to the PBX");
                     }
-                    failures = 0;
-                    backoff = MIN_BACKOFF;
                     let since = Instant::now();
                     let ended = match stream {
                         Opened::Tcp(s) => self.serve(s, &mut rx, waiting.take()).await,
@@ -214,32 +215,33 @@ impl Pbx {
                     };
                     match ended {
                         Ended::Proxy => return,
-                        Ended::Lost(why) => {
+                        Ended::Lost(why) if since.elapsed() >= STABLE_AFTER => {
                             warn!(%pbx, why, "connection to the PBX lost: opening it again");
-                            since.elapsed() >= STABLE_AFTER
+                            failures = 0;
+                            backoff = MIN_BACKOFF;
+                            continue;
                         }
+                        // Closed as soon as it was open: a PBX that hangs
+                        // up at once, or a TLS 1.3 server that refuses the
+                        // relay's certificate after the handshake. As good
+                        // as no connection.
+                        Ended::Lost(why) => why,
                     }
                 }
-                Err(e) => {
-                    failures += 1;
-                    if failures == 1 {
-                        warn!(%pbx, error = %e, "cannot connect to the PBX");
-                    } else {
-                        debug!(%pbx, error = %e, failures, "still cannot connect to the PBX");
-                    }
-                    // What waited for this connection is lost: the proxy
-                    // fails over, or answers its requests itself.
-                    waiting = None;
-                    while rx.try_recv().is_ok() {}
-                    if self.inputs.send(Input::Unreachable { pbx }).await.is_err() {
-                        return;
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                    false
-                }
+                Err(e) => e.to_string(),
             };
-            if again_at_once {
-                continue;
+            failures += 1;
+            if failures == 1 {
+                warn!(%pbx, error = failure, "cannot connect to the PBX");
+            } else {
+                debug!(%pbx, error = failure, failures, "still cannot connect to the PBX");
+            }
+            // What waited for this connection is lost: the proxy fails
+            // over, or answers its requests itself.
+            waiting = None;
+            while rx.try_recv().is_ok() {}
+            if self.inputs.send(Input::Unreachable { pbx }).await.is_err() {
+                return;
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -248,6 +250,7 @@ impl Pbx {
                     None => return,
                 },
             }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
@@ -329,10 +332,14 @@ impl Pbx {
                         return Ended::Lost(why);
                     }
                     next_ping = every.map_or(far, |e| Instant::now() + e);
-                    pong_by = Instant::now() + PONG_WITHIN;
+                    // The first unanswered ping sets the deadline; later
+                    // ones must not push it back.
+                    if pong_by == far {
+                        pong_by = Instant::now() + self.settings.pong_within;
+                    }
                 }
                 _ = tokio::time::sleep_until(pong_by) => {
-                    return Ended::Lost(format!("no pong within {PONG_WITHIN:?}"));
+                    return Ended::Lost(format!("no pong within {:?}", self.settings.pong_within));
                 }
             }
         }
@@ -394,8 +401,77 @@ mod tests {
             tls: None,
             tls_name: None,
             keepalive: None,
+            pong_within: PONG_WITHIN,
             max_message: 65_536,
         }
+    }
+
+    fn tcp(addr: SocketAddr) -> PbxTarget {
+        PbxTarget {
+            addr,
+            transport: Transport::Tcp,
+            priority: 1,
+            weight: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_pbx_closes_is_opened_again_at_once_and_carries_on() {
+        let pbx = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = pbx.local_addr().expect("addr");
+        let (inputs, mut from_streams) = mpsc::channel(16);
+        let mut streams = Streams::new(settings("127.0.0.1:0".parse().expect("addr")));
+        streams.add(tcp(addr), &inputs).expect("started");
+        let (first, _) = pbx.accept().await.expect("connected");
+        // Lived long enough to be opened again without a wait.
+        tokio::time::sleep(STABLE_AFTER).await;
+        drop(first);
+        let (mut second, _) = tokio::time::timeout(Duration::from_secs(1), pbx.accept())
+            .await
+            .expect("opened again at once")
+            .expect("accepted");
+        let options = b"OPTIONS sip:x SIP/2.0\r\nl: 0\r\n\r\n";
+        streams.send(addr, options.to_vec()).expect("queued");
+        let mut got = vec![0u8; options.len()];
+        second.read_exact(&mut got).await.expect("read");
+        assert_eq!(got, options, "the next message on the new connection");
+        assert!(
+            from_streams.try_recv().is_err(),
+            "a connection that came back is no unreachable PBX"
+        );
+    }
+
+    #[tokio::test]
+    async fn pings_go_out_and_a_pbx_that_never_answers_one_is_left_for_a_new_connection() {
+        let pbx = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = pbx.local_addr().expect("addr");
+        let (inputs, _from_streams) = mpsc::channel(16);
+        let mut streams = Streams::new(StreamSettings {
+            keepalive: Some(Duration::from_millis(100)),
+            pong_within: Duration::from_millis(300),
+            ..settings("127.0.0.1:0".parse().expect("addr"))
+        });
+        streams.add(tcp(addr), &inputs).expect("started");
+        let (mut answering, _) = pbx.accept().await.expect("connected");
+        // Pong every ping for a while: the connection stays.
+        let mut ping = [0u8; 4];
+        for _ in 0..5 {
+            answering.read_exact(&mut ping).await.expect("a ping");
+            assert_eq!(&ping, b"\r\n\r\n");
+            answering.write_all(b"\r\n").await.expect("pong");
+        }
+        // Then silence: the relay gives the connection up and opens another.
+        let (mut silent, _) = tokio::time::timeout(Duration::from_secs(3), pbx.accept())
+            .await
+            .expect("a new connection after the pong was missed")
+            .expect("accepted");
+        silent
+            .read_exact(&mut ping)
+            .await
+            .expect("pinged on it too");
+        let mut rest = Vec::new();
+        let _ = answering.read_to_end(&mut rest).await;
+        assert!(rest.is_empty() || rest.iter().all(|&b| b == b'\r' || b == b'\n'));
     }
 
     #[tokio::test]

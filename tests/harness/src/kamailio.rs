@@ -118,6 +118,9 @@ pub struct Streams {
     /// SIP over TLS; its certificate names `sipline.test`, `pbx.test`,
     /// 127.0.0.1 and ::1.
     pub tls_port: u16,
+    /// SIP over TLS from clients that show a certificate of the test CA
+    /// only (mutual TLS).
+    pub mtls_port: u16,
     /// The test CA: `ca.ca` is what a client must trust.
     pub ca: TestCa,
 }
@@ -202,10 +205,23 @@ impl Kamailio {
                 let s = Streams {
                     tcp_port: udp_port,
                     tls_port: crate::free_port()?,
+                    mtls_port: crate::free_port()?,
                     ca,
                 };
+                let mut tls_text = fs::read_to_string(&tls_cfg)?;
+                tls_text.push_str(&format!(
+                    "\n[server:127.0.0.1:{}]\nmethod = TLSv1.2+\nverify_certificate = yes\n\
+                     require_certificate = yes\nprivate_key = {}\ncertificate = {}\nca_list = {}\n",
+                    s.mtls_port,
+                    s.ca.key.display(),
+                    s.ca.cert.display(),
+                    s.ca.ca.display()
+                ));
+                fs::write(&tls_cfg, tls_text)?;
                 cmd.args(["-A", "WITH_STREAMS", "-A"])
                     .arg(format!("TLS_PORT={}", s.tls_port))
+                    .arg("-A")
+                    .arg(format!("MTLS_PORT={}", s.mtls_port))
                     .arg("-A")
                     .arg(format!("TLS_CFG=\"{}\"", tls_cfg.display()));
                 Some(s)

@@ -1,7 +1,8 @@
-//! A certificate authority made for one test with `openssl`, and a server
-//! certificate it signs: what a TLS PBX (Kamailio's `tls` module) shows,
-//! and what the relay is told to trust. P-256 keys, valid for two days,
-//! the server's names in its subjectAltName.
+//! A certificate authority made for one test with `openssl`, a server
+//! certificate it signs (what a TLS PBX, Kamailio's `tls` module, shows,
+//! and the relay is told to trust) and a client certificate (what the relay
+//! shows a PBX that asks for one). P-256 keys, valid for two days, the
+//! server's names in its subjectAltName.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,10 @@ pub struct TestCa {
     pub cert: PathBuf,
     /// The server's private key (PEM).
     pub key: PathBuf,
+    /// A client's certificate (PEM), signed by the CA.
+    pub client_cert: PathBuf,
+    /// The client's private key (PEM).
+    pub client_key: PathBuf,
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> io::Result<()> {
@@ -63,17 +68,6 @@ impl TestCa {
             "keyUsage=critical,keyCertSign,cRLSign",
         ]);
         openssl(dir, &ca_args)?;
-        let mut csr_args = vec!["req"];
-        csr_args.extend(ec);
-        csr_args.extend([
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=sipline test PBX",
-        ]);
-        openssl(dir, &csr_args)?;
         let san: Vec<String> = names
             .iter()
             .map(|n| match n.parse::<std::net::IpAddr>() {
@@ -89,30 +83,52 @@ impl TestCa {
                 san.join(",")
             ),
         )?;
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ],
+        std::fs::write(
+            dir.join("client.ext"),
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=clientAuth\n",
         )?;
+        for (who, subject) in [
+            ("server", "/CN=sipline test PBX"),
+            ("client", "/CN=sipline relay"),
+        ] {
+            let (key, csr, pem, ext) = (
+                format!("{who}.key"),
+                format!("{who}.csr"),
+                format!("{who}.pem"),
+                format!("{who}.ext"),
+            );
+            let mut csr_args = vec!["req"];
+            csr_args.extend(ec);
+            csr_args.extend(["-keyout", &key, "-out", &csr, "-subj", subject]);
+            openssl(dir, &csr_args)?;
+            openssl(
+                dir,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &csr,
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-CAcreateserial",
+                    "-out",
+                    &pem,
+                    "-days",
+                    "2",
+                    "-extfile",
+                    &ext,
+                ],
+            )?;
+        }
         Ok(TestCa {
             ca: dir.join("ca.pem"),
             cert: dir.join("server.pem"),
             key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
         })
     }
 }
