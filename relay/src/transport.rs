@@ -38,6 +38,18 @@ impl Transport {
         }
     }
 
+    /// The scheme and parameter of the relay's own URIs (Record-Route,
+    /// Contact) in a request over it: `sip:` with this transport's
+    /// parameter, or for a SIPS request `sips:`, TLS implied (RFC 3261
+    /// §8.1.1.8, §16.6 step 4).
+    pub fn own_uri(self, sips: bool) -> (&'static str, &'static str) {
+        if sips {
+            ("sips", "")
+        } else {
+            ("sip", self.uri_param())
+        }
+    }
+
     /// Whether it delivers every message (no retransmissions: RFC 3261
     /// §17.1.1.2, Timer A and E only over unreliable transports).
     pub fn reliable(self) -> bool {

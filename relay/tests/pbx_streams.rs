@@ -85,7 +85,7 @@ fn over_tcp_the_browser_calls_and_is_called_on_one_connection_from_the_relay_s_s
     let capture = Capture::tcp(&format!("port {}", pbx.port())).expect("tcpdump");
     let relay = RelayProcess::start(
         pbx,
-        &["--pbx-transport", "tcp", "--media-ports", "36800-36849"],
+        &["--pbx-transport", "tcp", "--media-ports", "36400-36449"],
     );
     alice_calls_bob_and_back(&relay, &mut far, &mic, "SIP over TCP");
 
@@ -128,7 +128,7 @@ fn over_tls_no_sip_and_no_key_is_in_the_clear_and_an_srtp_call_is_heard_both_way
             "--pbx-srtp",
             "mandatory",
             "--media-ports",
-            "36850-36899",
+            "36450-36499",
         ],
     );
     alice_calls_bob_and_back(&relay, &mut far, &mic, "SIP over TLS, SRTP");

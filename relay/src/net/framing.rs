@@ -1,8 +1,7 @@
 //! SIP messages out of a byte stream (RFC 3261 §18.3): over TCP and TLS a
 //! message ends where its Content-Length says, which every message on a
 //! stream must carry. CRLFs between messages are keep-alive traffic (RFC
-//! 5626 §3.5.1: a `CRLF` pong, or a `CRLFCRLF` ping) and are reported as
-//! such. Pure: bytes in, messages out, so that it is tested (and fuzzed)
+//! 5626 §3.5.1): a `CRLFCRLF` ping (to be answered), or a `CRLF` pong. Pure: bytes in, messages out, so that it is tested (and fuzzed)
 //! without a socket.
 
 /// What came off the stream.
@@ -10,8 +9,10 @@
 pub enum Frame {
     /// One whole SIP message.
     Message(Vec<u8>),
-    /// CRLF keep-alive traffic between messages (a ping or a pong).
-    KeepAlive,
+    /// A keep-alive ping (four or more CR/LF bytes together): answer it.
+    Ping,
+    /// A keep-alive pong (fewer), or a ping's bytes that came apart.
+    Pong,
 }
 
 /// Why a stream cannot go on: the connection is closed.
@@ -66,7 +67,7 @@ impl Framer {
                 if crlfs > 0 {
                     self.buf.drain(..crlfs);
                     self.searched = 0;
-                    return Ok(Some(Frame::KeepAlive));
+                    return Ok(Some(if crlfs >= 4 { Frame::Ping } else { Frame::Pong }));
                 }
                 let from = self.searched.saturating_sub(3);
                 let Some(end) = find(&self.buf[from..], b"\r\n\r\n").map(|i| from + i + 4) else {
@@ -160,22 +161,31 @@ mod tests {
             f.push(std::slice::from_ref(b));
             got.extend(frames(&mut f));
         }
-        // Keep-alive bytes come as they arrive (here one by one).
+        // Keep-alive bytes come as they arrive (here one by one: pongs).
         got.dedup();
         assert_eq!(
             got,
             vec![
-                Frame::KeepAlive,
+                Frame::Pong,
                 Frame::Message(OPTIONS.to_vec()),
                 Frame::Message(with_body.to_vec()),
-                Frame::KeepAlive,
+                Frame::Pong,
                 Frame::Message(OPTIONS.to_vec()),
             ]
         );
-        // All at once: the same.
+        // All at once: the ping is one.
         let mut f = Framer::new(65_536);
         f.push(&stream);
-        assert_eq!(frames(&mut f), got);
+        assert_eq!(
+            frames(&mut f),
+            vec![
+                Frame::Ping,
+                Frame::Message(OPTIONS.to_vec()),
+                Frame::Message(with_body.to_vec()),
+                Frame::Pong,
+                Frame::Message(OPTIONS.to_vec()),
+            ]
+        );
     }
 
     #[test]

@@ -60,10 +60,20 @@ enum Input {
     Closed {
         conn: ConnId,
     },
-    /// One message from a PBX: a datagram, or framed off its stream.
+    /// One datagram on the SIP port.
     Datagram {
         from: SocketAddr,
         bytes: Vec<u8>,
+    },
+    /// One message framed off a PBX's TCP or TLS connection.
+    Streamed {
+        from: SocketAddr,
+        transport: Transport,
+        bytes: Vec<u8>,
+    },
+    /// A PBX's TCP or TLS connection broke (it is being opened again).
+    StreamLost {
+        pbx: SocketAddr,
     },
     /// A PBX is unreachable: ICMP over UDP, no connection over TCP or TLS.
     Unreachable {
@@ -230,6 +240,8 @@ impl Relay {
             keepalive: (cfg.pbx.keepalive_secs > 0)
                 .then(|| Duration::from_secs(cfg.pbx.keepalive_secs)),
             pong_within: stream::PONG_WITHIN,
+            connect_within: Duration::from_millis(cfg.pbx.failover_ms)
+                .clamp(Duration::from_secs(1), stream::CONNECT_WITHIN),
             max_message: cfg.limits.max_message_bytes,
         });
         let large_over_tcp = cfg.pbx.large_over_tcp;
@@ -525,15 +537,23 @@ async fn run_proxy(
                 proxy.ws_closed(conn);
             }
             Wake::Input(Input::Datagram { from, bytes }) => proxy.handle_pbx(now(), from, &bytes),
+            Wake::Input(Input::Streamed {
+                from,
+                transport,
+                bytes,
+            }) => proxy.handle_pbx_over(now(), from, transport, &bytes),
+            Wake::Input(Input::StreamLost { pbx }) => proxy.pbx_connection_lost(now(), pbx),
             Wake::Input(Input::Unreachable { pbx }) => proxy.pbx_unreachable(now(), pbx),
             Wake::Input(Input::Pbxs { targets }) => {
                 // Each new PBX gets its connected socket, or its
                 // connection, before the proxy may send to it.
+                let mut count = proxy.config().pbx.len();
                 for t in &targets {
                     let known = sockets.for_pbx(t.addr).is_some() || streams.has(t.addr);
-                    if known || sockets.pbx.len() + streams.len() >= MAX_PBXS {
+                    if known || count >= MAX_PBXS {
                         continue;
                     }
+                    count += 1;
                     let added = match t.transport {
                         Transport::Udp => sockets
                             .add(t.addr)

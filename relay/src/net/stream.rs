@@ -1,18 +1,26 @@
 //! The PBX side over TCP and TLS: one connection per PBX, kept open.
 //!
 //! Each PBX reached over a stream has a task that owns its connection:
-//! - it connects from the relay's own SIP address and port (`SO_REUSEPORT`,
-//!   as the UDP sockets share it), so that the PBX finds this connection
-//!   under the address the relay's Via, Record-Route and Contact name, and
-//!   sends its requests (an incoming call) on it; when that port cannot be
-//!   had, any port, and the Via's `alias` (RFC 5923) asks the same;
+//! - it connects from the relay's own SIP address and port (every PBX's
+//!   connection from the same port: `SO_REUSEPORT`), so that the PBX finds
+//!   this connection under the address the relay's Via, Record-Route and
+//!   Contact name, and sends its requests (an incoming call) on it. When
+//!   the relay gives a connection up (a missed pong, a stalled write, bytes
+//!   that cannot be framed) it resets it, leaving no TIME_WAIT that would
+//!   keep it off that port. Should the port still not be had, any port
+//!   will do, and the Via's `alias` (RFC 5923) asks the PBX for the same,
+//!   which PBXs honour when set up to (Kamailio's `tcp_accept_aliases`);
 //! - TLS verifies the PBX's certificate against the configured CA or the
 //!   system's roots, for the configured name or the PBX's IP address;
 //! - messages are framed by their Content-Length ([`super::framing`]) and
 //!   handed to the proxy as one PBX message each, as a datagram is;
-//! - a CRLF ping every keep-alive interval (RFC 5626 §4.4.1) whose pong
-//!   must come within [`PONG_WITHIN`], plus TCP keep-alive;
-//! - a connection that breaks is opened again at once; one that cannot be
+//! - a CRLF ping every keep-alive interval (RFC 5626 §4.4.1); once the PBX
+//!   has shown that it answers them, a pong must come within
+//!   [`PONG_WITHIN`] (a PBX that never answers keeps its connection, and
+//!   TCP keep-alive finds it dead); the PBX's own pings are answered;
+//! - a connection that breaks is opened again at once, and the proxy told:
+//!   what went over it unanswered fails over or gets `503`, as its answer
+//!   cannot come any more; one that cannot be
 //!   opened, or breaks as soon as it is (a TLS 1.3 server refusing the
 //!   relay's certificate), makes the PBX unreachable for the proxy (what
 //!   was in flight to it fails over, or is answered `503` at once, as an
@@ -23,7 +31,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,8 +50,10 @@ use super::framing::{Frame, Framer};
 use crate::signalling::PbxTarget;
 use crate::transport::Transport;
 
-/// A connection (and its TLS handshake) must be up within this.
-const CONNECT_WITHIN: Duration = Duration::from_secs(5);
+/// A connection (and its TLS handshake) must be up within this at most
+/// ([`StreamSettings::connect_within`] is shorter with a short failover
+/// time).
+pub const CONNECT_WITHIN: Duration = Duration::from_secs(5);
 /// A pong must follow a ping within this (RFC 5626 §4.4.1: 10 s).
 pub const PONG_WITHIN: Duration = Duration::from_secs(10);
 /// A message must be taken by the PBX's socket within this.
@@ -74,6 +84,10 @@ pub struct StreamSettings {
     pub keepalive: Option<Duration>,
     /// How long its pong may take ([`PONG_WITHIN`]).
     pub pong_within: Duration,
+    /// How long a connection may take to open: no longer than the proxy
+    /// waits before it moves a request on to the next PBX, so that a
+    /// request it moved is not sent here late as well.
+    pub connect_within: Duration,
     /// The longest message accepted off a stream.
     pub max_message: usize,
 }
@@ -140,8 +154,13 @@ impl Streams {
                     .clone()
                     .ok_or_else(|| io::Error::other("TLS toward the PBX is not configured"))?;
                 let name = match &self.settings.tls_name {
-                    Some(name) => ServerName::try_from(name.clone())
-                        .map_err(|e| io::Error::other(format!("pbx.tls_name: {e}")))?,
+                    // An address (an IPv6 one in brackets, as a URI has it)
+                    // is checked as one.
+                    Some(name) => match name.trim_matches(['[', ']']).parse::<IpAddr>() {
+                        Ok(ip) => ServerName::from(ip),
+                        Err(_) => ServerName::try_from(name.clone())
+                            .map_err(|e| io::Error::other(format!("pbx.tls_name: {e}")))?,
+                    },
                     None => ServerName::from(target.addr.ip()),
                 };
                 Some((TlsConnector::from(config), name))
@@ -157,11 +176,6 @@ impl Streams {
         };
         tokio::spawn(pbx.run(rx));
         Ok(())
-    }
-
-    /// How many PBXs are reached over a stream.
-    pub fn len(&self) -> usize {
-        self.conns.len()
     }
 
     /// Whether `addr` is a PBX reached over a stream.
@@ -199,7 +213,7 @@ impl Pbx {
         let mut failures = 0u32;
         let mut waiting: Option<Vec<u8>> = None;
         loop {
-            let opened = tokio::time::timeout(CONNECT_WITHIN, self.open()).await;
+            let opened = tokio::time::timeout(self.settings.connect_within, self.open()).await;
             let opened = opened.unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()));
             let failure = match opened {
                 Ok(stream) => {
@@ -209,9 +223,10 @@ impl Pbx {
                         info!(%pbx, tls = self.tls.is_some(), "connected to the PBX");
                     }
                     let since = Instant::now();
+                    let Opened { stream, guard } = stream;
                     let ended = match stream {
-                        Opened::Tcp(s) => self.serve(s, &mut rx, waiting.take()).await,
-                        Opened::Tls(s) => self.serve(*s, &mut rx, waiting.take()).await,
+                        Stream::Tcp(s) => self.serve(s, &guard, &mut rx, waiting.take()).await,
+                        Stream::Tls(s) => self.serve(*s, &guard, &mut rx, waiting.take()).await,
                     };
                     match ended {
                         Ended::Proxy => return,
@@ -219,6 +234,12 @@ impl Pbx {
                             warn!(%pbx, why, "connection to the PBX lost: opening it again");
                             failures = 0;
                             backoff = MIN_BACKOFF;
+                            // What went over it cannot be answered; what
+                            // waits for it is the proxy's to send again.
+                            while rx.try_recv().is_ok() {}
+                            if self.inputs.send(Input::StreamLost { pbx }).await.is_err() {
+                                return;
+                            }
                             continue;
                         }
                         // Closed as soon as it was open: a PBX that hangs
@@ -258,47 +279,66 @@ impl Pbx {
     async fn open(&self) -> io::Result<Opened> {
         let tcp = connect(self.settings.local, self.addr).await?;
         let _ = tcp.set_nodelay(true);
+        // A second handle on the socket, to reset it when the relay gives
+        // it up (the stream itself moves into TLS and its halves).
+        let std = tcp.into_std()?;
+        let guard = std.try_clone()?;
+        let tcp = TcpStream::from_std(std)?;
         // A backstop for a PBX that vanishes between pings.
         let keepalive = TcpKeepalive::new()
             .with_time(Duration::from_secs(30))
             .with_interval(Duration::from_secs(10));
         let _ = SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
-        match &self.tls {
-            None => Ok(Opened::Tcp(tcp)),
+        let stream = match &self.tls {
+            None => Stream::Tcp(tcp),
             Some((connector, name)) => {
-                let tls = connector.connect(name.clone(), tcp).await?;
-                Ok(Opened::Tls(Box::new(tls)))
+                Stream::Tls(Box::new(connector.connect(name.clone(), tcp).await?))
             }
-        }
+        };
+        Ok(Opened { stream, guard })
     }
 
     /// Carries messages both ways until the connection breaks or the proxy
-    /// is gone.
+    /// is gone. A connection the relay gives up is reset through `guard`.
     async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: S,
+        guard: &std::net::TcpStream,
         rx: &mut mpsc::Receiver<Vec<u8>>,
         first: Option<Vec<u8>>,
     ) -> Ended {
+        // Reset (no TIME_WAIT on the relay's SIP port, which the next
+        // connection needs), and why.
+        let give_up = |why: String| {
+            let _ = SockRef::from(guard).set_linger(Some(Duration::ZERO));
+            Ended::Lost(why)
+        };
         let (mut reader, mut writer) = tokio::io::split(stream);
         if let Some(m) = first
             && let Err(why) = write(&mut writer, &m).await
         {
-            return Ended::Lost(why);
+            return give_up(why);
         }
         let mut framer = Framer::new(self.settings.max_message);
         let mut buf = vec![0u8; 16 * 1024];
         let far = Instant::now() + Duration::from_secs(86_400 * 365);
         let every = self.settings.keepalive;
         let mut next_ping = every.map_or(far, |e| Instant::now() + e);
+        // Pongs are required once the PBX has shown that it sends them.
+        let mut answers_pings = false;
         let mut pong_by = far;
+        let transport = if self.tls.is_some() {
+            Transport::Tls
+        } else {
+            Transport::Tcp
+        };
         loop {
             tokio::select! {
                 message = rx.recv() => match message {
                     None => return Ended::Proxy,
                     Some(m) => {
                         if let Err(why) = write(&mut writer, &m).await {
-                            return Ended::Lost(why);
+                            return give_up(why);
                         }
                     }
                 },
@@ -314,45 +354,63 @@ impl Pbx {
                     loop {
                         match framer.next_frame() {
                             Ok(None) => break,
-                            Ok(Some(Frame::KeepAlive)) => {}
+                            Ok(Some(Frame::Pong)) => answers_pings = true,
+                            // RFC 5626 §4.4.1: the PBX's ping gets its pong.
+                            Ok(Some(Frame::Ping)) => {
+                                if let Err(why) = write(&mut writer, b"\r\n").await {
+                                    return give_up(why);
+                                }
+                            }
                             Ok(Some(Frame::Message(bytes))) => {
-                                let input = Input::Datagram { from: self.addr, bytes };
+                                let input = Input::Streamed { from: self.addr, transport, bytes };
                                 if self.inputs.send(input).await.is_err() {
                                     return Ended::Proxy;
                                 }
                             }
                             // RFC 3261 §18.3: a stream that cannot be framed
                             // any more is closed.
-                            Err(e) => return Ended::Lost(e.to_string()),
+                            Err(e) => return give_up(e.to_string()),
                         }
                     }
                 }
                 _ = tokio::time::sleep_until(next_ping) => {
                     if let Err(why) = write(&mut writer, b"\r\n\r\n").await {
-                        return Ended::Lost(why);
+                        return give_up(why);
                     }
                     next_ping = every.map_or(far, |e| Instant::now() + e);
                     // The first unanswered ping sets the deadline; later
                     // ones must not push it back.
-                    if pong_by == far {
+                    if answers_pings && pong_by == far {
                         pong_by = Instant::now() + self.settings.pong_within;
                     }
                 }
                 _ = tokio::time::sleep_until(pong_by) => {
-                    return Ended::Lost(format!("no pong within {:?}", self.settings.pong_within));
+                    return give_up(format!("no pong within {:?}", self.settings.pong_within));
                 }
             }
         }
     }
 }
 
-enum Opened {
+/// A connection just made, and a second handle on its socket.
+struct Opened {
+    stream: Stream,
+    guard: std::net::TcpStream,
+}
+
+enum Stream {
     Tcp(TcpStream),
     Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
 }
 
+/// Writes `bytes` whole and flushes them (TLS holds what the socket did
+/// not take at once until then), within [`WRITE_WITHIN`].
 async fn write<W: AsyncWrite + Unpin>(writer: &mut W, bytes: &[u8]) -> Result<(), String> {
-    match tokio::time::timeout(WRITE_WITHIN, writer.write_all(bytes)).await {
+    let whole = async {
+        writer.write_all(bytes).await?;
+        writer.flush().await
+    };
+    match tokio::time::timeout(WRITE_WITHIN, whole).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("the PBX took nothing for {WRITE_WITHIN:?}")),
@@ -402,6 +460,7 @@ mod tests {
             tls_name: None,
             keepalive: None,
             pong_within: PONG_WITHIN,
+            connect_within: CONNECT_WITHIN,
             max_message: 65_536,
         }
     }
@@ -430,15 +489,23 @@ mod tests {
             .await
             .expect("opened again at once")
             .expect("accepted");
+        // The proxy learns that what went over the old one is lost (not
+        // that the PBX is down).
+        assert!(
+            matches!(from_streams.recv().await, Some(Input::StreamLost { pbx }) if pbx == addr),
+            "the loss reported"
+        );
         let options = b"OPTIONS sip:x SIP/2.0\r\nl: 0\r\n\r\n";
         streams.send(addr, options.to_vec()).expect("queued");
         let mut got = vec![0u8; options.len()];
         second.read_exact(&mut got).await.expect("read");
         assert_eq!(got, options, "the next message on the new connection");
-        assert!(
-            from_streams.try_recv().is_err(),
-            "a connection that came back is no unreachable PBX"
-        );
+        // Its ping gets a pong.
+        second.write_all(b"\r\n\r\n").await.expect("ping");
+        let mut pong = [0u8; 2];
+        second.read_exact(&mut pong).await.expect("pong");
+        assert_eq!(&pong, b"\r\n");
+        assert!(from_streams.try_recv().is_err(), "nothing more");
     }
 
     #[tokio::test]
@@ -460,18 +527,29 @@ mod tests {
             assert_eq!(&ping, b"\r\n\r\n");
             answering.write_all(b"\r\n").await.expect("pong");
         }
-        // Then silence: the relay gives the connection up and opens another.
+        // Then silence: the relay gives the connection up (a reset) and
+        // opens another.
         let (mut silent, _) = tokio::time::timeout(Duration::from_secs(3), pbx.accept())
             .await
             .expect("a new connection after the pong was missed")
             .expect("accepted");
-        silent
-            .read_exact(&mut ping)
-            .await
-            .expect("pinged on it too");
         let mut rest = Vec::new();
-        let _ = answering.read_to_end(&mut rest).await;
-        assert!(rest.is_empty() || rest.iter().all(|&b| b == b'\r' || b == b'\n'));
+        let closed = answering.read_to_end(&mut rest).await;
+        assert!(
+            closed.is_err_and(|e| e.kind() == io::ErrorKind::ConnectionReset),
+            "reset, not closed"
+        );
+        // A PBX that never answered a ping keeps its connection: pinged,
+        // never given up.
+        for _ in 0..8 {
+            silent.read_exact(&mut ping).await.expect("pinged");
+        }
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), pbx.accept())
+                .await
+                .is_err(),
+            "no new connection"
+        );
     }
 
     #[tokio::test]
@@ -504,8 +582,12 @@ mod tests {
         conn.write_all(&two).await.expect("write");
         for _ in 0..2 {
             match from_streams.recv().await {
-                Some(Input::Datagram { from, bytes }) => {
-                    assert_eq!(from, addr);
+                Some(Input::Streamed {
+                    from,
+                    transport,
+                    bytes,
+                }) => {
+                    assert_eq!((from, transport), (addr, Transport::Tcp));
                     assert_eq!(bytes, options);
                 }
                 _ => panic!("a message from the PBX"),

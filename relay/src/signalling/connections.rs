@@ -27,7 +27,14 @@ pub(super) struct Conn {
     /// Contacts rewritten for this connection: the token-bearing user part
     /// and the original URI, to restore Request-URIs and REGISTER answers.
     pub(super) contacts: VecDeque<(String, String)>,
+    /// The relay's branches of its latest INVITEs that went over TCP for
+    /// their size (`large_over_tcp`): their CANCEL and ACK follow them
+    /// (RFC 3261 §9.1, §17.1.1.3).
+    pub(super) large: VecDeque<String>,
 }
+
+/// Large INVITEs remembered per connection for their CANCEL and ACK.
+pub(super) const MAX_LARGE: usize = 16;
 
 impl Proxy {
     /// Whether another connection from `ip` may open (checked before the
@@ -64,6 +71,7 @@ impl Proxy {
             bucket: Bucket::new(now, self.cfg.rate),
             in_flight: 0,
             contacts: VecDeque::new(),
+            large: VecDeque::new(),
         };
         self.conns.insert(conn, conn_state);
         self.metrics.connection_opened();

@@ -17,13 +17,15 @@ pub(super) const FLOW_PARAM: &str = "sl-flow";
 
 impl Proxy {
     /// Rewrites every browser Contact of a header line onto the relay, as
-    /// the PBX reaches it over `transport`.
+    /// the PBX reaches it: over `transport`, with a `sips:` URI for a SIPS
+    /// request.
     pub(super) fn rewrite_contacts(
         &self,
         h: &Header<'_>,
-        (token, transport): (&str, Transport),
+        (token, transport, sips): (&str, Transport, bool),
         rewritten: &mut Vec<(String, String)>,
     ) -> Action {
+        let (scheme, param) = transport.own_uri(sips);
         let mut values = Vec::new();
         let mut changed = false;
         for value in split_commas(h.value) {
@@ -34,9 +36,8 @@ impl Proxy {
                     let user = na.uri.user.unwrap_or("ws");
                     let params = na.params.0;
                     values.push(format!(
-                        "<sip:{user}@{}{};{FLOW_PARAM}={token}>{params}",
-                        self.cfg.sip_addr,
-                        transport.uri_param()
+                        "<{scheme}:{user}@{}{param};{FLOW_PARAM}={token}>{params}",
+                        self.cfg.sip_addr
                     ));
                     rewritten.push((user.to_owned(), na.uri_text.to_owned()));
                     changed = true;

@@ -10,6 +10,7 @@ use sipline_core::Instant;
 use sipline_core::sip::{Header, HeaderName, Message, Method, Via, response_to};
 
 use super::call_media::body_of;
+use super::connections::MAX_LARGE;
 use super::contacts::contacts_sound;
 use super::edit::{Action, rewrite, rewrite_body, without_first, without_trickle_ice};
 use super::events::Sender;
@@ -112,7 +113,16 @@ impl Proxy {
         let browser_branch = msg.via().branch().unwrap_or_default();
         let branch = self.branch(&token, browser_branch);
         let body = body_of(msg, &body);
-        let transport = self.transport_to(pbx);
+        // A CANCEL or ACK goes the way its INVITE went (same branch).
+        let follows_large = matches!(msg.method(), Some(Method::Cancel | Method::Ack))
+            && self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.large.contains(&branch));
+        let transport = match self.transport_to(pbx) {
+            Transport::Udp if follows_large => Transport::Tcp,
+            t => t,
+        };
         let (mut datagram, mut rewritten) =
             self.toward_pbx(msg, (&token, &branch, transport), hops, body);
         if transport == Transport::Udp && self.cfg.large_over_tcp && datagram.len() > LARGE_OVER_UDP
@@ -120,6 +130,14 @@ impl Proxy {
             // RFC 3261 §18.1.1: too big for UDP without a known path MTU.
             (datagram, rewritten) =
                 self.toward_pbx(msg, (&token, &branch, Transport::Tcp), hops, body);
+            if msg.method() == Some(Method::Invite)
+                && let Some(c) = self.conns.get_mut(&conn)
+            {
+                c.large.push_back(branch.clone());
+                if c.large.len() > MAX_LARGE {
+                    c.large.pop_front();
+                }
+            }
         }
         if datagram.len() > MAX_DATAGRAM {
             // Grown past one datagram by our Via, Record-Route and Contact:
@@ -199,12 +217,12 @@ impl Proxy {
             "SIP/2.0/{transport} {};branch={branch};rport{alias};sl={token}",
             self.cfg.sip_addr
         );
+        let sips = is_sips(msg);
+        let (scheme, param) = transport.own_uri(sips);
         let record_route = needs_record_route(msg).then(|| {
             format!(
-                "<sip:{}{};lr;r2=on>, <sip:{token}@{};transport=ws;lr;r2=on>",
-                self.cfg.sip_addr,
-                transport.uri_param(),
-                self.cfg.ws_host
+                "<{scheme}:{}{param};lr;r2=on>, <sip:{token}@{};transport=ws;lr;r2=on>",
+                self.cfg.sip_addr, self.cfg.ws_host
             )
         });
         let mut top: Vec<(&str, &str)> = vec![("Via", &via)];
@@ -216,7 +234,9 @@ impl Proxy {
         let anchored = self.media.is_some();
         let edit = |h: &Header<'_>| {
             hop.apply(h).unwrap_or_else(|| match h.name {
-                HeaderName::Contact => self.rewrite_contacts(h, (token, transport), &mut rewritten),
+                HeaderName::Contact => {
+                    self.rewrite_contacts(h, (token, transport, sips), &mut rewritten)
+                }
                 ref n if is_asserted_identity(n) => Action::Drop,
                 _ => without_trickle_ice(h, anchored),
             })
@@ -300,7 +320,7 @@ impl Proxy {
                 without_first(h.value, 1).map_or(Action::Drop, Action::Replace)
             }
             HeaderName::Contact => {
-                self.rewrite_contacts(h, (&token, self.transport_to(to)), &mut rewritten)
+                self.rewrite_contacts(h, (&token, self.transport_to(to), false), &mut rewritten)
             }
             ref n if is_asserted_identity(n) => Action::Drop,
             _ => without_trickle_ice(h, anchored),

@@ -424,10 +424,31 @@ impl Proxy {
         }
     }
 
-    /// One message from a PBX: a datagram on the SIP port, or a whole
-    /// message off a PBX's TCP or TLS connection (framed by the shell).
+    /// One datagram on the SIP port.
     pub fn handle_pbx(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        if !self.is_pbx(from) {
+        self.handle_pbx_over(now, from, Transport::Udp, datagram);
+    }
+
+    /// One message from a PBX over `transport`: a datagram on the SIP port,
+    /// or a whole message off the relay's TCP or TLS connection to it
+    /// (framed by the shell). Taken only from a PBX, and only over its own
+    /// transport (or TCP for a UDP PBX's large messages): a datagram
+    /// claiming to come from a TLS PBX is someone else's.
+    pub fn handle_pbx_over(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transport: Transport,
+        datagram: &[u8],
+    ) {
+        let ours = self.cfg.pbx.iter().any(|t| {
+            t.addr == from
+                && (t.transport == transport
+                    || (t.transport == Transport::Udp
+                        && transport == Transport::Tcp
+                        && self.cfg.large_over_tcp))
+        });
+        if !ours {
             self.metrics.reject(Reject::NotPbx);
             return;
         }

@@ -134,6 +134,11 @@ impl Pending {
         self.datagram.clone()
     }
 
+    /// Whether it went over TCP or TLS.
+    pub fn reliable(&self) -> bool {
+        self.reliable
+    }
+
     /// The request as it was sent.
     pub fn datagram(&self) -> &[u8] {
         &self.datagram

@@ -43,6 +43,30 @@ impl Proxy {
         }
     }
 
+    /// The relay's TCP or TLS connection to the PBX at `addr` broke (and
+    /// is being opened again): what went over it unanswered has lost its
+    /// answer, for nothing is retransmitted on a stream and the PBX cannot
+    /// reach the relay but through it. A new request goes on to the next
+    /// PBX, anything else is answered `503` (RFC 3261 §8.1.3.1: a
+    /// transport error). The PBX itself is not taken as down: its new
+    /// connection tells.
+    pub fn pbx_connection_lost(&mut self, now: Instant, addr: SocketAddr) {
+        let lost: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.to == addr && p.reliable())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in lost {
+            if self.fail_over(now, &key, Failover::Unreachable) {
+                continue;
+            }
+            if let Some(p) = self.take_pending(&key) {
+                self.answer_locally(now, &p, 503, "Service Unavailable");
+            }
+        }
+    }
+
     /// Time has reached `now`: retransmit, fail over, and time out what
     /// must.
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -62,7 +62,7 @@ fn a_tcp_or_tls_pbx_is_told_its_transport_and_to_call_back_on_the_connection() {
 
         // The PBX's answer over the stream reaches the browser.
         let ringing = response_to(&msg, 180, "Ringing", Some("b1")).finish(None, b"");
-        p.handle_pbx(t(100), addr(pbx), &ringing);
+        p.handle_pbx_over(t(100), addr(pbx), transport, &ringing);
         let (to_pbx, ws) = sent(&mut p);
         assert!(to_pbx.is_empty());
         assert_eq!(parse(&ws[0]).status(), Some(180));
@@ -147,7 +147,7 @@ To: <sip:alice@sipline.test>\r\nFrom: <sip:bob@sipline.test>;tag=p1\r\n\
 Call-ID: in-1\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@10.0.0.6:5061;transport=tls>\r\n\
 Content-Length: 0\r\n\r\n"
     );
-    p.handle_pbx(t(0), addr(TLS), request.as_bytes());
+    p.handle_pbx_over(t(0), addr(TLS), Transport::Tls, request.as_bytes());
     let (_, ws) = sent(&mut p);
     let msg = parse(&ws[0]);
     assert_eq!(msg.method(), Some(Method::Invite));
@@ -248,7 +248,7 @@ To: <sip:alice@sipline.test>\r\nFrom: <sip:bob@sipline.test>;tag=p1\r\n\
 Call-ID: in-2\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@10.0.0.7:5060;transport=tcp>\r\n\
 Content-Length: 0\r\n\r\n"
     );
-    p.handle_pbx(t(0), addr(UDP), request.as_bytes());
+    p.handle_pbx_over(t(0), addr(UDP), Transport::Tcp, request.as_bytes());
     let (_, ws) = sent(&mut p);
     let ringing = response_to(&parse(&ws[0]), 180, "Ringing", Some("a1")).finish(None, b"");
     p.handle_ws(t(10), BROWSER, &ringing);
@@ -258,4 +258,97 @@ Content-Length: 0\r\n\r\n"
         }
         other => panic!("the answer to the PBX: {other:?}"),
     }
+}
+
+#[test]
+fn a_cancel_follows_its_large_invite_over_tcp() {
+    let mut p = proxy(&[(UDP, Transport::Udp)]);
+    p.cfg.large_over_tcp = true;
+    let big = invite("sip:bob@sipline.test").replace(
+        "Content-Length: 0",
+        &format!(
+            "X-Padding: {}\r\nContent-Length: 0",
+            "x".repeat(LARGE_OVER_UDP)
+        ),
+    );
+    p.handle_ws(t(0), BROWSER, big.as_bytes());
+    let cancel = "CANCEL sip:bob@sipline.test SIP/2.0\r\n\
+Via: SIP/2.0/WSS abc.invalid;branch=z9hG4bKinv1\r\nMax-Forwards: 70\r\n\
+To: <sip:bob@sipline.test>\r\nFrom: <sip:alice@sipline.test>;tag=f2\r\n\
+Call-ID: call-1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n";
+    p.handle_ws(t(100), BROWSER, cancel.as_bytes());
+    let transports: Vec<(Transport, String)> = std::iter::from_fn(|| p.poll_output())
+        .filter_map(|o| match o {
+            Output::Pbx {
+                transport, message, ..
+            } => Some((transport, parse(&message).cseq().method.to_owned())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        transports,
+        [
+            (Transport::Tcp, "INVITE".to_owned()),
+            (Transport::Tcp, "CANCEL".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn a_broken_connection_s_requests_move_on_or_get_503_and_the_pbx_stays_up() {
+    let other = "10.0.0.8:5060";
+    let mut p = proxy(&[(TCP, Transport::Tcp), (other, Transport::Tcp)]);
+    p.handle_ws(t(0), BROWSER, invite("sip:bob@sipline.test").as_bytes());
+    let (to_pbx, _) = sent(&mut p);
+    assert_eq!(to_pbx[0].0, addr(TCP));
+    p.pbx_connection_lost(t(10), addr(TCP));
+    let (to_pbx, ws) = sent(&mut p);
+    assert_eq!(to_pbx.len(), 1, "moved on: {ws:?}");
+    assert_eq!(to_pbx[0].0, addr(other));
+    assert!(
+        p.pbxs.is_up(addr(TCP)),
+        "a broken connection is no PBX down"
+    );
+
+    // With nowhere to move: 503, at once.
+    let mut p = proxy(&[(TCP, Transport::Tcp)]);
+    p.handle_ws(t(0), BROWSER, invite("sip:bob@sipline.test").as_bytes());
+    sent(&mut p);
+    p.pbx_connection_lost(t(10), addr(TCP));
+    let (to_pbx, ws) = sent(&mut p);
+    assert!(to_pbx.is_empty());
+    assert_eq!(parse(&ws[0]).status(), Some(503));
+}
+
+#[test]
+fn a_datagram_claiming_to_come_from_a_stream_pbx_is_dropped() {
+    let mut p = proxy(&[(TLS, Transport::Tls)]);
+    let token = p.token(BROWSER);
+    let request = format!(
+        "OPTIONS sip:x7@{RELAY};sl-flow={token} SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.6:5061;branch=z9hG4bKspoof\r\nMax-Forwards: 70\r\n\
+To: <sip:alice@sipline.test>\r\nFrom: <sip:bob@sipline.test>;tag=p1\r\n\
+Call-ID: spoof-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    p.handle_pbx(t(0), addr(TLS), request.as_bytes());
+    let (to_pbx, ws) = sent(&mut p);
+    assert!(to_pbx.is_empty() && ws.is_empty(), "dropped");
+    assert_eq!(p.metrics.rejected(Reject::NotPbx), 1);
+    // Over its own transport it is taken.
+    p.handle_pbx_over(t(1), addr(TLS), Transport::Tls, request.as_bytes());
+    let (_, ws) = sent(&mut p);
+    assert_eq!(ws.len(), 1);
+}
+
+#[test]
+fn a_sips_request_names_the_relay_with_sips_uris() {
+    let mut p = proxy(&[(TLS, Transport::Tls)]);
+    p.handle_ws(t(0), BROWSER, invite("sips:bob@sipline.test").as_bytes());
+    let (to_pbx, _) = sent(&mut p);
+    let msg = parse(&to_pbx[0].1);
+    let rr = msg.header(HeaderName::RecordRoute).expect("record-routed");
+    assert!(rr.starts_with(&format!("<sips:{RELAY};lr;r2=on>")), "{rr}");
+    let contact = msg.header(HeaderName::Contact).expect("contact");
+    assert!(contact.starts_with("<sips:x7@"), "{contact}");
+    assert!(!contact.contains("transport="), "{contact}");
 }

@@ -52,10 +52,12 @@ pub struct Pbx {
     /// A request bigger than 1,300 bytes for a UDP PBX (a video call's
     /// INVITE) goes over TCP to the same address instead (RFC 3261
     /// §18.1.1): turn on when the PBXs take TCP on their UDP port. The
-    /// relay then keeps a TCP connection to each of them too.
+    /// relay then keeps a TCP connection to each of them too, and a PBX
+    /// whose TCP connection cannot be made counts as unreachable.
     pub large_over_tcp: bool,
-    /// TCP and TLS: a CRLF ping every this many seconds, and a connection
-    /// whose pong does not come within 10 s is closed and opened again.
+    /// TCP and TLS: a CRLF ping every this many seconds; once the PBX has
+    /// answered one, a connection whose pong does not come within 10 s is
+    /// reset and opened again.
     /// 0: no pings (TCP keep-alive only).
     pub keepalive_secs: u64,
     /// The DNS server for `uri` (IP:port); the system's resolv.conf when
