@@ -63,6 +63,8 @@ export class Call extends Emitter<CallEvents> {
   get heldByRemote(): boolean { return this.#heldByRemote; }
   /** Our microphone is muted. */
   get muted(): boolean { return this.#muted; }
+  /** We send our camera: the call has video and `setVideo(false)` did not turn it off. */
+  get video(): boolean { return this.#live() && this.#phone._engine.sendsVideo(this.id); }
 
   /** What the far end sends: attach it to an `<audio>` (or `<video>`) element. */
   get remoteStream(): MediaStream | undefined { return this.#live() ? this.#phone._engine.remoteStream(this.id) : undefined; }
@@ -147,6 +149,22 @@ export class Call extends Emitter<CallEvents> {
       return Promise.reject(e);
     }
     return this.#renegotiate("restart ICE", () => this.#phone._engine.restartIce(this.id, options.headers));
+  }
+
+  /**
+   * Turns our camera off (`false`: a re-INVITE makes our video
+   * receive-only, so the far end's picture goes on) or on again; resolves
+   * when the far end agreed. A call placed or answered without video has
+   * no camera to turn on (`InvalidStateError`, code `no_video`).
+   */
+  setVideo(on: boolean, options: SendOptions = {}): Promise<void> {
+    try {
+      check.boolean("on", on);
+      checkSendOptions(options);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#renegotiate(`turn the camera ${on ? "on" : "off"}`, () => this.#phone._engine.video(this.id, on, options.headers));
   }
 
   /** Mutes the microphone (no renegotiation: the far end hears silence). */

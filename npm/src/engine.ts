@@ -19,7 +19,7 @@ type Emit = (name: string, detail: Detail) => void;
 export type EngineLike = Pick<Engine,
   "connect" | "close" | "free" | "register" | "unregister" | "checkTarget" | "call" | "acceptReferral" |
   "declineReferral" | "ringing" | "answer" | "decline" | "hangup" | "hold" | "restartIce" | "transfer" |
-  "transferReplacing" | "subscribe" | "unsubscribe" | "mute" |
+  "transferReplacing" | "subscribe" | "unsubscribe" | "mute" | "video" | "sendsVideo" |
   "sendDtmf" | "sendDtmfInfo" | "message" | "callMessage" | "info" | "record" | "remoteStream" | "localStream" | "stats">;
 
 /** A call as the engine sees it: its media once there is any, and the far end's offer until the app answers it. */
@@ -212,6 +212,28 @@ export class Engine {
   async hold(call: number, held: boolean, headers?: Headers): Promise<void> {
     this.#checkHeaders(headers);
     return this.#reoffer(call, held, false, this.#gatherFirst(), headers);
+  }
+
+  /** Turns the camera of a call with video off (its video receive-only) or on again by re-INVITE; resolves once sent. */
+  async video(call: number, on: boolean, headers?: Headers): Promise<void> {
+    this.#checkHeaders(headers);
+    const media = this.#calls.get(call)?.media;
+    if (!media?.hasCamera()) throw Object.assign(new Error("the call sends no video"), { code: "no_video" });
+    const before = media.cameraOn();
+    media.setCamera(on);
+    try {
+      await this.#reoffer(call, undefined, false, this.#gatherFirst(), headers);
+    } catch (e) {
+      // Not offered: as it was.
+      media.setCamera(before);
+      await media.setHeld(this.#core.held(call)).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Whether a call sends its camera. */
+  sendsVideo(call: number): boolean {
+    return this.#calls.get(call)?.media?.cameraOn() ?? false;
   }
 
   /** Restarts ICE (new credentials, the relay checks the new path) by re-INVITE, e.g. after the network changed; resolves once sent. */

@@ -35,7 +35,8 @@ export class InvalidStateError extends Error {
   /**
    * Why, when the SIP engine refused: `not_connected`, `no_such_call`,
    * `wrong_state` (not answered yet, or already), `change_pending` (another
-   * hold or ICE restart is under way), `no_referral`.
+   * hold or ICE restart is under way), `no_referral`, `no_video` (a call
+   * without video asked to turn its camera on or off).
    */
   readonly code: string | undefined;
 

@@ -37,6 +37,9 @@ export class Media {
   readonly #pc: RTCPeerConnection;
   readonly #local: MediaStream;
   readonly #settings: MediaSettings;
+  /** Whether we send the camera (the app's `Call.setVideo`), and as last agreed with the far end. */
+  #camera = true;
+  #cameraAgreed = true;
 
   private constructor(pc: RTCPeerConnection, local: MediaStream, settings: MediaSettings) {
     this.#pc = pc;
@@ -73,12 +76,33 @@ export class Media {
   /** The far end's answer: provisional (early media, a 183) or final. */
   async accept(sdp: string, provisional: boolean): Promise<void> {
     await this.#pc.setRemoteDescription({ type: provisional ? "pranswer" : "answer", sdp });
+    if (!provisional) this.#cameraAgreed = this.#camera;
   }
 
   /** Withdraws an offer the far end refused: back to the last agreed session, with the directions it had. */
   async rollback(held: boolean): Promise<void> {
     await this.#pc.setLocalDescription({ type: "rollback" });
+    this.#camera = this.#cameraAgreed;
     await this.setHeld(held);
+  }
+
+  /** Whether the call has a camera to send (it was placed or answered with video). */
+  hasCamera(): boolean {
+    return this.#local.getVideoTracks().length > 0;
+  }
+
+  /** Whether we send the camera, as asked last. */
+  cameraOn(): boolean {
+    return this.hasCamera() && this.#camera;
+  }
+
+  /**
+   * Sends the camera (`on`) or not: the video stream stays, receive-only,
+   * so the far end's picture goes on. Applied with the hold state by the
+   * next `setHeld`, and carried by the next offer.
+   */
+  setCamera(on: boolean): void {
+    this.#camera = on;
   }
 
   /** Withdraws a remote offer we could not answer: back to the last agreed session. */
@@ -93,14 +117,16 @@ export class Media {
    * carries it. On hold nothing is sent at all: `sendonly` would allow the
    * live microphone, but whoever pressed hold does not expect to be heard,
    * so each sender's track is taken off (and put back on resume, muted or
-   * not as it was: mute stays the app's own).
+   * not as it was: mute stays the app's own). With the camera off, the
+   * video stream only receives (`recvonly`; `inactive` on hold).
    */
   async setHeld(held: boolean): Promise<void> {
     for (const t of this.#pc.getTransceivers()) {
-      t.direction = held ? "sendonly" : "sendrecv";
       // The receiver's track tells the kind even while the sender has none.
       const kind = t.receiver.track.kind;
-      const track = held ? null : (kind === "video" ? this.#local.getVideoTracks() : this.#local.getAudioTracks())[0] ?? null;
+      const off = kind === "video" && !this.#camera;
+      t.direction = held ? (off ? "inactive" : "sendonly") : off ? "recvonly" : "sendrecv";
+      const track = held || off ? null : (kind === "video" ? this.#local.getVideoTracks() : this.#local.getAudioTracks())[0] ?? null;
       await t.sender.replaceTrack(track);
     }
   }

@@ -46,6 +46,11 @@ function fakeEngine() {
           return new Promise((resolve) => fake.holds.push(resolve));
         },
         restartIce: async () => undefined,
+        video(call, on) {
+          fake.asked.push(["video", call, on]);
+          return new Promise((resolve) => fake.holds.push(resolve));
+        },
+        sendsVideo: () => true,
         transfer: record("transfer"),
         transferReplacing: record("transferReplacing"),
         subscribe(...args) {
@@ -259,6 +264,8 @@ test("arguments are checked before the state, and name themselves; nothing reach
   await assert.rejects(call.transfer(call), named(TypeError, "target"));
   await assert.rejects(call.hangup({ headers: { "X-Huge": "h".repeat(1 << 20) } }), named(RangeError, "options.headers"));
   await assert.rejects(call.hold(null), named(TypeError, "options"));
+  await assert.rejects(call.setVideo("off"), named(TypeError, "on"));
+  await assert.rejects(call.setVideo(false, { headers: 1 }), named(TypeError, "options.headers"));
   await assert.rejects(call.startRecording("now"), named(TypeError, "options"));
   await assert.rejects(call.stopRecording({ headers: { "X-A": "1\r\n" } }), named(TypeError, "options.headers"));
   assert.throws(() => call.message("x".repeat(40_000)), named(RangeError, "text"));

@@ -4,7 +4,9 @@
 //! relay's embedded PBX and through Kamailio, in VP8 and in H.264 (chosen
 //! by the pages with `setCodecPreferences`, as an app would). Each side's
 //! decoded frames grow, in the size the other side sends, in the chosen
-//! codec, and each hears the other.
+//! codec, and each hears the other. Each turns its camera off and on again
+//! during a call (`setVideo`): the other's picture stops and comes back,
+//! its own goes on.
 
 mod common;
 
@@ -115,5 +117,100 @@ fn two_browsers_see_and_hear_each_other_through_kamailio() {
     let relay = RelayProcess::start(kamailio.udp_addr(), &["--media-ports", "36750-36799"]);
     for codec in CODECS {
         video_call(&scratch, &relay.ws_url(), DOMAIN, USERS[0], USERS[1], codec);
+    }
+}
+
+/// What `step` (a `video` report) shows arriving and leaving, in frames;
+/// none (no such stream in the stats) counts as 0.
+fn frames(step: &serde_json::Value) -> (f64, f64) {
+    let of = |way: &str| step[way]["frames"].as_f64().unwrap_or(0.0);
+    (of("received"), of("sent"))
+}
+
+#[test]
+fn each_side_turns_its_camera_off_and_on_again_during_a_call() {
+    let scratch = Scratch::new("video-camera");
+    let relay = RelayProcess::start_embedded(
+        &["--domain", "sipline.local", "--media-ports", "36500-36549"],
+        "alice:alice-e2e,bob:bob-e2e",
+    );
+    let ws = relay.ws_url();
+    let options = |user, password| account(&ws, (user, password), "sipline.local");
+    // Seconds from the answer, the same on both pages within a few tens of
+    // milliseconds; each window is measured half a second or more inside
+    // the other side's change. Alice's camera is off from 2 to 4.5 s, bob's
+    // from 7.5 to 10 s.
+    let alice_config = json!({
+        "mic": scratch.tone("alice-1khz.wav", MIC_HZ, 48_000),
+        "steps": [
+            {"do": "connect", "options": options("alice", "alice-e2e")},
+            {"do": "call", "target": "sip:bob@sipline.local", "video": true},
+            {"do": "video", "name": "both_on", "ms": 2000},
+            {"do": "camera", "name": "off", "on": false},
+            {"do": "sleep", "ms": 500},
+            {"do": "video", "name": "mine_off", "ms": 1500},
+            {"do": "camera", "name": "on", "on": true},
+            {"do": "sleep", "ms": 500},
+            {"do": "video", "name": "mine_on", "ms": 1500},
+            {"do": "sleep", "ms": 2000},
+            {"do": "video", "name": "his_off", "ms": 1000},
+            {"do": "sleep", "ms": 2000},
+            {"do": "video", "name": "his_on", "ms": 1000},
+            {"do": "sleep", "ms": 1500},
+            {"do": "hangup"},
+            {"do": "disconnect"},
+        ],
+    });
+    let bob_config = json!({
+        "mic": scratch.tone("bob-440hz.wav", FAR_HZ, 48_000),
+        "steps": [
+            {"do": "connect", "options": options("bob", "bob-e2e")},
+            {"do": "mark", "event": "bob_ready"},
+            {"do": "answer", "video": true, "timeoutMs": 20000},
+            {"do": "video", "name": "both_on", "ms": 2000},
+            {"do": "sleep", "ms": 1000},
+            {"do": "video", "name": "her_off", "ms": 1000},
+            {"do": "sleep", "ms": 2500},
+            {"do": "video", "name": "her_on", "ms": 1000},
+            {"do": "camera", "name": "off", "on": false},
+            {"do": "sleep", "ms": 500},
+            {"do": "video", "name": "mine_off", "ms": 1500},
+            {"do": "camera", "name": "on", "on": true},
+            {"do": "sleep", "ms": 500},
+            {"do": "video", "name": "mine_on", "ms": 1500},
+            {"do": "wait_event", "name": "hangup", "event": "hangup", "timeoutMs": 20000},
+            {"do": "disconnect"},
+        ],
+    });
+    let (a, b) = caller_and_callee(&alice_config, &bob_config, "bob_ready", String::new);
+    let (a, b) = (&a["steps"], &b["steps"]);
+    for (who, me, other) in [("alice", a, "bob"), ("bob", b, "alice")] {
+        let (got, sent) = frames(&me["both_on"]);
+        assert!(
+            got >= 20.0 && sent >= 20.0,
+            "{who} before: {}",
+            me["both_on"]
+        );
+        assert_eq!(me["off"]["video"], false, "{who}: {}", me["off"]);
+        assert_eq!(me["on"]["video"], true, "{who}: {}", me["on"]);
+        let (got, sent) = frames(&me["mine_off"]);
+        assert!(
+            sent <= 2.0,
+            "{who}'s camera off, yet {sent} frames went: {}",
+            me["mine_off"]
+        );
+        assert!(got >= 15.0, "{who} still sees {other}: {}", me["mine_off"]);
+        let (_, sent) = frames(&me["mine_on"]);
+        assert!(sent >= 15.0, "{who}'s camera on again: {}", me["mine_on"]);
+    }
+    for (who, off, on) in [
+        ("bob", &b["her_off"], &b["her_on"]),
+        ("alice", &a["his_off"], &a["his_on"]),
+    ] {
+        assert!(
+            frames(off).0 <= 2.0,
+            "{who} sees no picture while the other's camera is off: {off}"
+        );
+        assert!(frames(on).0 >= 10.0, "{who} sees the picture again: {on}");
     }
 }

@@ -120,6 +120,12 @@ function slots(t) {
     { what: "call.hold", on: c, method: "hold", args: [sendOptions()] },
     { what: "call.unhold", on: c, method: "unhold", args: [sendOptions()] },
     { what: "call.restartIce", on: c, method: "restartIce", args: [sendOptions()] },
+    {
+      what: "call.setVideo",
+      on: c,
+      method: "setVideo",
+      args: [{ name: "on", good: () => false, bad: NOT_BOOLEANS.map((v) => ["on", v]) }, sendOptions()],
+    },
     { what: "call.startRecording", on: c, method: "startRecording", args: [sendOptions()] },
     { what: "call.stopRecording", on: c, method: "stopRecording", args: [sendOptions()] },
     {

@@ -11,6 +11,7 @@
 // {"video": true} sends the camera too; answer takes the same), prefer_video
 // ({"mimeType": "video/H264"}: offer and answer that codec first), video (the
 // latest call's video over "ms": frames decoded and encoded, sizes, codecs),
+// camera ({"on": false}: the latest call's setVideo; its video getter after),
 // attended_transfer (the kept call to the current one), watch (a busy lamp, its
 // NOTIFYs logged as lamp_<state>), voicemail (MWI, logged as mwi), wait_replaced (a call
 // replacing ours by an attended transfer), answer (the next incoming call), measure, hold,
@@ -72,6 +73,7 @@ try {
       case "restart_ice": out = await run(() => window.t.restartIce()); break;
       case "mute": out = await run(([on]) => window.t.mute(on), step.on ?? true); break;
       case "unhold": out = await run(() => window.t.unhold()); break;
+      case "camera": out = await run(([on]) => window.t.camera(on), step.on ?? false); break;
       case "dtmf": out = await run(([d, m]) => window.t.dtmf(d, m), step.digits, step.method ?? "rfc4733"); break;
       case "message": out = await run(([t, x]) => window.t.message(t, x), step.target, step.text); break;
       case "recording": out = await run(([on]) => window.t.recording(on), step.on ?? true); break;
