@@ -24,9 +24,11 @@
 //!
 //! The browser side is reliable and never retransmits, so toward the PBX
 //! the relay keeps each request's client transaction: over UDP it
-//! retransmits (Timers A/E); a new request whose PBX stays silent, is unreachable
-//! (ICMP) or answers an early `503` goes on to the next PBX; with none
-//! left, the relay answers the browser `408` (Timer B/F) or `503` itself.
+//! retransmits (Timers A/E); a new request whose PBX stays silent, is
+//! unreachable (ICMP, no connection) or answers an early `503` goes on to
+//! the next PBX, and so does one whose TCP or TLS connection broke under
+//! it; with none left, the relay answers the browser `408` (Timer B/F) or
+//! `503` itself.
 //!
 //! One file per concern: `connections` admits and forgets browsers;
 //! `from_browser` and `from_pbx` forward each side's messages; `pbxs`
