@@ -21,14 +21,12 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use sipline_core::Event;
 use sipline_test_harness::capture::{Capture, Datagram};
 use sipline_test_harness::dnsmasq::Dnsmasq;
 use sipline_test_harness::kamailio::{Kamailio, Options, USERS};
-use sipline_ua_shell::{Backoff, Phone};
 
 use common::calls::{alice_calls_bob_and_back, far_end, srtp_far_end, tones};
-use common::native::{config, outcome};
+use common::native::{refused_at_once, registers};
 use common::{Received, RelayProcess, raw_ws, receive, send};
 
 fn kamailio() -> Kamailio {
@@ -155,28 +153,6 @@ fn over_tls_no_sip_and_no_key_is_in_the_clear_and_an_srtp_call_is_heard_both_way
     );
 }
 
-/// A registration through `relay` is refused with `503` within 2 s.
-async fn refused_at_once(relay: &RelayProcess) {
-    let started = Instant::now();
-    let mut phone = Phone::spawn(
-        &relay.ws_url(),
-        config(USERS[0].0, USERS[0].1),
-        Backoff::default(),
-    )
-    .expect("shell");
-    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
-    assert!(
-        matches!(ev, Event::RegistrationFailed { code: 503, .. }),
-        "{ev:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
-    phone.shutdown().await;
-}
-
 #[tokio::test]
 async fn a_tls_pbx_whose_certificate_is_not_trusted_gets_no_request() {
     let kamailio = kamailio();
@@ -184,7 +160,7 @@ async fn a_tls_pbx_whose_certificate_is_not_trusted_gets_no_request() {
     let capture = Capture::tcp(&format!("port {}", pbx.port())).expect("tcpdump");
     // The system's roots, which do not hold the test CA.
     let relay = RelayProcess::start(pbx, &["--pbx-transport", "tls"]);
-    refused_at_once(&relay).await;
+    refused_at_once(&relay, USERS[0]).await;
     let w = wire(&capture.stop().expect("the capture"), pbx);
     assert_eq!(w.out.first(), Some(&0x16), "a TLS handshake was tried");
     assert!(!contains(&w.out, "REGISTER"), "and nothing sent");
@@ -202,7 +178,7 @@ async fn a_tls_pbx_whose_certificate_is_not_trusted_gets_no_request() {
             "other.test",
         ],
     );
-    refused_at_once(&relay).await;
+    refused_at_once(&relay, USERS[0]).await;
 }
 
 #[tokio::test]
@@ -212,7 +188,7 @@ async fn a_stream_pbx_that_is_down_gets_the_browser_a_503_at_once() {
         sipline_test_harness::free_port().expect("port"),
     ));
     let relay = RelayProcess::start(dead, &["--pbx-transport", "tcp"]);
-    refused_at_once(&relay).await;
+    refused_at_once(&relay, USERS[0]).await;
 }
 
 /// A REGISTER for alice with `padding` bytes of an extra header.
@@ -300,15 +276,7 @@ async fn a_pbx_whose_naptr_offers_tls_is_reached_over_tls_and_checked_for_its_do
         "--pbx-tls-ca",
         ca.to_str().expect("a UTF-8 path"),
     ]);
-    let mut phone = Phone::spawn(
-        &relay.ws_url(),
-        config(USERS[0].0, USERS[0].1),
-        Backoff::default(),
-    )
-    .expect("shell");
-    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
-    assert!(matches!(ev, Event::Registered { .. }), "{ev:?}");
-    phone.shutdown().await;
+    registers(&relay, USERS[0]).await;
     let w = wire(&capture.stop().expect("the capture"), tls);
     assert_eq!(w.out.first(), Some(&0x16), "over TLS");
     assert!(!contains(&w.out, "REGISTER"), "encrypted");
@@ -335,7 +303,7 @@ async fn a_pbx_whose_naptr_offers_tls_is_reached_over_tls_and_checked_for_its_do
         assert!(Instant::now() < deadline, "{}", relay.metrics());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    refused_at_once(&relay).await;
+    refused_at_once(&relay, USERS[0]).await;
     assert!(
         relay.metrics().contains(&format!("{up} 0")),
         "down: {}",
@@ -357,18 +325,10 @@ async fn a_pbx_that_wants_a_client_certificate_takes_the_relay_s() {
     let tls = ["--pbx-transport", "tls", "--pbx-tls-ca", &ca];
     // Without one, the handshake fails: refused at once.
     let relay = RelayProcess::start(pbx, &tls);
-    refused_at_once(&relay).await;
+    refused_at_once(&relay, USERS[0]).await;
     drop(relay);
     let mut with_cert = tls.to_vec();
     with_cert.extend(["--pbx-tls-cert", &cert, "--pbx-tls-key", &key]);
     let relay = RelayProcess::start(pbx, &with_cert);
-    let mut phone = Phone::spawn(
-        &relay.ws_url(),
-        config(USERS[0].0, USERS[0].1),
-        Backoff::default(),
-    )
-    .expect("shell");
-    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
-    assert!(matches!(ev, Event::Registered { .. }), "{ev:?}");
-    phone.shutdown().await;
+    registers(&relay, USERS[0]).await;
 }

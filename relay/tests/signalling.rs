@@ -7,7 +7,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::native::{config, outcome};
+use common::native::{config, outcome, refused_at_once};
 use common::{Received, RelayProcess, raw_ws, receive, receive_past_trying, send, send_binary};
 use sipline_core::Event;
 use sipline_test_harness::kamailio::{DOMAIN, Kamailio, Options};
@@ -162,24 +162,7 @@ async fn a_stopped_pbx_gives_503_within_two_seconds() {
         sipline_test_harness::free_port().expect("port"),
     ));
     let relay = RelayProcess::start(dead, &[]);
-    let started = Instant::now();
-    let mut phone = Phone::spawn(
-        &relay.ws_url(),
-        config("alice", "alice-secret"),
-        Backoff::default(),
-    )
-    .expect("shell");
-    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
-    assert!(
-        matches!(ev, Event::RegistrationFailed { code: 503, .. }),
-        "{ev:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
-    );
-    phone.shutdown().await;
+    refused_at_once(&relay, ("alice", "alice-secret")).await;
 }
 
 #[tokio::test]

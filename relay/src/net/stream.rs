@@ -561,13 +561,7 @@ mod tests {
         let local = udp.local_addr().expect("addr");
         let (inputs, mut from_streams) = mpsc::channel(16);
         let mut streams = Streams::new(settings(local));
-        let target = PbxTarget {
-            addr,
-            transport: Transport::Tcp,
-            priority: 1,
-            weight: 1,
-        };
-        streams.add(target, &inputs).expect("started");
+        streams.add(tcp(addr), &inputs).expect("started");
         let (mut conn, peer) = pbx.accept().await.expect("connected at once");
         assert_eq!(peer, local, "from the relay's SIP port");
         let options = b"OPTIONS sip:x SIP/2.0\r\nContent-Length: 0\r\n\r\n";
@@ -607,13 +601,7 @@ mod tests {
         drop(closed);
         let (inputs, mut from_streams) = mpsc::channel(16);
         let mut streams = Streams::new(settings("127.0.0.1:0".parse().expect("addr")));
-        let target = PbxTarget {
-            addr,
-            transport: Transport::Tcp,
-            priority: 1,
-            weight: 1,
-        };
-        streams.add(target, &inputs).expect("started");
+        streams.add(tcp(addr), &inputs).expect("started");
         let reported = tokio::time::timeout(Duration::from_secs(2), from_streams.recv()).await;
         assert!(
             matches!(reported, Ok(Some(Input::Unreachable { pbx })) if pbx == addr),

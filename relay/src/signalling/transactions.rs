@@ -27,20 +27,7 @@ impl Proxy {
     /// wait for the timeout; new requests avoid it while it is down.
     pub fn pbx_unreachable(&mut self, now: Instant, addr: SocketAddr) {
         self.pbxs.failed(now, addr, DownReason::Unreachable);
-        let failed: Vec<String> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.to == addr)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in failed {
-            if self.fail_over(now, &key, Failover::Unreachable) {
-                continue;
-            }
-            if let Some(p) = self.take_pending(&key) {
-                self.answer_locally(now, &p, 503, "Service Unavailable");
-            }
-        }
+        self.fail_pending(now, |p| p.to == addr);
     }
 
     /// The relay's TCP or TLS connection to the PBX at `addr` broke (and
@@ -51,13 +38,19 @@ impl Proxy {
     /// transport error). The PBX itself is not taken as down: its new
     /// connection tells.
     pub fn pbx_connection_lost(&mut self, now: Instant, addr: SocketAddr) {
-        let lost: Vec<String> = self
+        self.fail_pending(now, |p| p.to == addr && p.reliable());
+    }
+
+    /// The pending requests `lost` picks cannot be answered where they went:
+    /// each goes on to the next PBX if it may, else gets `503` at once.
+    fn fail_pending(&mut self, now: Instant, lost: impl Fn(&Pending) -> bool) {
+        let keys: Vec<String> = self
             .pending
             .iter()
-            .filter(|(_, p)| p.to == addr && p.reliable())
+            .filter(|(_, p)| lost(p))
             .map(|(k, _)| k.clone())
             .collect();
-        for key in lost {
+        for key in keys {
             if self.fail_over(now, &key, Failover::Unreachable) {
                 continue;
             }

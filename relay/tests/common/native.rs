@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use sipline_core::{Config, Event, Secret};
 use sipline_test_harness::kamailio::DOMAIN;
-use sipline_ua_shell::{Phone, ShellEvent};
+use sipline_ua_shell::{Backoff, Phone, ShellEvent};
 use tokio::time::timeout;
 
 /// `user` of the Kamailio test domain, with `password`.
@@ -34,4 +34,31 @@ pub async fn outcome(phone: &mut Phone, within: Duration) -> Event {
     got.ok()
         .flatten()
         .unwrap_or_else(|| panic!("no registration outcome within {within:?}; saw {seen:#?}"))
+}
+
+/// `user` registers through `relay` within 5 s.
+pub async fn registers(relay: &super::RelayProcess, (user, password): (&str, &str)) {
+    let mut phone =
+        Phone::spawn(&relay.ws_url(), config(user, password), Backoff::default()).expect("shell");
+    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
+    assert!(matches!(ev, Event::Registered { .. }), "{ev:?}");
+    phone.shutdown().await;
+}
+
+/// `user`'s registration through `relay` is refused with `503` within 2 s.
+pub async fn refused_at_once(relay: &super::RelayProcess, (user, password): (&str, &str)) {
+    let started = std::time::Instant::now();
+    let mut phone =
+        Phone::spawn(&relay.ws_url(), config(user, password), Backoff::default()).expect("shell");
+    let ev = outcome(&mut phone, Duration::from_secs(5)).await;
+    assert!(
+        matches!(ev, Event::RegistrationFailed { code: 503, .. }),
+        "{ev:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    phone.shutdown().await;
 }
